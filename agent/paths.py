@@ -1,0 +1,29 @@
+"""Per-user locations. The only importer of platformdirs.
+
+Every command takes ``--data-dir``; when it is absent the platform's per-user data folder
+is used, so tests and demos never touch a person's real credentials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+
+__all__ = ["APP_NAME", "default_data_dir", "default_issuer_dir", "tokens_dir"]
+
+APP_NAME = "eid-agent"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def tokens_dir(data_dir: Path) -> Path:
+    """Where file credentials live inside a data dir."""
+    return data_dir / "tokens"
+
+
+def default_issuer_dir() -> Path:
+    """The issuer's own per-user folder (development CA, local database)."""
+    return Path(platformdirs.user_data_dir("eid-issuer", appauthor=False))
