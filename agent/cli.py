@@ -1,0 +1,277 @@
+"""``eid-agent``: the command line. A thin driver: it parses, calls the store, and renders
+outcomes through the catalogue. Exit status 0 = done, 1 = a failure the person was told
+about, 2 = the command line itself was wrong.
+
+Heavy imports happen inside the commands so that ``--version`` and ``tokens list`` start
+quickly (listing 50 credentials is benchmarked at well under 300 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from agent import __version__
+from agent.messages import Language, MessageCode, Term, catalogue, language_from_env
+
+if TYPE_CHECKING:
+    from agent.tokens import CredentialInfo, DamagedEntry, TokenStore
+
+log = logging.getLogger("agent.cli")
+
+
+class _Io:
+    """Where a command reads and writes; tests pass their own."""
+
+    def __init__(self, stdin: TextIO, stdout: TextIO, stderr: TextIO, language: Language):
+        self.stdin, self.stdout, self.stderr, self.language = stdin, stdout, stderr, language
+
+    def term(self, term: Term, **values: object) -> str:
+        return catalogue().term(term, self.language).format(**values)
+
+    def tell(self, code: MessageCode, **params: object) -> None:
+        text = catalogue().render(code, self.language, **params)
+        self.stderr.write(f"[{int(code)}] {text.title}\n{text.body}\n")
+
+
+def _common(*, on_subcommand: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the subcommand. On subcommands their defaults
+    are suppressed, or argparse would overwrite a value given before the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    default = {"default": argparse.SUPPRESS} if on_subcommand else {}
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where credentials are kept (default: the per-user data folder)",
+        **default,  # type: ignore[arg-type]
+    )
+    common.add_argument(
+        "--lang",
+        choices=[lang.value for lang in Language],
+        **default,  # type: ignore[arg-type]
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        help="log more (-vv for debug); secrets are never logged",
+        default=argparse.SUPPRESS if on_subcommand else 0,
+    )
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common(on_subcommand=True)
+    parser = argparse.ArgumentParser(
+        prog="eid-agent",
+        parents=[_common(on_subcommand=False)],
+        description="E-identification agent.",
+    )
+    parser.add_argument("--version", action="version", version=f"eid-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
+    messages.add_argument("code", nargs="?", type=int, help="one message code")
+
+    tokens = commands.add_parser("tokens", parents=[common], help="manage BankIDs on file")
+    actions = tokens.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list credentials")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    imp = actions.add_parser("import", parents=[common], help="add a credential file")
+    imp.add_argument("file", type=Path)
+    exp = actions.add_parser("export", parents=[common], help="write a copy to move it")
+    exp.add_argument("id")
+    exp.add_argument("path", type=Path)
+    rem = actions.add_parser("remove", parents=[common], help="delete a credential")
+    rem.add_argument("id")
+    rem.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    pwd = actions.add_parser("passwd", parents=[common], help="change the password")
+    pwd.add_argument("id")
+    chk = actions.add_parser("check", parents=[common], help="test the password")
+    chk.add_argument("id")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    language = Language(args.lang) if args.lang else language_from_env(os.environ)
+    io = _Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr, language)
+    _configure_logging(args.verbose, io.stderr)
+    try:
+        if args.command == "messages":
+            return _messages(io, args.code)
+        return _tokens(io, args)
+    except Exception as exc:
+        from agent.notices import notice_for
+
+        notice = notice_for(exc)
+        if notice.code is MessageCode.INTERNAL_ERROR:
+            log.exception("unexpected failure")
+        else:
+            log.info("%s: %s", type(exc).__name__, exc)
+        io.tell(notice.code, **notice.params)
+        return 1
+
+
+def _configure_logging(verbosity: int, stream: TextIO) -> None:
+    level = {0: logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, stream=stream, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _messages(io: _Io, code: int | None) -> int:
+    entries = list(catalogue())
+    if code is not None:
+        try:
+            entries = [catalogue().entry(MessageCode(code))]
+        except ValueError:
+            io.stderr.write(f"eid-agent: no message {code}\n")
+            return 2
+    for entry in entries:
+        text = entry.texts[io.language]
+        io.stdout.write(
+            f"{int(entry.code)}  {entry.severity.value:<7}  {text.title}\n"
+            f"    {text.body}\n    action: {entry.action.value}\n\n"
+        )
+    return 0
+
+
+def _tokens(io: _Io, args: argparse.Namespace) -> int:
+    from agent.paths import default_data_dir
+    from agent.tokens import TokenStore
+
+    store = TokenStore(args.data_dir or default_data_dir())
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "list":
+        return _list(io, store, now, as_json=args.json)
+    if args.action == "import":
+        info = store.import_file(args.file)
+        io.stdout.write(f"{info.id}\n")
+        return 0
+    if args.action == "export":
+        io.stdout.write(f"{store.export(args.id, args.path)}\n")
+        return 0
+    if args.action == "remove":
+        return _remove(io, store, args.id, confirmed=args.yes)
+    if args.action == "check":
+        store.unlock(args.id, _secret(io, Term.PROMPT_PASSWORD))
+        io.stdout.write(io.term(Term.PASSWORD_OK) + "\n")
+        return 0
+    if args.action == "passwd":
+        from agent.prompt import read_new_password
+
+        store.resolve(args.id)  # an unknown id is reported before any password is asked
+        old = _secret(io, Term.PROMPT_CURRENT_PASSWORD)
+        new = read_new_password(
+            io.term(Term.PROMPT_NEW_PASSWORD),
+            io.term(Term.PROMPT_REPEAT_PASSWORD),
+            io.stdin,
+            io.stderr,
+        )
+        store.change_password(args.id, old, new, now)
+        io.stdout.write(io.term(Term.PASSWORD_CHANGED) + "\n")
+        return 0
+    raise RuntimeError(f"unhandled action {args.action}")
+
+
+def _secret(io: _Io, prompt: Term) -> str:
+    from agent.prompt import read_secret
+
+    return read_secret(io.term(prompt), io.stdin, io.stderr)
+
+
+def _remove(io: _Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int:
+    path = store.resolve(token_id)
+    if not confirmed:
+        info = next((c for c in store.credentials() if path.name.startswith(c.id)), None)
+        io.stderr.write(
+            io.term(Term.CONFIRM_REMOVE, token_id=path.stem, name=info.owner.name if info else "?")
+        )
+        io.stderr.flush()
+        if io.stdin.readline().strip().lower() not in {"y", "yes", "j", "ja"}:
+            return 1
+    store.remove(path.stem)
+    io.stdout.write(io.term(Term.REMOVED) + "\n")
+    return 0
+
+
+_STATE_TERMS = {
+    "usable": Term.STATE_USABLE,
+    "expired": Term.STATE_EXPIRED,
+    "notYetValid": Term.STATE_NOT_YET_VALID,
+    "locked": Term.STATE_LOCKED,
+}
+
+
+def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
+    from agent.tokens import CredentialInfo
+
+    entries = store.entries()
+    if as_json:
+        json.dump([_entry_json(e, now) for e in entries], io.stdout, indent=2)
+        io.stdout.write("\n")
+        return 0
+    if not entries:
+        io.tell(MessageCode.NO_BANKID_FOUND)
+        return 0
+    rows = [("ID", "KIND", "PERSONAL NO.", "NAME", "ISSUER", "VALID UNTIL", "STATE")]
+    for entry in entries:
+        if isinstance(entry, CredentialInfo):
+            state = io.term(_STATE_TERMS[entry.state(now).value])
+            if entry.development:
+                state += f" ({io.term(Term.DEVELOPMENT)})"
+            rows.append(
+                (
+                    entry.id,
+                    entry.kind.value,
+                    str(entry.owner.personal_number),
+                    entry.owner.name,
+                    entry.issuer,
+                    entry.not_after.date().isoformat(),
+                    state,
+                )
+            )
+        else:
+            rows.append((entry.file_name, "file", "", "", "", "", io.term(Term.STATE_DAMAGED)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        io.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        io.stdout.write("\n")
+    return 0
+
+
+def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[str, object]:
+    from agent.notices import notice_for
+    from agent.tokens import CredentialInfo
+
+    if not isinstance(entry, CredentialInfo):
+        return {
+            "file": entry.file_name,
+            "state": "damaged",
+            "messageCode": int(notice_for(entry.problem).code),
+        }
+    return {
+        "id": entry.id,
+        "kind": entry.kind.value,
+        "personalNumber": str(entry.owner.personal_number),
+        "name": entry.owner.name,
+        "issuer": entry.issuer,
+        "notBefore": entry.not_before.isoformat(),
+        "notAfter": entry.not_after.isoformat(),
+        "state": entry.state(now).value,
+        "triesLeft": entry.tries_left,
+        "development": entry.development,
+    }

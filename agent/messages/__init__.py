@@ -1,0 +1,182 @@
+"""The message catalogue: stable codes with a title and body in Swedish and English.
+
+Everything a person is told comes from here, so a support call can start from a code.
+The texts live in ``catalogue.toml`` (easy for translators to edit); the codes in
+``codes.py`` (easy for code to name). Loading checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import string
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.messages.codes import Action, MessageCode, Severity
+
+__all__ = [
+    "Action",
+    "Catalogue",
+    "Entry",
+    "Language",
+    "MessageCode",
+    "Severity",
+    "Term",
+    "Text",
+    "catalogue",
+    "language_from_env",
+]
+
+
+class Language(enum.StrEnum):
+    SV = "sv"
+    EN = "en"
+
+
+class Term(enum.StrEnum):
+    """Words filled into placeholders, translated by the catalogue."""
+
+    IDENTIFICATION_PIN = "identification_pin"
+    SIGNATURE_PIN = "signature_pin"
+    PUK = "puk"
+    STATE_USABLE = "state_usable"
+    STATE_EXPIRED = "state_expired"
+    STATE_NOT_YET_VALID = "state_notYetValid"
+    STATE_LOCKED = "state_locked"
+    STATE_DAMAGED = "state_damaged"
+    DEVELOPMENT = "development"
+    PROMPT_PASSWORD = "prompt_password"
+    PROMPT_CURRENT_PASSWORD = "prompt_current_password"
+    PROMPT_NEW_PASSWORD = "prompt_new_password"
+    PROMPT_REPEAT_PASSWORD = "prompt_repeat_password"
+    CONFIRM_REMOVE = "confirm_remove"
+    REMOVED = "removed"
+    PASSWORD_OK = "password_ok"
+    PASSWORD_CHANGED = "password_changed"
+
+
+@dataclass(frozen=True)
+class Text:
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    code: MessageCode
+    severity: Severity
+    action: Action
+    texts: Mapping[Language, Text]
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        names: set[str] = set()
+        for text in self.texts.values():
+            for part in (text.title, text.body):
+                names.update(f for _, f, _, _ in string.Formatter().parse(part) if f)
+        return frozenset(names)
+
+
+class Catalogue:
+    def __init__(
+        self,
+        entries: Mapping[MessageCode, Entry],
+        terms: Mapping[Language, Mapping[Term, str]],
+    ) -> None:
+        self._entries = dict(entries)
+        self._terms = terms
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.code))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entry(self, code: MessageCode) -> Entry:
+        return self._entries[code]
+
+    def term(self, term: Term, language: Language) -> str:
+        return self._terms[language][term]
+
+    def render(self, code: MessageCode, language: Language, **params: object) -> Text:
+        """The entry's text with its placeholders filled; ``{code}`` is always available.
+
+        Raises:
+            TypeError: a placeholder has no value, or a value has no placeholder — both are
+                bugs in the caller, never something a person caused.
+        """
+        entry = self._entries[code]
+        wanted = entry.placeholders - {"code"}
+        if set(params) != wanted:
+            raise TypeError(f"message {int(code)} takes {sorted(wanted)}, got {sorted(params)}")
+        values = {
+            name: self._terms[language][value] if isinstance(value, Term) else value
+            for name, value in params.items()
+        }
+        values["code"] = int(code)
+        text = entry.texts[language]
+        return Text(
+            title=_capitalise(text.title.format(**values)),
+            body=_capitalise(text.body.format(**values)),
+        )
+
+
+def _capitalise(text: str) -> str:
+    # A term like "legitimerings-PIN" may open a sentence; lower-case starts look broken.
+    return text[:1].upper() + text[1:]
+
+
+@functools.cache
+def catalogue() -> Catalogue:
+    """The shipped catalogue, loaded once.
+
+    Raises:
+        RuntimeError: the shipped file disagrees with the codes (a packaging bug).
+    """
+    # A plain path, not importlib.resources: the file sits beside this module in every
+    # form we ship, and importlib.resources costs ~9 ms of imports on every command.
+    raw = tomllib.loads(Path(__file__).with_name("catalogue.toml").read_text("utf-8"))
+    return _parse(raw)
+
+
+def _parse(raw: Mapping[str, object]) -> Catalogue:
+    entries: dict[MessageCode, Entry] = {}
+    terms: dict[Language, dict[Term, str]] = {}
+    for key, value in raw.items():
+        if not isinstance(value, Mapping):
+            raise RuntimeError(f"catalogue: {key!r} is not a table")
+        if key == "terms":
+            for language in Language:
+                table = value[language.value]
+                terms[language] = {term: str(table[term.value]) for term in Term}
+            continue
+        code = MessageCode(int(key))
+        if value["key"] != code.name:
+            raise RuntimeError(f"catalogue: {key} is {value['key']}, codes.py says {code.name}")
+        entries[code] = Entry(
+            code=code,
+            severity=Severity(value["severity"]),
+            action=Action(value["action"]),
+            texts={
+                language: Text(
+                    title=value[language.value]["title"], body=value[language.value]["body"]
+                )
+                for language in Language
+            },
+        )
+    missing = set(MessageCode) - set(entries)
+    if missing:
+        raise RuntimeError(f"catalogue: no text for {sorted(missing)}")
+    return Catalogue(entries, terms)
+
+
+def language_from_env(environ: Mapping[str, str]) -> Language:
+    """Swedish when the person's locale is Swedish, English otherwise (POSIX precedence)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name)
+        if value:
+            return Language.SV if value.lower().startswith("sv") else Language.EN
+    return Language.EN

@@ -1,0 +1,112 @@
+"""The one place where failures become catalogue messages for people.
+
+Every typed error a person can meet maps to a code and the values its text needs. An
+exception not in the table is a bug or an unforeseen fault: the person gets 10024
+(internal error) and the log gets the detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from agent.messages import MessageCode
+from agent.personal_number import InvalidPersonalNumber, Reason
+from agent.prompt import NoInput, PasswordsDiffer
+from agent.tokens import (
+    AlreadyPresent,
+    CannotOpenFile,
+    CannotSaveFile,
+    CredentialDamaged,
+    CredentialLocked,
+    NoneReason,
+    NoSuchCredential,
+    NoUsableCredential,
+    PasswordTooWeak,
+    RemoveFailed,
+    StorageFailed,
+    UnsupportedVersion,
+    WrongCurrentPassword,
+    WrongPassword,
+)
+
+__all__ = ["Notice", "notice_for"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    code: MessageCode
+    params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
+_NONE_REASONS = {
+    NoneReason.NO_BANKID: MessageCode.NO_BANKID_FOUND,
+    NoneReason.ALL_EXPIRED: MessageCode.ALL_EXPIRED,
+    NoneReason.NO_VALID: MessageCode.NO_VALID_BANKID,
+    NoneReason.NONE_FOR_IDENTIFICATION: MessageCode.NONE_USABLE_FOR_IDENTIFICATION,
+    NoneReason.NONE_FOR_SIGNATURE: MessageCode.NONE_USABLE_FOR_SIGNATURE,
+}
+
+
+def _tries(code: MessageCode) -> Callable[[BaseException], Notice]:
+    def make(exc: BaseException) -> Notice:
+        assert isinstance(exc, WrongPassword)
+        return Notice(code, {"tries_left": exc.tries_left})
+
+    return make
+
+
+def _fixed(code: MessageCode) -> Callable[[BaseException], Notice]:
+    return lambda _exc: Notice(code)
+
+
+def _none_usable(exc: BaseException) -> Notice:
+    assert isinstance(exc, NoUsableCredential)
+    return Notice(_NONE_REASONS[exc.reason])
+
+
+def _personal_number(exc: BaseException) -> Notice:
+    assert isinstance(exc, InvalidPersonalNumber)
+    if exc.reason is Reason.FORMAT:
+        return Notice(MessageCode.PERSONAL_NUMBER_FORMAT)
+    return Notice(MessageCode.PERSONAL_NUMBER_INVALID)
+
+
+def _weak(exc: BaseException) -> Notice:
+    assert isinstance(exc, PasswordTooWeak)
+    return Notice(MessageCode.PASSWORD_TOO_WEAK, {"min_length": exc.min_length})
+
+
+def _no_such(exc: BaseException) -> Notice:
+    assert isinstance(exc, NoSuchCredential)
+    return Notice(MessageCode.NO_SUCH_BANKID, {"token_id": exc.token_id})
+
+
+# Looked up along the exception's MRO, so the most specific class wins.
+_TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
+    WrongCurrentPassword: _tries(MessageCode.PASSWORD_CHANGE_FAILED),
+    WrongPassword: _tries(MessageCode.WRONG_PASSWORD),
+    CredentialLocked: _fixed(MessageCode.FILE_LOCKED),
+    UnsupportedVersion: _fixed(MessageCode.CREDENTIAL_TOO_NEW),
+    CredentialDamaged: _fixed(MessageCode.CREDENTIAL_DAMAGED),
+    CannotOpenFile: _fixed(MessageCode.FILE_NOT_OPENED),
+    CannotSaveFile: _fixed(MessageCode.FILE_NOT_SAVED),
+    RemoveFailed: _fixed(MessageCode.REMOVE_FAILED),
+    StorageFailed: _fixed(MessageCode.TECHNICAL_ERROR),
+    AlreadyPresent: _fixed(MessageCode.ALREADY_PRESENT),
+    PasswordTooWeak: _weak,
+    PasswordsDiffer: _fixed(MessageCode.PASSWORDS_DIFFER),
+    NoSuchCredential: _no_such,
+    NoUsableCredential: _none_usable,
+    InvalidPersonalNumber: _personal_number,
+    NoInput: _fixed(MessageCode.USER_CANCELLED),
+}
+
+
+def notice_for(exc: BaseException) -> Notice:
+    for cls in type(exc).__mro__:
+        make = _TABLE.get(cls)
+        if make is not None:
+            return make(exc)
+    return Notice(MessageCode.INTERNAL_ERROR)

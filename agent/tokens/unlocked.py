@@ -1,0 +1,44 @@
+"""A credential whose keys are open, for one operation.
+
+Key-use separation is enforced here, where the keys are: the identification key signs
+only for identification, the signature key only for signatures (BRIDGE-SECURITY 9).
+Holders should drop the object as soon as the operation is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.tokens.fileformat import sign_raw
+from agent.tokens.model import CredentialInfo, KeyPurpose
+
+ALGORITHM = "ES256"  # ECDSA P-256 with SHA-256, signature as fixed-width r‖s
+
+
+class UnlockedCredential:
+    def __init__(
+        self,
+        info: CredentialInfo,
+        chains: Mapping[KeyPurpose, tuple[bytes, ...]],
+        keys: Mapping[KeyPurpose, ec.EllipticCurvePrivateKey],
+    ) -> None:
+        self.info = info
+        self._chains = dict(chains)
+        self._keys = dict(keys)
+
+    def certificate_chain(self, purpose: KeyPurpose) -> tuple[bytes, ...]:
+        """DER certificates, leaf first."""
+        return self._chains[purpose]
+
+    def sign(self, purpose: KeyPurpose, data: bytes) -> bytes:
+        """Sign ``data`` (hashed with SHA-256 here) with the key for ``purpose``."""
+        return sign_raw(self._keys[purpose], data)
+
+    def private_keys_for_reseal(self) -> Mapping[KeyPurpose, ec.EllipticCurvePrivateKey]:
+        # Only the store calls this, to re-encrypt under a new password.
+        return self._keys
+
+    def __repr__(self) -> str:  # never show key material, even by accident in a log
+        return f"UnlockedCredential({self.info.id})"

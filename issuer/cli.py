@@ -1,0 +1,105 @@
+"""``eid-issuer``: the issuer's command line. For now it makes development credentials;
+the enrolment service joins it in a later issue."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from agent import __version__
+from agent.atomicfile import atomic_write_bytes
+from agent.messages import Language, MessageCode, catalogue, language_from_env
+from agent.notices import notice_for
+from agent.paths import default_issuer_dir
+from agent.personal_number import PersonalNumber
+from agent.prompt import read_new_password
+from agent.tokens import fileformat
+from issuer.ca import CertificateAuthority, Person
+from issuer.credentials import make_file_credential
+
+log = logging.getLogger("issuer.cli")
+
+DEV_CA_NAME = "eid-agent Development"
+MAX_DAYS = 5 * 365
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eid-issuer", description="BankID issuer tools.")
+    parser.add_argument("--version", action="version", version=f"eid-issuer {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser(
+        "dev-credential",
+        help="write a development BankID on file (never for production use)",
+    )
+    dev.add_argument("--personal-number", required=True, help="12 digits, YYYYMMDDNNNC")
+    dev.add_argument("--name", required=True, help='full name, e.g. "Anna Andersson"')
+    dev.add_argument("--out", required=True, type=Path, help="the credential file to write")
+    dev.add_argument(
+        "--ca-dir",
+        type=Path,
+        help="development CA folder, created on first use (default: per-user issuer folder)",
+    )
+    dev.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
+    return parser
+
+
+def _days(text: str) -> int:
+    # Bounded so a person certificate can never outlive the issuing CA (10 years).
+    value = int(text)
+    if not 1 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_DAYS}")
+    return value
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    args = _parser().parse_args(argv)
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    logging.basicConfig(level=logging.ERROR, stream=stderr)
+    language = language_from_env(os.environ)
+    try:
+        # Validated before anything else: a wrong format never reaches the CA.
+        pnr = PersonalNumber.parse(args.personal_number)
+        person = Person.from_full_name(pnr, args.name)
+        ca = _dev_ca(args.ca_dir or default_issuer_dir() / "dev-ca")
+        password = read_new_password("Password: ", "Repeat password: ", stdin, stderr)
+        now = dt.datetime.now(dt.UTC)
+        token = make_file_credential(ca, person, password, now, days=args.days)
+        atomic_write_bytes(args.out, fileformat.dumps(token), mode=0o600)
+    except OSError as exc:
+        log.info("cannot write: %s", exc.strerror)
+        _tell(stderr, MessageCode.FILE_NOT_SAVED, language)
+        return 1
+    except Exception as exc:
+        notice = notice_for(exc)
+        if notice.code is MessageCode.INTERNAL_ERROR:
+            log.exception("unexpected failure")
+        _tell(stderr, notice.code, language, **notice.params)
+        return 1
+    stdout.write(f"{token.id}  {person.name}  development credential written to {args.out}\n")
+    return 0
+
+
+def _dev_ca(directory: Path) -> CertificateAuthority:
+    if CertificateAuthority.exists(directory):
+        return CertificateAuthority.load(directory)
+    ca = CertificateAuthority.create(DEV_CA_NAME, dt.datetime.now(dt.UTC))
+    ca.save(directory)
+    log.info("created development CA in %s", directory)
+    return ca
+
+
+def _tell(stream: TextIO, code: MessageCode, language: Language, **params: object) -> None:
+    text = catalogue().render(code, language, **params)
+    stream.write(f"[{int(code)}] {text.title}\n{text.body}\n")

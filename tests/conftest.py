@@ -1,0 +1,62 @@
+"""Shared fixtures. Time is fixed; keys and certificates are real.
+
+Most tests use a light Argon2id setting (the minimum the format accepts) so the suite
+stays fast; the real default parameters are exercised by the tests marked ``slow`` and
+measured by ``./dev bench``. Same code path, other numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.personal_number import PersonalNumber
+from agent.tokens import FileToken, KdfParams, TokenStore
+from issuer import CertificateAuthority, Person, make_file_credential
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+FAST_KDF = KdfParams(memory_kib=KdfParams.MIN_MEMORY_KIB, iterations=1, lanes=1)
+PASSWORD = "correct horse"
+ANNA = Person(PersonalNumber.parse("198112189876"), "Anna", "Andersson")
+BERTIL = Person(PersonalNumber.parse("194910112384"), "Bertil", "Berg")
+
+
+@pytest.fixture(scope="session")
+def ca() -> CertificateAuthority:
+    return CertificateAuthority.create("Test", NOW - dt.timedelta(days=400))
+
+
+MakeToken = Callable[..., FileToken]
+
+
+@pytest.fixture(scope="session")
+def make_token(ca: CertificateAuthority) -> MakeToken:
+    def make(
+        person: Person = ANNA,
+        password: str = PASSWORD,
+        *,
+        now: dt.datetime = NOW,
+        days: int = 365,
+    ) -> FileToken:
+        return make_file_credential(ca, person, password, now, days=days, kdf=FAST_KDF)
+
+    return make
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TokenStore:
+    return TokenStore(tmp_path / "data", kdf=FAST_KDF)
+
+
+@pytest.fixture
+def token_file(tmp_path: Path, make_token: MakeToken) -> Path:
+    from agent.tokens import fileformat
+
+    path = tmp_path / "anna.eidtoken"
+    path.write_bytes(fileformat.dumps(make_token()))
+    os.chmod(path, 0o600)
+    return path

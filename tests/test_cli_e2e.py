@@ -1,0 +1,333 @@
+"""The installed commands, driven as a person (or a script) drives them. Real KDF."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+PASSWORD = "anna's password"
+pytestmark = pytest.mark.slow
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, check: int | None = 0
+) -> subprocess.CompletedProcess[str]:
+    exe, *rest = args
+    result = subprocess.run(
+        [str(BIN / exe), *rest],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LANG": "C.UTF-8", **(env or {})},
+    )
+    if check is not None:
+        assert result.returncode == check, (result.stdout, result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    out = root / "anna.eidtoken"
+    run(
+        "eid-issuer",
+        "dev-credential",
+        "--personal-number",
+        "198112189876",
+        "--name",
+        "Anna Maria Andersson",
+        "--ca-dir",
+        str(root / "ca"),
+        "--out",
+        str(out),
+        stdin=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    return {"root": root, "file": out, "ca": root / "ca"}
+
+
+def _data(world: dict[str, Path], name: str) -> Path:
+    path = world["root"] / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def _import(world: dict[str, Path], data: Path) -> str:
+    return run(
+        "eid-agent", "tokens", "import", str(world["file"]), "--data-dir", str(data)
+    ).stdout.strip()
+
+
+def test_version() -> None:
+    assert run("eid-agent", "--version").stdout.startswith("eid-agent 0.")
+
+
+def test_list_import_check_and_the_lock(world: dict[str, Path]) -> None:
+    data = _data(world, "d1")
+    empty = run("eid-agent", "tokens", "list", "--data-dir", str(data), "--lang", "en")
+    assert "[10010]" in empty.stderr  # "no BankID found"
+    token_id = _import(world, data)
+    listing = run("eid-agent", "tokens", "list", "--data-dir", str(data), "--lang", "en").stdout
+    assert token_id in listing and "Anna Maria Andersson" in listing
+    assert "development BankID" in listing and "usable" in listing
+    (entry,) = json.loads(
+        run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout
+    )
+    assert entry["personalNumber"] == "198112189876" and entry["triesLeft"] == 5
+    assert entry["issuer"] == "eid-agent Development Issuing CA"
+
+    run("eid-agent", "tokens", "check", token_id, "--data-dir", str(data), stdin=f"{PASSWORD}\n")
+    for left in (4, 3, 2, 1):
+        wrong = run(
+            "eid-agent",
+            "tokens",
+            "check",
+            token_id,
+            "--data-dir",
+            str(data),
+            "--lang",
+            "sv",
+            stdin="fel lösenord\n",
+            check=1,
+        )
+        assert "[10016] Fel lösenord" in wrong.stderr
+        assert f"{left} försök kvar" in wrong.stderr
+    locked = run(
+        "eid-agent",
+        "tokens",
+        "check",
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin="wrong again\n",
+        check=1,
+    )
+    assert "[10033]" in locked.stderr
+    again = run(
+        "eid-agent",
+        "tokens",
+        "check",
+        token_id,
+        "--data-dir",
+        str(data),
+        stdin=f"{PASSWORD}\n",
+        check=1,
+    )
+    assert "[10033]" in again.stderr  # locked for good, even with the right password
+    listing = run("eid-agent", "tokens", "list", "--data-dir", str(data), "--lang", "en").stdout
+    assert "locked" in listing
+
+
+def test_passwd(world: dict[str, Path]) -> None:
+    data = _data(world, "d2")
+    token_id = _import(world, data)
+    differ = run(
+        "eid-agent",
+        "tokens",
+        "passwd",
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin=f"{PASSWORD}\nnew password 1\nnew password 2\n",
+        check=1,
+    )
+    assert "[10044]" in differ.stderr
+    wrong = run(
+        "eid-agent",
+        "tokens",
+        "passwd",
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin="not it at all\nnew password 1\nnew password 1\n",
+        check=1,
+    )
+    assert "[10009]" in wrong.stderr and "4 tries left" in wrong.stderr
+    short = run(
+        "eid-agent",
+        "tokens",
+        "passwd",
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin=f"{PASSWORD}\nshort\nshort\n",
+        check=1,
+    )
+    assert "[10043]" in short.stderr and "8 characters" in short.stderr
+    run(
+        "eid-agent",
+        "tokens",
+        "passwd",
+        token_id,
+        "--data-dir",
+        str(data),
+        stdin=f"{PASSWORD}\nnew password 1\nnew password 1\n",
+    )
+    run("eid-agent", "tokens", "check", token_id, "--data-dir", str(data), stdin="new password 1\n")
+
+
+def test_export_remove_import(world: dict[str, Path]) -> None:
+    data = _data(world, "d3")
+    token_id = _import(world, data)
+    target = world["root"] / "usb-stick"
+    target.mkdir(exist_ok=True)
+    written = Path(
+        run(
+            "eid-agent", "tokens", "export", token_id, str(target), "--data-dir", str(data)
+        ).stdout.strip()
+    )
+    assert written.parent == target and oct(written.stat().st_mode)[-3:] == "600"
+    bad = run(
+        "eid-agent",
+        "tokens",
+        "export",
+        token_id,
+        "/nonexistent/x.eidtoken",
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        check=1,
+    )
+    assert "[10014]" in bad.stderr and "Traceback" not in bad.stderr
+    refused = run(
+        "eid-agent",
+        "tokens",
+        "remove",
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin="n\n",
+        check=1,
+    )
+    assert "cannot be undone" in refused.stderr
+    run("eid-agent", "tokens", "remove", token_id, "--data-dir", str(data), stdin="y\n")
+    assert (
+        json.loads(run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout)
+        == []
+    )
+    run("eid-agent", "tokens", "import", str(written), "--data-dir", str(data))
+    dup = run(
+        "eid-agent",
+        "tokens",
+        "import",
+        str(written),
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        check=1,
+    )
+    assert "[10042]" in dup.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"GIF89a", b'{"format": 1}'])
+def test_import_garbage(world: dict[str, Path], content: bytes) -> None:
+    data = _data(world, "d4")
+    path = world["root"] / "garbage.eidtoken"
+    path.write_bytes(content)
+    bad = run(
+        "eid-agent", "tokens", "import", str(path), "--data-dir", str(data), "--lang", "sv", check=1
+    )
+    assert "[10013] Filen kunde inte öppnas" in bad.stderr
+
+
+def test_damaged_store_file_is_listed_and_left_alone(world: dict[str, Path]) -> None:
+    data = _data(world, "d5")
+    _import(world, data)
+    broken = data / "tokens" / "0123456789abcdef.eidtoken"
+    broken.write_bytes(world["file"].read_bytes()[:-40])
+    (entry_damaged, entry_ok) = json.loads(
+        run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout
+    )
+    assert entry_damaged == {"file": broken.name, "state": "damaged", "messageCode": 10040}
+    assert entry_ok["state"] == "usable"
+    assert broken.read_bytes() == world["file"].read_bytes()[:-40]
+
+
+def test_unknown_id(world: dict[str, Path]) -> None:
+    data = _data(world, "d6")
+    res = run(
+        "eid-agent",
+        "tokens",
+        "passwd",
+        "deadbeef",
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        check=1,
+    )
+    assert "[10047]" in res.stderr and "Password" not in res.stderr  # asked nothing
+
+
+@pytest.mark.parametrize("pnr", ["8112189876", "19811218-9876", "811218-9876", "19811218 9876"])
+def test_issuer_refuses_wrong_format_before_the_ca(world: dict[str, Path], pnr: str) -> None:
+    ca_dir = world["root"] / f"ca-{abs(hash(pnr))}"
+    res = run(
+        "eid-issuer",
+        "dev-credential",
+        "--personal-number",
+        pnr,
+        "--name",
+        "X Y",
+        "--ca-dir",
+        str(ca_dir),
+        "--out",
+        str(world["root"] / "x.eidtoken"),
+        env={"LANG": "en_GB.UTF-8"},
+        check=1,
+    )
+    assert "[10034]" in res.stderr and "12 digits" in res.stderr
+    assert not ca_dir.exists()  # the CA was never touched
+
+
+def test_secrets_never_reach_the_output(world: dict[str, Path]) -> None:
+    data = _data(world, "d7")
+    token_id = _import(world, data)
+    outputs = []
+    for stdin in (f"{PASSWORD}\n", "Wrong-Secret-42\n"):
+        res = run(
+            "eid-agent",
+            "-vv",
+            "tokens",
+            "check",
+            token_id,
+            "--data-dir",
+            str(data),
+            stdin=stdin,
+            check=None,
+        )
+        outputs.append(res.stdout + res.stderr)
+    res = run(
+        "eid-agent",
+        "-vv",
+        "tokens",
+        "passwd",
+        token_id,
+        "--data-dir",
+        str(data),
+        stdin=f"{PASSWORD}\nBrand-New-Secret\nBrand-New-Secret\n",
+    )
+    outputs.append(res.stdout + res.stderr)
+    joined = "\n".join(outputs)
+    assert "INFO" in joined  # the log was on
+    for secret in (PASSWORD, "Wrong-Secret-42", "Brand-New-Secret"):
+        assert secret not in joined
