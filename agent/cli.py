@@ -77,6 +77,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"eid-agent {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    run = commands.add_parser("run", parents=[common], help="start the agent")
+    run.add_argument("--port", type=int, default=None, help="bridge port (default 24721)")
+    run.add_argument("--ui", choices=["console", "desktop", "auto"], default="auto")
+    run.add_argument("--order-ttl", type=int, default=180, metavar="SECONDS", help="order lifetime")
+    run.add_argument(
+        "--allow-http-localhost",
+        action="store_true",
+        help="development: accept http://localhost and loopback origins",
+    )
+    run.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN_OR_DOMAIN",
+        help="only these may start orders (repeatable; enterprise setting)",
+    )
+    run.add_argument(
+        "--block-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN_OR_DOMAIN",
+        help="these may never start orders (repeatable)",
+    )
+
     messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
     messages.add_argument("code", nargs="?", type=int, help="one message code")
 
@@ -114,6 +138,8 @@ def main(
     try:
         if args.command == "messages":
             return _messages(io, args.code)
+        if args.command == "run":
+            return _run(io, args)
         return _tokens(io, args)
     except Exception as exc:
         from agent.notices import notice_for
@@ -124,6 +150,44 @@ def main(
         else:
             log.info("%s: %s", type(exc).__name__, exc)
         io.tell(notice.code, **notice.params)
+        return 1
+
+
+def _run(io: _Io, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent.bridge import OriginPolicy
+    from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, serve
+    from agent.paths import default_data_dir
+
+    if args.ui == "desktop":
+        io.stderr.write(
+            "eid-agent: the desktop UI is not available in this version; use --ui console\n"
+        )
+        return 2
+    if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
+        io.stderr.write("eid-agent: --port must be 1-65535 and --order-ttl positive\n")
+        return 2
+    if args.verbose == 0:
+        logging.getLogger().setLevel(logging.INFO)  # a daemon says what it is doing
+    config = RunConfig(
+        data_dir=args.data_dir or default_data_dir(),
+        port=args.port or DEFAULT_PORT,
+        order_ttl=dt.timedelta(seconds=args.order_ttl),
+        language=io.language,
+        policy=OriginPolicy.of(
+            allow_http_localhost=args.allow_http_localhost,
+            allow=args.allow_origin,
+            block=args.block_origin,
+        ),
+    )
+    try:
+        return asyncio.run(serve(config, io.stdin, io.stdout))
+    except PortTaken as exc:
+        io.stderr.write(
+            f"eid-agent: port {exc.port} is already in use — is another eid-agent running "
+            f"(perhaps for another user)? Use --port to choose another.\n"
+        )
         return 1
 
 

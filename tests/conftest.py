@@ -18,7 +18,9 @@ from agent.personal_number import PersonalNumber
 from agent.tokens import FileToken, KdfParams, TokenStore
 from issuer import CertificateAuthority, Person, make_file_credential
 
-NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+# One fixed instant per run, near the real clock: the running bridge and agent use the real
+# clock, so credentials made at NOW must be valid for them, on any day the suite runs.
+NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
 FAST_KDF = KdfParams(memory_kib=KdfParams.MIN_MEMORY_KIB, iterations=1, lanes=1)
 PASSWORD = "correct horse"
 ANNA = Person(PersonalNumber.parse("198112189876"), "Anna", "Andersson")

@@ -23,10 +23,16 @@ EXPORTS = {
     ],
     "agent.notices": ["Notice", "notice_for"],
     "issuer": ["CertificateAuthority", "IssuedPair", "Person", "make_file_credential"],
-    "agent.bridge": [],
+    "agent.bridge": ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy",
+                     "build_app"],
     "agent.updater": [],
-    "agent.ui": [],
-    "rp": [],
+    "agent.ui": ["Request", "UiPort"],
+    "rp": [
+        "BadSignature", "CertificateExpired", "DataMismatch", "ExpiredNonce", "MalformedResponse",
+        "NonceStore", "Person", "ReusedNonce", "TimeSkew", "UnknownNonce", "UntrustedChain",
+        "Verified", "VerificationError", "WrongKeyUsage", "WrongOrderType", "WrongOrigin",
+        "verify_auth", "verify_sign",
+    ],
     "installer": [],
 }  # fmt: skip
 

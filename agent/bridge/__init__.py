@@ -1,4 +1,7 @@
-"""The localhost HTTP bridge websites call (identification and signing). Not yet built:
-see the bridge issue."""
+"""The localhost HTTP bridge websites call (identification and signing)."""
 
-__all__: list[str] = []
+from agent.bridge.app import API_VERSION, BridgeConfig, build_app
+from agent.bridge.errors import BridgeError, ErrorCode
+from agent.bridge.security import OriginPolicy
+
+__all__ = ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy", "build_app"]

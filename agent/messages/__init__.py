@@ -56,6 +56,13 @@ class Term(enum.StrEnum):
     REMOVED = "removed"
     PASSWORD_OK = "password_ok"
     PASSWORD_CHANGED = "password_changed"
+    CONSOLE_WANTS_AUTH = "console_wants_auth"
+    CONSOLE_WANTS_SIGN = "console_wants_sign"
+    CONSOLE_CHOOSE = "console_choose"
+    CONSOLE_USING = "console_using"
+    CONSOLE_PASSWORD_FOR = "console_password_for"
+    CONSOLE_CLOSED = "console_closed"
+    CONSOLE_CANCELLED = "console_cancelled"
 
 
 @dataclass(frozen=True)

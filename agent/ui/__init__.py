@@ -1,4 +1,5 @@
-"""The UI port and its console and desktop implementations. Not yet built: see the bridge
-and desktop issues."""
+"""User interfaces behind one port: the console UI now; the desktop UI later."""
 
-__all__: list[str] = []
+from agent.ui.port import Request, UiPort
+
+__all__ = ["Request", "UiPort"]

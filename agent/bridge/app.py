@@ -1,0 +1,263 @@
+"""The localhost bridge: aiohttp application (API in docs/bridge-api.md and openapi.yaml).
+
+The middleware applies BRIDGE-SECURITY.md in order, before any handler runs: Host first
+(421, nothing else happens), then the peer's OS user, then — for anything that can change
+state — Origin, content type, the custom header, size and rate. Handlers only translate
+between the wire and the order service. Every refusal is ``{errorCode, details}``; an
+unexpected exception becomes ``internalError`` with the trace in the log only.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from agent import __version__
+from agent.bridge import limits
+from agent.bridge.errors import BridgeError, ErrorCode
+from agent.bridge.peer import peer_uid
+from agent.bridge.ratelimit import RateLimiter
+from agent.bridge.requests import parse_json, parse_order, parse_ref
+from agent.bridge.security import (
+    CUSTOM_HEADER,
+    OriginPolicy,
+    cors_headers,
+    host_allowed,
+    preflight_headers,
+)
+from agent.orders import AlreadyInProgress, IllegalTransition, Order, OrderKind, UnknownOrder
+from agent.service import OrderService
+
+log = logging.getLogger(__name__)
+
+API_VERSION = 1
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class BridgeConfig:
+    port: int
+    policy: OriginPolicy = field(default_factory=OriginPolicy)
+    check_peer_user: bool = True
+    update_required: Callable[[], bool] = lambda: False
+    update_state: Callable[[], str] = lambda: "notChecked"
+    monotonic: Callable[[], float] = time.monotonic
+
+
+SERVICE = web.AppKey("service", OrderService)
+CONFIG = web.AppKey("config", BridgeConfig)
+LIMITERS = web.AppKey("limiters", dict[str, RateLimiter])
+
+
+def build_app(service: OrderService, config: BridgeConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[_guard],
+        client_max_size=limits.MAX_BODY_BYTES,
+        handler_args={"max_field_size": 8190},
+    )
+    app[SERVICE] = service
+    app[CONFIG] = config
+    app[LIMITERS] = {
+        "start": RateLimiter(*limits.START_BUCKET_PER_ORIGIN, limits.MAX_TRACKED_ORIGINS),
+        "start-global": RateLimiter(*limits.START_BUCKET_GLOBAL, 1),
+        "poll": RateLimiter(*limits.POLL_BUCKET_PER_ORIGIN, limits.MAX_TRACKED_ORIGINS),
+    }
+    app.router.add_get("/v1/info", _info)
+    app.router.add_post("/v1/auth", _auth)
+    app.router.add_post("/v1/sign", _sign)
+    app.router.add_post("/v1/collect", _collect)
+    app.router.add_post("/v1/cancel", _cancel)
+    return app
+
+
+def _error(exc: BridgeError, origin: str | None = None) -> web.Response:
+    headers = cors_headers(origin) if origin else {}
+    return web.json_response(
+        {"errorCode": exc.code.value, "details": exc.details}, status=exc.status, headers=headers
+    )
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    if not host_allowed(request.headers.get("Host"), config.port):
+        return _error(BridgeError(ErrorCode.FORBIDDEN_HOST, "Host must be localhost"))
+    if config.check_peer_user and not _same_user(request):
+        return _error(BridgeError(ErrorCode.FORBIDDEN_USER, "agent of another user"))
+    origin_header = request.headers.get("Origin")
+    try:
+        if request.method == "OPTIONS":
+            return _preflight(request, config, origin_header)
+        if request.method == "POST":
+            origin = config.policy.check(origin_header)
+            _check_post(request)
+            bucket = "start" if request.path in {"/v1/auth", "/v1/sign"} else "poll"
+            _rate(request, bucket, origin)
+            response = await handler(request)
+            response.headers.update(cors_headers(origin))
+            return response
+        response = await handler(request)
+        acceptable = _acceptable(config.policy, origin_header)
+        if acceptable is not None:  # otherwise no CORS headers: the page cannot read it
+            response.headers.update(cors_headers(acceptable))
+        return response
+    except BridgeError as exc:
+        log.info("refused %s %s: %s", request.method, request.path, exc)
+        acceptable = _acceptable(config.policy, origin_header)
+        return _error(exc, acceptable)
+    except web.HTTPException as exc:
+        code = ErrorCode.NOT_FOUND if exc.status == 404 else ErrorCode.INVALID_PARAMETERS
+        if exc.status == 413:
+            code = ErrorCode.REQUEST_TOO_LARGE
+        return _error(BridgeError(code, exc.reason, status=exc.status))
+    except Exception:
+        log.exception("internal error in %s %s", request.method, request.path)
+        return _error(BridgeError(ErrorCode.INTERNAL_ERROR, "internal error"))
+
+
+def _acceptable(policy: OriginPolicy, origin: str | None) -> str | None:
+    try:
+        return policy.check(origin)
+    except BridgeError:
+        return None
+
+
+def _same_user(request: web.Request) -> bool:
+    transport = request.transport
+    if transport is None:
+        return False
+    peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+    if not peer or not local:
+        return False
+    uid = peer_uid((peer[0], peer[1]), (local[0], local[1]))
+    if uid is None:
+        # No row (connection gone) or no /proc: refuse on Linux, where it should exist.
+        return not os.path.exists("/proc/net/tcp")
+    return uid == os.getuid()
+
+
+def _preflight(request: web.Request, config: BridgeConfig, origin: str | None) -> web.Response:
+    try:
+        accepted = config.policy.check(origin)
+    except BridgeError as exc:
+        # No CORS headers: the browser then refuses the real request itself.
+        return _error(exc)
+    asks_pna = request.headers.get("Access-Control-Request-Private-Network") == "true"
+    return web.Response(status=204, headers=preflight_headers(accepted, asks_pna))
+
+
+def _check_post(request: web.Request) -> None:
+    """No simple requests (BRIDGE-SECURITY 4): JSON plus a custom header means a
+    cross-origin page cannot send this without a preflight we answered."""
+    if request.content_type != "application/json":
+        raise BridgeError(
+            ErrorCode.INVALID_PARAMETERS, "Content-Type must be application/json", status=415
+        )
+    if request.headers.get(CUSTOM_HEADER) != "1":
+        raise BridgeError(ErrorCode.INVALID_PARAMETERS, f"header {CUSTOM_HEADER}: 1 is required")
+    if request.content_length is not None and request.content_length > limits.MAX_BODY_BYTES:
+        raise BridgeError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
+
+
+def _rate(request: web.Request, bucket: str, origin: str) -> None:
+    limiters = request.app[LIMITERS]
+    now = request.app[CONFIG].monotonic()
+    allowed = limiters[bucket].allow(origin, now)
+    if allowed and bucket == "start":
+        allowed = limiters["start-global"].allow("*", now)
+    if not allowed:
+        raise BridgeError(ErrorCode.RATE_LIMITED, "too many requests")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BridgeError(ErrorCode.REQUEST_TOO_LARGE, "request body too large") from None
+    return parse_json(raw)
+
+
+async def _info(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return web.json_response(
+        {
+            "version": __version__,
+            "apiVersion": API_VERSION,
+            "updateRequired": config.update_required(),
+            "updateState": config.update_state(),
+        }
+    )
+
+
+async def _start(request: web.Request, kind: OrderKind) -> web.Response:
+    origin = request.headers["Origin"]  # checked by the guard
+    order_request = parse_order(kind, await _body(request), origin)
+    if request.app[CONFIG].update_required():
+        raise BridgeError(ErrorCode.UPDATE_REQUIRED, "this agent must be updated first")
+    try:
+        order = request.app[SERVICE].start(order_request)
+    except AlreadyInProgress:
+        raise BridgeError(ErrorCode.ALREADY_IN_PROGRESS, "another order is active") from None
+    return web.json_response({"orderRef": order.ref}, status=201)
+
+
+async def _auth(request: web.Request) -> web.Response:
+    return await _start(request, OrderKind.AUTH)
+
+
+async def _sign(request: web.Request) -> web.Response:
+    return await _start(request, OrderKind.SIGN)
+
+
+async def _collect(request: web.Request) -> web.Response:
+    ref = parse_ref(await _body(request)).order_ref
+    try:
+        order = request.app[SERVICE].collect(ref, request.headers["Origin"])
+    except UnknownOrder:
+        raise BridgeError(ErrorCode.NOT_FOUND, "no such order") from None
+    return web.json_response(order_wire(order))
+
+
+async def _cancel(request: web.Request) -> web.Response:
+    ref = parse_ref(await _body(request)).order_ref
+    try:
+        request.app[SERVICE].cancel(ref, request.headers["Origin"])
+    except UnknownOrder:
+        raise BridgeError(ErrorCode.NOT_FOUND, "no such order") from None
+    except IllegalTransition:
+        pass  # already finished: cancelling is a no-op, as the page wanted it over anyway
+    return web.json_response({})
+
+
+def order_wire(order: Order) -> dict[str, object]:
+    """The collect response. Status and hint come from the phase alone."""
+    body: dict[str, object] = {"orderRef": order.ref, "status": order.phase.status.value}
+    if order.phase.hint is not None:
+        body["hintCode"] = order.phase.hint.value
+    if order.completion is not None:
+        c = order.completion
+        body["completionData"] = {
+            "user": {
+                "personalNumber": c.personal_number,
+                "name": c.name,
+                "givenName": c.given_name,
+                "surname": c.surname,
+            },
+            "token": {"kind": c.token_kind.value},
+            "signedData": _b64(c.signed_data),
+            "signature": _b64(c.signature),
+            "algorithm": c.algorithm,
+            "certificateChain": [_b64(der) for der in c.certificate_chain],
+        }
+    return body
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,270 @@
+"""The order life cycle: a pure state machine (phases × events in one table) and the
+order book that holds at most one active order. No I/O, no clock: ``now`` is an input.
+
+Each phase carries its wire pair (status, hintCode), so a collect response can never
+contradict the state. An event the table does not allow raises IllegalTransition and
+leaves the order untouched. Every operation first applies expiry, so an order past its
+deadline is ``expiredTransaction`` whatever arrives afterwards — a signature that
+finishes a moment too late is discarded, never delivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent.personal_number import PersonalNumber
+from agent.tokens.model import TokenKind
+
+__all__ = [
+    "DEFAULT_TTL",
+    "AlreadyInProgress",
+    "Completion",
+    "Event",
+    "Hint",
+    "IllegalTransition",
+    "Order",
+    "OrderBook",
+    "OrderError",
+    "OrderKind",
+    "OrderRequest",
+    "Phase",
+    "Status",
+    "UnknownOrder",
+    "advance",
+]
+
+DEFAULT_TTL = dt.timedelta(seconds=180)
+KEEP_FINISHED = dt.timedelta(seconds=180)  # a finished order stays collectable this long
+MAX_FINISHED = 32  # and at most this many are kept: no unbounded growth under floods
+
+
+class OrderKind(enum.StrEnum):
+    AUTH = "auth"
+    SIGN = "sign"
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    FAILED = "failed"
+    COMPLETE = "complete"
+
+
+class Hint(enum.StrEnum):
+    OUTSTANDING_TRANSACTION = "outstandingTransaction"
+    NO_CLIENT = "noClient"
+    STARTED = "started"
+    USER_SIGN = "userSign"
+    EXPIRED_TRANSACTION = "expiredTransaction"
+    USER_CANCEL = "userCancel"
+    CANCELLED = "cancelled"
+    CERTIFICATE_ERR = "certificateErr"
+    START_FAILED = "startFailed"
+
+
+class Phase(enum.Enum):
+    """(status, hintCode) on the wire."""
+
+    OUTSTANDING = (Status.PENDING, Hint.OUTSTANDING_TRANSACTION)
+    STARTED = (Status.PENDING, Hint.STARTED)  # the dialog is open, nothing chosen yet
+    USER_SIGN = (Status.PENDING, Hint.USER_SIGN)  # the person is typing a password/PIN
+    COMPLETE = (Status.COMPLETE, None)
+    EXPIRED = (Status.FAILED, Hint.EXPIRED_TRANSACTION)
+    USER_CANCELLED = (Status.FAILED, Hint.USER_CANCEL)
+    CANCELLED = (Status.FAILED, Hint.CANCELLED)
+    CERTIFICATE_ERR = (Status.FAILED, Hint.CERTIFICATE_ERR)
+    START_FAILED = (Status.FAILED, Hint.START_FAILED)
+
+    @property
+    def status(self) -> Status:
+        status: Status = self.value[0]
+        return status
+
+    @property
+    def hint(self) -> Hint | None:
+        hint: Hint | None = self.value[1]
+        return hint
+
+    @property
+    def pending(self) -> bool:
+        return self.status is Status.PENDING
+
+
+class Event(enum.Enum):
+    UI_OPENED = "uiOpened"
+    CREDENTIAL_CHOSEN = "credentialChosen"
+    WRONG_SECRET = "wrongSecret"  # noqa: S105 - an event name
+    SIGNED = "signed"
+    USER_CANCEL = "userCancel"
+    RP_CANCEL = "rpCancel"
+    EXPIRE = "expire"
+    NO_CREDENTIAL = "noCredential"  # nothing usable: none, expired, locked, filtered out
+    CREDENTIAL_BLOCKED = "credentialBlocked"  # locked by this very attempt
+    START_FAILED = "startFailed"  # no UI, damaged credential, internal fault
+
+
+_PENDING = [p for p in Phase if p.pending]
+
+TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
+    (Phase.OUTSTANDING, Event.UI_OPENED): Phase.STARTED,
+    (Phase.OUTSTANDING, Event.NO_CREDENTIAL): Phase.CERTIFICATE_ERR,
+    (Phase.STARTED, Event.CREDENTIAL_CHOSEN): Phase.USER_SIGN,
+    (Phase.USER_SIGN, Event.WRONG_SECRET): Phase.USER_SIGN,
+    (Phase.USER_SIGN, Event.SIGNED): Phase.COMPLETE,
+    (Phase.USER_SIGN, Event.CREDENTIAL_BLOCKED): Phase.CERTIFICATE_ERR,
+    **{(p, Event.RP_CANCEL): Phase.CANCELLED for p in _PENDING},
+    **{(p, Event.EXPIRE): Phase.EXPIRED for p in _PENDING},
+    **{(p, Event.START_FAILED): Phase.START_FAILED for p in _PENDING},
+    (Phase.STARTED, Event.USER_CANCEL): Phase.USER_CANCELLED,
+    (Phase.USER_SIGN, Event.USER_CANCEL): Phase.USER_CANCELLED,
+}
+
+
+class OrderError(Exception):
+    """Base of the order machine's errors."""
+
+
+class IllegalTransition(OrderError):
+    def __init__(self, phase: Phase, event: Event) -> None:
+        super().__init__(f"{event.value} is not allowed in {phase.name}")
+        self.phase, self.event = phase, event
+
+
+class AlreadyInProgress(OrderError):
+    def __init__(self) -> None:
+        super().__init__("another order is active")
+
+
+class UnknownOrder(OrderError):
+    def __init__(self) -> None:
+        super().__init__("no such order")
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated request from a web page. ``origin`` is the browser's Origin header."""
+
+    kind: OrderKind
+    origin: str
+    nonce: bytes
+    personal_number: PersonalNumber | None = None
+    token_kinds: frozenset[TokenKind] | None = None
+    user_visible_data: str | None = None
+    user_visible_format: str = "plaintext"
+    user_non_visible_data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a complete order hands the web page (see docs/signed-data.md)."""
+
+    personal_number: str
+    name: str
+    given_name: str
+    surname: str
+    token_kind: TokenKind
+    signed_data: bytes
+    signature: bytes
+    algorithm: str
+    certificate_chain: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Order:
+    ref: str
+    request: OrderRequest
+    phase: Phase
+    created: dt.datetime
+    deadline: dt.datetime
+    finished: dt.datetime | None = None
+    tries_left: int | None = None
+    completion: Completion | None = None
+    detail: str = field(default="", compare=False)  # for the log only, never the wire
+
+
+def advance(order: Order, event: Event, now: dt.datetime, **data: Any) -> Order:
+    """The order after ``event`` at ``now``; expiry first.
+
+    ``data``: ``tries_left`` with WRONG_SECRET, ``completion`` with SIGNED, ``detail``
+    with any failure.
+
+    Raises:
+        IllegalTransition: the event is not allowed in the (possibly just expired) phase.
+    """
+    order = _expire_if_due(order, now)
+    if event is Event.EXPIRE and order.phase is Phase.EXPIRED:
+        return order
+    target = TRANSITIONS.get((order.phase, event))
+    if target is None:
+        raise IllegalTransition(order.phase, event)
+    if event is Event.SIGNED and not isinstance(data.get("completion"), Completion):
+        raise TypeError("SIGNED needs a completion")
+    return replace(
+        order,
+        phase=target,
+        finished=None if target.pending else now,
+        tries_left=data.get("tries_left", order.tries_left),
+        completion=data.get("completion"),
+        detail=data.get("detail", order.detail),
+    )
+
+
+def _expire_if_due(order: Order, now: dt.datetime) -> Order:
+    if order.phase.pending and now >= order.deadline:
+        return replace(order, phase=Phase.EXPIRED, finished=order.deadline)
+    return order
+
+
+class OrderBook:
+    """At most one pending order; finished ones stay collectable for a while, bounded."""
+
+    def __init__(self, ttl: dt.timedelta = DEFAULT_TTL) -> None:
+        if ttl <= dt.timedelta(0):
+            raise ValueError("ttl must be positive")
+        self.ttl = ttl
+        self._orders: OrderedDict[str, Order] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def active(self, now: dt.datetime) -> Order | None:
+        self._sweep(now)
+        return next((o for o in self._orders.values() if o.phase.pending), None)
+
+    def start(self, request: OrderRequest, ref: str, now: dt.datetime) -> Order:
+        """Raises: AlreadyInProgress."""
+        if self.active(now) is not None:
+            raise AlreadyInProgress()
+        if ref in self._orders:
+            raise RuntimeError("order reference reused")  # the generator is broken
+        order = Order(ref, request, Phase.OUTSTANDING, now, now + self.ttl)
+        self._orders[ref] = order
+        return order
+
+    def get(self, ref: str, now: dt.datetime) -> Order:
+        """Raises: UnknownOrder."""
+        self._sweep(now)
+        try:
+            return self._orders[ref]
+        except KeyError:
+            raise UnknownOrder() from None
+
+    def apply(self, ref: str, event: Event, now: dt.datetime, **data: Any) -> Order:
+        """Raises: UnknownOrder, IllegalTransition (the order is then unchanged)."""
+        order = advance(self.get(ref, now), event, now, **data)
+        self._orders[ref] = order
+        return order
+
+    def _sweep(self, now: dt.datetime) -> None:
+        for ref, order in list(self._orders.items()):
+            current = _expire_if_due(order, now)
+            if current is not order:
+                self._orders[ref] = current
+            if current.finished is not None and now - current.finished > KEEP_FINISHED:
+                del self._orders[ref]
+        finished = [r for r, o in self._orders.items() if not o.phase.pending]
+        for ref in finished[: max(0, len(finished) - MAX_FINISHED)]:
+            del self._orders[ref]

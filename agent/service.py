@@ -1,0 +1,210 @@
+"""The order service: drives one order at a time through the pure order machine.
+
+Ownership (see agent/daemon.py): everything here runs on the one asyncio loop. Blocking
+work — reading credential files, the password KDF — runs in the default executor. The UI
+is reached only through the UI port. Time and order references come from the callables
+passed in, so tests fix them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from agent.messages import MessageCode
+from agent.notices import Notice, notice_for
+from agent.orders import (
+    Completion,
+    Event,
+    IllegalTransition,
+    Order,
+    OrderBook,
+    OrderKind,
+    OrderRequest,
+    UnknownOrder,
+)
+from agent.signeddata import build_signed_data
+from agent.tokens import (
+    ALGORITHM,
+    CredentialLocked,
+    KeyPurpose,
+    NoUsableCredential,
+    TokenError,
+    TokenStore,
+    WrongPassword,
+    select,
+)
+from agent.ui.port import Request, UiPort
+
+log = logging.getLogger(__name__)
+
+PURPOSE = {OrderKind.AUTH: KeyPurpose.IDENTIFICATION, OrderKind.SIGN: KeyPurpose.SIGNATURE}
+
+
+class OrderService:
+    def __init__(
+        self,
+        store: TokenStore,
+        ui: UiPort,
+        book: OrderBook,
+        *,
+        clock: Callable[[], dt.datetime],
+        new_ref: Callable[[], str],
+        agent_version: str,
+    ) -> None:
+        self._store, self._ui, self._book = store, ui, book
+        self._clock, self._new_ref, self._version = clock, new_ref, agent_version
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def book(self) -> OrderBook:
+        return self._book
+
+    def start(self, request: OrderRequest) -> Order:
+        """Raises: AlreadyInProgress."""
+        order = self._book.start(request, self._new_ref(), self._clock())
+        log.info("order %s started: %s from %s", order.ref, request.kind, request.origin)
+        task = asyncio.get_running_loop().create_task(self._supervise(order))
+        self._tasks[order.ref] = task
+        task.add_done_callback(self._forget)
+        return order
+
+    def collect(self, ref: str, origin: str) -> Order:
+        """Raises: UnknownOrder (also when another origin asks: refs are not shared)."""
+        order = self._book.get(ref, self._clock())
+        if order.request.origin != origin:
+            raise UnknownOrder()
+        return order
+
+    def cancel(self, ref: str, origin: str) -> Order:
+        """Cancel from the page. Raises: UnknownOrder, IllegalTransition (already over)."""
+        self.collect(ref, origin)
+        order = self._book.apply(ref, Event.RP_CANCEL, self._clock())
+        log.info("order %s cancelled by the page", ref)
+        task = self._tasks.get(ref)
+        if task is not None:
+            task.cancel()
+        return order
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        for ref, known in list(self._tasks.items()):
+            if known is task:
+                del self._tasks[ref]
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # -- the flow --------------------------------------------------------------------------
+
+    async def _supervise(self, order: Order) -> None:
+        remaining = (order.deadline - self._clock()).total_seconds()
+        try:
+            await asyncio.wait_for(self._flow(order), timeout=max(0.0, remaining))
+        except TimeoutError:
+            with contextlib.suppress(IllegalTransition, UnknownOrder):
+                self._book.apply(order.ref, Event.EXPIRE, self._clock())
+            log.info("order %s expired", order.ref)
+            await self._ui.tell(Notice(MessageCode.TIMED_OUT))
+        except asyncio.CancelledError:
+            pass  # cancelled by the page or at shutdown; the book already says so
+        except _OrderEnded:
+            pass  # it expired or was cancelled between two steps
+        except Exception:
+            log.exception("order %s failed unexpectedly", order.ref)
+            with contextlib.suppress(IllegalTransition, UnknownOrder):
+                self._book.apply(order.ref, Event.START_FAILED, self._clock(), detail="internal")
+            await self._ui.tell(Notice(MessageCode.INTERNAL_ERROR))
+        finally:
+            await self._ui.close(order.ref)
+
+    async def _flow(self, order: Order) -> None:
+        ref, request = order.ref, order.request
+        purpose = PURPOSE[request.kind]
+        credentials = await asyncio.to_thread(self._store.credentials)
+        try:
+            usable = select(
+                credentials,
+                purpose,
+                self._clock(),
+                personal_number=request.personal_number,
+                kinds=request.token_kinds,
+            )
+        except NoUsableCredential as exc:
+            log.info("order %s: no usable credential (%s)", ref, exc.reason)
+            self._apply(ref, Event.NO_CREDENTIAL, detail=str(exc.reason))
+            await self._ui.tell(notice_for(exc))
+            return
+        ui_request = Request(
+            ref,
+            request.kind,
+            request.origin,
+            request.user_visible_data,
+            request.user_visible_format,
+            usable,
+        )
+        self._apply(ref, Event.UI_OPENED)
+        chosen = await self._ui.choose(ui_request)
+        if chosen is None:
+            self._apply(ref, Event.USER_CANCEL)
+            return
+        self._apply(ref, Event.CREDENTIAL_CHOSEN)
+        problem: Notice | None = None
+        while True:
+            secret = await self._ui.ask_secret(ui_request, chosen, problem)
+            if secret is None:
+                self._apply(ref, Event.USER_CANCEL)
+                return
+            try:
+                unlocked = await asyncio.to_thread(self._store.unlock, chosen.id, secret)
+            except WrongPassword as exc:
+                self._apply(ref, Event.WRONG_SECRET, tries_left=exc.tries_left)
+                problem = notice_for(exc)
+                continue
+            except CredentialLocked as exc:
+                self._apply(ref, Event.CREDENTIAL_BLOCKED, detail="locked")
+                await self._ui.tell(notice_for(exc))
+                return
+            except TokenError as exc:
+                log.warning("order %s: credential unusable: %s", ref, exc)
+                self._apply(ref, Event.START_FAILED, detail=type(exc).__name__)
+                await self._ui.tell(notice_for(exc))
+                return
+            finally:
+                del secret  # dropped as soon as used
+            break
+        now = self._clock()
+        current = self._book.get(ref, now)
+        signed = build_signed_data(current, now, self._version)
+        owner = unlocked.info.owner
+        completion = Completion(
+            personal_number=str(owner.personal_number),
+            name=owner.name,
+            given_name=owner.given_name,
+            surname=owner.surname,
+            token_kind=unlocked.info.kind,
+            signed_data=signed,
+            signature=unlocked.sign(purpose, signed),
+            algorithm=ALGORITHM,
+            certificate_chain=unlocked.certificate_chain(purpose),
+        )
+        del unlocked
+        self._apply(ref, Event.SIGNED, completion=completion)
+        log.info("order %s complete", ref)
+
+    def _apply(self, ref: str, event: Event, **data: object) -> None:
+        """Apply an event. Raises _OrderEnded when the order ended meanwhile (expired,
+        cancelled): the flow stops and whatever it produced is dropped."""
+        try:
+            self._book.apply(ref, event, self._clock(), **data)
+        except (IllegalTransition, UnknownOrder) as exc:
+            log.info("order %s: %s dropped (%s)", ref, event.value, exc)
+            raise _OrderEnded from None
+
+
+class _OrderEnded(Exception):
+    pass

@@ -1,0 +1,215 @@
+"""The console UI: the UI port on a terminal, or on a pipe so scripts and tests can act
+as the person. Empty input, end of input or Ctrl-C cancels.
+
+Threads: one daemon thread reads stdin line by line and hands each line to the event
+loop; everything else runs on the loop. Output goes to ``out`` (stdout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import unicodedata
+from collections.abc import Iterator
+from typing import TextIO
+
+from agent.messages import Language, Term, catalogue
+from agent.notices import Notice
+from agent.orders import OrderKind
+from agent.tokens.model import CredentialInfo
+from agent.ui.port import Request
+
+_EOF = None
+
+
+def visible(text: str) -> str:
+    """Text a web page supplied, made safe for a terminal: control characters and
+    bidirectional overrides are shown as code points instead of acting on the display
+    (a page must not be able to move the cursor or reorder what the person reads)."""
+    out = []
+    for ch in text.replace("\r\n", "\n"):
+        if ch in "\n\t":
+            out.append(ch)
+        elif unicodedata.category(ch) in {"Cc", "Cf"}:
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class ConsoleUi:
+    def __init__(self, stdin: TextIO, out: TextIO, language: Language) -> None:
+        self._stdin, self._out, self._language = stdin, out, language
+        self._lines: asyncio.Queue[str | None] | None = None
+        self._eof = False
+        self._active: dict[str, asyncio.Future[str | None]] = {}
+        self._current_ref: str | None = None
+
+    # -- the port ------------------------------------------------------------------------
+
+    async def choose(self, request: Request) -> CredentialInfo | None:
+        self._drop_stale_input()
+        self._current_ref = request.order_ref
+        self._print("")
+        self._print("─" * 60)
+        if request.kind is OrderKind.AUTH:
+            self._print(self._term(Term.CONSOLE_WANTS_AUTH, origin=request.origin))
+        else:
+            self._print(self._term(Term.CONSOLE_WANTS_SIGN, origin=request.origin))
+        if request.text is not None:
+            for line in visible(request.text).split("\n"):
+                self._print(f"  │ {line}")
+        if len(request.choices) == 1:
+            self._print(self._term(Term.CONSOLE_USING, credential=_label(request.choices[0])))
+            return request.choices[0]
+        for number, credential in enumerate(request.choices, start=1):
+            self._print(f"  {number}) {_label(credential)}")
+        while True:
+            answer = await self._read(
+                request.order_ref, self._term(Term.CONSOLE_CHOOSE, count=len(request.choices))
+            )
+            if not answer:
+                self._print(self._term(Term.CONSOLE_CANCELLED))
+                return None
+            if answer.strip().isdigit() and 1 <= int(answer) <= len(request.choices):
+                return request.choices[int(answer) - 1]
+
+    async def ask_secret(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> str | None:
+        if problem is not None:
+            self._show(problem)
+        with self._no_echo():
+            answer = await self._read(
+                request.order_ref,
+                self._term(Term.CONSOLE_PASSWORD_FOR, name=credential.owner.name),
+            )
+        if not answer:
+            self._print(self._term(Term.CONSOLE_CANCELLED))
+            return None
+        return answer
+
+    async def tell(self, notice: Notice) -> None:
+        self._show(notice)
+
+    async def close(self, order_ref: str) -> None:
+        future = self._active.pop(order_ref, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+            self._print(self._term(Term.CONSOLE_CLOSED))
+        if self._current_ref == order_ref:
+            self._current_ref = None
+
+    # -- Ctrl-C ----------------------------------------------------------------------------
+
+    def interrupt(self) -> bool:
+        """Ctrl-C while a question is open cancels that question (True); otherwise it is
+        the caller's to handle (False)."""
+        for future in self._active.values():
+            if not future.done():
+                future.set_result(None)
+                return True
+        return False
+
+    # -- input -----------------------------------------------------------------------------
+
+    async def _read(self, ref: str, prompt: str) -> str | None:
+        self._out.write(prompt)
+        self._out.flush()
+        queue = self._queue()
+        if self._eof and queue.empty():
+            self._out.write("\n")
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
+        self._active[ref] = future
+        getter = asyncio.ensure_future(queue.get())
+        try:
+            done, _ = await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The order ended elsewhere (the page cancelled, time ran out): say so, so the
+            # person does not keep typing into a question that is gone.
+            self._out.write("\n" + self._term(Term.CONSOLE_CLOSED) + "\n")
+            self._out.flush()
+            raise
+        finally:
+            self._active.pop(ref, None)
+            if not getter.done():
+                getter.cancel()
+        self._out.write("\n" if not self._stdin_is_tty() else "")
+        if future in done:
+            return None  # closed or interrupted
+        line = getter.result()
+        if line is _EOF:
+            self._eof = True
+            return None
+        return line.rstrip("\r\n")
+
+    def _queue(self) -> asyncio.Queue[str | None]:
+        if self._lines is None:
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[str | None] = asyncio.Queue()
+            self._lines = queue
+
+            def pump() -> None:
+                for line in self._stdin:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                loop.call_soon_threadsafe(queue.put_nowait, _EOF)
+
+            threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+        return self._lines
+
+    def _drop_stale_input(self) -> None:
+        # A line typed before this order existed (say, an answer meant for an earlier,
+        # expired request) must never become this order's password.
+        queue = self._queue()
+        while not queue.empty():
+            if queue.get_nowait() is _EOF:
+                self._eof = True
+
+    def _stdin_is_tty(self) -> bool:
+        try:
+            return self._stdin.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    @contextlib.contextmanager
+    def _no_echo(self) -> Iterator[None]:
+        if not self._stdin_is_tty() or sys.platform == "win32":
+            yield
+            return
+        import termios
+
+        fd = self._stdin.fileno()
+        old = termios.tcgetattr(fd)
+        new = list(old)
+        new[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSADRAIN, new)
+        try:
+            yield
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+            self._out.write("\n")
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _term(self, term: Term, **values: object) -> str:
+        return catalogue().term(term, self._language).format(**values)
+
+    def _show(self, notice: Notice) -> None:
+        text = catalogue().render(notice.code, self._language, **notice.params)
+        self._print(f"[{int(notice.code)}] {text.title}")
+        self._print(text.body)
+
+    def _print(self, line: str) -> None:
+        self._out.write(line + "\n")
+        self._out.flush()
+
+
+def _label(credential: CredentialInfo) -> str:
+    return (
+        f"{credential.owner.name} ({credential.owner.personal_number}) — "
+        f"{credential.kind.value}, {credential.issuer}"
+    )

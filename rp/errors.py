@@ -1,0 +1,55 @@
+"""Why a response was not accepted. One base class; each reason its own type."""
+
+from __future__ import annotations
+
+
+class VerificationError(Exception):
+    """The response does not prove who the person is. ``str()`` is safe to log."""
+
+
+class MalformedResponse(VerificationError):
+    pass
+
+
+class WrongOrderType(VerificationError):
+    pass
+
+
+class WrongOrigin(VerificationError):
+    """Signed for another site: a relayed or phished response."""
+
+
+class UnknownNonce(VerificationError):
+    pass
+
+
+class ReusedNonce(VerificationError):
+    pass
+
+
+class ExpiredNonce(VerificationError):
+    pass
+
+
+class TimeSkew(VerificationError):
+    pass
+
+
+class BadSignature(VerificationError):
+    pass
+
+
+class UntrustedChain(VerificationError):
+    pass
+
+
+class WrongKeyUsage(VerificationError):
+    pass
+
+
+class CertificateExpired(VerificationError):
+    pass
+
+
+class DataMismatch(VerificationError):
+    """The signed hash of userVisibleData / userNonVisibleData is not of what we sent."""

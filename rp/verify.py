@@ -1,0 +1,259 @@
+"""Verify what the agent returned to a web page (``completionData``), on the website's
+server. Nothing the browser says is taken on its word: the person comes from the
+certificate, the origin, nonce, type and time from the signed bytes, and the certificate
+must chain to the site's own trust anchors with the key usage the order type needs.
+
+Format of the signed bytes: docs/signed-data.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509 import verification
+from cryptography.x509.oid import NameOID
+
+from rp.errors import (
+    BadSignature,
+    CertificateExpired,
+    DataMismatch,
+    MalformedResponse,
+    TimeSkew,
+    UnknownNonce,
+    UntrustedChain,
+    WrongKeyUsage,
+    WrongOrderType,
+    WrongOrigin,
+)
+
+MAX_SKEW = dt.timedelta(minutes=5)
+MAX_CHAIN = 4
+
+
+@dataclass(frozen=True)
+class Person:
+    personal_number: str
+    name: str
+    given_name: str
+    surname: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    person: Person
+    type: str
+    origin: str
+    signed_at: dt.datetime
+    order_ref: str
+    token_kind: str
+    certificate: x509.Certificate
+
+
+def verify_auth(
+    response: Mapping[str, Any],
+    *,
+    expected_origin: str,
+    nonce: str,
+    trust_anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+    user_visible_data: str | None = None,
+    max_skew: dt.timedelta = MAX_SKEW,
+) -> Verified:
+    """Who logged in. Raises: a VerificationError subclass saying why not."""
+    return _verify(
+        response, "auth", expected_origin, nonce, trust_anchors, now, max_skew,
+        user_visible_data, None,
+    )  # fmt: skip
+
+
+def verify_sign(
+    response: Mapping[str, Any],
+    *,
+    expected_origin: str,
+    nonce: str,
+    trust_anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+    user_visible_data: str,
+    user_non_visible_data: bytes | None = None,
+    max_skew: dt.timedelta = MAX_SKEW,
+) -> Verified:
+    """Who signed ``user_visible_data`` (and ``user_non_visible_data``).
+
+    Raises: a VerificationError subclass saying why not.
+    """
+    return _verify(
+        response, "sign", expected_origin, nonce, trust_anchors, now, max_skew,
+        user_visible_data, user_non_visible_data,
+    )  # fmt: skip
+
+
+def _verify(
+    response: Mapping[str, Any],
+    order_type: str,
+    expected_origin: str,
+    nonce: str,
+    anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+    max_skew: dt.timedelta,
+    visible: str | None,
+    non_visible: bytes | None,
+) -> Verified:
+    signed_bytes, signature, chain = _parse(response)
+    try:
+        signed = json.loads(signed_bytes)
+        if not isinstance(signed, dict) or signed.get("v") != 1:
+            raise MalformedResponse("signedData is not version 1")
+        if signed.get("type") != order_type:
+            raise WrongOrderType(f"signed for {signed.get('type')!r}, expected {order_type!r}")
+        if signed.get("origin") != expected_origin.rstrip("/"):
+            raise WrongOrigin("signed for another origin")
+        if not hmac.compare_digest(_unb64url(signed["nonce"]), _unb64url(nonce)):
+            raise UnknownNonce("signed for another nonce")
+        signed_at = dt.datetime.strptime(signed["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.UTC
+        )
+        order_ref = str(signed["orderRef"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedResponse(f"signedData: {type(exc).__name__}") from None
+    if abs(now - signed_at) > max_skew:
+        raise TimeSkew("signing time too far from now")
+    _check_data(signed.get("userVisibleData"), None if visible is None else visible.encode())
+    _check_data(signed.get("userNonVisibleData"), non_visible)
+
+    leaf = chain[0]
+    public = leaf.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or len(signature) != 64:
+        raise BadSignature("not an ES256 signature")
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    try:
+        public.verify(der, signed_bytes, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise BadSignature("signature does not verify") from None
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise CertificateExpired("certificate not valid now")
+    _check_chain(leaf, chain[1:], anchors, now)
+    _check_usage(leaf, order_type)
+    return Verified(
+        person=_person(leaf),
+        type=order_type,
+        origin=signed["origin"],
+        signed_at=signed_at,
+        order_ref=order_ref,
+        token_kind=str(response.get("token", {}).get("kind", "")),
+        certificate=leaf,
+    )
+
+
+def _parse(response: Mapping[str, Any]) -> tuple[bytes, bytes, list[x509.Certificate]]:
+    try:
+        if response.get("algorithm") != "ES256":
+            raise MalformedResponse("algorithm must be ES256")
+        signed = base64.b64decode(response["signedData"], validate=True)
+        signature = base64.b64decode(response["signature"], validate=True)
+        chain_b64 = response["certificateChain"]
+        if not isinstance(chain_b64, list) or not 1 <= len(chain_b64) <= MAX_CHAIN:
+            raise MalformedResponse("certificateChain length")
+        chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True))
+                 for c in chain_b64]  # fmt: skip
+        for cert in chain:
+            cert.public_key()
+    except MalformedResponse:
+        raise
+    except (KeyError, TypeError, ValueError, binascii.Error, UnsupportedAlgorithm) as exc:
+        raise MalformedResponse(f"completionData: {type(exc).__name__}") from None
+    return signed, signature, chain
+
+
+def _check_data(signed_part: object, expected: bytes | None) -> None:
+    if expected is None:
+        if signed_part is not None:
+            raise DataMismatch("data was signed that this site did not send")
+        return
+    if not isinstance(signed_part, dict) or not isinstance(signed_part.get("sha256"), str):
+        raise DataMismatch("the data this site sent was not signed")
+    digest = _b64url(hashlib.sha256(expected).digest())
+    if not hmac.compare_digest(signed_part["sha256"], digest):
+        raise DataMismatch("the signed data differs from what this site sent")
+
+
+def _check_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> None:
+    if not anchors:
+        raise UntrustedChain("no trust anchors configured")
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store(list(anchors)))
+        .time(now)
+        .extension_policies(
+            # WebPKI rules for the CAs; the person's certificates are checked for the key
+            # usage of their purpose below, which WebPKI's end-entity rules do not know.
+            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+            ee_policy=verification.ExtensionPolicy.permit_all(),
+        )
+        .build_client_verifier()
+    )
+    try:
+        verifier.verify(leaf, list(intermediates))
+    except verification.VerificationError:
+        raise UntrustedChain("certificate does not chain to a trust anchor") from None
+
+
+def _check_usage(leaf: x509.Certificate, order_type: str) -> None:
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        constraints = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        raise WrongKeyUsage("certificate lacks key usage or basic constraints") from None
+    if constraints.ca:
+        raise WrongKeyUsage("a CA certificate cannot identify a person")
+    # Identification key: digitalSignature only. Signature key: nonRepudiation. A
+    # certificate with the wrong one was presented for the wrong kind of order.
+    ok = (
+        usage.digital_signature and not usage.content_commitment
+        if order_type == "auth"
+        else usage.content_commitment
+    )
+    if not ok:
+        raise WrongKeyUsage(f"certificate not for {order_type}")
+
+
+def _person(leaf: x509.Certificate) -> Person:
+    def attr(oid: x509.ObjectIdentifier) -> str:
+        values = leaf.subject.get_attributes_for_oid(oid)
+        value = values[0].value if values else ""
+        return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+    pnr = attr(NameOID.SERIAL_NUMBER)
+    if len(pnr) != 12 or not pnr.isdigit():
+        raise MalformedResponse("certificate has no personal number")
+    given, surname = attr(NameOID.GIVEN_NAME), attr(NameOID.SURNAME)
+    return Person(pnr, attr(NameOID.COMMON_NAME) or f"{given} {surname}", given, surname)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("expected base64url text")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

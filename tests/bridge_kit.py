@@ -1,0 +1,153 @@
+"""Helpers for bridge tests: a scripted person behind the UI port, and a running bridge.
+
+The scripted UI stands in for the person only; the bridge, order service, token store and
+credentials under it are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from agent.bridge import BridgeConfig, OriginPolicy, build_app
+from agent.notices import Notice
+from agent.orders import OrderBook
+from agent.service import OrderService
+from agent.tokens import CredentialInfo, TokenStore
+from agent.ui.port import Request
+
+ORIGIN = "https://bank.example"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_nonce(size: int = 32) -> str:
+    return base64.b64encode(os.urandom(size)).decode()
+
+
+def b64(text: str | bytes) -> str:
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+@dataclass
+class ScriptedUi:
+    """Answers as a person would, from a queue; records what it was shown."""
+
+    secrets: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    pick: int = 0
+    requests: list[Request] = field(default_factory=list)
+    problems: list[Notice | None] = field(default_factory=list)
+    told: list[Notice] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+    async def choose(self, request: Request) -> CredentialInfo | None:
+        self.requests.append(request)
+        return request.choices[self.pick]
+
+    async def ask_secret(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> str | None:
+        self.problems.append(problem)
+        return await self.secrets.get()
+
+    async def tell(self, notice: Notice) -> None:
+        self.told.append(notice)
+
+    async def close(self, order_ref: str) -> None:
+        self.closed.append(order_ref)
+
+
+@dataclass
+class Bridge:
+    client: TestClient[web.Request, web.Application]
+    ui: ScriptedUi
+    service: OrderService
+    port: int
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        origin: str | None = ORIGIN,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        h = {"Content-Type": "application/json", "X-Eid-Agent": "1"}
+        if origin is not None:
+            h["Origin"] = origin
+        h.update(headers or {})
+        data = body if isinstance(body, (bytes, str)) else __import__("json").dumps(body)
+        async with self.client.post(path, data=data, headers=h) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def start(self, kind: str = "auth", **fields: Any) -> str:
+        status, body = await self.post(f"/v1/{kind}", {"nonce": new_nonce(), **fields})
+        assert status == 201, body
+        return str(body["orderRef"])
+
+    async def collect(self, ref: str, origin: str = ORIGIN) -> dict[str, Any]:
+        status, body = await self.post("/v1/collect", {"orderRef": ref}, origin=origin)
+        assert status == 200, body
+        return body
+
+    async def wait_for(self, ref: str, *states: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            body = await self.collect(ref)
+            if body.get("hintCode", body["status"]) in states or body["status"] in states:
+                return body
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"still {body} after {timeout}s")
+            await asyncio.sleep(0.15)  # within the bridge's per-origin poll rate
+
+
+@asynccontextmanager
+async def running_bridge(
+    data_dir: Path,
+    *,
+    policy: OriginPolicy | None = None,
+    ttl: dt.timedelta = dt.timedelta(seconds=180),
+    check_peer_user: bool = True,
+    store: TokenStore | None = None,
+) -> AsyncIterator[Bridge]:
+    ui = ScriptedUi()
+    service = OrderService(
+        store or TokenStore(data_dir),
+        ui,
+        OrderBook(ttl),
+        clock=lambda: dt.datetime.now(dt.UTC),
+        new_ref=lambda: str(uuid.uuid4()),
+        agent_version="test",
+    )
+    port = free_port()
+    config = BridgeConfig(
+        port=port, policy=policy or OriginPolicy(), check_peer_user=check_peer_user
+    )
+    server = TestServer(build_app(service, config), host="127.0.0.1", port=port)
+    client: TestClient[web.Request, web.Application] = TestClient(server)
+    await client.start_server()
+    try:
+        yield Bridge(client, ui, service, port)
+    finally:
+        await service.aclose()
+        await client.close()

@@ -1,0 +1,396 @@
+"""The bridge through its real HTTP interface: every applicable line of
+BRIDGE-SECURITY.md, the order flow, and the error vocabulary."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.bridge import OriginPolicy
+from agent.messages import MessageCode
+from agent.tokens import TokenStore
+from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
+from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]:
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    async with running_bridge(tmp_path / "data", store=store) as b:
+        yield b
+
+
+def _no_side_effect(b: Bridge) -> None:
+    assert b.ui.requests == [] and b.ui.told == []
+    assert len(b.service.book) == 0
+
+
+# -- 2. Host check -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example:{port}", "localhost.evil.example:{port}", "", "localhost.:{port}",
+     "127.0.0.1", "127.0.0.1:1", "127.0.0.2:{port}", "0.0.0.0:{port}", "LOCALHOST.:{port}"],
+)  # fmt: skip
+async def test_wrong_host_is_421_before_anything(bridge: Bridge, host: str) -> None:
+    h = host.format(port=bridge.port)
+    status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()}, headers={"Host": h})
+    assert (status, body["errorCode"]) == (421, "forbiddenHost")
+    async with bridge.client.get("/v1/info", headers={"Host": h}) as resp:
+        assert resp.status == 421
+    _no_side_effect(bridge)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}",
+                                  "LocalHost:{port}"])  # fmt: skip
+async def test_loopback_hosts_are_accepted(bridge: Bridge, host: str) -> None:
+    async with bridge.client.get(
+        "/v1/info", headers={"Host": host.format(port=bridge.port)}
+    ) as resp:
+        assert resp.status == 200
+
+
+# -- 3. Origin gate ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [None, "null", "file://", "chrome-extension://abcdefghijklmnop", "http://bank.example",
+     "https://bank.example/path", "https://user@bank.example", "https://" + "a" * 250 + ".se",
+     "https://bank.example.", "ftp://bank.example", "https://[::1", "https://bank.example:99999",
+     "http://localhost:8080", "http://127.0.0.1:8080", "https://BANK.example"],
+)  # fmt: skip
+async def test_bad_origins_get_403_and_no_dialog(bridge: Bridge, origin: str | None) -> None:
+    for path in ("/v1/auth", "/v1/sign"):
+        status, body = await bridge.post(
+            path, {"nonce": new_nonce(), "userVisibleData": b64("x")}, origin=origin
+        )
+        assert (status, body["errorCode"]) == (403, "forbiddenOrigin"), origin
+    await asyncio.sleep(0.05)
+    _no_side_effect(bridge)
+
+
+async def test_localhost_origins_only_behind_the_development_setting(
+    tmp_path: Path, make_token: MakeToken
+) -> None:
+    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store.add(make_token())
+    policy = OriginPolicy.of(allow_http_localhost=True)
+    async with running_bridge(tmp_path / "d", store=store, policy=policy) as b:
+        for origin in ("http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:80"):
+            status, body = await b.post("/v1/auth", {"nonce": new_nonce()}, origin=origin)
+            assert status == 201, body
+            await b.post("/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
+        status, _ = await b.post("/v1/auth", {"nonce": new_nonce()},
+                                 origin="http://intranet.example")  # fmt: skip
+        assert status == 403
+
+
+async def test_allow_and_block_lists(tmp_path: Path, make_token: MakeToken) -> None:
+    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store.add(make_token())
+    policy = OriginPolicy.of(allow=["bank.example"], block=["evil.bank.example"])
+    async with running_bridge(tmp_path / "d", store=store, policy=policy) as b:
+        for origin, expected in [
+            ("https://bank.example", 201),
+            ("https://www.bank.example", 201),
+            ("https://evil.bank.example", 403),
+            ("https://x.evil.bank.example", 403),
+            ("https://bank.example.evil", 403),
+            ("https://other.example", 403),
+        ]:
+            status, body = await b.post("/v1/auth", {"nonce": new_nonce()}, origin=origin)
+            assert status == expected, (origin, body)
+            if status == 201:
+                await b.post("/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
+
+
+# -- 4. No simple requests ---------------------------------------------------------------
+
+
+async def test_simple_requests_start_nothing(bridge: Bridge) -> None:
+    body = json.dumps({"nonce": new_nonce()})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded",
+                         "multipart/form-data; boundary=x"):  # fmt: skip
+        status, reply = await bridge.post("/v1/auth", body, headers={"Content-Type": content_type})
+        assert status == 415 and reply["errorCode"] == "invalidParameters"
+    async with bridge.client.post(
+        "/v1/auth",
+        data=body,
+        headers={"Origin": ORIGIN, "Content-Type": "application/json"},
+    ) as resp:  # no custom header
+        assert resp.status == 400
+    async with bridge.client.get("/v1/auth", headers={"Origin": ORIGIN}) as resp:
+        assert resp.status == 405
+    await asyncio.sleep(0.05)
+    _no_side_effect(bridge)
+
+
+# -- 5. CORS and preflights --------------------------------------------------------------
+
+
+async def test_preflight_headers_are_exact(bridge: Bridge) -> None:
+    async with bridge.client.options(
+        "/v1/auth",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-eid-agent",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    ) as resp:
+        assert resp.status == 204
+        h = resp.headers
+        assert h["Access-Control-Allow-Origin"] == ORIGIN
+        assert h["Vary"] == "Origin"
+        assert h["Access-Control-Allow-Private-Network"] == "true"
+        assert h["Access-Control-Allow-Methods"] == "GET, POST"
+        assert h["Access-Control-Allow-Headers"] == "Content-Type, X-Eid-Agent"
+    async with bridge.client.options("/v1/auth", headers={"Origin": ORIGIN}) as resp:
+        assert "Access-Control-Allow-Private-Network" not in resp.headers
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example.", "null", "http://bank.example"])
+async def test_preflight_for_bad_origin_has_no_cors_headers(bridge: Bridge, origin: str) -> None:
+    async with bridge.client.options("/v1/auth", headers={"Origin": origin}) as resp:
+        assert resp.status == 403
+        assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_responses_echo_the_origin_never_a_wildcard(bridge: Bridge) -> None:
+    async with bridge.client.get("/v1/info", headers={"Origin": ORIGIN}) as resp:
+        assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
+    async with bridge.client.get("/v1/info", headers={"Origin": "null"}) as resp:
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    async with bridge.client.get("/v1/info") as resp:
+        assert "*" not in resp.headers.get("Access-Control-Allow-Origin", "")
+
+
+# -- 6. One active order, rate limits, floods ---------------------------------------------
+
+
+async def test_second_start_is_already_in_progress(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()},
+                                     origin="https://other.example")  # fmt: skip
+    assert (status, body["errorCode"]) == (409, "alreadyInProgress")
+    await bridge.post("/v1/cancel", {"orderRef": ref})
+
+
+async def test_flood_opens_one_dialog_and_is_rate_limited(bridge: Bridge) -> None:
+    statuses = []
+    for i in range(100):
+        origin = f"https://site{i % 10}.example"
+        status, _ = await bridge.post("/v1/auth", {"nonce": new_nonce()}, origin=origin)
+        statuses.append(status)
+    await asyncio.sleep(0.1)
+    assert statuses.count(201) == 1
+    assert 429 in statuses and set(statuses) <= {201, 409, 429}
+    assert len(bridge.ui.requests) == 1  # one dialog, whatever the flood
+    assert len(bridge.service.book) == 1
+
+
+# -- 7. Named limits ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("auth", {}),
+        ("auth", {"nonce": b64(b"x" * 31)}),
+        ("auth", {"nonce": b64(b"x" * 97)}),
+        ("auth", {"nonce": "not base64!!"}),
+        ("auth", {"nonce": 123}),
+        ("auth", {"nonce": "NONCE", "extra": 1}),
+        ("auth", {"nonce": "NONCE", "personalNumber": "19811218-9876"}),
+        ("auth", {"nonce": "NONCE", "personalNumber": "8112189876"}),
+        ("auth", {"nonce": "NONCE", "personalNumber": 198112189876}),
+        ("auth", {"nonce": "NONCE", "tokenKinds": ["phone"]}),
+        ("auth", {"nonce": "NONCE", "tokenKinds": []}),
+        ("auth", {"nonce": "NONCE", "tokenKinds": ["file", "file"]}),
+        ("auth", {"nonce": "NONCE", "tokenKinds": [["file"]]}),
+        ("auth", {"nonce": "NONCE", "userNonVisibleData": b64("x")}),
+        ("sign", {"nonce": "NONCE"}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": "***"}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64(b"\xff\xfe")}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64("   ")}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64("a\x1b[2Jb")}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64("x" * 30_001)}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"), "userVisibleDataFormat": "html"}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"),
+                  "userNonVisibleData": b64(b"x" * 150_001)}),
+    ],
+)  # fmt: skip
+async def test_invalid_parameters_are_400(bridge: Bridge, kind: str, body: dict) -> None:  # type: ignore[type-arg]
+    body = {k: (new_nonce() if v == "NONCE" else v) for k, v in body.items()}
+    status, reply = await bridge.post(f"/v1/{kind}", body)
+    assert (status, reply["errorCode"]) == (400, "invalidParameters"), reply
+    assert "Traceback" not in reply["details"]
+    _no_side_effect(bridge)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[]", b"\xff", b'{"nonce": ' * 50 + b"1" + b"}" * 50,
+     b"[" * 100_000, b'{"a": {"b": {"c": {"d": 1}}}}'],
+)  # fmt: skip
+async def test_malformed_bodies_are_400_never_500(bridge: Bridge, raw: bytes) -> None:
+    status, reply = await bridge.post("/v1/auth", raw)
+    assert (status, reply["errorCode"]) == (400, "invalidParameters")
+
+
+async def test_too_large_is_413(bridge: Bridge) -> None:
+    status, reply = await bridge.post("/v1/sign", b'{"x": "' + b"a" * 300_000 + b'"}')
+    assert (status, reply["errorCode"]) == (413, "requestTooLarge")
+
+
+async def test_unknown_paths_and_orders(bridge: Bridge) -> None:
+    status, reply = await bridge.post("/v1/nothing", {})
+    assert (status, reply["errorCode"]) == (404, "notFound")
+    status, reply = await bridge.post("/v1/collect", {"orderRef": "nope"})
+    assert (status, reply["errorCode"]) == (404, "notFound")
+    status, reply = await bridge.post("/v1/collect", {"orderRef": "x" * 65})
+    assert status == 400
+
+
+# -- 8. No information without consent -----------------------------------------------------
+
+
+async def test_info_tells_nothing_about_the_person(bridge: Bridge) -> None:
+    async with bridge.client.get("/v1/info", headers={"Origin": ORIGIN}) as resp:
+        info = await resp.json()
+    assert set(info) == {"version", "apiVersion", "updateRequired", "updateState"}
+    assert "198112189876" not in json.dumps(info) and "Anna" not in json.dumps(info)
+
+
+# -- the order flow ----------------------------------------------------------------------
+
+
+async def test_identification_completes(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    await bridge.wait_for(ref, "userSign")
+    await bridge.ui.secrets.put(PASSWORD)
+    body = await bridge.wait_for(ref, "complete")
+    data = body["completionData"]
+    assert data["user"] == {"personalNumber": "198112189876", "name": "Anna Andersson",
+                            "givenName": "Anna", "surname": "Andersson"}  # fmt: skip
+    assert data["token"] == {"kind": "file"} and data["algorithm"] == "ES256"
+    signed = json.loads(base64.b64decode(data["signedData"]))
+    assert signed["type"] == "auth" and signed["origin"] == ORIGIN
+    assert signed["orderRef"] == ref
+    assert bridge.ui.requests[0].origin == ORIGIN  # the origin shown is the one signed
+    assert bridge.ui.closed == [ref]
+
+
+async def test_wrong_password_stays_in_user_sign_with_tries_left(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    await bridge.ui.secrets.put("wrong password")
+    await bridge.wait_for(ref, "userSign")
+    for _ in range(50):
+        if len(bridge.ui.problems) == 2:
+            break
+        await asyncio.sleep(0.02)
+    problem = bridge.ui.problems[1]
+    assert problem is not None and problem.code is MessageCode.WRONG_PASSWORD
+    assert problem.params == {"tries_left": 4}
+    assert (await bridge.collect(ref))["hintCode"] == "userSign"
+    await bridge.ui.secrets.put(PASSWORD)
+    await bridge.wait_for(ref, "complete")
+
+
+async def test_five_wrong_passwords_end_in_certificate_err(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    for _ in range(5):
+        await bridge.ui.secrets.put("wrong password")
+    body = await bridge.wait_for(ref, "failed")
+    assert body["hintCode"] == "certificateErr"
+    assert [n.code for n in bridge.ui.told] == [MessageCode.FILE_LOCKED]
+    ref2 = await bridge.start()
+    assert (await bridge.wait_for(ref2, "failed"))["hintCode"] == "certificateErr"
+    assert [n.code for n in bridge.ui.told] == [
+        MessageCode.FILE_LOCKED,
+        MessageCode.NO_VALID_BANKID,
+    ]
+
+
+async def test_person_cancels(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    await bridge.ui.secrets.put(None)
+    assert (await bridge.wait_for(ref, "failed"))["hintCode"] == "userCancel"
+
+
+async def test_page_cancels_and_the_dialog_closes(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    await bridge.wait_for(ref, "userSign")
+    status, _ = await bridge.post("/v1/cancel", {"orderRef": ref})
+    assert status == 200
+    assert (await bridge.collect(ref))["hintCode"] == "cancelled"
+    await asyncio.sleep(0.05)
+    assert bridge.ui.closed == [ref]
+    # a password typed now reaches nothing
+    await bridge.ui.secrets.put(PASSWORD)
+    await asyncio.sleep(0.1)
+    assert (await bridge.collect(ref))["status"] == "failed"
+    status, _ = await bridge.post("/v1/cancel", {"orderRef": ref})
+    assert status == 200  # cancelling a finished order is a no-op
+
+
+async def test_another_origin_cannot_collect_or_cancel(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    for path in ("/v1/collect", "/v1/cancel"):
+        status, reply = await bridge.post(path, {"orderRef": ref}, origin="https://evil.example")
+        assert (status, reply["errorCode"]) == (404, "notFound")
+    assert (await bridge.collect(ref))["status"] == "pending"
+
+
+async def test_order_expires(tmp_path: Path, make_token: MakeToken) -> None:
+    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store.add(make_token())
+    async with running_bridge(tmp_path / "d", store=store, ttl=dt.timedelta(seconds=1)) as b:
+        ref = await b.start()
+        body = await b.wait_for(ref, "failed", timeout=5)
+        assert body["hintCode"] == "expiredTransaction"
+        assert b.ui.closed == [ref]
+        assert b.ui.told[-1].code is MessageCode.TIMED_OUT
+
+
+async def test_no_credential_is_certificate_err(tmp_path: Path) -> None:
+    async with running_bridge(tmp_path / "empty") as b:
+        ref = await b.start()
+        assert (await b.wait_for(ref, "failed"))["hintCode"] == "certificateErr"
+        assert b.ui.told[-1].code is MessageCode.NO_BANKID_FOUND
+        assert b.ui.requests == []  # no dialog asking for a password
+
+
+async def test_filters_pick_the_person(tmp_path: Path, make_token: MakeToken) -> None:
+    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    store.add(make_token(BERTIL))
+    async with running_bridge(tmp_path / "d", store=store) as b:
+        ref = await b.start(personalNumber=str(BERTIL.personal_number))
+        await b.wait_for(ref, "userSign")
+        assert [c.owner.given_name for c in b.ui.requests[0].choices] == ["Bertil"]
+        await b.post("/v1/cancel", {"orderRef": ref})
+        ref = await b.start(tokenKinds=["card"])
+        assert (await b.wait_for(ref, "failed"))["hintCode"] == "certificateErr"
+        assert b.ui.told[-1].code is MessageCode.NONE_USABLE_FOR_IDENTIFICATION
+
+
+async def test_sign_shows_the_text_verbatim(bridge: Bridge) -> None:
+    text = "Jag godkänner överföringen av 1 000 kr.\n\nÅÄÖ – “citat” 👍"
+    ref = await bridge.start("sign", userVisibleData=b64(text),
+                             userNonVisibleData=b64(b"\x00\x01"))  # fmt: skip
+    await bridge.wait_for(ref, "userSign")
+    assert bridge.ui.requests[0].text == text
+    await bridge.ui.secrets.put(PASSWORD)
+    data = (await bridge.wait_for(ref, "complete"))["completionData"]
+    signed = json.loads(base64.b64decode(data["signedData"]))
+    assert signed["type"] == "sign" and "sha256" in signed["userNonVisibleData"]

@@ -1,0 +1,203 @@
+"""``eid-agent run`` as a real process: binding, signals, and the console UI driven through
+its stdin the way a person (or a script) would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.bridge.peer import _hex_address
+from agent.tokens import TokenStore
+from agent.ui.console import visible
+from tests.agent_process import AgentProcess
+from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
+    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    return tmp_path / "data"
+
+
+def _listeners(port: int) -> set[str]:
+    """Local addresses of listening sockets on ``port`` (state 0A = LISTEN)."""
+    found = set()
+    for name in ("tcp", "tcp6"):
+        for line in Path("/proc/net", name).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
+                found.add(fields[1])
+    return found
+
+
+def test_binds_loopback_only_and_stops_cleanly_on_sigterm(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        assert _listeners(agent.port) == {
+            _hex_address("127.0.0.1", agent.port),
+            _hex_address("::1", agent.port),
+        }
+        assert agent.stop(signal.SIGTERM) == 0
+        assert "stopping" in agent.stderr
+        assert _listeners(agent.port) == set()
+
+
+def test_port_taken_is_a_clear_error(data_dir: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        with AgentProcess(data_dir, port=port) as agent:
+            assert agent.proc.wait(timeout=15) == 1
+            assert f"port {port} is already in use" in agent.stderr
+            assert "Traceback" not in agent.stderr
+
+
+def test_console_identification_as_a_person(data_dir: Path) -> None:
+    with AgentProcess(data_dir, "-v") as agent:
+        agent.ready()
+        ref = agent.start_auth()
+        agent.wait_for_output("Password for Anna Andersson")
+        assert "https://bank.example wants you to identify yourself." in agent.stdout
+        assert agent.collect(ref)["hintCode"] == "userSign"
+        agent.type("not the password")
+        agent.wait_for_output("[10016] Wrong password")
+        assert "4 tries left" in agent.stdout
+        agent.type(PASSWORD)
+        done = agent.wait_status(ref, "complete")
+        assert done["completionData"]["user"]["personalNumber"] == "198112189876"
+        agent.stop()
+    # secrets never reach the log or the screen (the password line is not echoed back)
+    for secret in (PASSWORD, "not the password"):
+        assert secret not in agent.stderr
+        assert secret not in agent.stdout
+
+
+def test_choice_between_credentials_and_sign_text(tmp_path: Path, make_token: MakeToken) -> None:
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    store.add(make_token(BERTIL))
+    with AgentProcess(tmp_path / "data") as agent:
+        agent.ready()
+        import base64
+
+        text = "Betala 100 kr\n\x1b[2J?"  # the bridge refuses control characters
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        status, body = agent.request(
+            "POST", "/v1/sign",
+            {"nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode()},
+        )  # fmt: skip
+        assert status == 400
+        text = "Betala 100 kr\ntill Bertil"
+        status, body = agent.request(
+            "POST", "/v1/sign",
+            {"nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode()},
+        )  # fmt: skip
+        assert status == 201
+        agent.wait_for_output("Choose a BankID (1–2")
+        assert "  │ Betala 100 kr\n  │ till Bertil" in agent.stdout
+        agent.type("7")  # not a choice: asked again
+        agent.wait_for_output("Choose a BankID", count=2)
+        agent.type("2")
+        agent.wait_for_output("Password for Bertil Berg")
+        agent.type(PASSWORD)
+        done = agent.wait_status(body["orderRef"], "complete")
+        assert done["completionData"]["user"]["givenName"] == "Bertil"
+
+
+def test_empty_line_cancels_and_eof_cancels(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        ref = agent.start_auth()
+        agent.wait_for_output("Password for")
+        agent.type("")
+        assert agent.wait_status(ref, "failed")["hintCode"] == "userCancel"
+        ref = agent.start_auth()
+        agent.wait_for_output("Password for", count=2)
+        agent.close_stdin()
+        assert agent.wait_status(ref, "failed")["hintCode"] == "userCancel"
+        assert agent.proc.poll() is None  # the agent itself keeps running
+
+
+def test_ctrl_c_cancels_the_question_then_stops_the_agent(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        ref = agent.start_auth()
+        agent.wait_for_output("Password for")
+        agent.proc.send_signal(signal.SIGINT)
+        assert agent.wait_status(ref, "failed")["hintCode"] == "userCancel"
+        assert agent.proc.poll() is None
+        assert agent.stop(signal.SIGINT) == 0
+
+
+def test_page_cancel_closes_the_question_and_stale_input_is_dropped(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        ref = agent.start_auth()
+        agent.wait_for_output("Password for")
+        status, _ = agent.request("POST", "/v1/cancel", {"orderRef": ref})
+        assert status == 200
+        agent.wait_for_output("(The request was closed.)")
+        agent.type(PASSWORD)  # typed too late: must not serve the next order
+        import time
+
+        time.sleep(0.5)
+        ref2 = agent.start_auth()
+        agent.wait_for_output("Password for", count=2)
+        assert agent.collect(ref2)["hintCode"] == "userSign"
+        agent.type(PASSWORD)
+        agent.wait_status(ref2, "complete")
+
+
+def test_expiry_closes_the_question(data_dir: Path) -> None:
+    with AgentProcess(data_dir, "--order-ttl", "2") as agent:
+        agent.ready()
+        ref = agent.start_auth()
+        assert agent.wait_status(ref, "failed", timeout=10)["hintCode"] == "expiredTransaction"
+        agent.wait_for_output("[10035] Time ran out")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+                    reason="needs root to act as a second OS user")  # fmt: skip
+def test_another_os_user_is_refused(data_dir: Path) -> None:
+    """BRIDGE-SECURITY 10: a browser of another user on this computer reaches this agent
+    (the port is per machine); it is refused before anything happens."""
+    client = (
+        "import http.client,sys;c=http.client.HTTPConnection('127.0.0.1',int(sys.argv[1]));"
+        "c.request('GET','/v1/info');r=c.getresponse();print(r.status,r.read().decode())"
+    )
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        other = subprocess.run(
+            ["/usr/bin/python3", "-c", client, str(agent.port)],
+            user=65534, group=65534, capture_output=True, text=True, timeout=30, cwd="/",
+        )  # fmt: skip
+        assert other.stdout.startswith("403"), other
+        assert "forbiddenUser" in other.stdout
+        same = subprocess.run(["/usr/bin/python3", "-c", client, str(agent.port)],
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert same.stdout.startswith("200"), same
+
+
+def test_host_and_origin_refusals_over_a_real_socket(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        status, body = agent.request("GET", "/v1/info", host=f"evil.example:{agent.port}")
+        assert (status, body["errorCode"]) == (421, "forbiddenHost")
+        status, body = agent.request("POST", "/v1/auth", {"nonce": "x"}, origin="null")
+        assert (status, body["errorCode"]) == (403, "forbiddenOrigin")
+        assert "wants you to" not in agent.stdout
+
+
+def test_visible_makes_controls_and_bidi_overrides_harmless() -> None:
+    assert visible("a\x1b[2Jb") == "a<U+001B>[2Jb"
+    assert visible("pay \u202eevil\u202c") == "pay <U+202E>evil<U+202C>"
+    assert visible("line\r\nnext\rover") == "line\nnext<U+000D>over"
+    assert visible("tab\tand åäö") == "tab\tand åäö"

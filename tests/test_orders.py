@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.orders import (
+    TRANSITIONS,
+    AlreadyInProgress,
+    Completion,
+    Event,
+    Hint,
+    IllegalTransition,
+    Order,
+    OrderBook,
+    OrderKind,
+    OrderRequest,
+    Phase,
+    Status,
+    UnknownOrder,
+    advance,
+)
+from agent.tokens import TokenKind
+
+T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+REQ = OrderRequest(OrderKind.AUTH, "https://bank.example", b"n" * 32)
+DONE = Completion("198112189876", "A B", "A", "B", TokenKind.FILE, b"{}", b"s" * 64, "ES256",
+                  (b"cert",))  # fmt: skip
+
+
+def _order(phase: Phase) -> Order:
+    return Order("ref", REQ, phase, T0, T0 + dt.timedelta(seconds=180))
+
+
+def _data(event: Event) -> dict[str, object]:
+    return {"completion": DONE} if event is Event.SIGNED else {"tries_left": 3}
+
+
+@pytest.mark.parametrize(("phase", "event"), sorted(TRANSITIONS, key=str))
+def test_every_allowed_transition(phase: Phase, event: Event) -> None:
+    after = advance(_order(phase), event, T0, **_data(event))
+    assert after.phase is TRANSITIONS[(phase, event)]
+    assert (after.finished is None) == after.phase.pending
+
+
+@pytest.mark.parametrize(
+    ("phase", "event"),
+    [(p, e) for p in Phase for e in Event if (p, e) not in TRANSITIONS and e is not Event.EXPIRE]
+    + [(p, Event.EXPIRE) for p in Phase if not p.pending and p is not Phase.EXPIRED],
+)
+def test_every_other_event_is_illegal_and_changes_nothing(phase: Phase, event: Event) -> None:
+    order = _order(phase)
+    with pytest.raises(IllegalTransition):
+        advance(order, event, T0, **_data(event))
+    assert order.phase is phase  # frozen: the caller's order is untouched
+
+
+def test_wire_pairs() -> None:
+    assert Phase.USER_SIGN.value == (Status.PENDING, Hint.USER_SIGN)
+    assert Phase.COMPLETE.hint is None
+    failed = {p.hint for p in Phase if p.status is Status.FAILED}
+    assert failed == {Hint.EXPIRED_TRANSACTION, Hint.USER_CANCEL, Hint.CANCELLED,
+                      Hint.CERTIFICATE_ERR, Hint.START_FAILED}  # fmt: skip
+
+
+def test_expiry_wins_over_a_late_signature() -> None:
+    order = _order(Phase.USER_SIGN)
+    late = T0 + dt.timedelta(seconds=180)
+    with pytest.raises(IllegalTransition):
+        advance(order, Event.SIGNED, late, completion=DONE)
+    assert advance(order, Event.EXPIRE, late).phase is Phase.EXPIRED
+
+
+def test_signed_needs_a_completion() -> None:
+    with pytest.raises(TypeError):
+        advance(_order(Phase.USER_SIGN), Event.SIGNED, T0)
+
+
+def test_wrong_secret_keeps_user_sign_and_records_tries() -> None:
+    after = advance(_order(Phase.USER_SIGN), Event.WRONG_SECRET, T0, tries_left=2)
+    assert after.phase is Phase.USER_SIGN and after.tries_left == 2
+
+
+def test_book_allows_one_active_order() -> None:
+    book = OrderBook()
+    book.start(REQ, "a", T0)
+    with pytest.raises(AlreadyInProgress):
+        book.start(REQ, "b", T0)
+    book.apply("a", Event.RP_CANCEL, T0)
+    assert book.start(REQ, "b", T0).phase is Phase.OUTSTANDING
+    assert book.get("a", T0).phase is Phase.CANCELLED
+
+
+def test_book_expires_and_frees_the_slot() -> None:
+    book = OrderBook(dt.timedelta(seconds=10))
+    book.start(REQ, "a", T0)
+    assert book.get("a", T0 + dt.timedelta(seconds=10)).phase is Phase.EXPIRED
+    book.start(REQ, "b", T0 + dt.timedelta(seconds=10))
+
+
+def test_book_forgets_finished_orders_and_stays_bounded() -> None:
+    book = OrderBook()
+    for i in range(100):
+        book.start(REQ, f"r{i}", T0)
+        book.apply(f"r{i}", Event.RP_CANCEL, T0)
+    assert len(book) <= 33
+    with pytest.raises(UnknownOrder):
+        book.get("r0", T0)
+    assert book.get("r99", T0).phase is Phase.CANCELLED
+    with pytest.raises(UnknownOrder):
+        book.get("r99", T0 + dt.timedelta(minutes=10))
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(Event)), st.integers(0, 100)), max_size=25))
+def test_random_event_sequences_never_break_the_invariants(
+    events: list[tuple[Event, int]],
+) -> None:
+    """Whatever arrives in whatever order: the phase only changes along the table, a
+    finished order never changes again, and COMPLETE always carries its completion."""
+    order, now = _order(Phase.OUTSTANDING), T0
+    for event, seconds in events:
+        now = now + dt.timedelta(seconds=seconds)
+        before = order
+        try:
+            order = advance(order, event, now, **_data(event))
+        except IllegalTransition:
+            order = before
+            continue
+        if not before.phase.pending:
+            assert order == before
+        if order.phase is Phase.COMPLETE:
+            assert order.completion is DONE
+        if now >= before.deadline and before.phase.pending:
+            assert order.phase is Phase.EXPIRED

@@ -1,0 +1,187 @@
+"""The relying-party kit against real completions from a real bridge."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+import rp
+from agent.tokens import TokenStore
+from issuer import CertificateAuthority
+from tests.bridge_kit import ORIGIN, Bridge, b64, running_bridge
+from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
+
+TEXT = "Jag intygar att uppgifterna stämmer."
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]:
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    async with running_bridge(tmp_path / "data", store=store) as b:
+        yield b
+
+
+async def _complete(bridge: Bridge, kind: str, nonce: str, **fields: Any) -> dict[str, Any]:
+    status, body = await bridge.post(f"/v1/{kind}", {"nonce": nonce, **fields})
+    assert status == 201, body
+    await bridge.ui.secrets.put(PASSWORD)
+    done = await bridge.wait_for(body["orderRef"], "complete")
+    return dict(done["completionData"])
+
+
+@pytest.fixture
+async def completions(bridge: Bridge) -> dict[str, Any]:
+    store = rp.NonceStore()
+    now = dt.datetime.now(dt.UTC)
+    auth_nonce, sign_nonce = store.issue("s1", now), store.issue("s1", now)
+    return {
+        "auth": await _complete(bridge, "auth", auth_nonce),
+        "auth_nonce": auth_nonce,
+        "sign": await _complete(
+            bridge, "sign", sign_nonce, userVisibleData=b64(TEXT), userNonVisibleData=b64(b"ref:42")
+        ),
+        "sign_nonce": sign_nonce,
+        "store": store,
+    }
+
+
+def _auth(c: dict[str, Any], anchors: list, **over: Any) -> rp.Verified:  # type: ignore[type-arg]
+    kw: dict[str, Any] = {"expected_origin": ORIGIN, "nonce": c["auth_nonce"],
+                          "trust_anchors": anchors, "now": dt.datetime.now(dt.UTC)}  # fmt: skip
+    response = over.pop("response", c["auth"])
+    kw.update(over)
+    return rp.verify_auth(response, **kw)
+
+
+def _sign(c: dict[str, Any], anchors: list, **over: Any) -> rp.Verified:  # type: ignore[type-arg]
+    kw: dict[str, Any] = {
+        "expected_origin": ORIGIN,
+        "nonce": c["sign_nonce"],
+        "trust_anchors": anchors,
+        "now": dt.datetime.now(dt.UTC),
+        "user_visible_data": TEXT,
+        "user_non_visible_data": b"ref:42",
+    }
+    response = over.pop("response", c["sign"])
+    kw.update(over)
+    return rp.verify_sign(response, **kw)
+
+
+async def test_identification_verifies(
+    completions: dict[str, Any], ca: CertificateAuthority
+) -> None:
+    verified = _auth(completions, [ca.root_certificate])
+    assert verified.person == rp.Person("198112189876", "Anna Andersson", "Anna", "Andersson")
+    assert verified.type == "auth" and verified.token_kind == "file"
+
+
+async def test_signature_verifies(completions: dict[str, Any], ca: CertificateAuthority) -> None:
+    assert _sign(completions, [ca.root_certificate]).person.personal_number == "198112189876"
+
+
+async def test_relayed_to_another_site_fails(
+    completions: dict[str, Any], ca: CertificateAuthority
+) -> None:
+    with pytest.raises(rp.WrongOrigin):
+        _auth(completions, [ca.root_certificate], expected_origin="https://other.example")
+
+
+async def test_other_nonce_fails(completions: dict[str, Any], ca: CertificateAuthority) -> None:
+    with pytest.raises(rp.UnknownNonce):
+        _auth(completions, [ca.root_certificate], nonce=completions["sign_nonce"])
+
+
+async def test_key_use_separation(completions: dict[str, Any], ca: CertificateAuthority) -> None:
+    """An identification response presented as a signature, and vice versa, fail."""
+    with pytest.raises(rp.WrongOrderType):
+        _sign(completions, [ca.root_certificate], response=completions["auth"],
+              nonce=completions["auth_nonce"])  # fmt: skip
+    with pytest.raises(rp.WrongOrderType):
+        _auth(completions, [ca.root_certificate], response=completions["sign"],
+              nonce=completions["sign_nonce"])  # fmt: skip
+    chains = {k: completions[k]["certificateChain"] for k in ("auth", "sign")}
+    id_leaf = base64.b64decode(chains["auth"][0])
+    sig_leaf = base64.b64decode(chains["sign"][0])
+    assert id_leaf != sig_leaf
+
+
+async def test_untrusted_chain_fails(completions: dict[str, Any]) -> None:
+    stranger = CertificateAuthority.create("Stranger", dt.datetime.now(dt.UTC))
+    with pytest.raises(rp.UntrustedChain):
+        _auth(completions, [stranger.root_certificate])
+    with pytest.raises(rp.UntrustedChain):
+        _auth(completions, [])
+
+
+async def test_time_skew_and_expiry(completions: dict[str, Any], ca: CertificateAuthority) -> None:
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    with pytest.raises(rp.TimeSkew):
+        _auth(completions, [ca.root_certificate], now=later)
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=800)
+    with pytest.raises(rp.CertificateExpired):
+        _auth(completions, [ca.root_certificate], now=far, max_skew=dt.timedelta(days=900))
+
+
+async def test_tampering_fails(completions: dict[str, Any], ca: CertificateAuthority) -> None:
+    forged = dict(completions["auth"])
+    signed = json.loads(base64.b64decode(forged["signedData"]))
+    signed["orderRef"] = "other"
+    forged["signedData"] = base64.b64encode(json.dumps(signed).encode()).decode()
+    with pytest.raises(rp.BadSignature):
+        _auth(completions, [ca.root_certificate], response=forged)
+    with pytest.raises(rp.DataMismatch):
+        _sign(completions, [ca.root_certificate], user_visible_data="Something else")
+    with pytest.raises(rp.DataMismatch):
+        _sign(completions, [ca.root_certificate], user_non_visible_data=None)
+    with pytest.raises(rp.MalformedResponse):
+        _auth(completions, [ca.root_certificate], response={"algorithm": "ES256"})
+    with pytest.raises(rp.MalformedResponse):
+        _auth(completions, [ca.root_certificate], response=dict(forged, algorithm="none"))
+
+
+async def test_a_certificate_from_the_same_ca_with_wrong_usage(
+    completions: dict[str, Any], ca: CertificateAuthority
+) -> None:
+    """A signature certificate used to sign an auth order (what a buggy or hostile agent
+    might do) is refused on key usage, even though it chains and the signature is good."""
+    from issuer.ca import new_key
+
+    key = new_key()
+    pair = ca.issue_pair(ANNA, new_key().public_key(), key.public_key(), dt.datetime.now(dt.UTC))
+    signed = base64.b64decode(completions["auth"]["signedData"])
+    r, s = decode_dss_signature(key.sign(signed, ec.ECDSA(hashes.SHA256())))
+    forged = dict(completions["auth"])
+    forged["signature"] = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+    forged["certificateChain"] = [
+        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+        for c in (pair.signature, ca.issuing_certificate)
+    ]
+    with pytest.raises(rp.WrongKeyUsage):
+        _auth(completions, [ca.root_certificate], response=forged)
+
+
+def test_nonces_are_single_use_bound_and_expire() -> None:
+    store = rp.NonceStore()
+    now = dt.datetime.now(dt.UTC)
+    nonce = store.issue("session-a", now)
+    assert len(base64.urlsafe_b64decode(nonce + "=")) == 32
+    with pytest.raises(rp.UnknownNonce):
+        store.consume(nonce, "session-b", now)
+    store.consume(nonce, "session-a", now)
+    with pytest.raises(rp.ReusedNonce):
+        store.consume(nonce, "session-a", now)
+    old = store.issue("session-a", now)
+    with pytest.raises(rp.ExpiredNonce):
+        store.consume(old, "session-a", now + dt.timedelta(minutes=5))
+    with pytest.raises(rp.UnknownNonce):
+        store.consume("never-issued", "session-a", now)
