@@ -288,6 +288,12 @@ async def test_identification_completes(bridge: Bridge) -> None:
     assert signed["orderRef"] == ref
     assert bridge.ui.requests[0].origin == ORIGIN  # the origin shown is the one signed
     assert bridge.ui.closed == [ref]
+    assert len(data["certificateChain"]) == 2  # leaf and issuing CA; never the root
+
+
+async def test_no_server_header(bridge: Bridge) -> None:
+    async with bridge.client.get("/v1/info") as resp:
+        assert "Server" not in resp.headers
 
 
 async def test_wrong_password_stays_in_user_sign_with_tries_left(bridge: Bridge) -> None:

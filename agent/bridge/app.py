@@ -74,7 +74,14 @@ def build_app(service: OrderService, config: BridgeConfig) -> web.Application:
     app.router.add_post("/v1/sign", _sign)
     app.router.add_post("/v1/collect", _collect)
     app.router.add_post("/v1/cancel", _cancel)
+    app.on_response_prepare.append(_strip_server_header)
     return app
+
+
+async def _strip_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    # "Server: Python/3.x aiohttp/3.y" tells any page our library versions and costs
+    # bytes on every response.
+    response.headers.popall("Server", None)
 
 
 def _error(exc: BridgeError, origin: str | None = None) -> web.Response:

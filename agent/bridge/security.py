@@ -15,7 +15,9 @@ from agent.bridge.errors import BridgeError, ErrorCode
 CUSTOM_HEADER = "X-Eid-Agent"
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = f"Content-Type, {CUSTOM_HEADER}"
-PREFLIGHT_MAX_AGE = "600"
+PREFLIGHT_MAX_AGE = (
+    "7200"  # Chromium caps it here; the origin is re-checked on every request anyway
+)
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"

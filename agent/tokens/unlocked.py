@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.tokens.fileformat import sign_raw
 from agent.tokens.model import CredentialInfo, KeyPurpose
 
 ALGORITHM = "ES256"  # ECDSA P-256 with SHA-256, signature as fixed-width r‖s
+
+
+def _self_signed(der: bytes) -> bool:
+    cert = x509.load_der_x509_certificate(der)
+    return cert.issuer == cert.subject
 
 
 class UnlockedCredential:
@@ -29,8 +35,11 @@ class UnlockedCredential:
         self._keys = dict(keys)
 
     def certificate_chain(self, purpose: KeyPurpose) -> tuple[bytes, ...]:
-        """DER certificates, leaf first."""
-        return self._chains[purpose]
+        """DER certificates, leaf first, without self-signed roots: a verifier must use its
+        own trust anchors, so sending the root would only cost bytes on the wire."""
+        return tuple(
+            der for i, der in enumerate(self._chains[purpose]) if i == 0 or not _self_signed(der)
+        )
 
     def sign(self, purpose: KeyPurpose, data: bytes) -> bytes:
         """Sign ``data`` (hashed with SHA-256 here) with the key for ``purpose``."""

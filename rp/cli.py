@@ -1,0 +1,44 @@
+"""``eid-rp``: the relying-party kit's command line (the demo website)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from agent.paths import default_issuer_dir
+from rp.demo import DemoConfig, build_demo, load_anchors
+
+DEFAULT_AGENT_PORT = 24721
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eid-rp", description="Relying-party kit.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run the demo website")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--agent-port", type=int, default=DEFAULT_AGENT_PORT)
+    demo.add_argument("--origin", help="the site's origin (default http://localhost:PORT)")
+    demo.add_argument(
+        "--ca-dir", type=Path, help="CA whose root to trust (default: the development CA)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"
+    try:
+        anchors = load_anchors(ca_dir)
+    except OSError:
+        print(f"eid-rp: no CA root at {ca_dir}/root.crt (make a development credential "
+              "first: eid-issuer dev-credential)", file=sys.stderr)  # fmt: skip
+        return 2
+    origin = (args.origin or f"http://localhost:{args.port}").rstrip("/")
+    config = DemoConfig(origin=origin, agent_port=args.agent_port, trust_anchors=anchors)
+    print(f"eid-rp demo on {origin} (agent port {args.agent_port})", file=sys.stderr, flush=True)
+    web.run_app(build_demo(config), host="127.0.0.1", port=args.port, print=None,
+                access_log=None)  # fmt: skip
+    return 0

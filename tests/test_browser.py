@@ -1,0 +1,219 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright, the demo website
+and a real ``eid-agent run --ui console`` on loopback; the test types into the agent's
+console as the person would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from agent.tokens import TokenStore
+from issuer import CertificateAuthority, make_file_credential
+from tests.agent_process import AgentProcess
+from tests.bridge_kit import free_port
+from tests.conftest import ANNA, FAST_KDF, PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="./dev setup installs chromium"),
+]
+
+
+class Site:
+    def __init__(self, root: Path, agent_port: int) -> None:
+        self.port = free_port()
+        self.url = f"http://localhost:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "eid-rp"), "demo", "--port", str(self.port),
+             "--agent-port", str(agent_port), "--ca-dir", str(root / "ca")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("demo site did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("web")
+    ca = CertificateAuthority.create("Web Test", dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    ca.save(root / "ca")
+    token = make_file_credential(ca, ANNA, PASSWORD, dt.datetime.now(dt.UTC), kdf=FAST_KDF)
+    TokenStore(root / "data").add(token)
+    return root
+
+
+@pytest.fixture(scope="module")
+def agent(world: Path) -> Iterator[AgentProcess]:
+    with AgentProcess(world / "data", "--allow-http-localhost") as process:
+        yield process.ready()
+
+
+@pytest.fixture(scope="module")
+def site(world: Path, agent: AgentProcess) -> Iterator[Site]:
+    s = Site(world, agent.port)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
+
+
+async def _open(browser: Browser, url: str) -> Page:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(url)
+    return page
+
+
+async def _status(page: Page, state: str) -> dict[str, str]:
+    await page.wait_for_selector(f'#status[data-state="{state}"]', timeout=20_000)
+    return dict(await page.eval_on_selector("#status", "e => ({...e.dataset})"))
+
+
+async def test_login_shows_the_person(browser: Browser, site: Site, agent: AgentProcess) -> None:
+    page = await _open(browser, site.url + "/?lang=sv")
+    await page.fill("#pnr", "198112189876")
+    before = agent.stdout.count("Password for")
+    await page.click("#go")
+    pending = await _status(page, "pending")
+    assert pending["code"] == "10049"  # "Legitimera dig i e-legitimationsprogrammet"
+    assert "Legitimera dig" in (await page.text_content("#status") or "")
+    agent.wait_for_output("Password for", count=before + 1)
+    assert f"{site.url} wants you to identify yourself." in agent.stdout
+    agent.type(PASSWORD)
+    await page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+    assert await page.text_content("#who") == "Anna Andersson (198112189876)"
+
+
+async def test_sign_shows_what_was_signed(
+    browser: Browser, site: Site, agent: AgentProcess
+) -> None:
+    page = await _open(browser, site.url + "/sign")
+    await page.fill("#text", "Jag godkänner villkoren.\nRad två — åäö")
+    count = agent.stdout.count("Password for")
+    await page.click("#go")
+    agent.wait_for_output("Password for", count=count + 1)
+    assert (
+        "wants you to sign this text:\n  │ Jag godkänner villkoren.\n  │ Rad två — åäö"
+        in agent.stdout
+    )
+    agent.type(PASSWORD)
+    await page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+    assert await page.text_content("#signed-text") == "Jag godkänner villkoren.\nRad två — åäö"
+
+
+@pytest.mark.parametrize(("pnr", "code"), [("19811218-9876", "10034"), ("8112189876", "10034"),
+                                           ("198112189875", "10045")])  # fmt: skip
+async def test_wrong_personal_number_is_explained_and_never_reaches_the_agent(
+    browser: Browser, site: Site, agent: AgentProcess, pnr: str, code: str
+) -> None:
+    started = agent.stderr.count("started: auth")
+    page = await _open(browser, site.url)
+    await page.fill("#pnr", pnr)
+    await page.click("#go")
+    status = await _status(page, "error")
+    assert status["code"] == code
+    if code == "10034":
+        assert "12 digits" in (await page.text_content("#status") or "")
+    assert agent.stderr.count("started: auth") == started
+
+
+async def test_cancel_on_the_page(browser: Browser, site: Site, agent: AgentProcess) -> None:
+    page = await _open(browser, site.url)
+    count = agent.stdout.count("Password for")
+    await page.click("#go")
+    agent.wait_for_output("Password for", count=count + 1)
+    closed = agent.stdout.count("(The request was closed.)")
+    await page.click("#cancel")
+    status = await _status(page, "error")
+    assert (status["hint"], status["code"]) == ("cancelled", "10051")
+    agent.wait_for_output("(The request was closed.)", count=closed + 1)
+
+
+async def test_person_cancels_in_the_agent(
+    browser: Browser, site: Site, agent: AgentProcess
+) -> None:
+    page = await _open(browser, site.url)
+    count = agent.stdout.count("Password for")
+    await page.click("#go")
+    agent.wait_for_output("Password for", count=count + 1)
+    agent.type("")
+    status = await _status(page, "error")
+    assert (status["hint"], status["code"]) == ("userCancel", "10036")
+
+
+async def test_timeout(browser: Browser, world: Path) -> None:
+    with AgentProcess(world / "data", "--allow-http-localhost", "--order-ttl", "3") as slow:
+        slow.ready()
+        s = Site(world, slow.port)
+        try:
+            page = await _open(browser, s.url)
+            await page.click("#go")
+            status = await _status(page, "error")
+            assert (status["hint"], status["code"]) == ("expiredTransaction", "10035")
+        finally:
+            s.stop()
+
+
+async def test_agent_not_running(browser: Browser, world: Path) -> None:
+    s = Site(world, free_port())
+    try:
+        page = await _open(browser, s.url)
+        await page.click("#go")
+        status = await _status(page, "error")
+        assert (status["hint"], status["code"]) == ("unreachable", "10053")
+    finally:
+        s.stop()
+
+
+async def test_local_network_access_from_a_public_page(site: Site, agent: AgentProcess) -> None:
+    """Chromium applies Local Network Access to a public page calling the loopback
+    agent: refused until the person allows it, then it works. (The page is made public
+    with --ip-address-space-overrides; a real site is public anyway.)"""
+    probe = f"new EidAgent({{port: {agent.port}}}).info().then(i => 'ok', e => e.code)"
+    async with async_playwright() as p:
+        b = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*ARGS, f"--ip-address-space-overrides=127.0.0.1:{site.port}=public"],
+        )
+        try:
+            denied = await (await b.new_context()).new_page()
+            await denied.goto(site.url)
+            assert await denied.evaluate(probe) == "unreachable"
+            allowed_context = await b.new_context()
+            await allowed_context.grant_permissions(["local-network-access"], origin=site.url)
+            allowed = await allowed_context.new_page()
+            await allowed.goto(site.url)
+            assert await allowed.evaluate(probe) == "ok"
+        finally:
+            await b.close()
+
+
+def test_browser_is_debians() -> None:
+    assert shutil.which("chromium") == CHROMIUM
