@@ -3,6 +3,8 @@ its stdin the way a person (or a script) would."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
@@ -63,7 +65,7 @@ def test_port_taken_is_a_clear_error(data_dir: Path) -> None:
 def test_console_identification_as_a_person(data_dir: Path) -> None:
     with AgentProcess(data_dir, "-v") as agent:
         agent.ready()
-        ref = agent.start_auth()
+        ref = agent.start_auth(personalNumber="198112189876")
         agent.wait_for_output("Password for Anna Andersson")
         assert "https://bank.example wants you to identify yourself." in agent.stdout
         assert agent.collect(ref)["hintCode"] == "userSign"
@@ -74,10 +76,15 @@ def test_console_identification_as_a_person(data_dir: Path) -> None:
         done = agent.wait_status(ref, "complete")
         assert done["completionData"]["user"]["personalNumber"] == "198112189876"
         agent.stop()
-    # secrets never reach the log or the screen (the password line is not echoed back)
+    # secrets never reach the log or the screen (the password line is not echoed back);
+    # personal numbers and nonces are not logged at info level (BRIDGE-SECURITY 12)
     for secret in (PASSWORD, "not the password"):
         assert secret not in agent.stderr
         assert secret not in agent.stdout
+    assert "INFO" in agent.stderr
+    assert "198112189876" not in agent.stderr
+    signed = json.loads(base64.b64decode(done["completionData"]["signedData"]))
+    assert signed["nonce"] not in agent.stderr
 
 
 def test_choice_between_credentials_and_sign_text(tmp_path: Path, make_token: MakeToken) -> None:
@@ -201,3 +208,24 @@ def test_visible_makes_controls_and_bidi_overrides_harmless() -> None:
     assert visible("pay \u202eevil\u202c") == "pay <U+202E>evil<U+202C>"
     assert visible("line\r\nnext\rover") == "line\nnext<U+000D>over"
     assert visible("tab\tand åäö") == "tab\tand åäö"
+
+
+def test_the_agent_core_has_no_http_client() -> None:
+    """BRIDGE-SECURITY 11: the agent never fetches a URL a page supplied. Nothing on the
+    bridge or order path can: none of it imports an HTTP client."""
+    import ast
+
+    root = Path(__file__).parent.parent / "agent"
+    forbidden_modules = {"urllib.request", "http.client", "requests", "httpx", "urllib3"}
+    forbidden_names = {"ClientSession", "request", "urlopen"}
+    for path in [*root.glob("bridge/*.py"), root / "service.py", root / "orders.py",
+                 *root.glob("ui/*.py"), *root.glob("tokens/*.py")]:  # fmt: skip
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert not {a.name for a in node.names} & forbidden_modules, path
+            if isinstance(node, ast.ImportFrom):
+                assert (node.module or "") not in forbidden_modules, path
+                if node.module == "aiohttp":
+                    assert not {a.name for a in node.names} & forbidden_names, path
+            if isinstance(node, ast.Attribute) and node.attr in {"ClientSession", "urlopen"}:
+                raise AssertionError(f"{path}: {node.attr}")
