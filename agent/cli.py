@@ -37,8 +37,9 @@ class _Io:
         return catalogue().term(term, self.language).format(**values)
 
     def tell(self, code: MessageCode, **params: object) -> None:
-        text = catalogue().render(code, self.language, **params)
-        self.stderr.write(f"[{int(code)}] {text.title}\n{text.body}\n")
+        from agent.notices import Notice, format_notice
+
+        self.stderr.write(format_notice(Notice(code, params), self.language))
 
 
 def _common(*, on_subcommand: bool) -> argparse.ArgumentParser:

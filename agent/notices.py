@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.messages import MessageCode
+from agent.messages import Language, MessageCode, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer
 from agent.tokens import (
@@ -31,7 +31,7 @@ from agent.tokens import (
     WrongPassword,
 )
 
-__all__ = ["Notice", "notice_for"]
+__all__ = ["Notice", "format_notice", "notice_for"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,9 @@ def notice_for(exc: BaseException) -> Notice:
         if make is not None:
             return make(exc)
     return Notice(MessageCode.INTERNAL_ERROR)
+
+
+def format_notice(notice: Notice, language: Language) -> str:
+    """``[code] title`` and the body, for a terminal or a log a person reads."""
+    text = catalogue().render(notice.code, language, **notice.params)
+    return f"[{int(notice.code)}] {text.title}\n{text.body}\n"

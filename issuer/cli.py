@@ -14,8 +14,8 @@ from typing import TextIO
 
 from agent import __version__
 from agent.atomicfile import atomic_write_bytes
-from agent.messages import Language, MessageCode, catalogue, language_from_env
-from agent.notices import notice_for
+from agent.messages import Language, MessageCode, language_from_env
+from agent.notices import Notice, format_notice, notice_for
 from agent.paths import default_issuer_dir
 from agent.personal_number import PersonalNumber
 from agent.prompt import read_new_password
@@ -101,5 +101,4 @@ def _dev_ca(directory: Path) -> CertificateAuthority:
 
 
 def _tell(stream: TextIO, code: MessageCode, language: Language, **params: object) -> None:
-    text = catalogue().render(code, language, **params)
-    stream.write(f"[{int(code)}] {text.title}\n{text.body}\n")
+    stream.write(format_notice(Notice(code, params), language))

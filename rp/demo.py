@@ -73,7 +73,7 @@ async def _canonical_origin(request: web.Request, handler: Any) -> web.StreamRes
     response: web.StreamResponse = await handler(request)
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; connect-src 'self' http://127.0.0.1:{config.agent_port}; "
-        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+        "frame-ancestors 'none'"
     )
     return response
 
@@ -100,7 +100,7 @@ async def _no_content() -> web.Response:
 
 async def _static(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
-    if name not in {"eid-agent.js", "demo.js"}:
+    if name not in {"eid-agent.js", "demo.js", "demo.css"}:
         raise web.HTTPNotFound()
     return web.FileResponse(STATIC / name)
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from agent.personal_number import PersonalNumber
 from agent.tokens import FileToken, KdfParams, TokenStore
 from issuer import CertificateAuthority, Person, make_file_credential
+
+if TYPE_CHECKING:
+    from tests.bridge_kit import Bridge
 
 # One fixed instant per run, near the real clock: the running bridge and agent use the real
 # clock, so credentials made at NOW must be valid for them, on any day the suite runs.
@@ -62,3 +66,14 @@ def token_file(tmp_path: Path, make_token: MakeToken) -> Path:
     path.write_bytes(fileformat.dumps(make_token()))
     os.chmod(path, 0o600)
     return path
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]:
+    """A running bridge over a store holding Anna's credential."""
+    from tests.bridge_kit import running_bridge
+
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    async with running_bridge(tmp_path / "data", store=store) as b:
+        yield b

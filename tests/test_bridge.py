@@ -7,7 +7,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from agent.messages import MessageCode
 from agent.tokens import TokenStore
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
-
-
-@pytest.fixture
-async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]:
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
-    store.add(make_token(ANNA))
-    async with running_bridge(tmp_path / "data", store=store) as b:
-        yield b
 
 
 def _no_side_effect(b: Bridge) -> None:

@@ -21,7 +21,7 @@ EXPORTS = {
         "TokenStore", "UnlockedCredential", "UnsupportedVersion", "WrongCurrentPassword",
         "WrongPassword", "select",
     ],
-    "agent.notices": ["Notice", "notice_for"],
+    "agent.notices": ["Notice", "format_notice", "notice_for"],
     "issuer": ["CertificateAuthority", "IssuedPair", "Person", "make_file_credential"],
     "agent.bridge": ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy",
                      "build_app"],

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,20 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import rp
-from agent.tokens import TokenStore
 from issuer import CertificateAuthority
-from tests.bridge_kit import ORIGIN, Bridge, b64, running_bridge
-from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
+from tests.bridge_kit import ORIGIN, Bridge, b64
+from tests.conftest import ANNA, PASSWORD
 
 TEXT = "Jag intygar att uppgifterna stämmer."
-
-
-@pytest.fixture
-async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]:
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
-    store.add(make_token(ANNA))
-    async with running_bridge(tmp_path / "data", store=store) as b:
-        yield b
 
 
 async def _complete(bridge: Bridge, kind: str, nonce: str, **fields: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from agent.messages import Language, Term, catalogue
-from agent.notices import Notice
+from agent.notices import Notice, format_notice
 from agent.orders import OrderKind
 from agent.tokens.model import CredentialInfo
 from agent.ui.port import Request
@@ -199,9 +199,8 @@ class ConsoleUi:
         return catalogue().term(term, self._language).format(**values)
 
     def _show(self, notice: Notice) -> None:
-        text = catalogue().render(notice.code, self._language, **notice.params)
-        self._print(f"[{int(notice.code)}] {text.title}")
-        self._print(text.body)
+        self._out.write(format_notice(notice, self._language))
+        self._out.flush()
 
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
