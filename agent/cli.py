@@ -102,6 +102,29 @@ def _parser() -> argparse.ArgumentParser:
         help="these may never start orders (repeatable)",
     )
 
+    card = commands.add_parser("card", parents=[common], help="BankID on card: PINs and PUK")
+    card_actions = card.add_subparsers(dest="action", required=True)
+    status = card_actions.add_parser("status", parents=[common], help="readers, card, PINs")
+    status.add_argument("--reader", help="the reader's name (default: the one with a card)")
+    for name, text in (
+        ("change-pin", "change a PIN"),
+        ("unblock-pin", "unblock a PIN with the PUK"),
+    ):
+        action = card_actions.add_parser(name, parents=[common], help=text)
+        action.add_argument(
+            "--pin",
+            required=True,
+            choices=["identification", "signature"],
+            help="which PIN: the card has one for identification and one for signing",
+        )
+        action.add_argument("--reader", help="the reader's name (default: the one with a card)")
+        if name == "unblock-pin":
+            action.add_argument(
+                "--keep",
+                action="store_true",
+                help="unblock and keep the current PIN instead of setting a new one",
+            )
+
     messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
     messages.add_argument("code", nargs="?", type=int, help="one message code")
 
@@ -141,6 +164,10 @@ def main(
             return _messages(io, args.code)
         if args.command == "run":
             return _run(io, args)
+        if args.command == "card":
+            from agent.cardcli import card_command
+
+            return card_command(io.stdin, io.stdout, io.stderr, io.language, args)
         return _tokens(io, args)
     except Exception as exc:
         from agent.notices import notice_for

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.messages import Language, MessageCode, catalogue
+from agent.messages import Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer
 from agent.tokens import (
@@ -29,6 +29,23 @@ from agent.tokens import (
     UnsupportedVersion,
     WrongCurrentPassword,
     WrongPassword,
+)
+from agent.tokens.card.errors import (
+    CardProtocolError,
+    CardRemoved,
+    CardReset,
+    NoCard,
+    NoReader,
+    NotOurCard,
+    PcscUnavailable,
+    PinBlocked,
+    PinFormat,
+    PinRef,
+    PinsDiffer,
+    PukBlocked,
+    WrongCurrentPin,
+    WrongPin,
+    WrongPuk,
 )
 
 __all__ = ["Notice", "format_notice", "notice_for"]
@@ -83,6 +100,37 @@ def _no_such(exc: BaseException) -> Notice:
     return Notice(MessageCode.NO_SUCH_BANKID, {"token_id": exc.token_id})
 
 
+PIN_TERMS = {
+    PinRef.IDENTIFICATION: Term.IDENTIFICATION_PIN,
+    PinRef.SIGNATURE: Term.SIGNATURE_PIN,
+    PinRef.PUK: Term.PUK,
+}
+
+
+def _wrong_pin(code: MessageCode) -> Callable[[BaseException], Notice]:
+    def make(exc: BaseException) -> Notice:
+        assert isinstance(exc, WrongPin)
+        return Notice(code, {"pin": PIN_TERMS[exc.pin], "tries_left": exc.tries_left})
+
+    return make
+
+
+def _pin_blocked(exc: BaseException) -> Notice:
+    assert isinstance(exc, PinBlocked)
+    return Notice(MessageCode.PIN_BLOCKED, {"pin": PIN_TERMS[exc.pin]})
+
+
+def _wrong_puk(exc: BaseException) -> Notice:
+    assert isinstance(exc, WrongPuk)
+    return Notice(MessageCode.WRONG_PUK, {"pin": PIN_TERMS[exc.pin], "tries_left": exc.tries_left})
+
+
+def _pin_format(exc: BaseException) -> Notice:
+    assert isinstance(exc, PinFormat)
+    return Notice(MessageCode.PIN_FORMAT, {"pin": PIN_TERMS[exc.pin], "low": exc.low,
+                                           "high": exc.high})  # fmt: skip
+
+
 # Looked up along the exception's MRO, so the most specific class wins.
 _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     WrongCurrentPassword: _tries(MessageCode.PASSWORD_CHANGE_FAILED),
@@ -101,6 +149,20 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     NoUsableCredential: _none_usable,
     InvalidPersonalNumber: _personal_number,
     NoInput: _fixed(MessageCode.USER_CANCELLED),
+    WrongCurrentPin: _wrong_pin(MessageCode.PIN_CHANGE_FAILED),
+    WrongPin: _wrong_pin(MessageCode.WRONG_PIN),
+    PinBlocked: _pin_blocked,
+    WrongPuk: _wrong_puk,
+    PukBlocked: _fixed(MessageCode.PUK_BLOCKED),
+    PinFormat: _pin_format,
+    PinsDiffer: _fixed(MessageCode.PINS_DIFFER),
+    CardRemoved: _fixed(MessageCode.CARD_REMOVED),
+    CardReset: _fixed(MessageCode.CARD_RESET),
+    NoReader: _fixed(MessageCode.NO_CARD_READER),
+    NoCard: _fixed(MessageCode.NO_CARD),
+    PcscUnavailable: _fixed(MessageCode.SMART_CARD_SERVICE_UNAVAILABLE),
+    NotOurCard: _fixed(MessageCode.CARD_NOT_SUPPORTED),
+    CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
 }
 
 

@@ -46,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
         help="development CA folder, created on first use (default: per-user issuer folder)",
     )
     dev.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
+    card = commands.add_parser(
+        "personalise-card",
+        help="make a virtual BankID card (keys generated in the card) for development",
+    )
+    card.add_argument("--personal-number", required=True, help="12 digits, YYYYMMDDNNNC")
+    card.add_argument("--name", required=True, help='full name, e.g. "Anna Andersson"')
+    card.add_argument("--card", required=True, type=Path, help="the card file to write")
+    card.add_argument("--serial", default=None, help="card serial (default: random)")
+    card.add_argument("--ca-dir", type=Path, help="development CA folder (as dev-credential)")
+    card.add_argument(
+        "--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})"
+    )
     return parser
 
 
@@ -73,8 +85,10 @@ def main(
         pnr = PersonalNumber.parse(args.personal_number)
         person = Person.from_full_name(pnr, args.name)
         ca = _dev_ca(args.ca_dir or default_issuer_dir() / "dev-ca")
-        password = read_new_password("Password: ", "Repeat password: ", stdin, stderr)
         now = dt.datetime.now(dt.UTC)
+        if args.command == "personalise-card":
+            return _personalise(args, ca, person, now, stdin, stdout, stderr)
+        password = read_new_password("Password: ", "Repeat password: ", stdin, stderr)
         token = make_file_credential(ca, person, password, now, days=args.days)
         atomic_write_bytes(args.out, fileformat.dumps(token), mode=0o600)
     except OSError as exc:
@@ -88,6 +102,37 @@ def main(
         _tell(stderr, notice.code, language, **notice.params)
         return 1
     stdout.write(f"{token.id}  {person.name}  development credential written to {args.out}\n")
+    return 0
+
+
+def _personalise(
+    args: argparse.Namespace,
+    ca: CertificateAuthority,
+    person: Person,
+    now: dt.datetime,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    import secrets
+
+    from issuer.cards import personalise_card
+    from issuer.vcard.vpcd import CardFile
+
+    pins = [
+        read_new_password(f"{label}: ", f"Repeat {label}: ", stdin, stderr)
+        for label in ("Identification PIN (4-12 digits)", "Signature PIN (5-12 digits)",
+                      "PUK (8-12 digits)")
+    ]  # fmt: skip
+    serial = args.serial or secrets.token_hex(4).upper()
+    try:
+        state = personalise_card(ca, person, now, serial=serial, identification_pin=pins[0],
+                                 signature_pin=pins[1], puk=pins[2], days=args.days)  # fmt: skip
+    except ValueError as exc:
+        stderr.write(f"eid-issuer: {exc}\n")
+        return 2
+    CardFile(args.card).save(state)
+    stdout.write(f"card {serial}  {person.name}  development card written to {args.card}\n")
     return 0
 
 

@@ -101,8 +101,9 @@ async def test_login_shows_the_person(browser: Browser, site: Site, agent: Agent
     await page.fill("#pnr", "198112189876")
     before = agent.stdout.count("Password for")
     await page.click("#go")
-    pending = await _status(page, "pending")
-    assert pending["code"] == "10049"  # "Legitimera dig i e-legitimationsprogrammet"
+    # The first poll may still see outstandingTransaction (10048, "start the agent");
+    # once the agent asks for the password the page says "identify yourself" (10049).
+    await page.wait_for_selector('#status[data-code="10049"]', timeout=20_000)
     assert "Legitimera dig" in (await page.text_content("#status") or "")
     agent.wait_for_output("Password for", count=before + 1)
     assert f"{site.url} wants you to identify yourself." in agent.stdout

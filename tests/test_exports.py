@@ -22,6 +22,14 @@ EXPORTS = {
         "WrongPassword", "select",
     ],
     "agent.notices": ["Notice", "format_notice", "notice_for"],
+    "agent.tokens.card": [
+        "CardError", "CardProtocolError", "CardRemoved", "CardReset", "CardSession",
+        "Connection", "NoCard", "NoReader", "NotOurCard", "PcscUnavailable", "PinBlocked",
+        "PinFormat", "PinRef", "PinStatus", "PinsDiffer", "PukBlocked", "WrongCurrentPin",
+        "WrongPin", "WrongPuk",
+    ],
+    "issuer.vcard": ["AID", "ATR", "VPCD_PORTS", "CardFile", "CardState", "VirtualCard",
+                     "VpcdLink", "generate_key", "new_card", "write_file"],
     "issuer": ["CertificateAuthority", "IssuedPair", "Person", "make_file_credential"],
     "agent.bridge": ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy",
                      "build_app"],
@@ -45,14 +53,23 @@ def test_exported_names(module: str) -> None:
         assert hasattr(mod, name), name
 
 
-def test_only_one_module_imports_platformdirs() -> None:
+@pytest.mark.parametrize(
+    ("library", "module"),
+    [("platformdirs", "agent/paths.py"), ("smartcard", "agent/tokens/card/pcsc.py")],
+)
+def test_one_importer_per_library(library: str, module: str) -> None:
+    import ast
     from pathlib import Path
 
     root = Path(__file__).parent.parent
-    importers = [
-        p.relative_to(root).as_posix()
-        for pkg in ("agent", "issuer", "rp", "installer")
-        for p in (root / pkg).rglob("*.py")
-        if "import platformdirs" in p.read_text()
-    ]
-    assert importers == ["agent/paths.py"]
+    importers = []
+    for pkg in ("agent", "issuer", "rp", "installer"):
+        for path in (root / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                )  # fmt: skip
+                if any(n == library or n.startswith(library + ".") for n in names):
+                    importers.append(path.relative_to(root).as_posix())
+    assert sorted(set(importers)) == [module]

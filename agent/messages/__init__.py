@@ -63,6 +63,12 @@ class Term(enum.StrEnum):
     CONSOLE_PASSWORD_FOR = "console_password_for"
     CONSOLE_CLOSED = "console_closed"
     CONSOLE_CANCELLED = "console_cancelled"
+    PROMPT_CURRENT_PIN = "prompt_current_pin"
+    PROMPT_NEW_PIN = "prompt_new_pin"
+    PROMPT_REPEAT_PIN = "prompt_repeat_pin"
+    PROMPT_PUK = "prompt_puk"
+    PIN_CHANGED = "pin_changed"
+    PIN_UNBLOCKED = "pin_unblocked"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""``eid-agent card …``: the card's PINs from the command line. A thin driver over the
+card session; every failure reaches the person through the catalogue (agent/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from typing import TextIO
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from agent.messages import Language, Term, catalogue
+from agent.notices import PIN_TERMS
+from agent.prompt import read_secret
+from agent.tokens.card import CardSession, NoCard, NoReader, PinRef, PinsDiffer
+from agent.tokens.card.errors import CardError
+from agent.tokens.model import KeyPurpose
+
+PINS = {"identification": PinRef.IDENTIFICATION, "signature": PinRef.SIGNATURE}
+
+
+def card_command(
+    stdin: TextIO, stdout: TextIO, stderr: TextIO, language: Language, args: argparse.Namespace
+) -> int:
+    def term(t: Term, **values: object) -> str:
+        return catalogue().term(t, language).format(**values)
+
+    def pin_name(ref: PinRef) -> str:
+        return term(PIN_TERMS[ref])
+
+    def ask(prompt: str) -> str:
+        return read_secret(prompt, stdin, stderr)
+
+    with _session(args.reader) as (reader, session):
+        if args.action == "status":
+            return _status(stdout, reader, session, pin_name)
+        pin = PINS[args.pin]
+        name = pin_name(pin)
+        if args.action == "change-pin":
+            old = ask(term(Term.PROMPT_CURRENT_PIN, pin=name))
+            new = ask(term(Term.PROMPT_NEW_PIN, pin=name))
+            if ask(term(Term.PROMPT_REPEAT_PIN, pin=name)) != new:
+                raise PinsDiffer()
+            session.change_pin(pin, old, new)
+            stdout.write(_cap(term(Term.PIN_CHANGED, pin=name)) + "\n")
+            return 0
+        puk = ask(term(Term.PROMPT_PUK))
+        new_pin: str | None = None
+        if not args.keep:
+            new_pin = ask(term(Term.PROMPT_NEW_PIN, pin=name))
+            if ask(term(Term.PROMPT_REPEAT_PIN, pin=name)) != new_pin:
+                raise PinsDiffer()
+        session.unblock_pin(pin, puk, new_pin)
+        stdout.write(_cap(term(Term.PIN_UNBLOCKED, pin=name)) + "\n")
+        return 0
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@contextlib.contextmanager
+def _session(reader: str | None) -> Iterator[tuple[str, CardSession]]:
+    from agent.tokens.card.pcsc import PcscContext
+
+    with PcscContext() as context:
+        names = context.readers()
+        if not names:
+            raise NoReader()
+        candidates = [reader] if reader else names
+        last: CardError = NoCard()
+        for name in candidates:
+            if name not in names:
+                raise NoReader()
+            try:
+                connection = context.connect(name)
+            except NoCard as exc:
+                last = exc
+                continue
+            with connection:
+                yield name, CardSession(connection)
+            return
+        raise last
+
+
+def _status(stdout: TextIO, reader: str, session: CardSession, pin_name: object) -> int:
+    assert callable(pin_name)
+    chains = session.chains()
+    leaf = x509.load_der_x509_certificate(chains[KeyPurpose.IDENTIFICATION][0])
+
+    def attr(oid: x509.ObjectIdentifier) -> str:
+        values = leaf.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+
+    info = session.card_info()
+    rows = [
+        ("reader", reader),
+        ("card", f"{info.get('serial', '?')} (profile {info.get('profile', '?')})"),
+        ("owner", f"{attr(NameOID.COMMON_NAME)} ({attr(NameOID.SERIAL_NUMBER)})"),
+        ("valid until", leaf.not_valid_after_utc.date().isoformat()),
+    ]
+    for ref in (PinRef.IDENTIFICATION, PinRef.SIGNATURE):
+        state = session.pin_status(ref)
+        rows.append(
+            (pin_name(ref), "blocked" if state.blocked else f"{state.tries_left} tries left")
+        )
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        stdout.write(f"{label + ':':<{width}}{value}\n")
+    return 0

@@ -1,0 +1,43 @@
+"""BankID on card: the profile's driver, behind a one-method connection, and PC/SC."""
+
+from agent.tokens.card.errors import (
+    CardError,
+    CardProtocolError,
+    CardRemoved,
+    CardReset,
+    NoCard,
+    NoReader,
+    NotOurCard,
+    PcscUnavailable,
+    PinBlocked,
+    PinFormat,
+    PinRef,
+    PinsDiffer,
+    PukBlocked,
+    WrongCurrentPin,
+    WrongPin,
+    WrongPuk,
+)
+from agent.tokens.card.session import CardSession, Connection, PinStatus
+
+__all__ = [
+    "CardError",
+    "CardProtocolError",
+    "CardRemoved",
+    "CardReset",
+    "CardSession",
+    "Connection",
+    "NoCard",
+    "NoReader",
+    "NotOurCard",
+    "PcscUnavailable",
+    "PinBlocked",
+    "PinFormat",
+    "PinRef",
+    "PinStatus",
+    "PinsDiffer",
+    "PukBlocked",
+    "WrongCurrentPin",
+    "WrongPin",
+    "WrongPuk",
+]
