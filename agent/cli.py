@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGIN_OR_DOMAIN",
         help="these may never start orders (repeatable)",
     )
+    run.add_argument("--no-cards", action="store_true", help="do not watch card readers")
 
     card = commands.add_parser("card", parents=[common], help="BankID on card: PINs and PUK")
     card_actions = card.add_subparsers(dest="action", required=True)
@@ -208,6 +209,7 @@ def _run(io: _Io, args: argparse.Namespace) -> int:
             allow=args.allow_origin,
             block=args.block_origin,
         ),
+        cards=not args.no_cards,
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))

@@ -1,8 +1,8 @@
 """``eid-agent run``: the composition root.
 
 Who owns what:
-- one asyncio loop (the main thread) runs the bridge, the order service and, later, the
-  updater and card monitor;
+- one asyncio loop (the main thread) runs the bridge, the order service, the card
+  monitor and, later, the updater; the monitor's PC/SC waits run in executor threads;
 - blocking work (credential files, the KDF) runs in the loop's default executor;
 - the console UI owns one daemon thread that reads stdin; the desktop UI (later) owns its
   toolkit's thread; both are reached only through the UI port;
@@ -30,6 +30,7 @@ from agent.messages import Language
 from agent.orders import DEFAULT_TTL, OrderBook
 from agent.service import OrderService
 from agent.tokens import TokenStore
+from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,13 @@ class RunConfig:
     order_ttl: dt.timedelta = DEFAULT_TTL
     language: Language = Language.EN
     policy: OriginPolicy = field(default_factory=OriginPolicy)
+    cards: bool = True
 
 
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     ui = ConsoleUi(stdin, stdout, config.language)
+    watcher = CardWatcher() if config.cards else None
+    watching = asyncio.create_task(watcher.run()) if watcher is not None else None
     service = OrderService(
         TokenStore(config.data_dir),
         ui,
@@ -62,6 +66,7 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         clock=lambda: dt.datetime.now(dt.UTC),
         new_ref=lambda: str(uuid.uuid4()),
         agent_version=__version__,
+        cards=watcher,
     )
     app = build_app(service, BridgeConfig(port=config.port, policy=config.policy))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -70,6 +75,8 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         bound = await _bind(runner, config.port)
     except PortTaken:
         await runner.cleanup()
+        if watching is not None:
+            watching.cancel()
         raise
     log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
     stop = asyncio.Event()
@@ -86,6 +93,8 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     finally:
         log.info("eid-agent stopping")
         await service.aclose()
+        if watching is not None:
+            watching.cancel()
         await runner.cleanup()
     return 0
 

@@ -69,6 +69,7 @@ class Phase(enum.Enum):
     """(status, hintCode) on the wire."""
 
     OUTSTANDING = (Status.PENDING, Hint.OUTSTANDING_TRANSACTION)
+    NO_CLIENT = (Status.PENDING, Hint.NO_CLIENT)  # waiting for a card to be inserted
     STARTED = (Status.PENDING, Hint.STARTED)  # the dialog is open, nothing chosen yet
     USER_SIGN = (Status.PENDING, Hint.USER_SIGN)  # the person is typing a password/PIN
     COMPLETE = (Status.COMPLETE, None)
@@ -94,6 +95,7 @@ class Phase(enum.Enum):
 
 
 class Event(enum.Enum):
+    WAIT_FOR_CARD = "waitForCard"  # nothing usable yet, but a card may come
     UI_OPENED = "uiOpened"
     CREDENTIAL_CHOSEN = "credentialChosen"
     WRONG_SECRET = "wrongSecret"  # noqa: S105 - an event name
@@ -110,6 +112,8 @@ _PENDING = [p for p in Phase if p.pending]
 
 TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.OUTSTANDING, Event.UI_OPENED): Phase.STARTED,
+    (Phase.OUTSTANDING, Event.WAIT_FOR_CARD): Phase.NO_CLIENT,
+    (Phase.NO_CLIENT, Event.UI_OPENED): Phase.STARTED,
     (Phase.OUTSTANDING, Event.NO_CREDENTIAL): Phase.CERTIFICATE_ERR,
     (Phase.STARTED, Event.CREDENTIAL_CHOSEN): Phase.USER_SIGN,
     (Phase.USER_SIGN, Event.WRONG_SECRET): Phase.USER_SIGN,

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from agent.messages import MessageCode
 from agent.notices import Notice, notice_for
@@ -29,19 +30,24 @@ from agent.orders import (
 from agent.signeddata import build_signed_data
 from agent.tokens import (
     ALGORITHM,
+    CredentialInfo,
     CredentialLocked,
     KeyPurpose,
     NoUsableCredential,
     TokenError,
+    TokenKind,
     TokenStore,
     WrongPassword,
     select,
 )
+from agent.tokens.card.errors import CardRemoved, PinBlocked, PinFormat, PinRef, WrongPin
+from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import Request, UiPort
 
 log = logging.getLogger(__name__)
 
 PURPOSE = {OrderKind.AUTH: KeyPurpose.IDENTIFICATION, OrderKind.SIGN: KeyPurpose.SIGNATURE}
+PIN_OF = {KeyPurpose.IDENTIFICATION: PinRef.IDENTIFICATION, KeyPurpose.SIGNATURE: PinRef.SIGNATURE}
 
 
 class OrderService:
@@ -54,8 +60,10 @@ class OrderService:
         clock: Callable[[], dt.datetime],
         new_ref: Callable[[], str],
         agent_version: str,
+        cards: CardWatcher | None = None,
     ) -> None:
         self._store, self._ui, self._book = store, ui, book
+        self._cards = cards
         self._clock, self._new_ref, self._version = clock, new_ref, agent_version
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -122,22 +130,43 @@ class OrderService:
         finally:
             await self._ui.close(order.ref)
 
+    async def _credentials(self) -> list[CredentialInfo]:
+        files = await asyncio.to_thread(self._store.credentials)
+        return files + (self._cards.credentials() if self._cards is not None else [])
+
+    async def _usable(self, order: Order) -> tuple[CredentialInfo, ...] | None:
+        """The usable credentials; with card support, waits (noClient) until one comes.
+        None when the order ended as certificateErr."""
+        request, waiting = order.request, False
+        while True:
+            generation = self._cards.generation if self._cards is not None else 0
+            try:
+                return select(
+                    await self._credentials(),
+                    PURPOSE[request.kind],
+                    self._clock(),
+                    personal_number=request.personal_number,
+                    kinds=request.token_kinds,
+                )
+            except NoUsableCredential as exc:
+                if self._cards is None:
+                    log.info("order %s: no usable credential (%s)", order.ref, exc.reason)
+                    self._apply(order.ref, Event.NO_CREDENTIAL, detail=str(exc.reason))
+                    await self._ui.tell(notice_for(exc))
+                    return None
+                if not waiting:
+                    log.info("order %s: waiting for a card (%s)", order.ref, exc.reason)
+                    self._apply(order.ref, Event.WAIT_FOR_CARD, detail=str(exc.reason))
+                    await self._ui.tell(Notice(MessageCode.BANKID_MISSING))
+                    waiting = True
+            assert self._cards is not None
+            await self._cards.wait_changed(generation)
+
     async def _flow(self, order: Order) -> None:
         ref, request = order.ref, order.request
         purpose = PURPOSE[request.kind]
-        credentials = await asyncio.to_thread(self._store.credentials)
-        try:
-            usable = select(
-                credentials,
-                purpose,
-                self._clock(),
-                personal_number=request.personal_number,
-                kinds=request.token_kinds,
-            )
-        except NoUsableCredential as exc:
-            log.info("order %s: no usable credential (%s)", ref, exc.reason)
-            self._apply(ref, Event.NO_CREDENTIAL, detail=str(exc.reason))
-            await self._ui.tell(notice_for(exc))
+        usable = await self._usable(order)
+        if usable is None:
             return
         ui_request = Request(
             ref,
@@ -153,20 +182,30 @@ class OrderService:
             self._apply(ref, Event.USER_CANCEL)
             return
         self._apply(ref, Event.CREDENTIAL_CHOSEN)
+        sign = self._sign_with_card if chosen.kind is TokenKind.CARD else self._sign_with_file
         problem: Notice | None = None
         while True:
+            if chosen.kind is TokenKind.CARD:
+                chosen = await self._with_pin_tries(chosen, purpose)
+                if chosen.tries_left == 0:
+                    self._apply(ref, Event.CREDENTIAL_BLOCKED, detail="pin blocked")
+                    await self._ui.tell(notice_for(PinBlocked(PIN_OF[purpose])))
+                    return
             secret = await self._ui.ask_secret(ui_request, chosen, problem)
             if secret is None:
                 self._apply(ref, Event.USER_CANCEL)
                 return
             try:
-                unlocked = await asyncio.to_thread(self._store.unlock, chosen.id, secret)
-            except WrongPassword as exc:
+                completion = await sign(order, chosen, purpose, secret)
+            except (WrongPassword, WrongPin) as exc:
                 self._apply(ref, Event.WRONG_SECRET, tries_left=exc.tries_left)
                 problem = notice_for(exc)
                 continue
-            except CredentialLocked as exc:
-                self._apply(ref, Event.CREDENTIAL_BLOCKED, detail="locked")
+            except PinFormat as exc:
+                problem = notice_for(exc)  # nothing spent: ask again
+                continue
+            except (CredentialLocked, PinBlocked) as exc:
+                self._apply(ref, Event.CREDENTIAL_BLOCKED, detail=type(exc).__name__)
                 await self._ui.tell(notice_for(exc))
                 return
             except TokenError as exc:
@@ -177,24 +216,38 @@ class OrderService:
             finally:
                 del secret  # dropped as soon as used
             break
-        now = self._clock()
-        current = self._book.get(ref, now)
-        signed = build_signed_data(current, now, self._version)
-        owner = unlocked.info.owner
-        completion = Completion(
-            personal_number=str(owner.personal_number),
-            name=owner.name,
-            given_name=owner.given_name,
-            surname=owner.surname,
-            token_kind=unlocked.info.kind,
-            signed_data=signed,
-            signature=unlocked.sign(purpose, signed),
-            algorithm=ALGORITHM,
-            certificate_chain=unlocked.certificate_chain(purpose),
-        )
-        del unlocked
         self._apply(ref, Event.SIGNED, completion=completion)
         log.info("order %s complete", ref)
+
+    async def _with_pin_tries(self, card: CredentialInfo, purpose: KeyPurpose) -> CredentialInfo:
+        """The card with its PIN's tries left, shown to the person before they type."""
+        assert self._cards is not None
+        status = await asyncio.to_thread(self._cards.pin_status, card.id, PIN_OF[purpose])
+        return replace(card, tries_left=status.tries_left)
+
+    async def _sign_with_file(
+        self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str
+    ) -> Completion:
+        unlocked = await asyncio.to_thread(self._store.unlock, credential.id, secret)
+        signed = self._signed_data(order)
+        return _completion(credential, signed, unlocked.sign(purpose, signed),
+                           unlocked.certificate_chain(purpose))  # fmt: skip
+
+    async def _sign_with_card(
+        self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str
+    ) -> Completion:
+        assert self._cards is not None
+        card = self._cards.card(credential.id)
+        if card is None:
+            raise CardRemoved()
+        signed = self._signed_data(order)
+        signature = await asyncio.to_thread(self._cards.sign, credential.id, purpose, signed,
+                                            secret)  # fmt: skip
+        return _completion(credential, signed, signature, card.chains[purpose])
+
+    def _signed_data(self, order: Order) -> bytes:
+        now = self._clock()
+        return build_signed_data(self._book.get(order.ref, now), now, self._version)
 
     def _apply(self, ref: str, event: Event, **data: object) -> None:
         """Apply an event. Raises _OrderEnded when the order ended meanwhile (expired,
@@ -204,6 +257,23 @@ class OrderService:
         except (IllegalTransition, UnknownOrder) as exc:
             log.info("order %s: %s dropped (%s)", ref, event.value, exc)
             raise _OrderEnded from None
+
+
+def _completion(
+    credential: CredentialInfo, signed: bytes, signature: bytes, chain: tuple[bytes, ...]
+) -> Completion:
+    owner = credential.owner
+    return Completion(
+        personal_number=str(owner.personal_number),
+        name=owner.name,
+        given_name=owner.given_name,
+        surname=owner.surname,
+        token_kind=credential.kind,
+        signed_data=signed,
+        signature=signature,
+        algorithm=ALGORITHM,
+        certificate_chain=chain,
+    )
 
 
 class _OrderEnded(Exception):

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, tokens
+from bench import bridge, cards, tokens
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -32,6 +32,7 @@ def main() -> int:
             tokens.bench_sign(ca, now, Path(tmp) / "sign"),
             tokens.bench_list(ca, now, Path(tmp) / "list", args.runs),
             *bridge.run(ca, now, Path(tmp), rounds=args.rounds, orders=args.orders),
+            *cards.run(ca, Path(tmp), runs=args.runs),
         ]
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -26,6 +27,7 @@ from agent.notices import Notice
 from agent.orders import OrderBook
 from agent.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
+from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import Request
 
 ORIGIN = "https://bank.example"
@@ -129,8 +131,10 @@ async def running_bridge(
     ttl: dt.timedelta = dt.timedelta(seconds=180),
     check_peer_user: bool = True,
     store: TokenStore | None = None,
+    cards: CardWatcher | None = None,
 ) -> AsyncIterator[Bridge]:
     ui = ScriptedUi()
+    watching = asyncio.create_task(cards.run()) if cards is not None else None
     service = OrderService(
         store or TokenStore(data_dir),
         ui,
@@ -138,6 +142,7 @@ async def running_bridge(
         clock=lambda: dt.datetime.now(dt.UTC),
         new_ref=lambda: str(uuid.uuid4()),
         agent_version="test",
+        cards=cards,
     )
     port = free_port()
     config = BridgeConfig(
@@ -151,3 +156,7 @@ async def running_bridge(
     finally:
         await service.aclose()
         await client.close()
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching

@@ -30,24 +30,41 @@ SOCKET = Path("/run/pcscd/pcscd.comm")
 
 
 def _pcscd_running() -> bool:
-    try:
-        pid = int(Path("/run/pcscd/pcscd.pid").read_text().strip())
-    except (OSError, ValueError):
-        return False
-    try:  # a stale pid file may name a recycled pid
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "pcscd"
-    except OSError:
-        return False
+    """Any pcscd process (by name: its pid file goes when another pcscd exits)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = fields.partition(") ")
+        if name.endswith("(pcscd") and not rest.startswith("Z"):  # not a zombie
+            return True
+    return False
 
 
-@pytest.fixture(scope="session")
-def pcscd() -> Iterator[None]:
-    if _pcscd_running():
-        yield
-        return
-    binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
-    if not Path(binary).exists() or os.geteuid() != 0:
-        pytest.skip("needs pcscd (./dev setup installs it) and root to start it")
+class Pcscd:
+    """The pcscd the tests use; ``restart`` only when this session started it."""
+
+    def __init__(self, process: subprocess.Popen[bytes] | None, binary: str) -> None:
+        self.process, self.binary = process, binary
+
+    @property
+    def owned(self) -> bool:
+        return self.process is not None
+
+    def restart(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = _start(self.binary)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _start(binary: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([binary, "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not _readers_visible():
@@ -55,9 +72,21 @@ def pcscd() -> Iterator[None]:
             proc.kill()
             raise RuntimeError("pcscd did not come up with the vpcd readers")
         time.sleep(0.1)
-    yield
-    proc.terminate()
-    proc.wait(timeout=10)
+    return proc
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[Pcscd]:
+    binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
+    if _pcscd_running():
+        yield Pcscd(None, binary)
+        return
+    binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
+    if not Path(binary).exists() or os.geteuid() != 0:
+        pytest.skip("needs pcscd (./dev setup installs it) and root to start it")
+    daemon = Pcscd(_start(binary), binary)
+    yield daemon
+    daemon.stop()
 
 
 def _readers_visible() -> bool:
@@ -108,8 +137,19 @@ def card_ca() -> CertificateAuthority:
 
 @pytest.fixture
 def inserted_card(
-    pcscd: None, tmp_path: Path, card_ca: CertificateAuthority
+    pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority
 ) -> Iterator[InsertedCard]:
+    inserted = personalised_card(tmp_path, card_ca)
+    inserted.link.insert()
+    try:
+        yield inserted
+    finally:
+        inserted.link.remove()
+        inserted.wait_removed()
+
+
+def personalised_card(tmp_path: Path, card_ca: CertificateAuthority) -> InsertedCard:
+    """A card ready to insert (``link.insert()``), not yet in the reader."""
     state = personalise_card(
         card_ca, ANNA, dt.datetime.now(dt.UTC), serial="VC0001",
         identification_pin=ID_PIN, signature_pin=SIGN_PIN, puk=PUK,
@@ -117,11 +157,4 @@ def inserted_card(
     file = CardFile(tmp_path / "card.json")
     file.save(state)
     card = VirtualCard(state, file.save)
-    link = VpcdLink(card)
-    link.insert()
-    inserted = InsertedCard(link, card, file, card_ca)
-    try:
-        yield inserted
-    finally:
-        link.remove()
-        inserted.wait_removed()
+    return InsertedCard(VpcdLink(card), card, file, card_ca)

@@ -231,7 +231,7 @@ def test_cli_status_change_and_unblock(inserted_card: InsertedCard) -> None:
         assert secret not in status.stdout + wrong.stderr + ok.stdout + ok.stderr
 
 
-def test_no_card_and_no_such_reader(pcscd: None) -> None:
+def test_no_card_and_no_such_reader(pcscd: object) -> None:
     exe = str(Path(sys.executable).parent / "eid-agent")
     res = subprocess.run([exe, "card", "status", "--lang", "en"], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
@@ -241,7 +241,7 @@ def test_no_card_and_no_such_reader(pcscd: None) -> None:
     assert "[10058] No card reader found" in res.stderr
 
 
-def test_virtual_card_as_a_developer_uses_it(pcscd: None, tmp_path: Path) -> None:
+def test_virtual_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> None:
     """eid-issuer personalises a card file; eid-vcard inserts it until stopped."""
     import signal
     import time

@@ -63,6 +63,8 @@ class Term(enum.StrEnum):
     CONSOLE_PASSWORD_FOR = "console_password_for"
     CONSOLE_CLOSED = "console_closed"
     CONSOLE_CANCELLED = "console_cancelled"
+    CONSOLE_PIN_FOR = "console_pin_for"
+    CONSOLE_TRIES_LEFT = "console_tries_left"
     PROMPT_CURRENT_PIN = "prompt_current_pin"
     PROMPT_NEW_PIN = "prompt_new_pin"
     PROMPT_REPEAT_PIN = "prompt_repeat_pin"

@@ -18,7 +18,7 @@ from typing import TextIO
 from agent.messages import Language, Term, catalogue
 from agent.notices import Notice, format_notice
 from agent.orders import OrderKind
-from agent.tokens.model import CredentialInfo
+from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import Request
 
 _EOF = None
@@ -81,11 +81,22 @@ class ConsoleUi:
     ) -> str | None:
         if problem is not None:
             self._show(problem)
+        if credential.kind is TokenKind.CARD:
+            # A card has two PINs: always say which one is asked for, and how many tries
+            # it has left when some are already spent.
+            pin = Term.IDENTIFICATION_PIN if request.kind is OrderKind.AUTH else Term.SIGNATURE_PIN
+            tries = credential.tries_left
+            prompt = _capitalised(self._term(
+                Term.CONSOLE_PIN_FOR,
+                pin=catalogue().term(pin, self._language),
+                name=credential.owner.name,
+                tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
+                if tries is not None and tries < 3 else "",
+            ))  # fmt: skip
+        else:
+            prompt = self._term(Term.CONSOLE_PASSWORD_FOR, name=credential.owner.name)
         with self._no_echo():
-            answer = await self._read(
-                request.order_ref,
-                self._term(Term.CONSOLE_PASSWORD_FOR, name=credential.owner.name),
-            )
+            answer = await self._read(request.order_ref, prompt)
         if not answer:
             self._print(self._term(Term.CONSOLE_CANCELLED))
             return None
@@ -205,6 +216,10 @@ class ConsoleUi:
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _label(credential: CredentialInfo) -> str:

@@ -9,7 +9,8 @@ restarts.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from smartcard import scard
 
@@ -50,8 +51,26 @@ def _raise(hresult: int, what: str) -> None:
     raise PcscUnavailable(f"({what}: 0x{hresult & 0xFFFFFFFF:08X})")
 
 
+PNP_READER = "\\\\?PnP?\\Notification"  # pcsc-lite's pseudo-reader for readers coming and going
+
+
+@dataclass(frozen=True)
+class ReaderState:
+    """A reader as pcsc-lite reports it. ``raw`` is handed back on the next wait."""
+
+    name: str
+    raw: int
+    present: bool
+
+    @property
+    def events(self) -> int:
+        # pcsc-lite counts card events in the upper 16 bits: a swap of two cards between
+        # two looks still changes the count, even when the ATRs are equal.
+        return self.raw >> 16
+
+
 class PcscContext:
-    """A PC/SC context: list readers, connect to a card."""
+    """A PC/SC context: list readers, connect to a card, wait for changes."""
 
     def __init__(self) -> None:
         hresult, self._context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
@@ -73,6 +92,34 @@ class PcscContext:
         _raise(hresult, "connect")
         return PcscConnection(card, protocol)
 
+    def wait_for_change(self, known: Mapping[str, int], timeout_ms: int) -> dict[str, ReaderState]:
+        """The readers' states once something differs from ``known`` (raw states from the
+        last call; a new reader or a reader gone counts), or after ``timeout_ms``.
+
+        Raises: PcscUnavailable (pcscd stopped: make a new context).
+        """
+        readers = self.readers()
+        wanted = [(r, known.get(r, scard.SCARD_STATE_UNAWARE)) for r in readers]
+        pnp = (PNP_READER, known.get(PNP_READER, scard.SCARD_STATE_UNAWARE))
+        if set(readers) != {r for r in known if r != PNP_READER}:
+            timeout_ms = 0  # the reader list itself changed: report at once
+        hresult, states = scard.SCardGetStatusChange(self._context, timeout_ms, [*wanted, pnp])
+        if hresult == scard.SCARD_E_TIMEOUT:
+            hresult, states = scard.SCardGetStatusChange(self._context, 0, [*wanted, pnp])
+            if hresult == scard.SCARD_E_TIMEOUT:
+                states = [*wanted, (pnp[0], pnp[1], [])]
+                hresult = scard.SCARD_S_SUCCESS
+        _raise(hresult, "status change")
+        return {
+            name: ReaderState(name, int(raw), bool(int(raw) & scard.SCARD_STATE_PRESENT))
+            for name, raw, *_ in states
+        }
+
+    def cancel(self) -> None:
+        """Make a wait blocked in another thread return now (SCardCancel is the one call
+        PC/SC allows across threads on one context)."""
+        scard.SCardCancel(self._context)
+
     def close(self) -> None:
         scard.SCardReleaseContext(self._context)
 
@@ -91,7 +138,8 @@ class PcscConnection:
 
     def transmit(self, command: bytes) -> tuple[bytes, int]:
         hresult, response = scard.SCardTransmit(self._card, self._protocol, list(command))
-        _raise(hresult, "transmit")
+        if hresult:  # the hot path skips the mapping on success
+            _raise(hresult, "transmit")
         if len(response) < 2:
             # No status word: the card did not answer. With vpcd this is what a card pulled
             # while answering looks like; for the person it is a card that is gone.

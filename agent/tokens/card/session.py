@@ -60,6 +60,8 @@ class CardSession:
         data, sw = self._transmit(command)
         if sw >> 8 == 0x6C:  # wrong Le: the card says which
             data, sw = self._transmit(command[:-1] + bytes([sw & 0xFF]))
+        if sw >> 8 != 0x61:
+            return data, sw  # the common case: one exchange, nothing to collect
         out = bytearray(data)
         while sw >> 8 == 0x61:  # more data waiting: GET RESPONSE
             data, sw = self._transmit(bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF]))

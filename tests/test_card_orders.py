@@ -1,0 +1,149 @@
+"""Identification and signing with a card through the bridge: the real order service and
+card watcher over a real pcscd, vpcd and the virtual card."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import rp
+from agent.messages import MessageCode, Term
+from agent.tokens.card.monitor import CardWatcher, diff
+from issuer import CertificateAuthority
+from tests.bridge_kit import ORIGIN, b64, new_nonce, running_bridge
+from tests.card_kit import ID_PIN, SIGN_PIN, InsertedCard, Pcscd, personalised_card
+
+pytestmark = pytest.mark.slow
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def _card_bridge(tmp_path: Path):  # type: ignore[no-untyped-def]
+    watcher = CardWatcher()
+    return running_bridge(tmp_path / "files", cards=watcher), watcher
+
+
+async def test_identification_with_a_card_verifies(
+    tmp_path: Path, inserted_card: InsertedCard
+) -> None:
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+        await _until(lambda: watcher.credentials())
+        nonce = new_nonce()
+        _, body = await b.post("/v1/auth", {"nonce": nonce})
+        ref = body["orderRef"]
+        await b.wait_for(ref, "userSign")
+        assert b.ui.requests[0].choices[0].kind.value == "card"
+        await b.ui.secrets.put(ID_PIN)
+        data = (await b.wait_for(ref, "complete"))["completionData"]
+        assert data["token"] == {"kind": "card"}
+        verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
+                                  trust_anchors=[inserted_card.ca.root_certificate],
+                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        assert verified.person.personal_number == "198112189876"
+        # signing with the card: the signature PIN, the signature key
+        ref = await b.start("sign", userVisibleData=b64("Jag godkänner."))
+        await b.ui.secrets.put("99999")
+        await b.wait_for(ref, "userSign")
+        await _until(lambda: len(b.ui.problems) >= 2)
+        problem = b.ui.problems[-1]
+        assert problem is not None and problem.code is MessageCode.WRONG_PIN
+        assert problem.params == {"pin": Term.SIGNATURE_PIN, "tries_left": 2}
+        await b.ui.secrets.put(SIGN_PIN)
+        data = (await b.wait_for(ref, "complete"))["completionData"]
+        assert json.loads(base64.b64decode(data["signedData"]))["type"] == "sign"
+
+
+async def test_order_waits_in_no_client_until_a_card_comes(
+    pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority
+) -> None:
+    card = personalised_card(tmp_path, card_ca)
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+        ref = await b.start()
+        body = await b.wait_for(ref, "noClient")
+        assert body["status"] == "pending"
+        assert b.ui.told[0].code is MessageCode.BANKID_MISSING  # "insert your card"
+        card.link.insert()
+        try:
+            await b.wait_for(ref, "userSign")
+            await b.ui.secrets.put(ID_PIN)
+            await b.wait_for(ref, "complete")
+        finally:
+            card.link.remove()
+            card.wait_removed()
+
+
+async def test_blocked_pin_ends_with_the_seeds_message(
+    tmp_path: Path, inserted_card: InsertedCard
+) -> None:
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+        await _until(lambda: watcher.credentials())
+        ref = await b.start()
+        for _ in range(3):
+            await b.ui.secrets.put("0000")
+        assert (await b.wait_for(ref, "failed"))["hintCode"] == "certificateErr"
+        told = b.ui.told[-1]
+        assert told.code is MessageCode.PIN_BLOCKED  # "you typed the wrong PIN 3 times"
+        assert told.params == {"pin": Term.IDENTIFICATION_PIN}
+
+
+async def test_card_pulled_mid_operation(tmp_path: Path, inserted_card: InsertedCard) -> None:
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+        await _until(lambda: watcher.credentials())
+        pulled = threading.Event()
+
+        def pull(command: bytes, _response: bytes) -> None:
+            if command[1] == 0x22 and not pulled.is_set():  # after MSE, before VERIFY
+                pulled.set()
+                inserted_card.link.remove()
+
+        inserted_card.link._on_apdu = pull
+        ref = await b.start()
+        await b.wait_for(ref, "userSign")
+        await b.ui.secrets.put(ID_PIN)
+        assert (await b.wait_for(ref, "failed"))["hintCode"] == "startFailed"
+        assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
+        assert inserted_card.file.load().pins[0x81].tries_left == 3  # nothing was spent
+
+
+async def test_pcscd_restarted_while_the_agent_runs(
+    pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority
+) -> None:
+    if not pcscd.owned:
+        pytest.skip("the machine's own pcscd is running; the tests restart only their own")
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher):
+        await _until(lambda: watcher.service_up)
+        await asyncio.to_thread(pcscd.restart)
+        await _until(lambda: watcher.restarts >= 1, timeout=20)
+        card = personalised_card(tmp_path, card_ca)
+        card.link.insert()
+        try:
+            await _until(lambda: watcher.credentials(), timeout=10)
+        finally:
+            card.link.remove()
+            card.wait_removed()
+
+
+def test_diff_sees_swaps_by_the_event_counter() -> None:
+    before = {"r": (True, 4), "gone": (True, 1)}
+    after = {"r": (True, 6), "new": (True, 0)}
+    changes = diff(before, after)
+    assert changes.inserted == {"r", "new"}
+    assert changes.removed == {"r", "gone"}
+    assert diff(after, after).inserted == frozenset()
