@@ -18,7 +18,8 @@ JS_FILE = Path(__file__).parent / "static" / "eid-agent.js"
 HINTS: dict[str, dict[str, MessageCode]] = {
     "outstandingTransaction": {"auth": MessageCode.START_THE_AGENT,
                                "sign": MessageCode.START_THE_AGENT},
-    "noClient": {"auth": MessageCode.START_THE_AGENT, "sign": MessageCode.START_THE_AGENT},
+    # In this agent noClient means "waiting for a card": say what the agent says.
+    "noClient": {"auth": MessageCode.BANKID_MISSING, "sign": MessageCode.BANKID_MISSING},
     "started": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT, "sign": MessageCode.SIGN_IN_THE_AGENT},
     "userSign": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT,
                  "sign": MessageCode.SIGN_IN_THE_AGENT},

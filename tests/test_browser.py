@@ -33,12 +33,12 @@ pytestmark = [
 
 
 class Site:
-    def __init__(self, root: Path, agent_port: int) -> None:
+    def __init__(self, root: Path, agent_port: int, *, ca_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://localhost:{self.port}"
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "eid-rp"), "demo", "--port", str(self.port),
-             "--agent-port", str(agent_port), "--ca-dir", str(root / "ca")],
+             "--agent-port", str(agent_port), "--ca-dir", str(ca_dir or root / "ca")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 15
@@ -218,3 +218,35 @@ async def test_local_network_access_from_a_public_page(site: Site, agent: AgentP
 
 def test_browser_is_debians() -> None:
     assert shutil.which("chromium") == CHROMIUM
+
+
+async def test_login_with_a_card(
+    browser: Browser, world: Path, pcscd: object, card_ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """The same login, with BankID on card: no file credential in this agent's data dir;
+    the page waits (noClient) until the card is inserted, the agent asks for the
+    identification PIN, and the site's server verifies against the card issuer's root."""
+    from tests.card_kit import ID_PIN, personalised_card
+
+    card = personalised_card(tmp_path, card_ca)
+    card_ca.save(tmp_path / "card-ca")
+    with AgentProcess(tmp_path / "empty-data", "--allow-http-localhost") as agent:
+        agent.ready()
+        s = Site(tmp_path, agent.port, ca_dir=tmp_path / "card-ca")
+        try:
+            page = await _open(browser, s.url)
+            await page.click("#go")
+            # page and agent say the same: insert your card (10025)
+            await page.wait_for_selector('#status[data-code="10025"]', timeout=20_000)
+            agent.wait_for_output("[10025]")
+            card.link.insert()
+            try:
+                agent.wait_for_output("Identification PIN for Anna Andersson")
+                agent.type(ID_PIN)
+                await page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+                assert await page.text_content("#who") == "Anna Andersson (198112189876)"
+            finally:
+                card.link.remove()
+                card.wait_removed()
+        finally:
+            s.stop()

@@ -47,8 +47,8 @@ var TABLE = {
    "sign": 10035
   },
   "noClient": {
-   "auth": 10048,
-   "sign": 10048
+   "auth": 10025,
+   "sign": 10025
   },
   "outstandingTransaction": {
    "auth": 10048,
@@ -100,6 +100,16 @@ var TABLE = {
    "sv": {
     "body": "Ett internt tekniskt fel har inträffat. Kontakta supporten hos din bank och uppge meddelandekod 10024.",
     "title": "Internt tekniskt fel"
+   }
+  },
+  "10025": {
+   "en": {
+    "body": "There is no BankID on this computer that can be used for this identification or signature. If you have a BankID on card, insert it in the card reader. Otherwise you need to order a BankID from your bank.",
+    "title": "BankID missing"
+   },
+   "sv": {
+    "body": "Det finns inget BankID i den här datorn som kan användas för den här legitimeringen eller underskriften. Har du BankID på kort, sätt i kortet i kortläsaren. Annars behöver du beställa ett BankID hos din bank.",
+    "title": "BankID saknas"
    }
   },
   "10034": {
