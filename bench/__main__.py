@@ -18,6 +18,11 @@ from issuer import CertificateAuthority
 RESULTS = Path(__file__).parent / "results.json"
 
 
+def _num(value: float) -> str:
+    # three decimals for sub-millisecond figures, so a per-APDU 0.153 is not shown as 0.2
+    return f"{value:>8.3f}" if abs(value) < 1 else f"{value:>8.1f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="./dev bench")
     parser.add_argument("--runs", type=int, default=15, help="repetitions per timed figure")
@@ -38,7 +43,7 @@ def main() -> int:
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:
         print(
-            f"{f.name:<{width}}  {f.median:>8.1f} {f.unit:<3}{f.baseline_median:>8.1f} "
+            f"{f.name:<{width}}  {_num(f.median)} {f.unit:<3}{_num(f.baseline_median)} "
             f"{f.unit:<3} {f.ratio:>6.2f}×  {f.target} {'ok' if f.ok else 'MISSED'}"
         )
         print(f"{'':<{width}}  baseline: {f.baseline_name}" + (f"; {f.note}" if f.note else ""))

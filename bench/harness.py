@@ -18,7 +18,7 @@ from agent.notices import Notice
 from agent.orders import OrderBook
 from agent.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
-from agent.ui.port import Request
+from agent.ui.port import PinAnswer, PinRequest, Request
 
 
 class InstantUi:
@@ -31,6 +31,9 @@ class InstantUi:
     async def ask_secret(self, request: Request, credential: CredentialInfo,
                          problem: Notice | None) -> str | None:  # fmt: skip
         return self.password
+
+    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
+        return None  # no PIN management in the benchmark
 
     async def tell(self, notice: Notice) -> None:
         pass

@@ -28,7 +28,7 @@ from agent.orders import OrderBook
 from agent.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
 from agent.tokens.card.monitor import CardWatcher
-from agent.ui.port import Request
+from agent.ui.port import PinAnswer, PinRequest, Request
 
 ORIGIN = "https://bank.example"
 
@@ -57,6 +57,8 @@ class ScriptedUi:
     problems: list[Notice | None] = field(default_factory=list)
     told: list[Notice] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
+    pin_answers: asyncio.Queue[PinAnswer | None] = field(default_factory=asyncio.Queue)
+    pin_requests: list[tuple[PinRequest, Notice | None]] = field(default_factory=list)
 
     async def choose(self, request: Request) -> CredentialInfo | None:
         self.requests.append(request)
@@ -67,6 +69,10 @@ class ScriptedUi:
     ) -> str | None:
         self.problems.append(problem)
         return await self.secrets.get()
+
+    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
+        self.pin_requests.append((request, problem))
+        return await self.pin_answers.get()
 
     async def tell(self, notice: Notice) -> None:
         self.told.append(notice)

@@ -34,7 +34,7 @@ EXPORTS = {
     "agent.bridge": ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy",
                      "build_app"],
     "agent.updater": [],
-    "agent.ui": ["Request", "UiPort"],
+    "agent.ui": ["PinAnswer", "PinRequest", "Request", "UiPort"],
     "rp": [
         "BadSignature", "CertificateExpired", "DataMismatch", "ExpiredNonce", "MalformedResponse",
         "NonceStore", "Person", "ReusedNonce", "TimeSkew", "UnknownNonce", "UntrustedChain",

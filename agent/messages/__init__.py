@@ -66,6 +66,8 @@ class Term(enum.StrEnum):
     CONSOLE_PIN_FOR = "console_pin_for"
     CONSOLE_TRIES_LEFT = "console_tries_left"
     PROMPT_CURRENT_PIN = "prompt_current_pin"
+    CONSOLE_CHANGE_PIN = "console_change_pin"
+    CONSOLE_UNBLOCK_PIN = "console_unblock_pin"
     PROMPT_NEW_PIN = "prompt_new_pin"
     PROMPT_REPEAT_PIN = "prompt_repeat_pin"
     PROMPT_PUK = "prompt_puk"

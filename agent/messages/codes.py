@@ -73,6 +73,8 @@ class MessageCode(enum.IntEnum):
     SMART_CARD_SERVICE_UNAVAILABLE = 10062
     PINS_DIFFER = 10063
     CARD_RESET = 10064
+    PIN_CHANGED = 10065
+    PIN_UNBLOCKED = 10066
 
 
 class Severity(enum.StrEnum):

@@ -15,11 +15,11 @@ import unicodedata
 from collections.abc import Iterator
 from typing import TextIO
 
-from agent.messages import Language, Term, catalogue
-from agent.notices import Notice, format_notice
+from agent.messages import Language, MessageCode, Term, catalogue
+from agent.notices import PIN_TERMS, Notice, format_notice
 from agent.orders import OrderKind
 from agent.tokens.model import CredentialInfo, TokenKind
-from agent.ui.port import Request
+from agent.ui.port import PinAnswer, PinRequest, Request
 
 _EOF = None
 
@@ -101,6 +101,33 @@ class ConsoleUi:
             self._print(self._term(Term.CONSOLE_CANCELLED))
             return None
         return answer
+
+    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
+        ref = f"pins-{request.card.id}"
+        pin = catalogue().term(PIN_TERMS[request.pin], self._language)
+        if problem is None:
+            self._drop_stale_input()
+            heading = Term.CONSOLE_UNBLOCK_PIN if request.unblock else Term.CONSOLE_CHANGE_PIN
+            self._print(_capitalised(self._term(heading, pin=pin, name=request.card.owner.name)))
+        else:
+            self._show(problem)
+        with self._no_echo():
+            first = Term.PROMPT_PUK if request.unblock else Term.PROMPT_CURRENT_PIN
+            secret = await self._read(ref, _capitalised(self._term(first, pin=pin)))
+            if not secret:
+                return None
+            if request.unblock and request.keep:
+                return PinAnswer(secret, None)
+            while True:
+                new = await self._read(ref, _capitalised(self._term(Term.PROMPT_NEW_PIN, pin=pin)))
+                if not new:
+                    return None
+                again = await self._read(
+                    ref, _capitalised(self._term(Term.PROMPT_REPEAT_PIN, pin=pin))
+                )
+                if again == new:
+                    return PinAnswer(secret, new)
+                self._show(Notice(MessageCode.PINS_DIFFER))
 
     async def tell(self, notice: Notice) -> None:
         self._show(notice)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from agent.notices import Notice
 from agent.orders import OrderKind
+from agent.tokens.card.errors import PinRef
 from agent.tokens.model import CredentialInfo
 
 
@@ -27,6 +28,23 @@ class Request:
     choices: tuple[CredentialInfo, ...]
 
 
+@dataclass(frozen=True)
+class PinRequest:
+    """Change a PIN (``unblock`` False: the current PIN and a new one) or unblock it with
+    the PUK (``unblock`` True: the PUK, and a new PIN unless ``keep``)."""
+
+    pin: PinRef  # always named to the person: a card has two PINs
+    card: CredentialInfo
+    unblock: bool = False
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class PinAnswer:
+    secret: str  # the current PIN, or the PUK
+    new: str | None  # the new PIN, already typed twice and equal; None to keep it
+
+
 class UiPort(Protocol):
     async def choose(self, request: Request) -> CredentialInfo | None:
         """The credential the person picks (without asking when there is one); None if
@@ -38,6 +56,10 @@ class UiPort(Protocol):
     ) -> str | None:
         """The password or PIN for ``credential``; ``problem`` (e.g. wrong password,
         tries left) is shown with the question. None if they cancel."""
+        ...
+
+    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
+        """The secrets for a PIN change or unblock; None if the person cancels."""
         ...
 
     async def tell(self, notice: Notice) -> None:

@@ -228,6 +228,14 @@ class CardWatcher:
         """Blocking: run in an executor. Raises: CardError (WrongPin, PinBlocked, …)."""
         return self._with_session(credential_id, lambda s: s.sign(purpose, data, pin))
 
+    def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:
+        """Blocking. Raises: CardError (WrongCurrentPin, PinBlocked, PinFormat, …)."""
+        self._with_session(credential_id, lambda s: s.change_pin(pin, old, new))
+
+    def unblock_pin(self, credential_id: str, pin: PinRef, puk: str, new: str | None) -> None:
+        """Blocking. Raises: CardError (WrongPuk, PukBlocked, PinFormat, …)."""
+        self._with_session(credential_id, lambda s: s.unblock_pin(pin, puk, new))
+
     def _with_session(self, credential_id: str, work: Callable[[CardSession], _T]) -> _T:
         from agent.tokens.card.errors import NoCard
         from agent.tokens.card.pcsc import PcscContext
