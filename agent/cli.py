@@ -313,7 +313,11 @@ _STATE_TERMS = {
 def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
     from agent.tokens import CredentialInfo
 
-    entries = store.entries()
+    entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
+    if _pcscd_socket_exists():  # else no cards can be listed: skip pyscard's import cost
+        from agent.tokens.card.monitor import cards_now
+
+        entries += [card.info for card in cards_now()]
     if as_json:
         json.dump([_entry_json(e, now) for e in entries], io.stdout, indent=2)
         io.stdout.write("\n")
@@ -345,6 +349,12 @@ def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int
         io.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         io.stdout.write("\n")
     return 0
+
+
+def _pcscd_socket_exists() -> bool:
+    if not sys.platform.startswith("linux"):
+        return True  # other platforms: ask PC/SC itself
+    return os.path.exists(os.environ.get("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm"))
 
 
 def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[str, object]:

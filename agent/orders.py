@@ -106,6 +106,7 @@ class Event(enum.Enum):
     NO_CREDENTIAL = "noCredential"  # nothing usable: none, expired, locked, filtered out
     CREDENTIAL_BLOCKED = "credentialBlocked"  # locked by this very attempt
     START_FAILED = "startFailed"  # no UI, damaged credential, internal fault
+    CARD_GONE = "cardGone"  # the card left before any PIN reached it: wait for it again
 
 
 _PENDING = [p for p in Phase if p.pending]
@@ -119,6 +120,8 @@ TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.USER_SIGN, Event.WRONG_SECRET): Phase.USER_SIGN,
     (Phase.USER_SIGN, Event.SIGNED): Phase.COMPLETE,
     (Phase.USER_SIGN, Event.CREDENTIAL_BLOCKED): Phase.CERTIFICATE_ERR,
+    (Phase.USER_SIGN, Event.CARD_GONE): Phase.NO_CLIENT,
+    (Phase.STARTED, Event.CARD_GONE): Phase.NO_CLIENT,
     **{(p, Event.RP_CANCEL): Phase.CANCELLED for p in _PENDING},
     **{(p, Event.EXPIRE): Phase.EXPIRED for p in _PENDING},
     **{(p, Event.START_FAILED): Phase.START_FAILED for p in _PENDING},

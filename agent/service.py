@@ -25,6 +25,7 @@ from agent.orders import (
     OrderBook,
     OrderKind,
     OrderRequest,
+    Phase,
     UnknownOrder,
 )
 from agent.signeddata import build_signed_data
@@ -40,7 +41,14 @@ from agent.tokens import (
     WrongPassword,
     select,
 )
-from agent.tokens.card.errors import CardRemoved, PinBlocked, PinFormat, PinRef, WrongPin
+from agent.tokens.card.errors import (
+    CardError,
+    CardRemoved,
+    PinBlocked,
+    PinFormat,
+    PinRef,
+    WrongPin,
+)
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import Request, UiPort
 
@@ -137,7 +145,9 @@ class OrderService:
     async def _usable(self, order: Order) -> tuple[CredentialInfo, ...] | None:
         """The usable credentials; with card support, waits (noClient) until one comes.
         None when the order ended as certificateErr."""
-        request, waiting = order.request, False
+        request = order.request
+        # Already waiting when a card left mid-order (CARD_GONE put the order back).
+        waiting = self._book.get(order.ref, self._clock()).phase is Phase.NO_CLIENT
         while True:
             generation = self._cards.generation if self._cards is not None else 0
             try:
@@ -163,11 +173,17 @@ class OrderService:
             await self._cards.wait_changed(generation)
 
     async def _flow(self, order: Order) -> None:
+        while not await self._attempt(order):
+            pass  # the card left before anything was spent: wait for it, then go on
+
+    async def _attempt(self, order: Order) -> bool:
+        """One pass from finding credentials to a signature. True when the order has
+        ended; False when the card left before a PIN reached it (back to noClient)."""
         ref, request = order.ref, order.request
         purpose = PURPOSE[request.kind]
         usable = await self._usable(order)
         if usable is None:
-            return
+            return True
         ui_request = Request(
             ref,
             request.kind,
@@ -180,21 +196,24 @@ class OrderService:
         chosen = await self._ui.choose(ui_request)
         if chosen is None:
             self._apply(ref, Event.USER_CANCEL)
-            return
+            return True
         self._apply(ref, Event.CREDENTIAL_CHOSEN)
         sign = self._sign_with_card if chosen.kind is TokenKind.CARD else self._sign_with_file
         problem: Notice | None = None
         while True:
             if chosen.kind is TokenKind.CARD:
-                chosen = await self._with_pin_tries(chosen, purpose)
+                try:
+                    chosen = await self._with_pin_tries(chosen, purpose)
+                except CardError as exc:
+                    return await self._card_gone(ref, exc)
                 if chosen.tries_left == 0:
                     self._apply(ref, Event.CREDENTIAL_BLOCKED, detail="pin blocked")
                     await self._ui.tell(notice_for(PinBlocked(PIN_OF[purpose])))
-                    return
+                    return True
             secret = await self._ui.ask_secret(ui_request, chosen, problem)
             if secret is None:
                 self._apply(ref, Event.USER_CANCEL)
-                return
+                return True
             try:
                 completion = await sign(order, chosen, purpose, secret)
             except (WrongPassword, WrongPin) as exc:
@@ -207,17 +226,33 @@ class OrderService:
             except (CredentialLocked, PinBlocked) as exc:
                 self._apply(ref, Event.CREDENTIAL_BLOCKED, detail=type(exc).__name__)
                 await self._ui.tell(notice_for(exc))
-                return
+                return True
+            except CardRemoved as exc:
+                if not exc.pin_sent:
+                    return await self._card_gone(ref, exc)
+                return await self._start_failed(ref, exc)
             except TokenError as exc:
-                log.warning("order %s: credential unusable: %s", ref, exc)
-                self._apply(ref, Event.START_FAILED, detail=type(exc).__name__)
-                await self._ui.tell(notice_for(exc))
-                return
+                return await self._start_failed(ref, exc)
             finally:
                 del secret  # dropped as soon as used
             break
         self._apply(ref, Event.SIGNED, completion=completion)
         log.info("order %s complete", ref)
+        return True
+
+    async def _card_gone(self, ref: str, exc: CardError) -> bool:
+        """The card left before any PIN reached it: nothing spent, wait for it again."""
+        log.info("order %s: card gone before a PIN reached it (%s)", ref, type(exc).__name__)
+        self._apply(ref, Event.CARD_GONE)
+        await self._ui.close(ref)
+        await self._ui.tell(notice_for(CardRemoved(pin_sent=False)))
+        return False
+
+    async def _start_failed(self, ref: str, exc: TokenError) -> bool:
+        log.warning("order %s: credential unusable: %s", ref, exc)
+        self._apply(ref, Event.START_FAILED, detail=type(exc).__name__)
+        await self._ui.tell(notice_for(exc))
+        return True
 
     async def _with_pin_tries(self, card: CredentialInfo, purpose: KeyPurpose) -> CredentialInfo:
         """The card with its PIN's tries left, shown to the person before they type."""

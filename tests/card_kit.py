@@ -117,17 +117,22 @@ class InsertedCard:
                 time.sleep(0.02)
 
     def wait_removed(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        with PcscContext() as context:
-            while time.monotonic() < deadline:
-                try:
-                    context.connect(READER).close()
-                except NoCard:
-                    return
-                except CardError:
-                    pass  # on its way out
-                time.sleep(0.02)
-        raise AssertionError("pcscd still sees the card")
+        wait_no_card(timeout)
+
+
+def wait_no_card(timeout: float = 5.0) -> None:
+    """Until pcscd has taken the card in the first reader down."""
+    deadline = time.monotonic() + timeout
+    with PcscContext() as context:
+        while time.monotonic() < deadline:
+            try:
+                context.connect(READER).close()
+            except NoCard:
+                return
+            except CardError:
+                pass  # on its way out
+            time.sleep(0.02)
+    raise AssertionError("pcscd still sees the card")
 
 
 @pytest.fixture(scope="session")

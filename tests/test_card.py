@@ -31,7 +31,7 @@ from agent.tokens.card import (
     apdu,
 )
 from agent.tokens.model import KeyPurpose
-from tests.card_kit import ID_PIN, PUK, READER, SIGN_PIN, InsertedCard
+from tests.card_kit import ID_PIN, PUK, READER, SIGN_PIN, InsertedCard, wait_no_card
 
 pytestmark = pytest.mark.slow
 
@@ -275,3 +275,28 @@ def test_virtual_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> N
     finally:
         inserted.send_signal(signal.SIGTERM)
         assert inserted.wait(timeout=10) == 0
+        wait_no_card()
+
+
+def test_cards_are_listed_beside_file_credentials(
+    inserted_card: InsertedCard, tmp_path: Path
+) -> None:
+    import json
+    import time
+
+    inserted_card.connect().close()
+    exe = str(Path(sys.executable).parent / "eid-agent")
+    deadline = time.monotonic() + 5  # a listing is a snapshot: let a fresh card settle
+    while True:
+        listing = subprocess.run(
+            [exe, "-v", "tokens", "list", "--json", "--data-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        cards = json.loads(listing.stdout)
+        if cards or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(cards) == 1, listing.stderr
+    (card,) = cards
+    assert card["kind"] == "card" and card["personalNumber"] == "198112189876"
+    assert card["issuer"] == "Card Test Issuing CA" and card["state"] == "usable"

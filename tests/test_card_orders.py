@@ -116,9 +116,36 @@ async def test_card_pulled_mid_operation(tmp_path: Path, inserted_card: Inserted
         ref = await b.start()
         await b.wait_for(ref, "userSign")
         await b.ui.secrets.put(ID_PIN)
+        # pulled before the PIN reached it: nothing spent, so the order waits for the card
+        assert (await b.wait_for(ref, "noClient"))["status"] == "pending"
+        assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
+        assert inserted_card.file.load().pins[0x81].tries_left == 3
+        inserted_card.wait_removed()
+        inserted_card.link._on_apdu = None
+        inserted_card.link.insert()  # back in: the order goes on by itself
+        await b.wait_for(ref, "userSign")
+        await b.ui.secrets.put(ID_PIN)
+        assert (await b.wait_for(ref, "complete"))["completionData"]["token"]["kind"] == "card"
+
+
+async def test_card_pulled_after_the_pin_reached_it(
+    tmp_path: Path, inserted_card: InsertedCard
+) -> None:
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+        await _until(lambda: watcher.credentials())
+        pulled = threading.Event()
+
+        def pull(command: bytes, _response: bytes) -> None:
+            if command[1] == 0x20 and len(command) > 5 and not pulled.is_set():  # VERIFY
+                pulled.set()
+                inserted_card.link.remove()
+
+        inserted_card.link._on_apdu = pull
+        ref = await b.start()
+        await b.ui.secrets.put(ID_PIN)
         assert (await b.wait_for(ref, "failed"))["hintCode"] == "startFailed"
         assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
-        assert inserted_card.file.load().pins[0x81].tries_left == 3  # nothing was spent
 
 
 async def test_pcscd_restarted_while_the_agent_runs(

@@ -62,8 +62,11 @@ class PinsDiffer(CardError):
 
 
 class CardRemoved(CardError):
-    def __init__(self) -> None:
+    def __init__(self, *, pin_sent: bool = True) -> None:
         super().__init__("the card was removed")
+        # False when the card left before any PIN reached it: nothing was spent, and an
+        # order can simply wait for the card to come back.
+        self.pin_sent = pin_sent
 
 
 class CardReset(CardError):

@@ -87,6 +87,24 @@ def read_card(reader: str, session: CardSession) -> CardCredential:
     return CardCredential(reader, info, chains)
 
 
+def cards_now() -> list[CardCredential]:
+    """The cards in readers at this moment, for one-shot listings; no pcscd, no cards."""
+    from agent.tokens.card.pcsc import PcscContext
+
+    found = []
+    try:
+        with PcscContext() as context:
+            for reader in context.readers():
+                try:
+                    with context.connect(reader) as connection:
+                        found.append(read_card(reader, CardSession(connection)))
+                except (CardError, ValueError) as exc:
+                    log.info("reader %s: %s", reader, type(exc).__name__)
+    except CardError as exc:
+        log.info("no card listing: %s", exc)
+    return found
+
+
 class CardWatcher:
     """The snapshot of cards in readers, kept current by ``run``."""
 

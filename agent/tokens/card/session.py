@@ -18,6 +18,7 @@ from typing import Protocol
 from agent.tokens.card import apdu
 from agent.tokens.card.errors import (
     CardProtocolError,
+    CardRemoved,
     NotOurCard,
     PinRef,
     WrongCurrentPin,
@@ -185,17 +186,22 @@ class CardSession:
             mse, operation = apdu.mse_set(0xA4, apdu.KEY_IDENTIFICATION), apdu.internal_authenticate
         else:
             mse, operation = apdu.mse_set(0xB6, apdu.KEY_SIGNATURE), apdu.compute_signature
-        with self.exclusive():
-            self.select()
-            _, sw = self.send(mse)
-            apdu.check(sw, "manage security environment")
-            _, sw = self.send(verify)
-            apdu.check_pin(sw, ref, "verify")
-            try:
-                signature, sw = self.send(operation(digest))
-                apdu.check(sw, "sign")
-            finally:
-                self.send(apdu.logout(ref))
+        pin_sent = False
+        try:
+            with self.exclusive():
+                self.select()
+                _, sw = self.send(mse)
+                apdu.check(sw, "manage security environment")
+                pin_sent = True  # from here on the card may have counted a try
+                _, sw = self.send(verify)
+                apdu.check_pin(sw, ref, "verify")
+                try:
+                    signature, sw = self.send(operation(digest))
+                    apdu.check(sw, "sign")
+                finally:
+                    self.send(apdu.logout(ref))
+        except CardRemoved:
+            raise CardRemoved(pin_sent=pin_sent) from None
         if len(signature) != 64:
             raise CardProtocolError(sw, "sign (signature length)")
         return signature
