@@ -155,6 +155,7 @@ def inserted_card(
 
 def personalised_card(tmp_path: Path, card_ca: CertificateAuthority) -> InsertedCard:
     """A card ready to insert (``link.insert()``), not yet in the reader."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     state = personalise_card(
         card_ca, ANNA, dt.datetime.now(dt.UTC), serial="VC0001",
         identification_pin=ID_PIN, signature_pin=SIGN_PIN, puk=PUK,

@@ -174,3 +174,26 @@ def test_diff_sees_swaps_by_the_event_counter() -> None:
     assert changes.inserted == {"r", "new"}
     assert changes.removed == {"r", "gone"}
     assert diff(after, after).inserted == frozenset()
+
+
+async def test_a_fast_swap_is_seen(
+    pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority
+) -> None:
+    """Card A out and card B in within one look: the event counter tells the watcher."""
+    first = personalised_card(tmp_path / "a", card_ca)
+    second = personalised_card(tmp_path / "b", card_ca)
+    watcher = CardWatcher()
+    task = asyncio.create_task(watcher.run())
+    try:
+        first.link.insert()
+        await _until(lambda: watcher.credentials())
+        (a,) = watcher.credentials()
+        first.link.remove()
+        second.link.insert()  # no wait in between
+        await _until(lambda: [c.id for c in watcher.credentials()] not in ([], [a.id]))
+        (b,) = watcher.credentials()
+        assert b.id != a.id
+    finally:
+        task.cancel()
+        second.link.remove()
+        second.wait_removed()
