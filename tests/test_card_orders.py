@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import json
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import rp
 from agent.messages import MessageCode, Term
 from agent.tokens.card.monitor import CardWatcher, diff
 from issuer import CertificateAuthority
-from tests.bridge_kit import ORIGIN, b64, new_nonce, running_bridge
+from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.card_kit import ID_PIN, SIGN_PIN, InsertedCard, Pcscd, personalised_card
 
 pytestmark = pytest.mark.slow
@@ -30,40 +31,44 @@ async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-u
         await asyncio.sleep(0.02)
 
 
-async def _card_bridge(tmp_path: Path):  # type: ignore[no-untyped-def]
-    watcher = CardWatcher()
-    return running_bridge(tmp_path / "files", cards=watcher), watcher
-
-
-async def test_identification_with_a_card_verifies(
+@pytest.fixture
+async def card_bridge(
     tmp_path: Path, inserted_card: InsertedCard
-) -> None:
+) -> AsyncIterator[tuple[Bridge, CardWatcher]]:
+    """A bridge with a card watcher that already sees the inserted card."""
     watcher = CardWatcher()
     async with running_bridge(tmp_path / "files", cards=watcher) as b:
         await _until(lambda: watcher.credentials())
-        nonce = new_nonce()
-        _, body = await b.post("/v1/auth", {"nonce": nonce})
-        ref = body["orderRef"]
-        await b.wait_for(ref, "userSign")
-        assert b.ui.requests[0].choices[0].kind.value == "card"
-        await b.ui.secrets.put(ID_PIN)
-        data = (await b.wait_for(ref, "complete"))["completionData"]
-        assert data["token"] == {"kind": "card"}
-        verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
-                                  trust_anchors=[inserted_card.ca.root_certificate],
-                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
-        assert verified.person.personal_number == "198112189876"
-        # signing with the card: the signature PIN, the signature key
-        ref = await b.start("sign", userVisibleData=b64("Jag godkänner."))
-        await b.ui.secrets.put("99999")
-        await b.wait_for(ref, "userSign")
-        await _until(lambda: len(b.ui.problems) >= 2)
-        problem = b.ui.problems[-1]
-        assert problem is not None and problem.code is MessageCode.WRONG_PIN
-        assert problem.params == {"pin": Term.SIGNATURE_PIN, "tries_left": 2}
-        await b.ui.secrets.put(SIGN_PIN)
-        data = (await b.wait_for(ref, "complete"))["completionData"]
-        assert json.loads(base64.b64decode(data["signedData"]))["type"] == "sign"
+        yield b, watcher
+
+
+async def test_identification_with_a_card_verifies(
+    card_bridge: tuple[Bridge, CardWatcher], inserted_card: InsertedCard
+) -> None:
+    b, _ = card_bridge
+    nonce = new_nonce()
+    _, body = await b.post("/v1/auth", {"nonce": nonce})
+    ref = body["orderRef"]
+    await b.wait_for(ref, "userSign")
+    assert b.ui.requests[0].choices[0].kind.value == "card"
+    await b.ui.secrets.put(ID_PIN)
+    data = (await b.wait_for(ref, "complete"))["completionData"]
+    assert data["token"] == {"kind": "card"}
+    verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
+                              trust_anchors=[inserted_card.ca.root_certificate],
+                              now=dt.datetime.now(dt.UTC))  # fmt: skip
+    assert verified.person.personal_number == "198112189876"
+    # signing with the card: the signature PIN, the signature key
+    ref = await b.start("sign", userVisibleData=b64("Jag godkänner."))
+    await b.ui.secrets.put("99999")
+    await b.wait_for(ref, "userSign")
+    await _until(lambda: len(b.ui.problems) >= 2)
+    problem = b.ui.problems[-1]
+    assert problem is not None and problem.code is MessageCode.WRONG_PIN
+    assert problem.params == {"pin": Term.SIGNATURE_PIN, "tries_left": 2}
+    await b.ui.secrets.put(SIGN_PIN)
+    data = (await b.wait_for(ref, "complete"))["completionData"]
+    assert json.loads(base64.b64decode(data["signedData"]))["type"] == "sign"
 
 
 async def test_order_waits_in_no_client_until_a_card_comes(
@@ -87,65 +92,61 @@ async def test_order_waits_in_no_client_until_a_card_comes(
 
 
 async def test_blocked_pin_ends_with_the_seeds_message(
-    tmp_path: Path, inserted_card: InsertedCard
+    card_bridge: tuple[Bridge, CardWatcher], inserted_card: InsertedCard
 ) -> None:
-    watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher) as b:
-        await _until(lambda: watcher.credentials())
-        ref = await b.start()
-        for _ in range(3):
-            await b.ui.secrets.put("0000")
-        assert (await b.wait_for(ref, "failed"))["hintCode"] == "certificateErr"
-        told = b.ui.told[-1]
-        assert told.code is MessageCode.PIN_BLOCKED  # "you typed the wrong PIN 3 times"
-        assert told.params == {"pin": Term.IDENTIFICATION_PIN}
+    b, _ = card_bridge
+    ref = await b.start()
+    for _ in range(3):
+        await b.ui.secrets.put("0000")
+    assert (await b.wait_for(ref, "failed"))["hintCode"] == "certificateErr"
+    told = b.ui.told[-1]
+    assert told.code is MessageCode.PIN_BLOCKED  # "you typed the wrong PIN 3 times"
+    assert told.params == {"pin": Term.IDENTIFICATION_PIN}
 
 
-async def test_card_pulled_mid_operation(tmp_path: Path, inserted_card: InsertedCard) -> None:
-    watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher) as b:
-        await _until(lambda: watcher.credentials())
-        pulled = threading.Event()
+async def test_card_pulled_mid_operation(
+    card_bridge: tuple[Bridge, CardWatcher], inserted_card: InsertedCard
+) -> None:
+    b, _ = card_bridge
+    pulled = threading.Event()
 
-        def pull(command: bytes, _response: bytes) -> None:
-            if command[1] == 0x22 and not pulled.is_set():  # after MSE, before VERIFY
-                pulled.set()
-                inserted_card.link.remove()
+    def pull(command: bytes, _response: bytes) -> None:
+        if command[1] == 0x22 and not pulled.is_set():  # after MSE, before VERIFY
+            pulled.set()
+            inserted_card.link.remove()
 
-        inserted_card.link._on_apdu = pull
-        ref = await b.start()
-        await b.wait_for(ref, "userSign")
-        await b.ui.secrets.put(ID_PIN)
-        # pulled before the PIN reached it: nothing spent, so the order waits for the card
-        assert (await b.wait_for(ref, "noClient"))["status"] == "pending"
-        assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
-        assert inserted_card.file.load().pins[0x81].tries_left == 3
-        inserted_card.wait_removed()
-        inserted_card.link._on_apdu = None
-        inserted_card.link.insert()  # back in: the order goes on by itself
-        await b.wait_for(ref, "userSign")
-        await b.ui.secrets.put(ID_PIN)
-        assert (await b.wait_for(ref, "complete"))["completionData"]["token"]["kind"] == "card"
+    inserted_card.link._on_apdu = pull
+    ref = await b.start()
+    await b.wait_for(ref, "userSign")
+    await b.ui.secrets.put(ID_PIN)
+    # pulled before the PIN reached it: nothing spent, so the order waits for the card
+    assert (await b.wait_for(ref, "noClient"))["status"] == "pending"
+    assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
+    assert inserted_card.file.load().pins[0x81].tries_left == 3
+    inserted_card.wait_removed()
+    inserted_card.link._on_apdu = None
+    inserted_card.link.insert()  # back in: the order goes on by itself
+    await b.wait_for(ref, "userSign")
+    await b.ui.secrets.put(ID_PIN)
+    assert (await b.wait_for(ref, "complete"))["completionData"]["token"]["kind"] == "card"
 
 
 async def test_card_pulled_after_the_pin_reached_it(
-    tmp_path: Path, inserted_card: InsertedCard
+    card_bridge: tuple[Bridge, CardWatcher], inserted_card: InsertedCard
 ) -> None:
-    watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher) as b:
-        await _until(lambda: watcher.credentials())
-        pulled = threading.Event()
+    b, _ = card_bridge
+    pulled = threading.Event()
 
-        def pull(command: bytes, _response: bytes) -> None:
-            if command[1] == 0x20 and len(command) > 5 and not pulled.is_set():  # VERIFY
-                pulled.set()
-                inserted_card.link.remove()
+    def pull(command: bytes, _response: bytes) -> None:
+        if command[1] == 0x20 and len(command) > 5 and not pulled.is_set():  # VERIFY
+            pulled.set()
+            inserted_card.link.remove()
 
-        inserted_card.link._on_apdu = pull
-        ref = await b.start()
-        await b.ui.secrets.put(ID_PIN)
-        assert (await b.wait_for(ref, "failed"))["hintCode"] == "startFailed"
-        assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
+    inserted_card.link._on_apdu = pull
+    ref = await b.start()
+    await b.ui.secrets.put(ID_PIN)
+    assert (await b.wait_for(ref, "failed"))["hintCode"] == "startFailed"
+    assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
 
 
 async def test_pcscd_restarted_while_the_agent_runs(
