@@ -33,7 +33,7 @@ EXPORTS = {
     "issuer": ["CertificateAuthority", "IssuedPair", "Person", "make_file_credential"],
     "agent.bridge": ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy",
                      "build_app"],
-    "agent.updater": [],
+    "agent.updater": ["Policy", "PolicyError", "Standing", "UpdaterState", "standing", "step"],
     "agent.ui": ["PinAnswer", "PinRequest", "Request", "UiPort"],
     "rp": [
         "BadSignature", "CertificateExpired", "DataMismatch", "ExpiredNonce", "MalformedResponse",

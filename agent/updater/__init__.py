@@ -1,4 +1,6 @@
-"""Self-update from signed TUF metadata and its policy. Not yet built: see the update
-issue."""
+"""Self-update from signed TUF metadata. So far: the update policy (pure); the tufup
+seam, the Linux install with roll-back and the release tools come next."""
 
-__all__: list[str] = []
+from agent.updater.policy import Policy, PolicyError, Standing, UpdaterState, standing, step
+
+__all__ = ["Policy", "PolicyError", "Standing", "UpdaterState", "standing", "step"]

@@ -1,0 +1,422 @@
+"""The update policy: what the agent does about updates, as a pure state machine.
+
+Inputs are events carrying ``now`` (and a jitter fraction drawn by the driver); outputs are
+the new state and the effects for the driver to carry out (tell the person, start an
+update, refuse orders). No clock, no randomness, no I/O here. The state serialises to
+JSON so the failure counters survive restarts.
+
+The policy itself (minimum and recommended versions, automatic, manual-install URL,
+failure threshold, check interval) comes only from TUF-verified custom metadata of the
+release targets; ``Policy.from_custom`` validates it.
+
+Behaviour (UPDATE-POLICY.md, the seed's eight update messages):
+- below the minimum → REQUIRED: orders are refused, 10007 offers the update;
+- below the recommended → RECOMMENDED: 10017, the person may postpone;
+- newer exists, nothing demanded → 10018, quietly;
+- automatic on → 10019, then the update starts, never while an order is active;
+- up to date on a person's check → 10020;
+- an automatic update failed → 10021, retried later with back-off, the old version
+  keeps serving; a person-started one failed → 10022 (update manually);
+- N failed updates in a row → 10023, whose OK opens the signed manual-install URL;
+- N failed checks in a row (unreachable, expired metadata) → 10028.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from agent.messages import MessageCode
+
+__all__ = [
+    "Applied",
+    "ApplyFailed",
+    "CheckFailed",
+    "Checked",
+    "Effect",
+    "Notify",
+    "Phase",
+    "Policy",
+    "PolicyError",
+    "RefuseOrders",
+    "Standing",
+    "StartApply",
+    "StartRequested",
+    "Tick",
+    "UpdaterState",
+    "due",
+    "standing",
+    "step",
+]
+
+CHECK_RETRY = dt.timedelta(minutes=5)  # first retry after a failed check, doubling
+APPLY_RETRY = dt.timedelta(minutes=30)  # first retry after a failed update, doubling
+MAX_APPLY_RETRY = dt.timedelta(hours=24)
+JITTER = 0.2  # ± share of the interval, so a fleet does not check in lockstep
+
+
+class PolicyError(ValueError):
+    """The signed policy is not one this agent understands."""
+
+
+class IllegalEvent(RuntimeError):
+    """An event the current phase does not allow (a bug in the driver); nothing changed."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    minimum: Version | None = None
+    recommended: Version | None = None
+    automatic: bool = False
+    manual_url: str = ""
+    failure_threshold: int = 3
+    check_interval: dt.timedelta = dt.timedelta(hours=6)
+
+    @classmethod
+    def from_custom(cls, custom: Mapping[str, Any]) -> Policy:
+        """From the ``custom`` metadata of a verified target. Raises: PolicyError."""
+        try:
+            url = str(custom.get("manualUrl", ""))
+            if url and not url.startswith("https://") and not url.startswith("http://"):
+                raise PolicyError("manualUrl must be http(s)")
+            threshold = int(custom.get("failureThreshold", 3))
+            hours = float(custom.get("checkIntervalHours", 6))
+            if not 1 <= threshold <= 100 or not 0.05 <= hours <= 24 * 30:
+                raise PolicyError("failureThreshold or checkIntervalHours out of range")
+            return cls(
+                minimum=_version(custom.get("requiredMinimum")),
+                recommended=_version(custom.get("recommended")),
+                automatic=bool(custom.get("automatic", False)),
+                manual_url=url,
+                failure_threshold=threshold,
+                check_interval=dt.timedelta(hours=hours),
+            )
+        except (TypeError, ValueError, InvalidVersion) as exc:
+            if isinstance(exc, PolicyError):
+                raise
+            raise PolicyError(str(exc)) from None
+
+
+def _version(value: object) -> Version | None:
+    return None if value in (None, "") else Version(str(value))
+
+
+class Standing(enum.Enum):
+    """Where the running version stands, with the notice each standing gives."""
+
+    REQUIRED = MessageCode.UPDATE_REQUIRED
+    RECOMMENDED = MessageCode.UPDATE_RECOMMENDED
+    NEWER_AVAILABLE = MessageCode.NEWER_VERSION_AVAILABLE
+    UP_TO_DATE = MessageCode.NO_UPDATE_NEEDED
+
+
+def standing(current: Version, latest: Version | None, policy: Policy) -> Standing:
+    if policy.minimum is not None and current < policy.minimum:
+        return Standing.REQUIRED
+    if policy.recommended is not None and current < policy.recommended:
+        return Standing.RECOMMENDED
+    if latest is not None and current < latest:
+        return Standing.NEWER_AVAILABLE
+    return Standing.UP_TO_DATE
+
+
+class Phase(enum.StrEnum):
+    IDLE = "idle"  # nothing to do until the next check
+    AVAILABLE = "available"  # a newer version is known; waiting for the person or for idle
+    APPLYING = "applying"
+    MANUAL = "manual"  # self-update gave up: the person installs by hand
+
+
+@dataclass(frozen=True)
+class UpdaterState:
+    phase: Phase = Phase.IDLE
+    next_check: dt.datetime | None = None  # None: check at once
+    apply_failures: int = 0  # in a row
+    check_failures: int = 0  # in a row
+    target: str | None = None  # the version to install
+    standing: Standing = Standing.UP_TO_DATE
+    automatic: bool = False
+    retry_apply_at: dt.datetime | None = None
+    last_success: dt.datetime | None = None
+    manual_url: str = ""
+    threshold: int = 3
+
+    @property
+    def refuse_orders(self) -> bool:
+        return self.standing is Standing.REQUIRED
+
+    def to_json(self) -> str:
+        def t(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return json.dumps({
+            "phase": self.phase.value, "nextCheck": t(self.next_check),
+            "applyFailures": self.apply_failures, "checkFailures": self.check_failures,
+            "target": self.target, "standing": self.standing.name,
+            "automatic": self.automatic, "retryApplyAt": t(self.retry_apply_at),
+            "lastSuccess": t(self.last_success), "manualUrl": self.manual_url,
+            "threshold": self.threshold,
+        }, sort_keys=True)  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> UpdaterState:
+        """A damaged state file starts afresh rather than stopping updates.
+
+        Raises: nothing."""
+        try:
+            doc = json.loads(text)
+
+            def t(key: str) -> dt.datetime | None:
+                return dt.datetime.fromisoformat(doc[key]) if doc.get(key) else None
+
+            return cls(
+                phase=Phase(doc["phase"]),
+                next_check=t("nextCheck"),
+                apply_failures=int(doc["applyFailures"]),
+                check_failures=int(doc["checkFailures"]),
+                target=doc.get("target"),
+                standing=Standing[doc["standing"]],
+                automatic=bool(doc["automatic"]),
+                retry_apply_at=t("retryApplyAt"),
+                last_success=t("lastSuccess"),
+                manual_url=str(doc.get("manualUrl", "")),
+                threshold=int(doc.get("threshold", 3)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return cls()
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A check that reached the repository and verified its metadata."""
+
+    now: dt.datetime
+    current: Version
+    latest: Version | None  # None: the repository has nothing newer
+    policy: Policy
+    jitter: float  # in [0, 1), drawn by the driver
+    by_person: bool = False  # the person asked ("Check for updates"): always answer
+
+
+@dataclass(frozen=True)
+class CheckFailed:
+    """Unreachable, garbage, or expired/invalid metadata: not 'nothing new'."""
+
+    now: dt.datetime
+    jitter: float
+    by_person: bool = False
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passes; ``order_active`` tells whether an update may start now."""
+
+    now: dt.datetime
+    order_active: bool
+
+
+@dataclass(frozen=True)
+class StartRequested:
+    """The person pressed OK on an update notice."""
+
+    now: dt.datetime
+    order_active: bool
+
+
+@dataclass(frozen=True)
+class Applied:
+    now: dt.datetime
+    version: Version
+    jitter: float
+
+
+@dataclass(frozen=True)
+class ApplyFailed:
+    now: dt.datetime
+    automatic: bool
+
+
+Event = Checked | CheckFailed | Tick | StartRequested | Applied | ApplyFailed
+
+
+# -- effects -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notify:
+    code: MessageCode
+    url: str | None = None  # for 10022/10023: what OK opens
+
+
+@dataclass(frozen=True)
+class StartApply:
+    version: str
+
+
+@dataclass(frozen=True)
+class RefuseOrders:
+    refuse: bool
+
+
+Effect = Notify | StartApply | RefuseOrders
+
+
+# -- the machine ---------------------------------------------------------------------------
+
+
+def _after(now: dt.datetime, interval: dt.timedelta, jitter: float) -> dt.datetime:
+    return now + interval * (1 + JITTER * (2 * jitter - 1))
+
+
+def step(state: UpdaterState, event: Event) -> tuple[UpdaterState, list[Effect]]:
+    """The state after ``event`` and what to do about it. Pure.
+
+    Raises:
+        TypeError: an event of an unknown type (a bug in the driver).
+    """
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise TypeError(f"not an updater event: {event!r}")
+    if state.phase not in ALLOWED[type(event)]:
+        raise IllegalEvent(f"{type(event).__name__} in phase {state.phase}")
+    result: tuple[UpdaterState, list[Effect]] = handler(state, event)
+    return result
+
+
+def _checked(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
+    assert isinstance(e, Checked)
+    now, policy = e.now, e.policy
+    place = standing(e.current, e.latest, policy)
+    target = str(e.latest) if e.latest is not None and e.latest > e.current else None
+    new = replace(
+        state,
+        next_check=_after(now, policy.check_interval, e.jitter),
+        check_failures=0,
+        last_success=now,
+        standing=place,
+        automatic=policy.automatic,
+        manual_url=policy.manual_url,
+        threshold=policy.failure_threshold,
+        target=target,
+    )
+    effects: list[Effect] = []
+    if state.refuse_orders != new.refuse_orders:
+        effects.append(RefuseOrders(new.refuse_orders))
+    if target is None:
+        new = replace(new, phase=Phase.IDLE, apply_failures=0, retry_apply_at=None)
+        if e.by_person:
+            effects.append(Notify(MessageCode.NO_UPDATE_NEEDED))
+        return new, effects
+    gave_up = state.apply_failures >= policy.failure_threshold  # the threshold may have moved
+    if state.phase is Phase.MANUAL and state.target == target and gave_up:
+        if e.by_person or place is Standing.REQUIRED:
+            effects.append(Notify(MessageCode.UPDATE_FAILED_REPEATEDLY, policy.manual_url))
+        return new, effects  # self-update gave up on this version; the person installs it
+    if state.phase is Phase.APPLYING:
+        return new, effects
+    new = replace(new, phase=Phase.AVAILABLE)
+    if state.target != target:
+        new = replace(new, apply_failures=0, retry_apply_at=None)
+    first_time = state.target != target or e.by_person
+    if policy.automatic:
+        if first_time:
+            effects.append(Notify(MessageCode.AUTOMATIC_UPDATE))
+    elif first_time or place is Standing.REQUIRED:
+        effects.append(Notify(place.value))
+    return new, effects
+
+
+def _check_failed(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
+    assert isinstance(e, CheckFailed)
+    failures = state.check_failures + 1
+    delay = min(CHECK_RETRY * 2 ** (failures - 1), dt.timedelta(hours=6))
+    new = replace(state, check_failures=failures, next_check=_after(e.now, delay, e.jitter))
+    effects: list[Effect] = []
+    if failures == state.threshold or e.by_person:
+        repeated = failures >= state.threshold
+        code = (
+            MessageCode.UPDATE_UNREACHABLE_REPEATEDLY
+            if repeated
+            else MessageCode.COMMUNICATION_ERROR
+        )
+        effects.append(Notify(code))
+    return new, effects
+
+
+def _tick(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
+    assert isinstance(e, Tick)
+    due = state.retry_apply_at is None or e.now >= state.retry_apply_at
+    if state.phase is Phase.AVAILABLE and state.automatic and due and not e.order_active:
+        assert state.target is not None
+        return replace(state, phase=Phase.APPLYING), [StartApply(state.target)]
+    return state, []
+
+
+def _start_requested(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
+    assert isinstance(e, StartRequested)
+    if state.phase not in (Phase.AVAILABLE, Phase.MANUAL) or state.target is None:
+        return state, []
+    if e.order_active:
+        return replace(state, automatic=True, retry_apply_at=None), []  # as soon as idle
+    return replace(state, phase=Phase.APPLYING), [StartApply(state.target)]
+
+
+def _applied(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
+    assert isinstance(e, Applied)
+    return UpdaterState(
+        next_check=_after(e.now, dt.timedelta(hours=6), e.jitter),
+        last_success=state.last_success,
+        manual_url=state.manual_url,
+        threshold=state.threshold,
+    ), [RefuseOrders(False)] if state.refuse_orders else []
+
+
+def _apply_failed(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
+    assert isinstance(e, ApplyFailed)
+    failures = state.apply_failures + 1
+    if failures >= state.threshold:
+        return replace(state, phase=Phase.MANUAL, apply_failures=failures), [
+            Notify(MessageCode.UPDATE_FAILED_REPEATEDLY, state.manual_url or None)
+        ]
+    delay = min(APPLY_RETRY * 2 ** (failures - 1), MAX_APPLY_RETRY)
+    new = replace(state, phase=Phase.AVAILABLE, apply_failures=failures,
+                  retry_apply_at=e.now + delay)  # fmt: skip
+    if e.automatic:
+        return new, [Notify(MessageCode.UPDATE_FAILED_WILL_RETRY)]
+    return new, [Notify(MessageCode.SELF_UPDATE_FAILED_MANUAL, state.manual_url or None)]
+
+
+# Which events each phase accepts: the outcome of an update (Applied, ApplyFailed) only
+# while one runs; everything else at any time (a person's OK on a notice that is no
+# longer current does nothing).
+ALLOWED: dict[type, frozenset[Phase]] = {
+    Checked: frozenset(Phase),
+    CheckFailed: frozenset(Phase),
+    Tick: frozenset(Phase),
+    StartRequested: frozenset(Phase),
+    Applied: frozenset({Phase.APPLYING}),
+    ApplyFailed: frozenset({Phase.APPLYING}),
+}
+
+_HANDLERS: dict[type, Any] = {
+    Checked: _checked,
+    CheckFailed: _check_failed,
+    Tick: _tick,
+    StartRequested: _start_requested,
+    Applied: _applied,
+    ApplyFailed: _apply_failed,
+}
+
+
+def due(state: UpdaterState, now: dt.datetime) -> bool:
+    """Whether a check is due."""
+    return state.next_check is None or now >= state.next_check
