@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from cryptography import x509
@@ -85,8 +85,9 @@ def _session(reader: str | None) -> Iterator[tuple[str, CardSession]]:
         raise last
 
 
-def _status(stdout: TextIO, reader: str, session: CardSession, pin_name: object) -> int:
-    assert callable(pin_name)
+def _status(
+    stdout: TextIO, reader: str, session: CardSession, pin_name: Callable[[PinRef], str]
+) -> int:
     chains = session.chains()
     leaf = x509.load_der_x509_certificate(chains[KeyPurpose.IDENTIFICATION][0])
 

@@ -46,17 +46,17 @@ def _common(*, on_subcommand: bool) -> argparse.ArgumentParser:
     """Options accepted before and after the subcommand. On subcommands their defaults
     are suppressed, or argparse would overwrite a value given before the subcommand."""
     common = argparse.ArgumentParser(add_help=False)
-    default = {"default": argparse.SUPPRESS} if on_subcommand else {}
+    default = argparse.SUPPRESS if on_subcommand else None
     common.add_argument(
         "--data-dir",
         type=Path,
         help="where credentials are kept (default: the per-user data folder)",
-        **default,  # type: ignore[arg-type]
+        default=default,
     )
     common.add_argument(
         "--lang",
         choices=[lang.value for lang in Language],
-        **default,  # type: ignore[arg-type]
+        default=default,
     )
     common.add_argument(
         "-v",

@@ -20,10 +20,10 @@ from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.card.pcsc import PcscContext
 from agent.tokens.model import KeyPurpose
 from bench.common import Figure, per_op
+from bench.tokens import person
 from issuer import CertificateAuthority
 from issuer.cards import personalise_card
 from issuer.vcard import CardFile, VirtualCard, VpcdLink
-from tests.conftest import ANNA
 
 READER = "Virtual PCD 00 00"
 PINS = {"identification_pin": "1234", "signature_pin": "12345", "puk": "12345678"}
@@ -56,7 +56,7 @@ def _pcscd() -> Iterator[None]:
 
 
 def _card(ca: CertificateAuthority, tmp: Path) -> VpcdLink:
-    state = personalise_card(ca, ANNA, dt.datetime.now(dt.UTC), serial="BENCH", **PINS)
+    state = personalise_card(ca, person(3), dt.datetime.now(dt.UTC), serial="BENCH", **PINS)
     file = CardFile(tmp / "bench.vcard")
     file.save(state)
     return VpcdLink(VirtualCard(state, file.save))

@@ -165,17 +165,7 @@ class CertificateAuthority:
             _builder(subject, self.issuing_certificate.subject, public_key, now, days, serial)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=not nonrepudiation,
-                    content_commitment=nonrepudiation,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                _key_usage(digital_signature=not nonrepudiation, content_commitment=nonrepudiation),
                 critical=True,
             )
             .add_extension(
@@ -241,17 +231,25 @@ def _ca_name(common_name: str, organisation: str) -> x509.Name:
 
 
 def _ca_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
+    return _key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True)
+
+
+def _key_usage(**granted: bool) -> x509.KeyUsage:
+    """A KeyUsage with only the named bits set (cryptography wants all nine spelled)."""
+    return x509.KeyUsage(**{bit: granted.get(bit, False) for bit in _KEY_USAGE_BITS})
+
+
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
 
 
 def _builder(

@@ -5,7 +5,6 @@ authority's site does, in a hundred lines, for developers to read and for tests 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
 import secrets
@@ -182,7 +181,3 @@ async def _finish(request: web.Request) -> web.Response:
 
 def load_anchors(ca_dir: Path) -> list[x509.Certificate]:
     return [x509.load_pem_x509_certificate((ca_dir / "root.crt").read_bytes())]
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomicfile import atomic_write_bytes
+from agent.atomicfile import atomic_write_bytes, fsync_directory
 from agent.paths import tokens_dir
 from agent.tokens import fileformat
 from agent.tokens.errors import (
@@ -210,7 +210,7 @@ class TokenStore:
         try:
             with self._locked():
                 path.unlink()
-            _fsync_dir(self._dir)
+            fsync_directory(self._dir)
         except OSError as exc:
             raise RemoveFailed(exc.strerror or type(exc).__name__) from None
         log.info("credential %s removed", path.stem)
@@ -239,25 +239,22 @@ class TokenStore:
         except OSError as exc:
             raise StorageFailed(exc.strerror or type(exc).__name__) from None
 
-    def _sweep_temporaries(self) -> None:
-        # A crash between writing a temporary file and renaming it leaves the temporary
-        # behind (the credential itself is intact). Under the lock no writer is mid-way,
-        # so any temporary here is such a leftover.
-        _sweep(self._dir)
-
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self._dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._sweep_temporaries()
+            _sweep_temporaries(self._dir)
             yield
         finally:
             os.close(fd)  # closing releases the flock
 
 
-def _sweep(directory: Path) -> None:
+def _sweep_temporaries(directory: Path) -> None:
+    # A crash between writing a temporary file and renaming it leaves the temporary
+    # behind (the credential itself is intact). Under the lock no writer is mid-way, so
+    # any temporary here is such a leftover.
     for leftover in directory.glob(f".*{FILE_SUFFIX}.*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
@@ -266,14 +263,6 @@ def _sweep(directory: Path) -> None:
 def _read(path: Path) -> FileToken:
     with path.open("rb") as handle:
         return fileformat.loads(handle.read(fileformat.MAX_FILE_BYTES + 1))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["DamagedEntry", "KeyPurpose", "TokenStore"]

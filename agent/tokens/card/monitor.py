@@ -15,7 +15,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -24,6 +24,9 @@ from agent.personal_number import PersonalNumber
 from agent.tokens.card.errors import CardError, CardRemoved, CardReset, PcscUnavailable, PinRef
 from agent.tokens.card.session import CardSession, PinStatus
 from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
+
+if TYPE_CHECKING:  # pyscard loads only when the watcher runs
+    from agent.tokens.card.pcsc import PcscContext
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -108,15 +111,14 @@ def cards_now() -> list[CardCredential]:
 class CardWatcher:
     """The snapshot of cards in readers, kept current by ``run``."""
 
-    def __init__(self, context_factory: Callable[[], object] | None = None) -> None:
-        self._factory = context_factory
+    def __init__(self) -> None:
         self._cards: dict[str, CardCredential] = {}
         self._looks: dict[str, tuple[bool, int]] = {}
         self._changed = asyncio.Event()
         self.generation = 0  # counts snapshot changes
         self.service_up = False
         self.restarts = 0
-        self._inflight: asyncio.Future[object] | None = None
+        self._inflight: asyncio.Future[Any] | None = None
         self._retry: dict[str, int] = {}  # readers whose card could not be read yet
 
     def credentials(self) -> list[CredentialInfo]:
@@ -139,11 +141,10 @@ class CardWatcher:
     async def run(self) -> None:
         from agent.tokens.card.pcsc import PcscContext
 
-        factory = self._factory or PcscContext
         attempt = 0
         while True:
             try:
-                context = await asyncio.to_thread(factory)
+                context = await asyncio.to_thread(PcscContext)
             except CardError as exc:
                 self._lost(f"cannot reach pcscd: {exc}")
                 await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
@@ -165,21 +166,17 @@ class CardWatcher:
         """Run a PC/SC call in an executor, remembering it: a context must not be released
         while a call on it is still running (pcsc-lite deadlocks), cancelled or not."""
         future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-        self._inflight = future  # type: ignore[assignment]
+        self._inflight = future
         result: _T = await asyncio.shield(future)
         return result
 
-    async def _release(self, context: object) -> None:
+    async def _release(self, context: PcscContext) -> None:
         inflight, self._inflight = self._inflight, None
         if inflight is not None and not inflight.done():
-            cancel = getattr(context, "cancel", None)
-            if cancel is not None:
-                cancel()
+            context.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(inflight), timeout=5)
-        close = getattr(context, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        await asyncio.to_thread(context.close)
 
     def _lost(self, why: str) -> None:
         if self.service_up or self._cards:
@@ -190,10 +187,10 @@ class CardWatcher:
             self._looks.clear()
             self._notify()
 
-    async def _watch(self, context: object) -> None:
+    async def _watch(self, context: PcscContext) -> None:
         raw: dict[str, int] = {}
         while True:
-            states = await self._in_thread(context.wait_for_change, raw, WAIT_MS)  # type: ignore[attr-defined]
+            states = await self._in_thread(context.wait_for_change, raw, WAIT_MS)
             raw = {name: s.raw for name, s in states.items()}
             looks = {
                 n: (s.present, s.events) for n, s in states.items() if not n.startswith("\\\\?")
@@ -211,9 +208,9 @@ class CardWatcher:
             if changes.inserted or changes.removed or len(self._cards) != before:
                 self._notify()
 
-    async def _read(self, context: object, reader: str) -> None:
+    async def _read(self, context: PcscContext, reader: str) -> None:
         def read() -> CardCredential:
-            with context.connect(reader) as connection:  # type: ignore[attr-defined]
+            with context.connect(reader) as connection:
                 return read_card(reader, CardSession(connection))
 
         try:
