@@ -77,7 +77,8 @@ def _edit(blob: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
 
 def test_accidental_damage_is_caught_by_the_checksum(blob: bytes) -> None:
     doc = json.loads(blob)
-    doc["ciphertext"] = "A" + doc["ciphertext"][1:]
+    first = doc["ciphertext"][0]
+    doc["ciphertext"] = ("B" if first == "A" else "A") + doc["ciphertext"][1:]  # always a change
     with pytest.raises(CredentialDamaged, match="checksum"):
         fileformat.loads(json.dumps(doc).encode())
 
