@@ -102,6 +102,43 @@ def _parser() -> argparse.ArgumentParser:
         help="these may never start orders (repeatable)",
     )
     run.add_argument("--no-cards", action="store_true", help="do not watch card readers")
+    # Set by the previous version when it hands over after an update; not for people.
+    run.add_argument("--take-over", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--update-tick", type=float, default=30.0, help=argparse.SUPPRESS)
+    run.add_argument("--health-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
+
+    update = commands.add_parser("update", parents=[common], help="updates of this agent")
+    update_actions = update.add_subparsers(dest="action", required=True)
+    update_actions.add_parser("check", parents=[common], help="look for an update now")
+    update_actions.add_parser("apply", parents=[common], help="update now, if there is one")
+    update_status = update_actions.add_parser("status", parents=[common],
+                                              help="versions and update state")  # fmt: skip
+    update_status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    install = commands.add_parser(
+        "install", parents=[common],
+        help="install (or repair) this agent for this user from an update repository",
+    )  # fmt: skip
+    install.add_argument(
+        "--repository",
+        required=True,
+        metavar="URL",
+        help="the update repository (its metadata/ and targets/ folders)",
+    )
+    install.add_argument(
+        "--trust",
+        required=True,
+        type=Path,
+        metavar="ROOT_JSON",
+        help="the repository's root metadata, pinned as the trust anchor",
+    )
+    install.add_argument(
+        "--bundle", type=Path, help="install this unpacked bundle instead of downloading one"
+    )
+    install.add_argument(
+        "--force", action="store_true", help="install even an older version than the one present"
+    )
+    commands.add_parser("self-test", parents=[common], help="check this installation works")
 
     card = commands.add_parser("card", parents=[common], help="BankID on card: PINs and PUK")
     card_actions = card.add_subparsers(dest="action", required=True)
@@ -164,7 +201,9 @@ def main(
         if args.command == "messages":
             return _messages(io, args.code)
         if args.command == "run":
-            return _run(io, args)
+            return _run(io, args, argv)
+        if args.command in ("update", "install", "self-test"):
+            return _updates(io, args)
         if args.command == "card":
             from agent.cardcli import card_command
 
@@ -182,11 +221,11 @@ def main(
         return 1
 
 
-def _run(io: _Io, args: argparse.Namespace) -> int:
+def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import asyncio
 
     from agent.bridge import OriginPolicy
-    from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, serve
+    from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
     from agent.paths import default_data_dir
 
     if args.ui == "desktop":
@@ -210,15 +249,38 @@ def _run(io: _Io, args: argparse.Namespace) -> int:
             block=args.block_origin,
         ),
         cards=not args.no_cards,
+        argv=tuple(argv if argv is not None else sys.argv[1:]),
+        take_over=args.take_over,
+        update_tick=args.update_tick,
+        health_timeout=args.health_timeout,
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))
+    except SelfTestFailed:
+        io.stderr.write("eid-agent: this version failed its self-test (see the log)\n")
+        return 3
     except PortTaken as exc:
         io.stderr.write(
             f"eid-agent: port {exc.port} is already in use — is another eid-agent running "
             f"(perhaps for another user)? Use --port to choose another.\n"
         )
         return 1
+
+
+def _updates(io: _Io, args: argparse.Namespace) -> int:
+    from agent import updatecli
+    from agent.paths import default_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.command == "self-test":
+        return updatecli.self_test_command(data_dir, io.stdout, io.stderr)
+    if args.command == "install":
+        return updatecli.install_command(
+            data_dir, repository=args.repository, trust=args.trust, bundle=args.bundle,
+            force=args.force, out=io.stdout, err=io.stderr,
+        )  # fmt: skip
+    return updatecli.update_command(data_dir, args.action, as_json=getattr(args, "json", False),
+                                    out=io.stdout, err=io.stderr, language=io.language)  # fmt: skip
 
 
 def _configure_logging(verbosity: int, stream: TextIO) -> None:

@@ -2,36 +2,48 @@
 
 Who owns what:
 - one asyncio loop (the main thread) runs the bridge, the order service, the card
-  monitor and, later, the updater; the monitor's PC/SC waits run in executor threads;
+  monitor and the updater; the monitor's PC/SC waits run in executor threads;
 - blocking work (credential files, the KDF) runs in the loop's default executor;
 - the console UI owns one daemon thread that reads stdin; the desktop UI (later) owns its
   toolkit's thread; both are reached only through the UI port;
 - SIGTERM stops the agent; SIGINT cancels an open question, or stops the agent when none
-  is open.
+  is open; SIGUSR1 is a person's "update now" (from ``eid-agent update apply``);
+- an installed agent (one running from the versions layout with a repository) runs the
+  updater; installing a new version hands the port over to it (``_HandOver``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import errno
 import logging
+import os
+import random
 import signal
+import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiohttp import web
+from packaging.version import Version
 
 from agent import __version__
+from agent.atomicfile import atomic_write_bytes
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.messages import Language
 from agent.orders import DEFAULT_TTL, OrderBook
+from agent.selftest import self_test
 from agent.service import OrderService
 from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
+from agent.updater.install import Layout, running_layout
+from agent.updater.service import UpdaterService
 
 log = logging.getLogger(__name__)
 
@@ -53,58 +65,188 @@ class RunConfig:
     language: Language = Language.EN
     policy: OriginPolicy = field(default_factory=OriginPolicy)
     cards: bool = True
+    argv: tuple[str, ...] = ()  # how this agent was started, to start the next version alike
+    take_over: bool = False  # started by the previous version's update: prove health, commit
+    update_tick: float = 30.0  # seconds between looks at the update policy
+    health_timeout: float = 30.0  # seconds a new version has to become healthy
+
+
+class SelfTestFailed(Exception):
+    """The new version is not healthy; the previous one takes the port back."""
+
+
+def pid_file(data_dir: Path) -> Path:
+    """Names the running agent, for ``eid-agent update apply``."""
+    return data_dir / "agent.pid"
 
 
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     ui = ConsoleUi(stdin, stdout, config.language)
     watcher = CardWatcher() if config.cards else None
     watching = asyncio.create_task(watcher.run()) if watcher is not None else None
+
+    def clock() -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
     service = OrderService(
         TokenStore(config.data_dir),
         ui,
         OrderBook(config.order_ttl),
-        clock=lambda: dt.datetime.now(dt.UTC),
+        clock=clock,
         new_ref=lambda: str(uuid.uuid4()),
         agent_version=__version__,
         cards=watcher,
     )
-    app = build_app(service, BridgeConfig(port=config.port, policy=config.policy))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        bound = await _bind(runner, config.port)
-    except PortTaken:
-        await runner.cleanup()
-        if watching is not None:
-            watching.cancel()
-        raise
-    log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-
-    def on_sigint() -> None:
-        if not ui.interrupt():
-            stop.set()
-
-    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    bridge = BridgeConfig(port=config.port, policy=config.policy,
+                          update_state=lambda: "unmanaged")  # fmt: skip
+    runner = web.AppRunner(build_app(service, bridge), access_log=None, handle_signals=False)
+    await runner.setup()
+    layout = running_layout(config.data_dir)
+    source = layout.source() if layout is not None else None
+    updater: UpdaterService | None = None
+    if layout is not None and source is not None:
+        hand_over = _HandOver(config, runner, layout, stop)
+        updater = UpdaterService(
+            layout=layout, source=source, state_file=config.data_dir / "updater.json",
+            current=Version(__version__), clock=clock, jitter=random.random,
+            notify=ui.tell, order_active=lambda: service.book.active(clock()) is not None,
+            hand_over=hand_over, tick_seconds=config.update_tick,
+        )  # fmt: skip
+        bridge.update_required = updater.refuse_orders
+        bridge.update_state = updater.state_name
+    tasks: list[asyncio.Task[None]] = []
     try:
+        bound = await _bind(runner, config.port, retry=5.0 if config.take_over else 0.0)
+        log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
+        if config.take_over:
+            _commit(config, layout)
+        _write_pid(config.data_dir)
+        if updater is not None:
+            tasks.append(asyncio.create_task(updater.run()))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+        def on_sigint() -> None:
+            if not ui.interrupt():
+                stop.set()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        if updater is not None:
+            person = updater
+
+            def on_usr1() -> None:
+                tasks.append(asyncio.create_task(_quietly(person.start())))
+
+            loop.add_signal_handler(signal.SIGUSR1, on_usr1)
         await stop.wait()
     finally:
         log.info("eid-agent stopping")
+        for task in tasks:
+            task.cancel()
         await service.aclose()
         if watching is not None:
             watching.cancel()
         await runner.cleanup()
+        _remove_pid(config.data_dir)
     return 0
 
 
-async def _bind(runner: web.AppRunner, port: int) -> list[str]:
-    bound = []
-    for host in HOSTS:
-        site = web.TCPSite(runner, host, port)
+async def _quietly(work: Any) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("update request failed")
+
+
+def _commit(config: RunConfig, layout: Layout | None) -> None:
+    """This process is a new version on trial: healthy means bridge up and self-test
+    passed; then it makes itself current, which is what the previous version waits for.
+
+    Raises:
+        SelfTestFailed: not healthy; nothing was switched.
+    """
+    bundle = layout.versions / __version__ if layout is not None else None
+    problems = self_test(config.data_dir, bundle)
+    if problems or layout is None:
+        for problem in problems or ["not running from an install"]:
+            log.error("self-test: %s", problem)
+        raise SelfTestFailed("; ".join(problems))
+    layout.switch(Version(__version__))
+    layout.prune(layout.source())
+    log.info("self-test passed; %s is now the current version", __version__)
+
+
+def _write_pid(data_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(pid_file(data_dir), f"{os.getpid()}\n".encode(), mode=0o644)
+
+
+def _remove_pid(data_dir: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if int(pid_file(data_dir).read_text()) == os.getpid():
+            pid_file(data_dir).unlink()
+
+
+class _HandOver:
+    """Stop listening, start the new version, and wait for it to make itself current."""
+
+    def __init__(self, config: RunConfig, runner: web.AppRunner, layout: Layout,
+                 stop: asyncio.Event) -> None:  # fmt: skip
+        self._config = config
+        self._runner = runner
+        self._layout = layout
+        self._stop = stop
+
+    async def __call__(self, version: Version) -> bool:
+        launcher = self._layout.launcher(version)
+        argv = [a for a in self._config.argv if a != "--take-over"]
+        started = time.monotonic()
+        for site in list(self._runner.sites):
+            await site.stop()
+        log.info("bridge closed; starting %s", version)
         try:
-            await site.start()
+            child = subprocess.Popen([str(launcher), *argv, "--take-over"],
+                                     start_new_session=True)  # fmt: skip
+        except OSError as exc:
+            log.error("could not start %s: %s", version, exc)
+            await self._reopen()
+            return False
+        deadline = started + self._config.health_timeout
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                break
+            if self._layout.current_version() == version:
+                log.info("%s is healthy and current (bridge down %.2f s); handing over",
+                         version, time.monotonic() - started)  # fmt: skip
+                self._stop.set()
+                return True
+            await asyncio.sleep(0.05)
+        if child.poll() is None:
+            child.terminate()
+            try:
+                await asyncio.to_thread(child.wait, 5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        log.error("%s did not become healthy (exit %s); rolling back", version, child.returncode)
+        await self._reopen()
+        return False
+
+    async def _reopen(self) -> None:
+        await _bind(self._runner, self._config.port, retry=5.0)
+        _write_pid(self._config.data_dir)
+        log.info("eid-agent %s listening again", __version__)
+
+
+async def _bind(runner: web.AppRunner, port: int, *, retry: float = 0.0) -> list[str]:
+    """Listen on the loopback addresses; ``retry`` seconds of patience for a port that
+    the previous version is just giving up (a hand-over)."""
+    bound = []
+    deadline = time.monotonic() + retry
+    for host in HOSTS:
+        try:
+            await _start_site(runner, host, port, deadline)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortTaken(port) from None
@@ -114,3 +256,16 @@ async def _bind(runner: web.AppRunner, port: int) -> list[str]:
             raise
         bound.append(f"{'[::1]' if host == '::1' else host}:{port}")
     return bound
+
+
+async def _start_site(runner: web.AppRunner, host: str, port: int, deadline: float) -> None:
+    while True:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+            return
+        except OSError as exc:
+            await site.stop()  # a site that failed to start stays registered otherwise
+            if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.05)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.messages import Language, MessageCode, Term, catalogue
+from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer
 from agent.tokens import (
@@ -55,6 +55,7 @@ __all__ = ["Notice", "format_notice", "notice_for"]
 class Notice:
     code: MessageCode
     params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    link: str | None = None  # what the notice's OK opens (the signed install page)
 
 
 _NONE_REASONS = {
@@ -175,6 +176,13 @@ def notice_for(exc: BaseException) -> Notice:
 
 
 def format_notice(notice: Notice, language: Language) -> str:
-    """``[code] title`` and the body, for a terminal or a log a person reads."""
-    text = catalogue().render(notice.code, language, **notice.params)
-    return f"[{int(notice.code)}] {text.title}\n{text.body}\n"
+    """``[code] title``, the body, and what the notice's OK would do, for a terminal or a
+    log a person reads."""
+    texts = catalogue()
+    text = texts.render(notice.code, language, **notice.params)
+    lines = f"[{int(notice.code)}] {text.title}\n{text.body}\n"
+    if notice.link:
+        lines += texts.term(Term.UPDATE_PAGE, language).format(url=notice.link) + "\n"
+    elif texts.entry(notice.code).action is Action.START_UPDATE:
+        lines += texts.term(Term.UPDATE_HOW, language) + "\n"
+    return lines

@@ -1,4 +1,3 @@
-"""Release bundles, installers and update-repository tools. Not yet built: see the update
-and installer issues."""
+"""The release side: bundles, the update repository's tools (``eid-release``)."""
 
 __all__: list[str] = []

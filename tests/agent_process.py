@@ -22,10 +22,13 @@ BIN = Path(sys.executable).parent
 
 class AgentProcess:
     def __init__(self, data_dir: Path, *extra: str, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None,
+                 program: Path | None = None) -> None:  # fmt: skip
         self.port = port or free_port()
+        self.data_dir = data_dir
+        program = program or BIN / "eid-agent"
         self.proc = subprocess.Popen(
-            [str(BIN / "eid-agent"), "run", "--ui", "console", "--data-dir", str(data_dir),
+            [str(program), "run", "--ui", "console", "--data-dir", str(data_dir),
              "--port", str(self.port), "--lang", "en", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})},
@@ -126,7 +129,30 @@ class AgentProcess:
     def __enter__(self) -> AgentProcess:
         return self
 
+    def successor(self) -> int | None:
+        """The pid of the agent that took over after an update (not our child), if any."""
+        try:
+            pid = int((self.data_dir / "agent.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if pid != self.proc.pid and alive(pid) else None
+
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        pid = self.successor()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie (a reparented child may wait a moment to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -73,6 +73,8 @@ class Term(enum.StrEnum):
     PROMPT_PUK = "prompt_puk"
     PIN_CHANGED = "pin_changed"
     PIN_UNBLOCKED = "pin_unblocked"
+    UPDATE_PAGE = "update_page"
+    UPDATE_HOW = "update_how"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,201 @@
+"""The update repository, through tufup. The agent's only importer of tufup, tuf and
+requests (ADR 0008): a move to another TUF client is a change to this module alone.
+
+What tufup does not do for a daemon, done here:
+- a ``Client`` refreshes once, so every check builds a new one;
+- ``check_for_updates`` answers ``None`` both for "nothing new" and "could not check";
+  ``client.new_targets`` tells them apart ({} vs None), and the errors it lets through
+  (expired or otherwise invalid metadata, a target that fails its hash) become
+  ``CheckError``/``FetchError`` instead of reaching the agent's loop;
+- ``download_and_apply_update`` would ask on stdin and install with an installer that
+  refuses Linux: it gets ``skip_confirmation=True`` and an install step that only
+  records where the archive was unpacked — installing is ``agent.updater.install``'s;
+- a patch that fails verification makes tufup log and return without installing; that
+  is a failed fetch (tufup marks the patch failed, so the next try is a full archive);
+- a download gets an overall deadline, so a server that trickles bytes cannot hold an
+  update forever (tuf's own limit is per read).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from packaging.version import InvalidVersion, Version
+from tuf.api import exceptions as tuf_errors
+from tufup.client import AuthRequestsFetcher, Client
+
+from agent.updater.policy import Policy, PolicyError
+
+__all__ = ["APP_NAME", "CheckError", "FetchError", "Found", "Source", "check", "fetch"]
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "eid-agent"
+SOCKET_TIMEOUT = 10.0  # seconds per read
+DOWNLOAD_DEADLINE = 300.0  # seconds for one whole check or download
+
+
+class CheckError(Exception):
+    """The repository could not be checked: unreachable, expired, invalid or unsigned."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason  # unreachable, unsigned, expired, invalid, policy
+
+
+class FetchError(Exception):
+    """The update could not be downloaded or did not verify; nothing was installed."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the repository is and where this agent keeps its trusted metadata."""
+
+    base_url: str  # the repository's root: <base>/metadata/, <base>/targets/
+    metadata_dir: Path  # holds the trusted root.json (and what TUF verified since)
+    targets_dir: Path  # downloaded archives; the current one makes patches possible
+
+    @property
+    def metadata_url(self) -> str:
+        return self.base_url.rstrip("/") + "/metadata/"
+
+    @property
+    def targets_url(self) -> str:
+        return self.base_url.rstrip("/") + "/targets/"
+
+
+@dataclass(frozen=True)
+class Found:
+    latest: Version | None  # the newest release in the repository
+    update: Version | None  # what an update would install now (None: nothing newer)
+    by_patch: bool  # the update would come as patch(es) from the cached archive
+    download_bytes: int  # what the update would download
+    policy: Policy
+
+
+class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
+    """tufup's fetcher with an overall deadline per download."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.socket_timeout = SOCKET_TIMEOUT
+        self._deadline = deadline
+
+    def _chunks(self, response: Any) -> Iterator[bytes]:
+        for chunk in super()._chunks(response):
+            if time.monotonic() > self._deadline:
+                response.close()
+                raise tuf_errors.SlowRetrievalError("download deadline passed")
+            yield chunk
+
+
+def _client(source: Source, current: Version, extract_dir: Path | None, deadline: float) -> Any:
+    source.targets_dir.mkdir(parents=True, exist_ok=True)
+    client = Client(
+        app_name=APP_NAME,
+        app_install_dir=extract_dir or source.targets_dir,
+        current_version=str(current),
+        metadata_dir=source.metadata_dir,
+        metadata_base_url=source.metadata_url,
+        target_dir=source.targets_dir,
+        target_base_url=source.targets_url,
+        extract_dir=extract_dir,
+    )
+    client._fetcher = _Fetcher(time.monotonic() + deadline)  # the seam owns this detail
+    return client
+
+
+_CHECK_ERRORS = (tuf_errors.RepositoryError, tuf_errors.DownloadError,
+                 requests.RequestException, OSError, ValueError)  # fmt: skip
+
+
+def _refreshed(client: Any) -> Found:
+    """Run tufup's check on a new client. Raises: CheckError."""
+    # Refresh here rather than inside check_for_updates, which folds "unreachable" and
+    # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
+    try:
+        client.refresh()
+    except tuf_errors.UnsignedMetadataError as exc:
+        raise CheckError("unsigned", str(exc)) from None
+    except tuf_errors.ExpiredMetadataError as exc:
+        raise CheckError("expired", str(exc)) from None
+    except (tuf_errors.DownloadError, requests.RequestException, OSError) as exc:
+        raise CheckError("unreachable", f"{type(exc).__name__}: {exc}") from None
+    except (tuf_errors.RepositoryError, ValueError) as exc:
+        raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
+    client.refresh = lambda: None
+    try:
+        update = client.check_for_updates(pre=None, patch=True)
+    except _CHECK_ERRORS as exc:
+        raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
+    if client.new_targets is None:
+        raise CheckError("invalid", "tufup could not read the verified targets")
+    archives = [m for m in client.trusted_target_metas if m.name == APP_NAME and m.is_archive]
+    latest = max(archives, default=None)
+    try:
+        policy = Policy.from_custom(latest.custom or {} if latest is not None else {})
+    except PolicyError as exc:
+        raise CheckError("policy", str(exc)) from None
+    targets = client.new_targets or {}
+    try:
+        return Found(
+            latest=Version(str(latest.version)) if latest is not None else None,
+            update=Version(str(update.version)) if update is not None else None,
+            by_patch=bool(targets) and all(meta.is_patch for meta in targets),
+            download_bytes=sum(info.length for info in targets.values()),
+            policy=policy,
+        )
+    except InvalidVersion as exc:
+        raise CheckError("invalid", str(exc)) from None
+
+
+def check(source: Source, current: Version, *, deadline: float = DOWNLOAD_DEADLINE) -> Found:
+    """Refresh the metadata and say what is there.
+
+    Raises:
+        CheckError: the repository could not be checked (never "nothing new").
+    """
+    try:
+        client = _client(source, current, None, deadline)
+    except _CHECK_ERRORS as exc:  # the trusted root is missing or damaged
+        raise CheckError("invalid", f"trusted metadata: {exc}") from None
+    return _refreshed(client)
+
+
+def fetch(source: Source, current: Version, extract_dir: Path, *,
+          deadline: float = DOWNLOAD_DEADLINE) -> tuple[Found, Path]:  # fmt: skip
+    """Download the update (patches or archive), verify it and unpack it into
+    ``extract_dir`` (empty). Returns what was found and the unpacked folder.
+
+    Raises:
+        CheckError: the repository could not be checked.
+        FetchError: nothing newer, or the download or patch did not verify.
+    """
+    try:
+        client = _client(source, current, extract_dir, deadline)
+    except _CHECK_ERRORS as exc:
+        raise CheckError("invalid", f"trusted metadata: {exc}") from None
+    found = _refreshed(client)
+    if found.update is None:
+        raise FetchError("nothing newer to install")
+    unpacked: list[Path] = []
+
+    def install(src_dir: Path, dst_dir: Path, **_: object) -> None:
+        unpacked.append(Path(src_dir))
+
+    try:
+        client.download_and_apply_update(skip_confirmation=True, install=install)
+    except (*_CHECK_ERRORS, tuf_errors.RepositoryError) as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc}") from None
+    if not unpacked:
+        raise FetchError("the patch did not reproduce the signed archive; a full download "
+                         "will be used next time")  # fmt: skip
+    log.info("update %s fetched (%s, %d bytes)", found.update,
+             "patch" if found.by_patch else "archive", found.download_bytes)  # fmt: skip
+    return found, unpacked[0]

@@ -1,0 +1,191 @@
+"""``eid-release``: the administrator's update-repository tool. Never prompts: it runs
+from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
+
+    eid-release init [--dir D] [--keys ROLE=N] [--threshold ROLE=N] [--expiry ROLE=DAYS]
+    eid-release bundle OUT VERSION [--agent-only] [--python PATH]
+    eid-release publish VERSION BUNDLE [policy options] [--no-patch]
+    eid-release policy [policy options]
+    eid-release refresh-timestamp            # the daily cron job
+    eid-release rotate-key ROLE [--old NAME]
+    eid-release status [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["main"]
+
+
+def _pairs(values: list[str], what: str) -> dict[str, int]:
+    result = {}
+    for value in values:
+        role, sep, number = value.partition("=")
+        if not sep or not number.isdigit():
+            raise argparse.ArgumentTypeError(f"{what} takes ROLE=NUMBER, not {value!r}")
+        result[role] = int(number)
+    return result
+
+
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("policy (signed with the release; kept until changed)")
+    group.add_argument(
+        "--required-minimum",
+        metavar="V",
+        help="older agents refuse to identify or sign until updated ('none' clears)",
+    )
+    group.add_argument(
+        "--recommended", metavar="V", help="older agents recommend updating ('none' clears)"
+    )
+    auto = group.add_mutually_exclusive_group()
+    auto.add_argument(
+        "--automatic",
+        dest="automatic",
+        action="store_true",
+        default=None,
+        help="agents update without asking (never during an order)",
+    )
+    auto.add_argument("--no-automatic", dest="automatic", action="store_false")
+    group.add_argument(
+        "--manual-url",
+        metavar="URL",
+        help="the install page people are sent to when self-update fails",
+    )
+    group.add_argument(
+        "--failure-threshold",
+        type=int,
+        metavar="N",
+        help="failed updates in a row before people are sent to the install page",
+    )
+    group.add_argument("--check-interval-hours", type=float, metavar="H",
+                       help="how often agents look for updates")  # fmt: skip
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for option, key in (("required_minimum", "requiredMinimum"), ("recommended", "recommended")):
+        value = getattr(args, option)
+        if value is not None:
+            changes[key] = None if value.lower() == "none" else value
+    for option, key in (("automatic", "automatic"), ("manual_url", "manualUrl"),
+                        ("failure_threshold", "failureThreshold"),
+                        ("check_interval_hours", "checkIntervalHours")):  # fmt: skip
+        value = getattr(args, option)
+        if value is not None:
+            changes[key] = value
+    return changes
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", type=Path, default=Path.cwd(),
+                        help="the release folder (default: the current one)")  # fmt: skip
+    common.add_argument("-v", "--verbose", action="count", default=0)
+    parser = argparse.ArgumentParser(
+        prog="eid-release", description="The update repository's tool: unattended, for CI and cron."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", parents=[common], help="keys and the first metadata")
+    init.add_argument("--keys", action="append", default=[], metavar="ROLE=N")
+    init.add_argument("--threshold", action="append", default=[], metavar="ROLE=N")
+    init.add_argument("--expiry", action="append", default=[], metavar="ROLE=DAYS")
+    bundle = commands.add_parser("bundle", parents=[common], help="build a release bundle")
+    bundle.add_argument("out", type=Path)
+    bundle.add_argument("version")
+    bundle.add_argument(
+        "--agent-only",
+        action="store_true",
+        help="leave the dependencies to the interpreter's site-packages",
+    )
+    bundle.add_argument("--python", help="the interpreter the launcher runs")
+    publish = commands.add_parser("publish", parents=[common], help="sign and publish a release")
+    publish.add_argument("version")
+    publish.add_argument("bundle", type=Path)
+    publish.add_argument("--no-patch", action="store_true", help="archive only")
+    _policy_options(publish)
+    policy = commands.add_parser("policy", parents=[common], help="change the policy only")
+    _policy_options(policy)
+    commands.add_parser("refresh-timestamp", parents=[common],
+                        help="re-sign what is about to expire (run daily)")  # fmt: skip
+    rotate = commands.add_parser("rotate-key", parents=[common], help="replace a role's key")
+    rotate.add_argument("role")
+    rotate.add_argument("--old", help="the key to replace (default: the role's first)")
+    status = commands.add_parser("status", parents=[common], help="releases, policy, expiry")
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:  # fmt: skip
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = _parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, stream=err, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # tufup narrates every step at WARNING and above
+        logging.getLogger("tufup").setLevel(logging.ERROR)
+    # Anything that would still prompt fails at once instead of hanging a cron job.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    from installer import release
+    from installer.bundle import BundleError, build_bundle
+
+    folder: Path = args.dir.resolve()
+    try:
+        if args.command == "init":
+            release.init(folder, keys=_pairs(args.keys, "--keys"),
+                         thresholds=_pairs(args.threshold, "--threshold"),
+                         expiry_days=_pairs(args.expiry, "--expiry"))  # fmt: skip
+            out.write(f"repository ready: {folder / 'repository'} (serve it as static files)\n"
+                      f"trust anchor for agents: {folder / 'repository/metadata/root.json'}\n"
+                      f"keys: {folder / 'keystore'} (keep private)\n")  # fmt: skip
+        elif args.command == "bundle":
+            build_bundle(args.out, args.version, self_contained=not args.agent_only,
+                         python=args.python)  # fmt: skip
+            out.write(f"{args.out}\n")
+        elif args.command == "publish":
+            result = release.publish(folder, args.version, args.bundle.resolve(), _changes(args),
+                                     patch=not args.no_patch)  # fmt: skip
+            patch = f", patch {result.patch_bytes} bytes" if result.patch_bytes else ""
+            out.write(f"published {result.version}: archive {result.archive_bytes} bytes{patch}\n"
+                      f"policy: {json.dumps(result.policy, sort_keys=True)}\n")  # fmt: skip
+        elif args.command == "policy":
+            policy = release.set_policy(folder, _changes(args))
+            out.write(f"policy: {json.dumps(policy, sort_keys=True)}\n")
+        elif args.command == "refresh-timestamp":
+            for line in release.refresh(folder, dt.datetime.now(dt.UTC)):
+                (err if line.startswith("warning") else out).write(f"{line}\n")
+        elif args.command == "rotate-key":
+            old, new = release.rotate_key(folder, args.role, args.old)
+            out.write(f"{args.role}: {old} replaced by {new}; root re-signed by both\n")
+        else:
+            _status(release.status(folder), out, as_json=args.json)
+    except argparse.ArgumentTypeError as exc:
+        err.write(f"eid-release: {exc}\n")
+        return 2
+    except (release.ReleaseError, BundleError) as exc:
+        err.write(f"eid-release: {exc}\n")
+        return 1
+    return 0
+
+
+def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        out.write(json.dumps(info, indent=2) + "\n")
+        return
+    out.write(f"repository: {info['repository']}\nlatest: {info['latest']}\n"
+              f"policy: {json.dumps(info['policy'], sort_keys=True)}\n")  # fmt: skip
+    for role, data in info["roles"].items():
+        out.write(f"{role:<10} v{data['version']:<4} expires {data['expires']}  "
+                  f"keys {', '.join(data['keys'])} (threshold {data['threshold']})\n")  # fmt: skip
+    for target in info["targets"]:
+        out.write(f"  {target['file']}  {target['bytes']} bytes\n")

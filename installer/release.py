@@ -1,0 +1,297 @@
+"""The update repository's tools, unattended. The release side's only importer of tufup.repo,
+tuf and securesystemslib (ADR 0008).
+
+A release folder holds::
+
+    keystore/            private keys (0600), one file per key; keep it off the web server
+    repository/          what any static HTTP server publishes
+        metadata/        root (every version), targets, snapshot, timestamp
+        targets/         eid-agent-<version>.tar.gz and eid-agent-<version>.patch
+    .tufup-repo-config   tufup's own settings (key names, thresholds, expiry)
+
+tufup's repository tools prompt (an existing key or archive, an encrypted key); nothing
+here reaches those prompts: keys are written unencrypted for unattended signing, an
+existing version is refused before tufup sees it, and the CLI runs with stdin closed.
+
+The administrator's policy (UPDATE-POLICY.md) is the ``user`` part of the latest archive's
+signed custom metadata; changing it re-signs targets, snapshot and timestamp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+from securesystemslib.interface import generate_and_write_unencrypted_ed25519_keypair
+from tufup.common import TargetMeta
+from tufup.repo import Repository
+
+from agent.updater.install import InstallError, bundle_version
+from agent.updater.policy import Policy, PolicyError
+
+__all__ = [
+    "APP_NAME",
+    "ROLES",
+    "PublishResult",
+    "ReleaseError",
+    "init",
+    "publish",
+    "refresh",
+    "rotate_key",
+    "set_policy",
+    "status",
+]
+
+APP_NAME = "eid-agent"
+ROLES = ("root", "targets", "snapshot", "timestamp")
+EXPIRY_DAYS = {"root": 365, "targets": 7, "snapshot": 7, "timestamp": 1}
+POLICY_KEYS = ("requiredMinimum", "recommended", "automatic", "manualUrl",
+               "failureThreshold", "checkIntervalHours")  # fmt: skip
+
+
+class ReleaseError(Exception):
+    """An administrator's request that cannot be carried out; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: str
+    archive_bytes: int
+    patch_bytes: int | None  # None: no previous version to patch from
+    policy: dict[str, Any]
+
+
+@contextlib.contextmanager
+def _repo(folder: Path) -> Iterator[Repository]:
+    # tufup keeps its settings in the working directory; work inside the release folder.
+    if not (folder / Repository.config_filename).is_file():
+        raise ReleaseError(f"{folder} is not a release folder (run 'eid-release init' first)")
+    with contextlib.chdir(folder):
+        yield Repository.from_config()
+
+
+def _keystore(folder: Path) -> Path:
+    return folder / "keystore"
+
+
+def init(folder: Path, *, keys: Mapping[str, int] | None = None,
+         thresholds: Mapping[str, int] | None = None,
+         expiry_days: Mapping[str, int] | None = None) -> None:  # fmt: skip
+    """Create keys and the first signed root, targets, snapshot and timestamp.
+
+    ``keys[role]`` keys are made per role; ``thresholds[role]`` of them must sign.
+
+    Raises:
+        ReleaseError: the folder already holds a repository, or the numbers do not fit.
+    """
+    keys = {role: 1 for role in ROLES} | dict(keys or {})
+    thresholds = {role: 1 for role in ROLES} | dict(thresholds or {})
+    expiry = EXPIRY_DAYS | dict(expiry_days or {})
+    for role in ROLES:
+        if not 1 <= thresholds[role] <= keys[role] <= 10 or expiry[role] < 1:
+            raise ReleaseError(f"{role}: need 1 <= threshold <= keys <= 10 and expiry >= 1 day")
+    if (folder / Repository.config_filename).exists() or (folder / "repository").exists():
+        raise ReleaseError(f"{folder} already holds a repository")
+    folder.mkdir(parents=True, exist_ok=True)
+    _keystore(folder).mkdir(mode=0o700)
+    key_map = {role: [_key_name(role, n) for n in range(1, keys[role] + 1)] for role in ROLES}
+    with contextlib.chdir(folder):
+        repo = Repository(
+            app_name=APP_NAME,
+            repo_dir=folder / "repository",
+            keys_dir=_keystore(folder),
+            key_map=key_map,
+            expiration_days=expiry,
+            thresholds=thresholds,
+        )
+        repo.initialize()
+    _protect_keys(folder)
+
+
+def _key_name(role: str, n: int) -> str:
+    return role if n == 1 else f"{role}-{n}"
+
+
+def _protect_keys(folder: Path) -> None:
+    for path in _keystore(folder).iterdir():
+        if path.is_file() and path.suffix != ".pub":
+            path.chmod(0o600)
+
+
+def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any], *,
+            patch: bool = True) -> PublishResult:  # fmt: skip
+    """Add ``bundle`` as ``version`` (archive and, unless told otherwise, a patch from the
+    previous version) with the previous policy updated by ``changes``, and sign it all.
+
+    Raises:
+        ReleaseError: not newer than the latest release, the bundle says another version,
+            or the resulting policy is not valid.
+    """
+    bundle = bundle.resolve()  # tufup works inside the release folder
+    try:
+        wanted = Version(version)
+        found = bundle_version(bundle)
+    except (InvalidVersion, InstallError) as exc:
+        raise ReleaseError(str(exc)) from None
+    if found != wanted:
+        raise ReleaseError(f"{bundle} is version {found}, not {version}")
+    with _repo(folder) as repo:
+        latest = repo.roles.get_latest_archive()
+        if latest is not None and latest.version >= wanted:
+            raise ReleaseError(f"{version} is not newer than the latest release {latest.version}")
+        policy = _merged(_policy_of(repo, latest), changes, wanted)
+        archive = repo.targets_dir / TargetMeta.compose_filename(APP_NAME, str(wanted), True)
+        patch_file = repo.targets_dir / TargetMeta.compose_filename(APP_NAME, str(wanted), False)
+        for leftover in (archive, patch_file):  # from a publish that failed half-way
+            leftover.unlink(missing_ok=True)
+        try:
+            repo.add_bundle(new_bundle_dir=bundle, new_version=str(wanted),
+                            skip_patch=not patch, custom_metadata=policy)  # fmt: skip
+            repo.publish_changes(private_key_dirs=[_keystore(folder)])
+        except (OSError, EOFError) as exc:
+            for leftover in (archive, patch_file):
+                leftover.unlink(missing_ok=True)
+            raise ReleaseError(f"publishing {version} failed; nothing was signed: {exc}") from None
+        return PublishResult(
+            version=str(wanted),
+            archive_bytes=archive.stat().st_size,
+            patch_bytes=patch_file.stat().st_size if patch_file.exists() else None,
+            policy=policy,
+        )
+
+
+def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Change the policy of the latest release and sign it; returns the new policy.
+
+    Raises:
+        ReleaseError: nothing published yet, or the policy would not be valid.
+    """
+    with _repo(folder) as repo:
+        latest = repo.roles.get_latest_archive()
+        if latest is None:
+            raise ReleaseError("nothing is published yet; publish a release first")
+        policy = _merged(_policy_of(repo, latest), changes, latest.version)
+        target = repo.roles.targets.signed.targets[latest.target_path_str]
+        custom = dict(target.unrecognized_fields.get("custom") or {})
+        target.unrecognized_fields["custom"] = {**custom, "user": policy}
+        repo.publish_changes(private_key_dirs=[_keystore(folder)])
+        return policy
+
+
+def refresh(folder: Path, now: dt.datetime) -> list[str]:
+    """Re-sign the timestamp (the daily job), and snapshot/targets once less than half
+    their life is left. Root is never re-signed here: its key belongs offline.
+
+    Returns the roles re-signed, and warnings as ``"warning: ..."`` entries.
+    """
+    done: list[str] = []
+    with _repo(folder) as repo:
+        for role in ("targets", "snapshot", "timestamp"):
+            expires = getattr(repo.roles, role).signed.expires.replace(tzinfo=dt.UTC)
+            days = repo.expiration_days[role]
+            if role == "timestamp" or expires - now < dt.timedelta(days=days) / 2:
+                repo.refresh_expiration_date(role)
+                done.append(role)
+        repo.publish_changes(private_key_dirs=[_keystore(folder)])
+        root_expires = repo.roles.root.signed.expires.replace(tzinfo=dt.UTC)
+        if root_expires - now < dt.timedelta(days=30):
+            done.append(
+                f"warning: root expires {root_expires:%Y-%m-%d}; re-sign it with the root key"
+            )
+    return done
+
+
+def rotate_key(folder: Path, role: str, old: str | None = None) -> tuple[str, str]:
+    """Replace one key of ``role`` with a new one (root re-signed by old and new keys).
+    The old private key moves to ``keystore/retired/``. Returns (old name, new name).
+
+    Raises:
+        ReleaseError: unknown role or key.
+    """
+    if role not in ROLES:
+        raise ReleaseError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    with _repo(folder) as repo:
+        names = list(repo.key_map[role])
+        old = old or names[0]
+        if old not in names:
+            raise ReleaseError(f"{role} has no key {old!r}; it has {', '.join(names)}")
+        keystore = _keystore(folder)
+        n = 2
+        while (keystore / _key_name(role, n)).exists() or (
+            keystore / "retired" / _key_name(role, n)
+        ).exists():
+            n += 1
+        new = _key_name(role, n)
+        generate_and_write_unencrypted_ed25519_keypair(filepath=str(keystore / new))
+        (keystore / new).chmod(0o600)
+        repo.replace_key(old_key_name=old, new_public_key_path=keystore / f"{new}.pub",
+                         new_private_key_encrypted=False)  # fmt: skip
+        repo.publish_changes(private_key_dirs=[keystore])
+    retired = keystore / "retired"
+    retired.mkdir(mode=0o700, exist_ok=True)
+    for suffix in ("", ".pub"):
+        source = keystore / f"{old}{suffix}"
+        if source.exists():
+            os.replace(source, retired / source.name)
+    return old, new
+
+
+def status(folder: Path) -> dict[str, Any]:
+    """What an administrator wants to know: releases, policy, keys, expiry."""
+    with _repo(folder) as repo:
+        roles = {}
+        for role in ROLES:
+            signed = getattr(repo.roles, role).signed
+            delegation = repo.roles.root.signed.roles[role]
+            roles[role] = {
+                "version": signed.version,
+                "expires": signed.expires.replace(tzinfo=dt.UTC).isoformat(),
+                "keys": list(repo.key_map[role]),
+                "threshold": delegation.threshold,
+            }
+        releases = []
+        for path, target in sorted(repo.roles.targets.signed.targets.items()):
+            meta = TargetMeta(target_path=path)
+            releases.append({"file": path, "version": str(meta.version), "bytes": target.length})
+        latest = repo.roles.get_latest_archive()
+        return {
+            "repository": str(repo.repo_dir),
+            "latest": str(latest.version) if latest else None,
+            "policy": _policy_of(repo, latest) if latest else {},
+            "roles": roles,
+            "targets": releases,
+        }
+
+
+def _policy_of(repo: Repository, latest: TargetMeta | None) -> dict[str, Any]:
+    if latest is None:
+        return {}
+    target = repo.roles.targets.signed.targets[latest.target_path_str]
+    custom = target.unrecognized_fields.get("custom") or {}
+    user = custom.get("user") if isinstance(custom, dict) else None
+    return dict(user) if isinstance(user, dict) else {}
+
+
+def _merged(old: Mapping[str, Any], changes: Mapping[str, Any], latest: Version) -> dict[str, Any]:
+    """The previous policy with ``changes`` (None clears a key), checked as the agent will."""
+    unknown = set(changes) - set(POLICY_KEYS)
+    if unknown:
+        raise ReleaseError(f"unknown policy keys: {', '.join(sorted(unknown))}")
+    policy = {k: v for k, v in {**old, **changes}.items() if v is not None}
+    try:
+        parsed = Policy.from_custom(policy)
+    except PolicyError as exc:
+        raise ReleaseError(f"the policy is not valid: {exc}") from None
+    for name, value in (("required minimum", parsed.minimum), ("recommended", parsed.recommended)):
+        if value is not None and value > latest:
+            raise ReleaseError(f"the {name} version {value} is newer than the release {latest}: "
+                               "no agent could ever satisfy it")  # fmt: skip
+    plain: dict[str, Any] = json.loads(json.dumps(policy))  # JSON types, as they are signed
+    return plain
