@@ -80,7 +80,7 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
     if action == "check":
         service = _service(data_dir, layout, source, out, language)
         asyncio.run(service.check(by_person=True, tick=False))
-        return 1 if service.state_name() == "checkFailed" else 0
+        return 1 if load_state(_state_file(data_dir)).check_failures else 0
     return _apply(data_dir, layout, source, out, language)
 
 

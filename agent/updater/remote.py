@@ -10,8 +10,8 @@ What tufup does not do for a daemon, done here:
 - ``download_and_apply_update`` would ask on stdin and install with an installer that
   refuses Linux: it gets ``skip_confirmation=True`` and an install step that only
   records where the archive was unpacked — installing is ``agent.updater.install``'s;
-- a patch that fails verification makes tufup log and return without installing; that
-  is a failed fetch (tufup marks the patch failed, so the next try is a full archive);
+- a patch that fails verification makes tufup log and return without installing; a
+  patch that fails (download or result) is followed by the full archive at once;
 - a download gets an overall deadline, so a server that trickles bytes cannot hold an
   update forever (tuf's own limit is per read).
 """
@@ -51,6 +51,10 @@ class CheckError(Exception):
 
 class FetchError(Exception):
     """The update could not be downloaded or did not verify; nothing was installed."""
+
+    def __init__(self, detail: str, *, by_patch: bool = False) -> None:
+        super().__init__(detail)
+        self.by_patch = by_patch
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ _CHECK_ERRORS = (tuf_errors.RepositoryError, tuf_errors.DownloadError,
                  requests.RequestException, OSError, ValueError)  # fmt: skip
 
 
-def _refreshed(client: Any) -> Found:
+def _refreshed(client: Any, *, patch: bool = True) -> Found:
     """Run tufup's check on a new client. Raises: CheckError."""
     # Refresh here rather than inside check_for_updates, which folds "unreachable" and
     # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
@@ -131,7 +135,7 @@ def _refreshed(client: Any) -> Found:
         raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
     client.refresh = lambda: None
     try:
-        update = client.check_for_updates(pre=None, patch=True)
+        update = client.check_for_updates(pre=None, patch=patch)
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
     if client.new_targets is None:
@@ -171,17 +175,29 @@ def check(source: Source, current: Version, *, deadline: float = DOWNLOAD_DEADLI
 def fetch(source: Source, current: Version, extract_dir: Path, *,
           deadline: float = DOWNLOAD_DEADLINE) -> tuple[Found, Path]:  # fmt: skip
     """Download the update (patches or archive), verify it and unpack it into
-    ``extract_dir`` (empty). Returns what was found and the unpacked folder.
+    ``extract_dir`` (empty). Returns what was found and the unpacked folder. A patch
+    that fails (download or verification) is followed by the full archive at once.
 
     Raises:
         CheckError: the repository could not be checked.
-        FetchError: nothing newer, or the download or patch did not verify.
+        FetchError: nothing newer, or the download did not verify.
     """
+    try:
+        return _fetch(source, current, extract_dir, deadline, patch=True)
+    except FetchError as exc:
+        if not exc.by_patch:
+            raise
+        log.warning("%s; trying the full archive", exc)
+        return _fetch(source, current, extract_dir, deadline, patch=False)
+
+
+def _fetch(source: Source, current: Version, extract_dir: Path, deadline: float, *,
+           patch: bool) -> tuple[Found, Path]:  # fmt: skip
     try:
         client = _client(source, current, extract_dir, deadline)
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
-    found = _refreshed(client)
+    found = _refreshed(client, patch=patch)
     if found.update is None:
         raise FetchError("nothing newer to install")
     unpacked: list[Path] = []
@@ -189,13 +205,14 @@ def fetch(source: Source, current: Version, extract_dir: Path, *,
     def install(src_dir: Path, dst_dir: Path, **_: object) -> None:
         unpacked.append(Path(src_dir))
 
+    kind = "patch" if found.by_patch else "archive"
     try:
         client.download_and_apply_update(skip_confirmation=True, install=install)
-    except (*_CHECK_ERRORS, tuf_errors.RepositoryError) as exc:
-        raise FetchError(f"{type(exc).__name__}: {exc}") from None
+    except _CHECK_ERRORS as exc:
+        raise FetchError(f"the {kind} did not download or verify: {type(exc).__name__}: {exc}",
+                         by_patch=found.by_patch) from None  # fmt: skip
     if not unpacked:
-        raise FetchError("the patch did not reproduce the signed archive; a full download "
-                         "will be used next time")  # fmt: skip
-    log.info("update %s fetched (%s, %d bytes)", found.update,
-             "patch" if found.by_patch else "archive", found.download_bytes)  # fmt: skip
+        raise FetchError(f"the {kind} did not reproduce the signed archive",
+                         by_patch=found.by_patch)  # fmt: skip
+    log.info("update %s fetched (%s, %d bytes)", found.update, kind, found.download_bytes)
     return found, unpacked[0]
