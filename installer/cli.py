@@ -65,8 +65,8 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="failed updates in a row before people are sent to the install page",
     )
-    group.add_argument("--check-interval-hours", type=float, metavar="H",
-                       help="how often agents look for updates")  # fmt: skip
+    group.add_argument("--check-interval-minutes", type=int, metavar="M",
+                       help="how often agents look for updates (default 360)")  # fmt: skip
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             changes[key] = None if value.lower() == "none" else value
     for option, key in (("automatic", "automatic"), ("manual_url", "manualUrl"),
                         ("failure_threshold", "failureThreshold"),
-                        ("check_interval_hours", "checkIntervalHours")):  # fmt: skip
+                        ("check_interval_minutes", "checkIntervalMinutes")):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
             changes[key] = value

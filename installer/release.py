@@ -53,7 +53,7 @@ APP_NAME = "eid-agent"
 ROLES = ("root", "targets", "snapshot", "timestamp")
 EXPIRY_DAYS = {"root": 365, "targets": 7, "snapshot": 7, "timestamp": 1}
 POLICY_KEYS = ("requiredMinimum", "recommended", "automatic", "manualUrl",
-               "failureThreshold", "checkIntervalHours")  # fmt: skip
+               "failureThreshold", "checkIntervalMinutes")  # fmt: skip
 
 
 class ReleaseError(Exception):

@@ -144,7 +144,11 @@ BAD_POLICIES = [
     {"requiredMinimum": "not a version"},
     {"manualUrl": "javascript:alert(1)"},
     {"failureThreshold": 0},
-    {"checkIntervalHours": 0},
+    {"checkIntervalMinutes": 0},
+    {"checkIntervalMinutes": 60.0},  # canonical JSON has no floats
+    {"failureThreshold": True},
+    {"automatic": "false"},
+    {"requiredMinimum": 2},
 ]
 
 

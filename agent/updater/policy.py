@@ -80,31 +80,41 @@ class Policy:
 
     @classmethod
     def from_custom(cls, custom: Mapping[str, Any]) -> Policy:
-        """From the ``custom`` metadata of a verified target. Raises: PolicyError."""
+        """From the ``custom`` metadata of a verified target. Every value is a string, an
+        integer or a boolean: TUF signs canonical JSON, which has no floats.
+
+        Raises: PolicyError."""
+        url = custom.get("manualUrl", "")
+        automatic = custom.get("automatic", False)
+        threshold = custom.get("failureThreshold", 3)
+        minutes = custom.get("checkIntervalMinutes", 360)
+        if not isinstance(url, str) or (url and not url.startswith(("https://", "http://"))):
+            raise PolicyError("manualUrl must be an http(s) URL")
+        if not isinstance(automatic, bool):
+            raise PolicyError("automatic must be true or false")
+        for name, value, low, high in (("failureThreshold", threshold, 1, 100),
+                                       ("checkIntervalMinutes", minutes, 3, 43200)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise PolicyError(f"{name} must be a whole number from {low} to {high}")
         try:
-            url = str(custom.get("manualUrl", ""))
-            if url and not url.startswith("https://") and not url.startswith("http://"):
-                raise PolicyError("manualUrl must be http(s)")
-            threshold = int(custom.get("failureThreshold", 3))
-            hours = float(custom.get("checkIntervalHours", 6))
-            if not 1 <= threshold <= 100 or not 0.05 <= hours <= 24 * 30:
-                raise PolicyError("failureThreshold or checkIntervalHours out of range")
             return cls(
                 minimum=_version(custom.get("requiredMinimum")),
                 recommended=_version(custom.get("recommended")),
-                automatic=bool(custom.get("automatic", False)),
+                automatic=automatic,
                 manual_url=url,
                 failure_threshold=threshold,
-                check_interval=dt.timedelta(hours=hours),
+                check_interval=dt.timedelta(minutes=minutes),
             )
-        except (TypeError, ValueError, InvalidVersion) as exc:
-            if isinstance(exc, PolicyError):
-                raise
+        except InvalidVersion as exc:
             raise PolicyError(str(exc)) from None
 
 
 def _version(value: object) -> Version | None:
-    return None if value in (None, "") else Version(str(value))
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InvalidVersion(f"a version must be a string, not {value!r}")
+    return Version(value)
 
 
 class Standing(enum.Enum):
