@@ -32,7 +32,17 @@ from tufup.client import AuthRequestsFetcher, Client
 
 from agent.updater.policy import Policy, PolicyError
 
-__all__ = ["APP_NAME", "CheckError", "FetchError", "Found", "Source", "check", "fetch"]
+__all__ = [
+    "APP_NAME",
+    "CheckError",
+    "FetchError",
+    "Found",
+    "Source",
+    "check",
+    "download_artifact",
+    "fetch",
+    "refresh_metadata",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +129,8 @@ _CHECK_ERRORS = (tuf_errors.RepositoryError, tuf_errors.DownloadError,
                  requests.RequestException, OSError, ValueError)  # fmt: skip
 
 
-def _refreshed(client: Any, *, patch: bool = True) -> Found:
-    """Run tufup's check on a new client. Raises: CheckError."""
-    # Refresh here rather than inside check_for_updates, which folds "unreachable" and
-    # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
+def _refresh(client: Any) -> None:
+    """Raises: CheckError, with the reason."""
     try:
         client.refresh()
     except tuf_errors.UnsignedMetadataError as exc:
@@ -133,6 +141,13 @@ def _refreshed(client: Any, *, patch: bool = True) -> Found:
         raise CheckError("unreachable", f"{type(exc).__name__}: {exc}") from None
     except (tuf_errors.RepositoryError, ValueError) as exc:
         raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
+
+
+def _refreshed(client: Any, *, patch: bool = True) -> Found:
+    """Run tufup's check on a new client. Raises: CheckError."""
+    # Refresh here rather than inside check_for_updates, which folds "unreachable" and
+    # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
+    _refresh(client)
     client.refresh = lambda: None
     try:
         update = client.check_for_updates(pre=None, patch=patch)
@@ -216,3 +231,51 @@ def _fetch(source: Source, current: Version, extract_dir: Path, deadline: float,
                          by_patch=found.by_patch)  # fmt: skip
     log.info("update %s fetched (%s, %d bytes)", found.update, kind, found.download_bytes)
     return found, unpacked[0]
+
+
+# -- the TUF conformance suite's client protocol, over this same seam ----------------------
+
+
+def refresh_metadata(metadata_dir: Path, metadata_url: str, targets_dir: Path) -> None:
+    """Refresh the top-level metadata the TUF way.
+
+    Raises:
+        CheckError: any part of the refresh failed.
+    """
+    source = Source("", metadata_dir, targets_dir)
+    client = _bare_client(source, metadata_url, metadata_url)
+    _refresh(client)
+
+
+def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
+                      target_base_url: str, target_dir: Path) -> Path:  # fmt: skip
+    """Refresh, then download ``target_name`` into ``target_dir`` (kept when cached).
+
+    Raises:
+        CheckError: the metadata could not be refreshed.
+        FetchError: no such target, or it did not download or verify.
+    """
+    source = Source("", metadata_dir, target_dir)
+    client = _bare_client(source, metadata_url, target_base_url)
+    _refresh(client)
+    try:
+        info = client.get_targetinfo(target_name)
+        if info is None:
+            raise FetchError(f"{target_name} is not a signed target")
+        cached = client.find_cached_target(info)
+        return Path(cached or client.download_target(info))
+    except _CHECK_ERRORS as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _bare_client(source: Source, metadata_url: str, targets_url: str) -> Any:
+    source.targets_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        client = Client(app_name=APP_NAME, app_install_dir=source.targets_dir,
+                        current_version="0", metadata_dir=source.metadata_dir,
+                        metadata_base_url=metadata_url, target_dir=source.targets_dir,
+                        target_base_url=targets_url)  # fmt: skip
+    except _CHECK_ERRORS as exc:
+        raise CheckError("invalid", f"trusted metadata: {exc}") from None
+    client._fetcher = _Fetcher(time.monotonic() + DOWNLOAD_DEADLINE)
+    return client
