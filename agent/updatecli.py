@@ -26,8 +26,8 @@ from agent.messages import Language, MessageCode
 from agent.notices import Notice, format_notice
 from agent.updater import remote
 from agent.updater.install import InstallError, Layout, bundle_version, running_layout
-from agent.updater.policy import Phase
-from agent.updater.service import UpdaterService, load_state, state_name
+from agent.updater.policy import Phase, state_name
+from agent.updater.service import UpdaterService, load_state
 
 __all__ = ["install_command", "self_test_command", "update_command"]
 
@@ -81,10 +81,10 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
         service = _service(data_dir, layout, source, out, language)
         asyncio.run(service.check(by_person=True, tick=False))
         return 1 if load_state(_state_file(data_dir)).check_failures else 0
-    return _apply(data_dir, layout, source, out, language)
+    return _apply(data_dir, layout, source, out, err, language)
 
 
-def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
+def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, err: TextIO,
            language: Language) -> int:  # fmt: skip
     from agent.daemon import pid_file
 
@@ -102,12 +102,12 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
     before, earlier = layout.current_version(), load_state(_state_file(data_dir))
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + APPLY_WAIT
-    time.sleep(0.5)
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # every check rewrites the state (its time, at least)
         state = load_state(_state_file(data_dir))
-        if state_name(state) != "updating" and _running_agent(pid_file(data_dir)) is not None:
+        settled = state != earlier and state_name(state) != "updating"
+        if settled and _running_agent(pid_file(data_dir)) is not None:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     after = layout.current_version()
     state = load_state(_state_file(data_dir))
     if after != before:
@@ -121,6 +121,8 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
     if state_name(state) == "upToDate":
         out.write(format_notice(Notice(MessageCode.NO_UPDATE_NEEDED), language))
         return 0
+    err.write(f"eid-agent: nothing was installed (update state: {state_name(state)}); "
+              "an update waits for an identification or signing in progress\n")  # fmt: skip
     return 1
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, tokens
+from bench import bridge, cards, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -29,6 +30,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=500, help="orders for bridge overhead")
     parser.add_argument("--orders", type=int, default=1000, help="orders for the memory figure")
     args = parser.parse_args()
+    logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
     now = dt.datetime.now(dt.UTC)
     ca = CertificateAuthority.create("Bench", now - dt.timedelta(days=1))
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,6 +40,7 @@ def main() -> int:
             tokens.bench_list(ca, now, Path(tmp) / "list", args.runs),
             *bridge.run(ca, now, Path(tmp), rounds=args.rounds, orders=args.orders),
             *cards.run(ca, Path(tmp), runs=args.runs),
+            *updates.run(Path(tmp), runs=args.runs),
         ]
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")

@@ -198,6 +198,9 @@ def refresh(folder: Path, now: dt.datetime) -> list[str]:
             days = repo.expiration_days[role]
             if role == "timestamp" or expires - now < dt.timedelta(days=days) / 2:
                 repo.refresh_expiration_date(role)
+                # tufup re-signs only what changed, and its expiry has one-second steps:
+                # a new version makes a refresh in the same second a refresh too
+                getattr(repo.roles, role).signed.version += 1
                 done.append(role)
         repo.publish_changes(private_key_dirs=[_keystore(folder)])
         root_expires = repo.roles.root.signed.expires.replace(tzinfo=dt.UTC)

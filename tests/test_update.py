@@ -4,6 +4,7 @@ policy, refuses attacks and rolls back a version that is not healthy."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -76,6 +77,14 @@ def test_installed_agent_updates_itself_by_patch(repo: Repo, data_dir: Path) -> 
         assert repo.server.served("eid-agent-1.1.0.patch")
         assert not repo.server.served("eid-agent-1.1.0.tar.gz")
         assert "self-test passed; 1.1.0 is now the current version" in agent.stderr
+        status = run_agent_cli("update", "status", "--json", "--data-dir", str(data_dir),
+                               program=install_root / "current/eid-agent")  # fmt: skip
+        assert json.loads(status.stdout) | {"lastCheck": None, "nextCheck": None} == {
+            "version": "1.1.0", "installed": True, "state": "upToDate", "current": "1.1.0",
+            "previous": "1.0.0", "versions": ["1.0.0", "1.1.0"],
+            "repository": repo.server.url, "target": None, "checkFailures": 0,
+            "updateFailures": 0, "lastCheck": None, "nextCheck": None,
+        }  # fmt: skip
         # the new version keeps serving orders after the old one left
         ref = agent.start_auth()
         assert agent.collect(ref)["status"] == "pending"

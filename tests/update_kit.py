@@ -60,11 +60,11 @@ class RepoServer:
                 self._send(200, data, path)
 
             def _send(self, status: int, data: bytes, path: str) -> None:
+                server.log.append(Served(path, status, len(data)))  # before the client sees it
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                server.log.append(Served(path, status, len(data)))
 
             def _endless(self, path: str) -> None:
                 self.send_response(200)

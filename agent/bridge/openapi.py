@@ -16,6 +16,7 @@ from agent.bridge.requests import VISIBLE_FORMATS
 from agent.daemon import DEFAULT_PORT
 from agent.orders import Hint, Status
 from agent.tokens.model import TokenKind
+from agent.updater.policy import STATE_NAMES
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -228,7 +229,7 @@ def _schemas() -> dict[str, Any]:
                 "version": {"type": "string"},
                 "apiVersion": {"type": "integer"},
                 "updateRequired": {"type": "boolean"},
-                "updateState": {"type": "string"},
+                "updateState": {"enum": list(STATE_NAMES)},
             },
         },
         "Error": {

@@ -35,6 +35,7 @@ from packaging.version import InvalidVersion, Version
 from agent.messages import MessageCode
 
 __all__ = [
+    "STATE_NAMES",
     "Applied",
     "ApplyFailed",
     "CheckFailed",
@@ -52,6 +53,7 @@ __all__ = [
     "UpdaterState",
     "due",
     "standing",
+    "state_name",
     "step",
 ]
 
@@ -425,6 +427,26 @@ _HANDLERS: dict[type, Any] = {
     Applied: _applied,
     ApplyFailed: _apply_failed,
 }
+
+
+STATE_NAMES = ("unmanaged", "notChecked", "checkFailed", "upToDate", "available",
+               "recommended", "required", "updating", "manualUpdateNeeded")  # fmt: skip
+
+
+def state_name(state: UpdaterState) -> str:
+    """The word ``/v1/info`` and ``update status`` use ("unmanaged": no updater runs)."""
+    if state.phase is Phase.APPLYING:
+        return "updating"
+    if state.phase is Phase.MANUAL:
+        return "manualUpdateNeeded"
+    if state.last_success is None:
+        return "checkFailed" if state.check_failures else "notChecked"
+    return {
+        Standing.REQUIRED: "required",
+        Standing.RECOMMENDED: "recommended",
+        Standing.NEWER_AVAILABLE: "available",
+        Standing.UP_TO_DATE: "upToDate",
+    }[state.standing]
 
 
 def due(state: UpdaterState, now: dt.datetime) -> bool:

@@ -35,12 +35,12 @@ from agent.updater.policy import (
     Event,
     Notify,
     Phase,
-    Standing,
     StartApply,
     StartRequested,
     Tick,
     UpdaterState,
     due,
+    state_name,
     step,
 )
 
@@ -59,22 +59,6 @@ def load_state(path: Path) -> UpdaterState:
     except OSError as exc:
         log.warning("update state unreadable (%s); starting afresh", exc.strerror)
         return UpdaterState()
-
-
-def state_name(state: UpdaterState) -> str:
-    """The word ``/v1/info`` and ``update status`` use."""
-    if state.phase is Phase.APPLYING:
-        return "updating"
-    if state.phase is Phase.MANUAL:
-        return "manualUpdateNeeded"
-    if state.last_success is None:
-        return "checkFailed" if state.check_failures else "notChecked"
-    return {
-        Standing.REQUIRED: "required",
-        Standing.RECOMMENDED: "recommended",
-        Standing.NEWER_AVAILABLE: "available",
-        Standing.UP_TO_DATE: "upToDate",
-    }[state.standing]
 
 
 class UpdaterService:
