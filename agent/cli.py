@@ -68,6 +68,19 @@ def _common(*, on_subcommand: bool) -> argparse.ArgumentParser:
     return common
 
 
+def add_issuer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--issuer", metavar="URL", help="the bank's issuer (default: config)")
+    parser.add_argument(
+        "--issuer-ca",
+        metavar="PEM",
+        help="trust only this certificate for the issuer (development)",
+    )
+    parser.add_argument("--proxy", metavar="URL",
+                        help="proxy for the issuer, or 'none' (default: config, then "
+                             "HTTPS_PROXY/NO_PROXY)")  # fmt: skip
+    parser.add_argument("--config", type=Path, help="settings file (default: per-user)")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _common(on_subcommand=True)
     parser = argparse.ArgumentParser(
@@ -163,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
                 help="unblock and keep the current PIN instead of setting a new one",
             )
 
+    order = commands.add_parser("order", parents=[common],
+                                help="order a BankID on file with an activation code")  # fmt: skip
+    add_issuer_options(order)
+
     messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
     messages.add_argument("code", nargs="?", type=int, help="one message code")
 
@@ -178,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:
     rem = actions.add_parser("remove", parents=[common], help="delete a credential")
     rem.add_argument("id")
     rem.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    revoke = rem.add_mutually_exclusive_group()
+    revoke.add_argument(
+        "--revoke", action="store_true", help="have the issuer revoke it first (needs the password)"
+    )
+    revoke.add_argument("--no-revoke", action="store_true", help="do not offer to revoke")
+    add_issuer_options(rem)
     pwd = actions.add_parser("passwd", parents=[common], help="change the password")
     pwd.add_argument("id")
     chk = actions.add_parser("check", parents=[common], help="test the password")
@@ -202,6 +225,13 @@ def main(
             return _messages(io, args.code)
         if args.command == "run":
             return _run(io, args, argv)
+        if args.command == "order":
+            from agent.ordercli import order_command
+            from agent.paths import default_data_dir
+            from agent.tokens import TokenStore
+
+            store = TokenStore(args.data_dir or default_data_dir())
+            return order_command(args, store, io.stdin, io.stdout, io.stderr, io.language)
         if args.command in ("update", "install", "self-test"):
             return _updates(io, args)
         if args.command == "card":
@@ -321,6 +351,9 @@ def _tokens(io: _Io, args: argparse.Namespace) -> int:
         io.stdout.write(f"{store.export(args.id, args.path)}\n")
         return 0
     if args.action == "remove":
+        from agent.ordercli import offer_revocation
+
+        offer_revocation(args, store, args.id, io.stdin, io.stderr, io.language)
         return _remove(io, store, args.id, confirmed=args.yes)
     if args.action == "check":
         store.unlock(args.id, _secret(io, Term.PROMPT_PASSWORD))

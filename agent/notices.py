@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from agent.enrol import EnrolmentRefused, IssuerUnreachable
 from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer
@@ -132,6 +133,23 @@ def _pin_format(exc: BaseException) -> Notice:
                                            "high": exc.high})  # fmt: skip
 
 
+_ENROLMENT_ANSWERS = {
+    "wrongCodeOrNumber": MessageCode.WRONG_CODE,
+    "codeBlocked": MessageCode.ACTIVATION_CODE_BLOCKED,
+    "orderExpired": MessageCode.ORDER_TOOK_TOO_LONG,
+    "orderCancelled": MessageCode.ORDER_CANCELLED,
+    "orderFailed": MessageCode.ORDER_FAILED,
+    "orderUsed": MessageCode.ORDER_FAILED,  # the keys are gone: a new order is needed
+    "rateLimited": MessageCode.COMMUNICATION_ERROR,
+    "unavailable": MessageCode.COMMUNICATION_ERROR,
+}
+
+
+def _refused(exc: BaseException) -> Notice:
+    assert isinstance(exc, EnrolmentRefused)
+    return Notice(_ENROLMENT_ANSWERS.get(exc.answer, MessageCode.ORDER_FAILED))
+
+
 # Looked up along the exception's MRO, so the most specific class wins.
 _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     WrongCurrentPassword: _tries(MessageCode.PASSWORD_CHANGE_FAILED),
@@ -164,6 +182,8 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     PcscUnavailable: _fixed(MessageCode.SMART_CARD_SERVICE_UNAVAILABLE),
     NotOurCard: _fixed(MessageCode.CARD_NOT_SUPPORTED),
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
+    IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
+    EnrolmentRefused: _refused,
 }
 
 

@@ -10,13 +10,23 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["APP_NAME", "default_data_dir", "default_issuer_dir", "tokens_dir"]
+__all__ = [
+    "APP_NAME",
+    "default_config_file",
+    "default_data_dir",
+    "default_issuer_dir",
+    "tokens_dir",
+]
 
 APP_NAME = "eid-agent"
 
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
 
 
 def tokens_dir(data_dir: Path) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from agent.atomicfile import atomic_write_bytes
 from agent.personal_number import PersonalNumber
@@ -125,8 +125,10 @@ class CertificateAuthority:
         *,
         days: int = 2 * 365,
         serial: SerialSource = x509.random_serial_number,
+        ocsp_url: str | None = None,
     ) -> IssuedPair:
-        """Both certificates of one person, with identical validity.
+        """Both certificates of one person, with identical validity; ``ocsp_url`` goes
+        into their Authority Information Access, where relying parties find the responder.
 
         Raises:
             ValueError: ``days`` is not positive, or outlives the issuing CA.
@@ -145,11 +147,11 @@ class CertificateAuthority:
             ]
         )
         return IssuedPair(
-            identification=self._leaf(
-                subject, identification_key, now, days, serial, nonrepudiation=False
-            ),
-            signature=self._leaf(subject, signature_key, now, days, serial, nonrepudiation=True),
-        )
+            identification=self._leaf(subject, identification_key, now, days, serial,
+                                      nonrepudiation=False, ocsp_url=ocsp_url),
+            signature=self._leaf(subject, signature_key, now, days, serial,
+                                 nonrepudiation=True, ocsp_url=ocsp_url),
+        )  # fmt: skip
 
     def _leaf(
         self,
@@ -160,6 +162,7 @@ class CertificateAuthority:
         serial: SerialSource,
         *,
         nonrepudiation: bool,
+        ocsp_url: str | None = None,
     ) -> x509.Certificate:
         builder = (
             _builder(subject, self.issuing_certificate.subject, public_key, now, days, serial)
@@ -178,6 +181,13 @@ class CertificateAuthority:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
             )
+        if ocsp_url:
+            builder = builder.add_extension(
+                x509.AuthorityInformationAccess([x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(ocsp_url))]),
+                critical=False,
+            )  # fmt: skip
         return builder.sign(self.issuing_key, hashes.SHA256())
 
     # -- persistence (development CA) ---------------------------------------------------

@@ -1,5 +1,5 @@
-"""``eid-issuer``: the issuer's command line. For now it makes development credentials;
-the enrolment service joins it in a later issue."""
+"""``eid-issuer``: the issuer's command line: development credentials and cards, the
+issuer service (``serve``) and orders from the command line (``order``)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument(
         "--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})"
     )
+    from issuer.servecli import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -80,6 +83,8 @@ def main(
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     logging.basicConfig(level=logging.ERROR, stream=stderr)
     language = language_from_env(os.environ)
+    if args.command in ("serve", "order"):
+        return _service(args, stdout, stderr)
     try:
         # Validated before anything else: a wrong format never reaches the CA.
         pnr = PersonalNumber.parse(args.personal_number)
@@ -134,6 +139,23 @@ def _personalise(
     CardFile(args.card).save(state)
     stdout.write(f"card {serial}  {person.name}  development card written to {args.card}\n")
     return 0
+
+
+def _service(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from agent.personal_number import InvalidPersonalNumber
+    from issuer.db import DatabaseError
+    from issuer.servecli import order_command, serve_command
+
+    logging.getLogger().setLevel(logging.INFO if args.command == "serve" else logging.ERROR)
+    ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"
+    try:
+        ca = _dev_ca(ca_dir)
+        if args.command == "serve":
+            return serve_command(args, ca_dir, ca, stderr)
+        return order_command(args, ca_dir, ca, stdout)
+    except (InvalidPersonalNumber, DatabaseError, ValueError) as exc:
+        stderr.write(f"eid-issuer: {exc}\n")
+        return 1
 
 
 def _dev_ca(directory: Path) -> CertificateAuthority:

@@ -2,16 +2,19 @@
 
 Issue a nonce per login or signature (``NonceStore``), hand it to the page, and verify
 what the page gets back (``verify_auth`` / ``verify_sign``) against your own trust
-anchors. The page side is ``rp/static/eid-agent.js``.
+anchors, and — with an ``OcspPolicy`` — the issuer's revocation status. The page side is
+``rp/static/eid-agent.js``.
 """
 
 from rp.errors import (
     BadSignature,
     CertificateExpired,
+    CertificateRevoked,
     DataMismatch,
     ExpiredNonce,
     MalformedResponse,
     ReusedNonce,
+    RevocationUnknown,
     TimeSkew,
     UnknownNonce,
     UntrustedChain,
@@ -21,17 +24,21 @@ from rp.errors import (
     WrongOrigin,
 )
 from rp.nonces import NonceStore
+from rp.revocation import OcspPolicy
 from rp.verify import Person, Verified, verify_auth, verify_sign
 
 __all__ = [
     "BadSignature",
     "CertificateExpired",
+    "CertificateRevoked",
     "DataMismatch",
     "ExpiredNonce",
     "MalformedResponse",
     "NonceStore",
+    "OcspPolicy",
     "Person",
     "ReusedNonce",
+    "RevocationUnknown",
     "TimeSkew",
     "UnknownNonce",
     "UntrustedChain",

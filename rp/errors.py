@@ -53,3 +53,12 @@ class CertificateExpired(VerificationError):
 
 class DataMismatch(VerificationError):
     """The signed hash of userVisibleData / userNonVisibleData is not of what we sent."""
+
+
+class CertificateRevoked(VerificationError):
+    """The issuer's OCSP responder says the certificate is revoked."""
+
+
+class RevocationUnknown(VerificationError):
+    """The certificate's revocation status could not be established (and the relying
+    party fails closed)."""

@@ -38,6 +38,7 @@ from rp.errors import (
     WrongOrderType,
     WrongOrigin,
 )
+from rp.revocation import OcspPolicy, check_revocation
 
 MAX_SKEW = dt.timedelta(minutes=5)
 MAX_CHAIN = 4
@@ -71,11 +72,14 @@ def verify_auth(
     now: dt.datetime,
     user_visible_data: str | None = None,
     max_skew: dt.timedelta = MAX_SKEW,
+    revocation: OcspPolicy | None = None,
 ) -> Verified:
-    """Who logged in. Raises: a VerificationError subclass saying why not."""
+    """Who logged in; with ``revocation``, the issuer's OCSP responder is asked too (a
+    blocking call of up to its timeout). Raises: a VerificationError subclass saying why
+    not."""
     return _verify(
         response, "auth", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, None,
+        user_visible_data, None, revocation,
     )  # fmt: skip
 
 
@@ -89,14 +93,16 @@ def verify_sign(
     user_visible_data: str,
     user_non_visible_data: bytes | None = None,
     max_skew: dt.timedelta = MAX_SKEW,
+    revocation: OcspPolicy | None = None,
 ) -> Verified:
-    """Who signed ``user_visible_data`` (and ``user_non_visible_data``).
+    """Who signed ``user_visible_data`` (and ``user_non_visible_data``); with
+    ``revocation``, checked against the issuer's OCSP responder.
 
     Raises: a VerificationError subclass saying why not.
     """
     return _verify(
         response, "sign", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, user_non_visible_data,
+        user_visible_data, user_non_visible_data, revocation,
     )  # fmt: skip
 
 
@@ -110,6 +116,7 @@ def _verify(
     max_skew: dt.timedelta,
     visible: str | None,
     non_visible: bytes | None,
+    revocation: OcspPolicy | None,
 ) -> Verified:
     signed_bytes, signature, chain = _parse(response)
     try:
@@ -148,6 +155,11 @@ def _verify(
         raise CertificateExpired("certificate not valid now")
     _check_chain(leaf, chain[1:], anchors, now)
     _check_usage(leaf, order_type)
+    if revocation is not None:
+        issuer = next((c for c in (*chain[1:], *anchors) if _issued(leaf, c)), None)
+        if issuer is None:
+            raise UntrustedChain("the issuer's certificate is not at hand for OCSP")
+        check_revocation(leaf, issuer, revocation, now)
     return Verified(
         person=_person(leaf),
         type=order_type,
@@ -215,6 +227,14 @@ def _check_chain(
         verifier.verify(leaf, list(intermediates))
     except verification.VerificationError:
         raise UntrustedChain("certificate does not chain to a trust anchor") from None
+
+
+def _issued(leaf: x509.Certificate, candidate: x509.Certificate) -> bool:
+    try:
+        leaf.verify_directly_issued_by(candidate)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _check_usage(leaf: x509.Certificate, order_type: str) -> None:

@@ -36,8 +36,9 @@ EXPORTS = {
     "agent.updater": ["Policy", "PolicyError", "Standing", "UpdaterState", "standing", "step"],
     "agent.ui": ["PinAnswer", "PinRequest", "Request", "UiPort"],
     "rp": [
-        "BadSignature", "CertificateExpired", "DataMismatch", "ExpiredNonce", "MalformedResponse",
-        "NonceStore", "Person", "ReusedNonce", "TimeSkew", "UnknownNonce", "UntrustedChain",
+        "BadSignature", "CertificateExpired", "CertificateRevoked", "DataMismatch",
+        "ExpiredNonce", "MalformedResponse", "NonceStore", "OcspPolicy", "Person", "ReusedNonce",
+        "RevocationUnknown", "TimeSkew", "UnknownNonce", "UntrustedChain",
         "Verified", "VerificationError", "WrongKeyUsage", "WrongOrderType", "WrongOrigin",
         "verify_auth", "verify_sign",
     ],

@@ -73,6 +73,13 @@ class Term(enum.StrEnum):
     PROMPT_PUK = "prompt_puk"
     PIN_CHANGED = "pin_changed"
     PIN_UNBLOCKED = "pin_unblocked"
+    PROMPT_PERSONAL_NUMBER = "prompt_personal_number"
+    PROMPT_ACTIVATION_CODE = "prompt_activation_code"
+    ORDER_PASSWORD_RULE = "order_password_rule"
+    ORDER_CONTACTING = "order_contacting"
+    ORDER_DONE = "order_done"
+    CONFIRM_REVOKE = "confirm_revoke"
+    REVOKED = "revoked"
     UPDATE_PAGE = "update_page"
     UPDATE_HOW = "update_how"
 

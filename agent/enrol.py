@@ -1,0 +1,236 @@
+"""Ordering a BankID on file: the exchange with the bank's issuer, and the credential it
+ends in.
+
+``order_credential`` generates both keys on this computer, sends only their certificate
+requests, and seals the certificates and keys under the person's new password into the
+token store in one atomic write. Until that write nothing is on disk, so every failure
+leaves the data dir as it was. Submitting the requests is retried when the connection
+drops (the issuer answers a retry with the same certificates).
+
+The HTTP client honours a proxy: the one in the config (with credentials), or the
+environment's ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``; the log says which proxy was
+used, never its password. An issuer in development is reached over HTTPS with its own
+certificate pinned (``ca_file``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import ssl
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.personal_number import PersonalNumber
+from agent.tokens import CredentialInfo, FileToken, KeyPurpose, TokenStore, fileformat
+
+__all__ = [
+    "EnrolmentRefused",
+    "IssuerConnection",
+    "IssuerUnreachable",
+    "order_credential",
+    "proxy_for",
+    "revoke_credential",
+]
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+RETRIES = (0.5, 1.0, 2.0)  # seconds before each retry of a dropped submit
+
+
+class IssuerUnreachable(Exception):
+    """No answer from the issuer (network, proxy, TLS)."""
+
+    def __init__(self, detail: str, proxy: str | None) -> None:
+        super().__init__(detail)
+        self.proxy = proxy
+
+
+class EnrolmentRefused(Exception):
+    """The issuer said no; ``answer`` is its error code (wrongCodeOrNumber, codeBlocked,
+    orderExpired, orderCancelled, orderFailed, orderUsed, badRequest, ...)."""
+
+    def __init__(self, answer: str) -> None:
+        super().__init__(answer)
+        self.answer = answer
+
+
+def proxy_for(url: str, configured: str | None, environ: Mapping[str, str]) -> str | None:
+    """The proxy for ``url``: the configured one ("none" for none), else the environment's.
+    Pure."""
+    if configured:
+        return None if configured == "none" else configured
+    scheme = urllib.parse.urlsplit(url).scheme
+    env = {k.lower(): v for k, v in environ.items()}
+    proxy = env.get(f"{scheme}_proxy") or env.get("all_proxy")
+    if not proxy:
+        return None
+    host = urllib.parse.urlsplit(url).hostname or ""
+    for entry in (e.strip() for e in env.get("no_proxy", "").split(",")):
+        if entry == "*" or (entry and (host == entry.lstrip(".") or
+                                       host.endswith("." + entry.lstrip(".")))):  # fmt: skip
+            return None
+    return proxy
+
+
+def _shown(proxy: str | None) -> str:
+    if proxy is None:
+        return "no proxy"
+    parts = urllib.parse.urlsplit(proxy)
+    return f"proxy {parts.scheme}://{parts.hostname}:{parts.port or ''}".rstrip(":")
+
+
+@dataclass(frozen=True)
+class IssuerConnection:
+    url: str  # the issuer's base URL
+    ca_file: str | None = None  # pin: trust only this certificate (development issuers)
+    proxy: str | None = None  # "http://user:pass@host:port", "none", or None: environment
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if not self.url.startswith("https://"):
+            return False
+        if self.ca_file:
+            return ssl.create_default_context(cafile=self.ca_file)
+        return True
+
+    async def post(self, path: str, body: dict[str, Any], *, secret: str | None = None,
+                   retry: bool = False) -> dict[str, Any]:  # fmt: skip
+        """Raises: IssuerUnreachable, EnrolmentRefused."""
+        url = self.url.rstrip("/") + path
+        proxy, auth = _split_credentials(proxy_for(url, self.proxy, os.environ))
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        delays = [*RETRIES] if retry else []
+        while True:
+            try:
+                async with (
+                    aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False) as session,
+                    session.post(url, json=body, headers=headers, proxy=proxy,
+                                 proxy_auth=auth, ssl=self._ssl()) as resp,
+                ):  # fmt: skip
+                    text = await resp.text()
+                    log.info("issuer POST %s via %s: %d", path, _shown(proxy), resp.status)
+                    return _answer(resp.status, text)
+            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
+                log.warning("issuer %s via %s: %s: %s", path, _shown(proxy),
+                            type(exc).__name__, exc)  # fmt: skip
+                if not delays:
+                    raise IssuerUnreachable(f"{type(exc).__name__}: {exc}", proxy) from None
+                await asyncio.sleep(delays.pop(0))
+
+
+def _split_credentials(proxy: str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """aiohttp wants the proxy's user and password apart from its URL."""
+    if proxy is None:
+        return None, None
+    parts = urllib.parse.urlsplit(proxy)
+    if not parts.username:
+        return proxy, None
+    auth = aiohttp.BasicAuth(urllib.parse.unquote(parts.username),
+                             urllib.parse.unquote(parts.password or ""))  # fmt: skip
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl(), auth
+
+
+def _answer(status: int, text: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise IssuerUnreachable(f"HTTP {status}: not the issuer's answer", None)
+    if status >= 400:
+        raise EnrolmentRefused(str(doc.get("error", f"http{status}")))
+    return doc
+
+
+def _csr(key: ec.EllipticCurvePrivateKey, personal_number: PersonalNumber) -> str:
+    # The issuer sets the subject from its order; the request proves possession of the key.
+    name = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, str(personal_number))])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def order_credential(
+    issuer: IssuerConnection,
+    store: TokenStore,
+    personal_number: PersonalNumber,
+    activation_code: str,
+    password: str,
+    now: Callable[[], dt.datetime],
+    *,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    kdf: fileformat.KdfParams = fileformat.DEFAULT_KDF,
+) -> CredentialInfo:
+    """Enrol and store the new credential. The activation code and password are never
+    logged.
+
+    Raises:
+        PasswordTooWeak: before anything is sent.
+        IssuerUnreachable, EnrolmentRefused: nothing was stored.
+        AlreadyPresent, StorageFailed: from the store.
+    """
+    fileformat.check_new_password(password)
+    keys = {p: ec.generate_private_key(ec.SECP256R1()) for p in KeyPurpose}
+    started = await issuer.post("/enrol/v1/enrolments", {
+        "personalNumber": str(personal_number), "activationCode": activation_code})  # fmt: skip
+    enrolment, secret = str(started["enrolmentId"]), str(started["secret"])
+    issued = await issuer.post(
+        f"/enrol/v1/enrolments/{enrolment}/certificates",
+        {"identificationCsr": _csr(keys[KeyPurpose.IDENTIFICATION], personal_number),
+         "signatureCsr": _csr(keys[KeyPurpose.SIGNATURE], personal_number)},
+        secret=secret, retry=True,
+    )  # fmt: skip
+    try:
+        chain = tuple(x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"])
+        leaves = {KeyPurpose.IDENTIFICATION: issued["identification"],
+                  KeyPurpose.SIGNATURE: issued["signature"]}  # fmt: skip
+        der = serialization.Encoding.DER
+        chains = {
+            p: (x509.load_pem_x509_certificate(str(pem).encode()).public_bytes(der),
+                *(c.public_bytes(der) for c in chain))
+            for p, pem in leaves.items()
+        }  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
+    token: FileToken = await asyncio.to_thread(
+        fileformat.seal, chains=chains, keys=keys, password=password, development=False,
+        created=fileformat.utc_timestamp(now()), random_bytes=random_bytes, kdf=kdf,
+    )  # fmt: skip
+    info = await asyncio.to_thread(store.add, token)
+    log.info("enrolment %s: credential %s stored", enrolment, info.id)
+    return info
+
+
+async def revoke_credential(
+    issuer: IssuerConnection,
+    certificate: x509.Certificate,
+    sign: Callable[[bytes], bytes],
+    now: dt.datetime,
+) -> list[str]:
+    """Ask the issuer to revoke this credential, proving possession of its identification
+    key: ``sign`` returns the raw r||s ES256 signature of the request.
+
+    Raises: IssuerUnreachable, EnrolmentRefused."""
+    request = json.dumps({"serial": f"{certificate.serial_number:x}",
+                          "time": now.isoformat()}).encode()  # fmt: skip
+    proof = sign(request)
+    answer = await issuer.post("/enrol/v1/revocations", {
+        "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "request": base64.b64encode(request).decode(),
+        "signature": base64.b64encode(proof).decode(),
+    })  # fmt: skip
+    return [str(s) for s in answer.get("revoked", [])]

@@ -1,0 +1,91 @@
+"""``eid-agent order``: the terminal wizard for ordering a BankID on file, and the offer to
+revoke at the issuer when a credential is removed. A thin driver over agent/enrol.py;
+every failure reaches the person through the catalogue (agent/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+from typing import TextIO
+
+from cryptography import x509
+
+from agent.config import load_config
+from agent.enrol import IssuerConnection, order_credential, revoke_credential
+from agent.messages import Language, Term, catalogue
+from agent.paths import default_config_file
+from agent.personal_number import PersonalNumber
+from agent.prompt import read_new_password, read_secret
+from agent.tokens import KeyPurpose, TokenStore, fileformat
+
+__all__ = ["issuer_connection", "offer_revocation", "order_command"]
+
+
+def issuer_connection(args: argparse.Namespace) -> IssuerConnection | None:
+    """From the command line, then the config file. Raises: ConfigError."""
+    config = load_config(args.config or default_config_file())
+    url = args.issuer or config.issuer_url
+    if not url:
+        return None
+    return IssuerConnection(url, args.issuer_ca or config.issuer_ca, args.proxy or config.proxy)
+
+
+def _term(language: Language, term: Term, **values: object) -> str:
+    return catalogue().term(term, language).format(**values)
+
+
+def order_command(args: argparse.Namespace, store: TokenStore, stdin: TextIO,
+                  stdout: TextIO, stderr: TextIO, language: Language) -> int:  # fmt: skip
+    issuer = issuer_connection(args)
+    if issuer is None:
+        stderr.write("eid-agent: no issuer: give --issuer URL or set [issuer] url in the "
+                     "config file\n")  # fmt: skip
+        return 2
+    stderr.write(_term(language, Term.PROMPT_PERSONAL_NUMBER))
+    stderr.flush()
+    personal_number = PersonalNumber.parse(stdin.readline().strip())
+    code = read_secret(_term(language, Term.PROMPT_ACTIVATION_CODE), stdin, stderr)
+    stderr.write(_term(language, Term.ORDER_PASSWORD_RULE,
+                       min_length=fileformat.MIN_PASSWORD_LENGTH) + "\n")  # fmt: skip
+    password = read_new_password(
+        _term(language, Term.PROMPT_NEW_PASSWORD),
+        _term(language, Term.PROMPT_REPEAT_PASSWORD),
+        stdin,
+        stderr,
+    )
+    fileformat.check_new_password(password)
+    stderr.write(_term(language, Term.ORDER_CONTACTING) + "\n")
+    info = asyncio.run(order_credential(issuer, store, personal_number, code, password,
+                                        lambda: dt.datetime.now(dt.UTC)))  # fmt: skip
+    stdout.write(_term(language, Term.ORDER_DONE, name=info.owner.name, token_id=info.id) + "\n")
+    return 0
+
+
+def offer_revocation(args: argparse.Namespace, store: TokenStore, token_id: str,
+                     stdin: TextIO, stderr: TextIO, language: Language) -> bool:  # fmt: skip
+    """Before a credential is removed: offer to have the issuer revoke it (``--revoke``
+    says yes without asking). Development credentials have nobody to tell. Returns
+    whether it was revoked.
+
+    Raises: WrongPassword, CredentialLocked, IssuerUnreachable, EnrolmentRefused."""
+    issuer = issuer_connection(args)
+    path = store.resolve(token_id)
+    info = next((c for c in store.credentials() if path.name.startswith(c.id)), None)
+    if issuer is None or args.no_revoke or info is None or info.development:
+        return False
+    if not args.revoke:
+        if args.yes:
+            return False
+        stderr.write(_term(language, Term.CONFIRM_REVOKE))
+        stderr.flush()
+        if stdin.readline().strip().lower() not in {"y", "yes", "j", "ja"}:
+            return False
+    password = read_secret(_term(language, Term.PROMPT_PASSWORD), stdin, stderr)
+    unlocked = store.unlock(info.id, password)
+    purpose = KeyPurpose.IDENTIFICATION
+    certificate = x509.load_der_x509_certificate(unlocked.certificate_chain(purpose)[0])
+    asyncio.run(revoke_credential(issuer, certificate, lambda data: unlocked.sign(purpose, data),
+                                  dt.datetime.now(dt.UTC)))  # fmt: skip
+    stderr.write(_term(language, Term.REVOKED) + "\n")
+    return True

@@ -1,0 +1,243 @@
+"""The issuer's database: SQLite (one file, WAL; the embedded default) or PostgreSQL (several
+issuer processes on one database). The only importer of psycopg.
+
+Both speak the same SQL, written once with ``?`` placeholders and a ``{lock}`` marker for
+row locks; the PostgreSQL side turns those into ``%s`` and ``FOR UPDATE``. Every call is
+blocking; the server runs them in threads. A transaction is one ``with db.transaction()``:
+SQLite takes the write lock at its start (BEGIN IMMEDIATE), PostgreSQL locks the rows a
+``{lock}`` query reads, so two processes never both count the same wrong try.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["Database", "DatabaseError", "Transaction", "open_database"]
+
+Row = tuple[Any, ...]
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS orders (
+        id TEXT PRIMARY KEY,
+        personal_number TEXT NOT NULL,
+        name TEXT NOT NULL,
+        code_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        secret_hash TEXT,
+        key_ids TEXT,
+        identification_pem TEXT,
+        signature_pem TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS orders_by_person ON orders (personal_number, created_at)",
+    """CREATE TABLE IF NOT EXISTS certificates (
+        serial TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL,
+        personal_number TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        revoked_at TEXT,
+        reason TEXT,
+        pem TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS certificates_by_person ON certificates (personal_number)",
+)
+
+
+class DatabaseError(Exception):
+    """The database cannot be reached or refused the statement."""
+
+
+class Transaction(Protocol):
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+
+class Database(Protocol):
+    kind: str
+
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]: ...
+    def close(self) -> None: ...
+
+
+def open_database(url: str) -> Database:
+    """``sqlite:///path/to/file.db``, a bare path, or ``postgresql://...``.
+
+    Raises:
+        DatabaseError: cannot be opened or the schema cannot be created.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        return _Postgres(url)
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return _Sqlite(Path(path))
+
+
+# -- SQLite --------------------------------------------------------------------------------
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row = self._conn.execute(sql.replace("{lock}", ""), tuple(params)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        rows = self._conn.execute(sql.replace("{lock}", ""), tuple(params)).fetchall()
+        return [tuple(r) for r in rows]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql.replace("{lock}", ""), tuple(params)).rowcount
+
+
+class _Sqlite:
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self.transaction() as tx:
+                for statement in SCHEMA:
+                    tx.run(statement)
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseError(f"SQLite {path}: {exc}") from None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # one connection per thread; autocommit mode, transactions are explicit
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # an issued certificate survives a crash
+            self._local.conn = conn
+            with self._guard:
+                self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from None
+        try:
+            yield _SqliteTx(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from None
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+
+
+def _pg_sql(sql: str) -> str:
+    return sql.replace("?", "%s").replace("{lock}", " FOR UPDATE")
+
+
+class _PgTx:
+    def __init__(self, cursor: Any) -> None:
+        self._cur = cursor
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self._cur.execute(_pg_sql(sql), tuple(params))
+        row = self._cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cur.execute(_pg_sql(sql), tuple(params))
+        return [tuple(r) for r in self._cur.fetchall()]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(_pg_sql(sql), tuple(params))
+        return int(self._cur.rowcount)
+
+
+class _Postgres:
+    kind = "postgresql"
+    POOL = 8
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self._url = url
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._made = 0
+        self._guard = threading.Lock()
+        try:
+            with self.transaction() as tx:
+                # several issuer processes may start at once: one creates the schema
+                tx.run("SELECT pg_advisory_xact_lock(24721)")
+                for statement in SCHEMA:
+                    tx.run(statement)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"PostgreSQL: {exc}") from None
+
+    def _take(self) -> Any:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._guard:
+            if self._made < self.POOL:
+                self._made += 1
+                try:
+                    return self._psycopg.connect(self._url, connect_timeout=10)
+                except self._psycopg.Error as exc:
+                    self._made -= 1
+                    raise DatabaseError(f"PostgreSQL: {exc}") from None
+        return self._pool.get(timeout=30)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        conn = self._take()
+        broken = False
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield _PgTx(cursor)
+        except self._psycopg.Error as exc:
+            broken = isinstance(exc, self._psycopg.OperationalError)
+            raise DatabaseError(f"PostgreSQL: {exc}") from None
+        finally:
+            if broken or conn.closed:
+                with self._guard:
+                    self._made -= 1
+                with contextlib.suppress(Exception):
+                    conn.close()
+            else:
+                self._pool.put(conn)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return

@@ -1,0 +1,84 @@
+"""The OCSP responder (RFC 6960) for every certificate the issuing CA signed.
+
+Pure over a status lookup: parse the request, check it asks about our issuing CA, look the
+serial up, and sign the answer with the issuing CA's key (the CA answers for itself, so
+relying parties need no separate responder certificate). A request that cannot be parsed
+gets ``malformedRequest``; one about another issuer gets ``unauthorized``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from issuer.ca import CertificateAuthority
+
+__all__ = ["NEXT_UPDATE", "REASONS", "respond"]
+
+NEXT_UPDATE = dt.timedelta(hours=1)  # how long a relying party may cache a "good"
+REASONS = {
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "holderRequest": x509.ReasonFlags.unspecified,
+    "unspecified": x509.ReasonFlags.unspecified,
+}
+
+Status = tuple[str, dt.datetime | None, str | None]
+
+
+def _hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    issuer = ca.issuing_certificate
+    name = hashes.Hash(algorithm)
+    name.update(issuer.subject.public_bytes())
+    key_bits = issuer.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    key = hashes.Hash(algorithm)
+    key.update(key_bits)
+    return name.finalize(), key.finalize()
+
+
+def respond(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority,
+            now: dt.datetime) -> bytes:  # fmt: skip
+    """A DER OCSP response for a DER request."""
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        algorithm = request.hash_algorithm
+        serial = request.serial_number
+        nonces = [e.value for e in request.extensions if isinstance(e.value, x509.OCSPNonce)]
+    except Exception:  # any way a request fails to parse gets the same answer
+        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+    if (request.issuer_name_hash, request.issuer_key_hash) != _hashes(ca, algorithm):
+        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    state, revoked_at, reason = lookup(serial)
+    cert_status = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
+                   "unknown": ocsp.OCSPCertStatus.UNKNOWN}[state]  # fmt: skip
+    this_update = now.replace(microsecond=0)
+    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+        issuer_name_hash=request.issuer_name_hash,
+        issuer_key_hash=request.issuer_key_hash,
+        serial_number=serial,
+        algorithm=algorithm,
+        cert_status=cert_status,
+        this_update=this_update,
+        next_update=this_update + NEXT_UPDATE,
+        revocation_time=revoked_at.replace(microsecond=0) if revoked_at else None,
+        revocation_reason=REASONS.get(reason or "", x509.ReasonFlags.unspecified)
+        if cert_status is ocsp.OCSPCertStatus.REVOKED else None,
+    ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca.issuing_certificate)  # fmt: skip
+    for nonce in nonces:  # echoed, so a replayed answer does not fit
+        builder = builder.add_extension(nonce, critical=False)
+    response = builder.sign(ca.issuing_key, hashes.SHA256())
+    return response.public_bytes(serialization.Encoding.DER)
+
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER
+    )

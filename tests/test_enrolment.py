@@ -1,0 +1,289 @@
+"""Ordering a BankID on file end to end: a real issuer process (SQLite and PostgreSQL), the
+bank's back-office calls, the real ``eid-agent order`` wizard, the new credential logging
+in through the agent, and revocation seen by the relying-party kit over OCSP."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import rp
+from agent.tokens import KeyPurpose, TokenStore
+from tests.agent_process import BIN, AgentProcess
+from tests.issuer_kit import (
+    PG_BIN,
+    ConnectProxy,
+    Cutter,
+    IssuerProcess,
+    Postgres,
+    agent_order,
+    postgres_cluster,
+)
+
+pytestmark = pytest.mark.slow
+
+PNR = "198112189876"
+PASSWORD = "a-good-long-password"
+ORIGIN = "https://bank.example"
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'issuer.db'}"
+    cluster: Postgres = request.getfixturevalue("pg")
+    return cluster.new_database()
+
+
+@pytest.fixture
+def issuer(tmp_path: Path, db_url: str) -> Iterator[IssuerProcess]:
+    with IssuerProcess(tmp_path / "ca", db_url) as process:
+        yield process
+
+
+def _order(issuer: IssuerProcess, data_dir: Path, code: str, *extra: str,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return agent_order(data_dir, issuer.url, issuer.tls_cert, PNR, code, PASSWORD, *extra,
+                       env=env)  # fmt: skip
+
+
+def _pinned_fetch(issuer: IssuerProcess):  # type: ignore[no-untyped-def]
+    context = ssl.create_default_context(cafile=str(issuer.tls_cert))
+
+    def fetch(url: str, body: bytes, timeout: float) -> bytes:
+        req = urllib.request.Request(  # noqa: S310 - the issuer's own https URL
+            url, data=body, method="POST", headers={"Content-Type": "application/ocsp-request"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as reply:  # noqa: S310
+            return bytes(reply.read())
+
+    return fetch
+
+
+def _log_in(data_dir: Path, issuer: IssuerProcess) -> rp.Verified:
+    """The new credential identifies the person through the agent; the relying party
+    verifies it against the issuer's root and asks its OCSP responder."""
+    nonce = base64.b64encode(os.urandom(32)).decode()
+    with AgentProcess(data_dir, "--no-cards") as agent:
+        agent.ready()
+        status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=ORIGIN)
+        assert status == 201, body
+        agent.wait_for_output("Password for Anna Andersson")
+        agent.type(PASSWORD)
+        done = agent.wait_status(body["orderRef"], "complete")
+    root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
+    return rp.verify_auth(done["completionData"], expected_origin=ORIGIN, nonce=nonce,
+                          trust_anchors=[root], now=dt.datetime.now(dt.UTC),
+                          revocation=rp.OcspPolicy(fetch=_pinned_fetch(issuer)))  # fmt: skip
+
+
+def test_order_log_in_revoke(issuer: IssuerProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    result = _order(issuer, data_dir, code)
+    assert result.returncode == 0, result.stderr
+    assert "Your BankID on file is ready: Anna Andersson" in result.stdout
+    [info] = TokenStore(data_dir).credentials()
+    assert not info.development and str(info.owner.personal_number) == PNR
+    verified = _log_in(data_dir, issuer)
+    assert verified.person.personal_number == PNR
+    # the bank revokes: the relying party refuses the same credential from then on
+    status, body = issuer.call("POST", f"/backoffice/v1/persons/{PNR}/revoke",
+                               {"reason": "keyCompromise"})  # fmt: skip
+    assert status == 200 and len(body["revoked"]) == 2
+    with pytest.raises(rp.CertificateRevoked, match="keyCompromise"):
+        _log_in(data_dir, issuer)
+    status, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
+    assert {c["reason"] for c in body["certificates"]} == {"keyCompromise"}
+    # the activation code is stored nowhere in clear and logged nowhere
+    plain = {code, code.replace("-", "")}
+    texts = [result.stdout, result.stderr, issuer.log.read_text()]
+    if issuer.db.startswith("sqlite:///"):
+        raw = Path(issuer.db.removeprefix("sqlite:///")).read_bytes()
+        for suffix in ("-wal", "-shm"):
+            extra = Path(issuer.db.removeprefix("sqlite:///") + suffix)
+            raw += extra.read_bytes() if extra.exists() else b""
+        texts.append(raw.decode("latin-1"))
+    else:
+        dump = subprocess.run([str(PG_BIN / "pg_dump"), issuer.db],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        texts.append(dump.stdout)
+    for text in texts:
+        for secret in (*plain, PASSWORD):
+            assert secret not in text
+
+
+def test_wrong_code_three_times_blocks_the_order(issuer: IssuerProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    for _ in range(2):
+        wrong = _order(issuer, data_dir, "AAAA-BBBB-CCCC")
+        assert wrong.returncode == 1 and "[10030]" in wrong.stderr
+    other = agent_order(data_dir, issuer.url, issuer.tls_cert, "194910112384", code, PASSWORD)
+    assert other.returncode == 1 and "[10030]" in other.stderr  # same answer: no hint which
+    third = _order(issuer, data_dir, "AAAA-BBBB-CCCC")
+    assert third.returncode == 1 and "[10031]" in third.stderr
+    right = _order(issuer, data_dir, code)
+    assert right.returncode == 1 and "[10031]" in right.stderr
+    assert not (data_dir / "tokens").exists() or not any((data_dir / "tokens").iterdir())
+
+
+def test_cancelled_failed_and_expired_orders(tmp_path: Path, db_url: str) -> None:
+    with IssuerProcess(tmp_path / "ca", db_url, "--order-minutes", "0.05") as issuer:
+        data_dir = tmp_path / "agent"
+        order_id, code = issuer.order(PNR)
+        status, _ = issuer.call("POST", f"/backoffice/v1/orders/{order_id}/cancel")
+        assert status == 200
+        cancelled = _order(issuer, data_dir, code)
+        assert cancelled.returncode == 1 and "[10026]" in cancelled.stderr
+        order_id, code = issuer.order(PNR)
+        assert issuer.call("POST", f"/backoffice/v1/orders/{order_id}/fail")[0] == 200
+        failed = _order(issuer, data_dir, code)
+        assert failed.returncode == 1 and "[10027]" in failed.stderr
+        _, code = issuer.order(PNR)
+        time.sleep(3.2)  # the order lives 3 s here
+        expired = _order(issuer, data_dir, code)
+        assert expired.returncode == 1 and "[10032]" in expired.stderr
+        assert TokenStore(data_dir).credentials() == []
+        # lowercase, spaces, O for 0: what people type still works
+        _, code = issuer.order(PNR)
+        typed = code.lower().replace("-", " ").replace("0", "o")
+        assert _order(issuer, data_dir, typed).returncode == 0
+
+
+def test_answer_lost_after_issuing_the_retry_gets_the_same_certificates(
+    tmp_path: Path, db_url: str
+) -> None:
+    with IssuerProcess(tmp_path / "ca", db_url, tls=False) as issuer:
+        cutter = Cutter(issuer.port, "/certificates")
+        try:
+            _, code = issuer.order(PNR)
+            data_dir = tmp_path / "agent"
+            result = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code, PASSWORD)
+        finally:
+            cutter.close()
+        assert result.returncode == 0, result.stderr
+        assert cutter.cuts == 1 and "ServerDisconnected" in result.stderr
+        _, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
+        assert len(body["certificates"]) == 2  # issued once, delivered on the retry
+        [info] = TokenStore(data_dir).credentials()
+        token = TokenStore(data_dir).unlock(info.id, PASSWORD)
+        leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
+        assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
+
+
+def test_the_configured_proxy_is_used_and_a_dead_one_says_so(
+    issuer: IssuerProcess, tmp_path: Path
+) -> None:
+    proxy = ConnectProxy(require_auth="anna:proxy-secret")
+    try:
+        _, code = issuer.order(PNR)
+        config = tmp_path / "config.toml"
+        config.write_text(f'[network]\nproxy = "http://anna:proxy-secret@127.0.0.1:{proxy.port}"\n')
+        result = _order(issuer, tmp_path / "agent", code, "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        assert proxy.seen == [f"CONNECT 127.0.0.1:{issuer.port}"] * 2
+        assert f"via proxy http://127.0.0.1:{proxy.port}" in result.stderr
+        assert "proxy-secret" not in result.stderr
+    finally:
+        proxy.close()
+    # the environment's proxy, when nothing is configured
+    env_proxy = ConnectProxy()
+    try:
+        _, code = issuer.order(PNR)
+        result = _order(issuer, tmp_path / "agent2", code,
+                        env={"HTTPS_PROXY": env_proxy.url, "NO_PROXY": "example.org"})  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert len(env_proxy.seen) == 2
+    finally:
+        env_proxy.close()
+    dead = ConnectProxy()
+    dead.close()
+    _, code = issuer.order(PNR)
+    result = _order(issuer, tmp_path / "agent3", code, "--proxy", dead.url)
+    assert result.returncode == 1
+    assert "[10006] Communication error" in result.stderr and "proxy" in result.stderr
+    assert f"via proxy http://127.0.0.1:{dead.port}" in result.stderr
+    assert not (tmp_path / "agent3" / "tokens").exists() or not any(
+        (tmp_path / "agent3" / "tokens").iterdir())  # fmt: skip
+
+
+def test_removing_offers_revocation_at_the_issuer(issuer: IssuerProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    assert _order(issuer, data_dir, code).returncode == 0
+    [info] = TokenStore(data_dir).credentials()
+    removed = subprocess.run(
+        [str(BIN / "eid-agent"), "tokens", "remove", info.id, "--data-dir", str(data_dir),
+         "--issuer", issuer.url, "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
+         "--config", str(tmp_path / "none.toml")],
+        input=f"y\n{PASSWORD}\ny\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert removed.returncode == 0, removed.stderr
+    assert "Should the bank also revoke the BankID?" in removed.stderr
+    assert "The bank has revoked the BankID." in removed.stderr
+    assert TokenStore(data_dir).credentials() == []
+    _, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
+    assert {c["reason"] for c in body["certificates"]} == {"holderRequest"}
+
+
+def test_back_office_needs_its_token_and_bad_input_gets_clear_answers(
+    issuer: IssuerProcess,
+) -> None:
+    assert issuer.call("POST", "/backoffice/v1/orders", {}, token=None)[0] == 401
+    assert issuer.call("POST", "/backoffice/v1/orders", {}, token="wrong")[0] == 401
+    status, body = issuer.call("POST", "/backoffice/v1/orders",
+                               {"personalNumber": "197212010091", "name": "X"})  # fmt: skip
+    assert status == 400 and body["error"] == "badRequest"
+    status, body = issuer.call("POST", "/enrol/v1/enrolments", b"not json", token=None)
+    assert status == 400 and "Traceback" not in str(body)
+    status, body = issuer.call(
+        "POST",
+        "/enrol/v1/enrolments/x/certificates",
+        {"identificationCsr": "-", "signatureCsr": "-"},
+        token="nope",
+    )
+    assert status == 400 and body["error"] == "badRequest"
+    status, body = issuer.call("POST", "/backoffice/v1/orders/nope/cancel")
+    assert status == 404
+
+
+def test_openssl_reads_our_ocsp_answers(issuer: IssuerProcess, tmp_path: Path) -> None:
+    """Interoperability: OpenSSL's own OCSP client asks our responder."""
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    assert _order(issuer, data_dir, code).returncode == 0
+    [info] = TokenStore(data_dir).credentials()
+    chain = TokenStore(data_dir).unlock(info.id, PASSWORD).certificate_chain(KeyPurpose.SIGNATURE)
+    leaf = tmp_path / "leaf.pem"
+    pem = x509.load_der_x509_certificate(chain[0]).public_bytes(serialization.Encoding.PEM)
+    leaf.write_bytes(pem)
+    result = subprocess.run(
+        [OPENSSL, "ocsp", "-issuer", str(issuer.ca_dir / "issuing.crt"), "-cert", str(leaf),
+         "-url", f"{issuer.url}/ocsp", "-CAfile", str(issuer.ca_dir / "root.crt"),
+         "-verify_other", str(issuer.ca_dir / "issuing.crt"), "-no_cert_checks"],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "SSL_CERT_FILE": str(issuer.tls_cert)},
+    )  # fmt: skip
+    assert re.search(r": good", result.stdout), result.stdout + result.stderr
+    assert "Response verify OK" in result.stderr
