@@ -1,0 +1,270 @@
+"""The issuer's rules without processes: order outcomes, activation codes, retry-safe
+issuing, the OCSP responder's answers to odd requests, the rp kit's checks of odd answers,
+and the agent's proxy choice and config file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rp
+from agent.config import ConfigError, load_config
+from agent.enrol import proxy_for
+from agent.personal_number import PersonalNumber
+from issuer import CertificateAuthority, Person
+from issuer.db import open_database
+from issuer.enrolment import (
+    CODE_ALPHABET,
+    MAX_TRIES,
+    Answer,
+    BadRequest,
+    EnrolmentError,
+    Enrolments,
+    OrderState,
+    new_activation_code,
+    normalise_code,
+    start_outcome,
+)
+from issuer.ocsp import respond
+from rp.revocation import check_revocation
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+PNR = PersonalNumber.parse("198112189876")
+
+
+@pytest.fixture(scope="module")
+def ca() -> CertificateAuthority:
+    return CertificateAuthority.create("Rules", NOW - dt.timedelta(days=1))
+
+
+@pytest.fixture
+def enrolments(tmp_path: Path, ca: CertificateAuthority) -> Enrolments:
+    return Enrolments(
+        open_database(str(tmp_path / "i.db")), ca, b"k" * 32, ocsp_url="http://issuer.example/ocsp"
+    )
+
+
+def _csr(key: ec.EllipticCurvePrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+@given(st.sampled_from(list(OrderState)), st.booleans(), st.booleans(), st.integers(0, 5))
+def test_start_outcome_never_lets_a_wrong_code_through(
+    state: OrderState, expired: bool, right: bool, tries: int
+) -> None:
+    new_state, new_tries, refusal = start_outcome(state, expired, right, tries)
+    if not right:
+        assert refusal in (Answer.WRONG_CODE, Answer.BLOCKED)
+        assert new_state in (state, OrderState.BLOCKED)
+    if refusal is None:
+        assert right and not expired and state in (OrderState.PENDING, OrderState.STARTED)
+        assert new_state is OrderState.STARTED
+    if new_state is OrderState.BLOCKED and state is not OrderState.BLOCKED:
+        assert new_tries >= MAX_TRIES
+    if state is OrderState.BLOCKED:
+        assert refusal is Answer.BLOCKED  # blocked stays blocked, even for the right code
+
+
+def test_activation_codes_are_unbiased_and_forgiving() -> None:
+    counter = itertools.count()
+    code = new_activation_code(lambda n: bytes((next(counter) * 7) % 256 for _ in range(n)))
+    assert len(code) == 14 and code.count("-") == 2
+    assert set(code.replace("-", "")) <= set(CODE_ALPHABET)
+    assert normalise_code(code.lower().replace("-", " ")) == code.replace("-", "")
+    assert normalise_code("oIl0-") == "0110"
+
+
+def test_orders_end_to_end_in_process(enrolments: Enrolments) -> None:
+    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    with pytest.raises(EnrolmentError) as wrong:
+        enrolments.start(PNR, "0000-0000-0000", NOW)
+    assert wrong.value.answer is Answer.WRONG_CODE
+    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    first = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    again = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    assert first.identification == again.identification  # the retry gets the same
+    assert first.signature.public_key() == keys[1].public_key()
+    with pytest.raises(EnrolmentError) as other_keys:
+        enrolments.issue(order_id, secret, _csr(keys[1]), _csr(keys[0]), NOW)
+    assert other_keys.value.answer is Answer.USED
+    with pytest.raises(EnrolmentError) as bad_secret:
+        enrolments.issue(order_id, "guess", _csr(keys[0]), _csr(keys[1]), NOW)
+    assert bad_secret.value.answer is Answer.WRONG_CODE
+    with pytest.raises(EnrolmentError) as used:
+        enrolments.start(PNR, created.activation_code, NOW)
+    assert used.value.answer is Answer.USED
+    assert [c["purpose"] for c in enrolments.credentials(PNR)] == ["identification", "signature"]
+
+
+def test_a_new_order_cancels_the_open_one_and_csrs_are_checked(enrolments: Enrolments) -> None:
+    old = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    new = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    with pytest.raises(EnrolmentError) as exc:
+        enrolments.start(PNR, old.activation_code, NOW)
+    assert exc.value.answer is Answer.WRONG_CODE  # the newest order is the one that counts
+    order_id, secret = enrolments.start(PNR, new.activation_code, NOW)
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(BadRequest, match="must differ"):
+        enrolments.issue(order_id, secret, _csr(key), _csr(key), NOW)
+    with pytest.raises(BadRequest, match="P-256"):
+        enrolments.issue(
+            order_id, secret, _csr(ec.generate_private_key(ec.SECP384R1())), _csr(key), NOW
+        )
+    with pytest.raises(BadRequest, match="not a certificate request"):
+        enrolments.issue(order_id, secret, b"garbage", _csr(key), NOW)
+    later = NOW + dt.timedelta(minutes=16)
+    with pytest.raises(EnrolmentError) as late:
+        enrolments.issue(
+            order_id, secret, _csr(key), _csr(ec.generate_private_key(ec.SECP256R1())), later
+        )
+    assert late.value.answer is Answer.EXPIRED
+
+
+# -- OCSP ----------------------------------------------------------------------------------
+
+
+def _issued(enrolments: Enrolments) -> x509.Certificate:
+    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    return enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW).signature
+
+
+def _ask(
+    leaf: x509.Certificate,
+    issuer: x509.Certificate,
+    enrolments: Enrolments,
+    ca: CertificateAuthority,
+) -> ocsp.OCSPResponse:
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()  # noqa: S303
+    der = respond(request.public_bytes(serialization.Encoding.DER), enrolments.status, ca, NOW)
+    return ocsp.load_der_ocsp_response(der)
+
+
+def test_ocsp_answers_good_revoked_unknown_and_refuses_odd_requests(
+    enrolments: Enrolments, ca: CertificateAuthority
+) -> None:
+    leaf = _issued(enrolments)
+    answer = _ask(leaf, ca.issuing_certificate, enrolments, ca)
+    assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+    enrolments.revoke_person(PNR, "keyCompromise", NOW)
+    answer = _ask(leaf, ca.issuing_certificate, enrolments, ca)
+    assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason is x509.ReasonFlags.key_compromise
+    other_ca = CertificateAuthority.create("Other", NOW - dt.timedelta(days=1))
+    stranger = other_ca.issue_pair(
+        Person.from_full_name(PNR, "A B"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        NOW,
+    ).signature
+    refused = _ask(stranger, other_ca.issuing_certificate, enrolments, ca)
+    assert refused.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+    malformed = ocsp.load_der_ocsp_response(respond(b"\x30\x03junk", enrolments.status, ca, NOW))
+    assert malformed.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    # a certificate this CA never issued (same issuer, unknown serial)
+    unknown = ca.issue_pair(
+        Person.from_full_name(PNR, "A B"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        NOW,
+    ).signature
+    assert (
+        _ask(unknown, ca.issuing_certificate, enrolments, ca).certificate_status
+        is ocsp.OCSPCertStatus.UNKNOWN
+    )
+
+
+def test_rp_kit_refuses_odd_ocsp_answers(enrolments: Enrolments, ca: CertificateAuthority) -> None:
+    leaf = _issued(enrolments)
+    issuer = ca.issuing_certificate
+
+    def via(fetch: Callable[[str, bytes, float], bytes]) -> rp.OcspPolicy:
+        return rp.OcspPolicy(fetch=fetch, random_bytes=lambda n: b"n" * n)
+
+    def honest(url: str, body: bytes, timeout: float) -> bytes:
+        assert url == "http://issuer.example/ocsp" and timeout == 5.0
+        return respond(body, enrolments.status, ca, NOW)
+
+    check_revocation(leaf, issuer, via(honest), NOW)  # good
+    forged_ca = CertificateAuthority.create("Forger", NOW - dt.timedelta(days=1))
+
+    def forged(url: str, body: bytes, timeout: float) -> bytes:
+        return respond(body, enrolments.status, forged_ca, NOW)  # signed by another key
+
+    with pytest.raises(rp.RevocationUnknown):
+        check_revocation(leaf, issuer, via(forged), NOW)
+    recorded: list[bytes] = []
+
+    def replay(url: str, body: bytes, timeout: float) -> bytes:
+        if not recorded:
+            builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA256())
+            other = builder.add_extension(x509.OCSPNonce(b"o" * 16), critical=False).build()
+            recorded.append(
+                respond(other.public_bytes(serialization.Encoding.DER), enrolments.status, ca, NOW)
+            )
+        return recorded[0]
+
+    with pytest.raises(rp.RevocationUnknown, match="nonce"):
+        check_revocation(leaf, issuer, via(replay), NOW)
+    with pytest.raises(rp.RevocationUnknown, match="stale"):
+        check_revocation(leaf, issuer, via(honest), NOW + dt.timedelta(hours=2))
+
+    def down(url: str, body: bytes, timeout: float) -> bytes:
+        raise OSError("connection refused")
+
+    with pytest.raises(rp.RevocationUnknown, match="unreachable"):
+        check_revocation(leaf, issuer, via(down), NOW)
+    open_policy = rp.OcspPolicy(fetch=down, fail_closed=False)
+    check_revocation(leaf, issuer, open_policy, NOW)  # fails open, with a warning
+    enrolments.revoke_person(PNR, "superseded", NOW)
+    with pytest.raises(rp.CertificateRevoked):
+        check_revocation(leaf, issuer, open_policy.__class__(fetch=honest, fail_closed=False), NOW)
+
+
+# -- the agent's proxy choice and config ----------------------------------------------------
+
+
+def test_proxy_choice() -> None:
+    env = {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "localhost,.internal"}
+    assert proxy_for("https://issuer.bank.se/x", None, env) == "http://proxy:3128"
+    assert proxy_for("https://a.internal/x", None, env) is None
+    assert proxy_for("https://localhost:8443/x", None, env) is None
+    assert proxy_for("https://issuer.bank.se/x", "none", env) is None
+    assert proxy_for("https://issuer.bank.se/x", "http://cfg:1", env) == "http://cfg:1"
+    assert proxy_for("http://issuer.bank.se/x", None, env) is None  # no HTTP_PROXY set
+    assert proxy_for("https://x.se/", None, {"https_proxy": "http://p:1", "no_proxy": "*"}) is None
+
+
+def test_config_file(tmp_path: Path) -> None:
+    assert load_config(tmp_path / "absent.toml").issuer_url is None
+    good = tmp_path / "good.toml"
+    good.write_text('[issuer]\nurl = "https://i.example"\n[network]\nproxy = "none"\n')
+    config = load_config(good)
+    assert (config.issuer_url, config.proxy) == ("https://i.example", "none")
+    for text, message in (
+        ('[issuer]\nurl = "ftp://x"\n', "http"),
+        ("[issuer]\nurl = 3\n", "string"),
+        ("not toml [", "bad.toml"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_config(bad)
