@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, tokens, updates
+from bench import bridge, cards, issuer, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15, help="repetitions per timed figure")
     parser.add_argument("--rounds", type=int, default=500, help="orders for bridge overhead")
     parser.add_argument("--orders", type=int, default=1000, help="orders for the memory figure")
+    parser.add_argument("--enrolments", type=int, default=200, help="enrolments per database")
     args = parser.parse_args()
     logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
     now = dt.datetime.now(dt.UTC)
@@ -41,6 +42,7 @@ def main() -> int:
             *bridge.run(ca, now, Path(tmp), rounds=args.rounds, orders=args.orders),
             *cards.run(ca, Path(tmp), runs=args.runs),
             *updates.run(Path(tmp), runs=args.runs),
+            *issuer.run(Path(tmp), enrolments=args.enrolments),
         ]
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")

@@ -5,7 +5,8 @@ Both speak the same SQL, written once with ``?`` placeholders and a ``{lock}`` m
 row locks; the PostgreSQL side turns those into ``%s`` and ``FOR UPDATE``. Every call is
 blocking; the server runs them in threads. A transaction is one ``with db.transaction()``:
 SQLite takes the write lock at its start (BEGIN IMMEDIATE), PostgreSQL locks the rows a
-``{lock}`` query reads, so two processes never both count the same wrong try.
+``{lock}`` query reads, so two processes never both count the same wrong try. Reads that
+change nothing use ``db.read()``, which takes no write lock.
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ class Transaction(Protocol):
 
 
 class Database(Protocol):
-    kind: str
+    kind: str  # "sqlite" or "postgresql"
 
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]: ...
+    def read(self) -> contextlib.AbstractContextManager[Transaction]: ...
     def close(self) -> None: ...
 
 
@@ -130,11 +132,19 @@ class _Sqlite:
                 self._all.append(conn)
         return conn
 
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        return self._begin("BEGIN IMMEDIATE")
+
+    def read(self) -> contextlib.AbstractContextManager[Transaction]:
+        # a deferred BEGIN takes no write lock: readers never wait for each other in WAL
+        # mode (an IMMEDIATE one made concurrent OCSP lookups sleep in SQLite's busy loop)
+        return self._begin("BEGIN")
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def _begin(self, statement: str) -> Iterator[Transaction]:
         conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(statement)
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from None
         try:
@@ -215,6 +225,9 @@ class _Postgres:
                     self._made -= 1
                     raise DatabaseError(f"PostgreSQL: {exc}") from None
         return self._pool.get(timeout=30)
+
+    def read(self) -> contextlib.AbstractContextManager[Transaction]:
+        return self.transaction()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -214,7 +214,7 @@ class Enrolments:
         return chosen
 
     def credentials(self, personal_number: PersonalNumber) -> list[dict[str, object]]:
-        with self._db.transaction() as tx:
+        with self._db.read() as tx:
             rows = tx.all(
                 "SELECT serial, purpose, not_before, not_after, revoked_at, reason, order_id"
                 " FROM certificates WHERE personal_number = ? ORDER BY not_before, purpose",
@@ -312,9 +312,15 @@ class Enrolments:
 
     # -- revocation status -----------------------------------------------------------------
 
+    @property
+    def inline_reads(self) -> bool:
+        """Whether a status lookup is quick enough to run on the event loop (a local
+        SQLite file, never waiting on a lock in WAL mode) rather than in a thread."""
+        return self._db.kind == "sqlite"
+
     def status(self, serial: int) -> tuple[str, dt.datetime | None, str | None]:
         """("good" | "revoked" | "unknown", revoked at, reason) for a serial this CA issued."""
-        with self._db.transaction() as tx:
+        with self._db.read() as tx:
             row = tx.one("SELECT revoked_at, reason FROM certificates WHERE serial = ?",
                          (f"{serial:x}",))  # fmt: skip
         if row is None:

@@ -9,6 +9,7 @@ gets ``malformedRequest``; one about another issuer gets ``unauthorized``.
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Callable
 
 from cryptography import x509
@@ -17,7 +18,7 @@ from cryptography.x509 import ocsp
 
 from issuer.ca import CertificateAuthority
 
-__all__ = ["NEXT_UPDATE", "REASONS", "respond"]
+__all__ = ["NEXT_UPDATE", "REASONS", "ResponseCache", "answer", "respond"]
 
 NEXT_UPDATE = dt.timedelta(hours=1)  # how long a relying party may cache a "good"
 REASONS = {
@@ -32,8 +33,20 @@ REASONS = {
 Status = tuple[str, dt.datetime | None, str | None]
 
 
+_HASHES: dict[tuple[bytes, str], tuple[bytes, bytes]] = {}  # per issuing CA and algorithm
+
+
 def _hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
     issuer = ca.issuing_certificate
+    key = (issuer.signature, algorithm.name)  # the signature names the certificate
+    cached = _HASHES.get(key)
+    if cached is None:
+        cached = _HASHES[key] = _issuer_hashes(issuer, algorithm)
+    return cached
+
+
+def _issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
+                   ) -> tuple[bytes, bytes]:  # fmt: skip
     name = hashes.Hash(algorithm)
     name.update(issuer.subject.public_bytes())
     key_bits = issuer.public_key().public_bytes(
@@ -47,15 +60,22 @@ def _hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) -> tuple[
 def respond(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority,
             now: dt.datetime) -> bytes:  # fmt: skip
     """A DER OCSP response for a DER request."""
+    return answer(request_der, lookup, ca, now)[0]
+
+
+def answer(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority,
+           now: dt.datetime) -> tuple[bytes, bool]:  # fmt: skip
+    """The response, and whether it may be given again to the same request for a while
+    (a signed answer to a request without a nonce)."""
     try:
         request = ocsp.load_der_ocsp_request(request_der)
         algorithm = request.hash_algorithm
         serial = request.serial_number
         nonces = [e.value for e in request.extensions if isinstance(e.value, x509.OCSPNonce)]
     except Exception:  # any way a request fails to parse gets the same answer
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST), False
     if (request.issuer_name_hash, request.issuer_key_hash) != _hashes(ca, algorithm):
-        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED), False
     state, revoked_at, reason = lookup(serial)
     cert_status = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
                    "unknown": ocsp.OCSPCertStatus.UNKNOWN}[state]  # fmt: skip
@@ -75,7 +95,33 @@ def respond(request_der: bytes, lookup: Callable[[int], Status], ca: Certificate
     for nonce in nonces:  # echoed, so a replayed answer does not fit
         builder = builder.add_extension(nonce, critical=False)
     response = builder.sign(ca.issuing_key, hashes.SHA256())
-    return response.public_bytes(serialization.Encoding.DER)
+    return response.public_bytes(serialization.Encoding.DER), not nonces
+
+
+class ResponseCache:
+    """Signed answers to nonce-less requests, kept ``ttl`` seconds (RFC 5019's pre-produced
+    responses; the HTTP answer already allows caching for 60 s). Requests with a nonce,
+    as the rp kit sends, are always answered afresh. A revocation made through this
+    process clears it at once; one made by another process shows within ``ttl``."""
+
+    def __init__(self, ttl: float = 10.0, size: int = 10_000) -> None:
+        self._ttl, self._size = ttl, size
+        self._entries: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+
+    def get(self, request_der: bytes, now: float) -> bytes | None:
+        entry = self._entries.get(request_der)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def put(self, request_der: bytes, response: bytes, now: float) -> None:
+        self._entries[request_der] = (now + self._ttl, response)
+        self._entries.move_to_end(request_der)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:

@@ -34,7 +34,7 @@ from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from issuer.ca import CertificateAuthority
 from issuer.db import DatabaseError
 from issuer.enrolment import Answer, BadRequest, EnrolmentError, Enrolments, OrderState
-from issuer.ocsp import respond
+from issuer.ocsp import ResponseCache, answer
 
 __all__ = ["IssuerConfig", "build_app"]
 
@@ -66,6 +66,7 @@ class IssuerConfig:
 ENROLMENTS = web.AppKey("enrolments", Enrolments)
 CA = web.AppKey("ca", CertificateAuthority)
 CONFIG = web.AppKey("config", IssuerConfig)
+OCSP_CACHE = web.AppKey("ocsp_cache", ResponseCache)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -157,6 +158,7 @@ async def revoke_person(request: web.Request) -> web.Response:
     now = request.app[CONFIG].clock()
     done = await _run(lambda: request.app[ENROLMENTS].revoke_person(pnr, reason, now,
                                                                     serials=serials))  # fmt: skip
+    request.app[OCSP_CACHE].clear()
     log.info("revoked %d certificates of %s (%s)", len(done), pnr.masked(), reason)
     return web.json_response({"revoked": done})
 
@@ -209,6 +211,7 @@ async def holder_revoke(request: web.Request) -> web.Response:
         raise BadRequest("certificate, request and signature must be PEM and base64") from None
     now = request.app[CONFIG].clock()
     done = await _run(request.app[ENROLMENTS].revoke_by_holder, cert, proof, signed, now)
+    request.app[OCSP_CACHE].clear()
     log.info("holder revoked %d certificates", len(done))
     return web.json_response({"revoked": done})
 
@@ -231,8 +234,19 @@ async def ocsp_get(request: web.Request) -> web.Response:
 
 
 async def _ocsp(request: web.Request, der: bytes) -> web.Response:
-    enrolments, ca, now = request.app[ENROLMENTS], request.app[CA], request.app[CONFIG].clock()
-    body = await _run(respond, der, enrolments.status, ca, now)
+    enrolments, ca, config = request.app[ENROLMENTS], request.app[CA], request.app[CONFIG]
+    cache, tick = request.app[OCSP_CACHE], config.monotonic()
+    body = cache.get(der, tick)
+    if body is None:
+        now = config.clock()
+        if enrolments.inline_reads:
+            # a local SQLite read (~15 µs) plus one signature: cheaper than the hop to a
+            # thread, whose wake-up waits for the GIL (measured: 880/s with it, 2000+ not)
+            body, reusable = answer(der, enrolments.status, ca, now)
+        else:
+            body, reusable = await _run(answer, der, enrolments.status, ca, now)
+        if reusable:
+            cache.put(der, body, tick)
     return web.Response(body=body, content_type="application/ocsp-response",
                         headers={"Cache-Control": "max-age=60"})  # fmt: skip
 
@@ -247,6 +261,7 @@ def build_app(enrolments: Enrolments, ca: CertificateAuthority, config: IssuerCo
     app[ENROLMENTS] = enrolments
     app[CA] = ca
     app[CONFIG] = config
+    app[OCSP_CACHE] = ResponseCache()
     app.router.add_post("/backoffice/v1/orders", create_order)
     app.router.add_post(r"/backoffice/v1/orders/{order}/{action:cancel|fail}", end_order)
     app.router.add_post("/backoffice/v1/persons/{pnr}/revoke", revoke_person)

@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 import sys
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from agent.paths import default_issuer_dir
 from rp.demo import DemoConfig, build_demo, load_anchors
+from rp.revocation import OcspPolicy
 
 DEFAULT_AGENT_PORT = 24721
+
+
+def pinned_fetch(ca_file: Path) -> Callable[[str, bytes, float], bytes]:
+    """An OCSP fetch over https that trusts only ``ca_file`` (a development responder)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+
+    def fetch(url: str, body: bytes, timeout: float) -> bytes:
+        if not url.startswith(("https://", "http://")):
+            raise OSError("the OCSP URL is not http(s)")
+        req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+            url, data=body, method="POST", headers={"Content-Type": "application/ocsp-request"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as reply:  # noqa: S310
+            return bytes(reply.read(64 * 1024))
+
+    return fetch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--ca-dir", type=Path, help="CA whose root to trust (default: the development CA)"
     )
+    demo.add_argument(
+        "--ocsp", action="store_true", help="also ask the issuer's OCSP responder (fail closed)"
+    )
+    demo.add_argument(
+        "--ocsp-ca",
+        type=Path,
+        help="trust only this certificate for an https responder (development)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
@@ -37,7 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               "first: eid-issuer dev-credential)", file=sys.stderr)  # fmt: skip
         return 2
     origin = (args.origin or f"http://localhost:{args.port}").rstrip("/")
-    config = DemoConfig(origin=origin, agent_port=args.agent_port, trust_anchors=anchors)
+    revocation = None
+    if args.ocsp:
+        revocation = OcspPolicy(fetch=pinned_fetch(args.ocsp_ca)) if args.ocsp_ca else OcspPolicy()
+    config = DemoConfig(origin=origin, agent_port=args.agent_port, trust_anchors=anchors,
+                        revocation=revocation)  # fmt: skip
     print(f"eid-rp demo on {origin} (agent port {args.agent_port})", file=sys.stderr, flush=True)
     web.run_app(build_demo(config), host="127.0.0.1", port=args.port, print=None,
                 access_log=None)  # fmt: skip

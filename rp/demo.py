@@ -5,6 +5,7 @@ authority's site does, in a hundred lines, for developers to read and for tests 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -19,6 +20,7 @@ from cryptography import x509
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber, Reason
 from rp.errors import VerificationError
 from rp.nonces import NonceStore
+from rp.revocation import OcspPolicy
 from rp.verify import Verified, verify_auth, verify_sign
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class DemoConfig:
     origin: str  # the site's own origin: what the signed bytes must name
     agent_port: int
     trust_anchors: list[x509.Certificate]
+    revocation: OcspPolicy | None = None  # ask the issuer's OCSP responder too
 
 
 CONFIG = web.AppKey("config", DemoConfig)
@@ -153,12 +156,17 @@ async def _finish(request: web.Request) -> web.Response:
             "nonce": pending.nonce,
             "trust_anchors": config.trust_anchors,
             "now": now,
+            "revocation": config.revocation,
         }
         completion = body.get("completionData") or {}
-        verified: Verified = (
-            verify_sign(completion, user_visible_data=pending.text or "", **common)
-            if pending.type == "sign"
-            else verify_auth(completion, **common)
+        # an OCSP question blocks for up to its timeout: off the event loop
+        verified: Verified = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: (
+                verify_sign(completion, user_visible_data=pending.text or "", **common)
+                if pending.type == "sign"
+                else verify_auth(completion, **common)
+            ),
         )
     except VerificationError as exc:
         log.warning("verification failed: %s: %s", type(exc).__name__, exc)

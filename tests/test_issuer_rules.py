@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -268,3 +269,38 @@ def test_config_file(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_config(bad)
+
+
+async def test_nonce_less_ocsp_answers_are_reused_until_a_revocation(
+    aiohttp_client: Any, enrolments: Enrolments, ca: CertificateAuthority
+) -> None:
+    from issuer.server import IssuerConfig, build_app
+
+    leaf = _issued(enrolments)
+    clock = [NOW]
+    client = await aiohttp_client(build_app(enrolments, ca, IssuerConfig(
+        backoffice_token="t", clock=lambda: clock[0])))  # fmt: skip
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca.issuing_certificate,
+                                                        hashes.SHA256())  # fmt: skip
+    plain = builder.build().public_bytes(serialization.Encoding.DER)
+
+    async def ask(der: bytes) -> bytes:
+        reply = await client.post("/ocsp", data=der,
+                                  headers={"Content-Type": "application/ocsp-request"})  # fmt: skip
+        assert reply.status == 200
+        return bytes(await reply.read())
+
+    first = await ask(plain)
+    clock[0] = NOW + dt.timedelta(seconds=1)
+    assert await ask(plain) == first  # the same signed answer, not a new signature
+    with_nonce = builder.add_extension(x509.OCSPNonce(b"n" * 16), critical=False).build()
+    nonce_der = with_nonce.public_bytes(serialization.Encoding.DER)
+    one, two = await ask(nonce_der), await ask(nonce_der)
+    # ECDSA signatures are randomised: two fresh answers to the same nonce differ
+    assert one != two and ocsp.load_der_ocsp_response(one).certificate_status is (
+        ocsp.OCSPCertStatus.GOOD)  # fmt: skip
+    reply = await client.post(f"/backoffice/v1/persons/{PNR}/revoke", json={"reason": "x"},
+                              headers={"Authorization": "Bearer t"})  # fmt: skip
+    assert reply.status == 200
+    after = ocsp.load_der_ocsp_response(await ask(plain))
+    assert after.certificate_status is ocsp.OCSPCertStatus.REVOKED
