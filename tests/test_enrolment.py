@@ -14,7 +14,9 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -287,3 +289,41 @@ def test_openssl_reads_our_ocsp_answers(issuer: IssuerProcess, tmp_path: Path) -
     )  # fmt: skip
     assert re.search(r": good", result.stdout), result.stdout + result.stderr
     assert "Response verify OK" in result.stderr
+
+
+def _start(issuer: IssuerProcess, code: str, pnr: str = PNR) -> tuple[int, Any]:
+    return issuer.call("POST", "/enrol/v1/enrolments",
+                       {"personalNumber": pnr, "activationCode": code}, token=None)  # fmt: skip
+
+
+def test_two_issuer_processes_on_one_postgresql_count_tries_together(
+    pg: Postgres, tmp_path: Path
+) -> None:
+    url = pg.new_database()
+    # the second process shares the CA folder (the CA key and activation.key)
+    with (
+        IssuerProcess(tmp_path / "ca", url) as first,
+        IssuerProcess(tmp_path / "ca", url) as second,
+    ):
+        _, code = first.order(PNR)
+
+        def wrong(i: int) -> tuple[int, Any]:
+            return _start((first, second)[i % 2], f"WRONG-{i:04d}-XXXX")
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(wrong, range(6)))
+        errors = sorted(body["error"] for _, body in answers)
+        assert errors.count("wrongCodeOrNumber") == 2  # exactly two, then blocked
+        assert errors.count("codeBlocked") == 4
+        assert _start(second, code)[1]["error"] == "codeBlocked"
+        _, fresh = second.order(PNR)  # a new order from either process
+        status, body = _start(first, fresh)
+        assert status == 201, body
+
+
+def test_rate_limit_per_client_address(tmp_path: Path) -> None:
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}", "--rate", "2") as issuer:
+        statuses = [_start(issuer, "AAAA-BBBB-CCCC")[0] for _ in range(12)]
+        assert 429 in statuses and statuses[0] == 403
+        status, body = _start(issuer, "AAAA-BBBB-CCCC")
+        assert status == 429 and body["error"] == "rateLimited"
