@@ -25,7 +25,7 @@ import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from cryptography import x509
@@ -33,14 +33,27 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.personal_number import PersonalNumber
-from agent.tokens import CredentialInfo, FileToken, KeyPurpose, TokenStore, fileformat
+from agent.personal_number import InvalidPersonalNumber, PersonalNumber
+from agent.tokens import (
+    CredentialInfo,
+    FileToken,
+    KeyPurpose,
+    PasswordTooWeak,
+    TokenError,
+    TokenStore,
+    fileformat,
+)
+
+if TYPE_CHECKING:
+    from agent.notices import Notice
+    from agent.ui.port import UiPort
 
 __all__ = [
     "EnrolmentRefused",
     "IssuerConnection",
     "IssuerUnreachable",
     "order_credential",
+    "order_with_ui",
     "proxy_for",
     "revoke_credential",
 ]
@@ -213,6 +226,44 @@ async def order_credential(
     info = await asyncio.to_thread(store.add, token)
     log.info("enrolment %s: credential %s stored", enrolment, info.id)
     return info
+
+
+async def order_with_ui(
+    ui: UiPort,
+    issuer: IssuerConnection,
+    store: TokenStore,
+    now: Callable[[], dt.datetime],
+    *,
+    attempts: int = 3,
+    kdf: fileformat.KdfParams = fileformat.DEFAULT_KDF,
+) -> CredentialInfo | None:
+    """The whole order through the UI port (console or desktop): asks again after a
+    mistyped number, a weak password or a wrong code (the issuer counts the tries); any
+    other failure ends on its catalogue message. None: cancelled or failed."""
+    from agent.notices import notice_for  # notices imports this module's errors
+
+    problem: Notice | None = None
+    for _ in range(attempts):
+        answer = await ui.ask_enrolment(problem)
+        if answer is None:
+            return None
+        try:
+            number = PersonalNumber.parse(answer.personal_number)
+            return await order_credential(issuer, store, number, answer.activation_code,
+                                          answer.password, now, kdf=kdf)  # fmt: skip
+        except (InvalidPersonalNumber, PasswordTooWeak) as exc:
+            problem = notice_for(exc)
+        except EnrolmentRefused as exc:
+            problem = notice_for(exc)
+            if exc.answer != "wrongCodeOrNumber":
+                await ui.tell(problem)
+                return None
+        except (IssuerUnreachable, TokenError) as exc:
+            await ui.tell(notice_for(exc))
+            return None
+    if problem is not None:
+        await ui.tell(problem)
+    return None
 
 
 async def revoke_credential(

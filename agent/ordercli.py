@@ -12,12 +12,12 @@ from typing import TextIO
 from cryptography import x509
 
 from agent.config import load_config
-from agent.enrol import IssuerConnection, order_credential, revoke_credential
+from agent.enrol import IssuerConnection, order_with_ui, revoke_credential
 from agent.messages import Language, Term, catalogue
 from agent.paths import default_config_file
-from agent.personal_number import PersonalNumber
-from agent.prompt import read_new_password, read_secret
-from agent.tokens import KeyPurpose, TokenStore, fileformat
+from agent.prompt import read_secret
+from agent.tokens import KeyPurpose, TokenStore
+from agent.ui.console import ConsoleUi
 
 __all__ = ["issuer_connection", "offer_revocation", "order_command"]
 
@@ -37,27 +37,16 @@ def _term(language: Language, term: Term, **values: object) -> str:
 
 def order_command(args: argparse.Namespace, store: TokenStore, stdin: TextIO,
                   stdout: TextIO, stderr: TextIO, language: Language) -> int:  # fmt: skip
+    """The wizard: the same steps as the desktop's, through the console UI on stderr."""
     issuer = issuer_connection(args)
     if issuer is None:
         stderr.write("eid-agent: no issuer: give --issuer URL or set [issuer] url in the "
                      "config file\n")  # fmt: skip
         return 2
-    stderr.write(_term(language, Term.PROMPT_PERSONAL_NUMBER))
-    stderr.flush()
-    personal_number = PersonalNumber.parse(stdin.readline().strip())
-    code = read_secret(_term(language, Term.PROMPT_ACTIVATION_CODE), stdin, stderr)
-    stderr.write(_term(language, Term.ORDER_PASSWORD_RULE,
-                       min_length=fileformat.MIN_PASSWORD_LENGTH) + "\n")  # fmt: skip
-    password = read_new_password(
-        _term(language, Term.PROMPT_NEW_PASSWORD),
-        _term(language, Term.PROMPT_REPEAT_PASSWORD),
-        stdin,
-        stderr,
-    )
-    fileformat.check_new_password(password)
-    stderr.write(_term(language, Term.ORDER_CONTACTING) + "\n")
-    info = asyncio.run(order_credential(issuer, store, personal_number, code, password,
-                                        lambda: dt.datetime.now(dt.UTC)))  # fmt: skip
+    ui = ConsoleUi(stdin, stderr, language)
+    info = asyncio.run(order_with_ui(ui, issuer, store, lambda: dt.datetime.now(dt.UTC)))
+    if info is None:
+        return 1
     stdout.write(_term(language, Term.ORDER_DONE, name=info.owner.name, token_id=info.id) + "\n")
     return 0
 

@@ -28,7 +28,7 @@ from agent.orders import OrderBook
 from agent.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
 from agent.tokens.card.monitor import CardWatcher
-from agent.ui.port import PinAnswer, PinRequest, Request
+from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 ORIGIN = "https://bank.example"
 
@@ -59,6 +59,7 @@ class ScriptedUi:
     closed: list[str] = field(default_factory=list)
     pin_answers: asyncio.Queue[PinAnswer | None] = field(default_factory=asyncio.Queue)
     pin_requests: list[tuple[PinRequest, Notice | None]] = field(default_factory=list)
+    enrolments: asyncio.Queue[EnrolmentAnswer | None] = field(default_factory=asyncio.Queue)
 
     async def choose(self, request: Request) -> CredentialInfo | None:
         self.requests.append(request)
@@ -73,6 +74,10 @@ class ScriptedUi:
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         self.pin_requests.append((request, problem))
         return await self.pin_answers.get()
+
+    async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
+        self.problems.append(problem)
+        return await self.enrolments.get()
 
     async def tell(self, notice: Notice) -> None:
         self.told.append(notice)

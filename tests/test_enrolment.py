@@ -327,3 +327,36 @@ def test_rate_limit_per_client_address(tmp_path: Path) -> None:
         assert 429 in statuses and statuses[0] == 403
         status, body = _start(issuer, "AAAA-BBBB-CCCC")
         assert status == 429 and body["error"] == "rateLimited"
+
+
+async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
+    """What the desktop UI will drive: mistakes are asked again, with the reason shown."""
+    from agent.enrol import IssuerConnection, order_with_ui
+    from agent.messages import MessageCode
+    from agent.ui import EnrolmentAnswer
+    from tests.bridge_kit import ScriptedUi
+    from tests.conftest import FAST_KDF
+
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
+        _, code = issuer.order(PNR)
+        ui = ScriptedUi()
+        for answer in (EnrolmentAnswer("19811218-987", code, PASSWORD),  # a digit short
+                       EnrolmentAnswer(PNR, code, "short"),
+                       EnrolmentAnswer(PNR, "AAAA-BBBB-CCCC", PASSWORD),
+                       EnrolmentAnswer(PNR, code, PASSWORD)):  # fmt: skip
+            ui.enrolments.put_nowait(answer)
+        store = TokenStore(tmp_path / "agent", kdf=FAST_KDF)
+        info = await order_with_ui(ui, IssuerConnection(issuer.url, str(issuer.tls_cert)),
+                                   store, lambda: dt.datetime.now(dt.UTC), attempts=5,
+                                   kdf=FAST_KDF)  # fmt: skip
+        assert info is not None and str(info.owner.personal_number) == PNR
+        assert [p.code if p else None for p in ui.problems] == [
+            None, MessageCode.PERSONAL_NUMBER_FORMAT, MessageCode.PASSWORD_TOO_WEAK,
+            MessageCode.WRONG_CODE]  # fmt: skip
+        # a refusal that asking again cannot mend ends on its message
+        order_id, code = issuer.order(PNR)
+        issuer.call("POST", f"/backoffice/v1/orders/{order_id}/cancel")
+        ui.enrolments.put_nowait(EnrolmentAnswer(PNR, code, PASSWORD))
+        assert await order_with_ui(ui, IssuerConnection(issuer.url, str(issuer.tls_cert)),
+                                   store, lambda: dt.datetime.now(dt.UTC)) is None  # fmt: skip
+        assert ui.told[-1].code is MessageCode.ORDER_CANCELLED

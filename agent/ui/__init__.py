@@ -1,5 +1,5 @@
 """User interfaces behind one port: the console UI now; the desktop UI later."""
 
-from agent.ui.port import PinAnswer, PinRequest, Request, UiPort
+from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request, UiPort
 
-__all__ = ["PinAnswer", "PinRequest", "Request", "UiPort"]
+__all__ = ["EnrolmentAnswer", "PinAnswer", "PinRequest", "Request", "UiPort"]

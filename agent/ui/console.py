@@ -18,8 +18,9 @@ from typing import TextIO
 from agent.messages import Language, MessageCode, Term, catalogue
 from agent.notices import PIN_TERMS, Notice, format_notice
 from agent.orders import OrderKind
+from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
-from agent.ui.port import PinAnswer, PinRequest, Request
+from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 _EOF = None
 
@@ -128,6 +129,29 @@ class ConsoleUi:
                 if again == new:
                     return PinAnswer(secret, new)
                 self._show(Notice(MessageCode.PINS_DIFFER))
+
+    async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
+        ref = "enrolment"
+        if problem is None:
+            # no stale-input drop: the person started this, and may pipe the answers in
+            self._print(self._term(Term.ORDER_PASSWORD_RULE, min_length=MIN_PASSWORD_LENGTH))
+        else:
+            self._show(problem)
+        number = await self._read(ref, self._term(Term.PROMPT_PERSONAL_NUMBER))
+        if not number:
+            return None
+        with self._no_echo():
+            code = await self._read(ref, self._term(Term.PROMPT_ACTIVATION_CODE))
+            if not code:
+                return None
+            while True:
+                password = await self._read(ref, self._term(Term.PROMPT_NEW_PASSWORD))
+                if not password:
+                    return None
+                again = await self._read(ref, self._term(Term.PROMPT_REPEAT_PASSWORD))
+                if again == password:
+                    return EnrolmentAnswer(number.strip(), code.strip(), password)
+                self._show(Notice(MessageCode.PASSWORDS_DIFFER))
 
     async def tell(self, notice: Notice) -> None:
         self._show(notice)

@@ -45,6 +45,16 @@ class PinAnswer:
     new: str | None  # the new PIN, already typed twice and equal; None to keep it
 
 
+@dataclass(frozen=True)
+class EnrolmentAnswer:
+    """What ordering a BankID on file asks: the personal number as typed, the activation
+    code, and the new password (typed twice and equal)."""
+
+    personal_number: str
+    activation_code: str
+    password: str
+
+
 class UiPort(Protocol):
     async def choose(self, request: Request) -> CredentialInfo | None:
         """The credential the person picks (without asking when there is one); None if
@@ -60,6 +70,12 @@ class UiPort(Protocol):
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         """The secrets for a PIN change or unblock; None if the person cancels."""
+        ...
+
+    async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
+        """Personal number, activation code and a new password (the password rule is
+        shown with the question); ``problem`` says what was wrong last time. None if the
+        person cancels."""
         ...
 
     async def tell(self, notice: Notice) -> None:
