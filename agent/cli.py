@@ -258,11 +258,6 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
     from agent.paths import default_data_dir
 
-    if args.ui == "desktop":
-        io.stderr.write(
-            "eid-agent: the desktop UI is not available in this version; use --ui console\n"
-        )
-        return 2
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
         io.stderr.write("eid-agent: --port must be 1-65535 and --order-ttl positive\n")
         return 2
@@ -283,6 +278,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         take_over=args.take_over,
         update_tick=args.update_tick,
         health_timeout=args.health_timeout,
+        ui=args.ui,
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))

@@ -42,6 +42,7 @@ from agent.service import OrderService
 from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
+from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.updater.install import Layout, running_layout
 from agent.updater.service import UpdaterService
 
@@ -69,6 +70,7 @@ class RunConfig:
     take_over: bool = False  # started by the previous version's update: prove health, commit
     update_tick: float = 30.0  # seconds between looks at the update policy
     health_timeout: float = 30.0  # seconds a new version has to become healthy
+    ui: str = "console"  # "console", "desktop", or "auto" (desktop where a display is)
 
 
 class SelfTestFailed(Exception):
@@ -81,7 +83,7 @@ def pid_file(data_dir: Path) -> Path:
 
 
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
-    ui = ConsoleUi(stdin, stdout, config.language)
+    ui = await _user_interface(config, stdin, stdout)
     watcher = CardWatcher() if config.cards else None
     watching = asyncio.create_task(watcher.run()) if watcher is not None else None
 
@@ -128,7 +130,7 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
 
         def on_sigint() -> None:
-            if not ui.interrupt():
+            if not isinstance(ui, ConsoleUi) or not ui.interrupt():
                 stop.set()
 
         loop.add_signal_handler(signal.SIGINT, on_sigint)
@@ -148,8 +150,27 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         if watching is not None:
             watching.cancel()
         await runner.cleanup()
+        if isinstance(ui, DesktopUi):
+            await ui.aclose()
         _remove_pid(config.data_dir)
     return 0
+
+
+async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO
+                          ) -> ConsoleUi | DesktopUi:  # fmt: skip
+    """The desktop dialogs where a display is; otherwise (said once in the log) the
+    console."""
+    wants_desktop = config.ui == "desktop" or (
+        config.ui == "auto" and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    )
+    if wants_desktop:
+        desktop = DesktopUi(config.language)
+        try:
+            await desktop.start()
+            return desktop
+        except HelperUnavailable as exc:
+            log.warning("no desktop dialogs (%s); questions go to the console", exc)
+    return ConsoleUi(stdin, stdout, config.language)
 
 
 async def _quietly(work: Any) -> None:

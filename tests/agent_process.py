@@ -26,6 +26,7 @@ class AgentProcess:
                  program: Path | None = None) -> None:  # fmt: skip
         self.port = port or free_port()
         self.data_dir = data_dir
+        self.origin = "https://bank.example"  # what start_auth and collect send
         program = program or BIN / "eid-agent"
         self.proc = subprocess.Popen(
             [str(program), "run", "--ui", "console", "--data-dir", str(data_dir),
@@ -98,12 +99,13 @@ class AgentProcess:
 
     def start_auth(self, **fields: Any) -> str:
         nonce = base64.b64encode(os.urandom(32)).decode()
-        status, body = self.request("POST", "/v1/auth", {"nonce": nonce, **fields})
+        status, body = self.request("POST", "/v1/auth", {"nonce": nonce, **fields},
+                                    origin=self.origin)  # fmt: skip
         assert status == 201, body
         return str(body["orderRef"])
 
     def collect(self, ref: str) -> dict[str, Any]:
-        status, body = self.request("POST", "/v1/collect", {"orderRef": ref})
+        status, body = self.request("POST", "/v1/collect", {"orderRef": ref}, origin=self.origin)
         assert status == 200, body
         return body
 

@@ -1,0 +1,207 @@
+"""``DesktopUi``: the UI port over the GTK helper process (ADR 0010).
+
+The agent's loop renders every text (catalogue, view logic) and sends it to the helper
+as one JSON line; the helper draws, and answers with what the person did. A helper that
+dies is started again for the next question; the question it took with it counts as
+cancelled, so an order never hangs on a window that is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agent.messages import Language, Term, catalogue
+from agent.notices import PIN_TERMS, Notice
+from agent.orders import OrderKind
+from agent.tokens.card.errors import PinRef
+from agent.tokens.model import CredentialInfo, TokenKind
+from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
+from agent.ui.view import format_text, origin_view
+
+__all__ = ["DesktopUi", "HelperUnavailable"]
+
+log = logging.getLogger(__name__)
+
+HELPER = Path(__file__).with_name("helper.py")
+
+
+class HelperUnavailable(Exception):
+    """The dialog helper cannot run here (no display, no GTK)."""
+
+
+class DesktopUi:
+    def __init__(self, language: Language) -> None:
+        self._language = language
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- the helper process ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the helper and wait until it has a display. Raises: HelperUnavailable."""
+        async with self._lock:
+            if self._proc is not None and self._proc.returncode is None:
+                return
+            try:
+                # The helper runs as a script (-P: nothing from the working directory on
+                # its path) that imports only gi; it finds gi where this process does.
+                paths = [p for p in sys.path if p and Path(p).resolve() != Path.cwd()]
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-P", str(HELPER),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+                )  # fmt: skip
+            except OSError as exc:
+                raise HelperUnavailable(str(exc)) from None
+            assert proc.stdout is not None
+            try:
+                first = await asyncio.wait_for(proc.stdout.readline(), 20)
+            except TimeoutError:
+                proc.kill()
+                raise HelperUnavailable("the dialog helper did not start") from None
+            if not first or not json.loads(first).get("ready"):
+                await proc.wait()
+                raise HelperUnavailable(f"the dialog helper ended ({proc.returncode})")
+            self._proc = proc
+            self._reader = asyncio.create_task(self._read(proc))
+            log.info("desktop dialogs ready (helper pid %d)", proc.pid)
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            try:
+                message = json.loads(line)
+                future = self._pending.pop(int(message["id"]), None)
+            except (ValueError, KeyError, TypeError):
+                log.warning("dialog helper said something unreadable")
+                continue
+            if future is not None and not future.done():
+                future.set_result(message)
+        log.warning("dialog helper ended (%s)", await proc.wait())
+        for future in self._pending.values():
+            if not future.done():
+                future.set_result({"cancelled": True})
+        self._pending.clear()
+
+    async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        await self.start()
+        assert self._proc is not None and self._proc.stdin is not None
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = future
+        self._proc.stdin.write((json.dumps({"id": ident, **request}) + "\n").encode())
+        try:
+            await self._proc.stdin.drain()
+        except (ConnectionError, BrokenPipeError):
+            self._pending.pop(ident, None)
+            return {"cancelled": True}
+        try:
+            return await future
+        finally:
+            self._pending.pop(ident, None)
+
+    async def aclose(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), 5)
+            if self._proc.returncode is None:
+                self._proc.kill()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    # -- texts -----------------------------------------------------------------------------------
+
+    def _term(self, term: Term, **values: object) -> str:
+        return catalogue().term(term, self._language).format(**values)
+
+    def _site(self, origin: str) -> dict[str, str]:
+        view = origin_view(origin)
+        warning = "⚠ " + self._term(Term.DIALOG_LOOKALIKE) if view.lookalike else ""
+        return {"prefix": view.prefix, "registrable": view.registrable, "port": view.port,
+                "warning": warning}  # fmt: skip
+
+    def _lead(self, request: Request) -> str:
+        term = Term.DIALOG_WANTS_AUTH if request.kind is OrderKind.AUTH else Term.DIALOG_WANTS_SIGN
+        return self._term(term)
+
+    def _blocks(self, request: Request) -> list[dict[str, Any]]:
+        if request.text is None:
+            return []
+        return [asdict(b) for b in format_text(request.text, request.text_format)]
+
+    def _text(self, notice: Notice) -> tuple[str, str]:
+        text = catalogue().render(notice.code, self._language, **notice.params)
+        return text.title, text.body
+
+    # -- the port --------------------------------------------------------------------------------
+
+    async def choose(self, request: Request) -> CredentialInfo | None:
+        if len(request.choices) == 1:
+            return request.choices[0]
+        answer = await self._call({
+            "op": "choose", "ref": request.order_ref, "title": "eid-agent",
+            "site": self._site(request.origin), "lead": self._lead(request),
+            "options": [_label(c) for c in request.choices],
+            "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
+        })  # fmt: skip
+        if "choice" not in answer:
+            return None
+        return request.choices[int(answer["choice"])]
+
+    async def ask_secret(self, request: Request, credential: CredentialInfo,
+                         problem: Notice | None) -> str | None:  # fmt: skip
+        if credential.kind is TokenKind.CARD:
+            pin = PinRef.IDENTIFICATION if request.kind is OrderKind.AUTH else PinRef.SIGNATURE
+            label = self._term(Term.DIALOG_PIN_LABEL, pin=self._term(PIN_TERMS[pin]))
+            if credential.tries_left is not None and credential.tries_left < 3:
+                label += " — " + self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)
+        else:
+            label = self._term(Term.DIALOG_PASSWORD_LABEL)
+        problem_text = list(self._text(problem)) if problem else None
+        answer = await self._call({
+            "op": "secret", "ref": request.order_ref, "title": "eid-agent",
+            "site": self._site(request.origin), "lead": self._lead(request),
+            "blocks": self._blocks(request), "credential": _label(credential),
+            "label": label, "problem": problem_text,
+            "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
+        })  # fmt: skip
+        secret = answer.get("secret")
+        return str(secret) if secret else None
+
+    # The PIN and ordering dialogs come with the credential manager; until then the
+    # running agent never asks these (PINs and orders are the command line's).
+    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
+        log.warning("no PIN dialog yet: use 'eid-agent card change-pin|unblock-pin'")
+        return None
+
+    async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
+        log.warning("no ordering dialog yet: use 'eid-agent order'")
+        return None
+
+    async def tell(self, notice: Notice) -> None:
+        title, body = self._text(notice)
+        await self._call({"op": "notice", "title": title, "body": body,
+                          "code": int(notice.code), "ok": self._term(Term.DIALOG_OK),
+                          "link": notice.link})  # fmt: skip
+
+    async def close(self, order_ref: str) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            await self._call({"op": "close", "ref": order_ref})
+
+
+def _label(credential: CredentialInfo) -> str:
+    return f"{credential.owner.name} — {credential.kind.value}, {credential.issuer}"

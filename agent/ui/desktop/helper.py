@@ -1,0 +1,291 @@
+"""The desktop UI's own process: GTK 3 dialogs, driven over stdin/stdout with one JSON
+object per line (ADR 0010). The only importer of gi.
+
+It decides nothing: the agent sends every text already rendered from the catalogue and
+the view logic (agent/ui/view.py); the helper draws it, and answers with what the person
+did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
+
+    {"id", "op": "secret", "ref", "title", "site": {prefix, registrable, port, warning},
+     "lead", "blocks": [...], "credential", "label", "problem": [title, body] | null,
+     "ok", "cancel"}
+        -> {"id", "secret": "..."} | {"id", "cancelled": true}
+    {"id", "op": "choose", "ref", "title", "site", "lead", "options": [..], "ok", "cancel"}
+        -> {"id", "choice": index} | {"id", "cancelled": true}
+    {"id", "op": "notice", "title", "body", "code", "ok", "link"}  -> {"id", "done": true}
+    {"id", "op": "close", "ref"}                                   -> {"id", "done": true}
+
+A window stays above others, takes focus, and answers to the keyboard alone (Enter,
+Escape, Tab); every field has a screen-reader name (ATK). Closing a window is Cancel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+from gi.repository import GLib, Gtk, Pango  # noqa: E402 - after require_version
+
+Answer = Callable[[dict[str, Any]], None]
+
+
+def _markup(text: str) -> str:
+    return str(GLib.markup_escape_text(text))
+
+
+def _site_label(site: dict[str, str]) -> Gtk.Label:
+    """The site with its registrable domain in bold and larger; the rest dimmed."""
+    label = Gtk.Label(xalign=0)
+    prefix = f"<span alpha='60%'>{_markup(site['prefix'])}</span>" if site["prefix"] else ""
+    port = f"<span alpha='60%'>{_markup(site['port'])}</span>" if site["port"] else ""
+    label.set_markup(f"<span size='x-large'>{prefix}<b>{_markup(site['registrable'])}</b>"
+                     f"{port}</span>")  # fmt: skip
+    label.set_selectable(False)
+    label.get_accessible().set_name(site["prefix"] + site["registrable"] + site["port"])
+    return label
+
+
+def _text_view(blocks: list[dict[str, Any]]) -> Gtk.Widget:
+    """The text to sign, verbatim apart from the simple formatting, read-only."""
+    view = Gtk.TextView(editable=False, cursor_visible=False, wrap_mode=Gtk.WrapMode.WORD_CHAR)
+    view.get_accessible().set_name("Text to sign")
+    buffer = view.get_buffer()
+    tags = {
+        "bold": buffer.create_tag("bold", weight=Pango.Weight.BOLD),
+        "italic": buffer.create_tag("italic", style=Pango.Style.ITALIC),
+        "heading1": buffer.create_tag("heading1", weight=Pango.Weight.BOLD, scale=1.4),
+        "heading2": buffer.create_tag("heading2", weight=Pango.Weight.BOLD, scale=1.2),
+        "heading3": buffer.create_tag("heading3", weight=Pango.Weight.BOLD),
+        "headerRow": buffer.create_tag("headerRow", weight=Pango.Weight.BOLD, underline=1),
+    }
+    for block in blocks:
+        kind = block["kind"]
+        if kind == "rule":
+            buffer.insert(buffer.get_end_iter(), "────────────\n")
+            continue
+        if kind == "item":
+            buffer.insert(buffer.get_end_iter(), "  • ")
+        for n, cell in enumerate(block["cells"]):
+            if n:
+                buffer.insert(buffer.get_end_iter(), "  │  ")
+            for run in cell:
+                names = [t for t in ("bold", "italic") if run.get(t)]
+                if kind in tags:
+                    names.append(kind)
+                buffer.insert_with_tags(buffer.get_end_iter(), run["text"],
+                                        *(tags[t] for t in names))  # fmt: skip
+        buffer.insert(buffer.get_end_iter(), "\n")
+    scrolled = Gtk.ScrolledWindow(min_content_height=120, max_content_height=320,
+                                  propagate_natural_height=True)  # fmt: skip
+    scrolled.add(view)
+    return scrolled
+
+
+class Helper:
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[Gtk.Window, Callable[[], None]]] = {}
+        self._buffer = b""
+        GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT,
+                          GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR, self._on_input)  # fmt: skip
+
+    # -- the pipe ------------------------------------------------------------------------------
+
+    def _on_input(self, fd: int, condition: int) -> bool:
+        request: Any = None
+        chunk = os.read(fd, 65536) if condition & GLib.IO_IN else b""
+        if not chunk:
+            Gtk.main_quit()  # the agent is gone
+            return False
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+                self._handle(request)
+            except Exception as exc:  # one bad request must not end the dialogs
+                sys.stderr.write(f"eid-agent ui: {type(exc).__name__}: {exc}\n")
+                ident = request.get("id") if isinstance(request, dict) else None
+                if ident is not None:
+                    self._send({"id": ident, "cancelled": True, "error": str(exc)})
+        return True
+
+    @staticmethod
+    def _send(message: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    def _handle(self, request: dict[str, Any]) -> None:
+        ident = request["id"]
+
+        def answer(result: dict[str, Any]) -> None:
+            self._send({"id": ident, **result})
+
+        op = request["op"]
+        if op == "close":
+            entry = self._windows.pop(request["ref"], None)
+            if entry is not None:
+                window, cancel = entry
+                cancel()
+                window.destroy()
+            answer({"done": True})
+        elif op == "notice":
+            self._notice(request, answer)
+        elif op in ("secret", "choose"):
+            self._dialog(request, answer)
+        else:
+            answer({"error": f"unknown op {op!r}"})
+
+    # -- windows ---------------------------------------------------------------------------------
+
+    def _window(self, title: str) -> tuple[Gtk.Window, Gtk.Box]:
+        window = Gtk.Window(title=title, resizable=False, modal=False)
+        window.set_keep_above(True)
+        window.set_position(Gtk.WindowPosition.CENTER)
+        window.set_default_size(460, -1)
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=12)
+        box.set_border_width(18)
+        window.add(box)
+        return window, box
+
+    def _buttons(
+        self, box: Gtk.Box, ok: str, cancel: str | None
+    ) -> tuple[Gtk.Button, Gtk.Button | None]:
+        row = Gtk.ButtonBox(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
+        row.set_layout(Gtk.ButtonBoxStyle.END)
+        cancel_button = Gtk.Button.new_with_mnemonic(cancel) if cancel else None
+        if cancel_button is not None:
+            row.add(cancel_button)
+        ok_button = Gtk.Button.new_with_mnemonic(ok)
+        ok_button.set_can_default(True)
+        row.add(ok_button)
+        box.pack_end(row, False, False, 0)
+        return ok_button, cancel_button
+
+    def _dialog(self, request: dict[str, Any], answer: Answer) -> None:
+        window, box = self._window(request["title"])
+        box.pack_start(_site_label(request["site"]), False, False, 0)
+        if request["site"].get("warning"):
+            warning = Gtk.Label(label=request["site"]["warning"], xalign=0, wrap=True,
+                                max_width_chars=56)  # fmt: skip
+            box.pack_start(warning, False, False, 0)
+        box.pack_start(Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
+                       False, False, 0)  # fmt: skip
+        if request.get("blocks"):
+            box.pack_start(_text_view(request["blocks"]), True, True, 0)
+        answered = False
+
+        def finish(result: dict[str, Any]) -> None:
+            nonlocal answered
+            if answered:
+                return
+            answered = True
+            self._windows.pop(request["ref"], None)
+            answer(result)
+            window.destroy()
+
+        if request["op"] == "secret":
+            if request.get("credential"):
+                box.pack_start(Gtk.Label(label=request["credential"], xalign=0, wrap=True,
+                                         max_width_chars=56), False, False, 0)  # fmt: skip
+            if request.get("problem"):
+                title, body = request["problem"]
+                problem = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
+                problem.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
+                                   f"{_markup(body)}</span>")  # fmt: skip
+                box.pack_start(problem, False, False, 0)
+            label = Gtk.Label.new_with_mnemonic(request["label"])
+            label.set_xalign(0)
+            entry = Gtk.Entry(visibility=False, activates_default=True)
+            entry.get_accessible().set_name(request["label"])
+            label.set_mnemonic_widget(entry)
+            box.pack_start(label, False, False, 0)
+            box.pack_start(entry, False, False, 0)
+            focus: Gtk.Widget = entry
+
+            def ok_result() -> dict[str, Any]:
+                return {"secret": entry.get_text()}
+        else:
+            group: Gtk.RadioButton | None = None
+            buttons = []
+            for text in request["options"]:
+                button = Gtk.RadioButton.new_with_label_from_widget(group, text)
+                group = group or button
+                buttons.append(button)
+                box.pack_start(button, False, False, 0)
+            focus = buttons[0]
+
+            def ok_result() -> dict[str, Any]:
+                return {"choice": next(i for i, b in enumerate(buttons) if b.get_active())}
+
+        ok, cancel = self._buttons(box, request["ok"], request["cancel"])
+        ok.connect("clicked", lambda _b: finish(ok_result()))
+        if cancel is not None:
+            cancel.connect("clicked", lambda _b: finish({"cancelled": True}))
+
+        def on_delete(*_: object) -> bool:
+            finish({"cancelled": True})
+            return True
+
+        window.connect("delete-event", on_delete)
+        window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
+        window.set_default(ok)
+        self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
+        window.show_all()
+        window.present_with_time(Gtk.get_current_event_time())
+        focus.grab_focus()
+
+    def _notice(self, request: dict[str, Any], answer: Answer) -> None:
+        window, box = self._window(request["title"])
+        heading = Gtk.Label(xalign=0, wrap=True)
+        heading.set_markup(f"<b>{_markup(request['title'])}</b>  "
+                           f"<span alpha='60%'>{request['code']}</span>")  # fmt: skip
+        box.pack_start(heading, False, False, 0)
+        box.pack_start(Gtk.Label(label=request["body"], xalign=0, wrap=True, max_width_chars=60),
+                       False, False, 0)  # fmt: skip
+        if request.get("link"):
+            link = Gtk.LinkButton(uri=request["link"], label=request["link"])
+            box.pack_start(link, False, False, 0)
+        ok, _ = self._buttons(box, request["ok"], None)
+
+        def done(*_: object) -> bool:
+            window.destroy()
+            return True
+
+        ok.connect("clicked", done)
+        window.connect("key-press-event", self._escape(lambda: done()))
+        window.set_default(ok)
+        window.show_all()
+        window.present_with_time(Gtk.get_current_event_time())
+        ok.grab_focus()
+        answer({"done": True})  # a notice does not wait to be dismissed
+
+    @staticmethod
+    def _escape(action: Callable[[], object]) -> Callable[..., bool]:
+        def on_key(_widget: Gtk.Widget, event: Any) -> bool:
+            if event.keyval == 0xFF1B:  # Escape
+                action()
+                return True
+            return False
+
+        return on_key
+
+
+def main() -> int:
+    if not Gtk.init_check(sys.argv)[0]:
+        sys.stderr.write("eid-agent ui: no display\n")
+        return 3
+    Helper()
+    Helper._send({"id": 0, "ready": True})
+    Gtk.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

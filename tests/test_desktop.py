@@ -1,0 +1,123 @@
+"""The desktop dialogs as a person meets them: a real agent with ``--ui desktop`` on a
+virtual screen, the real GTK dialog on a bridge order, xdotool typing into it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.tokens import KeyPurpose, TokenStore, select
+from tests.agent_process import AgentProcess
+from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
+from tests.desktop_kit import Screen, virtual_screen
+
+pytestmark = pytest.mark.slow
+
+ORIGIN = "https://login.secure.bank.se"
+
+
+@pytest.fixture(scope="module")
+def screen() -> Iterator[Screen]:
+    with virtual_screen() as s:
+        yield s
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
+    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    return tmp_path / "data"
+
+
+def _desktop_agent(data_dir: Path, screen: Screen) -> AgentProcess:
+    # the later --ui wins over AgentProcess's own --ui console
+    agent = AgentProcess(data_dir, "--no-cards", "-v", "--ui", "desktop", env=screen.env)
+    agent.origin = ORIGIN
+    return agent
+
+
+def _sign(agent: AgentProcess, text: str) -> str:
+    nonce = base64.b64encode(os.urandom(32)).decode()
+    status, body = agent.request("POST", "/v1/sign", {
+        "nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode(),
+        "userVisibleDataFormat": "simpleMarkdownV1"}, origin=ORIGIN)  # fmt: skip
+    assert status == 201, body
+    return str(body["orderRef"])
+
+
+def test_the_person_signs_in_the_dialog(data_dir: Path, screen: Screen) -> None:
+    with _desktop_agent(data_dir, screen) as agent:
+        agent.ready()
+        assert "desktop dialogs ready" in agent.stderr
+        ref = _sign(agent, "# Avtal\n**Belopp:** 1 000 kr\n+ leverans i maj")
+        [window] = screen.wait_window()
+        screen.screenshot(window, "sign-dialog")
+        screen.type_into(window, "not the password")
+        screen.key(window, "Return")
+        screen.wait_gone(window)
+        [again] = screen.wait_window()  # asked again, saying what was wrong
+        screen.screenshot(again, "sign-dialog-wrong-password")
+        assert agent.collect(ref)["status"] == "pending"
+        screen.type_into(again, PASSWORD)
+        screen.key(again, "Return")
+        done = agent.wait_status(ref, "complete")
+        assert done["completionData"]["user"]["personalNumber"] == "198112189876"
+        screen.wait_gone(again)
+    assert PASSWORD not in agent.stderr and "not the password" not in agent.stderr
+
+
+def test_escape_cancels_and_the_page_can_close_the_dialog(data_dir: Path,
+                                                          screen: Screen) -> None:  # fmt: skip
+    with _desktop_agent(data_dir, screen) as agent:
+        agent.ready()
+        ref = _sign(agent, "first")
+        [window] = screen.wait_window()
+        screen.key(window, "Escape")
+        done = agent.wait_status(ref, "userCancel")
+        assert done["status"] == "failed"
+        screen.wait_gone(window)
+        ref = _sign(agent, "second")
+        [window] = screen.wait_window()
+        status, _ = agent.request("POST", "/v1/cancel", {"orderRef": ref}, origin=ORIGIN)
+        assert status == 200
+        screen.wait_gone(window)  # the page cancelled: the dialog closes by itself
+
+
+def test_choosing_between_two_bankids(tmp_path: Path, make_token: MakeToken,
+                                      screen: Screen) -> None:  # fmt: skip
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    store.add(make_token(BERTIL))
+    with _desktop_agent(tmp_path / "data", screen) as agent:
+        agent.ready()
+        ref = _sign(agent, "choose")
+        [window] = screen.wait_window()
+        screen.screenshot(window, "choose-dialog")
+        screen.key(window, "Down", "Return")  # the second BankID, keyboard only
+        screen.wait_gone(window)
+        [secret] = screen.wait_window()
+        screen.type_into(secret, PASSWORD)
+        screen.key(secret, "Return")
+        done = agent.wait_status(ref, "complete")
+        # the dialog lists the choices in the order selection gives them
+        choices = select(store.credentials(), KeyPurpose.SIGNATURE, dt.datetime.now(dt.UTC))
+        second = str(choices[1].owner.personal_number)
+        assert done["completionData"]["user"]["personalNumber"] == second
+
+
+def test_without_a_display_the_console_answers(data_dir: Path) -> None:
+    env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    with AgentProcess(data_dir, "--no-cards", "-v", "--ui", "desktop", env=env) as agent:
+        agent.origin = ORIGIN
+        agent.ready()
+        assert "no desktop dialogs" in agent.stderr
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=ORIGIN)
+        assert status == 201
+        agent.wait_for_output("Password for Anna Andersson")
+        agent.type(PASSWORD)
+        agent.wait_status(body["orderRef"], "complete")
