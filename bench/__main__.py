@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, issuer, tokens, updates
+from bench import bridge, cards, desktop, issuer, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -43,6 +43,7 @@ def main() -> int:
             *cards.run(ca, Path(tmp), runs=args.runs),
             *updates.run(Path(tmp), runs=args.runs),
             *issuer.run(Path(tmp), enrolments=args.enrolments),
+            *desktop.run(ca, now, Path(tmp), runs=args.runs),
         ]
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
