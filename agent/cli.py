@@ -153,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("self-test", parents=[common], help="check this installation works")
 
+    desktop = commands.add_parser("desktop", parents=[common],
+                                  help="menu and autostart entries for this user")  # fmt: skip
+    desktop_actions = desktop.add_subparsers(dest="action", required=True)
+    desktop_actions.add_parser("install", parents=[common], help="add both entries")
+    desktop_actions.add_parser("uninstall", parents=[common], help="remove both entries")
+
     card = commands.add_parser("card", parents=[common], help="BankID on card: PINs and PUK")
     card_actions = card.add_subparsers(dest="action", required=True)
     status = card_actions.add_parser("status", parents=[common], help="readers, card, PINs")
@@ -232,6 +238,8 @@ def main(
 
             store = TokenStore(args.data_dir or default_data_dir())
             return order_command(args, store, io.stdin, io.stdout, io.stderr, io.language)
+        if args.command == "desktop":
+            return _desktop(io, args)
         if args.command in ("update", "install", "self-test"):
             return _updates(io, args)
         if args.command == "card":
@@ -291,6 +299,20 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             f"(perhaps for another user)? Use --port to choose another.\n"
         )
         return 1
+
+
+def _desktop(io: _Io, args: argparse.Namespace) -> int:
+    from agent.desktopentry import install_entries, uninstall_entries
+    from agent.paths import default_data_dir
+
+    if args.action == "install":
+        extra = ["--data-dir", str(args.data_dir)] if args.data_dir else []
+        paths = install_entries(args.data_dir or default_data_dir(), extra)
+    else:
+        paths = uninstall_entries()
+    for path in paths:
+        io.stdout.write(f"{path}\n")
+    return 0
 
 
 def _updates(io: _Io, args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ __all__ = [
     "default_data_dir",
     "default_issuer_dir",
     "tokens_dir",
+    "xdg_applications_dir",
+    "xdg_autostart_dir",
 ]
 
 APP_NAME = "eid-agent"
@@ -27,6 +29,16 @@ def default_data_dir() -> Path:
 
 def default_config_file() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def xdg_applications_dir() -> Path:
+    """Where desktop entries go (``$XDG_DATA_HOME/applications``)."""
+    return Path(platformdirs.user_data_dir()) / "applications"
+
+
+def xdg_autostart_dir() -> Path:
+    """Where autostart entries go (``$XDG_CONFIG_HOME/autostart``)."""
+    return Path(platformdirs.user_config_dir()) / "autostart"
 
 
 def tokens_dir(data_dir: Path) -> Path:

@@ -1,0 +1,56 @@
+"""Menu and autostart entries: written for this user only, valid by
+desktop-file-validate, runnable as written, and gone after uninstall."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.desktopentry import desktop_entry
+from tests.agent_process import BIN
+
+pytestmark = pytest.mark.slow
+
+VALIDATE = shutil.which("desktop-file-validate") or "/usr/bin/desktop-file-validate"
+
+
+def _agent(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_DATA_HOME": str(home / "share"),
+           "XDG_CONFIG_HOME": str(home / "config")}  # fmt: skip
+    return subprocess.run([str(BIN / "eid-agent"), *args], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)  # fmt: skip
+
+
+def test_install_validate_run_uninstall(tmp_path: Path) -> None:
+    data = tmp_path / "my data"  # a space, so Exec quoting is exercised
+    installed = _agent("desktop", "install", "--data-dir", str(data), home=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    menu = tmp_path / "share/applications/eid-agent.desktop"
+    autostart = tmp_path / "config/autostart/eid-agent.desktop"
+    assert installed.stdout.split("\n")[:2] == [str(menu), str(autostart)]
+    for entry in (menu, autostart):
+        result = subprocess.run([VALIDATE, str(entry)], capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+    exec_line = next(line for line in menu.read_text().splitlines() if line.startswith("Exec="))
+    argv = shlex.split(exec_line.removeprefix("Exec="))
+    assert argv[1:] == ["--data-dir", str(data), "run"]
+    help_run = subprocess.run([*argv[:-1], "run", "--help"], capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+    assert help_run.returncode == 0  # the command the entry runs exists and parses
+    assert "NoDisplay=true" in autostart.read_text() and "NoDisplay" not in menu.read_text()
+    removed = _agent("desktop", "uninstall", home=tmp_path)
+    assert removed.returncode == 0 and not menu.exists() and not autostart.exists()
+    again = _agent("desktop", "uninstall", home=tmp_path)
+    assert again.returncode == 0 and again.stdout == ""
+
+
+def test_exec_quoting() -> None:
+    text = desktop_entry(["/opt/a b/eid-agent", 'x"y', "$HOME"], autostart=False)
+    exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
+    assert exec_line == 'Exec="/opt/a b/eid-agent" "x\\"y" "\\$HOME" run'
