@@ -153,6 +153,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("self-test", parents=[common], help="check this installation works")
 
+    doctor = commands.add_parser(
+        "doctor", parents=[common], help="a report for support: no secrets, no personal numbers"
+    )
+    doctor.add_argument("--port", type=int, default=None, help="the bridge port to look at")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    add_issuer_options(doctor)
+
     desktop = commands.add_parser("desktop", parents=[common],
                                   help="menu and autostart entries for this user")  # fmt: skip
     desktop_actions = desktop.add_subparsers(dest="action", required=True)
@@ -240,6 +247,8 @@ def main(
             return order_command(args, store, io.stdin, io.stdout, io.stderr, io.language)
         if args.command == "desktop":
             return _desktop(io, args)
+        if args.command == "doctor":
+            return _doctor(io, args)
         if args.command in ("update", "install", "self-test"):
             return _updates(io, args)
         if args.command == "card":
@@ -299,6 +308,23 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             f"(perhaps for another user)? Use --port to choose another.\n"
         )
         return 1
+
+
+def _doctor(io: _Io, args: argparse.Namespace) -> int:
+    from agent.daemon import DEFAULT_PORT
+    from agent.doctor import run_doctor
+    from agent.ordercli import issuer_connection
+    from agent.paths import default_data_dir
+    from agent.updater.install import Layout
+
+    data_dir = args.data_dir or default_data_dir()
+    connection = issuer_connection(args)
+    issuer = (connection.url, connection.ca_file, connection.proxy) if connection else None
+    source = Layout.in_data_dir(data_dir).source()
+    report, status = run_doctor(data_dir, args.port or DEFAULT_PORT, issuer,
+                                source.base_url if source else None, as_json=args.json)  # fmt: skip
+    io.stdout.write(report)
+    return status
 
 
 def _desktop(io: _Io, args: argparse.Namespace) -> int:

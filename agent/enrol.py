@@ -56,6 +56,7 @@ __all__ = [
     "order_with_ui",
     "proxy_for",
     "revoke_credential",
+    "split_proxy_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class IssuerConnection:
                    retry: bool = False) -> dict[str, Any]:  # fmt: skip
         """Raises: IssuerUnreachable, EnrolmentRefused."""
         url = self.url.rstrip("/") + path
-        proxy, auth = _split_credentials(proxy_for(url, self.proxy, os.environ))
+        proxy, auth = split_proxy_credentials(proxy_for(url, self.proxy, os.environ))
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         delays = [*RETRIES] if retry else []
         while True:
@@ -144,7 +145,7 @@ class IssuerConnection:
                 await asyncio.sleep(delays.pop(0))
 
 
-def _split_credentials(proxy: str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
+def split_proxy_credentials(proxy: str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
     """aiohttp wants the proxy's user and password apart from its URL."""
     if proxy is None:
         return None, None

@@ -1,0 +1,57 @@
+"""``eid-agent doctor``: a report support can use, with nothing secret or personal in it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.tokens import TokenStore
+from tests.agent_process import BIN, AgentProcess
+from tests.conftest import ANNA, FAST_KDF, MakeToken
+from tests.issuer_kit import ConnectProxy, IssuerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "eid-agent"), "doctor", *args], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+def test_a_healthy_setup_and_nothing_secret(tmp_path: Path, make_token: MakeToken) -> None:
+    data = tmp_path / "data"
+    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    proxy = ConnectProxy(require_auth="anna:proxy-secret")
+    config = tmp_path / "config.toml"
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
+        proxy_url = f"http://anna:proxy-secret@127.0.0.1:{proxy.port}"
+        config.write_text(f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n'
+                          f'[network]\nproxy = "{proxy_url}"\n')  # fmt: skip
+        with AgentProcess(data, "--no-cards") as agent:
+            agent.ready()
+            result = _doctor("--data-dir", str(data), "--port", str(agent.port),
+                             "--config", str(config), "--json")  # fmt: skip
+    proxy.close()
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["bridge"]["status"] == "ok" and "eid-agent 0.1.0" in checks["bridge"]["detail"]
+    assert checks["BankIDs on file"]["detail"] == "1 on file, 1 usable, 0 damaged"
+    assert checks["issuer"]["status"] == "ok", checks["issuer"]
+    assert f"via proxy http://127.0.0.1:{proxy.port}" in checks["issuer"]["detail"]
+    assert checks["clock"]["status"] == "ok"
+    assert proxy.seen  # the report's reach really went through the proxy
+    for secret in ("proxy-secret", "198112189876", "Anna"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_problems_are_named_and_fail_the_exit_status(tmp_path: Path) -> None:
+    dead = ConnectProxy()
+    dead.close()
+    result = _doctor("--data-dir", str(tmp_path / "data"), "--port", "1",
+                     "--issuer", "https://127.0.0.1:9", "--proxy", dead.url,
+                     "--config", str(tmp_path / "none.toml"))  # fmt: skip
+    assert result.returncode == 1
+    assert f"unreachable via proxy http://127.0.0.1:{dead.port}" in result.stdout
+    assert "✗ issuer" in result.stdout and "Traceback" not in result.stderr
