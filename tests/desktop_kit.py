@@ -64,7 +64,7 @@ class Screen:
     def wait_gone(self, window: str, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if window not in self.windows():
+            if window not in self.windows(""):
                 return
             time.sleep(0.05)
         raise AssertionError(f"window {window} is still there")

@@ -121,3 +121,17 @@ def test_without_a_display_the_console_answers(data_dir: Path) -> None:
         agent.wait_for_output("Password for Anna Andersson")
         agent.type(PASSWORD)
         agent.wait_status(body["orderRef"], "complete")
+
+
+def test_a_notice_says_what_happened_and_goes_away_with_enter(tmp_path: Path,
+                                                              screen: Screen) -> None:  # fmt: skip
+    with _desktop_agent(tmp_path / "empty", screen) as agent:
+        agent.ready()
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=ORIGIN)
+        assert status == 201
+        [notice] = screen.wait_window("No BankID found")
+        screen.screenshot(notice, "notice-no-bankid")
+        assert agent.collect(body["orderRef"])["status"] == "failed"
+        screen.key(notice, "Return")
+        screen.wait_gone(notice)
