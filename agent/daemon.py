@@ -126,6 +126,13 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         _write_pid(config.data_dir)
         if updater is not None:
             tasks.append(asyncio.create_task(updater.run()))
+        if isinstance(ui, DesktopUi):
+            from agent.tray import Tray
+
+            tray = Tray(ui, config.language, config.data_dir, config.port,
+                        order_active=lambda: service.book.active(clock()) is not None,
+                        updater=updater, stop=stop, clock=clock)  # fmt: skip
+            tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 XDOTOOL = shutil.which("xdotool") or "/usr/bin/xdotool"
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
+DBUS = shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon"
+TRAYER = shutil.which("trayer") or "/usr/bin/trayer"
 SCREENSHOTS = Path(__file__).parent.parent / "build" / "screenshots"
 
 _SHOT = """
@@ -34,10 +36,11 @@ shot.savev(sys.argv[1], "png", [], [])
 @dataclass
 class Screen:
     display: str
+    bus: str = ""  # a D-Bus session bus of its own (the tray's notifications need one)
 
     @property
     def env(self) -> dict[str, str]:
-        return {"DISPLAY": self.display}
+        return {"DISPLAY": self.display, "DBUS_SESSION_BUS_ADDRESS": self.bus}
 
     def xdotool(self, *args: str, timeout: float = 15) -> str:
         result = subprocess.run(
@@ -47,9 +50,37 @@ class Screen:
         return result.stdout.strip()
 
     def windows(self, name: str = "eid-agent") -> list[str]:
-        """Visible windows with ``name`` in their title."""
+        """Visible windows with ``name`` in their title, big enough to be dialogs (the
+        tray icon's little window carries the name too)."""
         out = self.xdotool("search", "--onlyvisible", "--name", name)
-        return [w for w in out.split() if w]
+        return [w for w in out.split() if w and self.size(w)[0] >= 100]
+
+    def geometry(self, window: str) -> tuple[int, int, int, int]:
+        out = self.xdotool("getwindowgeometry", "--shell", window)
+        values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        try:
+            return (int(values["X"]), int(values["Y"]), int(values["WIDTH"]),
+                    int(values["HEIGHT"]))  # fmt: skip
+        except KeyError:
+            return (0, 0, 0, 0)  # gone meanwhile
+
+    def size(self, window: str) -> tuple[int, int]:
+        return self.geometry(window)[2:]
+
+    def tray_click(self) -> None:
+        """Left-click the right-most icon docked in the tray host (trayer)."""
+        [panel] = self.xdotool("search", "--onlyvisible", "--class", "trayer").split()[-1:]
+        x, y, width, height = self.geometry(panel)
+        self.xdotool("mousemove", str(x + width - 16), str(y + height // 2), "click", "1")
+
+    def tray_docked(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            panels = self.xdotool("search", "--onlyvisible", "--class", "trayer").split()
+            if any(self.size(p)[0] >= 24 for p in panels):
+                return
+            time.sleep(0.05)
+        raise AssertionError("no icon docked in the tray")
 
     def wait_window(self, name: str = "eid-agent", timeout: float = 15,
                     count: int = 1) -> list[str]:  # fmt: skip
@@ -97,8 +128,20 @@ def virtual_screen() -> Iterator[Screen]:
             raise AssertionError("Xvfb did not start")
         number += chunk
     os.close(read)
+    display = f":{int(number)}"
+    bus = subprocess.Popen(
+        [DBUS, "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert bus.stdout is not None
+    address = bus.stdout.readline().strip()
+    tray = subprocess.Popen([TRAYER, "--edge", "top", "--align", "right", "--widthtype",
+                             "request", "--height", "32", "--expand", "false"],
+                            env={**os.environ, "DISPLAY": display},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        yield Screen(f":{int(number)}")
+        yield Screen(display, address)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for helper in (tray, bus, proc):
+            helper.terminate()
+            helper.wait(timeout=10)

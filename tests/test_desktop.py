@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +136,27 @@ def test_a_notice_says_what_happened_and_goes_away_with_enter(tmp_path: Path,
         assert agent.collect(body["orderRef"])["status"] == "failed"
         screen.key(notice, "Return")
         screen.wait_gone(notice)
+
+
+def test_the_tray_menu_works(data_dir: Path, screen: Screen) -> None:
+    with _desktop_agent(data_dir, screen) as agent:
+        agent.ready()
+        screen.tray_docked()
+        agent.wait_for_output("desktop dialogs ready", stream="stderr")
+        screen.tray_click()
+        time.sleep(0.3)  # the menu opens under the pointer
+        screen.xdotool("key", "Down", "Down", "Down", "Down", "Return")  # About
+        [about] = screen.wait_window("About eid-agent")
+        screen.screenshot(about, "about")
+        screen.key(about, "Return")
+        screen.wait_gone(about)
+        screen.tray_click()
+        time.sleep(0.3)
+        screen.xdotool("key", "Down", "Return")  # My BankIDs
+        [mine] = screen.wait_window("My BankIDs")
+        screen.key(mine, "Return")
+        screen.tray_click()
+        time.sleep(0.3)
+        screen.xdotool("key", "Up", "Return")  # Quit, the last item
+        assert agent.proc.wait(timeout=15) == 0
+    assert "tray: about" in agent.stderr and "tray: bankids" in agent.stderr

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class DesktopUi:
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.on_menu: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a tray item
+        self._menu_tasks: set[asyncio.Task[None]] = set()
 
     # -- the helper process ----------------------------------------------------------------------
 
@@ -83,6 +86,9 @@ class DesktopUi:
         while line := await proc.stdout.readline():
             try:
                 message = json.loads(line)
+                if message.get("event") == "menu":
+                    self._menu(str(message["item"]))
+                    continue
                 future = self._pending.pop(int(message["id"]), None)
             except (ValueError, KeyError, TypeError):
                 log.warning("dialog helper said something unreadable")
@@ -94,6 +100,24 @@ class DesktopUi:
             if not future.done():
                 future.set_result({"cancelled": True})
         self._pending.clear()
+
+    def _menu(self, item: str) -> None:
+        if self.on_menu is None:
+            return
+        task = asyncio.create_task(self.on_menu(item))
+        self._menu_tasks.add(task)
+        task.add_done_callback(self._menu_tasks.discard)
+
+    async def tray(self, state: str, tooltip: str, items: list[tuple[str, str, bool]]) -> bool:
+        """Show or update the tray icon (state: ready, busy, update, problem) and its menu
+        of (id, label, enabled). False: no tray here (no session bus or no tray host)."""
+        answer = await self._call({"op": "tray", "state": state, "tooltip": tooltip,
+                                   "items": [{"id": i, "label": label, "enabled": on}
+                                             for i, label, on in items]})  # fmt: skip
+        if not answer.get("done"):
+            log.warning("no tray icon: %s", answer.get("error", "the helper is gone"))
+            return False
+        return True
 
     async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         await self.start()
@@ -191,6 +215,11 @@ class DesktopUi:
     async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
         log.warning("no ordering dialog yet: use 'eid-agent order'")
         return None
+
+    async def info(self, title: str, body: str) -> None:
+        """A plain window with text (about, diagnostics); no message code."""
+        await self._call({"op": "notice", "title": title, "body": body, "code": None,
+                          "ok": self._term(Term.DIALOG_OK), "link": None})  # fmt: skip
 
     async def tell(self, notice: Notice) -> None:
         title, body = self._text(notice)

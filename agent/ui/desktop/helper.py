@@ -11,8 +11,14 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
         -> {"id", "secret": "..."} | {"id", "cancelled": true}
     {"id", "op": "choose", "ref", "title", "site", "lead", "options": [..], "ok", "cancel"}
         -> {"id", "choice": index} | {"id", "cancelled": true}
-    {"id", "op": "notice", "title", "body", "code", "ok", "link"}  -> {"id", "done": true}
-    {"id", "op": "close", "ref"}                                   -> {"id", "done": true}
+    {"id", "op": "notice", "title", "body", "code"|null, "ok", "link"} -> {"id", "done": true}
+    {"id", "op": "close", "ref"}                                      -> {"id", "done": true}
+    {"id", "op": "tray", "state", "tooltip", "items": [{"id", "label", "enabled"}]}
+        -> {"id", "done": true} | {"id", "done": false, "error"} (no tray here)
+    and, unasked, when a tray menu item is chosen:  {"event": "menu", "item": id}
+
+The tray is pystray's (its appindicator backend, which docks in an XEmbed tray when no
+StatusNotifier host runs); it shares this process's GTK main loop.
 
 A window stays above others, takes focus, and answers to the keyboard alone (Enter,
 Escape, Tab); every field has a screen-reader name (ATK). Closing a window is Cancel.
@@ -86,9 +92,37 @@ def _text_view(blocks: list[dict[str, Any]]) -> Gtk.Widget:
     return scrolled
 
 
+_TRAY_COLOURS = {
+    "ready": (0, 128, 72),  # green: ready
+    "busy": (24, 96, 200),  # blue: an identification or signing in progress
+    "update": (230, 140, 0),  # orange: an update is required
+    "problem": (190, 0, 32),  # red: something needs the person
+}
+
+
+def _tray_image(state: str) -> Any:
+    """A round badge in the state's colour with a key-hole, so the state shows at a glance
+    (and not by colour alone: busy has a ring, problem a bar)."""
+    from PIL import Image, ImageDraw
+
+    size = 64
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    colour = _TRAY_COLOURS.get(state, _TRAY_COLOURS["problem"])
+    draw.ellipse((2, 2, size - 2, size - 2), fill=(*colour, 255))
+    draw.ellipse((24, 14, 40, 30), fill=(255, 255, 255, 255))
+    draw.polygon([(28, 26), (36, 26), (40, 50), (24, 50)], fill=(255, 255, 255, 255))
+    if state == "busy":
+        draw.ellipse((6, 6, size - 6, size - 6), outline=(255, 255, 255, 255), width=3)
+    if state in ("problem", "update"):
+        draw.rectangle((8, 54, size - 8, 60), fill=(255, 255, 255, 255))
+    return image
+
+
 class Helper:
     def __init__(self) -> None:
         self._windows: dict[str, tuple[Gtk.Window, Callable[[], None]]] = {}
+        self._icon: Any = None
         self._buffer = b""
         GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT,
                           GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR, self._on_input)  # fmt: skip
@@ -139,6 +173,8 @@ class Helper:
             self._notice(request, answer)
         elif op in ("secret", "choose"):
             self._dialog(request, answer)
+        elif op == "tray":
+            self._tray(request, answer)
         else:
             answer({"error": f"unknown op {op!r}"})
 
@@ -244,8 +280,8 @@ class Helper:
     def _notice(self, request: dict[str, Any], answer: Answer) -> None:
         window, box = self._window(request["title"])
         heading = Gtk.Label(xalign=0, wrap=True)
-        heading.set_markup(f"<b>{_markup(request['title'])}</b>  "
-                           f"<span alpha='60%'>{request['code']}</span>")  # fmt: skip
+        code = f"  <span alpha='60%'>{request['code']}</span>" if request.get("code") else ""
+        heading.set_markup(f"<b>{_markup(request['title'])}</b>{code}")
         box.pack_start(heading, False, False, 0)
         box.pack_start(Gtk.Label(label=request["body"], xalign=0, wrap=True, max_width_chars=60),
                        False, False, 0)  # fmt: skip
@@ -265,6 +301,34 @@ class Helper:
         window.present_with_time(Gtk.get_current_event_time())
         ok.grab_focus()
         answer({"done": True})  # a notice does not wait to be dismissed
+
+    # -- the tray ------------------------------------------------------------------------------
+
+    def _tray(self, request: dict[str, Any], answer: Answer) -> None:
+        try:
+            import pystray  # the only importer; it needs a session bus for notifications
+
+            def chosen(item_id: str) -> Callable[..., None]:
+                return lambda _icon, _item: self._send({"event": "menu", "item": item_id})
+
+            menu = pystray.Menu(*(
+                pystray.MenuItem(i["label"], chosen(i["id"]), enabled=i.get("enabled", True))
+                for i in request["items"]
+            ))  # fmt: skip
+            image = _tray_image(request["state"])
+            if self._icon is None:
+                self._icon = pystray.Icon("eid-agent", image, request["tooltip"], menu=menu)
+                self._icon.run_detached()
+                self._icon.visible = True
+            else:
+                self._icon.icon = image
+                self._icon.title = request["tooltip"]
+                self._icon.menu = menu
+                self._icon.update_menu()
+        except Exception as exc:  # no session bus, no tray host: dialogs still work
+            answer({"done": False, "error": f"{type(exc).__name__}: {exc}"})
+            return
+        answer({"done": True})
 
     @staticmethod
     def _escape(action: Callable[[], object]) -> Callable[..., bool]:
