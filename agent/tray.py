@@ -37,6 +37,9 @@ class Tray:
         self._order_active, self._updater, self._stop, self._clock = (
             order_active, updater, stop, clock)  # fmt: skip
         self._shown: tuple[str, str] | None = None
+        # a notice's OK works whether or not a tray can be shown
+        ui.on_menu = self._chosen
+        ui.on_action = self._action
 
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self._language).format(**values)
@@ -75,7 +78,6 @@ class Tray:
         return True
 
     async def run(self) -> None:
-        self._ui.on_menu = self._chosen
         if not await self.refresh():
             return  # said once in the log by the UI
         while True:
@@ -106,6 +108,13 @@ class Tray:
             checks = await diagnose(self._data_dir, self._port, None, None, self._clock())
             await self._ui.info(self._term(Term.TRAY_DIAGNOSTICS), render(checks, as_json=False))
         await self.refresh()
+
+    async def _action(self, action: str) -> None:
+        """A notice's OK: the update notices' "start the update"; opening the install
+        page happened in the helper already."""
+        log.info("notice action: %s", action)
+        if action == "startUpdate" and self._updater is not None:
+            await self._updater.start()
 
     async def _bankids(self) -> str:
         now = self._clock()

@@ -3,6 +3,7 @@ virtual screen, the real GTK dialog on a bridge order, xdotool typing into it.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import os
@@ -160,3 +161,60 @@ def test_the_tray_menu_works(data_dir: Path, screen: Screen) -> None:
         screen.xdotool("key", "Up", "Return")  # Quit, the last item
         assert agent.proc.wait(timeout=15) == 0
     assert "tray: about" in agent.stderr and "tray: bankids" in agent.stderr
+
+
+async def test_update_notices_act_on_ok(screen: Screen, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """10007's OK starts the update; 10023's OK opens the signed install page in the
+    person's browser (here a registered stand-in that writes down the address)."""
+    from agent.messages import Language, MessageCode
+    from agent.notices import Notice
+    from agent.ui.desktop import DesktopUi
+
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    apps = tmp_path / "share/applications"
+    apps.mkdir(parents=True)
+    (apps / "test-browser.desktop").write_text(
+        "[Desktop Entry]\nType=Application\nName=Test browser\n"
+        f"Exec={browser} %u\nMimeType=x-scheme-handler/https;\n")  # fmt: skip
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/mimeapps.list").write_text(
+        "[Default Applications]\nx-scheme-handler/https=test-browser.desktop\n"
+    )
+    for key, value in {**screen.env, "XDG_DATA_HOME": str(tmp_path / "share"),
+                       "XDG_CONFIG_HOME": str(tmp_path / "config")}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    ui = DesktopUi(Language.EN)
+    actions: list[str] = []
+
+    async def on_action(action: str) -> None:
+        actions.append(action)
+
+    ui.on_action = on_action
+    await ui.start()
+    try:
+        await ui.tell(Notice(MessageCode.UPDATE_REQUIRED))
+        [notice] = await asyncio.to_thread(screen.wait_window, "Update required")
+        screen.screenshot(notice, "notice-update-required")
+        screen.key(notice, "Return")
+        await asyncio.to_thread(screen.wait_gone, notice)
+        for _ in range(100):
+            if actions:
+                break
+            await asyncio.sleep(0.05)
+        assert actions == ["startUpdate"]
+        page = "https://install.example/eid-agent"
+        await ui.tell(Notice(MessageCode.UPDATE_FAILED_REPEATEDLY, link=page))
+        [notice] = await asyncio.to_thread(screen.wait_window, "failed")
+        screen.key(notice, "Return")
+        for _ in range(100):
+            if opened.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert opened.read_text().strip() == page
+        assert actions == ["startUpdate", "openLink"]
+    finally:
+        await ui.aclose()

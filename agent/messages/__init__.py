@@ -87,6 +87,7 @@ class Term(enum.StrEnum):
     DIALOG_OK = "dialog_ok"
     DIALOG_CONTINUE = "dialog_continue"
     DIALOG_CANCEL = "dialog_cancel"
+    DIALOG_LATER = "dialog_later"
     DIALOG_LOOKALIKE = "dialog_lookalike"
     TRAY_STATUS = "tray_status"
     TRAY_MY_BANKIDS = "tray_my_bankids"

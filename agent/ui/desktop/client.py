@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.messages import Language, Term, catalogue
+from agent.messages import Action, Language, Term, catalogue
 from agent.notices import PIN_TERMS, Notice
 from agent.orders import OrderKind
 from agent.tokens.card.errors import PinRef
@@ -48,6 +48,7 @@ class DesktopUi:
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.on_menu: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a tray item
+        self.on_action: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a notice's
         self._menu_tasks: set[asyncio.Task[None]] = set()
 
     # -- the helper process ----------------------------------------------------------------------
@@ -87,7 +88,10 @@ class DesktopUi:
             try:
                 message = json.loads(line)
                 if message.get("event") == "menu":
-                    self._menu(str(message["item"]))
+                    self._later(self.on_menu, str(message["item"]))
+                    continue
+                if message.get("event") == "action":
+                    self._later(self.on_action, str(message["action"]))
                     continue
                 future = self._pending.pop(int(message["id"]), None)
             except (ValueError, KeyError, TypeError):
@@ -101,10 +105,11 @@ class DesktopUi:
                 future.set_result({"cancelled": True})
         self._pending.clear()
 
-    def _menu(self, item: str) -> None:
-        if self.on_menu is None:
+    def _later(self, handler: Callable[[str], Coroutine[Any, Any, None]] | None,
+               value: str) -> None:  # fmt: skip
+        if handler is None:
             return
-        task = asyncio.create_task(self.on_menu(item))
+        task = asyncio.create_task(handler(value))
         self._menu_tasks.add(task)
         task.add_done_callback(self._menu_tasks.discard)
 
@@ -222,10 +227,19 @@ class DesktopUi:
                           "ok": self._term(Term.DIALOG_OK), "link": None})  # fmt: skip
 
     async def tell(self, notice: Notice) -> None:
+        """A notice; its OK does what the catalogue says (start the update, or open the
+        signed install page in the browser), with a second button to close it."""
         title, body = self._text(notice)
+        action = None
+        kind = catalogue().entry(notice.code).action
+        if kind is Action.START_UPDATE:
+            action = {"id": "startUpdate", "label": self._term(Term.DIALOG_OK)}
+        elif kind is Action.MANUAL_UPDATE and notice.link:
+            action = {"id": "openLink", "label": self._term(Term.DIALOG_OK)}
         await self._call({"op": "notice", "title": title, "body": body,
                           "code": int(notice.code), "ok": self._term(Term.DIALOG_OK),
-                          "link": notice.link})  # fmt: skip
+                          "link": notice.link, "action": action,
+                          "close": self._term(Term.DIALOG_LATER)})  # fmt: skip
 
     async def close(self, order_ref: str) -> None:
         if self._proc is not None and self._proc.returncode is None:

@@ -11,7 +11,9 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
         -> {"id", "secret": "..."} | {"id", "cancelled": true}
     {"id", "op": "choose", "ref", "title", "site", "lead", "options": [..], "ok", "cancel"}
         -> {"id", "choice": index} | {"id", "cancelled": true}
-    {"id", "op": "notice", "title", "body", "code"|null, "ok", "link"} -> {"id", "done": true}
+    {"id", "op": "notice", "title", "body", "code"|null, "ok", "link",
+     "action": {"id": "startUpdate"|"openLink", "label"}|null, "close"} -> {"id", "done": true}
+    and, unasked, when a notice's action button is pressed: {"event": "action", "action": id}
     {"id", "op": "close", "ref"}                                      -> {"id", "done": true}
     {"id", "op": "tray", "state", "tooltip", "items": [{"id", "label", "enabled"}]}
         -> {"id", "done": true} | {"id", "done": false, "error"} (no tray here)
@@ -285,16 +287,28 @@ class Helper:
         box.pack_start(heading, False, False, 0)
         box.pack_start(Gtk.Label(label=request["body"], xalign=0, wrap=True, max_width_chars=60),
                        False, False, 0)  # fmt: skip
+        action = request.get("action")
         if request.get("link"):
-            link = Gtk.LinkButton(uri=request["link"], label=request["link"])
-            box.pack_start(link, False, False, 0)
-        ok, _ = self._buttons(box, request["ok"], None)
+            box.pack_start(Gtk.Label(label=request["link"], xalign=0, selectable=True),
+                           False, False, 0)  # fmt: skip
+        ok, close = self._buttons(box, action["label"] if action else request["ok"],
+                                  request.get("close") if action else None)  # fmt: skip
 
         def done(*_: object) -> bool:
             window.destroy()
             return True
 
-        ok.connect("clicked", done)
+        def act(*_: object) -> bool:
+            if action is not None:
+                if action["id"] == "openLink" and request.get("link"):
+                    # the person's default browser, through GIO (xdg-open's mechanism)
+                    Gtk.show_uri_on_window(window, request["link"], Gtk.get_current_event_time())
+                self._send({"event": "action", "action": action["id"]})
+            return done()
+
+        ok.connect("clicked", act)
+        if close is not None:
+            close.connect("clicked", done)
         window.connect("key-press-event", self._escape(lambda: done()))
         window.set_default(ok)
         window.show_all()
