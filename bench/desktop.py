@@ -96,8 +96,85 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         "< 300 ms", median < 300,
         f"median of {runs}; both seen by polling xdotool (a few ms per look)",
     ))  # fmt: skip
+    figures.extend(_idle(tmp, ca, now))
     figures.append(_cold_start(tmp, runs))
     return figures
+
+
+def _status(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _idle(tmp: Path, ca: CertificateAuthority, now: dt.datetime,
+          seconds: float = 10.0) -> list[Figure]:  # fmt: skip
+    """The desktop agent (agent + dialog helper with the tray) sitting idle: memory against
+    the console agent plus a bare GTK window process (the toolkit's own floor), and how
+    often it wakes (context switches per second) against a sleeping interpreter."""
+    data = tmp / "idle-data"
+    TokenStore(data).add(make_file_credential(ca, person(1), "bench password", now))
+    with virtual_screen() as screen:
+        with AgentProcess(data, "--no-cards", "--ui", "desktop", env=screen.env) as agent:
+            agent.ready()
+            screen.tray_docked()
+            time.sleep(3)  # settle
+            pids = [agent.proc.pid, *_children(agent.proc.pid)]
+            before = [_status(p) for p in pids]
+            time.sleep(seconds)
+            after = [_status(p) for p in pids]
+        bare_gtk = _bare_gtk_rss(screen)
+    with AgentProcess(tmp / "idle-console", "--no-cards") as console:
+        console.ready()
+        time.sleep(3)
+        console_rss = _status(console.proc.pid)["VmRSS"] / 1024
+    rss = sum(a["VmRSS"] for a in after) / 1024
+    each = ", ".join(f"{a['VmRSS'] / 1024:.0f}" for a in after)
+    keys = ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+    switches = sum(a[k] - b[k] for a, b in zip(after, before, strict=True) for k in keys)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    time.sleep(1)
+    first = _status(sleeper.pid)
+    time.sleep(seconds)
+    last = _status(sleeper.pid)
+    sleeper.kill()
+    bare = sum(last[k] - first[k] for k in keys)
+    floor = console_rss + bare_gtk
+    return [
+        Figure("idle RSS, agent + dialogs + tray", "MiB", rss,
+               "console agent + a bare GTK window process", floor, "< 80 MiB", rss < 80,
+               f"agent, helper: {each} MiB; a bare GTK window alone: {bare_gtk:.0f} MiB "
+               "(shared libraries count in each process)"),
+        Figure("idle wake-ups, agent + dialogs + tray", "/s", switches / seconds,
+               "a sleeping interpreter", bare / seconds, "no busy polling (< 10/s)",
+               switches / seconds < 10, f"context switches over {seconds:.0f} s"),
+    ]  # fmt: skip
+
+
+def _bare_gtk_rss(screen: Screen) -> float:
+    proc = subprocess.Popen([sys.executable, "-c", _BARE], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **screen.env})  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdin.write("show\n")
+    proc.stdin.flush()
+    time.sleep(3)
+    rss = _status(proc.pid)["VmRSS"] / 1024
+    proc.stdin.close()
+    proc.wait(timeout=10)
+    return rss
 
 
 def _cold_start(tmp: Path, runs: int) -> Figure:
