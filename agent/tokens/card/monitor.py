@@ -142,6 +142,7 @@ class CardWatcher:
         from agent.tokens.card.pcsc import PcscContext
 
         attempt = 0
+        lost = False  # the service was up and went away (a restart, however quick)
         while True:
             try:
                 context = await asyncio.to_thread(PcscContext)
@@ -150,15 +151,18 @@ class CardWatcher:
                 await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                 attempt += 1
                 continue
-            if attempt:
+            if attempt or lost:
+                # counted even when pcscd was back before the first new try: a restart
+                # faster than one PC/SC wait used to go uncounted (a flaky test found it)
                 self.restarts += 1
                 log.info("smart card service reachable again")
-            attempt = 0
+            attempt, lost = 0, False
             self.service_up = True
             try:
                 await self._watch(context)
             except CardError as exc:
                 self._lost(f"smart card service lost: {exc}")
+                lost = True
             finally:
                 await self._release(context)
 
