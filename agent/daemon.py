@@ -131,7 +131,7 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
 
             tray = Tray(ui, config.language, config.data_dir, config.port,
                         order_active=lambda: service.book.active(clock()) is not None,
-                        updater=updater, stop=stop, clock=clock)  # fmt: skip
+                        updater=updater, stop=stop, clock=clock, cards=watcher)  # fmt: skip
             tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

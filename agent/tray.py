@@ -16,9 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
-from agent.messages import Language, Term, catalogue
-from agent.tokens import TokenStore
-from agent.tokens.model import CredentialState
+from agent.messages import Language, MessageCode, Term, catalogue
+from agent.notices import PIN_TERMS, Notice, notice_for
+from agent.pins import PinManager
+from agent.tokens import PasswordTooWeak, TokenError, TokenStore, WrongCurrentPassword
+from agent.tokens.card.errors import PinRef
+from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.model import CredentialState, TokenKind
 from agent.ui.desktop import DesktopUi
 from agent.updater.service import UpdaterService
 
@@ -32,14 +36,17 @@ REFRESH_SECONDS = 2.0
 class Tray:
     def __init__(self, ui: DesktopUi, language: Language, data_dir: Path, port: int, *,
                  order_active: Callable[[], bool], updater: UpdaterService | None,
-                 stop: asyncio.Event, clock: Callable[[], dt.datetime]) -> None:  # fmt: skip
+                 stop: asyncio.Event, clock: Callable[[], dt.datetime],
+                 cards: CardWatcher | None = None) -> None:  # fmt: skip
         self._ui, self._language, self._data_dir, self._port = ui, language, data_dir, port
         self._order_active, self._updater, self._stop, self._clock = (
             order_active, updater, stop, clock)  # fmt: skip
         self._shown: tuple[str, str] | None = None
+        self._cards = cards
         # a notice's OK works whether or not a tray can be shown
         ui.on_menu = self._chosen
         ui.on_action = self._action
+        ui.on_manager = self._manage
 
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self._language).format(**values)
@@ -95,7 +102,7 @@ class Tray:
             await self._ui.info(self._term(Term.TRAY_ABOUT),
                                 self._term(Term.ABOUT_TEXT, version=__version__))  # fmt: skip
         elif item == "bankids":
-            await self._ui.info(self._term(Term.TRAY_MY_BANKIDS), await self._bankids())
+            await self._ui.manager(await self._bankids())
         elif item == "updates":
             if self._updater is None:
                 await self._ui.info(self._term(Term.TRAY_CHECK_UPDATES),
@@ -116,9 +123,62 @@ class Tray:
         if action == "startUpdate" and self._updater is not None:
             await self._updater.start()
 
-    async def _bankids(self) -> str:
+    async def _bankids(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """My BankIDs: each with owner, kind, issuer, validity and state, and what can be
+        done with it (the PIN always named: a card has two)."""
         now = self._clock()
-        credentials = await asyncio.to_thread(TokenStore(self._data_dir).credentials)
-        lines = [f"{c.owner.name} — {c.kind.value}, {c.issuer}, "
-                 f"{c.not_after:%Y-%m-%d}, {c.state(now).value}" for c in credentials]  # fmt: skip
-        return "\n".join(lines) or "—"
+        files = await asyncio.to_thread(TokenStore(self._data_dir).credentials)
+        cards = self._cards.credentials() if self._cards is not None else []
+        rows = []
+        for c in [*files, *cards]:
+            text = (f"{c.owner.name} — {c.kind.value}, {c.issuer}, "
+                    f"{c.not_after:%Y-%m-%d}, {c.state(now).value}")  # fmt: skip
+            if c.kind is TokenKind.FILE:
+                buttons = [(f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD))]
+            else:
+                buttons = []
+                for ref in (PinRef.IDENTIFICATION, PinRef.SIGNATURE):
+                    pin = self._term(PIN_TERMS[ref])
+                    buttons.append((f"pin:{c.id}:{ref.name}",
+                                    self._term(Term.MANAGER_CHANGE_PIN, pin=pin)))  # fmt: skip
+                    buttons.append((f"unblock:{c.id}:{ref.name}",
+                                    self._term(Term.MANAGER_UNBLOCK_PIN, pin=pin)))  # fmt: skip
+            rows.append((text, buttons))
+        return rows
+
+    async def _manage(self, item: str) -> None:
+        action, _, rest = item.partition(":")
+        log.info("my bankids: %s", action)
+        if action == "password":
+            await self._change_password(rest)
+        elif action in ("pin", "unblock") and self._cards is not None:
+            card_id, _, ref = rest.rpartition(":")
+            manager = PinManager(self._cards, self._ui)
+            if action == "pin":
+                await manager.change(card_id, PinRef[ref])
+            else:
+                await manager.unblock(card_id, PinRef[ref])
+
+    async def _change_password(self, token_id: str) -> None:
+        store = TokenStore(self._data_dir)
+        credential = next((c for c in store.credentials() if c.id == token_id), None)
+        if credential is None:
+            return
+        problem: Notice | None = None
+        while True:
+            answer = await self._ui.ask_password_change(credential, problem)
+            if answer is None:
+                return
+            old, new = answer
+            try:
+                await asyncio.to_thread(store.change_password, token_id, old, new, self._clock())
+            except (WrongCurrentPassword, PasswordTooWeak) as exc:
+                problem = notice_for(exc)  # ask again, saying why (and the tries left)
+                continue
+            except TokenError as exc:
+                await self._ui.tell(notice_for(exc))
+                return
+            finally:
+                del answer, old, new
+            await self._ui.tell(Notice(MessageCode.PASSWORD_CHANGED))
+            return

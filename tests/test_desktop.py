@@ -218,3 +218,71 @@ async def test_update_notices_act_on_ok(screen: Screen, tmp_path: Path,
         assert actions == ["startUpdate", "openLink"]
     finally:
         await ui.aclose()
+
+
+def _fill(screen: Screen, window: str, *values: str) -> None:
+    """Type into the fields in order (Tab between them) and press Enter."""
+    for n, value in enumerate(values):
+        if n:
+            screen.key(window, "Tab")
+        screen.type_into(window, value)
+    screen.key(window, "Return")
+
+
+def test_changing_a_password_from_my_bankids(data_dir: Path, screen: Screen) -> None:
+    new_password = "a brand new password"
+    with _desktop_agent(data_dir, screen) as agent:
+        agent.ready()
+        screen.tray_docked()
+        screen.tray_click()
+        time.sleep(0.3)
+        screen.xdotool("key", "Down", "Return")  # My BankIDs
+        [mine] = screen.wait_window("My BankIDs")
+        screen.screenshot(mine, "my-bankids")
+        screen.key(mine, "Return")  # the first row's "Change password …" has the focus
+        [dialog] = screen.wait_window("eid-agent")
+        screen.type_into(dialog, "not it")
+        screen.key(dialog, "Tab")
+        screen.type_into(dialog, new_password)
+        screen.key(dialog, "Tab")
+        screen.type_into(dialog, new_password)
+        screen.key(dialog, "Return")
+        screen.wait_gone(dialog)
+        [again] = screen.wait_window("eid-agent")  # asked again: wrong current password
+        screen.screenshot(again, "change-password-wrong")
+        _fill(screen, again, PASSWORD, new_password, new_password)
+        [done] = screen.wait_window("The password has been changed")
+        screen.key(done, "Return")
+    store = TokenStore(data_dir, kdf=FAST_KDF)
+    [info] = store.credentials()
+    assert store.unlock(info.id, new_password)
+    assert info.tries_left == 5  # the right password reset the count
+    for secret in (PASSWORD, new_password, "not it"):
+        assert secret not in agent.stderr
+
+
+async def test_the_pin_dialog_names_the_pin_and_wants_it_twice(
+    screen: Screen, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.messages import Language
+    from agent.tokens.card.errors import PinRef
+    from agent.ui import PinRequest
+    from agent.ui.desktop import DesktopUi
+
+    for key, value in screen.env.items():
+        monkeypatch.setenv(key, value)
+    ui = DesktopUi(Language.EN)
+    card = make_token(ANNA).info()
+    await ui.start()
+    try:
+        asking = asyncio.create_task(ui.ask_pins(PinRequest(PinRef.SIGNATURE, card), None))
+        [dialog] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        screen.screenshot(dialog, "change-signing-pin")
+        _fill(screen, dialog, "12345", "54321", "54320")  # the repeat differs: asked again
+        await asyncio.to_thread(screen.wait_gone, dialog)
+        [again] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        _fill(screen, again, "12345", "54321", "54321")
+        answer = await asyncio.wait_for(asking, 15)
+        assert answer is not None and (answer.secret, answer.new) == ("12345", "54321")
+    finally:
+        await ui.aclose()

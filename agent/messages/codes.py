@@ -75,6 +75,7 @@ class MessageCode(enum.IntEnum):
     CARD_RESET = 10064
     PIN_CHANGED = 10065
     PIN_UNBLOCKED = 10066
+    PASSWORD_CHANGED = 10067
 
 
 class Severity(enum.StrEnum):

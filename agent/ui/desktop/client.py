@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.messages import Action, Language, Term, catalogue
+from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.notices import PIN_TERMS, Notice
 from agent.orders import OrderKind
 from agent.tokens.card.errors import PinRef
@@ -49,6 +49,7 @@ class DesktopUi:
         self._lock = asyncio.Lock()
         self.on_menu: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a tray item
         self.on_action: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a notice's
+        self.on_manager: Callable[[str], Coroutine[Any, Any, None]] | None = None  # My BankIDs
         self._menu_tasks: set[asyncio.Task[None]] = set()
 
     # -- the helper process ----------------------------------------------------------------------
@@ -92,6 +93,9 @@ class DesktopUi:
                     continue
                 if message.get("event") == "action":
                     self._later(self.on_action, str(message["action"]))
+                    continue
+                if message.get("event") == "manager":
+                    self._later(self.on_manager, str(message["item"]))
                     continue
                 future = self._pending.pop(int(message["id"]), None)
             except (ValueError, KeyError, TypeError):
@@ -211,12 +215,67 @@ class DesktopUi:
         secret = answer.get("secret")
         return str(secret) if secret else None
 
-    # The PIN and ordering dialogs come with the credential manager; until then the
-    # running agent never asks these (PINs and orders are the command line's).
-    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
-        log.warning("no PIN dialog yet: use 'eid-agent card change-pin|unblock-pin'")
-        return None
+    async def _secrets(self, ref: str, heading: str, fields: list[str],
+                       problem: Notice | None) -> list[str] | None:  # fmt: skip
+        answer = await self._call({
+            "op": "secrets", "ref": ref, "title": "eid-agent", "heading": heading,
+            "problem": list(self._text(problem)) if problem else None, "fields": fields,
+            "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
+        })  # fmt: skip
+        values = answer.get("values")
+        return [str(v) for v in values] if isinstance(values, list) else None
 
+    def _label(self, term: Term, **values: object) -> str:
+        return "_" + _capital(self._term(term, **values).rstrip(": "))
+
+    async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
+        pin = self._term(PIN_TERMS[request.pin])
+        if request.unblock:
+            heading = self._term(Term.CONSOLE_UNBLOCK_PIN, pin=pin, name=request.card.owner.name)
+            fields = [self._label(Term.PROMPT_PUK, pin=pin)]
+        else:
+            heading = self._term(Term.CONSOLE_CHANGE_PIN, pin=pin, name=request.card.owner.name)
+            fields = [self._label(Term.PROMPT_CURRENT_PIN, pin=pin)]
+        if not (request.unblock and request.keep):
+            fields += [self._label(Term.PROMPT_NEW_PIN, pin=pin),
+                       self._label(Term.PROMPT_REPEAT_PIN, pin=pin)]  # fmt: skip
+        while True:
+            values = await self._secrets(f"pins-{request.card.id}", _capital(heading), fields,
+                                         problem)  # fmt: skip
+            if values is None:
+                return None
+            if len(values) == 1:
+                return PinAnswer(values[0], None)
+            if values[1] == values[2]:
+                return PinAnswer(values[0], values[1])
+            problem = Notice(MessageCode.PINS_DIFFER)
+
+    async def ask_password_change(self, credential: CredentialInfo,
+                                  problem: Notice | None) -> tuple[str, str] | None:  # fmt: skip
+        """The current password and the new one (typed twice and equal)."""
+        fields = [self._label(Term.PROMPT_CURRENT_PASSWORD),
+                  self._label(Term.PROMPT_NEW_PASSWORD),
+                  self._label(Term.PROMPT_REPEAT_PASSWORD)]  # fmt: skip
+        heading = self._term(Term.MANAGER_CHANGE_PASSWORD).rstrip(" …") + " — " + _label(credential)
+        while True:
+            values = await self._secrets(f"password-{credential.id}", heading, fields, problem)
+            if values is None:
+                return None
+            if values[1] == values[2]:
+                return values[0], values[1]
+            problem = Notice(MessageCode.PASSWORDS_DIFFER)
+
+    async def manager(self, rows: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        """My BankIDs: (text, [(button id, label)]) per BankID; buttons come back through
+        ``on_manager``."""
+        await self._call({"op": "manager", "title": self._term(Term.TRAY_MY_BANKIDS),
+                          "rows": [{"text": text, "buttons": [{"id": i, "label": label}
+                                                              for i, label in buttons]}
+                                   for text, buttons in rows],
+                          "close": self._term(Term.MANAGER_CLOSE)})  # fmt: skip
+
+    # Ordering from the desktop comes with the tray's "Order BankID on file"; until then
+    # the running agent never asks it (ordering is the command line's).
     async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
         log.warning("no ordering dialog yet: use 'eid-agent order'")
         return None
@@ -248,3 +307,7 @@ class DesktopUi:
 
 def _label(credential: CredentialInfo) -> str:
     return f"{credential.owner.name} — {credential.kind.value}, {credential.issuer}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]

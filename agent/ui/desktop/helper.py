@@ -18,6 +18,10 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
     {"id", "op": "tray", "state", "tooltip", "items": [{"id", "label", "enabled"}]}
         -> {"id", "done": true} | {"id", "done": false, "error"} (no tray here)
     and, unasked, when a tray menu item is chosen:  {"event": "menu", "item": id}
+    {"id", "op": "secrets", "ref", "title", "heading", "problem": [title, body]|null,
+     "fields": [label, ...], "ok", "cancel"}  -> {"id", "values": [...]} | {"id", "cancelled"}
+    {"id", "op": "manager", "title", "rows": [{"text", "buttons": [{"id", "label"}]}],
+     "close"}  -> {"id", "done": true}; a button: {"event": "manager", "item": id}
 
 The tray is pystray's (its appindicator backend, which docks in an XEmbed tray when no
 StatusNotifier host runs); it shares this process's GTK main loop.
@@ -177,6 +181,10 @@ class Helper:
             self._dialog(request, answer)
         elif op == "tray":
             self._tray(request, answer)
+        elif op == "secrets":
+            self._secrets(request, answer)
+        elif op == "manager":
+            self._manager(request, answer)
         else:
             answer({"error": f"unknown op {op!r}"})
 
@@ -315,6 +323,98 @@ class Helper:
         window.present_with_time(Gtk.get_current_event_time())
         ok.grab_focus()
         answer({"done": True})  # a notice does not wait to be dismissed
+
+    def _secrets(self, request: dict[str, Any], answer: Answer) -> None:
+        """Hidden fields in a row (current, new, repeat): a password or PIN change."""
+        window, box = self._window(request["title"])
+        heading = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
+        heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
+        box.pack_start(heading, False, False, 0)
+        if request.get("problem"):
+            title, body = request["problem"]
+            problem = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
+            problem.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
+                               f"{_markup(body)}</span>")  # fmt: skip
+            box.pack_start(problem, False, False, 0)
+        entries = []
+        for text in request["fields"]:
+            label = Gtk.Label.new_with_mnemonic(text)
+            label.set_xalign(0)
+            entry = Gtk.Entry(visibility=False, activates_default=True)
+            entry.get_accessible().set_name(text.replace("_", ""))
+            label.set_mnemonic_widget(entry)
+            box.pack_start(label, False, False, 0)
+            box.pack_start(entry, False, False, 0)
+            entries.append(entry)
+        answered = False
+
+        def finish(result: dict[str, Any]) -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                self._windows.pop(request["ref"], None)
+                answer(result)
+                window.destroy()
+
+        def on_ok(*_: object) -> None:
+            empty = next((e for e in entries if not e.get_text()), None)
+            if empty is not None:  # Enter in an earlier field moves on, as Tab would
+                empty.grab_focus()
+                return
+            finish({"values": [e.get_text() for e in entries]})
+
+        def on_delete(*_: object) -> bool:
+            finish({"cancelled": True})
+            return True
+
+        ok, cancel = self._buttons(box, request["ok"], request["cancel"])
+        ok.connect("clicked", on_ok)
+        if cancel is not None:
+            cancel.connect("clicked", lambda _b: finish({"cancelled": True}))
+        window.connect("delete-event", on_delete)
+        window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
+        window.set_default(ok)
+        self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
+        window.show_all()
+        window.present_with_time(Gtk.get_current_event_time())
+        entries[0].grab_focus()
+
+    def _manager(self, request: dict[str, Any], answer: Answer) -> None:
+        """My BankIDs: one row per BankID with what can be done with it."""
+        old = self._windows.pop("manager", None)
+        if old is not None:
+            old[0].destroy()
+        window, box = self._window(request["title"])
+        first: Gtk.Widget | None = None
+        for row in request["rows"]:
+            frame = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+            frame.pack_start(Gtk.Label(label=row["text"], xalign=0, wrap=True,
+                                       max_width_chars=60), False, False, 0)  # fmt: skip
+            buttons = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+            for button in row["buttons"]:
+                widget = Gtk.Button.new_with_label(button["label"])
+                widget.connect("clicked", lambda _w, item=button["id"]: self._send(
+                    {"event": "manager", "item": item}))  # fmt: skip
+                buttons.pack_start(widget, False, False, 0)
+                first = first or widget
+            frame.pack_start(buttons, False, False, 0)
+            box.pack_start(frame, False, False, 0)
+            box.pack_start(Gtk.Separator(), False, False, 0)
+        close, _ = self._buttons(box, request["close"], None)
+
+        def done(*_: object) -> bool:
+            self._windows.pop("manager", None)
+            window.destroy()
+            return True
+
+        close.connect("clicked", done)
+        window.connect("delete-event", done)
+        window.connect("key-press-event", self._escape(lambda: done()))
+        self._windows["manager"] = (window, lambda: None)
+        window.show_all()
+        window.present_with_time(Gtk.get_current_event_time())
+        (first or close).grab_focus()
+        answer({"done": True})
 
     # -- the tray ------------------------------------------------------------------------------
 
