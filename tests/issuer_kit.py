@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,23 +179,12 @@ class ConnectProxy:
     auth_headers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock = _listen(self._serve)
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         with client:
@@ -230,6 +219,24 @@ class ConnectProxy:
         self.sock.close()
 
 
+def _listen(serve: Callable[[socket.socket], None]) -> socket.socket:
+    """A loopback listener that hands each connection to ``serve`` in a thread of its own."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock
+
+
 def _pipe(a: socket.socket, b: socket.socket) -> None:
     while True:
         ready, _, _ = select.select([a, b], [], [], 10)
@@ -249,19 +256,8 @@ class Cutter:
 
     def __init__(self, port: int, cut_path: str) -> None:
         self.port, self.cut_path, self.cuts = port, cut_path, 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock = _listen(self._serve)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         with client, socket.create_connection(("127.0.0.1", self.port), timeout=10) as up:

@@ -225,20 +225,20 @@ class DesktopUi:
         values = answer.get("values")
         return [str(v) for v in values] if isinstance(values, list) else None
 
-    def _label(self, term: Term, **values: object) -> str:
+    def _field(self, term: Term, **values: object) -> str:
         return "_" + _capital(self._term(term, **values).rstrip(": "))
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         pin = self._term(PIN_TERMS[request.pin])
         if request.unblock:
             heading = self._term(Term.CONSOLE_UNBLOCK_PIN, pin=pin, name=request.card.owner.name)
-            fields = [self._label(Term.PROMPT_PUK, pin=pin)]
+            fields = [self._field(Term.PROMPT_PUK, pin=pin)]
         else:
             heading = self._term(Term.CONSOLE_CHANGE_PIN, pin=pin, name=request.card.owner.name)
-            fields = [self._label(Term.PROMPT_CURRENT_PIN, pin=pin)]
+            fields = [self._field(Term.PROMPT_CURRENT_PIN, pin=pin)]
         if not (request.unblock and request.keep):
-            fields += [self._label(Term.PROMPT_NEW_PIN, pin=pin),
-                       self._label(Term.PROMPT_REPEAT_PIN, pin=pin)]  # fmt: skip
+            fields += [self._field(Term.PROMPT_NEW_PIN, pin=pin),
+                       self._field(Term.PROMPT_REPEAT_PIN, pin=pin)]  # fmt: skip
         while True:
             values = await self._secrets(f"pins-{request.card.id}", _capital(heading), fields,
                                          problem)  # fmt: skip
@@ -253,9 +253,9 @@ class DesktopUi:
     async def ask_password_change(self, credential: CredentialInfo,
                                   problem: Notice | None) -> tuple[str, str] | None:  # fmt: skip
         """The current password and the new one (typed twice and equal)."""
-        fields = [self._label(Term.PROMPT_CURRENT_PASSWORD),
-                  self._label(Term.PROMPT_NEW_PASSWORD),
-                  self._label(Term.PROMPT_REPEAT_PASSWORD)]  # fmt: skip
+        fields = [self._field(Term.PROMPT_CURRENT_PASSWORD),
+                  self._field(Term.PROMPT_NEW_PASSWORD),
+                  self._field(Term.PROMPT_REPEAT_PASSWORD)]  # fmt: skip
         heading = self._term(Term.MANAGER_CHANGE_PASSWORD).rstrip(" …") + " — " + _label(credential)
         while True:
             values = await self._secrets(f"password-{credential.id}", heading, fields, problem)
