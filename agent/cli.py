@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         help="these may never start orders (repeatable)",
     )
     run.add_argument("--no-cards", action="store_true", help="do not watch card readers")
+    add_issuer_options(run)
     # Set by the previous version when it hands over after an update; not for people.
     run.add_argument("--take-over", action="store_true", help=argparse.SUPPRESS)
     run.add_argument("--update-tick", type=float, default=30.0, help=argparse.SUPPRESS)
@@ -273,6 +274,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
     from agent.bridge import OriginPolicy
     from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
+    from agent.ordercli import issuer_connection
     from agent.paths import default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
@@ -296,6 +298,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         update_tick=args.update_tick,
         health_timeout=args.health_timeout,
         ui=args.ui,
+        issuer=issuer_connection(args),
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))

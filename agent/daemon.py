@@ -35,6 +35,7 @@ from packaging.version import Version
 from agent import __version__
 from agent.atomicfile import atomic_write_bytes
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
+from agent.enrol import IssuerConnection
 from agent.messages import Language
 from agent.orders import DEFAULT_TTL, OrderBook
 from agent.selftest import self_test
@@ -71,6 +72,7 @@ class RunConfig:
     update_tick: float = 30.0  # seconds between looks at the update policy
     health_timeout: float = 30.0  # seconds a new version has to become healthy
     ui: str = "console"  # "console", "desktop", or "auto" (desktop where a display is)
+    issuer: IssuerConnection | None = None  # where "Order BankID on file" goes
 
 
 class SelfTestFailed(Exception):
@@ -131,7 +133,8 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
 
             tray = Tray(ui, config.language, config.data_dir, config.port,
                         order_active=lambda: service.book.active(clock()) is not None,
-                        updater=updater, stop=stop, clock=clock, cards=watcher)  # fmt: skip
+                        updater=updater, stop=stop, clock=clock, cards=watcher,
+                        issuer=config.issuer)  # fmt: skip
             tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
+from agent.enrol import IssuerConnection, order_with_ui
 from agent.messages import Language, MessageCode, Term, catalogue
 from agent.notices import PIN_TERMS, Notice, notice_for
 from agent.pins import PinManager
@@ -37,12 +38,14 @@ class Tray:
     def __init__(self, ui: DesktopUi, language: Language, data_dir: Path, port: int, *,
                  order_active: Callable[[], bool], updater: UpdaterService | None,
                  stop: asyncio.Event, clock: Callable[[], dt.datetime],
-                 cards: CardWatcher | None = None) -> None:  # fmt: skip
+                 cards: CardWatcher | None = None,
+                 issuer: IssuerConnection | None = None) -> None:  # fmt: skip
         self._ui, self._language, self._data_dir, self._port = ui, language, data_dir, port
         self._order_active, self._updater, self._stop, self._clock = (
             order_active, updater, stop, clock)  # fmt: skip
         self._shown: tuple[str, str] | None = None
         self._cards = cards
+        self._issuer = issuer  # ordering is offered only when there is an issuer to ask
         # a notice's OK works whether or not a tray can be shown
         ui.on_menu = self._chosen
         ui.on_action = self._action
@@ -74,6 +77,7 @@ class Tray:
         items = [
             ("status", status, False),
             ("bankids", self._term(Term.TRAY_MY_BANKIDS), True),
+            *([("order", self._term(Term.TRAY_ORDER), True)] if self._issuer else []),
             ("updates", self._term(Term.TRAY_CHECK_UPDATES), True),
             ("diagnostics", self._term(Term.TRAY_DIAGNOSTICS), True),
             ("about", self._term(Term.TRAY_ABOUT), True),
@@ -103,6 +107,12 @@ class Tray:
                                 self._term(Term.ABOUT_TEXT, version=__version__))  # fmt: skip
         elif item == "bankids":
             await self._ui.manager(await self._bankids())
+        elif item == "order" and self._issuer is not None:
+            info = await order_with_ui(self._ui, self._issuer, TokenStore(self._data_dir),
+                                       self._clock)  # fmt: skip
+            if info is not None:
+                await self._ui.info(self._term(Term.TRAY_ORDER).rstrip(" …"), self._term(
+                    Term.ORDER_DONE, name=info.owner.name, token_id=info.id))  # fmt: skip
         elif item == "updates":
             if self._updater is None:
                 await self._ui.info(self._term(Term.TRAY_CHECK_UPDATES),

@@ -286,3 +286,28 @@ async def test_the_pin_dialog_names_the_pin_and_wants_it_twice(
         assert answer is not None and (answer.secret, answer.new) == ("12345", "54321")
     finally:
         await ui.aclose()
+
+
+def test_ordering_a_bankid_from_the_tray(tmp_path: Path, screen: Screen) -> None:
+    from tests.issuer_kit import IssuerProcess
+
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n')
+        _, code = issuer.order("198112189876")
+        data = tmp_path / "data"
+        with AgentProcess(data, "--no-cards", "-v", "--ui", "desktop", "--config", str(config),
+                          env=screen.env) as agent:  # fmt: skip
+            agent.ready()
+            screen.tray_docked()
+            screen.tray_click()
+            time.sleep(0.3)
+            screen.xdotool("key", "Down", "Down", "Return")  # Order BankID on file
+            [dialog] = screen.wait_window("eid-agent")
+            screen.screenshot(dialog, "order-dialog")
+            _fill(screen, dialog, "198112189876", code, PASSWORD, PASSWORD)
+            [done] = screen.wait_window("Order BankID on file", timeout=30)
+            screen.key(done, "Return")
+        [info] = TokenStore(data).credentials()
+        assert str(info.owner.personal_number) == "198112189876" and not info.development
+        assert code not in agent.stderr and PASSWORD not in agent.stderr

@@ -95,6 +95,7 @@ class Term(enum.StrEnum):
     DIALOG_LOOKALIKE = "dialog_lookalike"
     TRAY_STATUS = "tray_status"
     TRAY_MY_BANKIDS = "tray_my_bankids"
+    TRAY_ORDER = "tray_order"
     TRAY_CHECK_UPDATES = "tray_check_updates"
     TRAY_DIAGNOSTICS = "tray_diagnostics"
     TRAY_ABOUT = "tray_about"

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.notices import PIN_TERMS, Notice
 from agent.orders import OrderKind
 from agent.tokens.card.errors import PinRef
+from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import format_text, origin_view
@@ -215,12 +216,14 @@ class DesktopUi:
         secret = answer.get("secret")
         return str(secret) if secret else None
 
-    async def _secrets(self, ref: str, heading: str, fields: list[str],
-                       problem: Notice | None) -> list[str] | None:  # fmt: skip
+    async def _secrets(self, ref: str, heading: str, fields: Sequence[str | list[str]],
+                       problem: Notice | None, note: str = "") -> list[str] | None:  # fmt: skip
+        """Fields in a row, hidden unless given as ``[label, "visible"]``."""
         answer = await self._call({
             "op": "secrets", "ref": ref, "title": "eid-agent", "heading": heading,
-            "problem": list(self._text(problem)) if problem else None, "fields": fields,
-            "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
+            "problem": list(self._text(problem)) if problem else None, "fields": list(fields),
+            "note": note, "ok": self._term(Term.DIALOG_OK),
+            "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
         values = answer.get("values")
         return [str(v) for v in values] if isinstance(values, list) else None
@@ -274,11 +277,22 @@ class DesktopUi:
                                    for text, buttons in rows],
                           "close": self._term(Term.MANAGER_CLOSE)})  # fmt: skip
 
-    # Ordering from the desktop comes with the tray's "Order BankID on file"; until then
-    # the running agent never asks it (ordering is the command line's).
     async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
-        log.warning("no ordering dialog yet: use 'eid-agent order'")
-        return None
+        fields: list[str | list[str]] = [
+            [self._field(Term.PROMPT_PERSONAL_NUMBER), "visible"],
+            self._field(Term.PROMPT_ACTIVATION_CODE),
+            self._field(Term.PROMPT_NEW_PASSWORD),
+            self._field(Term.PROMPT_REPEAT_PASSWORD),
+        ]
+        note = self._term(Term.ORDER_PASSWORD_RULE, min_length=MIN_PASSWORD_LENGTH)
+        while True:
+            values = await self._secrets("enrolment", self._term(Term.TRAY_ORDER).rstrip(" …"),
+                                         fields, problem, note)  # fmt: skip
+            if values is None:
+                return None
+            if values[2] == values[3]:
+                return EnrolmentAnswer(values[0].strip(), values[1].strip(), values[2])
+            problem = Notice(MessageCode.PASSWORDS_DIFFER)
 
     async def info(self, title: str, body: str) -> None:
         """A plain window with text (about, diagnostics); no message code."""

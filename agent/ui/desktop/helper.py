@@ -19,7 +19,8 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
         -> {"id", "done": true} | {"id", "done": false, "error"} (no tray here)
     and, unasked, when a tray menu item is chosen:  {"event": "menu", "item": id}
     {"id", "op": "secrets", "ref", "title", "heading", "problem": [title, body]|null,
-     "fields": [label, ...], "ok", "cancel"}  -> {"id", "values": [...]} | {"id", "cancelled"}
+     "fields": [label | [label, "visible"], ...], "note", "ok", "cancel"}
+        -> {"id", "values": [...]} | {"id", "cancelled"}
     {"id", "op": "manager", "title", "rows": [{"text", "buttons": [{"id", "label"}]}],
      "close"}  -> {"id", "done": true}; a button: {"event": "manager", "item": id}
 
@@ -336,11 +337,15 @@ class Helper:
             problem.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
                                f"{_markup(body)}</span>")  # fmt: skip
             box.pack_start(problem, False, False, 0)
+        if request.get("note"):
+            box.pack_start(Gtk.Label(label=request["note"], xalign=0, wrap=True,
+                                     max_width_chars=56), False, False, 0)  # fmt: skip
         entries = []
-        for text in request["fields"]:
+        for field in request["fields"]:
+            text, visible = (field[0], True) if isinstance(field, list) else (field, False)
             label = Gtk.Label.new_with_mnemonic(text)
             label.set_xalign(0)
-            entry = Gtk.Entry(visibility=False, activates_default=True)
+            entry = Gtk.Entry(visibility=visible, activates_default=True)
             entry.get_accessible().set_name(text.replace("_", ""))
             label.set_mnemonic_widget(entry)
             box.pack_start(label, False, False, 0)
