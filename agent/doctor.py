@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import tempfile
-import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,13 +33,6 @@ class Check:
     name: str
     status: str  # "ok" | "warning" | "problem" | "info"
     detail: str
-
-
-def _shown_proxy(proxy: str | None) -> str:
-    if not proxy:
-        return "no proxy"
-    parts = urllib.parse.urlsplit(proxy)
-    return f"proxy {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 def _versions() -> Check:
@@ -117,7 +109,7 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
     context: ssl.SSLContext | bool = False
     if url.startswith("https://"):
         context = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    from agent.enrol import split_proxy_credentials
+    from agent.enrol import shown_proxy, split_proxy_credentials
 
     proxy_url, proxy_auth = split_proxy_credentials(proxy)
     try:
@@ -128,9 +120,9 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
             date = resp.headers.get("Date")
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return [Check(name, "problem", f"{url} unreachable via {_shown_proxy(proxy)}: "
+        return [Check(name, "problem", f"{url} unreachable via {shown_proxy(proxy)}: "
                       f"{type(exc).__name__}")]  # fmt: skip
-    checks = [Check(name, "ok", f"{url} answers (HTTP {status}) via {_shown_proxy(proxy)}")]
+    checks = [Check(name, "ok", f"{url} answers (HTTP {status}) via {shown_proxy(proxy)}")]
     if date:
         skew = email.utils.parsedate_to_datetime(date) - now
         status_word = "ok" if abs(skew) <= MAX_SKEW else "problem"

@@ -56,6 +56,7 @@ __all__ = [
     "order_with_ui",
     "proxy_for",
     "revoke_credential",
+    "shown_proxy",
     "split_proxy_credentials",
 ]
 
@@ -100,8 +101,9 @@ def proxy_for(url: str, configured: str | None, environ: Mapping[str, str]) -> s
     return proxy
 
 
-def _shown(proxy: str | None) -> str:
-    if proxy is None:
+def shown_proxy(proxy: str | None) -> str:
+    """A proxy as logs and reports may show it: scheme://host:port, never the password."""
+    if not proxy:
         return "no proxy"
     parts = urllib.parse.urlsplit(proxy)
     return f"proxy {parts.scheme}://{parts.hostname}:{parts.port or ''}".rstrip(":")
@@ -135,10 +137,10 @@ class IssuerConnection:
                                  proxy_auth=auth, ssl=self._ssl()) as resp,
                 ):  # fmt: skip
                     text = await resp.text()
-                    log.info("issuer POST %s via %s: %d", path, _shown(proxy), resp.status)
+                    log.info("issuer POST %s via %s: %d", path, shown_proxy(proxy), resp.status)
                     return _answer(resp.status, text)
             except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
-                log.warning("issuer %s via %s: %s: %s", path, _shown(proxy),
+                log.warning("issuer %s via %s: %s: %s", path, shown_proxy(proxy),
                             type(exc).__name__, exc)  # fmt: skip
                 if not delays:
                     raise IssuerUnreachable(f"{type(exc).__name__}: {exc}", proxy) from None

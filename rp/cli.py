@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import ssl
 import sys
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from agent.paths import default_issuer_dir
 from rp.demo import DemoConfig, build_demo, load_anchors
-from rp.revocation import OcspPolicy
+from rp.revocation import OcspPolicy, http_fetch
 
 DEFAULT_AGENT_PORT = 24721
-
-
-def pinned_fetch(ca_file: Path) -> Callable[[str, bytes, float], bytes]:
-    """An OCSP fetch over https that trusts only ``ca_file`` (a development responder)."""
-    context = ssl.create_default_context(cafile=str(ca_file))
-
-    def fetch(url: str, body: bytes, timeout: float) -> bytes:
-        if not url.startswith(("https://", "http://")):
-            raise OSError("the OCSP URL is not http(s)")
-        req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-            url, data=body, method="POST", headers={"Content-Type": "application/ocsp-request"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as reply:  # noqa: S310
-            return bytes(reply.read(64 * 1024))
-
-    return fetch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     origin = (args.origin or f"http://localhost:{args.port}").rstrip("/")
     revocation = None
     if args.ocsp:
-        revocation = OcspPolicy(fetch=pinned_fetch(args.ocsp_ca)) if args.ocsp_ca else OcspPolicy()
+        revocation = (
+            OcspPolicy(fetch=http_fetch(str(args.ocsp_ca))) if args.ocsp_ca else OcspPolicy()
+        )
     config = DemoConfig(origin=origin, agent_port=args.agent_port, trust_anchors=anchors,
                         revocation=revocation)  # fmt: skip
     print(f"eid-rp demo on {origin} (agent port {args.agent_port})", file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -27,21 +28,31 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from rp.errors import CertificateRevoked, RevocationUnknown
 
-__all__ = ["OcspPolicy", "check_revocation"]
+__all__ = ["OcspPolicy", "check_revocation", "http_fetch"]
 
 log = logging.getLogger(__name__)
 
 MAX_RESPONSE = 64 * 1024
 
 
-def _post(url: str, request: bytes, timeout: float) -> bytes:
-    if not url.startswith(("http://", "https://")):
-        raise RevocationUnknown("the OCSP URL is not http(s)")
-    req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        url, data=request, method="POST", headers={"Content-Type": "application/ocsp-request"}
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as reply:  # noqa: S310 - checked above
-        return bytes(reply.read(MAX_RESPONSE))
+Fetch = Callable[[str, bytes, float], bytes]
+
+
+def http_fetch(ca_file: str | None = None) -> Fetch:
+    """POSTs an OCSP request over http(s); with ``ca_file``, https trusts only that
+    certificate (a development responder)."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+    def fetch(url: str, request: bytes, timeout: float) -> bytes:
+        if not url.startswith(("http://", "https://")):
+            raise RevocationUnknown("the OCSP URL is not http(s)")
+        req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+            url, data=request, method="POST", headers={"Content-Type": "application/ocsp-request"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as reply:  # noqa: S310
+            return bytes(reply.read(MAX_RESPONSE))
+
+    return fetch
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class OcspPolicy:
     max_skew: dt.timedelta = dt.timedelta(minutes=5)
     fail_closed: bool = True
     url: str | None = None  # instead of the certificate's own responder
-    fetch: Callable[[str, bytes, float], bytes] = field(default=_post, repr=False)
+    fetch: Fetch = field(default_factory=http_fetch, repr=False)
     random_bytes: Callable[[int], bytes] = field(default=os.urandom, repr=False)
 
 

@@ -9,10 +9,8 @@ import datetime as dt
 import os
 import re
 import shutil
-import ssl
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 import rp
 from agent.tokens import KeyPurpose, TokenStore
+from rp.revocation import http_fetch
 from tests.agent_process import BIN, AgentProcess
 from tests.issuer_kit import (
     PG_BIN,
@@ -69,19 +68,6 @@ def _order(issuer: IssuerProcess, data_dir: Path, code: str, *extra: str,
                        env=env)  # fmt: skip
 
 
-def _pinned_fetch(issuer: IssuerProcess):  # type: ignore[no-untyped-def]
-    context = ssl.create_default_context(cafile=str(issuer.tls_cert))
-
-    def fetch(url: str, body: bytes, timeout: float) -> bytes:
-        req = urllib.request.Request(  # noqa: S310 - the issuer's own https URL
-            url, data=body, method="POST", headers={"Content-Type": "application/ocsp-request"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as reply:  # noqa: S310
-            return bytes(reply.read())
-
-    return fetch
-
-
 def _log_in(data_dir: Path, issuer: IssuerProcess) -> rp.Verified:
     """The new credential identifies the person through the agent; the relying party
     verifies it against the issuer's root and asks its OCSP responder."""
@@ -94,9 +80,10 @@ def _log_in(data_dir: Path, issuer: IssuerProcess) -> rp.Verified:
         agent.type(PASSWORD)
         done = agent.wait_status(body["orderRef"], "complete")
     root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
+    pinned = rp.OcspPolicy(fetch=http_fetch(str(issuer.tls_cert)))
     return rp.verify_auth(done["completionData"], expected_origin=ORIGIN, nonce=nonce,
                           trust_anchors=[root], now=dt.datetime.now(dt.UTC),
-                          revocation=rp.OcspPolicy(fetch=_pinned_fetch(issuer)))  # fmt: skip
+                          revocation=pinned)  # fmt: skip
 
 
 def test_order_log_in_revoke(issuer: IssuerProcess, tmp_path: Path) -> None:

@@ -63,6 +63,27 @@ def _site_label(site: dict[str, str]) -> Gtk.Label:
     return label
 
 
+def _problem_label(problem: list[str]) -> Gtk.Label:
+    """What went wrong last time (title and body), in red above the fields."""
+    title, body = problem
+    label = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
+    label.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
+                     f"{_markup(body)}</span>")  # fmt: skip
+    return label
+
+
+def _field(box: Gtk.Box, text: str, *, visible: bool) -> Gtk.Entry:
+    """A labelled entry (``_`` marks the mnemonic), named for screen readers."""
+    label = Gtk.Label.new_with_mnemonic(text)
+    label.set_xalign(0)
+    entry = Gtk.Entry(visibility=visible, activates_default=True)
+    entry.get_accessible().set_name(text.replace("_", ""))
+    label.set_mnemonic_widget(entry)
+    box.pack_start(label, False, False, 0)
+    box.pack_start(entry, False, False, 0)
+    return entry
+
+
 def _text_view(blocks: list[dict[str, Any]]) -> Gtk.Widget:
     """The text to sign, verbatim apart from the simple formatting, read-only."""
     view = Gtk.TextView(editable=False, cursor_visible=False, wrap_mode=Gtk.WrapMode.WORD_CHAR)
@@ -242,18 +263,8 @@ class Helper:
                 box.pack_start(Gtk.Label(label=request["credential"], xalign=0, wrap=True,
                                          max_width_chars=56), False, False, 0)  # fmt: skip
             if request.get("problem"):
-                title, body = request["problem"]
-                problem = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
-                problem.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
-                                   f"{_markup(body)}</span>")  # fmt: skip
-                box.pack_start(problem, False, False, 0)
-            label = Gtk.Label.new_with_mnemonic(request["label"])
-            label.set_xalign(0)
-            entry = Gtk.Entry(visibility=False, activates_default=True)
-            entry.get_accessible().set_name(request["label"])
-            label.set_mnemonic_widget(entry)
-            box.pack_start(label, False, False, 0)
-            box.pack_start(entry, False, False, 0)
+                box.pack_start(_problem_label(request["problem"]), False, False, 0)
+            entry = _field(box, request["label"], visible=False)
             focus: Gtk.Widget = entry
 
             def ok_result() -> dict[str, Any]:
@@ -332,25 +343,14 @@ class Helper:
         heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
         box.pack_start(heading, False, False, 0)
         if request.get("problem"):
-            title, body = request["problem"]
-            problem = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
-            problem.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
-                               f"{_markup(body)}</span>")  # fmt: skip
-            box.pack_start(problem, False, False, 0)
+            box.pack_start(_problem_label(request["problem"]), False, False, 0)
         if request.get("note"):
             box.pack_start(Gtk.Label(label=request["note"], xalign=0, wrap=True,
                                      max_width_chars=56), False, False, 0)  # fmt: skip
         entries = []
         for field in request["fields"]:
             text, visible = (field[0], True) if isinstance(field, list) else (field, False)
-            label = Gtk.Label.new_with_mnemonic(text)
-            label.set_xalign(0)
-            entry = Gtk.Entry(visibility=visible, activates_default=True)
-            entry.get_accessible().set_name(text.replace("_", ""))
-            label.set_mnemonic_widget(entry)
-            box.pack_start(label, False, False, 0)
-            box.pack_start(entry, False, False, 0)
-            entries.append(entry)
+            entries.append(_field(box, text, visible=visible))
         answered = False
 
         def finish(result: dict[str, Any]) -> None:
