@@ -273,20 +273,26 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import asyncio
 
     from agent.bridge import OriginPolicy
+    from agent.config import load_config
     from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
     from agent.ordercli import issuer_connection
-    from agent.paths import default_data_dir
+    from agent.paths import default_config_file, default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
         io.stderr.write("eid-agent: --port must be 1-65535 and --order-ttl positive\n")
         return 2
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it is doing
+    settings_file = args.config or default_config_file()
+    settings = load_config(settings_file).settings
+    language = io.language
+    if settings.language and not args.lang:  # the command line wins, then the settings
+        language = Language(settings.language)
     config = RunConfig(
         data_dir=args.data_dir or default_data_dir(),
         port=args.port or DEFAULT_PORT,
         order_ttl=dt.timedelta(seconds=args.order_ttl),
-        language=io.language,
+        language=language,
         policy=OriginPolicy.of(
             allow_http_localhost=args.allow_http_localhost,
             allow=args.allow_origin,
@@ -299,6 +305,10 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         health_timeout=args.health_timeout,
         ui=args.ui,
         issuer=issuer_connection(args),
+        settings_file=settings_file,
+        settings=settings,
+        fixed_proxy=bool(args.proxy),
+        session_language=Language(args.lang) if args.lang else language_from_env(os.environ),
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))
@@ -444,15 +454,8 @@ def _remove(io: _Io, store: TokenStore, token_id: str, *, confirmed: bool) -> in
     return 0
 
 
-_STATE_TERMS = {
-    "usable": Term.STATE_USABLE,
-    "expired": Term.STATE_EXPIRED,
-    "notYetValid": Term.STATE_NOT_YET_VALID,
-    "locked": Term.STATE_LOCKED,
-}
-
-
 def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
+    from agent.notices import STATE_TERMS
     from agent.tokens import CredentialInfo
 
     entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
@@ -470,7 +473,7 @@ def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int
     rows = [("ID", "KIND", "PERSONAL NO.", "NAME", "ISSUER", "VALID UNTIL", "STATE")]
     for entry in entries:
         if isinstance(entry, CredentialInfo):
-            state = io.term(_STATE_TERMS[entry.state(now).value])
+            state = io.term(STATE_TERMS[entry.state(now).value])
             if entry.development:
                 state += f" ({io.term(Term.DEVELOPMENT)})"
             rows.append(

@@ -7,16 +7,33 @@ here; nothing here is a secret except a proxy password, which is never logged.
     ca = "/etc/eid-agent/issuer-ca.pem"     # optional: trust only this certificate
 
     [network]
-    proxy = "http://user:password@proxy.example:3128"   # or "none"; unset: environment
+    proxy = "http://user:password@proxy.example:3128"   # "none", "system", or unset (= system)
+
+    [ui]
+    language = "sv"                # "sv" or "en"; unset: the session's language
+    raise_dialogs = false          # Settings → Advanced: force dialogs to the front and
+    plain_window = false           #   grab the keyboard; show them as plain windows
+
+    [bridge]
+    allow = ["bank.example"]       # only these sites (or domains) may start orders
+    block = ["evil.example"]       # these may not
+
+The Settings window writes the keys it owns with ``save_settings`` (the rest of the file,
+comments included, stays as the organisation wrote it) — the one importer of tomlkit.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["AgentConfig", "ConfigError", "load_config"]
+from agent.atomicfile import atomic_write_bytes
+
+__all__ = ["AgentConfig", "ConfigError", "Settings", "load_config", "save_settings"]
+
+LANGUAGES = ("sv", "en")
 
 
 class ConfigError(ValueError):
@@ -24,10 +41,26 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Settings:
+    """What the Settings window shows and changes."""
+
+    language: str | None = None  # None: the session's language
+    proxy: str | None = None  # "none", a URL (credentials inside), or None: the system's
+    allow: tuple[str, ...] = ()
+    block: tuple[str, ...] = ()
+    raise_dialogs: bool = False
+    plain_window: bool = False
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     issuer_url: str | None = None
     issuer_ca: str | None = None
-    proxy: str | None = None
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def proxy(self) -> str | None:
+        return self.settings.proxy
 
 
 def load_config(path: Path) -> AgentConfig:
@@ -38,13 +71,86 @@ def load_config(path: Path) -> AgentConfig:
         return AgentConfig()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    issuer, network = doc.get("issuer", {}), doc.get("network", {})
-    values = {"issuer.url": issuer.get("url"), "issuer.ca": issuer.get("ca"),
-              "network.proxy": network.get("proxy")}  # fmt: skip
-    for key, value in values.items():
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{path}: {key} must be a string")
-    url = values["issuer.url"]
+    read = _Reader(path, doc)
+    url = read.text("issuer", "url")
     if url is not None and not url.startswith(("https://", "http://")):
         raise ConfigError(f"{path}: issuer.url must be an http(s) URL")
-    return AgentConfig(url, values["issuer.ca"], values["network.proxy"])
+    language = read.text("ui", "language")
+    if language is not None and language not in LANGUAGES:
+        raise ConfigError(f"{path}: ui.language must be one of {', '.join(LANGUAGES)}")
+    proxy = read.text("network", "proxy")
+    settings = Settings(
+        language=language,
+        proxy=None if proxy == "system" else proxy,
+        allow=read.texts("bridge", "allow"),
+        block=read.texts("bridge", "block"),
+        raise_dialogs=read.flag("ui", "raise_dialogs"),
+        plain_window=read.flag("ui", "plain_window"),
+    )
+    return AgentConfig(url, read.text("issuer", "ca"), settings)
+
+
+class _Reader:
+    def __init__(self, path: Path, doc: dict[str, Any]) -> None:
+        self._path, self._doc = path, doc
+
+    def _get(self, table: str, key: str) -> Any:
+        section = self._doc.get(table, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{self._path}: [{table}] must be a table")
+        return section.get(key)
+
+    def text(self, table: str, key: str) -> str | None:
+        value = self._get(table, key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{self._path}: {table}.{key} must be a string")
+        return value
+
+    def texts(self, table: str, key: str) -> tuple[str, ...]:
+        value = self._get(table, key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self._path}: {table}.{key} must be a list of strings")
+        return tuple(value)
+
+    def flag(self, table: str, key: str) -> bool:
+        value = self._get(table, key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{self._path}: {table}.{key} must be true or false")
+        return bool(value)
+
+
+def save_settings(path: Path, settings: Settings) -> None:
+    """Write the Settings window's keys into ``path``, atomically and readable by its
+    owner only (a proxy password may be inside). Raises: ConfigError, OSError."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        doc = tomlkit.document()
+    except (UnicodeDecodeError, TOMLKitError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+    def put(table: str, key: str, value: Any) -> None:
+        section = doc.get(table)
+        if section is None:
+            if value is None or value in ((), False):
+                return
+            section = tomlkit.table()
+            doc.add(table, section)
+        if value is None:
+            section.pop(key, None)
+        else:
+            section[key] = list(value) if isinstance(value, tuple) else value
+
+    put("ui", "language", settings.language)
+    put("ui", "raise_dialogs", settings.raise_dialogs)
+    put("ui", "plain_window", settings.plain_window)
+    put("network", "proxy", settings.proxy)
+    put("bridge", "allow", settings.allow)
+    put("bridge", "block", settings.block)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, tomlkit.dumps(doc).encode(), mode=0o600)

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,6 +35,7 @@ from packaging.version import Version
 from agent import __version__
 from agent.atomicfile import atomic_write_bytes
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
+from agent.config import Settings
 from agent.enrol import IssuerConnection
 from agent.messages import Language
 from agent.orders import DEFAULT_TTL, OrderBook
@@ -73,6 +74,10 @@ class RunConfig:
     health_timeout: float = 30.0  # seconds a new version has to become healthy
     ui: str = "console"  # "console", "desktop", or "auto" (desktop where a display is)
     issuer: IssuerConnection | None = None  # where "Order BankID on file" goes
+    settings_file: Path | None = None  # what the Settings window edits (None: no window)
+    settings: Settings = field(default_factory=Settings)  # as stored when the agent started
+    fixed_proxy: bool = False  # --proxy given: the Settings window's proxy does not apply
+    session_language: Language = Language.EN  # "as the computer" in the Settings window
 
 
 class SelfTestFailed(Exception):
@@ -102,8 +107,23 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         cards=watcher,
     )
     stop = asyncio.Event()
-    bridge = BridgeConfig(port=config.port, policy=config.policy,
+    bridge = BridgeConfig(port=config.port, policy=_policy(config.policy, config.settings),
                           update_state=lambda: "unmanaged")  # fmt: skip
+    issuer = config.issuer
+
+    def apply_settings(settings: Settings) -> None:
+        """The Settings window saved: the running agent follows at once."""
+        nonlocal issuer
+        bridge.policy = _policy(config.policy, settings)
+        if isinstance(ui, DesktopUi):
+            ui.language = Language(settings.language or config.session_language)
+            ui.presentation = {"raise": settings.raise_dialogs, "plain": settings.plain_window}
+        if issuer is not None and not config.fixed_proxy:
+            issuer = replace(issuer, proxy=settings.proxy)
+
+    if isinstance(ui, DesktopUi):
+        ui.presentation = {"raise": config.settings.raise_dialogs,
+                           "plain": config.settings.plain_window}  # fmt: skip
     runner = web.AppRunner(build_app(service, bridge), access_log=None, handle_signals=False)
     await runner.setup()
     layout = running_layout(config.data_dir)
@@ -129,12 +149,14 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
         if updater is not None:
             tasks.append(asyncio.create_task(updater.run()))
         if isinstance(ui, DesktopUi):
-            from agent.tray import Tray
+            from agent.tray import SettingsHooks, Tray
 
-            tray = Tray(ui, config.language, config.data_dir, config.port,
+            hooks = SettingsHooks(config.settings_file, apply_settings) if config.settings_file \
+                else None  # fmt: skip
+            tray = Tray(ui, config.data_dir, config.port,
                         order_active=lambda: service.book.active(clock()) is not None,
                         updater=updater, stop=stop, clock=clock, cards=watcher,
-                        issuer=config.issuer)  # fmt: skip
+                        issuer=lambda: issuer, settings=hooks)  # fmt: skip
             tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -164,6 +186,15 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
             await ui.aclose()
         _remove_pid(config.data_dir)
     return 0
+
+
+def _policy(base: OriginPolicy, settings: Settings) -> OriginPolicy:
+    """The command line's origin policy with the Settings window's sites: its blocked
+    sites are added; its allowed sites apply unless the command line has its own list
+    (a person cannot widen what the organisation allowed)."""
+    return OriginPolicy.of(allow_http_localhost=base.allow_http_localhost,
+                           allow=base.allow or settings.allow,
+                           block=[*base.block, *settings.block])  # fmt: skip
 
 
 async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO

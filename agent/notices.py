@@ -102,6 +102,13 @@ def _no_such(exc: BaseException) -> Notice:
     return Notice(MessageCode.NO_SUCH_BANKID, {"token_id": exc.token_id})
 
 
+STATE_TERMS = {  # CredentialState's values, as people read them
+    "usable": Term.STATE_USABLE,
+    "expired": Term.STATE_EXPIRED,
+    "notYetValid": Term.STATE_NOT_YET_VALID,
+    "locked": Term.STATE_LOCKED,
+}
+
 PIN_TERMS = {
     PinRef.IDENTIFICATION: Term.IDENTIFICATION_PIN,
     PinRef.SIGNATURE: Term.SIGNATURE_PIN,

@@ -50,7 +50,7 @@ from agent.tokens.card.errors import (
     WrongPin,
 )
 from agent.tokens.card.monitor import CardWatcher
-from agent.ui.port import Request, UiPort
+from agent.ui.port import DialogBlocked, Request, UiPort
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,12 @@ class OrderService:
             pass  # cancelled by the page or at shutdown; the book already says so
         except _OrderEnded:
             pass  # it expired or was cancelled between two steps
+        except DialogBlocked as exc:
+            log.warning("order %s: the dialog is blocked (%s)", order.ref, exc.reason)
+            with contextlib.suppress(IllegalTransition, UnknownOrder):
+                self._book.apply(order.ref, Event.START_FAILED, self._clock(),
+                                 detail="dialogBlocked")  # fmt: skip
+            await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
         except Exception:
             log.exception("order %s failed unexpectedly", order.ref)
             with contextlib.suppress(IllegalTransition, UnknownOrder):

@@ -28,6 +28,8 @@ class AgentProcess:
         self.data_dir = data_dir
         self.origin = "https://bank.example"  # what start_auth and collect send
         program = program or BIN / "eid-agent"
+        if "--config" not in extra:  # never the person's own settings
+            extra = (*extra, "--config", str(data_dir.parent / "agent-config.toml"))
         self.proc = subprocess.Popen(
             [str(program), "run", "--ui", "console", "--data-dir", str(data_dir),
              "--port", str(self.port), "--lang", "en", *extra],

@@ -32,6 +32,59 @@ shot = Gdk.pixbuf_get_from_window(root, x, y, win.get_width(), win.get_height())
 shot.savev(sys.argv[1], "png", [], [])
 """
 
+# Other programs on the same screen, as the seed's "another program blocks the password
+# dialogs" meets them (python-xlib, which pystray brings): one takes the keyboard and
+# keeps it; one takes the focus back whenever it loses it.
+_GRAB = """
+import sys
+from Xlib import X, display
+d = display.Display()
+status = d.screen().root.grab_keyboard(True, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
+d.sync()
+print("grabbed" if status == X.GrabSuccess else f"failed {status}", flush=True)
+sys.stdin.read()
+"""
+
+_THIEF = """
+from Xlib import X, display
+d = display.Display()
+s = d.screen()
+w = s.root.create_window(0, 0, 240, 80, 0, s.root_depth, background_pixel=s.white_pixel,
+                         event_mask=X.FocusChangeMask)
+w.set_wm_name("focus thief")
+w.map()
+d.sync()
+w.set_input_focus(X.RevertToParent, X.CurrentTime)
+d.sync()
+print("ready", flush=True)
+while True:
+    event = d.next_event()
+    if event.type == X.FocusOut and event.mode == X.NotifyNormal:
+        w.set_input_focus(X.RevertToParent, X.CurrentTime)
+        d.sync()
+"""
+
+_PROPS = """
+import sys
+from Xlib import display
+d = display.Display()
+w = d.create_resource_object("window", int(sys.argv[1]))
+state = w.get_full_property(d.intern_atom("_NET_WM_STATE"), 0)
+names = [d.get_atom_name(a) for a in (state.value if state else [])]
+kind = w.get_full_property(d.intern_atom("_NET_WM_WINDOW_TYPE"), 0)
+names += [d.get_atom_name(a) for a in (kind.value if kind else [])]
+print(" ".join(names))
+"""
+
+_CLIPBOARD = """
+import gi
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gdk, Gtk
+Gtk.init([])
+text = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD).wait_for_text()
+print(text or "", end="")
+"""
+
 
 @dataclass
 class Screen:
@@ -105,6 +158,34 @@ class Screen:
 
     def key(self, window: str, *keys: str) -> None:
         self.xdotool("windowfocus", "--sync", window, "key", *keys)
+
+    def properties(self, window: str) -> set[str]:
+        """The window's _NET_WM_STATE and _NET_WM_WINDOW_TYPE atoms."""
+        out = subprocess.run([sys.executable, "-c", _PROPS, window], capture_output=True,
+                             text=True, env={**os.environ, **self.env}, timeout=30,
+                             check=True)  # fmt: skip
+        return set(out.stdout.split())
+
+    def clipboard(self) -> str:
+        out = subprocess.run([sys.executable, "-c", _CLIPBOARD], capture_output=True,
+                             text=True, env={**os.environ, **self.env}, timeout=30,
+                             check=True)  # fmt: skip
+        return out.stdout
+
+    @contextmanager
+    def other_program(self, kind: str) -> Iterator[None]:
+        """Another program that "grab"s the keyboard, or a focus "thief"."""
+        proc = subprocess.Popen([sys.executable, "-c", {"grab": _GRAB, "thief": _THIEF}[kind]],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, **self.env})  # fmt: skip
+        assert proc.stdout is not None and proc.stdin is not None
+        try:
+            line = proc.stdout.readline().strip()
+            assert line in ("grabbed", "ready"), line
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
     def screenshot(self, window: str, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

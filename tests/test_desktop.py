@@ -146,7 +146,7 @@ def test_the_tray_menu_works(data_dir: Path, screen: Screen) -> None:
         agent.wait_for_output("desktop dialogs ready", stream="stderr")
         screen.tray_click()
         time.sleep(0.3)  # the menu opens under the pointer
-        screen.xdotool("key", "Down", "Down", "Down", "Down", "Return")  # About
+        screen.xdotool("key", "Down", "Down", "Down", "Down", "Down", "Return")  # About
         [about] = screen.wait_window("About eid-agent")
         screen.screenshot(about, "about")
         screen.key(about, "Return")

@@ -1,5 +1,12 @@
-"""User interfaces behind one port: the console UI now; the desktop UI later."""
+"""User interfaces behind one port: the console UI and the desktop UI."""
 
-from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request, UiPort
+from agent.ui.port import (
+    DialogBlocked,
+    EnrolmentAnswer,
+    PinAnswer,
+    PinRequest,
+    Request,
+    UiPort,
+)
 
-__all__ = ["EnrolmentAnswer", "PinAnswer", "PinRequest", "Request", "UiPort"]
+__all__ = ["DialogBlocked", "EnrolmentAnswer", "PinAnswer", "PinRequest", "Request", "UiPort"]

@@ -16,6 +16,16 @@ from agent.tokens.card.errors import PinRef
 from agent.tokens.model import CredentialInfo
 
 
+class DialogBlocked(Exception):
+    """A dialog never became visible, or never got the keyboard, because another program
+    holds it (seed: "another program blocks the password dialogs"). ``reason`` is for
+    the log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Request:
     """What the person is shown: who asks, for what, with which credentials."""
@@ -58,14 +68,15 @@ class EnrolmentAnswer:
 class UiPort(Protocol):
     async def choose(self, request: Request) -> CredentialInfo | None:
         """The credential the person picks (without asking when there is one); None if
-        they cancel."""
+        they cancel. Raises: DialogBlocked."""
         ...
 
     async def ask_secret(
         self, request: Request, credential: CredentialInfo, problem: Notice | None
     ) -> str | None:
         """The password or PIN for ``credential``; ``problem`` (e.g. wrong password,
-        tries left) is shown with the question. None if they cancel."""
+        tries left) is shown with the question. None if they cancel.
+        Raises: DialogBlocked."""
         ...
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:

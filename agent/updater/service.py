@@ -96,6 +96,11 @@ class UpdaterService:
     def refuse_orders(self) -> bool:
         return self._cached.refuse_orders
 
+    @property
+    def repository(self) -> str:
+        """The update repository this agent follows."""
+        return self._source.base_url
+
     def state_name(self) -> str:
         return state_name(self._cached)
 

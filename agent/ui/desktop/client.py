@@ -23,10 +23,11 @@ from typing import Any
 from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.notices import PIN_TERMS, Notice
 from agent.orders import OrderKind
+from agent.settingsform import ProxyMode, SettingsForm
 from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
-from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
+from agent.ui.port import DialogBlocked, EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import format_text, origin_view
 
 __all__ = ["DesktopUi", "HelperUnavailable"]
@@ -40,9 +41,17 @@ class HelperUnavailable(Exception):
     """The dialog helper cannot run here (no display, no GTK)."""
 
 
+WATCH_SECONDS = 4.0  # a password dialog not usable by then is reported as blocked
+
+
 class DesktopUi:
-    def __init__(self, language: Language) -> None:
-        self._language = language
+    def __init__(self, language: Language, *, watch: float = WATCH_SECONDS) -> None:
+        self.language = language  # the Settings window may change it at run time
+        # Settings → Advanced: force dialogs to the front and take the keyboard ("raise");
+        # show them as plain windows ("plain")
+        self.presentation = {"raise": False, "plain": False}
+        self.dialogs_blocked = False  # the last password dialog could not be used
+        self._watch = watch
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -89,14 +98,16 @@ class DesktopUi:
         while line := await proc.stdout.readline():
             try:
                 message = json.loads(line)
-                if message.get("event") == "menu":
-                    self._later(self.on_menu, str(message["item"]))
-                    continue
-                if message.get("event") == "action":
-                    self._later(self.on_action, str(message["action"]))
-                    continue
-                if message.get("event") == "manager":
-                    self._later(self.on_manager, str(message["item"]))
+                event = message.get("event")
+                if event is not None:
+                    handler, key = {"menu": (self.on_menu, "item"),
+                                    "action": (self.on_action, "action"),
+                                    "manager": (self.on_manager, "item")
+                                    }.get(event, (None, ""))  # fmt: skip
+                    if handler is not None:
+                        self._later(handler, str(message[key]))
+                    else:
+                        log.info("dialog helper: %s", event)
                     continue
                 future = self._pending.pop(int(message["id"]), None)
             except (ValueError, KeyError, TypeError):
@@ -160,7 +171,7 @@ class DesktopUi:
     # -- texts -----------------------------------------------------------------------------------
 
     def _term(self, term: Term, **values: object) -> str:
-        return catalogue().term(term, self._language).format(**values)
+        return catalogue().term(term, self.language).format(**values)
 
     def _site(self, origin: str) -> dict[str, str]:
         view = origin_view(origin)
@@ -178,8 +189,19 @@ class DesktopUi:
         return [asdict(b) for b in format_text(request.text, request.text_format)]
 
     def _text(self, notice: Notice) -> tuple[str, str]:
-        text = catalogue().render(notice.code, self._language, **notice.params)
+        text = catalogue().render(notice.code, self.language, **notice.params)
         return text.title, text.body
+
+    def _present(self) -> dict[str, Any]:
+        return {**self.presentation, "watch": self._watch}
+
+    def _usable(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """The answer of a dialog that waits for the keyboard. Raises: DialogBlocked."""
+        if "blocked" in answer:
+            self.dialogs_blocked = True
+            raise DialogBlocked(str(answer["blocked"]))
+        self.dialogs_blocked = False
+        return answer
 
     # -- the port --------------------------------------------------------------------------------
 
@@ -189,9 +211,10 @@ class DesktopUi:
         answer = await self._call({
             "op": "choose", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
-            "options": [_label(c) for c in request.choices],
+            "options": [_label(c) for c in request.choices], "present": self._present(),
             "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
+        answer = self._usable(answer)
         if "choice" not in answer:
             return None
         return request.choices[int(answer["choice"])]
@@ -210,10 +233,10 @@ class DesktopUi:
             "op": "secret", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
             "blocks": self._blocks(request), "credential": _label(credential),
-            "label": label, "problem": problem_text,
+            "label": label, "problem": problem_text, "present": self._present(),
             "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
-        secret = answer.get("secret")
+        secret = self._usable(answer).get("secret")
         return str(secret) if secret else None
 
     async def _secrets(self, ref: str, heading: str, fields: Sequence[str | list[str]],
@@ -222,10 +245,10 @@ class DesktopUi:
         answer = await self._call({
             "op": "secrets", "ref": ref, "title": "eid-agent", "heading": heading,
             "problem": list(self._text(problem)) if problem else None, "fields": list(fields),
-            "note": note, "ok": self._term(Term.DIALOG_OK),
+            "note": note, "ok": self._term(Term.DIALOG_OK), "present": self._present(),
             "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
-        values = answer.get("values")
+        values = self._usable(answer).get("values")
         return [str(v) for v in values] if isinstance(values, list) else None
 
     def _field(self, term: Term, **values: object) -> str:
@@ -252,6 +275,13 @@ class DesktopUi:
             if values[1] == values[2]:
                 return PinAnswer(values[0], values[1])
             problem = Notice(MessageCode.PINS_DIFFER)
+
+    async def ask_password(self, credential: CredentialInfo,
+                           problem: Notice | None) -> str | None:  # fmt: skip
+        """The password of a BankID on file, outside an order (to revoke it)."""
+        values = await self._secrets(f"unlock-{credential.id}", _label(credential),
+                                     [self._field(Term.PROMPT_PASSWORD)], problem)  # fmt: skip
+        return values[0] if values else None
 
     async def ask_password_change(self, credential: CredentialInfo,
                                   problem: Notice | None) -> tuple[str, str] | None:  # fmt: skip
@@ -293,6 +323,71 @@ class DesktopUi:
             if values[2] == values[3]:
                 return EnrolmentAnswer(values[0].strip(), values[1].strip(), values[2])
             problem = Notice(MessageCode.PASSWORDS_DIFFER)
+
+    async def settings(self, form: SettingsForm, update_info: str,
+                       problem: Notice | None = None,
+                       focus: str | None = None) -> SettingsForm | None:  # fmt: skip
+        """The Settings window filled from ``form``; what the person saved, or None."""
+        labels = {
+            key: self._term(Term(f"settings_{key}"))
+            for key in (
+                "language",
+                "proxy_none",
+                "proxy_system",
+                "proxy_manual",
+                "proxy_url",
+                "proxy_user",
+                "proxy_password",
+                "proxy_password_note",
+                "allow",
+                "block",
+            )
+        }
+        labels |= {"advanced_note": self._term(Term.SETTINGS_ADVANCED_NOTE),
+                   "raise_dialogs": self._term(Term.SETTINGS_RAISE),
+                   "plain_window": self._term(Term.SETTINGS_PLAIN)}  # fmt: skip
+        values = asdict(form)
+        del values["proxy_password"]  # never sent to the window: empty keeps it
+        answer = await self._call({
+            "op": "settings", "ref": "settings",
+            "title": self._term(Term.TRAY_SETTINGS).rstrip(" …"),
+            "tabs": {tab: self._term(Term(f"settings_{tab}"))
+                     for tab in ("general", "network", "sites", "updates", "advanced")},
+            "labels": labels, "values": values, "update_info": update_info,
+            "languages": [["", self._term(Term.SETTINGS_LANGUAGE_AUTO)],
+                          ["sv", "Svenska"], ["en", "English"]],
+            "problem": list(self._text(problem)) if problem else None, "focus": focus,
+            "ok": self._term(Term.DIALOG_SAVE), "cancel": self._term(Term.DIALOG_CANCEL),
+        })  # fmt: skip
+        got = answer.get("values")
+        if not isinstance(got, dict):
+            return None
+        try:
+            return SettingsForm(
+                language=str(got["language"]), proxy_mode=ProxyMode(got["proxy_mode"]),
+                proxy_url=str(got["proxy_url"]), proxy_user=str(got["proxy_user"]),
+                proxy_password=str(got["proxy_password"]), allow=str(got["allow"]),
+                block=str(got["block"]), raise_dialogs=bool(got["raise_dialogs"]),
+                plain_window=bool(got["plain_window"]),
+            )  # fmt: skip
+        except (KeyError, ValueError):
+            log.warning("the settings window answered something unreadable")
+            return None
+
+    async def confirm(self, heading: str, body: str, check: str | None,
+                      ok: str) -> tuple[bool, bool]:  # fmt: skip
+        """(yes, the check box ticked); the safe answer (Cancel) is the default."""
+        answer = await self._call({"op": "confirm", "ref": "confirm", "title": "eid-agent",
+                                   "heading": heading, "body": body, "check": check, "ok": ok,
+                                   "cancel": self._term(Term.DIALOG_CANCEL)})  # fmt: skip
+        return bool(answer.get("ok")), bool(answer.get("checked"))
+
+    async def report(self, title: str, text: str) -> None:
+        """A report with a button that copies it (diagnostics for support)."""
+        await self._call({"op": "report", "ref": "report", "title": title, "text": text,
+                          "copy": self._term(Term.DIAGNOSTICS_COPY),
+                          "copied": self._term(Term.DIAGNOSTICS_COPIED),
+                          "close": self._term(Term.MANAGER_CLOSE)})  # fmt: skip
 
     async def info(self, title: str, body: str) -> None:
         """A plain window with text (about, diagnostics); no message code."""

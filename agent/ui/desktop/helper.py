@@ -24,6 +24,17 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
     {"id", "op": "manager", "title", "rows": [{"text", "buttons": [{"id", "label"}]}],
      "close"}  -> {"id", "done": true}; a button: {"event": "manager", "item": id}
 
+    {"id", "op": "settings", "ref", "title", "tabs", "labels", "languages", "values",
+     "update_info", "problem", "focus", "ok", "cancel"} -> {"id", "values": {...}} | cancelled
+    {"id", "op": "confirm", "ref", "title", "heading", "body", "check"|null, "ok", "cancel"}
+        -> {"id", "ok": true, "checked": bool} | {"id", "cancelled": true}
+    {"id", "op": "report", "ref", "title", "text", "copy", "copied", "close"}
+        -> {"id", "done": true}; the copy button: {"event": "copied", "ref"}
+
+A dialog that waits for a password or PIN ("secret", "choose", "secrets") may carry
+"present": {"raise", "plain", "watch"} (see _show); one that never became usable within
+"watch" seconds answers {"id", "blocked": reason}.
+
 The tray is pystray's (its appindicator backend, which docks in an XEmbed tray when no
 StatusNotifier host runs); it shares this process's GTK main loop.
 
@@ -42,7 +53,8 @@ from typing import Any
 import gi
 
 gi.require_version("Gtk", "3.0")
-from gi.repository import GLib, Gtk, Pango  # noqa: E402 - after require_version
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk, GLib, Gtk, Pango  # noqa: E402 - after require_version
 
 Answer = Callable[[dict[str, Any]], None]
 
@@ -147,6 +159,120 @@ def _tray_image(state: str) -> Any:
     return image
 
 
+def blocked_reason(seen: bool, reached: bool, held_elsewhere: bool) -> str | None:
+    """Why a dialog that has been up for the watch period cannot be used, or None.
+
+    ``seen``: it was mapped and not fully covered at some moment; ``reached``: a key press
+    reached it, or it could take the keyboard; ``held_elsewhere``: every probe found the
+    keyboard grabbed by another program. Not having the focus is not being blocked: the
+    window manager chose not to focus it, and a click does. Pure."""
+    if not seen:
+        return "never visible: another window covers it"
+    if not reached and held_elsewhere:
+        return "never reached: another program holds the keyboard"
+    return None
+
+
+PROBE_MS = 1000  # how often an unreached dialog checks whether the keyboard is free
+
+
+def _show(window: Gtk.Window, focus: Gtk.Widget, present: dict[str, Any] | None,
+          blocked: Callable[[str], None]) -> None:  # fmt: skip
+    """Show a dialog that waits for the keyboard, and watch that it can get it.
+
+    ``present``: {"raise": take the keyboard and come back to the front whenever covered
+    or left (Settings → Advanced), "plain": see _window, "watch": seconds after which a
+    dialog that never became usable is reported through ``blocked``}. Whether another
+    program holds the keyboard is probed with a grab of our own, released at once unless
+    taking over (GTK reports the focus as ours even while another client's grab takes
+    every key press — measured under Xvfb)."""
+    present = present or {}
+    take_over = bool(present.get("raise"))
+    seen = reached = False
+    probes = failures = 0
+    grabbed: list[Gdk.Seat] = []
+    raises: list[int] = []  # monotonic ms of recent re-raises, to never fight in a loop
+    window.add_events(Gdk.EventMask.VISIBILITY_NOTIFY_MASK | Gdk.EventMask.FOCUS_CHANGE_MASK)
+
+    def grab() -> bool:
+        seat = Gdk.Display.get_default().get_default_seat()
+        status = seat.grab(window.get_window(), Gdk.SeatCapabilities.KEYBOARD, True,
+                           None, None, None, None)  # fmt: skip
+        if status == Gdk.GrabStatus.SUCCESS:
+            grabbed.append(seat)
+            return True
+        return False
+
+    def release(*_: object) -> None:
+        for seat in grabbed:
+            seat.ungrab()
+        grabbed.clear()
+
+    def again() -> None:
+        now = GLib.get_monotonic_time() // 1000
+        raises[:] = [r for r in raises if now - r < 1000]
+        if len(raises) < 4:  # at most four a second: a program that raises itself wins
+            raises.append(now)
+            window.present_with_time(Gdk.CURRENT_TIME)
+
+    def on_visibility(_w: Gtk.Widget, event: Any) -> bool:
+        nonlocal seen
+        if event.state != Gdk.VisibilityState.FULLY_OBSCURED:
+            seen = True
+        elif take_over:
+            again()
+        return False
+
+    def on_focus(*_: object) -> None:
+        if take_over and not window.get_property("has-toplevel-focus"):
+            again()
+
+    def on_key(*_: object) -> bool:
+        nonlocal reached
+        reached = True
+        return False
+
+    def probe() -> bool:
+        nonlocal reached, probes, failures
+        if window.get_window() is None or reached:
+            return False  # answered and gone, or known to work
+        if not window.get_mapped():
+            return True  # not on the screen yet: nothing to learn
+        probes += 1
+        if grab():
+            reached = True
+            if take_over:
+                sys.stderr.write("eid-agent ui: dialog took the keyboard\n")
+            else:
+                release()
+            return False
+        failures += 1
+        return True
+
+    def check() -> bool:
+        if window.get_window() is None:
+            return False  # answered and gone meanwhile
+        if not reached:
+            probe()
+        reason = blocked_reason(seen, reached, probes > 0 and failures == probes)
+        if reason is not None:
+            blocked(reason)
+        return False
+
+    window.connect("visibility-notify-event", on_visibility)
+    window.connect("notify::has-toplevel-focus", on_focus)
+    window.connect("key-press-event", on_key)
+    window.connect("destroy", release)
+    window.show_all()
+    window.present_with_time(Gtk.get_current_event_time())
+    focus.grab_focus()
+    if take_over:  # take the keyboard as soon as the window is there
+        window.connect("map-event", lambda *_: probe() and False)
+    if present.get("watch"):
+        GLib.timeout_add(PROBE_MS, probe)
+        GLib.timeout_add(int(float(present["watch"]) * 1000), check)
+
+
 class Helper:
     def __init__(self) -> None:
         self._windows: dict[str, tuple[Gtk.Window, Callable[[], None]]] = {}
@@ -207,15 +333,31 @@ class Helper:
             self._secrets(request, answer)
         elif op == "manager":
             self._manager(request, answer)
+        elif op == "settings":
+            self._settings(request, answer)
+        elif op == "confirm":
+            self._confirm(request, answer)
+        elif op == "report":
+            self._report(request, answer)
         else:
             answer({"error": f"unknown op {op!r}"})
 
     # -- windows ---------------------------------------------------------------------------------
 
-    def _window(self, title: str) -> tuple[Gtk.Window, Gtk.Box]:
+    def _window(self, title: str, present: dict[str, Any] | None = None
+                ) -> tuple[Gtk.Window, Gtk.Box]:  # fmt: skip
+        """A dialog window: above others and centred; or, with Settings → Advanced's
+        "plain windows", an ordinary top-level window that asks for attention (some
+        desktops refuse to raise dialog-like windows)."""
         window = Gtk.Window(title=title, resizable=False, modal=False)
-        window.set_keep_above(True)
-        window.set_position(Gtk.WindowPosition.CENTER)
+        if present and present.get("plain"):
+            window.set_type_hint(Gdk.WindowTypeHint.NORMAL)
+            window.set_urgency_hint(True)
+            window.set_position(Gtk.WindowPosition.MOUSE)
+        else:
+            window.set_type_hint(Gdk.WindowTypeHint.DIALOG)
+            window.set_keep_above(True)
+            window.set_position(Gtk.WindowPosition.CENTER)
         window.set_default_size(460, -1)
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=12)
         box.set_border_width(18)
@@ -237,7 +379,7 @@ class Helper:
         return ok_button, cancel_button
 
     def _dialog(self, request: dict[str, Any], answer: Answer) -> None:
-        window, box = self._window(request["title"])
+        window, box = self._window(request["title"], request.get("present"))
         box.pack_start(_site_label(request["site"]), False, False, 0)
         if request["site"].get("warning"):
             warning = Gtk.Label(label=request["site"]["warning"], xalign=0, wrap=True,
@@ -295,9 +437,8 @@ class Helper:
         window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
         window.set_default(ok)
         self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
-        window.show_all()
-        window.present_with_time(Gtk.get_current_event_time())
-        focus.grab_focus()
+        _show(window, focus, request.get("present"),
+              lambda reason: finish({"blocked": reason}))  # fmt: skip
 
     def _notice(self, request: dict[str, Any], answer: Answer) -> None:
         window, box = self._window(request["title"])
@@ -338,7 +479,7 @@ class Helper:
 
     def _secrets(self, request: dict[str, Any], answer: Answer) -> None:
         """Hidden fields in a row (current, new, repeat): a password or PIN change."""
-        window, box = self._window(request["title"])
+        window, box = self._window(request["title"], request.get("present"))
         heading = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
         heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
         box.pack_start(heading, False, False, 0)
@@ -380,9 +521,8 @@ class Helper:
         window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
         window.set_default(ok)
         self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
-        window.show_all()
-        window.present_with_time(Gtk.get_current_event_time())
-        entries[0].grab_focus()
+        _show(window, entries[0], request.get("present"),
+              lambda reason: finish({"blocked": reason}))  # fmt: skip
 
     def _manager(self, request: dict[str, Any], answer: Answer) -> None:
         """My BankIDs: one row per BankID with what can be done with it."""
@@ -420,6 +560,230 @@ class Helper:
         window.present_with_time(Gtk.get_current_event_time())
         (first or close).grab_focus()
         answer({"done": True})
+
+    def _modal(self, request: dict[str, Any], answer: Answer, window: Gtk.Window,
+               box: Gtk.Box, result: Callable[[], dict[str, Any] | None],
+               focus: Gtk.Widget) -> Gtk.Button | None:  # fmt: skip
+        """OK/Cancel, Escape and closing for a window that answers once; shows it and
+        returns its Cancel button. ``result`` None: not yet (it moved the focus to what is
+        missing)."""
+        answered = False
+
+        def finish(value: dict[str, Any]) -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                self._windows.pop(request["ref"], None)
+                answer(value)
+                window.destroy()
+
+        def on_ok(*_: object) -> None:
+            value = result()
+            if value is not None:
+                finish(value)
+
+        def on_delete(*_: object) -> bool:
+            finish({"cancelled": True})
+            return True
+
+        ok, cancel = self._buttons(box, request["ok"], request["cancel"])
+        ok.connect("clicked", on_ok)
+        if cancel is not None:
+            cancel.connect("clicked", lambda _b: finish({"cancelled": True}))
+        window.connect("delete-event", on_delete)
+        window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
+        window.set_default(ok)
+        old = self._windows.pop(request["ref"], None)
+        if old is not None:
+            old[1]()
+        self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
+        window.show_all()
+        window.present_with_time(Gtk.get_current_event_time())
+        focus.grab_focus()
+        return cancel
+
+    def _confirm(self, request: dict[str, Any], answer: Answer) -> None:
+        """A question with a consequence (remove a BankID), and an optional check box."""
+        window, box = self._window(request["title"])
+        heading = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
+        heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
+        box.pack_start(heading, False, False, 0)
+        if request.get("body"):
+            box.pack_start(Gtk.Label(label=request["body"], xalign=0, wrap=True,
+                                     max_width_chars=56), False, False, 0)  # fmt: skip
+        check = None
+        if request.get("check"):
+            check = Gtk.CheckButton.new_with_mnemonic(request["check"])
+            box.pack_start(check, False, False, 0)
+        cancel = self._modal(request, answer, window, box,
+                             lambda: {"ok": True, "checked": bool(check and check.get_active())},
+                             check or window)  # fmt: skip
+        if cancel is not None:  # the safe answer is the default: Enter alone removes nothing
+            cancel.set_can_default(True)
+            window.set_default(cancel)
+            cancel.grab_focus()
+
+    def _report(self, request: dict[str, Any], answer: Answer) -> None:
+        """Diagnostics: the report, and a button that puts it on the clipboard."""
+        window, box = self._window(request["title"])
+        window.set_resizable(True)
+        view = Gtk.TextView(editable=False, monospace=True, wrap_mode=Gtk.WrapMode.WORD_CHAR)
+        view.get_buffer().set_text(request["text"])
+        view.get_accessible().set_name(request["title"])
+        scrolled = Gtk.ScrolledWindow(min_content_height=260, min_content_width=560)
+        scrolled.add(view)
+        box.pack_start(scrolled, True, True, 0)
+        status = Gtk.Label(xalign=0, wrap=True, max_width_chars=70)
+        box.pack_start(status, False, False, 0)
+
+        def copy() -> None:
+            clipboard = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD)
+            clipboard.set_text(request["text"], -1)
+            clipboard.store()
+            status.set_text(request["copied"])
+            self._send({"event": "copied", "ref": request["ref"]})
+
+        row = Gtk.ButtonBox(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
+        row.set_layout(Gtk.ButtonBoxStyle.END)
+        copy_button = Gtk.Button.new_with_mnemonic(request["copy"])
+        copy_button.connect("clicked", lambda _b: copy())
+        close = Gtk.Button.new_with_mnemonic(request["close"])
+        row.add(copy_button)
+        row.add(close)
+        box.pack_end(row, False, False, 0)
+
+        def done(*_: object) -> bool:
+            self._windows.pop(request["ref"], None)
+            window.destroy()
+            return True
+
+        close.connect("clicked", done)
+        window.connect("delete-event", done)
+        window.connect("key-press-event", self._escape(lambda: done()))
+        self._windows[request["ref"]] = (window, lambda: None)
+        window.show_all()
+        window.present_with_time(Gtk.get_current_event_time())
+        copy_button.grab_focus()
+        answer({"done": True})
+
+    def _settings(self, request: dict[str, Any], answer: Answer) -> None:
+        """Settings in tabs: general (language), network (proxy), websites (allowed and
+        blocked), updates (what this agent follows), advanced (dialog methods)."""
+        window, box = self._window(request["title"])
+        labels, values = request["labels"], request["values"]
+        if request.get("problem"):
+            box.pack_start(_problem_label(request["problem"]), False, False, 0)
+        tabs = Gtk.Notebook()
+        box.pack_start(tabs, True, True, 0)
+        fields: dict[str, Gtk.Widget] = {}
+
+        def page(title: str) -> Gtk.Box:
+            inner = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=8)
+            inner.set_border_width(12)
+            tabs.append_page(inner, Gtk.Label(label=title))
+            return inner
+
+        general = page(request["tabs"]["general"])
+        language_label = Gtk.Label.new_with_mnemonic(labels["language"])
+        language_label.set_xalign(0)
+        language = Gtk.ComboBoxText()
+        for ident, text in request["languages"]:
+            language.append(ident, text)
+        language.set_active_id(values["language"])
+        language_label.set_mnemonic_widget(language)
+        language.get_accessible().set_name(labels["language"].replace("_", ""))
+        general.pack_start(language_label, False, False, 0)
+        general.pack_start(language, False, False, 0)
+        fields["language"] = language
+
+        network = page(request["tabs"]["network"])
+        modes: dict[str, Gtk.RadioButton] = {}
+        group = None
+        for mode in ("none", "system", "manual"):
+            radio = Gtk.RadioButton.new_with_mnemonic_from_widget(group, labels[f"proxy_{mode}"])
+            group = group or radio
+            modes[mode] = radio
+            network.pack_start(radio, False, False, 0)
+        modes[values["proxy_mode"]].set_active(True)
+        manual = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+        manual.set_margin_start(24)
+        url = _field(manual, labels["proxy_url"], visible=True)
+        user = _field(manual, labels["proxy_user"], visible=True)
+        password = _field(manual, labels["proxy_password"], visible=False)
+        url.set_text(values["proxy_url"])
+        user.set_text(values["proxy_user"])
+        manual.pack_start(Gtk.Label(label=labels["proxy_password_note"], xalign=0, wrap=True,
+                                    max_width_chars=56), False, False, 0)  # fmt: skip
+        network.pack_start(manual, False, False, 0)
+        fields.update(proxy_url=url, proxy_user=user, proxy_password=password)
+
+        def manual_on(*_: object) -> None:
+            manual.set_sensitive(modes["manual"].get_active())
+
+        modes["manual"].connect("toggled", manual_on)
+        manual_on()
+
+        sites = page(request["tabs"]["sites"])
+        texts: dict[str, Gtk.TextView] = {}
+        for key in ("allow", "block"):
+            label = Gtk.Label.new_with_mnemonic(labels[key])
+            label.set_xalign(0)
+            label.set_line_wrap(True)
+            view = Gtk.TextView(accepts_tab=False)
+            view.get_buffer().set_text(values[key])
+            view.get_accessible().set_name(labels[key].replace("_", ""))
+            label.set_mnemonic_widget(view)
+            scrolled = Gtk.ScrolledWindow(min_content_height=80, min_content_width=420)
+            scrolled.set_shadow_type(Gtk.ShadowType.IN)
+            scrolled.add(view)
+            sites.pack_start(label, False, False, 0)
+            sites.pack_start(scrolled, True, True, 0)
+            texts[key] = view
+            fields[key] = view
+
+        updates = page(request["tabs"]["updates"])
+        info = Gtk.Label(label=request["update_info"], xalign=0, wrap=True, selectable=True,
+                         max_width_chars=60)  # fmt: skip
+        updates.pack_start(info, False, False, 0)
+
+        advanced = page(request["tabs"]["advanced"])
+        advanced.pack_start(Gtk.Label(label=labels["advanced_note"], xalign=0, wrap=True,
+                                      max_width_chars=56), False, False, 0)  # fmt: skip
+        checks = {}
+        for key in ("raise_dialogs", "plain_window"):
+            check = Gtk.CheckButton.new_with_mnemonic(labels[key])
+            check.set_active(bool(values[key]))
+            advanced.pack_start(check, False, False, 0)
+            checks[key] = check
+
+        def text_of(view: Gtk.TextView) -> str:
+            buffer = view.get_buffer()
+            return str(buffer.get_text(buffer.get_start_iter(), buffer.get_end_iter(), False))
+
+        def result() -> dict[str, Any]:
+            return {"values": {
+                "language": language.get_active_id() or "",
+                "proxy_mode": next(m for m, r in modes.items() if r.get_active()),
+                "proxy_url": url.get_text(), "proxy_user": user.get_text(),
+                "proxy_password": password.get_text(),
+                "allow": text_of(texts["allow"]), "block": text_of(texts["block"]),
+                **{k: c.get_active() for k, c in checks.items()},
+            }}  # fmt: skip
+
+        self._modal(request, answer, window, box, result, language)
+        wrong = request.get("focus")  # asked again: the tab and field that were wrong
+        if wrong in fields:
+            tabs.set_current_page(
+                {
+                    "language": 0,
+                    "proxy_url": 1,
+                    "proxy_user": 1,
+                    "proxy_password": 1,
+                    "allow": 2,
+                    "block": 2,
+                }[wrong]
+            )
+            fields[wrong].grab_focus()
 
     # -- the tray ------------------------------------------------------------------------------
 
