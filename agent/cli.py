@@ -275,6 +275,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from agent.bridge import OriginPolicy
     from agent.config import load_config
     from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
+    from agent.instance import AlreadyRunning
     from agent.ordercli import issuer_connection
     from agent.paths import default_config_file, default_data_dir
 
@@ -315,6 +316,10 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     except SelfTestFailed:
         io.stderr.write("eid-agent: this version failed its self-test (see the log)\n")
         return 3
+    except AlreadyRunning as exc:
+        io.stderr.write(f"eid-agent: already running for this person (pid {exc.pid or '?'}); "
+                        "its tray icon and bridge are in use\n")  # fmt: skip
+        return 1
     except PortTaken as exc:
         io.stderr.write(
             f"eid-agent: port {exc.port} is already in use — is another eid-agent running "

@@ -9,7 +9,9 @@ Who owns what:
 - SIGTERM stops the agent; SIGINT cancels an open question, or stops the agent when none
   is open; SIGUSR1 is a person's "update now" (from ``eid-agent update apply``);
 - an installed agent (one running from the versions layout with a repository) runs the
-  updater; installing a new version hands the port over to it (``_HandOver``).
+  updater; installing a new version hands the port over to it (``_HandOver``);
+- one agent per person: the instance lock in the data folder (handed over with the
+  port), then the port itself.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from agent.atomicfile import atomic_write_bytes
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.config import Settings
 from agent.enrol import IssuerConnection
+from agent.instance import InstanceLock
 from agent.messages import Language
 from agent.orders import DEFAULT_TTL, OrderBook
 from agent.selftest import self_test
@@ -90,6 +93,17 @@ def pid_file(data_dir: Path) -> Path:
 
 
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
+    """Run the agent until stopped. Raises: AlreadyRunning (this person's agent runs
+    already), PortTaken, SelfTestFailed."""
+    lock = InstanceLock(config.data_dir)
+    lock.acquire(patience=5.0 if config.take_over else 0.0)  # before any window shows
+    try:
+        return await _serve(config, stdin, stdout, lock)
+    finally:
+        lock.release()
+
+
+async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: InstanceLock) -> int:
     ui = await _user_interface(config, stdin, stdout)
     watcher = CardWatcher() if config.cards else None
     watching = asyncio.create_task(watcher.run()) if watcher is not None else None
@@ -130,7 +144,7 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     source = layout.source() if layout is not None else None
     updater: UpdaterService | None = None
     if layout is not None and source is not None:
-        hand_over = _HandOver(config, runner, layout, stop)
+        hand_over = _HandOver(config, runner, layout, stop, lock)
         updater = UpdaterService(
             layout=layout, source=source, state_file=config.data_dir / "updater.json",
             current=Version(__version__), clock=clock, jitter=random.random,
@@ -255,11 +269,12 @@ class _HandOver:
     """Stop listening, start the new version, and wait for it to make itself current."""
 
     def __init__(self, config: RunConfig, runner: web.AppRunner, layout: Layout,
-                 stop: asyncio.Event) -> None:  # fmt: skip
+                 stop: asyncio.Event, lock: InstanceLock) -> None:  # fmt: skip
         self._config = config
         self._runner = runner
         self._layout = layout
         self._stop = stop
+        self._lock = lock
 
     async def __call__(self, version: Version) -> bool:
         launcher = self._layout.launcher(version)
@@ -267,6 +282,7 @@ class _HandOver:
         started = time.monotonic()
         for site in list(self._runner.sites):
             await site.stop()
+        self._lock.release()  # the new version takes the lock with the port
         log.info("bridge closed; starting %s", version)
         try:
             child = subprocess.Popen([str(launcher), *argv, "--take-over"],
@@ -296,6 +312,7 @@ class _HandOver:
         return False
 
     async def _reopen(self) -> None:
+        await asyncio.to_thread(self._lock.acquire, patience=5.0)
         await _bind(self._runner, self._config.port, retry=5.0)
         _write_pid(self._config.data_dir)
         log.info("eid-agent %s listening again", __version__)

@@ -62,6 +62,21 @@ def test_port_taken_is_a_clear_error(data_dir: Path) -> None:
             assert "Traceback" not in agent.stderr
 
 
+def test_one_agent_per_person(data_dir: Path) -> None:
+    """A second agent on the same data folder stops at once, naming the first (a
+    different port does not get around it); when the first stops, the lock is free."""
+    with AgentProcess(data_dir) as first:
+        first.ready()
+        second = AgentProcess(data_dir)  # no context: its exit would take "successors" down
+        assert second.proc.wait(timeout=15) == 1
+        second.wait_for_output("already running", stream="stderr")
+        assert f"already running for this person (pid {first.proc.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.stop(signal.SIGTERM) == 0
+    with AgentProcess(data_dir) as again:
+        again.ready()
+
+
 def test_console_identification_as_a_person(data_dir: Path) -> None:
     with AgentProcess(data_dir, "-v") as agent:
         agent.ready()
