@@ -49,7 +49,6 @@ from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.updater.install import Layout, running_layout
-from agent.updater.service import UpdaterService
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +143,8 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     source = layout.source() if layout is not None else None
     updater: UpdaterService | None = None
     if layout is not None and source is not None:
+        from agent.updater.service import UpdaterService  # loads the TUF client
+
         hand_over = _HandOver(config, runner, layout, stop, lock)
         updater = UpdaterService(
             layout=layout, source=source, state_file=config.data_dir / "updater.json",

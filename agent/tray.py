@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
@@ -29,7 +30,9 @@ from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import CredentialState
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import DialogBlocked
-from agent.updater.service import UpdaterService
+
+if TYPE_CHECKING:
+    from agent.updater.service import UpdaterService
 
 __all__ = ["Tray"]
 

@@ -163,9 +163,10 @@ def _idle(tmp: Path, ca: CertificateAuthority, now: dt.datetime,
 
 
 def _bare_gtk_rss(screen: Screen) -> float:
+    # without OpenGL, as the helper runs: otherwise GDK's GLX probe loads Mesa and LLVM
     proc = subprocess.Popen([sys.executable, "-c", _BARE], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **screen.env})  # fmt: skip
+                            env={**os.environ, **screen.env, "GDK_GL": "disable"})  # fmt: skip
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdout.readline()
     proc.stdin.write("show\n")

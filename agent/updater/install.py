@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 
 import agent
 from agent.atomicfile import atomic_write_bytes, fsync_directory
-from agent.updater.remote import APP_NAME, Source
+from agent.updater.source import APP_NAME, Source
 
 __all__ = [
     "BUNDLE_FILE",

@@ -31,6 +31,7 @@ from tuf.api import exceptions as tuf_errors
 from tufup.client import AuthRequestsFetcher, Client
 
 from agent.updater.policy import Policy, PolicyError
+from agent.updater.source import APP_NAME, Source
 
 __all__ = [
     "APP_NAME",
@@ -46,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "eid-agent"
 SOCKET_TIMEOUT = 10.0  # seconds per read
 DOWNLOAD_DEADLINE = 300.0  # seconds for one whole check or download
 
@@ -65,23 +65,6 @@ class FetchError(Exception):
     def __init__(self, detail: str, *, by_patch: bool = False) -> None:
         super().__init__(detail)
         self.by_patch = by_patch
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the repository is and where this agent keeps its trusted metadata."""
-
-    base_url: str  # the repository's root: <base>/metadata/, <base>/targets/
-    metadata_dir: Path  # holds the trusted root.json (and what TUF verified since)
-    targets_dir: Path  # downloaded archives; the current one makes patches possible
-
-    @property
-    def metadata_url(self) -> str:
-        return self.base_url.rstrip("/") + "/metadata/"
-
-    @property
-    def targets_url(self) -> str:
-        return self.base_url.rstrip("/") + "/targets/"
 
 
 @dataclass(frozen=True)

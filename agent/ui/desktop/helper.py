@@ -50,6 +50,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+# Dialogs draw with cairo and need no OpenGL; without this, GDK's GLX probe loads the
+# Mesa driver (and LLVM with it): 98 MB resident instead of 42 (measured under Xvfb).
+os.environ.setdefault("GDK_GL", "disable")
+
 import gi
 
 gi.require_version("Gtk", "3.0")

@@ -1,0 +1,29 @@
+"""Where an installed agent's update repository is, and where it keeps what it trusts.
+Apart from ``remote`` so that knowing the place does not import the TUF client (an
+agent that is not installed never loads it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["APP_NAME", "Source"]
+
+APP_NAME = "eid-agent"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the repository is and where this agent keeps its trusted metadata."""
+
+    base_url: str  # the repository's root: <base>/metadata/, <base>/targets/
+    metadata_dir: Path  # holds the trusted root.json (and what TUF verified since)
+    targets_dir: Path  # downloaded archives; the current one makes patches possible
+
+    @property
+    def metadata_url(self) -> str:
+        return self.base_url.rstrip("/") + "/metadata/"
+
+    @property
+    def targets_url(self) -> str:
+        return self.base_url.rstrip("/") + "/targets/"
