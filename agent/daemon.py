@@ -40,7 +40,8 @@ from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.config import Settings
 from agent.enrol import IssuerConnection
 from agent.instance import InstanceLock
-from agent.messages import Language
+from agent.messages import Language, MessageCode
+from agent.notices import Notice
 from agent.orders import DEFAULT_TTL, OrderBook
 from agent.selftest import self_test
 from agent.service import OrderService
@@ -160,6 +161,9 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
         if config.take_over:
             _commit(config, layout)
+            if isinstance(ui, DesktopUi):  # a finished update is news, not a question
+                installed = Notice(MessageCode.UPDATE_INSTALLED, {"version": __version__})
+                tasks.append(asyncio.create_task(_quietly(ui.notify(installed))))
         _write_pid(config.data_dir)
         if updater is not None:
             tasks.append(asyncio.create_task(updater.run()))

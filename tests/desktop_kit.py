@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ XDOTOOL = shutil.which("xdotool") or "/usr/bin/xdotool"
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 DBUS = shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon"
 TRAYER = shutil.which("trayer") or "/usr/bin/trayer"
+DUNST = shutil.which("dunst") or "/usr/bin/dunst"
 SCREENSHOTS = Path(__file__).parent.parent / "build" / "screenshots"
 
 _SHOT = """
@@ -90,6 +92,19 @@ print(text or "", end="")
 class Screen:
     display: str
     bus: str = ""  # a D-Bus session bus of its own (the tray's notifications need one)
+    notifications: Path | None = None  # what the notification service (dunst) showed
+
+    def notified(self, text: str, timeout: float = 15) -> str:
+        """The notification (summary and body) that contains ``text``, once shown."""
+        assert self.notifications is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.notifications.exists():
+                for line in self.notifications.read_text().splitlines():
+                    if text in line:
+                        return line
+            time.sleep(0.05)
+        raise AssertionError(f"no notification with {text!r}")
 
     @property
     def env(self) -> dict[str, str]:
@@ -195,6 +210,15 @@ class Screen:
         return path
 
 
+_DUNSTRC = """
+[global]
+    font = DejaVu Sans 9
+[eid-agent]
+    appname = eid-agent
+    script = {script}
+"""
+
+
 @contextmanager
 def virtual_screen() -> Iterator[Screen]:
     read, write = os.pipe()
@@ -220,9 +244,19 @@ def virtual_screen() -> Iterator[Screen]:
                              "request", "--height", "32", "--expand", "false"],
                             env={**os.environ, "DISPLAY": display},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    # a real notification service on the session bus; a rule writes down what it shows
+    folder = Path(tempfile.mkdtemp(prefix="eid-notify-"))
+    log, script, rc = folder / "shown.txt", folder / "log.sh", folder / "dunstrc"
+    script.write_text(f'#!/bin/sh\necho "$2 | $3" >> {log}\n')
+    script.chmod(0o755)
+    rc.write_text(_DUNSTRC.format(script=script))
+    notifier = subprocess.Popen([DUNST, "-config", str(rc)],
+                                env={**os.environ, "DISPLAY": display,
+                                     "DBUS_SESSION_BUS_ADDRESS": address},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        yield Screen(display, address)
+        yield Screen(display, address, log)
     finally:
-        for helper in (tray, bus, proc):
+        for helper in (notifier, tray, bus, proc):
             helper.terminate()
             helper.wait(timeout=10)

@@ -59,6 +59,9 @@ def test_a_program_holding_the_keyboard_is_detected(data_dir: Path, screen: Scre
             assert done["status"] == "failed"
             [notice] = screen.wait_window("Another program blocks")
             screen.screenshot(notice, "notice-dialog-blocked")
+            # also a desktop notification: the notice window cannot get the keyboard either
+            shown = screen.notified("Another program blocks the password dialog (10015)")
+            assert "Settings → Advanced" in shown
         assert "the dialog is blocked (never reached: another program holds the keyboard)" \
             in agent.stderr  # fmt: skip
         screen.key(notice, "Return")

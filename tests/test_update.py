@@ -104,6 +104,22 @@ def test_update_by_full_archive_when_no_archive_is_cached(repo: Repo, data_dir: 
         assert "[10019] Automatic update" in agent.stdout
 
 
+def test_a_finished_update_is_a_desktop_notification(repo: Repo, data_dir: Path) -> None:
+    from tests.desktop_kit import virtual_screen
+
+    repo.publish("1.0.0")
+    install(repo, data_dir)
+    repo.publish("1.1.0", automatic=True)
+    with virtual_screen() as screen:
+        agent = AgentProcess(data_dir, "--no-cards", "--update-tick", "0.2", "--ui", "desktop",
+                             env=screen.env, program=data_dir / "install/current/eid-agent")
+        with agent:
+            agent.ready()
+            _took_over(agent, "1.1.0")
+            shown = screen.notified("The update is installed (10073)", timeout=30)
+            assert "Version 1.1.0 is installed and running." in shown
+
+
 def test_required_update_refuses_orders_until_updated(repo: Repo, data_dir: Path) -> None:
     repo.publish("1.0.0")
     install(repo, data_dir)

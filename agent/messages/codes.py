@@ -81,6 +81,7 @@ class MessageCode(enum.IntEnum):
     SETTINGS_SAVED = 10070
     SETTINGS_NOT_SAVED = 10071
     BANKID_REMOVED = 10072
+    UPDATE_INSTALLED = 10073
 
 
 class Severity(enum.StrEnum):

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.messages import Action, Language, MessageCode, Term, catalogue
+from agent.messages import Action, Language, MessageCode, Severity, Term, catalogue
 from agent.notices import PIN_TERMS, Notice
 from agent.orders import OrderKind
 from agent.settingsform import ProxyMode, SettingsForm
@@ -41,6 +41,11 @@ class HelperUnavailable(Exception):
     """The dialog helper cannot run here (no display, no GTK)."""
 
 
+NOTIFIED = frozenset({
+    MessageCode.DIALOG_BLOCKED, MessageCode.UPDATE_FAILED_WILL_RETRY,
+    MessageCode.SELF_UPDATE_FAILED_MANUAL, MessageCode.UPDATE_FAILED_REPEATEDLY,
+    MessageCode.UPDATE_UNREACHABLE_REPEATEDLY,
+})  # fmt: skip
 WATCH_SECONDS = 4.0  # a password dialog not usable by then is reported as blocked
 
 
@@ -394,9 +399,25 @@ class DesktopUi:
         await self._call({"op": "notice", "title": title, "body": body, "code": None,
                           "ok": self._term(Term.DIALOG_OK), "link": None})  # fmt: skip
 
+    async def notify(self, notice: Notice) -> bool:
+        """A desktop notification with the notice's code; False where no notification
+        service runs (said in the log)."""
+        title, body = self._text(notice)
+        severity = catalogue().entry(notice.code).severity
+        answer = await self._call({"op": "notify", "title": f"{title} ({int(notice.code)})",
+                                   "body": body, "urgent": severity is Severity.ERROR})  # fmt: skip
+        if not answer.get("done"):
+            log.info("no desktop notification: %s", answer.get("error", "the helper is gone"))
+            return False
+        return True
+
     async def tell(self, notice: Notice) -> None:
         """A notice; its OK does what the catalogue says (start the update, or open the
-        signed install page in the browser), with a second button to close it."""
+        signed install page in the browser), with a second button to close it. Problems
+        that arise in the background are also desktop notifications: the window may be
+        hidden, or blocked (10015)."""
+        if notice.code in NOTIFIED:
+            await self.notify(notice)
         title, body = self._text(notice)
         action = None
         kind = catalogue().entry(notice.code).action

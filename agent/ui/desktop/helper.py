@@ -30,6 +30,7 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
         -> {"id", "ok": true, "checked": bool} | {"id", "cancelled": true}
     {"id", "op": "report", "ref", "title", "text", "copy", "copied", "close"}
         -> {"id", "done": true}; the copy button: {"event": "copied", "ref"}
+    {"id", "op": "notify", "title", "body", "urgent"} -> {"id", "done": bool, "error"?}
 
 A dialog that waits for a password or PIN ("secret", "choose", "secrets") may carry
 "present": {"raise", "plain", "watch"} (see _show); one that never became usable within
@@ -58,7 +59,7 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
-from gi.repository import Gdk, GLib, Gtk, Pango  # noqa: E402 - after require_version
+from gi.repository import Gdk, Gio, GLib, Gtk, Pango  # noqa: E402 - after require_version
 
 Answer = Callable[[dict[str, Any]], None]
 
@@ -343,6 +344,8 @@ class Helper:
             self._confirm(request, answer)
         elif op == "report":
             self._report(request, answer)
+        elif op == "notify":
+            self._notify(request, answer)
         else:
             answer({"error": f"unknown op {op!r}"})
 
@@ -790,6 +793,32 @@ class Helper:
             fields[wrong].grab_focus()
 
     # -- the tray ------------------------------------------------------------------------------
+
+    def _notify(self, request: dict[str, Any], answer: Answer) -> None:
+        """A desktop notification (org.freedesktop.Notifications), asked for directly:
+        pystray's own reports a missing notification service inside GTK's loop, where
+        nobody can answer for it."""
+
+        def sent(bus: Gio.DBusConnection, result: Gio.AsyncResult) -> None:
+            try:
+                bus.call_finish(result)
+            except GLib.Error as exc:
+                answer({"done": False, "error": exc.message})
+                return
+            answer({"done": True})
+
+        try:
+            bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        except GLib.Error as exc:
+            answer({"done": False, "error": exc.message})
+            return
+        urgency = GLib.Variant("y", 2 if request.get("urgent") else 1)
+        bus.call("org.freedesktop.Notifications", "/org/freedesktop/Notifications",
+                 "org.freedesktop.Notifications", "Notify",
+                 GLib.Variant("(susssasa{sv}i)", ("eid-agent", 0, "", request["title"],
+                                                  _markup(request["body"]), [],
+                                                  {"urgency": urgency}, -1)),
+                 GLib.VariantType("(u)"), Gio.DBusCallFlags.NONE, 5000, None, sent)  # fmt: skip
 
     def _tray(self, request: dict[str, Any], answer: Answer) -> None:
         try:
