@@ -353,7 +353,12 @@ def _desktop(io: _Io, args: argparse.Namespace) -> int:
         extra = ["--data-dir", str(args.data_dir)] if args.data_dir else []
         paths = install_entries(args.data_dir or default_data_dir(), extra)
     else:
+        from agent.instance import stop_running
+
         paths = uninstall_entries()
+        stopped = stop_running(args.data_dir or default_data_dir())  # no listener left
+        if stopped is not None:
+            io.stderr.write(f"eid-agent: stopped the running agent (pid {stopped})\n")
     for path in paths:
         io.stdout.write(f"{path}\n")
     return 0

@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import time
 from pathlib import Path
 
-__all__ = ["AlreadyRunning", "InstanceLock"]
+__all__ = ["AlreadyRunning", "InstanceLock", "stop_running"]
 
 
 class AlreadyRunning(Exception):
@@ -67,3 +68,25 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def stop_running(data_dir: Path, timeout: float = 15.0) -> int | None:
+    """Stop this person's running agent (SIGTERM) and wait until its lock is free;
+    the pid it had, or None when none ran. Raises: TimeoutError."""
+    lock = InstanceLock(data_dir)
+    if not lock.path.exists():
+        return None
+    try:
+        lock.acquire()
+    except AlreadyRunning as running:
+        if running.pid is None:
+            raise TimeoutError("an agent holds the lock but did not say its pid") from None
+        os.kill(running.pid, signal.SIGTERM)
+        try:
+            lock.acquire(patience=timeout)
+        except AlreadyRunning:
+            raise TimeoutError(f"the agent (pid {running.pid}) did not stop") from None
+        lock.release()
+        return running.pid
+    lock.release()
+    return None

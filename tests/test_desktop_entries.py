@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -48,6 +49,23 @@ def test_install_validate_run_uninstall(tmp_path: Path) -> None:
     assert removed.returncode == 0 and not menu.exists() and not autostart.exists()
     again = _agent("desktop", "uninstall", home=tmp_path)
     assert again.returncode == 0 and again.stdout == ""
+
+
+def test_uninstall_leaves_no_listener(tmp_path: Path) -> None:
+    from tests.agent_process import AgentProcess
+
+    data = tmp_path / "data"
+    assert _agent("desktop", "install", "--data-dir", str(data), home=tmp_path).returncode == 0
+    with AgentProcess(data, "--no-cards") as agent:
+        agent.ready()
+        removed = _agent("desktop", "uninstall", "--data-dir", str(data), home=tmp_path)
+        assert removed.returncode == 0, removed.stderr
+        assert f"stopped the running agent (pid {agent.proc.pid})" in removed.stderr
+        assert agent.proc.wait(timeout=15) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", agent.port), timeout=2).close()
+    assert not list((tmp_path / "share/applications").iterdir())
+    assert not list((tmp_path / "config/autostart").iterdir())
 
 
 def test_exec_quoting() -> None:

@@ -111,8 +111,16 @@ def test_a_finished_update_is_a_desktop_notification(repo: Repo, data_dir: Path)
     install(repo, data_dir)
     repo.publish("1.1.0", automatic=True)
     with virtual_screen() as screen:
-        agent = AgentProcess(data_dir, "--no-cards", "--update-tick", "0.2", "--ui", "desktop",
-                             env=screen.env, program=data_dir / "install/current/eid-agent")
+        agent = AgentProcess(
+            data_dir,
+            "--no-cards",
+            "--update-tick",
+            "0.2",
+            "--ui",
+            "desktop",
+            env=screen.env,
+            program=data_dir / "install/current/eid-agent",
+        )
         with agent:
             agent.ready()
             _took_over(agent, "1.1.0")
