@@ -169,8 +169,10 @@ async def test_person_cancels_in_the_agent(
     assert (status["hint"], status["code"]) == ("userCancel", "10036")
 
 
-async def test_timeout(browser: Browser, world: Path) -> None:
-    with AgentProcess(world / "data", "--allow-http-localhost", "--order-ttl", "3") as slow:
+async def test_timeout(browser: Browser, world: Path, tmp_path: Path) -> None:
+    # a second agent needs a person of its own: one agent runs per data folder
+    shutil.copytree(world / "data", tmp_path / "data")
+    with AgentProcess(tmp_path / "data", "--allow-http-localhost", "--order-ttl", "3") as slow:
         slow.ready()
         s = Site(world, slow.port)
         try:

@@ -34,7 +34,8 @@ EXPORTS = {
     "agent.bridge": ["API_VERSION", "BridgeConfig", "BridgeError", "ErrorCode", "OriginPolicy",
                      "build_app"],
     "agent.updater": ["Policy", "PolicyError", "Standing", "UpdaterState", "standing", "step"],
-    "agent.ui": ["EnrolmentAnswer", "PinAnswer", "PinRequest", "Request", "UiPort"],
+    "agent.ui": ["DialogBlocked", "EnrolmentAnswer", "PinAnswer", "PinRequest", "Request",
+                 "UiPort"],
     "rp": [
         "BadSignature", "CertificateExpired", "CertificateRevoked", "DataMismatch",
         "ExpiredNonce", "MalformedResponse", "NonceStore", "OcspPolicy", "Person", "ReusedNonce",
