@@ -152,6 +152,27 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument(
         "--force", action="store_true", help="install even an older version than the one present"
     )
+    install.add_argument(
+        "--desktop",
+        action="store_true",
+        help="also add the menu and autostart entries and ~/.local/bin/eid-agent",
+    )
+    install.add_argument(
+        "--start",
+        action="store_true",
+        help="then (re)start the installed agent and wait until it listens",
+    )
+    uninstall = commands.add_parser(
+        "uninstall",
+        parents=[common],
+        help="stop the agent and remove it; your BankIDs and settings stay unless asked",
+    )
+    uninstall.add_argument(
+        "--delete-credentials",
+        action="store_true",
+        help="also delete your BankIDs on file and your settings",
+    )
+    uninstall.add_argument("--config", type=Path, help="the settings file (default: per-user)")
     commands.add_parser("self-test", parents=[common], help="check this installation works")
 
     doctor = commands.add_parser(
@@ -250,7 +271,7 @@ def main(
             return _desktop(io, args)
         if args.command == "doctor":
             return _doctor(io, args)
-        if args.command in ("update", "install", "self-test"):
+        if args.command in ("update", "install", "self-test", "uninstall"):
             return _updates(io, args)
         if args.command == "card":
             from agent.cardcli import card_command
@@ -371,11 +392,22 @@ def _updates(io: _Io, args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir()
     if args.command == "self-test":
         return updatecli.self_test_command(data_dir, io.stdout, io.stderr)
+    if args.command == "uninstall":
+        from agent.setupcli import uninstall_command
+
+        return uninstall_command(data_dir, delete_credentials=args.delete_credentials,
+                                 config=args.config, out=io.stdout, err=io.stderr)  # fmt: skip
     if args.command == "install":
-        return updatecli.install_command(
+        status = updatecli.install_command(
             data_dir, repository=args.repository, trust=args.trust, bundle=args.bundle,
             force=args.force, out=io.stdout, err=io.stderr,
         )  # fmt: skip
+        if status != 0 or not (args.desktop or args.start):
+            return status
+        from agent.setupcli import finish_install
+
+        return finish_install(data_dir, desktop=args.desktop, start=args.start,
+                              out=io.stdout, err=io.stderr)  # fmt: skip
     return updatecli.update_command(data_dir, args.action, as_json=getattr(args, "json", False),
                                     out=io.stdout, err=io.stderr, language=io.language)  # fmt: skip
 

@@ -57,9 +57,11 @@ def _command(data_dir: Path) -> list[str]:
     return [str(Path(sys.argv[0]).resolve())]
 
 
-def install_entries(data_dir: Path, extra: list[str] | None = None) -> list[Path]:
-    """Write both entries; returns their paths."""
-    command = [*_command(data_dir), *(extra or [])]
+def install_entries(data_dir: Path, extra: list[str] | None = None, *,
+                    launcher: Path | None = None) -> list[Path]:  # fmt: skip
+    """Write both entries (running ``launcher``, else this agent's own); returns their
+    paths."""
+    command = [*([str(launcher)] if launcher else _command(data_dir)), *(extra or [])]
     written = []
     for folder, autostart in ((xdg_applications_dir(), False), (xdg_autostart_dir(), True)):
         folder.mkdir(parents=True, exist_ok=True)

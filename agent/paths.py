@@ -6,6 +6,7 @@ is used, so tests and demos never touch a person's real credentials.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -16,6 +17,7 @@ __all__ = [
     "default_data_dir",
     "default_issuer_dir",
     "tokens_dir",
+    "user_bin_dir",
     "xdg_applications_dir",
     "xdg_autostart_dir",
 ]
@@ -49,3 +51,9 @@ def tokens_dir(data_dir: Path) -> Path:
 def default_issuer_dir() -> Path:
     """The issuer's own per-user folder (development CA, local database)."""
     return Path(platformdirs.user_data_dir("eid-issuer", appauthor=False))
+
+
+def user_bin_dir() -> Path:
+    """Where a per-user install puts its command (``~/.local/bin``, which Debian's and
+    most distributions' login shells put on the PATH)."""
+    return Path(os.environ.get("XDG_BIN_HOME") or Path.home() / ".local" / "bin")

@@ -35,10 +35,25 @@ __all__ = ["BundleError", "build_bundle"]
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 # Runs lib/__main__.py with lib/ as sys.path[0]; -E -s keep PYTHONPATH and the user's
 # site-packages out, so the bundle runs its own code and nothing the environment slips in.
+# The Python it was built for, else the machine's own 3.11 (an installer built on
+# one machine runs on another, where the build's interpreter path means nothing).
 _LAUNCHER = """#!/bin/sh
 # eid-agent {version}: runs this bundle's code.
 here=$(dirname "$(readlink -f "$0")")
-exec "{python}" -E -s {flags}"$here/lib" "$@"
+python="{python}"
+if [ ! -x "$python" ]; then
+  python=""
+  for candidate in python3.11 python3; do  # its compiled modules are for 3.11
+    found=$(command -v "$candidate") || continue
+    if "$found" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      python=$found; break
+    fi
+  done
+  if [ -z "$python" ]; then
+    echo "eid-agent: needs Python 3.11 (Debian 12: apt install python3)" >&2; exit 69
+  fi
+fi
+exec "$python" -E -s {flags}"$here/lib" "$@"
 """
 _MAIN = """import sys
 from agent.cli import main

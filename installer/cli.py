@@ -2,8 +2,9 @@
 from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
 
     eid-release init [--dir D] [--keys ROLE=N] [--threshold ROLE=N] [--expiry ROLE=DAYS]
+                     [--url URL]
     eid-release bundle OUT VERSION [--agent-only] [--python PATH]
-    eid-release publish VERSION BUNDLE [policy options] [--no-patch]
+    eid-release publish VERSION BUNDLE [policy options] [--no-patch] [--url URL]
     eid-release policy [policy options]
     eid-release refresh-timestamp            # the daily cron job
     eid-release rotate-key ROLE [--old NAME]
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--keys", action="append", default=[], metavar="ROLE=N")
     init.add_argument("--threshold", action="append", default=[], metavar="ROLE=N")
     init.add_argument("--expiry", action="append", default=[], metavar="ROLE=DAYS")
+    init.add_argument("--url", help="where the repository will be served (for the installer)")
     bundle = commands.add_parser("bundle", parents=[common], help="build a release bundle")
     bundle.add_argument("out", type=Path)
     bundle.add_argument("version")
@@ -110,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("version")
     publish.add_argument("bundle", type=Path)
     publish.add_argument("--no-patch", action="store_true", help="archive only")
+    publish.add_argument(
+        "--url",
+        help="where the repository is served (remembered): the "
+        "installer pins it; with it the install page is written",
+    )
     _policy_options(publish)
     policy = commands.add_parser("policy", parents=[common], help="change the policy only")
     _policy_options(policy)
@@ -145,6 +152,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             release.init(folder, keys=_pairs(args.keys, "--keys"),
                          thresholds=_pairs(args.threshold, "--threshold"),
                          expiry_days=_pairs(args.expiry, "--expiry"))  # fmt: skip
+            if args.url:
+                release.public_url(folder, args.url)
             out.write(f"repository ready: {folder / 'repository'} (serve it as static files)\n"
                       f"trust anchor for agents: {folder / 'repository/metadata/root.json'}\n"
                       f"keys: {folder / 'keystore'} (keep private)\n")  # fmt: skip
@@ -158,6 +167,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             patch = f", patch {result.patch_bytes} bytes" if result.patch_bytes else ""
             out.write(f"published {result.version}: archive {result.archive_bytes} bytes{patch}\n"
                       f"policy: {json.dumps(result.policy, sort_keys=True)}\n")  # fmt: skip
+            url = release.public_url(folder, args.url)
+            if url is None:
+                err.write("eid-release: no install page: say once where the repository is "
+                          "served (--url)\n")  # fmt: skip
+            else:
+                page = release.write_install_page(folder, args.bundle.resolve(), url,
+                                                  dt.datetime.now(dt.UTC))  # fmt: skip
+                out.write(f"install page: {page} (served as {url}/install/)\n")
         elif args.command == "policy":
             policy = release.set_policy(folder, _changes(args))
             out.write(f"policy: {json.dumps(policy, sort_keys=True)}\n")

@@ -7,7 +7,9 @@ A release folder holds::
     repository/          what any static HTTP server publishes
         metadata/        root (every version), targets, snapshot, timestamp
         targets/         eid-agent-<version>.tar.gz and eid-agent-<version>.patch
+        install/         the install page (index.html, SHA256SUMS) and the installer
     .tufup-repo-config   tufup's own settings (key names, thresholds, expiry)
+    release.json         where the repository is served ({"url": ...}), for the installer
 
 tufup's repository tools prompt (an existing key or archive, an encrypted key); nothing
 here reaches those prompts: keys are written unencrypted for unattended signing, an
@@ -42,11 +44,13 @@ __all__ = [
     "PublishResult",
     "ReleaseError",
     "init",
+    "public_url",
     "publish",
     "refresh",
     "rotate_key",
     "set_policy",
     "status",
+    "write_install_page",
 ]
 
 APP_NAME = "eid-agent"
@@ -165,6 +169,56 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
             patch_bytes=patch_file.stat().st_size if patch_file.exists() else None,
             policy=policy,
         )
+
+
+def public_url(folder: Path, url: str | None = None) -> str | None:
+    """Where the repository is served: remembered in ``release.json`` when given (so the
+    next publish knows it), else read from there.
+
+    Raises:
+        ReleaseError: not an http(s) URL.
+    """
+    settings = folder / "release.json"
+    if url is not None:
+        if not url.startswith(("https://", "http://")):
+            raise ReleaseError(f"--url must be an http(s) URL, not {url!r}")
+        temporary = settings.with_name(".release.json.tmp")
+        temporary.write_text(json.dumps({"url": url.rstrip("/")}) + "\n", encoding="utf-8")
+        temporary.replace(settings)
+        return url.rstrip("/")
+    try:
+        known = json.loads(settings.read_text(encoding="utf-8")).get("url")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(known) if known else None
+
+
+def write_install_page(folder: Path, bundle: Path, url: str, now: dt.datetime) -> Path:
+    """The installer for ``bundle`` (carrying the repository's current root metadata as
+    its trust anchor) and the install page, in ``repository/install/``; older installers
+    are removed. Returns the page. The agent's update fall-back opens this page unless
+    the policy names another (``manualUrl``).
+
+    Raises:
+        ReleaseError: the repository has no root metadata, or the URL cannot be used.
+    """
+    from installer.page import write_install_page as write_page
+    from installer.runfile import build_installer
+
+    repository = folder / "repository"
+    try:
+        root = (repository / "metadata" / "root.json").read_bytes()
+    except OSError as exc:
+        raise ReleaseError(f"no root metadata to pin: {exc}") from None
+    target = repository / "install"
+    try:
+        installer = build_installer(target, bundle, root, url)
+    except (ValueError, InstallError) as exc:
+        raise ReleaseError(f"the installer could not be built: {exc}") from None
+    for old in target.glob("eid-agent-*-linux.run"):
+        if old != installer:
+            old.unlink()
+    return write_page(target, installer, str(bundle_version(bundle)), now)
 
 
 def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class RepoServer:
                 if path in server.endless:
                     return self._endless(path)
                 file = (server.root / path.lstrip("/")).resolve()
+                if file.is_dir():  # as static servers do: the folder's index page
+                    file = file / "index.html"
                 if server.root.resolve() not in file.parents or not file.is_file():
                     return self._send(404, b"not found", path)
                 data = file.read_bytes()

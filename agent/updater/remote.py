@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def _refresh(client: Any) -> None:
         raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
 
 
-def _refreshed(client: Any, *, patch: bool = True) -> Found:
+def _refreshed(client: Any, source: Source, *, patch: bool = True) -> Found:
     """Run tufup's check on a new client. Raises: CheckError."""
     # Refresh here rather than inside check_for_updates, which folds "unreachable" and
     # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
@@ -144,6 +144,8 @@ def _refreshed(client: Any, *, patch: bool = True) -> Found:
         policy = Policy.from_custom(latest.custom or {} if latest is not None else {})
     except PolicyError as exc:
         raise CheckError("policy", str(exc)) from None
+    if not policy.manual_url:  # the install page eid-release writes next to the repository
+        policy = replace(policy, manual_url=source.base_url.rstrip("/") + "/install/")
     targets = client.new_targets or {}
     try:
         return Found(
@@ -167,7 +169,7 @@ def check(source: Source, current: Version, *, deadline: float = DOWNLOAD_DEADLI
         client = _client(source, current, None, deadline)
     except _CHECK_ERRORS as exc:  # the trusted root is missing or damaged
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
-    return _refreshed(client)
+    return _refreshed(client, source)
 
 
 def fetch(source: Source, current: Version, extract_dir: Path, *,
@@ -195,7 +197,7 @@ def _fetch(source: Source, current: Version, extract_dir: Path, deadline: float,
         client = _client(source, current, extract_dir, deadline)
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
-    found = _refreshed(client, patch=patch)
+    found = _refreshed(client, source, patch=patch)
     if found.update is None:
         raise FetchError("nothing newer to install")
     unpacked: list[Path] = []

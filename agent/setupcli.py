@@ -1,0 +1,129 @@
+"""The person's side of installing: after ``eid-agent install`` has put a version in place,
+``--desktop`` adds the menu and autostart entries and a command on the PATH, and
+``--start`` (re)starts the agent from the installed version and waits until it listens.
+``eid-agent uninstall`` undoes all of it and stops the agent; the person's BankIDs and
+settings stay unless they ask to delete them, and they are told where they are.
+
+Everything is per user (ADR 0011): nothing here needs root, so the agent can later
+update itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import TextIO
+
+from agent.daemon import pid_file
+from agent.desktopentry import install_entries, uninstall_entries
+from agent.instance import stop_running
+from agent.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
+from agent.updater.install import Layout
+
+__all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
+
+START_TIMEOUT = 30.0  # seconds for the installed agent to listen
+_OWN_FILES = ("updater.json", "agent.pid", "agent.lock", "agent.log")
+
+
+def _data_args(data_dir: Path) -> list[str]:
+    """How the installed commands name this data folder (nothing for the default)."""
+    return [] if data_dir == default_data_dir() else ["--data-dir", str(data_dir)]
+
+
+def finish_install(data_dir: Path, *, desktop: bool, start: bool, out: TextIO,
+                   err: TextIO) -> int:  # fmt: skip
+    layout = Layout.in_data_dir(data_dir)
+    launcher = layout.current / "eid-agent"  # through current: updates switch it
+    if desktop:
+        for path in install_entries(data_dir, _data_args(data_dir), launcher=launcher):
+            out.write(f"{path}\n")
+        link = user_bin_dir() / "eid-agent"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or not link.exists():
+            temporary = link.with_name(".eid-agent.new")
+            temporary.unlink(missing_ok=True)
+            temporary.symlink_to(launcher)
+            temporary.replace(link)  # atomically, over an older link
+            out.write(f"{link}\n")
+        else:
+            err.write(f"eid-agent: {link} exists and is not ours; left alone\n")
+    if start:
+        return _start(data_dir, launcher, out, err)
+    return 0
+
+
+def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
+    """Stop a running agent (an older version, or this one being repaired), start the
+    installed one in a session of its own, and wait until it listens."""
+    try:
+        stopped = stop_running(data_dir)
+    except TimeoutError as exc:
+        err.write(f"eid-agent: {exc}\n")
+        return 1
+    if stopped is not None:
+        out.write(f"stopped the running agent (pid {stopped})\n")
+    log = (data_dir / "agent.log").open("ab")
+    with log:
+        child = subprocess.Popen([str(launcher), *_data_args(data_dir), "run"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=log, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            err.write(f"eid-agent: the agent ended at once (exit {child.returncode}); "
+                      f"see {data_dir / 'agent.log'}\n")  # fmt: skip
+            return 1
+        with contextlib.suppress(OSError, ValueError):
+            if int(pid_file(data_dir).read_text()) == child.pid:  # written once listening
+                out.write(f"eid-agent is running (pid {child.pid})\n")
+                return 0
+        time.sleep(0.05)
+    err.write(f"eid-agent: the agent did not start listening; see {data_dir / 'agent.log'}\n")
+    return 1
+
+
+def uninstall_command(data_dir: Path, *, delete_credentials: bool, config: Path | None,
+                      out: TextIO, err: TextIO) -> int:  # fmt: skip
+    try:
+        stopped = stop_running(data_dir)
+    except TimeoutError as exc:
+        err.write(f"eid-agent: {exc}; nothing was removed\n")
+        return 1
+    if stopped is not None:
+        out.write(f"stopped the running agent (pid {stopped})\n")
+    removed = uninstall_entries()
+    link = user_bin_dir() / "eid-agent"
+    install_root = Layout.in_data_dir(data_dir).root
+    if link.is_symlink() and str(os.readlink(link)).startswith(str(install_root)):
+        link.unlink()
+        removed.append(link)
+    if install_root.exists():
+        shutil.rmtree(install_root)
+        removed.append(install_root)
+    for name in _OWN_FILES:
+        path = data_dir / name
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    config = config or default_config_file()
+    if delete_credentials:
+        for path in (data_dir, config):
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(path)
+            elif path.exists():
+                path.unlink()
+                removed.append(path)
+    for path in removed:
+        out.write(f"removed {path}\n")
+    if not delete_credentials:
+        kept = [p for p in (tokens_dir(data_dir), config) if p.exists()]
+        if kept:
+            out.write("kept your BankIDs and settings: " + ", ".join(map(str, kept)) +
+                      " (eid-agent uninstall --delete-credentials removes them)\n")  # fmt: skip
+    return 0

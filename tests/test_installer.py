@@ -1,0 +1,239 @@
+"""First install, update, repair and uninstall as a person does them, on a clean HOME:
+the release tools publish to a repository served on loopback with its install page; the
+installer from that page installs per user and starts the agent on its real port."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.agent_process import BIN
+from tests.conftest import ANNA, FAST_KDF, MakeToken
+from tests.update_kit import Repo, repository, wait_for
+
+pytestmark = pytest.mark.slow
+
+PORT = 24721  # the installed agent runs as a person's would: on the documented port
+SS = shutil.which("ss") or "/usr/bin/ss"
+VALIDATE = shutil.which("desktop-file-validate") or "/usr/bin/desktop-file-validate"
+
+
+@dataclass
+class Home:
+    """A person's clean home folder, and what they run there."""
+
+    path: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("XDG_", "PYTHON", "VIRTUAL_ENV", "DISPLAY", "WAYLAND"))
+        }
+        return env | {
+            "HOME": str(self.path),
+            "PATH": f"{self.path}/.local/bin:/usr/bin:/bin",
+            "XDG_DATA_HOME": str(self.path / ".local/share"),
+            "XDG_CONFIG_HOME": str(self.path / ".config"),
+        }
+
+    @property
+    def data(self) -> Path:
+        return self.path / ".local/share/eid-agent"
+
+    def run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(argv), capture_output=True, text=True, env=self.env,
+                              stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+                              cwd=self.path)  # fmt: skip
+
+    def files(self) -> set[str]:
+        return {str(p.relative_to(self.path)) for p in self.path.rglob("*")
+                if p.is_file() or p.is_symlink()}  # fmt: skip
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Home]:
+    (tmp_path / "home").mkdir()
+    person = Home(tmp_path / "home")
+    if _listening(PORT):
+        pytest.fail(f"port {PORT} is taken on this machine; the installed agent needs it")
+    yield person
+    command = person.path / ".local/bin/eid-agent"
+    if command.exists():
+        person.run(str(command), "uninstall")  # never leave an agent running
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repo]:
+    with repository(tmp_path) as r:
+        yield r
+
+
+def _listening(port: int) -> bool:
+    out = subprocess.run([SS, "-ltnH"], capture_output=True, text=True, check=True).stdout
+    return any(line.split()[3].endswith(f":{port}") for line in out.splitlines())
+
+
+def _release(repo: Repo, version: str, *policy: str) -> None:
+    """``eid-release publish`` as the administrator runs it."""
+    result = subprocess.run(
+        [str(BIN / "eid-release"), "publish", version, str(repo.bundle(version)),
+         "--dir", str(repo.folder), "--url", repo.server.url.rstrip("/"), *policy],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "install page:" in result.stdout
+
+
+def _download_installer(page_url: str, into: Path) -> Path:
+    """What a person does on the install page: download, and check the SHA-256."""
+    page = urllib.request.urlopen(page_url, timeout=10).read().decode()  # noqa: S310
+    name = re.search(r'<a id="installer" href="([^"]+)"', page)
+    digest = re.search(r'<code class="sum" id="sha256">([0-9a-f]{64})</code>', page)
+    assert name and digest, page
+    assert 'lang="sv"' in page and 'lang="en"' in page and "http" not in page.split(
+        "<body>")[1].replace(page_url, "")  # no external resources  # fmt: skip
+    data = urllib.request.urlopen(page_url + name.group(1), timeout=30).read()  # noqa: S310
+    assert hashlib.sha256(data).hexdigest() == digest.group(1)
+    into.mkdir(parents=True, exist_ok=True)
+    path = into / name.group(1)
+    path.write_bytes(data)
+    return path
+
+
+def _info() -> dict[str, object]:
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/info",
+                                     headers={"X-Eid-Agent": "1"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        doc: dict[str, object] = json.loads(response.read())
+        return doc
+
+
+def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_path: Path,
+                                                  make_token: MakeToken) -> None:  # fmt: skip
+    _release(repo, "1.0.0")
+    before_files, before_ports = home.files(), _listening(PORT)
+    installer = _download_installer(repo.server.url + "install/", tmp_path)
+    started = time.monotonic()
+    result = home.run("sh", str(installer))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "eid-agent is running" in result.stdout, result.stdout
+    took = time.monotonic() - started
+    assert _info()["version"] == "1.0.0" and took < 60
+    command = home.path / ".local/bin/eid-agent"
+    for entry in (home.path / ".local/share/applications/eid-agent.desktop",
+                  home.path / ".config/autostart/eid-agent.desktop"):  # fmt: skip
+        checked = subprocess.run([VALIDATE, str(entry)], capture_output=True, text=True,
+                                 check=False)  # fmt: skip
+        assert checked.returncode == 0 and not checked.stdout, checked.stdout
+        assert str(home.data / "install/current/eid-agent") in entry.read_text()
+    # the trust anchor was pinned from the installer, not fetched
+    pinned = home.data / "install/tuf/metadata/root.json"
+    assert json.loads(pinned.read_bytes())["signed"]["_type"] == "root"
+    # a BankID the person has
+    from agent.tokens import TokenStore
+
+    TokenStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
+    kept = home.files() - before_files
+    # an update from the repository applies
+    _release(repo, "1.1.0")
+    applied = home.run(str(command), "update", "apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    wait_for(lambda: _info()["version"] == "1.1.0", what="1.1.0 serving")
+    # uninstall: nothing left but the person's BankID, and they are told where it is
+    removed = home.run(str(command), "uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert f"kept your BankIDs and settings: {home.data / 'tokens'}" in removed.stdout
+    assert _listening(PORT) == before_ports is False
+    credentials = {f for f in kept if f.startswith(".local/share/eid-agent/tokens/")}
+    assert credentials and home.files() == before_files | credentials
+    assert not command.exists() and not (home.data / "install").exists()
+
+
+def test_reinstalling_keeps_bankids_and_settings_and_refuses_older(
+    repo: Repo, home: Home, tmp_path: Path, make_token: MakeToken
+) -> None:
+    from agent.tokens import TokenStore
+
+    _release(repo, "1.0.0")
+    older = _download_installer(repo.server.url + "install/", tmp_path)
+    _release(repo, "1.1.0")
+    newer = _download_installer(repo.server.url + "install/", tmp_path)
+    assert home.run("sh", str(newer)).returncode == 0
+    TokenStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
+    settings = home.path / ".config/eid-agent/config.toml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('[ui]\nlanguage = "sv"\n')
+    refused = home.run("sh", str(older))
+    assert refused.returncode == 1
+    assert "1.0.0 is older than the installed 1.1.0 (use --force)" in refused.stderr
+    assert _info()["version"] == "1.1.0"  # untouched, still running
+    repaired = home.run("sh", str(newer))  # the same version again: a repair
+    assert repaired.returncode == 0, repaired.stderr
+    forced = home.run("sh", str(older), "--force")
+    assert forced.returncode == 0, forced.stderr
+    wait_for(lambda: _info()["version"] == "1.0.0", what="1.0.0 serving")
+    assert [c.owner.name for c in TokenStore(home.data).credentials()] == [ANNA.name]
+    assert settings.read_text() == '[ui]\nlanguage = "sv"\n'
+
+
+def test_the_update_fall_back_leads_to_an_installer_that_repairs(
+    repo: Repo, home: Home, tmp_path: Path
+) -> None:
+    """Repeated failed updates → notice 10023 → its OK opens the install page in the
+    person's browser (a registered stand-in that writes the address down) → the installer
+    from that page repairs the install. (The failures are asked for with "update now":
+    automatic retries are hours apart by design.)"""
+    from tests.agent_process import AgentProcess
+    from tests.desktop_kit import virtual_screen
+
+    _release(repo, "1.0.0")
+    first = _download_installer(repo.server.url + "install/", tmp_path)
+    assert home.run("sh", str(first), "--no-start").returncode == 0
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    apps = home.path / ".local/share/applications"
+    (apps / "test-browser.desktop").write_text(
+        "[Desktop Entry]\nType=Application\nName=Test browser\n"
+        f"Exec={browser} %u\nMimeType=x-scheme-handler/http;x-scheme-handler/https;\n"
+    )
+    (home.path / ".config/mimeapps.list").write_text(
+        "[Default Applications]\nx-scheme-handler/http=test-browser.desktop\n"
+    )
+    _release(repo, "1.1.0", "--failure-threshold", "2")  # and no --manual-url
+    for name in ("eid-agent-1.1.0.patch", "eid-agent-1.1.0.tar.gz"):  # a broken mirror
+        repo.server.tamper[f"/targets/{name}"] = lambda b: b[:-1] + bytes([b[-1] ^ 1])
+    with virtual_screen() as screen:
+        agent = AgentProcess(home.data, "--no-cards", "--update-tick", "0.2", "--ui", "desktop",
+                             env=home.env | screen.env,
+                             program=home.data / "install/current/eid-agent")  # fmt: skip
+        with agent:
+            agent.ready()
+            for _ in range(2):
+                asked = home.run(str(home.data / "install/current/eid-agent"), "update", "apply")
+                assert asked.returncode == 1, asked.stdout + asked.stderr
+            [notice] = screen.wait_window("failed several times", timeout=30)
+            screen.screenshot(notice, "notice-update-failed-repeatedly")
+            screen.key(notice, "Return")  # OK: open the install page
+            wait_for(opened.exists, what="the browser")
+        page = opened.read_text().strip()
+    assert page == repo.server.url + "install/"  # the default: next to the repository
+    repo.server.tamper.clear()
+    installer = _download_installer(page, tmp_path / "from-page")
+    repaired = home.run("sh", str(installer))
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert _info()["version"] == "1.1.0"
