@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, desktop, issuer, tokens, updates
+from bench import bridge, cards, desktop, installer, issuer, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -31,11 +31,14 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=1000, help="orders for the memory figure")
     parser.add_argument("--enrolments", type=int, default=200, help="enrolments per database")
     parser.add_argument("--only", action="append", metavar="GROUP",
-                        choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop"],
+                        choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
+                                 "installer"],
                         help="run only this group (repeatable); results.json is then not "
                              "written")  # fmt: skip
     args = parser.parse_args()
-    wanted = set(args.only or ["tokens", "bridge", "cards", "updates", "issuer", "desktop"])
+    wanted = set(
+        args.only or ["tokens", "bridge", "cards", "updates", "issuer", "desktop", "installer"]
+    )
     logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
     now = dt.datetime.now(dt.UTC)
     ca = CertificateAuthority.create("Bench", now - dt.timedelta(days=1))
@@ -55,6 +58,8 @@ def main() -> int:
             figures += issuer.run(Path(tmp), enrolments=args.enrolments)
         if "desktop" in wanted:
             figures += desktop.run(ca, now, Path(tmp), runs=args.runs)
+        if "installer" in wanted:
+            figures += installer.run(Path(tmp), runs=min(args.runs, 5))
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:

@@ -1,0 +1,89 @@
+"""Installer figures, on the real release form (a self-contained bundle): the installer's
+size against the release's own archive in the update repository; the install time on a
+clean HOME (without starting) against unpacking the same payload with tar alone; and the
+installed agent's first start until it listens against a bare interpreter importing
+aiohttp.web."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import Figure
+from installer import release
+from installer.bundle import build_bundle
+from installer.runfile import HEADER_SIZE
+from tests.agent_process import AgentProcess
+from tests.update_kit import RepoServer
+
+SH = shutil.which("sh") or "/bin/sh"
+TAR = shutil.which("tar") or "/bin/tar"
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("XDG_", "PYTHON", "VIRTUAL_ENV", "DISPLAY", "WAYLAND"))
+    }
+    return env | {"HOME": str(home), "PATH": f"{home}/.local/bin:/usr/bin:/bin"}
+
+
+def run(tmp: Path, runs: int) -> list[Figure]:
+    folder = tmp / "installer-release"
+    release.init(folder)
+    server = RepoServer(folder / "repository")
+    try:
+        bundle = build_bundle(tmp / "installer-bundle", "1.0.0", self_contained=True)
+        published = release.publish(folder, "1.0.0", bundle, {})
+        release.write_install_page(folder, bundle, server.url.rstrip("/"),
+                                   dt.datetime.now(dt.UTC))  # fmt: skip
+    finally:
+        server.close()
+    [installer] = (folder / "repository/install").glob("*.run")
+    size = installer.stat().st_size / 1e6
+    installs, unpacks, starts, bares = [], [], [], []
+    for n in range(runs):
+        home = tmp / f"installer-home{n}"
+        home.mkdir()
+        start = time.perf_counter()
+        result = subprocess.run([SH, str(installer), "--no-start"], env=_clean_env(home),
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        installs.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise RuntimeError(f"the installer failed: {result.stderr}")
+        out = tmp / f"installer-unpack{n}"
+        out.mkdir()
+        start = time.perf_counter()
+        with installer.open("rb") as payload:
+            payload.seek(HEADER_SIZE)  # tar reads on from here, as the installer's tail does
+            subprocess.run([TAR, "-xzf", "-", "-C", str(out)], stdin=payload, check=True)
+        unpacks.append(time.perf_counter() - start)
+        data = home / ".local/share/eid-agent"
+        start = time.perf_counter()
+        with AgentProcess(data, "--no-cards", env=_clean_env(home),
+                          program=data / "install/current/eid-agent") as agent:  # fmt: skip
+            agent.ready()
+            starts.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import aiohttp.web"], check=True)
+        bares.append(time.perf_counter() - start)
+    install_s, unpack_s = statistics.median(installs), statistics.median(unpacks)
+    start_ms, bare_ms = statistics.median(starts) * 1000, statistics.median(bares) * 1000
+    return [
+        Figure("installer size", "MB", size, "the release's archive in the repository",
+               published.archive_bytes / 1e6, "reported", True,
+               f"{installer.name}: self-contained bundle, gzip -9"),
+        Figure("install on a clean HOME", "s", install_s, "unpacking its payload with tar",
+               unpack_s, "reported", True,
+               f"median of {runs}; without starting: versions layout, trust anchor, entries"),
+        Figure("installed agent: first start → listening", "ms", start_ms,
+               "bare interpreter + import aiohttp.web", bare_ms, "< 1000 ms", start_ms < 1000,
+               f"median of {runs}; python -S on the bundle's own dependencies"),
+    ]  # fmt: skip
