@@ -5,6 +5,7 @@ from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
                      [--url URL]
     eid-release bundle OUT VERSION [--agent-only] [--python PATH]
     eid-release publish VERSION BUNDLE [policy options] [--no-patch] [--url URL]
+                        [--deb MAINTAINER]
     eid-release policy [policy options]
     eid-release refresh-timestamp            # the daily cron job
     eid-release rotate-key ROLE [--old NAME]
@@ -117,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where the repository is served (remembered): the "
         "installer pins it; with it the install page is written",
     )
+    publish.add_argument(
+        "--deb",
+        metavar="MAINTAINER",
+        help="also build the Debian package, e.g. 'IT <it@bank.example>'",
+    )
     _policy_options(publish)
     policy = commands.add_parser("policy", parents=[common], help="change the policy only")
     _policy_options(policy)
@@ -173,7 +179,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                           "served (--url)\n")  # fmt: skip
             else:
                 page = release.write_install_page(folder, args.bundle.resolve(), url,
-                                                  dt.datetime.now(dt.UTC))  # fmt: skip
+                                                  dt.datetime.now(dt.UTC),
+                                                  deb_maintainer=args.deb)  # fmt: skip
                 out.write(f"install page: {page} (served as {url}/install/)\n")
         elif args.command == "policy":
             policy = release.set_policy(folder, _changes(args))

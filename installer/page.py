@@ -32,7 +32,7 @@ section {{ border-top: 1px solid #ccc; margin-top: 2em; }}
 <p><a id="installer" href="{name}">{name}</a> ({size})<br>
 SHA-256: <code class="sum" id="sha256">{sha256}</code><br>
 <small>{published}</small></p>
-
+{deb}
 <section lang="sv">
 <h2>Installera eller reparera</h2>
 <ol>
@@ -44,7 +44,7 @@ Dina BankID och inställningar finns kvar om du installerar om.</li>
 </ol>
 <p>Det behövs Python 3.11 (Debian 12: <code>sudo apt install python3</code>) och för BankID
 på kort tjänsten pcscd (<code>sudo apt install pcscd</code>).</p>
-<p>Avinstallera: <code>eid-agent uninstall</code>. Dina BankID tas bara bort om du lägger
+{deb_sv}<p>Avinstallera: <code>eid-agent uninstall</code>. Dina BankID tas bara bort om du lägger
 till <code>--delete-credentials</code>.</p>
 </section>
 
@@ -59,7 +59,7 @@ BankIDs and settings stay when you install again.</li>
 </ol>
 <p>Python 3.11 is needed (Debian 12: <code>sudo apt install python3</code>), and for BankID
 on card the pcscd service (<code>sudo apt install pcscd</code>).</p>
-<p>Uninstall: <code>eid-agent uninstall</code>. Your BankIDs are only deleted if you add
+{deb_en}<p>Uninstall: <code>eid-agent uninstall</code>. Your BankIDs are only deleted if you add
 <code>--delete-credentials</code>.</p>
 </section>
 </body>
@@ -67,16 +67,44 @@ on card the pcscd service (<code>sudo apt install pcscd</code>).</p>
 """
 
 
-def write_install_page(folder: Path, installer: Path, version: str, now: dt.datetime) -> Path:
-    """Write ``index.html`` and ``SHA256SUMS`` for ``installer`` (already in ``folder``);
-    returns the page's path."""
-    digest = hashlib.sha256(installer.read_bytes()).hexdigest()
-    size = installer.stat().st_size
+_DEB = """<p><a id="deb" href="{name}">{name}</a> ({size})<br>
+SHA-256: <code class="sum" id="deb-sha256">{sha256}</code></p>
+"""
+_DEB_SV = """<p>Administratörer på Debian och Ubuntu kan i stället installera paketet åt alla
+användare: <code>sudo apt install ./{name}</code>. Var och en får då sitt eget exemplar när
+de loggar in nästa gång.</p>
+"""
+_DEB_EN = """<p>Administrators on Debian and Ubuntu can install the package for every user instead:
+<code>sudo apt install ./{name}</code>. Each person then gets their own copy at their next
+login.</p>
+"""
+
+
+def _sum(path: Path) -> tuple[str, str]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def write_install_page(folder: Path, installer: Path, version: str, now: dt.datetime,
+                       deb: Path | None = None) -> Path:  # fmt: skip
+    """Write ``index.html`` and ``SHA256SUMS`` for ``installer`` (and the Debian package,
+    if given), both already in ``folder``; returns the page's path."""
+    digest, size = _sum(installer)
+    sums = f"{digest}  {installer.name}\n"
+    extra = {"deb": "", "deb_sv": "", "deb_en": ""}
+    if deb is not None:
+        deb_digest, deb_size = _sum(deb)
+        sums += f"{deb_digest}  {deb.name}\n"
+        name = html.escape(deb.name)
+        extra = {
+            "deb": _DEB.format(name=name, size=deb_size, sha256=deb_digest),
+            "deb_sv": _DEB_SV.format(name=name),
+            "deb_en": _DEB_EN.format(name=name),
+        }
     page = _PAGE.format(
         version=html.escape(version), name=html.escape(installer.name), sha256=digest,
-        size=f"{size / 1e6:.1f} MB", published=f"{now:%Y-%m-%d %H:%M} UTC",
+        size=size, published=f"{now:%Y-%m-%d %H:%M} UTC", **extra,
     )  # fmt: skip
-    for name, text in (("SHA256SUMS", f"{digest}  {installer.name}\n"), ("index.html", page)):
+    for name, text in (("SHA256SUMS", sums), ("index.html", page)):
         temporary = folder / f".{name}.tmp"
         temporary.write_text(text, encoding="utf-8")
         temporary.chmod(0o644)

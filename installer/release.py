@@ -193,15 +193,22 @@ def public_url(folder: Path, url: str | None = None) -> str | None:
     return str(known) if known else None
 
 
-def write_install_page(folder: Path, bundle: Path, url: str, now: dt.datetime) -> Path:
+def write_install_page(folder: Path, bundle: Path, url: str, now: dt.datetime, *,
+                       deb_maintainer: str | None = None) -> Path:  # fmt: skip
     """The installer for ``bundle`` (carrying the repository's current root metadata as
-    its trust anchor) and the install page, in ``repository/install/``; older installers
-    are removed. Returns the page. The agent's update fall-back opens this page unless
-    the policy names another (``manualUrl``).
+    its trust anchor), with ``deb_maintainer`` also the Debian package, and the install
+    page, in ``repository/install/``; older ones are removed. Returns the page. The
+    agent's update fall-back opens this page unless the policy names another
+    (``manualUrl``).
 
     Raises:
-        ReleaseError: the repository has no root metadata, or the URL cannot be used.
+        ReleaseError: the repository has no root metadata, the URL cannot be used, or
+            dpkg-deb refused the package.
     """
+    import subprocess
+    import tempfile
+
+    from installer.deb import build_deb
     from installer.page import write_install_page as write_page
     from installer.runfile import build_installer
 
@@ -215,10 +222,18 @@ def write_install_page(folder: Path, bundle: Path, url: str, now: dt.datetime) -
         installer = build_installer(target, bundle, root, url)
     except (ValueError, InstallError) as exc:
         raise ReleaseError(f"the installer could not be built: {exc}") from None
-    for old in target.glob("eid-agent-*-linux.run"):
-        if old != installer:
+    deb = None
+    if deb_maintainer is not None:
+        try:
+            with tempfile.TemporaryDirectory() as work:
+                deb = build_deb(target, bundle, root, url, maintainer=deb_maintainer,
+                                work=Path(work))  # fmt: skip
+        except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+            raise ReleaseError(f"the Debian package could not be built: {exc}") from None
+    for old in [*target.glob("eid-agent-*-linux.run"), *target.glob("eid-agent_*.deb")]:
+        if old not in (installer, deb):
             old.unlink()
-    return write_page(target, installer, str(bundle_version(bundle)), now)
+    return write_page(target, installer, str(bundle_version(bundle)), now, deb)
 
 
 def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
