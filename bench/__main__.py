@@ -1,4 +1,5 @@
-"""Run every benchmark; print a table; write bench/results.json."""
+"""Run every benchmark; print a table; write bench/results.json and the report in
+docs/performance.md (every figure with the baseline measured in the same run)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, desktop, installer, issuer, tokens, updates
+from bench import bridge, cards, desktop, floods, installer, issuer, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
 RESULTS = Path(__file__).parent / "results.json"
+REPORT = Path(__file__).parent.parent / "docs" / "performance.md"
 
 
 def _num(value: float) -> str:
@@ -30,9 +32,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=500, help="orders for bridge overhead")
     parser.add_argument("--orders", type=int, default=1000, help="orders for the memory figure")
     parser.add_argument("--enrolments", type=int, default=200, help="enrolments per database")
+    parser.add_argument(
+        "--flood-seconds", type=float, default=10.0, help="how long each flood lasts"
+    )
     parser.add_argument("--only", action="append", metavar="GROUP",
                         choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
-                                 "installer"],
+                                 "installer", "floods"],
                         help="run only this group (repeatable); results.json is then not "
                              "written")  # fmt: skip
     args = parser.parse_args()
@@ -60,6 +65,8 @@ def main() -> int:
             figures += desktop.run(ca, now, Path(tmp), runs=args.runs)
         if "installer" in wanted:
             figures += installer.run(Path(tmp), runs=min(args.runs, 5))
+        if "floods" in wanted:
+            figures += floods.run(Path(tmp), seconds=args.flood_seconds)
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:
@@ -70,20 +77,68 @@ def main() -> int:
         print(f"{'':<{width}}  baseline: {f.baseline_name}" + (f"; {f.note}" if f.note else ""))
     if args.only:
         return 0 if all(f.ok for f in figures) else 1
+    machine = _machine()
     RESULTS.write_text(
         json.dumps(
             {
                 "when": now.isoformat(),
-                "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                            "platform": platform.platform()},
+                "machine": machine,
                 "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
             },
             indent=2,
         )
         + "\n"
     )  # fmt: skip
-    print(f"\nwritten to {RESULTS}")
+    REPORT.write_text(_report(figures, machine, now, args.runs), encoding="utf-8")
+    print(f"\nwritten to {RESULTS} and {REPORT}")
     return 0 if all(f.ok for f in figures) else 1
+
+
+def _machine() -> dict[str, object]:
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    model = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.machine())  # fmt: skip
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu": model,
+            "memoryMiB": memory, "platform": platform.platform()}  # fmt: skip
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _report(figures: list[Figure], machine: dict[str, object], now: dt.datetime,
+            runs: int) -> str:  # fmt: skip
+    """The Markdown report: written by ./dev bench, not by hand."""
+    rows = [
+        "# Performance",
+        "",
+        f"Written by `./dev bench` on {now:%Y-%m-%d %H:%M} UTC — {machine['cpus']} × "
+        f"{machine['cpu']}, {machine['memoryMiB']} MiB, Python {machine['python']}, "
+        f"{machine['platform']}. Each figure is a median (of {runs} runs where it is "
+        "timed) with its baseline measured in the same run; how each is measured and why "
+        "a target is missed: [benchmarks.md](benchmarks.md). Raw: `bench/results.json`.",
+        "",
+        "| figure | median | baseline | ratio | target | |",
+        "| --- | ---: | --- | ---: | --- | --- |",
+    ]
+    for f in figures:
+        ratio = "—" if f.ratio != f.ratio else f"{f.ratio:.2f}×"  # NaN: no baseline value
+        rows.append(
+            f"| {f.name} | {_num(f.median).strip()} {f.unit} | "
+            f"{_num(f.baseline_median).strip()} {f.unit} ({f.baseline_name}) | {ratio} | "
+            f"{f.target} | {'ok' if f.ok else '**missed**'} |"
+        )
+    notes = [f"- {f.name}: {f.note}" for f in figures if f.note]
+    return "\n".join([*rows, "", "Notes:", *notes, ""])
 
 
 if __name__ == "__main__":

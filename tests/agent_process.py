@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ class AgentProcess:
             extra = (*extra, "--config", str(data_dir.parent / "agent-config.toml"))
         self.proc = subprocess.Popen(
             [str(program), "run", "--ui", "console", "--data-dir", str(data_dir),
-             "--port", str(self.port), "--lang", "en", *extra],
+             "--port", str(self.port), "--lang", "en", "-vv", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})},
         )  # fmt: skip
@@ -145,6 +146,10 @@ class AgentProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        # kept for the end-of-run secrets scan (tests/secrets_kit.py)
+        log = self.data_dir.parent / f"agent-{self.proc.pid}.log"
+        with contextlib.suppress(OSError):
+            log.write_text(f"--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}\n")
         pid = self.successor()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)

@@ -79,3 +79,28 @@ async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]
     store.add(make_token(ANNA))
     async with running_bridge(tmp_path / "data", store=store) as b:
         yield b
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every file the run left behind — logs of the agents (run with debug logging) and
+    the issuers, configs, databases, credential files — holds none of the secrets the
+    tests typed. A hit fails the run."""
+    from tests.secrets_kit import scan
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(session.config, "workerinput", None) is not None:
+        return
+    try:
+        root = factory.getbasetemp()
+    except (OSError, ValueError):
+        return
+    report = scan(root)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    line = (f"secrets scan: {report.files} files, {report.bytes / 1e6:.1f} MB, "
+            f"{report.secrets} secrets: {len(report.hits)} hits")  # fmt: skip
+    if reporter is not None:
+        reporter.write_line(line)
+        for hit in report.hits[:20]:
+            reporter.write_line(f"  secret found in {hit}")
+    if report.hits and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,6 +27,7 @@ from typing import Any
 
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
+from tests.secrets_kit import remember
 
 PG_BIN = max(
     Path("/usr/lib/postgresql").glob("*/bin"),
@@ -136,6 +137,7 @@ class IssuerProcess:
         status, body = self.call("POST", "/backoffice/v1/orders",
                                  {"personalNumber": personal_number, "name": name})  # fmt: skip
         assert status == 201, body
+        remember(str(body["activationCode"]))  # for the end-of-run secrets scan
         return str(body["orderId"]), str(body["activationCode"])
 
     def stop(self) -> None:
