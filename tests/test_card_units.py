@@ -110,3 +110,41 @@ def test_hostile_card_cannot_stream_forever() -> None:
     conn = Scripted([(b"x" * 255, 0x61FF)] * 40)
     with pytest.raises(CardProtocolError):
         CardSession(conn).send(b"\x00\xb0\x00\x00\x00")
+
+
+class Hostile:
+    """A card that answers anything: random data and status words, drawn as asked."""
+
+    def __init__(self, draw: st.DataObject) -> None:
+        self.draw, self.count = draw, 0
+
+    def transmit(self, command: bytes) -> tuple[bytes, int]:
+        self.count += 1
+        if self.count > 200:  # a card that never stops is the test below's subject
+            return b"", 0x6A82
+        return self.draw.draw(st.tuples(st.binary(max_size=260), st.integers(0, 0xFFFF)))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.sampled_from(["chains", "info", "status", "change", "unblock", "sign"]))
+def test_a_hostile_card_gets_typed_errors_only(data: st.DataObject, operation: str) -> None:
+    """Whatever a card answers, the driver returns or raises a CardError (which the agent
+    turns into a catalogue message) — nothing else escapes, nothing loops."""
+    from agent.tokens import KeyPurpose
+    from agent.tokens.card import CardError
+
+    session = CardSession(Hostile(data))
+    calls = {
+        "chains": session.chains,
+        "info": session.card_info,
+        "status": lambda: session.pin_status(PinRef.SIGNATURE),
+        "change": lambda: session.change_pin(PinRef.IDENTIFICATION, "1234", "4321"),
+        "unblock": lambda: session.unblock_pin(PinRef.SIGNATURE, "12345678", "54321"),
+        "sign": lambda: session.sign(KeyPurpose.SIGNATURE, b"text", "12345"),
+    }
+    with contextlib.suppress(CardError):
+        calls[operation]()
