@@ -4,7 +4,7 @@ status-word handling (a scripted connection stands in for PC/SC only here)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -138,7 +138,7 @@ def test_a_hostile_card_gets_typed_errors_only(data: st.DataObject, operation: s
     from agent.tokens.card import CardError
 
     session = CardSession(Hostile(data))
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "chains": session.chains,
         "info": session.card_info,
         "status": lambda: session.pin_status(PinRef.SIGNATURE),
