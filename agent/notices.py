@@ -146,7 +146,7 @@ _ENROLMENT_ANSWERS = {
     "orderExpired": MessageCode.ORDER_TOOK_TOO_LONG,
     "orderCancelled": MessageCode.ORDER_CANCELLED,
     "orderFailed": MessageCode.ORDER_FAILED,
-    "orderUsed": MessageCode.ORDER_FAILED,  # the keys are gone: a new order is needed
+    "orderUsed": MessageCode.ACTIVATION_CODE_USED,  # the keys are gone: a new order
     "rateLimited": MessageCode.COMMUNICATION_ERROR,
     "unavailable": MessageCode.COMMUNICATION_ERROR,
 }

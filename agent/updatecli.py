@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import json
 import os
 import random
@@ -92,13 +93,25 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
     if pid is None:
         service = _service(data_dir, layout, source, out, language)
         before = layout.current_version()
-        asyncio.run(service.start())
+
+        async def update() -> None:
+            # an update a killed process left half-way is recorded (as a failure) without
+            # telling the person: they are asking for the update right now
+            quiet = _service(data_dir, layout, source, io.StringIO(), language)
+            await quiet.recover()
+            await service.start()
+
+        asyncio.run(update())
         after = layout.current_version()
         if after is not None and after != before:
             asyncio.run(service.applied(after))
             out.write(f"eid-agent {after}\n")
             return 0
-        return 0 if service.state_name() == "upToDate" else 1
+        if service.state_name() == "upToDate":
+            return 0
+        err.write(f"eid-agent: nothing was installed (update state: "
+                  f"{service.state_name()})\n")  # fmt: skip
+        return 1
     before, earlier = layout.current_version(), load_state(_state_file(data_dir))
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + APPLY_WAIT

@@ -5,6 +5,7 @@ and more operations belongs to the reliability work; this is the format's own pr
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from agent.tokens import TokenStore, fileformat
 from tests.conftest import FAST_KDF, PASSWORD, MakeToken
 
-ROUNDS = 25
+ROUNDS = int(os.environ.get("EID_FAULT_ROUNDS", "25"))
 
 _CHILD = """
 import sys, datetime as dt

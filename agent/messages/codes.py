@@ -82,6 +82,7 @@ class MessageCode(enum.IntEnum):
     SETTINGS_NOT_SAVED = 10071
     BANKID_REMOVED = 10072
     UPDATE_INSTALLED = 10073
+    ACTIVATION_CODE_USED = 10074
 
 
 class Severity(enum.StrEnum):

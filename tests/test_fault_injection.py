@@ -1,0 +1,120 @@
+"""kill -9 at random instants (a seeded loop) during an enrolment's credential save and
+during an update's download, unpack and switch: afterwards nothing is torn, and doing it
+again finishes the job. ``EID_FAULT_ROUNDS`` sets the rounds (``./dev stress`` runs 100;
+the suite a few), and each test prints where its kills landed."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.tokens import TokenStore
+from agent.tokens.store import DamagedEntry
+from tests.agent_process import BIN
+from tests.conftest import PASSWORD
+from tests.issuer_kit import IssuerProcess
+from tests.update_kit import current_version, install, repository, run_agent_cli
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = int(os.environ.get("EID_FAULT_ROUNDS", "4"))
+PNR = "198112189876"
+
+
+def _kill_after(argv: list[str], stdin: str, delay: float) -> int | None:
+    """Run ``argv``, kill it with SIGKILL after ``delay`` s; its exit status if it
+    finished first, else None."""
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert child.stdin is not None
+    child.stdin.write(stdin)
+    child.stdin.close()
+    try:
+        return child.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        return None
+
+
+def test_kill_during_enrolment(tmp_path: Path) -> None:
+    rng = random.Random(20261122)
+    outcomes = {"finished": 0, "killed, then done on retry": 0, "killed, code spent": 0}
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'issuer.db'}") as issuer:
+        whole = 0.0
+        for n in range(-1, ROUNDS):  # round -1 measures how long a whole order takes
+            data = tmp_path / f"agent{n}"
+            _, code = issuer.order(PNR)
+            argv = [str(BIN / "eid-agent"), "order", "--data-dir", str(data), "--issuer",
+                    issuer.url, "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
+                    "--config", str(tmp_path / "none.toml")]  # fmt: skip
+            typed = f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n"
+            if n < 0:
+                began = time.monotonic()
+                assert _kill_after(argv, typed, 120) == 0
+                whole = time.monotonic() - began
+                continue
+            status = _kill_after(argv, typed, rng.uniform(0.0, whole))
+            store = TokenStore(data)
+            assert not any(isinstance(e, DamagedEntry) for e in store.entries())
+            for info in store.credentials():
+                assert store.unlock(info.id, PASSWORD)  # complete, or not there at all
+            if status is not None:
+                assert status == 0
+                outcomes["finished"] += 1
+                continue
+            again = subprocess.run(argv, input=typed, capture_output=True, text=True,
+                                   timeout=120, check=False)  # fmt: skip
+            if again.returncode == 0:
+                outcomes["killed, then done on retry"] += 1
+                [info] = TokenStore(data).credentials()
+                assert TokenStore(data).unlock(info.id, PASSWORD)
+            else:  # the issuer issued to the killed attempt's keys: a new code is needed
+                assert "[10074] The activation code has been used" in again.stderr
+                assert "Traceback" not in again.stderr
+                outcomes["killed, code spent"] += 1
+    print(f"enrolment kills over {ROUNDS} rounds: {outcomes}")
+    assert sum(outcomes.values()) == ROUNDS
+
+
+def test_kill_during_an_update(tmp_path: Path) -> None:
+    rng = random.Random(1122)
+    with repository(tmp_path) as repo:
+        repo.publish("1.0.0")
+        template = tmp_path / "template"
+        install(repo, template)
+        repo.publish("1.1.0")
+        start = time.monotonic()
+        probe = tmp_path / "probe"
+        shutil.copytree(template, probe, symlinks=True)
+        assert _apply(probe).returncode == 0
+        whole = time.monotonic() - start
+        landed = {"1.0.0": 0, "1.1.0": 0}
+        for n in range(ROUNDS):
+            data = tmp_path / f"round{n}"
+            shutil.copytree(template, data, symlinks=True)
+            program = data / "install/current/eid-agent"
+            argv = [str(program), "update", "apply", "--data-dir", str(data)]
+            _kill_after(argv, "", rng.uniform(0.0, whole))
+            version = current_version(data)
+            landed[version] += 1
+            # whichever version is current starts healthy
+            checked = run_agent_cli("self-test", "--data-dir", str(data),
+                                    program=data / "install/current/eid-agent")  # fmt: skip
+            assert checked.returncode == 0, checked.stderr
+            # and doing it again finishes the update
+            assert _apply(data).returncode == 0
+            assert current_version(data) == "1.1.0"
+    print(f"update kills over {ROUNDS} rounds (current afterwards): {landed}")
+
+
+def _apply(data: Path) -> subprocess.CompletedProcess[str]:
+    return run_agent_cli("update", "apply", "--data-dir", str(data),
+                         program=data / "install/current/eid-agent")  # fmt: skip
