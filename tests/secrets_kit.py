@@ -17,7 +17,7 @@ SECRETS: set[str] = {
     "correct horse",  # conftest.PASSWORD
     "not the password",
     "a brand new password",
-    "wrong password",
+    "not-the-right-one",
     "12345678",
     "87654321",  # card_kit.PUK and the PUK tests' wrong one
 }

@@ -289,7 +289,7 @@ async def test_no_server_header(bridge: Bridge) -> None:
 
 async def test_wrong_password_stays_in_user_sign_with_tries_left(bridge: Bridge) -> None:
     ref = await bridge.start()
-    await bridge.ui.secrets.put("wrong password")
+    await bridge.ui.secrets.put("not-the-right-one")
     await bridge.wait_for(ref, "userSign")
     for _ in range(50):
         if len(bridge.ui.problems) == 2:
@@ -306,7 +306,7 @@ async def test_wrong_password_stays_in_user_sign_with_tries_left(bridge: Bridge)
 async def test_five_wrong_passwords_end_in_certificate_err(bridge: Bridge) -> None:
     ref = await bridge.start()
     for _ in range(5):
-        await bridge.ui.secrets.put("wrong password")
+        await bridge.ui.secrets.put("not-the-right-one")
     body = await bridge.wait_for(ref, "failed")
     assert body["hintCode"] == "certificateErr"
     assert [n.code for n in bridge.ui.told] == [MessageCode.FILE_LOCKED]

@@ -119,7 +119,7 @@ def test_details_and_removal_with_revocation(tmp_path: Path, screen: Screen) -> 
             screen.key(question, "alt+r")  # Remove
             screen.wait_gone(question)
             [password] = screen.wait_window("eid-agent")
-            screen.type_into(password, "wrong password")
+            screen.type_into(password, "not-the-right-one")
             screen.key(password, "Return")
             screen.wait_gone(password)
             [again] = screen.wait_window("eid-agent")  # asked again: tries left shown
@@ -130,7 +130,7 @@ def test_details_and_removal_with_revocation(tmp_path: Path, screen: Screen) -> 
         assert TokenStore(data).credentials() == []
         _, body = issuer.call("GET", "/backoffice/v1/persons/198112189876/certificates")
         assert {c["reason"] for c in body["certificates"]} == {"holderRequest"}
-        assert PASSWORD not in agent.stderr and "wrong password" not in agent.stderr
+        assert PASSWORD not in agent.stderr and "not-the-right-one" not in agent.stderr
 
 
 def test_diagnostics_copy_a_report_without_secrets(data_dir: Path, screen: Screen) -> None:

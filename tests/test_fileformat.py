@@ -52,7 +52,7 @@ def test_open_gives_keys_that_match_and_sign(blob: bytes) -> None:
 
 def test_wrong_password(blob: bytes) -> None:
     with pytest.raises(WrongSecret):
-        fileformat.loads(blob).open("wrong password")
+        fileformat.loads(blob).open("not-the-right-one")
 
 
 def test_password_is_unicode_normalised(make_token: MakeToken) -> None:

@@ -55,10 +55,10 @@ def test_wrong_passwords_count_survive_restarts_and_lock_at_five(
     for expected_left in (4, 3, 2, 1):
         # a fresh store each time: the count lives in the file, not in memory
         with pytest.raises(WrongPassword) as err:
-            TokenStore(data, kdf=FAST_KDF).unlock(info.id, "wrong password")
+            TokenStore(data, kdf=FAST_KDF).unlock(info.id, "not-the-right-one")
         assert err.value.tries_left == expected_left
     with pytest.raises(CredentialLocked):
-        TokenStore(data, kdf=FAST_KDF).unlock(info.id, "wrong password")
+        TokenStore(data, kdf=FAST_KDF).unlock(info.id, "not-the-right-one")
     # locked for good: the right password does not open it any more
     with pytest.raises(CredentialLocked):
         TokenStore(data, kdf=FAST_KDF).unlock(info.id, PASSWORD)
@@ -70,10 +70,10 @@ def test_right_password_resets_the_count(store: TokenStore, make_token: MakeToke
     info = store.add(make_token())
     for _ in range(4):
         with pytest.raises(WrongPassword):
-            store.unlock(info.id, "wrong password")
+            store.unlock(info.id, "not-the-right-one")
     store.unlock(info.id, PASSWORD)
     with pytest.raises(WrongPassword) as err:
-        store.unlock(info.id, "wrong password")
+        store.unlock(info.id, "not-the-right-one")
     assert err.value.tries_left == 4
 
 
@@ -83,7 +83,7 @@ def test_concurrent_wrong_tries_all_count(store: TokenStore, make_token: MakeTok
 
     def guess() -> None:
         try:
-            store.unlock(info.id, "wrong password")
+            store.unlock(info.id, "not-the-right-one")
         except BaseException as exc:
             errors.append(exc)
 
@@ -138,7 +138,7 @@ def test_export_import_moves_a_credential(
 ) -> None:
     info = store.add(make_token())
     with pytest.raises(WrongPassword):
-        store.unlock(info.id, "wrong password")
+        store.unlock(info.id, "not-the-right-one")
     exported = store.export(info.id, tmp_path)
     assert stat.S_IMODE(exported.stat().st_mode) == 0o600
     assert PASSWORD.encode() not in exported.read_bytes()
@@ -224,7 +224,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a too-large write fails with
 store = TokenStore(Path(sys.argv[1]), kdf=FAST_KDF)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 try:
-    store.unlock(sys.argv[2], "wrong password")
+    store.unlock(sys.argv[2], "not-the-right-one")
 except StorageFailed:
     print("refused")
 except WrongPassword:

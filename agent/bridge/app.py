@@ -100,6 +100,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(BridgeError(ErrorCode.FORBIDDEN_USER, "agent of another user"))
     origin_header = request.headers.get("Origin")
     try:
+        unmatched = request.match_info.http_exception
+        if unmatched is not None and request.method != "OPTIONS":
+            raise unmatched  # no such path or method (the API is public): 404/405 first
         if request.method == "OPTIONS":
             return _preflight(request, config, origin_header)
         if request.method == "POST":
@@ -123,7 +126,10 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = ErrorCode.NOT_FOUND if exc.status == 404 else ErrorCode.INVALID_PARAMETERS
         if exc.status == 413:
             code = ErrorCode.REQUEST_TOO_LARGE
-        return _error(BridgeError(code, exc.reason, status=exc.status))
+        response = _error(BridgeError(code, exc.reason, status=exc.status))
+        if "Allow" in exc.headers:  # a 405 says what is allowed (RFC 9110, 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("internal error in %s %s", request.method, request.path)
         return _error(BridgeError(ErrorCode.INTERNAL_ERROR, "internal error"))
