@@ -136,7 +136,9 @@ class IssuerConnection:
                     session.post(url, json=body, headers=headers, proxy=proxy,
                                  proxy_auth=auth, ssl=self._ssl()) as resp,
                 ):  # fmt: skip
-                    text = await resp.text()
+                    # whatever arrives: bytes that are not the issuer's JSON are "not
+                    # the issuer's answer", never a decoding error
+                    text = (await resp.read()).decode("utf-8", errors="replace")
                     log.info("issuer POST %s via %s: %d", path, shown_proxy(proxy), resp.status)
                     return _answer(resp.status, text)
             except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
