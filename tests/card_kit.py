@@ -58,6 +58,13 @@ class Pcscd:
         self.process.wait(timeout=10)
         self.process = _start(self.binary)
 
+    def kill(self) -> None:
+        """SIGKILL, then a new pcscd: a crash, not a shutdown."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = _start(self.binary)
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()

@@ -17,6 +17,7 @@ import rp
 from agent.messages import MessageCode, Term
 from agent.tokens.card.monitor import CardWatcher, diff
 from issuer import CertificateAuthority
+from issuer.vcard import VpcdLink
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.card_kit import ID_PIN, SIGN_PIN, InsertedCard, Pcscd, personalised_card
 
@@ -166,6 +167,49 @@ async def test_pcscd_restarted_while_the_agent_runs(
         finally:
             card.link.remove()
             card.wait_removed()
+
+
+async def test_pcscd_killed_during_an_order(
+    pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority
+) -> None:
+    """pcscd crashes while the dialog asks for the PIN. The order ends on a catalogue
+    message (the card was lost while the PIN was under way: it may have counted the
+    try) — never an internal error — and once the service is back and the card seen
+    again, the next order goes through."""
+    if not pcscd.owned:
+        pytest.skip("the machine's own pcscd is running; the tests restart only their own")
+    card = personalised_card(tmp_path, card_ca)
+    card.link.insert()
+    watcher = CardWatcher()
+    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+        await _until(lambda: watcher.credentials())
+        ref = await b.start()
+        await b.wait_for(ref, "userSign")
+        await asyncio.to_thread(pcscd.kill)
+        await _until(lambda: watcher.restarts >= 1, timeout=20)
+        await b.ui.secrets.put(ID_PIN)
+        # before the PIN left: the order waits for the card; after: it ends (the card may
+        # have counted the try). Which one is a matter of microseconds; both are told.
+        await _until(lambda: len(b.ui.told) >= 1, timeout=20)
+        assert b.ui.told[-1].code in {MessageCode.CARD_REMOVED,
+                                      MessageCode.SMART_CARD_SERVICE_UNAVAILABLE}  # fmt: skip
+        body = await b.collect(ref)
+        assert body.get("hintCode") in {"noClient", "startFailed"}, body
+        card.link.remove()
+        # the same card, seen by the new pcscd: vpcd's link to the old one died with it
+        again = InsertedCard(VpcdLink(card.card), card.card, card.file, card_ca)
+        again.link.insert()
+        try:
+            await _until(lambda: watcher.credentials(), timeout=20)
+            if body["status"] == "failed":
+                ref = await b.start()
+            # a PIN typed while the card was gone may still be waiting to be asked for
+            state = await b.wait_for(ref, "userSign", "complete", timeout=20)
+            if state["status"] != "complete":
+                await b.ui.secrets.put(ID_PIN)
+            assert (await b.wait_for(ref, "complete"))["status"] == "complete"
+        finally:
+            again.link.remove()
 
 
 def test_diff_sees_swaps_by_the_event_counter() -> None:

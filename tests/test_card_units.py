@@ -148,3 +148,26 @@ def test_a_hostile_card_gets_typed_errors_only(data: st.DataObject, operation: s
     }
     with contextlib.suppress(CardError):
         calls[operation]()
+
+
+def test_the_service_lost_before_a_pin_is_a_removal_with_nothing_spent() -> None:
+    """pcscd gone before the PIN left: the order may wait for the card (pin_sent False);
+    gone after the VERIFY was sent: the try may have counted, the error stays."""
+    from agent.tokens import KeyPurpose
+    from agent.tokens.card import CardRemoved, PcscUnavailable
+
+    class Dying(Scripted):
+        def __init__(self, answers: list[tuple[bytes, int]]) -> None:
+            super().__init__(answers)
+
+        def transmit(self, command: bytes) -> tuple[bytes, int]:
+            if not self.answers:
+                raise PcscUnavailable("the smart card service is not available")
+            return super().transmit(command)
+
+    with pytest.raises(CardRemoved) as early:
+        CardSession(Dying([(b"", 0x9000)])).sign(KeyPurpose.SIGNATURE, b"x", "12345")
+    assert early.value.pin_sent is False  # died at MSE: nothing reached the card
+    with pytest.raises(PcscUnavailable):
+        CardSession(Dying([(b"", 0x9000), (b"", 0x9000)])).sign(KeyPurpose.SIGNATURE, b"x",
+                                                                "12345")  # fmt: skip

@@ -19,7 +19,11 @@ from agent.tokens.card import apdu
 from agent.tokens.card.errors import (
     CardProtocolError,
     CardRemoved,
+    CardReset,
+    NoCard,
+    NoReader,
     NotOurCard,
+    PcscUnavailable,
     PinRef,
     WrongCurrentPin,
     WrongPin,
@@ -202,6 +206,10 @@ class CardSession:
                     self.send(apdu.logout(ref))
         except CardRemoved:
             raise CardRemoved(pin_sent=pin_sent) from None
+        except (PcscUnavailable, NoReader, NoCard, CardReset):
+            if not pin_sent:  # the card or the service went away before any PIN: nothing
+                raise CardRemoved(pin_sent=False) from None  # spent, the order can wait
+            raise
         if len(signature) != 64:
             raise CardProtocolError(sw, "sign (signature length)")
         return signature
