@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens import (
     CredentialInfo,
@@ -64,23 +65,6 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 RETRIES = (0.5, 1.0, 2.0)  # seconds before each retry of a dropped submit
-
-
-class IssuerUnreachable(Exception):
-    """No answer from the issuer (network, proxy, TLS)."""
-
-    def __init__(self, detail: str, proxy: str | None) -> None:
-        super().__init__(detail)
-        self.proxy = proxy
-
-
-class EnrolmentRefused(Exception):
-    """The issuer said no; ``answer`` is its error code (wrongCodeOrNumber, codeBlocked,
-    orderExpired, orderCancelled, orderFailed, orderUsed, badRequest, ...)."""
-
-    def __init__(self, answer: str) -> None:
-        super().__init__(answer)
-        self.answer = answer
 
 
 def proxy_for(url: str, configured: str | None, environ: Mapping[str, str]) -> str | None:

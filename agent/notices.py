@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.enrol import EnrolmentRefused, IssuerUnreachable
+from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
 from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer

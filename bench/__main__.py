@@ -37,13 +37,12 @@ def main() -> int:
     )
     parser.add_argument("--only", action="append", metavar="GROUP",
                         choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
-                                 "installer", "floods"],
+                                 "installer", "floods"],  # the groups below
                         help="run only this group (repeatable); results.json is then not "
                              "written")  # fmt: skip
     args = parser.parse_args()
-    wanted = set(
-        args.only or ["tokens", "bridge", "cards", "updates", "issuer", "desktop", "installer"]
-    )
+    groups = ["tokens", "bridge", "cards", "updates", "issuer", "desktop", "installer", "floods"]
+    wanted = set(args.only or groups)
     logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
     now = dt.datetime.now(dt.UTC)
     ca = CertificateAuthority.create("Bench", now - dt.timedelta(days=1))

@@ -331,3 +331,12 @@ def test_secrets_never_reach_the_output(world: dict[str, Path]) -> None:
     assert "INFO" in joined  # the log was on
     for secret in (PASSWORD, "Wrong-Secret-42", "Brand-New-Secret"):
         assert secret not in joined
+
+
+def test_everyday_commands_do_not_load_the_http_client() -> None:
+    """`tokens list` and its kind are benchmarked (< 300 ms): the message table they all
+    load must not pull in aiohttp (~190 ms here) — it once did, through the issuer's
+    errors."""
+    probe = ("import sys; import agent.cli, agent.notices, agent.tokens; "
+             "sys.exit('aiohttp' in sys.modules)")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

@@ -1,0 +1,24 @@
+"""What ordering from the issuer can end in, apart from ``agent.enrol`` so that knowing
+these errors (the message table in ``agent.notices`` does) does not import the HTTP
+client: every ``eid-agent`` command loads the table, and aiohttp costs ~190 ms."""
+
+from __future__ import annotations
+
+__all__ = ["EnrolmentRefused", "IssuerUnreachable"]
+
+
+class IssuerUnreachable(Exception):
+    """No answer from the issuer (network, proxy, TLS)."""
+
+    def __init__(self, detail: str, proxy: str | None) -> None:
+        super().__init__(detail)
+        self.proxy = proxy
+
+
+class EnrolmentRefused(Exception):
+    """The issuer said no; ``answer`` is its error code (wrongCodeOrNumber, codeBlocked,
+    orderExpired, orderCancelled, orderFailed, orderUsed, badRequest, ...)."""
+
+    def __init__(self, answer: str) -> None:
+        super().__init__(answer)
+        self.answer = answer
