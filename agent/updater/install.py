@@ -157,6 +157,7 @@ class Layout:
             os.replace(bundle, partial)
         else:
             shutil.copytree(bundle, partial, symlinks=True)
+        _compile(partial)
         os.replace(partial, target)
         fsync_directory(self.versions)
         return version
@@ -222,3 +223,14 @@ def running_layout(data_dir: Path) -> Layout | None:
     except OSError:
         return None
     return layout
+
+
+def _compile(bundle: Path) -> None:
+    """Byte-compile the bundle's code now, so that its first start (after an install, or
+    the hand-over of an update, while the bridge is away) does not: bundles ship without
+    bytecode. Files that do not compile here (another Python's syntax in a dependency)
+    are left to the interpreter, as pip does."""
+    import compileall
+
+    with contextlib.suppress(OSError):
+        compileall.compile_dir(bundle / "lib", quiet=2, workers=1)
