@@ -57,16 +57,23 @@ def finish_install(data_dir: Path, *, desktop: bool, start: bool, out: TextIO,
     return 0
 
 
-def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
-    """Stop a running agent (an older version, or this one being repaired), start the
-    installed one in a session of its own, and wait until it listens."""
+def _stopped(data_dir: Path, out: TextIO, err: TextIO) -> bool:
+    """This person's agent is not running (any more); False: it would not stop."""
     try:
         stopped = stop_running(data_dir)
     except TimeoutError as exc:
         err.write(f"eid-agent: {exc}\n")
-        return 1
+        return False
     if stopped is not None:
         out.write(f"stopped the running agent (pid {stopped})\n")
+    return True
+
+
+def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
+    """Stop a running agent (an older version, or this one being repaired), start the
+    installed one in a session of its own, and wait until it listens."""
+    if not _stopped(data_dir, out, err):
+        return 1
     log = (data_dir / "agent.log").open("ab")
     with log:
         child = subprocess.Popen([str(launcher), *_data_args(data_dir), "run"],
@@ -89,13 +96,8 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
 
 def uninstall_command(data_dir: Path, *, delete_credentials: bool, config: Path | None,
                       out: TextIO, err: TextIO) -> int:  # fmt: skip
-    try:
-        stopped = stop_running(data_dir)
-    except TimeoutError as exc:
-        err.write(f"eid-agent: {exc}; nothing was removed\n")
-        return 1
-    if stopped is not None:
-        out.write(f"stopped the running agent (pid {stopped})\n")
+    if not _stopped(data_dir, out, err):
+        return 1  # nothing was removed
     removed = uninstall_entries()
     link = user_bin_dir() / "eid-agent"
     install_root = Layout.in_data_dir(data_dir).root

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # One fixed instant per run, near the real clock: the running bridge and agent use the real
 # clock, so credentials made at NOW must be valid for them, on any day the suite runs.
-pytest_plugins = ["tests.card_kit"]  # pcscd, the virtual card
+pytest_plugins = ["tests.card_kit", "tests.desktop_kit"]  # pcscd and the card; the screen
 
 NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
 FAST_KDF = KdfParams(memory_kib=KdfParams.MIN_MEMORY_KIB, iterations=1, lanes=1)

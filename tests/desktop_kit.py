@@ -14,6 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from agent.tokens import TokenStore
+from tests.conftest import ANNA, FAST_KDF, MakeToken
+
 XDOTOOL = shutil.which("xdotool") or "/usr/bin/xdotool"
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 DBUS = shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon"
@@ -260,3 +265,21 @@ def virtual_screen() -> Iterator[Screen]:
         for helper in (notifier, tray, bus, proc):
             helper.terminate()
             helper.wait(timeout=10)
+
+
+# -- fixtures (a pytest plugin: tests/conftest.py loads it) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def screen() -> Iterator[Screen]:
+    """A virtual screen per test module: Xvfb, a session bus, a tray host and a
+    notification service."""
+    with virtual_screen() as s:
+        yield s
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
+    """A data folder holding Anna's BankID on file (the password is conftest.PASSWORD)."""
+    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    return tmp_path / "data"

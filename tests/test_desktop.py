@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,23 +15,11 @@ import pytest
 from agent.tokens import KeyPurpose, TokenStore, select
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
-from tests.desktop_kit import Screen, virtual_screen
+from tests.desktop_kit import Screen
 
 pytestmark = pytest.mark.slow
 
 ORIGIN = "https://login.secure.bank.se"
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[Screen]:
-    with virtual_screen() as s:
-        yield s
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
-    return tmp_path / "data"
 
 
 def _desktop_agent(data_dir: Path, screen: Screen) -> AgentProcess:

@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
 from tests.agent_process import AgentProcess
-from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
-from tests.desktop_kit import Screen, virtual_screen
+from tests.conftest import PASSWORD
+from tests.desktop_kit import Screen
 
 pytestmark = pytest.mark.slow
 
 ORIGIN = "https://login.secure.bank.se"
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[Screen]:
-    with virtual_screen() as s:
-        yield s
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
-    return tmp_path / "data"
 
 
 def _agent(data_dir: Path, screen: Screen, config: str = "") -> AgentProcess:

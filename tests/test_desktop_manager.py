@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ import pytest
 from agent.config import load_config
 from agent.tokens import TokenStore
 from tests.agent_process import AgentProcess
-from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
-from tests.desktop_kit import Screen, virtual_screen
+from tests.conftest import PASSWORD
+from tests.desktop_kit import Screen
 
 pytestmark = pytest.mark.slow
 
 ORIGIN = "https://login.secure.bank.se"
 PROXY_PASSWORD = "proxy-secret-42"
-
-
-@pytest.fixture(scope="module")
-def screen() -> Iterator[Screen]:
-    with virtual_screen() as s:
-        yield s
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
-    return tmp_path / "data"
 
 
 def _menu(screen: Screen, *keys: str) -> None:

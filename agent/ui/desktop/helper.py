@@ -396,17 +396,6 @@ class Helper:
                        False, False, 0)  # fmt: skip
         if request.get("blocks"):
             box.pack_start(_text_view(request["blocks"]), True, True, 0)
-        answered = False
-
-        def finish(result: dict[str, Any]) -> None:
-            nonlocal answered
-            if answered:
-                return
-            answered = True
-            self._windows.pop(request["ref"], None)
-            answer(result)
-            window.destroy()
-
         if request["op"] == "secret":
             if request.get("credential"):
                 box.pack_start(Gtk.Label(label=request["credential"], xalign=0, wrap=True,
@@ -416,7 +405,7 @@ class Helper:
             entry = _field(box, request["label"], visible=False)
             focus: Gtk.Widget = entry
 
-            def ok_result() -> dict[str, Any]:
+            def ok_result() -> dict[str, Any] | None:
                 return {"secret": entry.get_text()}
         else:
             group: Gtk.RadioButton | None = None
@@ -428,24 +417,11 @@ class Helper:
                 box.pack_start(button, False, False, 0)
             focus = buttons[0]
 
-            def ok_result() -> dict[str, Any]:
+            def ok_result() -> dict[str, Any] | None:
                 return {"choice": next(i for i, b in enumerate(buttons) if b.get_active())}
 
-        ok, cancel = self._buttons(box, request["ok"], request["cancel"])
-        ok.connect("clicked", lambda _b: finish(ok_result()))
-        if cancel is not None:
-            cancel.connect("clicked", lambda _b: finish({"cancelled": True}))
-
-        def on_delete(*_: object) -> bool:
-            finish({"cancelled": True})
-            return True
-
-        window.connect("delete-event", on_delete)
-        window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
-        window.set_default(ok)
-        self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
-        _show(window, focus, request.get("present"),
-              lambda reason: finish({"blocked": reason}))  # fmt: skip
+        self._modal(request, answer, window, box, ok_result, focus,
+                    present=request.get("present") or {})  # fmt: skip
 
     def _notice(self, request: dict[str, Any], answer: Answer) -> None:
         window, box = self._window(request["title"])
@@ -499,37 +475,16 @@ class Helper:
         for field in request["fields"]:
             text, visible = (field[0], True) if isinstance(field, list) else (field, False)
             entries.append(_field(box, text, visible=visible))
-        answered = False
 
-        def finish(result: dict[str, Any]) -> None:
-            nonlocal answered
-            if not answered:
-                answered = True
-                self._windows.pop(request["ref"], None)
-                answer(result)
-                window.destroy()
-
-        def on_ok(*_: object) -> None:
+        def result() -> dict[str, Any] | None:
             empty = next((e for e in entries if not e.get_text()), None)
             if empty is not None:  # Enter in an earlier field moves on, as Tab would
                 empty.grab_focus()
-                return
-            finish({"values": [e.get_text() for e in entries]})
+                return None
+            return {"values": [e.get_text() for e in entries]}
 
-        def on_delete(*_: object) -> bool:
-            finish({"cancelled": True})
-            return True
-
-        ok, cancel = self._buttons(box, request["ok"], request["cancel"])
-        ok.connect("clicked", on_ok)
-        if cancel is not None:
-            cancel.connect("clicked", lambda _b: finish({"cancelled": True}))
-        window.connect("delete-event", on_delete)
-        window.connect("key-press-event", self._escape(lambda: finish({"cancelled": True})))
-        window.set_default(ok)
-        self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
-        _show(window, entries[0], request.get("present"),
-              lambda reason: finish({"blocked": reason}))  # fmt: skip
+        self._modal(request, answer, window, box, result, entries[0],
+                    present=request.get("present") or {})  # fmt: skip
 
     def _manager(self, request: dict[str, Any], answer: Answer) -> None:
         """My BankIDs: one row per BankID with what can be done with it."""
@@ -570,10 +525,12 @@ class Helper:
 
     def _modal(self, request: dict[str, Any], answer: Answer, window: Gtk.Window,
                box: Gtk.Box, result: Callable[[], dict[str, Any] | None],
-               focus: Gtk.Widget) -> Gtk.Button | None:  # fmt: skip
+               focus: Gtk.Widget, *, present: dict[str, Any] | None = None
+               ) -> Gtk.Button | None:  # fmt: skip
         """OK/Cancel, Escape and closing for a window that answers once; shows it and
         returns its Cancel button. ``result`` None: not yet (it moved the focus to what is
-        missing)."""
+        missing). ``present`` (a dialog that waits for a password or PIN): shown and
+        watched by _show, answering {"blocked": reason} when it cannot be used."""
         answered = False
 
         def finish(value: dict[str, Any]) -> None:
@@ -604,6 +561,9 @@ class Helper:
         if old is not None:
             old[1]()
         self._windows[request["ref"]] = (window, lambda: finish({"cancelled": True}))
+        if present is not None:
+            _show(window, focus, present, lambda reason: finish({"blocked": reason}))
+            return cancel
         window.show_all()
         window.present_with_time(Gtk.get_current_event_time())
         focus.grab_focus()
