@@ -1,6 +1,7 @@
-"""kill -9 at random instants (a seeded loop) during an enrolment's credential save and
-during an update's download, unpack and switch: afterwards nothing is torn, and doing it
-again finishes the job. ``EID_FAULT_ROUNDS`` sets the rounds (``./dev stress`` runs 100;
+"""kill -9 at random instants (a seeded loop) during a card's PIN change (the agent or the
+card itself), an enrolment's credential save and an update's download, unpack and switch:
+afterwards nothing is torn, and doing it again finishes the job. (The password change is
+in test_crash_safety.py.) ``EID_FAULT_ROUNDS`` sets the rounds (``./dev stress`` runs 100;
 the suite a few), and each test prints where its kills landed."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 
 from agent.tokens import TokenStore
 from agent.tokens.store import DamagedEntry
+from issuer import CertificateAuthority
 from tests.agent_process import BIN
+from tests.card_kit import ID_PIN, Pcscd, personalised_card, wait_no_card
 from tests.conftest import PASSWORD
 from tests.issuer_kit import IssuerProcess
 from tests.update_kit import current_version, install, repository, run_agent_cli
@@ -42,6 +45,119 @@ def _kill_after(argv: list[str], stdin: str, delay: float) -> int | None:
         child.send_signal(signal.SIGKILL)
         child.wait()
         return None
+
+
+class _CardProcess:
+    """``eid-vcard insert``: the card as its own process, so it can die like a card
+    pulled out (or losing power) in the middle of a write."""
+
+    def __init__(self, file: Path) -> None:
+        self.process = subprocess.Popen([str(BIN / "eid-vcard"), "insert", "--card", str(file)],
+                                        stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert self.process.stderr is not None
+        assert "inserted" in self.process.stderr.readline()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def remove(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        wait_no_card()
+
+
+def _change_pin(old: str, new: str) -> subprocess.Popen[str]:
+    """``eid-agent card change-pin`` started, its answers typed."""
+    child = subprocess.Popen([str(BIN / "eid-agent"), "card", "change-pin", "--pin",
+                              "identification", "--lang", "en"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert child.stdin is not None
+    child.stdin.write(f"{old}\n{new}\n{new}\n")
+    child.stdin.close()
+    return child
+
+
+def _said(child: subprocess.Popen[str]) -> str:
+    assert child.stdout is not None and child.stderr is not None
+    return child.stdout.read() + child.stderr.read()
+
+
+def _card_ready() -> None:
+    """Until ``eid-agent card status`` sees the card (pcscd takes a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status = subprocess.run([str(BIN / "eid-agent"), "card", "status", "--lang", "en"],
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        if status.returncode == 0:
+            return
+        assert time.monotonic() < deadline, status.stderr
+        time.sleep(0.05)
+
+
+def test_kill_during_pin_change(
+    pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority
+) -> None:
+    """The agent or the card dies at a random instant of a PIN change. The card counts a
+    try before it compares (as real cards do against tearing), so afterwards the PIN is
+    the old one or the new one, never blocked, with at most the interrupted try spent;
+    the agent that lost its card says so in the catalogue's words; the change then
+    succeeds and restores the counter."""
+    rng = random.Random(221126)
+    file = personalised_card(tmp_path, card_ca).file
+    pins = (ID_PIN, "246810")
+    outcomes: dict[str, int] = {}
+    whole = 0.0
+    for n in range(-1, ROUNDS):  # round -1 measures how long a whole change takes
+        value = file.load().pins[0x81].value
+        target = pins[1] if value == pins[0] else pins[0]
+        card = _CardProcess(file.path)
+        try:
+            _card_ready()
+            child = _change_pin(value, target)
+            if n < 0:
+                began = time.monotonic()
+                assert child.wait(timeout=60) == 0
+                whole = time.monotonic() - began
+                continue
+            victim = rng.choice(["agent", "card"])
+            try:
+                status: int | None = child.wait(timeout=rng.uniform(0.0, whole))
+            except subprocess.TimeoutExpired:
+                status = None
+                if victim == "agent":
+                    child.kill()
+                    child.wait()
+                else:
+                    card.kill()
+                    assert child.wait(timeout=60) in (0, 1)
+                    said = _said(child)
+                    assert "Traceback" not in said
+                    if child.returncode == 1:  # the card went before it answered
+                        assert "[100" in said, said
+        finally:
+            card.remove()
+        pin = file.load().pins[0x81]
+        assert pin.value in (value, target)
+        assert pin.tries_left == 3 or (pin.tries_left == 2 and pin.value == value)
+        landed = ("finished" if status == 0 else f"{victim} killed: "
+                  + ("changed" if pin.value == target else "old PIN")
+                  + (", one try spent" if pin.tries_left == 2 else ""))  # fmt: skip
+        outcomes[landed] = outcomes.get(landed, 0) + 1
+        if pin.value == target:
+            continue
+        card = _CardProcess(file.path)  # and doing it again finishes the change
+        try:
+            _card_ready()
+            again = _change_pin(value, target)
+            assert again.wait(timeout=60) == 0, _said(again)
+        finally:
+            card.remove()
+        assert file.load().pins[0x81].value == target
+        assert file.load().pins[0x81].tries_left == 3
+    print(f"PIN-change kills over {ROUNDS} rounds: {outcomes}")
+    assert sum(outcomes.values()) == ROUNDS
 
 
 def test_kill_during_enrolment(tmp_path: Path) -> None:
