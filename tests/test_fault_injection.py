@@ -22,7 +22,7 @@ from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.card_kit import ID_PIN, Pcscd, personalised_card, wait_no_card
 from tests.conftest import PASSWORD
-from tests.issuer_kit import IssuerProcess
+from tests.issuer_kit import IssuerProcess, postgres_cluster
 from tests.update_kit import current_version, install, repository, run_agent_cli
 
 pytestmark = pytest.mark.slow
@@ -161,41 +161,69 @@ def test_kill_during_pin_change(
 
 
 def test_kill_during_enrolment(tmp_path: Path) -> None:
+    """The agent or the issuer (on PostgreSQL) dies at a random instant of an order; a
+    killed issuer is started again at once, as a supervisor would."""
     rng = random.Random(20261122)
-    outcomes = {"finished": 0, "killed, then done on retry": 0, "killed, code spent": 0}
-    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'issuer.db'}") as issuer:
-        whole = 0.0
-        for n in range(-1, ROUNDS):  # round -1 measures how long a whole order takes
-            data = tmp_path / f"agent{n}"
-            _, code = issuer.order(PNR)
-            argv = [str(BIN / "eid-agent"), "order", "--data-dir", str(data), "--issuer",
-                    issuer.url, "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
-                    "--config", str(tmp_path / "none.toml")]  # fmt: skip
-            typed = f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n"
-            if n < 0:
-                began = time.monotonic()
-                assert _kill_after(argv, typed, 120) == 0
-                whole = time.monotonic() - began
-                continue
-            status = _kill_after(argv, typed, rng.uniform(0.0, whole))
-            store = TokenStore(data)
-            assert not any(isinstance(e, DamagedEntry) for e in store.entries())
-            for info in store.credentials():
-                assert store.unlock(info.id, PASSWORD)  # complete, or not there at all
-            if status is not None:
-                assert status == 0
-                outcomes["finished"] += 1
-                continue
-            again = subprocess.run(argv, input=typed, capture_output=True, text=True,
-                                   timeout=120, check=False)  # fmt: skip
-            if again.returncode == 0:
-                outcomes["killed, then done on retry"] += 1
-                [info] = TokenStore(data).credentials()
-                assert TokenStore(data).unlock(info.id, PASSWORD)
-            else:  # the issuer issued to the killed attempt's keys: a new code is needed
-                assert "[10074] The activation code has been used" in again.stderr
-                assert "Traceback" not in again.stderr
-                outcomes["killed, code spent"] += 1
+    outcomes: dict[str, int] = {}
+    with postgres_cluster() as pg:
+        db, ca = pg.new_database(), tmp_path / "ca"
+        issuer = IssuerProcess(ca, db)
+        try:
+            whole = 0.0
+            for n in range(-1, ROUNDS):  # round -1 measures how long a whole order takes
+                data = tmp_path / f"agent{n}"
+                _, code = issuer.order(PNR)
+                argv = [str(BIN / "eid-agent"), "order", "--data-dir", str(data), "--issuer",
+                        issuer.url, "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
+                        "--config", str(tmp_path / "none.toml")]  # fmt: skip
+                typed = f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n"
+                child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+                assert child.stdin is not None
+                child.stdin.write(typed)
+                child.stdin.close()
+                if n < 0:
+                    began = time.monotonic()
+                    assert child.wait(timeout=120) == 0, _said(child)
+                    whole = time.monotonic() - began
+                    continue
+                victim, killed = rng.choice(["agent", "issuer"]), False
+                try:
+                    status: int | None = child.wait(timeout=rng.uniform(0.0, whole))
+                except subprocess.TimeoutExpired:
+                    status, killed = None, True
+                    if victim == "agent":
+                        child.kill()
+                        child.wait()
+                    else:
+                        issuer.proc.kill()
+                        issuer.stop()
+                        issuer = IssuerProcess(ca, db, port=issuer.port)
+                        status = child.wait(timeout=120)  # it may get through on a retry
+                        said = _said(child)
+                        assert "Traceback" not in said
+                        assert status == 0 or "[100" in said, said
+                store = TokenStore(data)
+                assert not any(isinstance(e, DamagedEntry) for e in store.entries())
+                for info in store.credentials():
+                    assert store.unlock(info.id, PASSWORD)  # complete, or not there at all
+                if status == 0:
+                    landed = "issuer killed, finished on a retry" if killed else "finished"
+                    outcomes[landed] = outcomes.get(landed, 0) + 1
+                    continue
+                again = subprocess.run(argv, input=typed, capture_output=True, text=True,
+                                       timeout=120, check=False)  # fmt: skip
+                if again.returncode == 0:
+                    landed = f"{victim} killed, done on retry"
+                    [info] = TokenStore(data).credentials()
+                    assert TokenStore(data).unlock(info.id, PASSWORD)
+                else:  # the issuer issued to the killed attempt's keys: a new code is needed
+                    assert "[10074] The activation code has been used" in again.stderr
+                    assert "Traceback" not in again.stderr
+                    landed = f"{victim} killed, code spent"
+                outcomes[landed] = outcomes.get(landed, 0) + 1
+        finally:
+            issuer.stop()
     print(f"enrolment kills over {ROUNDS} rounds: {outcomes}")
     assert sum(outcomes.values()) == ROUNDS
 
