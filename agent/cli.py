@@ -123,8 +123,12 @@ def _parser() -> argparse.ArgumentParser:
 
     update = commands.add_parser("update", parents=[common], help="updates of this agent")
     update_actions = update.add_subparsers(dest="action", required=True)
-    update_actions.add_parser("check", parents=[common], help="look for an update now")
-    update_actions.add_parser("apply", parents=[common], help="update now, if there is one")
+    for name, text in (("check", "look for an update now"),
+                       ("apply", "update now, if there is one")):  # fmt: skip
+        action = update_actions.add_parser(name, parents=[common], help=text)
+        action.add_argument("--deadline", type=float, metavar="SECONDS",
+                            help="give up on the repository after this long, in this process "
+                                 "(default: 300)")  # fmt: skip
     update_status = update_actions.add_parser("status", parents=[common],
                                               help="versions and update state")  # fmt: skip
     update_status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -409,7 +413,8 @@ def _updates(io: _Io, args: argparse.Namespace) -> int:
         return finish_install(data_dir, desktop=args.desktop, start=args.start,
                               out=io.stdout, err=io.stderr)  # fmt: skip
     return updatecli.update_command(data_dir, args.action, as_json=getattr(args, "json", False),
-                                    out=io.stdout, err=io.stderr, language=io.language)  # fmt: skip
+                                    out=io.stdout, err=io.stderr, language=io.language,
+                                    deadline=getattr(args, "deadline", None))  # fmt: skip
 
 
 def _configure_logging(verbosity: int, stream: TextIO) -> None:

@@ -9,6 +9,7 @@ self-test. Exit status: 0 done, 1 a failure the person was told about, 2 not pos
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -69,9 +70,13 @@ def _offline_hand_over(layout: Layout, data_dir: Path, version: Version) -> bool
 
 
 def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, err: TextIO,
-                   language: Language) -> int:  # fmt: skip
+                   language: Language, deadline: float | None = None) -> int:  # fmt: skip
+    """``deadline``: seconds for the repository in this process (an agent that is running
+    and asked to apply keeps its own)."""
     layout = running_layout(data_dir)
     source = layout.source() if layout is not None else None
+    if source is not None and deadline is not None:
+        source = dataclasses.replace(source, deadline=deadline)
     if action == "status":
         return _status(data_dir, layout, out, as_json=as_json)
     if layout is None or source is None:

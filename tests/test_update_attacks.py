@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,45 @@ def test_a_policy_changed_without_a_signature_is_refused(repo: Repo, data_dir: P
     repo.server.tamper.clear()
     code, out = _cli(data_dir, "update", "check")
     assert code == 0 and "[10018]" in out  # the signed policy demands nothing
+
+
+@pytest.mark.parametrize("where", ["/metadata/timestamp.json", "/targets/eid-agent-1.1.0.tar.gz"])
+def test_a_repository_trickling_one_byte_a_second_is_given_up_then_recovers(
+    repo: Repo, data_dir: Path, where: str
+) -> None:
+    """Slow retrieval: every byte arrives before the per-read timeout, so only the overall
+    deadline can end it. Given up in time, nothing installed; once the server is well
+    again, the update goes through."""
+    repo.publish("1.1.0", requiredMinimum="1.1.0")
+    repo.server.trickle.add(where)
+    if where.endswith(".tar.gz"):
+        repo.server.trickle.add("/targets/eid-agent-1.1.0.patch")
+    began = time.monotonic()
+    code, out = _cli(data_dir, "update", "apply", "--deadline", "4")
+    took = time.monotonic() - began
+    assert code == 1 and ("[10006]" in out or "[10022]" in out), out
+    assert "deadline" in out
+    assert took < 4 * 2 + 10, took  # patch then archive each get the deadline, plus start-up
+    _still_on_1_0_0(data_dir)
+    repo.server.trickle.clear()
+    code, out = _cli(data_dir, "update", "apply")
+    assert code == 0, out
+    assert current_version(data_dir) == "1.1.0"
+
+
+@pytest.mark.parametrize("where", ["/metadata/timestamp.json", "/metadata/targets.json",
+                                   "/targets/eid-agent-1.1.0.tar.gz"])  # fmt: skip
+def test_a_repository_answering_garbage_then_recovers(
+    repo: Repo, data_dir: Path, where: str
+) -> None:
+    repo.publish("1.1.0")
+    repo.server.garbage.add(where)
+    repo.server.garbage.add("/targets/eid-agent-1.1.0.patch")
+    code, out = _cli(data_dir, "update", "apply")
+    assert code == 1 and ("[10006]" in out or "[10022]" in out), out
+    assert "Traceback" not in out
+    _still_on_1_0_0(data_dir)
+    repo.server.garbage.clear()
+    code, out = _cli(data_dir, "update", "apply")
+    assert code == 0, out
+    assert current_version(data_dir) == "1.1.0"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ class RepoServer:
     log: list[Served] = field(default_factory=list)
     tamper: dict[str, Tamper] = field(default_factory=dict)  # path -> what to serve instead
     endless: set[str] = field(default_factory=set)  # paths answered with bytes forever
+    trickle: set[str] = field(default_factory=set)  # paths answered at 1 byte per second
+    garbage: set[str] = field(default_factory=set)  # paths answered with random bytes
     down: bool = False  # every request 503
 
     def __post_init__(self) -> None:
@@ -59,6 +62,10 @@ class RepoServer:
                 data = file.read_bytes()
                 if path in server.tamper:
                     data = server.tamper[path](data)
+                if path in server.garbage:
+                    data = os.urandom(len(data))
+                if path in server.trickle:
+                    return self._trickle(data, path)
                 self._send(200, data, path)
 
             def _send(self, status: int, data: bytes, path: str) -> None:
@@ -76,6 +83,21 @@ class RepoServer:
                     while sent < 1 << 30:
                         self.wfile.write(b"\0" * 65536)
                         sent += 65536
+                except OSError:
+                    pass
+                server.log.append(Served(path, 200, sent))
+
+            def _trickle(self, data: bytes, path: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                sent = 0
+                try:
+                    for byte in data:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        sent += 1
+                        time.sleep(1.0)
                 except OSError:
                     pass
                 server.log.append(Served(path, 200, sent))

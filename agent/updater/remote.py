@@ -18,7 +18,10 @@ What tufup does not do for a daemon, done here:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -31,7 +34,7 @@ from tuf.api import exceptions as tuf_errors
 from tufup.client import AuthRequestsFetcher, Client
 
 from agent.updater.policy import Policy, PolicyError
-from agent.updater.source import APP_NAME, Source
+from agent.updater.source import APP_NAME, DOWNLOAD_DEADLINE, Source
 
 __all__ = [
     "APP_NAME",
@@ -48,7 +51,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 10.0  # seconds per read
-DOWNLOAD_DEADLINE = 300.0  # seconds for one whole check or download
 
 
 class CheckError(Exception):
@@ -77,7 +79,10 @@ class Found:
 
 
 class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
-    """tufup's fetcher with an overall deadline per download."""
+    """tufup's fetcher with an overall deadline per check or download. tuf's timeout is
+    per read, and a read asks for a whole chunk (400 kB): a server sending one byte a
+    second never times out a read. So a watchdog shuts the socket when the deadline
+    passes, which ends the blocked read at once."""
 
     def __init__(self, deadline: float) -> None:
         super().__init__()
@@ -85,14 +90,39 @@ class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
         self._deadline = deadline
 
     def _chunks(self, response: Any) -> Iterator[bytes]:
-        for chunk in super()._chunks(response):
-            if time.monotonic() > self._deadline:
-                response.close()
-                raise tuf_errors.SlowRetrievalError("download deadline passed")
-            yield chunk
+        watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()),
+                                   _cut, args=(response,))  # fmt: skip
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            for chunk in super()._chunks(response):
+                if time.monotonic() > self._deadline:
+                    raise tuf_errors.SlowRetrievalError("download deadline passed")
+                yield chunk
+        except (requests.RequestException, tuf_errors.DownloadError, OSError):
+            if time.monotonic() > self._deadline:  # what the cut socket raised
+                raise tuf_errors.SlowRetrievalError("download deadline passed") from None
+            raise
+        finally:
+            watchdog.cancel()
+            response.close()
 
 
-def _client(source: Source, current: Version, extract_dir: Path | None, deadline: float) -> Any:
+def _cut(response: Any) -> None:
+    """Shut the response's socket (from the watchdog's thread): the reader's blocked
+    ``recv`` returns at once and the read fails."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:  # no keep-alive: http.client handed the socket to the response
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        log.error("download deadline: the socket to cut was not found")
+
+
+def _client(source: Source, current: Version, extract_dir: Path | None) -> Any:
     source.targets_dir.mkdir(parents=True, exist_ok=True)
     client = Client(
         app_name=APP_NAME,
@@ -104,7 +134,7 @@ def _client(source: Source, current: Version, extract_dir: Path | None, deadline
         target_base_url=source.targets_url,
         extract_dir=extract_dir,
     )
-    client._fetcher = _Fetcher(time.monotonic() + deadline)  # the seam owns this detail
+    client._fetcher = _Fetcher(time.monotonic() + source.deadline)  # the seam owns this detail
     return client
 
 
@@ -159,21 +189,20 @@ def _refreshed(client: Any, source: Source, *, patch: bool = True) -> Found:
         raise CheckError("invalid", str(exc)) from None
 
 
-def check(source: Source, current: Version, *, deadline: float = DOWNLOAD_DEADLINE) -> Found:
+def check(source: Source, current: Version) -> Found:
     """Refresh the metadata and say what is there.
 
     Raises:
         CheckError: the repository could not be checked (never "nothing new").
     """
     try:
-        client = _client(source, current, None, deadline)
+        client = _client(source, current, None)
     except _CHECK_ERRORS as exc:  # the trusted root is missing or damaged
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
     return _refreshed(client, source)
 
 
-def fetch(source: Source, current: Version, extract_dir: Path, *,
-          deadline: float = DOWNLOAD_DEADLINE) -> tuple[Found, Path]:  # fmt: skip
+def fetch(source: Source, current: Version, extract_dir: Path) -> tuple[Found, Path]:
     """Download the update (patches or archive), verify it and unpack it into
     ``extract_dir`` (empty). Returns what was found and the unpacked folder. A patch
     that fails (download or verification) is followed by the full archive at once.
@@ -183,18 +212,18 @@ def fetch(source: Source, current: Version, extract_dir: Path, *,
         FetchError: nothing newer, or the download did not verify.
     """
     try:
-        return _fetch(source, current, extract_dir, deadline, patch=True)
+        return _fetch(source, current, extract_dir, patch=True)
     except FetchError as exc:
         if not exc.by_patch:
             raise
         log.warning("%s; trying the full archive", exc)
-        return _fetch(source, current, extract_dir, deadline, patch=False)
+        return _fetch(source, current, extract_dir, patch=False)
 
 
-def _fetch(source: Source, current: Version, extract_dir: Path, deadline: float, *,
+def _fetch(source: Source, current: Version, extract_dir: Path, *,
            patch: bool) -> tuple[Found, Path]:  # fmt: skip
     try:
-        client = _client(source, current, extract_dir, deadline)
+        client = _client(source, current, extract_dir)
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
     found = _refreshed(client, source, patch=patch)

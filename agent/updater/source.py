@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["APP_NAME", "Source"]
+__all__ = ["APP_NAME", "DOWNLOAD_DEADLINE", "Source"]
 
 APP_NAME = "eid-agent"
+DOWNLOAD_DEADLINE = 300.0  # seconds for one whole check or download
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Source:
     base_url: str  # the repository's root: <base>/metadata/, <base>/targets/
     metadata_dir: Path  # holds the trusted root.json (and what TUF verified since)
     targets_dir: Path  # downloaded archives; the current one makes patches possible
+    # A check or download that has not finished by then has failed, however the server
+    # trickles its bytes: an updater must never hang on a slow or hostile server.
+    deadline: float = DOWNLOAD_DEADLINE
 
     @property
     def metadata_url(self) -> str:
