@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, desktop, floods, installer, issuer, tokens, updates
+from bench import bridge, cards, desktop, floods, fuzz, installer, issuer, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -35,13 +35,25 @@ def main() -> int:
     parser.add_argument(
         "--flood-seconds", type=float, default=10.0, help="how long each flood lasts"
     )
+    parser.add_argument("--fuzz-cases", type=int, default=1000,
+                        help="generated bridge requests (at least)")  # fmt: skip
     parser.add_argument("--only", action="append", metavar="GROUP",
                         choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
-                                 "installer", "floods"],  # the groups below
+                                 "installer", "floods", "fuzz"],  # the groups below
                         help="run only this group (repeatable); results.json is then not "
                              "written")  # fmt: skip
     args = parser.parse_args()
-    groups = ["tokens", "bridge", "cards", "updates", "issuer", "desktop", "installer", "floods"]
+    groups = [
+        "tokens",
+        "bridge",
+        "cards",
+        "updates",
+        "issuer",
+        "desktop",
+        "installer",
+        "floods",
+        "fuzz",
+    ]
     wanted = set(args.only or groups)
     logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
     now = dt.datetime.now(dt.UTC)
@@ -66,6 +78,8 @@ def main() -> int:
             figures += installer.run(Path(tmp), runs=min(args.runs, 5))
         if "floods" in wanted:
             figures += floods.run(Path(tmp), seconds=args.flood_seconds)
+        if "fuzz" in wanted:
+            figures += fuzz.run(Path(tmp), cases=args.fuzz_cases)
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:

@@ -12,8 +12,9 @@ import contextlib
 import datetime as dt
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,7 @@ async def running_bridge(
     check_peer_user: bool = True,
     store: TokenStore | None = None,
     cards: CardWatcher | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Bridge]:
     ui = ScriptedUi()
     watching = asyncio.create_task(cards.run()) if cards is not None else None
@@ -156,9 +158,8 @@ async def running_bridge(
         cards=cards,
     )
     port = free_port()
-    config = BridgeConfig(
-        port=port, policy=policy or OriginPolicy(), check_peer_user=check_peer_user
-    )
+    config = BridgeConfig(port=port, policy=policy or OriginPolicy(),
+                          check_peer_user=check_peer_user, monotonic=monotonic)  # fmt: skip
     server = TestServer(build_app(service, config), host="127.0.0.1", port=port)
     client: TestClient[web.Request, web.Application] = TestClient(server)
     await client.start_server()

@@ -1,11 +1,19 @@
 """The bridge against requests generated from its own OpenAPI document (schemathesis):
 no 5xx, every answer as documented (status, content type, body schema), invalid input
 refused, and the agent still up. ``EID_FUZZ_EXAMPLES`` cases per operation (the suite
-runs a few dozen; ./dev stress and the benchmark run more)."""
+runs a few dozen; ./dev stress and the benchmark run more); with ``EID_FUZZ_REPORT`` set,
+the statuses answered are written there for the benchmark report."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import itertools
+import json
 import os
+import queue
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +25,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from agent.tokens import TokenStore
 from tests.agent_process import AgentProcess
+from tests.bridge_kit import running_bridge
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 
 pytestmark = pytest.mark.slow
@@ -26,6 +35,7 @@ EXAMPLES = int(os.environ.get("EID_FUZZ_EXAMPLES", "40"))
 SITE = "https://bank.example"
 
 schema = schemathesis.openapi.from_path(OPENAPI)
+ANSWERED: Counter[int] = Counter()  # status -> how many generated requests got it
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +45,12 @@ def agent(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
     TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     with AgentProcess(data, "--no-cards", "--order-ttl", "2") as process:
         yield process.ready()
-        assert process.proc.poll() is None, "the agent ended under fuzzing"
+        alive = process.proc.poll() is None
+        if os.environ.get("EID_FUZZ_REPORT"):
+            Path(os.environ["EID_FUZZ_REPORT"]).write_text(json.dumps({
+                "answered": {str(k): v for k, v in sorted(ANSWERED.items())},
+                "alive": alive}))  # fmt: skip
+        assert alive, "the agent ended under fuzzing"
 
 
 # A request the schema allows may still be refused by design: one order at a time (409),
@@ -45,12 +60,41 @@ _SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                      suppress_health_check=list(HealthCheck))  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
+                ) -> Iterator[int]:  # fmt: skip
+    """The bridge app in this process (its own thread and loop) on a clock that jumps a
+    minute at every reading: the rate buckets are always full, so generated bodies reach
+    validation and the order machine instead of a 429. Orders last a second, so starts
+    are not all refused as one already in progress."""
+    data = tmp_path_factory.mktemp("fuzz-unthrottled") / "data"
+    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    clock = itertools.count(step=60.0)
+    ready: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = queue.Queue()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with running_bridge(data, ttl=dt.timedelta(seconds=1),
+                                  monotonic=lambda: float(next(clock))) as bridge:  # fmt: skip
+            ready.put((asyncio.get_running_loop(), stop, bridge.port))
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    loop, stop, port = ready.get(timeout=30)
+    yield port
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
 @schema.parametrize()
 @_SETTINGS
 def test_generated_requests(case: schemathesis.Case[Any], agent: AgentProcess) -> None:
     """Headers as generated too: the Host, Origin and X-Eid-Agent gates are fuzzed."""
-    case.call_and_validate(base_url=f"http://127.0.0.1:{agent.port}",
-                           excluded_checks=[positive_data_acceptance])  # fmt: skip
+    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{agent.port}",
+                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
+    ANSWERED[answer.status_code] += 1
 
 
 @schema.parametrize()
@@ -58,6 +102,18 @@ def test_generated_requests(case: schemathesis.Case[Any], agent: AgentProcess) -
 def test_generated_requests_from_an_allowed_site(case: schemathesis.Case[Any],
                                                  agent: AgentProcess) -> None:  # fmt: skip
     """With the gates passed, the bodies reach validation and the order machine."""
-    case.call_and_validate(base_url=f"http://127.0.0.1:{agent.port}",
-                           headers={"Origin": SITE, "X-Eid-Agent": "1"},
-                           excluded_checks=[positive_data_acceptance])  # fmt: skip
+    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{agent.port}",
+                                    headers={"Origin": SITE, "X-Eid-Agent": "1"},
+                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
+    ANSWERED[answer.status_code] += 1
+
+
+@schema.parametrize()
+@_SETTINGS
+def test_generated_bodies_past_the_rate_limits(case: schemathesis.Case[Any],
+                                               unthrottled: int) -> None:  # fmt: skip
+    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{unthrottled}",
+                                    headers={"Origin": SITE, "X-Eid-Agent": "1"},
+                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
+    assert answer.status_code != 429
+    ANSWERED[answer.status_code] += 1
