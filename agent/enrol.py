@@ -3,9 +3,15 @@ ends in.
 
 ``order_credential`` generates both keys on this computer, sends only their certificate
 requests, and seals the certificates and keys under the person's new password into the
-token store in one atomic write. Until that write nothing is on disk, so every failure
-leaves the data dir as it was. Submitting the requests is retried when the connection
+token store in one atomic write. Submitting the requests is retried when the connection
 drops (the issuer answers a retry with the same certificates).
+
+Once the issuer has taken the activation code, the keys it will certify are the only
+ones it will ever certify for that order. So before the requests go out, the keys and the
+enrolment's id and secret wait beside the credentials, sealed under the new password
+(``enrolment.pending``): if the agent dies before the credential is saved, the person's
+next try with the same code and password picks the enrolment up where it stopped instead
+of finding the code spent.
 
 The HTTP client honours a proxy: the one in the config (with credentials), or the
 environment's ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``; the log says which proxy was
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -25,6 +32,7 @@ import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -33,9 +41,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.atomicfile import atomic_write_bytes
 from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens import (
+    AlreadyPresent,
     CredentialInfo,
     FileToken,
     KeyPurpose,
@@ -63,6 +73,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+PENDING_FILE = "enrolment.pending"  # in the token store's folder
+_PENDING_PURPOSE = "eid-agent/pending-enrolment"
 TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 RETRIES = (0.5, 1.0, 2.0)  # seconds before each retry of a dropped submit
 
@@ -166,6 +178,83 @@ def _csr(key: ec.EllipticCurvePrivateKey, personal_number: PersonalNumber) -> st
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An enrolment the issuer may have issued to, kept until its credential is saved."""
+
+    issuer: str
+    personal_number: str
+    code: str
+    enrolment: str
+    secret: str
+    keys: dict[KeyPurpose, ec.EllipticCurvePrivateKey]
+
+    def to_json(self) -> bytes:
+        der, pkcs8 = serialization.Encoding.DER, serialization.PrivateFormat.PKCS8
+        return json.dumps({
+            "issuer": self.issuer, "personalNumber": self.personal_number, "code": self.code,
+            "enrolment": self.enrolment, "secret": self.secret,
+            "keys": {p.value: base64.b64encode(k.private_bytes(
+                der, pkcs8, serialization.NoEncryption())).decode() for p, k in self.keys.items()},
+        }).encode()  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: bytes) -> _Pending:
+        """Raises: ValueError, KeyError, TypeError."""
+        doc = json.loads(data)
+        keys = {}
+        for purpose in KeyPurpose:
+            key = serialization.load_der_private_key(base64.b64decode(doc["keys"][purpose.value]),
+                                                     None)  # fmt: skip
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise TypeError("not an EC key")
+            keys[purpose] = key
+        return cls(str(doc["issuer"]), str(doc["personalNumber"]), str(doc["code"]),
+                   str(doc["enrolment"]), str(doc["secret"]), keys)  # fmt: skip
+
+    def resumes(self, issuer: str, personal_number: PersonalNumber, code: str) -> bool:
+        return (self.issuer, self.personal_number, _plain_code(self.code)) == (
+            issuer, str(personal_number), _plain_code(code))  # fmt: skip
+
+
+def _plain_code(code: str) -> str:
+    # as the issuer reads a code: spaces, dashes and case do not matter
+    return "".join(c for c in code if c.isalnum()).upper()
+
+
+def _save_pending(
+    path: Path,
+    pending: _Pending,
+    password: str,
+    random_bytes: Callable[[int], bytes],
+    kdf: fileformat.KdfParams,
+) -> None:
+    sealed = fileformat.seal_blob(pending.to_json(), password, purpose=_PENDING_PURPOSE,
+                                  random_bytes=random_bytes, kdf=kdf)  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write_bytes(path, sealed, mode=0o600)
+    except OSError as exc:  # the order can still finish; only a crash could not be resumed
+        log.warning("the enrolment could not be kept for resuming: %s", exc.strerror)
+
+
+def _load_pending(path: Path, password: str) -> _Pending | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("pending enrolment unreadable: %s", exc.strerror)
+        return None
+    try:
+        return _Pending.from_json(fileformat.open_blob(data, password, purpose=_PENDING_PURPOSE))
+    except fileformat.WrongSecret:
+        log.info("a pending enrolment exists; this password does not open it")
+    except (TokenError, ValueError, KeyError, TypeError) as exc:
+        log.warning("pending enrolment damaged: %s", type(exc).__name__)
+    return None
+
+
 async def order_credential(
     issuer: IssuerConnection,
     store: TokenStore,
@@ -177,25 +266,34 @@ async def order_credential(
     random_bytes: Callable[[int], bytes] = os.urandom,
     kdf: fileformat.KdfParams = fileformat.DEFAULT_KDF,
 ) -> CredentialInfo:
-    """Enrol and store the new credential. The activation code and password are never
-    logged.
+    """Enrol and store the new credential; an enrolment a crash interrupted after the
+    issuer took the code is resumed. The activation code and password are never logged.
 
     Raises:
         PasswordTooWeak: before anything is sent.
-        IssuerUnreachable, EnrolmentRefused: nothing was stored.
+        IssuerUnreachable, EnrolmentRefused: no credential was stored.
         AlreadyPresent, StorageFailed: from the store.
     """
     fileformat.check_new_password(password)
-    keys = {p: ec.generate_private_key(ec.SECP256R1()) for p in KeyPurpose}
-    started = await issuer.post("/enrol/v1/enrolments", {
-        "personalNumber": str(personal_number), "activationCode": activation_code})  # fmt: skip
-    enrolment, secret = str(started["enrolmentId"]), str(started["secret"])
-    issued = await issuer.post(
-        f"/enrol/v1/enrolments/{enrolment}/certificates",
-        {"identificationCsr": _csr(keys[KeyPurpose.IDENTIFICATION], personal_number),
-         "signatureCsr": _csr(keys[KeyPurpose.SIGNATURE], personal_number)},
-        secret=secret, retry=True,
-    )  # fmt: skip
+    pending_path = store.directory / PENDING_FILE
+    issued: dict[str, Any] | None = None
+    earlier = await asyncio.to_thread(_load_pending, pending_path, password)
+    if earlier is not None and earlier.resumes(issuer.url, personal_number, activation_code):
+        keys, enrolment = earlier.keys, earlier.enrolment
+        try:
+            issued = await _submit(issuer, enrolment, earlier.secret, keys, personal_number)
+            log.info("enrolment %s resumed after an interruption", enrolment)
+        except EnrolmentRefused as exc:  # expired or started again since: a new enrolment
+            log.info("enrolment %s not resumed (%s)", enrolment, exc.answer)
+    if issued is None:
+        keys = {p: ec.generate_private_key(ec.SECP256R1()) for p in KeyPurpose}
+        started = await issuer.post("/enrol/v1/enrolments", {
+            "personalNumber": str(personal_number), "activationCode": activation_code})  # fmt: skip
+        enrolment, secret = str(started["enrolmentId"]), str(started["secret"])
+        pending = _Pending(issuer.url, str(personal_number), activation_code, enrolment,
+                           secret, keys)  # fmt: skip
+        await asyncio.to_thread(_save_pending, pending_path, pending, password, random_bytes, kdf)
+        issued = await _submit(issuer, enrolment, secret, keys, personal_number)
     try:
         chain = tuple(x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"])
         leaves = {KeyPurpose.IDENTIFICATION: issued["identification"],
@@ -212,9 +310,30 @@ async def order_credential(
         fileformat.seal, chains=chains, keys=keys, password=password, development=False,
         created=fileformat.utc_timestamp(now()), random_bytes=random_bytes, kdf=kdf,
     )  # fmt: skip
-    info = await asyncio.to_thread(store.add, token)
+    try:
+        info = await asyncio.to_thread(store.add, token)
+    except AlreadyPresent:
+        if earlier is None:
+            raise
+        info = token.info()  # saved just before the crash; only the cleanup was missed
+    with contextlib.suppress(OSError):
+        pending_path.unlink(missing_ok=True)
     log.info("enrolment %s: credential %s stored", enrolment, info.id)
     return info
+
+
+async def _submit(issuer: IssuerConnection, enrolment: str, secret: str,
+                  keys: Mapping[KeyPurpose, ec.EllipticCurvePrivateKey],
+                  personal_number: PersonalNumber) -> dict[str, Any]:  # fmt: skip
+    """The certificate requests; retried on a dropped connection (the issuer answers a
+    retry for the same keys with the same certificates). Raises: IssuerUnreachable,
+    EnrolmentRefused."""
+    return await issuer.post(
+        f"/enrol/v1/enrolments/{enrolment}/certificates",
+        {"identificationCsr": _csr(keys[KeyPurpose.IDENTIFICATION], personal_number),
+         "signatureCsr": _csr(keys[KeyPurpose.SIGNATURE], personal_number)},
+        secret=secret, retry=True,
+    )  # fmt: skip
 
 
 async def order_with_ui(

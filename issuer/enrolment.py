@@ -247,8 +247,13 @@ class Enrolments:
                 OrderState(state), now >= _parse(expires_at), right, int(tries)
             )
             secret = secrets.token_urlsafe(32)
-            tx.run("UPDATE orders SET state = ?, tries = ?, secret_hash = ? WHERE id = ?",
-                   (new_state, tries, None if refusal else _hash(secret), order_id))  # fmt: skip
+            if refusal is None:  # a new start: only its secret may submit from now on
+                tx.run("UPDATE orders SET state = ?, tries = ?, secret_hash = ? WHERE id = ?",
+                       (new_state, tries, _hash(secret), order_id))  # fmt: skip
+            else:  # a refused start changes no one's enrolment: a wrong guess by someone
+                # else cannot break the person's, nor a reused code an issued one's retry
+                tx.run("UPDATE orders SET state = ?, tries = ? WHERE id = ?",
+                       (new_state, tries, order_id))  # fmt: skip
         if refusal is not None:
             raise EnrolmentError(refusal, f"order {order_id}: {refusal.value}")
         return order_id, secret

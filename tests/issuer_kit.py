@@ -254,10 +254,11 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
 class Cutter:
     """A plain-HTTP forwarder to ``port`` that passes the first request whose path contains
     ``cut_path`` on to the issuer, waits for its whole answer, and hangs up instead of
-    delivering it: the issuer acted, the agent never heard."""
+    delivering it (calling ``on_cut`` first): the issuer acted, the agent never heard."""
 
-    def __init__(self, port: int, cut_path: str) -> None:
-        self.port, self.cut_path, self.cuts = port, cut_path, 0
+    def __init__(self, port: int, cut_path: str,
+                 on_cut: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.port, self.cut_path, self.cuts, self.on_cut = port, cut_path, 0, on_cut
         self.sock = _listen(self._serve)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
@@ -271,6 +272,7 @@ class Cutter:
             first_line = request.split(b"\r\n", 1)[0].decode("latin-1")
             if self.cut_path in first_line and self.cuts == 0:
                 self.cuts += 1
+                self.on_cut()  # e.g. the agent dies right then
                 return  # the answer is dropped on the floor
             client.sendall(answer)
 

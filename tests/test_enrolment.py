@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -179,6 +180,46 @@ def test_answer_lost_after_issuing_the_retry_gets_the_same_certificates(
         token = TokenStore(data_dir).unlock(info.id, PASSWORD)
         leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
         assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
+
+
+def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The agent dies at the worst instant: the issuer has issued (the code is spent) and
+    the answer is on its way. The next try with the same code and password picks the
+    enrolment up; another password cannot open what waited, and does not lose it."""
+    data_dir = tmp_path / "agent"
+    with IssuerProcess(tmp_path / "ca", db_url, tls=False) as issuer:
+        children: list[subprocess.Popen[str]] = []
+        cutter = Cutter(issuer.port, "/certificates", on_cut=lambda: children[0].kill())
+        try:
+            _, code = issuer.order(PNR)
+            children.append(subprocess.Popen(
+                [str(BIN / "eid-agent"), "order", "--data-dir", str(data_dir), "--issuer",
+                 cutter.url, "--lang", "en", "--config", str(tmp_path / "none.toml")],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                text=True))  # fmt: skip
+            children[0].communicate(f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n", timeout=60)
+            assert children[0].returncode == -signal.SIGKILL and cutter.cuts == 1
+            assert TokenStore(data_dir).credentials() == []
+            waiting = (data_dir / "tokens" / "enrolment.pending").read_bytes()
+            for secret in (PASSWORD, code, PNR):
+                assert secret.encode() not in waiting  # sealed, as a credential's keys are
+            other = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code,
+                                "another-long-password")  # fmt: skip
+            assert other.returncode == 1 and "[10074]" in other.stderr
+            again = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code, PASSWORD)
+        finally:
+            cutter.close()
+        assert again.returncode == 0, again.stderr
+        assert "resumed after an interruption" in again.stderr
+        _, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
+        assert len(body["certificates"]) == 2  # issued once, to the keys that waited
+    [info] = TokenStore(data_dir).credentials()
+    token = TokenStore(data_dir).unlock(info.id, PASSWORD)
+    leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
+    assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
+    assert not (data_dir / "tokens" / "enrolment.pending").exists()
 
 
 def test_the_configured_proxy_is_used_and_a_dead_one_says_so(

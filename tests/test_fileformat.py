@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 from cryptography import x509
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from agent.tokens import CredentialDamaged, KeyPurpose, UnsupportedVersion, fileformat
 from agent.tokens.fileformat import WrongSecret
-from tests.conftest import ANNA, BERTIL, NOW, PASSWORD, MakeToken
+from tests.conftest import ANNA, BERTIL, FAST_KDF, NOW, PASSWORD, MakeToken
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,25 @@ def test_default_parameters_round_trip(ca) -> None:  # type: ignore[no-untyped-d
     assert token.kdf == fileformat.DEFAULT_KDF
     parsed = fileformat.loads(fileformat.dumps(token))
     assert set(parsed.open(PASSWORD)) == set(KeyPurpose)
+
+
+def test_a_sealed_blob_opens_only_with_its_password_and_purpose() -> None:
+    """What waits on disk during an enrolment (its keys) is sealed like a credential."""
+    sealed = fileformat.seal_blob(b"keys", PASSWORD, purpose="p", random_bytes=os.urandom,
+                                  kdf=FAST_KDF)  # fmt: skip
+    assert b"keys" not in sealed and PASSWORD.encode() not in sealed
+    assert fileformat.open_blob(sealed, PASSWORD, purpose="p") == b"keys"
+    with pytest.raises(WrongSecret):
+        fileformat.open_blob(sealed, "not the password", purpose="p")
+    with pytest.raises(CredentialDamaged):
+        fileformat.open_blob(sealed, PASSWORD, purpose="another use")
+    doc = json.loads(sealed)
+    doc["kdf"]["memoryKiB"] += 1024  # weaker or stronger, the header is bound in
+    with pytest.raises(WrongSecret):
+        fileformat.open_blob(json.dumps(doc).encode(), PASSWORD, purpose="p")
+    doc["kdf"]["memoryKiB"] = 1 << 30  # a hostile file cannot make opening it costly
+    with pytest.raises(CredentialDamaged):
+        fileformat.open_blob(json.dumps(doc).encode(), PASSWORD, purpose="p")
+    for junk in (b"", b"\xff", b"[]", b'{"format": "p"}', sealed[:-9]):
+        with pytest.raises(CredentialDamaged):
+            fileformat.open_blob(junk, PASSWORD, purpose="p")

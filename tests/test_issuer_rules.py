@@ -114,6 +114,23 @@ def test_orders_end_to_end_in_process(enrolments: Enrolments) -> None:
     assert [c["purpose"] for c in enrolments.credentials(PNR)] == ["identification", "signature"]
 
 
+def test_a_refused_start_leaves_the_enrolment_in_progress_alone(enrolments: Enrolments) -> None:
+    """Someone else's wrong guess must not break the person's enrolment, and a start
+    with a spent code must not stop an issued enrolment's retry from getting its
+    certificates (the agent resumes with them after a crash)."""
+    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
+    with pytest.raises(EnrolmentError):
+        enrolments.start(PNR, "0000-0000-0000", NOW)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    first = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    with pytest.raises(EnrolmentError) as used:
+        enrolments.start(PNR, created.activation_code, NOW)
+    assert used.value.answer is Answer.USED
+    again = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    assert again.identification == first.identification
+
+
 def test_a_new_order_cancels_the_open_one_and_csrs_are_checked(enrolments: Enrolments) -> None:
     old = enrolments.create_order(PNR, "Anna Andersson", NOW)
     new = enrolments.create_order(PNR, "Anna Andersson", NOW)

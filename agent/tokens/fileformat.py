@@ -217,6 +217,66 @@ def seal(
     return replace(token, ciphertext=ciphertext)
 
 
+def seal_blob(
+    payload: bytes,
+    password: str,
+    *,
+    purpose: str,
+    random_bytes: Callable[[int], bytes],
+    kdf: KdfParams = DEFAULT_KDF,
+) -> bytes:
+    """``payload`` encrypted under ``password`` as a credential's keys are (Argon2id,
+    AES-256-GCM), for what must wait on disk for a moment under the same protection — an
+    enrolment's keys until its certificates arrive. ``purpose`` is bound in, so a blob
+    made for one use cannot be passed off as another."""
+    kdf.check()
+    salt, nonce = random_bytes(16), random_bytes(12)
+    header: dict[str, Any] = {
+        "format": purpose,
+        "kdf": {"algorithm": "argon2id", "salt": _b64e(salt), "memoryKiB": kdf.memory_kib,
+                "iterations": kdf.iterations, "lanes": kdf.lanes},
+        "cipher": {"algorithm": "aes-256-gcm", "nonce": _b64e(nonce)},
+    }  # fmt: skip
+    sealed = AESGCM(_derive(password, salt, kdf)).encrypt(nonce, payload, _blob_aad(header))
+    return json.dumps({**header, "ciphertext": _b64e(sealed)}).encode()
+
+
+def open_blob(data: bytes, password: str, *, purpose: str) -> bytes:
+    """What ``seal_blob`` sealed.
+
+    Raises:
+        WrongSecret: not this password (or tampered with).
+        CredentialDamaged: not such a blob, or bounds a hostile file could abuse.
+    """
+    try:
+        doc = json.loads(data[: MAX_FILE_BYTES + 1].decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != purpose:
+            raise CredentialDamaged("not this kind of file")
+        kdf_doc, cipher_doc = doc["kdf"], doc["cipher"]
+        kdf = KdfParams(memory_kib=_int(kdf_doc["memoryKiB"]),
+                        iterations=_int(kdf_doc["iterations"]),
+                        lanes=_int(kdf_doc["lanes"]))  # fmt: skip
+        kdf.check()
+        header = {"format": purpose, "kdf": kdf_doc, "cipher": cipher_doc}
+        salt, nonce, sealed = (_b64(kdf_doc["salt"]), _b64(cipher_doc["nonce"]),
+                               _b64(doc["ciphertext"]))  # fmt: skip
+    except CredentialDamaged:
+        raise
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError) as exc:  # fmt: skip
+        raise CredentialDamaged(f"malformed ({type(exc).__name__})") from None
+    if len(salt) < 16 or len(nonce) != 12:
+        raise CredentialDamaged("salt or nonce has the wrong length")
+    try:
+        return AESGCM(_derive(password, salt, kdf)).decrypt(nonce, sealed, _blob_aad(header))
+    except InvalidTag:
+        raise WrongSecret() from None
+
+
+def _blob_aad(header: Mapping[str, Any]) -> bytes:
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+
 def dumps(token: FileToken) -> bytes:
     document = _public_part(token) | {
         "ciphertext": _b64e(token.ciphertext),
