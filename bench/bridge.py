@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import json
 import os
 import subprocess
@@ -137,9 +138,9 @@ class _Counter(asyncio.Protocol):
                 outer.transport.close()
 
         transport, _ = await loop.create_connection(Back, "127.0.0.1", self.target)
-        self.peer = transport  # type: ignore[assignment]
+        self.peer = transport
         for chunk in self.pending:
-            transport.write(chunk)  # type: ignore[attr-defined]
+            transport.write(chunk)
 
     def data_received(self, data: bytes) -> None:
         self.totals["up"] += len(data)
@@ -176,7 +177,7 @@ async def _wire(data_dir: Path) -> list[Figure]:
     ):
         totals = {"up": 0, "down": 0}
         server = await asyncio.get_running_loop().create_server(
-            lambda t=totals: _Counter(port, t), "127.0.0.1", relay_port
+            functools.partial(_Counter, port, totals), "127.0.0.1", relay_port
         )
         # As a page does it: a preflight per path (cached afterwards for Max-Age), the
         # start, one poll while the person types, and the poll that brings the result.

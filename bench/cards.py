@@ -56,7 +56,9 @@ def _pcscd() -> Iterator[None]:
 
 
 def _card(ca: CertificateAuthority, tmp: Path) -> VpcdLink:
-    state = personalise_card(ca, person(3), dt.datetime.now(dt.UTC), serial="BENCH", **PINS)
+    state = personalise_card(ca, person(3), dt.datetime.now(dt.UTC), serial="BENCH",
+                             identification_pin=PINS["identification_pin"],
+                             signature_pin=PINS["signature_pin"], puk=PINS["puk"])  # fmt: skip
     file = CardFile(tmp / "bench.vcard")
     file.save(state)
     return VpcdLink(VirtualCard(state, file.save))

@@ -18,7 +18,7 @@ from agent.notices import Notice
 from agent.orders import OrderBook
 from agent.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
-from agent.ui.port import PinAnswer, PinRequest, Request
+from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 
 class InstantUi:
@@ -34,6 +34,9 @@ class InstantUi:
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         return None  # no PIN management in the benchmark
+
+    async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
+        return None  # no enrolment either
 
     async def tell(self, notice: Notice) -> None:
         pass

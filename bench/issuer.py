@@ -30,7 +30,7 @@ from tests.issuer_kit import IssuerProcess, postgres_cluster
 
 
 def _valid_numbers(count: int) -> list[str]:
-    out = []
+    out: list[str] = []
     serial = 100
     while len(out) < count:
         nine = f"811218{serial:03d}"

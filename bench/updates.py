@@ -4,6 +4,7 @@ install."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import statistics
@@ -20,6 +21,10 @@ from bench.common import Figure, median_time
 from installer import release
 from installer.bundle import build_bundle
 from tests.update_kit import install, installed_agent, repository, update_state, wait_for
+
+
+def _last_success(data: Path) -> object:
+    return update_state(data).get("lastSuccess")
 
 
 def run(tmp: Path, runs: int) -> list[Figure]:
@@ -94,7 +99,7 @@ def _downtime(tmp: Path, runs: int) -> Figure:
             install(repo, data)
             with installed_agent(data) as agent:
                 agent.ready()
-                wait_for(lambda d=data: update_state(d).get("lastSuccess"), what="first check")
+                wait_for(functools.partial(_last_success, data), what="first check")
                 repo.publish("1.1.0")
                 url = f"http://127.0.0.1:{agent.port}/v1/info"
                 os.kill(agent.proc.pid, signal.SIGUSR1)
