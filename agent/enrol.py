@@ -11,7 +11,9 @@ ones it will ever certify for that order. So before the requests go out, the key
 enrolment's id and secret wait beside the credentials, sealed under the new password
 (``enrolment.pending``): if the agent dies before the credential is saved, the person's
 next try with the same code and password picks the enrolment up where it stopped instead
-of finding the code spent.
+of finding the code spent. And if it died after saving, before it could say so, the next
+try finds the credential it saved (``enrolment.done`` names it, with a hash of the
+order's issuer, personal number and spent code).
 
 The HTTP client honours a proxy: the one in the config (with credentials), or the
 environment's ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``; the log says which proxy was
@@ -25,6 +27,8 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -74,6 +78,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PENDING_FILE = "enrolment.pending"  # in the token store's folder
+DONE_FILE = "enrolment.done"  # likewise
 _PENDING_PURPOSE = "eid-agent/pending-enrolment"
 TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 RETRIES = (0.5, 1.0, 2.0)  # seconds before each retry of a dropped submit
@@ -222,6 +227,23 @@ def _plain_code(code: str) -> str:
     return "".join(c for c in code if c.isalnum()).upper()
 
 
+def _order_key(issuer: str, personal_number: PersonalNumber, code: str) -> str:
+    # a spent code's hash: enough to recognise the order, nothing to reuse
+    return hashlib.sha256(f"{issuer}\n{personal_number}\n{_plain_code(code)}".encode()).hexdigest()
+
+
+def _finished(store: TokenStore, order_key: str) -> CredentialInfo | None:
+    """The credential this very order saved before, if it is still there."""
+    try:
+        doc = json.loads((store.directory / DONE_FILE).read_bytes())
+        if not hmac.compare_digest(str(doc["order"]), order_key):
+            return None
+        credential = str(doc["credential"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return next((c for c in store.credentials() if c.id == credential), None)
+
+
 def _save_pending(
     path: Path,
     pending: _Pending,
@@ -275,6 +297,11 @@ async def order_credential(
         AlreadyPresent, StorageFailed: from the store.
     """
     fileformat.check_new_password(password)
+    order_key = _order_key(issuer.url, personal_number, activation_code)
+    done = await asyncio.to_thread(_finished, store, order_key)
+    if done is not None:
+        log.info("this order was finished before: credential %s", done.id)
+        return done
     pending_path = store.directory / PENDING_FILE
     issued: dict[str, Any] | None = None
     earlier = await asyncio.to_thread(_load_pending, pending_path, password)
@@ -317,6 +344,8 @@ async def order_credential(
             raise
         info = token.info()  # saved just before the crash; only the cleanup was missed
     with contextlib.suppress(OSError):
+        done_doc = {"order": order_key, "credential": info.id}
+        atomic_write_bytes(store.directory / DONE_FILE, json.dumps(done_doc).encode())
         pending_path.unlink(missing_ok=True)
     log.info("enrolment %s: credential %s stored", enrolment, info.id)
     return info

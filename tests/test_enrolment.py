@@ -209,6 +209,7 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
                                 "another-long-password")  # fmt: skip
             assert other.returncode == 1 and "[10074]" in other.stderr
             again = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code, PASSWORD)
+            once_more = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code, PASSWORD)
         finally:
             cutter.close()
         assert again.returncode == 0, again.stderr
@@ -220,6 +221,11 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
     leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
     assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
     assert not (data_dir / "tokens" / "enrolment.pending").exists()
+    # had it died after saving, before it could say so: the same order finds its credential
+    assert once_more.returncode == 0, once_more.stderr
+    assert "this order was finished before" in once_more.stderr
+    assert [c.id for c in TokenStore(data_dir).credentials()] == [info.id]
+    assert code.encode() not in (data_dir / "tokens" / "enrolment.done").read_bytes()
 
 
 def test_the_configured_proxy_is_used_and_a_dead_one_says_so(
