@@ -203,17 +203,20 @@ def test_a_policy_changed_without_a_signature_is_refused(repo: Repo, data_dir: P
     assert code == 0 and "[10018]" in out  # the signed policy demands nothing
 
 
-@pytest.mark.parametrize("where", ["/metadata/timestamp.json", "/targets/eid-agent-1.1.0.tar.gz"])
+@pytest.mark.parametrize(("where", "headers_too"), [
+    ("/metadata/timestamp.json", True), ("/metadata/timestamp.json", False),
+    ("/targets/eid-agent-1.1.0.tar.gz", False)])  # fmt: skip
 def test_a_repository_trickling_one_byte_a_second_is_given_up_then_recovers(
-    repo: Repo, data_dir: Path, where: str
+    repo: Repo, data_dir: Path, where: str, headers_too: bool
 ) -> None:
     """Slow retrieval: every byte arrives before the per-read timeout, so only the overall
-    deadline can end it. Given up in time, nothing installed; once the server is well
-    again, the update goes through."""
+    deadline can end it — in the headers or in the body. Given up in time, nothing
+    installed; once the server is well again, the update goes through."""
     repo.publish("1.1.0", requiredMinimum="1.1.0")
-    repo.server.trickle.add(where)
+    slow = repo.server.trickle if headers_too else repo.server.trickle_body
+    slow.add(where)
     if where.endswith(".tar.gz"):
-        repo.server.trickle.add("/targets/eid-agent-1.1.0.patch")
+        slow.add("/targets/eid-agent-1.1.0.patch")
     began = time.monotonic()
     code, out = _cli(data_dir, "update", "apply", "--deadline", "4")
     took = time.monotonic() - began
@@ -221,7 +224,7 @@ def test_a_repository_trickling_one_byte_a_second_is_given_up_then_recovers(
     assert "deadline" in out
     assert took < 4 * 2 + 10, took  # patch then archive each get the deadline, plus start-up
     _still_on_1_0_0(data_dir)
-    repo.server.trickle.clear()
+    slow.clear()
     code, out = _cli(data_dir, "update", "apply")
     assert code == 0, out
     assert current_version(data_dir) == "1.1.0"

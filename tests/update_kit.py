@@ -40,7 +40,8 @@ class RepoServer:
     log: list[Served] = field(default_factory=list)
     tamper: dict[str, Tamper] = field(default_factory=dict)  # path -> what to serve instead
     endless: set[str] = field(default_factory=set)  # paths answered with bytes forever
-    trickle: set[str] = field(default_factory=set)  # paths answered at 1 byte per second
+    trickle: set[str] = field(default_factory=set)  # answered at 1 byte/s, headers and all
+    trickle_body: set[str] = field(default_factory=set)  # headers at once, then 1 byte/s
     garbage: set[str] = field(default_factory=set)  # paths answered with random bytes
     down: bool = False  # every request 503
 
@@ -64,8 +65,8 @@ class RepoServer:
                     data = server.tamper[path](data)
                 if path in server.garbage:
                     data = os.urandom(len(data))
-                if path in server.trickle:
-                    return self._trickle(data, path)
+                if path in server.trickle | server.trickle_body:
+                    return self._trickle(data, path, headers_too=path in server.trickle)
                 self._send(200, data, path)
 
             def _send(self, status: int, data: bytes, path: str) -> None:
@@ -87,13 +88,14 @@ class RepoServer:
                     pass
                 server.log.append(Served(path, 200, sent))
 
-            def _trickle(self, data: bytes, path: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
+            def _trickle(self, data: bytes, path: str, *, headers_too: bool) -> None:
+                head = f"HTTP/1.0 200 OK\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                slow = head + data if headers_too else data
                 sent = 0
                 try:
-                    for byte in data:
+                    if not headers_too:
+                        self.wfile.write(head)
+                    for byte in slow:
                         self.wfile.write(bytes([byte]))
                         self.wfile.flush()
                         sent += 1

@@ -23,15 +23,18 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import requests
 from packaging.version import InvalidVersion, Version
+from requests.adapters import HTTPAdapter
 from tuf.api import exceptions as tuf_errors
 from tufup.client import AuthRequestsFetcher, Client
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from agent.updater.policy import Policy, PolicyError
 from agent.updater.source import APP_NAME, DOWNLOAD_DEADLINE, Source
@@ -79,47 +82,117 @@ class Found:
 
 
 class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
-    """tufup's fetcher with an overall deadline per check or download. tuf's timeout is
-    per read, and a read asks for a whole chunk (400 kB): a server sending one byte a
-    second never times out a read. So a watchdog shuts the socket when the deadline
-    passes, which ends the blocked read at once."""
+    """tufup's fetcher with one overall deadline for a whole check or download. tuf's
+    timeout is per read, and a read asks for a whole chunk (400 kB): a server sending a
+    byte a second — in the TLS handshake, the headers or the body — never times out a
+    read. So every socket the fetcher opens is recorded, and at the deadline a watchdog
+    shuts them all, which ends any blocked read at once. The records are duplicate
+    descriptors of our own: a socket closed meanwhile, its number reused, is never
+    touched. ``close`` ends the watch."""
 
     def __init__(self, deadline: float) -> None:
         super().__init__()
         self.socket_timeout = SOCKET_TIMEOUT
-        self._deadline = deadline
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._expired = False
+        self._watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _get_session(self, url: str) -> requests.Session:
+        session: requests.Session = super()._get_session(url)
+        if not isinstance(session.get_adapter(url), _WatchedAdapter):
+            adapter = _WatchedAdapter(self._record)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        return session
+
+    def _record(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._expired:
+                sock.close()
+                raise OSError("the update deadline has passed")
+            self._sockets.append(sock.dup())
+
+    def _cut(self) -> None:
+        with self._lock:
+            self._expired = True
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _deadline_error(self) -> None:
+        if self._expired:
+            raise tuf_errors.SlowRetrievalError("download deadline passed") from None
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            chunks: Iterator[bytes] = super()._fetch(url)  # connects, reads the headers
+        except (requests.RequestException, tuf_errors.DownloadError, OSError):
+            self._deadline_error()
+            raise
+        return chunks
 
     def _chunks(self, response: Any) -> Iterator[bytes]:
-        watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()),
-                                   _cut, args=(response,))  # fmt: skip
-        watchdog.daemon = True
-        watchdog.start()
         try:
             for chunk in super()._chunks(response):
-                if time.monotonic() > self._deadline:
-                    raise tuf_errors.SlowRetrievalError("download deadline passed")
+                self._deadline_error()
                 yield chunk
         except (requests.RequestException, tuf_errors.DownloadError, OSError):
-            if time.monotonic() > self._deadline:  # what the cut socket raised
-                raise tuf_errors.SlowRetrievalError("download deadline passed") from None
+            self._deadline_error()  # what the cut socket raised
             raise
-        finally:
-            watchdog.cancel()
-            response.close()
+
+    def close(self) -> None:
+        self._watchdog.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
 
 
-def _cut(response: Any) -> None:
-    """Shut the response's socket (from the watchdog's thread): the reader's blocked
-    ``recv`` returns at once and the read fails."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is None:  # no keep-alive: http.client handed the socket to the response
-        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    else:
-        log.error("download deadline: the socket to cut was not found")
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connection pools report each new socket to ``record``."""
+
+    def __init__(self, record: Callable[[socket.socket], None]) -> None:
+        self._record = record  # before super().__init__, which builds the pool manager
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools()
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = self._pools()
+        return manager
+
+    def _pools(self) -> dict[str, type[HTTPConnectionPool]]:
+        record = self._record
+
+        class Plain(HTTPConnection):
+            def _new_conn(self) -> socket.socket:
+                sock = super()._new_conn()
+                record(sock)
+                return sock
+
+        class Tls(HTTPSConnection):
+            def _new_conn(self) -> socket.socket:
+                sock = super()._new_conn()
+                record(sock)
+                return sock
+
+        class PlainPool(HTTPConnectionPool):
+            ConnectionCls = Plain
+
+        class TlsPool(HTTPSConnectionPool):
+            ConnectionCls = Tls
+
+        return {"http": PlainPool, "https": TlsPool}
+
+
+def _done(client: Any) -> None:
+    client._fetcher.close()
 
 
 def _client(source: Source, current: Version, extract_dir: Path | None) -> Any:
@@ -199,7 +272,10 @@ def check(source: Source, current: Version) -> Found:
         client = _client(source, current, None)
     except _CHECK_ERRORS as exc:  # the trusted root is missing or damaged
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
-    return _refreshed(client, source)
+    try:
+        return _refreshed(client, source)
+    finally:
+        _done(client)
 
 
 def fetch(source: Source, current: Version, extract_dir: Path) -> tuple[Found, Path]:
@@ -226,6 +302,13 @@ def _fetch(source: Source, current: Version, extract_dir: Path, *,
         client = _client(source, current, extract_dir)
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
+    try:
+        return _download(client, source, patch=patch)
+    finally:
+        _done(client)
+
+
+def _download(client: Any, source: Source, *, patch: bool) -> tuple[Found, Path]:
     found = _refreshed(client, source, patch=patch)
     if found.update is None:
         raise FetchError("nothing newer to install")
@@ -258,7 +341,10 @@ def refresh_metadata(metadata_dir: Path, metadata_url: str, targets_dir: Path) -
     """
     source = Source("", metadata_dir, targets_dir)
     client = _bare_client(source, metadata_url, metadata_url)
-    _refresh(client)
+    try:
+        _refresh(client)
+    finally:
+        _done(client)
 
 
 def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
@@ -271,8 +357,8 @@ def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
     """
     source = Source("", metadata_dir, target_dir)
     client = _bare_client(source, metadata_url, target_base_url)
-    _refresh(client)
     try:
+        _refresh(client)
         info = client.get_targetinfo(target_name)
         if info is None:
             raise FetchError(f"{target_name} is not a signed target")
@@ -280,6 +366,8 @@ def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
         return Path(cached or client.download_target(info))
     except _CHECK_ERRORS as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _done(client)
 
 
 def _bare_client(source: Source, metadata_url: str, targets_url: str) -> Any:
