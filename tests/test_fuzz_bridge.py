@@ -88,13 +88,20 @@ def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
     assert not thread.is_alive()
 
 
+def _call(case: schemathesis.Case[Any], port: int, headers: dict[str, str] | None = None
+          ) -> int:  # fmt: skip
+    """Send the case, check the answer against the schema, count it; its status."""
+    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
+    ANSWERED[answer.status_code] += 1
+    return answer.status_code
+
+
 @schema.parametrize()
 @_SETTINGS
 def test_generated_requests(case: schemathesis.Case[Any], agent: AgentProcess) -> None:
     """Headers as generated too: the Host, Origin and X-Eid-Agent gates are fuzzed."""
-    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{agent.port}",
-                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
-    ANSWERED[answer.status_code] += 1
+    _call(case, agent.port)
 
 
 @schema.parametrize()
@@ -102,18 +109,11 @@ def test_generated_requests(case: schemathesis.Case[Any], agent: AgentProcess) -
 def test_generated_requests_from_an_allowed_site(case: schemathesis.Case[Any],
                                                  agent: AgentProcess) -> None:  # fmt: skip
     """With the gates passed, the bodies reach validation and the order machine."""
-    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{agent.port}",
-                                    headers={"Origin": SITE, "X-Eid-Agent": "1"},
-                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
-    ANSWERED[answer.status_code] += 1
+    _call(case, agent.port, {"Origin": SITE, "X-Eid-Agent": "1"})
 
 
 @schema.parametrize()
 @_SETTINGS
 def test_generated_bodies_past_the_rate_limits(case: schemathesis.Case[Any],
                                                unthrottled: int) -> None:  # fmt: skip
-    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{unthrottled}",
-                                    headers={"Origin": SITE, "X-Eid-Agent": "1"},
-                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
-    assert answer.status_code != 429
-    ANSWERED[answer.status_code] += 1
+    assert _call(case, unthrottled, {"Origin": SITE, "X-Eid-Agent": "1"}) != 429

@@ -231,12 +231,8 @@ def seal_blob(
     made for one use cannot be passed off as another."""
     kdf.check()
     salt, nonce = random_bytes(16), random_bytes(12)
-    header: dict[str, Any] = {
-        "format": purpose,
-        "kdf": {"algorithm": "argon2id", "salt": _b64e(salt), "memoryKiB": kdf.memory_kib,
-                "iterations": kdf.iterations, "lanes": kdf.lanes},
-        "cipher": {"algorithm": "aes-256-gcm", "nonce": _b64e(nonce)},
-    }  # fmt: skip
+    header: dict[str, Any] = {"format": purpose, "kdf": _kdf_document(kdf, salt),
+                              "cipher": _cipher_document(nonce)}  # fmt: skip
     sealed = AESGCM(_derive(password, salt, kdf)).encrypt(nonce, payload, _blob_aad(header))
     return json.dumps({**header, "ciphertext": _b64e(sealed)}).encode()
 
@@ -253,10 +249,7 @@ def open_blob(data: bytes, password: str, *, purpose: str) -> bytes:
         if not isinstance(doc, dict) or doc.get("format") != purpose:
             raise CredentialDamaged("not this kind of file")
         kdf_doc, cipher_doc = doc["kdf"], doc["cipher"]
-        kdf = KdfParams(memory_kib=_int(kdf_doc["memoryKiB"]),
-                        iterations=_int(kdf_doc["iterations"]),
-                        lanes=_int(kdf_doc["lanes"]))  # fmt: skip
-        kdf.check()
+        kdf = _kdf_params(kdf_doc)
         header = {"format": purpose, "kdf": kdf_doc, "cipher": cipher_doc}
         salt, nonce, sealed = (_b64(kdf_doc["salt"]), _b64(cipher_doc["nonce"]),
                                _b64(doc["ciphertext"]))  # fmt: skip
@@ -339,12 +332,7 @@ def _from_document(doc: dict[str, Any]) -> FileToken:
     kdf_doc, cipher_doc, lock_doc = doc["kdf"], doc["cipher"], doc["lock"]
     if kdf_doc.get("algorithm") != "argon2id" or cipher_doc.get("algorithm") != "aes-256-gcm":
         raise CredentialDamaged("unknown algorithm")
-    kdf = KdfParams(
-        memory_kib=_int(kdf_doc["memoryKiB"]),
-        iterations=_int(kdf_doc["iterations"]),
-        lanes=_int(kdf_doc["lanes"]),
-    )
-    kdf.check()
+    kdf = _kdf_params(kdf_doc)
     salt, nonce = _b64(kdf_doc["salt"]), _b64(cipher_doc["nonce"])
     if len(salt) < 16 or len(nonce) != 12:
         raise CredentialDamaged("salt or nonce has the wrong length")
@@ -458,15 +446,27 @@ def _public_part(token: FileToken) -> dict[str, Any]:
         "development": token.development,
         "created": token.created,
         "certificates": {p.value: [_b64e(c) for c in token.chains[p]] for p in KeyPurpose},
-        "kdf": {
-            "algorithm": "argon2id",
-            "salt": _b64e(token.salt),
-            "memoryKiB": token.kdf.memory_kib,
-            "iterations": token.kdf.iterations,
-            "lanes": token.kdf.lanes,
-        },
-        "cipher": {"algorithm": "aes-256-gcm", "nonce": _b64e(token.nonce)},
+        "kdf": _kdf_document(token.kdf, token.salt),
+        "cipher": _cipher_document(token.nonce),
     }
+
+
+def _kdf_document(kdf: KdfParams, salt: bytes) -> dict[str, Any]:
+    return {"algorithm": "argon2id", "salt": _b64e(salt), "memoryKiB": kdf.memory_kib,
+            "iterations": kdf.iterations, "lanes": kdf.lanes}  # fmt: skip
+
+
+def _cipher_document(nonce: bytes) -> dict[str, Any]:
+    return {"algorithm": "aes-256-gcm", "nonce": _b64e(nonce)}
+
+
+def _kdf_params(kdf_doc: Mapping[str, Any]) -> KdfParams:
+    """Raises: CredentialDamaged (out of bounds), KeyError, TypeError."""
+    kdf = KdfParams(memory_kib=_int(kdf_doc["memoryKiB"]),
+                    iterations=_int(kdf_doc["iterations"]),
+                    lanes=_int(kdf_doc["lanes"]))  # fmt: skip
+    kdf.check()
+    return kdf
 
 
 def _aad(token: FileToken) -> bytes:

@@ -122,7 +122,7 @@ class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-    def _deadline_error(self) -> None:
+    def _raise_if_expired(self) -> None:
         if self._expired:
             raise tuf_errors.SlowRetrievalError("download deadline passed") from None
 
@@ -130,17 +130,17 @@ class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
         try:
             chunks: Iterator[bytes] = super()._fetch(url)  # connects, reads the headers
         except (requests.RequestException, tuf_errors.DownloadError, OSError):
-            self._deadline_error()
+            self._raise_if_expired()
             raise
         return chunks
 
     def _chunks(self, response: Any) -> Iterator[bytes]:
         try:
             for chunk in super()._chunks(response):
-                self._deadline_error()
+                self._raise_if_expired()
                 yield chunk
         except (requests.RequestException, tuf_errors.DownloadError, OSError):
-            self._deadline_error()  # what the cut socket raised
+            self._raise_if_expired()  # what the cut socket raised
             raise
 
     def close(self) -> None:
@@ -169,26 +169,21 @@ class _WatchedAdapter(HTTPAdapter):
 
     def _pools(self) -> dict[str, type[HTTPConnectionPool]]:
         record = self._record
+        return {"http": _recording(HTTPConnectionPool, HTTPConnection, record),
+                "https": _recording(HTTPSConnectionPool, HTTPSConnection, record)}  # fmt: skip
 
-        class Plain(HTTPConnection):
-            def _new_conn(self) -> socket.socket:
-                sock = super()._new_conn()
-                record(sock)
-                return sock
 
-        class Tls(HTTPSConnection):
-            def _new_conn(self) -> socket.socket:
-                sock = super()._new_conn()
-                record(sock)
-                return sock
+def _recording(pool: type[HTTPConnectionPool], connection: type[HTTPConnection],
+               record: Callable[[socket.socket], None]) -> type[HTTPConnectionPool]:  # fmt: skip
+    """``pool`` whose connections hand each new socket to ``record``."""
 
-        class PlainPool(HTTPConnectionPool):
-            ConnectionCls = Plain
+    class Recording(connection):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            sock: socket.socket = super()._new_conn()
+            record(sock)
+            return sock
 
-        class TlsPool(HTTPSConnectionPool):
-            ConnectionCls = Tls
-
-        return {"http": PlainPool, "https": TlsPool}
+    return type(pool.__name__, (pool,), {"ConnectionCls": Recording})
 
 
 def _done(client: Any) -> None:
