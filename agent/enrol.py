@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent import strictjson
 from agent.atomicfile import atomic_write_bytes
 from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
@@ -166,7 +167,7 @@ def split_proxy_credentials(proxy: str | None) -> tuple[str | None, aiohttp.Basi
 
 def _answer(status: int, text: str) -> dict[str, Any]:
     try:
-        doc = json.loads(text)
+        doc = strictjson.loads(text)
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
@@ -206,7 +207,7 @@ class _Pending:
     @classmethod
     def from_json(cls, data: bytes) -> _Pending:
         """Raises: ValueError, KeyError, TypeError."""
-        doc = json.loads(data)
+        doc = strictjson.loads(data)
         keys = {}
         for purpose in KeyPurpose:
             key = serialization.load_der_private_key(base64.b64decode(doc["keys"][purpose.value]),
@@ -235,7 +236,7 @@ def _order_key(issuer: str, personal_number: PersonalNumber, code: str) -> str:
 def _finished(store: TokenStore, order_key: str) -> CredentialInfo | None:
     """The credential this very order saved before, if it is still there."""
     try:
-        doc = json.loads((store.directory / DONE_FILE).read_bytes())
+        doc = strictjson.loads((store.directory / DONE_FILE).read_bytes())
         if not hmac.compare_digest(str(doc["order"]), order_key):
             return None
         credential = str(doc["credential"])

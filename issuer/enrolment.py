@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from agent import strictjson
 from agent.personal_number import PersonalNumber
 from issuer.ca import CertificateAuthority, Person
 from issuer.db import Database
@@ -349,7 +350,7 @@ class Enrolments:
             assert isinstance(key, ec.EllipticCurvePublicKey) and len(proof) == 64
             der = encode_dss_signature(int.from_bytes(proof[:32]), int.from_bytes(proof[32:]))
             key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
-            claim = json.loads(signed)
+            claim = strictjson.loads(signed)
             when = dt.datetime.fromisoformat(claim["time"])
             if claim["serial"] != f"{certificate.serial_number:x}":
                 raise ValueError("the request names another certificate")

@@ -29,6 +29,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from agent import strictjson
 from agent.bridge.ratelimit import RateLimiter
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from issuer.ca import CertificateAuthority
@@ -105,9 +106,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _json(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON") from None
+        body = strictjson.loads(await request.read())
+    except strictjson.JsonRefused as exc:
+        raise BadRequest(f"the body is refused: {exc.reason}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body

@@ -13,7 +13,6 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
+from agent import strictjson
 from rp.errors import (
     BadSignature,
     CertificateExpired,
@@ -120,7 +120,7 @@ def _verify(
 ) -> Verified:
     signed_bytes, signature, chain = _parse(response)
     try:
-        signed = json.loads(signed_bytes)
+        signed = strictjson.loads(signed_bytes)
         if not isinstance(signed, dict) or signed.get("v") != 1:
             raise MalformedResponse("signedData is not version 1")
         if signed.get("type") != order_type:

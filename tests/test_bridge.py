@@ -391,3 +391,88 @@ async def test_sign_shows_the_text_verbatim(bridge: Bridge) -> None:
     data = (await bridge.wait_for(ref, "complete"))["completionData"]
     signed = json.loads(base64.b64decode(data["signedData"]))
     assert signed["type"] == "sign" and "sha256" in signed["userNonVisibleData"]
+
+
+# -- what is shown is what is signed (agent/visibletext.py) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("Pay 100 SEK to account: \u202e8765-4321\u202c", "U+202E"),
+     ("a\u200bb", "U+200B"), ("a\u200db", "U+200D"), ("a\u00adb", "U+00AD"),
+     ("a\u2066b\u2069", "U+2066"), ("\u200fabc", "U+200F"), ("a\u061cb", "U+061C"),
+     ("tag\U000e0041", "U+E0041"), ("a\ufeffb", "U+FEFF"), ("a\u2028b", "U+2028"),
+     ("a\u2029b", "U+2029"), ("a\rb", "U+000D"), ("\u3164", "U+3164"), ("x\u115fy", "U+115F"),
+     ("x\u1160", "U+1160"), ("x\uffa0", "U+FFA0"), ("\u2800", "U+2800"), ("x\ue000", "U+E000"),
+     ("e" + "\u0301" * 9, "U+0301")],
+)  # fmt: skip
+async def test_invisible_characters_are_refused_with_where(
+    bridge: Bridge, text: str, where: str
+) -> None:
+    status, reply = await bridge.post(
+        "/v1/sign", {"nonce": new_nonce(), "userVisibleData": b64(text)}
+    )
+    assert (status, reply["errorCode"]) == (400, "invalidParameters"), text
+    assert where in reply["details"] and "at character" in reply["details"]
+    _no_side_effect(bridge)
+
+
+@pytest.mark.parametrize("text", ["\u3164", " \u3164 ", "\u2800\n\u3164", " \t\n "])
+async def test_text_blank_once_invisibles_are_set_aside_is_refused(
+    bridge: Bridge, text: str
+) -> None:
+    status, reply = await bridge.post(
+        "/v1/sign", {"nonce": new_nonce(), "userVisibleData": b64(text)}
+    )
+    assert (status, reply["errorCode"]) == (400, "invalidParameters")
+    _no_side_effect(bridge)
+
+
+async def test_right_to_left_text_is_signed_as_sent(bridge: Bridge) -> None:
+    text = "Betala till konto: שלום 1234 5678\r\nRad två"
+    ref = await bridge.start("sign", userVisibleData=b64(text))
+    await bridge.wait_for(ref, "userSign")
+    assert bridge.ui.requests[0].text == text
+    await bridge.ui.secrets.put(PASSWORD)
+    await bridge.wait_for(ref, "complete")
+
+
+# -- hostile JSON on every endpoint ---------------------------------------------------------
+
+_HOSTILE_BODIES = [
+    b'{"nonce": ' + b"[" * 400 + b"]" * 400 + b"}",
+    b'{"nonce": ' + b"[" * 900 + b"]" * 900 + b"}",
+    b'{"orderRef": ' + b'{"a": ' * 700 + b"1" + b"}" * 700 + b"}",
+    b'{"nonce": ' + b"9" * 5000 + b"}",
+    b'{"orderRef": ' + b"1" * 4301 + b"}",
+    b'{"nonce": 1e999}',
+    b'{"nonce": NaN}',
+    b'{"nonce": -Infinity}',
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/auth", "/v1/sign", "/v1/collect", "/v1/cancel"])
+@pytest.mark.parametrize("raw", _HOSTILE_BODIES, ids=range(len(_HOSTILE_BODIES)))
+async def test_deep_nesting_and_huge_numbers_are_400_without_a_traceback(
+    bridge: Bridge, path: str, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, reply = await bridge.post(path, raw)
+    assert (status, reply["errorCode"]) == (400, "invalidParameters"), reply
+    assert "Traceback" not in caplog.text and "internal error" not in caplog.text
+    _no_side_effect(bridge)
+
+
+async def test_a_file_with_a_5000_digit_number_harms_only_itself(
+    tmp_path: Path, make_token: MakeToken
+) -> None:
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    good = store.add(make_token(ANNA))
+    doc = (store.directory / f"{good.id}.eidtoken").read_text()
+    hostile = doc.replace('"failedAttempts": 0', '"failedAttempts": ' + "9" * 5000)
+    assert hostile != doc
+    (store.directory / "ffffffffffffffff.eidtoken").write_text(hostile)
+    async with running_bridge(tmp_path / "data", store=store) as b:
+        ref = await b.start()
+        await b.wait_for(ref, "userSign")
+        await b.ui.secrets.put(PASSWORD)
+        assert (await b.wait_for(ref, "complete"))["completionData"]["user"]["name"]

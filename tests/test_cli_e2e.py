@@ -262,6 +262,24 @@ def test_damaged_store_file_is_listed_and_left_alone(world: dict[str, Path]) -> 
     assert broken.read_bytes() == world["file"].read_bytes()[:-40]
 
 
+@pytest.mark.parametrize("digits", [41, 4000, 5000])
+def test_a_huge_number_in_a_file_is_damage_not_a_crash(world: dict[str, Path], digits: int) -> None:
+    data = _data(world, "d5b")
+    _import(world, data)
+    hostile = world["root"] / "huge.eidtoken"
+    text = world["file"].read_text()
+    hostile.write_text(text.replace('"failedAttempts": 0', '"failedAttempts": ' + "7" * digits))
+    bad = run("eid-agent", "tokens", "import", str(hostile), "--data-dir", str(data), check=1)
+    assert "[10013]" in bad.stderr and "Traceback" not in bad.stderr
+    planted = data / "tokens" / "fedcba9876543210.eidtoken"
+    planted.write_bytes(hostile.read_bytes())
+    listed = run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data))
+    entries = json.loads(listed.stdout)
+    assert {"file": planted.name, "state": "damaged", "messageCode": 10040} in entries
+    assert [e["state"] for e in entries].count("usable") == 1
+    assert "Traceback" not in listed.stderr
+
+
 def test_unknown_id(world: dict[str, Path]) -> None:
     data = _data(world, "d6")
     res = run(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent import strictjson, visibletext
 from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
 from agent.orders import OrderKind, OrderRequest
@@ -20,7 +20,6 @@ from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens.model import TokenKind
 
 VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
-_ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 
 _AUTH_FIELDS = {"nonce", "personalNumber", "tokenKinds", "userVisibleData",
                 "userVisibleDataFormat"}  # fmt: skip
@@ -39,24 +38,12 @@ def _invalid(details: str) -> BridgeError:
 def parse_json(body: bytes) -> dict[str, Any]:
     """Raises: BridgeError(invalidParameters)."""
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _invalid("the body is not JSON") from None
-    except RecursionError:
-        raise _invalid("JSON nested too deeply") from None
+        value = strictjson.loads(body, max_depth=limits.MAX_JSON_DEPTH)
+    except strictjson.JsonRefused as exc:
+        raise _invalid(f"the body is refused: {exc.reason}") from None
     if not isinstance(value, dict):
         raise _invalid("the body must be a JSON object")
-    if _depth(value) > limits.MAX_JSON_DEPTH:
-        raise _invalid("JSON nested too deeply")
     return value
-
-
-def _depth(value: object) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
 
 
 def parse_order(kind: OrderKind, body: Mapping[str, Any], origin: str) -> OrderRequest:
@@ -125,12 +112,10 @@ def _visible_text(value: object) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid("userVisibleData must be base64 of UTF-8 text") from None
-    if not text.strip():
-        raise _invalid("userVisibleData is empty")
-    # Control characters could rewrite what a terminal or dialog shows; refuse them.
-    if any((ord(c) < 32 or 0x7F <= ord(c) < 0xA0) and c not in _ALLOWED_CONTROLS for c in text):
-        raise _invalid("userVisibleData contains control characters")
-    return text
+    try:
+        return visibletext.check(text)
+    except visibletext.TextRefused as exc:
+        raise _invalid(f"userVisibleData: {exc.details}") from None
 
 
 def _personal_number(value: object) -> PersonalNumber | None:

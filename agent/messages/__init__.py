@@ -112,6 +112,7 @@ class Term(enum.StrEnum):
     SETTINGS_ADVANCED = "settings_advanced"
     SETTINGS_ADVANCED_NOTE = "settings_advanced_note"
     SETTINGS_RAISE = "settings_raise"
+    RTL_NOTE = "rtl_note"
     SETTINGS_PLAIN = "settings_plain"
     DIALOG_SAVE = "dialog_save"
     MANAGER_DETAILS = "manager_details"

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.x509.oid import NameOID
 
+from agent import strictjson
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens.errors import CredentialDamaged, PasswordTooWeak, UnsupportedVersion
 from agent.tokens.lockout import LockState
@@ -144,7 +145,7 @@ class FileToken:
         except InvalidTag:
             raise WrongSecret from None
         try:
-            blob = json.loads(plaintext)
+            blob = strictjson.loads(plaintext)
             keys: dict[KeyPurpose, ec.EllipticCurvePrivateKey] = {}
             for purpose in KeyPurpose:
                 loaded = serialization.load_der_private_key(_b64(blob[purpose.value]), None)
@@ -245,7 +246,7 @@ def open_blob(data: bytes, password: str, *, purpose: str) -> bytes:
         CredentialDamaged: not such a blob, or bounds a hostile file could abuse.
     """
     try:
-        doc = json.loads(data[: MAX_FILE_BYTES + 1].decode("utf-8"))
+        doc = strictjson.loads(data[: MAX_FILE_BYTES + 1])
         if not isinstance(doc, dict) or doc.get("format") != purpose:
             raise CredentialDamaged("not this kind of file")
         kdf_doc, cipher_doc = doc["kdf"], doc["cipher"]
@@ -298,11 +299,9 @@ def loads(data: bytes) -> FileToken:
     if len(data) > MAX_FILE_BYTES:
         raise CredentialDamaged("file too large")
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CredentialDamaged("not JSON") from None
-    except RecursionError:
-        raise CredentialDamaged("JSON nested too deeply") from None
+        doc = strictjson.loads(data)
+    except strictjson.JsonRefused as exc:
+        raise CredentialDamaged(exc.reason) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise CredentialDamaged("not an eid-agent credential")
     version = doc.get("version")

@@ -21,6 +21,7 @@ from agent.orders import OrderKind
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
+from agent.ui.view import display_lines, format_text
 
 _EOF = None
 
@@ -60,7 +61,11 @@ class ConsoleUi:
         else:
             self._print(self._term(Term.CONSOLE_WANTS_SIGN, origin=request.origin))
         if request.text is not None:
-            for line in visible(request.text).split("\n"):
+            # The same prepared text as the desktop dialog's (agent/ui/view.py).
+            blocks = format_text(request.text, request.text_format)
+            if any(block.rtl for block in blocks):
+                self._print(self._term(Term.RTL_NOTE))
+            for line in display_lines(blocks, visible):
                 self._print(f"  │ {line}")
         if len(request.choices) == 1:
             self._print(self._term(Term.CONSOLE_USING, credential=_label(request.choices[0])))

@@ -24,17 +24,22 @@ import functools
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
 
 __all__ = [
+    "KEEP_ORDER",
+    "RTL_MARK",
     "Block",
     "BlockKind",
     "OriginView",
     "Run",
+    "display_lines",
     "format_text",
+    "has_rtl",
     "origin_view",
     "plain_text",
 ]
@@ -134,6 +139,23 @@ class Run:
 class Block:
     kind: BlockKind
     cells: tuple[tuple[Run, ...], ...]  # one cell except in table rows; empty for a rule
+    rtl: bool = False  # has right-to-left script: drawn inside KEEP_ORDER, and said so
+
+
+# Right-to-left letters (R, AL) and Arabic digits (AN) make the Unicode bidirectional
+# algorithm reorder a line even without any control character: in "שלום 1234 5678" the
+# digits join the Hebrew run and show as "5678 1234". A line holding one is drawn inside a
+# left-to-right override, after a left-to-right mark so the line's base direction is LTR
+# too: every glyph then stands in the order of its character, as it is signed. Hebrew and
+# Arabic words then read backwards, which is why the dialog says so (Term.RTL_NOTE). The
+# bridge refuses these controls in the text itself (agent/visibletext.py), so the only
+# ones on screen are ours.
+KEEP_ORDER = ("\u200e\u202d", "\u202c")
+_RTL_CLASSES = frozenset({"R", "AL", "AN"})
+
+
+def has_rtl(text: str) -> bool:
+    return any(unicodedata.bidirectional(ch) in _RTL_CLASSES for ch in text)
 
 
 _HEADING = re.compile(r"^(#{1,3}) (.*)$")
@@ -143,11 +165,16 @@ _SEPARATOR = re.compile(r"^\|(\s*:?-{3,}:?\s*\|)+\s*$")
 
 
 def format_text(text: str, fmt: str) -> list[Block]:
-    """Blocks to draw, one or more per line of ``text``."""
+    """Blocks to draw, one per line of ``text`` (a table's separator row aside). The console
+    and the desktop dialog both draw these, so they cannot disagree."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [Block(b.kind, b.cells, has_rtl(line)) for b, line in _blocks(lines, fmt)]
+
+
+def _blocks(lines: list[str], fmt: str) -> list[tuple[Block, str]]:
     if fmt != "simpleMarkdownV1":
-        return [Block(BlockKind.PARAGRAPH, ((Run(line),),)) for line in lines]
-    blocks: list[Block] = []
+        return [(Block(BlockKind.PARAGRAPH, ((Run(line),),)), line) for line in lines]
+    blocks: list[tuple[Block, str]] = []
     for i, line in enumerate(lines):
         next_line = lines[i + 1] if i + 1 < len(lines) else ""
         if _SEPARATOR.match(line):
@@ -156,17 +183,18 @@ def format_text(text: str, fmt: str) -> list[Block]:
             kind = (BlockKind.HEADING1, BlockKind.HEADING2, BlockKind.HEADING3)[
                 len(heading.group(1)) - 1
             ]
-            blocks.append(Block(kind, (_runs(heading.group(2)),)))
+            blocks.append((Block(kind, (_runs(heading.group(2)),)), line))
         elif _RULE.match(line):
-            blocks.append(Block(BlockKind.RULE, ()))
+            blocks.append((Block(BlockKind.RULE, ()), line))
         elif item := _ITEM.match(line):
-            blocks.append(Block(BlockKind.ITEM, (_runs(item.group(1)),)))
+            blocks.append((Block(BlockKind.ITEM, (_runs(item.group(1)),)), line))
         elif line.startswith("|") and line.rstrip().endswith("|") and len(line.strip()) > 1:
             cells = tuple(_runs(c.strip()) for c in _split_cells(line.strip()[1:-1]))
             header = bool(_SEPARATOR.match(next_line))
-            blocks.append(Block(BlockKind.HEADER_ROW if header else BlockKind.ROW, cells))
+            kind = BlockKind.HEADER_ROW if header else BlockKind.ROW
+            blocks.append((Block(kind, cells), line))
         else:
-            blocks.append(Block(BlockKind.PARAGRAPH, (_runs(line),)))
+            blocks.append((Block(BlockKind.PARAGRAPH, (_runs(line),)), line))
     return blocks
 
 
@@ -214,6 +242,20 @@ def _runs(text: str) -> tuple[Run, ...]:
     if buffer or not runs:
         runs.append(Run(buffer))
     return tuple(runs)
+
+
+RTL_MARK = "⇄ "  # before each line drawn inside KEEP_ORDER, which Term.RTL_NOTE explains
+
+
+def display_lines(blocks: list[Block], escape: Callable[[str], str] = str) -> list[str]:
+    """Each block as one line of plain text for a terminal, ``escape``d, then inside
+    KEEP_ORDER and marked when it has right-to-left script, as the desktop dialog draws
+    it."""
+    lines = []
+    for block in blocks:
+        text = escape(plain_text([block])) if block.kind is not BlockKind.RULE else "──────"
+        lines.append(f"{RTL_MARK}{KEEP_ORDER[0]}{text}{KEEP_ORDER[1]}" if block.rtl else text)
+    return lines
 
 
 def plain_text(blocks: list[Block]) -> str:

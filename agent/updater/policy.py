@@ -32,6 +32,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from agent import strictjson
 from agent.messages import MessageCode
 
 __all__ = [
@@ -182,7 +183,7 @@ class UpdaterState:
 
         Raises: nothing."""
         try:
-            doc = json.loads(text)
+            doc = strictjson.loads(text)
 
             def t(key: str) -> dt.datetime | None:
                 return dt.datetime.fromisoformat(doc[key]) if doc.get(key) else None

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
+from agent import strictjson
+
 AID = bytes.fromhex("F0 45 49 44 41 47 45 4E 54 01")  # F0, "EIDAGENT", 01
 ATR = bytes.fromhex("3B80800101")  # T=1, no historical bytes
 PROFILE_VERSION = 1
@@ -78,7 +80,7 @@ class CardState:
     def from_json(cls, data: bytes) -> CardState:
         """Raises: ValueError (not a virtual card state)."""
         try:
-            doc = json.loads(data)
+            doc = strictjson.loads(data)
             if doc.get("format") != "eid-agent/virtual-card" or doc.get("version") != 1:
                 raise ValueError("not a virtual card")
             return cls(

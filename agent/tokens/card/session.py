@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from agent import strictjson
 from agent.tokens.card import apdu
 from agent.tokens.card.errors import (
     CardProtocolError,
@@ -128,7 +128,7 @@ class CardSession:
             self.select()
             raw = self.read_file(apdu.FILE_INFO)
         try:
-            info = json.loads(raw or b"{}")
+            info = strictjson.loads(raw or b"{}")
         except ValueError:
             return {}
         return info if isinstance(info, dict) else {}

@@ -28,7 +28,7 @@ from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import DialogBlocked, EnrolmentAnswer, PinAnswer, PinRequest, Request
-from agent.ui.view import format_text, origin_view
+from agent.ui.view import KEEP_ORDER, RTL_MARK, format_text, origin_view
 
 __all__ = ["DesktopUi", "HelperUnavailable"]
 
@@ -188,10 +188,10 @@ class DesktopUi:
         term = Term.DIALOG_WANTS_AUTH if request.kind is OrderKind.AUTH else Term.DIALOG_WANTS_SIGN
         return self._term(term)
 
-    def _blocks(self, request: Request) -> list[dict[str, Any]]:
+    def _text_fields(self, request: Request) -> dict[str, Any]:
         if request.text is None:
-            return []
-        return [asdict(b) for b in format_text(request.text, request.text_format)]
+            return {"blocks": []}
+        return text_fields(request.text, request.text_format, self._term(Term.RTL_NOTE))
 
     def _text(self, notice: Notice) -> tuple[str, str]:
         text = catalogue().render(notice.code, self.language, **notice.params)
@@ -237,7 +237,7 @@ class DesktopUi:
         answer = await self._call({
             "op": "secret", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
-            "blocks": self._blocks(request), "credential": _label(credential),
+            **self._text_fields(request), "credential": _label(credential),
             "label": label, "problem": problem_text, "present": self._present(),
             "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
@@ -437,6 +437,18 @@ class DesktopUi:
 
 def _label(credential: CredentialInfo) -> str:
     return f"{credential.owner.name} — {credential.kind.value}, {credential.issuer}"
+
+
+def text_fields(text: str, text_format: str, rtl_note: str) -> dict[str, Any]:
+    """The text to sign as the helper draws it: the blocks the console prints too
+    (agent/ui/view.py), the controls that keep right-to-left lines in character order,
+    and the note that says so when a line needs them."""
+    blocks = format_text(text, text_format)
+    return {
+        "blocks": [asdict(b) for b in blocks],
+        "keep_order": [*KEEP_ORDER, RTL_MARK],
+        "rtl_note": rtl_note if any(b.rtl for b in blocks) else None,
+    }
 
 
 def _capital(text: str) -> str:

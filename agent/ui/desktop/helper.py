@@ -101,9 +101,12 @@ def _field(box: Gtk.Box, text: str, *, visible: bool) -> Gtk.Entry:
     return entry
 
 
-def _text_view(blocks: list[dict[str, Any]]) -> Gtk.Widget:
-    """The text to sign, verbatim apart from the simple formatting, read-only."""
+def text_view(blocks: list[dict[str, Any]], keep_order: list[str]) -> Gtk.TextView:
+    """The text to sign, verbatim apart from the simple formatting, read-only. A block
+    marked ``rtl`` is drawn between ``keep_order``'s opening and closing controls, after
+    its mark, so its glyphs stand in the order of its characters (agent/ui/view.py)."""
     view = Gtk.TextView(editable=False, cursor_visible=False, wrap_mode=Gtk.WrapMode.WORD_CHAR)
+    view.set_direction(Gtk.TextDirection.LTR)
     view.get_accessible().set_name("Text to sign")
     buffer = view.get_buffer()
     tags = {
@@ -119,6 +122,9 @@ def _text_view(blocks: list[dict[str, Any]]) -> Gtk.Widget:
         if kind == "rule":
             buffer.insert(buffer.get_end_iter(), "────────────\n")
             continue
+        if block.get("rtl"):
+            opening, closing, mark = keep_order
+            buffer.insert(buffer.get_end_iter(), mark + opening)
         if kind == "item":
             buffer.insert(buffer.get_end_iter(), "  • ")
         for n, cell in enumerate(block["cells"]):
@@ -130,7 +136,13 @@ def _text_view(blocks: list[dict[str, Any]]) -> Gtk.Widget:
                     names.append(kind)
                 buffer.insert_with_tags(buffer.get_end_iter(), run["text"],
                                         *(tags[t] for t in names))  # fmt: skip
+        if block.get("rtl"):
+            buffer.insert(buffer.get_end_iter(), closing)
         buffer.insert(buffer.get_end_iter(), "\n")
+    return view
+
+
+def _scrolled(view: Gtk.Widget) -> Gtk.Widget:
     scrolled = Gtk.ScrolledWindow(min_content_height=120, max_content_height=320,
                                   propagate_natural_height=True)  # fmt: skip
     scrolled.add(view)
@@ -395,7 +407,11 @@ class Helper:
         box.pack_start(Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
                        False, False, 0)  # fmt: skip
         if request.get("blocks"):
-            box.pack_start(_text_view(request["blocks"]), True, True, 0)
+            if request.get("rtl_note"):
+                box.pack_start(Gtk.Label(label=request["rtl_note"], xalign=0, wrap=True,
+                                         max_width_chars=56), False, False, 0)  # fmt: skip
+            view = text_view(request["blocks"], request.get("keep_order", ["", "", ""]))
+            box.pack_start(_scrolled(view), True, True, 0)
         if request["op"] == "secret":
             if request.get("credential"):
                 box.pack_start(Gtk.Label(label=request["credential"], xalign=0, wrap=True,
