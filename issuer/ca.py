@@ -19,10 +19,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from agent import visibletext
 from agent.atomicfile import atomic_write_bytes
 from agent.personal_number import PersonalNumber
 
-__all__ = ["CertificateAuthority", "IssuedPair", "Person", "new_key"]
+__all__ = ["MAX_NAME_LENGTH", "CertificateAuthority", "InvalidName", "IssuedPair", "Person",
+           "new_key"]  # fmt: skip
+
+# X.509's upper bound for a common name (RFC 5280, ub-common-name), which cryptography
+# counts in UTF-8 bytes: "Å" counts 2 (measured).
+MAX_NAME_LENGTH = 64
+
+
+class InvalidName(ValueError):
+    """A name no certificate can carry, or no dialog can show as it is."""
+
 
 SerialSource = Callable[[], int]
 
@@ -41,8 +52,23 @@ class Person:
 
     @classmethod
     def from_full_name(cls, personal_number: PersonalNumber, name: str) -> Person:
-        """Split at the last space: "Anna Maria Andersson" → given "Anna Maria"."""
-        given, _, surname = name.strip().rpartition(" ")
+        """Split at the last space: "Anna Maria Andersson" → given "Anna Maria".
+
+        Raises:
+            InvalidName: empty, longer than MAX_NAME_LENGTH bytes, more than one line, or with a
+                character the dialogs would not show as it is (agent/visibletext.py): the
+                name is printed in every dialog and signed in every certificate.
+        """
+        name = name.strip()
+        if not name or len(name.encode()) > MAX_NAME_LENGTH:
+            raise InvalidName(f"a name is 1-{MAX_NAME_LENGTH} bytes of UTF-8")
+        if any(ch in name for ch in "\t\r\n"):
+            raise InvalidName("a name is one line")
+        try:
+            visibletext.check(name)
+        except visibletext.TextRefused as exc:
+            raise InvalidName(exc.details) from None
+        given, _, surname = name.rpartition(" ")
         if not given:
             given, surname = surname, ""
         return cls(personal_number, given, surname)

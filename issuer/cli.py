@@ -20,7 +20,7 @@ from agent.paths import default_issuer_dir
 from agent.personal_number import PersonalNumber
 from agent.prompt import read_new_password
 from agent.tokens import fileformat
-from issuer.ca import CertificateAuthority, Person
+from issuer.ca import CertificateAuthority, InvalidName, Person
 from issuer.credentials import make_file_credential
 
 log = logging.getLogger("issuer.cli")
@@ -100,6 +100,9 @@ def main(
         log.info("cannot write: %s", exc.strerror)
         _tell(stderr, MessageCode.FILE_NOT_SAVED, language)
         return 1
+    except InvalidName as exc:
+        stderr.write(f"eid-issuer: --name: {exc}\n")
+        return 2
     except Exception as exc:
         notice = notice_for(exc)
         if notice.code is MessageCode.INTERNAL_ERROR:

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from agent import strictjson
 from agent.personal_number import PersonalNumber
-from issuer.ca import CertificateAuthority, Person
+from issuer.ca import CertificateAuthority, InvalidName, Person
 from issuer.db import Database
 
 __all__ = [
@@ -109,15 +109,23 @@ def _code_hash(key: bytes, personal_number: str, code: str) -> str:
 
 def start_outcome(state: OrderState, expired: bool, code_right: bool, tries: int
                   ) -> tuple[OrderState, int, Answer | None]:  # fmt: skip
-    """The order's next state, its tries, and the refusal (None: the start goes ahead)."""
-    if state is OrderState.BLOCKED:
-        return state, tries, Answer.BLOCKED
+    """The order's next state, its tries, and the refusal (None: the start goes ahead).
+
+    Wrong guesses block new starts only. An enrolment the person already started stays
+    STARTED, so its keys still get certificates however many guesses someone else makes
+    (MAX_TRIES on its counter is what blocks the next start); a pending order becomes
+    BLOCKED. A wrong code is always answered WRONG_CODE — as for a number with no order —
+    so guessing never learns whether a number has an open order; BLOCKED is said only to
+    whoever holds the right code."""
+    blocked = state is OrderState.BLOCKED or (state in OPEN and tries >= MAX_TRIES)
     if not code_right:
-        if state in OPEN and not expired:
+        if state in OPEN and not expired and not blocked:
             tries += 1
-            if tries >= MAX_TRIES:
-                return OrderState.BLOCKED, tries, Answer.BLOCKED
+            if tries >= MAX_TRIES and state is OrderState.PENDING:
+                state = OrderState.BLOCKED
         return state, tries, Answer.WRONG_CODE
+    if blocked:
+        return state, tries, Answer.BLOCKED
     refusal = {
         OrderState.CANCELLED: Answer.CANCELLED,
         OrderState.FAILED: Answer.FAILED,
@@ -178,8 +186,10 @@ class Enrolments:
                      random_bytes: Callable[[int], bytes] = secrets.token_bytes,
                      ) -> OrderCreated:  # fmt: skip
         """A new order; an open order the person already had is cancelled by it."""
-        if not name.strip() or len(name) > 200:
-            raise BadRequest("name must be 1-200 characters")
+        try:  # refused here, not at every issuance after it (the certificate's limit)
+            name = Person.from_full_name(personal_number, name).name
+        except InvalidName as exc:
+            raise BadRequest(f"name: {exc}") from None
         code = new_activation_code(random_bytes)
         order_id = str(uuid.UUID(bytes=random_bytes(16), version=4))
         expires = now + self._ttl
@@ -352,6 +362,8 @@ class Enrolments:
             key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
             claim = strictjson.loads(signed)
             when = dt.datetime.fromisoformat(claim["time"])
+            if when.tzinfo is None:  # cannot be compared with now; a client's mistake
+                raise ValueError("the time has no zone")
             if claim["serial"] != f"{certificate.serial_number:x}":
                 raise ValueError("the request names another certificate")
         except Exception as exc:  # every way the proof can fail is the same answer

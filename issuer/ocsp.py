@@ -71,6 +71,8 @@ def answer(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateA
         request = ocsp.load_der_ocsp_request(request_der)
         algorithm = request.hash_algorithm
         serial = request.serial_number
+        if not 0 < serial < 1 << 159:  # RFC 5280 4.1.2.2: positive, at most 20 octets
+            raise ValueError("not a certificate serial number")
         nonces = [e.value for e in request.extensions if isinstance(e.value, x509.OCSPNonce)]
     except Exception:  # any way a request fails to parse gets the same answer
         return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST), False

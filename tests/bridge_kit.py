@@ -114,8 +114,10 @@ class Bridge:
         async with self.client.post(path, data=data, headers=h) as resp:
             return resp.status, await resp.json(content_type=None)
 
-    async def start(self, kind: str = "auth", **fields: Any) -> str:
-        status, body = await self.post(f"/v1/{kind}", {"nonce": new_nonce(), **fields})
+    async def start(self, kind: str = "auth", *, origin: str = ORIGIN, **fields: Any) -> str:
+        status, body = await self.post(
+            f"/v1/{kind}", {"nonce": new_nonce(), **fields}, origin=origin
+        )
         assert status == 201, body
         return str(body["orderRef"])
 
@@ -124,10 +126,12 @@ class Bridge:
         assert status == 200, body
         return body
 
-    async def wait_for(self, ref: str, *states: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_for(
+        self, ref: str, *states: str, timeout: float = 10.0, origin: str = ORIGIN
+    ) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            body = await self.collect(ref)
+            body = await self.collect(ref, origin)
             if body.get("hintCode", body["status"]) in states or body["status"] in states:
                 return body
             if asyncio.get_running_loop().time() > deadline:

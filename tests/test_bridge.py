@@ -57,7 +57,13 @@ async def test_loopback_hosts_are_accepted(bridge: Bridge, host: str) -> None:
     [None, "null", "file://", "chrome-extension://abcdefghijklmnop", "http://bank.example",
      "https://bank.example/path", "https://user@bank.example", "https://" + "a" * 250 + ".se",
      "https://bank.example.", "ftp://bank.example", "https://[::1", "https://bank.example:99999",
-     "http://localhost:8080", "http://127.0.0.1:8080", "https://BANK.example"],
+     "http://localhost:8080", "http://127.0.0.1:8080", "https://BANK.example",
+     # forms no browser serialises: a doubled or missing port separator, numeric hosts,
+     # a bare or default or zero-padded port, an uncompressed IPv6 address
+     "https://bank.example::443", "https://[::1]443", "https://[::1]:", "https://:443",
+     "https://2130706433", "https://127.1", "https://0x7f.0.0.1", "https://bank.123",
+     "https://bank.example:", "https://bank.example:443", "https://bank.example:08443",
+     "https://[0:0:0:0:0:0:0:1]", "https://bank.example:8443/", "https://bank.example#x"],
 )  # fmt: skip
 async def test_bad_origins_get_403_and_no_dialog(bridge: Bridge, origin: str | None) -> None:
     for path in ("/v1/auth", "/v1/sign"):
@@ -69,6 +75,21 @@ async def test_bad_origins_get_403_and_no_dialog(bridge: Bridge, origin: str | N
     _no_side_effect(bridge)
 
 
+@pytest.mark.parametrize(
+    "origin", ["https://bank.example:8443", "https://192.0.2.1", "https://[2001:db8::1]:8443",
+               "https://xn--bnk-qla.se", "https://a.b.bank.example"],
+)  # fmt: skip
+async def test_origins_as_browsers_send_them_are_shown_and_signed(
+    bridge: Bridge, origin: str
+) -> None:
+    from agent.ui.view import origin_view
+
+    ref = await bridge.start(origin=origin)
+    await bridge.wait_for(ref, "userSign", origin=origin)
+    assert bridge.ui.requests[0].origin == origin
+    assert origin_view(origin).registrable  # the dialog's view of it never raises
+
+
 async def test_localhost_origins_only_behind_the_development_setting(
     tmp_path: Path, make_token: MakeToken
 ) -> None:
@@ -76,7 +97,7 @@ async def test_localhost_origins_only_behind_the_development_setting(
     store.add(make_token())
     policy = OriginPolicy.of(allow_http_localhost=True)
     async with running_bridge(tmp_path / "d", store=store, policy=policy) as b:
-        for origin in ("http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]:80"):
+        for origin in ("http://localhost:8080", "http://127.0.0.1:9000", "http://[::1]"):
             status, body = await b.post("/v1/auth", {"nonce": new_nonce()}, origin=origin)
             assert status == 201, body
             await b.post("/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from hypothesis import given
@@ -71,15 +73,18 @@ def test_start_outcome_never_lets_a_wrong_code_through(
 ) -> None:
     new_state, new_tries, refusal = start_outcome(state, expired, right, tries)
     if not right:
-        assert refusal in (Answer.WRONG_CODE, Answer.BLOCKED)
+        assert refusal is Answer.WRONG_CODE  # as for no order: guessing learns nothing
         assert new_state in (state, OrderState.BLOCKED)
+        assert state is not OrderState.STARTED or new_state is OrderState.STARTED
     if refusal is None:
         assert right and not expired and state in (OrderState.PENDING, OrderState.STARTED)
         assert new_state is OrderState.STARTED
     if new_state is OrderState.BLOCKED and state is not OrderState.BLOCKED:
         assert new_tries >= MAX_TRIES
-    if state is OrderState.BLOCKED:
+    if state is OrderState.BLOCKED and right:
         assert refusal is Answer.BLOCKED  # blocked stays blocked, even for the right code
+    if state in (OrderState.PENDING, OrderState.STARTED) and tries >= MAX_TRIES and right:
+        assert refusal is Answer.BLOCKED  # the guesses block a new start
 
 
 def test_activation_codes_are_unbiased_and_forgiving() -> None:
@@ -321,3 +326,92 @@ async def test_nonce_less_ocsp_answers_are_reused_until_a_revocation(
     assert reply.status == 200
     after = ocsp.load_der_ocsp_response(await ask(plain))
     assert after.certificate_status is ocsp.OCSPCertStatus.REVOKED
+
+
+def test_guesses_block_new_starts_but_never_the_enrolment_in_progress(
+    enrolments: Enrolments,
+) -> None:
+    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
+    for _ in range(MAX_TRIES + 2):  # someone who knows the number guesses
+        with pytest.raises(EnrolmentError) as guess:
+            enrolments.start(PNR, "0000-0000-0000", NOW)
+        assert guess.value.answer is Answer.WRONG_CODE  # as for a number with no order
+    with pytest.raises(EnrolmentError) as nobody:
+        enrolments.start(PersonalNumber.parse("194910112384"), "0000-0000-0000", NOW)
+    assert nobody.value.answer is Answer.WRONG_CODE
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    issued = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    assert issued.identification.public_key() == keys[0].public_key()
+
+
+def test_guesses_block_a_pending_order_and_only_the_right_code_hears_it(
+    enrolments: Enrolments,
+) -> None:
+    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    for _ in range(MAX_TRIES):
+        with pytest.raises(EnrolmentError) as guess:
+            enrolments.start(PNR, "0000-0000-0000", NOW)
+        assert guess.value.answer is Answer.WRONG_CODE
+    with pytest.raises(EnrolmentError) as right:
+        enrolments.start(PNR, created.activation_code, NOW)
+    assert right.value.answer is Answer.BLOCKED
+
+
+@pytest.mark.parametrize("name", ["A" * 65, "Å" * 33, "Anna \u202eAndersson", "Anna\nAndersson",
+                                  "\u3164", "Anna\u200bAndersson", "   "])  # fmt: skip
+def test_a_name_no_certificate_or_dialog_takes_is_refused_at_the_order(
+    enrolments: Enrolments, name: str
+) -> None:
+    with pytest.raises(BadRequest):
+        enrolments.create_order(PNR, name, NOW)
+
+
+def test_a_64_character_name_is_ordered_and_issued(enrolments: Enrolments) -> None:
+    name = "Anna " + "Å" * 29 + "x"  # 64 bytes of UTF-8, the certificate's limit
+    with pytest.raises(BadRequest):
+        enrolments.create_order(PNR, name + "x", NOW)
+    created = enrolments.create_order(PNR, name, NOW)
+    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    issued = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    assert name in issued.signature.subject.rfc4514_string()
+
+
+@pytest.mark.parametrize("serial", [-5, 0])
+def test_ocsp_for_a_serial_no_certificate_has_is_a_malformed_request(
+    enrolments: Enrolments, ca: CertificateAuthority, serial: int
+) -> None:
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate_by_hash(
+            b"a" * 20,
+            b"b" * 20,
+            5,
+            hashes.SHA1(),  # noqa: S303
+        )
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    assert request.count(b"\x02\x01\x05") == 1
+    hostile = request.replace(b"\x02\x01\x05", b"\x02\x01" + serial.to_bytes(1, signed=True))
+    answer = ocsp.load_der_ocsp_response(respond(hostile, enrolments.status, ca, NOW))
+    assert answer.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def test_holder_revocation_with_a_time_without_zone_is_a_bad_request(
+    enrolments: Enrolments,
+) -> None:
+    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    leaf = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW).identification
+    for when in ("2026-11-22T12:00:00", "2026-11-22T12:00:00+00:00"):
+        signed = json.dumps({"serial": f"{leaf.serial_number:x}", "time": when}).encode()
+        r, s = decode_dss_signature(keys[0].sign(signed, ec.ECDSA(hashes.SHA256())))
+        proof = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if when.endswith("+00:00"):
+            assert len(enrolments.revoke_by_holder(leaf, proof, signed, NOW)) == 2
+        else:
+            with pytest.raises(BadRequest):
+                enrolments.revoke_by_holder(leaf, proof, signed, NOW)

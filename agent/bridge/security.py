@@ -96,33 +96,47 @@ def _forbidden(details: str) -> BridgeError:
     return BridgeError(ErrorCode.FORBIDDEN_ORIGIN, details)
 
 
+_ORIGIN = re.compile(r"^(https?)://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::([1-9][0-9]{0,4}))?$")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
 def _split_origin(origin: str) -> tuple[str, str]:
     """(scheme, host) of a serialised origin, or forbiddenOrigin.
 
-    Browsers send origins in a fixed form: lower-case scheme and host, punycode for
-    internationalised names, no path, no trailing dot. Anything else is not a browser.
+    Browsers serialise an origin in one form only (HTML's "serialisation of an origin"
+    over the URL Standard's host parser): lower-case scheme and host, punycode for
+    internationalised names, an IPv4 address in dotted decimal and an IPv6 one compressed
+    in brackets, the port only when it is not the scheme's default and without leading
+    zeros, no path, no trailing dot. Anything else was not sent by a browser and is
+    refused, so that what the dialog shows and what is signed is always that one form.
     """
-    scheme, sep, rest = origin.partition("://")
-    if not sep or scheme not in {"http", "https"} or not rest or "/" in rest or "@" in rest:
+    match = _ORIGIN.match(origin)
+    if match is None:
         raise _forbidden("not a web origin")
-    if rest.startswith("["):
-        host, bracket, port = rest[1:].partition("]")
-        if not bracket:
-            raise _forbidden("not a web origin")
+    scheme, host, port = match.groups()
+    if port is not None and (int(port) > 65535 or port == _DEFAULT_PORTS[scheme]):
+        raise _forbidden("not a web origin")
+    if host.startswith("["):
         try:
-            ipaddress.IPv6Address(host)
+            canonical = str(ipaddress.IPv6Address(host[1:-1]))
         except ValueError:
             raise _forbidden("not a web origin") from None
-        host = f"[{host}]"
-    else:
-        host, _, port = rest.partition(":")
-        if not _HOSTNAME.match(host):
+        if canonical != host[1:-1]:
             raise _forbidden("not a web origin")
-    if port:
-        if port.startswith(":"):
-            port = port[1:]
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        return scheme, host
+    last = host.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        # A browser parses a host ending in a number as IPv4 and prints it dotted:
+        # "2130706433" and "127.1" arrive as "127.0.0.1", so only that form is real.
+        try:
+            canonical = str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise _forbidden("not a web origin") from None
+        if canonical != host:
             raise _forbidden("not a web origin")
+        return scheme, host
+    if not _HOSTNAME.match(host):
+        raise _forbidden("not a web origin")
     return scheme, host
 
 

@@ -95,7 +95,10 @@ def origin_view(origin: str) -> OriginView:
     """How to show ``origin`` (``scheme://host[:port]``, as the bridge received it)."""
     parts = urlsplit(origin)
     host = (parts.hostname or "").rstrip(".").lower()
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # the bridge admits no such origin; show what came, never raise
+        port = ""
     try:
         ipaddress.ip_address(host)
         is_ip = True
