@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from agent import __version__
 from agent.messages import Language, MessageCode, Term, catalogue, language_from_env
@@ -282,6 +282,8 @@ def main(
 
             return card_command(io.stdin, io.stdout, io.stderr, io.language, args)
         return _tokens(io, args)
+    except BrokenPipeError:
+        raise  # the reader went away: nothing to tell it (agent/entry.py)
     except Exception as exc:
         from agent.notices import notice_for
 
@@ -571,3 +573,10 @@ def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[
         "triesLeft": entry.tries_left,
         "development": entry.development,
     }
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from agent import entry as _entry
+
+    _entry.run(main)

@@ -56,8 +56,8 @@ fi
 exec "$python" -E -s {flags}"$here/lib" "$@"
 """
 _MAIN = """import sys
-from agent.cli import main
-sys.exit(main())
+from agent.cli import entry
+entry()
 """
 
 

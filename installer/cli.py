@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 __all__ = ["main"]
 
@@ -213,3 +213,10 @@ def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
                   f"keys {', '.join(data['keys'])} (threshold {data['threshold']})\n")  # fmt: skip
     for target in info["targets"]:
         out.write(f"  {target['file']}  {target['bytes']} bytes\n")
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from agent import entry as _entry
+
+    _entry.run(main)

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from agent import __version__
 from agent.atomicfile import atomic_write_bytes
@@ -103,6 +103,8 @@ def main(
     except InvalidName as exc:
         stderr.write(f"eid-issuer: --name: {exc}\n")
         return 2
+    except BrokenPipeError:
+        raise  # the reader went away: nothing to tell it (agent/entry.py)
     except Exception as exc:
         notice = notice_for(exc)
         if notice.code is MessageCode.INTERNAL_ERROR:
@@ -172,3 +174,10 @@ def _dev_ca(directory: Path) -> CertificateAuthority:
 
 def _tell(stream: TextIO, code: MessageCode, language: Language, **params: object) -> None:
     stream.write(format_notice(Notice(code, params), language))
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from agent import entry as _entry
+
+    _entry.run(main)

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -57,3 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     web.run_app(build_demo(config), host="127.0.0.1", port=args.port, print=None,
                 access_log=None)  # fmt: skip
     return 0
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from agent import entry as _entry
+
+    _entry.run(main)

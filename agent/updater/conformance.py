@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from agent.updater import remote
 
@@ -50,3 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"eid-tuf-client: {exc}\n")
         return 1
     return 0
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from agent import entry as _entry
+
+    _entry.run(main)

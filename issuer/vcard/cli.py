@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from cryptography import x509
 
@@ -72,3 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     link.remove()
     print("eid-vcard: card removed", file=sys.stderr)
     return 0
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from agent import entry as _entry
+
+    _entry.run(main)
