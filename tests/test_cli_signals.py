@@ -64,7 +64,7 @@ def test_ctrl_c_at_a_prompt_is_one_line_and_status_130(
             "--data-dir", str(folder), "--lang", lang]  # fmt: skip
     if lang == "sv":
         prompt = {"Password": "Lösenord", "Current password": "Nuvarande lösenord",
-                  "Remove": "Ta bort", "ersonal number": "Personnummer"}.get(prompt, prompt)  # fmt: skip
+                  "Remove": "Ta bort", "ersonal number": "Personnummer"}[prompt]  # fmt: skip
     status, stderr = _interrupt_at_prompt(args, prompt)
     assert status == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from tests.bridge_kit import free_port, new_nonce
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parent.parent
+BASH = shutil.which("bash") or "/bin/bash"
 
 
 def _wait(predicate: object, what: str, timeout: float = 60) -> None:
@@ -49,7 +51,7 @@ def test_the_demo_runs_cancels_a_question_and_cleans_up(tmp_path: Path) -> None:
            "EID_DEMO_SITE_PORT": str(site_port)}  # fmt: skip
     env.pop("CI", None)
     # a process group of its own, as a terminal's foreground job: Ctrl-C reaches all of it
-    demo = subprocess.Popen(["bash", str(ROOT / "dev"), "demo"], stdin=subprocess.PIPE,
+    demo = subprocess.Popen([BASH, str(ROOT / "dev"), "demo"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True, text=True)  # fmt: skip
     try:
