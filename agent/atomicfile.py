@@ -10,10 +10,59 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "fsync_directory"]
+__all__ = ["NotPrivate", "atomic_write_bytes", "fsync_directory", "private_dir", "private_file"]
+
+_OPEN_TO_OTHERS = 0o077
+
+
+class NotPrivate(OSError):
+    """A folder or file that should be this user's alone belongs to someone else (which
+    we cannot repair and must not trust), or a folder is not one."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = str(path)
+
+
+def private_dir(path: Path) -> bool:
+    """Make ``path`` (and only it, not its parents) a folder only its owner can enter:
+    created 0700, or repaired to 0700 when it is ours and open to others. True when it
+    had to be repaired.
+
+    Raises:
+        NotPrivate: it exists and belongs to another user, or is not a folder.
+        OSError: it cannot be created or changed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    return _repair(path, dir_expected=True)
+
+
+def private_file(path: Path) -> bool:
+    """Make an existing file ``path`` owner-only (0600); True when it had to be repaired.
+
+    Raises:
+        NotPrivate: it belongs to another user.
+        OSError: it cannot be changed.
+    """
+    return _repair(path, dir_expected=False)
+
+
+def _repair(path: Path, *, dir_expected: bool) -> bool:
+    info = os.lstat(path)
+    if dir_expected and not stat.S_ISDIR(info.st_mode):
+        raise NotPrivate(path, "not a folder")
+    if info.st_uid != os.getuid():
+        raise NotPrivate(path, f"belongs to user {info.st_uid}")
+    if info.st_mode & _OPEN_TO_OTHERS:
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~_OPEN_TO_OTHERS)
+        return True
+    return False
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:

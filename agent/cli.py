@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         help="these may never start orders (repeatable)",
     )
     run.add_argument("--no-cards", action="store_true", help="do not watch card readers")
+    run.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        help="log here, owner-only, rotated at 1 MiB keeping 3 (default: stderr)",
+    )
     add_issuer_options(run)
     # Set by the previous version when it hands over after an update; not for people.
     run.add_argument("--take-over", action="store_true", help=argparse.SUPPRESS)
@@ -311,6 +317,10 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return 2
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it is doing
+    if args.log_file is not None:
+        from agent.logfile import log_to_file
+
+        log_to_file(args.log_file)
     settings_file = args.config or default_config_file()
     settings = load_config(settings_file).settings
     language = io.language

@@ -94,7 +94,8 @@ def pid_file(data_dir: Path) -> Path:
 
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     """Run the agent until stopped. Raises: AlreadyRunning (this person's agent runs
-    already), PortTaken, SelfTestFailed."""
+    already), PortTaken, SelfTestFailed, NotPrivate (the data folder is another user's)."""
+    TokenStore(config.data_dir).make_private()  # before the lock file is made inside it
     lock = InstanceLock(config.data_dir)
     lock.acquire(patience=5.0 if config.take_over else 0.0)  # before any window shows
     try:

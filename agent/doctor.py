@@ -14,6 +14,7 @@ import email.utils
 import json
 import os
 import platform
+import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,12 +43,31 @@ def _versions() -> Check:
 
 def _data_dir(data_dir: Path) -> Check:
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".doctor-"):
             pass
     except OSError as exc:
         return Check("data folder", "problem", f"{data_dir} is not writable: {exc.strerror}")
     return Check("data folder", "ok", f"{data_dir} is writable")
+
+
+def _privacy(data_dir: Path) -> Check:
+    """Whether what holds credentials, settings and logs is the owner's alone (the agent
+    repairs it when it starts; this says so before)."""
+    open_to_others = []
+    for path in (data_dir, data_dir / "tokens", *sorted(data_dir.glob("agent*.log*"))):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if info.st_uid != os.getuid():
+            open_to_others.append(f"{path.name or path} (another user's)")
+        elif info.st_mode & 0o077:
+            open_to_others.append(f"{path.name} ({stat.filemode(info.st_mode)})")
+    if open_to_others:
+        return Check("permissions", "warning", "open to other users: " + ", ".join(
+            open_to_others) + "; the agent makes them owner-only when it starts")  # fmt: skip
+    return Check("permissions", "ok", "the data folder, credentials and logs are owner-only")
 
 
 def _credentials(data_dir: Path, now: dt.datetime) -> Check:
@@ -134,7 +154,8 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
 async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str | None] | None,
                    update_url: str | None, now: dt.datetime) -> list[Check]:  # fmt: skip
     """Every check, in the order a supporter reads them."""
-    checks = [_versions(), _data_dir(data_dir), _credentials(data_dir, now), _cards(),
+    checks = [_versions(), _data_dir(data_dir), _privacy(data_dir),
+              _credentials(data_dir, now), _cards(),
               await _bridge(port)]  # fmt: skip
     env_proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     if update_url:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from agent.atomicfile import NotPrivate
 from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
 from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
@@ -191,6 +192,9 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
     EnrolmentRefused: _refused,
+    NotPrivate: lambda exc: Notice(
+        MessageCode.FOLDER_NOT_PRIVATE, {"path": getattr(exc, "path", "")}
+    ),
 }
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from agent.atomicfile import private_dir, private_file
 from agent.daemon import pid_file
 from agent.desktopentry import install_entries, uninstall_entries
 from agent.instance import stop_running
@@ -27,7 +28,16 @@ from agent.updater.install import Layout
 __all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
 
 START_TIMEOUT = 30.0  # seconds for the installed agent to listen
-_OWN_FILES = ("updater.json", "agent.pid", "agent.lock", "agent.log")
+_OWN_FILES = (
+    "updater.json",
+    "agent.pid",
+    "agent.lock",
+    "agent.log",
+    "agent.log.1",
+    "agent.log.2",
+    "agent.log.3",
+    "agent-start.log",
+)
 
 
 def _data_args(data_dir: Path) -> list[str]:
@@ -74,16 +84,23 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
     installed one in a session of its own, and wait until it listens."""
     if not _stopped(data_dir, out, err):
         return 1
-    log = (data_dir / "agent.log").open("ab")
-    with log:
-        child = subprocess.Popen([str(launcher), *_data_args(data_dir), "run"],
+    # The agent logs to agent.log itself (owner-only, rotated: agent/logfile.py); what it
+    # prints before its logging is set up — a crash at start — goes to agent-start.log,
+    # which each start begins afresh, so neither can grow without bound.
+    private_dir(data_dir)
+    start_log = data_dir / "agent-start.log"
+    fd = os.open(start_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    private_file(start_log)
+    with os.fdopen(fd, "wb") as log:
+        child = subprocess.Popen([str(launcher), *_data_args(data_dir), "run",
+                                  "--log-file", str(data_dir / "agent.log")],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=log, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if child.poll() is not None:
             err.write(f"eid-agent: the agent ended at once (exit {child.returncode}); "
-                      f"see {data_dir / 'agent.log'}\n")  # fmt: skip
+                      f"see {data_dir / 'agent-start.log'}\n")  # fmt: skip
             return 1
         with contextlib.suppress(OSError, ValueError):
             if int(pid_file(data_dir).read_text()) == child.pid:  # written once listening

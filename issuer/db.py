@@ -12,12 +12,15 @@ change nothing use ``db.read()``, which takes no write lock.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+from agent.atomicfile import private_file
 
 __all__ = ["Database", "DatabaseError", "Transaction", "open_database"]
 
@@ -113,6 +116,10 @@ class _Sqlite:
         self._guard = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Names and personal numbers: owner-only wherever --db points (SQLite would
+            # create it under the umask; its journal files copy the database's mode).
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            private_file(path)
             with self.transaction() as tx:
                 for statement in SCHEMA:
                     tx.run(statement)

@@ -83,6 +83,7 @@ class MessageCode(enum.IntEnum):
     BANKID_REMOVED = 10072
     UPDATE_INSTALLED = 10073
     ACTIVATION_CODE_USED = 10074
+    FOLDER_NOT_PRIVATE = 10075
 
 
 class Severity(enum.StrEnum):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomicfile import atomic_write_bytes, fsync_directory
+from agent.atomicfile import NotPrivate, atomic_write_bytes, fsync_directory, private_dir
 from agent.paths import tokens_dir
 from agent.tokens import fileformat
 from agent.tokens.errors import (
@@ -161,7 +161,6 @@ class TokenStore:
         """Store a new credential. Raises: AlreadyPresent, StorageFailed."""
         info = token.info()
         path = self._dir / f"{token.id}{FILE_SUFFIX}"
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._locked():
             if path.exists():
                 raise AlreadyPresent(token.id)
@@ -239,9 +238,22 @@ class TokenStore:
         except OSError as exc:
             raise StorageFailed(exc.strerror or type(exc).__name__) from None
 
+    def make_private(self) -> list[Path]:
+        """Create the data folder and tokens folder owner-only, or repair them to it;
+        the folders repaired. Raises: NotPrivate (another user's), OSError."""
+        repaired = [p for p in (self._dir.parent, self._dir) if private_dir(p)]
+        for path in repaired:
+            log.warning("%s was open to other users; now owner-only", path)
+        return repaired
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.make_private()
+        except NotPrivate:
+            raise  # its own message: the person can act on it
+        except OSError as exc:
+            raise StorageFailed(exc.strerror or str(exc)) from None
         fd = os.open(self._dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
