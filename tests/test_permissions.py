@@ -2,6 +2,8 @@
 owner's alone: created so, repaired when it is not, refused when it is another user's,
 and reported by doctor."""
 
+# ruff: noqa: S103 - these tests open folders and files to others on purpose
+
 from __future__ import annotations
 
 import json
