@@ -37,6 +37,7 @@ from packaging.version import Version
 from agent import __version__
 from agent.atomicfile import atomic_write_bytes
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
+from agent.bridge.listener import KEEPALIVE_SECONDS, ConnectionGate, GuardedSite, raise_file_limit
 from agent.config import Settings
 from agent.enrol import IssuerConnection
 from agent.instance import InstanceLock
@@ -139,7 +140,9 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     if isinstance(ui, DesktopUi):
         ui.presentation = {"raise": config.settings.raise_dialogs,
                            "plain": config.settings.plain_window}  # fmt: skip
-    runner = web.AppRunner(build_app(service, bridge), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(service, bridge), access_log=None, handle_signals=False,
+                           keepalive_timeout=KEEPALIVE_SECONDS)  # fmt: skip
+    raise_file_limit()
     await runner.setup()
     layout = running_layout(config.data_dir)
     source = layout.source() if layout is not None else None
@@ -326,12 +329,14 @@ class _HandOver:
 
 async def _bind(runner: web.AppRunner, port: int, *, retry: float = 0.0) -> list[str]:
     """Listen on the loopback addresses; ``retry`` seconds of patience for a port that
-    the previous version is just giving up (a hand-over)."""
+    the previous version is just giving up (a hand-over). One gate counts the
+    connections of both addresses."""
+    gate = ConnectionGate(os.getuid())
     bound = []
     deadline = time.monotonic() + retry
     for host in HOSTS:
         try:
-            await _start_site(runner, host, port, deadline)
+            await _start_site(runner, host, port, deadline, gate)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortTaken(port) from None
@@ -343,9 +348,10 @@ async def _bind(runner: web.AppRunner, port: int, *, retry: float = 0.0) -> list
     return bound
 
 
-async def _start_site(runner: web.AppRunner, host: str, port: int, deadline: float) -> None:
+async def _start_site(runner: web.AppRunner, host: str, port: int, deadline: float,
+                      gate: ConnectionGate) -> None:  # fmt: skip
     while True:
-        site = web.TCPSite(runner, host, port)
+        site = GuardedSite(runner, host, port, gate)
         try:
             await site.start()
             return

@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,6 +208,66 @@ def test_another_os_user_is_refused(data_dir: Path) -> None:
         same = subprocess.run(["/usr/bin/python3", "-c", client, str(agent.port)],
                               capture_output=True, text=True, timeout=30)  # fmt: skip
         assert same.stdout.startswith("200"), same
+
+
+_HOLDER = """
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held = []
+for _ in range(int(sys.argv[2])):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET /v1/info HTTP/1.1\\r\\nHost: 127.0.0.1")  # headers never finished
+    held.append(s)
+print(len(held), flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _info_status(port: int) -> int:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/v1/info")
+    return connection.getresponse().status
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+                    reason="needs root to act as a second OS user")  # fmt: skip
+def test_another_user_holding_1100_half_open_connections_stops_nothing(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        holder = subprocess.Popen(
+            ["/usr/bin/python3", "-c", _HOLDER, str(agent.port), "1100", "20"],
+            user=65534, group=65534, stdout=subprocess.PIPE, text=True, cwd="/",
+        )  # fmt: skip
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "1100"  # every one was accepted...
+            started = time.monotonic()
+            assert _info_status(agent.port) == 200  # ...and closed: the owner is served
+            assert time.monotonic() - started < 2
+            fds = len(os.listdir(f"/proc/{agent.proc.pid}/fd"))
+            assert fds < 100, fds
+        finally:
+            holder.kill()
+            holder.wait()
+
+
+def test_the_owners_half_open_connections_are_capped_and_dropped(data_dir: Path) -> None:
+    with AgentProcess(data_dir) as agent:
+        agent.ready()
+        holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(agent.port), "70", "30"],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "70"
+            time.sleep(0.5)
+            assert _info_status(agent.port) == 429  # 64 held: the cap answers at once
+            time.sleep(6)  # the header deadline (5 s) drops the half-open ones
+            assert _info_status(agent.port) == 200
+        finally:
+            holder.kill()
+            holder.wait()
 
 
 def test_host_and_origin_refusals_over_a_real_socket(data_dir: Path) -> None:
