@@ -174,6 +174,8 @@ def test_page_cancel_closes_the_question_and_stale_input_is_dropped(data_dir: Pa
 
         time.sleep(0.5)
         ref2 = agent.start_auth()
+        agent.wait_for_output("Press Enter to see it")  # so soon after: seen first
+        agent.type("")
         agent.wait_for_output("Password for", count=2)
         assert agent.collect(ref2)["hintCode"] == "userSign"
         agent.type(PASSWORD)
@@ -306,3 +308,24 @@ def test_the_agent_core_has_no_http_client() -> None:
                     assert not {a.name for a in node.names} & forbidden_names, path
             if isinstance(node, ast.Attribute) and node.attr in {"ClientSession", "urlopen"}:
                 raise AssertionError(f"{path}: {node.attr}")
+
+
+def test_a_password_typed_for_an_expired_question_never_answers_the_next(data_dir: Path) -> None:
+    """Issue: a password typed for an order that had just expired answered the next
+    order, from another site that had been retrying. The next question now waits for a
+    line of its own, and that line answers nothing."""
+    with AgentProcess(data_dir, "--order-ttl", "2") as agent:
+        agent.ready()
+        first = agent.start_auth()
+        agent.wait_for_output("Password for")
+        assert agent.wait_status(first, "failed", timeout=10)["hintCode"] == "expiredTransaction"
+        agent.origin = "https://other.example"  # the site that was retrying with 409s
+        second = agent.start_auth()
+        agent.wait_for_output("Press Enter to see it")
+        agent.type(PASSWORD)  # the person finishes typing the answer to the first question
+        time.sleep(1.0)
+        assert agent.collect(second)["status"] == "pending"  # consent was not given
+        assert "other.example" in agent.stdout  # now the question is shown...
+        agent.wait_for_output("Password for", count=2)
+        agent.type(PASSWORD)  # ...and answered knowingly
+        assert agent.wait_status(second, "complete", timeout=10)["status"] == "complete"

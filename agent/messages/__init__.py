@@ -113,6 +113,7 @@ class Term(enum.StrEnum):
     SETTINGS_ADVANCED_NOTE = "settings_advanced_note"
     SETTINGS_RAISE = "settings_raise"
     RTL_NOTE = "rtl_note"
+    CONSOLE_NEXT_REQUEST = "console_next_request"
     SETTINGS_PLAIN = "settings_plain"
     DIALOG_SAVE = "dialog_save"
     MANAGER_DETAILS = "manager_details"

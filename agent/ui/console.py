@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import sys
 import threading
+import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from agent.messages import Language, MessageCode, Term, catalogue
@@ -24,6 +25,9 @@ from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import display_lines, format_text
 
 _EOF = None
+# A new question this soon after one was closed under the person may meet fingers still
+# typing the old answer (seconds: a password is typed in a few).
+ATTENTION_SECONDS = 10.0
 
 
 def visible(text: str) -> str:
@@ -42,17 +46,22 @@ def visible(text: str) -> str:
 
 
 class ConsoleUi:
-    def __init__(self, stdin: TextIO, out: TextIO, language: Language) -> None:
+    def __init__(self, stdin: TextIO, out: TextIO, language: Language,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self._stdin, self._out, self._language = stdin, out, language
+        self._clock = clock
         self._lines: asyncio.Queue[str | None] | None = None
         self._eof = False
         self._active: dict[str, asyncio.Future[str | None]] = {}
         self._current_ref: str | None = None
+        # A question was closed while the person may have been answering it (the order
+        # expired, the page cancelled): the next order's question waits for a line first.
+        self._closed_under_person: float | None = None  # when, on self._clock
 
     # -- the port ------------------------------------------------------------------------
 
     async def choose(self, request: Request) -> CredentialInfo | None:
-        self._drop_stale_input()
+        await self._fresh_attention(request.order_ref)
         self._current_ref = request.order_ref
         self._print("")
         self._print("─" * 60)
@@ -165,6 +174,7 @@ class ConsoleUi:
         future = self._active.pop(order_ref, None)
         if future is not None and not future.done():
             future.set_result(None)
+            self._closed_under_person = self._clock()
             self._print(self._term(Term.CONSOLE_CLOSED))
         if self._current_ref == order_ref:
             self._current_ref = None
@@ -200,6 +210,7 @@ class ConsoleUi:
             # person does not keep typing into a question that is gone.
             self._out.write("\n" + self._term(Term.CONSOLE_CLOSED) + "\n")
             self._out.flush()
+            self._closed_under_person = self._clock()
             raise
         finally:
             self._active.pop(ref, None)
@@ -228,13 +239,32 @@ class ConsoleUi:
             threading.Thread(target=pump, name="console-stdin", daemon=True).start()
         return self._lines
 
+    async def _fresh_attention(self, ref: str) -> None:
+        """Consent must be to the question shown. A person typing a password when their
+        question expired would otherwise answer the next order's question, from another
+        site, that appeared under their fingers: so after a question was closed under
+        them less than ATTENTION_SECONDS ago, the next one waits for a line (whatever it
+        is, it answers nothing), and
+        whatever was typed before a question is shown is thrown away."""
+        closed, self._closed_under_person = self._closed_under_person, None
+        if closed is not None and self._clock() - closed < ATTENTION_SECONDS:
+            self._drop_stale_input()
+            await self._read(ref, self._term(Term.CONSOLE_NEXT_REQUEST) + " ")
+        self._drop_stale_input()
+
     def _drop_stale_input(self) -> None:
-        # A line typed before this order existed (say, an answer meant for an earlier,
-        # expired request) must never become this order's password.
+        # A line typed before this question was shown (say, an answer meant for an
+        # earlier, expired request) must never become this order's password: the lines
+        # read already, and on a terminal what is typed but not yet read.
         queue = self._queue()
         while not queue.empty():
             if queue.get_nowait() is _EOF:
                 self._eof = True
+        if self._stdin_is_tty() and sys.platform != "win32":
+            import termios
+
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcflush(self._stdin.fileno(), termios.TCIFLUSH)
 
     def _stdin_is_tty(self) -> bool:
         try:
