@@ -21,6 +21,7 @@ from agent.tokens.model import TokenKind
 
 __all__ = [
     "DEFAULT_TTL",
+    "REPLACE_AFTER",
     "AlreadyInProgress",
     "Completion",
     "Event",
@@ -40,6 +41,10 @@ __all__ = [
 DEFAULT_TTL = dt.timedelta(seconds=180)
 KEEP_FINISHED = dt.timedelta(seconds=180)  # a finished order stays collectable this long
 MAX_FINISHED = 32  # and at most this many are kept: no unbounded growth under floods
+
+
+# A reload takes longer than this; a page restarting faster is flooding (BRIDGE-SECURITY 6).
+REPLACE_AFTER = dt.timedelta(seconds=5)
 
 
 class OrderKind(enum.StrEnum):
@@ -241,8 +246,19 @@ class OrderBook:
         self._sweep(now)
         return next((o for o in self._orders.values() if o.phase.pending), None)
 
+    def replaced_by(self, request: OrderRequest, now: dt.datetime) -> Order | None:
+        """The pending order ``request`` replaces: one from the same origin (its tab was
+        closed or reloaded mid-order; making it wait out the order's life would block
+        the site for minutes). Another origin's order is never replaced, nor one younger
+        than REPLACE_AFTER: a page cannot flood its visitor with dialogs."""
+        active = self.active(now)
+        if (active is not None and active.request.origin == request.origin
+                and now - active.created >= REPLACE_AFTER):  # fmt: skip
+            return active
+        return None
+
     def start(self, request: OrderRequest, ref: str, now: dt.datetime) -> Order:
-        """Raises: AlreadyInProgress."""
+        """Raises: AlreadyInProgress (end a replaced order first: ``replaced_by``)."""
         if self.active(now) is not None:
             raise AlreadyInProgress()
         if ref in self._orders:

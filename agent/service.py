@@ -80,7 +80,11 @@ class OrderService:
         return self._book
 
     def start(self, request: OrderRequest) -> Order:
-        """Raises: AlreadyInProgress."""
+        """Raises: AlreadyInProgress (another origin's order is active)."""
+        old = self._book.replaced_by(request, self._clock())
+        if old is not None:
+            self.cancel(old.ref, old.request.origin)  # ends `cancelled`, its dialog closes
+            log.info("order %s replaced by a new one from the same site", old.ref)
         order = self._book.start(request, self._new_ref(), self._clock())
         log.info("order %s started: %s from %s", order.ref, request.kind, request.origin)
         task = asyncio.get_running_loop().create_task(self._supervise(order))

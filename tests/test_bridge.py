@@ -13,6 +13,7 @@ import pytest
 
 from agent.bridge import OriginPolicy
 from agent.messages import MessageCode
+from agent.orders import REPLACE_AFTER
 from agent.tokens import TokenStore
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
@@ -195,6 +196,24 @@ async def test_second_start_is_already_in_progress(bridge: Bridge) -> None:
                                      origin="https://other.example")  # fmt: skip
     assert (status, body["errorCode"]) == (409, "alreadyInProgress")
     await bridge.post("/v1/cancel", {"orderRef": ref})
+
+
+async def test_a_new_order_from_the_same_site_replaces_its_own(bridge: Bridge) -> None:
+    """A tab closed mid-order must not block its site for the order's whole life."""
+    old = await bridge.start()
+    await bridge.wait_for(old, "userSign")
+    status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()})
+    assert (status, body["errorCode"]) == (409, "alreadyInProgress")  # not in a flood
+    await asyncio.sleep(REPLACE_AFTER.total_seconds())
+    new = await bridge.start()  # the page was reloaded: same origin
+    assert (await bridge.collect(old))["hintCode"] == "cancelled"
+    assert old in bridge.ui.closed  # its dialog closed
+    status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()},
+                                     origin="https://other.example")  # fmt: skip
+    assert (status, body["errorCode"]) == (409, "alreadyInProgress")  # others still wait
+    await bridge.wait_for(new, "userSign")
+    await bridge.ui.secrets.put(PASSWORD)
+    assert (await bridge.wait_for(new, "complete"))["status"] == "complete"
 
 
 async def test_flood_opens_one_dialog_and_is_rate_limited(bridge: Bridge) -> None:

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.orders import (
+    REPLACE_AFTER,
     TRANSITIONS,
     AlreadyInProgress,
     Completion,
@@ -134,3 +135,13 @@ def test_random_event_sequences_never_break_the_invariants(
             assert order.completion is DONE
         if now >= before.deadline and before.phase.pending:
             assert order.phase is Phase.EXPIRED
+
+
+def test_only_the_same_sites_older_order_is_replaced() -> None:
+    book = OrderBook(dt.timedelta(minutes=3))
+    book.start(REQ, "a", T0)
+    other = OrderRequest(OrderKind.AUTH, "https://other.example", b"n" * 32)
+    assert book.replaced_by(other, T0 + REPLACE_AFTER) is None  # another site waits
+    assert book.replaced_by(REQ, T0 + REPLACE_AFTER / 2) is None  # too soon: a flood
+    replaced = book.replaced_by(REQ, T0 + REPLACE_AFTER)
+    assert replaced is not None and replaced.ref == "a"
