@@ -472,13 +472,14 @@ def _tokens(io: _Io, args: argparse.Namespace) -> int:
         offer_revocation(args, store, args.id, io.stdin, io.stderr, io.language)
         return _remove(io, store, args.id, confirmed=args.yes)
     if args.action == "check":
+        store.ready_for_password(args.id)  # unknown, damaged or locked: said first
         store.unlock(args.id, _secret(io, Term.PROMPT_PASSWORD))
         io.stdout.write(io.term(Term.PASSWORD_OK) + "\n")
         return 0
     if args.action == "passwd":
         from agent.prompt import read_new_password
 
-        store.resolve(args.id)  # an unknown id is reported before any password is asked
+        store.ready_for_password(args.id)  # unknown, damaged or locked: said first
         old = _secret(io, Term.PROMPT_CURRENT_PASSWORD)
         new = read_new_password(
             io.term(Term.PROMPT_NEW_PASSWORD),

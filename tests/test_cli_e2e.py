@@ -294,6 +294,23 @@ def test_unknown_id(world: dict[str, Path]) -> None:
         check=1,
     )
     assert "[10047]" in res.stderr and "Password" not in res.stderr  # asked nothing
+    check = run("eid-agent", "tokens", "check", "deadbeef", "--data-dir", str(data),
+                "--lang", "en", check=1)  # fmt: skip
+    assert "[10047]" in check.stderr and "Password" not in check.stderr
+
+
+@pytest.mark.parametrize("action", ["check", "passwd"])
+def test_a_locked_bankid_is_said_before_a_password_is_asked(
+    world: dict[str, Path], action: str
+) -> None:
+    data = _data(world, f"d6-{action}")
+    token_id = _import(world, data)
+    for _ in range(5):
+        run("eid-agent", "tokens", "check", token_id, "--data-dir", str(data), "--lang", "en",
+            stdin="wrong password\n", check=1)  # fmt: skip
+    res = run("eid-agent", "tokens", action, token_id, "--data-dir", str(data), "--lang", "en",
+              stdin=f"{PASSWORD}\n", check=1)  # fmt: skip
+    assert "[10033]" in res.stderr and "assword" not in res.stderr.split("[10033]")[0]
 
 
 @pytest.mark.parametrize("pnr", ["8112189876", "19811218-9876", "811218-9876", "19811218 9876"])

@@ -104,6 +104,16 @@ class TokenStore:
 
     # -- using ---------------------------------------------------------------------------
 
+    def ready_for_password(self, token_id: str) -> None:
+        """Whether asking for the password of ``token_id`` can lead anywhere: checked
+        before the person is asked, so they never type a password only to hear that the
+        BankID does not exist, is damaged, or is locked.
+
+        Raises: NoSuchCredential, CredentialDamaged, CredentialLocked.
+        """
+        if _read(self.resolve(token_id)).lock.locked:
+            raise CredentialLocked()
+
     def unlock(self, token_id: str, password: str) -> UnlockedCredential:
         """Open the credential's keys with its password, counting a wrong one.
 
