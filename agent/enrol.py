@@ -47,7 +47,7 @@ from cryptography.x509.oid import NameOID
 
 from agent import strictjson
 from agent.atomicfile import atomic_write_bytes
-from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
+from agent.enrolerrors import AlreadyEnrolled, EnrolmentRefused, IssuerUnreachable
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens import (
     AlreadyPresent,
@@ -233,6 +233,17 @@ def _order_key(issuer: str, personal_number: PersonalNumber, code: str) -> str:
     return hashlib.sha256(f"{issuer}\n{personal_number}\n{_plain_code(code)}".encode()).hexdigest()
 
 
+def _already_enrolled(store: TokenStore, personal_number: PersonalNumber,
+                      exc: EnrolmentRefused) -> EnrolmentRefused:  # fmt: skip
+    """A spent code whose BankID is here already is news of success, not of loss."""
+    if exc.answer != "orderUsed":
+        return exc
+    mine = [c for c in store.credentials() if c.owner.personal_number == personal_number]
+    if not mine:
+        return exc
+    return AlreadyEnrolled(f"{mine[0].owner.name}, {mine[0].issuer}")
+
+
 def _finished(store: TokenStore, order_key: str) -> CredentialInfo | None:
     """The credential this very order saved before, if it is still there."""
     try:
@@ -315,8 +326,11 @@ async def order_credential(
             log.info("enrolment %s not resumed (%s)", enrolment, exc.answer)
     if issued is None:
         keys = {p: ec.generate_private_key(ec.SECP256R1()) for p in KeyPurpose}
-        started = await issuer.post("/enrol/v1/enrolments", {
-            "personalNumber": str(personal_number), "activationCode": activation_code})  # fmt: skip
+        try:
+            body = {"personalNumber": str(personal_number), "activationCode": activation_code}
+            started = await issuer.post("/enrol/v1/enrolments", body)
+        except EnrolmentRefused as exc:
+            raise _already_enrolled(store, personal_number, exc) from None
         enrolment, secret = str(started["enrolmentId"]), str(started["secret"])
         pending = _Pending(issuer.url, str(personal_number), activation_code, enrolment,
                            secret, keys)  # fmt: skip

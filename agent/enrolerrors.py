@@ -4,7 +4,7 @@ client: every ``eid-agent`` command loads the table, and aiohttp costs ~190 ms."
 
 from __future__ import annotations
 
-__all__ = ["EnrolmentRefused", "IssuerUnreachable"]
+__all__ = ["AlreadyEnrolled", "EnrolmentRefused", "IssuerUnreachable"]
 
 
 class IssuerUnreachable(Exception):
@@ -22,3 +22,12 @@ class EnrolmentRefused(Exception):
     def __init__(self, answer: str) -> None:
         super().__init__(answer)
         self.answer = answer
+
+
+class AlreadyEnrolled(EnrolmentRefused):
+    """The code was used, and this computer already has a BankID for that personal
+    number: the earlier order succeeded. ``label`` names it for the person."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__("orderUsed")
+        self.label = label

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from agent.atomicfile import NotPrivate
-from agent.enrolerrors import EnrolmentRefused, IssuerUnreachable
+from agent.enrolerrors import AlreadyEnrolled, EnrolmentRefused, IssuerUnreachable
 from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer
@@ -192,6 +192,9 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
     EnrolmentRefused: _refused,
+    AlreadyEnrolled: lambda exc: Notice(
+        MessageCode.ALREADY_ENROLLED, {"credential": getattr(exc, "label", "")}
+    ),
     NotPrivate: lambda exc: Notice(
         MessageCode.FOLDER_NOT_PRIVATE, {"path": getattr(exc, "path", "")}
     ),

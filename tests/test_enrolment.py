@@ -397,3 +397,20 @@ async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
         assert await order_with_ui(ui, IssuerConnection(issuer.url, str(issuer.tls_cert)),
                                    store, lambda: dt.datetime.now(dt.UTC)) is None  # fmt: skip
         assert ui.told[-1].code is MessageCode.ORDER_CANCELLED
+
+
+def test_a_code_used_again_after_success_says_you_have_the_bankid(
+    issuer: IssuerProcess, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    assert _order(issuer, data_dir, code).returncode == 0
+    [info] = TokenStore(data_dir).credentials()
+    # the BankID is copied to another folder (another computer), where the person then
+    # types the same code again from their note
+    other = tmp_path / "other"
+    TokenStore(other).import_file(data_dir / "tokens" / f"{info.id}.eidtoken")
+    again = _order(issuer, other, code)
+    assert again.returncode == 1
+    assert "[10076] You already have this BankID" in again.stderr, again.stderr
+    assert "[10074]" not in again.stderr and "Anna Andersson" in again.stderr

@@ -84,6 +84,7 @@ class MessageCode(enum.IntEnum):
     UPDATE_INSTALLED = 10073
     ACTIVATION_CODE_USED = 10074
     FOLDER_NOT_PRIVATE = 10075
+    ALREADY_ENROLLED = 10076
 
 
 class Severity(enum.StrEnum):
