@@ -16,8 +16,10 @@ JS_FILE = Path(__file__).parent / "static" / "eid-agent.js"
 
 # (hintCode, order type) → message; None means "either type".
 HINTS: dict[str, dict[str, MessageCode]] = {
-    "outstandingTransaction": {"auth": MessageCode.START_THE_AGENT,
-                               "sign": MessageCode.START_THE_AGENT},
+    # The bridge answered the start, so the agent runs and is about to ask: telling the
+    # person to start it (10048) while it asks for the password misleads them.
+    "outstandingTransaction": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT,
+                               "sign": MessageCode.SIGN_IN_THE_AGENT},
     # In this agent noClient means "waiting for a card": say what the agent says.
     "noClient": {"auth": MessageCode.BANKID_MISSING, "sign": MessageCode.BANKID_MISSING},
     "started": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT, "sign": MessageCode.SIGN_IN_THE_AGENT},

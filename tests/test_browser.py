@@ -100,9 +100,12 @@ async def test_login_shows_the_person(browser: Browser, site: Site, agent: Agent
     page = await _open(browser, site.url + "/?lang=sv")
     await page.fill("#pnr", "198112189876")
     before = agent.stdout.count("Password for")
+    # every message the page shows on the way, to check none contradicts the agent
+    await page.evaluate("""() => { window.codes = [];
+        new MutationObserver(() => window.codes.push(document.querySelector('#status')
+            .dataset.code)).observe(document.querySelector('#status'), {attributes: true}); }""")
     await page.click("#go")
-    # The first poll may still see outstandingTransaction (10048, "start the agent");
-    # once the agent asks for the password the page says "identify yourself" (10049).
+    # the agent runs (it answered): the page says "identify yourself" (10049) from the start
     await page.wait_for_selector('#status[data-code="10049"]', timeout=20_000)
     assert "Legitimera dig" in (await page.text_content("#status") or "")
     agent.wait_for_output("Password for", count=before + 1)
@@ -110,6 +113,7 @@ async def test_login_shows_the_person(browser: Browser, site: Site, agent: Agent
     agent.type(PASSWORD)
     await page.wait_for_selector("#result:not([hidden])", timeout=20_000)
     assert await page.text_content("#who") == "Anna Andersson (198112189876)"
+    assert "10048" not in await page.evaluate("() => window.codes")
 
 
 async def test_sign_shows_what_was_signed(

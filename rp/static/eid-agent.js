@@ -51,8 +51,8 @@ var TABLE = {
    "sign": 10025
   },
   "outstandingTransaction": {
-   "auth": 10048,
-   "sign": 10048
+   "auth": 10049,
+   "sign": 10050
   },
   "startFailed": {
    "auth": 10001,
@@ -150,16 +150,6 @@ var TABLE = {
    "sv": {
     "body": "Personnumret har 12 siffror men är inte ett giltigt personnummer (datumet eller kontrollsiffran stämmer inte). Kontrollera siffrorna och försök igen.",
     "title": "Personnumret stämmer inte"
-   }
-  },
-  "10048": {
-   "en": {
-    "body": "Start the eID agent on this computer if it is not already running.",
-    "title": "Start the eID agent"
-   },
-   "sv": {
-    "body": "Starta e-legitimationsprogrammet på den här datorn om det inte redan är igång.",
-    "title": "Starta e-legitimationsprogrammet"
    }
   },
   "10049": {
