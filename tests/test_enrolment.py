@@ -414,3 +414,26 @@ def test_a_code_used_again_after_success_says_you_have_the_bankid(
     assert again.returncode == 1
     assert "[10076] You already have this BankID" in again.stderr, again.stderr
     assert "[10074]" not in again.stderr and "Anna Andersson" in again.stderr
+
+
+def test_the_wizard_checks_each_answer_as_it_is_typed(
+    issuer: IssuerProcess, tmp_path: Path
+) -> None:
+    """A mistyped number, a code of the wrong shape or a short password is said at once
+    and asked again, not found out after the password was typed twice."""
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    typed = ["19811218987", PNR, "ABCD-EFGH", code, "short", PASSWORD, PASSWORD]
+    result = subprocess.run(
+        [str(BIN / "eid-agent"), "order", "--data-dir", str(data_dir), "--issuer", issuer.url,
+         "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
+         "--config", str(tmp_path / "no-config.toml")],
+        input="".join(f"{line}\n" for line in typed), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    err = result.stderr
+    assert err.index("[10034]") < err.index("Activation code")  # before the code is asked
+    assert err.index("[10030]") < err.index("New password")  # before the password
+    assert err.index("[10043]") < err.index("Repeat the new password")  # before repeating
+    assert "Your BankID on file is ready" in result.stdout

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from agent.messages import Language, MessageCode, Term, catalogue
-from agent.notices import PIN_TERMS, Notice, format_notice
+from agent.notices import PIN_TERMS, Notice, format_notice, notice_for
 from agent.orders import OrderKind
-from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
+from agent.personal_number import InvalidPersonalNumber, PersonalNumber
+from agent.tokens.errors import PasswordTooWeak
+from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, check_new_password
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import display_lines, format_text
@@ -28,6 +30,7 @@ _EOF = None
 # A new question this soon after one was closed under the person may meet fingers still
 # typing the old answer (seconds: a password is typed in a few).
 ATTENTION_SECONDS = 10.0
+ACTIVATION_CODE_LENGTH = 12  # the issuer's codes: XXXX-XXXX-XXXX
 
 
 def visible(text: str) -> str:
@@ -151,17 +154,34 @@ class ConsoleUi:
             self._print(self._term(Term.ORDER_PASSWORD_RULE, min_length=MIN_PASSWORD_LENGTH))
         else:
             self._show(problem)
-        number = await self._read(ref, self._term(Term.PROMPT_PERSONAL_NUMBER))
-        if not number:
-            return None
-        with self._no_echo():
-            code = await self._read(ref, self._term(Term.PROMPT_ACTIVATION_CODE))
-            if not code:
+        # Each answer is checked as it is given, so a mistyped number is not found out only
+        # after the new password was typed twice.
+        while True:
+            number = await self._read(ref, self._term(Term.PROMPT_PERSONAL_NUMBER))
+            if not number:
                 return None
+            try:
+                PersonalNumber.parse(number.strip())
+                break
+            except InvalidPersonalNumber as exc:
+                self._show(notice_for(exc))
+        with self._no_echo():
+            while True:
+                code = await self._read(ref, self._term(Term.PROMPT_ACTIVATION_CODE))
+                if not code:
+                    return None
+                if _looks_like_a_code(code):
+                    break
+                self._show(Notice(MessageCode.WRONG_CODE))
             while True:
                 password = await self._read(ref, self._term(Term.PROMPT_NEW_PASSWORD))
                 if not password:
                     return None
+                try:
+                    check_new_password(password)
+                except PasswordTooWeak as exc:
+                    self._show(notice_for(exc))
+                    continue
                 again = await self._read(ref, self._term(Term.PROMPT_REPEAT_PASSWORD))
                 if again == password:
                     return EnrolmentAnswer(number.strip(), code.strip(), password)
@@ -302,6 +322,13 @@ class ConsoleUi:
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()
+
+
+def _looks_like_a_code(typed: str) -> bool:
+    """An activation code's shape (12 letters and digits, grouped as the person likes):
+    only the issuer can say whether it is right, but a short or long one is a typo."""
+    plain = "".join(c for c in typed if c not in " -\t")
+    return len(plain) == ACTIVATION_CODE_LENGTH and plain.isascii() and plain.isalnum()
 
 
 def _capitalised(text: str) -> str:
