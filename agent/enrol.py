@@ -47,7 +47,12 @@ from cryptography.x509.oid import NameOID
 
 from agent import strictjson
 from agent.atomicfile import atomic_write_bytes
-from agent.enrolerrors import AlreadyEnrolled, EnrolmentRefused, IssuerUnreachable
+from agent.enrolerrors import (
+    AlreadyEnrolled,
+    EnrolmentRefused,
+    IssuerCertificateUntrusted,
+    IssuerUnreachable,
+)
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens import (
     AlreadyPresent,
@@ -143,6 +148,11 @@ class IssuerConnection:
                     text = (await resp.read()).decode("utf-8", errors="replace")
                     log.info("issuer POST %s via %s: %d", path, shown_proxy(proxy), resp.status)
                     return _answer(resp.status, text)
+            except aiohttp.ClientConnectorCertificateError as exc:
+                # Not a passing fault: retrying cannot help, and "a proxy may interfere"
+                # would send the person the wrong way.
+                log.warning("issuer %s: its certificate is not trusted: %s", path, exc)
+                raise IssuerCertificateUntrusted(str(exc), proxy) from None
             except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
                 log.warning("issuer %s via %s: %s: %s", path, shown_proxy(proxy),
                             type(exc).__name__, exc)  # fmt: skip

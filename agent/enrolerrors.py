@@ -4,7 +4,8 @@ client: every ``eid-agent`` command loads the table, and aiohttp costs ~190 ms."
 
 from __future__ import annotations
 
-__all__ = ["AlreadyEnrolled", "EnrolmentRefused", "IssuerUnreachable"]
+__all__ = ["AlreadyEnrolled", "EnrolmentRefused", "IssuerCertificateUntrusted",
+           "IssuerUnreachable"]  # fmt: skip
 
 
 class IssuerUnreachable(Exception):
@@ -13,6 +14,11 @@ class IssuerUnreachable(Exception):
     def __init__(self, detail: str, proxy: str | None) -> None:
         super().__init__(detail)
         self.proxy = proxy
+
+
+class IssuerCertificateUntrusted(IssuerUnreachable):
+    """The issuer answered with a TLS certificate this computer does not trust (a wrong
+    address, a development issuer without its certificate configured, or interception)."""
 
 
 class EnrolmentRefused(Exception):

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from agent.atomicfile import NotPrivate
-from agent.enrolerrors import AlreadyEnrolled, EnrolmentRefused, IssuerUnreachable
+from agent.enrolerrors import (
+    AlreadyEnrolled,
+    EnrolmentRefused,
+    IssuerCertificateUntrusted,
+    IssuerUnreachable,
+)
 from agent.messages import Action, Language, MessageCode, Term, catalogue
 from agent.personal_number import InvalidPersonalNumber, Reason
 from agent.prompt import NoInput, PasswordsDiffer
@@ -191,6 +196,7 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     NotOurCard: _fixed(MessageCode.CARD_NOT_SUPPORTED),
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
+    IssuerCertificateUntrusted: _fixed(MessageCode.ISSUER_NOT_TRUSTED),
     EnrolmentRefused: _refused,
     AlreadyEnrolled: lambda exc: Notice(
         MessageCode.ALREADY_ENROLLED, {"credential": getattr(exc, "label", "")}

@@ -437,3 +437,19 @@ def test_the_wizard_checks_each_answer_as_it_is_typed(
     assert err.index("[10030]") < err.index("New password")  # before the password
     assert err.index("[10043]") < err.index("Repeat the new password")  # before repeating
     assert "Your BankID on file is ready" in result.stdout
+
+
+def test_an_untrusted_issuer_certificate_has_its_own_message(
+    issuer: IssuerProcess, tmp_path: Path
+) -> None:
+    _, code = issuer.order(PNR)
+    # the issuer's development certificate is not given: the system's CAs do not know it
+    result = subprocess.run(
+        [str(BIN / "eid-agent"), "order", "--data-dir", str(tmp_path / "agent"),
+         "--issuer", issuer.url, "--lang", "en", "--config", str(tmp_path / "none.toml")],
+        input=f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n", capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "[10077] The bank's server could not be verified" in result.stderr, result.stderr
+    assert "[10006]" not in result.stderr and "Traceback" not in result.stderr

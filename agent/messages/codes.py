@@ -85,6 +85,7 @@ class MessageCode(enum.IntEnum):
     ACTIVATION_CODE_USED = 10074
     FOLDER_NOT_PRIVATE = 10075
     ALREADY_ENROLLED = 10076
+    ISSUER_NOT_TRUSTED = 10077
 
 
 class Severity(enum.StrEnum):
