@@ -35,7 +35,7 @@ def card_command(
 
     with _session(args.reader) as (reader, session):
         if args.action == "status":
-            return _status(stdout, reader, session, pin_name)
+            return _status(stdout, reader, session, pin_name, term)
         pin = PINS[args.pin]
         name = pin_name(pin)
         if args.action == "change-pin":
@@ -86,8 +86,9 @@ def _session(reader: str | None) -> Iterator[tuple[str, CardSession]]:
 
 
 def _status(
-    stdout: TextIO, reader: str, session: CardSession, pin_name: Callable[[PinRef], str]
-) -> int:
+    stdout: TextIO, reader: str, session: CardSession, pin_name: Callable[[PinRef], str],
+    term: Callable[..., str],
+) -> int:  # fmt: skip
     chains = session.chains()
     leaf = x509.load_der_x509_certificate(chains[KeyPurpose.IDENTIFICATION][0])
 
@@ -97,16 +98,17 @@ def _status(
 
     info = session.card_info()
     rows = [
-        ("reader", reader),
-        ("card", f"{info.get('serial', '?')} (profile {info.get('profile', '?')})"),
-        ("owner", f"{attr(NameOID.COMMON_NAME)} ({attr(NameOID.SERIAL_NUMBER)})"),
-        ("valid until", leaf.not_valid_after_utc.date().isoformat()),
-    ]
+        (term(Term.CARD_READER), reader),
+        (term(Term.CARD_CARD), term(Term.CARD_SERIAL, serial=info.get("serial", "?"),
+                                    profile=info.get("profile", "?"))),
+        (term(Term.CARD_OWNER), f"{attr(NameOID.COMMON_NAME)} ({attr(NameOID.SERIAL_NUMBER)})"),
+        (term(Term.CARD_VALID_UNTIL), leaf.not_valid_after_utc.date().isoformat()),
+    ]  # fmt: skip
     for ref in (PinRef.IDENTIFICATION, PinRef.SIGNATURE):
         state = session.pin_status(ref)
-        rows.append(
-            (pin_name(ref), "blocked" if state.blocked else f"{state.tries_left} tries left")
-        )
+        shown = term(Term.CARD_PIN_BLOCKED) if state.blocked else term(
+            Term.CARD_TRIES_LEFT, tries=state.tries_left)  # fmt: skip
+        rows.append((pin_name(ref), shown))
     width = max(len(label) for label, _ in rows) + 2
     for label, value in rows:
         stdout.write(f"{label + ':':<{width}}{value}\n")

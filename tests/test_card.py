@@ -208,11 +208,11 @@ def test_cli_status_change_and_unblock(inserted_card: InsertedCard) -> None:
     status = run("status")
     assert status.returncode == 0, status.stderr
     assert "Anna Andersson (198112189876)" in status.stdout
-    assert "identification PIN: 3 tries left" in status.stdout
+    assert "identification PIN: tries left: 3" in status.stdout
     wrong = run("change-pin", "--pin", "identification", stdin="0000\n5678\n5678\n")
     assert wrong.returncode == 1
     assert "[10011] The identification PIN could not be changed" in wrong.stderr
-    assert "2 tries left" in wrong.stderr
+    assert "Tries left for the identification PIN: 2." in wrong.stderr
     differ = run("change-pin", "--pin", "signature", stdin=f"{SIGN_PIN}\n54321\n54320\n")
     assert "[10063]" in differ.stderr
     for _ in range(2):
@@ -221,10 +221,10 @@ def test_cli_status_change_and_unblock(inserted_card: InsertedCard) -> None:
     assert "[10005] Identification PIN is blocked" in blocked.stderr
     wrong_pin = run("unblock-pin", "--pin", "signature", "--keep", stdin="11111111\n")
     assert "[10039] Wrong PUK – the signing PIN was not unblocked" in wrong_pin.stderr
-    assert "2 tries left" in wrong_pin.stderr
+    assert "Tries left before the PUK is blocked for good: 2." in wrong_pin.stderr
     ok = run("unblock-pin", "--pin", "identification", stdin=f"{PUK}\n5678\n5678\n")
     assert ok.returncode == 0 and "has been unblocked" in ok.stdout
-    assert "identification PIN: 3 tries left" in run("status").stdout
+    assert "identification PIN: tries left: 3" in run("status").stdout
     missing = run("change-pin")
     assert missing.returncode == 2  # --pin is required: always said which PIN
     for secret in (ID_PIN, SIGN_PIN, PUK, "5678"):

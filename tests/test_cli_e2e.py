@@ -155,7 +155,7 @@ def test_passwd(world: dict[str, Path]) -> None:
         stdin="not it at all\nnew password 1\nnew password 1\n",
         check=1,
     )
-    assert "[10009]" in wrong.stderr and "4 tries left" in wrong.stderr
+    assert "[10009]" in wrong.stderr and "locked: 4." in wrong.stderr
     short = run(
         "eid-agent",
         "tokens",

@@ -88,7 +88,7 @@ def test_console_identification_as_a_person(data_dir: Path) -> None:
         assert agent.collect(ref)["hintCode"] == "userSign"
         agent.type("not the password")
         agent.wait_for_output("[10016] Wrong password")
-        assert "4 tries left" in agent.stdout
+        assert "Tries left before the BankID is locked: 4." in agent.stdout
         agent.type(PASSWORD)
         done = agent.wait_status(ref, "complete")
         assert done["completionData"]["user"]["personalNumber"] == "198112189876"

@@ -230,7 +230,7 @@ class DesktopUi:
             pin = PinRef.IDENTIFICATION if request.kind is OrderKind.AUTH else PinRef.SIGNATURE
             label = self._term(Term.DIALOG_PIN_LABEL, pin=self._term(PIN_TERMS[pin]))
             if credential.tries_left is not None and credential.tries_left < 3:
-                label += " — " + self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)
+                label += self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)
         else:
             label = self._term(Term.DIALOG_PASSWORD_LABEL)
         problem_text = list(self._text(problem)) if problem else None
