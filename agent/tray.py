@@ -73,11 +73,17 @@ class Tray:
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self._ui.language).format(**values)
 
+    def _update_text(self) -> str:
+        """The updater's state for the person: each of STATE_NAMES has a term in the
+        catalogue (update_state_<name>), so no wire name reaches them."""
+        name = self._updater.state_name() if self._updater is not None else "unmanaged"
+        return self._term(Term(f"update_state_{name}"))
+
     def _state(self) -> tuple[str, str]:
         now = self._clock()
         usable = sum(1 for c in TokenStore(self._data_dir).credentials()
                      if c.state(now) is CredentialState.USABLE)  # fmt: skip
-        update = self._updater.state_name() if self._updater is not None else "unmanaged"
+        update = self._update_text()
         if self._ui.dialogs_blocked:
             state = "problem"
         elif self._updater is not None and self._updater.refuse_orders():
@@ -180,7 +186,7 @@ class Tray:
         if self._updater is not None:
             info = self._term(Term.SETTINGS_UPDATE_INFO, version=__version__,
                               repository=self._updater.repository,
-                              state=self._updater.state_name())  # fmt: skip
+                              state=self._update_text())  # fmt: skip
         else:
             info = self._term(Term.SETTINGS_UPDATE_UNMANAGED)
         form = form_for(stored)

@@ -147,3 +147,14 @@ def test_cli_prints_the_whole_catalogue_in_english() -> None:
 def test_cli_unknown_code() -> None:
     err = io.StringIO()
     assert main(["messages", "99999"], stderr=err) == 2
+
+
+def test_every_update_state_has_words_in_both_languages() -> None:
+    """The tray and Settings show the updater's state: never its wire name."""
+    from agent.updater.policy import STATE_NAMES
+
+    for name in STATE_NAMES:
+        for language in Language:
+            text = catalogue().term(Term(f"update_state_{name}"), language)
+            assert text and (language is Language.EN or text != name)
+            assert not any(c.isupper() for c in text)  # words, not a camelCase wire name
