@@ -217,7 +217,7 @@ def test_unhealthy_new_version_is_rolled_back(repo: Repo, data_dir: Path) -> Non
         catalogue = bundle / "lib/agent/messages/catalogue.toml"
         text = catalogue.read_text(encoding="utf-8")
         # one placeholder misspelt in one language: the code starts, only the self-test sees it
-        broken = text.replace("You have {tries_left} tries", "You have {tries} tries")
+        broken = text.replace("locked: {tries_left}.", "locked: {tries}.")
         assert broken != text
         catalogue.write_text(broken, encoding="utf-8")
 
