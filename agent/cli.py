@@ -377,7 +377,8 @@ def _doctor(io: _Io, args: argparse.Namespace) -> int:
     issuer = (connection.url, connection.ca_file, connection.proxy) if connection else None
     source = Layout.in_data_dir(data_dir).source()
     report, status = run_doctor(data_dir, args.port or DEFAULT_PORT, issuer,
-                                source.base_url if source else None, as_json=args.json)  # fmt: skip
+                                source.base_url if source else None, io.language,
+                                as_json=args.json)  # fmt: skip
     io.stdout.write(report)
     return status
 
@@ -515,7 +516,7 @@ def _remove(io: _Io, store: TokenStore, token_id: str, *, confirmed: bool) -> in
 
 
 def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
-    from agent.notices import STATE_TERMS
+    from agent.notices import KIND_TERMS, STATE_TERMS
     from agent.tokens import CredentialInfo
 
     entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
@@ -530,7 +531,9 @@ def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int
     if not entries:
         io.tell(MessageCode.NO_BANKID_FOUND)
         return 0
-    rows = [("ID", "KIND", "PERSONAL NO.", "NAME", "ISSUER", "VALID UNTIL", "STATE")]
+    columns = (Term.COLUMN_ID, Term.COLUMN_KIND, Term.COLUMN_PERSONAL_NUMBER, Term.COLUMN_NAME,
+               Term.COLUMN_ISSUER, Term.COLUMN_VALID_UNTIL, Term.COLUMN_STATE)  # fmt: skip
+    rows = [tuple(io.term(c) for c in columns)]
     for entry in entries:
         if isinstance(entry, CredentialInfo):
             state = io.term(STATE_TERMS[entry.state(now).value])
@@ -539,7 +542,7 @@ def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int
             rows.append(
                 (
                     entry.id,
-                    entry.kind.value,
+                    io.term(KIND_TERMS[entry.kind.value]),
                     str(entry.owner.personal_number),
                     entry.owner.name,
                     entry.issuer,
@@ -548,7 +551,8 @@ def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int
                 )
             )
         else:
-            rows.append((entry.file_name, "file", "", "", "", "", io.term(Term.STATE_DAMAGED)))
+            damaged = io.term(Term.STATE_DAMAGED)
+            rows.append((entry.file_name, io.term(Term.KIND_FILE), "", "", "", "", damaged))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         io.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

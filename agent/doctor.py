@@ -11,34 +11,102 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import errno
 import json
+import logging
 import os
 import platform
+import ssl
 import stat
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 from agent import __version__
+from agent.messages import Language, Term, catalogue
 
-__all__ = ["Check", "diagnose", "render"]
+__all__ = ["Check", "Phrase", "diagnose", "render", "say"]
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 MAX_SKEW = dt.timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
+class Phrase:
+    """Words for a person, said in their language when the report is rendered: a term
+    whose placeholders take plain values, other phrases, or tuples of either (a list)."""
+
+    term: Term
+    values: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Check:
-    name: str
+    name: str  # a stable key (JSON, support scripts); the person reads its term
     status: str  # "ok" | "warning" | "problem" | "info"
-    detail: str
+    detail: Phrase
+
+
+NAMES = {  # each check's key and what a person reads for it
+    "versions": Term.DOCTOR_VERSIONS,
+    "dataFolder": Term.DOCTOR_DATA_FOLDER,
+    "permissions": Term.DOCTOR_PERMISSIONS,
+    "credentials": Term.DOCTOR_CREDENTIALS,
+    "cardReaders": Term.DOCTOR_CARD_READERS,
+    "bridge": Term.DOCTOR_BRIDGE,
+    "updateRepository": Term.DOCTOR_UPDATE_REPOSITORY,
+    "issuer": Term.DOCTOR_ISSUER,
+    "clock": Term.DOCTOR_CLOCK,
+}
+
+_OS_REASONS = {
+    errno.EACCES: Term.DOCTOR_REASON_DENIED,
+    errno.EPERM: Term.DOCTOR_REASON_DENIED,
+    errno.EROFS: Term.DOCTOR_REASON_READ_ONLY,
+    errno.ENOSPC: Term.DOCTOR_REASON_FULL,
+    errno.EDQUOT: Term.DOCTOR_REASON_FULL,
+}
+
+
+def _os_reason(exc: OSError) -> Phrase:
+    term = _OS_REASONS.get(exc.errno or 0)
+    if term is not None:
+        return Phrase(term)
+    return Phrase(Term.DOCTOR_REASON_SYSTEM, {"name": errno.errorcode.get(exc.errno or 0, "?")})
+
+
+def _network_reason(exc: BaseException) -> Phrase:
+    """Why a server could not be reached, in words (the class name stays in the code)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
+        return Phrase(Term.DOCTOR_REASON_CERTIFICATE)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return Phrase(Term.DOCTOR_REASON_PROXY)
+    if isinstance(exc, TimeoutError):
+        return Phrase(Term.DOCTOR_REASON_TIMEOUT, {"seconds": int(TIMEOUT.total or 0)})
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
+        return Phrase(Term.DOCTOR_REASON_CONNECT)
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
+        return Phrase(Term.DOCTOR_REASON_PROTOCOL)
+    return Phrase(Term.DOCTOR_REASON_CONNECT)
+
+
+def _via(proxy: str | None) -> Phrase:
+    from agent.enrol import shown_proxy
+
+    if not proxy:
+        return Phrase(Term.DOCTOR_NO_PROXY)
+    return Phrase(Term.DOCTOR_VIA_PROXY, {"proxy": shown_proxy(proxy).removeprefix("proxy ")})
 
 
 def _versions() -> Check:
-    return Check("versions", "info", f"eid-agent {__version__}, Python "
-                 f"{platform.python_version()}, {platform.platform()}")  # fmt: skip
+    return Check("versions", "info", Phrase(Term.DOCTOR_VERSIONS_DETAIL, {
+        "version": __version__, "python": platform.python_version(),
+        "platform": platform.platform()}))  # fmt: skip
 
 
 def _data_dir(data_dir: Path) -> Check:
@@ -47,27 +115,28 @@ def _data_dir(data_dir: Path) -> Check:
         with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".doctor-"):
             pass
     except OSError as exc:
-        return Check("data folder", "problem", f"{data_dir} is not writable: {exc.strerror}")
-    return Check("data folder", "ok", f"{data_dir} is writable")
+        return Check("dataFolder", "problem", Phrase(Term.DOCTOR_NOT_WRITABLE,
+                     {"path": str(data_dir), "reason": _os_reason(exc)}))  # fmt: skip
+    return Check("dataFolder", "ok", Phrase(Term.DOCTOR_WRITABLE, {"path": str(data_dir)}))
 
 
 def _privacy(data_dir: Path) -> Check:
     """Whether what holds credentials, settings and logs is the owner's alone (the agent
     repairs it when it starts; this says so before)."""
-    open_to_others = []
+    open_to_others: list[object] = []
     for path in (data_dir, data_dir / "tokens", *sorted(data_dir.glob("agent*.log*"))):
         try:
             info = path.lstat()
         except OSError:
             continue
         if info.st_uid != os.getuid():
-            open_to_others.append(f"{path.name or path} (another user's)")
+            open_to_others.append(Phrase(Term.DOCTOR_ANOTHER_USERS, {"name": path.name or path}))
         elif info.st_mode & 0o077:
             open_to_others.append(f"{path.name} ({stat.filemode(info.st_mode)})")
     if open_to_others:
-        return Check("permissions", "warning", "open to other users: " + ", ".join(
-            open_to_others) + "; the agent makes them owner-only when it starts")  # fmt: skip
-    return Check("permissions", "ok", "the data folder, credentials and logs are owner-only")
+        return Check("permissions", "warning", Phrase(Term.DOCTOR_OPEN_TO_OTHERS,
+                     {"paths": tuple(open_to_others)}))  # fmt: skip
+    return Check("permissions", "ok", Phrase(Term.DOCTOR_OWNER_ONLY))
 
 
 def _credentials(data_dir: Path, now: dt.datetime) -> Check:
@@ -78,8 +147,8 @@ def _credentials(data_dir: Path, now: dt.datetime) -> Check:
     usable = sum(1 for e in entries if not isinstance(e, DamagedEntry)
                  and e.state(now).value == "usable")  # fmt: skip
     status = "warning" if damaged or not usable else "ok"
-    return Check("BankIDs on file", status,
-                 f"{len(entries)} on file, {usable} usable, {damaged} damaged")  # fmt: skip
+    return Check("credentials", status, Phrase(Term.DOCTOR_CREDENTIALS_DETAIL,
+                 {"total": len(entries), "usable": usable, "damaged": damaged}))  # fmt: skip
 
 
 def _cards() -> Check:
@@ -93,11 +162,18 @@ def _cards() -> Check:
         finally:
             context.close()
     except CardError as exc:
-        return Check("card readers", "warning", f"the smart-card service (pcscd) answers "
-                     f"nothing: {type(exc).__name__}")  # fmt: skip
+        log.info("doctor: pcscd: %s: %s", type(exc).__name__, exc)
+        return Check("cardReaders", "warning", Phrase(Term.DOCTOR_PCSCD_SILENT))
     if not readers:
-        return Check("card readers", "info", "pcscd runs; no reader connected")
-    return Check("card readers", "ok", f"pcscd runs; readers: {', '.join(readers)}")
+        return Check("cardReaders", "info", Phrase(Term.DOCTOR_NO_READER))
+    return Check("cardReaders", "ok", Phrase(Term.DOCTOR_READERS, {"readers": tuple(readers)}))
+
+
+def _update_state(name: object) -> Phrase:
+    try:
+        return Phrase(Term(f"update_state_{name}"))
+    except ValueError:  # an agent of another version: its word is not ours to translate
+        return Phrase(Term.DOCTOR_UNKNOWN)
 
 
 async def _bridge(port: int) -> Check:
@@ -109,27 +185,24 @@ async def _bridge(port: int) -> Check:
         ):
             body = await resp.json(content_type=None)
     except (aiohttp.ClientConnectorError, ConnectionRefusedError):
-        return Check(
-            "bridge", "warning", f"nothing listens on port {port}: the agent is not running"
-        )
+        return Check("bridge", "warning", Phrase(Term.DOCTOR_NOT_LISTENING, {"port": port}))
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        return Check("bridge", "problem", f"port {port} is held by another program "
-                     f"({type(exc).__name__})")  # fmt: skip
+        log.info("doctor: port %d: %s", port, type(exc).__name__)
+        return Check("bridge", "problem", Phrase(Term.DOCTOR_PORT_TAKEN, {"port": port}))
     if isinstance(body, dict) and "apiVersion" in body:
-        return Check("bridge", "ok", f"eid-agent {body.get('version')} answers on port {port}; "
-                     f"update state {body.get('updateState')}")  # fmt: skip
-    return Check("bridge", "problem", f"port {port} is held by another program")
+        return Check("bridge", "ok", Phrase(Term.DOCTOR_BRIDGE_OK, {
+            "version": str(body.get("version")), "port": port,
+            "state": _update_state(body.get("updateState"))}))  # fmt: skip
+    return Check("bridge", "problem", Phrase(Term.DOCTOR_PORT_TAKEN, {"port": port}))
 
 
 async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None,
                      now: dt.datetime) -> list[Check]:  # fmt: skip
     """The server answers (any HTTP status) through ``proxy``; its clock is compared."""
-    import ssl
-
     context: ssl.SSLContext | bool = False
     if url.startswith("https://"):
         context = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    from agent.enrol import shown_proxy, split_proxy_credentials
+    from agent.enrol import split_proxy_credentials
 
     proxy_url, proxy_auth = split_proxy_credentials(proxy)
     try:
@@ -140,14 +213,16 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
             date = resp.headers.get("Date")
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return [Check(name, "problem", f"{url} unreachable via {shown_proxy(proxy)}: "
-                      f"{type(exc).__name__}")]  # fmt: skip
-    checks = [Check(name, "ok", f"{url} answers (HTTP {status}) via {shown_proxy(proxy)}")]
+        log.info("doctor: %s: %s: %s", url, type(exc).__name__, exc)
+        return [Check(name, "problem", Phrase(Term.DOCTOR_UNREACHABLE, {
+            "url": url, "via": _via(proxy), "reason": _network_reason(exc)}))]  # fmt: skip
+    checks = [Check(name, "ok", Phrase(Term.DOCTOR_ANSWERS,
+                    {"url": url, "status": status, "via": _via(proxy)}))]  # fmt: skip
     if date:
         skew = email.utils.parsedate_to_datetime(date) - now
         status_word = "ok" if abs(skew) <= MAX_SKEW else "problem"
-        checks.append(Check("clock", status_word,
-                            f"{skew.total_seconds():+.0f} s against {name}'s clock"))  # fmt: skip
+        checks.append(Check("clock", status_word, Phrase(Term.DOCTOR_SKEW, {
+            "skew": f"{skew.total_seconds():+.0f}", "name": Phrase(NAMES[name])})))  # fmt: skip
     return checks
 
 
@@ -159,10 +234,10 @@ async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str
               await _bridge(port)]  # fmt: skip
     env_proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     if update_url:
-        checks += await _reachable("update repository", update_url.rstrip("/") +
+        checks += await _reachable("updateRepository", update_url.rstrip("/") +
                                    "/metadata/timestamp.json", env_proxy, None, now)  # fmt: skip
     else:
-        checks.append(Check("update repository", "info", "not installed with a repository"))
+        checks.append(Check("updateRepository", "info", Phrase(Term.DOCTOR_NO_REPOSITORY)))
     if issuer is not None:
         url, ca_file, proxy = issuer
         from agent.enrol import proxy_for
@@ -170,16 +245,35 @@ async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str
         chosen = proxy_for(url, proxy, os.environ)
         checks += await _reachable("issuer", url.rstrip("/") + "/health", chosen, ca_file, now)
     else:
-        checks.append(Check("issuer", "info", "no issuer configured"))
+        checks.append(Check("issuer", "info", Phrase(Term.DOCTOR_NO_ISSUER)))
     return checks
 
 
-def render(checks: list[Check], *, as_json: bool) -> str:
+def say(phrase: Phrase, language: Language) -> str:
+    """The phrase in ``language``: nested phrases first, lists joined with commas."""
+
+    def value(v: object) -> object:
+        if isinstance(v, Phrase):
+            return say(v, language)
+        if isinstance(v, tuple):
+            return ", ".join(str(value(item)) for item in v)
+        return v
+
+    text = catalogue().term(phrase.term, language)
+    return text.format(**{k: value(v) for k, v in phrase.values.items()})
+
+
+def render(checks: list[Check], language: Language, *, as_json: bool) -> str:
+    """The report: the person's language, the checks' stable keys kept for JSON."""
     if as_json:
-        return json.dumps([asdict(c) for c in checks], indent=2) + "\n"
+        return json.dumps([{"name": c.name, "title": say(Phrase(NAMES[c.name]), language),
+                            "status": c.status, "detail": say(c.detail, language)}
+                           for c in checks], indent=2, ensure_ascii=False) + "\n"  # fmt: skip
     marks = {"ok": "✓", "warning": "!", "problem": "✗", "info": "·"}
-    width = max(len(c.name) for c in checks)
-    return "".join(f"{marks[c.status]} {c.name:<{width}}  {c.detail}\n" for c in checks)
+    titles = [say(Phrase(NAMES[c.name]), language) for c in checks]
+    width = max(map(len, titles))
+    return "".join(f"{marks[c.status]} {title:<{width}}  {say(c.detail, language)}\n"
+                   for c, title in zip(checks, titles, strict=True))  # fmt: skip
 
 
 def exit_status(checks: list[Check]) -> int:
@@ -187,6 +281,7 @@ def exit_status(checks: list[Check]) -> int:
 
 
 def run_doctor(data_dir: Path, port: int, issuer: tuple[str, str | None, str | None] | None,
-               update_url: str | None, *, as_json: bool) -> tuple[str, int]:  # fmt: skip
+               update_url: str | None, language: Language, *,
+               as_json: bool) -> tuple[str, int]:  # fmt: skip
     checks = asyncio.run(diagnose(data_dir, port, issuer, update_url, dt.datetime.now(dt.UTC)))
-    return render(checks, as_json=as_json), exit_status(checks)
+    return render(checks, language, as_json=as_json), exit_status(checks)

@@ -18,7 +18,7 @@ from cryptography import x509
 
 from agent.enrol import EnrolmentRefused, IssuerConnection, IssuerUnreachable, revoke_credential
 from agent.messages import MessageCode, Term, catalogue
-from agent.notices import PIN_TERMS, STATE_TERMS, Notice, notice_for
+from agent.notices import KIND_TERMS, PIN_TERMS, STATE_TERMS, Notice, notice_for
 from agent.pins import PinManager
 from agent.tokens import (
     CredentialLocked,
@@ -49,6 +49,10 @@ class MyBankIds:
         self._ui, self._store, self._cards, self._issuer, self._clock = (
             ui, store, cards, issuer, clock)  # fmt: skip
 
+    def _label(self, credential: CredentialInfo) -> str:
+        kind = self._term(KIND_TERMS[credential.kind.value])
+        return f"{credential.owner.name} ({kind}, {credential.issuer})"
+
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self._ui.language).format(**values)
 
@@ -64,7 +68,8 @@ class MyBankIds:
         rows = []
         for c in await self._all():
             state = self._term(STATE_TERMS[c.state(now).value])
-            text = f"{c.owner.name} — {c.kind.value}, {c.issuer}, {c.not_after:%Y-%m-%d}, {state}"
+            kind = self._term(KIND_TERMS[c.kind.value])
+            text = f"{c.owner.name} — {kind}, {c.issuer}, {c.not_after:%Y-%m-%d}, {state}"
             buttons = [(f"details:{c.id}", self._term(Term.MANAGER_DETAILS))]
             if c.kind is TokenKind.FILE:
                 buttons += [(f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD)),
@@ -115,8 +120,9 @@ class MyBankIds:
             state += f" ({self._term(Term.DEVELOPMENT)})"
         await self._ui.info(c.owner.name, self._term(
             Term.DETAILS_TEXT, name=c.owner.name, personal_number=c.owner.personal_number,
-            kind=c.kind.value, issuer=c.issuer, not_before=f"{c.not_before:%Y-%m-%d}",
-            not_after=f"{c.not_after:%Y-%m-%d}", state=state, token_id=c.id))  # fmt: skip
+            kind=self._term(KIND_TERMS[c.kind.value]), issuer=c.issuer,
+            not_before=f"{c.not_before:%Y-%m-%d}", not_after=f"{c.not_after:%Y-%m-%d}",
+            state=state, token_id=c.id))  # fmt: skip
 
     async def _change_password(self, token_id: str) -> None:
         credential = await self._find(token_id)
@@ -151,7 +157,7 @@ class MyBankIds:
         issuer = self._issuer()
         can_revoke = issuer is not None and not credential.development
         yes, revoke = await self._ui.confirm(
-            self._term(Term.REMOVE_QUESTION, label=_label(credential)), "",
+            self._term(Term.REMOVE_QUESTION, label=self._label(credential)), "",
             self._term(Term.REMOVE_REVOKE) if can_revoke else None,
             self._term(Term.DIALOG_REMOVE))  # fmt: skip
         if not yes:
@@ -196,7 +202,3 @@ class MyBankIds:
             return False
         log.info("my bankids: the issuer revoked %s", credential.id)
         return True
-
-
-def _label(credential: CredentialInfo) -> str:
-    return f"{credential.owner.name} ({credential.kind.value}, {credential.issuer})"

@@ -115,6 +115,11 @@ STATE_TERMS = {  # CredentialState's values, as people read them
     "locked": Term.STATE_LOCKED,
 }
 
+KIND_TERMS = {  # TokenKind's values, as people read them (the wire keeps "file"/"card")
+    "file": Term.KIND_FILE,
+    "card": Term.KIND_CARD,
+}
+
 PIN_TERMS = {
     PinRef.IDENTIFICATION: Term.IDENTIFICATION_PIN,
     PinRef.SIGNATURE: Term.SIGNATURE_PIN,

@@ -172,7 +172,7 @@ class Tray:
             self._clock(),
         )
         await self._ui.report(self._term(Term.TRAY_DIAGNOSTICS).rstrip(" …"),
-                              render(checks, as_json=False))  # fmt: skip
+                              render(checks, self._ui.language, as_json=False))  # fmt: skip
 
     async def _edit_settings(self, hooks: SettingsHooks) -> None:
         """The Settings window: saved to the config file (atomically, owner-only) and

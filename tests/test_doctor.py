@@ -37,7 +37,7 @@ def test_a_healthy_setup_and_nothing_secret(tmp_path: Path, make_token: MakeToke
     proxy.close()
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["bridge"]["status"] == "ok" and "eid-agent 0.1.0" in checks["bridge"]["detail"]
-    assert checks["BankIDs on file"]["detail"] == "1 on file, 1 usable, 0 damaged"
+    assert checks["credentials"]["detail"] == "1 on file, 1 usable, 0 damaged"
     assert checks["issuer"]["status"] == "ok", checks["issuer"]
     assert f"via proxy http://127.0.0.1:{proxy.port}" in checks["issuer"]["detail"]
     assert checks["clock"]["status"] == "ok"

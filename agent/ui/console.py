@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from agent.messages import Language, MessageCode, Term, catalogue
-from agent.notices import PIN_TERMS, Notice, format_notice, notice_for
+from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
 from agent.orders import OrderKind
 from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens.errors import PasswordTooWeak
@@ -80,10 +80,10 @@ class ConsoleUi:
             for line in display_lines(blocks, visible):
                 self._print(f"  │ {line}")
         if len(request.choices) == 1:
-            self._print(self._term(Term.CONSOLE_USING, credential=_label(request.choices[0])))
+            self._print(self._term(Term.CONSOLE_USING, credential=self._label(request.choices[0])))
             return request.choices[0]
         for number, credential in enumerate(request.choices, start=1):
-            self._print(f"  {number}) {_label(credential)}")
+            self._print(f"  {number}) {self._label(credential)}")
         while True:
             answer = await self._read(
                 request.order_ref, self._term(Term.CONSOLE_CHOOSE, count=len(request.choices))
@@ -312,6 +312,12 @@ class ConsoleUi:
 
     # -- output ----------------------------------------------------------------------------
 
+    def _label(self, credential: CredentialInfo) -> str:
+        return (
+            f"{credential.owner.name} ({credential.owner.personal_number}) — "
+            f"{self._term(KIND_TERMS[credential.kind.value])}, {credential.issuer}"
+        )
+
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self._language).format(**values)
 
@@ -333,10 +339,3 @@ def _looks_like_a_code(typed: str) -> bool:
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def _label(credential: CredentialInfo) -> str:
-    return (
-        f"{credential.owner.name} ({credential.owner.personal_number}) — "
-        f"{credential.kind.value}, {credential.issuer}"
-    )

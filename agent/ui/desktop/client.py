@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.messages import Action, Language, MessageCode, Severity, Term, catalogue
-from agent.notices import PIN_TERMS, Notice
+from agent.notices import KIND_TERMS, PIN_TERMS, Notice
 from agent.orders import OrderKind
 from agent.settingsform import ProxyMode, SettingsForm
 from agent.tokens.card.errors import PinRef
@@ -175,6 +175,10 @@ class DesktopUi:
 
     # -- texts -----------------------------------------------------------------------------------
 
+    def _label(self, credential: CredentialInfo) -> str:
+        kind = self._term(KIND_TERMS[credential.kind.value])
+        return f"{credential.owner.name} — {kind}, {credential.issuer}"
+
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self.language).format(**values)
 
@@ -216,7 +220,7 @@ class DesktopUi:
         answer = await self._call({
             "op": "choose", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
-            "options": [_label(c) for c in request.choices], "present": self._present(),
+            "options": [self._label(c) for c in request.choices], "present": self._present(),
             "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
         answer = self._usable(answer)
@@ -237,7 +241,7 @@ class DesktopUi:
         answer = await self._call({
             "op": "secret", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
-            **self._text_fields(request), "credential": _label(credential),
+            **self._text_fields(request), "credential": self._label(credential),
             "label": label, "problem": problem_text, "present": self._present(),
             "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
@@ -284,7 +288,7 @@ class DesktopUi:
     async def ask_password(self, credential: CredentialInfo,
                            problem: Notice | None) -> str | None:  # fmt: skip
         """The password of a BankID on file, outside an order (to revoke it)."""
-        values = await self._secrets(f"unlock-{credential.id}", _label(credential),
+        values = await self._secrets(f"unlock-{credential.id}", self._label(credential),
                                      [self._field(Term.PROMPT_PASSWORD)], problem)  # fmt: skip
         return values[0] if values else None
 
@@ -294,7 +298,8 @@ class DesktopUi:
         fields = [self._field(Term.PROMPT_CURRENT_PASSWORD),
                   self._field(Term.PROMPT_NEW_PASSWORD),
                   self._field(Term.PROMPT_REPEAT_PASSWORD)]  # fmt: skip
-        heading = self._term(Term.MANAGER_CHANGE_PASSWORD).rstrip(" …") + " — " + _label(credential)
+        heading = (self._term(Term.MANAGER_CHANGE_PASSWORD).rstrip(" …") + " — "
+                   + self._label(credential))  # fmt: skip
         while True:
             values = await self._secrets(f"password-{credential.id}", heading, fields, problem)
             if values is None:
@@ -433,10 +438,6 @@ class DesktopUi:
     async def close(self, order_ref: str) -> None:
         if self._proc is not None and self._proc.returncode is None:
             await self._call({"op": "close", "ref": order_ref})
-
-
-def _label(credential: CredentialInfo) -> str:
-    return f"{credential.owner.name} — {credential.kind.value}, {credential.issuer}"
 
 
 def text_fields(text: str, text_format: str, rtl_note: str) -> dict[str, Any]:
