@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
+import json
 import logging
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -59,7 +62,7 @@ def build_demo(config: DemoConfig) -> web.Application:
     app.router.add_get("/", _page("login.html"))
     app.router.add_get("/sign", _page("sign.html"))
     app.router.add_get("/static/{name}", _static)
-    app.router.add_get("/favicon.ico", lambda _r: _no_content())
+    app.router.add_get("/favicon.ico", _no_content)
     app.router.add_post("/api/start", _start)
     app.router.add_post("/api/finish", _finish)
     return app
@@ -80,14 +83,84 @@ async def _canonical_origin(request: web.Request, handler: Any) -> web.StreamRes
     return response
 
 
+# The site's own words (a website's, not the agent's: the agent's come from its
+# catalogue through eid-agent.js). Every key in both languages; a test checks it.
+PAGE_TEXTS: dict[str, dict[str, str]] = {
+    "sv": {
+        "title_login": "Demobanken — logga in",
+        "title_sign": "Demobanken — skriv under",
+        "nav_login": "Logga in",
+        "nav_sign": "Skriv under en text",
+        "other_language": "English",
+        "heading_login": "Demobanken — logga in med BankID",
+        "heading_sign": "Demobanken — skriv under en text med BankID",
+        "pnr_label": "Personnummer (frivilligt)",
+        "pnr_placeholder": "ÅÅÅÅMMDDNNNN",
+        "pnr_hint": "12 siffror utan bindestreck, till exempel 198112189876",
+        "login_button": "Logga in med BankID",
+        "sign_button": "Skriv under med BankID",
+        "cancel": "Avbryt",
+        "text_label": "Texten att skriva under",
+        "sample_text": "Jag godkänner överföringen av 1 000 kr till konto 1234-5678.",
+        "logged_in_as": "Inloggad som",
+        "signed_by": "Underskriven av",
+        "signed_at": "underskriven",
+    },
+    "en": {
+        "title_login": "Demo bank — log in",
+        "title_sign": "Demo bank — sign",
+        "nav_login": "Log in",
+        "nav_sign": "Sign a text",
+        "other_language": "Svenska",
+        "heading_login": "Demo bank — log in with BankID",
+        "heading_sign": "Demo bank — sign a text with BankID",
+        "pnr_label": "Personal number (optional)",
+        "pnr_placeholder": "YYYYMMDDNNNN",
+        "pnr_hint": "12 digits, no hyphen — e.g. 198112189876",
+        "login_button": "Log in with BankID",
+        "sign_button": "Sign with BankID",
+        "cancel": "Cancel",
+        "text_label": "The text to sign",
+        "sample_text": "I approve the transfer of SEK 1,000 to account 1234-5678.",
+        "logged_in_as": "Logged in as",
+        "signed_by": "Signed by",
+        "signed_at": "signed",
+    },
+}
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def page_language(query: str | None, accept_language: str) -> str:
+    """``?lang=`` when it names one of ours, else the browser's first choice that we
+    speak (Accept-Language order; weights are rarely other than descending), else English."""
+    if query in PAGE_TEXTS:
+        return query
+    for item in accept_language.split(","):
+        tag = item.split(";")[0].strip().lower()
+        if tag.split("-")[0] in PAGE_TEXTS:
+            return tag.split("-")[0]
+    return "en"
+
+
+def render_page(template: str, language: str, agent_port: int) -> str:
+    """The page in ``language``: every ``{{key}}`` filled, escaped for HTML.
+
+    Raises:
+        KeyError: a placeholder without a text (a bug in the page, caught by the tests).
+    """
+    values = {**PAGE_TEXTS[language], "lang": language, "AGENT_PORT": str(agent_port),
+              "other_lang": "en" if language == "sv" else "sv"}  # fmt: skip
+    return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(1)]), template)
+
+
 def _page(name: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        html = (
-            (STATIC / name)
-            .read_text("utf-8")
-            .replace("{{AGENT_PORT}}", str(request.app[CONFIG].agent_port))
-        )
-        response = web.Response(text=html, content_type="text/html")
+        language = page_language(request.query.get("lang"),
+                                 request.headers.get("Accept-Language", ""))  # fmt: skip
+        text = render_page((STATIC / name).read_text("utf-8"), language,
+                           request.app[CONFIG].agent_port)  # fmt: skip
+        response = web.Response(text=text, content_type="text/html")
+        response.headers["Content-Language"] = language
         if COOKIE not in request.cookies:
             response.set_cookie(COOKIE, secrets.token_urlsafe(24), httponly=True,
                                 samesite="Strict")  # fmt: skip
@@ -96,7 +169,7 @@ def _page(name: str) -> Any:
     return handler
 
 
-async def _no_content() -> web.Response:
+async def _no_content(_request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
@@ -107,20 +180,40 @@ async def _static(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / name)
 
 
+def _refused(why: str) -> web.HTTPBadRequest:
+    # The page shows its "technical error" message for any refusal; the reason is for
+    # developers reading the response, never a traceback.
+    return web.HTTPBadRequest(text=json.dumps({"site": "verificationFailed", "reason": why}),
+                              content_type="application/json")  # fmt: skip
+
+
 def _session(request: web.Request) -> str:
     sid = request.cookies.get(COOKIE)
     if not sid:
-        raise web.HTTPBadRequest(text="no session: reload the page")
+        raise _refused("noSession")
     return sid
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.text())
+    except (ValueError, RecursionError):  # deep nesting, 5,000-digit numbers, not JSON
+        raise _refused("notJson") from None
+    if not isinstance(body, dict):
+        raise _refused("notAnObject")
+    return body
 
 
 async def _start(request: web.Request) -> web.Response:
     sid = _session(request)
-    body = await request.json()
+    body = await _body(request)
     kind = body.get("type")
     if kind not in {"auth", "sign"}:
-        raise web.HTTPBadRequest(text="type must be auth or sign")
-    pnr = (body.get("personalNumber") or "").strip()
+        raise _refused("type")
+    pnr = body.get("personalNumber") or ""
+    if not isinstance(pnr, str):
+        raise _refused("personalNumber")
+    pnr = pnr.strip()
     if pnr:
         try:
             PersonalNumber.parse(pnr)
@@ -131,7 +224,7 @@ async def _start(request: web.Request) -> web.Response:
             return web.json_response({"site": site}, status=400)
     text = body.get("text") if kind == "sign" else None
     if kind == "sign" and (not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT):
-        raise web.HTTPBadRequest(text="text to sign is required")
+        raise _refused("text")
     nonce = request.app[NONCES].issue(sid, dt.datetime.now(dt.UTC))
     pending = request.app[PENDING]
     pending[sid] = Pending(kind, nonce, text)
@@ -144,7 +237,7 @@ async def _start(request: web.Request) -> web.Response:
 async def _finish(request: web.Request) -> web.Response:
     sid = _session(request)
     config = request.app[CONFIG]
-    body = await request.json()
+    body = await _body(request)
     pending = request.app[PENDING].pop(sid, None)
     if pending is None:
         return web.json_response({"site": "verificationFailed", "reason": "NoOrder"}, status=400)

@@ -115,6 +115,24 @@ async def test_login_shows_the_person(browser: Browser, site: Site, agent: Agent
     await page.wait_for_selector("#result:not([hidden])", timeout=20_000)
     assert await page.text_content("#who") == "Anna Andersson (198112189876)"
     assert "10048" not in await page.evaluate("() => window.codes")
+    # the page is Swedish throughout, its time too: a date in words, not an ISO stamp
+    assert "Inloggad som" in (await page.text_content("#result") or "")
+    when = await page.text_content("#when") or ""
+    months = [
+        "januari",
+        "februari",
+        "mars",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "augusti",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ]
+    assert any(m in when for m in months) and "T" not in when, when
 
 
 async def test_sign_shows_what_was_signed(

@@ -174,3 +174,43 @@ def test_nonces_are_single_use_bound_and_expire() -> None:
         store.consume(old, "session-a", now + dt.timedelta(minutes=5))
     with pytest.raises(rp.UnknownNonce):
         store.consume("never-issued", "session-a", now)
+
+
+async def _demo_site() -> Any:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from rp.demo import CONFIG, DemoConfig, build_demo
+
+    server = TestServer(build_demo(DemoConfig("http://127.0.0.1:0", 24721, [])),
+                        host="127.0.0.1")  # fmt: skip
+    await server.start_server()
+    server.app[CONFIG].origin = str(server.make_url("")).rstrip("/")  # its own, once bound
+    return TestClient(server)
+
+
+async def test_the_demo_site_speaks_the_browsers_language() -> None:
+    async with await _demo_site() as client:
+        for headers, query, expected in (
+            ({"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.8"}, "", "Logga in med BankID"),
+            ({"Accept-Language": "de-DE,en;q=0.5"}, "", "Log in with BankID"),
+            ({"Accept-Language": "sv"}, "?lang=en", "Log in with BankID"),
+            ({}, "?lang=xx", "Log in with BankID"),
+        ):
+            resp = await client.get("/" + query, headers=headers)
+            text = await resp.text()
+            assert expected in text and "{{" not in text, (headers, query)
+            assert resp.headers["Content-Language"] == ("sv" if "Logga" in expected else "en")
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 5000 + "]" * 5000, '{"type": "auth", "personalNumber": ' + "9" * 5000 + "}",
+    "not json", "[]", '{"type": "sign", "text": {"a": 1}}',
+    '{"type": "auth", "personalNumber": ["198112189876"]}',
+])  # fmt: skip
+async def test_the_demo_site_refuses_hostile_bodies_with_json(body: str) -> None:
+    async with await _demo_site() as client:
+        await client.get("/")  # the session cookie
+        for path in ("/api/start", "/api/finish"):
+            resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert resp.status == 400, (path, await resp.text())
+            assert (await resp.json())["site"] == "verificationFailed"

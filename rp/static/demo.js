@@ -2,9 +2,10 @@
  * sign, hand the result to our server to verify, show what happened. */
 (function () {
   "use strict";
-  var params = new URLSearchParams(location.search);
-  var lang = params.get("lang") || ((navigator.language || "").indexOf("sv") === 0 ? "sv" : "en");
-  document.documentElement.lang = lang;
+  // The server chose the page's language (?lang= or the browser's); the agent speaks it too.
+  var lang = document.documentElement.lang === "sv" ? "sv" : "en";
+  var when = new Intl.DateTimeFormat(lang === "sv" ? "sv-SE" : "en-GB",
+                                     { dateStyle: "long", timeStyle: "medium" });
   var agent = new EidAgent({ port: Number(document.body.dataset.agentPort), lang: lang });
   var type = document.body.dataset.type;
   var $ = function (id) { return document.getElementById(id); };
@@ -62,7 +63,8 @@
           show(null, "done");
           var p = fin.data.person;
           $("who").textContent = p.name + " (" + p.personalNumber + ")";
-          $("when").textContent = fin.data.signedAt;
+          $("when").dateTime = fin.data.signedAt;
+          $("when").textContent = when.format(new Date(fin.data.signedAt));
           if ($("signed-text")) $("signed-text").textContent = fin.data.text;
           $("result").hidden = false;
         });
