@@ -313,7 +313,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from agent.paths import default_config_file, default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
-        io.stderr.write("eid-agent: --port must be 1-65535 and --order-ttl positive\n")
+        io.stderr.write(io.term(Term.CLI_BAD_PORT_OR_TTL) + "\n")
         return 2
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it is doing
@@ -351,17 +351,13 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))
     except SelfTestFailed:
-        io.stderr.write("eid-agent: this version failed its self-test (see the log)\n")
+        io.stderr.write(io.term(Term.CLI_SELF_TEST_FAILED) + "\n")
         return 3
     except AlreadyRunning as exc:
-        io.stderr.write(f"eid-agent: already running for this person (pid {exc.pid or '?'}); "
-                        "its tray icon and bridge are in use\n")  # fmt: skip
+        io.stderr.write(io.term(Term.CLI_ALREADY_RUNNING, pid=exc.pid or "?") + "\n")
         return 1
     except PortTaken as exc:
-        io.stderr.write(
-            f"eid-agent: port {exc.port} is already in use — is another eid-agent running "
-            f"(perhaps for another user)? Use --port to choose another.\n"
-        )
+        io.stderr.write(io.term(Term.CLI_PORT_TAKEN, port=exc.port) + "\n")
         return 1
 
 
@@ -396,7 +392,7 @@ def _desktop(io: _Io, args: argparse.Namespace) -> int:
         paths = uninstall_entries()
         stopped = stop_running(args.data_dir or default_data_dir())  # no listener left
         if stopped is not None:
-            io.stderr.write(f"eid-agent: stopped the running agent (pid {stopped})\n")
+            io.stderr.write(io.term(Term.CLI_STOPPED_AGENT, pid=stopped) + "\n")
     for path in paths:
         io.stdout.write(f"{path}\n")
     return 0
@@ -413,7 +409,8 @@ def _updates(io: _Io, args: argparse.Namespace) -> int:
         from agent.setupcli import uninstall_command
 
         return uninstall_command(data_dir, delete_credentials=args.delete_credentials,
-                                 config=args.config, out=io.stdout, err=io.stderr)  # fmt: skip
+                                 config=args.config, out=io.stdout, err=io.stderr,
+                                 language=io.language)  # fmt: skip
     if args.command == "install":
         status = updatecli.install_command(
             data_dir, repository=args.repository, trust=args.trust, bundle=args.bundle,
@@ -424,7 +421,7 @@ def _updates(io: _Io, args: argparse.Namespace) -> int:
         from agent.setupcli import finish_install
 
         return finish_install(data_dir, desktop=args.desktop, start=args.start,
-                              out=io.stdout, err=io.stderr)  # fmt: skip
+                              out=io.stdout, err=io.stderr, language=io.language)  # fmt: skip
     return updatecli.update_command(data_dir, args.action, as_json=getattr(args, "json", False),
                                     out=io.stdout, err=io.stderr, language=io.language,
                                     deadline=getattr(args, "deadline", None))  # fmt: skip
@@ -441,7 +438,7 @@ def _messages(io: _Io, code: int | None) -> int:
         try:
             entries = [catalogue().entry(MessageCode(code))]
         except ValueError:
-            io.stderr.write(f"eid-agent: no message {code}\n")
+            io.stderr.write(io.term(Term.CLI_NO_MESSAGE, code=code) + "\n")
             return 2
     for entry in entries:
         text = entry.texts[io.language]

@@ -40,8 +40,7 @@ def order_command(args: argparse.Namespace, store: TokenStore, stdin: TextIO,
     """The wizard: the same steps as the desktop's, through the console UI on stderr."""
     issuer = issuer_connection(args)
     if issuer is None:
-        stderr.write("eid-agent: no issuer: give --issuer URL or set [issuer] url in the "
-                     "config file\n")  # fmt: skip
+        stderr.write(_term(language, Term.CLI_NO_ISSUER) + "\n")
         return 2
     ui = ConsoleUi(stdin, stderr, language)
     info = asyncio.run(order_with_ui(ui, issuer, store, lambda: dt.datetime.now(dt.UTC)))

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -22,6 +23,7 @@ from agent.atomicfile import private_dir, private_file
 from agent.daemon import pid_file
 from agent.desktopentry import install_entries, uninstall_entries
 from agent.instance import stop_running
+from agent.messages import Language, Term, catalogue
 from agent.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
 from agent.updater.install import Layout
 
@@ -40,13 +42,24 @@ _OWN_FILES = (
 )
 
 
+Say = Callable[..., str]  # a term in the person's language, its placeholders filled
+
+
+def _sayer(language: Language) -> Say:
+    def say(term: Term, **values: object) -> str:
+        return catalogue().term(term, language).format(**values) + "\n"
+
+    return say
+
+
 def _data_args(data_dir: Path) -> list[str]:
     """How the installed commands name this data folder (nothing for the default)."""
     return [] if data_dir == default_data_dir() else ["--data-dir", str(data_dir)]
 
 
 def finish_install(data_dir: Path, *, desktop: bool, start: bool, out: TextIO,
-                   err: TextIO) -> int:  # fmt: skip
+                   err: TextIO, language: Language) -> int:  # fmt: skip
+    say = _sayer(language)
     layout = Layout.in_data_dir(data_dir)
     launcher = layout.current / "eid-agent"  # through current: updates switch it
     if desktop:
@@ -61,28 +74,28 @@ def finish_install(data_dir: Path, *, desktop: bool, start: bool, out: TextIO,
             temporary.replace(link)  # atomically, over an older link
             out.write(f"{link}\n")
         else:
-            err.write(f"eid-agent: {link} exists and is not ours; left alone\n")
+            err.write(say(Term.SETUP_NOT_OURS, path=link))
     if start:
-        return _start(data_dir, launcher, out, err)
+        return _start(data_dir, launcher, out, err, say)
     return 0
 
 
-def _stopped(data_dir: Path, out: TextIO, err: TextIO) -> bool:
+def _stopped(data_dir: Path, out: TextIO, err: TextIO, say: Say) -> bool:
     """This person's agent is not running (any more); False: it would not stop."""
     try:
         stopped = stop_running(data_dir)
-    except TimeoutError as exc:
-        err.write(f"eid-agent: {exc}\n")
+    except TimeoutError:
+        err.write(say(Term.CLI_WOULD_NOT_STOP))
         return False
     if stopped is not None:
-        out.write(f"stopped the running agent (pid {stopped})\n")
+        out.write(say(Term.CLI_STOPPED_AGENT, pid=stopped))
     return True
 
 
-def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
+def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO, say: Say) -> int:
     """Stop a running agent (an older version, or this one being repaired), start the
     installed one in a session of its own, and wait until it listens."""
-    if not _stopped(data_dir, out, err):
+    if not _stopped(data_dir, out, err, say):
         return 1
     # The agent logs to agent.log itself (owner-only, rotated: agent/logfile.py); what it
     # prints before its logging is set up — a crash at start — goes to agent-start.log,
@@ -99,21 +112,22 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO) -> int:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            err.write(f"eid-agent: the agent ended at once (exit {child.returncode}); "
-                      f"see {data_dir / 'agent-start.log'}\n")  # fmt: skip
+            err.write(say(Term.SETUP_ENDED_AT_ONCE, status=child.returncode,
+                          log=start_log))  # fmt: skip
             return 1
         with contextlib.suppress(OSError, ValueError):
             if int(pid_file(data_dir).read_text()) == child.pid:  # written once listening
-                out.write(f"eid-agent is running (pid {child.pid})\n")
+                out.write(say(Term.SETUP_RUNNING, pid=child.pid))
                 return 0
         time.sleep(0.05)
-    err.write(f"eid-agent: the agent did not start listening; see {data_dir / 'agent.log'}\n")
+    err.write(say(Term.SETUP_NOT_LISTENING, log=data_dir / "agent.log"))
     return 1
 
 
 def uninstall_command(data_dir: Path, *, delete_credentials: bool, config: Path | None,
-                      out: TextIO, err: TextIO) -> int:  # fmt: skip
-    if not _stopped(data_dir, out, err):
+                      out: TextIO, err: TextIO, language: Language) -> int:  # fmt: skip
+    say = _sayer(language)
+    if not _stopped(data_dir, out, err, say):
         return 1  # nothing was removed
     removed = uninstall_entries()
     link = user_bin_dir() / "eid-agent"
@@ -139,10 +153,9 @@ def uninstall_command(data_dir: Path, *, delete_credentials: bool, config: Path 
                 path.unlink()
                 removed.append(path)
     for path in removed:
-        out.write(f"removed {path}\n")
+        out.write(say(Term.SETUP_REMOVED, path=path))
     if not delete_credentials:
         kept = [p for p in (tokens_dir(data_dir), config) if p.exists()]
         if kept:
-            out.write("kept your BankIDs and settings: " + ", ".join(map(str, kept)) +
-                      " (eid-agent uninstall --delete-credentials removes them)\n")  # fmt: skip
+            out.write(say(Term.SETUP_KEPT, paths=", ".join(map(str, kept))))
     return 0

@@ -254,3 +254,19 @@ def test_the_demo_pages_speak_both_languages(page: str) -> None:
     data = {"198112189876", "1234-5678", "Svenska", "English"}
     for a, b in zip(sv_texts, en_texts, strict=True):
         _check_pair(page, a, b, data)
+
+
+@pytest.mark.parametrize("args", [
+    ["messages", "99999"],
+    ["run", "--port", "70000"],
+    ["order", "--config", "/nonexistent/config.toml"],
+])  # fmt: skip
+def test_the_command_lines_refusals_speak_both_languages(args: list[str], tmp_path: Path) -> None:
+    def said(lang: str) -> str:
+        env = {**os.environ, "LANG": lang, "LC_ALL": "", "HOME": str(tmp_path)}
+        result = subprocess.run([str(BIN / "eid-agent"), *args], capture_output=True, text=True,
+                                env=env, timeout=60, check=False)  # fmt: skip
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        return result.stderr
+
+    _compare_lines(" ".join(args), said("sv_SE.UTF-8"), said("C.UTF-8"), {"99999", "70000"})

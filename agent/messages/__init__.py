@@ -201,6 +201,20 @@ class Term(enum.StrEnum):
     DOCTOR_SKEW = "doctor_skew"
     DOCTOR_NO_REPOSITORY = "doctor_no_repository"
     DOCTOR_NO_ISSUER = "doctor_no_issuer"
+    CLI_BAD_PORT_OR_TTL = "cli_bad_port_or_ttl"
+    CLI_SELF_TEST_FAILED = "cli_self_test_failed"
+    CLI_ALREADY_RUNNING = "cli_already_running"
+    CLI_PORT_TAKEN = "cli_port_taken"
+    CLI_STOPPED_AGENT = "cli_stopped_agent"
+    CLI_WOULD_NOT_STOP = "cli_would_not_stop"
+    CLI_NO_MESSAGE = "cli_no_message"
+    CLI_NO_ISSUER = "cli_no_issuer"
+    SETUP_NOT_OURS = "setup_not_ours"
+    SETUP_RUNNING = "setup_running"
+    SETUP_ENDED_AT_ONCE = "setup_ended_at_once"
+    SETUP_NOT_LISTENING = "setup_not_listening"
+    SETUP_REMOVED = "setup_removed"
+    SETUP_KEPT = "setup_kept"
 
 
 @dataclass(frozen=True)
