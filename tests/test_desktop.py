@@ -76,6 +76,38 @@ def test_escape_cancels_and_the_page_can_close_the_dialog(data_dir: Path,
         screen.wait_gone(window)  # the page cancelled: the dialog closes by itself
 
 
+def test_a_question_right_after_one_closed_under_the_person_waits_for_them(
+    data_dir: Path,
+    screen: Screen,
+) -> None:
+    """Issue 15, item 5: a password typed just as one site's question closed must not
+    answer the next site's question that appeared under the person's fingers."""
+    with _desktop_agent(data_dir, screen) as agent:
+        agent.ready()
+        first = _sign(agent, "first")
+        [window] = screen.wait_window()
+        status, _ = agent.request("POST", "/v1/cancel", {"orderRef": first}, origin=ORIGIN)
+        assert status == 200
+        screen.wait_gone(window)
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        status, body = agent.request("POST", "/v1/auth", {"nonce": nonce},
+                                     origin="https://other.example")  # fmt: skip
+        assert status == 201, body
+        second = str(body["orderRef"])
+        [attention] = screen.wait_window()
+        screen.screenshot(attention, "attention-after-closed-question")
+        screen.type_into(attention, PASSWORD)  # still typing for the closed question
+        screen.key(attention, "Return")
+        screen.wait_gone(attention)
+        [question] = screen.wait_window()  # now the question itself, with an empty field
+        time.sleep(0.5)
+        agent.origin = "https://other.example"  # collect as the second site
+        assert agent.collect(second)["status"] == "pending"
+        screen.type_into(question, PASSWORD)  # typed knowing who asks
+        screen.key(question, "Return")
+        agent.wait_status(second, "complete")
+
+
 def test_choosing_between_two_bankids(tmp_path: Path, make_token: MakeToken,
                                       screen: Screen) -> None:  # fmt: skip
     store = TokenStore(tmp_path / "data", kdf=FAST_KDF)

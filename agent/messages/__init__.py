@@ -151,6 +151,8 @@ class Term(enum.StrEnum):
     DIAGNOSTICS_COPIED = "diagnostics_copied"
     MANAGER_CLOSE = "manager_close"
     DIALOG_LOOKALIKE = "dialog_lookalike"
+    DIALOG_NEXT_REQUEST = "dialog_next_request"
+    DIALOG_SHOW_REQUEST = "dialog_show_request"
     TRAY_STATUS = "tray_status"
     TRAY_MY_BANKIDS = "tray_my_bankids"
     TRAY_ORDER = "tray_order"

@@ -24,12 +24,9 @@ from agent.tokens.errors import PasswordTooWeak
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, check_new_password
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
-from agent.ui.view import display_lines, format_text
+from agent.ui.view import ATTENTION_SECONDS, display_lines, format_text
 
 _EOF = None
-# A new question this soon after one was closed under the person may meet fingers still
-# typing the old answer (seconds: a password is typed in a few).
-ATTENTION_SECONDS = 10.0
 ACTIVATION_CODE_LENGTH = 12  # the issuer's codes: XXXX-XXXX-XXXX
 
 

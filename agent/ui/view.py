@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from publicsuffixlist import PublicSuffixList
 
 __all__ = [
+    "ATTENTION_SECONDS",
     "KEEP_ORDER",
     "RTL_MARK",
     "Block",
@@ -43,6 +44,11 @@ __all__ = [
     "origin_view",
     "plain_text",
 ]
+
+# A new question this soon after one was closed under the person may meet fingers still
+# typing the old answer (seconds: a password is typed in a few). Both UIs then make the
+# person acknowledge the new question before it can take an answer.
+ATTENTION_SECONDS = 10.0
 
 MAX_PREFIX = 24  # characters of subdomains shown before the registrable domain
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +29,7 @@ from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import DialogBlocked, EnrolmentAnswer, PinAnswer, PinRequest, Request
-from agent.ui.view import KEEP_ORDER, RTL_MARK, format_text, origin_view
+from agent.ui.view import ATTENTION_SECONDS, KEEP_ORDER, RTL_MARK, format_text, origin_view
 
 __all__ = ["DesktopUi", "HelperUnavailable"]
 
@@ -50,13 +51,19 @@ WATCH_SECONDS = 4.0  # a password dialog not usable by then is reported as block
 
 
 class DesktopUi:
-    def __init__(self, language: Language, *, watch: float = WATCH_SECONDS) -> None:
+    def __init__(self, language: Language, *, watch: float = WATCH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.language = language  # the Settings window may change it at run time
         # Settings → Advanced: force dialogs to the front and take the keyboard ("raise");
         # show them as plain windows ("plain")
         self.presentation = {"raise": False, "plain": False}
         self.dialogs_blocked = False  # the last password dialog could not be used
         self._watch = watch
+        self._clock = clock
+        self._asking: set[str] = set()  # orders whose question is on the screen
+        # when a question was closed under the person (expired, cancelled by the site):
+        # the next order's first dialog then waits for an acknowledgement (_fresh)
+        self._closed_under_person: float | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -214,16 +221,45 @@ class DesktopUi:
 
     # -- the port --------------------------------------------------------------------------------
 
+    async def _fresh(self, request: Request) -> bool:
+        """Consent must be to the question shown. Keys still being typed for a question
+        that just closed would land in the next dialog, perhaps another site's: so after
+        a question closed under the person less than ATTENTION_SECONDS ago, the next
+        order first shows a window with no field that says a new request follows, and
+        whose default button only shows it. False: the person cancelled there."""
+        closed, self._closed_under_person = self._closed_under_person, None
+        if closed is None or self._clock() - closed >= ATTENTION_SECONDS:
+            return True
+        answer = self._usable(await self._call({
+            "op": "attention", "ref": request.order_ref, "title": "eid-agent",
+            "site": self._site(request.origin), "heading": self._term(Term.DIALOG_NEXT_REQUEST),
+            "lead": self._lead(request), "present": self._present(),
+            "ok": self._term(Term.DIALOG_SHOW_REQUEST), "cancel": self._term(Term.DIALOG_CANCEL),
+        }))  # fmt: skip
+        return bool(answer.get("ok"))
+
+    async def _ask(self, request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+        """A question of the order, on the screen until answered or closed by the agent."""
+        self._asking.add(request.order_ref)
+        try:
+            return self._usable(await self._call(payload))
+        except asyncio.CancelledError:  # the order ended (expired, the site cancelled)
+            self._closed_under_person = self._clock()
+            raise
+        finally:
+            self._asking.discard(request.order_ref)
+
     async def choose(self, request: Request) -> CredentialInfo | None:
+        if not await self._fresh(request):
+            return None
         if len(request.choices) == 1:
             return request.choices[0]
-        answer = await self._call({
+        answer = await self._ask(request, {
             "op": "choose", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
             "options": [self._label(c) for c in request.choices], "present": self._present(),
             "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
-        answer = self._usable(answer)
         if "choice" not in answer:
             return None
         return request.choices[int(answer["choice"])]
@@ -238,14 +274,14 @@ class DesktopUi:
         else:
             label = self._term(Term.DIALOG_PASSWORD_LABEL)
         problem_text = list(self._text(problem)) if problem else None
-        answer = await self._call({
+        answer = await self._ask(request, {
             "op": "secret", "ref": request.order_ref, "title": "eid-agent",
             "site": self._site(request.origin), "lead": self._lead(request),
             **self._text_fields(request), "credential": self._label(credential),
             "label": label, "problem": problem_text, "present": self._present(),
             "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
         })  # fmt: skip
-        secret = self._usable(answer).get("secret")
+        secret = answer.get("secret")
         return str(secret) if secret else None
 
     async def _secrets(self, ref: str, heading: str, fields: Sequence[str | list[str]],
@@ -436,6 +472,8 @@ class DesktopUi:
                           "close": self._term(Term.DIALOG_LATER)})  # fmt: skip
 
     async def close(self, order_ref: str) -> None:
+        if order_ref in self._asking:  # closed under the person, not answered by them
+            self._closed_under_person = self._clock()
         if self._proc is not None and self._proc.returncode is None:
             await self._call({"op": "close", "ref": order_ref})
 

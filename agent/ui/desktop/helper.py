@@ -11,6 +11,8 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
         -> {"id", "secret": "..."} | {"id", "cancelled": true}
     {"id", "op": "choose", "ref", "title", "site", "lead", "options": [..], "ok", "cancel"}
         -> {"id", "choice": index} | {"id", "cancelled": true}
+    {"id", "op": "attention", "ref", "title", "heading", "site", "lead", "ok", "cancel"}
+        -> {"id", "ok": true} | {"id", "cancelled": true}
     {"id", "op": "notice", "title", "body", "code"|null, "ok", "link",
      "action": {"id": "startUpdate"|"openLink", "label"}|null, "close"} -> {"id", "done": true}
     and, unasked, when a notice's action button is pressed: {"event": "action", "action": id}
@@ -32,7 +34,7 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
         -> {"id", "done": true}; the copy button: {"event": "copied", "ref"}
     {"id", "op": "notify", "title", "body", "urgent"} -> {"id", "done": bool, "error"?}
 
-A dialog that waits for a password or PIN ("secret", "choose", "secrets") may carry
+A dialog that waits for a password or PIN ("secret", "choose", "secrets", "attention") may carry
 "present": {"raise", "plain", "watch"} (see _show); one that never became usable within
 "watch" seconds answers {"id", "blocked": reason}.
 
@@ -344,6 +346,8 @@ class Helper:
             self._notice(request, answer)
         elif op in ("secret", "choose"):
             self._dialog(request, answer)
+        elif op == "attention":
+            self._attention(request, answer)
         elif op == "tray":
             self._tray(request, answer)
         elif op == "secrets":
@@ -438,6 +442,30 @@ class Helper:
 
         self._modal(request, answer, window, box, ok_result, focus,
                     present=request.get("present") or {})  # fmt: skip
+
+    def _attention(self, request: dict[str, Any], answer: Answer) -> None:
+        """Before a new order's question when the last one closed under the person: who
+        asks, and a button that shows the question. No field: keys still being typed for
+        the old question land nowhere, and their Enter only opens the new one."""
+        window, box = self._window(request["title"], request.get("present"))
+        heading = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
+        heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
+        box.pack_start(heading, False, False, 0)
+        box.pack_start(_site_label(request["site"]), False, False, 0)
+        box.pack_start(Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
+                       False, False, 0)  # fmt: skip
+        self._modal(request, answer, window, box, lambda: {"ok": True}, window,
+                    present=request.get("present") or {})  # fmt: skip
+        # Only Enter (the default: show the question), Escape or a click answer: a focused
+        # button would take a space from the old password and answer for the person.
+        pending: list[Gtk.Widget] = [box]
+        while pending:
+            widget = pending.pop()
+            if isinstance(widget, Gtk.Button):
+                widget.set_can_focus(False)
+            elif isinstance(widget, Gtk.Container):
+                pending.extend(widget.get_children())
+        window.set_focus(None)
 
     def _notice(self, request: dict[str, Any], answer: Answer) -> None:
         window, box = self._window(request["title"])
