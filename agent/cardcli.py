@@ -11,12 +11,12 @@ from typing import TextIO
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent.messages import Language, Term, catalogue
 from agent.notices import PIN_TERMS
-from agent.prompt import read_secret
 from agent.tokens.card import CardSession, NoCard, NoReader, PinRef, PinsDiffer
 from agent.tokens.card.errors import CardError
 from agent.tokens.model import KeyPurpose
+from eidcore.messages import Language, Term, catalogue
+from eidcore.prompt import read_secret
 
 PINS = {"identification": PinRef.IDENTIFICATION, "signature": PinRef.SIGNATURE}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from agent import __version__
-from agent.messages import Language, MessageCode, Term, catalogue, language_from_env
+from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
 
 if TYPE_CHECKING:
     from agent.tokens import CredentialInfo, DamagedEntry, TokenStore
@@ -272,8 +272,8 @@ def main(
             return _run(io, args, argv)
         if args.command == "order":
             from agent.ordercli import order_command
-            from agent.paths import default_data_dir
             from agent.tokens import TokenStore
+            from eidcore.paths import default_data_dir
 
             store = TokenStore(args.data_dir or default_data_dir())
             return order_command(args, store, io.stdin, io.stdout, io.stderr, io.language)
@@ -289,7 +289,7 @@ def main(
             return card_command(io.stdin, io.stdout, io.stderr, io.language, args)
         return _tokens(io, args)
     except BrokenPipeError:
-        raise  # the reader went away: nothing to tell it (agent/entry.py)
+        raise  # the reader went away: nothing to tell it (eidcore/entry.py)
     except Exception as exc:
         from agent.notices import notice_for
 
@@ -310,7 +310,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
     from agent.instance import AlreadyRunning
     from agent.ordercli import issuer_connection
-    from agent.paths import default_config_file, default_data_dir
+    from eidcore.paths import default_config_file, default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
         io.stderr.write(io.term(Term.CLI_BAD_PORT_OR_TTL) + "\n")
@@ -365,8 +365,8 @@ def _doctor(io: _Io, args: argparse.Namespace) -> int:
     from agent.daemon import DEFAULT_PORT
     from agent.doctor import run_doctor
     from agent.ordercli import issuer_connection
-    from agent.paths import default_data_dir
     from agent.updater.install import Layout
+    from eidcore.paths import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
     connection = issuer_connection(args)
@@ -381,7 +381,7 @@ def _doctor(io: _Io, args: argparse.Namespace) -> int:
 
 def _desktop(io: _Io, args: argparse.Namespace) -> int:
     from agent.desktopentry import install_entries, uninstall_entries
-    from agent.paths import default_data_dir
+    from eidcore.paths import default_data_dir
 
     if args.action == "install":
         extra = ["--data-dir", str(args.data_dir)] if args.data_dir else []
@@ -400,7 +400,7 @@ def _desktop(io: _Io, args: argparse.Namespace) -> int:
 
 def _updates(io: _Io, args: argparse.Namespace) -> int:
     from agent import updatecli
-    from agent.paths import default_data_dir
+    from eidcore.paths import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
     if args.command == "self-test":
@@ -450,8 +450,8 @@ def _messages(io: _Io, code: int | None) -> int:
 
 
 def _tokens(io: _Io, args: argparse.Namespace) -> int:
-    from agent.paths import default_data_dir
     from agent.tokens import TokenStore
+    from eidcore.paths import default_data_dir
 
     store = TokenStore(args.data_dir or default_data_dir())
     now = dt.datetime.now(dt.UTC)
@@ -475,7 +475,7 @@ def _tokens(io: _Io, args: argparse.Namespace) -> int:
         io.stdout.write(io.term(Term.PASSWORD_OK) + "\n")
         return 0
     if args.action == "passwd":
-        from agent.prompt import read_new_password
+        from eidcore.prompt import read_new_password
 
         store.ready_for_password(args.id)  # unknown, damaged or locked: said first
         old = _secret(io, Term.PROMPT_CURRENT_PASSWORD)
@@ -492,7 +492,7 @@ def _tokens(io: _Io, args: argparse.Namespace) -> int:
 
 
 def _secret(io: _Io, prompt: Term) -> str:
-    from agent.prompt import read_secret
+    from eidcore.prompt import read_secret
 
     return read_secret(io.term(prompt), io.stdin, io.stderr)
 
@@ -589,6 +589,6 @@ def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[
 
 def entry() -> NoReturn:
     """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
-    from agent import entry as _entry
+    from eidcore import entry as _entry
 
     _entry.run(main)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.atomicfile import atomic_write_bytes
+from eidcore.atomicfile import atomic_write_bytes
 
 __all__ = ["AgentConfig", "ConfigError", "Settings", "load_config", "save_settings"]
 

@@ -35,13 +35,11 @@ from aiohttp import web
 from packaging.version import Version
 
 from agent import __version__
-from agent.atomicfile import atomic_write_bytes
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.bridge.listener import KEEPALIVE_SECONDS, ConnectionGate, GuardedSite, raise_file_limit
 from agent.config import Settings
 from agent.enrol import IssuerConnection
 from agent.instance import InstanceLock
-from agent.messages import Language, MessageCode
 from agent.notices import Notice
 from agent.orders import DEFAULT_TTL, OrderBook
 from agent.selftest import self_test
@@ -51,6 +49,8 @@ from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.updater.install import Layout, running_layout
+from eidcore.atomicfile import atomic_write_bytes
+from eidcore.messages import Language, MessageCode
 
 log = logging.getLogger(__name__)
 

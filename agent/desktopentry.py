@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from agent.atomicfile import atomic_write_bytes
-from agent.paths import xdg_applications_dir, xdg_autostart_dir
 from agent.updater.install import running_layout
+from eidcore.atomicfile import atomic_write_bytes
+from eidcore.paths import xdg_applications_dir, xdg_autostart_dir
 
 __all__ = ["ENTRY_NAME", "desktop_entry", "install_entries", "uninstall_entries"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 
 from agent import __version__
-from agent.messages import Language, Term, catalogue
+from eidcore.messages import Language, Term, catalogue
 
 __all__ = ["Check", "Phrase", "diagnose", "render", "say"]
 

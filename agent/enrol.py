@@ -45,15 +45,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent import strictjson
-from agent.atomicfile import atomic_write_bytes
 from agent.enrolerrors import (
     AlreadyEnrolled,
     EnrolmentRefused,
     IssuerCertificateUntrusted,
     IssuerUnreachable,
 )
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens import (
     AlreadyPresent,
     CredentialInfo,
@@ -64,6 +61,9 @@ from agent.tokens import (
     TokenStore,
     fileformat,
 )
+from eidcore import strictjson
+from eidcore.atomicfile import atomic_write_bytes
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 if TYPE_CHECKING:
     from agent.notices import Notice

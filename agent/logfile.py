@@ -13,7 +13,7 @@ import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from agent.atomicfile import private_file
+from eidcore.atomicfile import private_file
 
 __all__ = ["BACKUPS", "MAX_BYTES", "log_to_file"]
 

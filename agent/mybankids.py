@@ -17,7 +17,6 @@ from collections.abc import Callable
 from cryptography import x509
 
 from agent.enrol import EnrolmentRefused, IssuerConnection, IssuerUnreachable, revoke_credential
-from agent.messages import MessageCode, Term, catalogue
 from agent.notices import KIND_TERMS, PIN_TERMS, STATE_TERMS, Notice, notice_for
 from agent.pins import PinManager
 from agent.tokens import (
@@ -34,6 +33,7 @@ from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import DialogBlocked
+from eidcore.messages import MessageCode, Term, catalogue
 
 __all__ = ["MyBankIds"]
 

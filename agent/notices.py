@@ -11,16 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.atomicfile import NotPrivate
 from agent.enrolerrors import (
     AlreadyEnrolled,
     EnrolmentRefused,
     IssuerCertificateUntrusted,
     IssuerUnreachable,
 )
-from agent.messages import Action, Language, MessageCode, Term, catalogue
-from agent.personal_number import InvalidPersonalNumber, Reason
-from agent.prompt import NoInput, PasswordsDiffer
 from agent.tokens import (
     AlreadyPresent,
     CannotOpenFile,
@@ -54,6 +50,10 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
+from eidcore.atomicfile import NotPrivate
+from eidcore.messages import Action, Language, MessageCode, Term, catalogue
+from eidcore.personal_number import InvalidPersonalNumber, Reason
+from eidcore.prompt import NoInput, PasswordsDiffer
 
 __all__ = ["Notice", "format_notice", "notice_for"]
 

@@ -13,11 +13,11 @@ from cryptography import x509
 
 from agent.config import load_config
 from agent.enrol import IssuerConnection, order_with_ui, revoke_credential
-from agent.messages import Language, Term, catalogue
-from agent.paths import default_config_file
-from agent.prompt import read_secret
 from agent.tokens import KeyPurpose, TokenStore
 from agent.ui.console import ConsoleUi
+from eidcore.messages import Language, Term, catalogue
+from eidcore.paths import default_config_file
+from eidcore.prompt import read_secret
 
 __all__ = ["issuer_connection", "offer_revocation", "order_command"]
 

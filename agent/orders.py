@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.personal_number import PersonalNumber
 from agent.tokens.model import TokenKind
+from eidcore.personal_number import PersonalNumber
 
 __all__ = [
     "DEFAULT_TTL",

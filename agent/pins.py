@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.messages import MessageCode
 from agent.notices import PIN_TERMS, Notice, notice_for
 from agent.tokens.card.errors import (
     CardError,
@@ -22,6 +21,7 @@ from agent.tokens.card.errors import (
 )
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import PinRequest, UiPort
+from eidcore.messages import MessageCode
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent import __version__
-from agent.messages import Language, MessageCode, catalogue
+from eidcore.messages import Language, MessageCode, catalogue
 
 __all__ = ["self_test"]
 

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from agent.messages import MessageCode
 from agent.notices import Notice, notice_for
 from agent.orders import (
     Completion,
@@ -51,6 +50,7 @@ from agent.tokens.card.errors import (
 )
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import DialogBlocked, Request, UiPort
+from eidcore.messages import MessageCode
 
 log = logging.getLogger(__name__)
 

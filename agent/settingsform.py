@@ -13,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from agent.config import LANGUAGES, Settings
-from agent.messages import MessageCode
+from eidcore.messages import MessageCode
 
 __all__ = ["ProxyMode", "SettingsForm", "SettingsInvalid", "form_for", "settings_from"]
 

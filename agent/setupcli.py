@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from agent.atomicfile import private_dir, private_file
 from agent.daemon import pid_file
 from agent.desktopentry import install_entries, uninstall_entries
 from agent.instance import stop_running
-from agent.messages import Language, Term, catalogue
-from agent.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
 from agent.updater.install import Layout
+from eidcore.atomicfile import private_dir, private_file
+from eidcore.messages import Language, Term, catalogue
+from eidcore.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
 
 __all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
 from agent.enrol import IssuerConnection, order_with_ui
-from agent.messages import Language, MessageCode, Term, catalogue
 from agent.mybankids import MyBankIds
 from agent.notices import Notice
 from agent.settingsform import SettingsInvalid, form_for, settings_from
@@ -30,6 +29,7 @@ from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import CredentialState
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import DialogBlocked
+from eidcore.messages import Language, MessageCode, Term, catalogue
 
 if TYPE_CHECKING:
     from agent.updater.service import UpdaterService

@@ -24,12 +24,12 @@ from typing import TextIO
 from packaging.version import Version
 
 from agent import __version__
-from agent.messages import Language, MessageCode
 from agent.notices import Notice, format_notice
 from agent.updater import remote
 from agent.updater.install import InstallError, Layout, bundle_version, running_layout
 from agent.updater.policy import Phase, state_name
 from agent.updater.service import UpdaterService, load_state
+from eidcore.messages import Language, MessageCode
 
 __all__ = ["install_command", "self_test_command", "update_command"]
 

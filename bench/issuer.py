@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from agent.personal_number import PersonalNumber, luhn_check_digit
 from bench.common import Figure
+from eidcore.personal_number import PersonalNumber, luhn_check_digit
 from issuer import CertificateAuthority, Person
 from tests.bridge_kit import free_port
 from tests.issuer_kit import IssuerProcess, postgres_cluster

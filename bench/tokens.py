@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from agent.personal_number import PersonalNumber, luhn_check_digit
 from agent.tokens import KdfParams, KeyPurpose, TokenStore
 from bench.common import Figure, median_time, per_op
+from eidcore.personal_number import PersonalNumber, luhn_check_digit
 from issuer import CertificateAuthority, Person, make_file_credential
 
 RESULTS = Path(__file__).parent / "results.json"

@@ -5,6 +5,7 @@ A bundle is::
     bundle.json      {"format": 1, "name": "eid-agent", "version": ..., "selfContained": ...}
     eid-agent        the launcher (POSIX sh): runs lib/ on the recorded Python
     lib/agent/...    the agent's code, with the version stamped into agent/__init__.py
+    lib/eidcore/...  the kernel it stands on (messages, personal numbers, files, …)
     lib/<deps>/...   self-contained bundles only: every runtime dependency, copied from
                      the build environment's installed distributions
 
@@ -28,6 +29,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 import agent
+import eidcore
 from agent.updater.install import BUNDLE_FILE, LAUNCHER
 
 __all__ = ["BundleError", "build_bundle"]
@@ -81,8 +83,10 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
         raise BundleError(f"{out} exists already")
     lib = out / "lib"
     lib.mkdir(parents=True)
-    source = Path(agent.__file__).parent
-    shutil.copytree(source, lib / "agent", ignore=_SKIP)
+    for package in (agent, eidcore):
+        assert package.__file__ is not None  # a regular package, not a namespace
+        source = Path(package.__file__).parent
+        shutil.copytree(source, lib / package.__name__, ignore=_SKIP)
     init = lib / "agent" / "__init__.py"
     stamped, count = re.subn(r'^__version__ = ".*"$', f'__version__ = "{version}"',
                              init.read_text(encoding="utf-8"), flags=re.M)  # fmt: skip

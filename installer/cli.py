@@ -217,6 +217,6 @@ def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
 
 def entry() -> NoReturn:
     """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
-    from agent import entry as _entry
+    from eidcore import entry as _entry
 
     _entry.run(main)

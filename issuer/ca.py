@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from agent import visibletext
-from agent.atomicfile import atomic_write_bytes
-from agent.personal_number import PersonalNumber
+from eidcore import visibletext
+from eidcore.atomicfile import atomic_write_bytes
+from eidcore.personal_number import PersonalNumber
 
 __all__ = ["MAX_NAME_LENGTH", "CertificateAuthority", "InvalidName", "IssuedPair", "Person",
            "new_key"]  # fmt: skip
@@ -56,7 +56,7 @@ class Person:
 
         Raises:
             InvalidName: empty, longer than MAX_NAME_LENGTH bytes, more than one line, or with a
-                character the dialogs would not show as it is (agent/visibletext.py): the
+                character the dialogs would not show as it is (eidcore/visibletext.py): the
                 name is printed in every dialog and signed in every certificate.
         """
         name = name.strip()

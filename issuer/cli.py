@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from agent import __version__
-from agent.atomicfile import atomic_write_bytes
-from agent.messages import Language, MessageCode, language_from_env
 from agent.notices import Notice, format_notice, notice_for
-from agent.paths import default_issuer_dir
-from agent.personal_number import PersonalNumber
-from agent.prompt import read_new_password
 from agent.tokens import fileformat
+from eidcore.atomicfile import atomic_write_bytes
+from eidcore.messages import Language, MessageCode, language_from_env
+from eidcore.paths import default_issuer_dir
+from eidcore.personal_number import PersonalNumber
+from eidcore.prompt import read_new_password
 from issuer.ca import CertificateAuthority, InvalidName, Person
 from issuer.credentials import make_file_credential
 
@@ -104,7 +104,7 @@ def main(
         stderr.write(f"eid-issuer: --name: {exc}\n")
         return 2
     except BrokenPipeError:
-        raise  # the reader went away: nothing to tell it (agent/entry.py)
+        raise  # the reader went away: nothing to tell it (eidcore/entry.py)
     except Exception as exc:
         notice = notice_for(exc)
         if notice.code is MessageCode.INTERNAL_ERROR:
@@ -147,7 +147,7 @@ def _personalise(
 
 
 def _service(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from agent.personal_number import InvalidPersonalNumber
+    from eidcore.personal_number import InvalidPersonalNumber
     from issuer.db import DatabaseError
     from issuer.servecli import order_command, serve_command
 
@@ -178,6 +178,6 @@ def _tell(stream: TextIO, code: MessageCode, language: Language, **params: objec
 
 def entry() -> NoReturn:
     """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
-    from agent import entry as _entry
+    from eidcore import entry as _entry
 
     _entry.run(main)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.atomicfile import private_file
+from eidcore.atomicfile import private_file
 
 __all__ = ["Database", "DatabaseError", "Transaction", "open_database"]
 

@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from agent import strictjson
-from agent.personal_number import PersonalNumber
+from eidcore import strictjson
+from eidcore.personal_number import PersonalNumber
 from issuer.ca import CertificateAuthority, InvalidName, Person
 from issuer.db import Database
 

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.atomicfile import atomic_write_bytes
-from agent.personal_number import PersonalNumber
+from eidcore.atomicfile import atomic_write_bytes
+from eidcore.personal_number import PersonalNumber
 from issuer.ca import CertificateAuthority
 from issuer.db import DatabaseError, open_database
 from issuer.enrolment import Enrolments

@@ -29,9 +29,9 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent import strictjson
-from agent.bridge.ratelimit import RateLimiter
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber
+from eidcore import strictjson
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+from eidcore.ratelimit import RateLimiter
 from issuer.ca import CertificateAuthority
 from issuer.db import DatabaseError
 from issuer.enrolment import Answer, BadRequest, EnrolmentError, Enrolments, OrderState

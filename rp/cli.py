@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from agent.paths import default_issuer_dir
+from eidcore.paths import default_issuer_dir
 from rp.demo import DemoConfig, build_demo, load_anchors
 from rp.revocation import OcspPolicy, http_fetch
 
@@ -62,6 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> NoReturn:
     """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
-    from agent import entry as _entry
+    from eidcore import entry as _entry
 
     _entry.run(main)

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber, Reason
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber, Reason
 from rp.errors import VerificationError
 from rp.nonces import NonceStore
 from rp.revocation import OcspPolicy

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from agent import strictjson
+from eidcore import strictjson
 from rp.errors import (
     BadSignature,
     CertificateExpired,

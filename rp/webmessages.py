@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from agent.messages import Language, MessageCode, catalogue
+from eidcore.messages import Language, MessageCode, catalogue
 
 JS_FILE = Path(__file__).parent / "static" / "eid-agent.js"
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from agent.personal_number import PersonalNumber
 from agent.tokens import FileToken, KdfParams, TokenStore
+from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person, make_file_credential
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from agent.bridge import OriginPolicy
-from agent.messages import MessageCode
 from agent.orders import REPLACE_AFTER
 from agent.tokens import TokenStore
+from eidcore.messages import MessageCode
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
 
@@ -433,7 +433,7 @@ async def test_sign_shows_the_text_verbatim(bridge: Bridge) -> None:
     assert signed["type"] == "sign" and "sha256" in signed["userNonVisibleData"]
 
 
-# -- what is shown is what is signed (agent/visibletext.py) -------------------------------
+# -- what is shown is what is signed (eidcore/visibletext.py) -------------------------------
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import rp
-from agent.messages import MessageCode, Term
 from agent.tokens.card.monitor import CardWatcher, diff
+from eidcore.messages import MessageCode, Term
 from issuer import CertificateAuthority
 from issuer.vcard import VpcdLink
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge

@@ -186,9 +186,9 @@ async def test_update_notices_act_on_ok(screen: Screen, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """10007's OK starts the update; 10023's OK opens the signed install page in the
     person's browser (here a registered stand-in that writes down the address)."""
-    from agent.messages import Language, MessageCode
     from agent.notices import Notice
     from agent.ui.desktop import DesktopUi
+    from eidcore.messages import Language, MessageCode
 
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"
@@ -287,10 +287,10 @@ def test_changing_a_password_from_my_bankids(data_dir: Path, screen: Screen) -> 
 async def test_the_pin_dialog_names_the_pin_and_wants_it_twice(
     screen: Screen, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.messages import Language
     from agent.tokens.card.errors import PinRef
     from agent.ui import PinRequest
     from agent.ui.desktop import DesktopUi
+    from eidcore.messages import Language
 
     for key, value in screen.env.items():
         monkeypatch.setenv(key, value)

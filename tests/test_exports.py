@@ -8,7 +8,7 @@ import pytest
 
 EXPORTS = {
     "agent": ["__version__"],
-    "agent.messages": [
+    "eidcore.messages": [
         "Action", "Catalogue", "Entry", "Language", "MessageCode", "Severity", "Term", "Text",
         "catalogue", "language_from_env",
     ],
@@ -57,7 +57,7 @@ def test_exported_names(module: str) -> None:
 
 @pytest.mark.parametrize(
     ("library", "module"),
-    [("platformdirs", "agent/paths.py"), ("smartcard", "agent/tokens/card/pcsc.py")],
+    [("platformdirs", "eidcore/paths.py"), ("smartcard", "agent/tokens/card/pcsc.py")],
 )
 def test_one_importer_per_library(library: str, module: str) -> None:
     import ast
@@ -65,7 +65,7 @@ def test_one_importer_per_library(library: str, module: str) -> None:
 
     root = Path(__file__).parent.parent
     importers = []
-    for pkg in ("agent", "issuer", "rp", "installer"):
+    for pkg in ("eidcore", "agent", "issuer", "rp", "installer"):
         for path in (root / pkg).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 names = (

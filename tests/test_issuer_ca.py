@@ -7,9 +7,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent.messages import MessageCode
 from agent.notices import notice_for
 from agent.tokens import KeyPurpose, NoneReason, NoUsableCredential
+from eidcore.messages import MessageCode
 from issuer import CertificateAuthority, Person
 from issuer.ca import new_key
 from tests.conftest import ANNA, NOW, MakeToken

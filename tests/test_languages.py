@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from agent.messages import Language, MessageCode, Term
 from agent.mybankids import MyBankIds
 from agent.notices import Notice
 from agent.orders import OrderKind
@@ -35,6 +34,7 @@ from agent.tray import Tray
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import PinRequest, Request
+from eidcore.messages import Language, MessageCode, Term
 from rp.demo import PAGE_TEXTS, STATIC, render_page
 from tests.agent_process import BIN
 from tests.conftest import ANNA, FAST_KDF, MakeToken

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import messages
 from agent.cli import main
-from agent.messages import Action, Language, MessageCode, Term, catalogue, language_from_env
+from eidcore import messages
+from eidcore.messages import Action, Language, MessageCode, Term, catalogue, language_from_env
 
 RAW = tomllib.loads((Path(messages.__file__).parent / "catalogue.toml").read_text("utf-8"))
 

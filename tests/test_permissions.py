@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.atomicfile import NotPrivate, private_dir
 from agent.logfile import BACKUPS, MAX_BYTES, log_to_file
 from agent.tokens import TokenStore
+from eidcore.atomicfile import NotPrivate, private_dir
 from issuer.db import open_database
 from tests.agent_process import BIN, AgentProcess
 from tests.conftest import ANNA, FAST_KDF, MakeToken

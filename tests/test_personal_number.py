@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber, Reason, luhn_check_digit
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber, Reason, luhn_check_digit
 
 
 def _build(date: dt.date, serial: int, *, coordination: bool = False) -> str:

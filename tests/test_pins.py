@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.messages import MessageCode, Term
 from agent.pins import PinManager
 from agent.tokens.card import PinBlocked, PinRef, WrongCurrentPin
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import PinAnswer
+from eidcore.messages import MessageCode, Term
 from tests.bridge_kit import ScriptedUi
 from tests.card_kit import PUK, SIGN_PIN, InsertedCard
 

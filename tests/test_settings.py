@@ -14,9 +14,9 @@ from agent.bridge import OriginPolicy
 from agent.bridge.errors import BridgeError
 from agent.config import ConfigError, Settings, load_config, save_settings
 from agent.daemon import _policy
-from agent.messages import MessageCode
 from agent.settingsform import ProxyMode, SettingsInvalid, form_for, settings_from
 from agent.ui.desktop.helper import blocked_reason
+from eidcore.messages import MessageCode
 
 FORM = form_for(Settings())
 

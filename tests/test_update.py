@@ -214,7 +214,7 @@ def test_unhealthy_new_version_is_rolled_back(repo: Repo, data_dir: Path) -> Non
     install(repo, data_dir)
 
     def break_catalogue(bundle: Path) -> None:
-        catalogue = bundle / "lib/agent/messages/catalogue.toml"
+        catalogue = bundle / "lib/eidcore/messages/catalogue.toml"
         text = catalogue.read_text(encoding="utf-8")
         # one placeholder misspelt in one language: the code starts, only the self-test sees it
         broken = text.replace("locked: {tries_left}.", "locked: {tries}.")

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from agent.messages import MessageCode
 from agent.updater.policy import (
     Applied,
     ApplyFailed,
@@ -31,6 +30,7 @@ from agent.updater.policy import (
     standing,
     step,
 )
+from eidcore.messages import MessageCode
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 V1, V11, V2 = Version("1.0.0"), Version("1.1.0"), Version("2.0.0")

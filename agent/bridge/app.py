@@ -23,7 +23,6 @@ from agent import __version__
 from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
 from agent.bridge.peer import peer_uid
-from agent.bridge.ratelimit import RateLimiter
 from agent.bridge.requests import parse_json, parse_order, parse_ref
 from agent.bridge.security import (
     CUSTOM_HEADER,
@@ -34,6 +33,7 @@ from agent.bridge.security import (
 )
 from agent.orders import AlreadyInProgress, IllegalTransition, Order, OrderKind, UnknownOrder
 from agent.service import OrderService
+from eidcore.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

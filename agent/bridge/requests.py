@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent import strictjson, visibletext
 from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
 from agent.orders import OrderKind, OrderRequest
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens.model import TokenKind
+from eidcore import strictjson, visibletext
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
 

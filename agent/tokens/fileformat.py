@@ -35,11 +35,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.x509.oid import NameOID
 
-from agent import strictjson
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens.errors import CredentialDamaged, PasswordTooWeak, UnsupportedVersion
 from agent.tokens.lockout import LockState
 from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
+from eidcore import strictjson
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 FORMAT_NAME = "eid-agent/file-token"
 FORMAT_VERSION = 1

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from agent.personal_number import PersonalNumber
+from eidcore.personal_number import PersonalNumber
 
 
 class TokenKind(enum.StrEnum):

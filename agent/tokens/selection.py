@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from agent.personal_number import PersonalNumber
 from agent.tokens.errors import NoneReason, NoUsableCredential
 from agent.tokens.model import CredentialInfo, CredentialState, KeyPurpose, TokenKind
+from eidcore.personal_number import PersonalNumber
 
 
 def select(

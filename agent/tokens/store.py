@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomicfile import NotPrivate, atomic_write_bytes, fsync_directory, private_dir
-from agent.paths import tokens_dir
 from agent.tokens import fileformat
 from agent.tokens.errors import (
     AlreadyPresent,
@@ -39,6 +37,8 @@ from agent.tokens.fileformat import FILE_SUFFIX, FileToken, KdfParams, WrongSecr
 from agent.tokens.lockout import LockState
 from agent.tokens.model import CredentialInfo, KeyPurpose
 from agent.tokens.unlocked import UnlockedCredential
+from eidcore.atomicfile import NotPrivate, atomic_write_bytes, fsync_directory, private_dir
+from eidcore.paths import tokens_dir
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from agent.messages import Language, MessageCode, Term, catalogue
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
 from agent.orders import OrderKind
-from agent.personal_number import InvalidPersonalNumber, PersonalNumber
 from agent.tokens.errors import PasswordTooWeak
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, check_new_password
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import ATTENTION_SECONDS, display_lines, format_text
+from eidcore.messages import Language, MessageCode, Term, catalogue
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 _EOF = None
 ACTIVATION_CODE_LENGTH = 12  # the issuer's codes: XXXX-XXXX-XXXX

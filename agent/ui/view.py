@@ -157,7 +157,7 @@ class Block:
 # left-to-right override, after a left-to-right mark so the line's base direction is LTR
 # too: every glyph then stands in the order of its character, as it is signed. Hebrew and
 # Arabic words then read backwards, which is why the dialog says so (Term.RTL_NOTE). The
-# bridge refuses these controls in the text itself (agent/visibletext.py), so the only
+# bridge refuses these controls in the text itself (eidcore/visibletext.py), so the only
 # ones on screen are ours.
 KEEP_ORDER = ("\u200e\u202d", "\u202c")
 _RTL_CLASSES = frozenset({"R", "AL", "AN"})

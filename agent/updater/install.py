@@ -31,8 +31,8 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 import agent
-from agent.atomicfile import atomic_write_bytes, fsync_directory
 from agent.updater.source import APP_NAME, Source
+from eidcore.atomicfile import atomic_write_bytes, fsync_directory
 
 __all__ = [
     "BUNDLE_FILE",

@@ -32,8 +32,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from agent import strictjson
-from agent.messages import MessageCode
+from eidcore import strictjson
+from eidcore.messages import MessageCode
 
 __all__ = [
     "STATE_NAMES",

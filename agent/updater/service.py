@@ -22,7 +22,6 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from agent.atomicfile import atomic_write_bytes
 from agent.notices import Notice
 from agent.updater import remote
 from agent.updater.install import InstallError, Layout
@@ -43,6 +42,7 @@ from agent.updater.policy import (
     state_name,
     step,
 )
+from eidcore.atomicfile import atomic_write_bytes
 
 __all__ = ["UpdaterService", "load_state", "state_name"]
 

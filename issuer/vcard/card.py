@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
-from agent import strictjson
+from eidcore import strictjson
 
 AID = bytes.fromhex("F0 45 49 44 41 47 45 4E 54 01")  # F0, "EIDAGENT", 01
 ATR = bytes.fromhex("3B80800101")  # T=1, no historical bytes

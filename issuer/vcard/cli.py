@@ -77,6 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> NoReturn:
     """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
-    from agent import entry as _entry
+    from eidcore import entry as _entry
 
     _entry.run(main)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.atomicfile import atomic_write_bytes
+from eidcore.atomicfile import atomic_write_bytes
 from issuer.vcard.card import ATR, CardState, VirtualCard
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent.personal_number import PersonalNumber
 from agent.tokens.card.errors import CardError, CardRemoved, CardReset, PcscUnavailable, PinRef
 from agent.tokens.card.session import CardSession, PinStatus
 from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
+from eidcore.personal_number import PersonalNumber
 
 if TYPE_CHECKING:  # pyscard loads only when the watcher runs
     from agent.tokens.card.pcsc import PcscContext

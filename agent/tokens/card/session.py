@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent import strictjson
 from agent.tokens.card import apdu
 from agent.tokens.card.errors import (
     CardProtocolError,
@@ -29,6 +28,7 @@ from agent.tokens.card.errors import (
     WrongPin,
 )
 from agent.tokens.model import KeyPurpose
+from eidcore import strictjson
 
 MAX_FILE = 8192  # a certificate is ~600 bytes; a card that streams more is refused
 

@@ -44,7 +44,7 @@ def run(main: Callable[[], int]) -> NoReturn:
 
 
 def _say_cancelled() -> None:
-    from agent.messages import Language, Term, catalogue, language_from_env
+    from eidcore.messages import Language, Term, catalogue, language_from_env
 
     language = _language(sys.argv[1:]) or language_from_env(os.environ)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.messages.codes import Action, MessageCode, Severity
+from eidcore.messages.codes import Action, MessageCode, Severity
 
 __all__ = [
     "Action",
