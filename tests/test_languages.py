@@ -57,9 +57,7 @@ SAME_IN_BOTH = {"BankID", "eid-agent", "ID", "OK", "PUK", "PIN", "Python", "pcsc
 
 
 def _data_free(text: str, data: set[str]) -> str:
-    text = text.replace("_", "")  # GTK's mnemonic marks
-    for value in sorted(data, key=len, reverse=True):
-        text = text.replace(value, " ")
+    text = _strip(text.replace("_", ""), data)  # "_": GTK's mnemonic marks
     for word in SAME_IN_BOTH:
         text = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", " ", text)
     return re.sub(r"[\W\d_]+", "", text)
