@@ -34,6 +34,7 @@ from issuer.enrolment import (
     BadRequest,
     EnrolmentError,
     Enrolments,
+    IssuedCertificates,
     OrderState,
     new_activation_code,
     normalise_code,
@@ -163,11 +164,18 @@ def test_a_new_order_cancels_the_open_one_and_csrs_are_checked(enrolments: Enrol
 # -- OCSP ----------------------------------------------------------------------------------
 
 
-def _issued(enrolments: Enrolments) -> x509.Certificate:
-    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
+def _enrolled(enrolments: Enrolments, name: str = "Anna Andersson"
+              ) -> tuple[IssuedCertificates, ec.EllipticCurvePrivateKey]:  # fmt: skip
+    """A whole enrolment (order, start, issue): the certificates and the identification
+    key."""
+    created = enrolments.create_order(PNR, name, NOW)
     order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
     keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
-    return enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW).signature
+    return enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW), keys[0]
+
+
+def _issued(enrolments: Enrolments) -> x509.Certificate:
+    return _enrolled(enrolments)[0].signature
 
 
 def _ask(
@@ -371,10 +379,7 @@ def test_a_64_character_name_is_ordered_and_issued(enrolments: Enrolments) -> No
     name = "Anna " + "Å" * 29 + "x"  # 64 bytes of UTF-8, the certificate's limit
     with pytest.raises(BadRequest):
         enrolments.create_order(PNR, name + "x", NOW)
-    created = enrolments.create_order(PNR, name, NOW)
-    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
-    issued = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW)
+    issued, _ = _enrolled(enrolments, name)
     assert name in issued.signature.subject.rfc4514_string()
 
 
@@ -402,13 +407,11 @@ def test_ocsp_for_a_serial_no_certificate_has_is_a_malformed_request(
 def test_holder_revocation_with_a_time_without_zone_is_a_bad_request(
     enrolments: Enrolments,
 ) -> None:
-    created = enrolments.create_order(PNR, "Anna Andersson", NOW)
-    order_id, secret = enrolments.start(PNR, created.activation_code, NOW)
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
-    leaf = enrolments.issue(order_id, secret, _csr(keys[0]), _csr(keys[1]), NOW).identification
+    issued, key = _enrolled(enrolments)
+    leaf = issued.identification
     for when in ("2026-11-22T12:00:00", "2026-11-22T12:00:00+00:00"):
         signed = json.dumps({"serial": f"{leaf.serial_number:x}", "time": when}).encode()
-        r, s = decode_dss_signature(keys[0].sign(signed, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(key.sign(signed, ec.ECDSA(hashes.SHA256())))
         proof = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         if when.endswith("+00:00"):
             assert len(enrolments.revoke_by_holder(leaf, proof, signed, NOW)) == 2
