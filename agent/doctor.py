@@ -80,19 +80,23 @@ def _os_reason(exc: OSError) -> Phrase:
     return Phrase(Term.DOCTOR_REASON_SYSTEM, {"name": errno.errorcode.get(exc.errno or 0, "?")})
 
 
+_NETWORK_REASONS: tuple[tuple[tuple[type[BaseException], ...], Term], ...] = (
+    # the first that matches: a certificate or proxy failure is also a connector error
+    ((aiohttp.ClientConnectorCertificateError, ssl.SSLError), Term.DOCTOR_REASON_CERTIFICATE),
+    ((aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError),
+     Term.DOCTOR_REASON_PROXY),
+    ((aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError),
+     Term.DOCTOR_REASON_PROTOCOL),
+)  # fmt: skip
+
+
 def _network_reason(exc: BaseException) -> Phrase:
-    """Why a server could not be reached, in words (the class name stays in the code)."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
-        return Phrase(Term.DOCTOR_REASON_CERTIFICATE)
-    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
-        return Phrase(Term.DOCTOR_REASON_PROXY)
+    """Why a server could not be reached, in words (the class name goes to the log)."""
     if isinstance(exc, TimeoutError):
         return Phrase(Term.DOCTOR_REASON_TIMEOUT, {"seconds": int(TIMEOUT.total or 0)})
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
-        return Phrase(Term.DOCTOR_REASON_CONNECT)
-    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ServerDisconnectedError):
-        return Phrase(Term.DOCTOR_REASON_PROTOCOL)
-    return Phrase(Term.DOCTOR_REASON_CONNECT)
+    term = next((t for types, t in _NETWORK_REASONS if isinstance(exc, types)),
+                Term.DOCTOR_REASON_CONNECT)  # fmt: skip
+    return Phrase(term)
 
 
 def _via(proxy: str | None) -> Phrase:
