@@ -27,7 +27,6 @@ from agent.orders import (
     Phase,
     UnknownOrder,
 )
-from agent.signeddata import build_signed_data
 from agent.tokens import (
     ALGORITHM,
     CredentialInfo,
@@ -50,6 +49,7 @@ from agent.tokens.card.errors import (
 )
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import DialogBlocked, Request, UiPort
+from eidcore import signeddata
 from eidcore.messages import MessageCode
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,18 @@ class OrderService:
 
     def _signed_data(self, order: Order) -> bytes:
         now = self._clock()
-        return build_signed_data(self._book.get(order.ref, now), now, self._version)
+        request = self._book.get(order.ref, now).request
+        return signeddata.build(
+            type=request.kind.value,
+            origin=request.origin,
+            nonce=request.nonce,
+            time=now,
+            order_ref=order.ref,
+            agent_version=self._version,
+            user_visible_data=request.user_visible_data,
+            user_visible_format=request.user_visible_format,
+            user_non_visible_data=request.user_non_visible_data,
+        )
 
     def _apply(self, ref: str, event: Event, **data: object) -> None:
         """Apply an event. Raises _OrderEnded when the order ended meanwhile (expired,

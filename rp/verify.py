@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from eidcore import strictjson
+from eidcore import signeddata
 from rp.errors import (
     BadSignature,
     CertificateExpired,
@@ -120,25 +119,23 @@ def _verify(
 ) -> Verified:
     signed_bytes, signature, chain = _parse(response)
     try:
-        signed = strictjson.loads(signed_bytes)
-        if not isinstance(signed, dict) or signed.get("v") != 1:
-            raise MalformedResponse("signedData is not version 1")
-        if signed.get("type") != order_type:
-            raise WrongOrderType(f"signed for {signed.get('type')!r}, expected {order_type!r}")
-        if signed.get("origin") != expected_origin.rstrip("/"):
-            raise WrongOrigin("signed for another origin")
-        if not hmac.compare_digest(_unb64url(signed["nonce"]), _unb64url(nonce)):
-            raise UnknownNonce("signed for another nonce")
-        signed_at = dt.datetime.strptime(signed["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=dt.UTC
-        )
-        order_ref = str(signed["orderRef"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise MalformedResponse(f"signedData: {type(exc).__name__}") from None
-    if abs(now - signed_at) > max_skew:
+        signed = signeddata.parse(signed_bytes)
+    except signeddata.MalformedSignedData as exc:
+        raise MalformedResponse(str(exc)) from None
+    if signed.type != order_type:
+        raise WrongOrderType(f"signed for {signed.type!r}, expected {order_type!r}")
+    if signed.origin != expected_origin.rstrip("/"):
+        raise WrongOrigin("signed for another origin")
+    try:
+        expected_nonce = signeddata.unb64url(nonce)
+    except (ValueError, TypeError):
+        raise MalformedResponse("the nonce given is not base64url") from None
+    if not hmac.compare_digest(signed.nonce, expected_nonce):
+        raise UnknownNonce("signed for another nonce")
+    if abs(now - signed.time) > max_skew:
         raise TimeSkew("signing time too far from now")
-    _check_data(signed.get("userVisibleData"), None if visible is None else visible.encode())
-    _check_data(signed.get("userNonVisibleData"), non_visible)
+    _check_data(signed.user_visible_sha256, None if visible is None else visible.encode())
+    _check_data(signed.user_non_visible_sha256, non_visible)
 
     leaf = chain[0]
     public = leaf.public_key()
@@ -163,9 +160,9 @@ def _verify(
     return Verified(
         person=_person(leaf),
         type=order_type,
-        origin=signed["origin"],
-        signed_at=signed_at,
-        order_ref=order_ref,
+        origin=signed.origin,
+        signed_at=signed.time,
+        order_ref=signed.order_ref,
         token_kind=str(response.get("token", {}).get("kind", "")),
         certificate=leaf,
     )
@@ -191,15 +188,14 @@ def _parse(response: Mapping[str, Any]) -> tuple[bytes, bytes, list[x509.Certifi
     return signed, signature, chain
 
 
-def _check_data(signed_part: object, expected: bytes | None) -> None:
+def _check_data(signed_digest: str | None, expected: bytes | None) -> None:
     if expected is None:
-        if signed_part is not None:
+        if signed_digest is not None:
             raise DataMismatch("data was signed that this site did not send")
         return
-    if not isinstance(signed_part, dict) or not isinstance(signed_part.get("sha256"), str):
+    if signed_digest is None:
         raise DataMismatch("the data this site sent was not signed")
-    digest = _b64url(hashlib.sha256(expected).digest())
-    if not hmac.compare_digest(signed_part["sha256"], digest):
+    if not hmac.compare_digest(signed_digest, signeddata.digest(expected)):
         raise DataMismatch("the signed data differs from what this site sent")
 
 
@@ -267,13 +263,3 @@ def _person(leaf: x509.Certificate) -> Person:
         raise MalformedResponse("certificate has no personal number")
     given, surname = attr(NameOID.GIVEN_NAME), attr(NameOID.SURNAME)
     return Person(pnr, attr(NameOID.COMMON_NAME) or f"{given} {surname}", given, surname)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64url(text: str) -> bytes:
-    if not isinstance(text, str):
-        raise TypeError("expected base64url text")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -15,8 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import rp
-from agent.orders import Order, OrderKind, OrderRequest, Phase
-from agent.signeddata import build_signed_data
 from agent.tokens.card import (
     CardRemoved,
     CardReset,
@@ -31,6 +29,7 @@ from agent.tokens.card import (
     apdu,
 )
 from agent.tokens.model import KeyPurpose
+from eidcore import signeddata
 from tests.card_kit import ID_PIN, PUK, READER, SIGN_PIN, InsertedCard, wait_no_card
 
 pytestmark = pytest.mark.slow
@@ -63,9 +62,8 @@ def test_identification_signature_verifies_with_the_rp_kit(inserted_card: Insert
 
     raw_nonce = base64.urlsafe_b64decode(nonce + "=")
     now = dt.datetime.now(dt.UTC)
-    order = Order("ref-1", OrderRequest(OrderKind.AUTH, "https://bank.example", raw_nonce),
-                  Phase.USER_SIGN, now, now + dt.timedelta(minutes=3))  # fmt: skip
-    signed = build_signed_data(order, now, "test")
+    signed = signeddata.build(type="auth", origin="https://bank.example", nonce=raw_nonce,
+                              time=now, order_ref="ref-1", agent_version="test")  # fmt: skip
     signature = session.sign(KeyPurpose.IDENTIFICATION, signed, ID_PIN)
     completion = {
         "signedData": base64.b64encode(signed).decode(),
