@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.enrolerrors import (
+from agent.enrol.errors import (
     AlreadyEnrolled,
     EnrolmentRefused,
     IssuerCertificateUntrusted,

@@ -16,7 +16,7 @@ from aiohttp import web
 from agent.bridge import BridgeConfig, build_app
 from agent.notices import Notice
 from agent.orders import OrderBook
-from agent.service import OrderService
+from agent.orders.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 

@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.notices import Notice
 from agent.orders import OrderBook
-from agent.service import OrderService
+from agent.orders.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.desktopentry import desktop_entry
+from agent.cli.desktopentry import desktop_entry
 from tests.agent_process import BIN
 
 pytestmark = pytest.mark.slow

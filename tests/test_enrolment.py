@@ -368,7 +368,7 @@ def test_rate_limit_per_client_address(tmp_path: Path) -> None:
 
 async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
     """What the desktop UI will drive: mistakes are asked again, with the reason shown."""
-    from agent.enrol import IssuerConnection, order_with_ui
+    from agent.enrol.client import IssuerConnection, order_with_ui
     from agent.ui import EnrolmentAnswer
     from eidcore.messages import MessageCode
     from tests.bridge_kit import ScriptedUi

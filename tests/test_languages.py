@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from agent.mybankids import MyBankIds
+from agent.desktop.mybankids import MyBankIds
+from agent.desktop.tray import Tray
 from agent.notices import Notice
 from agent.orders import OrderKind
 from agent.tokens import TokenStore
 from agent.tokens.card.errors import PinRef
 from agent.tokens.model import CredentialInfo, TokenKind
-from agent.tray import Tray
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import PinRequest, Request

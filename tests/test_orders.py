@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.orders import (
+from agent.orders.machine import (
     REPLACE_AFTER,
     TRANSITIONS,
     AlreadyInProgress,

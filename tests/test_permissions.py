@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.logfile import BACKUPS, MAX_BYTES, log_to_file
+from agent.cli.logfile import BACKUPS, MAX_BYTES, log_to_file
 from agent.tokens import TokenStore
 from eidcore.atomicfile import NotPrivate, private_dir
 from issuer.db import open_database

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.pins import PinManager
+from agent.desktop.pins import PinManager
 from agent.tokens.card import PinBlocked, PinRef, WrongCurrentPin
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import PinAnswer

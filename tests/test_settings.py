@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.app.daemon import _policy
 from agent.bridge import OriginPolicy
 from agent.bridge.errors import BridgeError
 from agent.config import ConfigError, Settings, load_config, save_settings
-from agent.daemon import _policy
-from agent.settingsform import ProxyMode, SettingsInvalid, form_for, settings_from
 from agent.ui.desktop.helper import blocked_reason
+from agent.ui.settings import ProxyMode, SettingsInvalid, form_for, settings_from
 from eidcore.messages import MessageCode
 
 FORM = form_for(Settings())

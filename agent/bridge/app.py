@@ -32,7 +32,7 @@ from agent.bridge.security import (
     preflight_headers,
 )
 from agent.orders import AlreadyInProgress, IllegalTransition, Order, OrderKind, UnknownOrder
-from agent.service import OrderService
+from agent.orders.service import OrderService
 from eidcore.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from agent import __version__
 from agent.bridge import limits
 from agent.bridge.errors import STATUS, ErrorCode
 from agent.bridge.requests import VISIBLE_FORMATS
-from agent.daemon import DEFAULT_PORT
+from agent.bridge.security import DEFAULT_PORT
 from agent.orders import Hint, Status
 from agent.tokens.model import TokenKind
 from agent.updater.policy import STATE_NAMES

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
 
+DEFAULT_PORT = 24721  # fixed, below 32768 (outside Linux's ephemeral range), documented
+HOSTS = ("127.0.0.1", "::1")  # loopback only, never 0.0.0.0 (BRIDGE-SECURITY 1)
 CUSTOM_HEADER = "X-Eid-Agent"
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = f"Content-Type, {CUSTOM_HEADER}"

@@ -23,11 +23,11 @@ from typing import Any
 
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice
 from agent.orders import OrderKind
-from agent.settingsform import ProxyMode, SettingsForm
 from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import DialogBlocked, EnrolmentAnswer, PinAnswer, PinRequest, Request
+from agent.ui.settings import ProxyMode, SettingsForm
 from agent.ui.view import ATTENTION_SECONDS, KEEP_ORDER, RTL_MARK, format_text, origin_view
 from eidcore.messages import Action, Language, MessageCode, Severity, Term, catalogue
 

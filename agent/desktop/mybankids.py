@@ -16,9 +16,14 @@ from collections.abc import Callable
 
 from cryptography import x509
 
-from agent.enrol import EnrolmentRefused, IssuerConnection, IssuerUnreachable, revoke_credential
+from agent.desktop.pins import PinManager
+from agent.enrol.client import (
+    EnrolmentRefused,
+    IssuerConnection,
+    IssuerUnreachable,
+    revoke_credential,
+)
 from agent.notices import KIND_TERMS, PIN_TERMS, STATE_TERMS, Notice, notice_for
-from agent.pins import PinManager
 from agent.tokens import (
     CredentialLocked,
     KeyPurpose,

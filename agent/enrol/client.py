@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.enrolerrors import (
+from agent.enrol.errors import (
     AlreadyEnrolled,
     EnrolmentRefused,
     IssuerCertificateUntrusted,

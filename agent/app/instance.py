@@ -18,7 +18,9 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["AlreadyRunning", "InstanceLock", "stop_running"]
+from eidcore.atomicfile import atomic_write_bytes
+
+__all__ = ["AlreadyRunning", "InstanceLock", "pid_file", "remove_pid", "stop_running", "write_pid"]
 
 
 class AlreadyRunning(Exception):
@@ -90,3 +92,21 @@ def stop_running(data_dir: Path, timeout: float = 15.0) -> int | None:
         return running.pid
     lock.release()
     return None
+
+
+def pid_file(data_dir: Path) -> Path:
+    """Names the running agent, for ``eid-agent update apply`` and uninstall (the lock
+    file's pid is only readable while holding it)."""
+    return data_dir / "agent.pid"
+
+
+def write_pid(data_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(pid_file(data_dir), f"{os.getpid()}\n".encode(), mode=0o644)
+
+
+def remove_pid(data_dir: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if int(pid_file(data_dir).read_text()) == os.getpid():
+            pid_file(data_dir).unlink()

@@ -1,6 +1,6 @@
 """``eid-agent order``: the terminal wizard for ordering a BankID on file, and the offer to
-revoke at the issuer when a credential is removed. A thin driver over agent/enrol.py;
-every failure reaches the person through the catalogue (agent/cli.py)."""
+revoke at the issuer when a credential is removed. A thin driver over agent/enrol/client.py;
+every failure reaches the person through the catalogue (agent/cli/main.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TextIO
 from cryptography import x509
 
 from agent.config import load_config
-from agent.enrol import IssuerConnection, order_with_ui, revoke_credential
+from agent.enrol.client import IssuerConnection, order_with_ui, revoke_credential
 from agent.tokens import KeyPurpose, TokenStore
 from agent.ui.console import ConsoleUi
 from eidcore.messages import Language, Term, catalogue

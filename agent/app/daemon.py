@@ -17,7 +17,6 @@ Who owns what:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import errno
 import logging
@@ -35,27 +34,24 @@ from aiohttp import web
 from packaging.version import Version
 
 from agent import __version__
+from agent.app.instance import InstanceLock, remove_pid, write_pid
+from agent.app.selftest import self_test
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.bridge.listener import KEEPALIVE_SECONDS, ConnectionGate, GuardedSite, raise_file_limit
+from agent.bridge.security import DEFAULT_PORT, HOSTS
 from agent.config import Settings
-from agent.enrol import IssuerConnection
-from agent.instance import InstanceLock
+from agent.enrol.client import IssuerConnection
 from agent.notices import Notice
 from agent.orders import DEFAULT_TTL, OrderBook
-from agent.selftest import self_test
-from agent.service import OrderService
+from agent.orders.service import OrderService
 from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.updater.install import Layout, running_layout
-from eidcore.atomicfile import atomic_write_bytes
 from eidcore.messages import Language, MessageCode
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PORT = 24721  # fixed, below 32768 (outside Linux's ephemeral range), documented
-HOSTS = ("127.0.0.1", "::1")  # loopback only, never 0.0.0.0 (BRIDGE-SECURITY 1)
 
 
 class PortTaken(Exception):
@@ -86,11 +82,6 @@ class RunConfig:
 
 class SelfTestFailed(Exception):
     """The new version is not healthy; the previous one takes the port back."""
-
-
-def pid_file(data_dir: Path) -> Path:
-    """Names the running agent, for ``eid-agent update apply``."""
-    return data_dir / "agent.pid"
 
 
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
@@ -168,11 +159,11 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
             if isinstance(ui, DesktopUi):  # a finished update is news, not a question
                 installed = Notice(MessageCode.UPDATE_INSTALLED, {"version": __version__})
                 tasks.append(asyncio.create_task(_quietly(ui.notify(installed))))
-        _write_pid(config.data_dir)
+        write_pid(config.data_dir)
         if updater is not None:
             tasks.append(asyncio.create_task(updater.run()))
         if isinstance(ui, DesktopUi):
-            from agent.tray import SettingsHooks, Tray
+            from agent.desktop.tray import SettingsHooks, Tray
 
             hooks = SettingsHooks(config.settings_file, apply_settings) if config.settings_file \
                 else None  # fmt: skip
@@ -207,7 +198,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         await runner.cleanup()
         if isinstance(ui, DesktopUi):
             await ui.aclose()
-        _remove_pid(config.data_dir)
+        remove_pid(config.data_dir)
     return 0
 
 
@@ -262,18 +253,6 @@ def _commit(config: RunConfig, layout: Layout | None) -> None:
     log.info("self-test passed; %s is now the current version", __version__)
 
 
-def _write_pid(data_dir: Path) -> None:
-    with contextlib.suppress(OSError):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(pid_file(data_dir), f"{os.getpid()}\n".encode(), mode=0o644)
-
-
-def _remove_pid(data_dir: Path) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        if int(pid_file(data_dir).read_text()) == os.getpid():
-            pid_file(data_dir).unlink()
-
-
 class _HandOver:
     """Stop listening, start the new version, and wait for it to make itself current."""
 
@@ -323,7 +302,7 @@ class _HandOver:
     async def _reopen(self) -> None:
         await asyncio.to_thread(self._lock.acquire, patience=5.0)
         await _bind(self._runner, self._config.port, retry=5.0)
-        _write_pid(self._config.data_dir)
+        write_pid(self._config.data_dir)
         log.info("eid-agent %s listening again", __version__)
 
 

@@ -10,36 +10,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from agent import __version__
+from agent.cli.io import Io
 from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
 
-if TYPE_CHECKING:
-    from agent.tokens import CredentialInfo, DamagedEntry, TokenStore
-
 log = logging.getLogger("agent.cli")
-
-
-class _Io:
-    """Where a command reads and writes; tests pass their own."""
-
-    def __init__(self, stdin: TextIO, stdout: TextIO, stderr: TextIO, language: Language):
-        self.stdin, self.stdout, self.stderr, self.language = stdin, stdout, stderr, language
-
-    def term(self, term: Term, **values: object) -> str:
-        return catalogue().term(term, self.language).format(**values)
-
-    def tell(self, code: MessageCode, **params: object) -> None:
-        from agent.notices import Notice, format_notice
-
-        self.stderr.write(format_notice(Notice(code, params), self.language))
 
 
 def _common(*, on_subcommand: bool) -> argparse.ArgumentParser:
@@ -263,7 +245,7 @@ def main(
     parser = _parser()
     args = parser.parse_args(argv)
     language = Language(args.lang) if args.lang else language_from_env(os.environ)
-    io = _Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr, language)
+    io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr, language)
     _configure_logging(args.verbose, io.stderr)
     try:
         if args.command == "messages":
@@ -271,7 +253,7 @@ def main(
         if args.command == "run":
             return _run(io, args, argv)
         if args.command == "order":
-            from agent.ordercli import order_command
+            from agent.cli.enrolment import order_command
             from agent.tokens import TokenStore
             from eidcore.paths import default_data_dir
 
@@ -284,10 +266,12 @@ def main(
         if args.command in ("update", "install", "self-test", "uninstall"):
             return _updates(io, args)
         if args.command == "card":
-            from agent.cardcli import card_command
+            from agent.cli.card import card_command
 
             return card_command(io.stdin, io.stdout, io.stderr, io.language, args)
-        return _tokens(io, args)
+        from agent.cli.tokens import tokens_command
+
+        return tokens_command(io, args)
     except BrokenPipeError:
         raise  # the reader went away: nothing to tell it (eidcore/entry.py)
     except Exception as exc:
@@ -302,14 +286,15 @@ def main(
         return 1
 
 
-def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import asyncio
 
+    from agent.app.daemon import PortTaken, RunConfig, SelfTestFailed, serve
+    from agent.app.instance import AlreadyRunning
     from agent.bridge import OriginPolicy
+    from agent.bridge.security import DEFAULT_PORT
+    from agent.cli.enrolment import issuer_connection
     from agent.config import load_config
-    from agent.daemon import DEFAULT_PORT, PortTaken, RunConfig, SelfTestFailed, serve
-    from agent.instance import AlreadyRunning
-    from agent.ordercli import issuer_connection
     from eidcore.paths import default_config_file, default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
@@ -318,7 +303,7 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it is doing
     if args.log_file is not None:
-        from agent.logfile import log_to_file
+        from agent.cli.logfile import log_to_file
 
         log_to_file(args.log_file)
     settings_file = args.config or default_config_file()
@@ -361,10 +346,10 @@ def _run(io: _Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         return 1
 
 
-def _doctor(io: _Io, args: argparse.Namespace) -> int:
-    from agent.daemon import DEFAULT_PORT
-    from agent.doctor import run_doctor
-    from agent.ordercli import issuer_connection
+def _doctor(io: Io, args: argparse.Namespace) -> int:
+    from agent.bridge.security import DEFAULT_PORT
+    from agent.cli.enrolment import issuer_connection
+    from agent.desktop.doctor import run_doctor
     from agent.updater.install import Layout
     from eidcore.paths import default_data_dir
 
@@ -379,15 +364,15 @@ def _doctor(io: _Io, args: argparse.Namespace) -> int:
     return status
 
 
-def _desktop(io: _Io, args: argparse.Namespace) -> int:
-    from agent.desktopentry import install_entries, uninstall_entries
+def _desktop(io: Io, args: argparse.Namespace) -> int:
+    from agent.cli.desktopentry import install_entries, uninstall_entries
     from eidcore.paths import default_data_dir
 
     if args.action == "install":
         extra = ["--data-dir", str(args.data_dir)] if args.data_dir else []
         paths = install_entries(args.data_dir or default_data_dir(), extra)
     else:
-        from agent.instance import stop_running
+        from agent.app.instance import stop_running
 
         paths = uninstall_entries()
         stopped = stop_running(args.data_dir or default_data_dir())  # no listener left
@@ -398,15 +383,15 @@ def _desktop(io: _Io, args: argparse.Namespace) -> int:
     return 0
 
 
-def _updates(io: _Io, args: argparse.Namespace) -> int:
-    from agent import updatecli
+def _updates(io: Io, args: argparse.Namespace) -> int:
+    from agent.cli import update as updatecli
     from eidcore.paths import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
     if args.command == "self-test":
         return updatecli.self_test_command(data_dir, io.stdout, io.stderr)
     if args.command == "uninstall":
-        from agent.setupcli import uninstall_command
+        from agent.cli.setup import uninstall_command
 
         return uninstall_command(data_dir, delete_credentials=args.delete_credentials,
                                  config=args.config, out=io.stdout, err=io.stderr,
@@ -418,7 +403,7 @@ def _updates(io: _Io, args: argparse.Namespace) -> int:
         )  # fmt: skip
         if status != 0 or not (args.desktop or args.start):
             return status
-        from agent.setupcli import finish_install
+        from agent.cli.setup import finish_install
 
         return finish_install(data_dir, desktop=args.desktop, start=args.start,
                               out=io.stdout, err=io.stderr, language=io.language)  # fmt: skip
@@ -432,7 +417,7 @@ def _configure_logging(verbosity: int, stream: TextIO) -> None:
     logging.basicConfig(level=level, stream=stream, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _messages(io: _Io, code: int | None) -> int:
+def _messages(io: Io, code: int | None) -> int:
     entries = list(catalogue())
     if code is not None:
         try:
@@ -447,144 +432,6 @@ def _messages(io: _Io, code: int | None) -> int:
             f"    {text.body}\n    action: {entry.action.value}\n\n"
         )
     return 0
-
-
-def _tokens(io: _Io, args: argparse.Namespace) -> int:
-    from agent.tokens import TokenStore
-    from eidcore.paths import default_data_dir
-
-    store = TokenStore(args.data_dir or default_data_dir())
-    now = dt.datetime.now(dt.UTC)
-    if args.action == "list":
-        return _list(io, store, now, as_json=args.json)
-    if args.action == "import":
-        info = store.import_file(args.file)
-        io.stdout.write(f"{info.id}\n")
-        return 0
-    if args.action == "export":
-        io.stdout.write(f"{store.export(args.id, args.path)}\n")
-        return 0
-    if args.action == "remove":
-        from agent.ordercli import offer_revocation
-
-        offer_revocation(args, store, args.id, io.stdin, io.stderr, io.language)
-        return _remove(io, store, args.id, confirmed=args.yes)
-    if args.action == "check":
-        store.ready_for_password(args.id)  # unknown, damaged or locked: said first
-        store.unlock(args.id, _secret(io, Term.PROMPT_PASSWORD))
-        io.stdout.write(io.term(Term.PASSWORD_OK) + "\n")
-        return 0
-    if args.action == "passwd":
-        from eidcore.prompt import read_new_password
-
-        store.ready_for_password(args.id)  # unknown, damaged or locked: said first
-        old = _secret(io, Term.PROMPT_CURRENT_PASSWORD)
-        new = read_new_password(
-            io.term(Term.PROMPT_NEW_PASSWORD),
-            io.term(Term.PROMPT_REPEAT_PASSWORD),
-            io.stdin,
-            io.stderr,
-        )
-        store.change_password(args.id, old, new, now)
-        io.stdout.write(io.term(Term.PASSWORD_CHANGED) + "\n")
-        return 0
-    raise RuntimeError(f"unhandled action {args.action}")
-
-
-def _secret(io: _Io, prompt: Term) -> str:
-    from eidcore.prompt import read_secret
-
-    return read_secret(io.term(prompt), io.stdin, io.stderr)
-
-
-def _remove(io: _Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int:
-    path = store.resolve(token_id)
-    if not confirmed:
-        info = next((c for c in store.credentials() if path.name.startswith(c.id)), None)
-        io.stderr.write(
-            io.term(Term.CONFIRM_REMOVE, token_id=path.stem, name=info.owner.name if info else "?")
-        )
-        io.stderr.flush()
-        if io.stdin.readline().strip().lower() not in {"y", "yes", "j", "ja"}:
-            return 1
-    store.remove(path.stem)
-    io.stdout.write(io.term(Term.REMOVED) + "\n")
-    return 0
-
-
-def _list(io: _Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
-    from agent.notices import KIND_TERMS, STATE_TERMS
-    from agent.tokens import CredentialInfo
-
-    entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
-    if _pcscd_socket_exists():  # else no cards can be listed: skip pyscard's import cost
-        from agent.tokens.card.monitor import cards_now
-
-        entries += [card.info for card in cards_now()]
-    if as_json:
-        json.dump([_entry_json(e, now) for e in entries], io.stdout, indent=2)
-        io.stdout.write("\n")
-        return 0
-    if not entries:
-        io.tell(MessageCode.NO_BANKID_FOUND)
-        return 0
-    columns = (Term.COLUMN_ID, Term.COLUMN_KIND, Term.COLUMN_PERSONAL_NUMBER, Term.COLUMN_NAME,
-               Term.COLUMN_ISSUER, Term.COLUMN_VALID_UNTIL, Term.COLUMN_STATE)  # fmt: skip
-    rows = [tuple(io.term(c) for c in columns)]
-    for entry in entries:
-        if isinstance(entry, CredentialInfo):
-            state = io.term(STATE_TERMS[entry.state(now).value])
-            if entry.development:
-                state += f" ({io.term(Term.DEVELOPMENT)})"
-            rows.append(
-                (
-                    entry.id,
-                    io.term(KIND_TERMS[entry.kind.value]),
-                    str(entry.owner.personal_number),
-                    entry.owner.name,
-                    entry.issuer,
-                    entry.not_after.date().isoformat(),
-                    state,
-                )
-            )
-        else:
-            damaged = io.term(Term.STATE_DAMAGED)
-            rows.append((entry.file_name, io.term(Term.KIND_FILE), "", "", "", "", damaged))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        io.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-        io.stdout.write("\n")
-    return 0
-
-
-def _pcscd_socket_exists() -> bool:
-    if not sys.platform.startswith("linux"):
-        return True  # other platforms: ask PC/SC itself
-    return os.path.exists(os.environ.get("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm"))
-
-
-def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[str, object]:
-    from agent.notices import notice_for
-    from agent.tokens import CredentialInfo
-
-    if not isinstance(entry, CredentialInfo):
-        return {
-            "file": entry.file_name,
-            "state": "damaged",
-            "messageCode": int(notice_for(entry.problem).code),
-        }
-    return {
-        "id": entry.id,
-        "kind": entry.kind.value,
-        "personalNumber": str(entry.owner.personal_number),
-        "name": entry.owner.name,
-        "issuer": entry.issuer,
-        "notBefore": entry.not_before.isoformat(),
-        "notAfter": entry.not_after.isoformat(),
-        "state": entry.state(now).value,
-        "triesLeft": entry.tries_left,
-        "development": entry.development,
-    }
 
 
 def entry() -> NoReturn:

@@ -100,7 +100,7 @@ def _network_reason(exc: BaseException) -> Phrase:
 
 
 def _via(proxy: str | None) -> Phrase:
-    from agent.enrol import shown_proxy
+    from agent.enrol.client import shown_proxy
 
     if not proxy:
         return Phrase(Term.DOCTOR_NO_PROXY)
@@ -206,7 +206,7 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
     context: ssl.SSLContext | bool = False
     if url.startswith("https://"):
         context = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    from agent.enrol import split_proxy_credentials
+    from agent.enrol.client import split_proxy_credentials
 
     proxy_url, proxy_auth = split_proxy_credentials(proxy)
     try:
@@ -244,7 +244,7 @@ async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str
         checks.append(Check("updateRepository", "info", Phrase(Term.DOCTOR_NO_REPOSITORY)))
     if issuer is not None:
         url, ca_file, proxy = issuer
-        from agent.enrol import proxy_for
+        from agent.enrol.client import proxy_for
 
         chosen = proxy_for(url, proxy, os.environ)
         checks += await _reachable("issuer", url.rstrip("/") + "/health", chosen, ca_file, now)

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from agent.daemon import pid_file
-from agent.desktopentry import install_entries, uninstall_entries
-from agent.instance import stop_running
+from agent.app.instance import pid_file, stop_running
+from agent.cli.desktopentry import install_entries, uninstall_entries
 from agent.updater.install import Layout
 from eidcore.atomicfile import private_dir, private_file
 from eidcore.messages import Language, Term, catalogue
@@ -97,7 +96,7 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO, say: Say) -
     installed one in a session of its own, and wait until it listens."""
     if not _stopped(data_dir, out, err, say):
         return 1
-    # The agent logs to agent.log itself (owner-only, rotated: agent/logfile.py); what it
+    # The agent logs to agent.log itself (owner-only, rotated: agent/cli/logfile.py); what it
     # prints before its logging is set up — a crash at start — goes to agent-start.log,
     # which each start begins afresh, so neither can grow without bound.
     private_dir(data_dir)

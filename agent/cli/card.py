@@ -1,5 +1,5 @@
 """``eid-agent card …``: the card's PINs from the command line. A thin driver over the
-card session; every failure reaches the person through the catalogue (agent/cli.py)."""
+card session; every failure reaches the person through the catalogue (agent/cli/main.py)."""
 
 from __future__ import annotations
 

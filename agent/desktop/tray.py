@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
-from agent.enrol import IssuerConnection, order_with_ui
-from agent.mybankids import MyBankIds
+from agent.desktop.mybankids import MyBankIds
+from agent.enrol.client import IssuerConnection, order_with_ui
 from agent.notices import Notice
-from agent.settingsform import SettingsInvalid, form_for, settings_from
 from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import CredentialState
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import DialogBlocked
+from agent.ui.settings import SettingsInvalid, form_for, settings_from
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Tray:
 
     async def _diagnostics(self) -> None:
         """What `eid-agent doctor` says, with a button that copies it for support."""
-        from agent.doctor import diagnose, render
+        from agent.desktop.doctor import diagnose, render
 
         issuer = self._issuer()
         checks = await diagnose(

@@ -1,4 +1,4 @@
-"""What ordering from the issuer can end in, apart from ``agent.enrol`` so that knowing
+"""What ordering from the issuer can end in, apart from ``agent.enrol.client`` so that knowing
 these errors (the message table in ``agent.notices`` does) does not import the HTTP
 client: every ``eid-agent`` command loads the table, and aiohttp costs ~190 ms."""
 

@@ -92,7 +92,7 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
 
 def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, err: TextIO,
            language: Language) -> int:  # fmt: skip
-    from agent.daemon import pid_file
+    from agent.app.instance import pid_file
 
     pid = _running_agent(pid_file(data_dir))
     if pid is None:
@@ -223,7 +223,7 @@ def _refuse_older(layout: Layout, version: Version, force: bool) -> None:
 
 
 def self_test_command(data_dir: Path, out: TextIO, err: TextIO) -> int:
-    from agent.selftest import self_test
+    from agent.app.selftest import self_test
 
     layout = running_layout(data_dir)
     bundle = layout.versions / __version__ if layout is not None else None

@@ -1,6 +1,6 @@
 """The order service: drives one order at a time through the pure order machine.
 
-Ownership (see agent/daemon.py): everything here runs on the one asyncio loop. Blocking
+Ownership (see agent/app/daemon.py): everything here runs on the one asyncio loop. Blocking
 work — reading credential files, the password KDF — runs in the default executor. The UI
 is reached only through the UI port. Time and order references come from the callables
 passed in, so tests fix them.

@@ -1,0 +1,24 @@
+"""Where a command reads and writes, and in which language; tests pass their own streams."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from eidcore.messages import Language, MessageCode, Term, catalogue
+
+__all__ = ["Io"]
+
+
+class Io:
+    """Where a command reads and writes; tests pass their own."""
+
+    def __init__(self, stdin: TextIO, stdout: TextIO, stderr: TextIO, language: Language):
+        self.stdin, self.stdout, self.stderr, self.language = stdin, stdout, stderr, language
+
+    def term(self, term: Term, **values: object) -> str:
+        return catalogue().term(term, self.language).format(**values)
+
+    def tell(self, code: MessageCode, **params: object) -> None:
+        from agent.notices import Notice, format_notice
+
+        self.stderr.write(format_notice(Notice(code, params), self.language))

@@ -1,0 +1,157 @@
+"""``eid-agent tokens``: list, import, export, remove, check and change the password of
+BankIDs on file (and list cards). A thin driver over ``agent.tokens.TokenStore``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from agent.cli.io import Io
+from eidcore.messages import MessageCode, Term
+
+if TYPE_CHECKING:
+    from agent.tokens import CredentialInfo, DamagedEntry, TokenStore
+
+__all__ = ["tokens_command"]
+
+
+def tokens_command(io: Io, args: argparse.Namespace) -> int:
+    from agent.tokens import TokenStore
+    from eidcore.paths import default_data_dir
+
+    store = TokenStore(args.data_dir or default_data_dir())
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "list":
+        return _list(io, store, now, as_json=args.json)
+    if args.action == "import":
+        info = store.import_file(args.file)
+        io.stdout.write(f"{info.id}\n")
+        return 0
+    if args.action == "export":
+        io.stdout.write(f"{store.export(args.id, args.path)}\n")
+        return 0
+    if args.action == "remove":
+        from agent.cli.enrolment import offer_revocation
+
+        offer_revocation(args, store, args.id, io.stdin, io.stderr, io.language)
+        return _remove(io, store, args.id, confirmed=args.yes)
+    if args.action == "check":
+        store.ready_for_password(args.id)  # unknown, damaged or locked: said first
+        store.unlock(args.id, _secret(io, Term.PROMPT_PASSWORD))
+        io.stdout.write(io.term(Term.PASSWORD_OK) + "\n")
+        return 0
+    if args.action == "passwd":
+        from eidcore.prompt import read_new_password
+
+        store.ready_for_password(args.id)  # unknown, damaged or locked: said first
+        old = _secret(io, Term.PROMPT_CURRENT_PASSWORD)
+        new = read_new_password(
+            io.term(Term.PROMPT_NEW_PASSWORD),
+            io.term(Term.PROMPT_REPEAT_PASSWORD),
+            io.stdin,
+            io.stderr,
+        )
+        store.change_password(args.id, old, new, now)
+        io.stdout.write(io.term(Term.PASSWORD_CHANGED) + "\n")
+        return 0
+    raise RuntimeError(f"unhandled action {args.action}")
+
+
+def _secret(io: Io, prompt: Term) -> str:
+    from eidcore.prompt import read_secret
+
+    return read_secret(io.term(prompt), io.stdin, io.stderr)
+
+
+def _remove(io: Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int:
+    path = store.resolve(token_id)
+    if not confirmed:
+        info = next((c for c in store.credentials() if path.name.startswith(c.id)), None)
+        io.stderr.write(
+            io.term(Term.CONFIRM_REMOVE, token_id=path.stem, name=info.owner.name if info else "?")
+        )
+        io.stderr.flush()
+        if io.stdin.readline().strip().lower() not in {"y", "yes", "j", "ja"}:
+            return 1
+    store.remove(path.stem)
+    io.stdout.write(io.term(Term.REMOVED) + "\n")
+    return 0
+
+
+def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
+    from agent.notices import KIND_TERMS, STATE_TERMS
+    from agent.tokens import CredentialInfo
+
+    entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
+    if _pcscd_socket_exists():  # else no cards can be listed: skip pyscard's import cost
+        from agent.tokens.card.monitor import cards_now
+
+        entries += [card.info for card in cards_now()]
+    if as_json:
+        json.dump([_entry_json(e, now) for e in entries], io.stdout, indent=2)
+        io.stdout.write("\n")
+        return 0
+    if not entries:
+        io.tell(MessageCode.NO_BANKID_FOUND)
+        return 0
+    columns = (Term.COLUMN_ID, Term.COLUMN_KIND, Term.COLUMN_PERSONAL_NUMBER, Term.COLUMN_NAME,
+               Term.COLUMN_ISSUER, Term.COLUMN_VALID_UNTIL, Term.COLUMN_STATE)  # fmt: skip
+    rows = [tuple(io.term(c) for c in columns)]
+    for entry in entries:
+        if isinstance(entry, CredentialInfo):
+            state = io.term(STATE_TERMS[entry.state(now).value])
+            if entry.development:
+                state += f" ({io.term(Term.DEVELOPMENT)})"
+            rows.append(
+                (
+                    entry.id,
+                    io.term(KIND_TERMS[entry.kind.value]),
+                    str(entry.owner.personal_number),
+                    entry.owner.name,
+                    entry.issuer,
+                    entry.not_after.date().isoformat(),
+                    state,
+                )
+            )
+        else:
+            damaged = io.term(Term.STATE_DAMAGED)
+            rows.append((entry.file_name, io.term(Term.KIND_FILE), "", "", "", "", damaged))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        io.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        io.stdout.write("\n")
+    return 0
+
+
+def _pcscd_socket_exists() -> bool:
+    if not sys.platform.startswith("linux"):
+        return True  # other platforms: ask PC/SC itself
+    return os.path.exists(os.environ.get("PCSCLITE_CSOCK_NAME", "/run/pcscd/pcscd.comm"))
+
+
+def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[str, object]:
+    from agent.notices import notice_for
+    from agent.tokens import CredentialInfo
+
+    if not isinstance(entry, CredentialInfo):
+        return {
+            "file": entry.file_name,
+            "state": "damaged",
+            "messageCode": int(notice_for(entry.problem).code),
+        }
+    return {
+        "id": entry.id,
+        "kind": entry.kind.value,
+        "personalNumber": str(entry.owner.personal_number),
+        "name": entry.owner.name,
+        "issuer": entry.issuer,
+        "notBefore": entry.not_before.isoformat(),
+        "notAfter": entry.not_after.isoformat(),
+        "state": entry.state(now).value,
+        "triesLeft": entry.tries_left,
+        "development": entry.development,
+    }
