@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import enum
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from eidcore import strictjson
 __all__ = [
     "VERSION",
     "MalformedSignedData",
+    "OrderKind",
     "SignedData",
     "b64url",
     "build",
@@ -31,6 +33,15 @@ __all__ = [
 
 VERSION = 1
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class OrderKind(enum.StrEnum):
+    """What an order is for, as ``type`` names it: identification (log in) or signing.
+    Here, not in the agent's order core, because the dialogs, the rp kit and every door
+    that starts orders speak of it too."""
+
+    AUTH = "auth"
+    SIGN = "sign"
 
 
 class MalformedSignedData(ValueError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -198,66 +197,46 @@ class _PgTx:
 
 
 class _Postgres:
+    """Connections from psycopg_pool (the psycopg project's own pool): at most POOL per
+    process; a connection that broke is checked and replaced before it is handed out."""
+
     kind = "postgresql"
     POOL = 8
 
     def __init__(self, url: str) -> None:
         import psycopg
+        from psycopg_pool import ConnectionPool
 
         self._psycopg = psycopg
-        self._url = url
-        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
-        self._made = 0
-        self._guard = threading.Lock()
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=self.POOL, open=False, timeout=30,
+            kwargs={"connect_timeout": 10}, check=ConnectionPool.check_connection,
+        )  # fmt: skip
+        try:
+            self._pool.open(wait=True, timeout=15)  # the database is there, or say so
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise DatabaseError(f"PostgreSQL: {exc}") from None
         try:
             with self.transaction() as tx:
                 # several issuer processes may start at once: one creates the schema
                 tx.run("SELECT pg_advisory_xact_lock(24721)")
                 for statement in SCHEMA:
                     tx.run(statement)
-        except psycopg.Error as exc:
-            raise DatabaseError(f"PostgreSQL: {exc}") from None
-
-    def _take(self) -> Any:
-        try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            pass
-        with self._guard:
-            if self._made < self.POOL:
-                self._made += 1
-                try:
-                    return self._psycopg.connect(self._url, connect_timeout=10)
-                except self._psycopg.Error as exc:
-                    self._made -= 1
-                    raise DatabaseError(f"PostgreSQL: {exc}") from None
-        return self._pool.get(timeout=30)
+        except DatabaseError:
+            self._pool.close()
+            raise
 
     def read(self) -> contextlib.AbstractContextManager[Transaction]:
         return self.transaction()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        conn = self._take()
-        broken = False
         try:
-            with conn.transaction(), conn.cursor() as cursor:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
                 yield _PgTx(cursor)
-        except self._psycopg.Error as exc:
-            broken = isinstance(exc, self._psycopg.OperationalError)
+        except self._psycopg.Error as exc:  # PoolTimeout is one: no connection in 30 s
             raise DatabaseError(f"PostgreSQL: {exc}") from None
-        finally:
-            if broken or conn.closed:
-                with self._guard:
-                    self._made -= 1
-                with contextlib.suppress(Exception):
-                    conn.close()
-            else:
-                self._pool.put(conn)
 
     def close(self) -> None:
-        while True:
-            try:
-                self._pool.get_nowait().close()
-            except queue.Empty:
-                return
+        self._pool.close()

@@ -151,9 +151,9 @@ def test_cli_unknown_code() -> None:
 
 def test_every_update_state_has_words_in_both_languages() -> None:
     """The tray and Settings show the updater's state: never its wire name."""
-    from agent.updater.policy import STATE_NAMES
+    from agent.updater.policy import StateName
 
-    for name in STATE_NAMES:
+    for name in StateName:
         for language in Language:
             text = catalogue().term(Term(f"update_state_{name}"), language)
             assert text and (language is Language.EN or text != name)

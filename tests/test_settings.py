@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.app.daemon import _policy
 from agent.bridge import OriginPolicy
 from agent.bridge.errors import BridgeError
 from agent.config import ConfigError, Settings, load_config, save_settings
@@ -98,12 +97,12 @@ def test_sites_are_read_as_the_bridge_reads_origins() -> None:
     settings = settings_from(form, Settings())
     assert settings.allow == ("bank.example", "https://login.bank.example:8443")
     assert settings.block == ("xn--bcher-kva.example",)
-    policy = _policy(OriginPolicy(), settings)
+    policy = OriginPolicy().with_person_sites(settings.allow, settings.block)
     assert policy.check("https://www.bank.example") == "https://www.bank.example"
     with pytest.raises(BridgeError):
         policy.check("https://other.example")
     with pytest.raises(BridgeError):
-        _policy(OriginPolicy(), Settings(block=settings.block)).check(
+        OriginPolicy().with_person_sites((), settings.block).check(
             "https://shop.xn--bcher-kva.example"
         )
 
@@ -128,7 +127,7 @@ def test_a_wrong_site_is_named(entry: str) -> None:
 
 def test_a_person_cannot_widen_the_organisations_allow_list() -> None:
     base = OriginPolicy.of(allow=["bank.example"], block=["old.bank.example"])
-    policy = _policy(base, Settings(allow=("other.example",), block=("evil.example",)))
+    policy = base.with_person_sites(("other.example",), ("evil.example",))
     assert policy.allow == frozenset({"bank.example"})
     assert policy.block == frozenset({"old.bank.example", "evil.example"})
 

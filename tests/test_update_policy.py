@@ -4,6 +4,7 @@ event sequences."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from agent.updater.policy import (
+    OUTCOME_MESSAGES,
     Applied,
     ApplyFailed,
+    ApplyOutcome,
     Checked,
     CheckFailed,
     IllegalEvent,
@@ -20,12 +23,12 @@ from agent.updater.policy import (
     Phase,
     Policy,
     PolicyError,
-    RefuseOrders,
     Standing,
     StartApply,
     StartRequested,
     Tick,
     UpdaterState,
+    apply_outcome,
     due,
     standing,
     step,
@@ -55,12 +58,12 @@ def test_standing() -> None:
 
 def test_required_refuses_orders_until_updated() -> None:
     s, fx = step(UpdaterState(), Checked(T0, V1, V11, _policy(requiredMinimum="1.1.0"), 0.5))
-    assert RefuseOrders(True) in fx and _codes(fx) == [MessageCode.UPDATE_REQUIRED]
+    assert _codes(fx) == [MessageCode.UPDATE_REQUIRED]
     assert s.refuse_orders and s.phase is Phase.AVAILABLE
     s, fx = step(s, StartRequested(T0, order_active=False))
     assert fx == [StartApply("1.1.0")]
     s, fx = step(s, Applied(T0, V11, 0.5))
-    assert fx == [RefuseOrders(False)] and not s.refuse_orders and s.phase is Phase.IDLE
+    assert fx == [] and not s.refuse_orders and s.phase is Phase.IDLE
 
 
 def test_recommended_may_be_postponed_and_is_not_repeated() -> None:
@@ -184,7 +187,6 @@ events = st.one_of(
 @given(st.lists(events, max_size=30))
 def test_invariants_under_any_sequence(sequence: list) -> None:  # type: ignore[type-arg]
     s = UpdaterState()
-    refusing = False
     for event in sequence:
         try:
             s, effects = step(s, event)
@@ -195,9 +197,6 @@ def test_invariants_under_any_sequence(sequence: list) -> None:  # type: ignore[
             if isinstance(effect, StartApply):
                 assert not getattr(event, "order_active", False)  # never during an order
                 assert s.phase is Phase.APPLYING and effect.version == s.target
-            if isinstance(effect, RefuseOrders):
-                refusing = effect.refuse
-        assert refusing == s.refuse_orders == (s.standing is Standing.REQUIRED)
         assert s.phase is not Phase.MANUAL or s.apply_failures >= s.threshold
         assert UpdaterState.from_json(s.to_json()) == s
 
@@ -218,3 +217,17 @@ def test_a_raised_threshold_lets_the_agent_try_again() -> None:
     assert s.phase is Phase.MANUAL
     s, _ = step(s, Checked(T0, V1, V11, _policy(automatic=True, failureThreshold=3), 0.5))
     assert s.phase is Phase.AVAILABLE and s.apply_failures == 1
+
+
+def test_the_outcome_of_update_now_is_read_from_the_state_before_and_after() -> None:
+    s, _ = step(UpdaterState(), Checked(T0, V1, V11, _policy(), 0.5))
+    s, _ = step(s, StartRequested(T0, order_active=False))
+    failed, _ = step(s, ApplyFailed(T0, automatic=False))
+    assert apply_outcome(s, failed, installed=False) is ApplyOutcome.FAILED
+    assert apply_outcome(s, failed, installed=True) is ApplyOutcome.INSTALLED
+    manual = replace(failed, phase=Phase.MANUAL)
+    assert apply_outcome(failed, manual, installed=False) is ApplyOutcome.FAILED_REPEATEDLY
+    assert apply_outcome(s, s, installed=False) is ApplyOutcome.NOT_YET
+    current, _ = step(UpdaterState(), Checked(T0, V11, V11, _policy(), 0.5))
+    assert apply_outcome(current, current, installed=False) is ApplyOutcome.UP_TO_DATE
+    assert OUTCOME_MESSAGES[ApplyOutcome.FAILED_REPEATEDLY] is MessageCode.UPDATE_FAILED_REPEATEDLY

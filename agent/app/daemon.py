@@ -48,6 +48,7 @@ from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
+from agent.ui.port import DesktopPort, Presentation, UiPort
 from agent.updater.install import Layout, running_layout
 from eidcore.messages import Language, MessageCode
 
@@ -97,7 +98,8 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
 
 
 async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: InstanceLock) -> int:
-    ui = await _user_interface(config, stdin, stdout)
+    front = await _user_interface(config, stdin, stdout)
+    ui, desktop = front.ui, front.desktop
     watcher = CardWatcher() if config.cards else None
     watching = asyncio.create_task(watcher.run()) if watcher is not None else None
 
@@ -114,23 +116,24 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         cards=watcher,
     )
     stop = asyncio.Event()
-    bridge = BridgeConfig(port=config.port, policy=_policy(config.policy, config.settings),
+    sites = config.settings
+    bridge = BridgeConfig(port=config.port,
+                          policy=config.policy.with_person_sites(sites.allow, sites.block),
                           update_state=lambda: "unmanaged")  # fmt: skip
     issuer = config.issuer
 
     def apply_settings(settings: Settings) -> None:
         """The Settings window saved: the running agent follows at once."""
         nonlocal issuer
-        bridge.policy = _policy(config.policy, settings)
-        if isinstance(ui, DesktopUi):
-            ui.language = Language(settings.language or config.session_language)
-            ui.presentation = {"raise": settings.raise_dialogs, "plain": settings.plain_window}
+        bridge.policy = config.policy.with_person_sites(settings.allow, settings.block)
+        if desktop is not None:
+            desktop.language = Language(settings.language or config.session_language)
+            desktop.presentation = _presentation(settings)
         if issuer is not None and not config.fixed_proxy:
             issuer = replace(issuer, proxy=settings.proxy)
 
-    if isinstance(ui, DesktopUi):
-        ui.presentation = {"raise": config.settings.raise_dialogs,
-                           "plain": config.settings.plain_window}  # fmt: skip
+    if desktop is not None:
+        desktop.presentation = _presentation(config.settings)
     runner = web.AppRunner(build_app(service, bridge), access_log=None, handle_signals=False,
                            keepalive_timeout=KEEPALIVE_SECONDS)  # fmt: skip
     raise_file_limit()
@@ -139,11 +142,11 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     source = layout.source() if layout is not None else None
     updater: UpdaterService | None = None
     if layout is not None and source is not None:
-        from agent.updater.service import UpdaterService  # loads the TUF client
+        from agent.updater.service import UpdaterService, state_file  # the TUF client
 
         hand_over = _HandOver(config, runner, layout, stop, lock)
         updater = UpdaterService(
-            layout=layout, source=source, state_file=config.data_dir / "updater.json",
+            layout=layout, source=source, state_file=state_file(config.data_dir),
             current=Version(__version__), clock=clock, jitter=random.random,
             notify=ui.tell, order_active=lambda: service.book.active(clock()) is not None,
             hand_over=hand_over, tick_seconds=config.update_tick,
@@ -156,18 +159,18 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
         if config.take_over:
             _commit(config, layout)
-            if isinstance(ui, DesktopUi):  # a finished update is news, not a question
+            if desktop is not None:  # a finished update is news, not a question
                 installed = Notice(MessageCode.UPDATE_INSTALLED, {"version": __version__})
-                tasks.append(asyncio.create_task(_quietly(ui.notify(installed))))
+                tasks.append(asyncio.create_task(_quietly(desktop.notify(installed))))
         write_pid(config.data_dir)
         if updater is not None:
             tasks.append(asyncio.create_task(updater.run()))
-        if isinstance(ui, DesktopUi):
+        if desktop is not None:
             from agent.desktop.tray import SettingsHooks, Tray
 
             hooks = SettingsHooks(config.settings_file, apply_settings) if config.settings_file \
                 else None  # fmt: skip
-            tray = Tray(ui, config.data_dir, config.port,
+            tray = Tray(desktop, config.data_dir, config.port,
                         order_active=lambda: service.book.active(clock()) is not None,
                         updater=updater, stop=stop, clock=clock, cards=watcher,
                         issuer=lambda: issuer, settings=hooks)  # fmt: skip
@@ -176,7 +179,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         loop.add_signal_handler(signal.SIGTERM, stop.set)
 
         def on_sigint() -> None:
-            if not isinstance(ui, ConsoleUi) or not ui.interrupt():
+            if front.console is None or not front.console.interrupt():
                 stop.set()
 
         loop.add_signal_handler(signal.SIGINT, on_sigint)
@@ -196,23 +199,28 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         if watching is not None:
             watching.cancel()
         await runner.cleanup()
-        if isinstance(ui, DesktopUi):
-            await ui.aclose()
+        if desktop is not None:
+            await desktop.aclose()
         remove_pid(config.data_dir)
     return 0
 
 
-def _policy(base: OriginPolicy, settings: Settings) -> OriginPolicy:
-    """The command line's origin policy with the Settings window's sites: its blocked
-    sites are added; its allowed sites apply unless the command line has its own list
-    (a person cannot widen what the organisation allowed)."""
-    return OriginPolicy.of(allow_http_localhost=base.allow_http_localhost,
-                           allow=base.allow or settings.allow,
-                           block=[*base.block, *settings.block])  # fmt: skip
+@dataclass(frozen=True)
+class _Front:
+    """The person's side of the agent: the UI port the orders ask through, and the same
+    object as the desktop port where there is a desktop (tray, My BankIDs, Settings) or
+    as the console (whose Ctrl-C cancels a question before it stops the agent)."""
+
+    ui: UiPort
+    desktop: DesktopPort | None = None
+    console: ConsoleUi | None = None
 
 
-async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO
-                          ) -> ConsoleUi | DesktopUi:  # fmt: skip
+def _presentation(settings: Settings) -> Presentation:
+    return Presentation(raise_dialogs=settings.raise_dialogs, plain_window=settings.plain_window)
+
+
+async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO) -> _Front:
     """The desktop dialogs where a display is; otherwise (said once in the log) the
     console."""
     wants_desktop = config.ui == "desktop" or (
@@ -222,10 +230,11 @@ async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO
         desktop = DesktopUi(config.language)
         try:
             await desktop.start()
-            return desktop
+            return _Front(desktop, desktop=desktop)
         except HelperUnavailable as exc:
             log.warning("no desktop dialogs (%s); questions go to the console", exc)
-    return ConsoleUi(stdin, stdout, config.language)
+    console = ConsoleUi(stdin, stdout, config.language)
+    return _Front(console, console=console)
 
 
 async def _quietly(work: Any) -> None:

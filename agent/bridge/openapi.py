@@ -16,7 +16,7 @@ from agent.bridge.requests import VISIBLE_FORMATS
 from agent.bridge.security import DEFAULT_PORT
 from agent.orders import Hint, Status
 from agent.tokens.model import TokenKind
-from agent.updater.policy import STATE_NAMES
+from agent.updater.policy import StateName
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -229,7 +229,7 @@ def _schemas() -> dict[str, Any]:
                 "version": {"type": "string"},
                 "apiVersion": {"type": "integer"},
                 "updateRequired": {"type": "boolean"},
-                "updateState": {"enum": list(STATE_NAMES)},
+                "updateState": {"enum": [str(name) for name in StateName]},
             },
         },
         "Error": {

@@ -26,18 +26,21 @@ from packaging.version import Version
 from agent import __version__
 from agent.notices import Notice, format_notice
 from agent.updater import remote
-from agent.updater.install import InstallError, Layout, bundle_version, running_layout
-from agent.updater.policy import Phase, state_name
-from agent.updater.service import UpdaterService, load_state
-from eidcore.messages import Language, MessageCode
+from agent.updater.errors import InstallError, UpdateError
+from agent.updater.install import Layout, bundle_version, running_layout
+from agent.updater.policy import (
+    OUTCOME_MESSAGES,
+    ApplyOutcome,
+    StateName,
+    apply_outcome,
+    state_name,
+)
+from agent.updater.service import UpdaterService, load_state, state_file
+from eidcore.messages import Language
 
 __all__ = ["install_command", "self_test_command", "update_command"]
 
 APPLY_WAIT = 300.0  # seconds ``update apply`` waits for a running agent to finish
-
-
-def _state_file(data_dir: Path) -> Path:
-    return data_dir / "updater.json"
 
 
 def _service(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
@@ -49,7 +52,7 @@ def _service(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
         return await asyncio.to_thread(_offline_hand_over, layout, data_dir, version)
 
     return UpdaterService(
-        layout=layout, source=source, state_file=_state_file(data_dir),
+        layout=layout, source=source, state_file=state_file(data_dir),
         current=Version(__version__), clock=lambda: dt.datetime.now(dt.UTC),
         jitter=random.random, notify=notify, order_active=lambda: False,
         hand_over=offline_hand_over,
@@ -86,7 +89,7 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
     if action == "check":
         service = _service(data_dir, layout, source, out, language)
         asyncio.run(service.check(by_person=True, tick=False))
-        return 1 if load_state(_state_file(data_dir)).check_failures else 0
+        return 1 if load_state(state_file(data_dir)).check_failures else 0
     return _apply(data_dir, layout, source, out, err, language)
 
 
@@ -106,39 +109,38 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
             await quiet.recover()
             await service.start()
 
+        earlier = load_state(state_file(data_dir))
         asyncio.run(update())
         after = layout.current_version()
         if after is not None and after != before:
             asyncio.run(service.applied(after))
             out.write(f"eid-agent {after}\n")
             return 0
-        if service.state_name() == "upToDate":
+        outcome = apply_outcome(earlier, load_state(state_file(data_dir)), installed=False)
+        if outcome is ApplyOutcome.UP_TO_DATE:  # the service told the person already
             return 0
         err.write(f"eid-agent: nothing was installed (update state: "
                   f"{service.state_name()})\n")  # fmt: skip
         return 1
-    before, earlier = layout.current_version(), load_state(_state_file(data_dir))
+    before, earlier = layout.current_version(), load_state(state_file(data_dir))
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + APPLY_WAIT
     while time.monotonic() < deadline:  # every check rewrites the state (its time, at least)
-        state = load_state(_state_file(data_dir))
-        settled = state != earlier and state_name(state) != "updating"
+        state = load_state(state_file(data_dir))
+        settled = state != earlier and state_name(state) is not StateName.UPDATING
         if settled and _running_agent(pid_file(data_dir)) is not None:
             break
         time.sleep(0.1)
     after = layout.current_version()
-    state = load_state(_state_file(data_dir))
-    if after != before:
+    state = load_state(state_file(data_dir))
+    outcome = apply_outcome(earlier, state, installed=after != before)
+    if outcome is ApplyOutcome.INSTALLED:
         out.write(f"eid-agent {after}\n")
         return 0
-    if state.apply_failures > earlier.apply_failures or state.phase is Phase.MANUAL:
-        code = (MessageCode.UPDATE_FAILED_REPEATEDLY if state.phase is Phase.MANUAL
-                else MessageCode.SELF_UPDATE_FAILED_MANUAL)  # fmt: skip
+    code = OUTCOME_MESSAGES.get(outcome)
+    if code is not None:
         out.write(format_notice(Notice(code, link=state.manual_url or None), language))
-        return 1
-    if state_name(state) == "upToDate":
-        out.write(format_notice(Notice(MessageCode.NO_UPDATE_NEEDED), language))
-        return 0
+        return 0 if outcome is ApplyOutcome.UP_TO_DATE else 1
     err.write(f"eid-agent: nothing was installed (update state: {state_name(state)}); "
               "an update waits for an identification or signing in progress\n")  # fmt: skip
     return 1
@@ -154,11 +156,11 @@ def _running_agent(path: Path) -> int | None:
 
 
 def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool) -> int:
-    state = load_state(_state_file(data_dir))
+    state = load_state(state_file(data_dir))
     info: dict[str, object] = {
         "version": __version__,
         "installed": layout is not None,
-        "state": state_name(state) if layout is not None else "unmanaged",
+        "state": state_name(state) if layout is not None else StateName.UNMANAGED,
     }
     if layout is not None:
         source = layout.source()
@@ -206,7 +208,7 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
             _refuse_older(layout, version, force)
             if version != layout.current_version():
                 layout.add(unpacked, move=True)
-    except (InstallError, remote.CheckError, remote.FetchError) as exc:
+    except UpdateError as exc:
         err.write(f"eid-agent: install failed: {exc}\n")
         layout.prune(source)
         return 1

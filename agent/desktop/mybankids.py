@@ -17,12 +17,8 @@ from collections.abc import Callable
 from cryptography import x509
 
 from agent.desktop.pins import PinManager
-from agent.enrol.client import (
-    EnrolmentRefused,
-    IssuerConnection,
-    IssuerUnreachable,
-    revoke_credential,
-)
+from agent.enrol.client import IssuerConnection, revoke_credential
+from agent.enrol.errors import EnrolmentError
 from agent.notices import KIND_TERMS, PIN_TERMS, STATE_TERMS, Notice, notice_for
 from agent.tokens import (
     CredentialLocked,
@@ -36,8 +32,7 @@ from agent.tokens import (
 from agent.tokens.card.errors import PinRef
 from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import CredentialInfo, TokenKind
-from agent.ui.desktop import DesktopUi
-from agent.ui.port import DialogBlocked
+from agent.ui.port import DesktopPort, DialogBlocked
 from eidcore.messages import MessageCode, Term, catalogue
 
 __all__ = ["MyBankIds"]
@@ -48,7 +43,7 @@ Rows = list[tuple[str, list[tuple[str, str]]]]
 
 
 class MyBankIds:
-    def __init__(self, ui: DesktopUi, store: TokenStore, *, cards: CardWatcher | None,
+    def __init__(self, ui: DesktopPort, store: TokenStore, *, cards: CardWatcher | None,
                  issuer: Callable[[], IssuerConnection | None],
                  clock: Callable[[], dt.datetime]) -> None:  # fmt: skip
         self._ui, self._store, self._cards, self._issuer, self._clock = (
@@ -201,7 +196,7 @@ class MyBankIds:
         try:
             await revoke_credential(issuer, certificate, lambda d: unlocked.sign(purpose, d),
                                     self._clock())  # fmt: skip
-        except (IssuerUnreachable, EnrolmentRefused) as exc:
+        except EnrolmentError as exc:
             log.warning("revocation of %s failed: %s", credential.id, exc)
             await self._ui.tell(notice_for(exc))
             return False

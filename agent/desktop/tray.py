@@ -26,9 +26,9 @@ from agent.notices import Notice
 from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import CredentialState
-from agent.ui.desktop import DesktopUi
-from agent.ui.port import DialogBlocked
+from agent.ui.port import DesktopPort, DialogBlocked
 from agent.ui.settings import SettingsInvalid, form_for, settings_from
+from agent.updater.policy import StateName
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class SettingsHooks:
 
 
 class Tray:
-    def __init__(self, ui: DesktopUi, data_dir: Path, port: int, *,
+    def __init__(self, ui: DesktopPort, data_dir: Path, port: int, *,
                  order_active: Callable[[], bool], updater: UpdaterService | None,
                  stop: asyncio.Event, clock: Callable[[], dt.datetime],
                  cards: CardWatcher | None = None,
@@ -74,9 +74,9 @@ class Tray:
         return catalogue().term(term, self._ui.language).format(**values)
 
     def _update_text(self) -> str:
-        """The updater's state for the person: each of STATE_NAMES has a term in the
+        """The updater's state for the person: each StateName has a term in the
         catalogue (update_state_<name>), so no wire name reaches them."""
-        name = self._updater.state_name() if self._updater is not None else "unmanaged"
+        name = self._updater.state_name() if self._updater is not None else StateName.UNMANAGED
         return self._term(Term(f"update_state_{name}"))
 
     def _state(self) -> tuple[str, str]:

@@ -70,9 +70,7 @@ if TYPE_CHECKING:
     from agent.ui.port import UiPort
 
 __all__ = [
-    "EnrolmentRefused",
     "IssuerConnection",
-    "IssuerUnreachable",
     "order_credential",
     "order_with_ui",
     "proxy_for",

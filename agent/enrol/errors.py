@@ -4,11 +4,15 @@ client: every ``eid-agent`` command loads the table, and aiohttp costs ~190 ms."
 
 from __future__ import annotations
 
-__all__ = ["AlreadyEnrolled", "EnrolmentRefused", "IssuerCertificateUntrusted",
+__all__ = ["AlreadyEnrolled", "EnrolmentError", "EnrolmentRefused", "IssuerCertificateUntrusted",
            "IssuerUnreachable"]  # fmt: skip
 
 
-class IssuerUnreachable(Exception):
+class EnrolmentError(Exception):
+    """Ordering, or revoking, a BankID on file did not happen; nothing was stored."""
+
+
+class IssuerUnreachable(EnrolmentError):
     """No answer from the issuer (network, proxy, TLS)."""
 
     def __init__(self, detail: str, proxy: str | None) -> None:
@@ -21,7 +25,7 @@ class IssuerCertificateUntrusted(IssuerUnreachable):
     address, a development issuer without its certificate configured, or interception)."""
 
 
-class EnrolmentRefused(Exception):
+class EnrolmentRefused(EnrolmentError):
     """The issuer said no; ``answer`` is its error code (wrongCodeOrNumber, codeBlocked,
     orderExpired, orderCancelled, orderFailed, orderUsed, badRequest, ...)."""
 

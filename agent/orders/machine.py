@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.tokens.model import TokenKind
 from eidcore.personal_number import PersonalNumber
+from eidcore.signeddata import OrderKind
 
 __all__ = [
     "DEFAULT_TTL",
@@ -45,11 +46,6 @@ MAX_FINISHED = 32  # and at most this many are kept: no unbounded growth under f
 
 # A reload takes longer than this; a page restarting faster is flooding (BRIDGE-SECURITY 6).
 REPLACE_AFTER = dt.timedelta(seconds=5)
-
-
-class OrderKind(enum.StrEnum):
-    AUTH = "auth"
-    SIGN = "sign"
 
 
 class Status(enum.StrEnum):

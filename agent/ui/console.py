@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
-from agent.orders import OrderKind
 from agent.tokens.errors import PasswordTooWeak
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, check_new_password
 from agent.tokens.model import CredentialInfo, TokenKind
@@ -25,6 +24,7 @@ from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import ATTENTION_SECONDS, display_lines, format_text
 from eidcore.messages import Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+from eidcore.signeddata import OrderKind
 
 _EOF = None
 ACTIVATION_CODE_LENGTH = 12  # the issuer's codes: XXXX-XXXX-XXXX

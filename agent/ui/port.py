@@ -7,13 +7,16 @@ core (it implements the core's interface, not the reverse).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.notices import Notice
-from agent.orders import OrderKind
 from agent.tokens.card.errors import PinRef
 from agent.tokens.model import CredentialInfo
+from agent.ui.settings import SettingsForm
+from eidcore.messages import Language
+from eidcore.signeddata import OrderKind
 
 
 class DialogBlocked(Exception):
@@ -95,4 +98,82 @@ class UiPort(Protocol):
 
     async def close(self, order_ref: str) -> None:
         """The order ended (done, expired, cancelled by the page): close its dialog."""
+        ...
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How dialogs are shown (Settings → Advanced)."""
+
+    raise_dialogs: bool = False  # force them to the front and take the keyboard
+    plain_window: bool = False  # plain windows instead of dialogs over other windows
+
+
+# What the person picked, by its id: a tray menu item, a notice's button, a button in
+# My BankIDs. Run as its own task, so a handler may ask further questions.
+Chosen = Callable[[str], Coroutine[Any, Any, None]]
+
+
+class DesktopPort(UiPort, Protocol):
+    """What the desktop's controllers (tray menu, My BankIDs, PIN management, Settings)
+    need beyond the order questions: a tray icon, windows of their own, notifications.
+    The composition root hands the same object to the order service (as a UiPort) and to
+    the controllers (as this)."""
+
+    language: Language  # the Settings window may change it at run time
+    presentation: Presentation
+    on_menu: Chosen | None
+    on_action: Chosen | None
+    on_manager: Chosen | None
+
+    @property
+    def dialogs_blocked(self) -> bool:
+        """The last password dialog could not be used (another program held it)."""
+        ...
+
+    async def tray(self, state: str, tooltip: str, items: list[tuple[str, str, bool]]) -> bool:
+        """Show or update the tray icon (state: ready, busy, update, problem) and its menu
+        of (id, label, enabled). False: no tray here."""
+        ...
+
+    async def manager(self, rows: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        """My BankIDs: (text, [(button id, label)]) per BankID; buttons come back through
+        ``on_manager``."""
+        ...
+
+    async def ask_password(self, credential: CredentialInfo,
+                           problem: Notice | None) -> str | None:  # fmt: skip
+        """The password of a BankID on file, outside an order (to revoke it)."""
+        ...
+
+    async def ask_password_change(self, credential: CredentialInfo,
+                                  problem: Notice | None) -> tuple[str, str] | None:  # fmt: skip
+        """The current password and the new one (typed twice and equal)."""
+        ...
+
+    async def settings(self, form: SettingsForm, update_info: str,
+                       problem: Notice | None = None,
+                       focus: str | None = None) -> SettingsForm | None:  # fmt: skip
+        """The Settings window filled from ``form``; what the person saved, or None."""
+        ...
+
+    async def confirm(self, heading: str, body: str, check: str | None,
+                      ok: str) -> tuple[bool, bool]:  # fmt: skip
+        """(yes, the check box ticked); the safe answer (Cancel) is the default."""
+        ...
+
+    async def report(self, title: str, text: str) -> None:
+        """A report with a button that copies it (diagnostics for support)."""
+        ...
+
+    async def info(self, title: str, body: str) -> None:
+        """A plain window with text (about, diagnostics); no message code."""
+        ...
+
+    async def notify(self, notice: Notice) -> bool:
+        """A desktop notification; False where no notification service runs."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every window and the tray icon."""
         ...

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from agent.updater import remote
+from agent.updater.errors import UpdateError
 
 __all__ = ["main"]
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "--target-base-url and --target-dir")  # fmt: skip
             remote.download_artifact(args.metadata_dir, args.metadata_url, args.target_name,
                                      args.target_base_url, args.target_dir)  # fmt: skip
-    except (remote.CheckError, remote.FetchError, OSError) as exc:
+    except (UpdateError, OSError) as exc:
         sys.stderr.write(f"eid-tuf-client: {exc}\n")
         return 1
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 import agent
+from agent.updater.errors import InstallError  # raised here; defined with the others
 from agent.updater.source import APP_NAME, Source
 from eidcore.atomicfile import atomic_write_bytes, fsync_directory
 
@@ -45,10 +46,6 @@ __all__ = [
 
 BUNDLE_FILE = "bundle.json"
 LAUNCHER = "eid-agent"
-
-
-class InstallError(Exception):
-    """The install could not be changed; what was there is unchanged."""
 
 
 def bundle_version(bundle: Path) -> Version:

@@ -32,13 +32,15 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from agent.updater.errors import PolicyError  # raised here; defined with the others
 from eidcore import strictjson
 from eidcore.messages import MessageCode
 
 __all__ = [
-    "STATE_NAMES",
+    "OUTCOME_MESSAGES",
     "Applied",
     "ApplyFailed",
+    "ApplyOutcome",
     "CheckFailed",
     "Checked",
     "Effect",
@@ -46,12 +48,13 @@ __all__ = [
     "Phase",
     "Policy",
     "PolicyError",
-    "RefuseOrders",
     "Standing",
     "StartApply",
     "StartRequested",
+    "StateName",
     "Tick",
     "UpdaterState",
+    "apply_outcome",
     "due",
     "standing",
     "state_name",
@@ -62,10 +65,6 @@ CHECK_RETRY = dt.timedelta(minutes=5)  # first retry after a failed check, doubl
 APPLY_RETRY = dt.timedelta(minutes=30)  # first retry after a failed update, doubling
 MAX_APPLY_RETRY = dt.timedelta(hours=24)
 JITTER = 0.2  # ± share of the interval, so a fleet does not check in lockstep
-
-
-class PolicyError(ValueError):
-    """The signed policy is not one this agent understands."""
 
 
 class IllegalEvent(RuntimeError):
@@ -275,12 +274,9 @@ class StartApply:
     version: str
 
 
-@dataclass(frozen=True)
-class RefuseOrders:
-    refuse: bool
-
-
-Effect = Notify | StartApply | RefuseOrders
+# Whether orders are refused (a required update) is not an effect: it is the state's
+# ``refuse_orders``, which the bridge reads on every order.
+Effect = Notify | StartApply
 
 
 # -- the machine ---------------------------------------------------------------------------
@@ -322,8 +318,6 @@ def _checked(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
         target=target,
     )
     effects: list[Effect] = []
-    if state.refuse_orders != new.refuse_orders:
-        effects.append(RefuseOrders(new.refuse_orders))
     if target is None:
         new = replace(new, phase=Phase.IDLE, apply_failures=0, retry_apply_at=None)
         if e.by_person:
@@ -390,7 +384,7 @@ def _applied(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
         last_success=state.last_success,
         manual_url=state.manual_url,
         threshold=state.threshold,
-    ), [RefuseOrders(False)] if state.refuse_orders else []
+    ), []
 
 
 def _apply_failed(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
@@ -430,24 +424,66 @@ _HANDLERS: dict[type, Any] = {
 }
 
 
-STATE_NAMES = ("unmanaged", "notChecked", "checkFailed", "upToDate", "available",
-               "recommended", "required", "updating", "manualUpdateNeeded")  # fmt: skip
+class StateName(enum.StrEnum):
+    """The word ``/v1/info`` and ``update status`` use for the updater's state."""
+
+    UNMANAGED = "unmanaged"  # no updater runs: not installed with ``eid-agent install``
+    NOT_CHECKED = "notChecked"
+    CHECK_FAILED = "checkFailed"
+    UP_TO_DATE = "upToDate"
+    AVAILABLE = "available"
+    RECOMMENDED = "recommended"
+    REQUIRED = "required"
+    UPDATING = "updating"
+    MANUAL_UPDATE_NEEDED = "manualUpdateNeeded"
 
 
-def state_name(state: UpdaterState) -> str:
-    """The word ``/v1/info`` and ``update status`` use ("unmanaged": no updater runs)."""
+_STANDING_NAMES = {
+    Standing.REQUIRED: StateName.REQUIRED,
+    Standing.RECOMMENDED: StateName.RECOMMENDED,
+    Standing.NEWER_AVAILABLE: StateName.AVAILABLE,
+    Standing.UP_TO_DATE: StateName.UP_TO_DATE,
+}
+
+
+def state_name(state: UpdaterState) -> StateName:
     if state.phase is Phase.APPLYING:
-        return "updating"
+        return StateName.UPDATING
     if state.phase is Phase.MANUAL:
-        return "manualUpdateNeeded"
+        return StateName.MANUAL_UPDATE_NEEDED
     if state.last_success is None:
-        return "checkFailed" if state.check_failures else "notChecked"
-    return {
-        Standing.REQUIRED: "required",
-        Standing.RECOMMENDED: "recommended",
-        Standing.NEWER_AVAILABLE: "available",
-        Standing.UP_TO_DATE: "upToDate",
-    }[state.standing]
+        return StateName.CHECK_FAILED if state.check_failures else StateName.NOT_CHECKED
+    return _STANDING_NAMES[state.standing]
+
+
+class ApplyOutcome(enum.Enum):
+    """How a person's "update now" ended, read from the state before and after."""
+
+    INSTALLED = "installed"
+    UP_TO_DATE = "upToDate"
+    FAILED = "failed"  # this attempt failed; the person may try again or install by hand
+    FAILED_REPEATEDLY = "failedRepeatedly"  # the fall-back to a manual install
+    NOT_YET = "notYet"  # nothing happened yet: an update waits for an order in progress
+
+
+# What the person is told for each outcome (INSTALLED: the new version's number instead).
+OUTCOME_MESSAGES: dict[ApplyOutcome, MessageCode] = {
+    ApplyOutcome.UP_TO_DATE: MessageCode.NO_UPDATE_NEEDED,
+    ApplyOutcome.FAILED: MessageCode.SELF_UPDATE_FAILED_MANUAL,
+    ApplyOutcome.FAILED_REPEATEDLY: MessageCode.UPDATE_FAILED_REPEATEDLY,
+}
+
+
+def apply_outcome(before: UpdaterState, after: UpdaterState, *, installed: bool) -> ApplyOutcome:
+    if installed:
+        return ApplyOutcome.INSTALLED
+    if after.phase is Phase.MANUAL:
+        return ApplyOutcome.FAILED_REPEATEDLY
+    if after.apply_failures > before.apply_failures:
+        return ApplyOutcome.FAILED
+    if state_name(after) is StateName.UP_TO_DATE:
+        return ApplyOutcome.UP_TO_DATE
+    return ApplyOutcome.NOT_YET
 
 
 def due(state: UpdaterState, now: dt.datetime) -> bool:

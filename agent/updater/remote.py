@@ -36,6 +36,7 @@ from tufup.client import AuthRequestsFetcher, Client
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from agent.updater.errors import CheckError, FetchError  # raised here; defined with the others
 from agent.updater.policy import Policy, PolicyError
 from agent.updater.source import APP_NAME, DOWNLOAD_DEADLINE, Source
 
@@ -54,22 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 10.0  # seconds per read
-
-
-class CheckError(Exception):
-    """The repository could not be checked: unreachable, expired, invalid or unsigned."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason  # unreachable, unsigned, expired, invalid, policy
-
-
-class FetchError(Exception):
-    """The update could not be downloaded or did not verify; nothing was installed."""
-
-    def __init__(self, detail: str, *, by_patch: bool = False) -> None:
-        super().__init__(detail)
-        self.by_patch = by_patch
 
 
 @dataclass(frozen=True)

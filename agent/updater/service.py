@@ -24,7 +24,8 @@ from packaging.version import InvalidVersion, Version
 
 from agent.notices import Notice
 from agent.updater import remote
-from agent.updater.install import InstallError, Layout
+from agent.updater.errors import InstallError, UpdateError
+from agent.updater.install import Layout
 from agent.updater.policy import (
     Applied,
     ApplyFailed,
@@ -36,6 +37,7 @@ from agent.updater.policy import (
     Phase,
     StartApply,
     StartRequested,
+    StateName,
     Tick,
     UpdaterState,
     due,
@@ -44,11 +46,16 @@ from agent.updater.policy import (
 )
 from eidcore.atomicfile import atomic_write_bytes
 
-__all__ = ["UpdaterService", "load_state", "state_name"]
+__all__ = ["UpdaterService", "load_state", "state_file", "state_name"]
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 30.0
+
+
+def state_file(data_dir: Path) -> Path:
+    """Where the updater keeps its state: the agent and ``eid-agent update`` share it."""
+    return data_dir / "updater.json"
 
 
 def load_state(path: Path) -> UpdaterState:
@@ -101,7 +108,7 @@ class UpdaterService:
         """The update repository this agent follows."""
         return self._source.base_url
 
-    def state_name(self) -> str:
+    def state_name(self) -> StateName:
         return state_name(self._cached)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -191,7 +198,6 @@ class UpdaterService:
         elif isinstance(effect, StartApply):
             person, self._person_started = self._person_started, False
             await self._apply(Version(effect.version), automatic=not person)
-        # RefuseOrders: the bridge reads refuse_orders() on every order
 
     async def _apply(self, version: Version, *, automatic: bool) -> None:
         log.info("updating %s to %s (%s)", self._current, version,
@@ -208,7 +214,7 @@ class UpdaterService:
             if await self._hand_over(installed):
                 return  # the new version records the outcome; this process is stopping
             raise InstallError(f"{installed} did not become healthy")
-        except (remote.CheckError, remote.FetchError, InstallError, OSError) as exc:
+        except (UpdateError, OSError) as exc:
             log.warning("update failed: %s", exc)
             if installed is not None:
                 await asyncio.to_thread(self._layout.roll_back, installed)

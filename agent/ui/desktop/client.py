@@ -16,20 +16,28 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice
-from agent.orders import OrderKind
 from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.model import CredentialInfo, TokenKind
-from agent.ui.port import DialogBlocked, EnrolmentAnswer, PinAnswer, PinRequest, Request
+from agent.ui.port import (
+    Chosen,
+    DialogBlocked,
+    EnrolmentAnswer,
+    PinAnswer,
+    PinRequest,
+    Presentation,
+    Request,
+)
 from agent.ui.settings import ProxyMode, SettingsForm
 from agent.ui.view import ATTENTION_SECONDS, KEEP_ORDER, RTL_MARK, format_text, origin_view
 from eidcore.messages import Action, Language, MessageCode, Severity, Term, catalogue
+from eidcore.signeddata import OrderKind
 
 __all__ = ["DesktopUi", "HelperUnavailable"]
 
@@ -54,10 +62,8 @@ class DesktopUi:
     def __init__(self, language: Language, *, watch: float = WATCH_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.language = language  # the Settings window may change it at run time
-        # Settings → Advanced: force dialogs to the front and take the keyboard ("raise");
-        # show them as plain windows ("plain")
-        self.presentation = {"raise": False, "plain": False}
-        self.dialogs_blocked = False  # the last password dialog could not be used
+        self.presentation = Presentation()
+        self._dialogs_blocked = False
         self._watch = watch
         self._clock = clock
         self._asking: set[str] = set()  # orders whose question is on the screen
@@ -69,10 +75,14 @@ class DesktopUi:
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self.on_menu: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a tray item
-        self.on_action: Callable[[str], Coroutine[Any, Any, None]] | None = None  # a notice's
-        self.on_manager: Callable[[str], Coroutine[Any, Any, None]] | None = None  # My BankIDs
+        self.on_menu: Chosen | None = None  # a tray item
+        self.on_action: Chosen | None = None  # a notice's button
+        self.on_manager: Chosen | None = None  # a button in My BankIDs
         self._menu_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def dialogs_blocked(self) -> bool:
+        return self._dialogs_blocked
 
     # -- the helper process ----------------------------------------------------------------------
 
@@ -133,7 +143,7 @@ class DesktopUi:
                 future.set_result({"cancelled": True})
         self._pending.clear()
 
-    def _later(self, handler: Callable[[str], Coroutine[Any, Any, None]] | None,
+    def _later(self, handler: Chosen | None,
                value: str) -> None:  # fmt: skip
         if handler is None:
             return
@@ -209,14 +219,15 @@ class DesktopUi:
         return text.title, text.body
 
     def _present(self) -> dict[str, Any]:
-        return {**self.presentation, "watch": self._watch}
+        return {"raise": self.presentation.raise_dialogs,
+                "plain": self.presentation.plain_window, "watch": self._watch}  # fmt: skip
 
     def _usable(self, answer: dict[str, Any]) -> dict[str, Any]:
         """The answer of a dialog that waits for the keyboard. Raises: DialogBlocked."""
         if "blocked" in answer:
-            self.dialogs_blocked = True
+            self._dialogs_blocked = True
             raise DialogBlocked(str(answer["blocked"]))
-        self.dialogs_blocked = False
+        self._dialogs_blocked = False
         return answer
 
     # -- the port --------------------------------------------------------------------------------
