@@ -1,4 +1,8 @@
-"""The issuer: a CA library, development credentials; enrolment and OCSP come later."""
+"""The issuer, run by a bank or an organisation: its CA (``ca``), enrolment with an
+activation code (``enrolment``, ``server``), OCSP (``ocsp``), the database (``db``),
+development credentials and card personalisation, and the virtual card (``vcard``).
+It uses the kernel and, of the agent, only the credential format (``agent.tokens``) and
+the message table (``agent.notices``)."""
 
 from issuer.ca import CertificateAuthority, IssuedPair, Person
 from issuer.credentials import make_file_credential

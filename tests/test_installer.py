@@ -151,7 +151,12 @@ def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_pa
     _release(repo, "1.1.0")
     applied = home.run(str(command), "update", "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    wait_for(lambda: _info()["version"] == "1.1.0", what="1.1.0 serving")
+    try:
+        wait_for(lambda: _info()["version"] == "1.1.0", what="1.1.0 serving")
+    except AssertionError as exc:  # say what the agent did: this has to be read afterwards
+        log = home.data / "agent.log"
+        said = log.read_text()[-6000:] if log.exists() else "(no log)"
+        raise AssertionError(f"{exc}; update apply said {applied.stdout!r}; log:\n{said}") from None
     # uninstall: nothing left but the person's BankID, and they are told where it is
     removed = home.run(str(command), "uninstall")
     assert removed.returncode == 0, removed.stderr

@@ -1,5 +1,6 @@
-"""Credentials: BankID on file now, BankID on card later, behind one store and one
-selection rule."""
+"""Credentials: BankID on file and BankID on card, behind one store and one selection
+rule. The issuer uses this package's credential format (``fileformat``, ``FileToken``,
+``KdfParams``, ``KeyPurpose``) to write BankIDs on file: that is its public surface."""
 
 from agent.tokens.errors import (
     AlreadyPresent,

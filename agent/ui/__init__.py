@@ -1,12 +1,18 @@
-"""User interfaces behind one port: the console UI and the desktop UI."""
+"""User interfaces behind two ports (``port``): ``UiPort``, what an order asks, and
+``DesktopPort``, what the tray, My BankIDs and Settings need besides. Implemented by the
+console (``console``) and the GTK dialogs (``desktop``); ``view`` and ``settings`` are the
+pure rules of what a dialog and the Settings window show."""
 
 from agent.ui.port import (
+    DesktopPort,
     DialogBlocked,
     EnrolmentAnswer,
     PinAnswer,
     PinRequest,
+    Presentation,
     Request,
     UiPort,
 )
 
-__all__ = ["DialogBlocked", "EnrolmentAnswer", "PinAnswer", "PinRequest", "Request", "UiPort"]
+__all__ = ["DesktopPort", "DialogBlocked", "EnrolmentAnswer", "PinAnswer", "PinRequest",
+           "Presentation", "Request", "UiPort"]  # fmt: skip

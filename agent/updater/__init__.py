@@ -1,5 +1,8 @@
-"""Self-update from signed TUF metadata. So far: the update policy (pure); the tufup
-seam, the Linux install with roll-back and the release tools come next."""
+"""Self-update from signed TUF metadata (docs/updates.md): ``policy`` (the machine:
+required, recommended, automatic, the fall-back to a manual install; pure), ``remote``
+(the only tufup/tuf importer), ``install`` (versions side by side, switch, roll-back),
+``service`` (the driver on the agent's loop), ``errors`` (one base, ``UpdateError``) and
+``conformance`` (``eid-tuf-client``). The release side is ``installer/``."""
 
 from agent.updater.policy import Policy, PolicyError, Standing, UpdaterState, standing, step
 
