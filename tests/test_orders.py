@@ -143,5 +143,17 @@ def test_only_the_same_sites_older_order_is_replaced() -> None:
     other = OrderRequest(OrderKind.AUTH, "https://other.example", b"n" * 32)
     assert book.replaced_by(other, T0 + REPLACE_AFTER) is None  # another site waits
     assert book.replaced_by(REQ, T0 + REPLACE_AFTER / 2) is None  # too soon: a flood
-    replaced = book.replaced_by(REQ, T0 + REPLACE_AFTER)
+    assert book.replaced_by(REQ, T0 + REPLACE_AFTER) is None  # not quiet since that try
+    replaced = book.replaced_by(REQ, T0 + REPLACE_AFTER * 2)
+    assert replaced is not None and replaced.ref == "a"
+
+
+def test_a_site_that_keeps_starting_gets_one_dialog_not_one_every_few_seconds() -> None:
+    book = OrderBook(dt.timedelta(minutes=3))
+    book.start(REQ, "a", T0)
+    tries = [T0 + dt.timedelta(milliseconds=200 * n) for n in range(1, 51)]  # 10 s, 5/s
+    assert all(book.replaced_by(REQ, t) is None for t in tries)
+    assert book.replaced_by(REQ, tries[-1] + REPLACE_AFTER / 2) is None  # still not quiet
+    quiet = tries[-1] + REPLACE_AFTER / 2 + REPLACE_AFTER
+    replaced = book.replaced_by(REQ, quiet)  # quiet for REPLACE_AFTER: a reload
     assert replaced is not None and replaced.ref == "a"

@@ -234,6 +234,7 @@ class OrderBook:
             raise ValueError("ttl must be positive")
         self.ttl = ttl
         self._orders: OrderedDict[str, Order] = OrderedDict()
+        self._last_try: dt.datetime | None = None  # the active order's site's latest start
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -245,13 +246,17 @@ class OrderBook:
     def replaced_by(self, request: OrderRequest, now: dt.datetime) -> Order | None:
         """The pending order ``request`` replaces: one from the same origin (its tab was
         closed or reloaded mid-order; making it wait out the order's life would block
-        the site for minutes). Another origin's order is never replaced, nor one younger
-        than REPLACE_AFTER: a page cannot flood its visitor with dialogs."""
+        the site for minutes). Another origin's order is never replaced. Nor is one whose
+        site has not been quiet for REPLACE_AFTER — since the order began and since the
+        site's last try: a page that keeps starting is flooding, and gets one dialog, not
+        one every few seconds. Records this try."""
         active = self.active(now)
-        if (active is not None and active.request.origin == request.origin
-                and now - active.created >= REPLACE_AFTER):  # fmt: skip
-            return active
-        return None
+        if active is None or active.request.origin != request.origin:
+            return None
+        tried = self._last_try
+        quiet_since = tried if tried is not None and tried >= active.created else active.created
+        self._last_try = now
+        return active if now - quiet_since >= REPLACE_AFTER else None
 
     def start(self, request: OrderRequest, ref: str, now: dt.datetime) -> Order:
         """Raises: AlreadyInProgress (end a replaced order first: ``replaced_by``)."""
