@@ -1,5 +1,10 @@
-"""The bytes a credential signs for an order, version 1 (docs/signed-data.md): built by
-the agent, parsed by the rp kit's verifier — one module, so both read the same keys. Pure.
+"""The bytes a credential signs for an order (docs/signed-data.md): built by the agent,
+parsed by the rp kit's verifier — one module, so both read the same keys. Pure.
+
+Version 2 names the door the order came through (the localhost bridge, or an order relay
+for a requesting party), so that a result from one door or party cannot pass as
+another's. Version 1 (bridge only, from agents before the relay) still parses, as the
+bridge.
 
 A verifier never rebuilds these bytes: it parses what was signed and compares origin,
 nonce, type and time with its own values. So the only requirement on the encoding is that
@@ -21,6 +26,7 @@ from eidcore import strictjson
 
 __all__ = [
     "VERSION",
+    "Door",
     "MalformedSignedData",
     "OrderKind",
     "SignedData",
@@ -31,7 +37,8 @@ __all__ = [
     "unb64url",
 ]
 
-VERSION = 1
+VERSION = 2
+_VERSIONS = (1, 2)
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -44,9 +51,18 @@ class OrderKind(enum.StrEnum):
     SIGN = "sign"
 
 
+class Door(enum.StrEnum):
+    """How the order reached the agent: a page called the localhost bridge (``origin`` is
+    the page's), or a website's server started it at an order relay (``origin`` is the
+    relay's, ``party`` the requesting party's identifier there)."""
+
+    BRIDGE = "bridge"
+    RELAY = "relay"
+
+
 class MalformedSignedData(ValueError):
-    """The bytes are not signedData version 1; the message names the field, never its
-    value (it came from whoever sent the response)."""
+    """The bytes are not signedData this module knows; the message names the field,
+    never its value (it came from whoever sent the response)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,8 @@ class SignedData:
     time: dt.datetime
     order_ref: str
     agent: str
+    door: Door = Door.BRIDGE
+    party: str | None = None  # the relay's requesting party; None for the bridge
     user_visible_format: str | None = None
     user_visible_sha256: str | None = None
     user_non_visible_sha256: str | None = None
@@ -98,9 +116,15 @@ def build(
     user_visible_data: str | None = None,
     user_visible_format: str = "plaintext",
     user_non_visible_data: bytes | None = None,
+    door: Door = Door.BRIDGE,
+    party: str | None = None,
 ) -> bytes:
+    """Raises: ValueError — a relay order without its party, or a bridge order with one."""
+    if (door is Door.RELAY) != (party is not None):
+        raise ValueError("a relay order names its party; a bridge order has none")
     doc: dict[str, object] = {
         "v": VERSION,
+        "door": door.value,
         "type": type,
         "origin": origin,
         "nonce": b64url(nonce),
@@ -108,6 +132,8 @@ def build(
         "orderRef": order_ref,
         "agent": f"eid-agent/{agent_version}",
     }
+    if party is not None:
+        doc["party"] = party
     if user_visible_data is not None:
         doc["userVisibleData"] = {
             "format": user_visible_format,
@@ -120,13 +146,14 @@ def build(
 
 def parse(data: bytes) -> SignedData:
     """Raises: MalformedSignedData. Keys it does not know are ignored (the format's rule
-    for later versions that keep ``v`` at 1)."""
+    for additions that keep ``v``)."""
     try:
         doc = strictjson.loads(data)
     except ValueError:
         raise MalformedSignedData("signedData is not JSON") from None
-    if not isinstance(doc, dict) or type(doc.get("v")) is not int or doc["v"] != VERSION:
-        raise MalformedSignedData("signedData is not version 1")
+    if not isinstance(doc, dict) or type(doc.get("v")) is not int or doc["v"] not in _VERSIONS:
+        raise MalformedSignedData("signedData is not version 1 or 2")
+    door, party = _door(doc)
     visible = _part(doc, "userVisibleData")
     non_visible = _part(doc, "userNonVisibleData")
     try:
@@ -144,10 +171,25 @@ def parse(data: bytes) -> SignedData:
         time=time,
         order_ref=_text(doc, "orderRef"),
         agent=_optional_text(doc, "agent") or "",
+        door=door,
+        party=party,
         user_visible_format=None if visible is None else _optional_text(visible, "format"),
         user_visible_sha256=None if visible is None else _text(visible, "sha256"),
         user_non_visible_sha256=None if non_visible is None else _text(non_visible, "sha256"),
     )
+
+
+def _door(doc: dict[str, object]) -> tuple[Door, str | None]:
+    if doc["v"] == 1:
+        return Door.BRIDGE, None  # version 1 had one door
+    try:
+        door = Door(_text(doc, "door"))
+    except ValueError:
+        raise MalformedSignedData("signedData: door is neither bridge nor relay") from None
+    party = _optional_text(doc, "party")
+    if (door is Door.RELAY) != (party is not None):
+        raise MalformedSignedData("signedData: a relay order names its party, a bridge none")
+    return door, party
 
 
 def _text(doc: dict[str, object], key: str) -> str:

@@ -19,9 +19,11 @@ from rp.errors import (
     UnknownNonce,
     UntrustedChain,
     VerificationError,
+    WrongDoor,
     WrongKeyUsage,
     WrongOrderType,
     WrongOrigin,
+    WrongParty,
 )
 from rp.nonces import NonceStore
 from rp.revocation import OcspPolicy
@@ -44,9 +46,11 @@ __all__ = [
     "UntrustedChain",
     "VerificationError",
     "Verified",
+    "WrongDoor",
     "WrongKeyUsage",
     "WrongOrderType",
     "WrongOrigin",
+    "WrongParty",
     "verify_auth",
     "verify_sign",
 ]

@@ -62,3 +62,12 @@ class CertificateRevoked(VerificationError):
 class RevocationUnknown(VerificationError):
     """The certificate's revocation status could not be established (and the relying
     party fails closed)."""
+
+
+class WrongDoor(VerificationError):
+    """Signed for an order that came through the other door (the localhost bridge, or an
+    order relay) than the one this site expects."""
+
+
+class WrongParty(VerificationError):
+    """Signed for an order a relay held for another requesting party."""

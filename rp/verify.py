@@ -25,6 +25,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
 from eidcore import signeddata
+from eidcore.signeddata import Door
 from rp.errors import (
     BadSignature,
     CertificateExpired,
@@ -33,9 +34,11 @@ from rp.errors import (
     TimeSkew,
     UnknownNonce,
     UntrustedChain,
+    WrongDoor,
     WrongKeyUsage,
     WrongOrderType,
     WrongOrigin,
+    WrongParty,
 )
 from rp.revocation import OcspPolicy, check_revocation
 
@@ -60,6 +63,8 @@ class Verified:
     order_ref: str
     token_kind: str
     certificate: x509.Certificate
+    door: Door = Door.BRIDGE
+    party: str | None = None
 
 
 def verify_auth(
@@ -72,13 +77,17 @@ def verify_auth(
     user_visible_data: str | None = None,
     max_skew: dt.timedelta = MAX_SKEW,
     revocation: OcspPolicy | None = None,
+    party: str | None = None,
 ) -> Verified:
     """Who logged in; with ``revocation``, the issuer's OCSP responder is asked too (a
-    blocking call of up to its timeout). Raises: a VerificationError subclass saying why
-    not."""
+    blocking call of up to its timeout). Without ``party`` the order must have come
+    through the localhost bridge from the page at ``expected_origin``; with it, through
+    the order relay at ``expected_origin`` for that requesting party.
+
+    Raises: a VerificationError subclass saying why not."""
     return _verify(
         response, "auth", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, None, revocation,
+        user_visible_data, None, revocation, party,
     )  # fmt: skip
 
 
@@ -93,15 +102,17 @@ def verify_sign(
     user_non_visible_data: bytes | None = None,
     max_skew: dt.timedelta = MAX_SKEW,
     revocation: OcspPolicy | None = None,
+    party: str | None = None,
 ) -> Verified:
     """Who signed ``user_visible_data`` (and ``user_non_visible_data``); with
-    ``revocation``, checked against the issuer's OCSP responder.
+    ``revocation``, checked against the issuer's OCSP responder; ``party`` as for
+    ``verify_auth``.
 
     Raises: a VerificationError subclass saying why not.
     """
     return _verify(
         response, "sign", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, user_non_visible_data, revocation,
+        user_visible_data, user_non_visible_data, revocation, party,
     )  # fmt: skip
 
 
@@ -116,6 +127,7 @@ def _verify(
     visible: str | None,
     non_visible: bytes | None,
     revocation: OcspPolicy | None,
+    party: str | None,
 ) -> Verified:
     signed_bytes, signature, chain = _parse(response)
     try:
@@ -124,6 +136,11 @@ def _verify(
         raise MalformedResponse(str(exc)) from None
     if signed.type != order_type:
         raise WrongOrderType(f"signed for {signed.type!r}, expected {order_type!r}")
+    door = Door.BRIDGE if party is None else Door.RELAY
+    if signed.door is not door:
+        raise WrongDoor(f"signed for an order through the {signed.door}, expected the {door}")
+    if signed.party != party:
+        raise WrongParty("signed for another requesting party")
     if signed.origin != expected_origin.rstrip("/"):
         raise WrongOrigin("signed for another origin")
     try:
@@ -165,6 +182,8 @@ def _verify(
         order_ref=signed.order_ref,
         token_kind=str(response.get("token", {}).get("kind", "")),
         certificate=leaf,
+        door=signed.door,
+        party=signed.party,
     )
 
 

@@ -13,9 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import rp
+from agent.tokens import KeyPurpose, TokenStore
+from eidcore import signeddata
 from issuer import CertificateAuthority
 from tests.bridge_kit import ORIGIN, Bridge, b64
-from tests.conftest import ANNA, PASSWORD
+from tests.conftest import ANNA, PASSWORD, MakeToken
 
 TEXT = "Jag intygar att uppgifterna stämmer."
 
@@ -214,3 +216,53 @@ async def test_the_demo_site_refuses_hostile_bodies_with_json(body: str) -> None
             resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
             assert resp.status == 400, (path, await resp.text())
             assert (await resp.json())["site"] == "verificationFailed"
+
+
+RELAY = "https://relay.example"
+
+
+def _relay_completion(store: TokenStore, make_token: MakeToken, kind: str, nonce: bytes,
+                      party: str, text: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """What an agent returns for an order an order relay held for ``party``."""
+    info = store.add(make_token(ANNA))
+    credential = store.unlock(info.id, PASSWORD)
+    purpose = KeyPurpose.IDENTIFICATION if kind == "auth" else KeyPurpose.SIGNATURE
+    signed = signeddata.build(type=kind, origin=RELAY, nonce=nonce, time=dt.datetime.now(dt.UTC),
+                              order_ref="relay-ref-1", agent_version="test",
+                              user_visible_data=text, door=signeddata.Door.RELAY,
+                              party=party)  # fmt: skip
+    return {
+        "signedData": base64.b64encode(signed).decode(),
+        "signature": base64.b64encode(credential.sign(purpose, signed)).decode(),
+        "algorithm": "ES256",
+        "certificateChain": [base64.b64encode(c).decode()
+                             for c in credential.certificate_chain(purpose)],
+        "token": {"kind": "file"},
+    }  # fmt: skip
+
+
+def test_a_relay_result_verifies_for_its_relay_and_party_only(
+    store: TokenStore, make_token: MakeToken, ca: CertificateAuthority
+) -> None:
+    nonce = b"\x07" * 32
+    given = signeddata.b64url(nonce)
+    done = _relay_completion(store, make_token, "sign", nonce, "shop", TEXT)
+    kw: dict[str, Any] = {"nonce": given, "trust_anchors": [ca.root_certificate],
+                          "now": dt.datetime.now(dt.UTC), "user_visible_data": TEXT}  # fmt: skip
+    verified = rp.verify_sign(done, expected_origin=RELAY, party="shop", **kw)
+    assert verified.door is signeddata.Door.RELAY and verified.party == "shop"
+    assert verified.person.personal_number == str(ANNA.personal_number)
+    with pytest.raises(rp.WrongParty):
+        rp.verify_sign(done, expected_origin=RELAY, party="other-shop", **kw)
+    with pytest.raises(rp.WrongDoor):  # a relay's result presented as the bridge's
+        rp.verify_sign(done, expected_origin=RELAY, **kw)
+    with pytest.raises(rp.WrongOrigin):
+        rp.verify_sign(done, expected_origin="https://other-relay.example", party="shop", **kw)
+
+
+async def test_a_bridge_result_does_not_pass_as_a_relay_one(
+    completions: dict[str, Any], ca: CertificateAuthority
+) -> None:
+    assert _auth(completions, [ca.root_certificate]).door is signeddata.Door.BRIDGE
+    with pytest.raises(rp.WrongDoor):
+        _auth(completions, [ca.root_certificate], party="shop")

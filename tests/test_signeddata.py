@@ -56,7 +56,12 @@ def _doc(**changes: object) -> bytes:
         b"[1]",
         b"[" * 700 + b"]" * 700,
         _doc(v=True),
-        _doc(v=2),
+        _doc(v=3),
+        _doc(door="other"),
+        _doc(door=None),
+        _doc(door="relay"),  # a relay order without its party
+        _doc(party="shop"),  # a bridge order naming one
+        _doc(door="relay", party=7),
         _doc(v="1"),
         _doc(v="9" * 5000),
         _doc(nonce=None),
@@ -76,6 +81,27 @@ def test_what_is_not_version_1_is_refused_by_name(raw: bytes) -> None:
     with pytest.raises(signeddata.MalformedSignedData) as caught:
         signeddata.parse(raw)
     assert "9999" not in str(caught.value)
+
+
+def test_the_door_and_party_are_signed() -> None:
+    relay = signeddata.parse(_built(door=signeddata.Door.RELAY, party="shop",
+                                    origin="https://relay.example"))  # fmt: skip
+    assert (relay.door, relay.party, relay.origin) == (
+        signeddata.Door.RELAY, "shop", "https://relay.example")  # fmt: skip
+    bridge = signeddata.parse(_built())
+    assert (bridge.door, bridge.party) == (signeddata.Door.BRIDGE, None)
+    with pytest.raises(ValueError):
+        _built(door=signeddata.Door.RELAY)  # a relay order names its party
+    with pytest.raises(ValueError):
+        _built(party="shop")
+
+
+def test_version_1_from_agents_before_the_relay_parses_as_the_bridge() -> None:
+    doc = json.loads(_built())
+    del doc["door"]
+    doc["v"] = 1
+    old = signeddata.parse(json.dumps(doc).encode())
+    assert (old.door, old.party, old.order_ref) == (signeddata.Door.BRIDGE, None, "ref-1")
 
 
 def test_unknown_keys_are_ignored() -> None:
