@@ -19,6 +19,7 @@ from typing import Any
 from agent.tokens.model import TokenKind
 from eidcore.personal_number import PersonalNumber
 from eidcore.signeddata import OrderKind
+from eidcore.status import Hint, Status
 
 __all__ = [
     "DEFAULT_TTL",
@@ -46,24 +47,6 @@ MAX_FINISHED = 32  # and at most this many are kept: no unbounded growth under f
 
 # A reload takes longer than this; a page restarting faster is flooding (BRIDGE-SECURITY 6).
 REPLACE_AFTER = dt.timedelta(seconds=5)
-
-
-class Status(enum.StrEnum):
-    PENDING = "pending"
-    FAILED = "failed"
-    COMPLETE = "complete"
-
-
-class Hint(enum.StrEnum):
-    OUTSTANDING_TRANSACTION = "outstandingTransaction"
-    NO_CLIENT = "noClient"
-    STARTED = "started"
-    USER_SIGN = "userSign"
-    EXPIRED_TRANSACTION = "expiredTransaction"
-    USER_CANCEL = "userCancel"
-    CANCELLED = "cancelled"
-    CERTIFICATE_ERR = "certificateErr"
-    START_FAILED = "startFailed"
 
 
 class Phase(enum.Enum):
