@@ -1,0 +1,123 @@
+"""The relay's configuration: its public origin, the issuers it trusts, and the relying
+parties it serves (``relay.toml``, written by the organisation running it):
+
+    origin = "https://relay.bank.example"      # what agents show and sign
+    trust = ["/etc/eid-relay/issuer-root.pem"]  # issuers whose BankIDs are accepted
+
+    [[party]]
+    id = "shop"                                 # signed into every result for it
+    name = "Exempelbutiken AB"                  # shown beside the relay's domain
+    token_sha256 = "9f86d0…"                    # of its bearer token; the token is not kept
+    return_urls = ["https://shop.example/eid/return"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import tomllib
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from eidcore import visibletext
+
+__all__ = ["ConfigError", "Party", "RelayConfig", "load_config"]
+
+_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ORIGIN = re.compile(
+    r"^https?://[a-z0-9.-]+(:[1-9][0-9]{0,4})?$|^https?://\[[0-9a-f:.]+\](:[1-9][0-9]{0,4})?$"
+)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where."""
+
+
+@dataclass(frozen=True)
+class Party:
+    id: str
+    name: str
+    token_sha256: str
+    return_urls: tuple[str, ...] = ()
+
+    def accepts(self, token: str) -> bool:
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        return hmac.compare_digest(digest, self.token_sha256)
+
+    def may_return_to(self, url: str) -> bool:
+        return url in self.return_urls  # exact: a prefix rule is an open redirect waiting
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    origin: str
+    trust: tuple[x509.Certificate, ...]
+    parties: Mapping[str, Party]
+
+    def party_for(self, token: str) -> Party | None:
+        """The party whose bearer token this is (every party is compared: the time does
+        not say which one nearly matched)."""
+        found = None
+        for party in self.parties.values():
+            if party.accepts(token):
+                found = party
+        return found
+
+
+def load_config(path: Path) -> RelayConfig:
+    """Raises: ConfigError."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config_from(doc, path.parent, str(path))
+
+
+def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> RelayConfig:
+    origin = doc.get("origin")
+    if not isinstance(origin, str) or not _ORIGIN.match(origin):
+        raise ConfigError(f"{where}: origin must be scheme://host[:port], lower case")
+    trust = []
+    for name in doc.get("trust", []):
+        pem = base / str(name)
+        try:
+            trust += x509.load_pem_x509_certificates(pem.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{where}: trust {pem}: {exc}") from None
+    if not trust:
+        raise ConfigError(f"{where}: trust must name at least one issuer certificate")
+    parties: dict[str, Party] = {}
+    for raw in doc.get("party", []):
+        party = _party(raw, where)
+        if party.id in parties:
+            raise ConfigError(f"{where}: party {party.id} twice")
+        parties[party.id] = party
+    return RelayConfig(origin, tuple(trust), parties)
+
+
+def _party(raw: object, where: str) -> Party:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [[party]] must be a table")
+    pid, name, digest = raw.get("id"), raw.get("name"), raw.get("token_sha256")
+    if not isinstance(pid, str) or not _PARTY_ID.match(pid):
+        raise ConfigError(f"{where}: party id must be 1-64 of a-z 0-9 . _ -")
+    if not isinstance(name, str) or not 0 < len(name) <= 100 or "\n" in name:
+        raise ConfigError(f"{where}: party {pid}: name must be one line of 1-100 characters")
+    try:
+        visibletext.check(name)
+    except visibletext.TextRefused as exc:
+        raise ConfigError(f"{where}: party {pid}: name: {exc.details}") from None
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ConfigError(f"{where}: party {pid}: token_sha256 must be 64 hex digits")
+    urls = raw.get("return_urls", [])
+    if not isinstance(urls, list) or not all(
+        isinstance(u, str) and urllib.parse.urlsplit(u).scheme == "https" for u in urls
+    ):
+        raise ConfigError(f"{where}: party {pid}: return_urls must be https URLs")
+    return Party(pid, name, digest, tuple(urls))

@@ -1,0 +1,275 @@
+"""Bodies of the relay's two APIs, validated into values at the edge. Pure.
+
+Field names, limits and error codes are BankID's RP API v6 where the meaning is the same
+(docs/relay-api.md lists where ours differ). Unknown fields are refused, as at the bridge:
+a server that misspells ``userNonVisibleData`` should learn it now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import ipaddress
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eidcore import strictjson, visibletext
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+from eidcore.signeddata import OrderKind
+from eidcore.status import Hint
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "AgentReport",
+    "ErrorCode",
+    "OrderStart",
+    "RelayError",
+    "parse_json",
+    "parse_ref",
+    "parse_report",
+    "parse_start",
+    "parse_token",
+]
+
+MAX_BODY_BYTES = 512 * 1024  # the two data limits below, and a completion, with room
+MAX_USER_VISIBLE_DATA = 40_000  # characters of base64 (BankID v6: the same)
+MAX_USER_NON_VISIBLE_DATA = 200_000  # characters of base64 (BankID v6: the same)
+MAX_RETURN_URL = 1024
+MAX_JSON_DEPTH = 6  # a completion's {"completionData": {"user": {...}}} is 3; room, no more
+MAX_REF = 64
+MAX_TOKEN = 128
+VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
+TOKEN_KINDS = frozenset({"file", "card"})
+
+
+class ErrorCode(enum.StrEnum):
+    INVALID_PARAMETERS = "invalidParameters"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "notFound"
+    METHOD_NOT_ALLOWED = "methodNotAllowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupportedMediaType"
+    REQUEST_TOO_LARGE = "requestTooLarge"
+    VERIFICATION_FAILED = "verificationFailed"  # the agent's result did not verify
+    INTERNAL_ERROR = "internalError"
+    MAINTENANCE = "maintenance"  # the database is unreachable: try again
+
+
+STATUS = {
+    ErrorCode.INVALID_PARAMETERS: 400,
+    ErrorCode.VERIFICATION_FAILED: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.REQUEST_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.MAINTENANCE: 503,
+}
+
+
+class RelayError(Exception):
+    """Answered as ``{"errorCode", "details"}`` with the code's HTTP status; ``details``
+    names the field, never echoes a value."""
+
+    def __init__(self, code: ErrorCode, details: str) -> None:
+        super().__init__(f"{code}: {details}")
+        self.code, self.details = code, details
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.code]
+
+
+def _invalid(details: str) -> RelayError:
+    return RelayError(ErrorCode.INVALID_PARAMETERS, details)
+
+
+@dataclass(frozen=True)
+class OrderStart:
+    """``/rp/v1/auth`` or ``/rp/v1/sign``, validated (the return URL's registration is
+    the party's rule, checked by the driver)."""
+
+    kind: OrderKind
+    end_user_ip: str
+    return_url: str | None = None
+    visible: str | None = None
+    visible_format: str = "plaintext"
+    non_visible: bytes | None = None
+    personal_number: str | None = None
+    token_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentReport:
+    """``/agent/v1/progress``, ``/complete`` or ``/fail``: the order, the agent's secret,
+    and a hint code or the completion data."""
+
+    order_ref: str
+    agent_secret: str
+    hint: Hint | None = None
+    completion: Mapping[str, Any] | None = None
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """Raises: RelayError(invalidParameters)."""
+    try:
+        value = strictjson.loads(body, max_depth=MAX_JSON_DEPTH)
+    except strictjson.JsonRefused as exc:
+        raise _invalid(f"the body is refused: {exc.reason}") from None
+    if not isinstance(value, dict):
+        raise _invalid("the body must be a JSON object")
+    return value
+
+
+_START_FIELDS = {"endUserIp", "returnUrl", "userVisibleData", "userVisibleDataFormat",
+                 "requirement"}  # fmt: skip
+_SIGN_FIELDS = _START_FIELDS | {"userNonVisibleData"}
+
+
+def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
+    """Raises: RelayError(invalidParameters) naming the field."""
+    allowed = _START_FIELDS if kind is OrderKind.AUTH else _SIGN_FIELDS
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _invalid(f"unknown field: {unknown[0]}")
+    visible = body.get("userVisibleData")
+    if kind is OrderKind.SIGN and visible is None:
+        raise _invalid("userVisibleData is required for sign")
+    fmt = body.get("userVisibleDataFormat", "plaintext")
+    if fmt not in VISIBLE_FORMATS:
+        raise _invalid("userVisibleDataFormat must be plaintext or simpleMarkdownV1")
+    non_visible = body.get("userNonVisibleData")
+    personal_number, token_kinds = _requirement(body.get("requirement"))
+    return OrderStart(
+        kind=kind,
+        end_user_ip=_ip(body.get("endUserIp")),
+        return_url=_return_url(body.get("returnUrl")),
+        visible=None if visible is None else _visible_text(visible),
+        visible_format=fmt,
+        non_visible=None if non_visible is None
+        else _b64(non_visible, "userNonVisibleData", MAX_USER_NON_VISIBLE_DATA),
+        personal_number=personal_number,
+        token_kinds=token_kinds,
+    )  # fmt: skip
+
+
+def parse_ref(body: Mapping[str, Any]) -> str:
+    if set(body) != {"orderRef"}:
+        raise _invalid("the body must be exactly {orderRef}")
+    return _ref(body["orderRef"])
+
+
+def parse_token(body: Mapping[str, Any]) -> str:
+    if set(body) != {"autoStartToken"}:
+        raise _invalid("the body must be exactly {autoStartToken}")
+    token = body["autoStartToken"]
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN or not token.isascii():
+        raise _invalid("autoStartToken must be a short string")
+    return token
+
+
+_REPORT_HINTS = {
+    "progress": frozenset({Hint.USER_SIGN}),
+    "fail": frozenset({Hint.USER_CANCEL, Hint.CERTIFICATE_ERR, Hint.START_FAILED}),
+}
+
+
+def parse_report(what: str, body: Mapping[str, Any]) -> AgentReport:
+    """``what``: progress, complete or fail."""
+    extra = "completionData" if what == "complete" else "hintCode"
+    if set(body) != {"orderRef", "agentSecret", extra}:
+        raise _invalid(f"the body must be exactly {{orderRef, agentSecret, {extra}}}")
+    secret = body["agentSecret"]
+    if not isinstance(secret, str) or not 0 < len(secret) <= MAX_TOKEN:
+        raise _invalid("agentSecret must be a short string")
+    if what == "complete":
+        completion = body["completionData"]
+        if not isinstance(completion, dict):
+            raise _invalid("completionData must be an object")
+        return AgentReport(_ref(body["orderRef"]), secret, completion=completion)
+    try:
+        hint = Hint(body["hintCode"])
+    except (ValueError, TypeError):
+        raise _invalid("hintCode is not one this call takes") from None
+    if hint not in _REPORT_HINTS[what]:
+        raise _invalid("hintCode is not one this call takes")
+    return AgentReport(_ref(body["orderRef"]), secret, hint=hint)
+
+
+def _ref(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_REF:
+        raise _invalid("orderRef must be a short string")
+    return value
+
+
+def _ip(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 45:
+        raise _invalid("endUserIp is required: the person's IP address as the site saw it")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise _invalid("endUserIp is not an IPv4 or IPv6 address") from None
+
+
+def _return_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_RETURN_URL:
+        raise _invalid(f"returnUrl must be an https URL of at most {MAX_RETURN_URL} characters")
+    parts = urllib.parse.urlsplit(value)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or not value.isascii()
+        or value != value.strip()
+    ):
+        raise _invalid("returnUrl must be an https URL")
+    return value
+
+
+def _b64(value: object, name: str, max_chars: int) -> bytes:
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a base64 string")
+    if len(value) > max_chars:
+        raise _invalid(f"{name} is longer than {max_chars} characters")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid(f"{name} is not valid base64") from None
+
+
+def _visible_text(value: object) -> str:
+    raw = _b64(value, "userVisibleData", MAX_USER_VISIBLE_DATA)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid("userVisibleData must be base64 of UTF-8 text") from None
+    try:
+        return visibletext.check(text)
+    except visibletext.TextRefused as exc:
+        raise _invalid(f"userVisibleData: {exc.details}") from None
+
+
+def _requirement(value: object) -> tuple[str | None, tuple[str, ...]]:
+    if value is None:
+        return None, ()
+    if not isinstance(value, dict) or not set(value) <= {"personalNumber", "tokenKinds"}:
+        raise _invalid("requirement takes personalNumber and tokenKinds only")
+    number = value.get("personalNumber")
+    if number is not None:
+        if not isinstance(number, str):
+            raise _invalid("requirement.personalNumber must be a string of 12 digits")
+        try:
+            number = str(PersonalNumber.parse(number))
+        except InvalidPersonalNumber as exc:
+            raise _invalid(f"requirement.personalNumber: 12 digits ({exc.reason})") from None
+    kinds = value.get("tokenKinds")
+    if kinds is None:
+        return number, ()
+    if (not isinstance(kinds, list) or not kinds or len(kinds) != len(set(map(str, kinds)))
+            or not all(isinstance(k, str) and k in TOKEN_KINDS for k in kinds)):  # fmt: skip
+        raise _invalid("requirement.tokenKinds must be a non-empty list of file, card")
+    return number, tuple(sorted(kinds))

@@ -1,0 +1,340 @@
+"""The order relay's HTTP side (aiohttp): the relying-party API its websites' servers
+call, and the agent API the person's agent calls. A thin driver: requests are validated
+by ``relay.requests``, orders move by ``relay.rules``, rows live in ``relay.store``, and
+an agent's result is verified with the rp kit before ``collect`` says ``complete``.
+
+Errors are ``{"errorCode", "details"}`` with BankID's codes; detail goes to the log,
+never a stack trace to the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiohttp import web
+
+import rp
+from eidcore.db import DatabaseError
+from eidcore.signeddata import OrderKind, b64url
+from eidcore.status import Hint
+from relay import rules
+from relay.config import Party, RelayConfig
+from relay.requests import (
+    MAX_BODY_BYTES,
+    ErrorCode,
+    RelayError,
+    parse_json,
+    parse_ref,
+    parse_report,
+    parse_start,
+    parse_token,
+)
+from relay.rules import Event, IllegalTransition, Phase, RelayOrder
+from relay.store import OrderStore
+
+__all__ = ["RelayServer", "build_app"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_FAILURE_EVENTS = {
+    Hint.USER_CANCEL: Event.USER_CANCEL,
+    Hint.CERTIFICATE_ERR: Event.NO_CREDENTIAL,
+    Hint.START_FAILED: Event.AGENT_FAILED,
+}
+# A result that does not verify ends the order: with certificateErr when the person's
+# certificate is the reason, startFailed for anything else the agent sent.
+_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+               413: ErrorCode.REQUEST_TOO_LARGE}  # fmt: skip
+_CERTIFICATE_REASONS = (rp.UntrustedChain, rp.CertificateExpired, rp.CertificateRevoked,
+                        rp.WrongKeyUsage)  # fmt: skip
+
+
+@dataclass
+class RelayServer:
+    config: RelayConfig
+    store: OrderStore
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    new_token: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(rules.TOKEN_BYTES))
+    new_ref: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    async def run(self, work: Callable[[], Any]) -> Any:
+        """A blocking store call, in a thread; an unreachable database is ``maintenance``."""
+        try:
+            return await asyncio.to_thread(work)
+        except DatabaseError as exc:
+            log.warning("database: %s", exc)
+            raise RelayError(ErrorCode.MAINTENANCE, "the relay's database is unavailable") from None
+
+
+SERVER = web.AppKey("server", RelayServer)
+
+
+def build_app(server: RelayServer) -> web.Application:
+    app = web.Application(middlewares=[_guard], client_max_size=MAX_BODY_BYTES,
+                          handler_args={"max_field_size": 8190})  # fmt: skip
+    app[SERVER] = server
+    app.router.add_post("/rp/v1/auth", _auth)
+    app.router.add_post("/rp/v1/sign", _sign)
+    app.router.add_post("/rp/v1/collect", _collect)
+    app.router.add_post("/rp/v1/cancel", _cancel)
+    app.router.add_post("/agent/v1/order", _agent_order)
+    app.router.add_post("/agent/v1/progress", _agent_progress)
+    app.router.add_post("/agent/v1/complete", _agent_complete)
+    app.router.add_post("/agent/v1/fail", _agent_fail)
+    app.on_response_prepare.append(_strip_server_header)
+    return app
+
+
+async def _strip_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.popall("Server", None)
+
+
+def _error(exc: RelayError) -> web.Response:
+    return web.json_response({"errorCode": exc.code.value, "details": exc.details},
+                             status=exc.status)  # fmt: skip
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        unmatched = request.match_info.http_exception
+        if unmatched is not None:
+            raise unmatched
+        if request.content_type != "application/json":
+            raise RelayError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"
+            )
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
+        return await handler(request)
+    except RelayError as exc:
+        log.info("refused %s %s: %s", request.method, request.path, exc)
+        return _error(exc)
+    except web.HTTPException as exc:
+        code = _HTTP_CODES.get(exc.status, ErrorCode.INVALID_PARAMETERS)
+        response = _error(RelayError(code, exc.reason))
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("internal error in %s %s", request.method, request.path)
+        return _error(RelayError(ErrorCode.INTERNAL_ERROR, "internal error"))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large") from None
+    return parse_json(raw)
+
+
+def _party(request: web.Request) -> Party:
+    """The relying party the bearer token belongs to. Raises: RelayError(unauthorized)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    party = request.app[SERVER].config.party_for(token) if scheme == "Bearer" and token else None
+    if party is None:
+        raise RelayError(ErrorCode.UNAUTHORIZED, "a relying party's bearer token is required")
+    return party
+
+
+# -- the relying-party API -----------------------------------------------------------------
+
+
+async def _auth(request: web.Request) -> web.Response:
+    return await _start(request, OrderKind.AUTH)
+
+
+async def _sign(request: web.Request) -> web.Response:
+    return await _start(request, OrderKind.SIGN)
+
+
+async def _start(request: web.Request, kind: OrderKind) -> web.Response:
+    server = request.app[SERVER]
+    party = _party(request)
+    start = parse_start(kind, await _body(request))
+    if start.return_url is not None and not party.may_return_to(start.return_url):
+        raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
+    token = server.new_token()
+    order = RelayOrder(
+        ref=server.new_ref(), party=party.id, kind=kind, nonce=secrets.token_bytes(32),
+        token_hash=rules.token_hash(token), created=server.clock(),
+        end_user_ip=start.end_user_ip, visible=start.visible,
+        visible_format=start.visible_format, non_visible=start.non_visible,
+        return_url=start.return_url, personal_number=start.personal_number,
+        token_kinds=start.token_kinds,
+    )  # fmt: skip
+    await server.run(lambda: server.store.add(order))
+    log.info("order %s started for %s (%s)", order.ref, party.id, kind)
+    return web.json_response({"orderRef": order.ref, "autoStartToken": token})
+
+
+async def _own_order(request: web.Request) -> tuple[RelayOrder, Party]:
+    server = request.app[SERVER]
+    party = _party(request)
+    ref = parse_ref(await _body(request))
+    order = await server.run(lambda: server.store.get(ref, server.clock()))
+    if order is None or order.party != party.id:  # another party's order does not exist
+        raise RelayError(ErrorCode.NOT_FOUND, "no such order")
+    return order, party
+
+
+async def _collect(request: web.Request) -> web.Response:
+    order, _ = await _own_order(request)
+    return web.json_response(collect_wire(order))
+
+
+def collect_wire(order: RelayOrder) -> dict[str, object]:
+    wire: dict[str, object] = {"orderRef": order.ref, "status": order.phase.status.value}
+    if order.phase.hint is not None:
+        wire["hintCode"] = order.phase.hint.value
+    if order.phase is Phase.COMPLETE and order.completion is not None:
+        wire["completionData"] = json.loads(order.completion)
+    return wire
+
+
+async def _cancel(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    order, _ = await _own_order(request)
+
+    def cancel(o: RelayOrder) -> RelayOrder:
+        return rules.advance(o, Event.RP_CANCEL, server.clock())
+
+    try:
+        await server.run(lambda: server.store.change(order.ref, cancel, server.clock()))
+    except IllegalTransition:
+        raise RelayError(ErrorCode.NOT_FOUND, "the order has ended") from None
+    return web.json_response({})
+
+
+# -- the agent API -------------------------------------------------------------------------
+
+
+async def _agent_order(request: web.Request) -> web.Response:
+    """The agent, given an autostart token, fetches the order: once, within
+    START_WITHIN; it gets a secret that binds the order's further calls to it."""
+    server = request.app[SERVER]
+    token = parse_token(await _body(request))
+    secret = secrets.token_urlsafe(rules.TOKEN_BYTES)
+
+    def fetch(o: RelayOrder) -> RelayOrder:
+        fetched = rules.advance(o, Event.FETCHED, server.clock())
+        return replace(fetched, token_hash=None, agent_hash=rules.token_hash(secret))
+
+    try:
+        order = await server.run(lambda: server.store.by_token(rules.token_hash(token), fetch,
+                                                               server.clock()))  # fmt: skip
+    except IllegalTransition:
+        order = None  # too late: the token was for 30 s
+    if order is None:  # unknown, used or late: one answer, so a guess learns nothing
+        raise RelayError(ErrorCode.NOT_FOUND, "no order for this autostart token")
+    party = server.config.parties[order.party]
+    log.info("order %s fetched by an agent", order.ref)
+    return web.json_response(order_for_agent(order, party, server.config.origin, secret))
+
+
+def order_for_agent(order: RelayOrder, party: Party, origin: str,
+                    secret: str) -> dict[str, object]:  # fmt: skip
+    wire: dict[str, object] = {
+        "orderRef": order.ref, "agentSecret": secret, "type": order.kind.value,
+        "relay": origin, "party": {"id": party.id, "name": party.name},
+        "nonce": b64url(order.nonce), "expiresAt": order.deadline.isoformat(),
+        "userVisibleDataFormat": order.visible_format,
+    }  # fmt: skip
+    if order.visible is not None:
+        wire["userVisibleData"] = base64.b64encode(order.visible.encode()).decode()
+    if order.non_visible is not None:
+        wire["userNonVisibleData"] = base64.b64encode(order.non_visible).decode()
+    requirement: dict[str, object] = {}
+    if order.personal_number is not None:
+        requirement["personalNumber"] = order.personal_number
+    if order.token_kinds:
+        requirement["tokenKinds"] = list(order.token_kinds)
+    if requirement:
+        wire["requirement"] = requirement
+    return wire
+
+
+async def _agent_progress(request: web.Request) -> web.Response:
+    return await _agent_report(request, "progress")
+
+
+async def _agent_complete(request: web.Request) -> web.Response:
+    return await _agent_report(request, "complete")
+
+
+async def _agent_fail(request: web.Request) -> web.Response:
+    return await _agent_report(request, "fail")
+
+
+async def _agent_report(request: web.Request, what: str) -> web.Response:
+    server = request.app[SERVER]
+    report = parse_report(what, await _body(request))
+    refused: list[RelayError] = []
+
+    def change(o: RelayOrder) -> RelayOrder:
+        if not rules.tokens_match(report.agent_secret, o.agent_hash):
+            raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
+        now = server.clock()
+        if what == "progress":
+            return rules.advance(o, Event.USER_SIGN, now)
+        if what == "fail":
+            assert report.hint is not None
+            return rules.advance(o, _FAILURE_EVENTS[report.hint], now)
+        assert report.completion is not None
+        try:
+            _verify(o, report.completion, server.config, now)
+        except rp.VerificationError as exc:
+            log.warning("order %s: the agent's result did not verify: %s", o.ref, exc)
+            event = Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) \
+                else Event.AGENT_FAILED  # fmt: skip
+            refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
+            return rules.advance(o, event, now)
+        done = rules.advance(o, Event.COMPLETED, now)
+        return replace(done, completion=json.dumps(dict(report.completion), sort_keys=True))
+
+    try:
+        order = await server.run(lambda: server.store.change(report.order_ref, change,
+                                                             server.clock()))  # fmt: skip
+    except IllegalTransition:
+        raise RelayError(ErrorCode.NOT_FOUND, "the order has ended") from None
+    if order is None:
+        raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
+    if refused:
+        raise refused[0]
+    return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
+
+
+def _verify(order: RelayOrder, completion: Mapping[str, Any], config: RelayConfig,
+            now: dt.datetime) -> None:  # fmt: skip
+    """The relay itself checks the agent's result (signature, chain, key usage, what was
+    signed) with the rp kit. Raises: rp.VerificationError."""
+    common: dict[str, Any] = {
+        "expected_origin": config.origin, "nonce": b64url(order.nonce),
+        "trust_anchors": list(config.trust), "now": now, "party": order.party,
+    }  # fmt: skip
+    if order.kind is OrderKind.AUTH:
+        verified = rp.verify_auth(completion, user_visible_data=order.visible, **common)
+    else:
+        assert order.visible is not None
+        verified = rp.verify_sign(completion, user_visible_data=order.visible,
+                                  user_non_visible_data=order.non_visible, **common)  # fmt: skip
+    if (
+        order.personal_number is not None
+        and verified.person.personal_number != order.personal_number
+    ):
+        raise rp.MalformedResponse("signed by another person than the order required")
+    if order.token_kinds and verified.token_kind not in order.token_kinds:
+        raise rp.MalformedResponse("signed with a kind of BankID the order did not allow")

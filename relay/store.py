@@ -1,0 +1,136 @@
+"""The relay's orders in its database (``eidcore.db``: SQLite, or PostgreSQL for several
+relay processes). Blocking; the server runs each call in a thread. Every change is one
+transaction that reads the row with a lock, applies a pure rule and writes the row back,
+so two processes never both hand out one autostart token."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import replace
+
+from eidcore.db import Database, Row, Transaction
+from eidcore.db import open_database as _open
+from eidcore.signeddata import OrderKind
+from relay.rules import KEEP_FINISHED, Phase, RelayOrder, current
+
+__all__ = ["OrderStore"]
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS relay_orders (
+        ref TEXT PRIMARY KEY,
+        party TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        token_hash TEXT,
+        created TEXT NOT NULL,
+        end_user_ip TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        visible TEXT,
+        visible_format TEXT NOT NULL,
+        non_visible TEXT,
+        return_url TEXT,
+        personal_number TEXT,
+        token_kinds TEXT NOT NULL,
+        agent_hash TEXT,
+        finished TEXT,
+        completion TEXT
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS relay_orders_by_token ON relay_orders (token_hash)",
+    "CREATE INDEX IF NOT EXISTS relay_orders_by_created ON relay_orders (created)",
+)
+
+_COLUMNS = ("ref, party, kind, nonce, token_hash, created, end_user_ip, phase, visible, "
+            "visible_format, non_visible, return_url, personal_number, token_kinds, "
+            "agent_hash, finished, completion")  # fmt: skip
+
+
+def _t(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat() if value is not None else None
+
+
+def _row(order: RelayOrder) -> tuple[object, ...]:
+    return (
+        order.ref, order.party, order.kind.value, base64.b64encode(order.nonce).decode(),
+        order.token_hash, _t(order.created), order.end_user_ip, order.phase.name,
+        order.visible, order.visible_format,
+        None if order.non_visible is None else base64.b64encode(order.non_visible).decode(),
+        order.return_url, order.personal_number, ",".join(order.token_kinds),
+        order.agent_hash, _t(order.finished), order.completion,
+    )  # fmt: skip
+
+
+def _order(row: Row) -> RelayOrder:
+    (ref, party, kind, nonce, token, created, ip, phase, visible, fmt, non_visible, url,
+     pnr, kinds, agent, finished, completion) = row  # fmt: skip
+    return RelayOrder(
+        ref=ref, party=party, kind=OrderKind(kind), nonce=base64.b64decode(nonce),
+        token_hash=token, created=dt.datetime.fromisoformat(created), end_user_ip=ip,
+        phase=Phase[phase], visible=visible, visible_format=fmt,
+        non_visible=None if non_visible is None else base64.b64decode(non_visible),
+        return_url=url, personal_number=pnr,
+        token_kinds=tuple(k for k in kinds.split(",") if k), agent_hash=agent,
+        finished=None if finished is None else dt.datetime.fromisoformat(finished),
+        completion=completion,
+    )  # fmt: skip
+
+
+class OrderStore:
+    def __init__(self, url: str) -> None:
+        """Raises: DatabaseError."""
+        self._db: Database = _open(url, SCHEMA)
+
+    @property
+    def kind(self) -> str:
+        return self._db.kind
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, order: RelayOrder) -> None:
+        marks = ", ".join("?" * len(_row(order)))
+        with self._db.transaction() as tx:
+            tx.run(f"INSERT INTO relay_orders ({_COLUMNS}) VALUES ({marks})", _row(order))  # noqa: S608
+
+    def get(self, ref: str, now: dt.datetime) -> RelayOrder | None:
+        with self._db.read() as tx:
+            row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE ref = ?", (ref,))  # noqa: S608
+        return None if row is None else current(_order(row), now)
+
+    def by_token(self, token_hash: str, change: Callable[[RelayOrder], RelayOrder],
+                 now: dt.datetime) -> RelayOrder | None:  # fmt: skip
+        """The order this token starts, after ``change`` (which raises to refuse): in one
+        locked transaction, so one token starts one agent's order, once."""
+        with self._db.transaction() as tx:
+            row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE token_hash = ?{{lock}}",  # noqa: S608
+                         (token_hash,))  # fmt: skip
+            if row is None:
+                return None
+            return self._write(tx, _order(row), change, now)
+
+    def change(self, ref: str, change: Callable[[RelayOrder], RelayOrder],
+               now: dt.datetime) -> RelayOrder | None:  # fmt: skip
+        """The order after ``change`` (which raises to refuse; nothing is then written)."""
+        with self._db.transaction() as tx:
+            row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE ref = ?{{lock}}", (ref,))  # noqa: S608
+            if row is None:
+                return None
+            return self._write(tx, _order(row), change, now)
+
+    def sweep(self, now: dt.datetime) -> int:
+        """Forget orders older than their life and the time a result stays collectable."""
+        cutoff = now - KEEP_FINISHED
+        with self._db.transaction() as tx:
+            return tx.run("DELETE FROM relay_orders WHERE created < ?", (_t(cutoff),))
+
+    @staticmethod
+    def _write(tx: Transaction, before: RelayOrder, change: Callable[[RelayOrder], RelayOrder],
+               now: dt.datetime) -> RelayOrder:  # fmt: skip
+        after = change(current(before, now))
+        if after.phase.pending is False and after.token_hash is not None:
+            after = replace(after, token_hash=None)  # an ended order's token starts nothing
+        if after != before:
+            sets = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", ")[1:])
+            tx.run(f"UPDATE relay_orders SET {sets} WHERE ref = ?", (*_row(after)[1:], after.ref))  # noqa: S608
+        return after

@@ -1,0 +1,228 @@
+"""The order relay over real HTTP on loopback with SQLite: the relying-party API as a
+website's server calls it, and the agent API driven by hand with a real BankID on file
+(the agent's own side of this door comes next). Hostile input gets an error code, never
+a 500."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rp
+from agent.tokens import TokenStore, UnlockedCredential
+from eidcore import signeddata
+from issuer import CertificateAuthority
+from tests.conftest import ANNA, BERTIL, PASSWORD, MakeToken
+from tests.relay_kit import (
+    ORIGIN,
+    OTHER_TOKEN,
+    RETURN,
+    Relay,
+    completion_for,
+    running_relay,
+    unlocked,
+)
+
+IP = "192.0.2.10"
+TEXT = "Jag godkänner köpet av en cykel för 4 000 kr."
+
+
+@pytest.fixture
+async def relay(tmp_path: Path, ca: CertificateAuthority) -> AsyncIterator[Relay]:
+    async with running_relay(tmp_path, ca) as r:
+        yield r
+
+
+@pytest.fixture
+def anna(store: TokenStore, make_token: MakeToken) -> UnlockedCredential:
+    return unlocked(store, make_token(ANNA), PASSWORD)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def _fetched(relay: Relay, kind: str = "auth", **body: Any) -> tuple[str, dict[str, Any]]:
+    status, started = await relay.rp(kind, {"endUserIp": IP, **body})
+    assert status == 200, started
+    status, order = await relay.agent("order", {"autoStartToken": started["autoStartToken"]})
+    assert status == 200, order
+    return started["orderRef"], order
+
+
+async def _collect(relay: Relay, ref: str) -> dict[str, Any]:
+    status, body = await relay.rp("collect", {"orderRef": ref})
+    assert status == 200, body
+    return body
+
+
+async def test_an_identification_through_the_relay(relay: Relay, anna: UnlockedCredential,
+                                                   ca: CertificateAuthority) -> None:  # fmt: skip
+    status, started = await relay.rp("auth", {"endUserIp": IP, "returnUrl": RETURN})
+    assert status == 200 and set(started) == {"orderRef", "autoStartToken"}
+    assert len(base64.urlsafe_b64decode(started["autoStartToken"] + "==")) >= 16  # ≥ 128 bits
+    ref = started["orderRef"]
+    assert (await _collect(relay, ref))["hintCode"] == "outstandingTransaction"
+    status, order = await relay.agent("order", {"autoStartToken": started["autoStartToken"]})
+    assert status == 200
+    assert (order["relay"], order["party"], order["type"]) == (
+        ORIGIN, {"id": "shop", "name": "Exempelbutiken AB"}, "auth")  # fmt: skip
+    assert (await _collect(relay, ref))["hintCode"] == "started"
+    secret = order["agentSecret"]
+    progress = {"orderRef": ref, "agentSecret": secret, "hintCode": "userSign"}
+    assert (await relay.agent("progress", progress))[0] == 200
+    assert (await _collect(relay, ref))["hintCode"] == "userSign"
+    done = {"orderRef": ref, "agentSecret": secret, "completionData": completion_for(order, anna)}
+    assert await relay.agent("complete", done) == (200, {"orderRef": ref, "status": "complete"})
+    collected = await _collect(relay, ref)
+    assert collected["status"] == "complete" and "hintCode" not in collected
+    # the website's server may verify again: the relay's origin and its own party
+    verified = rp.verify_auth(collected["completionData"], expected_origin=ORIGIN,
+                              nonce=order["nonce"], trust_anchors=[ca.root_certificate],
+                              now=relay.clock(), party="shop")  # fmt: skip
+    assert verified.person.personal_number == str(ANNA.personal_number)
+
+
+async def test_a_signature_binds_the_text(relay: Relay, anna: UnlockedCredential) -> None:
+    ref, order = await _fetched(relay, "sign", userVisibleData=b64(TEXT),
+                                userNonVisibleData=b64("order 42"))  # fmt: skip
+    assert base64.b64decode(order["userVisibleData"]).decode() == TEXT
+    other = dict(order, userVisibleData=b64(TEXT.replace("4 000", "40 000")))
+    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
+              "completionData": completion_for(other, anna)}  # fmt: skip
+    status, body = await relay.agent("complete", report)
+    assert (status, body["errorCode"]) == (400, "verificationFailed")
+    assert (await _collect(relay, ref))["hintCode"] == "startFailed"  # the order is over
+    ref, order = await _fetched(relay, "sign", userVisibleData=b64(TEXT))
+    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
+              "completionData": completion_for(order, anna)}  # fmt: skip
+    assert (await relay.agent("complete", report))[0] == 200
+    assert (await _collect(relay, ref))["status"] == "complete"
+
+
+async def test_an_autostart_token_starts_one_agent_once_and_soon(relay: Relay) -> None:
+    _, started = await relay.rp("auth", {"endUserIp": IP})
+    token = {"autoStartToken": started["autoStartToken"]}
+    assert (await relay.agent("order", token))[0] == 200
+    assert await relay.agent("order", token) == (
+        404, {"errorCode": "notFound", "details": "no order for this autostart token"})  # fmt: skip
+    _, late = await relay.rp("auth", {"endUserIp": IP})
+    relay.clock.advance(31)
+    assert (await relay.agent("order", {"autoStartToken": late["autoStartToken"]}))[0] == 404
+    assert (await _collect(relay, late["orderRef"]))["hintCode"] == "startFailed"
+    assert (await relay.agent("order", {"autoStartToken": "guessed-" + "x" * 40}))[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"party": "other"}, "WrongParty"),
+        ({"door": signeddata.Door.BRIDGE}, "WrongDoor"),
+        ({"origin": "https://other-relay.example"}, "WrongOrigin"),
+    ],
+)
+async def test_a_result_for_another_party_door_or_relay_is_refused(
+    relay: Relay, anna: UnlockedCredential, change: dict[str, Any], reason: str
+) -> None:
+    ref, order = await _fetched(relay)
+    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
+              "completionData": completion_for(order, anna, **change)}  # fmt: skip
+    assert await relay.agent("complete", report) == (
+        400, {"errorCode": "verificationFailed", "details": reason})  # fmt: skip
+    collected = await _collect(relay, ref)
+    assert collected["status"] == "failed" and "completionData" not in collected
+
+
+async def test_only_the_agent_that_fetched_the_order_moves_it(
+    relay: Relay, anna: UnlockedCredential
+) -> None:
+    ref, order = await _fetched(relay)
+    stranger = {"orderRef": ref, "agentSecret": "not-the-secret", "hintCode": "userSign"}
+    assert (await relay.agent("progress", stranger))[0] == 404
+    forged = {"orderRef": ref, "agentSecret": "not-the-secret",
+              "completionData": completion_for(order, anna)}  # fmt: skip
+    assert (await relay.agent("complete", forged))[0] == 404
+    assert (await _collect(relay, ref))["hintCode"] == "started"  # unchanged
+
+
+async def test_parties_see_only_their_own_orders(relay: Relay) -> None:
+    _, started = await relay.rp("auth", {"endUserIp": IP})
+    ref = {"orderRef": started["orderRef"]}
+    assert (await relay.rp("collect", ref, token=OTHER_TOKEN))[0] == 404
+    assert (await relay.rp("cancel", ref, token=OTHER_TOKEN))[0] == 404
+    assert (await relay.rp("collect", ref, token="not-a-party"))[0] == 401
+    assert (await relay.rp("auth", {"endUserIp": IP}, token=""))[0] == 401
+    assert (await _collect(relay, started["orderRef"]))["hintCode"] == "outstandingTransaction"
+
+
+async def test_cancel_and_the_persons_cancel_end_the_order(relay: Relay) -> None:
+    _, started = await relay.rp("auth", {"endUserIp": IP})
+    assert await relay.rp("cancel", {"orderRef": started["orderRef"]}) == (200, {})
+    assert (await _collect(relay, started["orderRef"]))["hintCode"] == "cancelled"
+    assert (await relay.agent("order", {"autoStartToken": started["autoStartToken"]}))[0] == 404
+    assert (await relay.rp("cancel", {"orderRef": started["orderRef"]}))[0] == 404  # ended
+    ref, order = await _fetched(relay)
+    fail = {"orderRef": ref, "agentSecret": order["agentSecret"], "hintCode": "userCancel"}
+    assert (await relay.agent("fail", fail))[0] == 200
+    assert (await _collect(relay, ref))["hintCode"] == "userCancel"
+    assert (await relay.agent("fail", fail))[0] == 404  # once
+
+
+async def test_an_order_expires_and_the_requirement_holds(relay: Relay, anna: UnlockedCredential,
+                                                          store: TokenStore) -> None:  # fmt: skip
+    ref, order = await _fetched(relay)
+    relay.clock.advance(181)
+    assert (await _collect(relay, ref))["hintCode"] == "expiredTransaction"
+    ref, order = await _fetched(relay, requirement={"personalNumber": str(BERTIL.personal_number)})
+    assert order["requirement"] == {"personalNumber": str(BERTIL.personal_number)}
+    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
+              "completionData": completion_for(order, anna)}  # Anna is not Bertil  # fmt: skip
+    assert (await relay.agent("complete", report))[1]["errorCode"] == "verificationFailed"
+
+
+HOSTILE_STARTS: list[tuple[str, object]] = [
+    ("nested", {"endUserIp": IP, "requirement": json.loads("[" * 700 + "]" * 700)}),
+    ("huge number", None),  # raw below
+    ("bidi text", {"endUserIp": IP, "userVisibleData": b64("Betala \u202e001 kr")}),
+    ("invisible", {"endUserIp": IP, "userVisibleData": b64("Be\u200btala")}),
+    ("not base64", {"endUserIp": IP, "userVisibleData": "***"}),
+    ("too long", {"endUserIp": IP, "userVisibleData": "A" * 40_004}),
+    ("no ip", {}),
+    ("bad ip", {"endUserIp": "300.1.1.1"}),
+    ("unregistered return", {"endUserIp": IP, "returnUrl": "https://evil.example/"}),
+    ("http return", {"endUserIp": IP, "returnUrl": RETURN.replace("https", "http")}),
+    ("unknown field", {"endUserIp": IP, "userNonVisibleDat": "eA=="}),
+    ("bad requirement", {"endUserIp": IP, "requirement": {"tokenKinds": ["file", "file"]}}),
+    ("bad number", {"endUserIp": IP, "requirement": {"personalNumber": "19811218-9876"}}),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), HOSTILE_STARTS, ids=[n for n, _ in HOSTILE_STARTS])
+async def test_hostile_starts_get_an_error_code(relay: Relay, name: str, body: object) -> None:
+    raw = ('{"endUserIp": "' + IP + '", "x": ' + "9" * 5000 + "}").encode() \
+        if body is None else None  # fmt: skip
+    status, answer = await relay.rp("auth", body, raw=raw)
+    assert (status, answer["errorCode"]) == (400, "invalidParameters"), answer
+    assert "9999" not in answer["details"] and "\u202e" not in answer["details"]
+
+
+async def test_hostile_transport_gets_an_error_code(relay: Relay) -> None:
+    response = await relay.client.post("/rp/v1/auth", data=b"endUserIp=1",
+                                       headers={"Content-Type": "text/plain"})  # fmt: skip
+    assert response.status == 415
+    big = b'{"endUserIp": "' + b"1" * (600 * 1024) + b'"}'
+    response = await relay.client.post("/rp/v1/auth", data=big,
+                                       headers={"Content-Type": "application/json"})  # fmt: skip
+    assert response.status == 413 and (await response.json())["errorCode"] == "requestTooLarge"
+    response = await relay.client.get("/rp/v1/collect")
+    assert response.status == 405 and (await response.json())["errorCode"] == "methodNotAllowed"
+    response = await relay.client.post("/nowhere", json={})
+    assert response.status == 404 and "Server" not in response.headers
+    for body in ({"autoStartToken": 5}, {"autoStartToken": "é" * 10}, {"token": "x"}):
+        status, answer = await relay.agent("order", body)
+        assert (status, answer["errorCode"]) == (400, "invalidParameters")
