@@ -217,6 +217,13 @@ class Term(enum.StrEnum):
     SETUP_NOT_LISTENING = "setup_not_listening"
     SETUP_REMOVED = "setup_removed"
     SETUP_KEPT = "setup_kept"
+    RELAY_LISTENING = "relay_listening"
+    RELAY_BAD_CONFIG = "relay_bad_config"
+    RELAY_DATABASE = "relay_database"
+    RELAY_TLS_PAIR = "relay_tls_pair"
+    RELAY_TLS_UNREADABLE = "relay_tls_unreadable"
+    RELAY_CANNOT_LISTEN = "relay_cannot_listen"
+    RELAY_NEW_TOKEN = "relay_new_token"
 
 
 @dataclass(frozen=True)

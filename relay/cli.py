@@ -1,0 +1,157 @@
+"""``eid-relay``: run the order relay (``serve``), or make a relying party's bearer token
+(``party-token``: the token is printed once, the relay keeps only its SHA-256).
+
+Exit status 0 = done, 1 = it could not run (said on stderr), 2 = the command line was
+wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+from eidcore.messages import Language, Term, catalogue, language_from_env
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from relay.store import OrderStore
+
+Say = Callable[..., None]  # (stream, term, **values): one catalogue line
+
+__all__ = ["entry", "main"]
+
+log = logging.getLogger("relay")
+
+SWEEP_SECONDS = 60.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eid-relay", description="eid-agent's order relay")
+    parser.add_argument("--lang", choices=["sv", "en"])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the relying-party and agent APIs")
+    serve.add_argument("--config", type=Path, required=True, help="relay.toml")
+    serve.add_argument("--db", help="sqlite:///FILE or postgresql://... (default: relay.db "
+                                    "beside the configuration)")  # fmt: skip
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8444)
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain for HTTPS")
+    serve.add_argument("--tls-key", type=Path, help="PEM key for HTTPS")
+    commands.add_parser("party-token", help="make a bearer token for a relying party")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:  # fmt: skip
+    args = _parser().parse_args(argv)
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    language = Language(args.lang) if args.lang else language_from_env(os.environ)
+
+    def say(stream: TextIO, term: Term, **values: object) -> None:
+        stream.write(catalogue().term(term, language).format(**values) + "\n")
+
+    if args.command == "party-token":
+        token = secrets.token_urlsafe(32)
+        say(out, Term.RELAY_NEW_TOKEN, token=token,
+            digest=hashlib.sha256(token.encode()).hexdigest())  # fmt: skip
+        return 0
+    logging.basicConfig(level=logging.INFO, stream=err,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    return _serve(args, say, err)
+
+
+def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
+    from eidcore.db import DatabaseError
+    from relay.config import ConfigError, load_config
+    from relay.server import RelayServer, build_app
+    from relay.store import OrderStore
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        say(err, Term.RELAY_TLS_PAIR)
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        say(err, Term.RELAY_BAD_CONFIG, detail=exc)
+        return 1
+    tls: ssl.SSLContext | None = None
+    if args.tls_cert:
+        try:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            say(err, Term.RELAY_TLS_UNREADABLE, detail=exc)
+            return 1
+    try:
+        store = OrderStore(args.db or f"sqlite:///{args.config.parent / 'relay.db'}")
+    except DatabaseError as exc:
+        say(err, Term.RELAY_DATABASE, detail=exc)
+        return 1
+    try:
+        return asyncio.run(_run(build_app(RelayServer(config, store)), store, args, tls, say,
+                                err, len(config.parties), config.origin))  # fmt: skip
+    finally:
+        store.close()
+
+
+async def _run(app: web.Application, store: OrderStore, args: argparse.Namespace,
+               tls: ssl.SSLContext | None, say: Say, err: TextIO, parties: int,
+               origin: str) -> int:  # fmt: skip
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, args.host, args.port, ssl_context=tls).start()
+    except OSError as exc:
+        await runner.cleanup()
+        say(err, Term.RELAY_CANNOT_LISTEN, host=args.host, port=args.port, detail=exc.strerror)
+        return 1
+    scheme = "https" if tls else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    say(err, Term.RELAY_LISTENING, url=f"{scheme}://{host}:{args.port}", parties=parties,
+        origin=origin)  # fmt: skip
+    err.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sweeping = asyncio.create_task(_sweep(store))
+    try:
+        await stop.wait()
+    finally:
+        sweeping.cancel()
+        await runner.cleanup()
+    return 0
+
+
+async def _sweep(store: OrderStore) -> None:
+    """Forget old orders now and then, so the table holds minutes, not history."""
+    from eidcore.db import DatabaseError
+
+    while True:
+        with contextlib.suppress(DatabaseError):
+            removed = await asyncio.to_thread(store.sweep, dt.datetime.now(dt.UTC))
+            if removed:
+                log.info("forgot %d old orders", removed)
+        await asyncio.sleep(SWEEP_SECONDS)
+
+
+def entry() -> NoReturn:
+    """The console script: ``main`` without a traceback on Ctrl-C or a closed pipe."""
+    from eidcore import entry as _entry
+
+    _entry.run(main)
