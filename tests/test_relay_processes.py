@@ -1,0 +1,180 @@
+"""``eid-relay serve`` as an organisation runs it: a real process over HTTPS, on SQLite, and
+two processes on one PostgreSQL database (an order started at one is fetched, reported and
+collected at the other; a token fetched twice is refused at both)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from agent.tokens import TokenStore
+from issuer import CertificateAuthority
+from issuer.servecli import dev_tls
+from tests.agent_process import BIN
+from tests.conftest import ANNA, PASSWORD, MakeToken
+from tests.issuer_kit import postgres_cluster
+from tests.relay_kit import ORIGIN, RETURN, SHOP_TOKEN, completion_for, unlocked
+
+pytestmark = pytest.mark.slow
+
+IP = "198.51.100.7"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(folder: Path, ca: CertificateAuthority) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "issuer-root.pem").write_bytes(
+        ca.root_certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    digest = hashlib.sha256(SHOP_TOKEN.encode()).hexdigest()
+    path = folder / "relay.toml"
+    path.write_text(f'origin = "{ORIGIN}"\ntrust = ["issuer-root.pem"]\n\n[[party]]\n'
+                    f'id = "shop"\nname = "Exempelbutiken AB"\ntoken_sha256 = "{digest}"\n'
+                    f'return_urls = ["{RETURN}"]\n')  # fmt: skip
+    return path
+
+
+class RelayProcess:
+    def __init__(self, config: Path, db: str, tls: tuple[Path, Path], *extra: str) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [str(BIN / "eid-relay"), "--lang", "en", "serve", "--config", str(config), "--db", db,
+             "--port", str(self.port), "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]),
+             *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        self.said = ""
+        deadline = time.monotonic() + 30
+        while "listening on" not in self.said and time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.said += line
+        assert "listening on" in self.said, self.said
+        self.tls = ssl.create_default_context(cafile=str(tls[0]))
+
+    def call(self, path: str, body: object, token: str | None = SHOP_TOKEN) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        url = f"https://127.0.0.1:{self.port}{path}"
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:  # noqa: S310
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=20)
+        assert self.proc.returncode == 0, self.said + err
+        return self.said + err
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "tls").mkdir()
+    return dev_tls(tmp_path / "tls", dt.datetime.now(dt.UTC))
+
+
+@pytest.fixture
+def relays(tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]) -> Iterator[Any]:
+    started: list[RelayProcess] = []
+
+    def start(db: str) -> RelayProcess:
+        relay = RelayProcess(write_config(tmp_path / "relay", ca), db, tls)
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        if relay.proc.poll() is None:
+            said = relay.stop()
+            assert "Traceback" not in said, said
+
+
+def _whole_order(start_at: RelayProcess, agent_at: RelayProcess, collect_at: RelayProcess,
+                 store: TokenStore, make_token: MakeToken) -> None:  # fmt: skip
+    status, started = start_at.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+    assert status == 200, started
+    token = {"autoStartToken": started["autoStartToken"]}
+    status, order = agent_at.call("/agent/v1/order", token, token=None)
+    assert status == 200, order
+    for relay in (start_at, agent_at, collect_at):  # one token, one fetch, wherever
+        assert relay.call("/agent/v1/order", token, token=None)[0] == 404
+    ref = {"orderRef": started["orderRef"]}
+    assert collect_at.call("/rp/v1/collect", ref)[1]["hintCode"] == "started"
+    credential = unlocked(store, make_token(ANNA), PASSWORD)
+    done = {**ref, "agentSecret": order["agentSecret"],
+            "completionData": completion_for(order, credential)}  # fmt: skip
+    assert start_at.call("/agent/v1/complete", done, token=None)[0] == 200
+    collected = collect_at.call("/rp/v1/collect", ref)[1]
+    assert collected["status"] == "complete", collected
+    assert "signedData" in collected["completionData"]
+
+
+def test_a_relay_process_over_https_on_sqlite(relays: Any, tmp_path: Path, store: TokenStore,
+                                              make_token: MakeToken) -> None:  # fmt: skip
+    relay = relays(f"sqlite:///{tmp_path / 'relay.db'}")
+    _whole_order(relay, relay, relay, store, make_token)
+    assert relay.call("/rp/v1/auth", {"endUserIp": IP}, token="wrong")[0] == 401
+    said = relay.stop()
+    assert "Traceback" not in said and SHOP_TOKEN not in said
+
+
+def test_two_relay_processes_on_one_postgresql(relays: Any, store: TokenStore,
+                                               make_token: MakeToken) -> None:  # fmt: skip
+    with postgres_cluster() as pg:
+        db = pg.new_database()
+        first, second = relays(db), relays(db)
+        _whole_order(first, second, second, store, make_token)
+        _whole_order(second, first, second, store, make_token)
+        first.stop()
+        second.stop()
+
+
+def test_what_the_command_line_says_when_it_cannot_run(tmp_path: Path, ca: CertificateAuthority,
+                                                       tls: tuple[Path, Path]) -> None:  # fmt: skip
+    def run(*argv: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "eid-relay"), "--lang", lang, *argv],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('origin = "ftp://x"\n')
+    for lang, words in (("en", "cannot be used"), ("sv", "går inte att använda")):
+        result = run("serve", "--config", str(bad), lang=lang)
+        assert result.returncode == 1 and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    config = write_config(tmp_path / "relay", ca)
+    result = run("serve", "--config", str(config), "--tls-cert", str(tls[0]))
+    assert result.returncode == 2 and "go together" in result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--config", str(config), "--port", str(port))
+        assert result.returncode == 1 and "cannot listen" in result.stderr, result.stderr
+    made = run("party-token")
+    token = made.stdout.split("\n")[1].strip()
+    assert hashlib.sha256(token.encode()).hexdigest() in made.stdout and len(token) >= 43
