@@ -139,7 +139,7 @@ def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
     if kind is OrderKind.SIGN and visible is None:
         raise _invalid("userVisibleData is required for sign")
     fmt = body.get("userVisibleDataFormat", "plaintext")
-    if fmt not in VISIBLE_FORMATS:
+    if not isinstance(fmt, str) or fmt not in VISIBLE_FORMATS:  # a dict is unhashable
         raise _invalid("userVisibleDataFormat must be plaintext or simpleMarkdownV1")
     non_visible = body.get("userNonVisibleData")
     personal_number, token_kinds = _requirement(body.get("requirement"))

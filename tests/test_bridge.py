@@ -256,6 +256,7 @@ async def test_flood_opens_one_dialog_and_is_rate_limited(bridge: Bridge) -> Non
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("a\x1b[2Jb")}),
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("x" * 30_001)}),
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"), "userVisibleDataFormat": "html"}),
+        ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"), "userVisibleDataFormat": {}}),
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"),
                   "userNonVisibleData": b64(b"x" * 150_001)}),
     ],

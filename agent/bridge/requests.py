@@ -58,7 +58,7 @@ def parse_order(kind: OrderKind, body: Mapping[str, Any], origin: str) -> OrderR
         raise _invalid("userVisibleData is required for sign")
     text = None if visible is None else _visible_text(visible)
     fmt = body.get("userVisibleDataFormat", "plaintext")
-    if fmt not in VISIBLE_FORMATS:
+    if not isinstance(fmt, str) or fmt not in VISIBLE_FORMATS:  # a dict is unhashable
         raise _invalid("userVisibleDataFormat must be plaintext or simpleMarkdownV1")
     non_visible = body.get("userNonVisibleData")
     return OrderRequest(

@@ -1,0 +1,165 @@
+"""The relay's OpenAPI 3.1 description, built from the limits and enums the relay enforces.
+``python -m relay.openapi --write`` writes docs/relay-openapi.json; a test fails when that
+file is stale."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from eidcore.status import Hint, Status
+from relay import requests as limits
+from relay.requests import STATUS, ErrorCode
+
+OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "relay-openapi.json"
+
+_B64 = "^[A-Za-z0-9+/]*={0,2}$"
+_REF = {"type": "string", "minLength": 1, "maxLength": limits.MAX_REF}
+_SECRET = {"type": "string", "minLength": 1, "maxLength": limits.MAX_TOKEN}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _content(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(name)}}
+
+
+def _post(summary: str, body: str, ok: str, *, party: bool) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": _content(ok)}}
+    for code, status in STATUS.items():
+        if code is ErrorCode.UNAUTHORIZED and not party:
+            continue
+        responses.setdefault(str(status), {"description": f"{code.value} (and others)",
+                                           "content": _content("Error")})  # fmt: skip
+    operation: dict[str, Any] = {"summary": summary,
+                                 "requestBody": {"required": True, "content": _content(body)},
+                                 "responses": responses}  # fmt: skip
+    if party:
+        operation["security"] = [{"party": []}]
+    else:
+        operation["security"] = []
+    return operation
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eid-agent order relay",
+            "version": "1",  # the API's version (/rp/v1, /agent/v1), not the software's
+            "description": "See docs/relay-api.md. /rp/v1: a relying party's server, with "
+            "its bearer token. /agent/v1: the person's agent, with the autostart token "
+            "and then the order's agent secret.",
+        },
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {"party": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    operations = [
+        ("/rp/v1/auth", "Start an identification", "AuthRequest", "Started", True),
+        ("/rp/v1/sign", "Start a signature", "SignRequest", "Started", True),
+        ("/rp/v1/collect", "Poll an order", "OrderRef", "Collect", True),
+        ("/rp/v1/cancel", "Cancel an order", "OrderRef", "Empty", True),
+        ("/agent/v1/order", "Fetch an order with its autostart token", "TokenRequest",
+         "AgentOrder", False),
+        ("/agent/v1/progress", "Report progress", "Progress", "Reported", False),
+        ("/agent/v1/complete", "Post the result", "Complete", "Reported", False),
+        ("/agent/v1/fail", "Report a failure", "Fail", "Reported", False),
+    ]  # fmt: skip
+    return {path: {"post": _post(summary, body, ok, party=party)}
+            for path, summary, body, ok, party in operations}  # fmt: skip
+
+
+def _schemas() -> dict[str, Any]:
+    b64 = {"type": "string", "pattern": _B64}
+    start = {
+        "endUserIp": {"type": "string", "maxLength": 45,
+                      "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                      "description": "the person's IP address as your server saw it"},
+        "returnUrl": {"type": "string", "maxLength": limits.MAX_RETURN_URL,
+                      "pattern": "^https://", "description": "registered for your party"},
+        "userVisibleData": {**b64, "maxLength": limits.MAX_USER_VISIBLE_DATA},
+        "userVisibleDataFormat": {"enum": sorted(limits.VISIBLE_FORMATS)},
+        "requirement": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "personalNumber": {"type": "string", "pattern": "^[0-9]{12}$"},
+                "tokenKinds": {"type": "array", "items": {"enum": sorted(limits.TOKEN_KINDS)},
+                               "minItems": 1, "uniqueItems": True},
+            },
+        },
+    }  # fmt: skip
+    hints = {"enum": [h.value for h in Hint]}
+    return {
+        "AuthRequest": {"type": "object", "additionalProperties": False, "properties": start,
+                        "required": ["endUserIp"]},
+        "SignRequest": {"type": "object", "additionalProperties": False,
+                        "properties": {**start, "userNonVisibleData": {
+                            **b64, "maxLength": limits.MAX_USER_NON_VISIBLE_DATA}},
+                        "required": ["endUserIp", "userVisibleData"]},
+        "Started": {"type": "object", "required": ["orderRef", "autoStartToken"],
+                    "properties": {"orderRef": _REF, "autoStartToken": _SECRET}},
+        "OrderRef": {"type": "object", "additionalProperties": False, "required": ["orderRef"],
+                     "properties": {"orderRef": _REF}},
+        "Collect": {"type": "object", "required": ["orderRef", "status"],
+                    "properties": {"orderRef": _REF, "status": {"enum": [s.value for s in Status]},
+                                   "hintCode": hints,
+                                   "completionData": {"type": "object"}}},
+        "Empty": {"type": "object", "maxProperties": 0},
+        "TokenRequest": {"type": "object", "additionalProperties": False,
+                         "required": ["autoStartToken"],
+                         "properties": {"autoStartToken": _SECRET}},
+        "AgentOrder": {"type": "object",
+                       "required": ["orderRef", "agentSecret", "type", "relay", "party", "nonce",
+                                    "expiresAt", "userVisibleDataFormat"],
+                       "properties": {"orderRef": _REF, "agentSecret": _SECRET,
+                                      "type": {"enum": ["auth", "sign"]},
+                                      "relay": {"type": "string"},
+                                      "party": {"type": "object", "required": ["id", "name"]},
+                                      "nonce": {"type": "string"},
+                                      "expiresAt": {"type": "string"},
+                                      "userVisibleData": b64, "userNonVisibleData": b64,
+                                      "userVisibleDataFormat": {"type": "string"},
+                                      "requirement": {"type": "object"}}},
+        "Progress": {"type": "object", "additionalProperties": False,
+                     "required": ["orderRef", "agentSecret", "hintCode"],
+                     "properties": {"orderRef": _REF, "agentSecret": _SECRET,
+                                    "hintCode": {"const": Hint.USER_SIGN.value}}},
+        "Complete": {"type": "object", "additionalProperties": False,
+                     "required": ["orderRef", "agentSecret", "completionData"],
+                     "properties": {"orderRef": _REF, "agentSecret": _SECRET,
+                                    "completionData": {"type": "object"}}},
+        "Fail": {"type": "object", "additionalProperties": False,
+                 "required": ["orderRef", "agentSecret", "hintCode"],
+                 "properties": {"orderRef": _REF, "agentSecret": _SECRET,
+                                "hintCode": {"enum": [Hint.USER_CANCEL.value,
+                                                      Hint.CERTIFICATE_ERR.value,
+                                                      Hint.START_FAILED.value]}}},
+        "Reported": {"type": "object", "required": ["orderRef", "status"],
+                     "properties": {"orderRef": _REF,
+                                    "status": {"enum": [s.value for s in Status]}}},
+        "Error": {"type": "object", "required": ["errorCode", "details"],
+                  "properties": {"errorCode": {"enum": [c.value for c in ErrorCode]},
+                                 "details": {"type": "string"}}},
+    }  # fmt: skip
+
+
+def rendered() -> str:
+    return json.dumps(document(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    if "--write" in sys.argv:
+        OUTPUT.write_text(rendered(), "utf-8")
+    elif OUTPUT.read_text("utf-8") != rendered():
+        print("docs/relay-openapi.json is stale: run python -m relay.openapi --write")
+        raise SystemExit(1)
