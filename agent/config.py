@@ -18,6 +18,9 @@ here; nothing here is a secret except a proxy password, which is never logged.
     allow = ["bank.example"]       # only these sites (or domains) may start orders
     block = ["evil.example"]       # these may not
 
+    [relay]
+    allow = ["relay.internal.example"]  # order relays on the organisation's own addresses
+
 The Settings window writes the keys it owns with ``save_settings`` (the rest of the file,
 comments included, stays as the organisation wrote it) — the one importer of tomlkit.
 """
@@ -57,6 +60,9 @@ class AgentConfig:
     issuer_url: str | None = None
     issuer_ca: str | None = None
     settings: Settings = field(default_factory=Settings)
+    # order relays the agent may fetch from although their addresses are the organisation's
+    # own (internal relays); a page cannot add to this
+    relay_allow: tuple[str, ...] = ()
 
     @property
     def proxy(self) -> str | None:
@@ -87,7 +93,8 @@ def load_config(path: Path) -> AgentConfig:
         raise_dialogs=read.flag("ui", "raise_dialogs"),
         plain_window=read.flag("ui", "plain_window"),
     )
-    return AgentConfig(url, read.text("issuer", "ca"), settings)
+    relays = tuple(host.lower().rstrip(".") for host in read.texts("relay", "allow"))
+    return AgentConfig(url, read.text("issuer", "ca"), settings, relays)
 
 
 class _Reader:

@@ -11,6 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from agent.autostart.errors import (
+    LinkRefused,
+    RelayAnswerInvalid,
+    RelayNotAllowed,
+    RelayOrderGone,
+    RelayUnreachable,
+)
 from agent.enrol.errors import (
     AlreadyEnrolled,
     EnrolmentRefused,
@@ -208,6 +215,20 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     ),
     NotPrivate: lambda exc: Notice(
         MessageCode.FOLDER_NOT_PRIVATE, {"path": getattr(exc, "path", "")}
+    ),
+    LinkRefused: lambda exc: Notice(
+        MessageCode.START_LINK_INVALID, {"reason": getattr(exc, "reason", "")}
+    ),
+    RelayNotAllowed: lambda exc: Notice(
+        MessageCode.RELAY_NOT_ALLOWED, {"relay": getattr(exc, "relay", "")}
+    ),
+    RelayUnreachable: lambda exc: Notice(
+        MessageCode.RELAY_UNREACHABLE,
+        {"relay": getattr(exc, "relay", ""), "reason": getattr(exc, "reason", "")},
+    ),
+    RelayOrderGone: _fixed(MessageCode.RELAY_ORDER_GONE),
+    RelayAnswerInvalid: lambda exc: Notice(
+        MessageCode.RELAY_ANSWER_INVALID, {"relay": getattr(exc, "relay", "")}
     ),
 }
 

@@ -63,7 +63,7 @@ def relay_port(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthorit
 def _call(case: schemathesis.Case[Any], port: int, headers: dict[str, str] | None = None) -> int:
     excluded = [positive_data_acceptance]
     if headers:  # over what was generated for the same header: its own checks do not apply
-        case.headers = {**(case.headers or {}), **headers}
+        case.headers = {**dict(case.headers or {}), **headers}  # type: ignore[assignment]
         excluded += [missing_required_header, ignored_auth]
     answer = case.call_and_validate(base_url=f"http://127.0.0.1:{port}",
                                     excluded_checks=excluded)  # fmt: skip

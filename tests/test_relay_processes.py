@@ -40,22 +40,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(folder: Path, ca: CertificateAuthority) -> Path:
+def write_config(folder: Path, ca: CertificateAuthority, origin: str = ORIGIN) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "issuer-root.pem").write_bytes(
         ca.root_certificate.public_bytes(serialization.Encoding.PEM)
     )
     digest = hashlib.sha256(SHOP_TOKEN.encode()).hexdigest()
     path = folder / "relay.toml"
-    path.write_text(f'origin = "{ORIGIN}"\ntrust = ["issuer-root.pem"]\n\n[[party]]\n'
+    path.write_text(f'origin = "{origin}"\ntrust = ["issuer-root.pem"]\n\n[[party]]\n'
                     f'id = "shop"\nname = "Exempelbutiken AB"\ntoken_sha256 = "{digest}"\n'
                     f'return_urls = ["{RETURN}"]\n')  # fmt: skip
     return path
 
 
 class RelayProcess:
-    def __init__(self, config: Path, db: str, tls: tuple[Path, Path], *extra: str) -> None:
-        self.port = _free_port()
+    def __init__(self, config: Path, db: str, tls: tuple[Path, Path], *extra: str,
+                 port: int | None = None) -> None:  # fmt: skip
+        self.port = port or _free_port()
         self.proc = subprocess.Popen(
             [str(BIN / "eid-relay"), "--lang", "en", "serve", "--config", str(config), "--db", db,
              "--port", str(self.port), "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]),

@@ -9,7 +9,6 @@ unexpected exception becomes ``internalError`` with the trace in the log only.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import time
@@ -255,22 +254,5 @@ def order_wire(order: Order) -> dict[str, object]:
     if order.phase.hint is not None:
         body["hintCode"] = order.phase.hint.value
     if order.completion is not None:
-        c = order.completion
-        body["completionData"] = {
-            "user": {
-                "personalNumber": c.personal_number,
-                "name": c.name,
-                "givenName": c.given_name,
-                "surname": c.surname,
-            },
-            "token": {"kind": c.token_kind.value},
-            "signedData": _b64(c.signed_data),
-            "signature": _b64(c.signature),
-            "algorithm": c.algorithm,
-            "certificateChain": [_b64(der) for der in c.certificate_chain],
-        }
+        body["completionData"] = order.completion.wire()
     return body
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

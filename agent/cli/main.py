@@ -207,6 +207,15 @@ def _parser() -> argparse.ArgumentParser:
                                 help="order a BankID on file with an activation code")  # fmt: skip
     add_issuer_options(order)
 
+    link = commands.add_parser("open", parents=[common],
+                               help="carry out the order an eid-agent:// link names")  # fmt: skip
+    link.add_argument("url", help="eid-agent:///?autostarttoken=…&server=https://…")
+    link.add_argument("--config", type=Path, help="the settings file (default: per-user)")
+    link.add_argument("--relay-ca", type=Path,
+                      help="development: also trust this certificate for the relay")  # fmt: skip
+    link.add_argument("--allow-http-relay", action="store_true",
+                      help="development: a relay on loopback over plain http")  # fmt: skip
+
     messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
     messages.add_argument("code", nargs="?", type=int, help="one message code")
 
@@ -259,6 +268,10 @@ def main(
 
             store = TokenStore(args.data_dir or default_data_dir())
             return order_command(args, store, io.stdin, io.stdout, io.stderr, io.language)
+        if args.command == "open":
+            from agent.cli.link import open_command
+
+            return open_command(io, args)
         if args.command == "desktop":
             return _desktop(io, args)
         if args.command == "doctor":

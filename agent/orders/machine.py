@@ -10,6 +10,7 @@ finishes a moment too late is discarded, never delivered.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import enum
 from collections import OrderedDict
@@ -146,6 +147,11 @@ class OrderRequest:
     user_visible_data: str | None = None
     user_visible_format: str = "plaintext"
     user_non_visible_data: bytes | None = None
+    # An order an order relay holds (the second door): ``origin`` is then the relay's,
+    # ``party`` the requesting party's identifier there and ``party_name`` its name as
+    # the relay registered it (shown beside the relay's domain, never instead of it).
+    party: str | None = None
+    party_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,22 @@ class Completion:
     signature: bytes
     algorithm: str
     certificate_chain: tuple[bytes, ...]
+
+    def wire(self) -> dict[str, object]:
+        """``completionData`` as both doors send it (the bridge's collect, the relay)."""
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode("ascii")
+
+        return {
+            "user": {"personalNumber": self.personal_number, "name": self.name,
+                     "givenName": self.given_name, "surname": self.surname},
+            "token": {"kind": self.token_kind.value},
+            "signedData": b64(self.signed_data),
+            "signature": b64(self.signature),
+            "algorithm": self.algorithm,
+            "certificateChain": [b64(der) for der in self.certificate_chain],
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ class OrderService:
             request.user_visible_data,
             request.user_visible_format,
             usable,
+            party_name=request.party_name,
         )
         self._apply(ref, Event.UI_OPENED)
         chosen = await self._ui.choose(ui_request)
@@ -303,6 +304,8 @@ class OrderService:
             user_visible_data=request.user_visible_data,
             user_visible_format=request.user_visible_format,
             user_non_visible_data=request.user_non_visible_data,
+            door=signeddata.Door.BRIDGE if request.party is None else signeddata.Door.RELAY,
+            party=request.party,
         )
 
     def _apply(self, ref: str, event: Event, **data: object) -> None:

@@ -65,10 +65,13 @@ class ConsoleUi:
         self._current_ref = request.order_ref
         self._print("")
         self._print("─" * 60)
-        if request.kind is OrderKind.AUTH:
-            self._print(self._term(Term.CONSOLE_WANTS_AUTH, origin=request.origin))
+        auth = request.kind is OrderKind.AUTH
+        if request.party_name is not None:  # through an order relay: its domain, then the party
+            term = Term.CONSOLE_WANTS_AUTH_FOR if auth else Term.CONSOLE_WANTS_SIGN_FOR
+            self._print(self._term(term, origin=request.origin, party=request.party_name))
         else:
-            self._print(self._term(Term.CONSOLE_WANTS_SIGN, origin=request.origin))
+            term = Term.CONSOLE_WANTS_AUTH if auth else Term.CONSOLE_WANTS_SIGN
+            self._print(self._term(term, origin=request.origin))
         if request.text is not None:
             # The same prepared text as the desktop dialog's (agent/ui/view.py).
             blocks = format_text(request.text, request.text_format)

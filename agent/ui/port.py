@@ -39,6 +39,7 @@ class Request:
     text: str | None  # userVisibleData, shown verbatim
     text_format: str
     choices: tuple[CredentialInfo, ...]
+    party_name: str | None = None  # an order relay's requesting party, beside ``origin``
 
 
 @dataclass(frozen=True)

@@ -206,8 +206,11 @@ class DesktopUi:
                 "warning": warning}  # fmt: skip
 
     def _lead(self, request: Request) -> str:
-        term = Term.DIALOG_WANTS_AUTH if request.kind is OrderKind.AUTH else Term.DIALOG_WANTS_SIGN
-        return self._term(term)
+        auth = request.kind is OrderKind.AUTH
+        if request.party_name is not None:  # the relay's domain stays the emphasised name
+            term = Term.DIALOG_WANTS_AUTH_FOR if auth else Term.DIALOG_WANTS_SIGN_FOR
+            return self._term(term, party=request.party_name)
+        return self._term(Term.DIALOG_WANTS_AUTH if auth else Term.DIALOG_WANTS_SIGN)
 
     def _text_fields(self, request: Request) -> dict[str, Any]:
         if request.text is None:

@@ -1,0 +1,7 @@
+"""The second door, on the agent's side: an ``eid-agent://`` link names an order relay and
+an autostart token; the agent fetches the order from the relay over HTTPS, asks the person
+in its own dialog, signs signedData for the relay's origin and party, and posts the result.
+
+``link`` (what a link may say and which relays may be asked, pure), ``errors``,
+``client`` (the relay's agent API over aiohttp), ``driver`` (one order, start to result).
+"""

@@ -1,0 +1,255 @@
+"""The relay's agent API, from the agent (aiohttp over TLS). Everything the relay answers is
+checked as hostile input: bounded, strict JSON, the text to show under the same rule as
+the bridge's, and the relay's claimed origin must be the one the agent connected to.
+
+The relay's host is resolved once, the addresses checked (``link.check_relay``) and the
+connection made to exactly those, so a name that resolves to a public address for the
+check and a private one for the connection (DNS rebinding) does not get through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import re
+import socket
+import ssl
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from agent.autostart.errors import (
+    RelayAnswerInvalid,
+    RelayNotAllowed,
+    RelayOrderGone,
+    RelayUnreachable,
+)
+from agent.autostart.link import Link, check_relay
+from eidcore import strictjson, visibletext
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+from eidcore.signeddata import OrderKind, unb64url
+
+__all__ = ["FetchedOrder", "RelayClient"]
+
+MAX_ANSWER = 512 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=20, sock_connect=10, sock_read=10)
+_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class FetchedOrder:
+    ref: str
+    secret: str
+    kind: OrderKind
+    relay: str
+    party: str
+    party_name: str
+    nonce: bytes
+    visible: str | None
+    visible_format: str
+    non_visible: bytes | None
+    personal_number: PersonalNumber | None
+    token_kinds: tuple[str, ...]
+
+
+class _CheckedResolver(AbstractResolver):
+    """Resolves the relay's host, checks the addresses, and hands only those to aiohttp."""
+
+    def __init__(self, link: Link, internal: Collection[str], allow_http: bool) -> None:
+        self._link, self._internal, self._allow_http = link, internal, allow_http
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise RelayUnreachable(self._link.relay, f"name not found ({exc.strerror})") from None
+        addresses = sorted({str(info[4][0]) for info in infos})
+        check_relay(self._link, addresses, internal=self._internal, allow_http=self._allow_http)
+        return [
+            ResolveResult(hostname=host, host=str(info[4][0]), port=port, family=info[0],
+                          proto=0, flags=socket.AI_NUMERICHOST)
+            for info in infos
+        ]  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+
+class RelayClient:
+    """One link's relay. ``ca_file``: trust this certificate too (a development relay)."""
+
+    def __init__(self, link: Link, *, internal: Collection[str] = (), allow_http: bool = False,
+                 ca_file: Path | None = None) -> None:  # fmt: skip
+        self._link = link
+        self._tls = ssl.create_default_context()
+        if ca_file is not None:
+            self._tls.load_verify_locations(cafile=str(ca_file))
+        self._resolver = _CheckedResolver(link, internal, allow_http)
+        self._internal, self._allow_http = internal, allow_http
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> RelayClient:
+        """Raises: RelayNotAllowed (an address literal, which aiohttp never resolves, is
+        checked here; a name when it is resolved)."""
+        try:
+            ipaddress.ip_address(self._link.host)
+        except ValueError:
+            pass
+        else:
+            check_relay(self._link, [self._link.host], internal=self._internal,
+                        allow_http=self._allow_http)  # fmt: skip
+        connector = aiohttp.TCPConnector(resolver=self._resolver, ssl=self._tls,
+                                         use_dns_cache=False)  # fmt: skip
+        self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT,
+                                              trust_env=False)  # fmt: skip
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def fetch(self, token: str) -> FetchedOrder:
+        """Raises: RelayNotAllowed, RelayUnreachable, RelayOrderGone, RelayAnswerInvalid."""
+        answer = await self._post("/agent/v1/order", {"autoStartToken": token})
+        return _fetched(answer, self._link.relay)
+
+    async def progress(self, order: FetchedOrder) -> None:
+        await self._post("/agent/v1/progress", {"orderRef": order.ref,
+                                                "agentSecret": order.secret,
+                                                "hintCode": "userSign"})  # fmt: skip
+
+    async def complete(self, order: FetchedOrder, completion: Mapping[str, Any]) -> None:
+        await self._post("/agent/v1/complete", {"orderRef": order.ref,
+                                                "agentSecret": order.secret,
+                                                "completionData": dict(completion)})  # fmt: skip
+
+    async def fail(self, order: FetchedOrder, hint: str) -> None:
+        await self._post("/agent/v1/fail", {"orderRef": order.ref, "agentSecret": order.secret,
+                                            "hintCode": hint})  # fmt: skip
+
+    async def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        assert self._session is not None, "use the client as an async context manager"
+        relay = self._link.relay
+        try:
+            async with self._session.post(relay + path, json=body,
+                                          allow_redirects=False) as response:  # fmt: skip
+                raw = await _bounded(response)
+                status = response.status
+        except (RelayNotAllowed, RelayUnreachable, RelayAnswerInvalid):
+            raise
+        except aiohttp.ClientConnectorCertificateError:
+            raise RelayUnreachable(relay, "its certificate is not trusted") from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise RelayUnreachable(relay, type(exc).__name__) from None
+        if status == 404:
+            raise RelayOrderGone()
+        if status >= 500:
+            raise RelayUnreachable(relay, f"HTTP {status}")
+        try:
+            answer = strictjson.loads(raw, max_depth=8)
+        except strictjson.JsonRefused as exc:
+            raise RelayAnswerInvalid(relay, f"not JSON ({exc.reason})") from None
+        if not isinstance(answer, dict):
+            raise RelayAnswerInvalid(relay, "not a JSON object")
+        if status != 200:
+            raise RelayAnswerInvalid(relay, f"HTTP {status} {str(answer.get('errorCode'))[:40]}")
+        return answer
+
+
+async def _bounded(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, up to MAX_ANSWER (a relay that trickles meets the client's total
+    timeout). Raises: RelayAnswerInvalid."""
+    if (response.content_length or 0) > MAX_ANSWER:
+        raise RelayAnswerInvalid(str(response.url.origin()), "the answer is too large")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_ANSWER:
+            raise RelayAnswerInvalid(str(response.url.origin()), "the answer is too large")
+    return bytes(body)
+
+
+def _fetched(answer: Mapping[str, Any], relay: str) -> FetchedOrder:
+    """Raises: RelayAnswerInvalid."""
+
+    def bad(what: str) -> RelayAnswerInvalid:
+        return RelayAnswerInvalid(relay, what)
+
+    def text(key: str, limit: int) -> str:
+        value = answer.get(key)
+        if not isinstance(value, str) or not 0 < len(value) <= limit:
+            raise bad(key)
+        return value
+
+    if answer.get("relay") != relay:  # the origin it signs is the one connected to
+        raise bad("relay is not the server that answered")
+    try:
+        kind = OrderKind(str(answer.get("type")))
+    except ValueError:
+        raise bad("type") from None
+    party = answer.get("party")
+    if not isinstance(party, dict) or not isinstance(party.get("id"), str) \
+            or not _PARTY_ID.match(party["id"]):  # fmt: skip
+        raise bad("party")
+    name = party.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= 100 or "\n" in name:
+        raise bad("party name")
+    try:
+        visibletext.check(name)
+        nonce = unb64url(text("nonce", 200))
+    except (visibletext.TextRefused, ValueError, binascii.Error):
+        raise bad("party name or nonce") from None
+    if not 16 <= len(nonce) <= 96:
+        raise bad("nonce")
+    visible = _visible(answer.get("userVisibleData"), bad)
+    fmt = answer.get("userVisibleDataFormat", "plaintext")
+    if fmt not in ("plaintext", "simpleMarkdownV1"):
+        raise bad("userVisibleDataFormat")
+    if kind is OrderKind.SIGN and visible is None:
+        raise bad("a signature without text")
+    non_visible = answer.get("userNonVisibleData")
+    try:
+        hidden = None if non_visible is None else base64.b64decode(str(non_visible), validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("userNonVisibleData") from None
+    number, kinds = _requirement(answer.get("requirement"), bad)
+    return FetchedOrder(
+        ref=text("orderRef", 64), secret=text("agentSecret", 128), kind=kind, relay=relay,
+        party=party["id"], party_name=name, nonce=nonce, visible=visible,
+        visible_format=str(fmt), non_visible=hidden, personal_number=number, token_kinds=kinds,
+    )  # fmt: skip
+
+
+def _visible(value: object, bad: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+        return visibletext.check(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError, visibletext.TextRefused):
+        raise bad("userVisibleData is not text that may be shown") from None
+
+
+def _requirement(value: object, bad: Any) -> tuple[PersonalNumber | None, tuple[str, ...]]:
+    if value is None:
+        return None, ()
+    if not isinstance(value, dict):
+        raise bad("requirement")
+    number = value.get("personalNumber")
+    kinds = value.get("tokenKinds", [])
+    try:
+        parsed = None if number is None else PersonalNumber.parse(str(number))
+    except InvalidPersonalNumber:
+        raise bad("requirement.personalNumber") from None
+    if not isinstance(kinds, list) or not all(k in ("file", "card") for k in kinds):
+        raise bad("requirement.tokenKinds")
+    return parsed, tuple(kinds)

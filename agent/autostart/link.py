@@ -1,0 +1,109 @@
+"""What an ``eid-agent://`` link may say, and which relays the agent may be sent to. Pure.
+
+    eid-agent:///?autostarttoken=T&server=https://relay.example&redirect=URL|null
+
+The link comes from any web page, so it is hostile input: one of each parameter, bounded,
+ASCII; ``server`` an origin and nothing more. ``redirect`` is the page's wish and is never
+opened: after the order the agent opens the return URL the relay holds for it.
+
+A page must not be able to make the agent send requests into the person's own network
+(what the browsers' Local Network Access guards): the relay's addresses must be public,
+unless the person's or the organisation's settings name it (an internal relay); ``http``
+only on loopback with the development flag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from agent.autostart.errors import LinkRefused, RelayNotAllowed
+
+__all__ = ["MAX_LINK", "Link", "check_relay", "parse_link"]
+
+MAX_LINK = 4096
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_HOST = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+)
+
+
+@dataclass(frozen=True)
+class Link:
+    token: str
+    relay: str  # an origin: scheme://host[:port], lower case
+    host: str
+    port: int
+    secure: bool
+
+
+def parse_link(url: str) -> Link:
+    """Raises: LinkRefused."""
+    if not isinstance(url, str) or len(url) > MAX_LINK or not url.isascii():
+        raise LinkRefused("too long, or not ASCII")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "eid-agent" or parts.netloc or parts.path not in ("", "/") or parts.fragment:
+        raise LinkRefused("not an eid-agent:/// link")
+    try:
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True,
+                                       max_num_fields=8)  # fmt: skip
+    except ValueError:
+        raise LinkRefused("its query cannot be read") from None
+    names = [name for name, _ in pairs]
+    if len(names) != len(set(names)) or not set(names) <= {"autostarttoken", "server", "redirect"}:
+        raise LinkRefused("unknown or repeated parameters")
+    values = dict(pairs)
+    token = values.get("autostarttoken", "")
+    if not _TOKEN.match(token):
+        raise LinkRefused("autostarttoken")
+    return _with_relay(token, values.get("server", ""))
+
+
+def _with_relay(token: str, server: str) -> Link:
+    relay = urllib.parse.urlsplit(server)
+    try:
+        port = relay.port
+    except ValueError:
+        raise LinkRefused("server's port") from None
+    if (relay.scheme not in ("https", "http") or relay.path not in ("", "/") or relay.query
+            or relay.fragment or relay.username is not None or relay.password is not None
+            or not relay.hostname):  # fmt: skip
+        raise LinkRefused("server must be an origin: https://host[:port]")
+    host = relay.hostname.rstrip(".")
+    if not _is_ip(host) and not _HOST.match(host):
+        raise LinkRefused("server's host name")
+    secure = relay.scheme == "https"
+    port = port or (443 if secure else 80)
+    shown = f"[{host}]" if ":" in host else host
+    default = (secure and port == 443) or (not secure and port == 80)
+    origin = f"{relay.scheme}://{shown}" + ("" if default else f":{port}")
+    return Link(token, origin, host, port, secure)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def check_relay(link: Link, addresses: Iterable[str], *, internal: Collection[str],
+                allow_http: bool) -> None:  # fmt: skip
+    """Whether the agent may ask this relay, given the addresses its host resolved to.
+    ``internal``: host names the settings allow on private addresses. Raises:
+    RelayNotAllowed."""
+    resolved = [ipaddress.ip_address(a.split("%", 1)[0]) for a in addresses]
+    if not resolved:
+        raise RelayNotAllowed(link.relay, "its name resolves to no address")
+    loopback = all(a.is_loopback for a in resolved)
+    if not link.secure and not (allow_http and loopback):
+        raise RelayNotAllowed(link.relay, "http, which only a development agent uses on loopback")
+    if link.host in internal or (not link.secure and loopback):
+        return
+    for address in resolved:
+        if not address.is_global or address.is_multicast:
+            raise RelayNotAllowed(link.relay, "an address in this computer's own network")

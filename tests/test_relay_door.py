@@ -1,0 +1,190 @@
+"""The second door end to end, as far as it goes today: a website's server starts an order
+at a real relay process over HTTPS, ``eid-agent open LINK`` fetches it, the person types the
+password in the console, the agent signs for the relay's origin and the party and posts
+the result, and the website's server collects a result its rp kit verifies. Hostile links
+and relays get their catalogue message; nothing is signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import rp
+from agent.tokens import TokenStore
+from issuer import CertificateAuthority
+from tests.agent_process import BIN
+from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
+from tests.relay_kit import RETURN
+from tests.test_relay_processes import RelayProcess, _free_port, write_config
+
+pytestmark = pytest.mark.slow
+
+IP = "203.0.113.5"
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[Path, Path]:
+    from issuer.servecli import dev_tls
+
+    (tmp_path / "tls").mkdir()
+    return dev_tls(tmp_path / "tls", dt.datetime.now(dt.UTC))
+
+
+@pytest.fixture
+def relay(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
+) -> Iterator[RelayProcess]:
+    port = _free_port()
+    config = write_config(tmp_path / "relay", ca, origin=f"https://127.0.0.1:{port}")
+    process = RelayProcess(config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
+    yield process
+    if process.proc.poll() is None:
+        assert "Traceback" not in process.stop()
+
+
+@pytest.fixture
+def person(tmp_path: Path, make_token: MakeToken) -> Path:
+    """Anna's data folder, and settings that name the loopback relay as an internal one."""
+    data = tmp_path / "anna"
+    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    (tmp_path / "config.toml").write_text('[relay]\nallow = ["127.0.0.1"]\n')
+    return data
+
+
+def _link(token: str, server: str, redirect: str = "null") -> str:
+    query = urllib.parse.urlencode({"autostarttoken": token, "server": server,
+                                    "redirect": redirect})  # fmt: skip
+    return f"eid-agent:///?{query}"
+
+
+def _open(link: str, data: Path, tls: tuple[Path, Path], *extra: str, typed: str = PASSWORD,
+          config: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    argv = [str(BIN / "eid-agent"), "open", link, "--data-dir", str(data), "--lang", "en",
+            "--relay-ca", str(tls[0]), "--config", str(config or data.parent / "config.toml"),
+            *extra]  # fmt: skip
+    return subprocess.run(argv, input=typed + "\n", capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+
+
+def test_an_identification_by_link_completes_at_the_website(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path], ca: CertificateAuthority
+) -> None:
+    status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+    assert status == 200
+    server = f"https://127.0.0.1:{relay.port}"
+    done = _open(_link(started["autoStartToken"], server), person, tls)
+    assert done.returncode == 0, done.stderr
+    assert f"{server}, for «Exempelbutiken AB», wants you to identify yourself." in done.stderr
+    assert PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr
+    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    assert collected["status"] == "complete", collected
+    # the website's server may check it again with the rp kit, for its relay and party
+    verified = rp.verify_auth(collected["completionData"], expected_origin=server,
+                              nonce=_nonce_of(collected), trust_anchors=[ca.root_certificate],
+                              now=dt.datetime.now(dt.UTC), party="shop")  # fmt: skip
+    assert verified.person.personal_number == str(ANNA.personal_number)
+    # the same link again: the order was fetched once; nothing more happens
+    second = _open(_link(started["autoStartToken"], server), person, tls)
+    assert second.returncode == 1 and "[10080]" in second.stderr, second.stderr
+
+
+def _nonce_of(collected: dict[str, object]) -> str:
+    import base64
+    import json
+
+    completion = collected["completionData"]
+    assert isinstance(completion, dict)
+    return str(json.loads(base64.b64decode(completion["signedData"]))["nonce"])
+
+
+def test_a_signature_by_link_and_the_persons_cancel(relay: RelayProcess, person: Path,
+                                                   tls: tuple[Path, Path]) -> None:  # fmt: skip
+    import base64
+
+    text = "Jag godkänner avtalet."
+    body = {"endUserIp": IP, "userVisibleData": base64.b64encode(text.encode()).decode()}
+    server = f"https://127.0.0.1:{relay.port}"
+    _, started = relay.call("/rp/v1/sign", body)
+    done = _open(_link(started["autoStartToken"], server), person, tls)
+    assert done.returncode == 0 and text in done.stderr, done.stderr
+    assert (
+        relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]["status"] == "complete"
+    )
+    _, started = relay.call("/rp/v1/sign", body)
+    cancelled = _open(_link(started["autoStartToken"], server), person, tls, typed="")
+    assert cancelled.returncode == 1, cancelled.stderr
+    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    assert (collected["status"], collected["hintCode"]) == ("failed", "userCancel")
+
+
+def test_links_a_page_may_not_send(relay: RelayProcess, person: Path, tls: tuple[Path, Path],
+                                   tmp_path: Path) -> None:  # fmt: skip
+    _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+    token, server = started["autoStartToken"], f"https://127.0.0.1:{relay.port}"
+    unconfigured = tmp_path / "none.toml"
+    # a relay on this computer that the settings do not name: refused before any request
+    said = _open(_link(token, server), person, tls, config=unconfigured)
+    assert said.returncode == 1 and "[10082]" in said.stderr, said.stderr
+    plain = _open(_link(token, f"http://127.0.0.1:{relay.port}"), person, tls)
+    assert plain.returncode == 1 and "[10082]" in plain.stderr, plain.stderr
+    for bad in ("eid-agent:///?autostarttoken=short&server=" + server,
+                _link(token, server + "/path"), _link(token, "https://user@127.0.0.1"),
+                "eid-agent:///?autostarttoken=" + token + "&autostarttoken=" + token,
+                "https://evil.example/?autostarttoken=" + token):  # fmt: skip
+        refused = _open(bad, person, tls)
+        assert refused.returncode == 1 and "[10078]" in refused.stderr, (bad, refused.stderr)
+    # none of that touched the order: it is still waiting for its agent
+    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    assert collected["hintCode"] == "outstandingTransaction"
+
+
+class _Liar(http.server.BaseHTTPRequestHandler):
+    """A 'relay' that answers garbage, or trickles."""
+
+    mode = "garbage"
+
+    def do_POST(self) -> None:
+        if self.mode == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(30):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(1)
+            return
+        body = b'{"orderRef": "x", "relay": "https://elsewhere.example", "type": "auth"' + b"]" * 3
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("mode", "code"), [("garbage", "[10081]"), ("trickle", "[10079]")])
+def test_a_relay_that_lies_or_trickles(person: Path, tls: tuple[Path, Path], mode: str,
+                                       code: str) -> None:  # fmt: skip
+    handler = type("Handler", (_Liar,), {"mode": mode})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        began = time.monotonic()
+        said = _open(_link("t" * 43, f"http://127.0.0.1:{server.server_address[1]}"), person,
+                     tls, "--allow-http-relay")  # fmt: skip
+        assert said.returncode == 1 and code in said.stderr, said.stderr
+        assert time.monotonic() - began < 40 and "Traceback" not in said.stderr
+        assert not list((person / "tokens").glob("*.tmp"))
+    finally:
+        server.shutdown()
+        server.server_close()
