@@ -7,6 +7,7 @@ is used, so tests and demos never touch a person's real credentials.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -16,6 +17,7 @@ __all__ = [
     "default_config_file",
     "default_data_dir",
     "default_issuer_dir",
+    "runtime_dir",
     "tokens_dir",
     "user_bin_dir",
     "xdg_applications_dir",
@@ -41,6 +43,16 @@ def xdg_applications_dir() -> Path:
 def xdg_autostart_dir() -> Path:
     """Where autostart entries go (``$XDG_CONFIG_HOME/autostart``)."""
     return Path(platformdirs.user_config_dir()) / "autostart"
+
+
+def runtime_dir() -> Path:
+    """The per-user runtime folder (``$XDG_RUNTIME_DIR/eid-agent``; a per-user folder
+    under the temporary folder where a session has none): sockets that live as long as
+    the agent. The fallback is made owner-only by whoever creates a socket there, which
+    refuses a folder another user made first."""
+    with warnings.catch_warnings():  # the fallback is expected, not news for a person
+        warnings.simplefilter("ignore")
+        return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
 
 
 def tokens_dir(data_dir: Path) -> Path:

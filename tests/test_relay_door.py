@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import os
+import socket
 import subprocess
 import threading
 import time
@@ -18,9 +20,10 @@ from pathlib import Path
 import pytest
 
 import rp
+from agent.autostart.handoff import socket_path
 from agent.tokens import TokenStore
 from issuer import CertificateAuthority
-from tests.agent_process import BIN
+from tests.agent_process import BIN, AgentProcess
 from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
 from tests.relay_kit import RETURN
 from tests.test_relay_processes import RelayProcess, _free_port, write_config
@@ -70,8 +73,9 @@ def _open(link: str, data: Path, tls: tuple[Path, Path], *extra: str, typed: str
     argv = [str(BIN / "eid-agent"), "open", link, "--data-dir", str(data), "--lang", "en",
             "--relay-ca", str(tls[0]), "--config", str(config or data.parent / "config.toml"),
             *extra]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     return subprocess.run(argv, input=typed + "\n", capture_output=True, text=True, timeout=60,
-                          check=False)  # fmt: skip
+                          check=False, env=env)  # fmt: skip
 
 
 def test_an_identification_by_link_completes_at_the_website(
@@ -188,3 +192,61 @@ def test_a_relay_that_lies_or_trickles(person: Path, tls: tuple[Path, Path], mod
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_link_handed_to_the_running_agent(relay: RelayProcess, person: Path,
+                                            tls: tuple[Path, Path]) -> None:  # fmt: skip
+    """The handler hands the link to the person's agent, which runs with no bridge at all,
+    and exits at once; the agent asks in its own console and posts the result."""
+    config = person.parent / "config.toml"
+    with AgentProcess(person, "--no-bridge", "--no-cards", "--relay-ca", str(tls[0]),
+                      "--config", str(config)) as agent:  # fmt: skip
+        agent.ready()
+        assert not _listening(agent.port)  # --no-bridge: no port at all
+        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        began = time.monotonic()
+        handler = _open(link, person, tls, typed="")
+        assert handler.returncode == 0 and handler.stderr == "", handler.stderr
+        assert time.monotonic() - began < 5
+        agent.wait_for_output("for «Exempelbutiken AB», wants you to identify yourself.")
+        agent.wait_for_output("Password for")
+        agent.type(PASSWORD)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+            if collected["status"] != "pending":
+                break
+            time.sleep(0.1)
+        assert collected["status"] == "complete", (collected, agent.stderr)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_another_users_process_is_refused(relay: RelayProcess, person: Path,
+                                          tls: tuple[Path, Path]) -> None:  # fmt: skip
+    """Even with the folder and the socket opened up by mistake, the agent asks the kernel
+    who is connecting and refuses anyone but its owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a process as another user")
+    with AgentProcess(person, "--no-bridge", "--no-cards",
+                      "--config", str(person.parent / "config.toml")) as agent:  # fmt: skip
+        agent.ready()
+        path = socket_path(person)
+        os.chmod(path.parent, 0o755)  # noqa: S103 - the mistake this test makes on purpose
+        os.chmod(path, 0o666)  # noqa: S103
+        try:
+            probe = (
+                "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
+                "s.sendall(b'eid-agent:///?x\\n'); print(s.recv(64).decode().strip())"
+            )
+            said = subprocess.run(["/usr/bin/python3", "-c", probe, str(path)], user=65534,
+                                  group=65534, capture_output=True, text=True, timeout=30,
+                                  cwd="/", check=False)  # fmt: skip
+        finally:
+            os.chmod(path.parent, 0o700)
+        assert said.stdout.strip() == "refused", said
+        agent.wait_for_output("another user's process was refused", stream="stderr")

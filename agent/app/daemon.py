@@ -17,6 +17,7 @@ Who owns what:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import errno
 import logging
@@ -36,6 +37,8 @@ from packaging.version import Version
 from agent import __version__
 from agent.app.instance import InstanceLock, remove_pid, write_pid
 from agent.app.selftest import self_test
+from agent.autostart.driver import carry_out
+from agent.autostart.handoff import serve_handoff, socket_path
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.bridge.listener import KEEPALIVE_SECONDS, ConnectionGate, GuardedSite, raise_file_limit
 from agent.bridge.security import DEFAULT_PORT, HOSTS
@@ -79,6 +82,10 @@ class RunConfig:
     settings: Settings = field(default_factory=Settings)  # as stored when the agent started
     fixed_proxy: bool = False  # --proxy given: the Settings window's proxy does not apply
     session_language: Language = Language.EN  # "as the computer" in the Settings window
+    bridge: bool = True  # --no-bridge: links from the order relay only
+    relay_allow: tuple[str, ...] = ()  # internal order relays the settings name
+    allow_http_relay: bool = False  # development: a relay on loopback over plain http
+    relay_ca: Path | None = None  # development: trust this certificate for relays too
 
 
 class SelfTestFailed(Exception):
@@ -154,8 +161,26 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         bridge.update_required = updater.refuse_orders
         bridge.update_state = updater.state_name
     tasks: list[asyncio.Task[None]] = []
+    handoff: asyncio.Server | None = None
     try:
-        bound = await _bind(runner, config.port, retry=5.0 if config.take_over else 0.0)
+        links = socket_path(config.data_dir)
+
+        async def take_link(url: str) -> bool:
+            if service.book.active(clock()) is not None:
+                return False  # one order at a time; the handler says so
+            tasks.append(asyncio.create_task(_quietly(carry_out(
+                url, service, ui.tell, clock, internal=config.relay_allow,
+                allow_http=config.allow_http_relay, ca_file=config.relay_ca))))  # fmt: skip
+            return True
+
+        try:
+            handoff = await serve_handoff(links, take_link)
+        except OSError as exc:
+            log.warning("no eid-agent:// links: cannot listen on %s (%s)", links, exc)
+        if config.bridge:
+            bound = await _bind(runner, config.port, retry=5.0 if config.take_over else 0.0)
+        else:
+            bound = [str(links)]  # links only: no port is opened at all
         log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
         if config.take_over:
             _commit(config, layout)
@@ -199,6 +224,10 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         if watching is not None:
             watching.cancel()
         await runner.cleanup()
+        if handoff is not None:
+            handoff.close()
+            with contextlib.suppress(OSError):
+                links.unlink()
         if desktop is not None:
             await desktop.aclose()
         remove_pid(config.data_dir)
@@ -241,7 +270,7 @@ async def _quietly(work: Any) -> None:
     try:
         await work
     except Exception:
-        log.exception("update request failed")
+        log.exception("a background task failed")
 
 
 def _commit(config: RunConfig, layout: Layout | None) -> None:

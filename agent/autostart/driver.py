@@ -7,15 +7,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
 
 from agent.autostart.client import FetchedOrder, RelayClient
 from agent.autostart.errors import AutostartError
+from agent.autostart.link import parse_link
+from agent.notices import Notice, notice_for
 from agent.orders import AlreadyInProgress, Order, OrderRequest, Phase
 from agent.orders.service import OrderService
 from agent.tokens.model import TokenKind
+from eidcore.messages import MessageCode
 
-__all__ = ["POLL_SECONDS", "run_order"]
+__all__ = ["POLL_SECONDS", "carry_out", "run_order"]
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +73,31 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
         await client.fail(fetched, _FAILURE_HINTS.get(order.phase, "startFailed"))
         log.info("order %s ended %s", order.ref, order.phase.name)
     return order
+
+
+async def carry_out(
+    url: str,
+    service: OrderService,
+    tell: Callable[[Notice], Awaitable[None]],
+    clock: Callable[[], dt.datetime],
+    *,
+    internal: Collection[str] = (),
+    allow_http: bool = False,
+    ca_file: Path | None = None,
+) -> Order | None:
+    """A link handed to the running agent, start to end; what stopped it is told to the
+    person (never raised: this runs as a task of its own)."""
+    try:
+        link = parse_link(url)
+        async with RelayClient(link, internal=internal, allow_http=allow_http,
+                               ca_file=ca_file) as client:  # fmt: skip
+            return await run_order(link.token, client, service, clock)
+    except AutostartError as exc:
+        log.info("a link was not carried out: %s", exc)
+        await tell(notice_for(exc))
+    except AlreadyInProgress:  # the order machine's word; the table is below it
+        await tell(Notice(MessageCode.ALREADY_IN_PROGRESS))
+    except Exception:
+        log.exception("a link failed unexpectedly")
+        await tell(Notice(MessageCode.INTERNAL_ERROR))
+    return None

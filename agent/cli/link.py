@@ -1,9 +1,10 @@
-"""``eid-agent open URL``: carry out the order an ``eid-agent://`` link names — fetch it from
-the order relay, ask in the console, sign, post the result.
+"""``eid-agent open URL``: the handler a browser starts for an ``eid-agent://`` link. It
+hands the link to the person's running agent (``agent.autostart.handoff``) and exits at
+once; the agent fetches the order from the relay and asks in its own dialogs.
 
-This runs the order in its own process, in the console. Handing the link to the person's
-running agent (its dialogs, a UNIX socket in the runtime folder) is the next step of the
-relay door; until then the desktop entry's handler does not exist yet either.
+With a display and no agent running, it starts one (detached, so the browser does not
+wait for it) and hands the link over when it listens. Without a display it carries the
+order out itself, in the console.
 """
 
 from __future__ import annotations
@@ -11,16 +12,58 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 from agent import __version__
 from agent.cli.io import Io
 
 __all__ = ["open_command"]
 
+START_WAIT = 15.0  # seconds an agent started for a link has to listen
+
 
 def open_command(io: Io, args: argparse.Namespace) -> int:
     """Raises: AutostartError, ConfigError (told by the command line's handler)."""
+    from agent.autostart.handoff import hand_over, socket_path
+    from eidcore.messages import MessageCode
+    from eidcore.paths import default_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    path = socket_path(data_dir)
+    taken = hand_over(args.url, path)
+    if taken is None and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        taken = _start_agent_and_hand_over(args.url, data_dir, path)
+    if taken is True:
+        return 0
+    if taken is False:
+        io.tell(MessageCode.ALREADY_IN_PROGRESS)
+        return 1
+    return _here(io, args)
+
+
+def _start_agent_and_hand_over(url: str, data_dir: Path, path: Path) -> bool | None:
+    from agent.autostart.handoff import hand_over
+
+    subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--data-dir", str(data_dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline:
+        taken = hand_over(url, path)
+        if taken is not None:
+            return taken
+        time.sleep(0.1)
+    return None
+
+
+def _here(io: Io, args: argparse.Namespace) -> int:
     from agent.autostart.client import RelayClient
     from agent.autostart.driver import run_order
     from agent.autostart.link import parse_link

@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         help="these may never start orders (repeatable)",
     )
     run.add_argument("--no-cards", action="store_true", help="do not watch card readers")
+    run.add_argument("--no-bridge", action="store_true",
+                     help="open no port: serve eid-agent:// links (order relays) only")  # fmt: skip
+    run.add_argument("--relay-ca", type=Path,
+                     help="development: also trust this certificate for order relays")  # fmt: skip
+    run.add_argument("--allow-http-relay", action="store_true",
+                     help="development: order relays on loopback over plain http")  # fmt: skip
     run.add_argument(
         "--log-file",
         type=Path,
@@ -320,7 +326,8 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
         log_to_file(args.log_file)
     settings_file = args.config or default_config_file()
-    settings = load_config(settings_file).settings
+    agent_config = load_config(settings_file)
+    settings = agent_config.settings
     language = io.language
     if settings.language and not args.lang:  # the command line wins, then the settings
         language = Language(settings.language)
@@ -345,6 +352,10 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         settings=settings,
         fixed_proxy=bool(args.proxy),
         session_language=Language(args.lang) if args.lang else language_from_env(os.environ),
+        bridge=not args.no_bridge,
+        relay_allow=agent_config.relay_allow,
+        allow_http_relay=args.allow_http_relay,
+        relay_ca=args.relay_ca,
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))

@@ -1,0 +1,101 @@
+"""Handing a link to the person's running agent: a UNIX socket in the per-user runtime
+folder (owner-only), one per data folder. The handler a browser starts (``eid-agent open
+URL``) writes the link and exits at once; the agent carries the order out in its own
+dialogs. It never needs the bridge's port.
+
+The folder is 0700 and the socket 0600, and the peer's uid is asked of the kernel
+(SO_PEERCRED) as well: another user's process is refused even where the folder's mode
+was changed. One line in, one line out, within a few seconds, bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from agent.autostart.link import MAX_LINK
+from eidcore.atomicfile import private_dir
+from eidcore.paths import runtime_dir
+
+__all__ = ["HANDOFF_SECONDS", "hand_over", "serve_handoff", "socket_path"]
+
+log = logging.getLogger(__name__)
+
+HANDOFF_SECONDS = 5.0
+OK, REFUSED, BUSY = b"ok\n", b"refused\n", b"busy\n"
+
+
+def socket_path(data_dir: Path, folder: Path | None = None) -> Path:
+    """One socket per data folder (a person may run a test agent beside their own); the
+    name is a digest so the path stays under the 108 bytes a socket name may have."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return (folder or runtime_dir()) / f"agent-{digest}.sock"
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return int(uid)
+
+
+async def serve_handoff(path: Path, accept: Callable[[str], Awaitable[bool]]) -> asyncio.Server:
+    """Listen on ``path``; ``accept(url)`` is True when the agent took the link on (it
+    runs the order itself, later). Raises: OSError, NotPrivate (the folder is another
+    user's)."""
+    private_dir(path.parent)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a socket left by an agent that died; the instance lock is held
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is None or _peer_uid(sock) != os.getuid():
+                log.warning("a link from another user's process was refused")
+                writer.write(REFUSED)
+                return
+            try:
+                line = await asyncio.wait_for(reader.readline(), HANDOFF_SECONDS)
+            except (TimeoutError, ValueError):  # slow, or longer than the reader's limit
+                writer.write(REFUSED)
+                return
+            url = line.decode("ascii", "replace").strip()
+            writer.write(OK if url and await accept(url) else BUSY)
+        finally:
+            with contextlib.suppress(OSError):
+                await writer.drain()
+                writer.close()
+
+    old = os.umask(0o177)  # the socket is created 0600
+    try:
+        server = await asyncio.start_unix_server(handle, path, limit=MAX_LINK + 2)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return server
+
+
+def hand_over(url: str, path: Path) -> bool | None:
+    """Give ``url`` to the agent listening on ``path``: True taken, False refused or busy,
+    None when no agent listens there."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(HANDOFF_SECONDS)
+            sock.connect(str(path))
+            sock.sendall(url.encode("ascii", "replace")[:MAX_LINK] + b"\n")
+            answer = sock.recv(64)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    except OSError as exc:
+        log.info("hand-over to %s failed: %s", path, exc)
+        return None
+    return answer == OK
