@@ -22,6 +22,7 @@ __all__ = [
     "user_bin_dir",
     "xdg_applications_dir",
     "xdg_autostart_dir",
+    "xdg_config_dir",
 ]
 
 APP_NAME = "eid-agent"
@@ -38,6 +39,11 @@ def default_config_file() -> Path:
 def xdg_applications_dir() -> Path:
     """Where desktop entries go (``$XDG_DATA_HOME/applications``)."""
     return Path(platformdirs.user_data_dir()) / "applications"
+
+
+def xdg_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME`` itself (where ``mimeapps.list`` lives)."""
+    return Path(platformdirs.user_config_dir())
 
 
 def xdg_autostart_dir() -> Path:

@@ -72,3 +72,36 @@ def test_exec_quoting() -> None:
     text = desktop_entry(["/opt/a b/eid-agent", 'x"y', "$HOME"], autostart=False)
     exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
     assert exec_line == 'Exec="/opt/a b/eid-agent" "x\\"y" "\\$HOME" run'
+
+
+def test_links_open_in_the_running_agent_through_xdg_open(tmp_path: Path) -> None:
+    """The link handler is a real desktop entry made the default with xdg-mime; the real
+    xdg-open runs it with the link, and it hands the link to the running agent."""
+    from tests.agent_process import AgentProcess
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CURRENT_DESKTOP"}
+    env |= {"XDG_DATA_HOME": str(tmp_path / "share"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "DISPLAY": os.environ.get("DISPLAY") or ":0", "BROWSER": "/bin/false"}  # fmt: skip
+    assert _agent("desktop", "install", "--data-dir", str(data), home=tmp_path).returncode == 0
+    handler = tmp_path / "share/applications/eid-agent-link.desktop"
+    checked = subprocess.run([VALIDATE, str(handler)], capture_output=True, text=True,
+                             check=False)  # fmt: skip
+    assert checked.returncode == 0 and checked.stdout == "", checked.stdout + checked.stderr
+    query = [shutil.which("xdg-mime") or "/usr/bin/xdg-mime", "query", "default",
+             "x-scheme-handler/eid-agent"]  # fmt: skip
+    said = subprocess.run(query, env=env, capture_output=True, text=True, check=False)
+    assert said.stdout.strip() == "eid-agent-link.desktop", said
+    link = "eid-agent:///?autostarttoken=" + "t" * 43 + "&server=https://relay.invalid"
+    with AgentProcess(data, "--no-bridge", "--no-cards") as agent:
+        agent.ready()
+        opened = subprocess.run([shutil.which("xdg-open") or "/usr/bin/xdg-open", link],
+                                env=env, capture_output=True, text=True, timeout=60,
+                                check=False)  # fmt: skip
+        assert opened.returncode == 0, opened.stdout + opened.stderr
+        # the agent took it and says, in its own console, that the relay is not there
+        agent.wait_for_output("[10079]", timeout=30)
+    assert _agent("desktop", "uninstall", home=tmp_path).returncode == 0
+    assert not handler.exists()
+    said = subprocess.run(query, env=env, capture_output=True, text=True, check=False)
+    assert said.stdout.strip() == "", said

@@ -1,5 +1,6 @@
-"""``eid-agent desktop install|uninstall``: the XDG desktop entry (menus, launchers) and
-the autostart entry (the agent starts with the session), for this user only.
+"""``eid-agent desktop install|uninstall``: the XDG desktop entry (menus, launchers), the
+autostart entry (the agent starts with the session) and the handler of ``eid-agent://``
+links (made the default with ``xdg-mime``), for this user only.
 
 The entries run the installed version's ``current`` launcher when the agent was
 installed with ``eid-agent install`` (so an update needs no new entry), else the
@@ -9,16 +10,21 @@ atomically and validate with ``desktop-file-validate`` (a test checks).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from agent.updater.install import running_layout
 from eidcore.atomicfile import atomic_write_bytes
-from eidcore.paths import xdg_applications_dir, xdg_autostart_dir
+from eidcore.paths import xdg_applications_dir, xdg_autostart_dir, xdg_config_dir
 
-__all__ = ["ENTRY_NAME", "desktop_entry", "install_entries", "uninstall_entries"]
+__all__ = ["ENTRY_NAME", "LINK_ENTRY_NAME", "desktop_entry", "install_entries", "link_entry",
+           "uninstall_entries", "without_link_default"]  # fmt: skip
 
 ENTRY_NAME = "eid-agent.desktop"
+LINK_ENTRY_NAME = "eid-agent-link.desktop"
+SCHEME = "x-scheme-handler/eid-agent"
 
 
 def _quote(arg: str) -> str:
@@ -50,6 +56,35 @@ def desktop_entry(command: list[str], *, autostart: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def link_entry(command: list[str]) -> str:
+    """The link handler's entry. Pure. Browsers run it through xdg-open, whose generic
+    version splits Exec on blanks and does not unquote (URL-SCHEME.md), so every argument
+    must be plain: the caller checks."""
+    return "\n".join([
+        "[Desktop Entry]",
+        "Type=Application",
+        "Name=eid-agent",
+        "Comment=Opens identification and signing links from websites",
+        "Comment[sv]=Öppnar legitimerings- och underskriftslänkar från webbplatser",
+        "Exec=" + " ".join([*command, "open", "%u"]),
+        "Icon=dialog-password",
+        "Terminal=false",
+        "NoDisplay=true",
+        f"MimeType={SCHEME};",
+    ]) + "\n"  # fmt: skip
+
+
+def without_link_default(mimeapps: str) -> str:
+    """``mimeapps.list`` without our handler as anyone's default. Pure."""
+    kept = [line for line in mimeapps.splitlines()
+            if not (line.startswith(f"{SCHEME}=") and LINK_ENTRY_NAME in line)]  # fmt: skip
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def _plain(arg: str) -> bool:
+    return bool(arg) and _quote(arg) == arg and "%" not in arg
+
+
 def _command(data_dir: Path) -> list[str]:
     layout = running_layout(data_dir)
     if layout is not None:
@@ -68,15 +103,30 @@ def install_entries(data_dir: Path, extra: list[str] | None = None, *,
         path = folder / ENTRY_NAME
         atomic_write_bytes(path, desktop_entry(command, autostart=autostart).encode(), mode=0o644)
         written.append(path)
+    if all(_plain(arg) for arg in command):  # else xdg-open would pass it mangled
+        path = xdg_applications_dir() / LINK_ENTRY_NAME
+        atomic_write_bytes(path, link_entry(command).encode(), mode=0o644)
+        written.append(path)
+        xdg_mime = shutil.which("xdg-mime")
+        if xdg_mime is not None:
+            subprocess.run([xdg_mime, "default", LINK_ENTRY_NAME, SCHEME], capture_output=True,
+                           timeout=30, check=False)  # fmt: skip
     return written
 
 
 def uninstall_entries() -> list[Path]:
     """Remove both entries; returns those that were there."""
     removed = []
-    for folder in (xdg_applications_dir(), xdg_autostart_dir()):
-        path = folder / ENTRY_NAME
+    for path in (xdg_applications_dir() / ENTRY_NAME, xdg_autostart_dir() / ENTRY_NAME,
+                 xdg_applications_dir() / LINK_ENTRY_NAME):  # fmt: skip
         if path.exists():
             path.unlink()
             removed.append(path)
+    mimeapps = xdg_config_dir() / "mimeapps.list"
+    try:
+        text = mimeapps.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return removed
+    if without_link_default(text) != text:
+        atomic_write_bytes(mimeapps, without_link_default(text).encode(), mode=0o644)
     return removed
