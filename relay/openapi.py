@@ -129,6 +129,7 @@ def _schemas() -> dict[str, Any]:
                                       "expiresAt": {"type": "string"},
                                       "userVisibleData": b64, "userNonVisibleData": b64,
                                       "userVisibleDataFormat": {"type": "string"},
+                                      "returnUrl": {"type": "string"},
                                       "requirement": {"type": "object"}}},
         "Progress": {"type": "object", "additionalProperties": False,
                      "required": ["orderRef", "agentSecret", "hintCode"],

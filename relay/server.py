@@ -253,6 +253,8 @@ def order_for_agent(order: RelayOrder, party: Party, origin: str,
         "nonce": b64url(order.nonce), "expiresAt": order.deadline.isoformat(),
         "userVisibleDataFormat": order.visible_format,
     }  # fmt: skip
+    if order.return_url is not None:  # registered for the party: the agent opens only this
+        wire["returnUrl"] = order.return_url
     if order.visible is not None:
         wire["userVisibleData"] = base64.b64encode(order.visible.encode()).decode()
     if order.non_visible is not None:

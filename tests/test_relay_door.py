@@ -84,9 +84,12 @@ def test_an_identification_by_link_completes_at_the_website(
     status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200
     server = f"https://127.0.0.1:{relay.port}"
-    done = _open(_link(started["autoStartToken"], server), person, tls)
+    link = _link(started["autoStartToken"], server, redirect="https://evil.example/")
+    done = _open(link, person, tls)
     assert done.returncode == 0, done.stderr
     assert f"{server}, for «Exempelbutiken AB», wants you to identify yourself." in done.stderr
+    # back to the return URL the relay holds for the party, never the link's redirect
+    assert f"Go back to the website: {RETURN}" in done.stderr and "evil" not in done.stderr
     assert PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr
     collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
     assert collected["status"] == "complete", collected

@@ -23,6 +23,7 @@ import errno
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -170,7 +171,8 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
                 return False  # one order at a time; the handler says so
             tasks.append(asyncio.create_task(_quietly(carry_out(
                 url, service, ui.tell, clock, internal=config.relay_allow,
-                allow_http=config.allow_http_relay, ca_file=config.relay_ca))))  # fmt: skip
+                allow_http=config.allow_http_relay, ca_file=config.relay_ca,
+                open_url=_open_in_browser if desktop is not None else None))))  # fmt: skip
             return True
 
         try:
@@ -264,6 +266,20 @@ async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO) -> _
             log.warning("no desktop dialogs (%s); questions go to the console", exc)
     console = ConsoleUi(stdin, stdout, config.language)
     return _Front(console, console=console)
+
+
+async def _open_in_browser(url: str) -> None:
+    """The person's browser, back at the site (xdg-open; the URL is the relay's, registered
+    for the party, https)."""
+    opener = shutil.which("xdg-open")
+    if opener is None:
+        log.info("no xdg-open: not returning to %s", url)
+        return
+    process = await asyncio.create_subprocess_exec(
+        opener, url, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 30)
 
 
 async def _quietly(work: Any) -> None:

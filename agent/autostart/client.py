@@ -56,6 +56,7 @@ class FetchedOrder:
     non_visible: bytes | None
     personal_number: PersonalNumber | None
     token_kinds: tuple[str, ...]
+    return_url: str | None = None  # the relay's, registered for the party; never the link's
 
 
 class _CheckedResolver(AbstractResolver):
@@ -222,10 +223,17 @@ def _fetched(answer: Mapping[str, Any], relay: str) -> FetchedOrder:
     except (binascii.Error, ValueError):
         raise bad("userNonVisibleData") from None
     number, kinds = _requirement(answer.get("requirement"), bad)
+    return_url = answer.get("returnUrl")
+    if return_url is not None and not (
+        isinstance(return_url, str) and len(return_url) <= 1024 and return_url.isascii()
+        and return_url.startswith("https://") and not any(c.isspace() for c in return_url)
+    ):  # fmt: skip
+        raise bad("returnUrl")
     return FetchedOrder(
         ref=text("orderRef", 64), secret=text("agentSecret", 128), kind=kind, relay=relay,
         party=party["id"], party_name=name, nonce=nonce, visible=visible,
         visible_format=str(fmt), non_visible=hidden, personal_number=number, token_kinds=kinds,
+        return_url=return_url,
     )  # fmt: skip
 
 

@@ -44,7 +44,7 @@ def request_for(order: FetchedOrder) -> OrderRequest:
 
 
 async def run_order(token: str, client: RelayClient, service: OrderService,
-                    clock: Callable[[], dt.datetime]) -> Order:  # fmt: skip
+                    clock: Callable[[], dt.datetime]) -> tuple[Order, FetchedOrder]:  # fmt: skip
     """Fetch, ask, sign, post. Raises: AutostartError (nothing was signed, or the relay
     could not be told; the person is told by the caller)."""
     fetched = await client.fetch(token)
@@ -72,7 +72,7 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
     else:
         await client.fail(fetched, _FAILURE_HINTS.get(order.phase, "startFailed"))
         log.info("order %s ended %s", order.ref, order.phase.name)
-    return order
+    return order, fetched
 
 
 async def carry_out(
@@ -84,6 +84,7 @@ async def carry_out(
     internal: Collection[str] = (),
     allow_http: bool = False,
     ca_file: Path | None = None,
+    open_url: Callable[[str], Awaitable[None]] | None = None,
 ) -> Order | None:
     """A link handed to the running agent, start to end; what stopped it is told to the
     person (never raised: this runs as a task of its own)."""
@@ -91,7 +92,10 @@ async def carry_out(
         link = parse_link(url)
         async with RelayClient(link, internal=internal, allow_http=allow_http,
                                ca_file=ca_file) as client:  # fmt: skip
-            return await run_order(link.token, client, service, clock)
+            order, fetched = await run_order(link.token, client, service, clock)
+        if open_url is not None and fetched.return_url is not None:
+            await open_url(fetched.return_url)  # back to the page, as BankID's app does
+        return order
     except AutostartError as exc:
         log.info("a link was not carried out: %s", exc)
         await tell(notice_for(exc))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent.cli.io import Io
+from eidcore.messages import Term
 
 __all__ = ["open_command"]
 
@@ -89,9 +90,11 @@ def _here(io: Io, args: argparse.Namespace) -> int:
             async with RelayClient(link, internal=config.relay_allow,
                                    allow_http=args.allow_http_relay,
                                    ca_file=args.relay_ca) as client:  # fmt: skip
-                order = await run_order(link.token, client, service, clock)
+                order, fetched = await run_order(link.token, client, service, clock)
         finally:
             await service.aclose()
+        if fetched.return_url is not None:  # a console has no browser to send back
+            io.stderr.write(io.term(Term.CONSOLE_RETURN_TO, url=fetched.return_url) + "\n")
         return order.phase
 
     phase = asyncio.run(run())

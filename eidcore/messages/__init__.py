@@ -68,6 +68,7 @@ class Term(enum.StrEnum):
     CONSOLE_WANTS_AUTH = "console_wants_auth"
     CONSOLE_WANTS_SIGN = "console_wants_sign"
     CONSOLE_WANTS_AUTH_FOR = "console_wants_auth_for"
+    CONSOLE_RETURN_TO = "console_return_to"
     CONSOLE_WANTS_SIGN_FOR = "console_wants_sign_for"
     CONSOLE_CHOOSE = "console_choose"
     CONSOLE_USING = "console_using"
