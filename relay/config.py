@@ -51,7 +51,14 @@ class Party:
         return hmac.compare_digest(digest, self.token_sha256)
 
     def may_return_to(self, url: str) -> bool:
-        return url in self.return_urls  # exact: a prefix rule is an open redirect waiting
+        """The same scheme, host, port and path as a registered URL; a query is the site's
+        own (its one-time return value, rp.relay). Not a prefix rule: that is an open
+        redirect waiting."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.fragment:
+            return False
+        base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        return base in self.return_urls
 
 
 @dataclass(frozen=True)

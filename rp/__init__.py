@@ -4,6 +4,10 @@ Issue a nonce per login or signature (``NonceStore``), hand it to the page, and 
 what the page gets back (``verify_auth`` / ``verify_sign``) against your own trust
 anchors, and — with an ``OcspPolicy`` — the issuer's revocation status. The page side is
 ``rp/static/eid-agent.js``.
+
+Through the order relay instead (the second door): ``RelayApi`` starts and collects orders
+at your relay, and ``RelayLogin`` completes a login only when the session's own browser
+came back through its return URL (the relay attack: ``rp/relay.py``).
 """
 
 from rp.errors import (
@@ -26,6 +30,7 @@ from rp.errors import (
     WrongParty,
 )
 from rp.nonces import NonceStore
+from rp.relay import RelayApi, RelayApiError, RelayLogin
 from rp.revocation import OcspPolicy
 from rp.verify import Person, Verified, verify_auth, verify_sign
 
@@ -39,6 +44,9 @@ __all__ = [
     "NonceStore",
     "OcspPolicy",
     "Person",
+    "RelayApi",
+    "RelayApiError",
+    "RelayLogin",
     "ReusedNonce",
     "RevocationUnknown",
     "TimeSkew",

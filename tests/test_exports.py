@@ -48,7 +48,8 @@ EXPORTS = {
                            "b64url", "build", "digest", "parse", "unb64url"],
     "rp": [
         "BadSignature", "CertificateExpired", "CertificateRevoked", "DataMismatch",
-        "ExpiredNonce", "MalformedResponse", "NonceStore", "OcspPolicy", "Person", "ReusedNonce",
+        "ExpiredNonce", "MalformedResponse", "NonceStore", "OcspPolicy", "Person", "RelayApi",
+        "RelayApiError", "RelayLogin", "ReusedNonce",
         "RevocationUnknown", "TimeSkew", "UnknownNonce", "UntrustedChain",
         "Verified", "VerificationError", "WrongDoor", "WrongKeyUsage", "WrongOrderType",
         "WrongOrigin", "WrongParty",

@@ -196,6 +196,8 @@ HOSTILE_STARTS: list[tuple[str, object]] = [
     ("bad ip", {"endUserIp": "300.1.1.1"}),
     ("unregistered return", {"endUserIp": IP, "returnUrl": "https://evil.example/"}),
     ("http return", {"endUserIp": IP, "returnUrl": RETURN.replace("https", "http")}),
+    ("return elsewhere on the site", {"endUserIp": IP, "returnUrl": RETURN + "/../admin"}),
+    ("return with a fragment", {"endUserIp": IP, "returnUrl": RETURN + "#x"}),
     ("unknown field", {"endUserIp": IP, "userNonVisibleDat": "eA=="}),
     ("bad requirement", {"endUserIp": IP, "requirement": {"tokenKinds": ["file", "file"]}}),
     ("bad number", {"endUserIp": IP, "requirement": {"personalNumber": "19811218-9876"}}),

@@ -75,10 +75,13 @@ def link_entry(command: list[str]) -> str:
 
 
 def without_link_default(mimeapps: str) -> str:
-    """``mimeapps.list`` without our handler as anyone's default. Pure."""
+    """``mimeapps.list`` without our handler as anyone's default; empty when nothing but
+    section headers would be left (xdg-mime made the file for us). Pure."""
     kept = [line for line in mimeapps.splitlines()
             if not (line.startswith(f"{SCHEME}=") and LINK_ENTRY_NAME in line)]  # fmt: skip
-    return "\n".join(kept) + ("\n" if kept else "")
+    if all(not line.strip() or line.strip().startswith("[") for line in kept):
+        return ""
+    return "\n".join(kept) + "\n"
 
 
 def _plain(arg: str) -> bool:
@@ -127,6 +130,9 @@ def uninstall_entries() -> list[Path]:
         text = mimeapps.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return removed
-    if without_link_default(text) != text:
-        atomic_write_bytes(mimeapps, without_link_default(text).encode(), mode=0o644)
+    left = without_link_default(text)
+    if not left:
+        mimeapps.unlink()
+    elif left != text:
+        atomic_write_bytes(mimeapps, left.encode(), mode=0o644)
     return removed

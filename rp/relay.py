@@ -1,0 +1,127 @@
+"""The rp kit's side of the order relay: a small client for the relay's relying-party API,
+and the guard against the relay attack.
+
+**The relay attack**: whoever can make a person open an autostart link for an order the
+attacker started would, if the site logged in the session that started the order as soon
+as ``collect`` said ``complete``, get the attacker's browser logged in as the person.
+BankID's advice, and this module's rule: a login completes only when the page's *own*
+browser comes back through ``returnUrl`` carrying a one-time value bound to the session
+that started the order. The agent opens the return URL in the browser of the person who
+signed; an attacker's session never sees it, and the person's browser carries a value
+bound to another session, which is refused.
+
+    login = RelayLogin("https://shop.example/eid/return")
+    return_url = login.start(session_id, now)          # pass as returnUrl to /rp/v1/auth
+    ...                                                # the page opens the link
+    login.returned(session_id, request.query["eidReturn"], now)   # on GET /eid/return
+    if login.may_log_in(session_id, relay.collect(ref)): ...      # both, or no login
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from eidcore import strictjson
+from rp.nonces import NonceStore
+
+__all__ = ["RETURN_PARAMETER", "RelayApi", "RelayApiError", "RelayLogin"]
+
+RETURN_PARAMETER = "eidReturn"
+MAX_SESSIONS = 10_000
+
+
+class RelayLogin:
+    """Which sessions came back through their return URL. In memory, bounded; a site with
+    several processes keeps the same two facts in its session store instead."""
+
+    def __init__(self, return_url: str, *, nonces: NonceStore | None = None) -> None:
+        parts = urllib.parse.urlsplit(return_url)
+        if parts.scheme != "https" or parts.query or parts.fragment:
+            raise ValueError("the return URL is an https URL without query or fragment")
+        self._base = return_url
+        self._nonces = nonces or NonceStore()
+        self._returned: OrderedDict[str, None] = OrderedDict()
+
+    def start(self, session: str, now: dt.datetime) -> str:
+        """The ``returnUrl`` for an order this session starts (the relay must have the
+        URL's path registered for the party)."""
+        self._returned.pop(session, None)  # a new order: it must come back again
+        value = self._nonces.issue(session, now)
+        return f"{self._base}?{urllib.parse.urlencode({RETURN_PARAMETER: value})}"
+
+    def returned(self, session: str, value: str, now: dt.datetime) -> None:
+        """The browser of ``session`` came back with ``value``. Raises: UnknownNonce
+        (another session's value: the relay attack), ReusedNonce, ExpiredNonce."""
+        self._nonces.consume(value, session, now)
+        self._returned[session] = None
+        while len(self._returned) > MAX_SESSIONS:
+            self._returned.popitem(last=False)
+
+    def may_log_in(self, session: str, collected: Mapping[str, Any]) -> bool:
+        """Only both: the relay says complete, and this session's own browser came back.
+        ``collect`` alone never logs a session in."""
+        return collected.get("status") == "complete" and session in self._returned
+
+
+class RelayApiError(Exception):
+    def __init__(self, status: int, code: str, details: str) -> None:
+        super().__init__(f"{status} {code}: {details}")
+        self.status, self.code, self.details = status, code, details
+
+
+class RelayApi:
+    """The relay's relying-party API, blocking (urllib): call it from a thread in an async
+    server."""
+
+    def __init__(self, base_url: str, token: str, *, ca_file: Path | None = None,
+                 timeout: float = 10.0) -> None:  # fmt: skip
+        if urllib.parse.urlsplit(base_url).scheme != "https":
+            raise ValueError("the relay is reached over https (a bearer token goes with it)")
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self._timeout = timeout
+
+    def auth(self, end_user_ip: str, **fields: Any) -> dict[str, Any]:
+        return self._post("/rp/v1/auth", {"endUserIp": end_user_ip, **fields})
+
+    def sign(self, end_user_ip: str, user_visible_data: str, **fields: Any) -> dict[str, Any]:
+        body = {"endUserIp": end_user_ip, "userVisibleData": user_visible_data, **fields}
+        return self._post("/rp/v1/sign", body)
+
+    def collect(self, order_ref: str) -> dict[str, Any]:
+        return self._post("/rp/v1/collect", {"orderRef": order_ref})
+
+    def cancel(self, order_ref: str) -> dict[str, Any]:
+        return self._post("/rp/v1/cancel", {"orderRef": order_ref})
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Raises: RelayApiError, OSError (unreachable)."""
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"}
+        request = urllib.request.Request(  # noqa: S310 - the site's own relay, https
+            self._base + path, data=json.dumps(body).encode(), headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout, context=self._tls) as r:  # noqa: S310 - https to the site's own relay
+                answer = strictjson.loads(r.read(1 << 20))
+        except urllib.error.HTTPError as exc:
+            try:
+                error = strictjson.loads(exc.read(1 << 16))
+            except ValueError:
+                error = {}
+            if not isinstance(error, dict):
+                error = {}
+            raise RelayApiError(exc.code, str(error.get("errorCode", "")),
+                                str(error.get("details", ""))) from None  # fmt: skip
+        if not isinstance(answer, dict):
+            raise RelayApiError(200, "invalidAnswer", "not a JSON object")
+        return answer
