@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, desktop, floods, fuzz, installer, issuer, tokens, updates
+from bench import bridge, cards, desktop, floods, fuzz, installer, issuer, relay, tokens, updates
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -39,7 +39,7 @@ def main() -> int:
                         help="generated bridge requests (at least)")  # fmt: skip
     parser.add_argument("--only", action="append", metavar="GROUP",
                         choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
-                                 "installer", "floods", "fuzz"],  # the groups below
+                                 "installer", "floods", "fuzz", "relay"],  # the groups below
                         help="run only this group (repeatable); results.json is then not "
                              "written")  # fmt: skip
     args = parser.parse_args()
@@ -53,6 +53,7 @@ def main() -> int:
         "installer",
         "floods",
         "fuzz",
+        "relay",
     ]
     wanted = set(args.only or groups)
     logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
@@ -80,6 +81,8 @@ def main() -> int:
             figures += floods.run(Path(tmp), seconds=args.flood_seconds)
         if "fuzz" in wanted:
             figures += fuzz.run(Path(tmp), cases=args.fuzz_cases)
+        if "relay" in wanted:
+            figures += relay.run(ca, now, Path(tmp))
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:

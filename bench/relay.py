@@ -1,0 +1,228 @@
+"""The order relay: bytes between the agent and the relay for one identification and one
+signature (the agent's real client and order service through a counting TCP relay; TLS
+excluded), and the relay's throughput — orders started, fetched, completed with a real
+signature (verified by the relay) and collected, by 8 clients, on SQLite and PostgreSQL —
+against a bare aiohttp handler doing one database write and one read per call."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import functools
+import hashlib
+import sqlite3
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from agent.autostart.client import RelayClient
+from agent.autostart.driver import run_order
+from agent.autostart.link import parse_link
+from agent.orders import OrderBook
+from agent.orders.service import OrderService
+from agent.tokens import KeyPurpose, TokenStore
+from bench.bridge import _Counter, _free_port
+from bench.common import Figure, percentile
+from bench.harness import InstantUi
+from bench.tokens import person
+from eidcore import signeddata
+from issuer import CertificateAuthority, make_file_credential
+from relay.config import Party, RelayConfig
+from relay.server import RelayServer, build_app
+from relay.store import OrderStore
+from tests.issuer_kit import postgres_cluster
+
+TOKEN = "bench-party-token-0123456789"
+PASSWORD = "bench password"
+TEXT = "Jag godkänner överföringen av 1 000 kr till konto 1234-5678."
+
+
+def _config(ca: CertificateAuthority, origin: str) -> RelayConfig:
+    party = Party("shop", "Exempelbutiken AB", hashlib.sha256(TOKEN.encode()).hexdigest())
+    return RelayConfig(origin, (ca.root_certificate,), {"shop": party})
+
+
+async def _serve(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[Figure]:
+    data = tmp / "relay-wire"
+    TokenStore(data).add(make_file_credential(ca, person(0), PASSWORD, now))
+    port, counted = _free_port(), _free_port()
+    origin = f"http://127.0.0.1:{counted}"
+    store = OrderStore(f"sqlite:///{tmp / 'relay-wire.db'}")
+    runner = await _serve(build_app(RelayServer(_config(ca, origin), store)), port)
+    service = OrderService(TokenStore(data), InstantUi(PASSWORD), OrderBook(),
+                           clock=lambda: dt.datetime.now(dt.UTC), new_ref=lambda: str(uuid.uuid4()),
+                           agent_version="bench")  # fmt: skip
+    figures = []
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    text = base64.b64encode(TEXT.encode()).decode()
+    for kind, extra in (("auth", {}), ("sign", {"userVisibleData": text})):
+        body = {"endUserIp": "192.0.2.1", **extra}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"http://127.0.0.1:{port}/rp/v1/{kind}", headers=headers, json=body) as r,
+        ):
+            started = await r.json()
+        totals = {"up": 0, "down": 0}
+        server = await asyncio.get_running_loop().create_server(
+            functools.partial(_Counter, port, totals), "127.0.0.1", counted)  # fmt: skip
+        link = parse_link(f"eid-agent:///?autostarttoken={started['autoStartToken']}"
+                          f"&server={origin}")  # fmt: skip
+        async with RelayClient(link, allow_http=True) as client:
+            order, _ = await run_order(link.token, client, service, lambda: dt.datetime.now(dt.UTC))
+        await asyncio.sleep(0.02)  # let the counter see the last answer
+        server.close()
+        assert order.completion is not None
+        completion = len(str(order.completion.wire()).encode())
+        total = totals["up"] + totals["down"]
+        name = "identification" if kind == "auth" else "signature"
+        figures.append(Figure(
+            f"bytes agent↔relay, one {name}: fetch, progress, result", "B", total,
+            "the completion data alone", completion, "≤ 3000 B", total <= 3000,
+            f"up {totals['up']} B, down {totals['down']} B; TLS excluded; the bridge's figure "
+            "for the same order is above"))  # fmt: skip
+    await service.aclose()
+    await runner.cleanup()
+    store.close()
+    return figures
+
+
+def _completion(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> dict[str, Any]:
+    signed = signeddata.build(type="auth", origin=order["relay"],
+                              nonce=signeddata.unb64url(order["nonce"]),
+                              time=dt.datetime.now(dt.UTC), order_ref=order["orderRef"],
+                              agent_version="bench", door=signeddata.Door.RELAY,
+                              party="shop")  # fmt: skip
+    return {"signedData": base64.b64encode(signed).decode(),
+            "signature": base64.b64encode(key.sign(KeyPurpose.IDENTIFICATION, signed)).decode(),
+            "algorithm": "ES256", "certificateChain": [base64.b64encode(c).decode() for c in chain],
+            "token": {"kind": "file"}}  # fmt: skip
+
+
+async def _load(port: int, orders: int, credential: Any, clients: int = 8
+                ) -> tuple[float, list[float]]:  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
+    collects: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(orders):
+        queue.put_nowait(n)
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        party = {"Authorization": f"Bearer {TOKEN}"}
+        while not queue.empty():
+            queue.get_nowait()
+            async with http.post(f"{base}/rp/v1/auth", json={"endUserIp": "192.0.2.1"},
+                                 headers=party) as r:  # fmt: skip
+                started = await r.json()
+            token = {"autoStartToken": started["autoStartToken"]}
+            async with http.post(f"{base}/agent/v1/order", json=token) as r:
+                order = await r.json()
+            done = {"orderRef": order["orderRef"], "agentSecret": order["agentSecret"],
+                    "completionData": _completion(order, credential, chain)}  # fmt: skip
+            async with http.post(f"{base}/agent/v1/complete", json=done) as r:
+                assert r.status == 200, await r.text()
+            began = time.perf_counter()
+            async with http.post(f"{base}/rp/v1/collect", json={"orderRef": order["orderRef"]},
+                                 headers=party) as r:  # fmt: skip
+                assert (await r.json())["status"] == "complete"
+            collects.append(time.perf_counter() - began)
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    return orders / (time.perf_counter() - start), collects
+
+
+def _bare_app(db: Path) -> web.Application:
+    """Four calls per order as the relay's, each one write and one read: the floor."""
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT)")
+
+    async def call(request: web.Request) -> web.Response:
+        body = await request.json()
+        key = str(uuid.uuid4())
+
+        def work() -> None:
+            conn.execute("INSERT INTO t VALUES (?, ?)", (key, str(body)))
+            conn.execute("SELECT v FROM t WHERE k = ?", (key,)).fetchone()
+
+        await asyncio.to_thread(work)
+        return web.json_response({"orderRef": key, "autoStartToken": key, "agentSecret": key,
+                                  "status": "complete"})  # fmt: skip
+
+    app = web.Application()
+    for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v1/collect"):
+        app.router.add_post(path, call)
+    return app
+
+
+async def _bare_load(port: int, orders: int, clients: int = 8) -> float:
+    base = f"http://127.0.0.1:{port}"
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(orders):
+        queue.put_nowait(n)
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete",
+                         "/rp/v1/collect"):  # fmt: skip
+                async with http.post(base + path, json={"x": 1}) as r:
+                    await r.read()
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    return orders / (time.perf_counter() - start)
+
+
+async def _throughput(ca: CertificateAuthority, tmp: Path, now: dt.datetime, orders: int,
+                      pg_url: str) -> list[Figure]:  # fmt: skip
+    data = tmp / "relay-load"
+    store = TokenStore(data)
+    info = store.add(make_file_credential(ca, person(1), PASSWORD, now))
+    credential = store.unlock(info.id, PASSWORD)
+    bare_port = _free_port()
+    bare = await _serve(_bare_app(tmp / "bare.db"), bare_port)
+    floor = await _bare_load(bare_port, orders)
+    await bare.cleanup()
+    figures = []
+    for kind, url in (("SQLite", f"sqlite:///{tmp / 'relay-load.db'}"), ("PostgreSQL", pg_url)):
+        port = _free_port()
+        orders_store = OrderStore(url)
+        runner = await _serve(build_app(RelayServer(_config(ca, f"http://127.0.0.1:{port}"),
+                                                    orders_store)), port)  # fmt: skip
+        rate, collects = await _load(port, orders, credential)
+        await runner.cleanup()
+        orders_store.close()
+        figures.append(Figure(
+            f"relay: orders started + collected to completion per second, {kind}", "/s", rate,
+            "a bare aiohttp handler, one SQLite write and read per call", floor,
+            "— (reported)", True,
+            f"{orders} orders, 8 clients, 4 calls each, the relay verifying every result; "
+            f"collect p50 {statistics.median(collects) * 1000:.1f} ms, "
+            f"p99 {percentile(collects, 99) * 1000:.1f} ms"))  # fmt: skip
+    return figures
+
+
+def run(
+    ca: CertificateAuthority, now: dt.datetime, tmp: Path, *, orders: int = 300
+) -> list[Figure]:
+    figures = asyncio.run(_wire(ca, tmp, now))
+    with postgres_cluster() as pg:
+        figures += asyncio.run(_throughput(ca, tmp, now, orders, pg.new_database()))
+    return figures
