@@ -1,0 +1,91 @@
+"""A relay order in the desktop dialog: the agent runs with ``--ui desktop --no-bridge`` on
+a virtual screen, a link reaches it through the real ``xdg-open`` and the registered
+handler, the person types the password in the real GTK dialog with xdotool, the website's
+server collects the result, and the agent sends the person's browser to the return URL the
+relay holds (xdg-open again; ``BROWSER`` records where it went)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.agent_process import BIN, AgentProcess
+from tests.conftest import PASSWORD
+from tests.desktop_kit import Screen
+from tests.relay_kit import RETURN
+from tests.test_relay_door import _link, person, relay, tls  # noqa: F401 - fixtures
+from tests.test_relay_processes import RelayProcess
+
+pytestmark = pytest.mark.slow
+
+IP = "203.0.113.77"
+
+
+def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path,  # noqa: F811
+                                             tls: tuple[Path, Path], screen: Screen,  # noqa: F811
+                                             tmp_path: Path) -> None:  # fmt: skip
+    home = tmp_path / "home"
+    opened = tmp_path / "browser-opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    skip = ("XDG_CURRENT_DESKTOP", "WAYLAND_DISPLAY")  # keep xdg-open generic
+    env = {k: v for k, v in os.environ.items() if k not in skip} | screen.env
+    env |= {"XDG_DATA_HOME": str(home / "share"), "XDG_CONFIG_HOME": str(home / "config"),
+            "BROWSER": str(browser)}  # fmt: skip
+    # the person's browser: whatever is the default for https in this throw-away home
+    applications = home / "share" / "applications"
+    applications.mkdir(parents=True)
+    (applications / "recorder.desktop").write_text(
+        f"[Desktop Entry]\nType=Application\nName=recorder\nExec={browser} %u\n"
+        "MimeType=x-scheme-handler/https;\nNoDisplay=true\n")  # fmt: skip
+    xdg_mime = shutil.which("xdg-mime") or "/usr/bin/xdg-mime"
+    assert subprocess_run([xdg_mime, "default", "recorder.desktop", "x-scheme-handler/https"],
+                          env).returncode == 0  # fmt: skip
+    installed = subprocess_run([str(BIN / "eid-agent"), "desktop", "install", "--data-dir",
+                                str(person)], env)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    config = person.parent / "config.toml"
+    with AgentProcess(person, "--no-bridge", "--no-cards", "--ui", "desktop", "--relay-ca",
+                      str(tls[0]), "--config", str(config), env=env) as agent:  # fmt: skip
+        agent.ready()
+        status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+        assert status == 200
+        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        xdg_open = shutil.which("xdg-open") or "/usr/bin/xdg-open"
+        began = time.monotonic()
+        handed = subprocess_run([xdg_open, link], env)
+        assert handed.returncode == 0, handed.stdout + handed.stderr
+        [window] = screen.wait_window()
+        shown = time.monotonic() - began
+        screen.screenshot(window, "relay-dialog")
+        ref = {"orderRef": started["orderRef"]}
+        # one BankID: the dialog asks for its password at once, and the site sees it
+        assert relay.call("/rp/v1/collect", ref)[1]["hintCode"] == "userSign"
+        screen.type_into(window, PASSWORD)
+        screen.key(window, "Return")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            collected = relay.call("/rp/v1/collect", ref)[1]
+            if collected["status"] != "pending":
+                break
+            time.sleep(0.1)
+        assert collected["status"] == "complete", (collected, agent.stderr)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not opened.exists():
+            time.sleep(0.1)
+        assert opened.exists(), agent.stderr[-3000:]
+        assert opened.read_text().split() == [RETURN]  # the relay's, nothing else
+        screen.wait_gone(window)
+    assert PASSWORD not in agent.stderr
+    assert shown < 10, shown
+
+
+def subprocess_run(argv: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
