@@ -18,7 +18,7 @@ from agent.tokens import TokenStore
 from bench.common import Figure
 from bench.tokens import person
 from issuer import CertificateAuthority, make_file_credential
-from tests.agent_process import AgentProcess
+from tests.agent_process import BIN, AgentProcess
 from tests.desktop_kit import Screen, virtual_screen
 
 _BARE = """
@@ -60,7 +60,10 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         data = tmp / "desktop-data"
         TokenStore(data).add(make_file_credential(ca, person(0), "bench password", now))
         ours = []
-        with AgentProcess(data, "--no-cards", "--ui", "desktop", env=screen.env) as agent:
+        relay = _Relay(ca, tmp)
+        links: list[float] = []
+        with relay, AgentProcess(data, "--no-cards", "--ui", "desktop", "--allow-http-relay",
+                                 env=screen.env) as agent:  # fmt: skip
             agent.ready()
             for n in range(runs):
                 # one site per run: the bridge's per-site start limit (5, then one per
@@ -72,6 +75,16 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
                 assert status == 201, body
                 ours.append(_until_visible(screen, "eid-agent", start))
                 agent.request("POST", "/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
+                _until_gone(screen, "eid-agent")
+            for _ in range(runs):  # the second door: a link handed to the running agent
+                link = relay.start()
+                start = time.perf_counter()
+                subprocess.run([str(BIN / "eid-agent"), "open", link, "--data-dir", str(data)],
+                               env={**os.environ, **screen.env}, check=True, timeout=30,
+                               capture_output=True)  # fmt: skip
+                links.append(_until_visible(screen, "eid-agent", start))
+                [window] = screen.windows("eid-agent")
+                screen.key(window, "Escape")  # the person cancels; the relay is told
                 _until_gone(screen, "eid-agent")
         bare_proc = subprocess.Popen([sys.executable, "-c", _BARE], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True,
@@ -95,6 +108,14 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         "a bare GTK window shown by a running process", statistics.median(bare) * 1000,
         "< 300 ms", median < 300,
         f"median of {runs}; both seen by polling xdotool (a few ms per look)",
+    ))  # fmt: skip
+    link_median = statistics.median(links) * 1000
+    figures.append(Figure(
+        "eid-agent:// link opened → dialog visible (agent running)", "ms", link_median,
+        "the bridge's /v1/auth → dialog visible, same run", median, "< 500 ms",
+        link_median < 500,
+        f"median of {runs}; from starting the link handler (as xdg-open does, without the "
+        "browser's own ~0.3 s before it) to the window, relay on loopback",
     ))  # fmt: skip
     figures.extend(_idle(tmp, ca, now))
     figures.append(_cold_start(tmp, runs))
@@ -194,3 +215,43 @@ def _cold_start(tmp: Path, runs: int) -> Figure:
                   "bare interpreter + import aiohttp.web", statistics.median(bare) * 1000,
                   "< 1000 ms", median < 1000,
                   f"median of {runs}; the eid-agent command of this checkout")  # fmt: skip
+
+
+class _Relay:
+    """``eid-relay serve`` on loopback (plain http, which the agent allows only there and
+    only with --allow-http-relay), and a relying party starting identifications."""
+
+    def __init__(self, ca: CertificateAuthority, tmp: Path) -> None:
+        from tests.relay_kit import SHOP_TOKEN
+        from tests.test_relay_processes import _free_port, write_config
+
+        self.port = _free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        config = write_config(tmp / "bench-relay", ca, origin=self.origin)
+        self._argv = [str(BIN / "eid-relay"), "serve", "--config", str(config), "--port",
+                      str(self.port), "--db", f"sqlite:///{tmp / 'bench-relay.db'}"]  # fmt: skip
+        self._token = SHOP_TOKEN
+
+    def __enter__(self) -> _Relay:
+        self._proc = subprocess.Popen(self._argv, stderr=subprocess.PIPE, text=True)
+        assert self._proc.stderr is not None
+        while "listening on" not in self._proc.stderr.readline():
+            if self._proc.poll() is not None:
+                raise RuntimeError("the relay did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=20)
+
+    def start(self) -> str:
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 - the relay on loopback
+            f"{self.origin}/rp/v1/auth", data=json.dumps({"endUserIp": "192.0.2.1"}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            token = json.loads(response.read())["autoStartToken"]
+        return f"eid-agent:///?autostarttoken={token}&server={self.origin}"
