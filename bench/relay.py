@@ -91,8 +91,9 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
         figures.append(Figure(
             f"bytes agent↔relay, one {name}: fetch, progress, result", "B", total,
             "the completion data alone", completion, "≤ 3000 B", total <= 3000,
-            f"up {totals['up']} B, down {totals['down']} B; TLS excluded; the bridge's figure "
-            "for the same order is above"))  # fmt: skip
+            f"up {totals['up']} B, down {totals['down']} B; TLS excluded; the person answers at "
+            "once here: each second a dialog stays open adds one status call; the bridge's "
+            "figure for the same order is above"))  # fmt: skip
     await service.aclose()
     await runner.cleanup()
     store.close()

@@ -74,6 +74,7 @@ def _paths() -> dict[str, Any]:
         ("/agent/v1/progress", "Report progress", "Progress", "Reported", False),
         ("/agent/v1/complete", "Post the result", "Complete", "Reported", False),
         ("/agent/v1/fail", "Report a failure", "Fail", "Reported", False),
+        ("/agent/v1/status", "Whether the order is still wanted", "AgentStatus", "Collect", False),
     ]  # fmt: skip
     return {path: {"post": _post(summary, body, ok, party=party)}
             for path, summary, body, ok, party in operations}  # fmt: skip
@@ -145,6 +146,9 @@ def _schemas() -> dict[str, Any]:
                                 "hintCode": {"enum": [Hint.USER_CANCEL.value,
                                                       Hint.CERTIFICATE_ERR.value,
                                                       Hint.START_FAILED.value]}}},
+        "AgentStatus": {"type": "object", "additionalProperties": False,
+                        "required": ["orderRef", "agentSecret"],
+                        "properties": {"orderRef": _REF, "agentSecret": _SECRET}},
         "Reported": {"type": "object", "required": ["orderRef", "status"],
                      "properties": {"orderRef": _REF,
                                     "status": {"enum": [s.value for s in Status]}}},

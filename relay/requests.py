@@ -178,7 +178,14 @@ _REPORT_HINTS = {
 
 
 def parse_report(what: str, body: Mapping[str, Any]) -> AgentReport:
-    """``what``: progress, complete or fail."""
+    """``what``: progress, complete, fail or status (which carries nothing more)."""
+    if what == "status":
+        if set(body) != {"orderRef", "agentSecret"}:
+            raise _invalid("the body must be exactly {orderRef, agentSecret}")
+        secret = body["agentSecret"]
+        if not isinstance(secret, str) or not 0 < len(secret) <= MAX_TOKEN:
+            raise _invalid("agentSecret must be a short string")
+        return AgentReport(_ref(body["orderRef"]), secret)
     extra = "completionData" if what == "complete" else "hintCode"
     if set(body) != {"orderRef", "agentSecret", extra}:
         raise _invalid(f"the body must be exactly {{orderRef, agentSecret, {extra}}}")

@@ -92,6 +92,7 @@ def build_app(server: RelayServer) -> web.Application:
     app.router.add_post("/agent/v1/progress", _agent_progress)
     app.router.add_post("/agent/v1/complete", _agent_complete)
     app.router.add_post("/agent/v1/fail", _agent_fail)
+    app.router.add_post("/agent/v1/status", _agent_status)
     app.on_response_prepare.append(_strip_server_header)
     return app
 
@@ -279,6 +280,20 @@ async def _agent_complete(request: web.Request) -> web.Response:
 
 async def _agent_fail(request: web.Request) -> web.Response:
     return await _agent_report(request, "fail")
+
+
+async def _agent_status(request: web.Request) -> web.Response:
+    """Whether the order is still wanted (the site may have cancelled it, or it expired):
+    the agent closes its dialog when not."""
+    server = request.app[SERVER]
+    report = parse_report("status", await _body(request))
+    order = await server.run(lambda: server.store.get(report.order_ref, server.clock()))
+    if order is None or not rules.tokens_match(report.agent_secret, order.agent_hash):
+        raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
+    wire: dict[str, object] = {"orderRef": order.ref, "status": order.phase.status.value}
+    if order.phase.hint is not None:
+        wire["hintCode"] = order.phase.hint.value
+    return web.json_response(wire)
 
 
 async def _agent_report(request: web.Request, what: str) -> web.Response:

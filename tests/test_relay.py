@@ -150,6 +150,17 @@ async def test_only_the_agent_that_fetched_the_order_moves_it(
     assert (await _collect(relay, ref))["hintCode"] == "started"  # unchanged
 
 
+async def test_the_agent_asks_whether_the_order_is_still_wanted(relay: Relay) -> None:
+    ref, order = await _fetched(relay)
+    mine = {"orderRef": ref, "agentSecret": order["agentSecret"]}
+    assert await relay.agent("status", mine) == (
+        200, {"orderRef": ref, "status": "pending", "hintCode": "started"})  # fmt: skip
+    assert (await relay.agent("status", {**mine, "agentSecret": "guess"}))[0] == 404
+    assert (await relay.rp("cancel", {"orderRef": ref}))[0] == 200
+    assert (await relay.agent("status", mine))[1] == {"orderRef": ref, "status": "failed",
+                                                       "hintCode": "cancelled"}  # fmt: skip
+
+
 async def test_parties_see_only_their_own_orders(relay: Relay) -> None:
     _, started = await relay.rp("auth", {"endUserIp": IP})
     ref = {"orderRef": started["orderRef"]}

@@ -81,6 +81,16 @@ def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path, 
         assert opened.exists(), agent.stderr[-3000:]
         assert opened.read_text().split() == [RETURN]  # the relay's, nothing else
         screen.wait_gone(window)
+        # the site cancels while the dialog is open: the agent learns it and closes it
+        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        assert subprocess_run([str(BIN / "eid-agent"), "open", link, "--data-dir",
+                               str(person)], env).returncode == 0  # fmt: skip
+        [window] = screen.wait_window()
+        assert relay.call("/rp/v1/cancel", {"orderRef": started["orderRef"]})[0] == 200
+        screen.wait_gone(window, timeout=5)
+        collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+        assert collected["hintCode"] == "cancelled"
     assert PASSWORD not in agent.stderr
     assert shown < 10, shown
 

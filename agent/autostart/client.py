@@ -133,6 +133,12 @@ class RelayClient:
                                                 "agentSecret": order.secret,
                                                 "completionData": dict(completion)})  # fmt: skip
 
+    async def still_wanted(self, order: FetchedOrder) -> bool:
+        """False when the relay has ended the order (the site cancelled it, or time)."""
+        answer = await self._post("/agent/v1/status", {"orderRef": order.ref,
+                                                       "agentSecret": order.secret})  # fmt: skip
+        return answer.get("status") == "pending"
+
     async def fail(self, order: FetchedOrder, hint: str) -> None:
         await self._post("/agent/v1/fail", {"orderRef": order.ref, "agentSecret": order.secret,
                                             "hintCode": hint})  # fmt: skip

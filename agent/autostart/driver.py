@@ -5,8 +5,10 @@ progress is reported so the website's ``collect`` shows hints, and its end is po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
@@ -14,7 +16,14 @@ from agent.autostart.client import FetchedOrder, RelayClient
 from agent.autostart.errors import AutostartError
 from agent.autostart.link import parse_link
 from agent.notices import Notice, notice_for
-from agent.orders import AlreadyInProgress, Order, OrderRequest, Phase
+from agent.orders import (
+    AlreadyInProgress,
+    IllegalTransition,
+    Order,
+    OrderRequest,
+    Phase,
+    UnknownOrder,
+)
 from agent.orders.service import OrderService
 from agent.tokens.model import TokenKind
 from eidcore.messages import MessageCode
@@ -24,6 +33,7 @@ __all__ = ["POLL_SECONDS", "carry_out", "run_order"]
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how often the order is looked at while it runs (only then)
+ASK_RELAY_SECONDS = 1.0  # how often the relay is asked whether the site still wants it
 
 # How an order that did not complete is reported (the relay's hint words).
 _FAILURE_HINTS = {
@@ -55,8 +65,22 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
         await client.fail(fetched, "startFailed")
         raise
     reported = False
+    ended_at_relay = False
+    asked = time.monotonic()
     while True:
         order = service.book.get(order.ref, clock())
+        if order.phase.pending and time.monotonic() - asked >= ASK_RELAY_SECONDS:
+            asked = time.monotonic()
+            try:
+                wanted = await client.still_wanted(fetched)
+            except AutostartError:  # the order is gone there, or the relay is away: the
+                wanted = True  # person's dialog stays; the result is posted or refused
+            if not wanted:
+                ended_at_relay = True
+                with contextlib.suppress(IllegalTransition, UnknownOrder):
+                    service.cancel(order.ref, order.request.origin)  # its dialog closes
+                log.info("order %s ended at %s: its dialog is closed", order.ref, fetched.relay)
+                continue
         if order.phase is Phase.USER_SIGN and not reported:
             reported = True
             try:
@@ -66,6 +90,8 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
         if not order.phase.pending:
             break
         await asyncio.sleep(POLL_SECONDS)
+    if ended_at_relay:
+        return order, fetched  # nothing to post: the relay ended it
     if order.phase is Phase.COMPLETE and order.completion is not None:
         await client.complete(fetched, order.completion.wire())
         log.info("order %s completed at %s", order.ref, fetched.relay)
