@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Hint", "Status"]
+__all__ = ["Hint", "PhaseWords", "Status"]
 
 
 class Status(enum.StrEnum):
@@ -25,3 +25,22 @@ class Hint(enum.StrEnum):
     CANCELLED = "cancelled"  # by the website (or a newer order from it)
     CERTIFICATE_ERR = "certificateErr"  # no usable BankID, or it was blocked
     START_FAILED = "startFailed"  # the agent could not start the order
+
+
+class PhaseWords(enum.Enum):
+    """Base of an order machine's phases whose values are ``(Status, Hint | None)``: what
+    collect says in each phase, read the same way at the bridge and the relay."""
+
+    @property
+    def status(self) -> Status:
+        status: Status = self.value[0]
+        return status
+
+    @property
+    def hint(self) -> Hint | None:
+        hint: Hint | None = self.value[1]
+        return hint
+
+    @property
+    def pending(self) -> bool:
+        return self.status is Status.PENDING

@@ -17,7 +17,7 @@ import hmac
 from dataclasses import dataclass, replace
 
 from eidcore.signeddata import OrderKind
-from eidcore.status import Hint, Status
+from eidcore.status import Hint, PhaseWords, Status
 
 __all__ = [
     "KEEP_FINISHED",
@@ -40,7 +40,7 @@ ORDER_TTL = dt.timedelta(minutes=3)  # then the order expires, as the bridge's d
 KEEP_FINISHED = ORDER_TTL + dt.timedelta(minutes=3)  # a result stays collectable; then gone
 
 
-class Phase(enum.Enum):
+class Phase(PhaseWords):
     """(status, hintCode) on the wire, the bridge's words."""
 
     OUTSTANDING = (Status.PENDING, Hint.OUTSTANDING_TRANSACTION)  # the token not fetched
@@ -52,20 +52,6 @@ class Phase(enum.Enum):
     CANCELLED = (Status.FAILED, Hint.CANCELLED)
     CERTIFICATE_ERR = (Status.FAILED, Hint.CERTIFICATE_ERR)
     START_FAILED = (Status.FAILED, Hint.START_FAILED)
-
-    @property
-    def status(self) -> Status:
-        status: Status = self.value[0]
-        return status
-
-    @property
-    def hint(self) -> Hint | None:
-        hint: Hint | None = self.value[1]
-        return hint
-
-    @property
-    def pending(self) -> bool:
-        return self.status is Status.PENDING
 
 
 class Event(enum.Enum):

@@ -20,7 +20,7 @@ from typing import Any
 from agent.tokens.model import TokenKind
 from eidcore.personal_number import PersonalNumber
 from eidcore.signeddata import OrderKind
-from eidcore.status import Hint, Status
+from eidcore.status import Hint, PhaseWords, Status
 
 __all__ = [
     "DEFAULT_TTL",
@@ -50,7 +50,7 @@ MAX_FINISHED = 32  # and at most this many are kept: no unbounded growth under f
 REPLACE_AFTER = dt.timedelta(seconds=5)
 
 
-class Phase(enum.Enum):
+class Phase(PhaseWords):
     """(status, hintCode) on the wire."""
 
     OUTSTANDING = (Status.PENDING, Hint.OUTSTANDING_TRANSACTION)
@@ -63,20 +63,6 @@ class Phase(enum.Enum):
     CANCELLED = (Status.FAILED, Hint.CANCELLED)
     CERTIFICATE_ERR = (Status.FAILED, Hint.CERTIFICATE_ERR)
     START_FAILED = (Status.FAILED, Hint.START_FAILED)
-
-    @property
-    def status(self) -> Status:
-        status: Status = self.value[0]
-        return status
-
-    @property
-    def hint(self) -> Hint | None:
-        hint: Hint | None = self.value[1]
-        return hint
-
-    @property
-    def pending(self) -> bool:
-        return self.status is Status.PENDING
 
 
 class Event(enum.Enum):
