@@ -299,6 +299,8 @@ async def _agent_status(request: web.Request) -> web.Response:
 async def _agent_report(request: web.Request, what: str) -> web.Response:
     server = request.app[SERVER]
     report = parse_report(what, await _body(request))
+    # a result that does not verify still ends the order (written in the transaction), and
+    # only then is the agent told: raising inside ``change`` would roll the ending back
     refused: list[RelayError] = []
 
     def change(o: RelayOrder) -> RelayOrder:
