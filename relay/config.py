@@ -54,7 +54,10 @@ class Party:
         """The same scheme, host, port and path as a registered URL; a query is the site's
         own (its one-time return value, rp.relay). Not a prefix rule: that is an open
         redirect waiting."""
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError:  # a bracket that is no IPv6 address
+            return False
         if parts.fragment:
             return False
         base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
@@ -108,6 +111,13 @@ def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> Re
     return RelayConfig(origin, tuple(trust), parties)
 
 
+def _is_https(url: str) -> bool:
+    try:
+        return urllib.parse.urlsplit(url).scheme == "https"
+    except ValueError:
+        return False
+
+
 def _party(raw: object, where: str) -> Party:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: [[party]] must be a table")
@@ -123,8 +133,6 @@ def _party(raw: object, where: str) -> Party:
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ConfigError(f"{where}: party {pid}: token_sha256 must be 64 hex digits")
     urls = raw.get("return_urls", [])
-    if not isinstance(urls, list) or not all(
-        isinstance(u, str) and urllib.parse.urlsplit(u).scheme == "https" for u in urls
-    ):
+    if not isinstance(urls, list) or not all(isinstance(u, str) and _is_https(u) for u in urls):
         raise ConfigError(f"{where}: party {pid}: return_urls must be https URLs")
     return Party(pid, name, digest, tuple(urls))

@@ -226,7 +226,10 @@ def _return_url(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_RETURN_URL:
         raise _invalid(f"returnUrl must be an https URL of at most {MAX_RETURN_URL} characters")
-    parts = urllib.parse.urlsplit(value)
+    try:
+        parts = urllib.parse.urlsplit(value)  # raises on a bracket that is no IPv6 address
+    except ValueError:
+        raise _invalid("returnUrl must be an https URL") from None
     if (
         parts.scheme != "https"
         or not parts.hostname

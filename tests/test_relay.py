@@ -209,6 +209,7 @@ HOSTILE_STARTS: list[tuple[str, object]] = [
     ("http return", {"endUserIp": IP, "returnUrl": RETURN.replace("https", "http")}),
     ("return elsewhere on the site", {"endUserIp": IP, "returnUrl": RETURN + "/../admin"}),
     ("return with a fragment", {"endUserIp": IP, "returnUrl": RETURN + "#x"}),
+    ("return with a bracket", {"endUserIp": IP, "returnUrl": "https://q pd(tS C{]="}),
     ("unknown field", {"endUserIp": IP, "userNonVisibleDat": "eA=="}),
     ("bad requirement", {"endUserIp": IP, "requirement": {"tokenKinds": ["file", "file"]}}),
     ("bad number", {"endUserIp": IP, "requirement": {"personalNumber": "19811218-9876"}}),

@@ -144,6 +144,7 @@ def test_links_a_page_may_not_send(relay: RelayProcess, person: Path, tls: tuple
     assert plain.returncode == 1 and "[10082]" in plain.stderr, plain.stderr
     for bad in ("eid-agent:///?autostarttoken=short&server=" + server,
                 _link(token, server + "/path"), _link(token, "https://user@127.0.0.1"),
+                _link(token, "https://[127.0.0.1"), "eid-agent://[x/?autostarttoken=" + token,
                 "eid-agent:///?autostarttoken=" + token + "&autostarttoken=" + token,
                 "https://evil.example/?autostarttoken=" + token):  # fmt: skip
         refused = _open(bad, person, tls)

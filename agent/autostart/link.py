@@ -44,7 +44,10 @@ def parse_link(url: str) -> Link:
     """Raises: LinkRefused."""
     if not isinstance(url, str) or len(url) > MAX_LINK or not url.isascii():
         raise LinkRefused("too long, or not ASCII")
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # a bracket that is no IPv6 address
+        raise LinkRefused("not an eid-agent:/// link") from None
     if parts.scheme != "eid-agent" or parts.netloc or parts.path not in ("", "/") or parts.fragment:
         raise LinkRefused("not an eid-agent:/// link")
     try:
@@ -63,11 +66,11 @@ def parse_link(url: str) -> Link:
 
 
 def _with_relay(token: str, server: str) -> Link:
-    relay = urllib.parse.urlsplit(server)
     try:
+        relay = urllib.parse.urlsplit(server)
         port = relay.port
     except ValueError:
-        raise LinkRefused("server's port") from None
+        raise LinkRefused("server's host or port") from None
     if (relay.scheme not in ("https", "http") or relay.path not in ("", "/") or relay.query
             or relay.fragment or relay.username is not None or relay.password is not None
             or not relay.hostname):  # fmt: skip
