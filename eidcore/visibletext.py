@@ -32,9 +32,12 @@ are drawn so that the screen keeps the order of the characters is the view's con
 
 from __future__ import annotations
 
+import base64
+import binascii
 import unicodedata
 
-__all__ = ["MAX_COMBINING", "EmptyText", "InvisibleCharacter", "TextRefused", "check"]
+__all__ = ["MAX_COMBINING", "EmptyText", "InvisibleCharacter", "TextRefused", "check",
+           "from_base64"]  # fmt: skip
 
 MAX_COMBINING = 8  # Vietnamese needs 2, pointed Hebrew and Tibetan stacks a few more
 
@@ -119,3 +122,26 @@ _CATEGORY_WHY = {
     "Cn": "an unassigned character",
     "Cs": "a surrogate",
 }
+
+
+def from_base64(value: object, max_chars: int) -> str:
+    """The text a base64 field carries (``userVisibleData`` at the bridge, at the relay and
+    in what a relay hands the agent), if a person can be shown it exactly.
+
+    Raises:
+        TextRefused: not a base64 string of at most ``max_chars``, not UTF-8, or the rule's
+            own reason; ``details`` says which, never echoing the text.
+    """
+    if not isinstance(value, str):
+        raise TextRefused("not a base64 string")
+    if len(value) > max_chars:
+        raise TextRefused(f"longer than {max_chars} characters of base64")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise TextRefused("not valid base64") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TextRefused("not base64 of UTF-8 text") from None
+    return check(text)

@@ -38,6 +38,7 @@ from eidcore.signeddata import OrderKind, unb64url
 __all__ = ["FetchedOrder", "RelayClient"]
 
 MAX_ANSWER = 512 * 1024
+MAX_VISIBLE = 40_000  # characters of base64, as the bridge and the relay accept
 TIMEOUT = aiohttp.ClientTimeout(total=20, sock_connect=10, sock_read=10)
 _PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -247,9 +248,8 @@ def _visible(value: object, bad: Any) -> str | None:
     if value is None:
         return None
     try:
-        raw = base64.b64decode(str(value), validate=True)
-        return visibletext.check(raw.decode("utf-8"))
-    except (binascii.Error, ValueError, UnicodeDecodeError, visibletext.TextRefused):
+        return visibletext.from_base64(value, MAX_VISIBLE)
+    except visibletext.TextRefused:
         raise bad("userVisibleData is not text that may be shown") from None
 
 

@@ -107,13 +107,8 @@ def _b64(value: object, name: str, max_chars: int) -> bytes:
 
 
 def _visible_text(value: object) -> str:
-    raw = _b64(value, "userVisibleData", limits.MAX_USER_VISIBLE_DATA)
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _invalid("userVisibleData must be base64 of UTF-8 text") from None
-    try:
-        return visibletext.check(text)
+        return visibletext.from_base64(value, limits.MAX_USER_VISIBLE_DATA)
     except visibletext.TextRefused as exc:
         raise _invalid(f"userVisibleData: {exc.details}") from None
 
