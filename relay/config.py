@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
-from eidcore import visibletext
+from eidcore import returnurl, visibletext
 
 __all__ = ["ConfigError", "Party", "RelayConfig", "load_config"]
 
@@ -111,11 +111,12 @@ def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> Re
     return RelayConfig(origin, tuple(trust), parties)
 
 
-def _is_https(url: str) -> bool:
+def _is_return_url(url: object) -> bool:
     try:
-        return urllib.parse.urlsplit(url).scheme == "https"
-    except ValueError:
+        returnurl.check(url)
+    except returnurl.ReturnUrlRefused:
         return False
+    return True
 
 
 def _party(raw: object, where: str) -> Party:
@@ -133,6 +134,8 @@ def _party(raw: object, where: str) -> Party:
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ConfigError(f"{where}: party {pid}: token_sha256 must be 64 hex digits")
     urls = raw.get("return_urls", [])
-    if not isinstance(urls, list) or not all(isinstance(u, str) and _is_https(u) for u in urls):
-        raise ConfigError(f"{where}: party {pid}: return_urls must be https URLs")
+    if not isinstance(urls, list) or not all(_is_return_url(u) for u in urls):
+        raise ConfigError(
+            f"{where}: party {pid}: return_urls must be https URLs (http only on loopback)"
+        )
     return Party(pid, name, digest, tuple(urls))

@@ -87,7 +87,9 @@ def _schemas() -> dict[str, Any]:
                       "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
                       "description": "the person's IP address as your server saw it"},
         "returnUrl": {"type": "string", "maxLength": limits.MAX_RETURN_URL,
-                      "pattern": "^https://", "description": "registered for your party"},
+                      "pattern": "^https?://",
+                      "description": "registered for your party; https (http only on "
+                                     "loopback, for development)"},
         "userVisibleData": {**b64, "maxLength": limits.MAX_USER_VISIBLE_DATA},
         "userVisibleDataFormat": {"enum": sorted(limits.VISIBLE_FORMATS)},
         "requirement": {

@@ -11,12 +11,11 @@ import base64
 import binascii
 import enum
 import ipaddress
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eidcore import strictjson, visibletext
+from eidcore import returnurl, strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint
@@ -37,7 +36,7 @@ __all__ = [
 MAX_BODY_BYTES = 512 * 1024  # the two data limits below, and a completion, with room
 MAX_USER_VISIBLE_DATA = 40_000  # characters of base64 (BankID v6: the same)
 MAX_USER_NON_VISIBLE_DATA = 200_000  # characters of base64 (BankID v6: the same)
-MAX_RETURN_URL = 1024
+MAX_RETURN_URL = returnurl.MAX
 MAX_JSON_DEPTH = 6  # a completion's {"completionData": {"user": {...}}} is 3; room, no more
 MAX_REF = 64
 MAX_TOKEN = 128
@@ -224,20 +223,10 @@ def _ip(value: object) -> str:
 def _return_url(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_RETURN_URL:
-        raise _invalid(f"returnUrl must be an https URL of at most {MAX_RETURN_URL} characters")
     try:
-        parts = urllib.parse.urlsplit(value)  # raises on a bracket that is no IPv6 address
-    except ValueError:
-        raise _invalid("returnUrl must be an https URL") from None
-    if (
-        parts.scheme != "https"
-        or not parts.hostname
-        or not value.isascii()
-        or value != value.strip()
-    ):
-        raise _invalid("returnUrl must be an https URL")
-    return value
+        return returnurl.check(value)
+    except returnurl.ReturnUrlRefused as exc:
+        raise _invalid(f"returnUrl must be {exc}") from None
 
 
 def _b64(value: object, name: str, max_chars: int) -> bytes:

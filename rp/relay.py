@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from eidcore import strictjson
+from eidcore import returnurl, strictjson
 from rp.nonces import NonceStore
 
 __all__ = ["RETURN_PARAMETER", "RelayApi", "RelayApiError", "RelayLogin"]
@@ -44,9 +44,12 @@ class RelayLogin:
     several processes keeps the same two facts in its session store instead."""
 
     def __init__(self, return_url: str, *, nonces: NonceStore | None = None) -> None:
-        parts = urllib.parse.urlsplit(return_url)
-        if parts.scheme != "https" or parts.query or parts.fragment:
-            raise ValueError("the return URL is an https URL without query or fragment")
+        try:
+            returnurl.check(return_url)
+        except returnurl.ReturnUrlRefused as exc:
+            raise ValueError(f"the return URL must be {exc}") from None
+        if urllib.parse.urlsplit(return_url).query:
+            raise ValueError("the return URL has no query: the one-time value goes there")
         self._base = return_url
         self._nonces = nonces or NonceStore()
         self._returned: OrderedDict[str, None] = OrderedDict()

@@ -62,7 +62,7 @@ def person(tmp_path: Path, make_token: MakeToken) -> Path:
     return data
 
 
-def _link(token: str, server: str, redirect: str = "null") -> str:
+def _link(token: str, server: str, redirect: str = "https://shop.example/") -> str:
     query = urllib.parse.urlencode({"autostarttoken": token, "server": server,
                                     "redirect": redirect})  # fmt: skip
     return f"eid-agent:///?{query}"
@@ -119,9 +119,10 @@ def test_a_signature_by_link_and_the_persons_cancel(relay: RelayProcess, person:
     text = "Jag godkänner avtalet."
     body = {"endUserIp": IP, "userVisibleData": base64.b64encode(text.encode()).decode()}
     server = f"https://127.0.0.1:{relay.port}"
-    _, started = relay.call("/rp/v1/sign", body)
-    done = _open(_link(started["autoStartToken"], server), person, tls)
+    _, started = relay.call("/rp/v1/sign", body | {"returnUrl": RETURN})
+    done = _open(_link(started["autoStartToken"], server, redirect="null"), person, tls)
     assert done.returncode == 0 and text in done.stderr, done.stderr
+    assert "Go back" not in done.stderr  # redirect=null: the page wants nothing opened
     assert (
         relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]["status"] == "complete"
     )

@@ -31,7 +31,7 @@ from agent.autostart.errors import (
     RelayUnreachable,
 )
 from agent.autostart.link import Link, check_relay
-from eidcore import strictjson, visibletext
+from eidcore import returnurl, strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind, unb64url
 
@@ -122,7 +122,7 @@ class RelayClient:
     async def fetch(self, token: str) -> FetchedOrder:
         """Raises: RelayNotAllowed, RelayUnreachable, RelayOrderGone, RelayAnswerInvalid."""
         answer = await self._post("/agent/v1/order", {"autoStartToken": token})
-        return _fetched(answer, self._link.relay)
+        return _fetched(answer, self._link.relay, self._allow_http)
 
     async def progress(self, order: FetchedOrder) -> None:
         await self._post("/agent/v1/progress", {"orderRef": order.ref,
@@ -186,7 +186,7 @@ async def _bounded(response: aiohttp.ClientResponse) -> bytes:
     return bytes(body)
 
 
-def _fetched(answer: Mapping[str, Any], relay: str) -> FetchedOrder:
+def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) -> FetchedOrder:
     """Raises: RelayAnswerInvalid."""
 
     def bad(what: str) -> RelayAnswerInvalid:
@@ -230,18 +230,28 @@ def _fetched(answer: Mapping[str, Any], relay: str) -> FetchedOrder:
     except (binascii.Error, ValueError):
         raise bad("userNonVisibleData") from None
     number, kinds = _requirement(answer.get("requirement"), bad)
-    return_url = answer.get("returnUrl")
-    if return_url is not None and not (
-        isinstance(return_url, str) and len(return_url) <= 1024 and return_url.isascii()
-        and return_url.startswith("https://") and not any(c.isspace() for c in return_url)
-    ):  # fmt: skip
-        raise bad("returnUrl")
+    return_url = _return_url(answer.get("returnUrl"), allow_http, bad)
     return FetchedOrder(
         ref=text("orderRef", 64), secret=text("agentSecret", 128), kind=kind, relay=relay,
         party=party["id"], party_name=name, nonce=nonce, visible=visible,
         visible_format=str(fmt), non_visible=hidden, personal_number=number, token_kinds=kinds,
         return_url=return_url,
     )  # fmt: skip
+
+
+def _return_url(value: object, allow_http: bool, bad: Any) -> str | None:
+    """The page to send the browser back to: https, or http on loopback for a development
+    agent (the relay has checked it against the party's registered URLs; the agent checks
+    it again, for a relay that lies)."""
+    if value is None:
+        return None
+    try:
+        url = returnurl.check(value)
+    except returnurl.ReturnUrlRefused:
+        raise bad("returnUrl") from None
+    if returnurl.is_loopback_http(url) and not allow_http:
+        raise bad("returnUrl is http, which only a development agent opens")
+    return url
 
 
 def _visible(value: object, bad: Any) -> str | None:

@@ -119,7 +119,8 @@ async def carry_out(
         async with RelayClient(link, internal=internal, allow_http=allow_http,
                                ca_file=ca_file) as client:  # fmt: skip
             order, fetched = await run_order(link.token, client, service, clock)
-        if open_url is not None and fetched.return_url is not None:
+        if (open_url is not None and fetched.return_url is not None and link.go_back
+                and order.phase is not Phase.CANCELLED):  # fmt: skip
             await open_url(fetched.return_url)  # back to the page, as BankID's app does
         return order
     except AutostartError as exc:

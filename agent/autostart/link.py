@@ -3,8 +3,9 @@
     eid-agent:///?autostarttoken=T&server=https://relay.example&redirect=URL|null
 
 The link comes from any web page, so it is hostile input: one of each parameter, bounded,
-ASCII; ``server`` an origin and nothing more. ``redirect`` is the page's wish and is never
-opened: after the order the agent opens the return URL the relay holds for it.
+ASCII; ``server`` an origin and nothing more. ``redirect`` is never opened: after the order
+the agent opens the return URL the relay holds for it (registered for the party), unless
+the link says ``redirect=null`` (a page that keeps polling and wants no new tab).
 
 A page must not be able to make the agent send requests into the person's own network
 (what the browsers' Local Network Access guards): the relay's addresses must be public,
@@ -18,7 +19,7 @@ import ipaddress
 import re
 import urllib.parse
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.autostart.errors import LinkRefused, RelayNotAllowed
 
@@ -38,6 +39,7 @@ class Link:
     host: str
     port: int
     secure: bool
+    go_back: bool = True  # open the relay's return URL afterwards (not for redirect=null)
 
 
 def parse_link(url: str) -> Link:
@@ -62,7 +64,8 @@ def parse_link(url: str) -> Link:
     token = values.get("autostarttoken", "")
     if not _TOKEN.match(token):
         raise LinkRefused("autostarttoken")
-    return _with_relay(token, values.get("server", ""))
+    link = _with_relay(token, values.get("server", ""))
+    return replace(link, go_back=values.get("redirect") != "null")
 
 
 def _with_relay(token: str, server: str) -> Link:

@@ -93,7 +93,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
                 order, fetched = await run_order(link.token, client, service, clock)
         finally:
             await service.aclose()
-        if fetched.return_url is not None:  # a console has no browser to send back
+        if fetched.return_url is not None and link.go_back:  # a console has no browser
             io.stderr.write(io.term(Term.CONSOLE_RETURN_TO, url=fetched.return_url) + "\n")
         return order.phase
 
