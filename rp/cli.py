@@ -13,6 +13,8 @@ from aiohttp import web
 
 from eidcore.paths import default_issuer_dir
 from rp.demo import DemoConfig, build_demo, load_anchors
+from rp.demorelay import RelayDoor
+from rp.relay import RelayApi
 from rp.revocation import OcspPolicy, http_fetch
 
 DEFAULT_AGENT_PORT = 24721
@@ -36,6 +38,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="trust only this certificate for an https responder (development)",
     )
+    demo.add_argument(
+        "--relay",
+        metavar="URL",
+        help="also the second door: the site's order relay (https://host:port)",
+    )
+    demo.add_argument(
+        "--relay-token-file",
+        type=Path,
+        help="the site's bearer token at the relay (owner-only file)",
+    )
+    demo.add_argument("--relay-party", default="demo", help="the site's party id at the relay")
+    demo.add_argument(
+        "--relay-ca", type=Path, help="trust only this certificate for the relay (development)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
@@ -52,9 +68,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         revocation = (
             OcspPolicy(fetch=http_fetch(str(args.ocsp_ca))) if args.ocsp_ca else OcspPolicy()
         )
+    relay = None
+    if args.relay:
+        try:
+            token = (args.relay_token_file.read_text("utf-8").strip()
+                     if args.relay_token_file else "")  # fmt: skip
+            api = RelayApi(args.relay, token, ca_file=args.relay_ca)
+        except (OSError, ValueError) as exc:
+            print(f"eid-rp: the relay cannot be used: {exc}", file=sys.stderr)
+            return 2
+        if not token:
+            print("eid-rp: --relay needs --relay-token-file", file=sys.stderr)
+            return 2
+        relay = RelayDoor.for_site(api, args.relay, args.relay_party, origin)
     config = DemoConfig(origin=origin, agent_port=args.agent_port, trust_anchors=anchors,
-                        revocation=revocation)  # fmt: skip
-    print(f"eid-rp demo on {origin} (agent port {args.agent_port})", file=sys.stderr, flush=True)
+                        revocation=revocation, relay=relay)  # fmt: skip
+    doors = f"agent port {args.agent_port}" + (f", relay {args.relay}" if relay else "")
+    print(f"eid-rp demo on {origin} ({doors})", file=sys.stderr, flush=True)
     web.run_app(build_demo(config), host="127.0.0.1", port=args.port, print=None,
                 access_log=None)  # fmt: skip
     return 0

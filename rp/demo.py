@@ -21,6 +21,7 @@ from aiohttp import web
 from cryptography import x509
 
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber, Reason
+from rp.demorelay import RelayDoor, SiteHooks, SiteRefusal, add_routes
 from rp.errors import VerificationError
 from rp.nonces import NonceStore
 from rp.revocation import OcspPolicy
@@ -47,11 +48,14 @@ class DemoConfig:
     agent_port: int
     trust_anchors: list[x509.Certificate]
     revocation: OcspPolicy | None = None  # ask the issuer's OCSP responder too
+    relay: RelayDoor | None = None  # the second door: orders through the site's relay
 
 
 CONFIG = web.AppKey("config", DemoConfig)
 NONCES = web.AppKey("nonces", NonceStore)
 PENDING = web.AppKey("pending", OrderedDict[str, Pending])
+RELAY = web.AppKey("relay", RelayDoor)
+RELAY_PATH = "/api/relay"
 
 
 def build_demo(config: DemoConfig) -> web.Application:
@@ -65,6 +69,13 @@ def build_demo(config: DemoConfig) -> web.Application:
     app.router.add_get("/favicon.ico", _no_content)
     app.router.add_post("/api/start", _start)
     app.router.add_post("/api/finish", _finish)
+    if config.relay is not None:
+        app[RELAY] = config.relay
+        add_routes(app, RELAY, SiteHooks(
+            cookie=COOKIE, session=_session, body=_body, order_fields=_order_fields,
+            language=_language, origin=lambda request: request.app[CONFIG].origin,
+            trust=lambda request: request.app[CONFIG].trust_anchors, result=_result,
+        ))  # fmt: skip
     return app
 
 
@@ -105,6 +116,9 @@ PAGE_TEXTS: dict[str, dict[str, str]] = {
         "logged_in_as": "Inloggad som",
         "signed_by": "Underskriven av",
         "signed_at": "underskriven",
+        "open_agent": "Öppna e-legitimationsprogrammet",
+        "door_bridge": "Vägen: programmet på den här datorn (127.0.0.1)",
+        "door_relay": "Vägen: beställningstjänsten och en eid-agent://-länk",
     },
     "en": {
         "title_login": "Demo bank — log in",
@@ -125,6 +139,9 @@ PAGE_TEXTS: dict[str, dict[str, str]] = {
         "logged_in_as": "Logged in as",
         "signed_by": "Signed by",
         "signed_at": "signed",
+        "open_agent": "Open the eID agent",
+        "door_bridge": "Door: the agent on this computer (127.0.0.1)",
+        "door_relay": "Door: the order relay and an eid-agent:// link",
     },
 }
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -142,23 +159,23 @@ def page_language(query: str | None, accept_language: str) -> str:
     return "en"
 
 
-def render_page(template: str, language: str, agent_port: int) -> str:
+def render_page(template: str, language: str, agent_port: int, relay: str = "") -> str:
     """The page in ``language``: every ``{{key}}`` filled, escaped for HTML.
 
     Raises:
         KeyError: a placeholder without a text (a bug in the page, caught by the tests).
     """
     values = {**PAGE_TEXTS[language], "lang": language, "AGENT_PORT": str(agent_port),
-              "other_lang": "en" if language == "sv" else "sv"}  # fmt: skip
+              "RELAY": relay, "other_lang": "en" if language == "sv" else "sv"}  # fmt: skip
     return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(1)]), template)
 
 
 def _page(name: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        language = page_language(request.query.get("lang"),
-                                 request.headers.get("Accept-Language", ""))  # fmt: skip
-        text = render_page((STATIC / name).read_text("utf-8"), language,
-                           request.app[CONFIG].agent_port)  # fmt: skip
+        language = _language(request)
+        config = request.app[CONFIG]
+        text = render_page((STATIC / name).read_text("utf-8"), language, config.agent_port,
+                           RELAY_PATH if config.relay is not None else "")  # fmt: skip
         response = web.Response(text=text, content_type="text/html")
         response.headers["Content-Language"] = language
         if COOKIE not in request.cookies:
@@ -167,6 +184,10 @@ def _page(name: str) -> Any:
         return response
 
     return handler
+
+
+def _language(request: web.Request) -> str:
+    return page_language(request.query.get("lang"), request.headers.get("Accept-Language", ""))
 
 
 async def _no_content(_request: web.Request) -> web.Response:
@@ -204,9 +225,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def _start(request: web.Request) -> web.Response:
-    sid = _session(request)
-    body = await _body(request)
+def _order_fields(body: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(type, personal number or "", text to sign). Raises: SiteRefusal (the page shows
+    its message), web.HTTPBadRequest."""
     kind = body.get("type")
     if kind not in {"auth", "sign"}:
         raise _refused("type")
@@ -218,13 +239,21 @@ async def _start(request: web.Request) -> web.Response:
         try:
             PersonalNumber.parse(pnr)
         except InvalidPersonalNumber as exc:
-            site = (
+            raise SiteRefusal(
                 "personalNumberFormat" if exc.reason is Reason.FORMAT else "personalNumberInvalid"
-            )
-            return web.json_response({"site": site}, status=400)
+            ) from None
     text = body.get("text") if kind == "sign" else None
     if kind == "sign" and (not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT):
         raise _refused("text")
+    return str(kind), pnr, text if isinstance(text, str) else None
+
+
+async def _start(request: web.Request) -> web.Response:
+    sid = _session(request)
+    try:
+        kind, pnr, text = _order_fields(await _body(request))
+    except SiteRefusal as exc:
+        return web.json_response({"site": exc.site}, status=400)
     nonce = request.app[NONCES].issue(sid, dt.datetime.now(dt.UTC))
     pending = request.app[PENDING]
     pending[sid] = Pending(kind, nonce, text)
@@ -268,16 +297,20 @@ async def _finish(request: web.Request) -> web.Response:
         )
     person = verified.person
     log.info("%s verified for %s", pending.type, person.personal_number[:8] + "-****")
-    return web.json_response(
-        {
-            "type": verified.type,
-            "person": {"personalNumber": person.personal_number, "name": person.name},
-            "signedAt": verified.signed_at.isoformat(),
-            "text": pending.text,
-            "certificateSerial": format(verified.certificate.serial_number, "x"),
-            "issuer": verified.certificate.issuer.rfc4514_string(),
-        }
-    )
+    return web.json_response(_result(verified, pending.text))
+
+
+def _result(verified: Verified, text: str | None) -> dict[str, Any]:
+    """What the page shows: who, when, what, with which certificate."""
+    person = verified.person
+    return {
+        "type": verified.type,
+        "person": {"personalNumber": person.personal_number, "name": person.name},
+        "signedAt": verified.signed_at.isoformat(),
+        "text": text,
+        "certificateSerial": format(verified.certificate.serial_number, "x"),
+        "issuer": verified.certificate.issuer.rfc4514_string(),
+    }
 
 
 def load_anchors(ca_dir: Path) -> list[x509.Certificate]:

@@ -33,6 +33,16 @@ HINTS: dict[str, dict[str, MessageCode]] = {
     "startFailed": {"auth": MessageCode.TECHNICAL_ERROR, "sign": MessageCode.TECHNICAL_ERROR},
 }  # fmt: skip
 
+# Through the relay (the page opened an eid-agent:// link) two hints mean something else:
+# the agent has not fetched the order yet (it may not be opening at all), and startFailed
+# is mostly a link no agent picked up within its 30 s.
+RELAY_HINTS: dict[str, dict[str, MessageCode]] = {
+    "outstandingTransaction": {"auth": MessageCode.OPENING_THE_AGENT,
+                               "sign": MessageCode.OPENING_THE_AGENT},
+    "startFailed": {"auth": MessageCode.AGENT_DID_NOT_START,
+                    "sign": MessageCode.AGENT_DID_NOT_START},
+}  # fmt: skip
+
 ERRORS: dict[str, MessageCode] = {
     "unreachable": MessageCode.AGENT_NOT_REACHABLE,  # fetch failed: not running, or LNA
     "alreadyInProgress": MessageCode.ALREADY_IN_PROGRESS,
@@ -52,12 +62,18 @@ SITE = {
     "personalNumberFormat": MessageCode.PERSONAL_NUMBER_FORMAT,
     "personalNumberInvalid": MessageCode.PERSONAL_NUMBER_INVALID,
     "verificationFailed": MessageCode.TECHNICAL_ERROR,
+    "relayUnavailable": MessageCode.TECHNICAL_ERROR,  # the site's relay did not answer it
 }
 
 
 def table() -> dict[str, object]:
     codes = sorted(
-        {c for by_type in HINTS.values() for c in by_type.values()}
+        {
+            c
+            for hints in (HINTS, RELAY_HINTS)
+            for by_type in hints.values()
+            for c in by_type.values()
+        }
         | set(ERRORS.values())
         | set(SITE.values())
     )
@@ -73,6 +89,9 @@ def table() -> dict[str, object]:
         }
     return {
         "hints": {h: {t: int(c) for t, c in by_type.items()} for h, by_type in HINTS.items()},
+        "relayHints": {
+            h: {t: int(c) for t, c in by_type.items()} for h, by_type in RELAY_HINTS.items()
+        },
         "errors": {e: int(c) for e, c in ERRORS.items()},
         "site": {s: int(c) for s, c in SITE.items()},
         "messages": messages,

@@ -91,6 +91,8 @@ class MessageCode(enum.IntEnum):
     RELAY_ORDER_GONE = 10080
     RELAY_ANSWER_INVALID = 10081
     RELAY_NOT_ALLOWED = 10082
+    OPENING_THE_AGENT = 10083
+    AGENT_DID_NOT_START = 10084
 
 
 class Severity(enum.StrEnum):

@@ -1,15 +1,29 @@
-/* eid-agent.js — call the eid-agent localhost bridge from a web page. No dependencies.
+/* eid-agent.js — identification and signing with eid-agent from a web page. No dependencies.
  *
- *   var agent = new EidAgent({ lang: "sv" });          // port defaults to 24721
+ *   var agent = new EidAgent({ lang: "sv", relay: "/eid/relay" });   // relay: optional
  *   agent.identify({ nonce: nonce, personalNumber: "198112189876", onStatus: show })
- *     .then(function (completionData) { send it to your server to verify });
+ *     .then(function (result) { ... });
  *   agent.sign({ nonce: nonce, text: "I agree …", nonVisibleData: "ref:42", onStatus: show });
  *   agent.cancel();
  *
- * onStatus({ status, hintCode, message: { code, title, body } }) runs whenever the status
- * changes. Failures reject with EidAgent.Error { kind: "failed" | "error", code (the
- * hintCode or errorCode), message }. Every message comes from the agent's catalogue, in
- * Swedish and English (table below, generated: python -m rp.webmessages --write).
+ * Two doors. The bridge: the page calls the agent on 127.0.0.1 (port 24721) and resolves
+ * with its completionData, which your server verifies (rp.verify_auth / verify_sign).
+ * The relay: your server starts the order at its order relay and the page opens an
+ * eid-agent:// link; with `relay` set the page uses it when the bridge does not answer
+ * (not running, or the browser's local-network permission denied) or when asked
+ * (`door: "relay"`). It posts to three paths of your own server under `relay`:
+ *   POST relay/start   {type, personalNumber?, text?}  -> {link}
+ *   POST relay/collect {}                               -> {status, hintCode?, result?}
+ *   POST relay/cancel  {}
+ * and resolves with `result` (what your server decided, e.g. who logged in).
+ * `agent.door` says which door the last order used.
+ *
+ * onStatus({ status, hintCode, door, link?, message: { code, title, body } }) runs whenever
+ * the status changes; on the relay door `link` is the eid-agent:// link, for an "open the
+ * agent" link of the page's own in case the browser did not open it. Failures reject with
+ * EidAgent.Error { kind: "failed" | "error", code (the hintCode or errorCode), message }.
+ * Every message comes from the agent's catalogue, in Swedish and English (table below,
+ * generated: python -m rp.webmessages --write).
  *
  * The bridge is on the loopback address. Chromium-based browsers ask the person once
  * whether the site may reach local devices (Local Network Access); fetch is called with
@@ -241,11 +255,42 @@ var TABLE = {
     "body": "E-legitimationsprogrammet som svarar på den här datorn körs av en annan användare. Logga ut den användaren, eller starta programmet för ditt eget konto.",
     "title": "Programmet tillhör en annan användare"
    }
+  },
+  "10083": {
+   "en": {
+    "body": "The browser is now opening the eID agent. If it does not open, click «Open the eID agent». Then follow the instructions in the agent's window.",
+    "title": "Opening the eID agent"
+   },
+   "sv": {
+    "body": "Webbläsaren öppnar nu e-legitimationsprogrammet. Om det inte öppnas, klicka på «Öppna e-legitimationsprogrammet». Följ sedan anvisningarna i programmets fönster.",
+    "title": "Öppnar e-legitimationsprogrammet"
+   }
+  },
+  "10084": {
+   "en": {
+    "body": "The eID agent did not start the identification or signature. Check that it is installed on this computer and try again.",
+    "title": "The eID agent did not start"
+   },
+   "sv": {
+    "body": "E-legitimationsprogrammet startade inte legitimeringen eller underskriften. Kontrollera att det är installerat på den här datorn och försök igen.",
+    "title": "E-legitimationsprogrammet startade inte"
+   }
+  }
+ },
+ "relayHints": {
+  "outstandingTransaction": {
+   "auth": 10083,
+   "sign": 10083
+  },
+  "startFailed": {
+   "auth": 10084,
+   "sign": 10084
   }
  },
  "site": {
   "personalNumberFormat": 10034,
   "personalNumberInvalid": 10045,
+  "relayUnavailable": 10001,
   "verificationFailed": 10001
  }
 };
@@ -254,6 +299,7 @@ var TABLE = {
   var DEFAULT_PORT = 24721;
   var POLL_MS = 2000;
   var MIN_POLL_MS = 1000; // never poll faster: the bridge rate-limits per origin
+  var PROBE_MS = 3000; // how long the bridge may take to answer before the relay is used
 
   function message(code, lang) {
     var entry = TABLE.messages[String(code)] || TABLE.messages["10024"];
@@ -294,7 +340,10 @@ var TABLE = {
     this.lang = options.lang === "sv" ? "sv" : "en";
     this.pollMs = Math.max(MIN_POLL_MS, options.pollMs || POLL_MS);
     this.base = "http://127.0.0.1:" + this.port;
+    this.relay = options.relay ? String(options.relay).replace(/\/+$/, "") : null;
     this.orderRef = null;
+    this.door = null;
+    this._relayActive = false;
   }
 
   EidAgent.prototype._error = function (errorCode, details) {
@@ -352,7 +401,94 @@ var TABLE = {
     return this._run("sign", body, options);
   };
 
+  /** Which door to use: the bridge when it answers, else the relay if the site has one. */
+  EidAgent.prototype._choose = function (options) {
+    var self = this;
+    var wanted = options.door || (self.relay ? "auto" : "bridge");
+    if (wanted === "relay" && self.relay) return Promise.resolve("relay");
+    if (wanted !== "auto") return Promise.resolve("bridge");
+    var abort = typeof AbortController !== "undefined" ? new AbortController() : null;
+    var timer = abort ? setTimeout(function () { abort.abort(); }, PROBE_MS) : null;
+    return self._fetch("/v1/info", { method: "GET", signal: abort ? abort.signal : undefined })
+      .then(function () { return "bridge"; }, function (error) {
+        // an agent that answers with a refusal is there: its answer is the one to show
+        return error.code === "unreachable" ? "relay" : "bridge";
+      })
+      .then(function (door) { if (timer) clearTimeout(timer); return door; });
+  };
+
   EidAgent.prototype._run = function (type, body, options) {
+    var self = this;
+    return self._choose(options).then(function (door) {
+      self.door = door;
+      return door === "relay" ? self._runRelay(type, options) : self._runBridge(type, body, options);
+    });
+  };
+
+  EidAgent.prototype._site = function (path, body) {
+    var self = this;
+    return fetch(self.relay + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) {
+          var code = TABLE.site[data.site] || TABLE.site.relayUnavailable;
+          throw new EidAgentError("error", data.site || "relayUnavailable", message(code, self.lang));
+        }
+        return data;
+      });
+    }, function () {
+      throw new EidAgentError("error", "relayUnavailable", message(TABLE.site.relayUnavailable, self.lang));
+    });
+  };
+
+  EidAgent.prototype._runRelay = function (type, options) {
+    var self = this;
+    var last = null;
+    var start = { type: type };
+    if (options.personalNumber) start.personalNumber = options.personalNumber;
+    if (options.text !== undefined) start.text = options.text;
+    return self._site("/start", start).then(function (started) {
+      self._relayActive = true;
+      var link = String(started.link || "");
+      if (link.indexOf("eid-agent:") !== 0) throw self._error("internalError");
+      window.location.href = link; // still in the click's user activation: the browser opens it
+      function hint(r) {
+        var words = TABLE.relayHints[r.hintCode] || TABLE.hints[r.hintCode] || {};
+        return message(words[type] || 10024, self.lang);
+      }
+      function poll() {
+        if (!self._relayActive) {
+          throw new EidAgentError("failed", "cancelled", message(TABLE.hints.cancelled[type], self.lang));
+        }
+        return self._site("/collect", {}).then(function (r) {
+          if (r.status === "complete") {
+            self._relayActive = false;
+            return r.result;
+          }
+          if (r.status === "failed") {
+            self._relayActive = false;
+            throw new EidAgentError("failed", r.hintCode, hint(r));
+          }
+          if (r.hintCode !== last) {
+            last = r.hintCode;
+            if (options.onStatus) {
+              options.onStatus({ status: r.status, hintCode: r.hintCode, door: "relay", link: link,
+                                 message: hint(r) });
+            }
+          }
+          return sleep(self.pollMs).then(poll);
+        });
+      }
+      return poll();
+    });
+  };
+
+  EidAgent.prototype._runBridge = function (type, body, options) {
     var self = this;
     var last = null;
     return self._post("/v1/" + type, body).then(function (started) {
@@ -371,7 +507,9 @@ var TABLE = {
           }
           if (r.hintCode !== last) {
             last = r.hintCode;
-            if (options.onStatus) options.onStatus({ status: r.status, hintCode: r.hintCode, message: msg });
+            if (options.onStatus) {
+              options.onStatus({ status: r.status, hintCode: r.hintCode, door: "bridge", message: msg });
+            }
           }
           return sleep(self.pollMs).then(poll);
         });
@@ -382,6 +520,10 @@ var TABLE = {
 
   /** Cancel the order in progress; the pending identify/sign then rejects with "cancelled". */
   EidAgent.prototype.cancel = function () {
+    if (this._relayActive) {
+      this._relayActive = false;
+      return this._site("/cancel", {}).catch(function () {});
+    }
     if (!this.orderRef) return Promise.resolve();
     return this._post("/v1/cancel", { orderRef: this.orderRef }).catch(function () {});
   };
