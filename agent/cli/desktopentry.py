@@ -56,7 +56,7 @@ def desktop_entry(command: list[str], *, autostart: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def link_entry(command: list[str]) -> str:
+def link_entry(command: list[str], options: list[str] | None = None) -> str:
     """The link handler's entry. Pure. Browsers run it through xdg-open, whose generic
     version splits Exec on blanks and does not unquote (URL-SCHEME.md), so every argument
     must be plain: the caller checks."""
@@ -66,7 +66,7 @@ def link_entry(command: list[str]) -> str:
         "Name=eid-agent",
         "Comment=Opens identification and signing links from websites",
         "Comment[sv]=Öppnar legitimerings- och underskriftslänkar från webbplatser",
-        "Exec=" + " ".join([*command, "open", "%u"]),
+        "Exec=" + " ".join([*command, "open", *(options or []), "%u"]),
         "Icon=dialog-password",
         "Terminal=false",
         "NoDisplay=true",
@@ -96,9 +96,11 @@ def _command(data_dir: Path) -> list[str]:
 
 
 def install_entries(data_dir: Path, extra: list[str] | None = None, *,
-                    launcher: Path | None = None) -> list[Path]:  # fmt: skip
-    """Write both entries (running ``launcher``, else this agent's own); returns their
-    paths."""
+                    launcher: Path | None = None,
+                    link_extra: list[str] | None = None) -> list[Path]:  # fmt: skip
+    """Write the entries (running ``launcher``, else this agent's own; ``link_extra``: the
+    handler's own options); returns their paths. The handler is left out when an argument
+    is not plain (xdg-open would pass it mangled)."""
     command = [*([str(launcher)] if launcher else _command(data_dir)), *(extra or [])]
     written = []
     for folder, autostart in ((xdg_applications_dir(), False), (xdg_autostart_dir(), True)):
@@ -106,9 +108,9 @@ def install_entries(data_dir: Path, extra: list[str] | None = None, *,
         path = folder / ENTRY_NAME
         atomic_write_bytes(path, desktop_entry(command, autostart=autostart).encode(), mode=0o644)
         written.append(path)
-    if all(_plain(arg) for arg in command):  # else xdg-open would pass it mangled
+    if all(_plain(arg) for arg in [*command, *(link_extra or [])]):
         path = xdg_applications_dir() / LINK_ENTRY_NAME
-        atomic_write_bytes(path, link_entry(command).encode(), mode=0o644)
+        atomic_write_bytes(path, link_entry(command, link_extra).encode(), mode=0o644)
         written.append(path)
         xdg_mime = shutil.which("xdg-mime")
         if xdg_mime is not None:

@@ -38,7 +38,7 @@ def open_command(io: Io, args: argparse.Namespace) -> int:
     path = socket_path(data_dir)
     taken = hand_over(args.url, path)
     if taken is None and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        taken = _start_agent_and_hand_over(args.url, data_dir, path)
+        taken = _start_agent_and_hand_over(args, data_dir, path)
     if taken is True:
         return 0
     if taken is False:
@@ -47,11 +47,18 @@ def open_command(io: Io, args: argparse.Namespace) -> int:
     return _here(io, args)
 
 
-def _start_agent_and_hand_over(url: str, data_dir: Path, path: Path) -> bool | None:
+def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path,
+                               path: Path) -> bool | None:  # fmt: skip
+    """An agent for this person, with the handler's own options (its settings file, no
+    bridge, a development relay's certificate), detached from the browser."""
     from agent.autostart.handoff import hand_over
+    from agent.cli.main import link_options
 
+    url = args.url
+    language = ["--lang", args.lang] if getattr(args, "lang", None) else []
     subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "agent", "run", "--data-dir", str(data_dir), *language,
+         *link_options(args), "--log-file", str(data_dir / "agent.log")],  # as setup's
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip

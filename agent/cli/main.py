@@ -63,6 +63,31 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="settings file (default: per-user)")
 
 
+def _add_link_options(parser: argparse.ArgumentParser) -> None:
+    """What the link handler is run with, and starts an agent with when none runs."""
+    parser.add_argument("--config", type=Path, help="the settings file (default: per-user)")
+    parser.add_argument("--no-bridge", action="store_true",
+                        help="an agent started for a link opens no port")  # fmt: skip
+    parser.add_argument("--relay-ca", type=Path,
+                        help="development: also trust this certificate for the relay")  # fmt: skip
+    parser.add_argument("--allow-http-relay", action="store_true",
+                        help="development: a relay on loopback over plain http")  # fmt: skip
+
+
+def link_options(args: argparse.Namespace) -> list[str]:
+    """The link options of ``args``, as arguments again (for an entry or an agent)."""
+    options = []
+    if args.config:
+        options += ["--config", str(args.config.resolve())]
+    if args.no_bridge:
+        options.append("--no-bridge")
+    if args.relay_ca:
+        options += ["--relay-ca", str(args.relay_ca.resolve())]
+    if args.allow_http_relay:
+        options.append("--allow-http-relay")
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _common(on_subcommand=True)
     parser = argparse.ArgumentParser(
@@ -183,7 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     desktop = commands.add_parser("desktop", parents=[common],
                                   help="menu and autostart entries for this user")  # fmt: skip
     desktop_actions = desktop.add_subparsers(dest="action", required=True)
-    desktop_actions.add_parser("install", parents=[common], help="add both entries")
+    desktop_install = desktop_actions.add_parser("install", parents=[common],
+                                                 help="add the entries")  # fmt: skip
+    _add_link_options(desktop_install)
     desktop_actions.add_parser("uninstall", parents=[common], help="remove both entries")
 
     card = commands.add_parser("card", parents=[common], help="BankID on card: PINs and PUK")
@@ -216,11 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     link = commands.add_parser("open", parents=[common],
                                help="carry out the order an eid-agent:// link names")  # fmt: skip
     link.add_argument("url", help="eid-agent:///?autostarttoken=…&server=https://…")
-    link.add_argument("--config", type=Path, help="the settings file (default: per-user)")
-    link.add_argument("--relay-ca", type=Path,
-                      help="development: also trust this certificate for the relay")  # fmt: skip
-    link.add_argument("--allow-http-relay", action="store_true",
-                      help="development: a relay on loopback over plain http")  # fmt: skip
+    _add_link_options(link)
 
     messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
     messages.add_argument("code", nargs="?", type=int, help="one message code")
@@ -393,8 +416,9 @@ def _desktop(io: Io, args: argparse.Namespace) -> int:
     from eidcore.paths import default_data_dir
 
     if args.action == "install":
-        extra = ["--data-dir", str(args.data_dir)] if args.data_dir else []
-        paths = install_entries(args.data_dir or default_data_dir(), extra)
+        extra = ["--data-dir", str(args.data_dir.resolve())] if args.data_dir else []
+        paths = install_entries(args.data_dir or default_data_dir(), extra,
+                                link_extra=link_options(args))  # fmt: skip
     else:
         from agent.app.instance import stop_running
 
