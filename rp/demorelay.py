@@ -44,6 +44,7 @@ class _Order:
     text: str | None
     language: str
     result: dict[str, Any] | None = None
+    failed: str | None = None  # the hint it failed with: every tab of the session sees it
 
 
 @dataclass
@@ -126,6 +127,8 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
                                      status=400)  # fmt: skip
         if order.result is not None:
             return web.json_response({"status": "complete", "result": order.result})
+        if order.failed is not None:
+            return web.json_response({"status": "failed", "hintCode": order.failed})
         try:
             collected = await _off_loop(lambda: door.api.collect(order.ref))
         except (RelayApiError, OSError) as exc:
@@ -133,8 +136,8 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
             return web.json_response({"site": "relayUnavailable"}, status=502)
         status = collected.get("status")
         if status == "failed":
-            door.orders.pop(sid, None)
-            return web.json_response({"status": "failed", "hintCode": collected.get("hintCode")})
+            order.failed = str(collected.get("hintCode") or "startFailed")
+            return web.json_response({"status": "failed", "hintCode": order.failed})
         if status != "complete":
             return web.json_response({"status": "pending", "hintCode": collected.get("hintCode")})
         if not door.login.may_log_in(sid, collected):
@@ -145,7 +148,7 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
             verified = await _off_loop(lambda: _verify(door, order, collected,
                                                        helpers.trust(request)))  # fmt: skip
         except VerificationError as exc:
-            door.orders.pop(sid, None)
+            order.failed = "startFailed"
             log.warning("the relay's result did not verify here: %s: %s", type(exc).__name__, exc)
             return web.json_response({"site": "verificationFailed",
                                       "reason": type(exc).__name__}, status=400)  # fmt: skip

@@ -86,7 +86,8 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
             try:
                 await client.progress(fetched)
             except AutostartError as exc:  # a hint only: the order goes on
-                log.info("order %s: progress not reported (%s)", order.ref, exc)
+                log.info("order %s: progress not reported (%s: %s)", order.ref,
+                         type(exc).__name__, exc)  # fmt: skip
         if not order.phase.pending:
             break
         await asyncio.sleep(POLL_SECONDS)
@@ -124,7 +125,7 @@ async def carry_out(
             await open_url(fetched.return_url)  # back to the page, as BankID's app does
         return order
     except AutostartError as exc:
-        log.info("a link was not carried out: %s", exc)
+        log.info("a link was not carried out: %s: %s", type(exc).__name__, exc)
         await tell(notice_for(exc))
     except AlreadyInProgress:  # the order machine's word; the table is below it
         await tell(Notice(MessageCode.ALREADY_IN_PROGRESS))

@@ -120,8 +120,12 @@
     post(relay + "/collect", {}).then(function (r) {
       if (r.ok && r.data.status === "complete") return done(r.data.result);
       if (r.ok && r.data.status === "pending") return setTimeout(resume, 1000);
+      if (r.ok && r.data.status === "failed") {
+        show(EidAgent.hintMessage(r.data.hintCode, type, lang, "relay"), "error");
+        $("status").dataset.hint = r.data.hintCode;
+        return;
+      }
       show(EidAgent.siteMessage(r.data.site || "verificationFailed", lang), "error");
-      $("status").dataset.hint = r.data.hintCode || "";
     });
   }
 

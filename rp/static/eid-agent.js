@@ -529,6 +529,11 @@ var TABLE = {
   };
 
   EidAgent.message = function (code, lang) { return message(code, lang === "sv" ? "sv" : "en"); };
+  /** The message for a status hint of an order of `type` through `door` ("bridge"/"relay"). */
+  EidAgent.hintMessage = function (hintCode, type, lang, door) {
+    var words = (door === "relay" && TABLE.relayHints[hintCode]) || TABLE.hints[hintCode] || {};
+    return EidAgent.message(words[type] || 10024, lang);
+  };
   EidAgent.siteMessage = function (name, lang) { return EidAgent.message(TABLE.site[name], lang); };
   EidAgent.Error = EidAgentError;
   EidAgent.DEFAULT_PORT = DEFAULT_PORT;
