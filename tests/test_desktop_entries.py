@@ -105,3 +105,36 @@ def test_links_open_in_the_running_agent_through_xdg_open(tmp_path: Path) -> Non
     assert not handler.exists()
     said = subprocess.run(query, env=env, capture_output=True, text=True, check=False)
     assert said.stdout.strip() == "", said
+
+
+def test_a_link_handler_alone_for_a_demo(tmp_path: Path) -> None:
+    """``--link-only`` writes the handler with its options and no menu or autostart entry
+    (``./dev demo`` registers it for its lifetime); uninstalling it leaves the others."""
+    data = tmp_path / "data"
+    ca = tmp_path / "relay-ca.pem"
+    assert _agent("desktop", "install", "--data-dir", str(data), home=tmp_path).returncode == 0
+    menu = tmp_path / "share/applications/eid-agent.desktop"
+    menu.unlink()  # as if only a demo had run here
+    (tmp_path / "config/autostart/eid-agent.desktop").unlink()
+    installed = _agent("desktop", "install", "--link-only", "--data-dir", str(data),
+                       "--no-bridge", "--relay-ca", str(ca), "--allow-http-relay",
+                       home=tmp_path)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    handler = tmp_path / "share/applications/eid-agent-link.desktop"
+    assert installed.stdout.split() == [str(handler)] and not menu.exists()
+    exec_line = next(line for line in handler.read_text().splitlines()
+                     if line.startswith("Exec="))  # fmt: skip
+    assert exec_line.split()[1:] == [
+        "--data-dir",
+        str(data),
+        "open",
+        "--no-bridge",
+        "--relay-ca",
+        str(ca),
+        "--allow-http-relay",
+        "%u",
+    ]
+    assert _agent("desktop", "install", "--data-dir", str(data), home=tmp_path).returncode == 0
+    removed = _agent("desktop", "uninstall", "--link-only", home=tmp_path)
+    assert removed.returncode == 0 and removed.stdout.split() == [str(handler)]
+    assert menu.exists() and not handler.exists()

@@ -97,13 +97,16 @@ def _command(data_dir: Path) -> list[str]:
 
 def install_entries(data_dir: Path, extra: list[str] | None = None, *,
                     launcher: Path | None = None,
-                    link_extra: list[str] | None = None) -> list[Path]:  # fmt: skip
+                    link_extra: list[str] | None = None,
+                    link_only: bool = False) -> list[Path]:  # fmt: skip
     """Write the entries (running ``launcher``, else this agent's own; ``link_extra``: the
     handler's own options); returns their paths. The handler is left out when an argument
-    is not plain (xdg-open would pass it mangled)."""
+    is not plain (xdg-open would pass it mangled). ``link_only``: the handler alone (a
+    demo's, for its own lifetime)."""
     command = [*([str(launcher)] if launcher else _command(data_dir)), *(extra or [])]
     written = []
-    for folder, autostart in ((xdg_applications_dir(), False), (xdg_autostart_dir(), True)):
+    menus = () if link_only else ((xdg_applications_dir(), False), (xdg_autostart_dir(), True))
+    for folder, autostart in menus:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / ENTRY_NAME
         atomic_write_bytes(path, desktop_entry(command, autostart=autostart).encode(), mode=0o644)
@@ -119,11 +122,13 @@ def install_entries(data_dir: Path, extra: list[str] | None = None, *,
     return written
 
 
-def uninstall_entries() -> list[Path]:
-    """Remove both entries; returns those that were there."""
+def uninstall_entries(*, link_only: bool = False) -> list[Path]:
+    """Remove the entries (``link_only``: the handler alone); returns those that were
+    there."""
     removed = []
-    for path in (xdg_applications_dir() / ENTRY_NAME, xdg_autostart_dir() / ENTRY_NAME,
-                 xdg_applications_dir() / LINK_ENTRY_NAME):  # fmt: skip
+    menus = () if link_only else (xdg_applications_dir() / ENTRY_NAME,
+                                  xdg_autostart_dir() / ENTRY_NAME)  # fmt: skip
+    for path in (*menus, xdg_applications_dir() / LINK_ENTRY_NAME):
         if path.exists():
             path.unlink()
             removed.append(path)

@@ -211,7 +211,18 @@ def _parser() -> argparse.ArgumentParser:
     desktop_install = desktop_actions.add_parser("install", parents=[common],
                                                  help="add the entries")  # fmt: skip
     _add_link_options(desktop_install)
-    desktop_actions.add_parser("uninstall", parents=[common], help="remove both entries")
+    desktop_install.add_argument(
+        "--link-only",
+        action="store_true",
+        help="only the eid-agent:// handler (no menu or autostart)",
+    )
+    desktop_uninstall = desktop_actions.add_parser("uninstall", parents=[common],
+                                                   help="remove the entries")  # fmt: skip
+    desktop_uninstall.add_argument(
+        "--link-only",
+        action="store_true",
+        help="only the eid-agent:// handler; the agent keeps running",
+    )
 
     card = commands.add_parser("card", parents=[common], help="BankID on card: PINs and PUK")
     card_actions = card.add_subparsers(dest="action", required=True)
@@ -418,7 +429,10 @@ def _desktop(io: Io, args: argparse.Namespace) -> int:
     if args.action == "install":
         extra = ["--data-dir", str(args.data_dir.resolve())] if args.data_dir else []
         paths = install_entries(args.data_dir or default_data_dir(), extra,
-                                link_extra=link_options(args))  # fmt: skip
+                                link_extra=link_options(args),
+                                link_only=args.link_only)  # fmt: skip
+    elif args.link_only:
+        paths = uninstall_entries(link_only=True)
     else:
         from agent.app.instance import stop_running
 
