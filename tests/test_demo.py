@@ -74,3 +74,80 @@ def test_the_demo_runs_cancels_a_question_and_cleans_up(tmp_path: Path) -> None:
     assert "unbound variable" not in output and "Traceback" not in output, output
     assert list(tmp_path.glob("eid-demo.*")) == [], "the demo left its folder behind"
     _wait(lambda: not _listening(site_port) and not _listening(agent_port), "nothing listens")
+
+
+def test_the_demos_second_door(tmp_path: Path) -> None:
+    """The demo's relay door as a newcomer without a desktop uses it: the site's server
+    starts the order at the demo's relay, the link is opened by hand with the command the
+    demo prints, the running console agent asks for the password, says where to go back,
+    and the browser that goes there is logged in as Anna."""
+    import http.cookiejar
+    import re
+    import shlex
+    import threading
+
+    agent_port, site_port, relay_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "EID_DEMO_AGENT_PORT": str(agent_port),
+           "EID_DEMO_SITE_PORT": str(site_port),
+           "EID_DEMO_RELAY_PORT": str(relay_port)}  # fmt: skip
+    for name in ("CI", "DISPLAY", "WAYLAND_DISPLAY"):  # no desktop: nothing is registered
+        env.pop(name, None)
+    demo = subprocess.Popen([BASH, str(ROOT / "dev"), "demo"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True, text=True)  # fmt: skip
+    assert demo.stdout is not None and demo.stdin is not None
+    said: list[str] = []
+    stream = demo.stdout
+    reader = threading.Thread(target=lambda: said.extend(iter(stream.readline, "")),
+                              daemon=True)  # fmt: skip
+    reader.start()
+    site = f"http://localhost:{site_port}"
+    browser = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+
+    def post(path: str, body: object) -> dict[str, object]:
+        request = urllib.request.Request(  # noqa: S310 - the demo site on loopback
+            site + path, data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})  # fmt: skip
+        with browser.open(request, timeout=20) as response:
+            return dict(json.loads(response.read()))
+
+    try:
+        _wait(lambda: all(_listening(p) for p in (agent_port, site_port, relay_port)),
+              "the demo starts")  # fmt: skip
+        _wait(lambda: any("open one by hand" in line for line in said), "it says how")
+        [how] = [line for line in said if "open one by hand" in line]
+        command = shlex.split(how.split("with", 1)[1].strip().rstrip(")"))
+        browser.open(site + "/", timeout=20).close()  # the session's cookie
+        link = str(post("/api/relay/start", {"type": "auth"})["link"])
+        assert link.startswith("eid-agent:///?")
+        handed = subprocess.run([command[0] if command[0] != "eid-agent" else
+                                 str(ROOT / ".venv/bin/eid-agent"), "open", link,
+                                 *command[3:]], capture_output=True, text=True, timeout=60,
+                                env=env, check=False)  # fmt: skip
+        assert handed.returncode == 0, handed.stderr
+        _wait(lambda: any("wants you to identify yourself" in line for line in said),
+              "the agent asks")  # fmt: skip
+        demo.stdin.write("demo-password\n")
+        demo.stdin.flush()
+        _wait(lambda: any("Go back to the website:" in line for line in said), "it says where")
+        [back] = re.findall(r"Go back to the website: (\S+)", "".join(said))
+        with browser.open(back, timeout=20) as page:  # the person's browser goes back
+            assert "relay=returned" in page.url
+        collected = post("/api/relay/collect", {})
+        assert collected["status"] == "complete", collected
+        result = collected["result"]
+        assert isinstance(result, dict) and result["person"]["personalNumber"] == "198112189876"
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    reader.join(timeout=10)
+    output = "".join(said)
+    assert "Traceback" not in output and "unbound variable" not in output, output
+    assert list(tmp_path.glob("eid-demo.*")) == [], "the demo left its folder behind"
+    _wait(lambda: not any(_listening(p) for p in (agent_port, site_port, relay_port)),
+          "nothing listens")  # fmt: skip

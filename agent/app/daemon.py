@@ -28,6 +28,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,7 +55,7 @@ from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.ui.port import DesktopPort, Presentation, UiPort
 from agent.updater.install import Layout, running_layout
-from eidcore.messages import Language, MessageCode
+from eidcore.messages import Language, MessageCode, Term, catalogue
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
             tasks.append(asyncio.create_task(_quietly(carry_out(
                 url, service, ui.tell, clock, internal=config.relay_allow,
                 allow_http=config.allow_http_relay, ca_file=config.relay_ca,
-                open_url=_open_in_browser if desktop is not None else None))))  # fmt: skip
+                open_url=_returner(desktop is not None, stdout, config.language)))))  # fmt: skip
             return True
 
         try:
@@ -266,6 +267,20 @@ async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO) -> _
             log.warning("no desktop dialogs (%s); questions go to the console", exc)
     console = ConsoleUi(stdin, stdout, config.language)
     return _Front(console, console=console)
+
+
+def _returner(desktop: bool, stdout: TextIO,
+              language: Language) -> Callable[[str], Awaitable[None]]:  # fmt: skip
+    """How the person's browser gets back to the site: opened (desktop, or a console with
+    a display, as ``./dev demo`` in a desktop's terminal), else said on the console."""
+    if desktop or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return _open_in_browser
+
+    async def say(url: str) -> None:
+        stdout.write(catalogue().term(Term.CONSOLE_RETURN_TO, language).format(url=url) + "\n")
+        stdout.flush()
+
+    return say
 
 
 async def _open_in_browser(url: str) -> None:

@@ -90,6 +90,7 @@
         personalNumber: start.data.personalNumber || undefined,
         text: text,
         onStatus: onStatus,
+        door: query.get("door") === "relay" && relay ? "relay" : undefined, // ?door=relay
       };
       var work = type === "sign" ? agent.sign(options) : agent.identify(options);
       return work.then(function (outcome) {
