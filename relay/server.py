@@ -314,7 +314,7 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
             return rules.advance(o, _FAILURE_EVENTS[report.hint], now)
         assert report.completion is not None
         try:
-            _verify(o, report.completion, server.config, now)
+            person = _verify(o, report.completion, server.config, now)
         except rp.VerificationError as exc:
             log.warning("order %s: the agent's result did not verify: %s", o.ref, exc)
             event = Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) \
@@ -322,7 +322,12 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
             refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
             return rules.advance(o, event, now)
         done = rules.advance(o, Event.COMPLETED, now)
-        return replace(done, completion=json.dumps(dict(report.completion), sort_keys=True))
+        # ``user`` as BankID's collect has it, from the verified certificate: what an agent
+        # claims there is not what a site reads
+        user = {"personalNumber": person.personal_number, "name": person.name,
+                "givenName": person.given_name, "surname": person.surname}  # fmt: skip
+        completion = {**report.completion, "user": user}
+        return replace(done, completion=json.dumps(completion, sort_keys=True))
 
     try:
         order = await server.run(lambda: server.store.change(report.order_ref, change,
@@ -337,9 +342,10 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
 
 
 def _verify(order: RelayOrder, completion: Mapping[str, Any], config: RelayConfig,
-            now: dt.datetime) -> None:  # fmt: skip
+            now: dt.datetime) -> rp.Person:  # fmt: skip
     """The relay itself checks the agent's result (signature, chain, key usage, what was
-    signed) with the rp kit. Raises: rp.VerificationError."""
+    signed) with the rp kit; the person its certificate names. Raises:
+    rp.VerificationError."""
     common: dict[str, Any] = {
         "expected_origin": config.origin, "nonce": b64url(order.nonce),
         "trust_anchors": list(config.trust), "now": now, "party": order.party,
@@ -357,3 +363,4 @@ def _verify(order: RelayOrder, completion: Mapping[str, Any], config: RelayConfi
         raise rp.MalformedResponse("signed by another person than the order required")
     if order.token_kinds and verified.token_kind not in order.token_kinds:
         raise rp.MalformedResponse("signed with a kind of BankID the order did not allow")
+    return verified.person

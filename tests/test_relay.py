@@ -77,10 +77,15 @@ async def test_an_identification_through_the_relay(relay: Relay, anna: UnlockedC
     progress = {"orderRef": ref, "agentSecret": secret, "hintCode": "userSign"}
     assert (await relay.agent("progress", progress))[0] == 200
     assert (await _collect(relay, ref))["hintCode"] == "userSign"
-    done = {"orderRef": ref, "agentSecret": secret, "completionData": completion_for(order, anna)}
+    # an agent that lies about who signed: the site reads the certificate's person
+    lie = {"user": {"personalNumber": "194001019876", "name": "Someone Else"}}
+    done = {"orderRef": ref, "agentSecret": secret,
+            "completionData": completion_for(order, anna) | lie}  # fmt: skip
     assert await relay.agent("complete", done) == (200, {"orderRef": ref, "status": "complete"})
     collected = await _collect(relay, ref)
     assert collected["status"] == "complete" and "hintCode" not in collected
+    user = collected["completionData"]["user"]
+    assert (user["personalNumber"], user["name"]) == (str(ANNA.personal_number), ANNA.name)
     # the website's server may verify again: the relay's origin and its own party
     verified = rp.verify_auth(collected["completionData"], expected_origin=ORIGIN,
                               nonce=order["nonce"], trust_anchors=[ca.root_certificate],
