@@ -255,3 +255,27 @@ def test_another_users_process_is_refused(relay: RelayProcess, person: Path,
             os.chmod(path.parent, 0o700)
         assert said.stdout.strip() == "refused", said
         agent.wait_for_output("another user's process was refused", stream="stderr")
+
+
+def test_the_configured_proxy_carries_the_relay(relay: RelayProcess, person: Path,
+                                                tls: tuple[Path, Path]) -> None:  # fmt: skip
+    """As for the issuer: the settings' proxy (with its password, which is never shown)
+    carries every call to the relay, and the log says which proxy."""
+    from tests.issuer_kit import ConnectProxy
+
+    proxy = ConnectProxy(require_auth="anna:proxy-secret")
+    try:
+        config = person.parent / "proxied.toml"
+        url = f"http://anna:proxy-secret@127.0.0.1:{proxy.port}"
+        config.write_text(f'[relay]\nallow = ["127.0.0.1"]\n\n[network]\nproxy = "{url}"\n')
+        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        done = _open(_link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}"),
+                     person, tls, "-v", config=config)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert proxy.seen and set(proxy.seen) == {f"CONNECT 127.0.0.1:{relay.port}"}
+        assert f"via proxy http://127.0.0.1:{proxy.port}" in done.stderr
+        assert "proxy-secret" not in done.stderr
+        collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+        assert collected["status"] == "complete"
+    finally:
+        proxy.close()

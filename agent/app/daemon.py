@@ -83,6 +83,7 @@ class RunConfig:
     settings_file: Path | None = None  # what the Settings window edits (None: no window)
     settings: Settings = field(default_factory=Settings)  # as stored when the agent started
     fixed_proxy: bool = False  # --proxy given: the Settings window's proxy does not apply
+    proxy: str | None = None  # for relays, as for the issuer: --proxy, else the settings
     session_language: Language = Language.EN  # "as the computer" in the Settings window
     bridge: bool = True  # --no-bridge: links from the order relay only
     relay_allow: tuple[str, ...] = ()  # internal order relays the settings name
@@ -130,10 +131,13 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
                           policy=config.policy.with_person_sites(sites.allow, sites.block),
                           update_state=lambda: "unmanaged")  # fmt: skip
     issuer = config.issuer
+    proxy = config.proxy
 
     def apply_settings(settings: Settings) -> None:
         """The Settings window saved: the running agent follows at once."""
-        nonlocal issuer
+        nonlocal issuer, proxy
+        if not config.fixed_proxy:
+            proxy = settings.proxy
         bridge.policy = config.policy.with_person_sites(settings.allow, settings.block)
         if desktop is not None:
             desktop.language = Language(settings.language or config.session_language)
@@ -173,7 +177,8 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
             tasks.append(asyncio.create_task(_quietly(carry_out(
                 url, service, ui.tell, clock, internal=config.relay_allow,
                 allow_http=config.allow_http_relay, ca_file=config.relay_ca,
-                open_url=_returner(desktop is not None, stdout, config.language)))))  # fmt: skip
+                open_url=_returner(desktop is not None, stdout, config.language),
+                proxy=proxy))))  # fmt: skip
             return True
 
         try:

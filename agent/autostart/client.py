@@ -5,6 +5,10 @@ the bridge's, and the relay's claimed origin must be the one the agent connected
 The relay's host is resolved once, the addresses checked (``link.check_relay``) and the
 connection made to exactly those, so a name that resolves to a public address for the
 check and a private one for the connection (DNS rebinding) does not get through.
+
+Through a proxy (the settings' or the environment's, as for the issuer; the log says
+which) the proxy connects: the addresses are checked as this computer resolves them
+before the first request, which is all an agent behind a proxy can know.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import logging
+import os
 import re
 import socket
 import ssl
@@ -31,11 +37,14 @@ from agent.autostart.errors import (
     RelayUnreachable,
 )
 from agent.autostart.link import Link, check_relay
+from agent.enrol.client import proxy_for, shown_proxy, split_proxy_credentials
 from eidcore import returnurl, strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind, unb64url
 
 __all__ = ["FetchedOrder", "RelayClient"]
+
+log = logging.getLogger(__name__)
 
 MAX_ANSWER = 512 * 1024
 MAX_VISIBLE = 40_000  # characters of base64, as the bridge and the relay accept
@@ -90,8 +99,11 @@ class RelayClient:
     """One link's relay. ``ca_file``: trust this certificate too (a development relay)."""
 
     def __init__(self, link: Link, *, internal: Collection[str] = (), allow_http: bool = False,
-                 ca_file: Path | None = None) -> None:  # fmt: skip
+                 ca_file: Path | None = None, proxy: str | None = None) -> None:  # fmt: skip
         self._link = link
+        self._proxy, self._proxy_auth = split_proxy_credentials(
+            proxy_for(link.relay, proxy, os.environ)
+        )
         self._tls = ssl.create_default_context()
         if ca_file is not None:
             self._tls.load_verify_locations(cafile=str(ca_file))
@@ -109,8 +121,13 @@ class RelayClient:
         else:
             check_relay(self._link, [self._link.host], internal=self._internal,
                         allow_http=self._allow_http)  # fmt: skip
-        connector = aiohttp.TCPConnector(resolver=self._resolver, ssl=self._tls,
-                                         use_dns_cache=False)  # fmt: skip
+        if self._proxy is None:
+            connector = aiohttp.TCPConnector(resolver=self._resolver, ssl=self._tls,
+                                             use_dns_cache=False)  # fmt: skip
+        else:  # the resolver resolves the proxy's name then: the relay's is checked here
+            await self._resolver.resolve(self._link.host, self._link.port)
+            connector = aiohttp.TCPConnector(ssl=self._tls, use_dns_cache=False)
+        log.info("relay %s via %s", self._link.relay, shown_proxy(self._proxy))
         self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT,
                                               trust_env=False)  # fmt: skip
         return self
@@ -148,8 +165,9 @@ class RelayClient:
         assert self._session is not None, "use the client as an async context manager"
         relay = self._link.relay
         try:
-            async with self._session.post(relay + path, json=body,
-                                          allow_redirects=False) as response:  # fmt: skip
+            async with self._session.post(relay + path, json=body, allow_redirects=False,
+                                          proxy=self._proxy,
+                                          proxy_auth=self._proxy_auth) as response:  # fmt: skip
                 raw = await _bounded(response)
                 status = response.status
         except (RelayNotAllowed, RelayUnreachable, RelayAnswerInvalid):

@@ -112,13 +112,14 @@ async def carry_out(
     allow_http: bool = False,
     ca_file: Path | None = None,
     open_url: Callable[[str], Awaitable[None]] | None = None,
+    proxy: str | None = None,
 ) -> Order | None:
     """A link handed to the running agent, start to end; what stopped it is told to the
     person (never raised: this runs as a task of its own)."""
     try:
         link = parse_link(url)
         async with RelayClient(link, internal=internal, allow_http=allow_http,
-                               ca_file=ca_file) as client:  # fmt: skip
+                               ca_file=ca_file, proxy=proxy) as client:  # fmt: skip
             order, fetched = await run_order(link.token, client, service, clock)
         if (open_url is not None and fetched.return_url is not None and link.go_back
                 and order.phase is not Phase.CANCELLED):  # fmt: skip

@@ -95,8 +95,8 @@ def _here(io: Io, args: argparse.Namespace) -> int:
                                agent_version=__version__)  # fmt: skip
         try:
             async with RelayClient(link, internal=config.relay_allow,
-                                   allow_http=args.allow_http_relay,
-                                   ca_file=args.relay_ca) as client:  # fmt: skip
+                                   allow_http=args.allow_http_relay, ca_file=args.relay_ca,
+                                   proxy=config.proxy) as client:  # fmt: skip
                 order, fetched = await run_order(link.token, client, service, clock)
         finally:
             await service.aclose()

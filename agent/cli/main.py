@@ -385,6 +385,7 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         settings_file=settings_file,
         settings=settings,
         fixed_proxy=bool(args.proxy),
+        proxy=args.proxy or agent_config.proxy,
         session_language=Language(args.lang) if args.lang else language_from_env(os.environ),
         bridge=not args.no_bridge,
         relay_allow=agent_config.relay_allow,
