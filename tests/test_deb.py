@@ -93,8 +93,11 @@ def test_the_package_installs_per_person_and_purges_cleanly(repo: Repo, person: 
     owner = _run(SS, "-ltnpH", f"sport = :{PORT}").stdout
     assert "python" in owner
     for entry in (home / ".local/share/applications/eid-agent.desktop",
-                  home / ".config/autostart/eid-agent.desktop"):  # fmt: skip
+                  home / ".config/autostart/eid-agent.desktop",
+                  home / ".local/share/applications/eid-agent-link.desktop"):  # fmt: skip
         assert entry.exists() and entry.stat().st_uid != 0  # the person's own
+    # the person's eid-agent:// handler, made their default at their first login
+    assert "x-scheme-handler/eid-agent=" in (home / ".config/mimeapps.list").read_text()
     again = _run(*login)  # the next login: their own copy is there, nothing to do
     assert again.returncode == 0 and again.stdout == ""
     purged = _run(APT, "purge", "-y", "eid-agent")

@@ -134,11 +134,15 @@ def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_pa
     assert _info()["version"] == "1.0.0" and took < 60
     command = home.path / ".local/bin/eid-agent"
     for entry in (home.path / ".local/share/applications/eid-agent.desktop",
-                  home.path / ".config/autostart/eid-agent.desktop"):  # fmt: skip
+                  home.path / ".config/autostart/eid-agent.desktop",
+                  home.path / ".local/share/applications/eid-agent-link.desktop"):  # fmt: skip
         checked = subprocess.run([VALIDATE, str(entry)], capture_output=True, text=True,
                                  check=False)  # fmt: skip
         assert checked.returncode == 0 and not checked.stdout, checked.stdout
         assert str(home.data / "install/current/eid-agent") in entry.read_text()
+    # eid-agent:// links open the installed agent: its handler is the person's default
+    mimeapps = (home.path / ".config/mimeapps.list").read_text()
+    assert "x-scheme-handler/eid-agent=eid-agent-link.desktop" in mimeapps
     # the trust anchor was pinned from the installer, not fetched
     pinned = home.data / "install/tuf/metadata/root.json"
     assert json.loads(pinned.read_bytes())["signed"]["_type"] == "root"
