@@ -94,7 +94,9 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
     if ended_at_relay:
         return order, fetched  # nothing to post: the relay ended it
     if order.phase is Phase.COMPLETE and order.completion is not None:
-        await client.complete(fetched, order.completion.wire())
+        # without ``user``: the relay names the person from the certificate it verifies
+        wire = {k: v for k, v in order.completion.wire().items() if k != "user"}
+        await client.complete(fetched, wire)
         log.info("order %s completed at %s", order.ref, fetched.relay)
     else:
         await client.fail(fetched, _FAILURE_HINTS.get(order.phase, "startFailed"))
