@@ -26,7 +26,7 @@ from tests.relay_kit import SHOP_TOKEN, running_relay
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("EID_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("EID_FUZZ_EXAMPLES", "60"))  # 10 operations, 2 modes: 1200
 schema = schemathesis.openapi.from_path(openapi.OUTPUT)
 ANSWERED: Counter[int] = Counter()
 _SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
