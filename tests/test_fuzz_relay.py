@@ -2,7 +2,7 @@
 (schemathesis): no 5xx, every answer as documented, invalid input refused. Once as anyone
 on the network (no bearer token: the relying-party API answers 401), once as a registered
 party (bodies reach validation, the order machine and the database). ``EID_FUZZ_EXAMPLES``
-cases per operation; the suite runs a few dozen, ./dev stress and the benchmark more."""
+cases per operation and mode; the suite runs 60 (1200 in all), ./dev stress 250."""
 
 from __future__ import annotations
 
