@@ -6,6 +6,7 @@ proxy, a connection cutter)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pwd
@@ -218,7 +219,16 @@ class ConnectProxy:
                 _pipe(client, upstream)
 
     def close(self) -> None:
-        self.sock.close()
+        _stop_listening(self.sock)
+
+
+def _stop_listening(sock: socket.socket) -> None:
+    """Shut the listener down before closing it: close() alone does not wake the thread
+    blocked in accept(), and the kernel socket goes on accepting on its port — a later
+    test's connection reached such a left-over proxy and got its 407."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 def _listen(serve: Callable[[socket.socket], None]) -> socket.socket:
@@ -277,7 +287,7 @@ class Cutter:
             client.sendall(answer)
 
     def close(self) -> None:
-        self.sock.close()
+        _stop_listening(self.sock)
 
 
 def _read_message(sock: socket.socket) -> bytes:

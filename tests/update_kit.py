@@ -109,6 +109,9 @@ class RepoServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        # a connection gone between select and accept must not block serve_forever (and
+        # with it close's shutdown) in accept for good: a non-blocking accept skips it
+        self.httpd.socket.setblocking(False)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
