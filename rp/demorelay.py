@@ -24,7 +24,13 @@ from aiohttp import web
 from cryptography import x509
 
 from eidcore import signeddata
-from rp.errors import ExpiredNonce, ReusedNonce, UnknownNonce, VerificationError
+from rp.errors import (
+    ExpiredNonce,
+    MalformedResponse,
+    ReusedNonce,
+    UnknownNonce,
+    VerificationError,
+)
 from rp.relay import RETURN_PARAMETER, RelayApi, RelayApiError, RelayLogin
 from rp.verify import Verified, verify_auth, verify_sign
 
@@ -194,8 +200,6 @@ def _verify(door: RelayDoor, order: _Order, collected: dict[str, Any],
     """The relay has verified the result for the nonce it chose; the site checks the rest
     again with its own trust: its relay's origin, its own party, chain, key usage and
     the text. Raises: VerificationError."""
-    from rp.errors import MalformedResponse
-
     completion = collected.get("completionData")
     if not isinstance(completion, dict):
         raise MalformedResponse("no completionData")

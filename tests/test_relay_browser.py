@@ -255,12 +255,17 @@ async def test_a_signature_through_the_relay(browser: BrowserContext, world: Wor
     assert "Anna Andersson" in await back.inner_text("#who")
 
 
-async def test_cancel_on_the_page_closes_the_dialog(browser: BrowserContext,
-                                                   world: World) -> None:  # fmt: skip
+async def _login_asked(browser: BrowserContext, world: World) -> tuple[Page, str]:
+    """A login started on the page, its dialog open in the agent."""
     page = await browser.new_page()
     await page.goto(world.site + "/?lang=en")
     await page.click("#go")
-    window = await _dialog(world, timeout=30)
+    return page, await _dialog(world, timeout=30)
+
+
+async def test_cancel_on_the_page_closes_the_dialog(browser: BrowserContext,
+                                                   world: World) -> None:  # fmt: skip
+    page, window = await _login_asked(browser, world)
     await page.click("#cancel")
     await asyncio.to_thread(world.screen.wait_gone, window, 10)  # the agent asked the relay
     status = await _status(page, "error")
@@ -269,10 +274,7 @@ async def test_cancel_on_the_page_closes_the_dialog(browser: BrowserContext,
 
 async def test_cancel_in_the_dialog_is_told_on_the_page(browser: BrowserContext,
                                                        world: World) -> None:  # fmt: skip
-    page = await browser.new_page()
-    await page.goto(world.site + "/?lang=en")
-    await page.click("#go")
-    window = await _dialog(world, timeout=30)
+    page, window = await _login_asked(browser, world)
     await asyncio.to_thread(world.screen.key, window, "Escape")
     await asyncio.to_thread(world.screen.wait_gone, window, 10)
     status = await _status(page, "error")

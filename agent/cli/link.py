@@ -23,9 +23,34 @@ from agent import __version__
 from agent.cli.io import Io
 from eidcore.messages import Term
 
-__all__ = ["open_command"]
+__all__ = ["add_link_options", "link_options", "open_command"]
 
 START_WAIT = 15.0  # seconds an agent started for a link has to listen
+
+
+def add_link_options(parser: argparse.ArgumentParser) -> None:
+    """What the link handler is run with, and starts an agent with when none runs."""
+    parser.add_argument("--config", type=Path, help="the settings file (default: per-user)")
+    parser.add_argument("--no-bridge", action="store_true",
+                        help="an agent started for a link opens no port")  # fmt: skip
+    parser.add_argument("--relay-ca", type=Path,
+                        help="development: also trust this certificate for the relay")  # fmt: skip
+    parser.add_argument("--allow-http-relay", action="store_true",
+                        help="development: a relay on loopback over plain http")  # fmt: skip
+
+
+def link_options(args: argparse.Namespace) -> list[str]:
+    """The link options of ``args``, as arguments again (for an entry or an agent)."""
+    options = []
+    if args.config:
+        options += ["--config", str(args.config.resolve())]
+    if args.no_bridge:
+        options.append("--no-bridge")
+    if args.relay_ca:
+        options += ["--relay-ca", str(args.relay_ca.resolve())]
+    if args.allow_http_relay:
+        options.append("--allow-http-relay")
+    return options
 
 
 def open_command(io: Io, args: argparse.Namespace) -> int:
@@ -52,7 +77,6 @@ def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path,
     """An agent for this person, with the handler's own options (its settings file, no
     bridge, a development relay's certificate), detached from the browser."""
     from agent.autostart.handoff import hand_over
-    from agent.cli.main import link_options
 
     url = args.url
     language = ["--lang", args.lang] if getattr(args, "lang", None) else []

@@ -19,6 +19,7 @@ from typing import NoReturn, TextIO
 
 from agent import __version__
 from agent.cli.io import Io
+from agent.cli.link import add_link_options, link_options
 from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
 
 log = logging.getLogger("agent.cli")
@@ -61,31 +62,6 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
                         help="proxy for the issuer, or 'none' (default: config, then "
                              "HTTPS_PROXY/NO_PROXY)")  # fmt: skip
     parser.add_argument("--config", type=Path, help="settings file (default: per-user)")
-
-
-def _add_link_options(parser: argparse.ArgumentParser) -> None:
-    """What the link handler is run with, and starts an agent with when none runs."""
-    parser.add_argument("--config", type=Path, help="the settings file (default: per-user)")
-    parser.add_argument("--no-bridge", action="store_true",
-                        help="an agent started for a link opens no port")  # fmt: skip
-    parser.add_argument("--relay-ca", type=Path,
-                        help="development: also trust this certificate for the relay")  # fmt: skip
-    parser.add_argument("--allow-http-relay", action="store_true",
-                        help="development: a relay on loopback over plain http")  # fmt: skip
-
-
-def link_options(args: argparse.Namespace) -> list[str]:
-    """The link options of ``args``, as arguments again (for an entry or an agent)."""
-    options = []
-    if args.config:
-        options += ["--config", str(args.config.resolve())]
-    if args.no_bridge:
-        options.append("--no-bridge")
-    if args.relay_ca:
-        options += ["--relay-ca", str(args.relay_ca.resolve())]
-    if args.allow_http_relay:
-        options.append("--allow-http-relay")
-    return options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     desktop_actions = desktop.add_subparsers(dest="action", required=True)
     desktop_install = desktop_actions.add_parser("install", parents=[common],
                                                  help="add the entries")  # fmt: skip
-    _add_link_options(desktop_install)
+    add_link_options(desktop_install)
     desktop_install.add_argument(
         "--link-only",
         action="store_true",
@@ -254,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     link = commands.add_parser("open", parents=[common],
                                help="carry out the order an eid-agent:// link names")  # fmt: skip
     link.add_argument("url", help="eid-agent:///?autostarttoken=…&server=https://…")
-    _add_link_options(link)
+    add_link_options(link)
 
     messages = commands.add_parser("messages", parents=[common], help="show the catalogue")
     messages.add_argument("code", nargs="?", type=int, help="one message code")
