@@ -21,6 +21,10 @@ here; nothing here is a secret except a proxy password, which is never logged.
     [relay]
     allow = ["relay.internal.example"]  # order relays on the organisation's own addresses
 
+    [pkcs11]
+    modules = ["/opt/bank/lib/bank-pkcs11.so"]  # the organisation's own PKCS#11 modules
+    p11kit = true                  # also the modules p11-kit is configured with (default)
+
 The Settings window writes the keys it owns with ``save_settings`` (the rest of the file,
 comments included, stays as the organisation wrote it) — the one importer of tomlkit.
 """
@@ -63,6 +67,8 @@ class AgentConfig:
     # order relays the agent may fetch from although their addresses are the organisation's
     # own (internal relays); a page cannot add to this
     relay_allow: tuple[str, ...] = ()
+    pkcs11_modules: tuple[str, ...] = ()  # absolute paths of PKCS#11 modules to load
+    p11kit: bool = True  # and those p11-kit's configuration names
 
     @property
     def proxy(self) -> str | None:
@@ -94,7 +100,11 @@ def load_config(path: Path) -> AgentConfig:
         plain_window=read.flag("ui", "plain_window"),
     )
     relays = tuple(host.lower().rstrip(".") for host in read.texts("relay", "allow"))
-    return AgentConfig(url, read.text("issuer", "ca"), settings, relays)
+    modules = read.texts("pkcs11", "modules")
+    if not all(m.startswith("/") for m in modules):
+        raise ConfigError(f"{path}: pkcs11.modules must be absolute paths")
+    p11kit = read.flag("pkcs11", "p11kit", default=True)
+    return AgentConfig(url, read.text("issuer", "ca"), settings, relays, modules, p11kit)
 
 
 class _Reader:
@@ -121,11 +131,11 @@ class _Reader:
             raise ConfigError(f"{self._path}: {table}.{key} must be a list of strings")
         return tuple(value)
 
-    def flag(self, table: str, key: str) -> bool:
+    def flag(self, table: str, key: str, *, default: bool = False) -> bool:
         value = self._get(table, key)
         if value is not None and not isinstance(value, bool):
             raise ConfigError(f"{self._path}: {table}.{key} must be true or false")
-        return bool(value)
+        return default if value is None else value
 
 
 def save_settings(path: Path, settings: Settings) -> None:

@@ -57,6 +57,7 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
+from agent.tokens.pkcs11.errors import TokenFault
 from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
@@ -125,18 +126,22 @@ STATE_TERMS = {  # CredentialState's values, as people read them
 KIND_TERMS = {  # TokenKind's values, as people read them (the wire keeps "file"/"card")
     "file": Term.KIND_FILE,
     "card": Term.KIND_CARD,
+    "token": Term.KIND_TOKEN,
 }
 
 PIN_TERMS = {
+    PinRef.USER: Term.TOKEN_PIN,
     PinRef.IDENTIFICATION: Term.IDENTIFICATION_PIN,
     PinRef.SIGNATURE: Term.SIGNATURE_PIN,
     PinRef.PUK: Term.PUK,
 }
 
 
-def _wrong_pin(code: MessageCode) -> Callable[[BaseException], Notice]:
+def _wrong_pin(code: MessageCode, untold: MessageCode) -> Callable[[BaseException], Notice]:
     def make(exc: BaseException) -> Notice:
         assert isinstance(exc, WrongPin)
+        if exc.tries_left is None:  # a PKCS#11 token that says only "wrong"
+            return Notice(untold, {"pin": PIN_TERMS[exc.pin]})
         return Notice(code, {"pin": PIN_TERMS[exc.pin], "tries_left": exc.tries_left})
 
     return make
@@ -149,11 +154,15 @@ def _pin_blocked(exc: BaseException) -> Notice:
 
 def _wrong_puk(exc: BaseException) -> Notice:
     assert isinstance(exc, WrongPuk)
+    if exc.tries_left is None:
+        return Notice(MessageCode.WRONG_TOKEN_PUK, {"pin": PIN_TERMS[exc.pin]})
     return Notice(MessageCode.WRONG_PUK, {"pin": PIN_TERMS[exc.pin], "tries_left": exc.tries_left})
 
 
 def _pin_format(exc: BaseException) -> Notice:
     assert isinstance(exc, PinFormat)
+    if exc.pin is PinRef.USER:  # the token's own rule, which PKCS#11 does not tell
+        return Notice(MessageCode.TOKEN_PIN_FORMAT)
     return Notice(MessageCode.PIN_FORMAT, {"pin": PIN_TERMS[exc.pin], "low": exc.low,
                                            "high": exc.high})  # fmt: skip
 
@@ -193,8 +202,8 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     NoUsableCredential: _none_usable,
     InvalidPersonalNumber: _personal_number,
     NoInput: _fixed(MessageCode.USER_CANCELLED),
-    WrongCurrentPin: _wrong_pin(MessageCode.PIN_CHANGE_FAILED),
-    WrongPin: _wrong_pin(MessageCode.WRONG_PIN),
+    WrongCurrentPin: _wrong_pin(MessageCode.PIN_CHANGE_FAILED, MessageCode.TOKEN_PIN_CHANGE_FAILED),
+    WrongPin: _wrong_pin(MessageCode.WRONG_PIN, MessageCode.WRONG_TOKEN_PIN),
     PinBlocked: _pin_blocked,
     WrongPuk: _wrong_puk,
     PukBlocked: _fixed(MessageCode.PUK_BLOCKED),
@@ -207,6 +216,7 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     PcscUnavailable: _fixed(MessageCode.SMART_CARD_SERVICE_UNAVAILABLE),
     NotOurCard: _fixed(MessageCode.CARD_NOT_SUPPORTED),
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
+    TokenFault: _fixed(MessageCode.TECHNICAL_ERROR),
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
     IssuerCertificateUntrusted: _fixed(MessageCode.ISSUER_NOT_TRUSTED),
     EnrolmentRefused: _refused,

@@ -41,7 +41,7 @@ MAX_JSON_DEPTH = 6  # a completion's {"completionData": {"user": {...}}} is 3; r
 MAX_REF = 64
 MAX_TOKEN = 128
 VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
-TOKEN_KINDS = frozenset({"file", "card"})
+TOKEN_KINDS = frozenset({"file", "card", "token"})
 
 
 class ErrorCode(enum.StrEnum):
@@ -265,5 +265,5 @@ def _requirement(value: object) -> tuple[str | None, tuple[str, ...]]:
         return number, ()
     if (not isinstance(kinds, list) or not kinds or len(kinds) != len(set(map(str, kinds)))
             or not all(isinstance(k, str) and k in TOKEN_KINDS for k in kinds)):  # fmt: skip
-        raise _invalid("requirement.tokenKinds must be a non-empty list of file, card")
+        raise _invalid("requirement.tokenKinds must be a non-empty list of file, card, token")
     return number, tuple(sorted(kinds))

@@ -51,6 +51,9 @@ from agent.orders import DEFAULT_TTL, OrderBook
 from agent.orders.service import OrderService
 from agent.tokens import TokenStore
 from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.hardware import Hardware
+from agent.tokens.pkcs11.modules import ModuleEntry
+from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.ui.port import DesktopPort, Presentation, UiPort
@@ -74,6 +77,7 @@ class RunConfig:
     language: Language = Language.EN
     policy: OriginPolicy = field(default_factory=OriginPolicy)
     cards: bool = True
+    pkcs11: tuple[ModuleEntry, ...] = ()  # the PKCS#11 modules to load (probed first)
     argv: tuple[str, ...] = ()  # how this agent was started, to start the next version alike
     take_over: bool = False  # started by the previous version's update: prove health, commit
     update_tick: float = 30.0  # seconds between looks at the update policy
@@ -111,7 +115,9 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     front = await _user_interface(config, stdin, stdout)
     ui, desktop = front.ui, front.desktop
     watcher = CardWatcher() if config.cards else None
-    watching = asyncio.create_task(watcher.run()) if watcher is not None else None
+    tokens = TokenWatcher(config.pkcs11) if config.pkcs11 else None
+    hardware = Hardware(watcher, tokens) if watcher or tokens else None
+    watching = [asyncio.create_task(w.run()) for w in (watcher, tokens) if w is not None]
 
     def clock() -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -123,7 +129,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         clock=clock,
         new_ref=lambda: str(uuid.uuid4()),
         agent_version=__version__,
-        cards=watcher,
+        cards=hardware,
     )
     stop = asyncio.Event()
     sites = config.settings
@@ -205,7 +211,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
                 else None  # fmt: skip
             tray = Tray(desktop, config.data_dir, config.port,
                         order_active=lambda: service.book.active(clock()) is not None,
-                        updater=updater, stop=stop, clock=clock, cards=watcher,
+                        updater=updater, stop=stop, clock=clock, cards=hardware,
                         issuer=lambda: issuer, settings=hooks)  # fmt: skip
             tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
@@ -229,8 +235,9 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         for task in tasks:
             task.cancel()
         await service.aclose()
-        if watching is not None:
-            watching.cancel()
+        for watch in watching:
+            watch.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)  # modules finalised
         await runner.cleanup()
         if handoff is not None:
             handoff.close()

@@ -292,6 +292,6 @@ def _requirement(value: object, bad: Any) -> tuple[PersonalNumber | None, tuple[
         parsed = None if number is None else PersonalNumber.parse(str(number))
     except InvalidPersonalNumber:
         raise bad("requirement.personalNumber") from None
-    if not isinstance(kinds, list) or not all(k in ("file", "card") for k in kinds):
+    if not isinstance(kinds, list) or not all(k in ("file", "card", "token") for k in kinds):
         raise bad("requirement.tokenKinds")
     return parsed, tuple(kinds)

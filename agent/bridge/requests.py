@@ -128,11 +128,11 @@ def _token_kinds(value: object) -> frozenset[TokenKind] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not value or len(value) > len(TokenKind):
-        raise _invalid("tokenKinds must be a non-empty list of file, card")
+        raise _invalid("tokenKinds must be a non-empty list of file, card, token")
     try:
         kinds = frozenset(TokenKind(v) for v in value)
     except (ValueError, TypeError):
-        raise _invalid("tokenKinds must be a non-empty list of file, card") from None
+        raise _invalid("tokenKinds must be a non-empty list of file, card, token") from None
     if len(kinds) != len(value):
         raise _invalid("tokenKinds has duplicates")
     return kinds

@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGIN_OR_DOMAIN",
         help="these may never start orders (repeatable)",
     )
-    run.add_argument("--no-cards", action="store_true", help="do not watch card readers")
+    run.add_argument("--no-cards", action="store_true",
+                     help="do not watch card readers or PKCS#11 tokens")  # fmt: skip
     run.add_argument("--no-bridge", action="store_true",
                      help="open no port: serve eid-agent:// links (order relays) only")  # fmt: skip
     run.add_argument("--relay-ca", type=Path,
@@ -324,6 +325,7 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from agent.bridge.security import DEFAULT_PORT
     from agent.cli.enrolment import issuer_connection
     from agent.config import load_config
+    from agent.tokens.pkcs11.modules import find_modules
     from eidcore.paths import default_config_file, default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
@@ -341,6 +343,11 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     language = io.language
     if settings.language and not args.lang:  # the command line wins, then the settings
         language = Language(settings.language)
+    modules = (
+        ()
+        if args.no_cards
+        else tuple(find_modules(agent_config.pkcs11_modules, use_p11kit=agent_config.p11kit))
+    )
     config = RunConfig(
         data_dir=args.data_dir or default_data_dir(),
         port=args.port or DEFAULT_PORT,
@@ -352,6 +359,7 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             block=args.block_origin,
         ),
         cards=not args.no_cards,
+        pkcs11=modules,
         argv=tuple(argv if argv is not None else sys.argv[1:]),
         take_over=args.take_over,
         update_tick=args.update_tick,

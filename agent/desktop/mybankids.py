@@ -30,7 +30,7 @@ from agent.tokens import (
     WrongPassword,
 )
 from agent.tokens.card.errors import PinRef
-from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.hardware import Watcher, pins_of
 from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import DesktopPort, DialogBlocked
 from eidcore.messages import MessageCode, Term, catalogue
@@ -43,7 +43,7 @@ Rows = list[tuple[str, list[tuple[str, str]]]]
 
 
 class MyBankIds:
-    def __init__(self, ui: DesktopPort, store: TokenStore, *, cards: CardWatcher | None,
+    def __init__(self, ui: DesktopPort, store: TokenStore, *, cards: Watcher | None,
                  issuer: Callable[[], IssuerConnection | None],
                  clock: Callable[[], dt.datetime]) -> None:  # fmt: skip
         self._ui, self._store, self._cards, self._issuer, self._clock = (
@@ -75,7 +75,7 @@ class MyBankIds:
                 buttons += [(f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD)),
                             (f"remove:{c.id}", self._term(Term.MANAGER_REMOVE))]  # fmt: skip
             else:
-                for ref in (PinRef.IDENTIFICATION, PinRef.SIGNATURE):
+                for ref in pins_of(c.kind):
                     pin = self._term(PIN_TERMS[ref])
                     buttons.append((f"pin:{c.id}:{ref.name}",
                                     self._term(Term.MANAGER_CHANGE_PIN, pin=pin)))  # fmt: skip

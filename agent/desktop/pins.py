@@ -19,7 +19,7 @@ from agent.tokens.card.errors import (
     WrongCurrentPin,
     WrongPuk,
 )
-from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.hardware import Watcher
 from agent.ui.port import PinRequest, UiPort
 from eidcore.messages import MessageCode
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class PinManager:
-    def __init__(self, cards: CardWatcher, ui: UiPort) -> None:
+    def __init__(self, cards: Watcher, ui: UiPort) -> None:
         self._cards, self._ui = cards, ui
 
     async def change(self, card_id: str, pin: PinRef) -> Notice:

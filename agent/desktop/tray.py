@@ -24,7 +24,7 @@ from agent.desktop.mybankids import MyBankIds
 from agent.enrol.client import IssuerConnection, order_with_ui
 from agent.notices import Notice
 from agent.tokens import TokenStore
-from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.hardware import Watcher
 from agent.tokens.model import CredentialState
 from agent.ui.port import DesktopPort, DialogBlocked
 from agent.ui.settings import SettingsInvalid, form_for, settings_from
@@ -54,7 +54,7 @@ class Tray:
     def __init__(self, ui: DesktopPort, data_dir: Path, port: int, *,
                  order_active: Callable[[], bool], updater: UpdaterService | None,
                  stop: asyncio.Event, clock: Callable[[], dt.datetime],
-                 cards: CardWatcher | None = None,
+                 cards: Watcher | None = None,
                  issuer: Callable[[], IssuerConnection | None] = lambda: None,
                  settings: SettingsHooks | None = None) -> None:  # fmt: skip
         self._ui, self._data_dir, self._port = ui, data_dir, port

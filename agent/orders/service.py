@@ -47,7 +47,7 @@ from agent.tokens.card.errors import (
     PinRef,
     WrongPin,
 )
-from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.hardware import Watcher, pin_for
 from agent.ui.port import DialogBlocked, Request, UiPort
 from eidcore import signeddata
 from eidcore.messages import MessageCode
@@ -55,7 +55,6 @@ from eidcore.messages import MessageCode
 log = logging.getLogger(__name__)
 
 PURPOSE = {OrderKind.AUTH: KeyPurpose.IDENTIFICATION, OrderKind.SIGN: KeyPurpose.SIGNATURE}
-PIN_OF = {KeyPurpose.IDENTIFICATION: PinRef.IDENTIFICATION, KeyPurpose.SIGNATURE: PinRef.SIGNATURE}
 
 
 class OrderService:
@@ -68,7 +67,7 @@ class OrderService:
         clock: Callable[[], dt.datetime],
         new_ref: Callable[[], str],
         agent_version: str,
-        cards: CardWatcher | None = None,
+        cards: Watcher | None = None,
     ) -> None:
         self._store, self._ui, self._book = store, ui, book
         self._cards = cards
@@ -209,17 +208,18 @@ class OrderService:
             self._apply(ref, Event.USER_CANCEL)
             return True
         self._apply(ref, Event.CREDENTIAL_CHOSEN)
-        sign = self._sign_with_card if chosen.kind is TokenKind.CARD else self._sign_with_file
+        hardware = chosen.kind is not TokenKind.FILE
+        sign = self._sign_with_card if hardware else self._sign_with_file
         problem: Notice | None = None
         while True:
-            if chosen.kind is TokenKind.CARD:
+            if hardware:
                 try:
                     chosen = await self._with_pin_tries(chosen, purpose)
                 except CardError as exc:
                     return await self._card_gone(ref, exc)
                 if chosen.tries_left == 0:
                     self._apply(ref, Event.CREDENTIAL_BLOCKED, detail="pin blocked")
-                    await self._ui.tell(notice_for(PinBlocked(PIN_OF[purpose])))
+                    await self._ui.tell(notice_for(PinBlocked(_pin(chosen, purpose))))
                     return True
             secret = await self._ui.ask_secret(ui_request, chosen, problem)
             if secret is None:
@@ -268,7 +268,7 @@ class OrderService:
     async def _with_pin_tries(self, card: CredentialInfo, purpose: KeyPurpose) -> CredentialInfo:
         """The card with its PIN's tries left, shown to the person before they type."""
         assert self._cards is not None
-        status = await asyncio.to_thread(self._cards.pin_status, card.id, PIN_OF[purpose])
+        status = await asyncio.to_thread(self._cards.pin_status, card.id, _pin(card, purpose))
         return replace(card, tries_left=status.tries_left)
 
     async def _sign_with_file(
@@ -316,6 +316,12 @@ class OrderService:
         except (IllegalTransition, UnknownOrder) as exc:
             log.info("order %s: %s dropped (%s)", ref, event.value, exc)
             raise _OrderEnded from None
+
+
+def _pin(credential: CredentialInfo, purpose: KeyPurpose) -> PinRef:
+    pin = pin_for(credential.kind, purpose)
+    assert pin is not None, "a credential with a PIN"
+    return pin
 
 
 def _completion(

@@ -12,6 +12,7 @@ from eidcore.personal_number import PersonalNumber
 class TokenKind(enum.StrEnum):
     FILE = "file"
     CARD = "card"
+    TOKEN = "token"  # noqa: S105 — a PKCS#11 token (PIV card, USB key, HSM), not a secret
 
 
 class KeyPurpose(enum.StrEnum):

@@ -19,7 +19,8 @@ from typing import TextIO
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
 from agent.tokens.errors import PasswordTooWeak
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, check_new_password
-from agent.tokens.model import CredentialInfo, TokenKind
+from agent.tokens.hardware import pin_for
+from agent.tokens.model import CredentialInfo, KeyPurpose
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import ATTENTION_SECONDS, display_lines, format_text
 from eidcore.messages import Language, MessageCode, Term, catalogue
@@ -99,14 +100,16 @@ class ConsoleUi:
     ) -> str | None:
         if problem is not None:
             self._show(problem)
-        if credential.kind is TokenKind.CARD:
+        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
+            else KeyPurpose.SIGNATURE  # fmt: skip
+        ref = pin_for(credential.kind, purpose)
+        if ref is not None:
             # A card has two PINs: always say which one is asked for, and how many tries
             # it has left when some are already spent.
-            pin = Term.IDENTIFICATION_PIN if request.kind is OrderKind.AUTH else Term.SIGNATURE_PIN
             tries = credential.tries_left
             prompt = _capitalised(self._term(
                 Term.CONSOLE_PIN_FOR,
-                pin=catalogue().term(pin, self._language),
+                pin=catalogue().term(PIN_TERMS[ref], self._language),
                 name=credential.owner.name,
                 tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
                 if tries is not None and tries < 3 else "",

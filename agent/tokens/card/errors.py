@@ -8,14 +8,18 @@ from agent.tokens.errors import TokenError
 
 
 class PinRef(enum.IntEnum):
-    """The card's secrets by their reference in the profile."""
+    """The card's secrets by their reference in the profile; USER is a PKCS#11 token's one
+    PIN (PIV's own reference for it)."""
 
+    USER = 0x80
     IDENTIFICATION = 0x81
     SIGNATURE = 0x82
     PUK = 0x83
 
 
-PIN_LENGTHS = {PinRef.IDENTIFICATION: (4, 12), PinRef.SIGNATURE: (5, 12), PinRef.PUK: (8, 12)}
+# A token judges its own PIN's format; the agent only refuses what no token takes.
+PIN_LENGTHS = {PinRef.IDENTIFICATION: (4, 12), PinRef.SIGNATURE: (5, 12), PinRef.PUK: (8, 12),
+               PinRef.USER: (1, 64)}  # fmt: skip
 
 
 class CardError(TokenError):
@@ -23,7 +27,8 @@ class CardError(TokenError):
 
 
 class WrongPin(CardError):
-    def __init__(self, pin: PinRef, tries_left: int) -> None:
+    def __init__(self, pin: PinRef, tries_left: int | None) -> None:
+        # None: the token does not say how many (PKCS#11 has only "low" and "final try")
         super().__init__(f"wrong {pin.name} PIN, {tries_left} tries left")
         self.pin, self.tries_left = pin, tries_left
 
@@ -39,7 +44,7 @@ class PinBlocked(CardError):
 
 
 class WrongPuk(CardError):
-    def __init__(self, pin: PinRef, tries_left: int) -> None:
+    def __init__(self, pin: PinRef, tries_left: int | None) -> None:
         super().__init__(f"wrong PUK (unblocking {pin.name}), {tries_left} tries left")
         self.pin, self.tries_left = pin, tries_left
 

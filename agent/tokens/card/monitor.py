@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from agent.tokens.card.errors import CardError, CardRemoved, CardReset, PcscUnavailable, PinRef
 from agent.tokens.card.session import CardSession, PinStatus
-from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
-from eidcore.personal_number import PersonalNumber
+from agent.tokens.certificates import describe
+from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
 
 if TYPE_CHECKING:  # pyscard loads only when the watcher runs
     from agent.tokens.card.pcsc import PcscContext
@@ -65,28 +61,8 @@ class CardCredential:
 def read_card(reader: str, session: CardSession) -> CardCredential:
     """Raises: CardError (not our card, removed, …), ValueError (certificates unreadable)."""
     chains = session.chains()
-    leaves = {p: x509.load_der_x509_certificate(c[0]) for p, c in chains.items()}
-    ident = leaves[KeyPurpose.IDENTIFICATION]
-    subject = ident.subject
-
-    def attr(oid: x509.ObjectIdentifier) -> str:
-        values = subject.get_attributes_for_oid(oid)
-        return str(values[0].value) if values else ""
-
-    owner = Owner(PersonalNumber.parse(attr(NameOID.SERIAL_NUMBER)),
-                  attr(NameOID.GIVEN_NAME), attr(NameOID.SURNAME))  # fmt: skip
-    issuer = ident.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-    info = CredentialInfo(
-        id=hashlib.sha256(chains[KeyPurpose.IDENTIFICATION][0]).hexdigest()[:16],
-        kind=TokenKind.CARD,
-        owner=owner,
-        issuer=str(issuer[0].value) if issuer else ident.issuer.rfc4514_string(),
-        not_before=max(c.not_valid_before_utc for c in leaves.values()),
-        not_after=min(c.not_valid_after_utc for c in leaves.values()),
-        locked=False,
-        development=False,
-        purposes=frozenset(KeyPurpose),
-    )
+    info = describe(TokenKind.CARD, chains[KeyPurpose.IDENTIFICATION][0],
+                    chains[KeyPurpose.SIGNATURE][0])  # fmt: skip
     return CardCredential(reader, info, chains)
 
 

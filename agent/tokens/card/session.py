@@ -46,7 +46,7 @@ class Connection(Protocol):
 @dataclass(frozen=True)
 class PinStatus:
     pin: PinRef
-    tries_left: int  # 0 when blocked
+    tries_left: int | None  # 0 when blocked; None when the token does not say
     verified: bool
 
     @property

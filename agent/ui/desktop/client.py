@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice
-from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
-from agent.tokens.model import CredentialInfo, TokenKind
+from agent.tokens.hardware import pin_for
+from agent.tokens.model import CredentialInfo, KeyPurpose
 from agent.ui.port import (
     Chosen,
     DialogBlocked,
@@ -280,8 +280,10 @@ class DesktopUi:
 
     async def ask_secret(self, request: Request, credential: CredentialInfo,
                          problem: Notice | None) -> str | None:  # fmt: skip
-        if credential.kind is TokenKind.CARD:
-            pin = PinRef.IDENTIFICATION if request.kind is OrderKind.AUTH else PinRef.SIGNATURE
+        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
+            else KeyPurpose.SIGNATURE  # fmt: skip
+        pin = pin_for(credential.kind, purpose)
+        if pin is not None:
             label = self._term(Term.DIALOG_PIN_LABEL, pin=self._term(PIN_TERMS[pin]))
             if credential.tries_left is not None and credential.tries_left < 3:
                 label += self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)

@@ -1,0 +1,22 @@
+"""What a PKCS#11 module or token can say beyond what cards say already (wrong PIN, blocked,
+removed: those are the card errors, so people read the same messages)."""
+
+from __future__ import annotations
+
+from agent.tokens.card.errors import CardError
+
+
+class TokenFault(CardError):
+    """The module answered with an error this agent does not expect (its name is logged)."""
+
+    def __init__(self, what: str, during: str) -> None:
+        super().__init__(f"the token answered {what} during {during}")
+        self.what, self.during = what, during
+
+
+class ModuleUnusable(CardError):
+    """A module that could not be loaded, or crashed or hung when it was (probe)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"PKCS#11 module {path}: {reason}")
+        self.path, self.reason = path, reason

@@ -1,0 +1,290 @@
+"""The one importer of python-pkcs11: one loaded PKCS#11 module, read and used as plain
+values (``contents``) and the project's typed errors.
+
+A module is initialised with ``C_Initialize(NULL)`` (python-pkcs11 passes no locking
+callbacks), which promises it one caller at a time: every call here holds the module's
+lock. python-pkcs11 releases the GIL inside each call, so a slow card or a PIN pad in an
+executor thread never stalls the agent's loop (ADR 0015).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+
+import pkcs11
+from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import exceptions as p11
+from pkcs11.types import SignMixin
+
+from agent.tokens.card.errors import (
+    CardError,
+    CardRemoved,
+    PinBlocked,
+    PinFormat,
+    PinRef,
+    PukBlocked,
+    WrongCurrentPin,
+    WrongPin,
+    WrongPuk,
+)
+from agent.tokens.pkcs11.contents import (
+    SO_PIN_FINAL_TRY,
+    SO_PIN_LOCKED,
+    TOKEN_INITIALIZED,
+    CertObject,
+    KeyObject,
+    TokenContents,
+    TokenRef,
+    pin_state,
+)
+from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
+
+log = logging.getLogger(__name__)
+
+MAX_OBJECTS = 64  # per class: a token offering more is read only this far
+MAX_CERT_BYTES = 16384  # a BankID certificate is under 1 kB
+MAX_LABEL = 64
+LEAKED_SESSIONS_LIMIT = 8  # see _login_failed
+
+_GONE = (p11.DeviceRemoved, p11.TokenNotPresent, p11.TokenNotRecognised, p11.SessionClosed,
+         p11.SessionHandleInvalid, p11.SlotIDInvalid, p11.DeviceError, p11.NoSuchToken)  # fmt: skip
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = "".join(c for c in str(value) if c.isprintable()).strip()
+    return text[:MAX_LABEL]
+
+
+def _attr(obj: object, attribute: Attribute, default: object) -> object:
+    try:
+        return obj[attribute]  # type: ignore[index]
+    except (p11.PKCS11Error, UnicodeDecodeError, KeyError, TypeError):
+        return default
+
+
+class Module:
+    def __init__(self, path: str) -> None:
+        """Raises: ModuleUnusable."""
+        self.path = path
+        self._lock = threading.Lock()
+        self._leaked = 0
+        try:
+            self._lib = pkcs11.lib(path)
+        except (p11.PKCS11Error, OSError) as exc:
+            raise ModuleUnusable(path, str(exc) or type(exc).__name__) from None
+        self.description = _text(self._lib.library_description)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def present(self) -> list[TokenContents]:
+        """The tokens in this module's slots now, without their objects."""
+        with self._lock, self._mapped("list tokens", pin_sent=False):
+            if self._leaked >= LEAKED_SESSIONS_LIMIT:
+                self._lib.reinitialize()
+                self._leaked = 0
+            heads = []
+            for slot in self._lib.get_slots(token_present=True):
+                try:
+                    head = self._head(slot.slot_id, slot.get_token())
+                except _GONE:
+                    continue  # left between the two calls
+                except p11.PKCS11Error as exc:  # SoftHSM2: a token deleted under it
+                    log.debug("slot %d of %s: %s", slot.slot_id, self.path, type(exc).__name__)
+                    continue
+                if head.flags & TOKEN_INITIALIZED:  # else an empty slot of a software token
+                    heads.append(head)
+            return heads
+
+    def _head(self, slot_id: int, token: pkcs11.Token) -> TokenContents:
+        serial = _text(token.serial)
+        return TokenContents(TokenRef(self.path, slot_id, serial), _text(token.label),
+                             _text(token.manufacturer_id), _text(token.model),
+                             int(token.flags))  # fmt: skip
+
+    def contents(self, head: TokenContents) -> TokenContents:
+        """The token's certificates and keys as it shows them before a login."""
+        with self._lock, self._mapped("read objects", pin_sent=False):
+            token = self._token(head.ref)
+            with token.open() as session:
+                certificates = tuple(self._certificates(session))
+                keys = tuple(self._keys(session))
+            return TokenContents(head.ref, head.label, head.manufacturer, head.model,
+                                 int(token.flags), certificates, keys)  # fmt: skip
+
+    def _certificates(self, session: pkcs11.Session) -> Iterator[CertObject]:
+        found = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
+        for count, obj in enumerate(found):
+            if count >= MAX_OBJECTS:
+                break
+            value = _attr(obj, Attribute.VALUE, b"")
+            if isinstance(value, bytes) and len(value) <= MAX_CERT_BYTES:
+                yield CertObject(self._id(obj), _text(_attr(obj, Attribute.LABEL, "")), value)
+
+    def _keys(self, session: pkcs11.Session) -> Iterator[KeyObject]:
+        for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+            for count, obj in enumerate(session.get_objects({Attribute.CLASS: cls})):
+                if count >= MAX_OBJECTS:
+                    break
+                label = _text(_attr(obj, Attribute.LABEL, ""))
+                yield KeyObject(self._id(obj), label, cls is ObjectClass.PRIVATE_KEY)
+
+    @staticmethod
+    def _id(obj: object) -> bytes:
+        value = _attr(obj, Attribute.ID, b"")
+        return value[:MAX_LABEL] if isinstance(value, bytes) else b""
+
+    def flags(self, ref: TokenRef) -> int:
+        with self._lock, self._mapped("read flags", pin_sent=False):
+            return int(self._token(ref).flags)
+
+    # -- using -----------------------------------------------------------------------------
+
+    def sign(self, ref: TokenRef, key_id: bytes, digest: bytes, pin: str | None) -> bytes:
+        """ECDSA r‖s over ``digest`` with the private key ``key_id``, after a login with
+        ``pin`` (None: the reader's PIN pad). A key marked always-authenticate (PIV 9C)
+        gets the context-specific login it needs, with the same PIN, for this signature.
+
+        Raises: PinFormat (nothing spent), WrongPin, PinBlocked, CardRemoved, TokenFault.
+        """
+        if pin is not None and not 1 <= len(pin) <= 64:
+            raise PinFormat(PinRef.USER)
+        with self._lock:
+            with self._mapped("find token", pin_sent=False):
+                token = self._token(ref)
+            session = self._login(token, ref, pin)
+            with self._mapped("sign", pin_sent=True), session:
+                key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id)
+                if not isinstance(key, SignMixin):
+                    raise TokenFault("a key that cannot sign", "sign")
+                again = None
+                if _attr(key, Attribute.ALWAYS_AUTHENTICATE, False) is True:
+                    if pin is None:
+                        raise TokenFault("always-authenticate on a PIN pad", "sign")
+                    again = pin  # the context-specific login, between C_SignInit and C_Sign
+                signature = key.sign(digest, mechanism=Mechanism.ECDSA, pin=again)
+        if len(signature) != 64:
+            raise TokenFault(f"a signature of {len(signature)} bytes", "sign")
+        return bytes(signature)
+
+    def _login(self, token: pkcs11.Token, ref: TokenRef, pin: str | None) -> pkcs11.Session:
+        try:
+            with self._mapped("login", pin_sent=True):
+                return token.open(user_pin=pin if pin is not None else pkcs11.PROTECTED_AUTH)
+        except _Refused as refused:
+            self._login_failed()
+            state = pin_state(self._flags_or_zero(ref))
+            if isinstance(refused.cause, p11.PinLocked) or state.locked:
+                raise PinBlocked(PinRef.USER) from None
+            if isinstance(refused.cause, p11.PinIncorrect):
+                raise WrongPin(PinRef.USER, state.tries_left) from None
+            raise PinFormat(PinRef.USER) from None
+
+    def change_pin(self, ref: TokenRef, old: str, new: str) -> None:
+        """C_SetPIN in a session without a login: the user PIN, proven by ``old``.
+
+        Raises: PinFormat (nothing spent), WrongCurrentPin, PinBlocked, CardRemoved,
+        TokenFault (the token does not let its PIN be changed).
+        """
+        for pin in (old, new):
+            if not 1 <= len(pin) <= 64:
+                raise PinFormat(PinRef.USER)
+        with self._lock:
+            with self._mapped("find token", pin_sent=False):
+                token = self._token(ref)
+            try:
+                with self._mapped("set pin", pin_sent=True), token.open(rw=True) as session:
+                    session.set_pin(old, new)
+            except _Refused as refused:
+                state = pin_state(self._flags_or_zero(ref))
+                if isinstance(refused.cause, p11.PinLocked) or state.locked:
+                    raise PinBlocked(PinRef.USER) from None
+                if isinstance(refused.cause, p11.PinIncorrect):
+                    raise WrongCurrentPin(PinRef.USER, state.tries_left) from None
+                raise PinFormat(PinRef.USER) from None
+
+    def unblock_pin(self, ref: TokenRef, puk: str, new: str) -> None:
+        """The security officer's login with ``puk`` (the token's SO PIN), then C_InitPIN:
+        a new user PIN and its tries back.
+
+        Raises: PinFormat (nothing spent), WrongPuk, PukBlocked, CardRemoved, TokenFault.
+        """
+        for pin in (puk, new):
+            if not 1 <= len(pin) <= 64:
+                raise PinFormat(PinRef.USER)
+        with self._lock:
+            with self._mapped("find token", pin_sent=False):
+                if self._leaked:  # an SO login is refused while any read-only session lives
+                    self._lib.reinitialize()
+                    self._leaked = 0
+                token = self._token(ref)
+            try:
+                with self._mapped("login", pin_sent=True):
+                    session = token.open(rw=True, so_pin=puk)
+            except _Refused as refused:
+                self._login_failed()
+                flags = self._flags_or_zero(ref)
+                if isinstance(refused.cause, p11.PinLocked) or flags & SO_PIN_LOCKED:
+                    raise PukBlocked() from None
+                if isinstance(refused.cause, p11.PinIncorrect):
+                    tries = 1 if flags & SO_PIN_FINAL_TRY else None
+                    raise WrongPuk(PinRef.USER, tries) from None
+                raise PinFormat(PinRef.PUK) from None
+            try:
+                with self._mapped("set pin", pin_sent=True), session:
+                    session.init_pin(new)
+            except _Refused:
+                raise PinFormat(PinRef.USER) from None
+
+    def _login_failed(self) -> None:
+        # python-pkcs11 opens the session before C_Login and does not close it when the
+        # login fails: each wrong PIN leaves one session open in the module. After a few,
+        # the next look at the slots re-initialises the module, which closes them all.
+        self._leaked += 1
+
+    def _flags_or_zero(self, ref: TokenRef) -> int:
+        try:
+            return int(self._token(ref).flags)
+        except (p11.PKCS11Error, CardError):
+            return 0
+
+    def _token(self, ref: TokenRef) -> pkcs11.Token:
+        """The token in ``ref``'s slot if it is still the same one. Raises: CardRemoved."""
+        for slot in self._lib.get_slots(token_present=True):
+            if slot.slot_id == ref.slot:
+                token = slot.get_token()
+                if _text(token.serial) == ref.serial:
+                    return token
+        raise CardRemoved(pin_sent=False)
+
+    @contextlib.contextmanager
+    def _mapped(self, during: str, *, pin_sent: bool) -> Iterator[None]:
+        try:
+            yield
+        except CardError:
+            raise
+        except (p11.PinIncorrect, p11.PinLocked, p11.PinLenRange, p11.PinInvalid) as exc:
+            if during not in ("login", "set pin"):
+                raise TokenFault(type(exc).__name__, during) from None
+            raise _Refused(exc) from None
+        except _GONE:
+            raise CardRemoved(pin_sent=pin_sent) from None
+        except p11.NoSuchKey:
+            raise TokenFault("no such key", during) from None
+        except p11.PKCS11Error as exc:
+            log.info("PKCS#11 module %s: %s during %s", self.path, type(exc).__name__, during)
+            raise TokenFault(type(exc).__name__, during) from None
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(p11.PKCS11Error):
+            self._lib.finalize()
+
+
+class _Refused(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause

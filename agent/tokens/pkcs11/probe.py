@@ -1,0 +1,72 @@
+"""Loading a PKCS#11 module in a child process first, so that a module that crashes or
+hangs when it is loaded is reported and skipped while the agent stays up (ADR 0015).
+
+``python -m agent.tokens.pkcs11.probe PATH`` loads the module, lists its slots and prints
+one JSON line; the parent reads how the child ended. A module that passed is loaded into
+the agent; one that crashes later, mid-operation, would still take the agent with it —
+that isolation needs the module in another process for good (p11-kit's remoting), which
+costs every signature a round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+TIMEOUT = 10.0  # seconds a module may take to load and list its slots (OpenSC: ~50 ms)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str  # the module's description, or why it is not used
+
+
+def probe(path: Path, *, timeout: float = TIMEOUT) -> ProbeResult:
+    if not path.is_file():
+        return ProbeResult(False, "no such file")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.tokens.pkcs11.probe", str(path)],
+            capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return ProbeResult(False, f"did not answer within {timeout:g} s")
+    except OSError as exc:
+        return ProbeResult(False, f"could not be tried ({exc.strerror})")
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return ProbeResult(False, f"crashed when loaded ({name})")
+    try:
+        answer = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return ProbeResult(False, f"ended with status {done.returncode} and no answer")
+    if not isinstance(answer, dict):
+        return ProbeResult(False, "gave no answer")
+    return ProbeResult(answer.get("ok") is True, str(answer.get("detail", ""))[:200])
+
+
+def _child(path: str) -> int:
+    from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
+    from agent.tokens.pkcs11.lib import Module
+
+    try:
+        module = Module(path)
+        module.present()
+    except (ModuleUnusable, TokenFault) as exc:
+        print(json.dumps({"ok": False, "detail": str(exc)}), flush=True)
+        return 1
+    print(json.dumps({"ok": True, "detail": module.description}), flush=True)
+    os._exit(0)  # no C_Finalize or interpreter teardown: only the load was in question
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))

@@ -1,0 +1,204 @@
+"""The agent's PKCS#11 tokens: modules probed and loaded once, their slots looked at a few
+times a second, each new token's objects read once, and the BankIDs on them kept in a
+snapshot beside the cards'. The same surface as the card watcher, so orders, My BankIDs
+and the PIN dialogues use either.
+
+Looking is polling: ``C_WaitForSlotEvent`` is optional in PKCS#11 (SoftHSM2 does not
+have it) and a blocking wait cannot be interrupted portably; a look costs one
+``C_GetSlotList`` and one ``C_GetTokenInfo`` per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from agent.tokens.card.errors import CardError, NoCard, PinFormat, PinRef
+from agent.tokens.card.session import PinStatus
+from agent.tokens.model import CredentialInfo, KeyPurpose
+from agent.tokens.pkcs11 import contents as rules
+from agent.tokens.pkcs11.contents import TokenContents, TokenCredential, TokenRef
+from agent.tokens.pkcs11.modules import ModuleEntry
+from agent.tokens.pkcs11.probe import ProbeResult, probe
+
+if TYPE_CHECKING:  # python-pkcs11 loads only when a module passed its probe
+    from agent.tokens.pkcs11.lib import Module
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+POLL_SECONDS = 0.25  # token inserted → listed stays well under a second
+
+
+@dataclass(frozen=True)
+class ModuleProblem:
+    path: str
+    reason: str
+
+
+class TokenWatcher:
+    def __init__(
+        self,
+        modules: Sequence[ModuleEntry],
+        *,
+        poll: float = POLL_SECONDS,
+        probe_module: Callable[[Path], ProbeResult] = probe,
+    ) -> None:
+        self._entries = tuple(modules)
+        self._poll, self._probe = poll, probe_module
+        self._modules: list[Module] = []
+        self.problems: list[ModuleProblem] = []
+        self._creds: dict[str, TokenCredential] = {}
+        self._read: dict[tuple[TokenRef, str], rules.Reading] = {}
+        self._changed = asyncio.Event()
+        self.generation = 0
+        self.ready = asyncio.Event()  # modules probed and the first look taken
+
+    # -- the snapshot ------------------------------------------------------------------------
+
+    def credentials(self) -> list[CredentialInfo]:
+        return [c.info for c in self._creds.values()]
+
+    def card(self, credential_id: str) -> TokenCredential | None:
+        return self._creds.get(credential_id)
+
+    async def wait_changed(self, since: int) -> None:
+        while self.generation <= since:
+            self._changed.clear()
+            await self._changed.wait()
+
+    # -- the driver ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._load()
+        try:
+            while True:
+                try:
+                    found = await asyncio.to_thread(self._look)
+                except Exception:  # a module misbehaving must not end the watching
+                    log.exception("looking at PKCS#11 tokens failed")
+                    found = self._creds
+                self._update(found)
+                self.ready.set()
+                await asyncio.sleep(self._poll)
+        finally:
+            for module in self._modules:
+                await asyncio.to_thread(module.close)
+
+    async def _load(self) -> None:
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._probe, e.path) for e in self._entries)
+        )
+        for entry, result in zip(self._entries, results, strict=True):
+            if not result.ok:
+                self._problem(str(entry.path), result.detail)
+                continue
+            from agent.tokens.pkcs11.errors import ModuleUnusable
+            from agent.tokens.pkcs11.lib import Module
+
+            try:
+                self._modules.append(await asyncio.to_thread(Module, str(entry.path)))
+            except ModuleUnusable as exc:
+                self._problem(str(entry.path), exc.reason)
+                continue
+            log.info("PKCS#11 module %s loaded (%s, %s)", entry.path, result.detail,
+                     entry.source)  # fmt: skip
+
+    def _problem(self, path: str, reason: str) -> None:
+        log.warning("PKCS#11 module %s not used: %s", path, reason)  # once: at load
+        self.problems.append(ModuleProblem(path, reason))
+
+    def _look(self) -> dict[str, TokenCredential]:
+        found: dict[str, TokenCredential] = {}
+        seen: set[tuple[TokenRef, str]] = set()
+        for module in self._modules:
+            try:
+                heads = module.present()
+            except CardError as exc:
+                log.info("PKCS#11 module %s: %s", module.path, exc)
+                continue
+            for head in heads:
+                key = (head.ref, head.label)
+                seen.add(key)
+                reading = self._read.get(key)
+                if reading is None:
+                    reading = self._read_token(module, head)
+                    if reading is None:
+                        continue  # not readable yet: next look
+                    self._read[key] = reading
+                state = rules.pin_state(head.flags)
+                for cred in reading.credentials:
+                    info = replace(cred.info, locked=state.locked, tries_left=state.tries_left)
+                    found[info.id] = replace(cred, info=info)
+        for gone in self._read.keys() - seen:
+            del self._read[gone]
+        return found
+
+    @staticmethod
+    def _read_token(module: Module, head: TokenContents) -> rules.Reading | None:
+        try:
+            reading = rules.read(module.contents(head))
+        except CardError as exc:
+            log.info("token %r in %s not read: %s", head.label, module.path, exc)
+            return None
+        for why in reading.not_offered:
+            log.debug("token %r: %s", head.label, why)
+        if not reading.credentials:
+            log.info("token %r in %s holds no BankID", head.label, module.path)
+        return reading
+
+    def _update(self, found: dict[str, TokenCredential]) -> None:
+        before = {k: (c.info.locked, c.info.tries_left) for k, c in self._creds.items()}
+        after = {k: (c.info.locked, c.info.tries_left) for k, c in found.items()}
+        if before != after:
+            for cred_id in found.keys() - self._creds.keys():
+                log.info("token BankID %s inserted", cred_id)
+            for cred_id in self._creds.keys() - found.keys():
+                log.info("token BankID %s removed", cred_id)
+            self._creds = found
+            self.generation += 1
+            self._changed.set()
+        else:
+            self._creds = found
+
+    # -- using a token (blocking: run in an executor) ----------------------------------------
+
+    def _module(self, credential_id: str) -> tuple[Module, TokenCredential]:
+        cred = self._creds.get(credential_id)
+        if cred is None:
+            raise NoCard()
+        module = next((m for m in self._modules if m.path == cred.token.module), None)
+        if module is None:
+            raise NoCard()
+        return module, cred
+
+    def pin_status(self, credential_id: str, pin: PinRef) -> PinStatus:
+        """Raises: CardError (the token is gone, …)."""
+        module, cred = self._module(credential_id)
+        state = rules.pin_state(module.flags(cred.token))
+        return PinStatus(PinRef.USER, state.tries_left, False)
+
+    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str) -> bytes:
+        """Raises: CardError (WrongPin, PinBlocked, CardRemoved, TokenFault, …)."""
+        module, cred = self._module(credential_id)
+        digest = hashlib.sha256(data).digest()
+        secret = None if cred.protected_path else pin
+        return module.sign(cred.token, cred.key_ids[purpose], digest, secret)
+
+    def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:
+        """Raises: CardError (WrongCurrentPin, PinBlocked, PinFormat, …)."""
+        module, cred = self._module(credential_id)
+        module.change_pin(cred.token, old, new)
+
+    def unblock_pin(self, credential_id: str, pin: PinRef, puk: str, new: str | None) -> None:
+        """Raises: CardError (WrongPuk, PukBlocked, PinFormat, …). A token takes a new PIN
+        with its unblocking (C_InitPIN): there is no keeping the old one."""
+        if new is None:
+            raise PinFormat(PinRef.USER)
+        module, cred = self._module(credential_id)
+        module.unblock_pin(cred.token, puk, new)

@@ -1,0 +1,239 @@
+"""PKCS#11 tokens through the real python-pkcs11 and SoftHSM2: tokens made by the test
+(keys generated on the token, certificates from the tests' CA written with pkcs11-tool),
+watched, listed and used by the agent's token watcher; modules that are missing or crash
+when loaded are reported while the watcher goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from agent.tokens.card.errors import (
+    CardRemoved,
+    NoCard,
+    PinFormat,
+    PinRef,
+    WrongCurrentPin,
+    WrongPin,
+    WrongPuk,
+)
+from agent.tokens.model import CredentialState, KeyPurpose, TokenKind
+from agent.tokens.pkcs11.modules import ModuleEntry
+from agent.tokens.pkcs11.watcher import TokenWatcher
+from issuer.ca import CertificateAuthority
+from tests.conftest import BERTIL
+from tests.softhsm_kit import MODULE, SO_PIN, USER_PIN, SoftHsm, softhsm  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def token_ca() -> CertificateAuthority:
+    return CertificateAuthority.create(
+        "Token Test", dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    )
+
+
+def _entry(path: str | Path) -> ModuleEntry:
+    return ModuleEntry(Path(path).name, Path(path), "config")
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def watching(*paths: str | Path) -> AsyncIterator[TokenWatcher]:
+    """A watcher over the modules, started after the tokens are made: SoftHSM2 reads its
+    token folder when it is initialised and never sees a token made after that."""
+    watcher = TokenWatcher([_entry(p) for p in paths or (MODULE,)], poll=0.1)
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.wait_for(watcher.ready.wait(), 20)
+        yield watcher
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _verify(chain: tuple[bytes, ...], data: bytes, raw: bytes) -> None:
+    leaf = x509.load_der_x509_certificate(chain[0])
+    key = leaf.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+
+
+async def test_a_token_bankid_is_listed_and_signs_with_each_key(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca, always_auth=True)  # 9C-like: a login per signature
+    async with watching() as watcher:
+        await _check_signatures(watcher, token_ca)
+
+
+async def _check_signatures(watching: TokenWatcher, token_ca: CertificateAuthority) -> None:
+    (info,) = watching.credentials()
+    assert info.kind is TokenKind.TOKEN and info.owner.name == "Anna Andersson"
+    assert info.state(dt.datetime.now(dt.UTC)) is CredentialState.USABLE
+    held = watching.card(info.id)
+    assert held is not None
+    for purpose in KeyPurpose:
+        data = f"signed for {purpose}".encode()
+        raw = await asyncio.to_thread(watching.sign, info.id, purpose, data, USER_PIN)
+        _verify(held.chains[purpose], data, raw)
+        # the right key for the purpose: the other certificate does not verify it
+        other = held.chains[next(p for p in KeyPurpose if p is not purpose)]
+        with pytest.raises(Exception):  # noqa: B017 — InvalidSignature
+            _verify(other, data, raw)
+    issuing = token_ca.issuing_certificate.public_bytes(serialization.Encoding.DER)
+    assert held.chains[KeyPurpose.SIGNATURE][1] == issuing
+
+
+async def test_a_wrong_pin_is_counted_by_the_token(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca)
+    async with watching() as watcher:
+        await _check_wrong_pin(watcher)
+
+
+async def _check_wrong_pin(watching: TokenWatcher) -> None:
+    (info,) = watching.credentials()
+    with pytest.raises(WrongPin) as wrong:
+        await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x", "000000")
+    assert wrong.value.pin is PinRef.USER and wrong.value.tries_left is None  # SoftHSM: "low"
+    with pytest.raises(PinFormat):  # refused here: nothing reaches the token
+        await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x", "9" * 65)
+    status = await asyncio.to_thread(watching.pin_status, info.id, PinRef.USER)
+    assert not status.blocked
+    raw = await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x",
+                                  USER_PIN)  # fmt: skip
+    assert len(raw) == 64
+
+
+async def test_only_complete_pairs_are_offered(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("lone", token_ca, signature=False)
+    softhsm.bankid("old", token_ca, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=20), days=5)
+    softhsm.bankid("bertil", token_ca, person=BERTIL)
+    async with watching() as watcher:
+        states = sorted((c.owner.name, c.state(dt.datetime.now(dt.UTC)).value)
+                        for c in watcher.credentials())  # fmt: skip
+    assert states == [("Anna Andersson", "expired"), ("Bertil Berg", "usable")]
+
+
+async def test_a_token_removed_is_gone_within_a_second(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca)
+    softhsm.bankid("bertil", token_ca, person=BERTIL)
+    async with watching() as watcher:
+        assert len(watcher.credentials()) == 2
+        anna = next(c for c in watcher.credentials() if c.owner.given_name == "Anna")
+        generation = watcher.generation
+        softhsm.remove_token("anna")
+        await asyncio.wait_for(watcher.wait_changed(generation), 1.0)
+        assert [c.owner.given_name for c in watcher.credentials()] == ["Bertil"]
+        with pytest.raises(NoCard):
+            watcher.sign(anna.id, KeyPurpose.IDENTIFICATION, b"x", USER_PIN)
+
+
+async def test_change_pin_and_unblock_with_the_so_pin(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca)
+    async with watching() as watcher:
+        await _check_pins(watcher)
+
+
+async def _check_pins(watching: TokenWatcher) -> None:
+    (info,) = watching.credentials()
+    with pytest.raises(WrongCurrentPin):
+        await asyncio.to_thread(watching.change_pin, info.id, PinRef.USER, "000000", "654321")
+    await asyncio.to_thread(watching.change_pin, info.id, PinRef.USER, USER_PIN, "654321")
+    with pytest.raises(WrongPin):
+        await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x", USER_PIN)
+    await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x", "654321")
+    with pytest.raises(WrongPuk) as wrong:
+        await asyncio.to_thread(watching.unblock_pin, info.id, PinRef.USER, "87654321", "111111")
+    assert wrong.value.tries_left is None
+    with pytest.raises(PinFormat):  # a token takes a new PIN with its unblocking
+        await asyncio.to_thread(watching.unblock_pin, info.id, PinRef.USER, SO_PIN, None)
+    await asyncio.to_thread(watching.unblock_pin, info.id, PinRef.USER, SO_PIN, "111111")
+    await asyncio.to_thread(watching.sign, info.id, KeyPurpose.SIGNATURE, b"x", "111111")
+
+
+CRASHING_MODULE = r"""
+#include <signal.h>
+/* A PKCS#11 module that crashes the process that loads it. */
+long C_GetFunctionList(void **list) { (void)list; raise(SIGSEGV); return 0; }
+"""
+
+
+def _crashing_module(tmp_path: Path) -> Path:
+    source, library = tmp_path / "crash.c", tmp_path / "libcrash-pkcs11.so"
+    source.write_text(CRASHING_MODULE)
+    subprocess.run(["/usr/bin/gcc", "-shared", "-fPIC", "-o", str(library), str(source)],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    return library
+
+
+async def test_broken_modules_are_reported_and_skipped(
+    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    crash = _crashing_module(tmp_path)
+    not_a_module = tmp_path / "not-a-module.so"
+    not_a_module.write_bytes(b"\x7fELF garbage")
+    softhsm.bankid("anna", token_ca)
+    async with watching(crash, tmp_path / "missing.so", not_a_module, MODULE) as watcher:
+        reasons = {Path(p.path).name: p.reason for p in watcher.problems}
+        assert reasons["libcrash-pkcs11.so"] == "crashed when loaded (SIGSEGV)"
+        assert reasons["missing.so"] == "no such file"
+        assert "not-a-module.so" in reasons
+        assert len(watcher.credentials()) == 1  # the good module still serves its token
+
+
+def test_a_token_signature_matches_a_bare_python_pkcs11_one(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    """The same key through the agent's Module and through python-pkcs11 alone: both
+    signatures verify with the token's certificate (the baseline the benchmark uses)."""
+    import pkcs11
+
+    from agent.tokens.pkcs11.contents import TokenRef
+    from agent.tokens.pkcs11.lib import Module
+
+    softhsm.bankid("anna", token_ca)
+    module = Module(MODULE)
+    (head,) = module.present()
+    digest = hashlib.sha256(b"data").digest()
+    ours = module.sign(head.ref, b"\x01", digest, USER_PIN)
+    lib = pkcs11.lib(MODULE)
+    token = lib.get_token(token_label="anna")
+    with token.open(user_pin=USER_PIN) as session:
+        key = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, id=b"\x01")
+        bare = key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA)  # type: ignore[attr-defined]
+    contents = module.contents(head)
+    cert = next(c for c in contents.certificates if c.id == b"\x01")
+    for raw in (ours, bare):
+        _verify((cert.der,), b"data", raw)
+    with pytest.raises(CardRemoved):
+        module.sign(TokenRef(MODULE, head.ref.slot, "another serial"), b"\x01", digest, USER_PIN)
