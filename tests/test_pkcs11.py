@@ -204,10 +204,10 @@ async def test_broken_modules_are_reported_and_skipped(
     not_a_module.write_bytes(b"\x7fELF garbage")
     softhsm.bankid("anna", token_ca)
     async with watching(crash, tmp_path / "missing.so", not_a_module, MODULE) as watcher:
-        reasons = {Path(p.path).name: p.reason for p in watcher.problems}
-        assert reasons["libcrash-pkcs11.so"] == "crashed when loaded (SIGSEGV)"
-        assert reasons["missing.so"] == "no such file"
-        assert "not-a-module.so" in reasons
+        reasons = {Path(p.path).name: (p.reason, p.detail) for p in watcher.problems}
+        assert reasons["libcrash-pkcs11.so"] == ("crashed", "crashed when loaded (SIGSEGV)")
+        assert reasons["missing.so"] == ("missing", "no such file")
+        assert reasons["not-a-module.so"][0] == "unloadable"
         assert len(watcher.credentials()) == 1  # the good module still serves its token
 
 

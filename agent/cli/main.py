@@ -240,6 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     actions = tokens.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", parents=[common], help="list credentials")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--config", type=Path, help="settings naming PKCS#11 modules")
     imp = actions.add_parser("import", parents=[common], help="add a credential file")
     imp.add_argument("file", type=Path)
     exp = actions.add_parser("export", parents=[common], help="write a copy to move it")
@@ -392,17 +393,21 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 def _doctor(io: Io, args: argparse.Namespace) -> int:
     from agent.bridge.security import DEFAULT_PORT
     from agent.cli.enrolment import issuer_connection
+    from agent.config import load_config
     from agent.desktop.doctor import run_doctor
+    from agent.tokens.pkcs11 import find_modules
     from agent.updater.install import Layout
-    from eidcore.paths import default_data_dir
+    from eidcore.paths import default_config_file, default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
     connection = issuer_connection(args)
     issuer = (connection.url, connection.ca_file, connection.proxy) if connection else None
     source = Layout.in_data_dir(data_dir).source()
+    settings = load_config(args.config or default_config_file())
+    modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
     report, status = run_doctor(data_dir, args.port or DEFAULT_PORT, issuer,
                                 source.base_url if source else None, io.language,
-                                as_json=args.json)  # fmt: skip
+                                as_json=args.json, modules=modules)  # fmt: skip
     io.stdout.write(report)
     return status
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.cli.io import Io
@@ -26,7 +27,7 @@ def tokens_command(io: Io, args: argparse.Namespace) -> int:
     store = TokenStore(args.data_dir or default_data_dir())
     now = dt.datetime.now(dt.UTC)
     if args.action == "list":
-        return _list(io, store, now, as_json=args.json)
+        return _list(io, store, now, as_json=args.json, config=args.config)
     if args.action == "import":
         info = store.import_file(args.file)
         io.stdout.write(f"{info.id}\n")
@@ -82,7 +83,19 @@ def _remove(io: Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int
     return 0
 
 
-def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
+def _tokens_now(config: Path | None) -> list[CredentialInfo]:
+    """The BankIDs on PKCS#11 tokens now, through the modules the agent would load."""
+    from agent.config import load_config
+    from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11.watcher import tokens_now
+    from eidcore.paths import default_config_file
+
+    settings = load_config(config or default_config_file())
+    return tokens_now(find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit))
+
+
+def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,
+          config: Path | None) -> int:  # fmt: skip
     from agent.notices import KIND_TERMS, STATE_TERMS
     from agent.tokens import CredentialInfo
 
@@ -91,6 +104,7 @@ def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool) -> int:
         from agent.tokens.card.monitor import cards_now
 
         entries += [card.info for card in cards_now()]
+    entries += _tokens_now(config)
     if as_json:
         json.dump([_entry_json(e, now) for e in entries], io.stdout, indent=2)
         io.stdout.write("\n")

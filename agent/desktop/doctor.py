@@ -19,13 +19,14 @@ import platform
 import ssl
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 from agent import __version__
+from agent.tokens.pkcs11.modules import ModuleEntry
 from eidcore.messages import Language, Term, catalogue
 
 __all__ = ["Check", "Phrase", "diagnose", "render", "say"]
@@ -58,6 +59,7 @@ NAMES = {  # each check's key and what a person reads for it
     "permissions": Term.DOCTOR_PERMISSIONS,
     "credentials": Term.DOCTOR_CREDENTIALS,
     "cardReaders": Term.DOCTOR_CARD_READERS,
+    "tokens": Term.DOCTOR_TOKENS,
     "bridge": Term.DOCTOR_BRIDGE,
     "updateRepository": Term.DOCTOR_UPDATE_REPOSITORY,
     "issuer": Term.DOCTOR_ISSUER,
@@ -173,6 +175,24 @@ def _cards() -> Check:
     return Check("cardReaders", "ok", Phrase(Term.DOCTOR_READERS, {"readers": tuple(readers)}))
 
 
+async def _tokens(modules: Sequence[ModuleEntry]) -> Check:
+    """Each PKCS#11 module tried as the agent tries it: in a child process."""
+    from agent.tokens.pkcs11.probe import probe
+
+    if not modules:
+        return Check("tokens", "info", Phrase(Term.DOCTOR_NO_MODULES))
+    results = await asyncio.gather(*(asyncio.to_thread(probe, m.path) for m in modules))
+    problems = tuple(
+        Phrase(Term.DOCTOR_MODULE_PROBLEM, {"path": str(m.path), "reason": Phrase(
+            Term(f"doctor_module_{r.reason}"), {"detail": r.detail})})
+        for m, r in zip(modules, results, strict=True) if not r.ok
+    )  # fmt: skip
+    if problems:
+        return Check("tokens", "warning", Phrase(Term.DOCTOR_MODULES, {"modules": problems}))
+    names = tuple(f"{m.name} ({r.detail})" for m, r in zip(modules, results, strict=True))
+    return Check("tokens", "ok", Phrase(Term.DOCTOR_MODULES, {"modules": names}))
+
+
 def _update_state(name: object) -> Phrase:
     try:
         return Phrase(Term(f"update_state_{name}"))
@@ -231,10 +251,11 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
 
 
 async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str | None] | None,
-                   update_url: str | None, now: dt.datetime) -> list[Check]:  # fmt: skip
+                   update_url: str | None, now: dt.datetime,
+                   modules: Sequence[ModuleEntry] = ()) -> list[Check]:  # fmt: skip
     """Every check, in the order a supporter reads them."""
     checks = [_versions(), _data_dir(data_dir), _privacy(data_dir),
-              _credentials(data_dir, now), _cards(),
+              _credentials(data_dir, now), _cards(), await _tokens(modules),
               await _bridge(port)]  # fmt: skip
     env_proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     if update_url:
@@ -285,7 +306,8 @@ def exit_status(checks: list[Check]) -> int:
 
 
 def run_doctor(data_dir: Path, port: int, issuer: tuple[str, str | None, str | None] | None,
-               update_url: str | None, language: Language, *,
-               as_json: bool) -> tuple[str, int]:  # fmt: skip
-    checks = asyncio.run(diagnose(data_dir, port, issuer, update_url, dt.datetime.now(dt.UTC)))
+               update_url: str | None, language: Language, *, as_json: bool,
+               modules: Sequence[ModuleEntry] = ()) -> tuple[str, int]:  # fmt: skip
+    checks = asyncio.run(diagnose(data_dir, port, issuer, update_url, dt.datetime.now(dt.UTC),
+                                  modules))  # fmt: skip
     return render(checks, language, as_json=as_json), exit_status(checks)

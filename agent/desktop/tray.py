@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from agent.notices import Notice
 from agent.tokens import TokenStore
 from agent.tokens.hardware import Watcher
 from agent.tokens.model import CredentialState
+from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.ui.port import DesktopPort, DialogBlocked
 from agent.ui.settings import SettingsInvalid, form_for, settings_from
 from agent.updater.policy import StateName
@@ -56,8 +57,10 @@ class Tray:
                  stop: asyncio.Event, clock: Callable[[], dt.datetime],
                  cards: Watcher | None = None,
                  issuer: Callable[[], IssuerConnection | None] = lambda: None,
-                 settings: SettingsHooks | None = None) -> None:  # fmt: skip
+                 settings: SettingsHooks | None = None,
+                 modules: Sequence[ModuleEntry] = ()) -> None:  # fmt: skip
         self._ui, self._data_dir, self._port = ui, data_dir, port
+        self._modules = tuple(modules)  # the PKCS#11 modules, for the diagnostics
         self._order_active, self._updater, self._stop, self._clock = (
             order_active, updater, stop, clock)  # fmt: skip
         self._shown: tuple[str, str, Language] | None = None
@@ -170,6 +173,7 @@ class Tray:
             (issuer.url, issuer.ca_file, issuer.proxy) if issuer is not None else None,
             self._updater.repository if self._updater is not None else None,
             self._clock(),
+            self._modules,
         )
         await self._ui.report(self._term(Term.TRAY_DIAGNOSTICS).rstrip(" …"),
                               render(checks, self._ui.language, as_json=False))  # fmt: skip

@@ -24,34 +24,39 @@ TIMEOUT = 10.0  # seconds a module may take to load and list its slots (OpenSC: 
 @dataclass(frozen=True)
 class ProbeResult:
     ok: bool
-    detail: str  # the module's description, or why it is not used
+    detail: str  # the module's description, or why it is not used (for the log)
+    reason: str = ""  # why not, as a word people's texts are chosen by (REASONS)
+
+
+REASONS = ("missing", "crashed", "hung", "unloadable")
 
 
 def probe(path: Path, *, timeout: float = TIMEOUT) -> ProbeResult:
     if not path.is_file():
-        return ProbeResult(False, "no such file")
+        return ProbeResult(False, "no such file", "missing")
     try:
         done = subprocess.run(
             [sys.executable, "-m", "agent.tokens.pkcs11.probe", str(path)],
             capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        return ProbeResult(False, f"did not answer within {timeout:g} s")
+        return ProbeResult(False, f"did not answer within {timeout:g} s", "hung")
     except OSError as exc:
-        return ProbeResult(False, f"could not be tried ({exc.strerror})")
+        return ProbeResult(False, f"could not be tried ({exc.strerror})", "unloadable")
     if done.returncode < 0:
         try:
             name = signal.Signals(-done.returncode).name
         except ValueError:
             name = f"signal {-done.returncode}"
-        return ProbeResult(False, f"crashed when loaded ({name})")
+        return ProbeResult(False, f"crashed when loaded ({name})", "crashed")
     try:
         answer = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return ProbeResult(False, f"ended with status {done.returncode} and no answer")
+        return ProbeResult(False, f"ended with status {done.returncode}", "crashed")
     if not isinstance(answer, dict):
-        return ProbeResult(False, "gave no answer")
-    return ProbeResult(answer.get("ok") is True, str(answer.get("detail", ""))[:200])
+        return ProbeResult(False, "gave no answer", "unloadable")
+    ok = answer.get("ok") is True
+    return ProbeResult(ok, str(answer.get("detail", ""))[:200], "" if ok else "unloadable")
 
 
 def _child(path: str) -> int:

@@ -38,7 +38,8 @@ POLL_SECONDS = 0.25  # token inserted → listed stays well under a second
 @dataclass(frozen=True)
 class ModuleProblem:
     path: str
-    reason: str
+    reason: str  # one of probe.REASONS
+    detail: str  # for the log and support
 
 
 class TokenWatcher:
@@ -90,13 +91,23 @@ class TokenWatcher:
             for module in self._modules:
                 await asyncio.to_thread(module.close)
 
+    async def look_once(self) -> list[CredentialInfo]:
+        """Load the modules, look once and let them go again."""
+        await self._load()
+        try:
+            self._update(await asyncio.to_thread(self._look))
+        finally:
+            for module in self._modules:
+                await asyncio.to_thread(module.close)
+        return self.credentials()
+
     async def _load(self) -> None:
         results = await asyncio.gather(
             *(asyncio.to_thread(self._probe, e.path) for e in self._entries)
         )
         for entry, result in zip(self._entries, results, strict=True):
             if not result.ok:
-                self._problem(str(entry.path), result.detail)
+                self._problem(str(entry.path), result.reason, result.detail)
                 continue
             from agent.tokens.pkcs11.errors import ModuleUnusable
             from agent.tokens.pkcs11.lib import Module
@@ -104,14 +115,14 @@ class TokenWatcher:
             try:
                 self._modules.append(await asyncio.to_thread(Module, str(entry.path)))
             except ModuleUnusable as exc:
-                self._problem(str(entry.path), exc.reason)
+                self._problem(str(entry.path), "unloadable", exc.reason)
                 continue
             log.info("PKCS#11 module %s loaded (%s, %s)", entry.path, result.detail,
                      entry.source)  # fmt: skip
 
-    def _problem(self, path: str, reason: str) -> None:
-        log.warning("PKCS#11 module %s not used: %s", path, reason)  # once: at load
-        self.problems.append(ModuleProblem(path, reason))
+    def _problem(self, path: str, reason: str, detail: str) -> None:
+        log.warning("PKCS#11 module %s not used: %s", path, detail)  # once: at load
+        self.problems.append(ModuleProblem(path, reason, detail))
 
     def _look(self) -> dict[str, TokenCredential]:
         found: dict[str, TokenCredential] = {}
@@ -202,3 +213,8 @@ class TokenWatcher:
             raise PinFormat(PinRef.USER)
         module, cred = self._module(credential_id)
         module.unblock_pin(cred.token, puk, new)
+
+
+def tokens_now(modules: Sequence[ModuleEntry]) -> list[CredentialInfo]:
+    """The BankIDs on tokens at this moment, for one-shot listings (``tokens list``)."""
+    return asyncio.run(TokenWatcher(modules).look_once()) if modules else []

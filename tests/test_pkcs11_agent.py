@@ -1,0 +1,112 @@
+"""A BankID on a PKCS#11 token, used as a person and a website use it: a real
+``eid-agent run`` loading SoftHSM2 (and a module that crashes when loaded, beside it),
+orders started through the bridge, the PIN typed at the agent's console, the results
+verified with the rp kit; ``tokens list`` and ``doctor`` as a person runs them."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rp
+from issuer.ca import CertificateAuthority
+from tests.agent_process import AgentProcess
+from tests.softhsm_kit import MODULE, USER_PIN, SoftHsm, softhsm  # noqa: F401
+from tests.test_pkcs11 import _crashing_module
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def token_ca() -> CertificateAuthority:
+    return CertificateAuthority.create("Token Test", dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+
+
+def _config(tmp_path: Path, *modules: str | Path) -> Path:
+    config = tmp_path / "agent-config.toml"
+    listed = ", ".join(json.dumps(str(m)) for m in modules)
+    config.write_text(f"[pkcs11]\nmodules = [{listed}]\np11kit = false\n")
+    return config
+
+
+def test_identification_and_signing_with_a_token_through_a_real_agent(
+    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca, always_auth=True)
+    crash = _crashing_module(tmp_path)
+    config = _config(tmp_path, crash, MODULE)
+    with AgentProcess(tmp_path / "data", "--config", str(config), env=softhsm.env) as agent:
+        agent.ready()
+        agent.wait_for_output("libcrash-pkcs11.so not used: crashed when loaded (SIGSEGV)",
+                              stream="stderr")  # fmt: skip
+        agent.wait_for_output("token BankID", stream="stderr")  # listed beside it
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        status, body = agent.request("POST", "/v1/auth", {"nonce": nonce, "tokenKinds": ["token"]})
+        assert status == 201, body
+        ref = body["orderRef"]
+        agent.wait_for_output("PIN for Anna Andersson")
+        agent.type("000000")
+        agent.wait_for_output("[10085] Wrong PIN")
+        agent.wait_for_output("PIN for Anna Andersson", count=2)
+        agent.type(USER_PIN)
+        data = agent.wait_status(ref, "complete")["completionData"]
+        assert data["token"] == {"kind": "token"}
+        verified = rp.verify_auth(data, expected_origin=agent.origin, nonce=nonce,
+                                  trust_anchors=[token_ca.root_certificate],
+                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        assert verified.person.personal_number == "198112189876"
+
+        text = "Jag godkänner avtalet."
+        visible = base64.b64encode(text.encode()).decode()
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        status, body = agent.request("POST", "/v1/sign", {"nonce": nonce,
+                                     "userVisibleData": visible})  # fmt: skip
+        assert status == 201, body
+        agent.wait_for_output(text)
+        agent.wait_for_output("PIN for Anna Andersson", count=3)
+        agent.type(USER_PIN)
+        data = agent.wait_status(body["orderRef"], "complete")["completionData"]
+        signed = rp.verify_sign(data, expected_origin=agent.origin, nonce=nonce,
+                                trust_anchors=[token_ca.root_certificate],
+                                now=dt.datetime.now(dt.UTC), user_visible_data=text)  # fmt: skip
+        assert signed.person.personal_number == "198112189876"
+        # a website asking for a BankID on file only: the token is not offered, and the
+        # order waits for a credential that fits (as for a card not yet inserted)
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        _, body = agent.request("POST", "/v1/auth", {"nonce": nonce, "tokenKinds": ["file"]})
+        agent.wait_status(body["orderRef"], "noClient")
+        agent.wait_for_output("[10025] BankID missing")
+    assert USER_PIN not in agent.stderr and "000000" not in agent.stderr  # PINs never logged
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "eid-agent"), *args], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)  # fmt: skip
+
+
+def test_tokens_list_and_doctor_show_tokens_and_broken_modules(
+    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca)
+    config = _config(tmp_path, MODULE, _crashing_module(tmp_path))
+    data = str(tmp_path / "data")
+    listing = _run("tokens", "list", "--json", "--data-dir", data, "--config", str(config),
+                   env=softhsm.env)  # fmt: skip
+    (entry,) = json.loads(listing.stdout)
+    assert entry["kind"] == "token" and entry["name"] == "Anna Andersson"
+    assert entry["state"] == "usable" and entry["triesLeft"] is None
+    table = _run("tokens", "list", "--lang", "sv", "--data-dir", data, "--config", str(config),
+                 env=softhsm.env).stdout  # fmt: skip
+    assert "BankID på säkerhetsnyckel" in table and "198112189876" in table
+    doctor = _run("doctor", "--lang", "sv", "--data-dir", data, "--config", str(config),
+                  env=softhsm.env)  # fmt: skip
+    assert "modulen kraschade när den laddades (crashed when loaded (SIGSEGV))" in doctor.stdout
+    assert "Traceback" not in doctor.stdout + doctor.stderr
