@@ -24,6 +24,7 @@ here; nothing here is a secret except a proxy password, which is never logged.
     [pkcs11]
     modules = ["/opt/bank/lib/bank-pkcs11.so"]  # the organisation's own PKCS#11 modules
     p11kit = true                  # also the modules p11-kit is configured with (default)
+    intermediates = ["/etc/eid-agent/issuing-ca.pem"]  # issuing CAs a token cannot hold
 
 The Settings window writes the keys it owns with ``save_settings`` (the rest of the file,
 comments included, stays as the organisation wrote it) — the one importer of tomlkit.
@@ -69,6 +70,7 @@ class AgentConfig:
     relay_allow: tuple[str, ...] = ()
     pkcs11_modules: tuple[str, ...] = ()  # absolute paths of PKCS#11 modules to load
     p11kit: bool = True  # and those p11-kit's configuration names
+    intermediates: tuple[bytes, ...] = ()  # issuing CA certificates (DER) for tokens' chains
 
     @property
     def proxy(self) -> str | None:
@@ -104,7 +106,25 @@ def load_config(path: Path) -> AgentConfig:
     if not all(m.startswith("/") for m in modules):
         raise ConfigError(f"{path}: pkcs11.modules must be absolute paths")
     p11kit = read.flag("pkcs11", "p11kit", default=True)
-    return AgentConfig(url, read.text("issuer", "ca"), settings, relays, modules, p11kit)
+    authorities = tuple(
+        der for name in read.texts("pkcs11", "intermediates") for der in _certificates(path, name)
+    )
+    return AgentConfig(url, read.text("issuer", "ca"), settings, relays, modules, p11kit,
+                       authorities)  # fmt: skip
+
+
+def _certificates(config: Path, name: str) -> list[bytes]:
+    """The certificates in a PEM file, as DER. Raises: ConfigError."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        found = x509.load_pem_x509_certificates(Path(name).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{config}: pkcs11.intermediates: {name}: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(f"{config}: pkcs11.intermediates: {name} holds no certificate") from None
+    return [cert.public_bytes(Encoding.DER) for cert in found]
 
 
 class _Reader:

@@ -78,6 +78,7 @@ class RunConfig:
     policy: OriginPolicy = field(default_factory=OriginPolicy)
     cards: bool = True
     pkcs11: tuple[ModuleEntry, ...] = ()  # the PKCS#11 modules to load (probed first)
+    intermediates: tuple[bytes, ...] = ()  # issuing CAs (DER) completing tokens' chains
     argv: tuple[str, ...] = ()  # how this agent was started, to start the next version alike
     take_over: bool = False  # started by the previous version's update: prove health, commit
     update_tick: float = 30.0  # seconds between looks at the update policy
@@ -115,7 +116,8 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     front = await _user_interface(config, stdin, stdout)
     ui, desktop = front.ui, front.desktop
     watcher = CardWatcher() if config.cards else None
-    tokens = TokenWatcher(config.pkcs11) if config.pkcs11 else None
+    tokens = TokenWatcher(config.pkcs11, authorities=config.intermediates,
+                          conf_dir=config.data_dir) if config.pkcs11 else None  # fmt: skip
     hardware = Hardware(watcher, tokens) if watcher or tokens else None
     watching = [asyncio.create_task(w.run()) for w in (watcher, tokens) if w is not None]
 

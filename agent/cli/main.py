@@ -361,6 +361,7 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         ),
         cards=not args.no_cards,
         pkcs11=modules,
+        intermediates=agent_config.intermediates,
         argv=tuple(argv if argv is not None else sys.argv[1:]),
         take_over=args.take_over,
         update_tick=args.update_tick,

@@ -91,7 +91,8 @@ def _tokens_now(config: Path | None) -> list[CredentialInfo]:
     from eidcore.paths import default_config_file
 
     settings = load_config(config or default_config_file())
-    return tokens_now(find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit))
+    modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
+    return tokens_now(modules, settings.intermediates)
 
 
 def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,

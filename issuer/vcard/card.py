@@ -137,6 +137,8 @@ def _unblock(block: bytes) -> str | None:
 
 
 class VirtualCard:
+    atr = ATR
+
     def __init__(self, state: CardState, on_change: Callable[[CardState], None]) -> None:
         self.state = state
         self._on_change = on_change

@@ -19,9 +19,20 @@ import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from eidcore.atomicfile import atomic_write_bytes
-from issuer.vcard.card import ATR, CardState, VirtualCard
+from issuer.vcard.card import CardState
+
+
+class Card(Protocol):
+    """What a virtual card offers the reader: its ATR and its answers (profile or PIV)."""
+
+    atr: bytes
+
+    def reset(self) -> None: ...
+    def process(self, apdu: bytes) -> bytes: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +58,7 @@ class VpcdLink:
 
     def __init__(
         self,
-        card: VirtualCard,
+        card: Card,
         *,
         host: str = "127.0.0.1",
         port: int = VPCD_PORTS[0],
@@ -108,7 +119,7 @@ class VpcdLink:
     def _handle(self, payload: bytes) -> bytes | None:
         if len(payload) == 1:
             if payload[0] == _ATR:
-                return ATR
+                return self.card.atr
             if payload[0] in (_POWER_OFF, _POWER_ON, _RESET):
                 self.card.reset()
             return None

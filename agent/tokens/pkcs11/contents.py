@@ -149,8 +149,10 @@ def _chain(leaf_der: bytes, leaf: x509.Certificate,
     return tuple(chain)
 
 
-def read(contents: TokenContents) -> Reading:
-    """The BankIDs on one token."""
+def read(contents: TokenContents, authorities: Sequence[bytes] = ()) -> Reading:
+    """The BankIDs on one token. ``authorities``: issuing CAs' certificates (DER) the agent
+    is configured with, to complete a chain the token cannot hold (PIV has no place for
+    them); the token's own come first."""
     why: list[str] = []
     if not contents.flags & TOKEN_INITIALIZED:
         return Reading((), ("token not initialised",))
@@ -183,6 +185,11 @@ def read(contents: TokenContents) -> Reading:
             why.append(f"{name}: its key is not ECDSA P-256")
         else:
             leaves[purpose].append((obj, cert))
+    for der in authorities:
+        try:
+            cas.append((der, x509.load_der_x509_certificate(der)))
+        except ValueError:
+            continue  # the configuration was checked when it was read
     state = pin_state(contents.flags)
     found: list[TokenCredential] = []
     used: set[bytes] = set()

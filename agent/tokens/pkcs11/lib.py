@@ -39,8 +39,10 @@ from agent.tokens.pkcs11.contents import (
     TokenContents,
     TokenRef,
     pin_state,
+    so_pin_locked,
 )
 from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
+from agent.tokens.pkcs11.opensc import opensc_unblocks
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +199,14 @@ class Module:
             with self._mapped("find token", pin_sent=False):
                 token = self._token(ref)
             try:
-                with self._mapped("set pin", pin_sent=True), token.open(rw=True) as session:
+                # Logged in first: OpenSC, set up to unblock PIV cards (``opensc.py``),
+                # takes C_SetPIN in a session without a login as an unblock with the PUK.
+                with self._mapped("login", pin_sent=True):
+                    session = token.open(rw=True, user_pin=old)
+                with self._mapped("set pin", pin_sent=True), session:
                     session.set_pin(old, new)
             except _Refused as refused:
+                self._login_failed()
                 state = pin_state(self._flags_or_zero(ref))
                 if isinstance(refused.cause, p11.PinLocked) or state.locked:
                     raise PinBlocked(PinRef.USER) from None
@@ -225,6 +232,12 @@ class Module:
             try:
                 with self._mapped("login", pin_sent=True):
                     session = token.open(rw=True, so_pin=puk)
+            except TokenFault as fault:
+                # No security officer on this token (PIV: there is no VERIFY of the PUK).
+                if not self.unblocks_unlogged(ref):
+                    raise TokenFault("no unblocking on this token", "unblock") from fault
+                self._unblock_unlogged(token, ref, puk, new)
+                return
             except _Refused as refused:
                 self._login_failed()
                 flags = self._flags_or_zero(ref)
@@ -239,6 +252,30 @@ class Module:
                     session.init_pin(new)
             except _Refused:
                 raise PinFormat(PinRef.USER) from None
+
+    def unblocks_unlogged(self, ref: TokenRef) -> bool:
+        """Whether C_SetPIN without a login unblocks here: OpenSC set up so by this agent
+        (``opensc.py``), or any module while the PIN is locked — a CHANGE REFERENCE DATA
+        on a blocked PIN cannot spend a try, so the worst is a refusal."""
+        if self.description.startswith("OpenSC") and opensc_unblocks():
+            return True
+        return pin_state(self._flags_or_zero(ref)).locked
+
+    def _unblock_unlogged(self, token: pkcs11.Token, ref: TokenRef, puk: str, new: str) -> None:
+        try:
+            with self._mapped("set pin", pin_sent=True), token.open(rw=True) as session:
+                session.set_pin(puk, new)
+        except _Refused as refused:
+            self._login_failed()
+            if isinstance(refused.cause, p11.PinLocked):
+                raise PukBlocked() from None
+            if isinstance(refused.cause, p11.PinIncorrect):
+                if pin_state(self._flags_or_zero(ref)).locked and so_pin_locked(
+                    self._flags_or_zero(ref)
+                ):
+                    raise PukBlocked() from None
+                raise WrongPuk(PinRef.USER, None) from None
+            raise PinFormat(PinRef.PUK) from None
 
     def _login_failed(self) -> None:
         # python-pkcs11 opens the session before C_Login and does not close it when the

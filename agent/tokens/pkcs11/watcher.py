@@ -22,6 +22,7 @@ from agent.tokens.card.errors import CardError, NoCard, PinFormat, PinRef
 from agent.tokens.card.session import PinStatus
 from agent.tokens.model import CredentialInfo, KeyPurpose
 from agent.tokens.pkcs11 import contents as rules
+from agent.tokens.pkcs11 import opensc
 from agent.tokens.pkcs11.contents import TokenContents, TokenCredential, TokenRef
 from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.tokens.pkcs11.probe import ProbeResult, probe
@@ -49,8 +50,14 @@ class TokenWatcher:
         *,
         poll: float = POLL_SECONDS,
         probe_module: Callable[[Path], ProbeResult] = probe,
+        authorities: Sequence[bytes] = (),
+        conf_dir: Path | None = None,
     ) -> None:
+        """``authorities``: issuing CA certificates (DER) that complete tokens' chains;
+        ``conf_dir``: where OpenSC's configuration for unblocking goes (``opensc.py``)."""
         self._entries = tuple(modules)
+        self._authorities = tuple(authorities)
+        self._conf_dir = conf_dir
         self._poll, self._probe = poll, probe_module
         self._modules: list[Module] = []
         self.problems: list[ModuleProblem] = []
@@ -102,6 +109,8 @@ class TokenWatcher:
         return self.credentials()
 
     async def _load(self) -> None:
+        if self._conf_dir is not None:
+            opensc.prepare(self._conf_dir)
         results = await asyncio.gather(
             *(asyncio.to_thread(self._probe, e.path) for e in self._entries)
         )
@@ -138,7 +147,7 @@ class TokenWatcher:
                 seen.add(key)
                 reading = self._read.get(key)
                 if reading is None:
-                    reading = self._read_token(module, head)
+                    reading = self._read_token(module, head, self._authorities)
                     if reading is None:
                         continue  # not readable yet: next look
                     self._read[key] = reading
@@ -151,9 +160,10 @@ class TokenWatcher:
         return found
 
     @staticmethod
-    def _read_token(module: Module, head: TokenContents) -> rules.Reading | None:
+    def _read_token(module: Module, head: TokenContents,
+                    authorities: Sequence[bytes]) -> rules.Reading | None:  # fmt: skip
         try:
-            reading = rules.read(module.contents(head))
+            reading = rules.read(module.contents(head), authorities)
         except CardError as exc:
             log.info("token %r in %s not read: %s", head.label, module.path, exc)
             return None
@@ -215,6 +225,9 @@ class TokenWatcher:
         module.unblock_pin(cred.token, puk, new)
 
 
-def tokens_now(modules: Sequence[ModuleEntry]) -> list[CredentialInfo]:
+def tokens_now(modules: Sequence[ModuleEntry],
+               authorities: Sequence[bytes] = ()) -> list[CredentialInfo]:  # fmt: skip
     """The BankIDs on tokens at this moment, for one-shot listings (``tokens list``)."""
-    return asyncio.run(TokenWatcher(modules).look_once()) if modules else []
+    if not modules:
+        return []
+    return asyncio.run(TokenWatcher(modules, authorities=authorities).look_once())
