@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,8 @@ from agent.orders import OrderBook
 from agent.orders.service import OrderService
 from agent.tokens import CredentialInfo, TokenStore
 from agent.tokens.card.monitor import CardWatcher
+from agent.tokens.hardware import Hardware
+from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 ORIGIN = "https://bank.example"
@@ -147,11 +148,14 @@ async def running_bridge(
     ttl: dt.timedelta = dt.timedelta(seconds=180),
     check_peer_user: bool = True,
     store: TokenStore | None = None,
-    cards: CardWatcher | None = None,
+    cards: CardWatcher | Hardware | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    runs: Sequence[TokenWatcher] = (),
 ) -> AsyncIterator[Bridge]:
+    """``cards``: a card watcher (run here), or the Hardware over ``runs`` (run here)."""
     ui = ScriptedUi()
-    watching = asyncio.create_task(cards.run()) if cards is not None else None
+    running = [cards] if isinstance(cards, CardWatcher) else list(runs)
+    watching = [asyncio.create_task(w.run()) for w in running]
     service = OrderService(
         store or TokenStore(data_dir),
         ui,
@@ -172,7 +176,6 @@ async def running_bridge(
     finally:
         await service.aclose()
         await client.close()
-        if watching is not None:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)

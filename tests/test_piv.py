@@ -4,18 +4,26 @@ OpenSC, pcscd and vpcd: listing, both keys, three wrong PINs, the PUK, a new PIN
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime as dt
+import json
 import subprocess
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+import rp
 from agent.tokens.card.errors import PinBlocked, PinRef, WrongCurrentPin, WrongPin, WrongPuk
+from agent.tokens.hardware import Hardware
 from agent.tokens.model import CredentialState, KeyPurpose
 from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.tokens.pkcs11.watcher import TokenWatcher
+from eidcore.messages import MessageCode, Term
+from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, piv  # noqa: F401
 from tests.test_pkcs11 import _verify
 
@@ -108,3 +116,98 @@ async def test_three_wrong_pins_block_and_the_puk_unblocks(
         await asyncio.to_thread(watcher.change_pin, info.id, PinRef.USER, "654321", "111111")
         assert piv.card.state.puk.tries_left == 3
         assert len(await sign("111111")) == 64
+
+
+# -- orders through the bridge, with the real order service --------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _piv_bridge(piv: PivInReader, tmp_path: Path) -> AsyncIterator[Bridge]:  # noqa: F811
+    der = piv.ca.issuing_certificate.public_bytes(serialization.Encoding.DER)
+    tokens = TokenWatcher([ModuleEntry("opensc", Path(OPENSC), "config")], poll=0.1,
+                          authorities=[der], conf_dir=tmp_path / "opensc")  # fmt: skip
+    async with running_bridge(tmp_path / "files", cards=Hardware(tokens), runs=[tokens]) as b:
+        for _ in range(200):
+            if tokens.credentials():
+                break
+            await asyncio.sleep(0.05)
+        yield b
+
+
+async def test_identification_and_signature_with_the_piv_card(
+    piv: PivInReader, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    async with _piv_bridge(piv, tmp_path) as b:
+        nonce = new_nonce()
+        _, body = await b.post("/v1/auth", {"nonce": nonce, "tokenKinds": ["token"]})
+        ref = body["orderRef"]
+        await b.wait_for(ref, "userSign")
+        await b.ui.secrets.put("000000")
+        await b.ui.secrets.put(PIV_PIN)
+        data = (await b.wait_for(ref, "complete"))["completionData"]
+        problem = b.ui.problems[-1]
+        assert problem is not None and problem.code is MessageCode.WRONG_TOKEN_PIN
+        verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
+                                  trust_anchors=[piv.ca.root_certificate],
+                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        assert verified.person.personal_number == "198112189876"
+        assert data["token"] == {"kind": "token"}
+        ref = await b.start("sign", userVisibleData=b64("Jag godkänner."))
+        await b.ui.secrets.put(PIV_PIN)
+        data = (await b.wait_for(ref, "complete"))["completionData"]
+        assert json.loads(base64.b64decode(data["signedData"]))["type"] == "sign"
+        assert piv.card.state.pin.tries_left == 3
+
+
+async def test_three_wrong_pins_in_an_order_end_with_the_seeds_message(
+    piv: PivInReader, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    async with _piv_bridge(piv, tmp_path) as b:
+        ref = await b.start()
+        for _ in range(3):
+            await b.ui.secrets.put("000000")
+        assert (await b.wait_for(ref, "failed"))["hintCode"] == "certificateErr"
+        told = b.ui.told[-1]
+        assert told.code is MessageCode.PIN_BLOCKED  # "you typed the wrong PIN 3 times"
+        assert told.params == {"pin": Term.TOKEN_PIN}
+        second = b.ui.problems[-1]  # before the third: the card's final try, said so
+        assert second is not None and second.code is MessageCode.WRONG_PIN
+        assert second.params == {"pin": Term.TOKEN_PIN, "tries_left": 1}
+
+
+async def test_the_card_removed_before_the_pin_waits_and_goes_on(
+    piv: PivInReader, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    async with _piv_bridge(piv, tmp_path) as b:
+        ref = await b.start()
+        await b.wait_for(ref, "userSign")
+        await asyncio.to_thread(piv.remove)  # the dialog is open, no PIN typed yet
+        await asyncio.sleep(0.5)  # the watcher has seen it
+        await b.ui.secrets.put(PIV_PIN)
+        assert (await b.wait_for(ref, "noClient"))["status"] == "pending"
+        assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
+        assert piv.card.state.pin.tries_left == 3  # nothing spent
+        await asyncio.to_thread(piv.insert)
+        await b.wait_for(ref, "userSign")
+        await b.ui.secrets.put(PIV_PIN)
+        assert (await b.wait_for(ref, "complete"))["completionData"]["token"]["kind"] == "token"
+
+
+async def test_the_card_removed_after_the_pin_ends_the_order(
+    piv: PivInReader, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    async with _piv_bridge(piv, tmp_path) as b:
+        pulled = threading.Event()
+
+        def pull(command: bytes, response: bytes) -> None:
+            if command[1] == 0x20 and len(command) > 5 and not pulled.is_set():  # the VERIFY
+                pulled.set()
+                piv.link.remove()
+
+        piv.link._on_apdu = pull
+        ref = await b.start()
+        await b.wait_for(ref, "userSign")
+        await b.ui.secrets.put(PIV_PIN)
+        body = await b.wait_for(ref, "failed")
+        assert body["hintCode"] == "startFailed" and pulled.is_set()
+        assert b.ui.told[-1].code is MessageCode.CARD_REMOVED

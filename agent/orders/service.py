@@ -284,8 +284,8 @@ class OrderService:
     ) -> Completion:
         assert self._cards is not None
         card = self._cards.card(credential.id)
-        if card is None:
-            raise CardRemoved()
+        if card is None:  # gone from the snapshot before its PIN went anywhere
+            raise CardRemoved(pin_sent=False)
         signed = self._signed_data(order)
         signature = await asyncio.to_thread(self._cards.sign, credential.id, purpose, signed,
                                             secret)  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pkcs11
@@ -50,6 +51,7 @@ MAX_OBJECTS = 64  # per class: a token offering more is read only this far
 MAX_CERT_BYTES = 16384  # a BankID certificate is under 1 kB
 MAX_LABEL = 64
 LEAKED_SESSIONS_LIMIT = 8  # see _login_failed
+REMOVAL_LOOKS, REMOVAL_PAUSE = 4, 0.1  # after an error: is the token still there?
 
 _GONE = (p11.DeviceRemoved, p11.TokenNotPresent, p11.TokenNotRecognised, p11.SessionClosed,
          p11.SessionHandleInvalid, p11.SlotIDInvalid, p11.DeviceError, p11.NoSuchToken)  # fmt: skip
@@ -159,7 +161,7 @@ class Module:
             with self._mapped("find token", pin_sent=False):
                 token = self._token(ref)
             session = self._login(token, ref, pin)
-            with self._mapped("sign", pin_sent=True), session:
+            with self._mapped("sign", pin_sent=True, ref=ref), session:
                 key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id)
                 if not isinstance(key, SignMixin):
                     raise TokenFault("a key that cannot sign", "sign")
@@ -175,7 +177,7 @@ class Module:
 
     def _login(self, token: pkcs11.Token, ref: TokenRef, pin: str | None) -> pkcs11.Session:
         try:
-            with self._mapped("login", pin_sent=True):
+            with self._mapped("login", pin_sent=True, ref=ref):
                 return token.open(user_pin=pin if pin is not None else pkcs11.PROTECTED_AUTH)
         except _Refused as refused:
             self._login_failed()
@@ -298,8 +300,23 @@ class Module:
                     return token
         raise CardRemoved(pin_sent=False)
 
+    def _gone(self, ref: TokenRef) -> bool:
+        """Whether the token left: a card pulled while it answers leaves OpenSC with no
+        status word, which it reports as a general error; pcscd takes a moment to see it."""
+        for _ in range(REMOVAL_LOOKS):
+            try:
+                self._token(ref)
+            except CardRemoved:
+                return True
+            except p11.PKCS11Error:
+                return True
+            time.sleep(REMOVAL_PAUSE)
+        return False
+
     @contextlib.contextmanager
-    def _mapped(self, during: str, *, pin_sent: bool) -> Iterator[None]:
+    def _mapped(
+        self, during: str, *, pin_sent: bool, ref: TokenRef | None = None
+    ) -> Iterator[None]:
         try:
             yield
         except CardError:
@@ -313,6 +330,8 @@ class Module:
         except p11.NoSuchKey:
             raise TokenFault("no such key", during) from None
         except p11.PKCS11Error as exc:
+            if ref is not None and self._gone(ref):
+                raise CardRemoved(pin_sent=pin_sent) from None
             log.info("PKCS#11 module %s: %s during %s", self.path, type(exc).__name__, during)
             raise TokenFault(type(exc).__name__, during) from None
 
