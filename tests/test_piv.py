@@ -17,13 +17,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import rp
+from agent.desktop.pins import PinManager
 from agent.tokens.card.errors import PinBlocked, PinRef, WrongCurrentPin, WrongPin, WrongPuk
-from agent.tokens.hardware import Hardware
+from agent.tokens.hardware import Hardware, pins_of
 from agent.tokens.model import CredentialState, KeyPurpose
 from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.tokens.pkcs11.watcher import TokenWatcher
+from agent.ui.port import PinAnswer
 from eidcore.messages import MessageCode, Term
-from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
+from tests.bridge_kit import ORIGIN, Bridge, ScriptedUi, b64, new_nonce, running_bridge
 from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, piv  # noqa: F401
 from tests.test_pkcs11 import _verify
 
@@ -211,3 +213,27 @@ async def test_the_card_removed_after_the_pin_ends_the_order(
         body = await b.wait_for(ref, "failed")
         assert body["hintCode"] == "startFailed" and pulled.is_set()
         assert b.ui.told[-1].code is MessageCode.CARD_REMOVED
+
+
+async def test_manage_pin_on_a_piv_card_as_my_bankids_runs_it(
+    piv: PivInReader, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    """The "Change PIN" and "Unblock PIN" buttons of My BankIDs, on a token: one PIN."""
+    async with _watching(piv, tmp_path) as watcher:
+        (info,) = watcher.credentials()
+        assert pins_of(info.kind) == (PinRef.USER,)
+        ui = ScriptedUi()
+        manager = PinManager(Hardware(watcher), ui)
+        await ui.pin_answers.put(PinAnswer("000000", "222222"))
+        await ui.pin_answers.put(PinAnswer(PIV_PIN, "222222"))
+        outcome = await manager.change(info.id, PinRef.USER)
+        assert outcome.code is MessageCode.PIN_CHANGED and outcome.params == {"pin": Term.TOKEN_PIN}
+        problem = ui.pin_requests[1][1]
+        assert problem is not None and problem.code is MessageCode.TOKEN_PIN_CHANGE_FAILED
+        await ui.pin_answers.put(PinAnswer("87654321", "333333"))
+        await ui.pin_answers.put(PinAnswer(PIV_PUK, "333333"))
+        outcome = await manager.unblock(info.id, PinRef.USER)
+        assert outcome.code is MessageCode.PIN_UNBLOCKED
+        problem = ui.pin_requests[3][1]
+        assert problem is not None and problem.code is MessageCode.WRONG_TOKEN_PUK
+        assert piv.card.state.pin.value.rstrip(b"\xff") == b"333333"

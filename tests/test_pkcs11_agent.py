@@ -110,3 +110,35 @@ def test_tokens_list_and_doctor_show_tokens_and_broken_modules(
                   env=softhsm.env)  # fmt: skip
     assert "modulen kraschade när den laddades (crashed when loaded (SIGSEGV))" in doctor.stdout
     assert "Traceback" not in doctor.stdout + doctor.stderr
+
+
+def test_the_pin_of_a_token_from_the_command_line(
+    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca)
+    config = _config(tmp_path, MODULE)
+    common = ("--pin", "token", "--config", str(config), "--data-dir", str(tmp_path / "d"),
+              "--lang", "en")  # fmt: skip
+
+    def card(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "eid-agent"), "card", *args, *common], input=stdin,
+                              capture_output=True, text=True, env=softhsm.env, timeout=60,
+                              check=False)  # fmt: skip
+
+    wrong = card("change-pin", stdin="000000\n654321\n654321\n")
+    assert wrong.returncode != 0 and "[10088]" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    done = card("change-pin", stdin=f"{USER_PIN}\n654321\n654321\n")
+    assert done.returncode == 0, done.stderr
+    assert "PIN changed" in done.stdout or "changed" in done.stdout.lower()
+    keep = card("unblock-pin", "--keep", stdin="")
+    assert keep.returncode == 2 and "--keep does not go with --pin token" in keep.stderr
+    bad_puk = card("unblock-pin", stdin="87654321\n111111\n111111\n")
+    assert "[10087]" in bad_puk.stderr
+    unblocked = card("unblock-pin", stdin="12345678\n111111\n111111\n")
+    assert unblocked.returncode == 0, unblocked.stderr
+    listing = _run("tokens", "list", "--json", "--data-dir", str(tmp_path / "d"), "--config",
+                   str(config), env=softhsm.env)  # fmt: skip
+    assert json.loads(listing.stdout)[0]["state"] == "usable"
+    for secret in (USER_PIN, "654321", "87654321", "12345678"):
+        assert secret not in wrong.stderr + done.stderr + bad_puk.stderr + unblocked.stderr

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from agent.notices import PIN_TERMS
+from agent.tokens import AmbiguousId
 from agent.tokens.card import CardSession, NoCard, NoReader, PinRef, PinsDiffer
 from agent.tokens.card.errors import CardError
 from agent.tokens.model import KeyPurpose
@@ -33,6 +34,11 @@ def card_command(
     def ask(prompt: str) -> str:
         return read_secret(prompt, stdin, stderr)
 
+    if getattr(args, "pin", None) == "token":
+        if getattr(args, "keep", False):  # PKCS#11 sets a new PIN with every unblocking
+            stderr.write(term(Term.CLI_KEEP_NOT_ON_TOKENS) + "\n")
+            return 2
+        return _token_pin(args, ask, stdout, term)
     with _session(args.reader) as (reader, session):
         if args.action == "status":
             return _status(stdout, reader, session, pin_name, term)
@@ -53,6 +59,41 @@ def card_command(
             if ask(term(Term.PROMPT_REPEAT_PIN, pin=name)) != new_pin:
                 raise PinsDiffer()
         session.unblock_pin(pin, puk, new_pin)
+        stdout.write(_cap(term(Term.PIN_UNBLOCKED, pin=name)) + "\n")
+        return 0
+
+
+def _token_pin(args: argparse.Namespace, ask: Callable[[str], str], stdout: TextIO,
+               term: Callable[..., str]) -> int:  # fmt: skip
+    """The PIN of a BankID on a PKCS#11 token, through the modules the agent loads."""
+    from agent.config import load_config
+    from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11.watcher import tokens_open
+    from eidcore.paths import default_config_file, default_data_dir
+
+    settings = load_config(args.config or default_config_file())
+    modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
+    name = term(Term.TOKEN_PIN)
+    with tokens_open(modules, authorities=settings.intermediates,
+                     conf_dir=args.data_dir or default_data_dir()) as tokens:  # fmt: skip
+        found = [c for c in tokens.credentials()
+                 if not args.token or c.id.startswith(args.token.lower())]  # fmt: skip
+        if len(found) != 1:
+            raise NoCard() if not found else AmbiguousId(args.token or "")
+        credential_id = found[0].id
+        if args.action == "change-pin":
+            old = ask(term(Term.PROMPT_CURRENT_PIN, pin=name))
+            new = ask(term(Term.PROMPT_NEW_PIN, pin=name))
+            if ask(term(Term.PROMPT_REPEAT_PIN, pin=name)) != new:
+                raise PinsDiffer()
+            tokens.change_pin(credential_id, PinRef.USER, old, new)
+            stdout.write(_cap(term(Term.PIN_CHANGED, pin=name)) + "\n")
+            return 0
+        puk = ask(term(Term.PROMPT_PUK))
+        new_pin = ask(term(Term.PROMPT_NEW_PIN, pin=name))
+        if ask(term(Term.PROMPT_REPEAT_PIN, pin=name)) != new_pin:
+            raise PinsDiffer()
+        tokens.unblock_pin(credential_id, PinRef.USER, puk, new_pin)
         stdout.write(_cap(term(Term.PIN_UNBLOCKED, pin=name)) + "\n")
         return 0
 

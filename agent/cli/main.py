@@ -213,10 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument(
             "--pin",
             required=True,
-            choices=["identification", "signature"],
-            help="which PIN: the card has one for identification and one for signing",
+            choices=["identification", "signature", "token"],
+            help="which PIN: a BankID card has one for identification and one for signing; "
+            "a PKCS#11 token (PIV card, USB key) has one",
         )
         action.add_argument("--reader", help="the reader's name (default: the one with a card)")
+        action.add_argument("--token", help="with --pin token: the BankID's id (eid-agent "
+                            "tokens list), when there is more than one")  # fmt: skip
+        action.add_argument("--config", type=Path, help="settings naming PKCS#11 modules")
         if name == "unblock-pin":
             action.add_argument(
                 "--keep",

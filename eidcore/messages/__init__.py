@@ -42,6 +42,7 @@ class Term(enum.StrEnum):
     IDENTIFICATION_PIN = "identification_pin"
     SIGNATURE_PIN = "signature_pin"
     TOKEN_PIN = "token_pin"
+    CLI_KEEP_NOT_ON_TOKENS = "cli_keep_not_on_tokens"
     PUK = "puk"
     STATE_USABLE = "state_usable"
     STATE_EXPIRED = "state_expired"

@@ -11,9 +11,10 @@ have it) and a blocking wait cannot be interrupted portably; a look costs one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -95,8 +96,7 @@ class TokenWatcher:
                 self.ready.set()
                 await asyncio.sleep(self._poll)
         finally:
-            for module in self._modules:
-                await asyncio.to_thread(module.close)
+            await asyncio.to_thread(self.close)
 
     async def look_once(self) -> list[CredentialInfo]:
         """Load the modules, look once and let them go again."""
@@ -104,9 +104,14 @@ class TokenWatcher:
         try:
             self._update(await asyncio.to_thread(self._look))
         finally:
-            for module in self._modules:
-                await asyncio.to_thread(module.close)
+            self.close()
         return self.credentials()
+
+    def close(self) -> None:
+        """Finalise the modules (blocking); ``run`` does it itself when cancelled."""
+        for module in self._modules:
+            module.close()
+        self._modules = []
 
     async def _load(self) -> None:
         if self._conf_dir is not None:
@@ -208,8 +213,9 @@ class TokenWatcher:
         """Raises: CardError (WrongPin, PinBlocked, CardRemoved, TokenFault, …)."""
         module, cred = self._module(credential_id)
         digest = hashlib.sha256(data).digest()
-        secret = None if cred.protected_path else pin
-        return module.sign(cred.token, cred.key_ids[purpose], digest, secret)
+        # A PIN-pad reader (protected authentication path) is not yet used as one: the UI
+        # would have to say "type it on the reader" instead of asking (ADR 0015).
+        return module.sign(cred.token, cred.key_ids[purpose], digest, pin)
 
     def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:
         """Raises: CardError (WrongCurrentPin, PinBlocked, PinFormat, …)."""
@@ -231,3 +237,22 @@ def tokens_now(modules: Sequence[ModuleEntry],
     if not modules:
         return []
     return asyncio.run(TokenWatcher(modules, authorities=authorities).look_once())
+
+
+@contextlib.contextmanager
+def tokens_open(modules: Sequence[ModuleEntry], *, authorities: Sequence[bytes] = (),
+                conf_dir: Path | None = None) -> Iterator[TokenWatcher]:  # fmt: skip
+    """A watcher that has loaded its modules and looked once, for one command's work
+    (``eid-agent card … --pin token``); its blocking methods are used directly."""
+
+    async def open_once() -> TokenWatcher:
+        watcher = TokenWatcher(modules, authorities=authorities, conf_dir=conf_dir)
+        await watcher._load()
+        watcher._update(await asyncio.to_thread(watcher._look))
+        return watcher
+
+    watcher = asyncio.run(open_once())
+    try:
+        yield watcher
+    finally:
+        watcher.close()
