@@ -13,7 +13,19 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import bridge, cards, desktop, floods, fuzz, installer, issuer, relay, tokens, updates
+from bench import (
+    bridge,
+    cards,
+    desktop,
+    floods,
+    fuzz,
+    installer,
+    issuer,
+    pkcs11,
+    relay,
+    tokens,
+    updates,
+)
 from bench.common import Figure
 from issuer import CertificateAuthority
 
@@ -39,7 +51,7 @@ def main() -> int:
                         help="generated bridge requests (at least)")  # fmt: skip
     parser.add_argument("--only", action="append", metavar="GROUP",
                         choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
-                                 "installer", "floods", "fuzz", "relay"],  # the groups below
+                                 "installer", "floods", "fuzz", "relay", "pkcs11"],  # below
                         help="run only this group (repeatable); results.json is then not "
                              "written")  # fmt: skip
     args = parser.parse_args()
@@ -54,6 +66,7 @@ def main() -> int:
         "floods",
         "fuzz",
         "relay",
+        "pkcs11",
     ]
     wanted = set(args.only or groups)
     logging.getLogger("tufup").setLevel(logging.ERROR)  # it narrates at WARNING
@@ -83,6 +96,8 @@ def main() -> int:
             figures += fuzz.run(Path(tmp), cases=args.fuzz_cases)
         if "relay" in wanted:
             figures += relay.run(ca, now, Path(tmp))
+        if "pkcs11" in wanted:
+            figures += pkcs11.run(ca, Path(tmp), runs=args.runs)
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:

@@ -58,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     card.add_argument(
         "--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})"
     )
+    piv = commands.add_parser(
+        "personalise-piv",
+        help="make a virtual PIV card holding a BankID (keys in 9A and 9C), for development",
+    )
+    piv.add_argument("--personal-number", required=True, help="12 digits, YYYYMMDDNNNC")
+    piv.add_argument("--name", required=True, help='full name, e.g. "Anna Andersson"')
+    piv.add_argument("--card", required=True, type=Path, help="the card file to write")
+    piv.add_argument("--serial", default=None, help="card serial (default: random)")
+    piv.add_argument("--ca-dir", type=Path, help="development CA folder (as dev-credential)")
+    piv.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
     from issuer.servecli import add_commands
 
     add_commands(commands)
@@ -93,6 +103,9 @@ def main(
         now = dt.datetime.now(dt.UTC)
         if args.command == "personalise-card":
             return _personalise(args, ca, person, now, stdin, stdout, stderr)
+        if args.command == "personalise-piv":
+            ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"
+            return _personalise_piv(args, ca, ca_dir, person, now, stdin, stdout, stderr)
         password = read_new_password("Password: ", "Repeat password: ", stdin, stderr)
         token = make_file_credential(ca, person, password, now, days=args.days)
         atomic_write_bytes(args.out, fileformat.dumps(token), mode=0o600)
@@ -143,6 +156,36 @@ def _personalise(
         return 2
     CardFile(args.card).save(state)
     stdout.write(f"card {serial}  {person.name}  development card written to {args.card}\n")
+    return 0
+
+
+def _personalise_piv(
+    args: argparse.Namespace,
+    ca: CertificateAuthority,
+    ca_dir: Path,
+    person: Person,
+    now: dt.datetime,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    import secrets
+
+    from issuer.cards import personalise_piv_card
+
+    pin, puk = (read_new_password(f"{label}: ", f"Repeat {label}: ", stdin, stderr)
+                for label in ("PIN (6-8 digits)", "PUK (6-8 digits)"))  # fmt: skip
+    serial = args.serial or secrets.token_hex(4).upper()
+    try:
+        state = personalise_piv_card(ca, person, now, serial=serial, pin=pin, puk=puk,
+                                     days=args.days)  # fmt: skip
+    except ValueError as exc:
+        stderr.write(f"eid-issuer: {exc}\n")
+        return 2
+    atomic_write_bytes(args.card, state.to_json(), mode=0o600)
+    stdout.write(f"PIV card {serial}  {person.name}  development card written to {args.card}\n"
+                 f"the agent completes its chain with {ca_dir / 'issuing.crt'} "
+                 "([pkcs11] intermediates in config.toml)\n")  # fmt: skip
     return 0
 
 

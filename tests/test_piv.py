@@ -26,6 +26,7 @@ from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import PinAnswer
 from eidcore.messages import MessageCode, Term
 from tests.bridge_kit import ORIGIN, Bridge, ScriptedUi, b64, new_nonce, running_bridge
+from tests.card_kit import pcscd  # noqa: F401
 from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, piv  # noqa: F401
 from tests.test_pkcs11 import _verify
 
@@ -237,3 +238,49 @@ async def test_manage_pin_on_a_piv_card_as_my_bankids_runs_it(
         problem = ui.pin_requests[3][1]
         assert problem is not None and problem.code is MessageCode.WRONG_TOKEN_PUK
         assert piv.card.state.pin.value.rstrip(b"\xff") == b"333333"
+
+
+def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> None:  # noqa: F811
+    """eid-issuer personalises a PIV card file, eid-vcard inserts it in the second reader,
+    and ``eid-agent tokens list`` shows its BankID through OpenSC."""
+    import json
+    import signal
+    import sys
+    import time
+
+    bin_dir = Path(sys.executable).parent
+    card = tmp_path / "anna.piv"
+    made = subprocess.run(
+        [str(bin_dir / "eid-issuer"), "personalise-piv", "--personal-number", "198112189876",
+         "--name", "Anna Andersson", "--card", str(card), "--ca-dir", str(tmp_path / "ca")],
+        input="123456\n123456\n12345678\n12345678\n", capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert oct(card.stat().st_mode)[-3:] == "600" and "issuing.crt" in made.stdout
+    shown = subprocess.run([str(bin_dir / "eid-vcard"), "show", "--card", str(card)],
+                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert "PIN: 3 tries left" in shown.stdout
+    config = tmp_path / "config.toml"
+    config.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n'
+                      f'intermediates = ["{tmp_path / "ca" / "issuing.crt"}"]\n')  # fmt: skip
+    inserted = subprocess.Popen([str(bin_dir / "eid-vcard"), "insert", "--card", str(card),
+                                 "--slot", "1"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert inserted.stderr is not None
+        assert "inserted in 'Virtual PCD 00 01'" in inserted.stderr.readline()
+        deadline = time.monotonic() + 10
+        while True:
+            listing = subprocess.run(
+                [str(bin_dir / "eid-agent"), "tokens", "list", "--json", "--data-dir",
+                 str(tmp_path / "data"), "--config", str(config)],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            found = json.loads(listing.stdout or "[]")
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [(t["kind"], t["personalNumber"]) for t in found] == [("token", "198112189876")]
+    finally:
+        inserted.send_signal(signal.SIGTERM)
+        assert inserted.wait(timeout=10) == 0

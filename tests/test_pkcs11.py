@@ -237,3 +237,42 @@ def test_a_token_signature_matches_a_bare_python_pkcs11_one(
         _verify((cert.der,), b"data", raw)
     with pytest.raises(CardRemoved):
         module.sign(TokenRef(MODULE, head.ref.slot, "another serial"), b"\x01", digest, USER_PIN)
+
+
+def _hostile_objects(label: str) -> None:
+    """Objects no issuer writes, put on the token with python-pkcs11 itself (pkcs11-tool
+    refuses certificates that do not parse): junk values, huge labels with bidi and
+    invisible characters, objects without ids, an oversized value."""
+    import pkcs11
+    from pkcs11 import Attribute, CertificateType, ObjectClass
+
+    token = pkcs11.lib(MODULE).get_token(token_label=label)
+    with token.open(rw=True, user_pin=USER_PIN) as session:
+        for value, attrs in (
+            (b"\x30\x82\xff\xff" + b"\x00" * 40, {}),  # a DER length that lies
+            (b"not a certificate", {Attribute.ID: b"\x01"}),  # beside the real one's id
+            (b"\x30" * 20_000, {Attribute.ID: b"\x07" * 64}),
+        ):
+            session.create_object({
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.LABEL: "\u202e\u200b" + "x" * 300,
+                Attribute.VALUE: value,
+                Attribute.SUBJECT: b"\x30\x00",
+                **attrs,
+            })  # fmt: skip
+
+
+async def test_hostile_token_contents_hide_nothing_and_break_nothing(
+    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.bankid("anna", token_ca)
+    softhsm.init_token("junk")  # before this process loads SoftHSM2: it would not see it
+    _hostile_objects("anna")
+    _hostile_objects("junk")
+    async with watching() as watcher:
+        (info,) = watcher.credentials()  # the real pair, nothing from the junk
+        assert info.owner.name == "Anna Andersson"
+        raw = await asyncio.to_thread(watcher.sign, info.id, KeyPurpose.SIGNATURE, b"x", USER_PIN)
+        assert len(raw) == 64

@@ -38,6 +38,7 @@ _OWN_FILES = (
     "agent.log.2",
     "agent.log.3",
     "agent-start.log",
+    "opensc.conf",  # agent/tokens/pkcs11/opensc.py
 )
 
 

@@ -20,7 +20,9 @@ from typing import NoReturn
 
 from cryptography import x509
 
+from eidcore.atomicfile import atomic_write_bytes
 from issuer.vcard.card import VirtualCard
+from issuer.vcard.piv import SLOTS, PivCard, PivState
 from issuer.vcard.vpcd import VPCD_PORTS, CardFile, VpcdLink
 
 
@@ -35,6 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = commands.add_parser("show", help="owner and PIN counters of a card file")
     show.add_argument("--card", type=Path, required=True)
     args = parser.parse_args(argv)
+    try:
+        raw = args.card.read_bytes()
+    except OSError as exc:
+        print(f"eid-vcard: {args.card}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if b'"eid-agent/virtual-piv-card"' in raw:
+        return _piv(args, raw)
     file = CardFile(args.card)
     try:
         state = file.load()
@@ -48,7 +57,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         for ref, name in ((0x81, "identification PIN"), (0x82, "signature PIN"), (0x83, "PUK")):
             print(f"{name}: {state.pins[ref].tries_left} tries left")
         return 0
-    link = VpcdLink(VirtualCard(state, file.save), host=args.host, port=VPCD_PORTS[args.slot])
+    return _serve(args, VpcdLink(VirtualCard(state, file.save), host=args.host,
+                                 port=VPCD_PORTS[args.slot]), state.serial)  # fmt: skip
+
+
+def _piv(args: argparse.Namespace, raw: bytes) -> int:
+    try:
+        state = PivState.from_json(raw)
+    except ValueError as exc:
+        print(f"eid-vcard: {args.card}: not a virtual PIV card ({exc})", file=sys.stderr)
+        return 1
+    if args.command == "show":
+        obj = state.objects.get(SLOTS[0x9A], b"")
+        print(f"serial: {state.serial} (PIV)\nPIN: {state.pin.tries_left} tries left\n"
+              f"PUK: {state.puk.tries_left} tries left\ncertificates: {len(state.objects)}"
+              + ("" if obj else " (no 9A certificate)"))  # fmt: skip
+        return 0
+
+    def save(new: PivState) -> None:
+        atomic_write_bytes(args.card, new.to_json(), mode=0o600)
+
+    link = VpcdLink(PivCard(state, save), host=args.host, port=VPCD_PORTS[args.slot])
+    return _serve(args, link, state.serial)
+
+
+def _serve(args: argparse.Namespace, link: VpcdLink, serial: str) -> int:
     try:
         link.insert()
     except OSError as exc:
@@ -58,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"eid-vcard: card {state.serial} inserted in 'Virtual PCD 00 0{args.slot}'; "
+    print(f"eid-vcard: card {serial} inserted in 'Virtual PCD 00 0{args.slot}'; "
           "Ctrl-C removes it", file=sys.stderr, flush=True)  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
