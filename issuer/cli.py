@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     piv.add_argument("--serial", default=None, help="card serial (default: random)")
     piv.add_argument("--ca-dir", type=Path, help="development CA folder (as dev-credential)")
     piv.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
+    tok = commands.add_parser(
+        "personalise-token",
+        help="put a BankID on a PKCS#11 token (keys made on it) at the bank's desk",
+    )
+    tok.add_argument("--personal-number", required=True, help="12 digits, YYYYMMDDNNNC")
+    tok.add_argument("--name", required=True, help='full name, e.g. "Anna Andersson"')
+    tok.add_argument("--module", required=True, type=Path, help="the token's PKCS#11 module")
+    tok.add_argument("--token-label", required=True, help="the token's label")
+    tok.add_argument("--ca-dir", type=Path, help="CA folder (as dev-credential)")
+    tok.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
     from issuer.servecli import add_commands
 
     add_commands(commands)
@@ -103,6 +113,15 @@ def main(
         now = dt.datetime.now(dt.UTC)
         if args.command == "personalise-card":
             return _personalise(args, ca, person, now, stdin, stdout, stderr)
+        if args.command == "personalise-token":
+            from eidcore.prompt import read_secret
+            from issuer.tokens import personalise_token
+
+            pin = read_secret("PIN of the token: ", stdin, stderr)
+            token_id = personalise_token(ca, person, now, module=args.module, pin=pin,
+                                         label=args.token_label, days=args.days)  # fmt: skip
+            stdout.write(f"{token_id}  {person.name}  BankID put on token {args.token_label}\n")
+            return 0
         if args.command == "personalise-piv":
             ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"
             return _personalise_piv(args, ca, ca_dir, person, now, stdin, stdout, stderr)

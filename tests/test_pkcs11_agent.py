@@ -142,3 +142,79 @@ def test_the_pin_of_a_token_from_the_command_line(
     assert json.loads(listing.stdout)[0]["state"] == "usable"
     for secret in (USER_PIN, "654321", "87654321", "12345678"):
         assert secret not in wrong.stderr + done.stderr + bad_puk.stderr + unblocked.stderr
+
+
+def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> None:  # noqa: F811
+    """``eid-agent order --token``: a real issuer, a blank SoftHSM2 token; the keys are made
+    on the token, and the new BankID identifies through a real agent, verified with the
+    issuer's root and its OCSP responder."""
+    from cryptography import x509
+
+    from rp.revocation import http_fetch
+    from tests.issuer_kit import IssuerProcess
+
+    softhsm.init_token("anna")
+    config = _config(tmp_path, MODULE)
+    data = tmp_path / "data"
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'issuer.db'}") as issuer:
+        _, code = issuer.order("198112189876")
+
+        def order(pin: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(BIN / "eid-agent"), "order", "--token", "anna", "--issuer", issuer.url,
+                 "--issuer-ca", str(issuer.tls_cert), "--config", str(config),
+                 "--data-dir", str(data), "--lang", "en"],
+                input=f"198112189876\n{code}\n{pin}\n", capture_output=True, text=True,
+                env=softhsm.env, timeout=120, check=False,
+            )  # fmt: skip
+
+        wrong = order("000000")  # the PIN is tried first: the code is not spent on it
+        assert wrong.returncode != 0 and "[10085]" in wrong.stderr, wrong.stderr
+        assert b"BankID" not in softhsm.tool("anna", "--list-objects")
+        done = order(USER_PIN)
+        assert done.returncode == 0, done.stderr
+        assert "Your BankID on the security key anna is ready: Anna Andersson" in done.stdout
+        assert code not in done.stderr + done.stdout and USER_PIN not in done.stderr
+        objects = softhsm.tool("anna", "--list-objects")
+        assert b"BankID identification" in objects and b"BankID issuing CA" in objects
+        assert b"never extractable" in objects  # made on the token, never outside it
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        with AgentProcess(data, "--config", str(config), env=softhsm.env) as agent:
+            agent.ready()
+            agent.wait_for_output("token BankID", stream="stderr")
+            status, body = agent.request("POST", "/v1/auth", {"nonce": nonce})
+            assert status == 201, body
+            agent.wait_for_output("PIN for Anna Andersson")
+            agent.type(USER_PIN)
+            completion = agent.wait_status(body["orderRef"], "complete")["completionData"]
+        root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
+        verified = rp.verify_auth(completion, expected_origin=agent.origin, nonce=nonce,
+                                  trust_anchors=[root], now=dt.datetime.now(dt.UTC),
+                                  revocation=rp.OcspPolicy(fetch=http_fetch(
+                                      str(issuer.tls_cert))))  # fmt: skip
+        assert verified.person.personal_number == "198112189876"
+
+
+def test_the_bank_puts_a_bankid_on_a_token_at_its_desk(
+    tmp_path: Path, softhsm: SoftHsm,  # noqa: F811
+) -> None:  # fmt: skip
+    softhsm.init_token("desk")
+
+    def personalise(pin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "eid-issuer"), "personalise-token", "--personal-number", "198112189876",
+             "--name", "Anna Andersson", "--module", MODULE, "--token-label", "desk",
+             "--ca-dir", str(tmp_path / "ca")],
+            input=f"{pin}\n", capture_output=True, text=True, env=softhsm.env, timeout=60,
+            check=False,
+        )  # fmt: skip
+
+    wrong = personalise("000000")
+    assert wrong.returncode == 1 and "[10085]" in wrong.stderr and "Traceback" not in wrong.stderr
+    done = personalise(USER_PIN)
+    assert done.returncode == 0 and "BankID put on token desk" in done.stdout, done.stderr
+    token_id = done.stdout.split()[0]
+    listing = _run("tokens", "list", "--json", "--data-dir", str(tmp_path / "d"), "--config",
+                   str(_config(tmp_path, MODULE)), env=softhsm.env)  # fmt: skip
+    (entry,) = json.loads(listing.stdout)
+    assert entry["id"] == token_id and entry["kind"] == "token" and entry["state"] == "usable"

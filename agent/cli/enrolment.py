@@ -13,11 +13,12 @@ from cryptography import x509
 
 from agent.config import load_config
 from agent.enrol.client import IssuerConnection, order_with_ui, revoke_credential
-from agent.tokens import KeyPurpose, TokenStore
+from agent.tokens import AmbiguousId, KeyPurpose, TokenStore
 from agent.ui.console import ConsoleUi
 from eidcore.messages import Language, Term, catalogue
 from eidcore.paths import default_config_file
-from eidcore.prompt import read_secret
+from eidcore.personal_number import PersonalNumber
+from eidcore.prompt import NoInput, read_secret
 
 __all__ = ["issuer_connection", "offer_revocation", "order_command"]
 
@@ -42,11 +43,45 @@ def order_command(args: argparse.Namespace, store: TokenStore, stdin: TextIO,
     if issuer is None:
         stderr.write(_term(language, Term.CLI_NO_ISSUER) + "\n")
         return 2
+    if args.token is not None:
+        return _order_on_token(args, issuer, store, stdin, stdout, stderr, language)
     ui = ConsoleUi(stdin, stderr, language)
     info = asyncio.run(order_with_ui(ui, issuer, store, lambda: dt.datetime.now(dt.UTC)))
     if info is None:
         return 1
     stdout.write(_term(language, Term.ORDER_DONE, name=info.owner.name, token_id=info.id) + "\n")
+    return 0
+
+
+def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: TokenStore,
+                    stdin: TextIO, stdout: TextIO, stderr: TextIO,
+                    language: Language) -> int:  # fmt: skip
+    """``eid-agent order --token``: the number, the code and the token's PIN, then keys made
+    on the token (agent/enrol/token.py)."""
+    from agent.enrol.token import order_on_token
+    from agent.tokens.card.errors import NoCard
+    from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11.watcher import tokens_open
+
+    settings = load_config(args.config or default_config_file())
+    modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
+    with tokens_open(modules, authorities=settings.intermediates,
+                     conf_dir=store.directory.parent) as tokens:  # fmt: skip
+        present = [t for t in tokens.present_tokens() if not args.token or t.label == args.token]
+        if len(present) != 1:
+            raise NoCard() if not present else AmbiguousId(args.token or "")
+        stderr.write(_term(language, Term.PROMPT_PERSONAL_NUMBER))
+        stderr.flush()
+        line = stdin.readline()
+        if not line:
+            raise NoInput
+        number = PersonalNumber.parse(line.strip())
+        code = read_secret(_term(language, Term.PROMPT_ACTIVATION_CODE), stdin, stderr)
+        pin = read_secret(_term(language, Term.PROMPT_TOKEN_PIN, label=present[0].label),
+                          stdin, stderr)  # fmt: skip
+        info = asyncio.run(order_on_token(issuer, tokens, present[0], number, code, pin))
+    stdout.write(_term(language, Term.ORDER_DONE_TOKEN, name=info.owner.name,
+                       token_id=info.id, label=present[0].label) + "\n")  # fmt: skip
     return 0
 
 

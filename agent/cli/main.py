@@ -231,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     order = commands.add_parser("order", parents=[common],
                                 help="order a BankID on file with an activation code")  # fmt: skip
     add_issuer_options(order)
+    order.add_argument("--token", metavar="LABEL", nargs="?", const="",
+                       help="put the BankID on this PKCS#11 token (its label; alone: the only "
+                            "one) instead of in a file")  # fmt: skip
 
     link = commands.add_parser("open", parents=[common],
                                help="carry out the order an eid-agent:// link names")  # fmt: skip

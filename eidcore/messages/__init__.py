@@ -43,6 +43,8 @@ class Term(enum.StrEnum):
     SIGNATURE_PIN = "signature_pin"
     TOKEN_PIN = "token_pin"
     CLI_KEEP_NOT_ON_TOKENS = "cli_keep_not_on_tokens"
+    PROMPT_TOKEN_PIN = "prompt_token_pin"
+    ORDER_DONE_TOKEN = "order_done_token"
     PUK = "puk"
     STATE_USABLE = "state_usable"
     STATE_EXPIRED = "state_expired"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pkcs11
-from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11
 from pkcs11.types import SignMixin
 
@@ -51,6 +51,7 @@ MAX_OBJECTS = 64  # per class: a token offering more is read only this far
 MAX_CERT_BYTES = 16384  # a BankID certificate is under 1 kB
 MAX_LABEL = 64
 LEAKED_SESSIONS_LIMIT = 8  # see _login_failed
+P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")  # the named curve's OID, DER
 REMOVAL_LOOKS, REMOVAL_PAUSE = 4, 0.1  # after an error: is the token still there?
 
 _GONE = (p11.DeviceRemoved, p11.TokenNotPresent, p11.TokenNotRecognised, p11.SessionClosed,
@@ -175,10 +176,11 @@ class Module:
             raise TokenFault(f"a signature of {len(signature)} bytes", "sign")
         return bytes(signature)
 
-    def _login(self, token: pkcs11.Token, ref: TokenRef, pin: str | None) -> pkcs11.Session:
+    def _login(self, token: pkcs11.Token, ref: TokenRef, pin: str | None, *,
+               rw: bool = False) -> pkcs11.Session:  # fmt: skip
         try:
             with self._mapped("login", pin_sent=True, ref=ref):
-                return token.open(user_pin=pin if pin is not None else pkcs11.PROTECTED_AUTH)
+                return token.open(rw=rw, user_pin=pin if pin is not None else pkcs11.PROTECTED_AUTH)
         except _Refused as refused:
             self._login_failed()
             state = pin_state(self._flags_or_zero(ref))
@@ -187,6 +189,72 @@ class Module:
             if isinstance(refused.cause, p11.PinIncorrect):
                 raise WrongPin(PinRef.USER, state.tries_left) from None
             raise PinFormat(PinRef.USER) from None
+
+    # -- putting a BankID on the token -----------------------------------------------------
+
+    def check_pin(self, ref: TokenRef, pin: str) -> None:
+        """A login and nothing else: before an order spends its activation code.
+
+        Raises: WrongPin (a try spent, as the person typed it), PinBlocked, PinFormat,
+        CardRemoved.
+        """
+        if not 1 <= len(pin) <= 64:
+            raise PinFormat(PinRef.USER)
+        with self._lock:
+            with self._mapped("find token", pin_sent=False):
+                token = self._token(ref)
+            session = self._login(token, ref, pin)
+            with self._mapped("log out", pin_sent=True, ref=ref):
+                session.close()
+
+    def generate_pair(self, ref: TokenRef, pin: str, key_id: bytes, label: str, *,
+                      always_authenticate: bool) -> bytes:  # fmt: skip
+        """A P-256 key pair made on the token (the private key never leaves it), stored
+        under ``key_id``. Returns the public key's uncompressed point (04 ‖ X ‖ Y).
+
+        Raises: WrongPin, PinBlocked, PinFormat, CardRemoved, TokenFault (the token does
+        not generate keys, or refuses this template).
+        """
+        with self._lock:
+            with self._mapped("find token", pin_sent=False):
+                token = self._token(ref)
+            session = self._login(token, ref, pin, rw=True)
+            with self._mapped("generate a key pair", pin_sent=True, ref=ref), session:
+                params = session.create_domain_parameters(
+                    KeyType.EC, {Attribute.EC_PARAMS: P256_PARAMS}, local=True
+                )
+                private = {Attribute.SIGN: True, Attribute.SENSITIVE: True,
+                           Attribute.EXTRACTABLE: False, Attribute.PRIVATE: True}  # fmt: skip
+                if always_authenticate:
+                    private[Attribute.ALWAYS_AUTHENTICATE] = True
+                public_key, _ = params.generate_keypair(
+                    store=True, id=key_id, label=label,
+                    public_template={Attribute.VERIFY: True}, private_template=private,
+                )  # fmt: skip
+                point = _attr(public_key, Attribute.EC_POINT, b"")
+        if not isinstance(point, bytes) or len(point) < 65:
+            raise TokenFault("no public key", "generate a key pair")
+        return point[-65:]  # the DER OCTET STRING's contents: 04 ‖ X ‖ Y
+
+    def write_certificate(self, ref: TokenRef, pin: str, key_id: bytes, label: str,
+                          der: bytes, subject: bytes, issuer: bytes) -> None:  # fmt: skip
+        """Store an X.509 certificate on the token beside the key ``key_id``.
+
+        Raises: WrongPin, PinBlocked, CardRemoved, TokenFault.
+        """
+        with self._lock:
+            with self._mapped("find token", pin_sent=False):
+                token = self._token(ref)
+            session = self._login(token, ref, pin, rw=True)
+            with self._mapped("write a certificate", pin_sent=True, ref=ref), session:
+                session.create_object({
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                    Attribute.TOKEN: True, Attribute.PRIVATE: False,
+                    Attribute.ID: key_id, Attribute.LABEL: label,
+                    Attribute.SUBJECT: subject, Attribute.ISSUER: issuer,
+                    Attribute.VALUE: der,
+                })  # fmt: skip
 
     def change_pin(self, ref: TokenRef, old: str, new: str) -> None:
         """C_SetPIN in a session without a login: the user PIN, proven by ``old``.

@@ -64,6 +64,7 @@ class TokenWatcher:
         self.problems: list[ModuleProblem] = []
         self._creds: dict[str, TokenCredential] = {}
         self._read: dict[tuple[TokenRef, str], rules.Reading] = {}
+        self._present: list[TokenContents] = []  # every token in a slot, BankID or not
         self._changed = asyncio.Event()
         self.generation = 0
         self.ready = asyncio.Event()  # modules probed and the first look taken
@@ -141,6 +142,7 @@ class TokenWatcher:
     def _look(self) -> dict[str, TokenCredential]:
         found: dict[str, TokenCredential] = {}
         seen: set[tuple[TokenRef, str]] = set()
+        present: list[TokenContents] = []
         for module in self._modules:
             try:
                 heads = module.present()
@@ -150,6 +152,7 @@ class TokenWatcher:
             for head in heads:
                 key = (head.ref, head.label)
                 seen.add(key)
+                present.append(head)
                 reading = self._read.get(key)
                 if reading is None:
                     reading = self._read_token(module, head, self._authorities)
@@ -162,6 +165,7 @@ class TokenWatcher:
                     found[info.id] = replace(cred, info=info)
         for gone in self._read.keys() - seen:
             del self._read[gone]
+        self._present = present
         return found
 
     @staticmethod
@@ -216,6 +220,43 @@ class TokenWatcher:
         # A PIN-pad reader (protected authentication path) is not yet used as one: the UI
         # would have to say "type it on the reader" instead of asking (ADR 0015).
         return module.sign(cred.token, cred.key_ids[purpose], digest, pin)
+
+    # -- putting a BankID on a token (blocking; agent/enrol/token.py drives it) ------------
+
+    def present_tokens(self) -> list[TokenContents]:
+        """Every token in a slot at the last look, holding a BankID or not."""
+        return list(self._present)
+
+    def _module_of(self, ref: TokenRef) -> Module:
+        module = next((m for m in self._modules if m.path == ref.module), None)
+        if module is None:
+            raise NoCard()
+        return module
+
+    def check_pin(self, ref: TokenRef, pin: str) -> None:
+        self._module_of(ref).check_pin(ref, pin)
+
+    def generate_pair(self, ref: TokenRef, pin: str, key_id: bytes, label: str, *,
+                      always_authenticate: bool) -> bytes:  # fmt: skip
+        """Raises: CardError. Returns the public point (04 ‖ X ‖ Y)."""
+        module = self._module_of(ref)
+        return module.generate_pair(
+            ref, pin, key_id, label, always_authenticate=always_authenticate
+        )
+
+    def sign_digest(self, ref: TokenRef, key_id: bytes, digest: bytes, pin: str) -> bytes:
+        """ECDSA r‖s over a SHA-256 digest with a key that is not a BankID's yet."""
+        return self._module_of(ref).sign(ref, key_id, digest, pin)
+
+    def write_certificate(self, ref: TokenRef, pin: str, key_id: bytes, label: str,
+                          der: bytes, subject: bytes, issuer: bytes) -> None:  # fmt: skip
+        self._module_of(ref).write_certificate(ref, pin, key_id, label, der, subject, issuer)
+        self.forget(ref)
+
+    def forget(self, ref: TokenRef) -> None:
+        """Read the token's objects again at the next look (it was written to)."""
+        for key in [k for k in self._read if k[0] == ref]:
+            del self._read[key]
 
     def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:
         """Raises: CardError (WrongCurrentPin, PinBlocked, PinFormat, …)."""
