@@ -226,17 +226,21 @@ def test_a_token_signature_matches_a_bare_python_pkcs11_one(
     (head,) = module.present()
     digest = hashlib.sha256(b"data").digest()
     ours = module.sign(head.ref, b"\x01", digest, USER_PIN)
-    lib = pkcs11.lib(MODULE)
-    token = lib.get_token(token_label="anna")
-    with token.open(user_pin=USER_PIN) as session:
-        key = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, id=b"\x01")
-        bare = key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA)  # type: ignore[attr-defined]
-    contents = module.contents(head)
-    cert = next(c for c in contents.certificates if c.id == b"\x01")
-    for raw in (ours, bare):
-        _verify((cert.der,), b"data", raw)
-    with pytest.raises(CardRemoved):
-        module.sign(TokenRef(MODULE, head.ref.slot, "another serial"), b"\x01", digest, USER_PIN)
+    try:
+        lib = pkcs11.lib(MODULE)  # the same library, initialised already by the Module
+        token = lib.get_token(token_label="anna")
+        with token.open(user_pin=USER_PIN) as session:
+            key = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, id=b"\x01")
+            bare = key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA)  # type: ignore[attr-defined]
+        contents = module.contents(head)
+        cert = next(c for c in contents.certificates if c.id == b"\x01")
+        for raw in (ours, bare):
+            _verify((cert.der,), b"data", raw)
+        with pytest.raises(CardRemoved):
+            module.sign(TokenRef(MODULE, head.ref.slot, "another serial"), b"\x01", digest,
+                        USER_PIN)  # fmt: skip
+    finally:
+        module.close()  # C_Finalize: the next test's SoftHSM2 reads its own configuration
 
 
 def _hostile_objects(label: str) -> None:
@@ -244,10 +248,18 @@ def _hostile_objects(label: str) -> None:
     refuses certificates that do not parse): junk values, huge labels with bidi and
     invisible characters, objects without ids, an oversized value."""
     import pkcs11
+
+    lib = pkcs11.lib(MODULE)
+    try:
+        _write_hostile(lib.get_token(token_label=label))
+    finally:
+        lib.finalize()  # SoftHSM2 reads its configuration again at the next initialise
+
+
+def _write_hostile(token: object) -> None:
     from pkcs11 import Attribute, CertificateType, ObjectClass
 
-    token = pkcs11.lib(MODULE).get_token(token_label=label)
-    with token.open(rw=True, user_pin=USER_PIN) as session:
+    with token.open(rw=True, user_pin=USER_PIN) as session:  # type: ignore[attr-defined]
         for value, attrs in (
             (b"\x30\x82\xff\xff" + b"\x00" * 40, {}),  # a DER length that lies
             (b"not a certificate", {Attribute.ID: b"\x01"}),  # beside the real one's id
