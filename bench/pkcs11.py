@@ -10,6 +10,7 @@ import hashlib
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pkcs11  # the bare baseline; the agent goes through agent/tokens/pkcs11/lib.py
@@ -32,10 +33,12 @@ PIV_PIN = "123456"
 
 
 async def _watching(
-    path: str, authorities: list[bytes] | None = None
+    path: str,
+    authorities: list[bytes] | None = None,
+    readers: Callable[[], int] | None = None,
 ) -> tuple[TokenWatcher, asyncio.Task[None]]:
     watcher = TokenWatcher([ModuleEntry(Path(path).name, Path(path), "bench")],
-                           authorities=authorities or [])  # fmt: skip
+                           authorities=authorities or [], readers_changed=readers)  # fmt: skip
     task = asyncio.create_task(watcher.run())
     await watcher.ready.wait()
     return watcher, task
@@ -89,9 +92,9 @@ def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
     async def measure() -> tuple[float, float, float]:
         piv.insert()
         card.insert()
-        tokens, token_task = await _watching(OPENSC, authorities)
-        cards = CardWatcher()
+        cards = CardWatcher()  # as in the agent: its reader changes tell when to relist
         card_task = asyncio.create_task(cards.run())
+        tokens, token_task = await _watching(OPENSC, authorities, lambda: cards.generation)
         try:
             while not (tokens.credentials() and cards.credentials()):
                 await asyncio.sleep(0.02)

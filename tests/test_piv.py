@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,15 +20,17 @@ from cryptography.hazmat.primitives import serialization
 import rp
 from agent.desktop.pins import PinManager
 from agent.tokens.card.errors import PinBlocked, PinRef, WrongCurrentPin, WrongPin, WrongPuk
+from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.hardware import Hardware, pins_of
 from agent.tokens.model import CredentialState, KeyPurpose
 from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import PinAnswer
 from eidcore.messages import MessageCode, Term
+from issuer import CertificateAuthority
 from tests.bridge_kit import ORIGIN, Bridge, ScriptedUi, b64, new_nonce, running_bridge
-from tests.card_kit import pcscd  # noqa: F401
-from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, piv  # noqa: F401
+from tests.card_kit import card_ca, pcscd, personalised_card, wait_no_card  # noqa: F401
+from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, personalised_piv, piv  # noqa: F401
 from tests.test_pkcs11 import _verify
 
 pytestmark = pytest.mark.slow
@@ -284,3 +287,42 @@ def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path
     finally:
         inserted.send_signal(signal.SIGTERM)
         assert inserted.wait(timeout=10) == 0
+
+
+async def test_a_piv_card_beside_the_profile_card_no_probe_storm(
+    pcscd: object, tmp_path: Path, card_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    """OpenSC probes every card it does not know on each slot listing (~100 SELECTs): the
+    agent lists slots again only when the card watcher saw a reader change, so the
+    profile card in the other reader is left alone, and a PIV card inserted later is
+    still listed within a second."""
+    profile = personalised_card(tmp_path / "profile", card_ca)
+    seen: list[bytes] = []
+    profile.link._on_apdu = lambda command, _response: seen.append(command)
+    profile.link.insert()
+    card = personalised_piv(tmp_path / "piv", card_ca)
+    cards = CardWatcher()
+    card_task = asyncio.create_task(cards.run())
+    tokens = TokenWatcher([ModuleEntry("opensc", Path(OPENSC), "config")],
+                          authorities=[card_ca.issuing_certificate.public_bytes(
+                              serialization.Encoding.DER)],
+                          readers_changed=lambda: cards.generation)  # fmt: skip
+    token_task = asyncio.create_task(tokens.run())
+    try:
+        await asyncio.wait_for(tokens.ready.wait(), 20)
+        await asyncio.sleep(1.0)  # both watchers settled after the first looks
+        before = len(seen)
+        await asyncio.sleep(2.0)
+        assert len(seen) - before < 10, f"{len(seen) - before} APDUs to the profile card"
+        generation = tokens.generation
+        await asyncio.to_thread(card.link.insert)
+        started = time.monotonic()
+        await asyncio.wait_for(tokens.wait_changed(generation), 2.0)
+        assert tokens.credentials() and time.monotonic() - started < 1.0
+    finally:
+        for task in (token_task, card_task):
+            task.cancel()
+        await asyncio.gather(token_task, card_task, return_exceptions=True)
+        card.link.remove()
+        profile.link.remove()
+        wait_no_card()

@@ -116,8 +116,10 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     front = await _user_interface(config, stdin, stdout)
     ui, desktop = front.ui, front.desktop
     watcher = CardWatcher() if config.cards else None
+    readers = (lambda: watcher.generation) if watcher is not None else None
     tokens = TokenWatcher(config.pkcs11, authorities=config.intermediates,
-                          conf_dir=config.data_dir) if config.pkcs11 else None  # fmt: skip
+                          conf_dir=config.data_dir, readers_changed=readers) \
+        if config.pkcs11 else None  # fmt: skip
     hardware = Hardware(watcher, tokens) if watcher or tokens else None
     watching = [asyncio.create_task(w.run()) for w in (watcher, tokens) if w is not None]
 

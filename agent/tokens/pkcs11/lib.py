@@ -52,7 +52,7 @@ MAX_CERT_BYTES = 16384  # a BankID certificate is under 1 kB
 MAX_LABEL = 64
 LEAKED_SESSIONS_LIMIT = 8  # see _login_failed
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")  # the named curve's OID, DER
-REMOVAL_LOOKS, REMOVAL_PAUSE = 4, 0.1  # after an error: is the token still there?
+REMOVAL_LOOKS, REMOVAL_PAUSE = 10, 0.1  # after an error: is the token still there?
 
 _GONE = (p11.DeviceRemoved, p11.TokenNotPresent, p11.TokenNotRecognised, p11.SessionClosed,
          p11.SessionHandleInvalid, p11.SlotIDInvalid, p11.DeviceError, p11.NoSuchToken)  # fmt: skip
@@ -78,6 +78,7 @@ class Module:
         self.path = path
         self._lock = threading.Lock()
         self._leaked = 0
+        self._slots: dict[int, pkcs11.Slot] | None = None  # as last listed
         try:
             self._lib = pkcs11.lib(path)
         except (p11.PKCS11Error, OSError) as exc:
@@ -86,20 +87,34 @@ class Module:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def present(self) -> list[TokenContents]:
-        """The tokens in this module's slots now, without their objects."""
+    def present(self, *, relist: bool = True) -> list[TokenContents]:
+        """The tokens in this module's slots, without their objects. ``relist``: read the
+        slot list again; otherwise only the tokens listed before are asked for their
+        state (C_GetTokenInfo), which the PIN's flags and a removal need.
+
+        Why not always: OpenSC probes every card it does not know (the project's own
+        profile card, say) on each C_GetSlotList — and on each C_WaitForSlotEvent, which
+        cannot stand in — measured: ~100 SELECTs and 43 ms a call, which a look four times
+        a second would turn into a storm on that card. The watcher relists when the
+        readers changed (``watcher.py``).
+        """
         with self._lock, self._mapped("list tokens", pin_sent=False):
             if self._leaked >= LEAKED_SESSIONS_LIMIT:
                 self._lib.reinitialize()
                 self._leaked = 0
+                self._slots = None
+            if self._slots is None or relist:
+                self._slots = {s.slot_id: s for s in self._lib.get_slots(token_present=True)}
             heads = []
-            for slot in self._lib.get_slots(token_present=True):
+            for slot_id, slot in list(self._slots.items()):
                 try:
-                    head = self._head(slot.slot_id, slot.get_token())
+                    head = self._head(slot_id, slot.get_token())
                 except _GONE:
-                    continue  # left between the two calls
+                    del self._slots[slot_id]  # left between the two calls, or since
+                    continue
                 except p11.PKCS11Error as exc:  # SoftHSM2: a token deleted under it
-                    log.debug("slot %d of %s: %s", slot.slot_id, self.path, type(exc).__name__)
+                    log.debug("slot %d of %s: %s", slot_id, self.path, type(exc).__name__)
+                    del self._slots[slot_id]
                     continue
                 if head.flags & TOKEN_INITIALIZED:  # else an empty slot of a software token
                     heads.append(head)
@@ -298,6 +313,7 @@ class Module:
                 if self._leaked:  # an SO login is refused while any read-only session lives
                     self._lib.reinitialize()
                     self._leaked = 0
+                    self._slots = None  # the old slot objects belong to the old session
                 token = self._token(ref)
             try:
                 with self._mapped("login", pin_sent=True):
@@ -359,13 +375,20 @@ class Module:
         except (p11.PKCS11Error, CardError):
             return 0
 
-    def _token(self, ref: TokenRef) -> pkcs11.Token:
-        """The token in ``ref``'s slot if it is still the same one. Raises: CardRemoved."""
-        for slot in self._lib.get_slots(token_present=True):
-            if slot.slot_id == ref.slot:
+    def _token(self, ref: TokenRef, *, fresh: bool = False) -> pkcs11.Token:
+        """The token in ``ref``'s slot if it is still the same one (``fresh``: as the
+        module finds it now, not as last listed). Raises: CardRemoved."""
+        slot = None if fresh else (self._slots or {}).get(ref.slot)
+        if slot is None:
+            slot = next((s for s in self._lib.get_slots(token_present=True)
+                         if s.slot_id == ref.slot), None)  # fmt: skip
+        if slot is not None:
+            try:
                 token = slot.get_token()
-                if _text(token.serial) == ref.serial:
-                    return token
+            except _GONE:
+                raise CardRemoved(pin_sent=False) from None
+            if _text(token.serial) == ref.serial:
+                return token
         raise CardRemoved(pin_sent=False)
 
     def _gone(self, ref: TokenRef) -> bool:
@@ -373,7 +396,7 @@ class Module:
         status word, which it reports as a general error; pcscd takes a moment to see it."""
         for _ in range(REMOVAL_LOOKS):
             try:
-                self._token(ref)
+                self._token(ref, fresh=True)
             except CardRemoved:
                 return True
             except p11.PKCS11Error:

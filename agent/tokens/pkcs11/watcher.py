@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 POLL_SECONDS = 0.25  # token inserted → listed stays well under a second
+RELIST_SECONDS = 30.0  # slots listed again this often with no reader change (see lib.py)
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,19 @@ class TokenWatcher:
         probe_module: Callable[[Path], ProbeResult] = probe,
         authorities: Sequence[bytes] = (),
         conf_dir: Path | None = None,
+        readers_changed: Callable[[], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``authorities``: issuing CA certificates (DER) that complete tokens' chains;
-        ``conf_dir``: where OpenSC's configuration for unblocking goes (``opensc.py``)."""
+        ``conf_dir``: where OpenSC's configuration for unblocking goes (``opensc.py``);
+        ``readers_changed``: a count of card readers' changes (the card watcher's), so
+        slots are listed again when a card came or went, and otherwise only every
+        RELIST_SECONDS (tokens not behind PC/SC); None: listed at every look."""
         self._entries = tuple(modules)
         self._authorities = tuple(authorities)
         self._conf_dir = conf_dir
+        self._readers_changed, self._clock = readers_changed, clock
+        self._listed: tuple[int, float] | None = None  # (readers' count, when) of the last
         self._poll, self._probe = poll, probe_module
         self._modules: list[Module] = []
         self.problems: list[ModuleProblem] = []
@@ -139,13 +148,24 @@ class TokenWatcher:
         log.warning("PKCS#11 module %s not used: %s", path, detail)  # once: at load
         self.problems.append(ModuleProblem(path, reason, detail))
 
+    def _relist(self) -> bool:
+        if self._readers_changed is None:
+            return True
+        count, now = self._readers_changed(), self._clock()
+        last = self._listed
+        if last is not None and last[0] == count and now - last[1] < RELIST_SECONDS:
+            return False
+        self._listed = (count, now)
+        return True
+
     def _look(self) -> dict[str, TokenCredential]:
+        relist = self._relist()
         found: dict[str, TokenCredential] = {}
         seen: set[tuple[TokenRef, str]] = set()
         present: list[TokenContents] = []
         for module in self._modules:
             try:
-                heads = module.present()
+                heads = module.present(relist=relist)
             except CardError as exc:
                 log.info("PKCS#11 module %s: %s", module.path, exc)
                 continue
