@@ -57,7 +57,7 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.pkcs11.errors import TokenFault
+from agent.tokens.pkcs11.errors import CannotEnrolHere, TokenFault
 from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
@@ -217,6 +217,7 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     NotOurCard: _fixed(MessageCode.CARD_NOT_SUPPORTED),
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
     TokenFault: _fixed(MessageCode.TECHNICAL_ERROR),
+    CannotEnrolHere: _fixed(MessageCode.TOKEN_NOT_ENROLLABLE),
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
     IssuerCertificateUntrusted: _fixed(MessageCode.ISSUER_NOT_TRUSTED),
     EnrolmentRefused: _refused,

@@ -75,9 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("--personal-number", required=True, help="12 digits, YYYYMMDDNNNC")
     tok.add_argument("--name", required=True, help='full name, e.g. "Anna Andersson"')
     tok.add_argument("--module", required=True, type=Path, help="the token's PKCS#11 module")
-    tok.add_argument("--token-label", required=True, help="the token's label")
+    tok.add_argument("--token-label", help="the token's label (default: the only token)")
     tok.add_argument("--ca-dir", type=Path, help="CA folder (as dev-credential)")
     tok.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
+    tok.add_argument("--admin-key-file", type=Path,
+                     help="a PIV card's management key, 48 hex digits (default: the "
+                          "well-known key cards ship with)")  # fmt: skip
     from issuer.servecli import add_commands
 
     add_commands(commands)
@@ -114,13 +117,19 @@ def main(
         if args.command == "personalise-card":
             return _personalise(args, ca, person, now, stdin, stdout, stderr)
         if args.command == "personalise-token":
+            from agent.tokens.pkcs11.pivtool import DEFAULT_ADMIN_KEY
             from eidcore.prompt import read_secret
             from issuer.tokens import personalise_token
 
+            admin = DEFAULT_ADMIN_KEY
+            if args.admin_key_file:
+                admin = bytes.fromhex(args.admin_key_file.read_text().strip())
             pin = read_secret("PIN of the token: ", stdin, stderr)
             token_id = personalise_token(ca, person, now, module=args.module, pin=pin,
-                                         label=args.token_label, days=args.days)  # fmt: skip
-            stdout.write(f"{token_id}  {person.name}  BankID put on token {args.token_label}\n")
+                                         label=args.token_label, days=args.days,
+                                         admin_key=admin)  # fmt: skip
+            stdout.write(f"{token_id}  {person.name}  BankID put on token "
+                         f"{args.token_label or ''}\n")  # fmt: skip
             return 0
         if args.command == "personalise-piv":
             ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"

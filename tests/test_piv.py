@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import rp
@@ -326,3 +327,75 @@ async def test_a_piv_card_beside_the_profile_card_no_probe_storm(
         card.link.remove()
         profile.link.remove()
         wait_no_card()
+
+
+def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
+    pcscd: object, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    """``eid-issuer personalise-token`` on a blank PIV card: the card makes both keys
+    (OpenSC's piv-tool, the management key), the certificates are loaded after, and the
+    agent lists the new BankID; a wrong management key changes nothing."""
+    import json
+    import sys
+
+    from issuer.vcard.piv import PivCard, new_piv_card
+    from issuer.vcard.vpcd import VPCD_PORTS, VpcdLink
+
+    bin_dir = Path(sys.executable).parent
+    saved: list[bytes] = []
+    card = PivCard(new_piv_card("BLANK01", PIV_PIN, PIV_PUK), lambda s: saved.append(s.to_json()))
+    link = VpcdLink(card, port=VPCD_PORTS[1])
+    link.insert()
+    try:
+
+        def personalise(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(bin_dir / "eid-issuer"), "personalise-token", "--personal-number",
+                 "198112189876", "--name", "Anna Andersson", "--module", OPENSC,
+                 "--ca-dir", str(tmp_path / "ca"), *extra],
+                input=f"{PIV_PIN}\n", capture_output=True, text=True, timeout=120,
+                check=False,
+            )  # fmt: skip
+
+        plain = tmp_path / "plain.toml"
+        plain.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n')
+        ordered = subprocess.run(
+            [str(bin_dir / "eid-agent"), "order", "--token", "--issuer", "https://127.0.0.1:9",
+             "--config", str(plain), "--data-dir", str(tmp_path / "data"), "--lang", "en"],
+            input=f"198112189876\nABCD-EFGH-IJKL\n{PIV_PIN}\n", capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert "[10089]" in ordered.stderr and "Traceback" not in ordered.stderr  # said, not tried
+        wrong_key = tmp_path / "wrong.key"
+        wrong_key.write_text("00" * 24)
+        refused = personalise("--admin-key-file", str(wrong_key))
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert card.state.keys == {}  # nothing made without the management key
+        done = personalise()
+        assert done.returncode == 0, done.stderr
+        assert set(card.state.keys) == {0x9A, 0x9C} and len(card.state.objects) == 2
+        config = tmp_path / "config.toml"
+        config.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n'
+                          f'intermediates = ["{tmp_path / "ca" / "issuing.crt"}"]\n')  # fmt: skip
+        listing = subprocess.run(
+            [str(bin_dir / "eid-agent"), "tokens", "list", "--json", "--data-dir",
+             str(tmp_path / "data"), "--config", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        (entry,) = json.loads(listing.stdout)
+        assert entry["id"] == done.stdout.split()[0] and entry["kind"] == "token"
+        # the keys the card made sign for the certificates the bank issued
+        from agent.tokens.pkcs11.watcher import tokens_open
+
+        issuing = (tmp_path / "ca" / "issuing.crt").read_bytes()
+        authority = x509.load_pem_x509_certificate(issuing).public_bytes(
+            serialization.Encoding.DER)  # fmt: skip
+        with tokens_open([ModuleEntry("opensc", Path(OPENSC), "config")],
+                         authorities=[authority]) as tokens:  # fmt: skip
+            (info,) = tokens.credentials()
+            held = tokens.card(info.id)
+            assert held is not None
+            for purpose in KeyPurpose:
+                _verify(held.chains[purpose], b"x", tokens.sign(info.id, purpose, b"x", PIV_PIN))
+    finally:
+        link.remove()

@@ -61,6 +61,7 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
     from agent.enrol.token import order_on_token
     from agent.tokens.card.errors import NoCard
     from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11.errors import CannotEnrolHere
     from agent.tokens.pkcs11.watcher import tokens_open
 
     settings = load_config(args.config or default_config_file())
@@ -70,6 +71,8 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
         present = [t for t in tokens.present_tokens() if not args.token or t.label == args.token]
         if len(present) != 1:
             raise NoCard() if not present else AmbiguousId(args.token or "")
+        if present[0].piv:  # said before anything is typed (agent/enrol/token.py)
+            raise CannotEnrolHere(present[0].label)
         stderr.write(_term(language, Term.PROMPT_PERSONAL_NUMBER))
         stderr.flush()
         line = stdin.readline()

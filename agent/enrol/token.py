@@ -27,6 +27,7 @@ from agent.tokens.card.errors import CardError
 from agent.tokens.certificates import describe
 from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
 from agent.tokens.pkcs11.contents import TokenContents
+from agent.tokens.pkcs11.errors import CannotEnrolHere
 from agent.tokens.pkcs11.watcher import TokenWatcher
 from eidcore.personal_number import PersonalNumber
 
@@ -88,12 +89,15 @@ async def order_on_token(
     PIN are never logged.
 
     Raises:
+        CannotEnrolHere: a PIV card through OpenSC (nothing sent, nothing spent).
         WrongPin, PinBlocked (checked first: the activation code is not spent),
         IssuerUnreachable, EnrolmentRefused: nothing was written to the token.
         CardError (WrongPin, PinBlocked, CardRemoved, TokenFault): from the token; keys
         made before the failure stay on it, unused.
     """
     ref = token.ref
+    if token.piv:  # measured: OpenSC's PKCS#11 generates no keys on PIV cards (ADR 0015)
+        raise CannotEnrolHere(token.label)
     # The PIN first: a wrong one must not cost the person their activation code.
     await asyncio.to_thread(tokens.check_pin, ref, pin)
     body = {"personalNumber": str(personal_number), "activationCode": activation_code}

@@ -97,6 +97,7 @@ class MessageCode(enum.IntEnum):
     TOKEN_PIN_FORMAT = 10086
     WRONG_TOKEN_PUK = 10087
     TOKEN_PIN_CHANGE_FAILED = 10088
+    TOKEN_NOT_ENROLLABLE = 10089
 
 
 class Severity(enum.StrEnum):

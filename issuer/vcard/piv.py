@@ -11,30 +11,39 @@ and the certificates of 9A (authentication) and 9C (digital signature); GET RESP
 honouring Le; VERIFY (and its empty status query) of the PIV PIN, CHANGE REFERENCE DATA of
 PIN and PUK, RESET RETRY COUNTER; GENERAL AUTHENTICATE with ECC P-256 in 9A and 9C (9C only
 right after a VERIFY: its key is "always authenticate") and the 9B witness OpenSC asks for
-random bytes. PIN and PUK have 3 tries. Everything else: 6D00 / 6A82, as a card says.
+random bytes; the management key (9B, 3DES; external and mutual authentication), and
+behind it GENERATE ASYMMETRIC KEY PAIR (P-256) and PUT DATA of the two certificates, with
+command chaining. PIN and PUK have 3 tries. Everything else: 6D00 / 6A82, as a card says.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from eidcore import strictjson
 
 PIV_AID = bytes.fromhex("A0000003080000100001 00".replace(" ", ""))
 AID_PREFIX = PIV_AID[:5]  # A0 00 00 03 08: what a SELECT may name
 PIN_REF, PUK_REF = 0x80, 0x81
+ADMIN_REF, ALG_3DES = 0x9B, 0x03  # the card management key and its algorithm
+# The well-known management key PIV cards and YubiKeys ship with; an issuer changes it.
+DEFAULT_ADMIN_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
 MAX_TRIES = 3
 SLOTS = {0x9A: 0x5FC105, 0x9C: 0x5FC10A}  # key reference → its certificate's data object
 ALG_P256 = 0x11
 CHUID_TAG = 0x5FC102
+MAX_CHAINED = 8192  # a chained command's data, all parts together
 DISCOVERY_TAG = 0x7E
 
 
@@ -77,6 +86,7 @@ class PivState:
     puk: Secret
     keys: dict[int, bytes] = field(default_factory=dict)  # slot → PKCS#8 DER
     objects: dict[int, bytes] = field(default_factory=dict)  # data object tag → contents
+    admin_key: bytes = DEFAULT_ADMIN_KEY  # 3DES, for GENERATE and PUT DATA
 
     def to_json(self) -> bytes:
         def secret(s: Secret) -> dict[str, object]:
@@ -84,7 +94,7 @@ class PivState:
 
         return json.dumps({
             "format": "eid-agent/virtual-piv-card", "version": 1, "serial": self.serial,
-            "pin": secret(self.pin), "puk": secret(self.puk),
+            "pin": secret(self.pin), "puk": secret(self.puk), "adminKey": self.admin_key.hex(),
             "keys": {f"{k:02X}": base64.b64encode(v).decode() for k, v in self.keys.items()},
             "objects": {f"{t:06X}": base64.b64encode(v).decode()
                         for t, v in self.objects.items()},
@@ -103,6 +113,7 @@ class PivState:
 
             return cls(
                 serial=str(doc["serial"]), pin=secret(doc["pin"]), puk=secret(doc["puk"]),
+                admin_key=bytes.fromhex(str(doc.get("adminKey", DEFAULT_ADMIN_KEY.hex()))),
                 keys={int(k, 16): base64.b64decode(v) for k, v in doc["keys"].items()},
                 objects={int(t, 16): base64.b64decode(v) for t, v in doc["objects"].items()},
             )  # fmt: skip
@@ -202,6 +213,9 @@ class PivCard:
         self._verified = False
         self._fresh = False  # a VERIFY not yet spent on a 9C signature
         self._pending = b""  # the rest of a long response, for GET RESPONSE
+        self._chained: tuple[int, bytes] | None = None  # (INS, data so far) of a chain
+        self._challenge: bytes | None = None  # the last 9B challenge given out
+        self._admin = False  # the management key was proven (external authenticate)
 
     def process(self, apdu: bytes) -> bytes:
         if len(apdu) < 4:
@@ -215,6 +229,18 @@ class PivCard:
         if ins == 0xC0:
             return self._get_response(le)
         self._pending = b""
+        if cla & 0x10:  # command chaining: more of this command's data follows
+            previous = self._chained[1] if self._chained and self._chained[0] == ins else b""
+            if len(previous) + len(data) > MAX_CHAINED:
+                self._chained = None
+                return SW_WRONG_LENGTH
+            self._chained = (ins, previous + data)
+            return SW_OK
+        if self._chained is not None:
+            chained_ins, previous = self._chained
+            self._chained = None
+            if chained_ins == ins:
+                data = previous + data
         handler = {
             0xA4: lambda: self._select(p1, data),
             0xCB: lambda: self._get_data(p1, p2, data, le),
@@ -222,6 +248,8 @@ class PivCard:
             0x24: lambda: self._change(p1, p2, data),
             0x2C: lambda: self._reset_counter(p1, p2, data),
             0x87: lambda: self._authenticate(p1, p2, data, le),
+            0x47: lambda: self._generate(p1, p2, data, le),
+            0xDB: lambda: self._put_data(p1, p2, data),
         }.get(ins)
         return handler() if handler else SW_INS
 
@@ -358,9 +386,15 @@ class PivCard:
             return SW_WRONG_DATA
         if tag != 0x7C or rest:
             return SW_WRONG_DATA
-        if p2 == 0x9B and 0x81 in fields and not fields[0x81]:
-            # a witness request: what OpenSC's C_GenerateRandom reads
-            return self._respond(_tlv(0x7C, _tlv(0x81, self._random(8))), le)
+        if p2 == ADMIN_REF and 0x81 in fields and not fields[0x81]:
+            # a challenge: for an external authenticate with the management key, and what
+            # OpenSC's C_GenerateRandom reads
+            self._challenge = self._random(8)
+            return self._respond(_tlv(0x7C, _tlv(0x81, self._challenge)), le)
+        if p2 == ADMIN_REF and 0x82 in fields:
+            return self._external_authenticate(p1, fields[0x82])
+        if p2 == ADMIN_REF and 0x80 in fields:
+            return self._mutual_authenticate(p1, fields, le)
         if p1 != ALG_P256 or p2 not in SLOTS:
             return SW_WRONG_P1P2 if p2 in SLOTS else SW_REF_NOT_FOUND
         if fields.get(0x82) != b"" or len(fields.get(0x81, b"")) != 32:
@@ -376,6 +410,81 @@ class PivCard:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         signature = key.sign(fields[0x81], ec.ECDSA(Prehashed(hashes.SHA256())))
         return self._respond(_tlv(0x7C, _tlv(0x82, signature)), le)
+
+    def _cipher(self) -> Cipher[modes.ECB]:
+        return Cipher(TripleDES(self.state.admin_key), modes.ECB())  # noqa: S305 — PIV's own
+
+    def _mutual_authenticate(self, alg: int, fields: dict[int, bytes], le: int) -> bytes:
+        """The management key proven both ways: the card gives an encrypted witness, the
+        host sends it back decrypted with a challenge of its own, which the card encrypts
+        (what OpenSC's ``piv-tool -A M:9B:03`` does; Debian's 0.23 external authenticate
+        sends a response longer than the card's challenge and cannot succeed)."""
+        if alg != ALG_3DES:
+            return SW_WRONG_P1P2
+        if not fields[0x80]:  # step one: the witness
+            self._challenge = self._random(8)
+            encrypted = self._cipher().encryptor().update(self._challenge)
+            return self._respond(_tlv(0x7C, _tlv(0x80, encrypted)), le)
+        witness, self._challenge = self._challenge, None
+        nonce = fields.get(0x81, b"")
+        if witness is None:
+            return SW_CONDITIONS
+        if len(nonce) != 8:
+            return SW_WRONG_DATA
+        if not hmac.compare_digest(fields[0x80], witness):
+            self._admin = False
+            return SW_SECURITY
+        self._admin = True
+        return self._respond(_tlv(0x7C, _tlv(0x82, self._cipher().encryptor().update(nonce))), le)
+
+    def _external_authenticate(self, alg: int, response: bytes) -> bytes:
+        challenge, self._challenge = self._challenge, None
+        if alg != ALG_3DES:
+            return SW_WRONG_P1P2
+        if challenge is None:
+            return SW_CONDITIONS
+        expected = self._cipher().encryptor().update(challenge)
+        if not hmac.compare_digest(response, expected):
+            self._admin = False
+            return SW_SECURITY
+        self._admin = True
+        return SW_OK
+
+    def _generate(self, p1: int, p2: int, data: bytes, le: int) -> bytes:
+        if p1 != 0x00 or p2 not in SLOTS:
+            return SW_WRONG_P1P2
+        if not self._admin:
+            return SW_SECURITY
+        try:
+            (tag, template), *rest = _read_tlv(data)
+            fields = dict(_read_tlv(template))
+        except ValueError:
+            return SW_WRONG_DATA
+        if tag != 0xAC or rest or fields.get(0x80) != bytes([ALG_P256]):
+            return SW_WRONG_DATA
+        self.state, public = generate_piv_key(self.state, p2)
+        self._on_change(self.state)
+        point = public.public_bytes(serialization.Encoding.X962,
+                                    serialization.PublicFormat.UncompressedPoint)  # fmt: skip
+        return self._respond(_tlv(0x7F49, _tlv(0x86, point)), le)
+
+    def _put_data(self, p1: int, p2: int, data: bytes) -> bytes:
+        if (p1, p2) != (0x3F, 0xFF):
+            return SW_WRONG_P1P2
+        if not self._admin:
+            return SW_SECURITY
+        try:
+            (tag, name), (content_tag, contents), *rest = _read_tlv(data)
+        except ValueError:
+            return SW_WRONG_DATA
+        if tag != 0x5C or content_tag != 0x53 or rest or len(name) != 3:
+            return SW_WRONG_DATA
+        wanted = int.from_bytes(name, "big")
+        if wanted not in SLOTS.values():
+            return SW_NOT_FOUND  # this card keeps the two certificates a BankID needs
+        self.state = replace(self.state, objects={**self.state.objects, wanted: contents})
+        self._on_change(self.state)
+        return SW_OK
 
 
 def _more(left: int) -> bytes:

@@ -68,6 +68,7 @@ class TokenContents:
     flags: int
     certificates: tuple[CertObject, ...] = ()
     keys: tuple[KeyObject, ...] = ()
+    reader: str = ""  # the slot's description: a card reader's name for OpenSC
 
     @property
     def piv(self) -> bool:

@@ -20,3 +20,12 @@ class ModuleUnusable(CardError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"PKCS#11 module {path}: {reason}")
         self.path, self.reason = path, reason
+
+
+class CannotEnrolHere(CardError):
+    """The token cannot be given keys through its PKCS#11 module (a PIV card through
+    OpenSC): its issuer personalises it with the card's management key instead."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"token {label!r} makes no keys through its PKCS#11 module")
+        self.label = label

@@ -122,9 +122,10 @@ class Module:
 
     def _head(self, slot_id: int, token: pkcs11.Token) -> TokenContents:
         serial = _text(token.serial)
+        reader = _text(getattr(token.slot, "slot_description", ""))
         return TokenContents(TokenRef(self.path, slot_id, serial), _text(token.label),
                              _text(token.manufacturer_id), _text(token.model),
-                             int(token.flags))  # fmt: skip
+                             int(token.flags), reader=reader)  # fmt: skip
 
     def contents(self, head: TokenContents) -> TokenContents:
         """The token's certificates and keys as it shows them before a login."""
@@ -134,7 +135,7 @@ class Module:
                 certificates = tuple(self._certificates(session))
                 keys = tuple(self._keys(session))
             return TokenContents(head.ref, head.label, head.manufacturer, head.model,
-                                 int(token.flags), certificates, keys)  # fmt: skip
+                                 int(token.flags), certificates, keys, head.reader)  # fmt: skip
 
     def _certificates(self, session: pkcs11.Session) -> Iterator[CertObject]:
         found = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
