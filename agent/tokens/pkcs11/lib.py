@@ -79,6 +79,7 @@ class Module:
         self._lock = threading.Lock()
         self._leaked = 0
         self._slots: dict[int, pkcs11.Slot] | None = None  # as last listed
+        self._always: dict[tuple[TokenRef, bytes], bool] = {}  # key → always-authenticate
         try:
             self._lib = pkcs11.lib(path)
         except (p11.PKCS11Error, OSError) as exc:
@@ -183,7 +184,11 @@ class Module:
                 if not isinstance(key, SignMixin):
                     raise TokenFault("a key that cannot sign", "sign")
                 again = None
-                if _attr(key, Attribute.ALWAYS_AUTHENTICATE, False) is True:
+                always = self._always.get((ref, key_id))
+                if always is None:  # a key's attributes do not change: asked once
+                    always = _attr(key, Attribute.ALWAYS_AUTHENTICATE, False) is True
+                    self._always[(ref, key_id)] = always
+                if always:
                     if pin is None:
                         raise TokenFault("always-authenticate on a PIN pad", "sign")
                     again = pin  # the context-specific login, between C_SignInit and C_Sign
