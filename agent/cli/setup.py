@@ -39,6 +39,7 @@ _OWN_FILES = (
     "agent.log.3",
     "agent-start.log",
     "opensc.conf",  # agent/tokens/pkcs11/opensc.py
+    "pkcs11-probes.json",  # agent/tokens/pkcs11/probe.py
 )
 
 

@@ -83,16 +83,16 @@ def _remove(io: Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int
     return 0
 
 
-def _tokens_now(config: Path | None) -> list[CredentialInfo]:
+def _tokens_now(config: Path | None, data_dir: Path) -> list[CredentialInfo]:
     """The BankIDs on PKCS#11 tokens now, through the modules the agent would load."""
     from agent.config import load_config
     from agent.tokens.pkcs11 import find_modules
-    from agent.tokens.pkcs11.watcher import tokens_now
+    from agent.tokens.pkcs11.watcher import PROBE_CACHE, tokens_now
     from eidcore.paths import default_config_file
 
     settings = load_config(config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
-    return tokens_now(modules, settings.intermediates)
+    return tokens_now(modules, settings.intermediates, probes=data_dir / PROBE_CACHE)
 
 
 def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,
@@ -105,7 +105,7 @@ def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,
         from agent.tokens.card.monitor import cards_now
 
         entries += [card.info for card in cards_now()]
-    entries += _tokens_now(config)
+    entries += _tokens_now(config, store.directory.parent)
     if as_json:
         json.dump([_entry_json(e, now) for e in entries], io.stdout, indent=2)
         io.stdout.write("\n")

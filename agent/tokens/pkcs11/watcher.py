@@ -27,7 +27,7 @@ from agent.tokens.pkcs11 import contents as rules
 from agent.tokens.pkcs11 import opensc
 from agent.tokens.pkcs11.contents import TokenContents, TokenCredential, TokenRef
 from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.probe import ProbeResult, probe
+from agent.tokens.pkcs11.probe import ProbeCache, ProbeResult, probe
 
 if TYPE_CHECKING:  # python-pkcs11 loads only when a module passed its probe
     from agent.tokens.pkcs11.lib import Module
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 POLL_SECONDS = 0.25  # token inserted → listed stays well under a second
+PROBE_CACHE = "pkcs11-probes.json"  # in the data folder
 RELIST_SECONDS = 30.0  # slots listed again this often with no reader change (see lib.py)
 
 
@@ -292,12 +293,17 @@ class TokenWatcher:
         module.unblock_pin(cred.token, puk, new)
 
 
-def tokens_now(modules: Sequence[ModuleEntry],
-               authorities: Sequence[bytes] = ()) -> list[CredentialInfo]:  # fmt: skip
-    """The BankIDs on tokens at this moment, for one-shot listings (``tokens list``)."""
+def tokens_now(modules: Sequence[ModuleEntry], authorities: Sequence[bytes] = (), *,
+               probes: Path | None = None) -> list[CredentialInfo]:  # fmt: skip
+    """The BankIDs on tokens at this moment, for one-shot listings (``tokens list``);
+    ``probes``: where probe results are kept (``ProbeCache``)."""
     if not modules:
         return []
-    return asyncio.run(TokenWatcher(modules, authorities=authorities).look_once())
+    if probes is None or not probes.parent.is_dir():
+        return asyncio.run(TokenWatcher(modules, authorities=authorities).look_once())
+    watcher = TokenWatcher(modules, authorities=authorities,
+                           probe_module=ProbeCache(probes).probe)  # fmt: skip
+    return asyncio.run(watcher.look_once())
 
 
 @contextlib.contextmanager
