@@ -288,3 +288,28 @@ async def test_hostile_token_contents_hide_nothing_and_break_nothing(
         assert info.owner.name == "Anna Andersson"
         raw = await asyncio.to_thread(watcher.sign, info.id, KeyPurpose.SIGNATURE, b"x", USER_PIN)
         assert len(raw) == 64
+
+
+def test_probe_results_are_kept_by_module_file(tmp_path: Path) -> None:
+    """``tokens list`` keeps what a probe found, by the module file's path, size and
+    modification time; a module replaced is probed again."""
+    import json
+    import shutil
+
+    from agent.tokens.pkcs11.probe import ProbeCache
+
+    library = _crashing_module(tmp_path)
+    cache_file = tmp_path / "probes.json"
+    first = ProbeCache(cache_file).probe(library)
+    assert (first.ok, first.reason) == (False, "crashed")
+    assert oct(cache_file.stat().st_mode)[-3:] == "600"
+    # a result on file is used as it stands: no child process is started for it
+    doc = json.loads(cache_file.read_text())
+    (key,) = doc
+    doc[key] = {"ok": False, "detail": "remembered", "reason": "unloadable"}
+    cache_file.write_text(json.dumps(doc))
+    assert ProbeCache(cache_file).probe(library).detail == "remembered"
+    # the file replaced by a working module: probed again, and found good
+    shutil.copyfile(MODULE, library)
+    again = ProbeCache(cache_file).probe(library)
+    assert again.ok and again.detail == "Implementation of PKCS11"
