@@ -203,13 +203,18 @@ class Module:
             with self._mapped("login", pin_sent=True, ref=ref):
                 return token.open(rw=rw, user_pin=pin if pin is not None else pkcs11.PROTECTED_AUTH)
         except _Refused as refused:
-            self._login_failed()
-            state = pin_state(self._flags_or_zero(ref))
-            if isinstance(refused.cause, p11.PinLocked) or state.locked:
-                raise PinBlocked(PinRef.USER) from None
-            if isinstance(refused.cause, p11.PinIncorrect):
-                raise WrongPin(PinRef.USER, state.tries_left) from None
-            raise PinFormat(PinRef.USER) from None
+            raise self._user_pin_refused(refused, ref, WrongPin) from None
+
+    def _user_pin_refused(self, refused: _Refused, ref: TokenRef,
+                          wrong: type[WrongPin]) -> CardError:  # fmt: skip
+        """What a refused user PIN means, from the module's answer and the token's flags."""
+        self._login_failed()
+        state = pin_state(self._flags_or_zero(ref))
+        if isinstance(refused.cause, p11.PinLocked) or state.locked:
+            return PinBlocked(PinRef.USER)
+        if isinstance(refused.cause, p11.PinIncorrect):
+            return wrong(PinRef.USER, state.tries_left)
+        return PinFormat(PinRef.USER)
 
     # -- putting a BankID on the token -----------------------------------------------------
 
@@ -297,13 +302,7 @@ class Module:
                 with self._mapped("set pin", pin_sent=True), session:
                     session.set_pin(old, new)
             except _Refused as refused:
-                self._login_failed()
-                state = pin_state(self._flags_or_zero(ref))
-                if isinstance(refused.cause, p11.PinLocked) or state.locked:
-                    raise PinBlocked(PinRef.USER) from None
-                if isinstance(refused.cause, p11.PinIncorrect):
-                    raise WrongCurrentPin(PinRef.USER, state.tries_left) from None
-                raise PinFormat(PinRef.USER) from None
+                raise self._user_pin_refused(refused, ref, WrongCurrentPin) from None
 
     def unblock_pin(self, ref: TokenRef, puk: str, new: str) -> None:
         """The security officer's login with ``puk`` (the token's SO PIN), then C_InitPIN:
