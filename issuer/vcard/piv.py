@@ -32,6 +32,19 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from eidcore import strictjson
+from issuer.vcard.card import (  # ISO 7816 status words: the same on both virtual cards
+    SW_BLOCKED,
+    SW_CLA,
+    SW_CONDITIONS,
+    SW_INS,
+    SW_NOT_FOUND,
+    SW_OK,
+    SW_REF_NOT_FOUND,
+    SW_SECURITY,
+    SW_WRONG_DATA,
+    SW_WRONG_LENGTH,
+    SW_WRONG_P1P2,
+)
 
 PIV_AID = bytes.fromhex("A0000003080000100001 00".replace(" ", ""))
 AID_PREFIX = PIV_AID[:5]  # A0 00 00 03 08: what a SELECT may name
@@ -59,18 +72,6 @@ def _atr() -> bytes:
 
 
 ATR = _atr()
-
-SW_OK = b"\x90\x00"
-SW_WRONG_LENGTH = b"\x67\x00"
-SW_SECURITY = b"\x69\x82"
-SW_BLOCKED = b"\x69\x83"
-SW_CONDITIONS = b"\x69\x85"
-SW_WRONG_DATA = b"\x6a\x80"
-SW_NOT_FOUND = b"\x6a\x82"
-SW_WRONG_P1P2 = b"\x6a\x86"
-SW_REF_NOT_FOUND = b"\x6a\x88"
-SW_INS = b"\x6d\x00"
-SW_CLA = b"\x6e\x00"
 
 
 @dataclass(frozen=True)
