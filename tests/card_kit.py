@@ -2,6 +2,12 @@
 
 The session uses the machine's pcscd when one runs, and otherwise starts its own (as
 root, foreground) and stops it afterwards. Nothing in the PC/SC path is simulated.
+
+vpcd listens on fixed ports (35963, 35964) inside the kernel's ephemeral range. Any test
+server bound to port 0 may be handed one of them, and a pcscd started after that comes up
+without the reader ("Could not initialize connection to virtual ICC" in its log; seen in
+CI). So the session holds both ports from its start and lets go of them only to start
+pcscd.
 """
 
 from __future__ import annotations
@@ -9,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +30,7 @@ from agent.tokens.card.pcsc import PcscConnection, PcscContext
 from issuer import CertificateAuthority
 from issuer.cards import personalise_card
 from issuer.vcard import CardFile, VirtualCard, VpcdLink
+from issuer.vcard.vpcd import VPCD_PORTS
 from tests.conftest import ANNA
 
 READER = "Virtual PCD 00 00"
@@ -71,14 +80,57 @@ class Pcscd:
             self.process.wait(timeout=10)
 
 
+_held: list[socket.socket] = []
+
+
+def hold_vpcd_ports() -> None:
+    """Keep vpcd's ports from being handed out as ephemeral ports (see the module's text)."""
+    for port in VPCD_PORTS:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))  # conflicts with any address
+            sock.listen(1)
+        except OSError:
+            sock.close()  # a running pcscd has it: that is the port's owner already
+            continue
+        _held.append(sock)
+
+
+def _release_vpcd_ports() -> None:
+    while _held:
+        _held.pop().close()
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))  # conflicts with any address
+            sock.listen(1)
+        except OSError:
+            return True
+    return False
+
+
 def _start(binary: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([binary, "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _readers_visible():
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("pcscd did not come up with the vpcd readers")
-        time.sleep(0.1)
+    _release_vpcd_ports()
+    with tempfile.TemporaryFile() as log:  # pcscd keeps its own descriptor
+        proc = subprocess.Popen([binary, "-f"], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while not _readers_visible():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                proc.wait(timeout=10)
+                log.seek(0)
+                said = log.read().decode(errors="replace")[-2000:]
+                taken = [port for port in VPCD_PORTS if _port_taken(port)]
+                raise RuntimeError(
+                    "pcscd did not come up with the vpcd readers"
+                    + (f"; ports held by another process: {taken}" if taken else "")
+                    + f"; pcscd said:\n{said}"
+                )
+            time.sleep(0.1)
     return proc
 
 
@@ -171,3 +223,7 @@ def personalised_card(tmp_path: Path, card_ca: CertificateAuthority) -> Inserted
     file.save(state)
     card = VirtualCard(state, file.save)
     return InsertedCard(VpcdLink(card), card, file, card_ca)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    hold_vpcd_ports()
