@@ -57,7 +57,7 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.pkcs11.errors import CannotEnrolHere, TokenFault
+from agent.tokens.pkcs11.errors import CannotEnrolHere, PinEntryCancelled, TokenFault
 from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
@@ -218,6 +218,7 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     CardProtocolError: _fixed(MessageCode.TECHNICAL_ERROR),
     TokenFault: _fixed(MessageCode.TECHNICAL_ERROR),
     CannotEnrolHere: _fixed(MessageCode.TOKEN_NOT_ENROLLABLE),
+    PinEntryCancelled: _fixed(MessageCode.USER_CANCELLED),  # Cancel on a PIN pad
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
     IssuerCertificateUntrusted: _fixed(MessageCode.ISSUER_NOT_TRUSTED),
     EnrolmentRefused: _refused,

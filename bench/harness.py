@@ -32,6 +32,10 @@ class InstantUi:
                          problem: Notice | None) -> str | None:  # fmt: skip
         return self.password
 
+    async def confirm_pin_pad(self, request: Request, credential: CredentialInfo,
+                              problem: Notice | None) -> bool:  # fmt: skip
+        return True
+
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         return None  # no PIN management in the benchmark
 

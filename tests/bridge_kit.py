@@ -57,6 +57,7 @@ class ScriptedUi:
     pick: int = 0
     requests: list[Request] = field(default_factory=list)
     problems: list[Notice | None] = field(default_factory=list)
+    asked: list[CredentialInfo] = field(default_factory=list)  # as each PIN dialog saw it
     told: list[Notice] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     pin_answers: asyncio.Queue[PinAnswer | None] = field(default_factory=asyncio.Queue)
@@ -71,7 +72,16 @@ class ScriptedUi:
         self, request: Request, credential: CredentialInfo, problem: Notice | None
     ) -> str | None:
         self.problems.append(problem)
+        self.asked.append(credential)
         return await self.secrets.get()
+
+    async def confirm_pin_pad(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> bool:
+        """Any answer in ``secrets`` goes on (the PIN is typed on the pad); None cancels."""
+        self.problems.append(problem)
+        self.asked.append(credential)
+        return await self.secrets.get() is not None
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         self.pin_requests.append((request, problem))

@@ -334,3 +334,39 @@ def test_ordering_a_bankid_from_the_tray(tmp_path: Path, screen: Screen) -> None
         [info] = TokenStore(data).credentials()
         assert str(info.owner.personal_number) == "198112189876" and not info.development
         assert code not in agent.stderr and PASSWORD not in agent.stderr
+
+
+async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
+    screen: Screen, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is signed, the reader's keypad named, Continue and Cancel — nothing to type in."""
+    from dataclasses import replace
+
+    from agent.tokens.model import TokenKind
+    from agent.ui.desktop import DesktopUi
+    from agent.ui.port import Request
+    from eidcore.messages import Language
+    from eidcore.signeddata import OrderKind
+
+    for key, value in screen.env.items():
+        monkeypatch.setenv(key, value)
+    token = replace(make_token(ANNA).info(), kind=TokenKind.TOKEN, pin_pad=True)
+    request = Request("pad-1", OrderKind.SIGN, ORIGIN, "Jag godkänner avtalet.", "plaintext",
+                      (token,))  # fmt: skip
+    ui = DesktopUi(Language.EN)
+    await ui.start()
+    try:
+        asking = asyncio.create_task(ui.confirm_pin_pad(request, token, None))
+        [dialog] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        screen.screenshot(dialog, "sign-on-a-pin-pad")
+        screen.type_into(dialog, "123456")  # no field takes it: the PIN goes on the reader
+        screen.key(dialog, "Return")
+        assert await asyncio.wait_for(asking, 15) is True
+        await asyncio.to_thread(screen.wait_gone, dialog)
+        asking = asyncio.create_task(ui.confirm_pin_pad(replace(request, order_ref="pad-2"),
+                                                        token, None))  # fmt: skip
+        [dialog] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        screen.key(dialog, "Escape")
+        assert await asyncio.wait_for(asking, 15) is False
+    finally:
+        await ui.aclose()

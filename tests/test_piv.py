@@ -97,7 +97,9 @@ async def test_three_wrong_pins_block_and_the_puk_unblocks(
 
         with pytest.raises(WrongPin) as first:
             await sign("000000")
-        assert first.value.tries_left is None  # 2 left: OpenSC's PIV driver says nothing
+        # OpenSC's flags say nothing at two left; the card, asked through PC/SC, does
+        assert first.value.tries_left == 2
+        assert (await asyncio.to_thread(watcher.pin_status, info.id, PinRef.USER)).tries_left == 2
         with pytest.raises(WrongPin) as second:
             await sign("000000")
         assert second.value.tries_left == 1  # the final try
@@ -152,8 +154,10 @@ async def test_identification_and_signature_with_the_piv_card(
         await b.ui.secrets.put("000000")
         await b.ui.secrets.put(PIV_PIN)
         data = (await b.wait_for(ref, "complete"))["completionData"]
-        problem = b.ui.problems[-1]
-        assert problem is not None and problem.code is MessageCode.WRONG_TOKEN_PIN
+        problem = b.ui.problems[-1]  # the exact count, from the card (not in PKCS#11)
+        assert problem is not None and problem.code is MessageCode.WRONG_PIN
+        assert problem.params == {"pin": Term.TOKEN_PIN, "tries_left": 2}
+        assert [c.tries_left for c in b.ui.asked] == [3, 2]
         verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
                                   trust_anchors=[piv.ca.root_certificate],
                                   now=dt.datetime.now(dt.UTC))  # fmt: skip
@@ -233,8 +237,9 @@ async def test_manage_pin_on_a_piv_card_as_my_bankids_runs_it(
         await ui.pin_answers.put(PinAnswer(PIV_PIN, "222222"))
         outcome = await manager.change(info.id, PinRef.USER)
         assert outcome.code is MessageCode.PIN_CHANGED and outcome.params == {"pin": Term.TOKEN_PIN}
-        problem = ui.pin_requests[1][1]
-        assert problem is not None and problem.code is MessageCode.TOKEN_PIN_CHANGE_FAILED
+        problem = ui.pin_requests[1][1]  # the card's own count, as for the profile's cards
+        assert problem is not None and problem.code is MessageCode.PIN_CHANGE_FAILED
+        assert problem.params == {"pin": Term.TOKEN_PIN, "tries_left": 2}
         await ui.pin_answers.put(PinAnswer("87654321", "333333"))
         await ui.pin_answers.put(PinAnswer(PIV_PUK, "333333"))
         outcome = await manager.unblock(info.id, PinRef.USER)

@@ -18,6 +18,7 @@ import pytest
 import rp
 from issuer.ca import CertificateAuthority
 from tests.agent_process import AgentProcess
+from tests.pinpad_kit import build_pin_pad
 from tests.softhsm_kit import MODULE, USER_PIN, SoftHsm, softhsm  # noqa: F401
 from tests.test_pkcs11 import _crashing_module
 
@@ -85,6 +86,59 @@ def test_identification_and_signing_with_a_token_through_a_real_agent(
         agent.wait_status(body["orderRef"], "noClient")
         agent.wait_for_output("[10025] BankID missing")
     assert USER_PIN not in agent.stderr and "000000" not in agent.stderr  # PINs never logged
+
+
+def test_a_reader_with_a_pin_pad_is_used_instead_of_asking(
+    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
+) -> None:  # fmt: skip
+    """The PIN goes on the reader's keypad: the agent asks only to go on, sends no PIN
+    (the pad refuses one), counts a wrong one and takes Cancel on the pad as a cancel."""
+    softhsm.bankid("anna", token_ca)
+    pad = build_pin_pad(tmp_path)
+    config = _config(tmp_path, pad.module)
+    with AgentProcess(tmp_path / "data", "--config", str(config), env=softhsm.env) as agent:
+        agent.ready()
+        agent.wait_for_output("token BankID", stream="stderr")
+        prompt = "press Enter, then type it on the card reader's keypad"
+        pad.type("000000", USER_PIN)  # a slip on the keypad, then the right PIN
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        _, body = agent.request("POST", "/v1/auth", {"nonce": nonce, "tokenKinds": ["token"]})
+        agent.wait_for_output(prompt)
+        agent.type("")
+        agent.wait_for_output("[10085] Wrong PIN")
+        agent.wait_for_output(prompt, count=2)
+        agent.type("")
+        data = agent.wait_status(body["orderRef"], "complete")["completionData"]
+        verified = rp.verify_auth(data, expected_origin=agent.origin, nonce=nonce,
+                                  trust_anchors=[token_ca.root_certificate],
+                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        assert verified.person.personal_number == "198112189876"
+        assert pad.pending == []  # both typings were taken from the pad
+        assert "Type it on the card reader's keypad now." in agent.stdout
+
+        text = "Jag godkänner avtalet."
+        pad.type(USER_PIN)
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        _, body = agent.request(
+            "POST",
+            "/v1/sign",
+            {"nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode()},
+        )
+        agent.wait_for_output(text)  # what is signed is shown before the pad is used
+        agent.wait_for_output(prompt, count=3)
+        agent.type("")
+        data = agent.wait_status(body["orderRef"], "complete")["completionData"]
+        rp.verify_sign(data, expected_origin=agent.origin, nonce=nonce,
+                       trust_anchors=[token_ca.root_certificate],
+                       now=dt.datetime.now(dt.UTC), user_visible_data=text)  # fmt: skip
+
+        # Cancel pressed on the keypad (nothing typed): the order ends as cancelled
+        nonce = base64.b64encode(os.urandom(32)).decode()
+        _, body = agent.request("POST", "/v1/auth", {"nonce": nonce, "tokenKinds": ["token"]})
+        agent.wait_for_output(prompt, count=4)
+        agent.type("")
+        assert agent.wait_status(body["orderRef"], "failed")["hintCode"] == "userCancel"
+    assert "Traceback" not in agent.stderr and USER_PIN not in agent.stderr
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -277,3 +277,12 @@ def test_hostile_objects_beside_a_real_pair_do_not_hide_it(
     reading = rules.read(_token(CertObject(b"\x01", "i", der["ident"]), *junk,
                                 CertObject(b"\x02", "s", der["sign"])))  # fmt: skip
     assert len(reading.credentials) == 1 and len(reading.not_offered) == 3
+
+
+def test_a_piv_cards_empty_verify_gives_the_tries_left() -> None:
+    from agent.tokens.pkcs11.pivtries import tries_from
+
+    assert [tries_from(0x63C0 | n) for n in (3, 2, 1, 0)] == [3, 2, 1, 0]
+    assert tries_from(0x6983) == 0  # blocked
+    assert tries_from(0x9000) is None  # verified in this session: no count given
+    assert tries_from(0x6A88) is None and tries_from(0x6D00) is None  # not a PIV answer

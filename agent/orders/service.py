@@ -48,6 +48,7 @@ from agent.tokens.card.errors import (
     WrongPin,
 )
 from agent.tokens.hardware import Watcher, pin_for
+from agent.tokens.pkcs11.errors import PinEntryCancelled
 from agent.ui.port import DialogBlocked, Request, UiPort
 from eidcore import signeddata
 from eidcore.messages import MessageCode
@@ -221,10 +222,17 @@ class OrderService:
                     self._apply(ref, Event.CREDENTIAL_BLOCKED, detail="pin blocked")
                     await self._ui.tell(notice_for(PinBlocked(_pin(chosen, purpose))))
                     return True
-            secret = await self._ui.ask_secret(ui_request, chosen, problem)
-            if secret is None:
-                self._apply(ref, Event.USER_CANCEL)
-                return True
+            secret: str | None
+            if chosen.pin_pad:  # typed on the reader: the dialog asks only to go on
+                secret = None
+                if not await self._ui.confirm_pin_pad(ui_request, chosen, problem):
+                    self._apply(ref, Event.USER_CANCEL)
+                    return True
+            else:
+                secret = await self._ui.ask_secret(ui_request, chosen, problem)
+                if secret is None:
+                    self._apply(ref, Event.USER_CANCEL)
+                    return True
             try:
                 completion = await sign(order, chosen, purpose, secret)
             except (WrongPassword, WrongPin) as exc:
@@ -234,6 +242,9 @@ class OrderService:
             except PinFormat as exc:
                 problem = notice_for(exc)  # nothing spent: ask again
                 continue
+            except PinEntryCancelled:  # Cancel on the reader's PIN pad
+                self._apply(ref, Event.USER_CANCEL)
+                return True
             except (CredentialLocked, PinBlocked) as exc:
                 self._apply(ref, Event.CREDENTIAL_BLOCKED, detail=type(exc).__name__)
                 await self._ui.tell(notice_for(exc))
@@ -272,15 +283,16 @@ class OrderService:
         return replace(card, tries_left=status.tries_left)
 
     async def _sign_with_file(
-        self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str
+        self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str | None
     ) -> Completion:
+        assert secret is not None, "a BankID on file has a password"
         unlocked = await asyncio.to_thread(self._store.unlock, credential.id, secret)
         signed = self._signed_data(order)
         return _completion(credential, signed, unlocked.sign(purpose, signed),
                            unlocked.certificate_chain(purpose))  # fmt: skip
 
     async def _sign_with_card(
-        self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str
+        self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str | None
     ) -> Completion:
         assert self._cards is not None
         card = self._cards.card(credential.id)

@@ -58,6 +58,7 @@ class CredentialInfo:
     development: bool
     purposes: frozenset[KeyPurpose]
     tries_left: int | None = None
+    pin_pad: bool = False  # the PIN is typed on the reader's PIN pad, never in the agent
 
     def state(self, now: dt.datetime) -> CredentialState:
         if self.locked:

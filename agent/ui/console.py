@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
+from agent.tokens.card.errors import PinRef
 from agent.tokens.errors import PasswordTooWeak
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, check_new_password
 from agent.tokens.hardware import pin_for
@@ -122,6 +123,28 @@ class ConsoleUi:
             self._print(self._term(Term.CONSOLE_CANCELLED))
             return None
         return answer
+
+    async def confirm_pin_pad(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> bool:
+        if problem is not None:
+            self._show(problem)
+        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
+            else KeyPurpose.SIGNATURE  # fmt: skip
+        ref = pin_for(credential.kind, purpose) or PinRef.USER
+        tries = credential.tries_left
+        prompt = _capitalised(self._term(
+            Term.CONSOLE_PIN_PAD,
+            pin=catalogue().term(PIN_TERMS[ref], self._language),
+            name=credential.owner.name,
+            tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
+            if tries is not None and tries < 3 else "",
+        ))  # fmt: skip
+        if await self._read(request.order_ref, prompt) is None:
+            self._print(self._term(Term.CONSOLE_CANCELLED))
+            return False
+        self._print(self._term(Term.CONSOLE_PIN_PAD_NOW))
+        return True
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         ref = f"pins-{request.card.id}"

@@ -83,6 +83,14 @@ class UiPort(Protocol):
         Raises: DialogBlocked."""
         ...
 
+    async def confirm_pin_pad(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> bool:
+        """For a credential behind a PIN pad: the same question as ``ask_secret`` with no
+        field, saying that the PIN is typed on the reader once the person goes on. False
+        if they cancel. Raises: DialogBlocked."""
+        ...
+
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
         """The secrets for a PIN change or unblock; None if the person cancels."""
         ...

@@ -16,7 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.tokens.card.errors import CardError, CardRemoved, CardReset, PcscUnavailable, PinRef
+from agent.tokens.card.errors import (
+    CardError,
+    CardRemoved,
+    CardReset,
+    PcscUnavailable,
+    PinFormat,
+    PinRef,
+)
 from agent.tokens.card.session import CardSession, PinStatus
 from agent.tokens.certificates import describe
 from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
@@ -219,8 +226,13 @@ class CardWatcher:
         """Raises: CardError (e.g. the card is gone)."""
         return self._with_session(credential_id, lambda s: s.pin_status(pin))
 
-    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str) -> bytes:
-        """Blocking: run in an executor. Raises: CardError (WrongPin, PinBlocked, …)."""
+    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes,
+             pin: str | None) -> bytes:  # fmt: skip
+        """Blocking: run in an executor. Raises: CardError (WrongPin, PinBlocked, …);
+        PinFormat for no PIN (the profile's cards are never behind a PIN pad here)."""
+        if pin is None:
+            raise PinFormat(PinRef.SIGNATURE if purpose is KeyPurpose.SIGNATURE
+                            else PinRef.IDENTIFICATION)  # fmt: skip
         return self._with_session(credential_id, lambda s: s.sign(purpose, data, pin))
 
     def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:

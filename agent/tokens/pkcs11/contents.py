@@ -12,7 +12,7 @@ and the reason goes to the debug log.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -82,7 +82,6 @@ class TokenCredential:
     info: CredentialInfo
     chains: Mapping[KeyPurpose, tuple[bytes, ...]]
     key_ids: Mapping[KeyPurpose, bytes]
-    protected_path: bool = False  # a PIN pad: the PIN is typed there, never here
 
 
 @dataclass(frozen=True)
@@ -209,15 +208,15 @@ def read(contents: TokenContents, authorities: Sequence[bytes] = ()) -> Reading:
             continue
         sign_obj, sign = max(partners, key=lambda p: p[1].not_valid_after_utc)
         used.add(sign_obj.id)
-        info = describe(TokenKind.TOKEN, ident_obj.der, sign_obj.der,
-                        locked=state.locked, tries_left=state.tries_left)  # fmt: skip
+        info = replace(describe(TokenKind.TOKEN, ident_obj.der, sign_obj.der,
+                                locked=state.locked, tries_left=state.tries_left),
+                       pin_pad=bool(contents.flags & PROTECTED_AUTHENTICATION_PATH))  # fmt: skip
         found.append(TokenCredential(
             token=contents.ref,
             info=info,
             chains={KeyPurpose.IDENTIFICATION: _chain(ident_obj.der, ident, cas),
                     KeyPurpose.SIGNATURE: _chain(sign_obj.der, sign, cas)},
             key_ids={KeyPurpose.IDENTIFICATION: ident_obj.id, KeyPurpose.SIGNATURE: sign_obj.id},
-            protected_path=bool(contents.flags & PROTECTED_AUTHENTICATION_PATH),
         ))  # fmt: skip
     for sign_obj, _ in leaves[KeyPurpose.SIGNATURE]:
         if sign_obj.id not in used:

@@ -14,6 +14,13 @@ class TokenFault(CardError):
         self.what, self.during = what, during
 
 
+class PinEntryCancelled(CardError):
+    """The person cancelled on the card reader's PIN pad (or it timed out): nothing spent."""
+
+    def __init__(self) -> None:
+        super().__init__("PIN entry cancelled on the reader's PIN pad")
+
+
 class ModuleUnusable(CardError):
     """A module that could not be loaded, or crashed or hung when it was (probe)."""
 

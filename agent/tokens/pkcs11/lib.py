@@ -42,7 +42,7 @@ from agent.tokens.pkcs11.contents import (
     pin_state,
     so_pin_locked,
 )
-from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
+from agent.tokens.pkcs11.errors import ModuleUnusable, PinEntryCancelled, TokenFault
 from agent.tokens.pkcs11.opensc import opensc_unblocks
 
 log = logging.getLogger(__name__)
@@ -423,6 +423,10 @@ class Module:
             raise _Refused(exc) from None
         except _GONE:
             raise CardRemoved(pin_sent=pin_sent) from None
+        except p11.FunctionCancelled:  # CKR_FUNCTION_CANCELED: Cancel on a PIN pad
+            if during == "login":
+                self._login_failed()  # python-pkcs11 leaves the session open
+            raise PinEntryCancelled() from None
         except p11.NoSuchKey:
             raise TokenFault("no such key", during) from None
         except p11.PKCS11Error as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from agent.tokens.card.errors import CardError, NoCard, PinFormat, PinRef
+from agent.tokens.card.errors import CardError, NoCard, PinFormat, PinRef, WrongPin
 from agent.tokens.card.session import PinStatus
 from agent.tokens.model import CredentialInfo, KeyPurpose
 from agent.tokens.pkcs11 import contents as rules
@@ -38,6 +38,15 @@ _T = TypeVar("_T")
 POLL_SECONDS = 0.25  # token inserted → listed stays well under a second
 PROBE_CACHE = "pkcs11-probes.json"  # in the data folder
 RELIST_SECONDS = 30.0  # slots listed again this often with no reader change (see lib.py)
+
+
+def card_pin_tries(head: TokenContents) -> int | None:
+    """The exact tries left, from a PIV card in a PC/SC reader (``pivtries.py``)."""
+    if not head.piv:
+        return None
+    from agent.tokens.pkcs11.pivtries import piv_pin_tries  # pyscard: only for a PIV card
+
+    return piv_pin_tries(head.reader)
 
 
 @dataclass(frozen=True)
@@ -58,16 +67,20 @@ class TokenWatcher:
         conf_dir: Path | None = None,
         readers_changed: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pin_tries: Callable[[TokenContents], int | None] = card_pin_tries,
     ) -> None:
         """``authorities``: issuing CA certificates (DER) that complete tokens' chains;
         ``conf_dir``: where OpenSC's configuration for unblocking goes (``opensc.py``);
         ``readers_changed``: a count of card readers' changes (the card watcher's), so
         slots are listed again when a card came or went, and otherwise only every
-        RELIST_SECONDS (tokens not behind PC/SC); None: listed at every look."""
+        RELIST_SECONDS (tokens not behind PC/SC); None: listed at every look;
+        ``pin_tries``: the exact tries left where a token's card tells (PKCS#11 does not),
+        asked only before a PIN dialog and after a refused PIN."""
         self._entries = tuple(modules)
         self._authorities = tuple(authorities)
         self._conf_dir = conf_dir
         self._readers_changed, self._clock = readers_changed, clock
+        self._pin_tries = pin_tries
         self._listed: tuple[int, float] | None = None  # (readers' count, when) of the last
         self._poll, self._probe = poll, probe_module
         self._modules: list[Module] = []
@@ -232,15 +245,35 @@ class TokenWatcher:
         """Raises: CardError (the token is gone, …)."""
         module, cred = self._module(credential_id)
         state = rules.pin_state(module.flags(cred.token))
-        return PinStatus(PinRef.USER, state.tries_left, False)
+        tries = state.tries_left
+        if tries is None and not state.locked:
+            tries = self._exact_tries(cred.token)
+        return PinStatus(PinRef.USER, tries, False)
 
-    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str) -> bytes:
-        """Raises: CardError (WrongPin, PinBlocked, CardRemoved, TokenFault, …)."""
+    def _exact_tries(self, ref: TokenRef) -> int | None:
+        head = next((h for h in self._present if h.ref == ref), None)
+        return self._pin_tries(head) if head is not None else None
+
+    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes,
+             pin: str | None) -> bytes:  # fmt: skip
+        """``pin`` None: the person types it on the reader's PIN pad (C_Login with none).
+        Raises: CardError (WrongPin, PinBlocked, PinEntryCancelled, CardRemoved, …)."""
         module, cred = self._module(credential_id)
         digest = hashlib.sha256(data).digest()
-        # A PIN-pad reader (protected authentication path) is not yet used as one: the UI
-        # would have to say "type it on the reader" instead of asking (ADR 0015).
-        return module.sign(cred.token, cred.key_ids[purpose], digest, pin)
+        return self._counted(cred.token, module.sign, cred.token, cred.key_ids[purpose],
+                             digest, pin)  # fmt: skip
+
+    def _counted(self, ref: TokenRef, call: Callable[..., _T], *args: object) -> _T:
+        """``call``, its refused PIN given the exact tries left where the card tells."""
+        try:
+            return call(*args)
+        except WrongPin as exc:
+            if exc.tries_left is not None:
+                raise
+            tries = self._exact_tries(ref)
+            if tries is None:
+                raise
+            raise type(exc)(exc.pin, tries) from None
 
     # -- putting a BankID on a token (blocking; agent/enrol/token.py drives it) ------------
 
@@ -255,7 +288,7 @@ class TokenWatcher:
         return module
 
     def check_pin(self, ref: TokenRef, pin: str) -> None:
-        self._module_of(ref).check_pin(ref, pin)
+        self._counted(ref, self._module_of(ref).check_pin, ref, pin)
 
     def generate_pair(self, ref: TokenRef, pin: str, key_id: bytes, label: str, *,
                       always_authenticate: bool) -> bytes:  # fmt: skip
@@ -282,7 +315,7 @@ class TokenWatcher:
     def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:
         """Raises: CardError (WrongCurrentPin, PinBlocked, PinFormat, …)."""
         module, cred = self._module(credential_id)
-        module.change_pin(cred.token, old, new)
+        self._counted(cred.token, module.change_pin, cred.token, old, new)
 
     def unblock_pin(self, credential_id: str, pin: PinRef, puk: str, new: str | None) -> None:
         """Raises: CardError (WrongPuk, PukBlocked, PinFormat, …). A token takes a new PIN

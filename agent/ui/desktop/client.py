@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice
+from agent.tokens.card.errors import PinRef
 from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
 from agent.tokens.hardware import pin_for
 from agent.tokens.model import CredentialInfo, KeyPurpose
@@ -299,6 +300,26 @@ class DesktopUi:
         })  # fmt: skip
         secret = answer.get("secret")
         return str(secret) if secret else None
+
+    async def confirm_pin_pad(self, request: Request, credential: CredentialInfo,
+                              problem: Notice | None) -> bool:  # fmt: skip
+        """The question of ``ask_secret`` with no field: the PIN goes on the reader."""
+        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
+            else KeyPurpose.SIGNATURE  # fmt: skip
+        pin = pin_for(credential.kind, purpose) or PinRef.USER
+        label = self._term(Term.DIALOG_PIN_PAD, pin=self._term(PIN_TERMS[pin]))
+        if credential.tries_left is not None and credential.tries_left < 3:
+            label += self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)
+        answer = await self._ask(request, {
+            "op": "secret", "ref": request.order_ref, "title": "eid-agent",
+            "site": self._site(request.origin), "lead": self._lead(request),
+            **self._text_fields(request), "credential": self._label(credential),
+            "label": label, "pin_pad": True,
+            "problem": list(self._text(problem)) if problem else None,
+            "present": self._present(),
+            "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
+        })  # fmt: skip
+        return bool(answer.get("go"))
 
     async def _secrets(self, ref: str, heading: str, fields: Sequence[str | list[str]],
                        problem: Notice | None, note: str = "") -> list[str] | None:  # fmt: skip

@@ -9,6 +9,7 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
      "lead", "blocks": [...], "credential", "label", "problem": [title, body] | null,
      "ok", "cancel"}
         -> {"id", "secret": "..."} | {"id", "cancelled": true}
+        with "pin_pad": true, no field (the PIN goes on the reader): -> {"id", "go": true}
     {"id", "op": "choose", "ref", "title", "site", "lead", "options": [..], "ok", "cancel"}
         -> {"id", "choice": index} | {"id", "cancelled": true}
     {"id", "op": "attention", "ref", "title", "heading", "site", "lead", "ok", "cancel"}
@@ -422,11 +423,19 @@ class Helper:
                                          max_width_chars=56), False, False, 0)  # fmt: skip
             if request.get("problem"):
                 box.pack_start(_problem_label(request["problem"]), False, False, 0)
-            entry = _field(box, request["label"], visible=False)
-            focus: Gtk.Widget = entry
+            if request.get("pin_pad"):  # no field: the PIN is typed on the reader
+                box.pack_start(Gtk.Label(label=request["label"], xalign=0, wrap=True,
+                                         max_width_chars=56), False, False, 0)  # fmt: skip
+                focus: Gtk.Widget = window  # consent is typing the PIN on the pad
 
-            def ok_result() -> dict[str, Any] | None:
-                return {"secret": entry.get_text()}
+                def ok_result() -> dict[str, Any] | None:
+                    return {"go": True}
+            else:
+                entry = _field(box, request["label"], visible=False)
+                focus = entry
+
+                def ok_result() -> dict[str, Any] | None:
+                    return {"secret": entry.get_text()}
         else:
             group: Gtk.RadioButton | None = None
             buttons = []
