@@ -57,7 +57,13 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.pkcs11.errors import CannotEnrolHere, PinEntryCancelled, TokenFault
+from agent.tokens.pkcs11.errors import (
+    CannotEnrolHere,
+    ManagementKeyRefused,
+    PinEntryCancelled,
+    TokenFault,
+)
+from agent.tokens.pkcs11.pivtool import AdminKeyUnreadable
 from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
@@ -219,6 +225,12 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     TokenFault: _fixed(MessageCode.TECHNICAL_ERROR),
     CannotEnrolHere: _fixed(MessageCode.TOKEN_NOT_ENROLLABLE),
     PinEntryCancelled: _fixed(MessageCode.USER_CANCELLED),  # Cancel on a PIN pad
+    ManagementKeyRefused: lambda exc: Notice(
+        MessageCode.MANAGEMENT_KEY_REFUSED, {"credential": getattr(exc, "label", "")}
+    ),
+    AdminKeyUnreadable: lambda exc: Notice(
+        MessageCode.MANAGEMENT_KEY_UNREADABLE, {"path": str(exc)}
+    ),
     IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
     IssuerCertificateUntrusted: _fixed(MessageCode.ISSUER_NOT_TRUSTED),
     EnrolmentRefused: _refused,

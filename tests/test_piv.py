@@ -362,15 +362,6 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
                 check=False,
             )  # fmt: skip
 
-        plain = tmp_path / "plain.toml"
-        plain.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n')
-        ordered = subprocess.run(
-            [str(bin_dir / "eid-agent"), "order", "--token", "--issuer", "https://127.0.0.1:9",
-             "--config", str(plain), "--data-dir", str(tmp_path / "data"), "--lang", "en"],
-            input=f"198112189876\nABCD-EFGH-IJKL\n{PIV_PIN}\n", capture_output=True,
-            text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert "[10089]" in ordered.stderr and "Traceback" not in ordered.stderr  # said, not tried
         wrong_key = tmp_path / "wrong.key"
         wrong_key.write_text("00" * 24)
         refused = personalise("--admin-key-file", str(wrong_key))
@@ -402,5 +393,81 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
             assert held is not None
             for purpose in KeyPurpose:
                 _verify(held.chains[purpose], b"x", tokens.sign(info.id, purpose, b"x", PIV_PIN))
+    finally:
+        link.remove()
+
+
+def test_a_person_orders_a_bankid_onto_a_blank_piv_card(
+    pcscd: object, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    """``eid-agent order --token`` on a blank PIV card, against a real issuer: a wrong
+    management key and a wrong PIN are said before the activation code is spent; then the
+    card makes both keys (piv-tool), signs its own certificate requests through OpenSC, and
+    the new BankID identifies through a real agent — its chain completed with the issuing
+    CA the order kept, since a PIV card has no place for it — verified with the issuer's
+    root and its OCSP responder."""
+    import os
+    import sys
+
+    from issuer.vcard.piv import PivCard, new_piv_card
+    from issuer.vcard.vpcd import VPCD_PORTS, VpcdLink
+    from rp.revocation import http_fetch
+    from tests.agent_process import AgentProcess
+    from tests.issuer_kit import IssuerProcess
+
+    bin_dir = Path(sys.executable).parent
+    card = PivCard(new_piv_card("BLANK02", PIV_PIN, PIV_PUK), lambda s: None)
+    link = VpcdLink(card, port=VPCD_PORTS[1])
+    config = tmp_path / "config.toml"
+    config.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n')
+    data = tmp_path / "data"
+    link.insert()
+    try:
+        with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'issuer.db'}") as issuer:
+            _, code = issuer.order("198112189876")
+
+            def order(pin: str, *extra: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [str(bin_dir / "eid-agent"), "order", "--token", "--issuer", issuer.url,
+                     "--issuer-ca", str(issuer.tls_cert), "--config", str(config),
+                     "--data-dir", str(data), "--lang", "en", *extra],
+                    input=f"198112189876\n{code}\n{pin}\n", capture_output=True, text=True,
+                    timeout=180, check=False,
+                )  # fmt: skip
+
+            wrong_key = tmp_path / "wrong.key"
+            wrong_key.write_text("00" * 24)
+            refused = order(PIV_PIN, "--admin-key-file", str(wrong_key))
+            assert refused.returncode == 1 and "[10090]" in refused.stderr, refused.stderr
+            garbled = tmp_path / "garbled.key"
+            garbled.write_text("not a key")
+            unreadable = order(PIV_PIN, "--admin-key-file", str(garbled))
+            assert "[10091]" in unreadable.stderr and "Traceback" not in unreadable.stderr
+            wrong_pin = order("000000")
+            assert "[10037] Wrong PIN" in wrong_pin.stderr  # the card's own count, said
+            assert "blocked: 2." in wrong_pin.stderr, wrong_pin.stderr
+            assert card.state.keys == {} and card.state.pin.tries_left == 2
+            done = order(PIV_PIN)  # the same activation code: none of the above spent it
+            assert done.returncode == 0, done.stderr
+            assert "is ready: Anna Andersson" in done.stdout
+            assert code not in done.stderr + done.stdout and PIV_PIN not in done.stderr
+            assert set(card.state.keys) == {0x9A, 0x9C}
+            kept = data / "token-authorities.pem"
+            assert kept.exists() and kept.stat().st_mode & 0o077 == 0
+            nonce = base64.b64encode(os.urandom(32)).decode()
+            with AgentProcess(data, "--config", str(config)) as agent:
+                agent.ready()
+                agent.wait_for_output("token BankID", stream="stderr", timeout=30)
+                status, body = agent.request("POST", "/v1/auth", {"nonce": nonce})
+                assert status == 201, body
+                agent.wait_for_output("PIN for Anna Andersson")
+                agent.type(PIV_PIN)
+                completion = agent.wait_status(body["orderRef"], "complete")["completionData"]
+            root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
+            verified = rp.verify_auth(completion, expected_origin=agent.origin, nonce=nonce,
+                                      trust_anchors=[root], now=dt.datetime.now(dt.UTC),
+                                      revocation=rp.OcspPolicy(fetch=http_fetch(
+                                          str(issuer.tls_cert))))  # fmt: skip
+            assert verified.person.personal_number == "198112189876"
     finally:
         link.remove()

@@ -286,3 +286,76 @@ def test_a_piv_cards_empty_verify_gives_the_tries_left() -> None:
     assert tries_from(0x6983) == 0  # blocked
     assert tries_from(0x9000) is None  # verified in this session: no count given
     assert tries_from(0x6A88) is None and tries_from(0x6D00) is None  # not a PIV answer
+
+
+def test_placeholder_certificates_on_a_piv_card_are_never_a_bankid() -> None:
+    from agent.enrol.token import placeholder
+
+    certs = tuple(
+        CertObject(slot, label, placeholder(ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                            NOW).public_bytes(DER))
+        for slot, label in ((b"\x01", "PIV AUTH"), (b"\x02", "SIGN"))
+    )  # fmt: skip
+    reading = rules.read(_token(*certs, manufacturer="piv_II"))
+    assert reading.credentials == ()
+    assert "names no personal number" in reading.not_offered[0]
+
+
+def test_issuing_cas_kept_from_orders(
+    tmp_path: Path, issued: tuple[CertificateAuthority, dict[str, bytes]]
+) -> None:
+    from agent.tokens.pkcs11 import authorities
+
+    ca, der = issued
+    assert authorities.learned(tmp_path) == ()
+    authorities.learn(tmp_path, [ca.issuing_certificate, ca.root_certificate])
+    authorities.learn(tmp_path, [ca.issuing_certificate])  # again: kept once
+    assert authorities.learned(tmp_path) == (der["issuing"],)  # the root is the verifier's
+    assert (tmp_path / authorities.FILE).stat().st_mode & 0o777 == 0o600
+    assert authorities.chain_authorities((b"configured",), tmp_path) == (
+        b"configured", der["issuing"])  # fmt: skip
+    (tmp_path / authorities.FILE).write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage")
+    assert authorities.learned(tmp_path) == ()  # a damaged file costs the chain, not the agent
+
+
+def test_a_management_key_file_holds_48_hex_digits(tmp_path: Path) -> None:
+    from agent.tokens.pkcs11.pivtool import AdminKeyUnreadable, read_admin_key
+
+    key = tmp_path / "admin.key"
+    key.write_text("01:02:03:04:05:06:07:08" * 3 + "\n")
+    assert read_admin_key(key) == bytes([1, 2, 3, 4, 5, 6, 7, 8]) * 3
+    for text in ("00" * 23, "00" * 25, "zz" * 24, "ä" * 48):
+        key.write_text(text)
+        with pytest.raises(AdminKeyUnreadable):
+            read_admin_key(key)
+    with pytest.raises(AdminKeyUnreadable):
+        read_admin_key(tmp_path / "missing.key")
+
+
+def test_certificates_for_other_keys_are_refused_from_an_issuer(
+    issued: tuple[CertificateAuthority, dict[str, bytes]],
+) -> None:
+    """An issuer that answers a token order with certificates for keys the token did not
+    make: nothing is written (the BankID could never sign for itself)."""
+    from agent.enrol.errors import IssuerUnreachable
+    from agent.enrol.token import _leaves
+
+    ca, _ = issued
+    ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW)
+    pem = serialization.Encoding.PEM
+    answer = {"identification": pair.identification.public_bytes(pem).decode(),
+              "signature": pair.signature.public_bytes(pem).decode()}  # fmt: skip
+
+    def point(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+
+    made = {KeyPurpose.IDENTIFICATION: point(ident), KeyPurpose.SIGNATURE: point(sign)}
+    assert set(_leaves(answer, made)) == set(KeyPurpose)
+    swapped = {KeyPurpose.IDENTIFICATION: point(sign), KeyPurpose.SIGNATURE: point(ident)}
+    with pytest.raises(IssuerUnreachable):
+        _leaves(answer, swapped)
+    with pytest.raises(IssuerUnreachable):
+        _leaves({"identification": "garbage"}, made)

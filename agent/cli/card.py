@@ -68,14 +68,16 @@ def _token_pin(args: argparse.Namespace, ask: Callable[[str], str], stdout: Text
     """The PIN of a BankID on a PKCS#11 token, through the modules the agent loads."""
     from agent.config import load_config
     from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11.authorities import chain_authorities
     from agent.tokens.pkcs11.watcher import tokens_open
     from eidcore.paths import default_config_file, default_data_dir
 
     settings = load_config(args.config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
     name = term(Term.TOKEN_PIN)
-    with tokens_open(modules, authorities=settings.intermediates,
-                     conf_dir=args.data_dir or default_data_dir()) as tokens:  # fmt: skip
+    data_dir = args.data_dir or default_data_dir()
+    with tokens_open(modules, authorities=chain_authorities(settings.intermediates, data_dir),
+                     conf_dir=data_dir) as tokens:  # fmt: skip
         found = [c for c in tokens.credentials()
                  if not args.token or c.id.startswith(args.token.lower())]  # fmt: skip
         if len(found) != 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 from typing import TextIO
 
@@ -58,21 +59,31 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
                     language: Language) -> int:  # fmt: skip
     """``eid-agent order --token``: the number, the code and the token's PIN, then keys made
     on the token (agent/enrol/token.py)."""
-    from agent.enrol.token import order_on_token
+    from agent.enrol.token import order_on_piv, order_on_token
     from agent.tokens.card.errors import NoCard
-    from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11 import authorities, find_modules, pivtool
     from agent.tokens.pkcs11.errors import CannotEnrolHere
-    from agent.tokens.pkcs11.watcher import tokens_open
+    from agent.tokens.pkcs11.watcher import TokenWatcher, tokens_open
 
     settings = load_config(args.config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
-    with tokens_open(modules, authorities=settings.intermediates,
-                     conf_dir=store.directory.parent) as tokens:  # fmt: skip
+    data_dir = store.directory.parent
+    known = authorities.chain_authorities(settings.intermediates, data_dir)
+
+    def keep(chain: list[x509.Certificate]) -> None:  # an issuing CA the token has no room for
+        authorities.learn(data_dir, chain)
+
+    with tokens_open(modules, authorities=known, conf_dir=data_dir) as tokens:
         present = [t for t in tokens.present_tokens() if not args.token or t.label == args.token]
         if len(present) != 1:
             raise NoCard() if not present else AmbiguousId(args.token or "")
-        if present[0].piv:  # said before anything is typed (agent/enrol/token.py)
-            raise CannotEnrolHere(present[0].label)
+        card = present[0]
+        admin = pivtool.DEFAULT_ADMIN_KEY
+        if card.piv:  # before anything is typed
+            if not pivtool.available():
+                raise CannotEnrolHere(card.label)
+            if args.admin_key_file is not None:
+                admin = pivtool.read_admin_key(args.admin_key_file)
         stderr.write(_term(language, Term.PROMPT_PERSONAL_NUMBER))
         stderr.flush()
         line = stdin.readline()
@@ -82,7 +93,16 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
         code = read_secret(_term(language, Term.PROMPT_ACTIVATION_CODE), stdin, stderr)
         pin = read_secret(_term(language, Term.PROMPT_TOKEN_PIN, label=present[0].label),
                           stdin, stderr)  # fmt: skip
-        info = asyncio.run(order_on_token(issuer, tokens, present[0], number, code, pin))
+        if not card.piv:
+            info = asyncio.run(order_on_token(issuer, tokens, card, number, code, pin,
+                                              keep_authorities=keep))  # fmt: skip
+    if card.piv:  # piv-tool makes the keys with the module unloaded; loaded again to sign
+
+        def open_tokens() -> contextlib.AbstractContextManager[TokenWatcher]:
+            return tokens_open(modules, authorities=known, conf_dir=data_dir)
+
+        info = asyncio.run(order_on_piv(issuer, open_tokens, card, number, code, pin, admin,
+                                        keep_authorities=keep))  # fmt: skip
     stdout.write(_term(language, Term.ORDER_DONE_TOKEN, name=info.owner.name,
                        token_id=info.id, label=present[0].label) + "\n")  # fmt: skip
     return 0

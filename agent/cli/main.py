@@ -234,6 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     order.add_argument("--token", metavar="LABEL", nargs="?", const="",
                        help="put the BankID on this PKCS#11 token (its label; alone: the only "
                             "one) instead of in a file")  # fmt: skip
+    order.add_argument("--admin-key-file", type=Path, metavar="FILE",
+                       help="with --token on a PIV card: its management key, 48 hex "
+                            "digits (default: the key cards and YubiKeys ship with)")  # fmt: skip
 
     link = commands.add_parser("open", parents=[common],
                                help="carry out the order an eid-agent:// link names")  # fmt: skip
@@ -333,6 +336,7 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     from agent.bridge.security import DEFAULT_PORT
     from agent.cli.enrolment import issuer_connection
     from agent.config import load_config
+    from agent.tokens.pkcs11.authorities import chain_authorities
     from agent.tokens.pkcs11.modules import find_modules
     from eidcore.paths import default_config_file, default_data_dir
 
@@ -368,7 +372,9 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         ),
         cards=not args.no_cards,
         pkcs11=modules,
-        intermediates=agent_config.intermediates,
+        intermediates=chain_authorities(
+            agent_config.intermediates, args.data_dir or default_data_dir()
+        ),
         argv=tuple(argv if argv is not None else sys.argv[1:]),
         take_over=args.take_over,
         update_tick=args.update_tick,

@@ -87,12 +87,14 @@ def _tokens_now(config: Path | None, data_dir: Path) -> list[CredentialInfo]:
     """The BankIDs on PKCS#11 tokens now, through the modules the agent would load."""
     from agent.config import load_config
     from agent.tokens.pkcs11 import find_modules
+    from agent.tokens.pkcs11.authorities import chain_authorities
     from agent.tokens.pkcs11.watcher import PROBE_CACHE, tokens_now
     from eidcore.paths import default_config_file
 
     settings = load_config(config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
-    return tokens_now(modules, settings.intermediates, probes=data_dir / PROBE_CACHE)
+    return tokens_now(modules, chain_authorities(settings.intermediates, data_dir),
+                      probes=data_dir / PROBE_CACHE)  # fmt: skip
 
 
 def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,

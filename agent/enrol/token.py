@@ -10,22 +10,26 @@ with cryptography before it leaves.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from agent.enrol.client import IssuerConnection
 from agent.enrol.errors import IssuerUnreachable
-from agent.tokens.card.errors import CardError
+from agent.tokens.card.errors import CardError, CardRemoved
 from agent.tokens.certificates import describe
 from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
+from agent.tokens.pkcs11 import pivtool
 from agent.tokens.pkcs11.contents import TokenContents
 from agent.tokens.pkcs11.errors import CannotEnrolHere
 from agent.tokens.pkcs11.watcher import TokenWatcher
@@ -83,13 +87,14 @@ async def order_on_token(
     activation_code: str,
     pin: str,
     *,
+    keep_authorities: Callable[[list[x509.Certificate]], None] | None = None,
     random_bytes: Callable[[int], bytes] = os.urandom,
 ) -> CredentialInfo:
     """Enrol with the activation code and put the BankID on ``token``. The code and the
     PIN are never logged.
 
     Raises:
-        CannotEnrolHere: a PIV card through OpenSC (nothing sent, nothing spent).
+        CannotEnrolHere: a PIV card (``order_on_piv`` puts a BankID on one).
         WrongPin, PinBlocked (checked first: the activation code is not spent),
         IssuerUnreachable, EnrolmentRefused: nothing was written to the token.
         CardError (WrongPin, PinBlocked, CardRemoved, TokenFault): from the token; keys
@@ -106,8 +111,9 @@ async def order_on_token(
     ids = key_ids(token, random_bytes)
     subject = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, str(personal_number))])
     requests: dict[KeyPurpose, str] = {}
+    points: dict[KeyPurpose, bytes] = {}
     for purpose in KeyPurpose:
-        point = await asyncio.to_thread(
+        point = points[purpose] = await asyncio.to_thread(
             tokens.generate_pair, ref, pin, ids[purpose], LABELS[purpose],
             always_authenticate=purpose is KeyPurpose.SIGNATURE,
         )  # fmt: skip
@@ -125,13 +131,8 @@ async def order_on_token(
          "signatureCsr": requests[KeyPurpose.SIGNATURE]},
         secret=secret, retry=True,
     )  # fmt: skip
-    try:
-        leaves = {p: x509.load_pem_x509_certificate(str(issued[k]).encode())
-                  for p, k in ((KeyPurpose.IDENTIFICATION, "identification"),
-                               (KeyPurpose.SIGNATURE, "signature"))}  # fmt: skip
-        chain = [x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"]]
-    except (KeyError, TypeError, ValueError):
-        raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
+    leaves = _leaves(issued, points)
+    chain = _chain(issued)
     der = serialization.Encoding.DER
     for purpose, cert in leaves.items():
         await asyncio.to_thread(
@@ -147,9 +148,152 @@ async def order_on_token(
                 "BankID issuing CA", authority.public_bytes(der),
                 authority.subject.public_bytes(), authority.issuer.public_bytes(),
             )  # fmt: skip
-        except CardError as exc:  # a PIV card has no place for it: the agent's config does
+        except CardError as exc:  # no room for it: the agent keeps it (authorities.py)
             log.info("issuing CA not written to token %r: %s", token.label, exc)
+            if keep_authorities is not None:
+                await asyncio.to_thread(keep_authorities, [authority])
     info = describe(TokenKind.TOKEN, leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
                     leaves[KeyPurpose.SIGNATURE].public_bytes(der))  # fmt: skip
     log.info("enrolment %s: BankID %s on token %r", enrolment, info.id, token.label)
     return info
+
+
+# -- a PIV card: keys made by the card itself, through OpenSC's piv-tool ---------------------
+
+PIV_SLOTS = {KeyPurpose.IDENTIFICATION: 0x9A, KeyPurpose.SIGNATURE: 0x9C}
+OpenTokens = Callable[[], AbstractContextManager[TokenWatcher]]
+
+
+def placeholder(public: ec.EllipticCurvePublicKey, now: dt.datetime) -> x509.Certificate:
+    """A certificate that only carries a new key's public half: OpenSC's PIV driver shows a
+    slot's private key only beside a certificate, and the request for the real one must be
+    signed with that key. Signed by a throwaway key and naming no person, it is never
+    taken for a BankID (``contents.py``); the issued certificate replaces it."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key awaiting its certificate")])
+    return (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    )  # fmt: skip
+
+
+def _same_card(tokens: TokenWatcher, card: TokenContents) -> TokenContents:
+    """The card again after the module was loaded anew. Raises: CardRemoved."""
+    for head in tokens.present_tokens():
+        if head.piv and head.ref.serial == card.ref.serial and head.reader == card.reader:
+            return head
+    raise CardRemoved(pin_sent=True)
+
+
+async def order_on_piv(
+    issuer: IssuerConnection,
+    open_tokens: OpenTokens,
+    card: TokenContents,
+    personal_number: PersonalNumber,
+    activation_code: str,
+    pin: str,
+    admin_key: bytes,
+    *,
+    keep_authorities: Callable[[list[x509.Certificate]], None],
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> CredentialInfo:
+    """Enrol with the activation code and put the BankID on the PIV ``card``: its keys made
+    in 9A and 9C by the card (``pivtool``, with the management key ``admin_key``), the
+    requests signed there through OpenSC, the certificates loaded after. The PKCS#11 module
+    is loaded only for what it can do (PIN, signatures, reading): ``open_tokens`` gives it
+    afresh each time, so it reads the card as piv-tool left it. The issuing CA, which a
+    PIV card has no place for, goes to ``keep_authorities`` (``authorities.py``).
+
+    Raises:
+        CannotEnrolHere: piv-tool is not installed. ManagementKeyRefused, WrongPin,
+        PinBlocked (checked first: the activation code is not spent).
+        IssuerUnreachable, EnrolmentRefused: nothing was made on the card.
+        CardError (CardRemoved, TokenFault): from the card; a BankID that was on it is
+        gone once its keys were made anew.
+    """
+    if not pivtool.available():
+        raise CannotEnrolHere(card.label)
+
+    def check() -> None:
+        with open_tokens() as tokens:
+            tokens.check_pin(_same_card(tokens, card).ref, pin)
+
+    await asyncio.to_thread(check)
+    await asyncio.to_thread(pivtool.authenticate, card.reader, admin_key, card.label)
+    body = {"personalNumber": str(personal_number), "activationCode": activation_code}
+    started = await issuer.post("/enrol/v1/enrolments", body)
+    enrolment, secret = str(started["enrolmentId"]), str(started["secret"])
+    points: dict[KeyPurpose, bytes] = {}
+    for purpose, slot in PIV_SLOTS.items():
+        public = await asyncio.to_thread(pivtool.generate, card.reader, slot, admin_key)
+        await asyncio.to_thread(pivtool.load_certificate, card.reader, slot,
+                                placeholder(public, clock()), admin_key)  # fmt: skip
+        points[purpose] = public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    log.info("enrolment %s: keys made on PIV card %r", enrolment, card.label)
+    subject = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, str(personal_number))])
+
+    def requests() -> dict[KeyPurpose, str]:
+        made = {}
+        with open_tokens() as tokens:
+            ref = _same_card(tokens, card).ref
+            for purpose, point in points.items():
+
+                def sign(digest: bytes, key: bytes = PIV_IDS[purpose]) -> bytes:
+                    return tokens.sign_digest(ref, key, digest, pin)
+
+                request = certification_request(subject, point, sign)
+                made[purpose] = x509.load_der_x509_csr(request).public_bytes(
+                    serialization.Encoding.PEM).decode()  # fmt: skip
+        return made
+
+    csrs = await asyncio.to_thread(requests)
+    issued = await issuer.post(
+        f"/enrol/v1/enrolments/{enrolment}/certificates",
+        {"identificationCsr": csrs[KeyPurpose.IDENTIFICATION],
+         "signatureCsr": csrs[KeyPurpose.SIGNATURE]},
+        secret=secret, retry=True,
+    )  # fmt: skip
+    leaves = _leaves(issued, points)
+    chain = _chain(issued)
+    for purpose, slot in PIV_SLOTS.items():
+        await asyncio.to_thread(pivtool.load_certificate, card.reader, slot, leaves[purpose],
+                                admin_key)  # fmt: skip
+    await asyncio.to_thread(keep_authorities, chain)
+    der = serialization.Encoding.DER
+    info = describe(TokenKind.TOKEN, leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
+                    leaves[KeyPurpose.SIGNATURE].public_bytes(der))  # fmt: skip
+    log.info("enrolment %s: BankID %s on PIV card %r", enrolment, info.id, card.label)
+    return info
+
+
+def _leaves(issued: dict[str, Any],
+            points: dict[KeyPurpose, bytes]) -> dict[KeyPurpose, x509.Certificate]:  # fmt: skip
+    """The issued certificates, each checked to hold the public key the token made: an
+    issuer that answers with others would leave a BankID that cannot sign for itself."""
+    try:
+        leaves = {p: x509.load_pem_x509_certificate(str(issued[k]).encode())
+                  for p, k in ((KeyPurpose.IDENTIFICATION, "identification"),
+                               (KeyPurpose.SIGNATURE, "signature"))}  # fmt: skip
+        held = {p: _point(c.public_key()) for p, c in leaves.items()}
+    except (KeyError, TypeError, ValueError):
+        raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
+    if held != points:
+        raise IssuerUnreachable("the issuer's certificates are not for the token's keys", None)
+    return leaves
+
+
+def _chain(issued: dict[str, Any]) -> list[x509.Certificate]:
+    try:
+        return [x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"]]
+    except (KeyError, TypeError, ValueError):
+        raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
+
+
+def _point(key: object) -> bytes | None:
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return None
+    return key.public_bytes(serialization.Encoding.X962,
+                            serialization.PublicFormat.UncompressedPoint)  # fmt: skip

@@ -36,3 +36,11 @@ class CannotEnrolHere(CardError):
     def __init__(self, label: str) -> None:
         super().__init__(f"token {label!r} makes no keys through its PKCS#11 module")
         self.label = label
+
+
+class ManagementKeyRefused(CardError):
+    """A PIV card refused the management key it was given (none of its keys changed)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"PIV card {label!r} refused the management key")
+        self.label = label

@@ -24,13 +24,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.tokens.pkcs11.errors import TokenFault
+from agent.tokens.pkcs11.errors import ManagementKeyRefused, TokenFault
 
 PIV_TOOL = "/usr/bin/piv-tool"
 SLOT_NAMES = {0x9A: "9A", 0x9C: "9C"}
 TIMEOUT = 60.0
 # The management key PIV cards and YubiKeys ship with (3DES); issuers change it.
 DEFAULT_ADMIN_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
+
+
+class AdminKeyUnreadable(ValueError):
+    """A management key file that does not hold 48 hex digits (a 3DES key)."""
+
+
+def read_admin_key(path: Path) -> bytes:
+    """Raises: AdminKeyUnreadable (the file is missing, unreadable or not a key)."""
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip().replace(":", ""))
+    except (OSError, ValueError):
+        raise AdminKeyUnreadable(str(path)) from None
+    if len(key) != 24:
+        raise AdminKeyUnreadable(str(path))
+    return key
 
 
 def available() -> bool:
@@ -63,6 +78,19 @@ def _run(args: Sequence[str], env: dict[str, str], during: str, *,
         last = (done.stderr.strip().splitlines() or ["failed"])[-1][:200]
         raise TokenFault(f"piv-tool: {last}", during)
     return done.stdout
+
+
+def authenticate(reader: str, admin_key: bytes, label: str) -> None:
+    """Whether the card in ``reader`` takes ``admin_key``, and nothing else: before an order
+    spends its activation code. Raises: ManagementKeyRefused, TokenFault."""
+    with _workspace(admin_key) as (_folder, env):
+        try:
+            _run(["--reader", reader, "--admin", "M:9B:03"], env, "authenticate")
+        except TokenFault as exc:
+            # measured: "admin_mode failed -1211" (SC_ERROR_SECURITY_STATUS_NOT_SATISFIED)
+            if "admin_mode failed" in exc.what:
+                raise ManagementKeyRefused(label) from None
+            raise
 
 
 def generate(reader: str, slot: int, admin_key: bytes) -> ec.EllipticCurvePublicKey:
