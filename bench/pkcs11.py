@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pkcs11  # the bare baseline; the agent goes through agent/tokens/pkcs11/lib.py
 
+from agent.tokens.card.errors import PinRef
 from agent.tokens.card.monitor import CardWatcher
 from agent.tokens.model import KeyPurpose
 from agent.tokens.pkcs11.modules import ModuleEntry
@@ -94,7 +95,7 @@ def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
     card = _card(ca, tmp)
     authorities = [ca.issuing_certificate.public_bytes(Encoding.DER)]
 
-    async def measure() -> tuple[float, float, float]:
+    async def measure() -> tuple[float, float, float, float, float]:
         for attempt in range(50):  # a pcscd just started opens its second reader last
             try:
                 piv.insert()
@@ -120,6 +121,9 @@ def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
             profile = per_op(
                 lambda: cards.sign(card_id, ident, b"data", PINS["identification_pin"]), 5, batches
             )
+            module, held = tokens._module(token_id)
+            counted = per_op(lambda: tokens.pin_status(token_id, PinRef.USER), 5, batches)
+            flags = per_op(lambda: module.flags(held.token), 5, batches)
             samples = []
             for _ in range(max(5, runs // 2)):
                 piv.remove()
@@ -131,7 +135,7 @@ def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
                 while not tokens.credentials():
                     await asyncio.sleep(0.002)
                 samples.append(time.perf_counter() - start)
-            return through_opensc, profile, statistics.median(samples)
+            return through_opensc, profile, statistics.median(samples), counted, flags
         finally:
             for task in (token_task, card_task):
                 task.cancel()
@@ -140,11 +144,14 @@ def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
             card.remove()
 
     with _pcscd():
-        opensc, profile, listed = asyncio.run(measure())
+        opensc, profile, listed, counted, flags = asyncio.run(measure())
     return [
         Figure("PIV identification through OpenSC (pcscd, vpcd)", "ms", opensc * 1000,
                "the project's card profile, same pcscd", profile * 1000, "—", True,
                note="the agent's watchers; a session, a login and a signature each"),
+        Figure("PIV PIN status before a dialog, with the card's exact count", "ms",
+               counted * 1000, "the token's flags alone (PKCS#11)", flags * 1000, "< 50 ms",
+               counted < 0.05, note="an empty VERIFY through PC/SC beside C_GetTokenInfo"),
         Figure("PIV card insertion → listed by the token watcher", "ms", listed * 1000, "—",
                float("nan"), "< 1000 ms", listed < 1.0,
                note="polled every 250 ms; OpenSC reads both certificates"),

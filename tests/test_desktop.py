@@ -16,6 +16,7 @@ from agent.tokens import KeyPurpose, TokenStore, select
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
 from tests.desktop_kit import Screen
+from tests.softhsm_kit import SoftHsm, softhsm  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -370,3 +371,56 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
         assert await asyncio.wait_for(asking, 15) is False
     finally:
         await ui.aclose()
+
+
+def test_ordering_a_bankid_onto_a_security_key_from_the_tray(
+    tmp_path: Path,
+    screen: Screen,
+    softhsm: SoftHsm,  # noqa: F811
+) -> None:
+    """A blank security key in its reader: the tray offers "Order BankID on the security
+    key …"; a wrong PIN is said in the dialog and asked again before the activation code is
+    spent; then the keys are made on the key and the new BankID is listed."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.issuer_kit import IssuerProcess
+    from tests.softhsm_kit import MODULE, USER_PIN
+
+    softhsm.init_token("anna")
+    with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n'
+                          f'[pkcs11]\nmodules = ["{MODULE}"]\np11kit = false\n')  # fmt: skip
+        _, code = issuer.order("198112189876")
+        data = tmp_path / "data"
+        env = {**screen.env, "SOFTHSM2_CONF": str(softhsm.conf)}
+        with AgentProcess(data, "-v", "--ui", "desktop", "--config", str(config),
+                          env=env) as agent:  # fmt: skip
+            agent.ready()
+            agent.wait_for_output("PKCS#11 module", stream="stderr")
+            screen.tray_docked()
+            time.sleep(2.5)  # the tray's next refresh has the key in its menu
+            screen.tray_click()
+            time.sleep(0.3)
+            screen.xdotool("key", "Down", "Down", "Down", "Return")  # … on the security key
+            [dialog] = screen.wait_window("eid-agent")
+            screen.screenshot(dialog, "order-on-a-security-key")
+            _fill(screen, dialog, "198112189876", code, "000000")
+            screen.wait_gone(dialog)
+            [again] = screen.wait_window("eid-agent")  # the wrong PIN said, asked again
+            _fill(screen, again, "198112189876", code, USER_PIN)
+            [done] = screen.wait_window("Order BankID on the security key anna", timeout=30)
+            screen.key(done, "Return")
+        listing = subprocess.run(
+            [str(Path(sys.executable).parent / "eid-agent"), "tokens", "list", "--json",
+             "--data-dir", str(data), "--config", str(config)],
+            capture_output=True, text=True, env={**os.environ, "SOFTHSM2_CONF": str(softhsm.conf)},
+            timeout=60, check=False,
+        )  # fmt: skip
+        (entry,) = json.loads(listing.stdout)
+        assert entry["kind"] == "token" and entry["personalNumber"] == "198112189876"
+        assert b"never extractable" in softhsm.tool("anna", "--list-objects")
+        for secret in (code, USER_PIN, "000000"):
+            assert secret not in agent.stderr

@@ -359,3 +359,20 @@ def test_certificates_for_other_keys_are_refused_from_an_issuer(
         _leaves(answer, swapped)
     with pytest.raises(IssuerUnreachable):
         _leaves({"identification": "garbage"}, made)
+
+
+def test_only_the_authorities_above_the_leaves_are_kept_from_an_answer(
+    issued: tuple[CertificateAuthority, dict[str, bytes]],
+) -> None:
+    from agent.enrol.token import _chain
+
+    ca, _ = issued
+    stranger = CertificateAuthority.create("Stranger", NOW - dt.timedelta(days=1))
+    ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW)
+    pem = serialization.Encoding.PEM
+    answer = {"chain": [c.public_bytes(pem).decode() for c in (
+        stranger.issuing_certificate, ca.root_certificate, ca.issuing_certificate)]}  # fmt: skip
+    leaves = {KeyPurpose.IDENTIFICATION: pair.identification,
+              KeyPurpose.SIGNATURE: pair.signature}  # fmt: skip
+    assert _chain(answer, leaves) == [ca.issuing_certificate]  # no stranger, no root

@@ -217,7 +217,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
                         order_active=lambda: service.book.active(clock()) is not None,
                         updater=updater, stop=stop, clock=clock, cards=hardware,
                         issuer=lambda: issuer, settings=hooks,
-                        modules=config.pkcs11)  # fmt: skip
+                        modules=config.pkcs11, tokens=tokens)  # fmt: skip
             tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 from typing import TextIO
 
@@ -63,7 +62,7 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
     from agent.tokens.card.errors import NoCard
     from agent.tokens.pkcs11 import authorities, find_modules, pivtool
     from agent.tokens.pkcs11.errors import CannotEnrolHere
-    from agent.tokens.pkcs11.watcher import TokenWatcher, tokens_open
+    from agent.tokens.pkcs11.watcher import tokens_open
 
     settings = load_config(args.config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
@@ -93,16 +92,12 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
         code = read_secret(_term(language, Term.PROMPT_ACTIVATION_CODE), stdin, stderr)
         pin = read_secret(_term(language, Term.PROMPT_TOKEN_PIN, label=present[0].label),
                           stdin, stderr)  # fmt: skip
-        if not card.piv:
+        if card.piv:
+            info = asyncio.run(order_on_piv(issuer, tokens, card, number, code, pin, admin,
+                                            keep_authorities=keep))  # fmt: skip
+        else:
             info = asyncio.run(order_on_token(issuer, tokens, card, number, code, pin,
                                               keep_authorities=keep))  # fmt: skip
-    if card.piv:  # piv-tool makes the keys with the module unloaded; loaded again to sign
-
-        def open_tokens() -> contextlib.AbstractContextManager[TokenWatcher]:
-            return tokens_open(modules, authorities=known, conf_dir=data_dir)
-
-        info = asyncio.run(order_on_piv(issuer, open_tokens, card, number, code, pin, admin,
-                                        keep_authorities=keep))  # fmt: skip
     stdout.write(_term(language, Term.ORDER_DONE_TOKEN, name=info.owner.name,
                        token_id=info.id, label=present[0].label) + "\n")  # fmt: skip
     return 0

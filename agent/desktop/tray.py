@@ -22,11 +22,14 @@ from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
 from agent.desktop.mybankids import MyBankIds
 from agent.enrol.client import IssuerConnection, order_with_ui
+from agent.enrol.token import order_token_with_ui
 from agent.notices import Notice
 from agent.tokens import TokenStore
 from agent.tokens.hardware import Watcher
 from agent.tokens.model import CredentialState
+from agent.tokens.pkcs11.contents import TokenContents
 from agent.tokens.pkcs11.modules import ModuleEntry
+from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import DesktopPort, DialogBlocked
 from agent.ui.settings import SettingsInvalid, form_for, settings_from
 from agent.updater.policy import StateName
@@ -58,12 +61,14 @@ class Tray:
                  cards: Watcher | None = None,
                  issuer: Callable[[], IssuerConnection | None] = lambda: None,
                  settings: SettingsHooks | None = None,
-                 modules: Sequence[ModuleEntry] = ()) -> None:  # fmt: skip
+                 modules: Sequence[ModuleEntry] = (),
+                 tokens: TokenWatcher | None = None) -> None:  # fmt: skip
         self._ui, self._data_dir, self._port = ui, data_dir, port
         self._modules = tuple(modules)  # the PKCS#11 modules, for the diagnostics
+        self._tokens = tokens  # security keys a BankID can be ordered onto
         self._order_active, self._updater, self._stop, self._clock = (
             order_active, updater, stop, clock)  # fmt: skip
-        self._shown: tuple[str, str, Language] | None = None
+        self._shown: tuple[str, str, Language, tuple[str, ...]] | None = None
         self._issuer = issuer  # ordering is offered only when there is an issuer to ask
         self._settings = settings
         self._mine = MyBankIds(ui, TokenStore(data_dir), cards=cards, issuer=issuer,
@@ -102,13 +107,18 @@ class Tray:
         """Send the icon if it changed (state, status line or language). False: there is
         no tray here."""
         state, status = await asyncio.to_thread(self._state)
-        shown = (state, status, self._ui.language)
+        keys = self._order_targets()
+        shown = (state, status, self._ui.language, tuple(t.label for t in keys))
         if shown == self._shown:
             return True
         items = [
             ("status", status, False),
             ("bankids", self._term(Term.TRAY_MY_BANKIDS), True),
             *([("order", self._term(Term.TRAY_ORDER), True)] if self._issuer() else []),
+            *[
+                (f"order-token:{n}", self._term(Term.TRAY_ORDER_TOKEN, label=t.label), True)
+                for n, t in enumerate(keys)
+            ],
             ("updates", self._term(Term.TRAY_CHECK_UPDATES), True),
             *([("settings", self._term(Term.TRAY_SETTINGS), True)] if self._settings else []),
             ("diagnostics", self._term(Term.TRAY_DIAGNOSTICS), True),
@@ -119,6 +129,30 @@ class Tray:
             return False
         self._shown = shown
         return True
+
+    def _order_targets(self) -> list[TokenContents]:
+        """The security keys in their readers now, when there is an issuer to order from."""
+        if self._tokens is None or self._issuer() is None:
+            return []
+        return self._tokens.present_tokens()
+
+    async def _order_on_token(self, item: str) -> None:
+        issuer, keys = self._issuer(), self._order_targets()
+        index = int(item.partition(":")[2])
+        if issuer is None or self._tokens is None or index >= len(keys):
+            return  # the key left since the menu was drawn
+        token = keys[index]
+        try:
+            info = await order_token_with_ui(self._ui, issuer, self._tokens, token,
+                                             self._data_dir)  # fmt: skip
+        except DialogBlocked as exc:
+            log.warning("ordering: the dialog is blocked (%s)", exc.reason)
+            await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
+            return
+        if info is not None:
+            await self._ui.info(self._term(Term.TRAY_ORDER_TOKEN, label=token.label).rstrip(" …"),
+                                self._term(Term.ORDER_DONE_TOKEN, name=info.owner.name,
+                                           token_id=info.id, label=token.label))  # fmt: skip
 
     async def run(self) -> None:
         if not await self.refresh():
@@ -150,6 +184,8 @@ class Tray:
             if info is not None:
                 await self._ui.info(self._term(Term.TRAY_ORDER).rstrip(" …"), self._term(
                     Term.ORDER_DONE, name=info.owner.name, token_id=info.id))  # fmt: skip
+        elif item.startswith("order-token:"):
+            await self._order_on_token(item)
         elif item == "updates":
             if self._updater is None:
                 await self._ui.info(self._term(Term.TRAY_CHECK_UPDATES),

@@ -15,8 +15,8 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,15 +25,19 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from agent.enrol.client import IssuerConnection
-from agent.enrol.errors import IssuerUnreachable
-from agent.tokens.card.errors import CardError, CardRemoved
+from agent.enrol.errors import EnrolmentRefused, IssuerUnreachable
+from agent.tokens.card.errors import CardError, PinFormat, WrongPin
 from agent.tokens.certificates import describe
 from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
 from agent.tokens.pkcs11 import pivtool
 from agent.tokens.pkcs11.contents import TokenContents
 from agent.tokens.pkcs11.errors import CannotEnrolHere
 from agent.tokens.pkcs11.watcher import TokenWatcher
-from eidcore.personal_number import PersonalNumber
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+
+if TYPE_CHECKING:
+    from agent.notices import Notice
+    from agent.ui.port import EnrolmentAnswer
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +136,7 @@ async def order_on_token(
         secret=secret, retry=True,
     )  # fmt: skip
     leaves = _leaves(issued, points)
-    chain = _chain(issued)
+    chain = _chain(issued, leaves)
     der = serialization.Encoding.DER
     for purpose, cert in leaves.items():
         await asyncio.to_thread(
@@ -161,7 +165,6 @@ async def order_on_token(
 # -- a PIV card: keys made by the card itself, through OpenSC's piv-tool ---------------------
 
 PIV_SLOTS = {KeyPurpose.IDENTIFICATION: 0x9A, KeyPurpose.SIGNATURE: 0x9C}
-OpenTokens = Callable[[], AbstractContextManager[TokenWatcher]]
 
 
 def placeholder(public: ec.EllipticCurvePublicKey, now: dt.datetime) -> x509.Certificate:
@@ -178,17 +181,9 @@ def placeholder(public: ec.EllipticCurvePublicKey, now: dt.datetime) -> x509.Cer
     )  # fmt: skip
 
 
-def _same_card(tokens: TokenWatcher, card: TokenContents) -> TokenContents:
-    """The card again after the module was loaded anew. Raises: CardRemoved."""
-    for head in tokens.present_tokens():
-        if head.piv and head.ref.serial == card.ref.serial and head.reader == card.reader:
-            return head
-    raise CardRemoved(pin_sent=True)
-
-
 async def order_on_piv(
     issuer: IssuerConnection,
-    open_tokens: OpenTokens,
+    tokens: TokenWatcher,
     card: TokenContents,
     personal_number: PersonalNumber,
     activation_code: str,
@@ -200,10 +195,10 @@ async def order_on_piv(
 ) -> CredentialInfo:
     """Enrol with the activation code and put the BankID on the PIV ``card``: its keys made
     in 9A and 9C by the card (``pivtool``, with the management key ``admin_key``), the
-    requests signed there through OpenSC, the certificates loaded after. The PKCS#11 module
-    is loaded only for what it can do (PIN, signatures, reading): ``open_tokens`` gives it
-    afresh each time, so it reads the card as piv-tool left it. The issuing CA, which a
-    PIV card has no place for, goes to ``keep_authorities`` (``authorities.py``).
+    requests signed there through OpenSC, the certificates loaded after. piv-tool shares the
+    card with the loaded module (PC/SC transactions); the module is loaded afresh before it
+    signs, so it reads the card as piv-tool left it. The issuing CA, which a PIV card has
+    no place for, goes to ``keep_authorities`` (``authorities.py``).
 
     Raises:
         CannotEnrolHere: piv-tool is not installed. ManagementKeyRefused, WrongPin,
@@ -215,11 +210,7 @@ async def order_on_piv(
     if not pivtool.available():
         raise CannotEnrolHere(card.label)
 
-    def check() -> None:
-        with open_tokens() as tokens:
-            tokens.check_pin(_same_card(tokens, card).ref, pin)
-
-    await asyncio.to_thread(check)
+    await asyncio.to_thread(tokens.check_pin, card.ref, pin)
     await asyncio.to_thread(pivtool.authenticate, card.reader, admin_key, card.label)
     body = {"personalNumber": str(personal_number), "activationCode": activation_code}
     started = await issuer.post("/enrol/v1/enrolments", body)
@@ -236,17 +227,16 @@ async def order_on_piv(
     subject = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, str(personal_number))])
 
     def requests() -> dict[KeyPurpose, str]:
+        tokens.reload(card.ref)
         made = {}
-        with open_tokens() as tokens:
-            ref = _same_card(tokens, card).ref
-            for purpose, point in points.items():
+        for purpose, point in points.items():
 
-                def sign(digest: bytes, key: bytes = PIV_IDS[purpose]) -> bytes:
-                    return tokens.sign_digest(ref, key, digest, pin)
+            def sign(digest: bytes, key: bytes = PIV_IDS[purpose]) -> bytes:
+                return tokens.sign_digest(card.ref, key, digest, pin)
 
-                request = certification_request(subject, point, sign)
-                made[purpose] = x509.load_der_x509_csr(request).public_bytes(
-                    serialization.Encoding.PEM).decode()  # fmt: skip
+            request = certification_request(subject, point, sign)
+            made[purpose] = x509.load_der_x509_csr(request).public_bytes(
+                serialization.Encoding.PEM).decode()  # fmt: skip
         return made
 
     csrs = await asyncio.to_thread(requests)
@@ -257,10 +247,11 @@ async def order_on_piv(
         secret=secret, retry=True,
     )  # fmt: skip
     leaves = _leaves(issued, points)
-    chain = _chain(issued)
+    chain = _chain(issued, leaves)
     for purpose, slot in PIV_SLOTS.items():
         await asyncio.to_thread(pivtool.load_certificate, card.reader, slot, leaves[purpose],
                                 admin_key)  # fmt: skip
+    await asyncio.to_thread(tokens.reload, card.ref)  # the agent lists the new BankID
     await asyncio.to_thread(keep_authorities, chain)
     der = serialization.Encoding.DER
     info = describe(TokenKind.TOKEN, leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
@@ -285,11 +276,25 @@ def _leaves(issued: dict[str, Any],
     return leaves
 
 
-def _chain(issued: dict[str, Any]) -> list[x509.Certificate]:
+def _chain(issued: dict[str, Any],
+           leaves: dict[KeyPurpose, x509.Certificate]) -> list[x509.Certificate]:  # fmt: skip
+    """The authorities above the leaves, from the issuer's answer: only those on the path
+    from a leaf up (by name), never a root — what else an answer holds is not kept."""
     try:
-        return [x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"]]
+        given = [x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"]]
     except (KeyError, TypeError, ValueError):
         raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
+    path: list[x509.Certificate] = []
+    for leaf in leaves.values():
+        current = leaf
+        for _ in range(4):
+            parent = next((c for c in given if c.subject == current.issuer), None)
+            if parent is None or parent.issuer == parent.subject:
+                break
+            if parent not in path:
+                path.append(parent)
+            current = parent
+    return path
 
 
 def _point(key: object) -> bytes | None:
@@ -297,3 +302,59 @@ def _point(key: object) -> bytes | None:
         return None
     return key.public_bytes(serialization.Encoding.X962,
                             serialization.PublicFormat.UncompressedPoint)  # fmt: skip
+
+
+# -- the desktop's wizard ------------------------------------------------------------------
+
+
+class TokenOrderUi(Protocol):
+    async def ask_token_enrolment(
+        self, label: str, problem: Notice | None, *, replaces: bool
+    ) -> EnrolmentAnswer | None: ...
+    async def tell(self, notice: Notice) -> None: ...
+
+
+async def order_token_with_ui(
+    ui: TokenOrderUi,
+    issuer: IssuerConnection,
+    tokens: TokenWatcher,
+    token: TokenContents,
+    data_dir: Path,
+    *,
+    attempts: int = 3,
+) -> CredentialInfo | None:
+    """The order onto ``token`` through the desktop (the tray's "Order BankID on the
+    security key …"): asks again after a mistyped number, a wrong PIN or a wrong code;
+    any other failure ends on its catalogue message. None: cancelled or failed."""
+    from agent.notices import notice_for  # notices imports this package's errors
+    from agent.tokens.pkcs11.authorities import learn
+
+    def keep(chain: list[x509.Certificate]) -> None:
+        learn(data_dir, chain)
+
+    problem: Notice | None = None
+    for _ in range(attempts):
+        answer = await ui.ask_token_enrolment(token.label, problem, replaces=token.piv)
+        if answer is None:
+            return None
+        try:
+            number = PersonalNumber.parse(answer.personal_number)
+            if token.piv:  # the factory management key: another one is the console's
+                return await order_on_piv(issuer, tokens, token, number, answer.activation_code,
+                                          answer.password, pivtool.DEFAULT_ADMIN_KEY,
+                                          keep_authorities=keep)  # fmt: skip
+            return await order_on_token(issuer, tokens, token, number, answer.activation_code,
+                                        answer.password, keep_authorities=keep)  # fmt: skip
+        except (InvalidPersonalNumber, WrongPin, PinFormat) as exc:
+            problem = notice_for(exc)
+        except EnrolmentRefused as exc:
+            problem = notice_for(exc)
+            if exc.answer != "wrongCodeOrNumber":
+                await ui.tell(problem)
+                return None
+        except (IssuerUnreachable, CardError) as exc:
+            await ui.tell(notice_for(exc))
+            return None
+    if problem is not None:
+        await ui.tell(problem)
+    return None

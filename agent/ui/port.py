@@ -166,6 +166,13 @@ class DesktopPort(UiPort, Protocol):
         """The Settings window filled from ``form``; what the person saved, or None."""
         ...
 
+    async def ask_token_enrolment(self, label: str, problem: Notice | None, *,
+                                  replaces: bool) -> EnrolmentAnswer | None:  # fmt: skip
+        """Personal number, activation code and the PIN of the security key ``label`` (in
+        ``password``), for a BankID ordered onto it; ``replaces``: a BankID on it is
+        overwritten (a PIV card's two slots). None if the person cancels."""
+        ...
+
     async def confirm(self, heading: str, body: str, check: str | None,
                       ok: str) -> tuple[bool, bool]:  # fmt: skip
         """(yes, the check box ticked); the safe answer (Cancel) is the default."""

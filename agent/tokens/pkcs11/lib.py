@@ -435,6 +435,14 @@ class Module:
             log.info("PKCS#11 module %s: %s during %s", self.path, type(exc).__name__, during)
             raise TokenFault(type(exc).__name__, during) from None
 
+    def reload(self) -> None:
+        """C_Finalize and C_Initialize: the module reads its tokens afresh — OpenSC binds a
+        card once, so a PIV card that piv-tool changed is seen only after this."""
+        with self._lock, self._mapped("reload", pin_sent=False):
+            self._lib.reinitialize()
+            self._slots, self._leaked = None, 0
+            self._always.clear()
+
     def close(self) -> None:
         with self._lock, contextlib.suppress(p11.PKCS11Error):
             self._lib.finalize()

@@ -307,6 +307,11 @@ class TokenWatcher:
         self._module_of(ref).write_certificate(ref, pin, key_id, label, der, subject, issuer)
         self.forget(ref)
 
+    def reload(self, ref: TokenRef) -> None:
+        """Load ``ref``'s module afresh (its card was changed by another program)."""
+        self._module_of(ref).reload()
+        self.forget(ref)
+
     def forget(self, ref: TokenRef) -> None:
         """Read the token's objects again at the next look (it was written to)."""
         for key in [k for k in self._read if k[0] == ref]:

@@ -407,6 +407,22 @@ class DesktopUi:
                 return EnrolmentAnswer(values[0].strip(), values[1].strip(), values[2])
             problem = Notice(MessageCode.PASSWORDS_DIFFER)
 
+    async def ask_token_enrolment(self, label: str, problem: Notice | None, *,
+                                  replaces: bool) -> EnrolmentAnswer | None:  # fmt: skip
+        fields: list[str | list[str]] = [
+            [self._field(Term.PROMPT_PERSONAL_NUMBER), "visible"],
+            self._field(Term.PROMPT_ACTIVATION_CODE),
+            self._field(Term.PROMPT_TOKEN_PIN, label=label),
+        ]
+        heading = self._term(Term.TRAY_ORDER_TOKEN, label=label).rstrip(" …")
+        note = self._term(Term.ORDER_TOKEN_NOTE)
+        if replaces:
+            note += " " + self._term(Term.ORDER_TOKEN_REPLACES)
+        values = await self._secrets("enrolment-token", heading, fields, problem, note)
+        if values is None:
+            return None
+        return EnrolmentAnswer(values[0].strip(), values[1].strip(), values[2])
+
     async def settings(self, form: SettingsForm, update_info: str,
                        problem: Notice | None = None,
                        focus: str | None = None) -> SettingsForm | None:  # fmt: skip
