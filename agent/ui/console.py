@@ -96,25 +96,26 @@ class ConsoleUi:
             if answer.strip().isdigit() and 1 <= int(answer) <= len(request.choices):
                 return request.choices[int(answer) - 1]
 
+    def _pin_prompt(self, term: Term, credential: CredentialInfo, ref: PinRef) -> str:
+        """A card has two PINs: always say which one is asked for, and how many tries it
+        has left when some are already spent."""
+        tries = credential.tries_left
+        return _capitalised(self._term(
+            term,
+            pin=catalogue().term(PIN_TERMS[ref], self._language),
+            name=credential.owner.name,
+            tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
+            if tries is not None and tries < 3 else "",
+        ))  # fmt: skip
+
     async def ask_secret(
         self, request: Request, credential: CredentialInfo, problem: Notice | None
     ) -> str | None:
         if problem is not None:
             self._show(problem)
-        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
-            else KeyPurpose.SIGNATURE  # fmt: skip
-        ref = pin_for(credential.kind, purpose)
+        ref = pin_for(credential.kind, _purpose(request))
         if ref is not None:
-            # A card has two PINs: always say which one is asked for, and how many tries
-            # it has left when some are already spent.
-            tries = credential.tries_left
-            prompt = _capitalised(self._term(
-                Term.CONSOLE_PIN_FOR,
-                pin=catalogue().term(PIN_TERMS[ref], self._language),
-                name=credential.owner.name,
-                tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
-                if tries is not None and tries < 3 else "",
-            ))  # fmt: skip
+            prompt = self._pin_prompt(Term.CONSOLE_PIN_FOR, credential, ref)
         else:
             prompt = self._term(Term.CONSOLE_PASSWORD_FOR, name=credential.owner.name)
         with self._no_echo():
@@ -129,17 +130,8 @@ class ConsoleUi:
     ) -> bool:
         if problem is not None:
             self._show(problem)
-        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
-            else KeyPurpose.SIGNATURE  # fmt: skip
-        ref = pin_for(credential.kind, purpose) or PinRef.USER
-        tries = credential.tries_left
-        prompt = _capitalised(self._term(
-            Term.CONSOLE_PIN_PAD,
-            pin=catalogue().term(PIN_TERMS[ref], self._language),
-            name=credential.owner.name,
-            tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
-            if tries is not None and tries < 3 else "",
-        ))  # fmt: skip
+        ref = pin_for(credential.kind, _purpose(request)) or PinRef.USER
+        prompt = self._pin_prompt(Term.CONSOLE_PIN_PAD, credential, ref)
         if await self._read(request.order_ref, prompt) is None:
             self._print(self._term(Term.CONSOLE_CANCELLED))
             return False
@@ -365,3 +357,7 @@ def _looks_like_a_code(typed: str) -> bool:
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _purpose(request: Request) -> KeyPurpose:
+    return KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH else KeyPurpose.SIGNATURE
