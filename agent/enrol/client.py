@@ -34,7 +34,7 @@ import logging
 import os
 import ssl
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,10 +67,11 @@ from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 if TYPE_CHECKING:
     from agent.notices import Notice
-    from agent.ui.port import UiPort
+    from agent.ui.port import EnrolmentAnswer, UiPort
 
 __all__ = [
     "IssuerConnection",
+    "asked_again",
     "order_credential",
     "order_with_ui",
     "proxy_for",
@@ -400,29 +401,50 @@ async def order_with_ui(
     """The whole order through the UI port (console or desktop): asks again after a
     mistyped number, a weak password or a wrong code (the issuer counts the tries); any
     other failure ends on its catalogue message. None: cancelled or failed."""
+
+    async def order(answer: EnrolmentAnswer) -> CredentialInfo:
+        number = PersonalNumber.parse(answer.personal_number)
+        return await order_credential(issuer, store, number, answer.activation_code,
+                                      answer.password, now, kdf=kdf)  # fmt: skip
+
+    return await asked_again(ui.ask_enrolment, order, ui.tell, attempts=attempts,
+                             retry=(InvalidPersonalNumber, PasswordTooWeak),
+                             fatal=(IssuerUnreachable, TokenError))  # fmt: skip
+
+
+async def asked_again(
+    ask: Callable[[Notice | None], Awaitable[EnrolmentAnswer | None]],
+    order: Callable[[EnrolmentAnswer], Awaitable[CredentialInfo]],
+    tell: Callable[[Notice], Awaitable[None]],
+    *,
+    attempts: int,
+    retry: tuple[type[Exception], ...],
+    fatal: tuple[type[Exception], ...],
+) -> CredentialInfo | None:
+    """An order's questions and its outcome: ``retry`` errors and a wrong code or number
+    are shown with the question again (``attempts`` times in all); the issuer's other
+    refusals and ``fatal`` errors end on their message. None: cancelled or failed."""
     from agent.notices import notice_for  # notices imports this module's errors
 
     problem: Notice | None = None
     for _ in range(attempts):
-        answer = await ui.ask_enrolment(problem)
+        answer = await ask(problem)
         if answer is None:
             return None
         try:
-            number = PersonalNumber.parse(answer.personal_number)
-            return await order_credential(issuer, store, number, answer.activation_code,
-                                          answer.password, now, kdf=kdf)  # fmt: skip
-        except (InvalidPersonalNumber, PasswordTooWeak) as exc:
+            return await order(answer)
+        except retry as exc:
             problem = notice_for(exc)
         except EnrolmentRefused as exc:
             problem = notice_for(exc)
             if exc.answer != "wrongCodeOrNumber":
-                await ui.tell(problem)
+                await tell(problem)
                 return None
-        except (IssuerUnreachable, TokenError) as exc:
-            await ui.tell(notice_for(exc))
+        except fatal as exc:
+            await tell(notice_for(exc))
             return None
     if problem is not None:
-        await ui.tell(problem)
+        await tell(problem)
     return None
 
 

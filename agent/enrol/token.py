@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from agent.enrol.client import IssuerConnection
-from agent.enrol.errors import EnrolmentRefused, IssuerUnreachable
+from agent.enrol.client import IssuerConnection, asked_again
+from agent.enrol.errors import IssuerUnreachable
 from agent.tokens.card.errors import CardError, PinFormat, WrongPin
 from agent.tokens.certificates import describe
 from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
@@ -326,35 +326,23 @@ async def order_token_with_ui(
     """The order onto ``token`` through the desktop (the tray's "Order BankID on the
     security key …"): asks again after a mistyped number, a wrong PIN or a wrong code;
     any other failure ends on its catalogue message. None: cancelled or failed."""
-    from agent.notices import notice_for  # notices imports this package's errors
     from agent.tokens.pkcs11.authorities import learn
 
     def keep(chain: list[x509.Certificate]) -> None:
         learn(data_dir, chain)
 
-    problem: Notice | None = None
-    for _ in range(attempts):
-        answer = await ui.ask_token_enrolment(token.label, problem, replaces=token.piv)
-        if answer is None:
-            return None
-        try:
-            number = PersonalNumber.parse(answer.personal_number)
-            if token.piv:  # the factory management key: another one is the console's
-                return await order_on_piv(issuer, tokens, token, number, answer.activation_code,
-                                          answer.password, pivtool.DEFAULT_ADMIN_KEY,
-                                          keep_authorities=keep)  # fmt: skip
-            return await order_on_token(issuer, tokens, token, number, answer.activation_code,
-                                        answer.password, keep_authorities=keep)  # fmt: skip
-        except (InvalidPersonalNumber, WrongPin, PinFormat) as exc:
-            problem = notice_for(exc)
-        except EnrolmentRefused as exc:
-            problem = notice_for(exc)
-            if exc.answer != "wrongCodeOrNumber":
-                await ui.tell(problem)
-                return None
-        except (IssuerUnreachable, CardError) as exc:
-            await ui.tell(notice_for(exc))
-            return None
-    if problem is not None:
-        await ui.tell(problem)
-    return None
+    async def ask(problem: Notice | None) -> EnrolmentAnswer | None:
+        return await ui.ask_token_enrolment(token.label, problem, replaces=token.piv)
+
+    async def order(answer: EnrolmentAnswer) -> CredentialInfo:
+        number = PersonalNumber.parse(answer.personal_number)
+        if token.piv:  # the factory management key: another one is the console's
+            return await order_on_piv(issuer, tokens, token, number, answer.activation_code,
+                                      answer.password, pivtool.DEFAULT_ADMIN_KEY,
+                                      keep_authorities=keep)  # fmt: skip
+        return await order_on_token(issuer, tokens, token, number, answer.activation_code,
+                                    answer.password, keep_authorities=keep)  # fmt: skip
+
+    return await asked_again(ask, order, ui.tell, attempts=attempts,
+                             retry=(InvalidPersonalNumber, WrongPin, PinFormat),
+                             fatal=(IssuerUnreachable, CardError))  # fmt: skip
