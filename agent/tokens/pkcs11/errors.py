@@ -30,8 +30,8 @@ class ModuleUnusable(CardError):
 
 
 class CannotEnrolHere(CardError):
-    """The token cannot be given keys through its PKCS#11 module (a PIV card through
-    OpenSC): its issuer personalises it with the card's management key instead."""
+    """The token cannot be given keys from this computer: a PIV card, whose keys OpenSC's
+    PKCS#11 module does not make, where OpenSC's piv-tool is not installed either."""
 
     def __init__(self, label: str) -> None:
         super().__init__(f"token {label!r} makes no keys through its PKCS#11 module")
