@@ -270,7 +270,7 @@ def format_notice(notice: Notice, language: Language) -> str:
     log a person reads."""
     texts = catalogue()
     text = texts.render(notice.code, language, **notice.params)
-    lines = f"[{int(notice.code)}] {text.title}\n{text.body}\n"
+    lines = f"[{int(notice.code)}] {text.title}\n{text.console or text.body}\n"
     if notice.link:
         lines += texts.term(Term.UPDATE_PAGE, language).format(url=notice.link) + "\n"
     elif texts.entry(notice.code).action is Action.START_UPDATE:

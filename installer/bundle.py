@@ -37,8 +37,8 @@ __all__ = ["BundleError", "build_bundle"]
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 # Runs lib/__main__.py with lib/ as sys.path[0]; -E -s keep PYTHONPATH and the user's
 # site-packages out, so the bundle runs its own code and nothing the environment slips in.
-# The Python it was built for, else the machine's own 3.11 (an installer built on
-# one machine runs on another, where the build's interpreter path means nothing).
+# The Python it was built for when one was named, else the machine's own 3.11 (an
+# installer built on one machine runs on another, where a build path means nothing).
 _LAUNCHER = """#!/bin/sh
 # eid-agent {version}: runs this bundle's code.
 here=$(dirname "$(readlink -f "$0")")
@@ -99,7 +99,7 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
             _copy_distribution(dist, lib)
     launcher = out / LAUNCHER
     launcher.write_text(
-        _LAUNCHER.format(version=version, python=python or sys.executable,
+        _LAUNCHER.format(version=version, python=_python(python, self_contained),
                          flags="-S " if self_contained else ""),
         encoding="utf-8",
     )  # fmt: skip
@@ -108,6 +108,15 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
                 "selfContained": self_contained}  # fmt: skip
     (out / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def _python(python: str | None, self_contained: bool) -> str:
+    """The interpreter the launcher names. A self-contained bundle names none unless told:
+    it finds the machine's 3.11 where it runs, and carries no path of the build machine.
+    An agent-only bundle needs the build's interpreter, whose site-packages it uses."""
+    if python is not None:
+        return python
+    return "" if self_contained else sys.executable
 
 
 def _runtime_closure(name: str) -> list[md.Distribution]:

@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                 err.write("eid-release: no install page: say once where the repository is "
                           "served (--url)\n")  # fmt: skip
             else:
-                page = release.write_install_page(folder, args.bundle.resolve(), url,
+                page = release.write_install_page(folder, result.version, url,
                                                   dt.datetime.now(dt.UTC),
                                                   deb_maintainer=args.deb)  # fmt: skip
                 out.write(f"install page: {page} (served as {url}/install/)\n")

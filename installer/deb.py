@@ -1,7 +1,8 @@
 """The Debian package (ADR 0011): for administrators who deploy with apt.
 
 The agent updates itself, which a root-owned package cannot do for its people; so the
-package installs nothing that runs from ``/usr``. It carries the release bundle, the
+package installs nothing that runs from ``/usr``. It carries the release's signed archive
+(byte for byte the repository's target, so each person's first update is a patch), the
 pinned root metadata and the repository's address under ``/usr/lib/eid-agent``, and a
 system autostart hook that, at each person's login, makes or upgrades *their own*
 install from it (the same ``eid-agent install --desktop --start`` the .run installer
@@ -14,11 +15,10 @@ Built with ``dpkg-deb`` alone: no debhelper needed on the release machine.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
-
-from agent.updater.install import bundle_version
 
 __all__ = ["DEPENDS", "build_deb"]
 
@@ -43,8 +43,11 @@ fi
 if [ -n "$have" ] && dpkg --compare-versions "$have" ge "$want"; then
   exit 0  # up to date, or updated beyond the package by itself
 fi
-exec "$lib/bundle/eid-agent" install --repository "$(cat "$lib/repository")" \\
-  --trust "$lib/root.json" --bundle "$lib/bundle" --desktop --start
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+tar -xzf "$lib/archive.tar.gz" -C "$tmp"
+"$tmp/eid-agent" install --repository "$(cat "$lib/repository")" --trust "$lib/root.json" \\
+  --bundle "$tmp" --archive "$lib/archive.tar.gz" --desktop --start
 """
 
 _AUTOSTART = """[Desktop Entry]
@@ -89,12 +92,11 @@ Description: e-identification agent (BankID on file and on card)
 """
 
 
-def build_deb(out_dir: Path, bundle: Path, root_json: bytes, repository: str, *,
-              maintainer: str, work: Path) -> Path:  # fmt: skip
-    """Write ``eid-agent_<version>_<arch>.deb`` into ``out_dir``; ``work`` is an empty
-    scratch folder. Raises: InstallError (not a bundle), ValueError, OSError,
+def build_deb(out_dir: Path, archive: Path, version: str, root_json: bytes, repository: str,
+              *, maintainer: str, work: Path, epoch: int) -> Path:  # fmt: skip
+    """Write ``eid-agent_<version>_<arch>.deb`` for the release ``archive`` into
+    ``out_dir``; ``work`` is an empty scratch folder. Raises: ValueError, OSError,
     subprocess.CalledProcessError (dpkg-deb refused)."""
-    version = str(bundle_version(bundle))
     json.loads(root_json)
     arch = subprocess.run([DPKG, "--print-architecture"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
@@ -104,9 +106,8 @@ def build_deb(out_dir: Path, bundle: Path, root_json: bytes, repository: str, *,
         raise ValueError("a field of the control file spans lines")
     root = work / "root"
     lib = root / LIB
-    shutil.copytree(bundle, lib / "bundle",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
     files = {
+        lib / "archive.tar.gz": (archive.read_bytes(), 0o644),
         lib / "root.json": (root_json, 0o644),
         lib / "repository": (repository.encode() + b"\n", 0o644),
         lib / "version": (version.encode() + b"\n", 0o644),
@@ -119,13 +120,13 @@ def build_deb(out_dir: Path, bundle: Path, root_json: bytes, repository: str, *,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         path.chmod(mode)
-    for path in root.rglob("*"):  # readable by every person: they copy it at login
+    for path in [root, *root.rglob("*")]:  # readable by every person: they copy it at login
         if path.is_dir():
             path.chmod(0o755)
-        elif not path.is_symlink():
-            path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)
+        os.utime(path, (epoch, epoch), follow_symlinks=False)  # the same bytes every build
     out_dir.mkdir(parents=True, exist_ok=True)
     deb = out_dir / f"eid-agent_{version}_{arch}.deb"
     subprocess.run([DPKG_DEB, "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)  # fmt: skip
+                   check=True, capture_output=True,
+                   env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)})  # fmt: skip
     return deb

@@ -32,11 +32,12 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 from securesystemslib.interface import generate_and_write_unencrypted_ed25519_keypair
-from tufup.common import TargetMeta
+from tufup.common import KEY_REQUIRED, Patcher, TargetMeta
 from tufup.repo import Repository
 
 from agent.updater.install import InstallError, bundle_version
 from agent.updater.policy import Policy, PolicyError
+from installer.archive import ArchiveError, archive_bytes, source_date_epoch
 
 __all__ = [
     "APP_NAME",
@@ -156,10 +157,10 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
         for leftover in (archive, patch_file):  # from a publish that failed half-way
             leftover.unlink(missing_ok=True)
         try:
-            repo.add_bundle(new_bundle_dir=bundle, new_version=str(wanted),
-                            skip_patch=not patch, custom_metadata=policy)  # fmt: skip
+            _add_release(repo, bundle, wanted, policy, archive, patch_file if patch else None,
+                         epoch=source_date_epoch(os.environ))  # fmt: skip
             repo.publish_changes(private_key_dirs=[_keystore(folder)])
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, ArchiveError) as exc:
             for leftover in (archive, patch_file):
                 leftover.unlink(missing_ok=True)
             raise ReleaseError(f"publishing {version} failed; nothing was signed: {exc}") from None
@@ -169,6 +170,28 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
             patch_bytes=patch_file.stat().st_size if patch_file.exists() else None,
             policy=policy,
         )
+
+
+def _add_release(repo: Repository, bundle: Path, version: Version, policy: dict[str, Any],
+                 archive: Path, patch_file: Path | None, *, epoch: int) -> None:  # fmt: skip
+    """What tufup's ``add_bundle`` does, with the reproducible archive (installer.archive)
+    in place of tufup's own: the archive, and a patch from the latest archive, as
+    targets."""
+    latest = repo.roles.get_latest_archive()
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    temporary = archive.with_name(f".{archive.name}.tmp")
+    temporary.write_bytes(archive_bytes(bundle, epoch=epoch))
+    temporary.replace(archive)
+    repo.roles.add_or_update_target(
+        local_path=archive, custom={"user": policy, "tufup": {KEY_REQUIRED: False}}
+    )
+    if latest is None or patch_file is None:
+        return
+    # tufup diffs the uncompressed tars and signs the result's size and hash
+    result = Patcher.diff_and_hash(src_path=repo.targets_dir / latest.target_path_str,
+                                   dst_path=archive, patch_path=patch_file)  # fmt: skip
+    repo.roles.add_or_update_target(local_path=patch_file,
+                                    custom={"user": None, "tufup": result})  # fmt: skip
 
 
 def public_url(folder: Path, url: str | None = None) -> str | None:
@@ -193,17 +216,17 @@ def public_url(folder: Path, url: str | None = None) -> str | None:
     return str(known) if known else None
 
 
-def write_install_page(folder: Path, bundle: Path, url: str, now: dt.datetime, *,
+def write_install_page(folder: Path, version: str, url: str, now: dt.datetime, *,
                        deb_maintainer: str | None = None) -> Path:  # fmt: skip
-    """The installer for ``bundle`` (carrying the repository's current root metadata as
-    its trust anchor), with ``deb_maintainer`` also the Debian package, and the install
-    page, in ``repository/install/``; older ones are removed. Returns the page. The
-    agent's update fall-back opens this page unless the policy names another
-    (``manualUrl``).
+    """The installer for the published ``version`` (its signed archive, with the
+    repository's current root metadata as its trust anchor), with ``deb_maintainer`` also
+    the Debian package, and the install page, in ``repository/install/``; older ones are
+    removed. Returns the page. The agent's update fall-back opens this page unless the
+    policy names another (``manualUrl``).
 
     Raises:
-        ReleaseError: the repository has no root metadata, the URL cannot be used, or
-            dpkg-deb refused the package.
+        ReleaseError: ``version`` is not published, the repository has no root metadata,
+            the URL cannot be used, or dpkg-deb refused the package.
     """
     import subprocess
     import tempfile
@@ -213,27 +236,31 @@ def write_install_page(folder: Path, bundle: Path, url: str, now: dt.datetime, *
     from installer.runfile import build_installer
 
     repository = folder / "repository"
+    archive = repository / "targets" / TargetMeta.compose_filename(APP_NAME, version, True)
     try:
         root = (repository / "metadata" / "root.json").read_bytes()
     except OSError as exc:
         raise ReleaseError(f"no root metadata to pin: {exc}") from None
+    if not archive.is_file():
+        raise ReleaseError(f"{version} is not published: no {archive.name}")
     target = repository / "install"
+    epoch = source_date_epoch(os.environ)
     try:
-        installer = build_installer(target, bundle, root, url)
-    except (ValueError, InstallError) as exc:
+        installer = build_installer(target, archive, version, root, url, epoch=epoch)
+    except (ValueError, OSError) as exc:
         raise ReleaseError(f"the installer could not be built: {exc}") from None
     deb = None
     if deb_maintainer is not None:
         try:
             with tempfile.TemporaryDirectory() as work:
-                deb = build_deb(target, bundle, root, url, maintainer=deb_maintainer,
-                                work=Path(work))  # fmt: skip
+                deb = build_deb(target, archive, version, root, url, maintainer=deb_maintainer,
+                                work=Path(work), epoch=epoch)  # fmt: skip
         except (OSError, ValueError, subprocess.CalledProcessError) as exc:
             raise ReleaseError(f"the Debian package could not be built: {exc}") from None
     for old in [*target.glob("eid-agent-*-linux.run"), *target.glob("eid-agent_*.deb")]:
         if old not in (installer, deb):
             old.unlink()
-    return write_page(target, installer, str(bundle_version(bundle)), now, deb)
+    return write_page(target, installer, version, now, deb)
 
 
 def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:

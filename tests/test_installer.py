@@ -58,6 +58,12 @@ class Home:
                               stdin=subprocess.DEVNULL, timeout=timeout, check=False,
                               cwd=self.path)  # fmt: skip
 
+    def install(self, installer: Path, *options: str) -> subprocess.CompletedProcess[str]:
+        """Run the installer as the person would. These tests run as root (CI does), where
+        the installer stops unless told that root itself is meant."""
+        as_root = ("--as-root",) if os.geteuid() == 0 else ()
+        return self.run("sh", str(installer), *options, *as_root)
+
     def files(self) -> set[str]:
         return {str(p.relative_to(self.path)) for p in self.path.rglob("*")
                 if p.is_file() or p.is_symlink()}  # fmt: skip
@@ -127,7 +133,7 @@ def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_pa
     before_files, before_ports = home.files(), _listening(PORT)
     installer = _download_installer(repo.server.url + "install/", tmp_path)
     started = time.monotonic()
-    result = home.run("sh", str(installer))
+    result = home.install(installer)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "eid-agent is running" in result.stdout, result.stdout
     took = time.monotonic() - started
@@ -153,8 +159,14 @@ def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_pa
     kept = home.files() - before_files
     # an update from the repository applies
     _release(repo, "1.1.0")
+    repo.server.log.clear()
     applied = home.run(str(command), "update", "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "1.0.0 → 1.1.0" in applied.stdout, applied.stdout
+    # the first update after an installer install is the patch: the installer's archive
+    # was kept, so the 1.1.0 archive is never downloaded
+    assert repo.server.served("/targets/eid-agent-1.1.0.patch")
+    assert not repo.server.served("/targets/eid-agent-1.1.0.tar.gz")
     try:
         wait_for(lambda: _info()["version"] == "1.1.0", what="1.1.0 serving")
     except AssertionError as exc:  # say what the agent did: this has to be read afterwards
@@ -180,18 +192,18 @@ def test_reinstalling_keeps_bankids_and_settings_and_refuses_older(
     older = _download_installer(repo.server.url + "install/", tmp_path)
     _release(repo, "1.1.0")
     newer = _download_installer(repo.server.url + "install/", tmp_path)
-    assert home.run("sh", str(newer)).returncode == 0
+    assert home.install(newer).returncode == 0
     TokenStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
     settings = home.path / ".config/eid-agent/config.toml"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text('[ui]\nlanguage = "sv"\n')
-    refused = home.run("sh", str(older))
+    refused = home.install(older)
     assert refused.returncode == 1
     assert "1.0.0 is older than the installed 1.1.0 (use --force)" in refused.stderr
     assert _info()["version"] == "1.1.0"  # untouched, still running
-    repaired = home.run("sh", str(newer))  # the same version again: a repair
+    repaired = home.install(newer)  # the same version again: a repair
     assert repaired.returncode == 0, repaired.stderr
-    forced = home.run("sh", str(older), "--force")
+    forced = home.install(older, "--force")
     assert forced.returncode == 0, forced.stderr
     wait_for(lambda: _info()["version"] == "1.0.0", what="1.0.0 serving")
     assert [c.owner.name for c in TokenStore(home.data).credentials()] == [ANNA.name]
@@ -210,7 +222,7 @@ def test_the_update_fall_back_leads_to_an_installer_that_repairs(
 
     _release(repo, "1.0.0")
     first = _download_installer(repo.server.url + "install/", tmp_path)
-    assert home.run("sh", str(first), "--no-start").returncode == 0
+    assert home.install(first, "--no-start").returncode == 0
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
@@ -243,6 +255,73 @@ def test_the_update_fall_back_leads_to_an_installer_that_repairs(
     assert page == repo.server.url + "install/"  # the default: next to the repository
     repo.server.tamper.clear()
     installer = _download_installer(page, tmp_path / "from-page")
-    repaired = home.run("sh", str(installer))
+    repaired = home.install(installer)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert _info()["version"] == "1.1.0"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is for root")
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("sv_SE.UTF-8", "kör inte installationen som root"),
+        ("C.UTF-8", "do not run the installer as root"),
+    ],
+)
+def test_the_installer_run_as_root_stops_and_says_why(repo: Repo, home: Home, tmp_path: Path,
+                                                      lang: str, said: str) -> None:  # fmt: skip
+    _release(repo, "1.0.0")
+    installer = _download_installer(repo.server.url + "install/", tmp_path)
+    before = home.files()
+    env = home.env | {"LANG": lang}
+    refused = subprocess.run([shutil.which("sh") or "/bin/sh", str(installer)], env=env,
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             timeout=60, check=False)  # fmt: skip
+    assert refused.returncode == 77, refused.stderr
+    assert said in refused.stderr and "eid-agent_1.0.0_*.deb" in refused.stderr
+    assert "--as-root" in refused.stderr and "Traceback" not in refused.stderr
+    assert home.files() == before and not _listening(PORT)
+
+
+def test_an_installer_whose_archive_the_repository_did_not_sign_installs_nothing(
+    repo: Repo, home: Home, tmp_path: Path
+) -> None:
+    """Someone rebuilds the installer around another 1.0.0 (a line added to the agent):
+    the pinned root is the real one, the version is the real one, but the repository's
+    targets key signed other bytes."""
+    from installer.archive import archive_bytes
+    from installer.runfile import build_installer
+
+    _release(repo, "1.0.0")
+    forged = tmp_path / "forged"
+    shutil.copytree(repo.bundle("1.0.0"), forged)
+    with (forged / "lib/agent/__init__.py").open("a") as init:
+        init.write("SOMETHING_ELSE = 1\n")
+    (tmp_path / "forged.tar.gz").write_bytes(archive_bytes(forged, epoch=0))
+    installer = build_installer(tmp_path / "out", tmp_path / "forged.tar.gz", "1.0.0",
+                                repo.root_json.read_bytes(), repo.server.url.rstrip("/"),
+                                epoch=0)  # fmt: skip
+    refused = home.install(installer, "--no-start")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "does not hold the version 1.0.0 that the update server" in refused.stderr
+    assert not (home.data / "install/current").exists()
+    assert not list((home.data / "install/tuf/targets").glob("*.tar.gz"))
+    # the real installer, from the page, is checked and installs
+    real = _download_installer(repo.server.url + "install/", tmp_path)
+    installed = home.install(real, "--no-start")
+    assert installed.returncode == 0, installed.stderr
+    assert "could not be reached" not in installed.stdout
+    kept = home.data / "install/tuf/targets/eid-agent-1.0.0.tar.gz"
+    signed = repo.folder / "repository/targets/eid-agent-1.0.0.tar.gz"
+    assert kept.read_bytes() == signed.read_bytes()  # what the first update patches
+
+
+def test_an_installer_away_from_its_repository_installs_unchecked_and_says_so(
+    repo: Repo, home: Home, tmp_path: Path
+) -> None:
+    _release(repo, "1.0.0")
+    real = _download_installer(repo.server.url + "install/", tmp_path)
+    repo.server.down = True
+    installed = home.install(real, "--no-start")
+    assert installed.returncode == 0, installed.stderr
+    assert "could not be reached to check the installer; installed as it came" in installed.stdout

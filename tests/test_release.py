@@ -3,8 +3,11 @@ closed), the repository it writes, and a real self-contained bundle."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import agent
 from agent.updater.install import InstallError, Layout, bundle_version, running_layout
 from tests.agent_process import BIN
 from tests.update_kit import Repo, RepoServer, current_version, install, repository, run_agent_cli
@@ -157,6 +161,44 @@ def test_real_self_contained_bundle_installs_updates_and_runs_alone(tmp_path: Pa
         lib = data_dir / "install/versions/1.1.0/lib"
         assert (lib / "cryptography").is_dir() and (lib / "aiohttp").is_dir()
         assert (lib / "tufup").is_dir() and (lib / "smartcard").is_dir()
+        # nothing of the build machine is shipped: not the checkout, the build's
+        # interpreter or its folder (the launcher finds the machine's own Python)
+        shipped = gzip.decompress(
+            (repo.folder / "repository/targets/eid-agent-1.1.0.tar.gz").read_bytes()
+        )
+        checkout = str(Path(agent.__file__).resolve().parents[1])
+        for path in (checkout, sys.prefix, sys.executable, str(tmp_path)):
+            assert path.encode() not in shipped, path
+
+
+def test_the_same_bundle_gives_the_same_archive_patch_and_installer(tmp_path: Path) -> None:
+    """Two builds of the same code (at different times, in different folders) published
+    to two repositories: the same archive and patch bytes; the installer from the same
+    archive, root and address, built twice: the same bytes."""
+    from installer.bundle import build_bundle
+    from installer.runfile import build_installer
+
+    archives = []
+    for n in (1, 2):
+        folder = tmp_path / f"release{n}"
+        release_init = release("init", "--dir", str(folder))
+        assert release_init.returncode == 0, release_init.stderr
+        for version in ("1.0.0", "1.1.0"):
+            bundle = build_bundle(tmp_path / f"b{n}" / version, version, self_contained=False)
+            os.utime(bundle / "bundle.json", (n * 1000, n * 1000))  # mtimes differ per build
+            published = release("publish", "--dir", str(folder), version, str(bundle))
+            assert published.returncode == 0, published.stderr
+        targets = folder / "repository/targets"
+        archives.append([(targets / name).read_bytes() for name in
+                         ("eid-agent-1.0.0.tar.gz", "eid-agent-1.1.0.tar.gz",
+                          "eid-agent-1.1.0.patch")])  # fmt: skip
+        time.sleep(1.1)  # a gzip header with the time in it would differ now
+    assert archives[0] == archives[1]
+    archive = tmp_path / "release1/repository/targets/eid-agent-1.1.0.tar.gz"
+    root = (tmp_path / "release1/repository/metadata/root.json").read_bytes()
+    built = [build_installer(tmp_path / f"i{n}", archive, "1.1.0", root, "https://u.example",
+                             epoch=0).read_bytes() for n in (1, 2)]  # fmt: skip
+    assert built[0] == built[1]
 
 
 # -- the install layout, without processes ------------------------------------------------

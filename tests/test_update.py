@@ -69,7 +69,7 @@ def test_installed_agent_updates_itself_by_patch(repo: Repo, data_dir: Path) -> 
         result = repo.publish("1.1.0")
         assert result.patch_bytes is not None and result.patch_bytes < result.archive_bytes
         output = _apply(data_dir)
-        assert "eid-agent 1.1.0" in output
+        assert "updated 1.0.0 → 1.1.0" in output
         _took_over(agent, "1.1.0")
         assert current_version(data_dir) == "1.1.0"
         install_root = data_dir / "install"
@@ -85,6 +85,12 @@ def test_installed_agent_updates_itself_by_patch(repo: Repo, data_dir: Path) -> 
             "repository": repo.server.url, "target": None, "checkFailures": 0,
             "updateFailures": 0, "lastCheck": None, "nextCheck": None,
         }  # fmt: skip
+        text = run_agent_cli("update", "status", "--data-dir", str(data_dir),
+                             program=install_root / "current/eid-agent").stdout  # fmt: skip
+        assert "Update: up to date\n" in text, text
+        assert "Installed versions: 1.0.0, 1.1.0 (previous: 1.0.0)\n" in text, text
+        assert f"Update server: {repo.server.url}\n" in text
+        assert not any(word in text for word in ("None", "True", "False", "[", "upToDate"))
         # the new version keeps serving orders after the old one left
         ref = agent.start_auth()
         assert agent.collect(ref)["status"] == "pending"
@@ -140,7 +146,7 @@ def test_required_update_refuses_orders_until_updated(repo: Repo, data_dir: Path
         assert (status, body["errorCode"]) == (503, "updateRequired")
         assert "[10007] Update required" in agent.stdout
         assert "Update now with: eid-agent update apply" in agent.stdout
-        assert "eid-agent 1.1.0" in _apply(data_dir)
+        assert "updated 1.0.0 → 1.1.0" in _apply(data_dir)
         _took_over(agent, "1.1.0")
         assert info(agent)["updateRequired"] is False
         assert agent.start_auth()

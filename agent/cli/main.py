@@ -150,6 +150,11 @@ def _parser() -> argparse.ArgumentParser:
         "--bundle", type=Path, help="install this unpacked bundle instead of downloading one"
     )
     install.add_argument(
+        "--archive", type=Path,
+        help="the release archive the bundle came from: kept so that the first update is a "
+             "patch, and checked against the repository",
+    )  # fmt: skip
+    install.add_argument(
         "--force", action="store_true", help="install even an older version than the one present"
     )
     install.add_argument(
@@ -465,7 +470,8 @@ def _updates(io: Io, args: argparse.Namespace) -> int:
     if args.command == "install":
         status = updatecli.install_command(
             data_dir, repository=args.repository, trust=args.trust, bundle=args.bundle,
-            force=args.force, out=io.stdout, err=io.stderr,
+            archive=args.archive, force=args.force, out=io.stdout, err=io.stderr,
+            language=io.language,
         )  # fmt: skip
         if status != 0 or not (args.desktop or args.start):
             return status

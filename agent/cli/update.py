@@ -13,11 +13,13 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import logging
 import os
 import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -27,26 +29,36 @@ from agent import __version__
 from agent.notices import Notice, format_notice
 from agent.updater import remote
 from agent.updater.errors import InstallError, UpdateError
-from agent.updater.install import Layout, bundle_version, running_layout
+from agent.updater.install import Layout, archive_name, bundle_version, running_layout
 from agent.updater.policy import (
     OUTCOME_MESSAGES,
     ApplyOutcome,
     StateName,
+    UpdaterState,
     apply_outcome,
     state_name,
 )
 from agent.updater.service import UpdaterService, load_state, state_file
-from eidcore.messages import Language
+from eidcore.messages import Language, MessageCode, Term, catalogue
 
 __all__ = ["install_command", "self_test_command", "update_command"]
+
+log = logging.getLogger(__name__)
 
 APPLY_WAIT = 300.0  # seconds ``update apply`` waits for a running agent to finish
 
 
+# What a notice offers and ``update apply`` is already doing: not said again there.
+_OFFERS = frozenset({MessageCode.UPDATE_REQUIRED, MessageCode.UPDATE_RECOMMENDED,
+                     MessageCode.NEWER_VERSION_AVAILABLE,
+                     MessageCode.AUTOMATIC_UPDATE})  # fmt: skip
+
+
 def _service(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
-             language: Language, hand_over: object = None) -> UpdaterService:  # fmt: skip
+             language: Language, *, applying: bool = False) -> UpdaterService:  # fmt: skip
     async def notify(notice: Notice) -> None:
-        out.write(format_notice(notice, language))
+        if not (applying and notice.code in _OFFERS):
+            out.write(format_notice(notice, language))
 
     async def offline_hand_over(version: Version) -> bool:
         return await asyncio.to_thread(_offline_hand_over, layout, data_dir, version)
@@ -81,7 +93,7 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
     if source is not None and deadline is not None:
         source = dataclasses.replace(source, deadline=deadline)
     if action == "status":
-        return _status(data_dir, layout, out, as_json=as_json)
+        return _status(data_dir, layout, out, as_json=as_json, language=language)
     if layout is None or source is None:
         err.write("eid-agent: this copy was not installed with 'eid-agent install' and has no "
                   "update repository; update it the way it was installed\n")  # fmt: skip
@@ -98,8 +110,9 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
     from agent.app.instance import pid_file
 
     pid = _running_agent(pid_file(data_dir))
+    say = _sayer(language)
     if pid is None:
-        service = _service(data_dir, layout, source, out, language)
+        service = _service(data_dir, layout, source, out, language, applying=True)
         before = layout.current_version()
 
         async def update() -> None:
@@ -114,13 +127,13 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
         after = layout.current_version()
         if after is not None and after != before:
             asyncio.run(service.applied(after))
-            out.write(f"eid-agent {after}\n")
+            out.write(say(Term.UPDATE_APPLIED, before=before, after=after) + "\n")
             return 0
         outcome = apply_outcome(earlier, load_state(state_file(data_dir)), installed=False)
         if outcome is ApplyOutcome.UP_TO_DATE:  # the service told the person already
             return 0
-        err.write(f"eid-agent: nothing was installed (update state: "
-                  f"{service.state_name()})\n")  # fmt: skip
+        words = say(Term(f"update_state_{service.state_name()}"))
+        err.write(say(Term.UPDATE_NOT_APPLIED, state=words) + "\n")
         return 1
     before, earlier = layout.current_version(), load_state(state_file(data_dir))
     os.kill(pid, signal.SIGUSR1)
@@ -135,14 +148,13 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
     state = load_state(state_file(data_dir))
     outcome = apply_outcome(earlier, state, installed=after != before)
     if outcome is ApplyOutcome.INSTALLED:
-        out.write(f"eid-agent {after}\n")
+        out.write(say(Term.UPDATE_APPLIED, before=before, after=after) + "\n")
         return 0
     code = OUTCOME_MESSAGES.get(outcome)
     if code is not None:
         out.write(format_notice(Notice(code, link=state.manual_url or None), language))
         return 0 if outcome is ApplyOutcome.UP_TO_DATE else 1
-    err.write(f"eid-agent: nothing was installed (update state: {state_name(state)}); "
-              "an update waits for an identification or signing in progress\n")  # fmt: skip
+    err.write(say(Term.UPDATE_WAITS_FOR_ORDER) + "\n")
     return 1
 
 
@@ -155,18 +167,18 @@ def _running_agent(path: Path) -> int | None:
     return pid
 
 
-def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool) -> int:
+def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool,
+            language: Language) -> int:  # fmt: skip
     state = load_state(state_file(data_dir))
-    info: dict[str, object] = {
-        "version": __version__,
-        "installed": layout is not None,
-        "state": state_name(state) if layout is not None else StateName.UNMANAGED,
-    }
+    name = state_name(state) if layout is not None else StateName.UNMANAGED
+    info: dict[str, object] = {"version": __version__, "installed": layout is not None,
+                               "state": str(name)}  # fmt: skip
     if layout is not None:
         source = layout.source()
+        previous = layout.previous_version()
         info |= {
             "current": str(layout.current_version()),
-            "previous": str(layout.previous_version()) if layout.previous_version() else None,
+            "previous": str(previous) if previous else None,
             "versions": [str(v) for v in layout.installed()],
             "repository": source.base_url if source else None,
             "target": state.target,
@@ -177,15 +189,51 @@ def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool
         }
     if as_json:
         out.write(json.dumps(info, indent=2) + "\n")
-    else:
-        for key, value in info.items():
-            out.write(f"{key}: {value}\n")
+        return 0
+    out.write(_status_text(info, state, language))
     return 0
 
 
+def _status_text(info: dict[str, object], state: UpdaterState, language: Language) -> str:
+    """``update status`` for a person: words and local times, never Python values."""
+    say = _sayer(language)
+    lines = [say(Term.STATUS_VERSION, version=info["version"]),
+             say(Term.STATUS_STATE, state=say(Term(f"update_state_{info['state']}")))]  # fmt: skip
+    if not info["installed"]:
+        lines.append(say(Term.NO_UPDATES_HERE))
+        return "\n".join(lines) + "\n"
+    none = say(Term.STATUS_NONE)
+
+    def when(moment: dt.datetime | None) -> str:
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else none
+
+    versions = info["versions"]
+    assert isinstance(versions, list)
+    lines += [
+        say(Term.STATUS_REPOSITORY, repository=info["repository"] or none),
+        say(Term.STATUS_INSTALLED, versions=", ".join(versions) or none,
+            previous=info["previous"] or none),
+        say(Term.STATUS_LAST_CHECK, when=when(state.last_success)),
+        say(Term.STATUS_NEXT_CHECK, when=when(state.next_check)),
+    ]  # fmt: skip
+    if state.target:
+        lines.append(say(Term.STATUS_TARGET, version=state.target))
+    if state.check_failures or state.apply_failures:
+        lines.append(say(Term.STATUS_FAILURES, checks=state.check_failures,
+                         updates=state.apply_failures))  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+VERIFY_DEADLINE = 20.0  # seconds to check an installer against its repository
+
+
 def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Path | None,
-                    force: bool, out: TextIO, err: TextIO) -> int:  # fmt: skip
-    """Install (or repair) into the per-user versions layout and pin the repository."""
+                    archive: Path | None = None, force: bool, out: TextIO, err: TextIO,
+                    language: Language = Language.EN) -> int:  # fmt: skip
+    """Install (or repair) into the per-user versions layout and pin the repository.
+    ``archive``: the release archive ``bundle`` was unpacked from (an installer's), kept
+    for the first update's patch and checked against the repository when it answers."""
+    say = _sayer(language)
     layout = Layout.in_data_dir(data_dir)
     try:
         root = trust.read_bytes()
@@ -200,6 +248,8 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
         if bundle is not None:
             version = bundle_version(bundle)
             _refuse_older(layout, version, force)
+            if archive is not None:
+                _checked_archive(layout, source, archive, version, out, say)
             if version != layout.current_version():
                 layout.add(bundle, move=False)
         else:
@@ -209,13 +259,38 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
             if version != layout.current_version():
                 layout.add(unpacked, move=True)
     except UpdateError as exc:
-        err.write(f"eid-agent: install failed: {exc}\n")
+        err.write(say(Term.INSTALL_FAILED, reason=exc) + "\n")
         layout.prune(source)
         return 1
     layout.switch(version)
     layout.prune(source)
-    out.write(f"eid-agent {version} installed; run {layout.current / 'eid-agent'} run\n")
+    out.write(say(Term.INSTALL_DONE, version=version, path=layout.current / "eid-agent") + "\n")
     return 0
+
+
+def _checked_archive(layout: Layout, source: remote.Source, archive: Path, version: Version,
+                     out: TextIO, say: Callable[..., str]) -> None:  # fmt: skip
+    """Keep the installer's archive; refuse it if the repository signed another.
+
+    Raises: InstallError."""
+    kept = layout.keep_archive(archive, version)
+    quick = dataclasses.replace(source, deadline=VERIFY_DEADLINE)
+    try:
+        remote.verify_target(quick, archive_name(version), kept)
+    except remote.FetchError as exc:
+        kept.unlink(missing_ok=True)
+        raise InstallError(say(Term.INSTALL_NOT_SIGNED, version=version,
+                               repository=source.base_url) + f" ({exc})") from None  # fmt: skip
+    except (remote.CheckError, OSError) as exc:
+        out.write(say(Term.INSTALL_UNCHECKED, repository=source.base_url) + "\n")
+        log.warning("installer not checked against %s: %s", source.base_url, exc)
+
+
+def _sayer(language: Language) -> Callable[..., str]:
+    def say(term: Term, **values: object) -> str:
+        return catalogue().term(term, language).format(**values)
+
+    return say
 
 
 def _refuse_older(layout: Layout, version: Version, force: bool) -> None:

@@ -10,6 +10,7 @@
         staging/             downloads being unpacked
         tuf/metadata/        the trusted root (pinned at install) and what TUF verified
         tuf/targets/         the current version's archive, so the next update can patch it
+                             (downloaded, or kept from the installer that installed it)
         update.json          {"repository": URL}
 
 Every change is a rename within one directory, so a crash at any point leaves
@@ -24,6 +25,7 @@ import contextlib
 import json
 import os
 import shutil
+import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,8 @@ __all__ = [
     "LAUNCHER",
     "InstallError",
     "Layout",
+    "archive_name",
+    "archive_version",
     "bundle_version",
     "running_layout",
 ]
@@ -64,6 +68,34 @@ def bundle_version(bundle: Path) -> Version:
     if not os.access(bundle / LAUNCHER, os.X_OK):
         raise InstallError(f"{bundle} has no launcher")
     return version
+
+
+def archive_name(version: Version) -> str:
+    """The release archive's name in the repository (tufup's naming)."""
+    return f"{APP_NAME}-{version}.tar.gz"
+
+
+def archive_version(archive: Path) -> Version:
+    """The version a release archive's ``bundle.json`` says, read without unpacking.
+
+    Raises:
+        InstallError: not a gzip'd tar with a readable bundle.json.
+    """
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for info in tar:
+                if info.name.removeprefix("./") == BUNDLE_FILE and info.isreg():
+                    member = tar.extractfile(info)
+                    if member is None or info.size > 1 << 16:
+                        break
+                    doc = json.loads(member.read())
+                    if doc.get("format") == 1 and doc.get("name") == APP_NAME:
+                        return Version(str(doc["version"]))
+                    break
+    except (OSError, tarfile.TarError, EOFError, ValueError, KeyError, AttributeError,
+            InvalidVersion) as exc:  # fmt: skip
+        raise InstallError(f"{archive} is not a readable release archive: {exc}") from None
+    raise InstallError(f"{archive} is not an {APP_NAME} release archive")
 
 
 @dataclass(frozen=True)
@@ -189,10 +221,32 @@ class Layout:
         shutil.rmtree(self.staging, ignore_errors=True)
         current = self.current_version()
         if source is not None and current is not None and source.targets_dir.is_dir():
-            wanted = f"{APP_NAME}-{current}.tar.gz"
+            wanted = archive_name(current)
             for child in source.targets_dir.iterdir():
                 if child.name != wanted:
                     child.unlink(missing_ok=True)
+
+    def keep_archive(self, archive: Path, version: Version) -> Path:
+        """Keep the release archive ``version`` was installed from (an installer or the
+        Debian package carries it) where the updater finds its current archive, so the
+        first update is a patch. Returns where it is kept.
+
+        Raises:
+            InstallError: not an archive of ``version``, or it could not be written.
+        """
+        source = self.source()
+        if source is None:
+            raise InstallError("no update repository is configured")
+        found = archive_version(archive)
+        if found != version:
+            raise InstallError(f"the archive {archive} is version {found}, not {version}")
+        kept = source.targets_dir / archive_name(version)
+        source.targets_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            atomic_write_bytes(kept, archive.read_bytes(), mode=0o644)
+        except OSError as exc:
+            raise InstallError(f"the archive could not be kept: {exc.strerror}") from None
+        return kept
 
     def new_staging_dir(self) -> Path:
         path = self.staging / uuid.uuid4().hex

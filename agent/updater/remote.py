@@ -50,6 +50,7 @@ __all__ = [
     "download_artifact",
     "fetch",
     "refresh_metadata",
+    "verify_target",
 ]
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,31 @@ def _download(client: Any, source: Source, *, patch: bool) -> tuple[Found, Path]
     return found, unpacked[0]
 
 
+def verify_target(source: Source, name: str, path: Path) -> None:
+    """Check that ``path`` is the signed target ``name`` of the repository (an installer's
+    archive, say): refresh the metadata and compare length and hashes.
+
+    Raises:
+        CheckError: the repository could not be checked.
+        FetchError: the repository signs no such target, or ``path`` is not it.
+    """
+    client = _bare_client(source, source.metadata_url, source.targets_url, source.deadline)
+    try:
+        _refresh(client)
+        try:
+            info = client.get_targetinfo(name)
+        except _CHECK_ERRORS as exc:
+            raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
+        if info is None:
+            raise FetchError(f"the repository signs no {name}")
+        with path.open("rb") as data:
+            info.verify_length_and_hashes(data)
+    except tuf_errors.LengthOrHashMismatchError as exc:
+        raise FetchError(f"{path} is not the {name} the repository signed: {exc}") from None
+    finally:
+        _done(client)
+
+
 # -- the TUF conformance suite's client protocol, over this same seam ----------------------
 
 
@@ -350,7 +376,8 @@ def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
         _done(client)
 
 
-def _bare_client(source: Source, metadata_url: str, targets_url: str) -> Any:
+def _bare_client(source: Source, metadata_url: str, targets_url: str,
+                 deadline: float = DOWNLOAD_DEADLINE) -> Any:  # fmt: skip
     source.targets_dir.mkdir(parents=True, exist_ok=True)
     try:
         client = Client(app_name=APP_NAME, app_install_dir=source.targets_dir,
@@ -359,5 +386,5 @@ def _bare_client(source: Source, metadata_url: str, targets_url: str) -> Any:
                         target_base_url=targets_url)  # fmt: skip
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
-    client._fetcher = _Fetcher(time.monotonic() + DOWNLOAD_DEADLINE)
+    client._fetcher = _Fetcher(time.monotonic() + deadline)
     return client

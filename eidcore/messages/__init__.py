@@ -235,6 +235,22 @@ class Term(enum.StrEnum):
     CLI_WOULD_NOT_STOP = "cli_would_not_stop"
     CLI_NO_MESSAGE = "cli_no_message"
     CLI_NO_ISSUER = "cli_no_issuer"
+    UPDATE_APPLIED = "update_applied"
+    UPDATE_NOT_APPLIED = "update_not_applied"
+    UPDATE_WAITS_FOR_ORDER = "update_waits_for_order"
+    STATUS_VERSION = "status_version"
+    STATUS_STATE = "status_state"
+    STATUS_REPOSITORY = "status_repository"
+    STATUS_INSTALLED = "status_installed"
+    STATUS_LAST_CHECK = "status_last_check"
+    STATUS_NEXT_CHECK = "status_next_check"
+    STATUS_TARGET = "status_target"
+    STATUS_FAILURES = "status_failures"
+    STATUS_NONE = "status_none"
+    INSTALL_DONE = "install_done"
+    INSTALL_FAILED = "install_failed"
+    INSTALL_NOT_SIGNED = "install_not_signed"
+    INSTALL_UNCHECKED = "install_unchecked"
     SETUP_NOT_OURS = "setup_not_ours"
     SETUP_RUNNING = "setup_running"
     SETUP_ENDED_AT_ONCE = "setup_ended_at_once"
@@ -254,6 +270,8 @@ class Term(enum.StrEnum):
 class Text:
     title: str
     body: str
+    # The body for a terminal, where there is no OK to click; None: the body as it is.
+    console: str | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +285,7 @@ class Entry:
     def placeholders(self) -> frozenset[str]:
         names: set[str] = set()
         for text in self.texts.values():
-            for part in (text.title, text.body):
+            for part in (text.title, text.body, text.console or ""):
                 names.update(f for _, f, _, _ in string.Formatter().parse(part) if f)
         return frozenset(names)
 
@@ -313,6 +331,7 @@ class Catalogue:
         return Text(
             title=_capitalise(text.title.format(**values)),
             body=_capitalise(text.body.format(**values)),
+            console=_capitalise(text.console.format(**values)) if text.console else None,
         )
 
 
@@ -352,17 +371,20 @@ def _parse(raw: Mapping[str, object]) -> Catalogue:
             code=code,
             severity=Severity(value["severity"]),
             action=Action(value["action"]),
-            texts={
-                language: Text(
-                    title=value[language.value]["title"], body=value[language.value]["body"]
-                )
-                for language in Language
-            },
+            texts={language: _text(key, value[language.value]) for language in Language},
         )
+        if len({t.console is None for t in entries[code].texts.values()}) != 1:
+            raise RuntimeError(f"catalogue: {key} has a console text in one language only")
     missing = set(MessageCode) - set(entries)
     if missing:
         raise RuntimeError(f"catalogue: no text for {sorted(missing)}")
     return Catalogue(entries, terms)
+
+
+def _text(key: str, table: Mapping[str, object]) -> Text:
+    console = table.get("console")
+    return Text(title=str(table["title"]), body=str(table["body"]),
+                console=str(console) if console is not None else None)  # fmt: skip
 
 
 def language_from_env(environ: Mapping[str, str]) -> Language:
