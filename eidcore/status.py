@@ -25,6 +25,7 @@ class Hint(enum.StrEnum):
     CANCELLED = "cancelled"  # by the website (or a newer order from it)
     CERTIFICATE_ERR = "certificateErr"  # no usable BankID, or it was blocked
     START_FAILED = "startFailed"  # the agent could not start the order
+    UPDATE_REQUIRED = "updateRequired"  # the agent may not be used until it is updated
 
 
 class PhaseWords(enum.Enum):

@@ -3,7 +3,7 @@ from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
 
     eid-release init [--dir D] [--keys ROLE=N] [--threshold ROLE=N] [--expiry ROLE=DAYS]
                      [--url URL]
-    eid-release bundle OUT VERSION [--agent-only] [--python PATH]
+    eid-release bundle VERSION OUT [--agent-only] [--python PATH]
     eid-release publish VERSION BUNDLE [policy options] [--no-patch] [--url URL]
                         [--deb MAINTAINER]
     eid-release policy [policy options]
@@ -69,6 +69,15 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--check-interval-minutes", type=int, metavar="M",
                        help="how often agents look for updates (default 360)")  # fmt: skip
+    group.add_argument(
+        "--version-status", action="append", metavar="RANGE=STATUS[@DATE]",
+        help="accepted, phaseOut@YYYY-MM-DD (works to that day) or blocked for a version "
+             "range, e.g. '<1.2.0=blocked' or '==1.2.*=phaseOut@2027-03-31'; the first "
+             "matching rule wins; repeat for more; the list replaces the last ('none' clears)",
+    )  # fmt: skip
+    group.add_argument("--max-offline-days", type=int, metavar="N",
+                       help="an agent that could not check for longer refuses orders "
+                            "until it can (default 30)")  # fmt: skip
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,13 +86,53 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, option)
         if value is not None:
             changes[key] = None if value.lower() == "none" else value
+    if args.version_status:
+        changes["versionStatus"] = _version_rules(args.version_status)
     for option, key in (("automatic", "automatic"), ("manual_url", "manualUrl"),
                         ("failure_threshold", "failureThreshold"),
-                        ("check_interval_minutes", "checkIntervalMinutes")):  # fmt: skip
+                        ("check_interval_minutes", "checkIntervalMinutes"),
+                        ("max_offline_days", "maxOfflineDays")):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
             changes[key] = value
     return changes
+
+
+def _version_rules(values: list[str]) -> list[dict[str, str]] | None:
+    """``RANGE=STATUS[@DATE]`` options as the signed policy's rules (checked there)."""
+    if [v.lower() for v in values] == ["none"]:
+        return None
+    rules = []
+    for value in values:
+        versions, sep, status = value.rpartition("=")
+        if not sep or not versions:
+            raise argparse.ArgumentTypeError(
+                f"--version-status takes RANGE=STATUS[@DATE], not {value!r}"
+            )
+        status, _, until = status.partition("@")
+        rule = {"versions": versions, "status": status}
+        if until:
+            rule["until"] = until
+        rules.append(rule)
+    return rules
+
+
+def _bundle_arguments(first: str, second: str, err: TextIO) -> tuple[str, Path]:
+    """``bundle VERSION OUT``; ``bundle OUT VERSION`` (before 1.5) still works, with a
+    deprecation line: the old order is told by its first argument not being a version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(first)
+    except InvalidVersion:
+        try:
+            Version(second)
+        except InvalidVersion:
+            raise argparse.ArgumentTypeError(f"not a version: {first!r}") from None
+        err.write(f"eid-release: 'bundle OUT VERSION' is deprecated; write 'bundle {second} "
+                  f"{first}' (VERSION first, as publish takes it)\n")  # fmt: skip
+        return second, Path(first)
+    return first, Path(second)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,8 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--expiry", action="append", default=[], metavar="ROLE=DAYS")
     init.add_argument("--url", help="where the repository will be served (for the installer)")
     bundle = commands.add_parser("bundle", parents=[common], help="build a release bundle")
-    bundle.add_argument("out", type=Path)
-    bundle.add_argument("version")
+    # VERSION first, as publish takes it; the old order (OUT VERSION) still works, with a
+    # deprecation line, for one release
+    bundle.add_argument("version", metavar="VERSION")
+    bundle.add_argument("out", metavar="OUT")
     bundle.add_argument(
         "--agent-only",
         action="store_true",
@@ -164,9 +215,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                       f"trust anchor for agents: {folder / 'repository/metadata/root.json'}\n"
                       f"keys: {folder / 'keystore'} (keep private)\n")  # fmt: skip
         elif args.command == "bundle":
-            build_bundle(args.out, args.version, self_contained=not args.agent_only,
+            version, target = _bundle_arguments(args.version, args.out, err)
+            build_bundle(target, version, self_contained=not args.agent_only,
                          python=args.python)  # fmt: skip
-            out.write(f"{args.out}\n")
+            out.write(f"{target}\n")
         elif args.command == "publish":
             result = release.publish(folder, args.version, args.bundle.resolve(), _changes(args),
                                      patch=not args.no_patch)  # fmt: skip
@@ -206,13 +258,42 @@ def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     if as_json:
         out.write(json.dumps(info, indent=2) + "\n")
         return
-    out.write(f"repository: {info['repository']}\nlatest: {info['latest']}\n"
-              f"policy: {json.dumps(info['policy'], sort_keys=True)}\n")  # fmt: skip
+    out.write(f"repository: {info['repository']}\n"
+              f"latest release: {info['latest'] or 'none published yet'}\n\n")  # fmt: skip
+    out.write("releases (newest first; the newest's policy is the one agents follow):\n")
+    for entry in info["releases"]:
+        patch = f", patch {entry['patchBytes']:,} bytes" if entry["patchBytes"] else ""
+        archive = (
+            f"archive {entry['archiveBytes']:,} bytes" if entry["archiveBytes"] else "no archive"
+        )
+        out.write(f"  {entry['version']:<10} {archive}{patch}\n")
+        for line in _policy_lines(entry.get("policy") or {}):
+            out.write(f"      {line}\n")
+    out.write("\nsigning roles:\n")
     for role, data in info["roles"].items():
-        out.write(f"{role:<10} v{data['version']:<4} expires {data['expires']}  "
+        out.write(f"  {role:<10} version {data['version']:<4} expires {data['expires'][:16]}  "
                   f"keys {', '.join(data['keys'])} (threshold {data['threshold']})\n")  # fmt: skip
-    for target in info["targets"]:
-        out.write(f"  {target['file']}  {target['bytes']} bytes\n")
+
+
+def _policy_lines(policy: dict[str, Any]) -> list[str]:
+    """A release's signed policy as an administrator reads it."""
+    if not policy:
+        return ["policy: defaults (nothing required, manual updates, checks every 6 hours)"]
+    lines = []
+    words = {"requiredMinimum": "required minimum", "recommended": "recommended",
+             "automatic": "automatic updates", "manualUrl": "install page",
+             "failureThreshold": "failed updates before the install page",
+             "checkIntervalMinutes": "check interval (minutes)",
+             "maxOfflineDays": "refuse orders after this many days unchecked"}  # fmt: skip
+    for key, label in words.items():
+        if key in policy:
+            value = policy[key]
+            shown = ("yes" if value else "no") if isinstance(value, bool) else value
+            lines.append(f"{label}: {shown}")
+    for rule in policy.get("versionStatus") or []:
+        until = f" until {rule['until']}" if rule.get("until") else ""
+        lines.append(f"versions {rule['versions']}: {rule['status']}{until}")
+    return lines
 
 
 def entry() -> NoReturn:

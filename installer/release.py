@@ -36,7 +36,7 @@ from tufup.common import KEY_REQUIRED, Patcher, TargetMeta
 from tufup.repo import Repository
 
 from agent.updater.install import InstallError, bundle_version
-from agent.updater.policy import Policy, PolicyError
+from agent.updater.policy import Policy, PolicyError, VersionStatus
 from installer.archive import ArchiveError, archive_bytes, source_date_epoch
 
 __all__ = [
@@ -58,7 +58,8 @@ APP_NAME = "eid-agent"
 ROLES = ("root", "targets", "snapshot", "timestamp")
 EXPIRY_DAYS = {"root": 365, "targets": 7, "snapshot": 7, "timestamp": 1}
 POLICY_KEYS = ("requiredMinimum", "recommended", "automatic", "manualUrl",
-               "failureThreshold", "checkIntervalMinutes")  # fmt: skip
+               "failureThreshold", "checkIntervalMinutes", "versionStatus",
+               "maxOfflineDays")  # fmt: skip
 
 
 class ReleaseError(Exception):
@@ -355,17 +356,29 @@ def status(folder: Path) -> dict[str, Any]:
                 "keys": list(repo.key_map[role]),
                 "threshold": delegation.threshold,
             }
-        releases = []
+        targets = []
+        by_version: dict[Version, dict[str, Any]] = {}
         for path, target in sorted(repo.roles.targets.signed.targets.items()):
             meta = TargetMeta(target_path=path)
-            releases.append({"file": path, "version": str(meta.version), "bytes": target.length})
+            targets.append({"file": path, "version": str(meta.version), "bytes": target.length})
+            if meta.name != APP_NAME or meta.version is None or meta.is_other:
+                continue
+            entry = by_version.setdefault(meta.version, {"version": str(meta.version),
+                                                         "archiveBytes": None,
+                                                         "patchBytes": None})  # fmt: skip
+            if meta.is_archive:
+                entry["archiveBytes"] = target.length
+                entry["policy"] = _policy_of(repo, meta)
+            else:
+                entry["patchBytes"] = target.length
         latest = repo.roles.get_latest_archive()
         return {
             "repository": str(repo.repo_dir),
             "latest": str(latest.version) if latest else None,
             "policy": _policy_of(repo, latest) if latest else {},
+            "releases": [by_version[v] for v in sorted(by_version, reverse=True)],
             "roles": roles,
-            "targets": releases,
+            "targets": targets,
         }
 
 
@@ -392,5 +405,9 @@ def _merged(old: Mapping[str, Any], changes: Mapping[str, Any], latest: Version)
         if value is not None and value > latest:
             raise ReleaseError(f"the {name} version {value} is newer than the release {latest}: "
                                "no agent could ever satisfy it")  # fmt: skip
+    rule = parsed.status_of(latest)
+    if rule is not None and rule.status is not VersionStatus.ACCEPTED:
+        raise ReleaseError(f"the latest release {latest} would be {rule.status}: agents would "
+                           "have nothing to update to")  # fmt: skip
     plain: dict[str, Any] = json.loads(json.dumps(policy))  # JSON types, as they are signed
     return plain

@@ -172,7 +172,9 @@ def parse_token(body: Mapping[str, Any]) -> str:
 
 _REPORT_HINTS = {
     "progress": frozenset({Hint.USER_SIGN}),
-    "fail": frozenset({Hint.USER_CANCEL, Hint.CERTIFICATE_ERR, Hint.START_FAILED}),
+    "fail": frozenset(
+        {Hint.USER_CANCEL, Hint.CERTIFICATE_ERR, Hint.START_FAILED, Hint.UPDATE_REQUIRED}
+    ),
 }
 
 

@@ -52,6 +52,7 @@ class Phase(PhaseWords):
     CANCELLED = (Status.FAILED, Hint.CANCELLED)
     CERTIFICATE_ERR = (Status.FAILED, Hint.CERTIFICATE_ERR)
     START_FAILED = (Status.FAILED, Hint.START_FAILED)
+    UPDATE_REQUIRED = (Status.FAILED, Hint.UPDATE_REQUIRED)  # blocked, too old, too long unchecked
 
 
 class Event(enum.Enum):
@@ -61,6 +62,7 @@ class Event(enum.Enum):
     USER_CANCEL = "userCancel"
     NO_CREDENTIAL = "certificateErr"  # no usable BankID, or it was blocked now
     AGENT_FAILED = "startFailed"  # the agent could not go on, or its result did not verify
+    AGENT_OUTDATED = "updateRequired"  # the agent refuses orders until it is updated
     RP_CANCEL = "rpCancel"
     NOT_STARTED = "notStarted"  # the token was not fetched in time
     EXPIRE = "expire"
@@ -77,6 +79,7 @@ TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     **{(p, Event.USER_CANCEL): Phase.USER_CANCELLED for p in _WITH_AGENT},
     **{(p, Event.NO_CREDENTIAL): Phase.CERTIFICATE_ERR for p in _WITH_AGENT},
     **{(p, Event.AGENT_FAILED): Phase.START_FAILED for p in _WITH_AGENT},
+    **{(p, Event.AGENT_OUTDATED): Phase.UPDATE_REQUIRED for p in _WITH_AGENT},
     **{(p, Event.RP_CANCEL): Phase.CANCELLED for p in _PENDING},
     **{(p, Event.EXPIRE): Phase.EXPIRED for p in _PENDING},
 }

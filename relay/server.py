@@ -51,6 +51,7 @@ _FAILURE_EVENTS = {
     Hint.USER_CANCEL: Event.USER_CANCEL,
     Hint.CERTIFICATE_ERR: Event.NO_CREDENTIAL,
     Hint.START_FAILED: Event.AGENT_FAILED,
+    Hint.UPDATE_REQUIRED: Event.AGENT_OUTDATED,
 }
 # A result that does not verify ends the order: with certificateErr when the person's
 # certificate is the reason, startFailed for anything else the agent sent.

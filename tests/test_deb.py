@@ -69,7 +69,7 @@ def person() -> Iterator[str]:
 def test_the_package_installs_per_person_and_purges_cleanly(repo: Repo, person: str,
                                                             tmp_path: Path) -> None:  # fmt: skip
     bundle = tmp_path / "bundle"  # the real form, on the Python the package depends on
-    built = _run(str(BIN / "eid-release"), "bundle", str(bundle), "1.0.0",
+    built = _run(str(BIN / "eid-release"), "bundle", "1.0.0", str(bundle),
                  "--python", "/usr/bin/python3.11")  # fmt: skip
     assert built.returncode == 0, built.stderr
     published = _run(str(BIN / "eid-release"), "publish", "1.0.0", str(bundle),

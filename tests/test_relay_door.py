@@ -279,3 +279,35 @@ def test_the_configured_proxy_carries_the_relay(relay: RelayProcess, person: Pat
         assert collected["status"] == "complete"
     finally:
         proxy.close()
+
+
+def test_a_blocked_version_refuses_a_link_and_the_website_reads_update_required(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The relay door refuses as the bridge does: an installed 1.0.0 that its signed
+    policy blocks fetches the order, tells the relay ``updateRequired`` and the person
+    why; nothing is asked or signed."""
+    from tests.update_kit import install, repository, run_agent_cli
+
+    with repository(tmp_path / "updates") as repo:
+        repo.publish("1.0.0")
+        install(repo, person)
+        repo.publish("1.1.0", versionStatus=[{"versions": "<1.1.0", "status": "blocked"}])
+        program = person / "install/current/eid-agent"
+        checked = run_agent_cli("update", "check", "--data-dir", str(person), "--lang", "en",
+                                program=program)  # fmt: skip
+        assert "[10092] This version may not be used" in checked.stdout, checked.stdout
+        assert "Click OK" not in checked.stdout  # a terminal has no OK
+        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        server = f"https://127.0.0.1:{relay.port}"
+        argv = [str(program), "open", _link(started["autoStartToken"], server), "--data-dir",
+                str(person), "--lang", "en", "--relay-ca", str(tls[0]), "--config",
+                str(person.parent / "config.toml")]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        refused = subprocess.run(argv, input=PASSWORD + "\n", capture_output=True, text=True,
+                                 timeout=60, check=False, env=env)  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    assert "[10092]" in refused.stderr and "Traceback" not in refused.stderr
+    assert "wants you to identify yourself" not in refused.stderr  # nothing was asked
+    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    assert (collected["status"], collected["hintCode"]) == ("failed", "updateRequired")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 import agent
 from agent.updater.install import InstallError, Layout, bundle_version, running_layout
@@ -47,9 +48,13 @@ def test_release_tools_run_unattended_and_refuse_mistakes(tmp_path: Path) -> Non
     root = json.loads((folder / "repository/metadata/root.json").read_text())
     assert len(root["signatures"]) == 2 and root["signed"]["roles"]["root"]["threshold"] == 2
 
-    for version in ("1.0.0", "1.1.0"):
-        built = release("bundle", str(tmp_path / version), version, "--agent-only")
-        assert built.returncode == 0, built.stderr
+    built = release("bundle", "1.1.0", str(tmp_path / "1.1.0"), "--agent-only")
+    assert built.returncode == 0 and not built.stderr, built.stderr
+    # the order before 1.5 (OUT VERSION) still works and says what to write instead
+    built = release("bundle", str(tmp_path / "1.0.0"), "1.0.0", "--agent-only")
+    assert built.returncode == 0, built.stderr
+    assert f"deprecated; write 'bundle 1.0.0 {tmp_path / '1.0.0'}'" in built.stderr
+    assert bundle_version(tmp_path / "1.0.0") == Version("1.0.0")
     published = release(
         "publish", "--dir", str(folder), "1.0.0", str(tmp_path / "1.0.0"),
         "--manual-url", "https://install.example/", "--failure-threshold", "4",
@@ -89,6 +94,23 @@ def test_release_tools_run_unattended_and_refuse_mistakes(tmp_path: Path) -> Non
     assert info["latest"] == "1.1.0" and info["policy"]["automatic"] is True  # kept
     assert [t["file"] for t in info["targets"]] == [
         "eid-agent-1.0.0.tar.gz", "eid-agent-1.1.0.patch", "eid-agent-1.1.0.tar.gz"]  # fmt: skip
+    assert [r["version"] for r in info["releases"]] == ["1.1.0", "1.0.0"]
+    assert info["releases"][1]["policy"]["failureThreshold"] == 4  # each release's own
+    assert info["releases"][0]["patchBytes"] and not info["releases"][1]["patchBytes"]
+    # blocking a version range; the latest release may not be blocked
+    blocked = release("policy", "--dir", str(folder), "--version-status", "<1.1.0=blocked",
+                      "--max-offline-days", "14")  # fmt: skip
+    assert blocked.returncode == 0, blocked.stderr
+    too_far = release("policy", "--dir", str(folder), "--version-status",
+                      "<2=phaseOut@2027-01-31")  # fmt: skip
+    assert too_far.returncode == 1 and "would be phaseOut" in too_far.stderr
+    for bad in ("<1.1.0=gone", "blocked", ">=1.0=phaseOut@31/01/2027"):
+        wrong = release("policy", "--dir", str(folder), "--version-status", bad)
+        assert wrong.returncode in (1, 2) and "Traceback" not in wrong.stderr, wrong.stderr
+    text = release("status", "--dir", str(folder)).stdout
+    assert "1.1.0      archive" in text and "versions <1.1.0: blocked" in text, text
+    assert "refuse orders after this many days unchecked: 14" in text
+    assert "None" not in text and "{" not in text
 
 
 @pytest.fixture
@@ -142,7 +164,7 @@ def test_real_self_contained_bundle_installs_updates_and_runs_alone(tmp_path: Pa
     """The bundle carries every dependency: it runs with no site-packages at all."""
     with repository(tmp_path) as repo:
         for version in ("1.0.0", "1.1.0"):
-            built = release("bundle", str(tmp_path / "real" / version), version)
+            built = release("bundle", version, str(tmp_path / "real" / version))
             assert built.returncode == 0, built.stderr
             assert "-S" in (tmp_path / "real" / version / "eid-agent").read_text()
             published = release("publish", "--dir", str(repo.folder), version,

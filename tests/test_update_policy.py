@@ -30,6 +30,7 @@ from agent.updater.policy import (
     UpdaterState,
     apply_outcome,
     due,
+    refusal,
     standing,
     step,
 )
@@ -59,16 +60,16 @@ def test_standing() -> None:
 def test_required_refuses_orders_until_updated() -> None:
     s, fx = step(UpdaterState(), Checked(T0, V1, V11, _policy(requiredMinimum="1.1.0"), 0.5))
     assert _codes(fx) == [MessageCode.UPDATE_REQUIRED]
-    assert s.refuse_orders and s.phase is Phase.AVAILABLE
+    assert refusal(s, T0) is not None and s.phase is Phase.AVAILABLE
     s, fx = step(s, StartRequested(T0, order_active=False))
     assert fx == [StartApply("1.1.0")]
     s, fx = step(s, Applied(T0, V11, 0.5))
-    assert fx == [] and not s.refuse_orders and s.phase is Phase.IDLE
+    assert fx == [] and refusal(s, T0) is None and s.phase is Phase.IDLE
 
 
 def test_recommended_may_be_postponed_and_is_not_repeated() -> None:
     s, fx = step(UpdaterState(), Checked(T0, V1, V11, _policy(recommended="1.1.0"), 0.5))
-    assert _codes(fx) == [MessageCode.UPDATE_RECOMMENDED] and not s.refuse_orders
+    assert _codes(fx) == [MessageCode.UPDATE_RECOMMENDED] and refusal(s, T0) is None
     s, fx = step(s, Checked(T0 + dt.timedelta(hours=7), V1, V11, _policy(recommended="1.1.0"),
                             0.5))  # fmt: skip
     assert fx == []  # told once; the person postponed

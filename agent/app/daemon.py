@@ -61,6 +61,11 @@ from agent.updater.install import Layout, running_layout
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 log = logging.getLogger(__name__)
+REFUSAL_NOTICE_GAP = 10.0  # seconds between two "why orders are refused" notices
+
+
+def _accepting() -> MessageCode | None:
+    return None
 
 
 class PortTaken(Exception):
@@ -177,6 +182,18 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         bridge.update_required = updater.refuse_orders
         bridge.update_state = updater.state_name
     tasks: list[asyncio.Task[None]] = []
+    refusal = updater.refusal if updater is not None else _accepting
+    told_at = [-REFUSAL_NOTICE_GAP]
+
+    def refused() -> None:
+        """A website's order was refused: tell the person why (not more than once in a
+        while: a page may retry in a loop)."""
+        code = refusal()
+        if code is not None and time.monotonic() - told_at[0] >= REFUSAL_NOTICE_GAP:
+            told_at[0] = time.monotonic()
+            tasks.append(asyncio.create_task(_quietly(ui.tell(Notice(code)))))
+
+    bridge.refused = refused
     handoff: asyncio.Server | None = None
     try:
         links = socket_path(config.data_dir)
@@ -188,7 +205,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
                 url, service, ui.tell, clock, internal=config.relay_allow,
                 allow_http=config.allow_http_relay, ca_file=config.relay_ca,
                 open_url=_returner(desktop is not None, stdout, config.language),
-                proxy=proxy))))  # fmt: skip
+                proxy=proxy, refused=refusal))))  # fmt: skip
             return True
 
         try:

@@ -53,12 +53,34 @@ def request_for(order: FetchedOrder) -> OrderRequest:
     )  # fmt: skip
 
 
+class UpdateNeeded(Exception):
+    """The agent refuses orders until it is updated (``code`` says why); the relay was
+    told ``updateRequired``."""
+
+    def __init__(self, code: MessageCode) -> None:
+        super().__init__(f"orders refused until updated ({int(code)})")
+        self.code = code
+
+
+def _accepting() -> MessageCode | None:
+    return None
+
+
 async def run_order(token: str, client: RelayClient, service: OrderService,
-                    clock: Callable[[], dt.datetime]) -> tuple[Order, FetchedOrder]:  # fmt: skip
-    """Fetch, ask, sign, post. Raises: AutostartError (nothing was signed, or the relay
-    could not be told; the person is told by the caller)."""
+                    clock: Callable[[], dt.datetime],
+                    refused: Callable[[], MessageCode | None] = _accepting,
+                    ) -> tuple[Order, FetchedOrder]:  # fmt: skip
+    """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
+    updater's word), else None.
+
+    Raises: AutostartError (nothing was signed, or the relay could not be told; the
+    person is told by the caller), UpdateNeeded."""
     fetched = await client.fetch(token)
     log.info("order %s fetched from %s for %s", fetched.ref, fetched.relay, fetched.party)
+    code = refused()
+    if code is not None:  # blocked, too old or too long unchecked: as the bridge refuses
+        await client.fail(fetched, "updateRequired")
+        raise UpdateNeeded(code)
     try:
         order = service.start(request_for(fetched))
     except AlreadyInProgress:
@@ -115,6 +137,7 @@ async def carry_out(
     ca_file: Path | None = None,
     open_url: Callable[[str], Awaitable[None]] | None = None,
     proxy: str | None = None,
+    refused: Callable[[], MessageCode | None] = _accepting,
 ) -> Order | None:
     """A link handed to the running agent, start to end; what stopped it is told to the
     person (never raised: this runs as a task of its own)."""
@@ -122,7 +145,7 @@ async def carry_out(
         link = parse_link(url)
         async with RelayClient(link, internal=internal, allow_http=allow_http,
                                ca_file=ca_file, proxy=proxy) as client:  # fmt: skip
-            order, fetched = await run_order(link.token, client, service, clock)
+            order, fetched = await run_order(link.token, client, service, clock, refused)
         if (open_url is not None and fetched.return_url is not None and link.go_back
                 and order.phase is not Phase.CANCELLED):  # fmt: skip
             await open_url(fetched.return_url)  # back to the page, as BankID's app does
@@ -132,6 +155,9 @@ async def carry_out(
         await tell(notice_for(exc))
     except AlreadyInProgress:  # the order machine's word; the table is below it
         await tell(Notice(MessageCode.ALREADY_IN_PROGRESS))
+    except UpdateNeeded as exc:
+        log.info("a link was refused: %s", exc)
+        await tell(Notice(exc.code))
     except Exception:
         log.exception("a link failed unexpectedly")
         await tell(Notice(MessageCode.INTERNAL_ERROR))

@@ -46,6 +46,7 @@ class BridgeConfig:
     policy: OriginPolicy = field(default_factory=OriginPolicy)
     check_peer_user: bool = True
     update_required: Callable[[], bool] = lambda: False
+    refused: Callable[[], None] = lambda: None  # an order was refused: tell the person why
     update_state: Callable[[], str] = lambda: "notChecked"
     monotonic: Callable[[], float] = time.monotonic
 
@@ -212,6 +213,7 @@ async def _start(request: web.Request, kind: OrderKind) -> web.Response:
     origin = request.headers["Origin"]  # checked by the guard
     order_request = parse_order(kind, await _body(request), origin)
     if request.app[CONFIG].update_required():
+        request.app[CONFIG].refused()
         raise BridgeError(ErrorCode.UPDATE_REQUIRED, "this agent must be updated first")
     try:
         order = request.app[SERVICE].start(order_request)

@@ -17,11 +17,12 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
 from agent.cli.io import Io
-from eidcore.messages import Term
+from eidcore.messages import MessageCode, Term
 
 __all__ = ["add_link_options", "link_options", "open_command"]
 
@@ -56,7 +57,6 @@ def link_options(args: argparse.Namespace) -> list[str]:
 def open_command(io: Io, args: argparse.Namespace) -> int:
     """Raises: AutostartError, ConfigError (told by the command line's handler)."""
     from agent.autostart.handoff import hand_over, socket_path
-    from eidcore.messages import MessageCode
     from eidcore.paths import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
@@ -97,7 +97,7 @@ def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path,
 
 def _here(io: Io, args: argparse.Namespace) -> int:
     from agent.autostart.client import RelayClient
-    from agent.autostart.driver import run_order
+    from agent.autostart.driver import UpdateNeeded, run_order
     from agent.autostart.link import parse_link
     from agent.config import load_config
     from agent.orders import OrderBook, Phase
@@ -108,25 +108,47 @@ def _here(io: Io, args: argparse.Namespace) -> int:
 
     link = parse_link(args.url)
     config = load_config(args.config or default_config_file())
+    data_dir = args.data_dir or default_data_dir()
 
     def clock() -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
     async def run() -> Phase:
         ui = ConsoleUi(io.stdin, io.stderr, io.language)
-        service = OrderService(TokenStore(args.data_dir or default_data_dir()), ui, OrderBook(),
+        service = OrderService(TokenStore(data_dir), ui, OrderBook(),
                                clock=clock, new_ref=lambda: str(uuid.uuid4()),
                                agent_version=__version__)  # fmt: skip
         try:
             async with RelayClient(link, internal=config.relay_allow,
                                    allow_http=args.allow_http_relay, ca_file=args.relay_ca,
                                    proxy=config.proxy) as client:  # fmt: skip
-                order, fetched = await run_order(link.token, client, service, clock)
+                order, fetched = await run_order(link.token, client, service, clock,
+                                                 _refusal(data_dir, clock))  # fmt: skip
         finally:
             await service.aclose()
         if fetched.return_url is not None and link.go_back:  # a console has no browser
             io.stderr.write(io.term(Term.CONSOLE_RETURN_TO, url=fetched.return_url) + "\n")
         return order.phase
 
-    phase = asyncio.run(run())
+    try:
+        phase = asyncio.run(run())
+    except UpdateNeeded as exc:
+        io.tell(exc.code)
+        return 1
     return 0 if phase is Phase.COMPLETE else 1
+
+
+def _refusal(data_dir: Path, clock: Callable[[], dt.datetime]
+             ) -> Callable[[], MessageCode | None]:  # fmt: skip
+    """An installed agent's updater state says whether it may take orders (blocked, too
+    old, too long unchecked), as the running agent's does; a checkout takes them."""
+    from agent.updater.install import running_layout
+    from agent.updater.policy import refusal
+    from agent.updater.service import load_state, state_file
+
+    def refused() -> MessageCode | None:
+        if running_layout(data_dir) is None:
+            return None
+        return refusal(load_state(state_file(data_dir)), clock())
+
+    return refused

@@ -19,6 +19,15 @@ Behaviour (UPDATE-POLICY.md, the seed's eight update messages):
   keeps serving; a person-started one failed → 10022 (update manually);
 - N failed updates in a row → 10023, whose OK opens the signed manual-install URL;
 - N failed checks in a row (unreachable, expired metadata) → 10028.
+
+Version status (BankID's version control: accepted, phase-out, blocked), signed in the
+same policy as rules over version ranges, the first that matches wins:
+- blocked → BLOCKED: orders are refused (``updateRequired``), 10092 offers the update;
+- phase-out until a date → PHASE_OUT: 10093 says until when it works; from the day after,
+  as blocked;
+- and an agent that has not verified fresh metadata for longer than ``maxOfflineDays``
+  (default 30) while its checks fail treats itself as blocked: 10094 (the network, with
+  the proxy hint) or 10095 (the repository's metadata), until a check succeeds.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from agent.updater.errors import PolicyError  # raised here; defined with the others
@@ -54,8 +64,11 @@ __all__ = [
     "StateName",
     "Tick",
     "UpdaterState",
+    "VersionRule",
+    "VersionStatus",
     "apply_outcome",
     "due",
+    "refusal",
     "standing",
     "state_name",
     "step",
@@ -65,6 +78,59 @@ CHECK_RETRY = dt.timedelta(minutes=5)  # first retry after a failed check, doubl
 APPLY_RETRY = dt.timedelta(minutes=30)  # first retry after a failed update, doubling
 MAX_APPLY_RETRY = dt.timedelta(hours=24)
 JITTER = 0.2  # ± share of the interval, so a fleet does not check in lockstep
+
+
+MAX_RULES = 50
+
+
+class VersionStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    PHASE_OUT = "phaseOut"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class VersionRule:
+    """Versions in ``versions`` (a PEP 440 range: "<1.2", "==1.3.0", ">=1.0,<1.1") have
+    ``status``; a phase-out ends after the day ``until`` (UTC)."""
+
+    versions: SpecifierSet
+    status: VersionStatus
+    until: dt.date | None = None
+
+    @classmethod
+    def from_custom(cls, doc: object) -> VersionRule:
+        """Raises: PolicyError."""
+        if not isinstance(doc, dict) or not set(doc) <= {"versions", "status", "until"}:
+            raise PolicyError("a versionStatus rule has versions, status and (for a "
+                              "phaseOut) until, nothing else")  # fmt: skip
+        versions, status, until = doc.get("versions"), doc.get("status"), doc.get("until")
+        if not isinstance(versions, str) or not 0 < len(versions) <= 200:
+            raise PolicyError("versions must be a version range such as '<1.2.0'")
+        try:
+            specifier = SpecifierSet(versions)
+            kind = VersionStatus(str(status))
+        except (InvalidSpecifier, ValueError):
+            raise PolicyError(f"not a version range and status: {versions!r}, {status!r}") from None
+        if not str(specifier):
+            raise PolicyError("versions must name a range")
+        if (kind is VersionStatus.PHASE_OUT) != (until is not None):
+            raise PolicyError("a phaseOut rule, and only one, has until (YYYY-MM-DD)")
+        day = None
+        if until is not None:
+            if not isinstance(until, str) or len(until) != 10:
+                raise PolicyError("until must be a date, YYYY-MM-DD")
+            try:
+                day = dt.date.fromisoformat(until)
+            except ValueError:
+                raise PolicyError("until must be a date, YYYY-MM-DD") from None
+        return cls(specifier, kind, day)
+
+    def ends(self) -> dt.datetime | None:
+        """When a phase-out stops working: the start of the day after ``until``, UTC."""
+        if self.until is None:
+            return None
+        return dt.datetime.combine(self.until + dt.timedelta(days=1), dt.time(), dt.UTC)
 
 
 class IllegalEvent(RuntimeError):
@@ -79,6 +145,15 @@ class Policy:
     manual_url: str = ""
     failure_threshold: int = 3
     check_interval: dt.timedelta = dt.timedelta(hours=6)
+    version_status: tuple[VersionRule, ...] = ()
+    max_offline: dt.timedelta = dt.timedelta(days=30)
+
+    def status_of(self, version: Version) -> VersionRule | None:
+        """The first rule whose range holds ``version``; None: accepted."""
+        for rule in self.version_status:
+            if rule.versions.contains(version, prereleases=True):
+                return rule
+        return None
 
     @classmethod
     def from_custom(cls, custom: Mapping[str, Any]) -> Policy:
@@ -90,12 +165,17 @@ class Policy:
         automatic = custom.get("automatic", False)
         threshold = custom.get("failureThreshold", 3)
         minutes = custom.get("checkIntervalMinutes", 360)
+        offline = custom.get("maxOfflineDays", 30)
+        rules = custom.get("versionStatus", [])
+        if not isinstance(rules, list) or len(rules) > MAX_RULES:
+            raise PolicyError(f"versionStatus must be a list of at most {MAX_RULES} rules")
         if not isinstance(url, str) or (url and not url.startswith(("https://", "http://"))):
             raise PolicyError("manualUrl must be an http(s) URL")
         if not isinstance(automatic, bool):
             raise PolicyError("automatic must be true or false")
         for name, value, low, high in (("failureThreshold", threshold, 1, 100),
-                                       ("checkIntervalMinutes", minutes, 3, 43200)):  # fmt: skip
+                                       ("checkIntervalMinutes", minutes, 3, 43200),
+                                       ("maxOfflineDays", offline, 1, 365)):  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise PolicyError(f"{name} must be a whole number from {low} to {high}")
         try:
@@ -106,6 +186,8 @@ class Policy:
                 manual_url=url,
                 failure_threshold=threshold,
                 check_interval=dt.timedelta(minutes=minutes),
+                version_status=tuple(VersionRule.from_custom(rule) for rule in rules),
+                max_offline=dt.timedelta(days=offline),
             )
         except InvalidVersion as exc:
             raise PolicyError(str(exc)) from None
@@ -122,15 +204,27 @@ def _version(value: object) -> Version | None:
 class Standing(enum.Enum):
     """Where the running version stands, with the notice each standing gives."""
 
+    BLOCKED = MessageCode.VERSION_BLOCKED
     REQUIRED = MessageCode.UPDATE_REQUIRED
+    PHASE_OUT = MessageCode.VERSION_PHASE_OUT
     RECOMMENDED = MessageCode.UPDATE_RECOMMENDED
     NEWER_AVAILABLE = MessageCode.NEWER_VERSION_AVAILABLE
     UP_TO_DATE = MessageCode.NO_UPDATE_NEEDED
 
 
-def standing(current: Version, latest: Version | None, policy: Policy) -> Standing:
+def standing(current: Version, latest: Version | None, policy: Policy,
+             now: dt.datetime | None = None) -> Standing:  # fmt: skip
+    """Where ``current`` stands; ``now`` ends phase-outs (None: none has ended)."""
+    rule = policy.status_of(current)
+    ends = rule.ends() if rule is not None else None
+    if rule is not None and rule.status is VersionStatus.BLOCKED:
+        return Standing.BLOCKED
+    if ends is not None and now is not None and now >= ends:
+        return Standing.BLOCKED
     if policy.minimum is not None and current < policy.minimum:
         return Standing.REQUIRED
+    if ends is not None:
+        return Standing.PHASE_OUT
     if policy.recommended is not None and current < policy.recommended:
         return Standing.RECOMMENDED
     if latest is not None and current < latest:
@@ -158,10 +252,11 @@ class UpdaterState:
     last_success: dt.datetime | None = None
     manual_url: str = ""
     threshold: int = 3
-
-    @property
-    def refuse_orders(self) -> bool:
-        return self.standing is Standing.REQUIRED
+    phase_out_ends: dt.datetime | None = None  # PHASE_OUT: blocked from then on
+    max_offline: dt.timedelta = dt.timedelta(days=30)
+    failing_since: dt.datetime | None = None  # the first failed check of this streak
+    failure_reason: str | None = None  # the last failed check's CheckError reason
+    stale_told: bool = False  # the person was told this streak made the agent refuse
 
     def to_json(self) -> str:
         def t(value: dt.datetime | None) -> str | None:
@@ -173,7 +268,9 @@ class UpdaterState:
             "target": self.target, "standing": self.standing.name,
             "automatic": self.automatic, "retryApplyAt": t(self.retry_apply_at),
             "lastSuccess": t(self.last_success), "manualUrl": self.manual_url,
-            "threshold": self.threshold,
+            "threshold": self.threshold, "phaseOutEnds": t(self.phase_out_ends),
+            "maxOfflineDays": self.max_offline.days, "failingSince": t(self.failing_since),
+            "failureReason": self.failure_reason, "staleTold": self.stale_told,
         }, sort_keys=True)  # fmt: skip
 
     @classmethod
@@ -199,8 +296,13 @@ class UpdaterState:
                 last_success=t("lastSuccess"),
                 manual_url=str(doc.get("manualUrl", "")),
                 threshold=int(doc.get("threshold", 3)),
+                phase_out_ends=t("phaseOutEnds"),
+                max_offline=dt.timedelta(days=int(doc.get("maxOfflineDays", 30))),
+                failing_since=t("failingSince"),
+                failure_reason=doc.get("failureReason"),
+                stale_told=bool(doc.get("staleTold", False)),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             return cls()
 
 
@@ -226,6 +328,7 @@ class CheckFailed:
     now: dt.datetime
     jitter: float
     by_person: bool = False
+    reason: str = "unreachable"  # CheckError.reason: the network, or the metadata
 
 
 @dataclass(frozen=True)
@@ -267,6 +370,7 @@ Event = Checked | CheckFailed | Tick | StartRequested | Applied | ApplyFailed
 class Notify:
     code: MessageCode
     url: str | None = None  # for 10022/10023: what OK opens
+    params: tuple[tuple[str, str], ...] = ()  # the message's placeholders
 
 
 @dataclass(frozen=True)
@@ -275,7 +379,7 @@ class StartApply:
 
 
 # Whether orders are refused (a required update) is not an effect: it is the state's
-# ``refuse_orders``, which the bridge reads on every order.
+# ``refusal``, which the bridge and the relay door read on every order.
 Effect = Notify | StartApply
 
 
@@ -304,7 +408,8 @@ def step(state: UpdaterState, event: Event) -> tuple[UpdaterState, list[Effect]]
 def _checked(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
     assert isinstance(e, Checked)
     now, policy = e.now, e.policy
-    place = standing(e.current, e.latest, policy)
+    place = standing(e.current, e.latest, policy, now)
+    rule = policy.status_of(e.current)
     target = str(e.latest) if e.latest is not None and e.latest > e.current else None
     new = replace(
         state,
@@ -316,16 +421,24 @@ def _checked(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
         manual_url=policy.manual_url,
         threshold=policy.failure_threshold,
         target=target,
+        phase_out_ends=rule.ends() if rule is not None else None,
+        max_offline=policy.max_offline,
+        failing_since=None,
+        failure_reason=None,
+        stale_told=False,
     )
     effects: list[Effect] = []
     if target is None:
         new = replace(new, phase=Phase.IDLE, apply_failures=0, retry_apply_at=None)
-        if e.by_person:
+        if place is Standing.BLOCKED:  # nothing to update to: the person must still know
+            effects.append(Notify(MessageCode.VERSION_BLOCKED))
+        elif e.by_person:
             effects.append(Notify(MessageCode.NO_UPDATE_NEEDED))
         return new, effects
     gave_up = state.apply_failures >= policy.failure_threshold  # the threshold may have moved
+    refused = place in (Standing.REQUIRED, Standing.BLOCKED)
     if state.phase is Phase.MANUAL and state.target == target and gave_up:
-        if e.by_person or place is Standing.REQUIRED:
+        if e.by_person or refused:
             effects.append(Notify(MessageCode.UPDATE_FAILED_REPEATEDLY, policy.manual_url))
         return new, effects  # self-update gave up on this version; the person installs it
     if state.phase is Phase.APPLYING:
@@ -337,17 +450,29 @@ def _checked(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
     if policy.automatic:
         if first_time:
             effects.append(Notify(MessageCode.AUTOMATIC_UPDATE))
-    elif first_time or place is Standing.REQUIRED:
-        effects.append(Notify(place.value))
+    elif first_time or refused or (place is Standing.PHASE_OUT and state.standing is not place):
+        effects.append(_standing_notice(place, new))
     return new, effects
+
+
+def _standing_notice(place: Standing, state: UpdaterState) -> Notify:
+    if place is Standing.PHASE_OUT and state.phase_out_ends is not None:
+        last_day = (state.phase_out_ends - dt.timedelta(days=1)).date().isoformat()
+        return Notify(place.value, params=(("date", last_day),))
+    return Notify(place.value)
 
 
 def _check_failed(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
     assert isinstance(e, CheckFailed)
     failures = state.check_failures + 1
     delay = min(CHECK_RETRY * 2 ** (failures - 1), dt.timedelta(hours=6))
-    new = replace(state, check_failures=failures, next_check=_after(e.now, delay, e.jitter))
+    new = replace(state, check_failures=failures, next_check=_after(e.now, delay, e.jitter),
+                  failing_since=state.failing_since or e.now, failure_reason=e.reason)  # fmt: skip
     effects: list[Effect] = []
+    stale = _stale_code(new, e.now)
+    if stale is not None:  # said at the first failed check past the limit, or when asked
+        told = not state.stale_told or e.by_person
+        return replace(new, stale_told=True), [Notify(stale)] if told else []
     if failures == state.threshold or e.by_person:
         repeated = failures >= state.threshold
         code = (
@@ -384,6 +509,7 @@ def _applied(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effect]]:
         last_success=state.last_success,
         manual_url=state.manual_url,
         threshold=state.threshold,
+        max_offline=state.max_offline,
     ), []
 
 
@@ -424,6 +550,28 @@ _HANDLERS: dict[type, Any] = {
 }
 
 
+def _stale_code(state: UpdaterState, now: dt.datetime) -> MessageCode | None:
+    """10094/10095 when the checks fail and fresh metadata was last verified longer than
+    ``max_offline`` ago (or never, since the first failure)."""
+    since = state.last_success or state.failing_since
+    if not state.check_failures or since is None or now - since <= state.max_offline:
+        return None
+    if state.failure_reason == "unreachable":
+        return MessageCode.UPDATE_OFFLINE_TOO_LONG
+    return MessageCode.UPDATE_METADATA_TOO_OLD
+
+
+def refusal(state: UpdaterState, now: dt.datetime) -> MessageCode | None:
+    """Why orders are refused now (the notice that says so), or None: they are not."""
+    if state.standing is Standing.BLOCKED:
+        return MessageCode.VERSION_BLOCKED
+    if state.phase_out_ends is not None and now >= state.phase_out_ends:
+        return MessageCode.VERSION_BLOCKED
+    if state.standing is Standing.REQUIRED:
+        return MessageCode.UPDATE_REQUIRED
+    return _stale_code(state, now)
+
+
 class StateName(enum.StrEnum):
     """The word ``/v1/info`` and ``update status`` use for the updater's state."""
 
@@ -434,11 +582,16 @@ class StateName(enum.StrEnum):
     AVAILABLE = "available"
     RECOMMENDED = "recommended"
     REQUIRED = "required"
+    PHASE_OUT = "phaseOut"  # works until a date, then blocked
+    BLOCKED = "blocked"  # this version may not be used
+    OFFLINE_TOO_LONG = "offlineTooLong"  # no fresh metadata for too long: treated as blocked
     UPDATING = "updating"
     MANUAL_UPDATE_NEEDED = "manualUpdateNeeded"
 
 
 _STANDING_NAMES = {
+    Standing.BLOCKED: StateName.BLOCKED,
+    Standing.PHASE_OUT: StateName.PHASE_OUT,
     Standing.REQUIRED: StateName.REQUIRED,
     Standing.RECOMMENDED: StateName.RECOMMENDED,
     Standing.NEWER_AVAILABLE: StateName.AVAILABLE,
@@ -446,9 +599,15 @@ _STANDING_NAMES = {
 }
 
 
-def state_name(state: UpdaterState) -> StateName:
+def state_name(state: UpdaterState, now: dt.datetime | None = None) -> StateName:
+    """The state's word; with ``now``, also a phase-out that has ended and stale metadata."""
     if state.phase is Phase.APPLYING:
         return StateName.UPDATING
+    code = refusal(state, now) if now is not None else None
+    if code is MessageCode.VERSION_BLOCKED:
+        return StateName.BLOCKED
+    if code in (MessageCode.UPDATE_OFFLINE_TOO_LONG, MessageCode.UPDATE_METADATA_TOO_OLD):
+        return StateName.OFFLINE_TOO_LONG
     if state.phase is Phase.MANUAL:
         return StateName.MANUAL_UPDATE_NEEDED
     if state.last_success is None:

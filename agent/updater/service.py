@@ -41,10 +41,12 @@ from agent.updater.policy import (
     Tick,
     UpdaterState,
     due,
+    refusal,
     state_name,
     step,
 )
 from eidcore.atomicfile import atomic_write_bytes
+from eidcore.messages import MessageCode
 
 __all__ = ["UpdaterService", "load_state", "state_file", "state_name"]
 
@@ -101,7 +103,11 @@ class UpdaterService:
     # -- what others read -------------------------------------------------------------------
 
     def refuse_orders(self) -> bool:
-        return self._cached.refuse_orders
+        return self.refusal() is not None
+
+    def refusal(self) -> MessageCode | None:
+        """Why orders are refused now (blocked, required, too long unchecked), or None."""
+        return refusal(self._cached, self._clock())
 
     @property
     def repository(self) -> str:
@@ -109,7 +115,7 @@ class UpdaterService:
         return self._source.base_url
 
     def state_name(self) -> StateName:
-        return state_name(self._cached)
+        return state_name(self._cached, self._clock())
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -159,7 +165,8 @@ class UpdaterService:
             found = await asyncio.to_thread(remote.check, self._source, self._current)
         except remote.CheckError as exc:
             log.warning("update check failed (%s)", exc)
-            effects = await self._step(CheckFailed(self._clock(), self._jitter(), by_person))
+            failed = CheckFailed(self._clock(), self._jitter(), by_person, reason=exc.reason)
+            effects = await self._step(failed)
         else:
             log.info("update check: latest %s, update %s", found.latest, found.update)
             event = Checked(self._clock(), self._current, found.latest, found.policy,
@@ -194,7 +201,7 @@ class UpdaterService:
 
     async def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, Notify):
-            await self._notify(Notice(effect.code, link=effect.url))
+            await self._notify(Notice(effect.code, dict(effect.params), link=effect.url))
         elif isinstance(effect, StartApply):
             person, self._person_started = self._person_started, False
             await self._apply(Version(effect.version), automatic=not person)
