@@ -25,6 +25,8 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from tufup.repo import Repository
 
 from agent.updater.install import InstallError, bundle_version
 from agent.updater.policy import Policy, PolicyError, VersionStatus
+from eidcore.atomicfile import fsync_directory
 from installer.archive import ArchiveError, archive_bytes, source_date_epoch
 
 __all__ = [
@@ -83,6 +86,69 @@ def _repo(folder: Path) -> Iterator[Repository]:
         yield Repository.from_config()
 
 
+KEEP_VERSIONS = 16  # versioned snapshot/targets kept for agents part-way through a check
+
+
+def _publish(repo: Repository, key_dirs: list[Path]) -> None:
+    """tufup's ``publish_changes``, made safe for agents checking meanwhile.
+
+    tufup rewrites ``targets.json``, ``snapshot.json`` and ``timestamp.json`` in place, and
+    a TUF check reads them one request after another: an agent that read the old
+    timestamp and then the new snapshot fails its check (the versions disagree), and one
+    that read a file half-written fails too. So the repository uses consistent snapshots
+    (TUF 5.5: snapshot and targets fetched by version, ``N.snapshot.json``), tufup signs
+    into a folder aside, and the new files are moved in, each by one rename, in the
+    order the spec gives (6.4): root, then ``N.targets.json``, then ``N.snapshot.json``,
+    then ``timestamp.json`` last. An agent that read the old timestamp finds the old
+    versioned files, which stay; one that read the new finds the new ones in place.
+
+    Raises: OSError; tufup's errors (a missing signing key)."""
+    live = repo.metadata_dir
+    with tempfile.TemporaryDirectory(dir=live.parent, prefix=".publish-") as work:
+        stage = Path(work)
+        for name in ("root.json", "targets.json", "snapshot.json", "timestamp.json"):
+            if (live / name).exists():  # tufup compares with these to see what changed
+                shutil.copy2(live / name, stage / name)
+        repo.roles.dir_path = stage
+        try:
+            repo.publish_changes(private_key_dirs=key_dirs)
+        finally:
+            repo.roles.dir_path = live
+        for role in ("root", "targets", "snapshot", "timestamp"):
+            new = stage / f"{role}.json"
+            if not new.exists() or _same(new, live / f"{role}.json"):
+                continue
+            version = getattr(repo.roles, role).signed.version
+            if role != "timestamp":  # the one a client reads unversioned, so the last
+                _move_in(new.read_bytes(), live / f"{version}.{role}.json")
+            _move_in(new.read_bytes(), live / f"{role}.json")
+    fsync_directory(live)
+    _prune_versions(live, {r: getattr(repo.roles, r).signed.version
+                           for r in ("targets", "snapshot")})  # fmt: skip
+
+
+def _same(a: Path, b: Path) -> bool:
+    return b.exists() and a.read_bytes() == b.read_bytes()
+
+
+def _move_in(data: bytes, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.chmod(0o644)
+    temporary.replace(path)
+
+
+def _prune_versions(live: Path, current: Mapping[str, int]) -> None:
+    for path in live.glob("*.*.json"):
+        number, _, role = path.name.partition(".")
+        role = role.removesuffix(".json")
+        if number.isdigit() and role in current and int(number) <= current[role] - KEEP_VERSIONS:
+            path.unlink(missing_ok=True)
+
+
 def _keystore(folder: Path) -> Path:
     return folder / "keystore"
 
@@ -118,7 +184,16 @@ def init(folder: Path, *, keys: Mapping[str, int] | None = None,
             thresholds=thresholds,
         )
         repo.initialize()
+        _consistent(repo, folder)
     _protect_keys(folder)
+
+
+def _consistent(repo: Repository, folder: Path) -> None:
+    """Turn on consistent snapshots (see ``_publish``): a new root, signed by the root key.
+    tufup makes its repositories without them."""
+    if not repo.roles.root.signed.consistent_snapshot:
+        repo.roles.root.signed.consistent_snapshot = True
+        _publish(repo, [_keystore(folder)])
 
 
 def _key_name(role: str, n: int) -> str:
@@ -160,7 +235,7 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
         try:
             _add_release(repo, bundle, wanted, policy, archive, patch_file if patch else None,
                          epoch=source_date_epoch(os.environ))  # fmt: skip
-            repo.publish_changes(private_key_dirs=[_keystore(folder)])
+            _publish(repo, [_keystore(folder)])
         except (OSError, EOFError, ArchiveError) as exc:
             for leftover in (archive, patch_file):
                 leftover.unlink(missing_ok=True)
@@ -278,7 +353,7 @@ def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
         target = repo.roles.targets.signed.targets[latest.target_path_str]
         custom = dict(target.unrecognized_fields.get("custom") or {})
         target.unrecognized_fields["custom"] = {**custom, "user": policy}
-        repo.publish_changes(private_key_dirs=[_keystore(folder)])
+        _publish(repo, [_keystore(folder)])
         return policy
 
 
@@ -299,7 +374,7 @@ def refresh(folder: Path, now: dt.datetime) -> list[str]:
                 # a new version makes a refresh in the same second a refresh too
                 getattr(repo.roles, role).signed.version += 1
                 done.append(role)
-        repo.publish_changes(private_key_dirs=[_keystore(folder)])
+        _publish(repo, [_keystore(folder)])
         root_expires = repo.roles.root.signed.expires.replace(tzinfo=dt.UTC)
         if root_expires - now < dt.timedelta(days=30):
             done.append(
@@ -333,7 +408,7 @@ def rotate_key(folder: Path, role: str, old: str | None = None) -> tuple[str, st
         (keystore / new).chmod(0o600)
         repo.replace_key(old_key_name=old, new_public_key_path=keystore / f"{new}.pub",
                          new_private_key_encrypted=False)  # fmt: skip
-        repo.publish_changes(private_key_dirs=[keystore])
+        _publish(repo, [keystore])
     retired = keystore / "retired"
     retired.mkdir(mode=0o700, exist_ok=True)
     for suffix in ("", ".pub"):

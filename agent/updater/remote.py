@@ -189,6 +189,10 @@ def _client(source: Source, current: Version, extract_dir: Path | None) -> Any:
         extract_dir=extract_dir,
     )
     client._fetcher = _Fetcher(time.monotonic() + source.deadline)  # the seam owns this detail
+    # Our repositories use consistent snapshots for metadata (eid-release publishes by
+    # version, ADR 0016); archives and patches have one name per version and never change,
+    # so they are fetched by that name, not a hash-prefixed copy.
+    client.config.prefix_targets_with_hash = False
     return client
 
 
