@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,9 +52,13 @@ class RepoServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
+                # a test names the role: "targets.json" means the targets metadata, fetched
+                # by version ("7.targets.json") in a repository of consistent snapshots
+                role = re.sub(r"^/metadata/\d+\.(targets|snapshot)\.json$", r"/metadata/\1.json",
+                              path)  # fmt: skip
                 if server.down:
                     return self._send(503, b"down", path)
-                if path in server.endless:
+                if role in server.endless:
                     return self._endless(path)
                 file = (server.root / path.lstrip("/")).resolve()
                 if file.is_dir():  # as static servers do: the folder's index page
@@ -61,12 +66,12 @@ class RepoServer:
                 if server.root.resolve() not in file.parents or not file.is_file():
                     return self._send(404, b"not found", path)
                 data = file.read_bytes()
-                if path in server.tamper:
-                    data = server.tamper[path](data)
-                if path in server.garbage:
+                if role in server.tamper:
+                    data = server.tamper[role](data)
+                if role in server.garbage:
                     data = os.urandom(len(data))
-                if path in server.trickle | server.trickle_body:
-                    return self._trickle(data, path, headers_too=path in server.trickle)
+                if role in server.trickle | server.trickle_body:
+                    return self._trickle(data, path, headers_too=role in server.trickle)
                 self._send(200, data, path)
 
             def _send(self, status: int, data: bytes, path: str) -> None:
