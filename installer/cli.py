@@ -4,10 +4,12 @@ from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
     eid-release init [--dir D] [--keys ROLE=N] [--threshold ROLE=N] [--expiry ROLE=DAYS]
                      [--url URL]
     eid-release bundle VERSION OUT [--agent-only] [--python PATH]
-    eid-release publish VERSION BUNDLE [policy options] [--no-patch] [--url URL]
+    eid-release publish VERSION BUNDLE [policy options] [--no-patch] [--rollout-days N]
+                        [--url URL]
                         [--deb MAINTAINER]
     eid-release policy [policy options]
     eid-release refresh-timestamp            # the daily cron job
+    eid-release rollout pause|resume|halt [--version V]
     eid-release rotate-key ROLE [--old NAME]
     eid-release status [--json]
 """
@@ -164,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("version")
     publish.add_argument("bundle", type=Path)
     publish.add_argument("--no-patch", action="store_true", help="archive only")
+    publish.add_argument("--rollout-days", type=int, metavar="N",
+                         help="offer the release to a share of agents growing over N days "
+                              "(1/N more each day; a required update is never staged)")  # fmt: skip
     publish.add_argument(
         "--url",
         help="where the repository is served (remembered): the "
@@ -179,6 +184,12 @@ def _parser() -> argparse.ArgumentParser:
     _policy_options(policy)
     commands.add_parser("refresh-timestamp", parents=[common],
                         help="re-sign what is about to expire (run daily)")  # fmt: skip
+    staged = commands.add_parser("rollout", parents=[common],
+                                 help="pause, resume or halt a staged roll-out")  # fmt: skip
+    staged.add_argument("action", choices=["pause", "resume", "halt"],
+                        help="halt: offered to nobody new; pause: kept at today's "
+                             "share")  # fmt: skip
+    staged.add_argument("--version", help="the release (default: the latest)")
     rotate = commands.add_parser("rotate-key", parents=[common], help="replace a role's key")
     rotate.add_argument("role")
     rotate.add_argument("--old", help="the key to replace (default: the role's first)")
@@ -221,7 +232,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             out.write(f"{target}\n")
         elif args.command == "publish":
             result = release.publish(folder, args.version, args.bundle.resolve(), _changes(args),
-                                     patch=not args.no_patch)  # fmt: skip
+                                     patch=not args.no_patch, rollout_days=args.rollout_days,
+                                     now=dt.datetime.now(dt.UTC))  # fmt: skip
             patch = f", patch {result.patch_bytes} bytes" if result.patch_bytes else ""
             out.write(f"published {result.version}: archive {result.archive_bytes} bytes{patch}\n"
                       f"policy: {json.dumps(result.policy, sort_keys=True)}\n")  # fmt: skip
@@ -240,6 +252,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         elif args.command == "refresh-timestamp":
             for line in release.refresh(folder, dt.datetime.now(dt.UTC)):
                 (err if line.startswith("warning") else out).write(f"{line}\n")
+        elif args.command == "rollout":
+            now = dt.datetime.now(dt.UTC)
+            staged = release.rollout(folder, args.action, now, args.version)
+            out.write(f"roll-out {args.action}: {json.dumps(staged.to_custom(), sort_keys=True)}"
+                      f"; offered now to {staged.share(now):.0%} of agents\n")  # fmt: skip
         elif args.command == "rotate-key":
             old, new = release.rotate_key(folder, args.role, args.old)
             out.write(f"{args.role}: {old} replaced by {new}; root re-signed by both\n")
@@ -267,6 +284,14 @@ def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
             f"archive {entry['archiveBytes']:,} bytes" if entry["archiveBytes"] else "no archive"
         )
         out.write(f"  {entry['version']:<10} {archive}{patch}\n")
+        stage = entry.get("rollout")
+        if stage is None:
+            out.write("      roll-out: offered to every agent\n")
+        elif "invalid" in stage:
+            out.write(f"      roll-out: not valid ({stage['invalid']})\n")
+        else:
+            out.write(f"      roll-out: {stage['state']}, offered to {stage['share']:.0%} of "
+                      f"agents ({stage['days']} days from {stage['start']})\n")  # fmt: skip
         for line in _policy_lines(entry.get("policy") or {}):
             out.write(f"      {line}\n")
     out.write("\nsigning roles:\n")

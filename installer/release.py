@@ -39,6 +39,7 @@ from tufup.repo import Repository
 
 from agent.updater.install import InstallError, bundle_version
 from agent.updater.policy import Policy, PolicyError, VersionStatus
+from agent.updater.rollout import MAX_DAYS, Rollout
 from eidcore.atomicfile import fsync_directory
 from installer.archive import ArchiveError, archive_bytes, source_date_epoch
 
@@ -51,6 +52,7 @@ __all__ = [
     "public_url",
     "publish",
     "refresh",
+    "rollout",
     "rotate_key",
     "set_policy",
     "status",
@@ -207,9 +209,12 @@ def _protect_keys(folder: Path) -> None:
 
 
 def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any], *,
-            patch: bool = True) -> PublishResult:  # fmt: skip
+            patch: bool = True, rollout_days: int | None = None,
+            now: dt.datetime | None = None) -> PublishResult:  # fmt: skip
     """Add ``bundle`` as ``version`` (archive and, unless told otherwise, a patch from the
     previous version) with the previous policy updated by ``changes``, and sign it all.
+    ``rollout_days``: offered to a share of agents growing over that many days from
+    ``now`` (agent.updater.rollout); else to every agent at once.
 
     Raises:
         ReleaseError: not newer than the latest release, the bundle says another version,
@@ -228,6 +233,11 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
         if latest is not None and latest.version >= wanted:
             raise ReleaseError(f"{version} is not newer than the latest release {latest.version}")
         policy = _merged(_policy_of(repo, latest), changes, wanted)
+        if rollout_days is not None:
+            if not 1 <= rollout_days <= MAX_DAYS:
+                raise ReleaseError(f"--rollout-days must be from 1 to {MAX_DAYS}")
+            start = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+            policy["rollout"] = Rollout(start, rollout_days).to_custom()
         archive = repo.targets_dir / TargetMeta.compose_filename(APP_NAME, str(wanted), True)
         patch_file = repo.targets_dir / TargetMeta.compose_filename(APP_NAME, str(wanted), False)
         for leftover in (archive, patch_file):  # from a publish that failed half-way
@@ -349,12 +359,53 @@ def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
         latest = repo.roles.get_latest_archive()
         if latest is None:
             raise ReleaseError("nothing is published yet; publish a release first")
-        policy = _merged(_policy_of(repo, latest), changes, latest.version)
+        old = _policy_of(repo, latest)
+        policy = _merged(old, changes, latest.version)
+        if "rollout" in old:  # the release's own, not a policy carried to the next
+            policy["rollout"] = old["rollout"]
         target = repo.roles.targets.signed.targets[latest.target_path_str]
         custom = dict(target.unrecognized_fields.get("custom") or {})
         target.unrecognized_fields["custom"] = {**custom, "user": policy}
         _publish(repo, [_keystore(folder)])
         return policy
+
+
+ROLLOUT_ACTIONS = ("pause", "resume", "halt")
+
+
+def rollout(folder: Path, action: str, now: dt.datetime, version: str | None = None) -> Rollout:
+    """Pause, resume or halt the staged roll-out of ``version`` (default: the latest
+    release) and sign it. Returns the roll-out as it now is.
+
+    Raises:
+        ReleaseError: no such release, or it is not rolling out in stages.
+    """
+    if action not in ROLLOUT_ACTIONS:
+        raise ReleaseError(f"{action!r}: one of {', '.join(ROLLOUT_ACTIONS)}")
+    with _repo(folder) as repo:
+        meta = repo.roles.get_latest_archive()
+        if version is not None:
+            name = TargetMeta.compose_filename(APP_NAME, version, True)
+            meta = TargetMeta(name) if name in repo.roles.targets.signed.targets else None
+        if meta is None:
+            raise ReleaseError(f"no release {version or ''} is published".replace("  ", " "))
+        target = repo.roles.targets.signed.targets[meta.target_path_str]
+        custom = dict(target.unrecognized_fields.get("custom") or {})
+        user = dict(custom.get("user") or {})
+        try:
+            staged = Rollout.from_custom(user.get("rollout"))
+        except PolicyError as exc:
+            raise ReleaseError(str(exc)) from None
+        if staged is None:
+            raise ReleaseError(f"{meta.version} is not rolling out in stages: it is offered "
+                               "to every agent (publish with --rollout-days)")  # fmt: skip
+        moment = now.replace(microsecond=0)
+        changed = {"pause": staged.paused, "resume": staged.resumed}.get(action)
+        new = changed(moment) if changed is not None else staged.halt()
+        user["rollout"] = new.to_custom()
+        target.unrecognized_fields["custom"] = {**custom, "user": user}
+        _publish(repo, [_keystore(folder)])
+        return new
 
 
 def refresh(folder: Path, now: dt.datetime) -> list[str]:
@@ -418,8 +469,10 @@ def rotate_key(folder: Path, role: str, old: str | None = None) -> tuple[str, st
     return old, new
 
 
-def status(folder: Path) -> dict[str, Any]:
-    """What an administrator wants to know: releases, policy, keys, expiry."""
+def status(folder: Path, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What an administrator wants to know: releases (with their policy and roll-out
+    stage at ``now``), policy, keys, expiry."""
+    moment = now or dt.datetime.now(dt.UTC)
     with _repo(folder) as repo:
         roles = {}
         for role in ROLES:
@@ -443,7 +496,8 @@ def status(folder: Path) -> dict[str, Any]:
                                                          "patchBytes": None})  # fmt: skip
             if meta.is_archive:
                 entry["archiveBytes"] = target.length
-                entry["policy"] = _policy_of(repo, meta)
+                entry["policy"] = own = _policy_of(repo, meta)
+                entry["rollout"] = _stage(own.pop("rollout", None), moment)
             else:
                 entry["patchBytes"] = target.length
         latest = repo.roles.get_latest_archive()
@@ -455,6 +509,21 @@ def status(folder: Path) -> dict[str, Any]:
             "roles": roles,
             "targets": targets,
         }
+
+
+def _stage(doc: object, now: dt.datetime) -> dict[str, Any] | None:
+    """A release's roll-out as status shows it; None: offered to every agent."""
+    try:
+        staged = Rollout.from_custom(doc)
+    except PolicyError as exc:
+        return {"invalid": str(exc)}
+    if staged is None:
+        return None
+    state = "halted" if staged.halted else "paused" if staged.paused_at else "rolling out"
+    share = staged.share(now)
+    if state == "rolling out" and share >= 1.0:
+        state = "complete"
+    return {**staged.to_custom(), "share": round(share, 4), "state": state}
 
 
 def _policy_of(repo: Repository, latest: TargetMeta | None) -> dict[str, Any]:
@@ -471,7 +540,9 @@ def _merged(old: Mapping[str, Any], changes: Mapping[str, Any], latest: Version)
     unknown = set(changes) - set(POLICY_KEYS)
     if unknown:
         raise ReleaseError(f"unknown policy keys: {', '.join(sorted(unknown))}")
-    policy = {k: v for k, v in {**old, **changes}.items() if v is not None}
+    merged = {**old, **changes}
+    merged.pop("rollout", None)  # each release's roll-out is its own
+    policy = {k: v for k, v in merged.items() if v is not None}
     try:
         parsed = Policy.from_custom(policy)
     except PolicyError as exc:

@@ -170,7 +170,11 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     source = layout.source() if layout is not None else None
     updater: UpdaterService | None = None
     if layout is not None and source is not None:
-        from agent.updater.service import UpdaterService, state_file  # the TUF client
+        from agent.updater.service import (  # the TUF client
+            UpdaterService,
+            rollout_draw,
+            state_file,
+        )
 
         hand_over = _HandOver(config, runner, layout, stop, lock)
         updater = UpdaterService(
@@ -178,6 +182,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
             current=Version(__version__), clock=clock, jitter=random.random,
             notify=ui.tell, order_active=lambda: service.book.active(clock()) is not None,
             hand_over=hand_over, tick_seconds=config.update_tick,
+            draw=rollout_draw(config.data_dir, random.random),
         )  # fmt: skip
         bridge.update_required = updater.refuse_orders
         bridge.update_state = updater.state_name

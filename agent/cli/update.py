@@ -38,7 +38,7 @@ from agent.updater.policy import (
     apply_outcome,
     state_name,
 )
-from agent.updater.service import UpdaterService, load_state, state_file
+from agent.updater.service import UpdaterService, load_state, rollout_draw, state_file
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 __all__ = ["install_command", "self_test_command", "update_command"]
@@ -67,7 +67,7 @@ def _service(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
         layout=layout, source=source, state_file=state_file(data_dir),
         current=Version(__version__), clock=lambda: dt.datetime.now(dt.UTC),
         jitter=random.random, notify=notify, order_active=lambda: False,
-        hand_over=offline_hand_over,
+        hand_over=offline_hand_over, draw=rollout_draw(data_dir, random.random),
     )  # fmt: skip
 
 

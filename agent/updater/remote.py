@@ -19,6 +19,7 @@ What tufup does not do for a daemon, done here:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import socket
 import threading
@@ -37,7 +38,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from agent.updater.errors import CheckError, FetchError  # raised here; defined with the others
-from agent.updater.policy import Policy, PolicyError
+from agent.updater.policy import Policy, PolicyError, Standing, standing
+from agent.updater.rollout import Rollout, offered
 from agent.updater.source import APP_NAME, DOWNLOAD_DEADLINE, Source
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "FetchError",
     "Found",
     "Source",
+    "Staging",
     "check",
     "download_artifact",
     "fetch",
@@ -59,12 +62,36 @@ SOCKET_TIMEOUT = 10.0  # seconds per read
 
 
 @dataclass(frozen=True)
+class Staging:
+    """This agent's place in staged roll-outs (agent.updater.rollout): its draw, and now."""
+
+    draw: float
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
 class Found:
     latest: Version | None  # the newest release in the repository
     update: Version | None  # what an update would install now (None: nothing newer)
     by_patch: bool  # the update would come as patch(es) from the cached archive
     download_bytes: int  # what the update would download
     policy: Policy
+
+
+class _Client(Client):  # type: ignore[misc]
+    """tufup's client that does not see the releases ``hidden`` from it (a staged
+    roll-out that has not reached this agent): it then chooses, and patches up to, the
+    newest release it is offered."""
+
+    hidden: frozenset[Version] = frozenset()
+
+    @property
+    def trusted_target_metas(self) -> list[Any]:
+        metas: list[Any] = super().trusted_target_metas
+        if not self.hidden:
+            return metas
+        return [m for m in metas if not (m.name == APP_NAME and not m.is_other
+                                         and m.version in self.hidden)]  # fmt: skip
 
 
 class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
@@ -178,7 +205,7 @@ def _done(client: Any) -> None:
 
 def _client(source: Source, current: Version, extract_dir: Path | None) -> Any:
     source.targets_dir.mkdir(parents=True, exist_ok=True)
-    client = Client(
+    client = _Client(
         app_name=APP_NAME,
         app_install_dir=extract_dir or source.targets_dir,
         current_version=str(current),
@@ -214,12 +241,15 @@ def _refresh(client: Any) -> None:
         raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
 
 
-def _refreshed(client: Any, source: Source, *, patch: bool = True) -> Found:
+def _refreshed(client: Any, source: Source, current: Version, staging: Staging | None, *,
+               patch: bool = True) -> Found:  # fmt: skip
     """Run tufup's check on a new client. Raises: CheckError."""
     # Refresh here rather than inside check_for_updates, which folds "unreachable" and
     # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
     _refresh(client)
     client.refresh = lambda: None
+    if staging is not None:
+        client.hidden = _not_offered(client, current, staging)
     try:
         update = client.check_for_updates(pre=None, patch=patch)
     except _CHECK_ERRORS as exc:
@@ -227,9 +257,10 @@ def _refreshed(client: Any, source: Source, *, patch: bool = True) -> Found:
     if client.new_targets is None:
         raise CheckError("invalid", "tufup could not read the verified targets")
     archives = [m for m in client.trusted_target_metas if m.name == APP_NAME and m.is_archive]
-    latest = max(archives, default=None)
+    latest = max(archives, default=None)  # the newest offered to this agent
+    newest = max(_all_archives(client), default=None)  # whose policy everyone follows
     try:
-        policy = Policy.from_custom(latest.custom or {} if latest is not None else {})
+        policy = Policy.from_custom(newest.custom or {} if newest is not None else {})
     except PolicyError as exc:
         raise CheckError("policy", str(exc)) from None
     if not policy.manual_url:  # the install page eid-release writes next to the repository
@@ -247,8 +278,37 @@ def _refreshed(client: Any, source: Source, *, patch: bool = True) -> Found:
         raise CheckError("invalid", str(exc)) from None
 
 
-def check(source: Source, current: Version) -> Found:
-    """Refresh the metadata and say what is there.
+def _all_archives(client: Any) -> list[Any]:
+    """Every release archive, hidden ones too."""
+    metas: list[Any] = Client.trusted_target_metas.fget(client)
+    return [m for m in metas if m.name == APP_NAME and m.is_archive and m.version is not None]
+
+
+def _not_offered(client: Any, current: Version, staging: Staging) -> frozenset[Version]:
+    """The newer releases whose staged roll-out has not reached this agent; none when
+    this agent must update (a required minimum above it, or its version blocked).
+
+    Raises: CheckError (a roll-out or policy that does not parse)."""
+    archives = sorted(_all_archives(client))
+    if not archives:
+        return frozenset()
+    try:
+        policy = Policy.from_custom(archives[-1].custom or {})
+        if standing(current, None, policy, staging.now) in (Standing.REQUIRED, Standing.BLOCKED):
+            return frozenset()  # a required update is not staged
+        return frozenset(
+            Version(str(meta.version)) for meta in archives
+            if meta.version > current and not offered(
+                staging.draw, Rollout.from_custom((meta.custom or {}).get("rollout")),
+                staging.now)
+        )  # fmt: skip
+    except (PolicyError, InvalidVersion) as exc:
+        raise CheckError("policy", str(exc)) from None
+
+
+def check(source: Source, current: Version, staging: Staging | None = None) -> Found:
+    """Refresh the metadata and say what is there (with ``staging``: what a staged
+    roll-out offers this agent; without, every release).
 
     Raises:
         CheckError: the repository could not be checked (never "nothing new").
@@ -258,12 +318,13 @@ def check(source: Source, current: Version) -> Found:
     except _CHECK_ERRORS as exc:  # the trusted root is missing or damaged
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
     try:
-        return _refreshed(client, source)
+        return _refreshed(client, source, current, staging)
     finally:
         _done(client)
 
 
-def fetch(source: Source, current: Version, extract_dir: Path) -> tuple[Found, Path]:
+def fetch(source: Source, current: Version, extract_dir: Path,
+          staging: Staging | None = None) -> tuple[Found, Path]:  # fmt: skip
     """Download the update (patches or archive), verify it and unpack it into
     ``extract_dir`` (empty). Returns what was found and the unpacked folder. A patch
     that fails (download or verification) is followed by the full archive at once.
@@ -273,28 +334,29 @@ def fetch(source: Source, current: Version, extract_dir: Path) -> tuple[Found, P
         FetchError: nothing newer, or the download did not verify.
     """
     try:
-        return _fetch(source, current, extract_dir, patch=True)
+        return _fetch(source, current, extract_dir, staging, patch=True)
     except FetchError as exc:
         if not exc.by_patch:
             raise
         log.warning("%s; trying the full archive", exc)
-        return _fetch(source, current, extract_dir, patch=False)
+        return _fetch(source, current, extract_dir, staging, patch=False)
 
 
-def _fetch(source: Source, current: Version, extract_dir: Path, *,
+def _fetch(source: Source, current: Version, extract_dir: Path, staging: Staging | None, *,
            patch: bool) -> tuple[Found, Path]:  # fmt: skip
     try:
         client = _client(source, current, extract_dir)
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
     try:
-        return _download(client, source, patch=patch)
+        return _download(client, source, current, staging, patch=patch)
     finally:
         _done(client)
 
 
-def _download(client: Any, source: Source, *, patch: bool) -> tuple[Found, Path]:
-    found = _refreshed(client, source, patch=patch)
+def _download(client: Any, source: Source, current: Version, staging: Staging | None, *,
+              patch: bool) -> tuple[Found, Path]:  # fmt: skip
+    found = _refreshed(client, source, current, staging, patch=patch)
     if found.update is None:
         raise FetchError("nothing newer to install")
     unpacked: list[Path] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -45,10 +46,11 @@ from agent.updater.policy import (
     state_name,
     step,
 )
+from eidcore import strictjson
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.messages import MessageCode
 
-__all__ = ["UpdaterService", "load_state", "state_file", "state_name"]
+__all__ = ["UpdaterService", "load_state", "rollout_draw", "state_file", "state_name"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,23 @@ TICK_SECONDS = 30.0
 def state_file(data_dir: Path) -> Path:
     """Where the updater keeps its state: the agent and ``eid-agent update`` share it."""
     return data_dir / "updater.json"
+
+
+def rollout_draw(data_dir: Path, random: Callable[[], float]) -> float:
+    """This computer's place in staged roll-outs (agent.updater.rollout): drawn once with
+    ``random``, kept owner-only in the data folder, never sent anywhere. A damaged file is
+    drawn again (the agent then joins another group; nothing worse)."""
+    path = data_dir / "rollout.json"
+    try:
+        draw = strictjson.loads(path.read_text(encoding="utf-8"))["draw"]
+        if isinstance(draw, float) and 0.0 <= draw < 1.0:
+            return draw
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    draw = random()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps({"draw": draw}).encode(), mode=0o600)
+    return draw
 
 
 def load_state(path: Path) -> UpdaterState:
@@ -84,7 +103,10 @@ class UpdaterService:
         order_active: Callable[[], bool],
         hand_over: Callable[[Version], Awaitable[bool]],
         tick_seconds: float = TICK_SECONDS,
+        draw: float | None = None,
     ) -> None:
+        """``draw``: this agent's place in staged roll-outs (``rollout_draw``); None: every
+        release is offered."""
         self._layout = layout
         self._source = source
         self._file = state_file
@@ -95,6 +117,7 @@ class UpdaterService:
         self._order_active = order_active
         self._hand_over = hand_over
         self._tick = tick_seconds
+        self._draw = draw
         self._lock = asyncio.Lock()
         self._cached = load_state(state_file)
         self._person_started = False
@@ -162,7 +185,8 @@ class UpdaterService:
     async def check(self, *, by_person: bool, tick: bool = True) -> list[Effect]:
         """Check the repository; ``tick`` lets an automatic update start right after."""
         try:
-            found = await asyncio.to_thread(remote.check, self._source, self._current)
+            found = await asyncio.to_thread(remote.check, self._source, self._current,
+                                            self._staging())  # fmt: skip
         except remote.CheckError as exc:
             log.warning("update check failed (%s)", exc)
             failed = CheckFailed(self._clock(), self._jitter(), by_person, reason=exc.reason)
@@ -183,6 +207,9 @@ class UpdaterService:
             return effects
         self._person_started = True
         return effects + await self._step(StartRequested(self._clock(), self._order_active()))
+
+    def _staging(self) -> remote.Staging | None:
+        return remote.Staging(self._draw, self._clock()) if self._draw is not None else None
 
     # -- stepping and effects ----------------------------------------------------------------
 
@@ -213,7 +240,7 @@ class UpdaterService:
         try:
             staging = await asyncio.to_thread(self._layout.new_staging_dir)
             _, unpacked = await asyncio.to_thread(
-                remote.fetch, self._source, self._current, staging
+                remote.fetch, self._source, self._current, staging, self._staging()
             )
             installed = await asyncio.to_thread(self._layout.add, unpacked, move=True)
             if installed <= self._current:
