@@ -84,6 +84,7 @@ def _run(tmp: Path, runs: int, folder: Path, server: RepoServer) -> list[Figure]
         subprocess.run([sys.executable, "-c", "import aiohttp.web"], check=True)
         bares.append(time.perf_counter() - start)
     update = _first_update(tmp, folder, server, tmp / "installer-home0")
+    update.append(_verify_build(tmp))
     install_s, unpack_s = statistics.median(installs), statistics.median(unpacks)
     start_ms, bare_ms = statistics.median(starts) * 1000, statistics.median(bares) * 1000
     return [
@@ -138,3 +139,41 @@ def _first_update(tmp: Path, folder: Path, server: RepoServer, home: Path) -> li
                "tufup's own add_bundle + publish_changes", bare, "reported", True,
                "reproducible archive (gzip -6) + bsdiff patch + signing; one run each"),
     ]  # fmt: skip
+
+
+def _verify_build(tmp: Path) -> Figure:
+    """``verify-build``: rebuilding a self-contained release from its git tag and comparing
+    it, against building the bundle and its archive from the working folder."""
+    import agent
+    import eidcore
+    from installer.archive import archive_bytes
+    from installer.verify import verify_build
+
+    checkout = tmp / "verify-checkout"
+    for package in (agent, eidcore):
+        assert package.__file__ is not None
+        shutil.copytree(Path(package.__file__).parent, checkout / package.__name__,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    git = ["git", "-C", str(checkout), "-c", "user.name=b", "-c", "user.email=b@b.example"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "1.0.0"], ["tag", "v1.0.0"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    folder = tmp / "verify-release"
+    release.init(folder)
+    start = time.perf_counter()
+    bundle = build_bundle(tmp / "verify-bundle", "1.0.0", source=checkout)
+    archive_bytes(bundle, epoch=0)
+    bare = time.perf_counter() - start
+    release.publish(folder, "1.0.0", bundle, {})
+    verdict = verify_build(folder, "v1.0.0", checkout, tmp / "verify-work")
+    if not verdict.same:
+        raise RuntimeError(f"verify-build disagrees with itself: {verdict.differences[:5]}")
+    return Figure(
+        "verify-build: rebuild a release from its tag",
+        "s",
+        verdict.seconds,
+        "building the bundle and archive from the working folder",
+        bare,
+        "reported",
+        verdict.same,
+        "self-contained; git archive + bundle + reproducible archive; same bytes",
+    )

@@ -68,8 +68,11 @@ class BundleError(Exception):
 
 
 def build_bundle(out: Path, version: str, *, self_contained: bool = True,
-                 python: str | None = None) -> Path:  # fmt: skip
-    """Write a bundle of the running agent's code as ``version`` into ``out`` (new).
+                 python: str | None = None, source: Path | None = None) -> Path:  # fmt: skip
+    """Write a bundle of the running agent's code (or of the checkout ``source``: its
+    ``agent/`` and ``eidcore/``) as ``version`` into ``out`` (new). ``bundle.json``
+    records what a rebuild needs to give the same bytes: the dependencies' versions and
+    the interpreter the launcher names.
 
     Raises:
         BundleError: ``out`` exists, the version is not a version, or a dependency is
@@ -85,8 +88,10 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
     lib.mkdir(parents=True)
     for package in (agent, eidcore):
         assert package.__file__ is not None  # a regular package, not a namespace
-        source = Path(package.__file__).parent
-        shutil.copytree(source, lib / package.__name__, ignore=_SKIP)
+        code = source / package.__name__ if source else Path(package.__file__).parent
+        if not (code / "__init__.py").is_file():
+            raise BundleError(f"{code} is not the {package.__name__} package")
+        shutil.copytree(code, lib / package.__name__, ignore=_SKIP)
     init = lib / "agent" / "__init__.py"
     stamped, count = re.subn(r'^__version__ = ".*"$', f'__version__ = "{version}"',
                              init.read_text(encoding="utf-8"), flags=re.M)  # fmt: skip
@@ -94,18 +99,22 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
         raise BundleError("agent/__init__.py has no __version__ line to stamp")
     init.write_text(stamped, encoding="utf-8")
     (lib / "__main__.py").write_text(_MAIN, encoding="utf-8")
+    dependencies: dict[str, str] = {}
     if self_contained:
         for dist in _runtime_closure("eid-agent"):
             _copy_distribution(dist, lib)
+            dependencies[canonicalize_name(dist.metadata["Name"])] = dist.version
     launcher = out / LAUNCHER
+    interpreter = _python(python, self_contained)
     launcher.write_text(
-        _LAUNCHER.format(version=version, python=_python(python, self_contained),
+        _LAUNCHER.format(version=version, python=interpreter,
                          flags="-S " if self_contained else ""),
         encoding="utf-8",
     )  # fmt: skip
     launcher.chmod(0o755)
     manifest = {"format": 1, "name": "eid-agent", "version": version,
-                "selfContained": self_contained}  # fmt: skip
+                "selfContained": self_contained, "python": interpreter,
+                "dependencies": dict(sorted(dependencies.items()))}  # fmt: skip
     (out / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
 

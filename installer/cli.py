@@ -11,6 +11,7 @@ from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
     eid-release refresh-timestamp            # the daily cron job
     eid-release rollout pause|resume|halt [--version V]
     eid-release rotate-key ROLE [--old NAME]
+    eid-release verify-build TAG [--source CHECKOUT]
     eid-release status [--json]
 """
 
@@ -162,6 +163,8 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the dependencies to the interpreter's site-packages",
     )
     bundle.add_argument("--python", help="the interpreter the launcher runs")
+    bundle.add_argument("--source", type=Path, metavar="CHECKOUT",
+                        help="bundle this checkout's code (default: the running code)")  # fmt: skip
     publish = commands.add_parser("publish", parents=[common], help="sign and publish a release")
     publish.add_argument("version")
     publish.add_argument("bundle", type=Path)
@@ -193,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate-key", parents=[common], help="replace a role's key")
     rotate.add_argument("role")
     rotate.add_argument("--old", help="the key to replace (default: the role's first)")
+    verify = commands.add_parser("verify-build", parents=[common],
+                                 help="rebuild a release from its tag; compare bytes")  # fmt: skip
+    verify.add_argument("tag", metavar="TAG", help="the release's tag, v1.4.0 or 1.4.0")
+    verify.add_argument("--source", type=Path, default=Path.cwd(), metavar="CHECKOUT",
+                        help="the git checkout with the tag (default: this folder)")  # fmt: skip
     status = commands.add_parser("status", parents=[common], help="releases, policy, expiry")
     status.add_argument("--json", action="store_true")
     return parser
@@ -228,7 +236,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         elif args.command == "bundle":
             version, target = _bundle_arguments(args.version, args.out, err)
             build_bundle(target, version, self_contained=not args.agent_only,
-                         python=args.python)  # fmt: skip
+                         python=args.python, source=args.source)  # fmt: skip
             out.write(f"{target}\n")
         elif args.command == "publish":
             result = release.publish(folder, args.version, args.bundle.resolve(), _changes(args),
@@ -257,6 +265,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             staged = release.rollout(folder, args.action, now, args.version)
             out.write(f"roll-out {args.action}: {json.dumps(staged.to_custom(), sort_keys=True)}"
                       f"; offered now to {staged.share(now):.0%} of agents\n")  # fmt: skip
+        elif args.command == "verify-build":
+            return _verify(folder, args.tag, args.source, out, err)
         elif args.command == "rotate-key":
             old, new = release.rotate_key(folder, args.role, args.old)
             out.write(f"{args.role}: {old} replaced by {new}; root re-signed by both\n")
@@ -269,6 +279,28 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(f"eid-release: {exc}\n")
         return 1
     return 0
+
+
+def _verify(folder: Path, tag: str, source: Path, out: TextIO, err: TextIO) -> int:
+    import tempfile
+
+    from installer.verify import VerifyError, verify_build
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="eid-verify-") as work:
+            verdict = verify_build(folder, tag, source.resolve(), Path(work))
+    except VerifyError as exc:
+        err.write(f"eid-release: {exc}\n")
+        return 1
+    if verdict.same:
+        out.write(f"{verdict.version}: the rebuild from {tag} is the published archive, byte "
+                  f"for byte ({verdict.archive_bytes:,} bytes, rebuilt in "
+                  f"{verdict.seconds:.1f} s)\n")  # fmt: skip
+        return 0
+    err.write(f"eid-release: {verdict.version} is NOT what {tag} builds:\n")
+    for line in verdict.differences[:50]:
+        err.write(f"  {line}\n")
+    return 1
 
 
 def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
