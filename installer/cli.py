@@ -7,6 +7,8 @@ from CI and cron. Exit status 0 done, 1 refused (the message says why), 2 usage.
     eid-release publish VERSION BUNDLE [policy options] [--no-patch] [--rollout-days N]
                         [--url URL]
                         [--deb MAINTAINER]
+    eid-release publish … --hold; eid-release sign HELD_JSON --keys DIR (elsewhere);
+    eid-release publish-held HELD_JSON       # threshold signing across machines
     eid-release policy [policy options]
     eid-release refresh-timestamp            # the daily cron job
     eid-release rollout pause|resume|halt [--version V]
@@ -169,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("version")
     publish.add_argument("bundle", type=Path)
     publish.add_argument("--no-patch", action="store_true", help="archive only")
+    publish.add_argument("--hold", action="store_true",
+                         help="sign with the targets keys here and hold it for the others "
+                              "(eid-release sign elsewhere, then publish-held)")  # fmt: skip
     publish.add_argument("--rollout-days", type=int, metavar="N",
                          help="offer the release to a share of agents growing over N days "
                               "(1/N more each day; a required update is never staged)")  # fmt: skip
@@ -196,6 +201,17 @@ def _parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate-key", parents=[common], help="replace a role's key")
     rotate.add_argument("role")
     rotate.add_argument("--old", help="the key to replace (default: the role's first)")
+    sign = commands.add_parser("sign", help="add this machine's targets signatures to a "
+                               "held release (needs no release folder)")  # fmt: skip
+    sign.add_argument("held", type=Path, metavar="HELD_JSON")
+    sign.add_argument("--keys", type=Path, action="append", required=True, metavar="DIR",
+                      help="a folder of private keys (repeatable)")  # fmt: skip
+    sign.add_argument("-v", "--verbose", action="count", default=0)
+    held = commands.add_parser("publish-held", parents=[common],
+                               help="publish a held release signed by enough keys")  # fmt: skip
+    held.add_argument("held", type=Path, metavar="HELD_JSON")
+    held.add_argument("--url", help="where the repository is served (for the install page)")
+    held.add_argument("--deb", metavar="MAINTAINER", help="also build the Debian package")
     verify = commands.add_parser("verify-build", parents=[common],
                                  help="rebuild a release from its tag; compare bytes")  # fmt: skip
     verify.add_argument("tag", metavar="TAG", help="the release's tag, v1.4.0 or 1.4.0")
@@ -222,7 +238,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     from installer import release
     from installer.bundle import BundleError, build_bundle
 
-    folder: Path = args.dir.resolve()
+    folder: Path = args.dir.resolve() if hasattr(args, "dir") else Path.cwd()
     try:
         if args.command == "init":
             release.init(folder, keys=_pairs(args.keys, "--keys"),
@@ -241,19 +257,25 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         elif args.command == "publish":
             result = release.publish(folder, args.version, args.bundle.resolve(), _changes(args),
                                      patch=not args.no_patch, rollout_days=args.rollout_days,
-                                     now=dt.datetime.now(dt.UTC))  # fmt: skip
+                                     now=dt.datetime.now(dt.UTC), hold=args.hold)  # fmt: skip
             patch = f", patch {result.patch_bytes} bytes" if result.patch_bytes else ""
-            out.write(f"published {result.version}: archive {result.archive_bytes} bytes{patch}\n"
+            done = "held" if args.hold else "published"
+            out.write(f"{done} {result.version}: archive {result.archive_bytes} bytes{patch}\n"
                       f"policy: {json.dumps(result.policy, sort_keys=True)}\n")  # fmt: skip
-            url = release.public_url(folder, args.url)
-            if url is None:
-                err.write("eid-release: no install page: say once where the repository is "
-                          "served (--url)\n")  # fmt: skip
-            else:
-                page = release.write_install_page(folder, result.version, url,
-                                                  dt.datetime.now(dt.UTC),
-                                                  deb_maintainer=args.deb)  # fmt: skip
-                out.write(f"install page: {page} (served as {url}/install/)\n")
+            if args.hold:
+                out.write(f"held for signing: {folder / release.HELD}; sign it where the other "
+                          "targets keys are (eid-release sign FILE --keys DIR), then "
+                          "eid-release publish-held FILE\n")  # fmt: skip
+                return 0
+            _install_page(folder, result.version, args.url, args.deb, out, err)
+        elif args.command == "sign":
+            releases, have, need = release.sign_held(args.held, args.keys)
+            out.write(f"signed {args.held}: {', '.join(releases)}; {have} of {need} "
+                      "signatures\n")  # fmt: skip
+        elif args.command == "publish-held":
+            version = release.publish_held(folder, args.held)
+            out.write(f"published {version}\n")
+            _install_page(folder, version, args.url, args.deb, out, err)
         elif args.command == "policy":
             policy = release.set_policy(folder, _changes(args))
             out.write(f"policy: {json.dumps(policy, sort_keys=True)}\n")
@@ -301,6 +323,20 @@ def _verify(folder: Path, tag: str, source: Path, out: TextIO, err: TextIO) -> i
     for line in verdict.differences[:50]:
         err.write(f"  {line}\n")
     return 1
+
+
+def _install_page(folder: Path, version: str, url: str | None, deb: str | None, out: TextIO,
+                  err: TextIO) -> None:  # fmt: skip
+    from installer import release
+
+    known = release.public_url(folder, url)
+    if known is None:
+        err.write("eid-release: no install page: say once where the repository is served "
+                  "(--url)\n")  # fmt: skip
+        return
+    page = release.write_install_page(folder, version, known, dt.datetime.now(dt.UTC),
+                                      deb_maintainer=deb)  # fmt: skip
+    out.write(f"install page: {page} (served as {known}/install/)\n")
 
 
 def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:

@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from securesystemslib.interface import generate_and_write_unencrypted_ed25519_keypair
+from securesystemslib.exceptions import Error as SslibError
+from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.interface import (
+    generate_and_write_unencrypted_ed25519_keypair,
+    import_ed25519_privatekey_from_file,
+)
+from securesystemslib.signer import SSlibSigner
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import Metadata
+from tuf.api.serialization.json import JSONSerializer
 from tufup.common import KEY_REQUIRED, Patcher, TargetMeta
 from tufup.repo import Repository
 
@@ -51,10 +60,12 @@ __all__ = [
     "init",
     "public_url",
     "publish",
+    "publish_held",
     "refresh",
     "rollout",
     "rotate_key",
     "set_policy",
+    "sign_held",
     "status",
     "write_install_page",
 ]
@@ -69,6 +80,9 @@ POLICY_KEYS = ("requiredMinimum", "recommended", "automatic", "manualUrl",
 
 class ReleaseError(Exception):
     """An administrator's request that cannot be carried out; nothing was changed."""
+
+
+HELD = "held/targets.json"  # the targets metadata waiting for more signatures
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,8 @@ def _repo(folder: Path) -> Iterator[Repository]:
 KEEP_VERSIONS = 16  # versioned snapshot/targets kept for agents part-way through a check
 
 
-def _publish(repo: Repository, key_dirs: list[Path]) -> None:
+def _publish(repo: Repository, key_dirs: list[Path],
+             prepared: Mapping[str, Metadata[Any]] | None = None) -> None:  # fmt: skip
     """tufup's ``publish_changes``, made safe for agents checking meanwhile.
 
     tufup rewrites ``targets.json``, ``snapshot.json`` and ``timestamp.json`` in place, and
@@ -104,18 +119,39 @@ def _publish(repo: Repository, key_dirs: list[Path]) -> None:
     then ``timestamp.json`` last. An agent that read the old timestamp finds the old
     versioned files, which stay; one that read the new finds the new ones in place.
 
-    Raises: OSError; tufup's errors (a missing signing key)."""
+    ``prepared``: roles signed already (elsewhere), published as they are.
+
+    Raises: ReleaseError (a role would have fewer signatures than its threshold: nothing
+    is published), OSError."""
     live = repo.metadata_dir
     with tempfile.TemporaryDirectory(dir=live.parent, prefix=".publish-") as work:
         stage = Path(work)
         for name in ("root.json", "targets.json", "snapshot.json", "timestamp.json"):
             if (live / name).exists():  # tufup compares with these to see what changed
                 shutil.copy2(live / name, stage / name)
+        for role, metadata in (prepared or {}).items():  # unchanged to tufup: kept as signed
+            metadata.to_file(str(stage / f"{role}.json"), JSONSerializer(compact=False))
         repo.roles.dir_path = stage
         try:
             repo.publish_changes(private_key_dirs=key_dirs)
+        except Exception as exc:  # tufup raises a bare Exception for a missing key
+            if "No private keys found" not in str(exc):
+                raise
+            raise ReleaseError(f"{exc} (this machine has none of that role's keys)") from None
         finally:
             repo.roles.dir_path = live
+        for role in ("targets", "snapshot", "timestamp"):
+            metadata = getattr(repo.roles, role)
+            try:
+                repo.roles.root.signed.verify_delegate(role, metadata.signed_bytes,
+                                                       metadata.signatures)  # fmt: skip
+            except UnsignedMetadataError:
+                need = repo.roles.root.signed.roles[role].threshold
+                raise ReleaseError(
+                    f"{role} needs {need} signatures and the keys here give "
+                    f"{_valid(repo, role, metadata)}; nothing was published. Publish with "
+                    "--hold, sign elsewhere (eid-release sign), then publish-held"
+                ) from None
         for role in ("root", "targets", "snapshot", "timestamp"):
             new = stage / f"{role}.json"
             if not new.exists() or _same(new, live / f"{role}.json"):
@@ -127,6 +163,110 @@ def _publish(repo: Repository, key_dirs: list[Path]) -> None:
     fsync_directory(live)
     _prune_versions(live, {r: getattr(repo.roles, r).signed.version
                            for r in ("targets", "snapshot")})  # fmt: skip
+
+
+def _valid(repo: Repository, role: str, metadata: Metadata[Any]) -> int:
+    """How many of ``role``'s keys validly signed ``metadata``."""
+    delegation = repo.roles.root.signed.roles[role]
+    count = 0
+    for keyid in delegation.keyids:
+        signature = metadata.signatures.get(keyid)
+        key = repo.roles.root.signed.keys.get(keyid)
+        if signature is None or key is None:
+            continue
+        try:
+            key.verify_signature(signature, metadata.signed_bytes)
+        except UnverifiedSignatureError:
+            continue
+        count += 1
+    return count
+
+
+def _hold(repo: Repository, folder: Path, version: str) -> Path:
+    """The new targets (version bumped, expiry set), signed by the targets keys here, kept
+    in ``held/`` with what a signer elsewhere needs to know; nothing goes live."""
+    targets = repo.roles.targets
+    targets.signed.version += 1
+    repo.roles.set_expiration_date("targets", repo.expiration_days["targets"])
+    targets.signatures.clear()
+    for name in repo.key_map["targets"]:
+        key = repo.keys.find_private_key(key_name=name, key_dirs=[_keystore(folder)])
+        if key is not None:
+            repo.roles.sign_role("targets", key)
+    delegation = repo.roles.root.signed.roles["targets"]
+    doc = {"heldFor": "targets", "version": version, "keyids": sorted(delegation.keyids),
+           "threshold": delegation.threshold, "metadata": targets.to_dict()}  # fmt: skip
+    path = folder / HELD
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    _move_in(json.dumps(doc, indent=1, sort_keys=True).encode(), path)
+    return path
+
+
+def _held(path: Path) -> tuple[dict[str, Any], Metadata[Any]]:
+    """Raises: ReleaseError."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("heldFor") != "targets":
+            raise ValueError("not held targets metadata")
+        metadata: Metadata[Any] = Metadata.from_dict(dict(doc["metadata"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReleaseError(f"{path} is not held targets metadata: {exc}") from None
+    return doc, metadata
+
+
+def sign_held(path: Path, key_dirs: list[Path]) -> tuple[list[str], int, int]:
+    """Add the signatures of the targets keys in ``key_dirs`` (another machine's) to the
+    held metadata at ``path``. Returns (what was signed, signatures now, needed).
+
+    Raises:
+        ReleaseError: not held metadata, or no key here is one of its targets keys.
+    """
+    doc, metadata = _held(path)
+    wanted = set(doc.get("keyids") or [])
+    added = 0
+    for key_dir in key_dirs:
+        for key_file in sorted(key_dir.iterdir()) if key_dir.is_dir() else []:
+            if not key_file.is_file() or key_file.suffix == ".pub":
+                continue
+            try:
+                key = import_ed25519_privatekey_from_file(str(key_file), prompt=False)
+            except (SslibError, OSError, ValueError, KeyError, TypeError):
+                continue  # not an unencrypted ed25519 key
+            if key["keyid"] in wanted and key["keyid"] not in metadata.signatures:
+                metadata.sign(SSlibSigner(key), append=True)
+                added += 1
+    if not added:
+        raise ReleaseError(f"no key in {', '.join(map(str, key_dirs))} is a targets key of "
+                           "this release that has not signed it yet")  # fmt: skip
+    doc["metadata"] = metadata.to_dict()
+    _move_in(json.dumps(doc, indent=1, sort_keys=True).encode(), path)
+    releases = sorted(t for t in metadata.signed.targets if t.endswith(".tar.gz"))
+    return releases, len(metadata.signatures), int(doc.get("threshold", 1))
+
+
+def publish_held(folder: Path, path: Path) -> str:
+    """Publish held targets metadata once enough targets keys signed it (snapshot and
+    timestamp signed here). Returns the version it releases.
+
+    Raises:
+        ReleaseError: too few valid signatures, or the repository moved on meanwhile.
+    """
+    doc, metadata = _held(path)
+    with _repo(folder) as repo:
+        live = repo.roles.targets.signed.version
+        if metadata.signed.version != live + 1:
+            raise ReleaseError(f"the held targets are version {metadata.signed.version}, but "
+                               f"the repository is at {live}: hold the release again")  # fmt: skip
+        need = repo.roles.root.signed.roles["targets"].threshold
+        have = _valid(repo, "targets", metadata)
+        if have < need:
+            raise ReleaseError(f"the held targets have {have} of the {need} signatures they "
+                               "need; nothing was published")  # fmt: skip
+        repo.roles.targets = metadata
+        repo.roles.snapshot.signed.meta["targets.json"].version = metadata.signed.version
+        _publish(repo, [_keystore(folder)], prepared={"targets": metadata})
+    (folder / HELD).unlink(missing_ok=True)  # published: nothing is held any more
+    return str(doc.get("version", ""))
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -210,11 +350,14 @@ def _protect_keys(folder: Path) -> None:
 
 def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any], *,
             patch: bool = True, rollout_days: int | None = None,
-            now: dt.datetime | None = None) -> PublishResult:  # fmt: skip
+            now: dt.datetime | None = None, hold: bool = False) -> PublishResult:  # fmt: skip
     """Add ``bundle`` as ``version`` (archive and, unless told otherwise, a patch from the
     previous version) with the previous policy updated by ``changes``, and sign it all.
     ``rollout_days``: offered to a share of agents growing over that many days from
-    ``now`` (agent.updater.rollout); else to every agent at once.
+    ``now`` (agent.updater.rollout); else to every agent at once. ``hold``: sign the
+    targets with the keys here and keep them in ``held/targets.json`` for the other
+    targets keys to sign elsewhere (``sign_held``); nothing is published until
+    ``publish_held``.
 
     Raises:
         ReleaseError: not newer than the latest release, the bundle says another version,
@@ -245,7 +388,10 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
         try:
             _add_release(repo, bundle, wanted, policy, archive, patch_file if patch else None,
                          epoch=source_date_epoch(os.environ))  # fmt: skip
-            _publish(repo, [_keystore(folder)])
+            if hold:
+                _hold(repo, folder, str(wanted))
+            else:
+                _publish(repo, [_keystore(folder)])
         except (OSError, EOFError, ArchiveError) as exc:
             for leftover in (archive, patch_file):
                 leftover.unlink(missing_ok=True)
