@@ -337,6 +337,12 @@ def _install_page(folder: Path, version: str, url: str | None, deb: str | None, 
     page = release.write_install_page(folder, version, known, dt.datetime.now(dt.UTC),
                                       deb_maintainer=deb)  # fmt: skip
     out.write(f"install page: {page} (served as {known}/install/)\n")
+    try:
+        signed = release.sign_installers(folder, version)
+    except release.ReleaseError as exc:  # targets keys elsewhere: the archive is signed
+        err.write(f"eid-release: the installers are not signed with the release: {exc}\n")
+        return
+    out.write(f"signed with the release: {', '.join(sorted(signed))}\n")
 
 
 def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:

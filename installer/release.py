@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -66,6 +67,7 @@ __all__ = [
     "rotate_key",
     "set_policy",
     "sign_held",
+    "sign_installers",
     "status",
     "write_install_page",
 ]
@@ -507,13 +509,48 @@ def set_policy(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
             raise ReleaseError("nothing is published yet; publish a release first")
         old = _policy_of(repo, latest)
         policy = _merged(old, changes, latest.version)
-        if "rollout" in old:  # the release's own, not a policy carried to the next
-            policy["rollout"] = old["rollout"]
+        for own in RELEASE_OWN:  # the release's own, not a policy carried to the next
+            if own in old:
+                policy[own] = old[own]
         target = repo.roles.targets.signed.targets[latest.target_path_str]
         custom = dict(target.unrecognized_fields.get("custom") or {})
         target.unrecognized_fields["custom"] = {**custom, "user": policy}
         _publish(repo, [_keystore(folder)])
         return policy
+
+
+# Signed beside a release's policy, but its own: not carried to the next release.
+RELEASE_OWN = ("rollout", "installers")
+
+
+def sign_installers(folder: Path, version: str) -> dict[str, dict[str, Any]]:
+    """Sign the installer and Debian package of ``version`` (in ``repository/install/``)
+    with its release: their length and SHA-256 in the release's signed metadata, so an
+    install can check an installer against the targets key, not only against a checksum
+    on the same server. Returns what was signed.
+
+    Raises:
+        ReleaseError: ``version`` is not published, or the keys here are too few.
+    """
+    install = folder / "repository" / "install"
+    found = {}
+    for path in [*install.glob(f"eid-agent-{version}-linux.run"),
+                 *install.glob(f"eid-agent_{version}_*.deb")]:  # fmt: skip
+        data = path.read_bytes()
+        found[path.name] = {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    with _repo(folder) as repo:
+        name = TargetMeta.compose_filename(APP_NAME, version, True)
+        target = repo.roles.targets.signed.targets.get(name)
+        if target is None:
+            raise ReleaseError(f"{version} is not published")
+        custom = dict(target.unrecognized_fields.get("custom") or {})
+        user = dict(custom.get("user") or {})
+        if user.get("installers") == found:
+            return found
+        user["installers"] = found
+        target.unrecognized_fields["custom"] = {**custom, "user": user}
+        _publish(repo, [_keystore(folder)])
+    return found
 
 
 ROLLOUT_ACTIONS = ("pause", "resume", "halt")
@@ -686,8 +723,7 @@ def _merged(old: Mapping[str, Any], changes: Mapping[str, Any], latest: Version)
     unknown = set(changes) - set(POLICY_KEYS)
     if unknown:
         raise ReleaseError(f"unknown policy keys: {', '.join(sorted(unknown))}")
-    merged = {**old, **changes}
-    merged.pop("rollout", None)  # each release's roll-out is its own
+    merged = {k: v for k, v in {**old, **changes}.items() if k not in RELEASE_OWN}
     policy = {k: v for k, v in merged.items() if v is not None}
     try:
         parsed = Policy.from_custom(policy)

@@ -75,7 +75,7 @@ mkdir "$tmp/bundle"
 tar -xzf "$tmp/archive.tar.gz" -C "$tmp/bundle"
 "$tmp/bundle/eid-agent" install --repository "$(cat "$tmp/repository")" \\
   --trust "$tmp/root.json" --bundle "$tmp/bundle" --archive "$tmp/archive.tar.gz" \\
-  --desktop $start $force
+  --installer "$(readlink -f "$0")" --desktop $start $force
 exit $?
 """
 

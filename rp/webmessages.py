@@ -31,6 +31,9 @@ HINTS: dict[str, dict[str, MessageCode]] = {
     "certificateErr": {"auth": MessageCode.BANKID_NOT_USABLE,
                        "sign": MessageCode.BANKID_NOT_USABLE},
     "startFailed": {"auth": MessageCode.TECHNICAL_ERROR, "sign": MessageCode.TECHNICAL_ERROR},
+    # through the relay: the person's agent refuses orders until updated (and said why)
+    "updateRequired": {"auth": MessageCode.UPDATE_REQUIRED,
+                       "sign": MessageCode.UPDATE_REQUIRED},
 }  # fmt: skip
 
 # Through the relay (the page opened an eid-agent:// link) two hints mean something else:

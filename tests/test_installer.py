@@ -101,6 +101,7 @@ def _release(repo: Repo, version: str, *policy: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "install page:" in result.stdout
+    assert f"signed with the release: eid-agent-{version}-linux.run" in result.stdout
 
 
 def _download_installer(page_url: str, into: Path) -> Path:
@@ -325,3 +326,21 @@ def test_an_installer_away_from_its_repository_installs_unchecked_and_says_so(
     installed = home.install(real, "--no-start")
     assert installed.returncode == 0, installed.stderr
     assert "could not be reached to check the installer; installed as it came" in installed.stdout
+
+
+def test_an_installer_changed_after_signing_installs_nothing(repo: Repo, home: Home,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    """The installer file itself is in the release's signed metadata: one changed after
+    publishing (here a line of its script, its payload intact) is refused by the install
+    it starts. (A script changed to skip the check is stopped by nothing it runs: that is
+    what the page's checksum and the person's care are for.)"""
+    _release(repo, "1.0.0")
+    real = _download_installer(repo.server.url + "install/", tmp_path)
+    data = real.read_bytes()
+    changed = data.replace(b"installs for this user only", b"installs for this user ONLY", 1)
+    assert changed != data and len(changed) == len(data)
+    real.write_bytes(changed)
+    refused = home.install(real, "--no-start")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "is not the installer the repository signed" in refused.stderr
+    assert not (home.data / "install/current").exists()

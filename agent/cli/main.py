@@ -154,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the release archive the bundle came from: kept so that the first update is a "
              "patch, and checked against the repository",
     )  # fmt: skip
+    install.add_argument("--installer", type=Path, help=argparse.SUPPRESS)  # the .run itself
     install.add_argument(
         "--force", action="store_true", help="install even an older version than the one present"
     )
@@ -470,7 +471,8 @@ def _updates(io: Io, args: argparse.Namespace) -> int:
     if args.command == "install":
         status = updatecli.install_command(
             data_dir, repository=args.repository, trust=args.trust, bundle=args.bundle,
-            archive=args.archive, force=args.force, out=io.stdout, err=io.stderr,
+            archive=args.archive, installer=args.installer, force=args.force,
+            out=io.stdout, err=io.stderr,
             language=io.language,
         )  # fmt: skip
         if status != 0 or not (args.desktop or args.start):

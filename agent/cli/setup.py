@@ -31,6 +31,7 @@ __all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
 START_TIMEOUT = 30.0  # seconds for the installed agent to listen
 _OWN_FILES = (
     "updater.json",
+    "rollout.json",
     "agent.pid",
     "agent.lock",
     "agent.log",

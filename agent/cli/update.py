@@ -33,6 +33,7 @@ from agent.updater.install import Layout, archive_name, bundle_version, running_
 from agent.updater.policy import (
     OUTCOME_MESSAGES,
     ApplyOutcome,
+    Phase,
     StateName,
     UpdaterState,
     apply_outcome,
@@ -46,6 +47,7 @@ __all__ = ["install_command", "self_test_command", "update_command"]
 log = logging.getLogger(__name__)
 
 APPLY_WAIT = 300.0  # seconds ``update apply`` waits for a running agent to finish
+SETTLE = 1.0  # seconds an "available" state must stand before it is the outcome
 
 
 # What a notice offers and ``update apply`` is already doing: not said again there.
@@ -138,9 +140,17 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
     before, earlier = layout.current_version(), load_state(state_file(data_dir))
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + APPLY_WAIT
+    seen, since = earlier, time.monotonic()
     while time.monotonic() < deadline:  # every check rewrites the state (its time, at least)
         state = load_state(state_file(data_dir))
+        if state != seen:
+            seen, since = state, time.monotonic()
         settled = state != earlier and state_name(state) is not StateName.UPDATING
+        # Right after its check the agent writes "available" and only then starts the
+        # update (or, with an order in progress, leaves it waiting): an "available" state
+        # is the outcome only once it has stood for a while.
+        if settled and state.phase is Phase.AVAILABLE and time.monotonic() - since < SETTLE:
+            settled = False
         if settled and _running_agent(pid_file(data_dir)) is not None:
             break
         time.sleep(0.1)
@@ -170,7 +180,7 @@ def _running_agent(path: Path) -> int | None:
 def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool,
             language: Language) -> int:  # fmt: skip
     state = load_state(state_file(data_dir))
-    name = state_name(state) if layout is not None else StateName.UNMANAGED
+    name = state_name(state, dt.datetime.now(dt.UTC)) if layout is not None else StateName.UNMANAGED
     info: dict[str, object] = {"version": __version__, "installed": layout is not None,
                                "state": str(name)}  # fmt: skip
     if layout is not None:
@@ -228,11 +238,14 @@ VERIFY_DEADLINE = 20.0  # seconds to check an installer against its repository
 
 
 def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Path | None,
-                    archive: Path | None = None, force: bool, out: TextIO, err: TextIO,
+                    archive: Path | None = None, installer: Path | None = None,
+                    force: bool, out: TextIO, err: TextIO,
                     language: Language = Language.EN) -> int:  # fmt: skip
     """Install (or repair) into the per-user versions layout and pin the repository.
     ``archive``: the release archive ``bundle`` was unpacked from (an installer's), kept
-    for the first update's patch and checked against the repository when it answers."""
+    for the first update's patch and checked against the repository when it answers;
+    ``installer``: the installer file itself, checked against the release's signed list
+    of its installers."""
     say = _sayer(language)
     layout = Layout.in_data_dir(data_dir)
     try:
@@ -249,7 +262,7 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
             version = bundle_version(bundle)
             _refuse_older(layout, version, force)
             if archive is not None:
-                _checked_archive(layout, source, archive, version, out, say)
+                _checked_archive(layout, source, archive, version, installer, out, say)
             if version != layout.current_version():
                 layout.add(bundle, move=False)
         else:
@@ -269,14 +282,18 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
 
 
 def _checked_archive(layout: Layout, source: remote.Source, archive: Path, version: Version,
-                     out: TextIO, say: Callable[..., str]) -> None:  # fmt: skip
-    """Keep the installer's archive; refuse it if the repository signed another.
+                     installer: Path | None, out: TextIO,
+                     say: Callable[..., str]) -> None:  # fmt: skip
+    """Keep the installer's archive; refuse it, or the installer, if the repository signed
+    another.
 
     Raises: InstallError."""
     kept = layout.keep_archive(archive, version)
     quick = dataclasses.replace(source, deadline=VERIFY_DEADLINE)
     try:
-        remote.verify_target(quick, archive_name(version), kept)
+        signed = remote.verify_target(quick, archive_name(version), kept)
+        if installer is not None:
+            _checked_installer(installer, signed.get("installers"), version, source, say)
     except remote.FetchError as exc:
         kept.unlink(missing_ok=True)
         raise InstallError(say(Term.INSTALL_NOT_SIGNED, version=version,
@@ -284,6 +301,23 @@ def _checked_archive(layout: Layout, source: remote.Source, archive: Path, versi
     except (remote.CheckError, OSError) as exc:
         out.write(say(Term.INSTALL_UNCHECKED, repository=source.base_url) + "\n")
         log.warning("installer not checked against %s: %s", source.base_url, exc)
+
+
+def _checked_installer(installer: Path, signed: object, version: Version,
+                       source: remote.Source, say: Callable[..., str]) -> None:  # fmt: skip
+    """The installer file against the release's signed list of its installers (a release
+    published before installers were signed has none: nothing to compare).
+
+    Raises: remote.FetchError (another installer), OSError."""
+    import hashlib
+
+    if not isinstance(signed, dict) or installer.name not in signed:
+        return
+    data = installer.read_bytes()
+    entry = signed[installer.name]
+    if not isinstance(entry, dict) or entry.get("length") != len(data) or entry.get(
+            "sha256") != hashlib.sha256(data).hexdigest():  # fmt: skip
+        raise remote.FetchError(f"{installer.name} is not the installer the repository signed")
 
 
 def _sayer(language: Language) -> Callable[..., str]:

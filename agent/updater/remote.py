@@ -377,9 +377,10 @@ def _download(client: Any, source: Source, current: Version, staging: Staging | 
     return found, unpacked[0]
 
 
-def verify_target(source: Source, name: str, path: Path) -> None:
+def verify_target(source: Source, name: str, path: Path) -> dict[str, Any]:
     """Check that ``path`` is the signed target ``name`` of the repository (an installer's
-    archive, say): refresh the metadata and compare length and hashes.
+    archive, say): refresh the metadata and compare length and hashes. Returns the
+    target's signed custom metadata for the project (a release's policy, its installers).
 
     Raises:
         CheckError: the repository could not be checked.
@@ -396,6 +397,9 @@ def verify_target(source: Source, name: str, path: Path) -> None:
             raise FetchError(f"the repository signs no {name}")
         with path.open("rb") as data:
             info.verify_length_and_hashes(data)
+        custom = info.unrecognized_fields.get("custom")
+        user = custom.get("user") if isinstance(custom, dict) else None
+        return dict(user) if isinstance(user, dict) else {}
     except tuf_errors.LengthOrHashMismatchError as exc:
         raise FetchError(f"{path} is not the {name} the repository signed: {exc}") from None
     finally:

@@ -76,6 +76,10 @@ var TABLE = {
    "auth": 10049,
    "sign": 10050
   },
+  "updateRequired": {
+   "auth": 10007,
+   "sign": 10007
+  },
   "userCancel": {
    "auth": 10036,
    "sign": 10036
