@@ -50,6 +50,7 @@ from tufup.repo import Repository
 from agent.updater.install import InstallError, bundle_version
 from agent.updater.policy import Policy, PolicyError, VersionStatus
 from agent.updater.rollout import MAX_DAYS, Rollout
+from eidcore import strictjson
 from eidcore.atomicfile import fsync_directory
 from installer.archive import ArchiveError, archive_bytes, source_date_epoch
 
@@ -85,6 +86,7 @@ class ReleaseError(Exception):
 
 
 HELD = "held/targets.json"  # the targets metadata waiting for more signatures
+HELD_LIMIT = 16 << 20  # bytes: a held file is a few kB per release
 
 
 @dataclass(frozen=True)
@@ -207,11 +209,15 @@ def _hold(repo: Repository, folder: Path, version: str) -> Path:
 def _held(path: Path) -> tuple[dict[str, Any], Metadata[Any]]:
     """Raises: ReleaseError."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            raw = file.read(HELD_LIMIT + 1)
+        if len(raw) > HELD_LIMIT:
+            raise ValueError("larger than any targets metadata")
+        doc = strictjson.loads(raw.decode("utf-8"))  # bounded depth and numbers
         if not isinstance(doc, dict) or doc.get("heldFor") != "targets":
             raise ValueError("not held targets metadata")
         metadata: Metadata[Any] = Metadata.from_dict(dict(doc["metadata"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ReleaseError(f"{path} is not held targets metadata: {exc}") from None
     return doc, metadata
 

@@ -85,3 +85,22 @@ def test_two_of_three_targets_keys_on_different_machines(tmp_path: Path) -> None
         assert published.returncode == 0, published.stderr
         found = _check(tmp_path, folder / "repository/metadata/root.json", repo.server.url, "a2")
         assert found.latest == Version("1.1.0")
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,  # deep enough to crash a plain json.loads
+    '{"heldFor": "targets", "metadata": {"signed": {"version": ' + "9" * 5000 + "}}}",
+    '{"heldFor": "targets", "metadata": [1, 2]}',
+    '{"heldFor": "targets", "metadata": {"signed": {}, "signatures": "x"}}',
+    '{"heldFor": "root", "metadata": {}}', "\u202e", "",
+])  # fmt: skip
+def test_a_damaged_or_hostile_held_file_is_refused_with_a_reason(tmp_path: Path,
+                                                                  text: str) -> None:  # fmt: skip
+    held = tmp_path / "held.json"
+    held.write_text(text)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    refused = _release("sign", str(held), "--keys", str(keys))
+    assert refused.returncode == 1, refused.stderr
+    assert "is not held targets metadata" in refused.stderr
+    assert "Traceback" not in refused.stderr
