@@ -425,6 +425,7 @@ def _add_release(repo: Repository, bundle: Path, version: Version, policy: dict[
     repo.roles.add_or_update_target(
         local_path=archive, custom={"user": policy, "tufup": {KEY_REQUIRED: False}}
     )
+    _hash_link(repo, archive)
     if latest is None or patch_file is None:
         return
     # tufup diffs the uncompressed tars and signs the result's size and hash
@@ -432,6 +433,20 @@ def _add_release(repo: Repository, bundle: Path, version: Version, policy: dict[
                                    dst_path=archive, patch_path=patch_file)  # fmt: skip
     repo.roles.add_or_update_target(local_path=patch_file,
                                     custom={"user": None, "tufup": result})  # fmt: skip
+    _hash_link(repo, patch_file)
+
+
+def _hash_link(repo: Repository, path: Path) -> None:
+    """With consistent snapshots a standard TUF client fetches a target by its hash
+    (``<sha256>.<name>``, spec 5.7.3): a hard link under that name serves it too. The
+    agent itself fetches the plain name, which never changes for a version."""
+    digest = repo.roles.targets.signed.targets[path.name].hashes["sha256"]
+    link = path.with_name(f"{digest}.{path.name}")
+    link.unlink(missing_ok=True)
+    try:
+        os.link(path, link)
+    except OSError:  # a file system without hard links: a copy
+        shutil.copyfile(path, link)
 
 
 def public_url(folder: Path, url: str | None = None) -> str | None:

@@ -53,12 +53,12 @@ def test_a_blocked_version_refuses_orders_says_so_at_every_check_until_updated()
     assert state_name(s, T0) is StateName.BLOCKED
     s, fx = step(s, Checked(T0 + DAY, V1, V11, policy, 0.5))
     assert _codes(fx) == [MessageCode.VERSION_BLOCKED]  # not a hint one may postpone
-    s, _ = step(replace_phase(s), Applied(T0 + DAY, V11, 0.5))
+    s, _ = step(_applying(s), Applied(T0 + DAY, V11, 0.5))
     s, fx = step(s, Checked(T0 + DAY, V11, V11, policy, 0.5))
     assert fx == [] and refusal(s, T0 + DAY) is None
 
 
-def replace_phase(state: UpdaterState) -> UpdaterState:
+def _applying(state: UpdaterState) -> UpdaterState:
     from dataclasses import replace
 
     from agent.updater.policy import Phase

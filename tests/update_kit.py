@@ -53,9 +53,11 @@ class RepoServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 # a test names the role: "targets.json" means the targets metadata, fetched
-                # by version ("7.targets.json") in a repository of consistent snapshots
+                # by version ("7.targets.json") in a repository of consistent snapshots;
                 role = re.sub(r"^/metadata/\d+\.(targets|snapshot)\.json$", r"/metadata/\1.json",
                               path)  # fmt: skip
+                # likewise a target by its hash ("<sha256>.eid-agent-1.0.0.tar.gz")
+                role = re.sub(r"^/targets/[0-9a-f]{64}\.", "/targets/", role)
                 if server.down:
                     return self._send(503, b"down", path)
                 if role in server.endless:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TextIO
 
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
-__all__ = ["Io"]
+__all__ = ["Io", "Say", "sayer"]
 
 
 class Io:
@@ -22,3 +23,15 @@ class Io:
         from agent.notices import Notice, format_notice
 
         self.stderr.write(format_notice(Notice(code, params), self.language))
+
+
+Say = Callable[..., str]  # a term in the person's language, its placeholders filled
+
+
+def sayer(language: Language, end: str = "") -> Say:
+    """``say(Term.X, name=value)``: the term in ``language``, filled, then ``end``."""
+
+    def say(term: Term, **values: object) -> str:
+        return catalogue().term(term, language).format(**values) + end
+
+    return say

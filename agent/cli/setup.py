@@ -15,15 +15,15 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from agent.app.instance import pid_file, stop_running
 from agent.cli.desktopentry import install_entries, uninstall_entries
+from agent.cli.io import Say, sayer
 from agent.updater.install import Layout
 from eidcore.atomicfile import private_dir, private_file
-from eidcore.messages import Language, Term, catalogue
+from eidcore.messages import Language, Term
 from eidcore.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
 
 __all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
@@ -44,14 +44,8 @@ _OWN_FILES = (
 )
 
 
-Say = Callable[..., str]  # a term in the person's language, its placeholders filled
-
-
 def _sayer(language: Language) -> Say:
-    def say(term: Term, **values: object) -> str:
-        return catalogue().term(term, language).format(**values) + "\n"
-
-    return say
+    return sayer(language, end="\n")
 
 
 def _data_args(data_dir: Path) -> list[str]:

@@ -19,13 +19,13 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from packaging.version import Version
 
 from agent import __version__
+from agent.cli.io import Say, sayer
 from agent.notices import Notice, format_notice
 from agent.updater import remote
 from agent.updater.errors import InstallError, UpdateError
@@ -40,7 +40,7 @@ from agent.updater.policy import (
     state_name,
 )
 from agent.updater.service import UpdaterService, load_state, rollout_draw, state_file
-from eidcore.messages import Language, MessageCode, Term, catalogue
+from eidcore.messages import Language, MessageCode, Term
 
 __all__ = ["install_command", "self_test_command", "update_command"]
 
@@ -112,7 +112,7 @@ def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, e
     from agent.app.instance import pid_file
 
     pid = _running_agent(pid_file(data_dir))
-    say = _sayer(language)
+    say = sayer(language)
     if pid is None:
         service = _service(data_dir, layout, source, out, language, applying=True)
         before = layout.current_version()
@@ -206,7 +206,7 @@ def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool
 
 def _status_text(info: dict[str, object], state: UpdaterState, language: Language) -> str:
     """``update status`` for a person: words and local times, never Python values."""
-    say = _sayer(language)
+    say = sayer(language)
     lines = [say(Term.STATUS_VERSION, version=info["version"]),
              say(Term.STATUS_STATE, state=say(Term(f"update_state_{info['state']}")))]  # fmt: skip
     if not info["installed"]:
@@ -246,7 +246,7 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
     for the first update's patch and checked against the repository when it answers;
     ``installer``: the installer file itself, checked against the release's signed list
     of its installers."""
-    say = _sayer(language)
+    say = sayer(language)
     layout = Layout.in_data_dir(data_dir)
     try:
         root = trust.read_bytes()
@@ -283,7 +283,7 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
 
 def _checked_archive(layout: Layout, source: remote.Source, archive: Path, version: Version,
                      installer: Path | None, out: TextIO,
-                     say: Callable[..., str]) -> None:  # fmt: skip
+                     say: Say) -> None:  # fmt: skip
     """Keep the installer's archive; refuse it, or the installer, if the repository signed
     another.
 
@@ -304,7 +304,7 @@ def _checked_archive(layout: Layout, source: remote.Source, archive: Path, versi
 
 
 def _checked_installer(installer: Path, signed: object, version: Version,
-                       source: remote.Source, say: Callable[..., str]) -> None:  # fmt: skip
+                       source: remote.Source, say: Say) -> None:  # fmt: skip
     """The installer file against the release's signed list of its installers (a release
     published before installers were signed has none: nothing to compare).
 
@@ -318,13 +318,6 @@ def _checked_installer(installer: Path, signed: object, version: Version,
     if not isinstance(entry, dict) or entry.get("length") != len(data) or entry.get(
             "sha256") != hashlib.sha256(data).hexdigest():  # fmt: skip
         raise remote.FetchError(f"{installer.name} is not the installer the repository signed")
-
-
-def _sayer(language: Language) -> Callable[..., str]:
-    def say(term: Term, **values: object) -> str:
-        return catalogue().term(term, language).format(**values)
-
-    return say
 
 
 def _refuse_older(layout: Layout, version: Version, force: bool) -> None:
