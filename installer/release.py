@@ -51,7 +51,7 @@ from agent.updater.install import InstallError, bundle_version
 from agent.updater.policy import Policy, PolicyError, VersionStatus
 from agent.updater.rollout import MAX_DAYS, Rollout
 from eidcore import strictjson
-from eidcore.atomicfile import fsync_directory
+from eidcore.atomicfile import atomic_write_bytes, fsync_directory
 from installer.archive import ArchiveError, archive_bytes, source_date_epoch
 
 __all__ = [
@@ -162,8 +162,8 @@ def _publish(repo: Repository, key_dirs: list[Path],
                 continue
             version = getattr(repo.roles, role).signed.version
             if role != "timestamp":  # the one a client reads unversioned, so the last
-                _move_in(new.read_bytes(), live / f"{version}.{role}.json")
-            _move_in(new.read_bytes(), live / f"{role}.json")
+                atomic_write_bytes(live / f"{version}.{role}.json", new.read_bytes(), mode=0o644)
+            atomic_write_bytes(live / f"{role}.json", new.read_bytes(), mode=0o644)
     fsync_directory(live)
     _prune_versions(live, {r: getattr(repo.roles, r).signed.version
                            for r in ("targets", "snapshot")})  # fmt: skip
@@ -202,7 +202,7 @@ def _hold(repo: Repository, folder: Path, version: str) -> Path:
            "threshold": delegation.threshold, "metadata": targets.to_dict()}  # fmt: skip
     path = folder / HELD
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    _move_in(json.dumps(doc, indent=1, sort_keys=True).encode(), path)
+    atomic_write_bytes(path, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o644)
     return path
 
 
@@ -247,7 +247,7 @@ def sign_held(path: Path, key_dirs: list[Path]) -> tuple[list[str], int, int]:
         raise ReleaseError(f"no key in {', '.join(map(str, key_dirs))} is a targets key of "
                            "this release that has not signed it yet")  # fmt: skip
     doc["metadata"] = metadata.to_dict()
-    _move_in(json.dumps(doc, indent=1, sort_keys=True).encode(), path)
+    atomic_write_bytes(path, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o644)
     releases = sorted(t for t in metadata.signed.targets if t.endswith(".tar.gz"))
     return releases, len(metadata.signatures), int(doc.get("threshold", 1))
 
@@ -279,16 +279,6 @@ def publish_held(folder: Path, path: Path) -> str:
 
 def _same(a: Path, b: Path) -> bool:
     return b.exists() and a.read_bytes() == b.read_bytes()
-
-
-def _move_in(data: bytes, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.chmod(0o644)
-    temporary.replace(path)
 
 
 def _prune_versions(live: Path, current: Mapping[str, int]) -> None:
@@ -419,9 +409,7 @@ def _add_release(repo: Repository, bundle: Path, version: Version, policy: dict[
     targets."""
     latest = repo.roles.get_latest_archive()
     archive.parent.mkdir(parents=True, exist_ok=True)
-    temporary = archive.with_name(f".{archive.name}.tmp")
-    temporary.write_bytes(archive_bytes(bundle, epoch=epoch))
-    temporary.replace(archive)
+    atomic_write_bytes(archive, archive_bytes(bundle, epoch=epoch), mode=0o644)
     repo.roles.add_or_update_target(
         local_path=archive, custom={"user": policy, "tufup": {KEY_REQUIRED: False}}
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as md
 import io
-import json
 import shutil
 import subprocess
 import tarfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from agent.updater.install import InstallError, archive_manifest
 from installer.archive import archive_bytes
 from installer.bundle import build_bundle
 
@@ -56,19 +56,6 @@ def _members(data: bytes) -> dict[str, str]:
     return found
 
 
-def _manifest(data: bytes) -> tuple[dict[str, object], int]:
-    """The published bundle.json and the date its members carry."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        for info in tar:
-            if info.name.removeprefix("./") == "bundle.json" and info.isreg():
-                member = tar.extractfile(info)
-                assert member is not None
-                doc = json.loads(member.read())
-                if isinstance(doc, dict):
-                    return doc, int(info.mtime)
-    raise VerifyError("the published archive has no bundle.json")
-
-
 def verify_build(folder: Path, tag: str, checkout: Path, work: Path) -> Verdict:
     """Rebuild release ``tag`` (``v1.4.0`` or ``1.4.0``) from ``checkout``'s git tag in
     ``work`` (empty) and compare it with the published archive in ``folder``.
@@ -84,8 +71,8 @@ def verify_build(folder: Path, tag: str, checkout: Path, work: Path) -> Verdict:
     published = folder / "repository" / "targets" / f"eid-agent-{version}.tar.gz"
     try:
         data = published.read_bytes()
-        manifest, epoch = _manifest(data)
-    except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
+        manifest, epoch = archive_manifest(published)
+    except (OSError, InstallError) as exc:
         raise VerifyError(f"release {version} is not published here: {exc}") from None
     wanted = manifest.get("dependencies") or {}
     if not isinstance(wanted, dict):

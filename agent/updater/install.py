@@ -42,6 +42,7 @@ __all__ = [
     "LAUNCHER",
     "InstallError",
     "Layout",
+    "archive_manifest",
     "archive_name",
     "archive_version",
     "bundle_version",
@@ -75,11 +76,12 @@ def archive_name(version: Version) -> str:
     return f"{APP_NAME}-{version}.tar.gz"
 
 
-def archive_version(archive: Path) -> Version:
-    """The version a release archive's ``bundle.json`` says, read without unpacking.
+def archive_manifest(archive: Path) -> tuple[dict[str, object], int]:
+    """A release archive's ``bundle.json`` and the date its members carry, read without
+    unpacking.
 
     Raises:
-        InstallError: not a gzip'd tar with a readable bundle.json.
+        InstallError: not a gzip'd tar with a readable bundle.json of this project.
     """
     try:
         with tarfile.open(archive, mode="r:gz") as tar:
@@ -89,13 +91,26 @@ def archive_version(archive: Path) -> Version:
                     if member is None or info.size > 1 << 16:
                         break
                     doc = json.loads(member.read())
-                    if doc.get("format") == 1 and doc.get("name") == APP_NAME:
-                        return Version(str(doc["version"]))
+                    if isinstance(doc, dict) and doc.get("format") == 1 and doc.get(
+                            "name") == APP_NAME:  # fmt: skip
+                        return doc, int(info.mtime)
                     break
-    except (OSError, tarfile.TarError, EOFError, ValueError, KeyError, AttributeError,
-            InvalidVersion) as exc:  # fmt: skip
+    except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
         raise InstallError(f"{archive} is not a readable release archive: {exc}") from None
     raise InstallError(f"{archive} is not an {APP_NAME} release archive")
+
+
+def archive_version(archive: Path) -> Version:
+    """The version a release archive's ``bundle.json`` says.
+
+    Raises:
+        InstallError: not a release archive, or no version in it.
+    """
+    doc, _ = archive_manifest(archive)
+    try:
+        return Version(str(doc["version"]))
+    except (KeyError, InvalidVersion) as exc:
+        raise InstallError(f"{archive} names no version: {exc}") from None
 
 
 @dataclass(frozen=True)
