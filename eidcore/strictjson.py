@@ -3,13 +3,18 @@
 ``json.loads`` accepts nesting up to the interpreter's recursion limit (and then raises
 ``RecursionError`` from deep inside, or lets a later recursive walk raise it), integers of
 up to 4,300 digits (and ``ValueError`` past them, which is not a ``JSONDecodeError``),
-and ``NaN``/``Infinity``. Every door that parses a document someone else wrote (the bridge,
-credential and sealed files, issuer and relying-party messages) goes through ``loads``
-here, so each of those is one typed error, ``JsonRefused``, with a reason for the log.
+``NaN``/``Infinity``, and lone surrogates written as escapes (``"\\ud800"``: plain ASCII on
+the wire, but a ``str`` that no UTF-8 encoder, database driver or log file takes; it
+raised ``UnicodeEncodeError`` deep inside the relay's store). Every door that parses a
+document someone else wrote (the bridge, the relay, credential and sealed files, issuer
+and relying-party messages) goes through ``loads`` here, so each of those is one typed
+error, ``JsonRefused``, with a reason for the log.
 
 The C decoder stops at the interpreter's recursion limit by itself (a ``RecursionError``
-we turn into a refusal); what it returns is then measured by an iterative walk, so the
-depth check cannot itself exhaust the stack.
+we turn into a refusal); what it returns is then walked once, iteratively (so the walk
+cannot itself exhaust the stack), for its depth and for text that is not Unicode scalar
+values — keys as well as values. Every string any door accepts has passed here, so no
+field needs a rule of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_DEPTH", "MAX_NUMBER_CHARS", "JsonRefused", "loads"]
+__all__ = ["DEFAULT_MAX_DEPTH", "MAX_NUMBER_CHARS", "JsonRefused", "is_text", "loads"]
 
 DEFAULT_MAX_DEPTH = 32  # our own formats nest at most 5 deep
 MAX_NUMBER_CHARS = 40  # a 128-bit integer has 39 digits; nothing of ours is longer
@@ -38,7 +43,8 @@ def loads(data: bytes | str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
 
     Raises:
         JsonRefused: not UTF-8, not JSON, nested deeper than ``max_depth``, a number
-            longer than ``MAX_NUMBER_CHARS`` characters, or NaN/Infinity.
+            longer than ``MAX_NUMBER_CHARS`` characters, NaN/Infinity, or a string (key
+            or value) with a surrogate code point.
     """
     if isinstance(data, bytes):
         try:
@@ -56,27 +62,46 @@ def loads(data: bytes | str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
         raise JsonRefused(f"nested deeper than {max_depth}") from None
     except ValueError:  # JSONDecodeError is one
         raise JsonRefused("not JSON") from None
-    if _depth(value) > max_depth:
-        raise JsonRefused(f"nested deeper than {max_depth}")
+    # Surrogates reach a str only through a \u escape when the input was bytes (strict
+    # UTF-8 decoding refuses encoded ones), so most documents skip that half of the walk.
+    _check(value, max_depth, texts="\\u" in text or isinstance(data, str))
     return value
 
 
-def _depth(value: object) -> int:
-    """How deep ``value`` nests (a scalar is 0); iterative, so no input can exhaust the
-    stack here."""
-    deepest = 0
+def _check(value: object, max_depth: int, *, texts: bool) -> None:
+    """Raises JsonRefused: ``value`` nests deeper than ``max_depth`` (a scalar is 0), or,
+    with ``texts``, holds a string that is not Unicode text. Iterative, so no input can
+    exhaust the stack here."""
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if texts and not is_text(item):
+                raise JsonRefused("a string that is not Unicode text (a lone surrogate)")
+            continue
         if isinstance(item, dict):
             children: Iterable[object] = item.values()
+            if texts:
+                stack.extend((key, depth) for key in item)
         elif isinstance(item, list):
             children = item
         else:
             continue
-        deepest = max(deepest, depth + 1)
+        if depth + 1 > max_depth:
+            raise JsonRefused(f"nested deeper than {max_depth}")
         stack.extend((child, depth + 1) for child in children)
-    return deepest
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode scalar values only (no surrogate code point): what
+    UTF-8 can encode. Also for text that reaches a door other than as JSON."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _int(literal: str) -> int:

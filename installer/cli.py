@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from eidcore.logline import log_to
+
 __all__ = ["main"]
 
 
@@ -228,7 +230,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     parser = _parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, stream=err, format="%(levelname)s %(name)s: %(message)s")
+    log_to(err, level)
     if not args.verbose:  # tufup narrates every step at WARNING and above
         logging.getLogger("tufup").setLevel(logging.ERROR)
     # Anything that would still prompt fails at once instead of hanging a cron job.

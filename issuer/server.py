@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from eidcore import strictjson
+from eidcore.logline import one_line
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.ratelimit import RateLimiter
 from issuer.ca import CertificateAuthority
@@ -99,8 +100,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except DatabaseError as exc:
         log.error("database: %s", exc)
         return _error(503, "unavailable", "the issuer's database is not available")
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+    except Exception as exc:  # one line: agents are anonymous peers (eidcore/logline.py)
+        log.error("%s %s failed: %s", request.method, request.path, one_line(exc))
         return _error(500, "internal", "")
 
 

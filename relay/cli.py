@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from eidcore.logline import log_to
 from eidcore.messages import Language, Term, catalogue, language_from_env
 
 if TYPE_CHECKING:
@@ -68,8 +69,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         say(out, Term.RELAY_NEW_TOKEN, token=token,
             digest=hashlib.sha256(token.encode()).hexdigest())  # fmt: skip
         return 0
-    logging.basicConfig(level=logging.INFO, stream=err,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    log_to(err, logging.INFO)
     return _serve(args, say, err)
 
 

@@ -24,6 +24,7 @@ from aiohttp import web
 
 import rp
 from eidcore.db import DatabaseError
+from eidcore.logline import one_line
 from eidcore.signeddata import OrderKind, b64url
 from eidcore.status import Hint
 from relay import rules
@@ -129,8 +130,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
-        log.exception("internal error in %s %s", request.method, request.path)
+    except Exception as exc:  # one line: anyone can send a request (eidcore/logline.py)
+        log.error("internal error in %s %s: %s", request.method, request.path, one_line(exc))
         return _error(RelayError(ErrorCode.INTERNAL_ERROR, "internal error"))
 
 

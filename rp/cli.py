@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from aiohttp import web
 
+from eidcore.logline import log_to
 from eidcore.paths import default_issuer_dir
 from rp.demo import DemoConfig, build_demo, load_anchors
 from rp.demorelay import RelayDoor
@@ -53,8 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--relay-ca", type=Path, help="trust only this certificate for the relay (development)"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    log_to(sys.stderr, logging.INFO)
     ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"
     try:
         anchors = load_anchors(ca_dir)

@@ -489,6 +489,10 @@ _HOSTILE_BODIES = [
     b'{"nonce": 1e999}',
     b'{"nonce": NaN}',
     b'{"nonce": -Infinity}',
+    b'{"nonce": "\\ud800"}',  # a lone surrogate, as the JSON escape
+    b'{"orderRef": "\\udfff"}',
+    b'{"nonce": "AAAA", "userVisibleData": "\\ud800"}',
+    b'{"\\ud800": 1}',
 ]
 
 

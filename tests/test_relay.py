@@ -245,3 +245,48 @@ async def test_hostile_transport_gets_an_error_code(relay: Relay) -> None:
     for body in ({"autoStartToken": 5}, {"autoStartToken": "é" * 10}, {"token": "x"}):
         status, answer = await relay.agent("order", body)
         assert (status, answer["errorCode"]) == (400, "invalidParameters")
+
+
+LONE = '"\\ud800"'  # the JSON escape of a lone surrogate: plain ASCII on the wire
+
+
+@pytest.mark.parametrize(
+    ("api", "path", "raw"),
+    [
+        ("rp", "collect", '{"orderRef": ' + LONE + "}"),
+        ("rp", "cancel", '{"orderRef": ' + LONE + "}"),
+        ("rp", "auth", '{"endUserIp": ' + LONE + "}"),
+        ("rp", "auth", '{"endUserIp": "192.0.2.1", "returnUrl": ' + LONE + "}"),
+        ("rp", "sign", '{"endUserIp": "192.0.2.1", "userVisibleData": ' + LONE + "}"),
+        ("rp", "auth", '{"endUserIp": "192.0.2.1", ' + LONE + ": 1}"),
+        ("agent", "order", '{"autoStartToken": ' + LONE + "}"),
+        ("agent", "status", '{"orderRef": ' + LONE + ', "agentSecret": "s"}'),
+        ("agent", "status", '{"orderRef": "r", "agentSecret": ' + LONE + "}"),
+        (
+            "agent",
+            "progress",
+            '{"orderRef": ' + LONE + ', "agentSecret": "s", "hintCode": "userSign"}',
+        ),
+        ("agent", "fail", '{"orderRef": "r", "agentSecret": "s", "hintCode": ' + LONE + "}"),
+        (
+            "agent",
+            "complete",
+            '{"orderRef": ' + LONE + ', "agentSecret": "s", "completionData": {}}',
+        ),
+        (
+            "agent",
+            "complete",
+            '{"orderRef": "r", "agentSecret": "s", "completionData": {"x": ' + LONE + "}}",
+        ),
+    ],
+)
+async def test_a_lone_surrogate_is_400_with_one_log_line(
+    relay: Relay, api: str, path: str, raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An anonymous request (the agent API needs no credentials) cannot make the relay
+    answer 500 or write a traceback."""
+    call = relay.rp if api == "rp" else relay.agent
+    status, answer = await call(path, None, raw=raw.encode())
+    assert (status, answer["errorCode"]) == (400, "invalidParameters"), answer
+    assert "Traceback" not in caplog.text and "internal error" not in caplog.text
+    assert all("\n" not in r.getMessage() for r in caplog.records)

@@ -32,6 +32,7 @@ from agent.bridge.security import (
 )
 from agent.orders import AlreadyInProgress, IllegalTransition, Order, OrderKind, UnknownOrder
 from agent.orders.service import OrderService
+from eidcore.logline import one_line
 from eidcore.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if "Allow" in exc.headers:  # a 405 says what is allowed (RFC 9110, 15.5.6)
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
-        log.exception("internal error in %s %s", request.method, request.path)
+    except Exception as exc:  # one line: any page can send a request (eidcore/logline.py)
+        log.error("internal error in %s %s: %s", request.method, request.path, one_line(exc))
         return _error(BridgeError(ErrorCode.INTERNAL_ERROR, "internal error"))
 
 

@@ -20,6 +20,7 @@ from typing import NoReturn, TextIO
 from agent import __version__
 from agent.cli.io import Io
 from agent.cli.link import add_link_options, link_options
+from eidcore.logline import log_to
 from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
 
 log = logging.getLogger("agent.cli")
@@ -488,7 +489,7 @@ def _updates(io: Io, args: argparse.Namespace) -> int:
 
 def _configure_logging(verbosity: int, stream: TextIO) -> None:
     level = {0: logging.ERROR, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, stream=stream, format="%(levelname)s %(name)s: %(message)s")
+    log_to(stream, level)
 
 
 def _messages(io: Io, code: int | None) -> int:
