@@ -86,7 +86,7 @@ def run(tmp: Path, enrolments: int = 200) -> list[Figure]:
     start = time.perf_counter()
     for (a, b), number in zip(keys, numbers, strict=True):
         ca.issue_pair(Person.from_full_name(PersonalNumber.parse(number), "Bench Person"),
-                      a.public_key(), b.public_key(), now)  # fmt: skip
+                      a.public_key(), b.public_key(), now, kind="file")  # fmt: skip
     floor = len(numbers) / (time.perf_counter() - start)
     figures = []
     rates = {}

@@ -10,8 +10,9 @@ and which labels every certificate it issues as a development certificate.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -22,6 +23,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from eidcore import visibletext
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.personal_number import PersonalNumber
+from eidcore.policies import KINDS, POLICY_FOR_KIND, read_table
 
 __all__ = ["MAX_NAME_LENGTH", "CertificateAuthority", "InvalidName", "IssuedPair", "Person",
            "new_key"]  # fmt: skip
@@ -86,10 +88,15 @@ class IssuedPair:
 
 @dataclass(frozen=True)
 class CertificateAuthority:
+    """``policies``: the certificate policy OID written for each kind of BankID (file,
+    card, token: eidcore/policies.py); the project's own unless ``policies.toml`` in the
+    CA folder names the issuer's."""
+
     root_certificate: x509.Certificate
     root_key: ec.EllipticCurvePrivateKey
     issuing_certificate: x509.Certificate
     issuing_key: ec.EllipticCurvePrivateKey
+    policies: Mapping[str, str] = field(default_factory=lambda: dict(POLICY_FOR_KIND))
 
     @classmethod
     def create(
@@ -149,16 +156,24 @@ class CertificateAuthority:
         signature_key: ec.EllipticCurvePublicKey,
         now: dt.datetime,
         *,
+        kind: str,
         days: int = 2 * 365,
         serial: SerialSource = x509.random_serial_number,
         ocsp_url: str | None = None,
     ) -> IssuedPair:
-        """Both certificates of one person, with identical validity; ``ocsp_url`` goes
-        into their Authority Information Access, where relying parties find the responder.
+        """Both certificates of one person, with identical validity, for a BankID of
+        ``kind`` (file, card or token: its certificate policy); ``ocsp_url`` goes into
+        their Authority Information Access, where relying parties find the responder.
 
         Raises:
-            ValueError: ``days`` is not positive, or outlives the issuing CA.
+            ValueError: ``days`` is not positive, outlives the issuing CA, or ``kind`` is
+                not one of the three.
         """
+        if kind not in KINDS:
+            raise ValueError(f"no certificate policy for a BankID of kind {kind!r}")
+        policy = x509.CertificatePolicies(
+            [x509.PolicyInformation(x509.ObjectIdentifier(self.policies[kind]), None)]
+        )
         if days <= 0:
             raise ValueError("days must be positive")
         if now + dt.timedelta(days=days) > self.issuing_certificate.not_valid_after_utc:
@@ -173,9 +188,9 @@ class CertificateAuthority:
             ]
         )
         return IssuedPair(
-            identification=self._leaf(subject, identification_key, now, days, serial,
+            identification=self._leaf(subject, identification_key, now, days, serial, policy,
                                       nonrepudiation=False, ocsp_url=ocsp_url),
-            signature=self._leaf(subject, signature_key, now, days, serial,
+            signature=self._leaf(subject, signature_key, now, days, serial, policy,
                                  nonrepudiation=True, ocsp_url=ocsp_url),
         )  # fmt: skip
 
@@ -186,6 +201,7 @@ class CertificateAuthority:
         now: dt.datetime,
         days: int,
         serial: SerialSource,
+        policy: x509.CertificatePolicies,
         *,
         nonrepudiation: bool,
         ocsp_url: str | None = None,
@@ -193,6 +209,7 @@ class CertificateAuthority:
         builder = (
             _builder(subject, self.issuing_certificate.subject, public_key, now, days, serial)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(policy, critical=False)
             .add_extension(
                 _key_usage(digital_signature=not nonrepudiation, content_commitment=nonrepudiation),
                 critical=True,
@@ -238,7 +255,8 @@ class CertificateAuthority:
 
     @classmethod
     def load(cls, directory: Path) -> CertificateAuthority:
-        """Raises: OSError (missing files), ValueError (not a CA we wrote)."""
+        """Raises: OSError (missing files), ValueError (not a CA we wrote, or a
+        ``policies.toml`` that is not a table of kinds to one OID each)."""
         certs = {
             n: x509.load_pem_x509_certificate((directory / f"{n}.crt").read_bytes())
             for n in ("root", "issuing")
@@ -249,11 +267,37 @@ class CertificateAuthority:
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise ValueError(f"{n}.key is not an EC key")
             keys[n] = key
-        return cls(certs["root"], keys["root"], certs["issuing"], keys["issuing"])
+        return cls(
+            certs["root"],
+            keys["root"],
+            certs["issuing"],
+            keys["issuing"],
+            _policies(directory / POLICIES_FILE),
+        )
 
     @classmethod
     def exists(cls, directory: Path) -> bool:
         return all((directory / f).is_file() for f in cls._FILES)
+
+
+POLICIES_FILE = "policies.toml"
+
+
+def _policies(path: Path) -> dict[str, str]:
+    """The issuer's own policy OIDs per kind, over the project's; ``path`` may be absent.
+    Raises: ValueError."""
+    table = dict(POLICY_FOR_KIND)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return table
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    for kind, oids in read_table(doc, str(path)).items():
+        if len(oids) != 1:
+            raise ValueError(f"{path}: an issuer writes one OID for {kind}")
+        table[kind] = oids[0]
+    return table
 
 
 def _ca_name(common_name: str, organisation: str) -> x509.Name:

@@ -34,7 +34,7 @@ def personalise_card(
     state = new_card(serial, {0x81: identification_pin, 0x82: signature_pin, 0x83: puk})
     state, ident_public = generate_key(state, 0x01)
     state, sign_public = generate_key(state, 0x02)
-    pair = ca.issue_pair(person, ident_public, sign_public, now, days=days)
+    pair = ca.issue_pair(person, ident_public, sign_public, now, kind="card", days=days)
     der = serialization.Encoding.DER
     state = write_file(state, 0xC001, pair.identification.public_bytes(der))
     state = write_file(state, 0xC002, pair.signature.public_bytes(der))
@@ -60,7 +60,7 @@ def personalise_piv_card(
     state = new_piv_card(serial, pin, puk)
     state, ident_public = generate_piv_key(state, 0x9A)
     state, sign_public = generate_piv_key(state, 0x9C)
-    pair = ca.issue_pair(person, ident_public, sign_public, now, days=days)
+    pair = ca.issue_pair(person, ident_public, sign_public, now, kind="token", days=days)
     der = serialization.Encoding.DER
     state = put_certificate(state, 0x9A, pair.identification.public_bytes(der))
     return put_certificate(state, 0x9C, pair.signature.public_bytes(der))

@@ -35,6 +35,7 @@ def make_file_credential(
         keys[KeyPurpose.IDENTIFICATION].public_key(),
         keys[KeyPurpose.SIGNATURE].public_key(),
         now,
+        kind="file",
         days=days,
     )
     der = serialization.Encoding.DER

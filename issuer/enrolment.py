@@ -270,8 +270,11 @@ class Enrolments:
         return order_id, secret
 
     def issue(self, order_id: str, secret: str, identification_csr: bytes,
-              signature_csr: bytes, now: dt.datetime) -> IssuedCertificates:  # fmt: skip
-        """Certificates for the two keys the agent made. Retry-safe.
+              signature_csr: bytes, now: dt.datetime, *,
+              kind: str = "file") -> IssuedCertificates:  # fmt: skip
+        """Certificates for the two keys the agent made, for a BankID of ``kind`` (on file,
+        or on a PKCS#11 token: the agent says which, and nothing here can check that keys
+        it made are on a token). Retry-safe.
 
         Raises:
             BadRequest: the CSRs are not two valid P-256 requests for two different keys.
@@ -301,8 +304,8 @@ class Enrolments:
             if now >= _parse(expires_at):
                 raise EnrolmentError(Answer.EXPIRED)
             person = Person.from_full_name(PersonalNumber.parse(pnr), name)
-            pair = self._ca.issue_pair(person, keys[0], keys[1], now, days=CERTIFICATE_DAYS,
-                                       ocsp_url=self._ocsp_url)  # fmt: skip
+            pair = self._ca.issue_pair(person, keys[0], keys[1], now, kind=kind,
+                                       days=CERTIFICATE_DAYS, ocsp_url=self._ocsp_url)  # fmt: skip
             pem = serialization.Encoding.PEM
             id_pem = pair.identification.public_bytes(pem).decode()
             sign_pem = pair.signature.public_bytes(pem).decode()

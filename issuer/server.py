@@ -51,6 +51,8 @@ STATUS = {
     Answer.USED: 409,
 }
 MAX_BODY = 64 * 1024
+# what an agent may enrol with an activation code: cards are personalised at the bank's desk
+ENROLLED_KINDS = ("file", "token")
 
 
 @dataclass
@@ -191,9 +193,15 @@ async def certificates(request: web.Request) -> web.Response:
     body = await _json(request)
     secret = request.headers.get("Authorization", "").removeprefix("Bearer ")
     csrs = (_text(body, "identificationCsr").encode(), _text(body, "signatureCsr").encode())
+    kind = body.get("kind", "file")
+    if kind not in ENROLLED_KINDS:
+        raise BadRequest("kind must be file or token")
     now = request.app[CONFIG].clock()
-    issued = await _run(request.app[ENROLMENTS].issue, request.match_info["enrolment"], secret,
-                        csrs[0], csrs[1], now)  # fmt: skip
+    issued = await _run(
+        lambda: request.app[ENROLMENTS].issue(
+            request.match_info["enrolment"], secret, csrs[0], csrs[1], now, kind=kind
+        )
+    )
     pem = serialization.Encoding.PEM
     log.info("enrolment %s: certificates issued", request.match_info["enrolment"])
     return web.json_response({

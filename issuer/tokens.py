@@ -75,7 +75,7 @@ def _personalise(tokens: TokenWatcher, token: TokenContents, ca: CertificateAuth
         for p in KeyPurpose
     }  # fmt: skip
     pair = ca.issue_pair(person, public[KeyPurpose.IDENTIFICATION],
-                         public[KeyPurpose.SIGNATURE], now, days=days)  # fmt: skip
+                         public[KeyPurpose.SIGNATURE], now, kind="token", days=days)  # fmt: skip
     for purpose, cert in ((KeyPurpose.IDENTIFICATION, pair.identification),
                           (KeyPurpose.SIGNATURE, pair.signature)):  # fmt: skip
         tokens.write_certificate(token.ref, pin, ids[purpose], LABELS[purpose],
@@ -95,7 +95,7 @@ def _personalise_piv(ca: CertificateAuthority, person: Person, now: dt.datetime,
     """Keys made in 9A and 9C by the card itself (piv-tool), certificates loaded after."""
     public = {p: pivtool.generate(reader, slot, admin_key) for p, slot in PIV_SLOTS.items()}
     pair = ca.issue_pair(person, public[KeyPurpose.IDENTIFICATION],
-                         public[KeyPurpose.SIGNATURE], now, days=days)  # fmt: skip
+                         public[KeyPurpose.SIGNATURE], now, kind="token", days=days)  # fmt: skip
     pivtool.load_certificate(reader, 0x9A, pair.identification, admin_key)
     pivtool.load_certificate(reader, 0x9C, pair.signature, admin_key)
     der = serialization.Encoding.DER

@@ -4,6 +4,9 @@ parties it serves (``relay.toml``, written by the organisation running it):
     origin = "https://relay.bank.example"      # what agents show and sign
     trust = ["/etc/eid-relay/issuer-root.pem"]  # issuers whose BankIDs are accepted
 
+    [kind_policies]                             # optional: issuers' own policy OIDs
+    card = ["1.2.752.999.1.2"]                  # per kind of BankID (eidcore/policies.py)
+
     [[party]]
     id = "shop"                                 # signed into every result for it
     name = "Exempelbutiken AB"                  # shown beside the relay's domain
@@ -19,13 +22,13 @@ import re
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
-from eidcore import returnurl, visibletext
+from eidcore import policies, returnurl, visibletext
 
 __all__ = ["ConfigError", "Party", "RelayConfig", "load_config"]
 
@@ -69,6 +72,7 @@ class RelayConfig:
     origin: str
     trust: tuple[x509.Certificate, ...]
     parties: Mapping[str, Party]
+    kind_policies: Mapping[str, str] = field(default_factory=policies.verifier_table)
 
     def party_for(self, token: str) -> Party | None:
         """The party whose bearer token this is (every party is compared: the time does
@@ -108,7 +112,13 @@ def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> Re
         if party.id in parties:
             raise ConfigError(f"{where}: party {party.id} twice")
         parties[party.id] = party
-    return RelayConfig(origin, tuple(trust), parties)
+    try:
+        kinds = policies.verifier_table(
+            policies.read_table(doc.get("kind_policies", {}), f"{where}: kind_policies")
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return RelayConfig(origin, tuple(trust), parties, kinds)
 
 
 def _is_return_url(url: object) -> bool:

@@ -59,7 +59,7 @@ _FAILURE_EVENTS = {
 _HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
                413: ErrorCode.REQUEST_TOO_LARGE}  # fmt: skip
 _CERTIFICATE_REASONS = (rp.UntrustedChain, rp.CertificateExpired, rp.CertificateRevoked,
-                        rp.WrongKeyUsage)  # fmt: skip
+                        rp.WrongKeyUsage, rp.WrongTokenKind)  # fmt: skip
 
 
 @dataclass
@@ -316,20 +316,16 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
             return rules.advance(o, _FAILURE_EVENTS[report.hint], now)
         assert report.completion is not None
         try:
-            person = _verify(o, report.completion, server.config, now)
+            verified = _verify(o, report.completion, server.config, now)
         except rp.VerificationError as exc:
-            log.warning("order %s: the agent's result did not verify: %s", o.ref, exc)
+            log.warning("order %s: the agent's result did not verify: %s: %s", o.ref,
+                        type(exc).__name__, exc)  # fmt: skip
             event = Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) \
                 else Event.AGENT_FAILED  # fmt: skip
             refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
             return rules.advance(o, event, now)
         done = rules.advance(o, Event.COMPLETED, now)
-        # ``user`` as BankID's collect has it, from the verified certificate: what an agent
-        # claims there is not what a site reads
-        user = {"personalNumber": person.personal_number, "name": person.name,
-                "givenName": person.given_name, "surname": person.surname}  # fmt: skip
-        completion = {**report.completion, "user": user}
-        return replace(done, completion=json.dumps(completion, sort_keys=True))
+        return replace(done, completion=json.dumps(completion_wire(verified), sort_keys=True))
 
     try:
         order = await server.run(lambda: server.store.change(report.order_ref, change,
@@ -343,14 +339,30 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
     return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
 
 
+def completion_wire(verified: rp.Verified) -> dict[str, object]:
+    """``completionData`` as a site collects it: only what the relay verified, rebuilt
+    from what it read — the signature, what it covers and the chain as checked, ``user``
+    from the certificate, the kind from its policy. A field an agent added is not
+    passed on: a site might take it for the relay's word."""
+    assert verified.result is not None
+    person = verified.person
+    wire = verified.result.wire()
+    wire["user"] = {"personalNumber": person.personal_number, "name": person.name,
+                    "givenName": person.given_name, "surname": person.surname}  # fmt: skip
+    if verified.token_kind is not None:
+        wire["token"] = {"kind": verified.token_kind}
+    return wire
+
+
 def _verify(order: RelayOrder, completion: Mapping[str, Any], config: RelayConfig,
-            now: dt.datetime) -> rp.Person:  # fmt: skip
+            now: dt.datetime) -> rp.Verified:  # fmt: skip
     """The relay itself checks the agent's result (signature, chain, key usage, what was
     signed) with the rp kit; the person its certificate names. Raises:
     rp.VerificationError."""
     common: dict[str, Any] = {
         "expected_origin": config.origin, "nonce": b64url(order.nonce),
         "trust_anchors": list(config.trust), "now": now, "party": order.party,
+        "kind_policies": config.kind_policies,
     }  # fmt: skip
     if order.kind is OrderKind.AUTH:
         verified = rp.verify_auth(completion, user_visible_data=order.visible, **common)
@@ -364,5 +376,7 @@ def _verify(order: RelayOrder, completion: Mapping[str, Any], config: RelayConfi
     ):
         raise rp.MalformedResponse("signed by another person than the order required")
     if order.token_kinds and verified.token_kind not in order.token_kinds:
-        raise rp.MalformedResponse("signed with a kind of BankID the order did not allow")
-    return verified.person
+        # the kind is the certificate's policy; one without (issued before kinds were
+        # written) meets no kind requirement
+        raise rp.WrongTokenKind("signed with a kind of BankID the order did not allow")
+    return verified

@@ -28,11 +28,20 @@ from rp.errors import (
     WrongOrderType,
     WrongOrigin,
     WrongParty,
+    WrongTokenKind,
 )
 from rp.nonces import NonceStore
 from rp.relay import RelayApi, RelayApiError, RelayLogin
 from rp.revocation import OcspPolicy
-from rp.verify import Person, Verified, verify_auth, verify_sign
+from rp.verify import (
+    Person,
+    Result,
+    Verified,
+    certificate_kind,
+    read_result,
+    verify_auth,
+    verify_sign,
+)
 
 __all__ = [
     "BadSignature",
@@ -47,6 +56,7 @@ __all__ = [
     "RelayApi",
     "RelayApiError",
     "RelayLogin",
+    "Result",
     "ReusedNonce",
     "RevocationUnknown",
     "TimeSkew",
@@ -59,6 +69,9 @@ __all__ = [
     "WrongOrderType",
     "WrongOrigin",
     "WrongParty",
+    "WrongTokenKind",
+    "certificate_kind",
+    "read_result",
     "verify_auth",
     "verify_sign",
 ]

@@ -71,3 +71,8 @@ class WrongDoor(VerificationError):
 
 class WrongParty(VerificationError):
     """Signed for an order a relay held for another requesting party."""
+
+
+class WrongTokenKind(VerificationError):
+    """The result claims another kind of BankID (file, card, token) than its
+    certificate's policy names: the agent's word is not the certificate's."""

@@ -1,9 +1,12 @@
 """Verify what the agent returned to a web page (``completionData``), on the website's
 server. Nothing the browser says is taken on its word: the person comes from the
-certificate, the origin, nonce, type and time from the signed bytes, and the certificate
-must chain to the site's own trust anchors with the key usage the order type needs.
+certificate, the origin, nonce, type and time from the signed bytes, the kind of BankID
+from the certificate's policy, and the certificate must chain to the site's own trust
+anchors with the key usage the order type needs.
 
-Format of the signed bytes: docs/signed-data.md.
+``completionData`` is hostile input: ``read_result`` checks its shape first, in one
+place, so a field of the wrong type is ``MalformedResponse``, never an exception from
+deep inside. Format of the signed bytes: docs/signed-data.md.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from eidcore import signeddata
+from eidcore import policies, signeddata
 from eidcore.signeddata import Door
 from rp.errors import (
     BadSignature,
@@ -39,11 +42,13 @@ from rp.errors import (
     WrongOrderType,
     WrongOrigin,
     WrongParty,
+    WrongTokenKind,
 )
 from rp.revocation import OcspPolicy, check_revocation
 
 MAX_SKEW = dt.timedelta(minutes=5)
 MAX_CHAIN = 4
+MAX_FIELD = 64 * 1024  # characters of one base64 field: a certificate is ~1 kB
 
 
 @dataclass(frozen=True)
@@ -56,15 +61,108 @@ class Person:
 
 @dataclass(frozen=True)
 class Verified:
+    """``token_kind``: file, card or token as the certificate's policy names it; None
+    for a certificate with no such policy (issued before kinds were written): it meets
+    no ``tokenKinds`` requirement."""
+
     person: Person
     type: str
     origin: str
     signed_at: dt.datetime
     order_ref: str
-    token_kind: str
+    token_kind: str | None
     certificate: x509.Certificate
     door: Door = Door.BRIDGE
     party: str | None = None
+    result: Result | None = None  # what was verified, as read
+
+
+@dataclass(frozen=True)
+class Result:
+    """``completionData`` read, its shape checked: what the signature covers, the
+    signature, the chain (leaf first) and the kind the agent claims (None: none)."""
+
+    signed_data: bytes
+    signature: bytes
+    algorithm: str
+    chain: tuple[x509.Certificate, ...]
+    claimed_kind: str | None
+
+    def wire(self) -> dict[str, object]:
+        """The result as ``completionData`` carries it, built from what was read: a
+        relay passes on this, never the fields it was sent."""
+        der = [c.public_bytes(serialization.Encoding.DER) for c in self.chain]
+        wire: dict[str, object] = {
+            "signedData": base64.b64encode(self.signed_data).decode(),
+            "signature": base64.b64encode(self.signature).decode(),
+            "algorithm": self.algorithm,
+            "certificateChain": [base64.b64encode(d).decode() for d in der],
+        }
+        return wire
+
+
+def read_result(response: object) -> Result:
+    """``completionData``, its shape checked before anything in it is used. Fields this
+    kit does not know are ignored; ``user`` is ignored (the person is the certificate's).
+
+    Raises: MalformedResponse, naming the field, never echoing it.
+    """
+    if not isinstance(response, Mapping):
+        raise MalformedResponse("completionData is not an object")
+    if response.get("algorithm") != "ES256":
+        raise MalformedResponse("algorithm must be ES256")
+    chain_b64 = response.get("certificateChain")
+    if not isinstance(chain_b64, list) or not 1 <= len(chain_b64) <= MAX_CHAIN:
+        raise MalformedResponse("certificateChain must list 1 to 4 certificates")
+    chain = []
+    for der in (_base64(response, "certificateChain", value) for value in chain_b64):
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            cert.public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            raise MalformedResponse("certificateChain holds what is not a certificate") from None
+        chain.append(cert)
+    claimed: str | None = None
+    if "token" in response:
+        token = response["token"]
+        if not isinstance(token, Mapping) or token.get("kind") not in policies.KINDS:
+            raise MalformedResponse("token must be an object whose kind is file, card or token")
+        claimed = str(token["kind"])
+    if "user" in response and not isinstance(response["user"], Mapping):
+        raise MalformedResponse("user must be an object")
+    return Result(
+        signed_data=_base64(response, "signedData", response.get("signedData")),
+        signature=_base64(response, "signature", response.get("signature")),
+        algorithm="ES256",
+        chain=tuple(chain),
+        claimed_kind=claimed,
+    )
+
+
+def _base64(response: Mapping[str, Any], name: str, value: object) -> bytes:
+    if not isinstance(value, str) or not value or len(value) > MAX_FIELD:
+        raise MalformedResponse(f"{name} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedResponse(f"{name} is not base64") from None
+
+
+def certificate_kind(
+    leaf: x509.Certificate, table: Mapping[str, str] = policies.KIND_POLICIES
+) -> str | None:
+    """The kind of BankID ``leaf`` is for, by its certificate policies (``table``: OID →
+    kind), or None. Raises: MalformedResponse (policies of two kinds, or unreadable)."""
+    try:
+        found = leaf.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError:
+        raise MalformedResponse("the certificate's policies cannot be read") from None
+    try:
+        return policies.kind_of((p.policy_identifier.dotted_string for p in found), table)
+    except policies.ConflictingPolicies:
+        raise MalformedResponse("the certificate names policies of two kinds") from None
 
 
 def verify_auth(
@@ -78,16 +176,18 @@ def verify_auth(
     max_skew: dt.timedelta = MAX_SKEW,
     revocation: OcspPolicy | None = None,
     party: str | None = None,
+    kind_policies: Mapping[str, str] = policies.KIND_POLICIES,
 ) -> Verified:
     """Who logged in; with ``revocation``, the issuer's OCSP responder is asked too (a
     blocking call of up to its timeout). Without ``party`` the order must have come
     through the localhost bridge from the page at ``expected_origin``; with it, through
-    the order relay at ``expected_origin`` for that requesting party.
+    the order relay at ``expected_origin`` for that requesting party. ``kind_policies``
+    (OID → kind; eidcore.policies.verifier_table) for issuers with policies of their own.
 
     Raises: a VerificationError subclass saying why not."""
     return _verify(
         response, "auth", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, None, revocation, party,
+        user_visible_data, None, revocation, party, kind_policies,
     )  # fmt: skip
 
 
@@ -103,16 +203,17 @@ def verify_sign(
     max_skew: dt.timedelta = MAX_SKEW,
     revocation: OcspPolicy | None = None,
     party: str | None = None,
+    kind_policies: Mapping[str, str] = policies.KIND_POLICIES,
 ) -> Verified:
     """Who signed ``user_visible_data`` (and ``user_non_visible_data``); with
-    ``revocation``, checked against the issuer's OCSP responder; ``party`` as for
-    ``verify_auth``.
+    ``revocation``, checked against the issuer's OCSP responder; ``party`` and
+    ``kind_policies`` as for ``verify_auth``.
 
     Raises: a VerificationError subclass saying why not.
     """
     return _verify(
         response, "sign", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, user_non_visible_data, revocation, party,
+        user_visible_data, user_non_visible_data, revocation, party, kind_policies,
     )  # fmt: skip
 
 
@@ -128,8 +229,10 @@ def _verify(
     non_visible: bytes | None,
     revocation: OcspPolicy | None,
     party: str | None,
+    kind_policies: Mapping[str, str],
 ) -> Verified:
-    signed_bytes, signature, chain = _parse(response)
+    result = read_result(response)
+    signed_bytes, signature, chain = result.signed_data, result.signature, result.chain
     try:
         signed = signeddata.parse(signed_bytes)
     except signeddata.MalformedSignedData as exc:
@@ -169,6 +272,9 @@ def _verify(
         raise CertificateExpired("certificate not valid now")
     _check_chain(leaf, chain[1:], anchors, now)
     _check_usage(leaf, order_type)
+    kind = certificate_kind(leaf, kind_policies)
+    if result.claimed_kind is not None and kind is not None and result.claimed_kind != kind:
+        raise WrongTokenKind(f"claimed {result.claimed_kind}, the certificate is for {kind}")
     if revocation is not None:
         issuer = next((c for c in (*chain[1:], *anchors) if _issued(leaf, c)), None)
         if issuer is None:
@@ -180,31 +286,12 @@ def _verify(
         origin=signed.origin,
         signed_at=signed.time,
         order_ref=signed.order_ref,
-        token_kind=str(response.get("token", {}).get("kind", "")),
+        token_kind=kind,
         certificate=leaf,
         door=signed.door,
         party=signed.party,
+        result=result,
     )
-
-
-def _parse(response: Mapping[str, Any]) -> tuple[bytes, bytes, list[x509.Certificate]]:
-    try:
-        if response.get("algorithm") != "ES256":
-            raise MalformedResponse("algorithm must be ES256")
-        signed = base64.b64decode(response["signedData"], validate=True)
-        signature = base64.b64decode(response["signature"], validate=True)
-        chain_b64 = response["certificateChain"]
-        if not isinstance(chain_b64, list) or not 1 <= len(chain_b64) <= MAX_CHAIN:
-            raise MalformedResponse("certificateChain length")
-        chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True))
-                 for c in chain_b64]  # fmt: skip
-        for cert in chain:
-            cert.public_key()
-    except MalformedResponse:
-        raise
-    except (KeyError, TypeError, ValueError, binascii.Error, UnsupportedAlgorithm) as exc:
-        raise MalformedResponse(f"completionData: {type(exc).__name__}") from None
-    return signed, signature, chain
 
 
 def _check_data(signed_digest: str | None, expected: bytes | None) -> None:

@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from agent.tokens import KeyPurpose, TokenStore, UnlockedCredential
 from eidcore import signeddata
-from issuer import CertificateAuthority
+from eidcore.personal_number import PersonalNumber
+from issuer import CertificateAuthority, Person
 from relay.config import Party, RelayConfig
 from relay.server import RelayServer, build_app
 from relay.store import OrderStore
@@ -26,6 +31,7 @@ ORIGIN = "https://relay.example"
 SHOP_TOKEN = "shop-bearer-token-0123456789"
 OTHER_TOKEN = "other-bearer-token-0123456789"
 RETURN = "https://shop.example/eid/return"
+ANNA_NUMBER = PersonalNumber.parse("198112189876")
 
 
 def _digest(token: str) -> str:
@@ -117,3 +123,45 @@ def completion_for(order: dict[str, Any], credential: UnlockedCredential, *,
 
 def unlocked(store: TokenStore, token: Any, password: str) -> UnlockedCredential:
     return store.unlock(store.add(token).id, password)
+
+
+def without_policies(cert: x509.Certificate, ca: CertificateAuthority) -> x509.Certificate:
+    """``cert`` as an issuer wrote it before kinds were written: the same, re-signed by
+    the same issuing CA, without its certificate policies."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+    )
+    for ext in cert.extensions:
+        if not isinstance(ext.value, x509.CertificatePolicies):
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+    return builder.sign(ca.issuing_key, hashes.SHA256())
+
+
+def legacy_completion(order: dict[str, Any], ca: CertificateAuthority,
+                      claimed: str = "file") -> dict[str, Any]:  # fmt: skip
+    """What an agent with a BankID issued before kinds were written posts for ``order``:
+    a real key and a certificate from the same CA with no certificate policy."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    person = Person.from_full_name(ANNA_NUMBER, "Anna Andersson")
+    now = dt.datetime.now(dt.UTC)
+    pair = ca.issue_pair(person, key.public_key(), key.public_key(), now, kind="file")
+    leaf = without_policies(pair.identification if order["type"] == "auth" else pair.signature, ca)
+
+    class _Key:
+        def sign(self, _purpose: KeyPurpose, data: bytes) -> bytes:
+            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        def certificate_chain(self, _purpose: KeyPurpose) -> tuple[bytes, ...]:
+            der = serialization.Encoding.DER
+            return (leaf.public_bytes(der), ca.issuing_certificate.public_bytes(der))
+
+    completion = completion_for(order, _Key())  # type: ignore[arg-type]
+    completion["token"] = {"kind": claimed}
+    return completion

@@ -87,7 +87,9 @@ class SoftHsm:
         self.init_token(label)
         ident = self.keypair(label, "01")
         sign = self.keypair(label, "02", always_auth=always_auth)
-        pair = ca.issue_pair(person, ident, sign, now or dt.datetime.now(dt.UTC), days=days)
+        pair = ca.issue_pair(
+            person, ident, sign, now or dt.datetime.now(dt.UTC), kind="token", days=days
+        )
         if identification:
             self.write(label, "cert", pair.identification.public_bytes(DER), "01",
                        "identification")  # fmt: skip

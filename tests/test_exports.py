@@ -49,11 +49,11 @@ EXPORTS = {
     "rp": [
         "BadSignature", "CertificateExpired", "CertificateRevoked", "DataMismatch",
         "ExpiredNonce", "MalformedResponse", "NonceStore", "OcspPolicy", "Person", "RelayApi",
-        "RelayApiError", "RelayLogin", "ReusedNonce",
+        "RelayApiError", "RelayLogin", "Result", "ReusedNonce",
         "RevocationUnknown", "TimeSkew", "UnknownNonce", "UntrustedChain",
         "Verified", "VerificationError", "WrongDoor", "WrongKeyUsage", "WrongOrderType",
-        "WrongOrigin", "WrongParty",
-        "verify_auth", "verify_sign",
+        "WrongOrigin", "WrongParty", "WrongTokenKind",
+        "certificate_kind", "read_result", "verify_auth", "verify_sign",
     ],
     "installer": [],
 }  # fmt: skip

@@ -9,6 +9,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.notices import notice_for
 from agent.tokens import KeyPurpose, NoneReason, NoUsableCredential
+from eidcore import policies
 from eidcore.messages import MessageCode
 from issuer import CertificateAuthority, Person
 from issuer.ca import new_key
@@ -16,7 +17,7 @@ from tests.conftest import ANNA, NOW, MakeToken
 
 
 def test_person_certificates(ca: CertificateAuthority) -> None:
-    pair = ca.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW)
+    pair = ca.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW, kind="file")
     for cert, digital, nonrep in (
         (pair.identification, True, False),
         (pair.signature, False, True),
@@ -38,9 +39,13 @@ def test_development_label_is_visible(ca: CertificateAuthority) -> None:
 
 def test_validity_must_fit_the_issuing_ca(ca: CertificateAuthority) -> None:
     with pytest.raises(ValueError):
-        ca.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW, days=20 * 365)
+        ca.issue_pair(
+            ANNA, new_key().public_key(), new_key().public_key(), NOW, kind="file", days=20 * 365
+        )
     with pytest.raises(ValueError):
-        ca.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW, days=0)
+        ca.issue_pair(
+            ANNA, new_key().public_key(), new_key().public_key(), NOW, kind="file", days=0
+        )
 
 
 def test_save_and_load(tmp_path: Path, ca: CertificateAuthority) -> None:
@@ -93,3 +98,52 @@ def test_every_token_error_has_its_own_message(make_token: MakeToken) -> None:
     for exc in samples:
         assert notice_for(exc).code is not MessageCode.INTERNAL_ERROR, exc
     assert notice_for(RuntimeError("bug")).code is MessageCode.INTERNAL_ERROR
+
+
+def _policies(cert: x509.Certificate) -> list[str]:
+    found = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    return [p.policy_identifier.dotted_string for p in found]
+
+
+@pytest.mark.parametrize("kind", ["file", "card", "token"])
+def test_each_kind_has_its_certificate_policy(ca: CertificateAuthority, kind: str) -> None:
+    pair = ca.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW, kind=kind)
+    for cert in (pair.identification, pair.signature):
+        assert _policies(cert) == [policies.POLICY_FOR_KIND[kind]]
+        assert policies.kind_of(_policies(cert)) == kind
+    with pytest.raises(ValueError):
+        ca.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW, kind="usb")
+
+
+def test_an_issuer_names_its_own_policies(tmp_path: Path, ca: CertificateAuthority) -> None:
+    ca.save(tmp_path)
+    (tmp_path / "policies.toml").write_text('card = "1.2.752.999.1.2"\n')
+    loaded = CertificateAuthority.load(tmp_path)
+    pair = loaded.issue_pair(ANNA, new_key().public_key(), new_key().public_key(), NOW, kind="card")
+    assert _policies(pair.identification) == ["1.2.752.999.1.2"]
+    file_pair = loaded.issue_pair(
+        ANNA, new_key().public_key(), new_key().public_key(), NOW, kind="file"
+    )
+    assert _policies(file_pair.signature) == [policies.POLICY_FOR_KIND["file"]]
+    bad_tables = [
+        'card = "not an oid"',
+        'usb = "1.2.3"',
+        'card = ["1.2.3", "1.2.4"]',
+        'file = "1.2.3"\ncard = "1.2.3"',
+        "card =",
+    ]
+    for bad in bad_tables:
+        (tmp_path / "policies.toml").write_text(bad + "\n")
+        with pytest.raises(ValueError):
+            CertificateAuthority.load(tmp_path)
+
+
+def test_a_verifier_reads_kinds_from_the_project_and_the_issuers_table() -> None:
+    table = policies.verifier_table({"card": ("1.2.752.999.1.2",)})
+    assert policies.kind_of(["1.2.752.999.1.2"], table) == "card"
+    assert policies.kind_of([policies.POLICY_FOR_KIND["token"], "2.5.29.32.0"], table) == "token"
+    assert policies.kind_of(["2.5.29.32.0"], table) is None
+    with pytest.raises(policies.ConflictingPolicies):
+        policies.kind_of(list(policies.POLICY_FOR_KIND.values())[:2], table)
+    with pytest.raises(ValueError):  # the project's OID may not be given another kind
+        policies.verifier_table({"card": (policies.POLICY_FOR_KIND["file"],)})

@@ -205,6 +205,7 @@ def test_ocsp_answers_good_revoked_unknown_and_refuses_odd_requests(
         ec.generate_private_key(ec.SECP256R1()).public_key(),
         ec.generate_private_key(ec.SECP256R1()).public_key(),
         NOW,
+        kind="file",
     ).signature
     refused = _ask(stranger, other_ca.issuing_certificate, enrolments, ca)
     assert refused.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
@@ -216,6 +217,7 @@ def test_ocsp_answers_good_revoked_unknown_and_refuses_odd_requests(
         ec.generate_private_key(ec.SECP256R1()).public_key(),
         ec.generate_private_key(ec.SECP256R1()).public_key(),
         NOW,
+        kind="file",
     ).signature
     assert (
         _ask(unknown, ca.issuing_certificate, enrolments, ca).certificate_status

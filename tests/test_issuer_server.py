@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from eidcore import policies
 from issuer import CertificateAuthority
 from issuer.db import open_database
 from issuer.enrolment import Enrolments
@@ -74,3 +79,52 @@ async def test_a_lone_surrogate_is_400_with_one_log_line(
     body = await response.json()
     assert (response.status, body["error"]) == (400, "badRequest"), body
     assert "Traceback" not in caplog.text and "failed" not in caplog.text
+
+
+def _csr(key: ec.EllipticCurvePrivateKey) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def _enrolment(issuer: TestClient) -> tuple[str, str]:  # type: ignore[type-arg]
+    back = {"Authorization": f"Bearer {TOKEN}"}
+    created = await issuer.post(
+        "/backoffice/v1/orders",
+        json={"personalNumber": "198112189876", "name": "Anna Andersson"},
+        headers=back,
+    )
+    code = (await created.json())["activationCode"]
+    started = await issuer.post(
+        "/enrol/v1/enrolments", json={"personalNumber": "198112189876", "activationCode": code}
+    )
+    body = await started.json()
+    return body["enrolmentId"], body["secret"]
+
+
+@pytest.mark.parametrize(("kind", "status"), [(None, 200), ("file", 200), ("token", 200),
+                                              ("card", 400), (5, 400)])  # fmt: skip
+async def test_an_enrolment_names_the_kind_its_certificates_carry(
+    issuer: TestClient,  # type: ignore[type-arg]
+    kind: object,
+    status: int,
+) -> None:
+    enrolment, secret = await _enrolment(issuer)
+    body: dict[str, object] = {
+        "identificationCsr": _csr(ec.generate_private_key(ec.SECP256R1())),
+        "signatureCsr": _csr(ec.generate_private_key(ec.SECP256R1())),
+    }
+    if kind is not None:
+        body["kind"] = kind
+    response = await issuer.post(
+        f"/enrol/v1/enrolments/{enrolment}/certificates",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status == status
+    if status == 200:
+        issued = await response.json()
+        cert = x509.load_pem_x509_certificate(issued["identification"].encode())
+        found = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+        oids = [p.policy_identifier.dotted_string for p in found]
+        assert policies.kind_of(oids) == (kind or "file")

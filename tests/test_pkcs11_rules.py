@@ -78,10 +78,12 @@ def test_a_configured_module_is_loaded_once(tmp_path: Path) -> None:
 def issued() -> tuple[CertificateAuthority, dict[str, bytes]]:
     ca = CertificateAuthority.create("Token Test", NOW - dt.timedelta(days=10))
     ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW - dt.timedelta(days=1))
+    pair = ca.issue_pair(
+        ANNA, ident.public_key(), sign.public_key(), NOW - dt.timedelta(days=1), kind="token"
+    )
     old = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(),
-                        NOW - dt.timedelta(days=9), days=2)  # fmt: skip
-    other = ca.issue_pair(BERTIL, ident.public_key(), sign.public_key(), NOW)
+                        NOW - dt.timedelta(days=9), kind="token", days=2)  # fmt: skip
+    other = ca.issue_pair(BERTIL, ident.public_key(), sign.public_key(), NOW, kind="token")
     return ca, {
         "ident": pair.identification.public_bytes(DER),
         "sign": pair.signature.public_bytes(DER),
@@ -342,7 +344,7 @@ def test_certificates_for_other_keys_are_refused_from_an_issuer(
 
     ca, _ = issued
     ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW)
+    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW, kind="token")
     pem = serialization.Encoding.PEM
     answer = {"identification": pair.identification.public_bytes(pem).decode(),
               "signature": pair.signature.public_bytes(pem).decode()}  # fmt: skip
@@ -369,7 +371,7 @@ def test_only_the_authorities_above_the_leaves_are_kept_from_an_answer(
     ca, _ = issued
     stranger = CertificateAuthority.create("Stranger", NOW - dt.timedelta(days=1))
     ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW)
+    pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW, kind="token")
     pem = serialization.Encoding.PEM
     answer = {"chain": [c.public_bytes(pem).decode() for c in (
         stranger.issuing_certificate, ca.root_certificate, ca.issuing_certificate)]}  # fmt: skip

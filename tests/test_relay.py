@@ -24,6 +24,7 @@ from tests.relay_kit import (
     RETURN,
     Relay,
     completion_for,
+    legacy_completion,
     running_relay,
     unlocked,
 )
@@ -290,3 +291,114 @@ async def test_a_lone_surrogate_is_400_with_one_log_line(
     assert (status, answer["errorCode"]) == (400, "invalidParameters"), answer
     assert "Traceback" not in caplog.text and "internal error" not in caplog.text
     assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+async def _report(relay: Relay, ref: str, order: dict[str, Any], completion: object) -> Any:
+    report = {"orderRef": ref, "agentSecret": order["agentSecret"], "completionData": completion}
+    return await relay.agent("complete", report)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"token": "card"},
+        {"token": None},
+        {"token": 5},
+        {"token": ["file"]},
+        {"token": {"kind": 5}},
+        {"token": {"kind": "usb"}},
+        {"user": 5},
+        {"user": None},
+        {"certificateChain": "AAAA"},
+        {"certificateChain": [5]},
+        {"certificateChain": []},
+        {"signedData": 5},
+        {"signedData": None},
+        {"signature": ["x"]},
+        {"algorithm": None},
+    ],
+    ids=str,
+)
+async def test_a_malformed_completion_fails_the_order_with_a_reason(
+    relay: Relay,
+    anna: UnlockedCredential,
+    change: dict[str, object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Results are hostile input: a field of the wrong shape is a refused result and an
+    ended order, never a 500 that leaves the order pending."""
+    ref, order = await _fetched(relay)
+    completion = {**completion_for(order, anna), **change}
+    status, answer = await _report(relay, ref, order, completion)
+    assert (status, answer["errorCode"]) == (400, "verificationFailed"), answer
+    assert answer["details"] == "MalformedResponse"
+    assert await _collect(relay, ref) == {
+        "orderRef": ref,
+        "status": "failed",
+        "hintCode": "startFailed",
+    }
+    assert "internal error" not in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_the_kind_of_bankid_is_the_certificates_not_the_agents_word(
+    relay: Relay, anna: UnlockedCredential, ca: CertificateAuthority
+) -> None:
+    """An order requiring a card is not met by a BankID on file that claims to be one."""
+    ref, order = await _fetched(relay, requirement={"tokenKinds": ["card"]})
+    lie = {**completion_for(order, anna), "token": {"kind": "card"}}
+    assert (await _report(relay, ref, order, lie))[1]["details"] == "WrongTokenKind"
+    assert (await _collect(relay, ref))["hintCode"] == "certificateErr"
+    # nor by a BankID on file that does not claim anything
+    ref, order = await _fetched(relay, requirement={"tokenKinds": ["card"]})
+    silent = completion_for(order, anna)
+    del silent["token"]
+    assert (await _report(relay, ref, order, silent))[1]["details"] == "WrongTokenKind"
+    # a claim that differs from the certificate is refused with no requirement at all
+    ref, order = await _fetched(relay)
+    lie = {**completion_for(order, anna), "token": {"kind": "token"}}
+    assert (await _report(relay, ref, order, lie))[1]["details"] == "WrongTokenKind"
+    # the truth completes, and the site reads the kind from the certificate
+    ref, order = await _fetched(relay, requirement={"tokenKinds": ["card", "file"]})
+    assert (await _report(relay, ref, order, completion_for(order, anna)))[0] == 200
+    assert (await _collect(relay, ref))["completionData"]["token"] == {"kind": "file"}
+
+
+async def test_a_certificate_without_a_kind_meets_no_kind_requirement(
+    relay: Relay, ca: CertificateAuthority
+) -> None:
+    """Issued before kinds were written: accepted where no kind is required (and then no
+    kind is reported), refused where one is."""
+    ref, order = await _fetched(relay, requirement={"tokenKinds": ["file"]})
+    status, answer = await _report(relay, ref, order, legacy_completion(order, ca))
+    assert (status, answer["details"]) == (400, "WrongTokenKind")
+    ref, order = await _fetched(relay)
+    assert (await _report(relay, ref, order, legacy_completion(order, ca, "card")))[0] == 200
+    collected = await _collect(relay, ref)
+    assert collected["status"] == "complete" and "token" not in collected["completionData"]
+
+
+async def test_the_relay_passes_on_only_what_it_verified(
+    relay: Relay, anna: UnlockedCredential
+) -> None:
+    ref, order = await _fetched(relay)
+    sent = completion_for(order, anna)
+    extra = {
+        **sent,
+        "user": {"personalNumber": "194910112384", "name": "Bertil Berg"},
+        "verified": True,
+        "ocspResponse": "bm90IGFuIE9DU1AgcmVzcG9uc2U=",
+    }
+    assert (await _report(relay, ref, order, extra))[0] == 200
+    completion = (await _collect(relay, ref))["completionData"]
+    assert set(completion) == {
+        "signedData",
+        "signature",
+        "algorithm",
+        "certificateChain",
+        "user",
+        "token",
+    }
+    assert completion["user"]["personalNumber"] == "198112189876"
+    assert {k: completion[k] for k in ("signedData", "signature", "certificateChain")} == {
+        k: sent[k] for k in ("signedData", "signature", "certificateChain")
+    }

@@ -149,7 +149,9 @@ async def test_a_certificate_from_the_same_ca_with_wrong_usage(
     from issuer.ca import new_key
 
     key = new_key()
-    pair = ca.issue_pair(ANNA, new_key().public_key(), key.public_key(), dt.datetime.now(dt.UTC))
+    pair = ca.issue_pair(
+        ANNA, new_key().public_key(), key.public_key(), dt.datetime.now(dt.UTC), kind="file"
+    )
     signed = base64.b64decode(completions["auth"]["signedData"])
     r, s = decode_dss_signature(key.sign(signed, ec.ECDSA(hashes.SHA256())))
     forged = dict(completions["auth"])
@@ -258,3 +260,47 @@ async def test_a_bridge_result_does_not_pass_as_a_relay_one(
     assert _auth(completions, [ca.root_certificate]).door is signeddata.Door.BRIDGE
     with pytest.raises(rp.WrongDoor):
         _auth(completions, [ca.root_certificate], party="shop")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"token": "file"},
+        {"token": None},
+        {"token": 5},
+        {"token": []},
+        {"token": {"kind": "usb"}},
+        {"user": "Anna"},
+        {"certificateChain": None},
+        {"certificateChain": ["not base64!"]},
+        {"signedData": {"a": 1}},
+        {"signature": 64},
+    ],
+    ids=str,
+)
+async def test_a_result_of_the_wrong_shape_is_malformed_never_a_crash(
+    completions: dict[str, Any], ca: CertificateAuthority, change: dict[str, object]
+) -> None:
+    """A website calling verify_* on what its page handed back gets the kit's error."""
+    with pytest.raises(rp.MalformedResponse):
+        _auth(completions, [ca.root_certificate], response={**completions["auth"], **change})
+    not_objects: list[object] = [None, [], "completion", 5]
+    for response in not_objects:
+        with pytest.raises(rp.MalformedResponse):
+            _auth(completions, [ca.root_certificate], response=response)
+
+
+async def test_the_kind_comes_from_the_certificates_policy(
+    completions: dict[str, Any], ca: CertificateAuthority
+) -> None:
+    for claim in ("card", "token"):
+        lie = {**completions["auth"], "token": {"kind": claim}}
+        with pytest.raises(rp.WrongTokenKind):
+            _auth(completions, [ca.root_certificate], response=lie)
+    silent = dict(completions["auth"])
+    del silent["token"]
+    assert _auth(completions, [ca.root_certificate], response=silent).token_kind == "file"
+    leaf = rp.read_result(completions["auth"]).chain[0]
+    assert rp.certificate_kind(leaf) == "file"
+    # an issuer with an arc of its own: its OIDs are given to the kit
+    assert rp.certificate_kind(leaf, {"1.2.752.999.1": "file"}) is None

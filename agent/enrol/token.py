@@ -132,7 +132,7 @@ async def order_on_token(
     issued = await issuer.post(
         f"/enrol/v1/enrolments/{enrolment}/certificates",
         {"identificationCsr": requests[KeyPurpose.IDENTIFICATION],
-         "signatureCsr": requests[KeyPurpose.SIGNATURE]},
+         "signatureCsr": requests[KeyPurpose.SIGNATURE], "kind": "token"},
         secret=secret, retry=True,
     )  # fmt: skip
     leaves = _leaves(issued, points)
@@ -243,7 +243,7 @@ async def order_on_piv(
     issued = await issuer.post(
         f"/enrol/v1/enrolments/{enrolment}/certificates",
         {"identificationCsr": csrs[KeyPurpose.IDENTIFICATION],
-         "signatureCsr": csrs[KeyPurpose.SIGNATURE]},
+         "signatureCsr": csrs[KeyPurpose.SIGNATURE], "kind": "token"},
         secret=secret, retry=True,
     )  # fmt: skip
     leaves = _leaves(issued, points)
