@@ -115,6 +115,7 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
             log.warning("the relay did not start the order: %s", exc)
             return web.json_response({"site": "relayUnavailable"}, status=502)
         language = helpers.language(request)
+        door.login.bind(sid, ref)
         door.orders[sid] = _Order(kind, ref, text, language)
         door.orders.move_to_end(sid)
         while len(door.orders) > MAX_SESSIONS:

@@ -46,19 +46,23 @@ class NonceStore:
         return nonce
 
     def consume(self, nonce: str, binding: str, now: dt.datetime) -> None:
-        """Accept ``nonce`` once, for the session it was issued to.
+        """Accept ``nonce`` once, for the session it was issued to. Its first use spends
+        it, whoever presents it: a value refused for another session cannot be tried
+        again by the session it was issued to (a leaked return URL opened by an attacker
+        after the person's browser was refused logged the attacker in as the person).
 
         Raises:
             ReusedNonce, ExpiredNonce, UnknownNonce (also for another session's nonce).
         """
         if nonce in self._used:
             raise ReusedNonce()
-        issued = self._issued.get(nonce)
-        if issued is None or not hmac.compare_digest(issued.binding, binding):
+        issued = self._issued.pop(nonce, None)
+        if issued is None:
             raise UnknownNonce()
-        del self._issued[nonce]
         self._used[nonce] = None
         while len(self._used) > _USED_KEPT:
             self._used.popitem(last=False)
+        if not hmac.compare_digest(issued.binding, binding):
+            raise UnknownNonce()
         if now >= issued.expires:
             raise ExpiredNonce()

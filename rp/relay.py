@@ -12,14 +12,21 @@ bound to another session, which is refused.
 
     login = RelayLogin("https://shop.example/eid/return")
     return_url = login.start(session_id, now)          # pass as returnUrl to /rp/v1/auth
+    login.bind(session_id, started["orderRef"])        # the order the relay started
     ...                                                # the page opens the link
     login.returned(session_id, request.query["eidReturn"], now)   # on GET /eid/return
     if login.may_log_in(session_id, relay.collect(ref)): ...      # both, or no login
+
+A return value is spent by its first use, whoever presents it; the order it was for can
+then no longer log anyone in (a leaked URL presented by the wrong browser, then by the
+right one, is refused both times). ``may_log_in`` holds only for the order the session
+bound last: a completed older order of the same session is not a login.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 import ssl
 import urllib.error
@@ -27,10 +34,12 @@ import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eidcore import returnurl, strictjson
+from rp.errors import UnknownNonce
 from rp.nonces import NonceStore
 
 __all__ = ["RETURN_PARAMETER", "RelayApi", "RelayApiError", "RelayLogin"]
@@ -39,9 +48,19 @@ RETURN_PARAMETER = "eidReturn"
 MAX_SESSIONS = 10_000
 
 
+@dataclass
+class _Login:
+    """One session's latest order: its return value, the relay's reference for it, and
+    whether this session's own browser came back with the value."""
+
+    value: str
+    order_ref: str | None = None
+    returned: bool = False
+
+
 class RelayLogin:
     """Which sessions came back through their return URL. In memory, bounded; a site with
-    several processes keeps the same two facts in its session store instead."""
+    several processes keeps the same facts in its session store instead."""
 
     def __init__(self, return_url: str, *, nonces: NonceStore | None = None) -> None:
         try:
@@ -52,27 +71,46 @@ class RelayLogin:
             raise ValueError("the return URL has no query: the one-time value goes there")
         self._base = return_url
         self._nonces = nonces or NonceStore()
-        self._returned: OrderedDict[str, None] = OrderedDict()
+        self._logins: OrderedDict[str, _Login] = OrderedDict()
 
     def start(self, session: str, now: dt.datetime) -> str:
         """The ``returnUrl`` for an order this session starts (the relay must have the
-        URL's path registered for the party)."""
-        self._returned.pop(session, None)  # a new order: it must come back again
+        URL's path registered for the party). It replaces the session's earlier order."""
         value = self._nonces.issue(session, now)
+        self._logins.pop(session, None)
+        self._logins[session] = _Login(value)
+        while len(self._logins) > MAX_SESSIONS:
+            self._logins.popitem(last=False)
         return f"{self._base}?{urllib.parse.urlencode({RETURN_PARAMETER: value})}"
 
+    def bind(self, session: str, order_ref: str) -> None:
+        """The relay's ``orderRef`` for the order ``start`` made the return URL for."""
+        login = self._logins.get(session)
+        if login is not None:
+            login.order_ref = order_ref
+
     def returned(self, session: str, value: str, now: dt.datetime) -> None:
-        """The browser of ``session`` came back with ``value``. Raises: UnknownNonce
-        (another session's value: the relay attack), ReusedNonce, ExpiredNonce."""
+        """The browser of ``session`` came back with ``value``, which is spent now
+        whatever the answer. Raises: UnknownNonce (another session's value: the relay
+        attack; or one of this session's older orders), ReusedNonce, ExpiredNonce."""
         self._nonces.consume(value, session, now)
-        self._returned[session] = None
-        while len(self._returned) > MAX_SESSIONS:
-            self._returned.popitem(last=False)
+        login = self._logins.get(session)
+        if login is None or not hmac.compare_digest(login.value, value):
+            raise UnknownNonce()
+        login.returned = True
 
     def may_log_in(self, session: str, collected: Mapping[str, Any]) -> bool:
-        """Only both: the relay says complete, and this session's own browser came back.
-        ``collect`` alone never logs a session in."""
-        return collected.get("status") == "complete" and session in self._returned
+        """Only both: the relay says the session's bound order is complete, and this
+        session's own browser came back with its value. ``collect`` alone never logs a
+        session in."""
+        login = self._logins.get(session)
+        return (
+            login is not None
+            and login.returned
+            and login.order_ref is not None
+            and collected.get("orderRef") == login.order_ref
+            and collected.get("status") == "complete"
+        )
 
 
 class RelayApiError(Exception):

@@ -40,6 +40,7 @@ def test_the_relay_attack_logs_no_one_in(relay: RelayProcess, person: Path,  # n
     server = f"https://127.0.0.1:{relay.port}"
     # the attacker's browser starts an order and sends the link to the person
     started = api.auth(IP, returnUrl=login.start("attacker-session", now))
+    login.bind("attacker-session", started["orderRef"])
     done = _open(_link(started["autoStartToken"], server), person, tls)
     assert done.returncode == 0, done.stderr
     value = _returned_value(done.stderr)
@@ -50,8 +51,14 @@ def test_the_relay_attack_logs_no_one_in(relay: RelayProcess, person: Path,  # n
         login.returned("person-session", value, now)
     assert not login.may_log_in("attacker-session", collected)  # collect alone: no login
     assert not login.may_log_in("person-session", collected)
+    # the URL leaks (a shared link, a proxy's log) and the attacker's browser opens it: the
+    # value was spent when the person's browser presented it
+    with pytest.raises(rp.ReusedNonce):
+        login.returned("attacker-session", value, now)
+    assert not login.may_log_in("attacker-session", collected)
     # the person's own order, the person's own browser: logged in
     started = api.auth(IP, returnUrl=login.start("person-session", now))
+    login.bind("person-session", started["orderRef"])
     done = _open(_link(started["autoStartToken"], server), person, tls)
     login.returned("person-session", _returned_value(done.stderr), now)
     assert login.may_log_in("person-session", api.collect(started["orderRef"]))

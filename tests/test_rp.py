@@ -169,9 +169,12 @@ def test_nonces_are_single_use_bound_and_expire() -> None:
     now = dt.datetime.now(dt.UTC)
     nonce = store.issue("session-a", now)
     assert len(base64.urlsafe_b64decode(nonce + "=")) == 32
-    with pytest.raises(rp.UnknownNonce):
-        store.consume(nonce, "session-b", now)
     store.consume(nonce, "session-a", now)
+    with pytest.raises(rp.ReusedNonce):
+        store.consume(nonce, "session-a", now)
+    nonce = store.issue("session-a", now)
+    with pytest.raises(rp.UnknownNonce):  # another session's: refused, and spent
+        store.consume(nonce, "session-b", now)
     with pytest.raises(rp.ReusedNonce):
         store.consume(nonce, "session-a", now)
     old = store.issue("session-a", now)
@@ -304,3 +307,41 @@ async def test_the_kind_comes_from_the_certificates_policy(
     assert rp.certificate_kind(leaf) == "file"
     # an issuer with an arc of its own: its OIDs are given to the kit
     assert rp.certificate_kind(leaf, {"1.2.752.999.1": "file"}) is None
+
+
+def _done(ref: str) -> dict[str, str]:
+    return {"orderRef": ref, "status": "complete"}
+
+
+def test_a_return_value_is_spent_by_its_first_use_whoever_presents_it() -> None:
+    """A leaked return URL: the person's browser presents the attacker's value and is
+    refused; then the attacker's own browser presents it, and is refused too."""
+    login = rp.RelayLogin("https://shop.example/eid/return")
+    now = dt.datetime.now(dt.UTC)
+    url = login.start("attacker", now)
+    login.bind("attacker", "order-1")
+    value = url.split("eidReturn=")[1]
+    with pytest.raises(rp.UnknownNonce):
+        login.returned("person", value, now)
+    with pytest.raises(rp.ReusedNonce):
+        login.returned("attacker", value, now)
+    assert not login.may_log_in("attacker", _done("order-1"))
+    assert not login.may_log_in("person", _done("order-1"))
+
+
+def test_a_login_is_for_the_order_the_session_bound_last() -> None:
+    login = rp.RelayLogin("https://shop.example/eid/return")
+    now = dt.datetime.now(dt.UTC)
+    first = login.start("s", now).split("eidReturn=")[1]
+    login.bind("s", "order-1")
+    second = login.start("s", now).split("eidReturn=")[1]  # a new order replaces it
+    login.bind("s", "order-2")
+    with pytest.raises(rp.UnknownNonce):  # the older order's value: spent, no login
+        login.returned("s", first, now)
+    login.returned("s", second, now)
+    assert login.may_log_in("s", _done("order-2"))
+    assert not login.may_log_in("s", _done("order-1"))  # complete, but not this order
+    assert not login.may_log_in("s", {"orderRef": "order-2", "status": "pending"})
+    unbound = rp.RelayLogin("https://shop.example/eid/return")
+    unbound.returned("t", unbound.start("t", now).split("eidReturn=")[1], now)
+    assert not unbound.may_log_in("t", _done("order-2"))  # never bound: no login
