@@ -16,6 +16,7 @@ from agent import __version__
 from agent.notices import Notice, format_notice, notice_for
 from agent.tokens import fileformat
 from eidcore.atomicfile import atomic_write_bytes
+from eidcore.logline import log_to
 from eidcore.messages import Language, MessageCode, language_from_env
 from eidcore.paths import default_issuer_dir
 from eidcore.personal_number import PersonalNumber
@@ -104,7 +105,8 @@ def main(
 ) -> int:
     args = _parser().parse_args(argv)
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
-    logging.basicConfig(level=logging.ERROR, stream=stderr)
+    # a service logs what it does; a one-shot command says only what went wrong
+    log_to(stderr, logging.INFO if args.command == "serve" else logging.ERROR)
     language = language_from_env(os.environ)
     if args.command in ("serve", "order"):
         return _service(args, stdout, stderr)

@@ -51,6 +51,7 @@ STATUS = {
     Answer.USED: 409,
 }
 MAX_BODY = 64 * 1024
+BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
 # what an agent may enrol with an activation code: cards are personalised at the bank's desk
 ENROLLED_KINDS = ("file", "token")
 
@@ -109,7 +110,15 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _json(request: web.Request) -> dict[str, Any]:
     try:
-        body = strictjson.loads(await request.read())
+        async with asyncio.timeout(BODY_DEADLINE):  # a trickled body holds no handler
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text='{"error": "requestTimeout", "detail": "the body took too long"}',
+            content_type="application/json",
+        ) from None
+    try:
+        body = strictjson.loads(raw)
     except strictjson.JsonRefused as exc:
         raise BadRequest(f"the body is refused: {exc.reason}") from None
     if not isinstance(body, dict):

@@ -37,6 +37,7 @@ __all__ = ["entry", "main"]
 log = logging.getLogger("relay")
 
 SWEEP_SECONDS = 60.0
+KEEPALIVE_SECONDS = 15.0  # an idle kept-alive connection; also bounds a trickled request
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the relying-party and agent APIs")
     serve.add_argument("--config", type=Path, required=True, help="relay.toml")
-    serve.add_argument("--db", help="sqlite:///FILE or postgresql://... (default: relay.db "
-                                    "beside the configuration)")  # fmt: skip
+    serve.add_argument(
+        "--db",
+        help="sqlite:///FILE or postgresql://... (default: relay.db beside the configuration)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8444)
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain for HTTPS")
@@ -55,8 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:  # fmt: skip
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     args = _parser().parse_args(argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     language = Language(args.lang) if args.lang else language_from_env(os.environ)
@@ -66,8 +70,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
 
     if args.command == "party-token":
         token = secrets.token_urlsafe(32)
-        say(out, Term.RELAY_NEW_TOKEN, token=token,
-            digest=hashlib.sha256(token.encode()).hexdigest())  # fmt: skip
+        say(
+            out,
+            Term.RELAY_NEW_TOKEN,
+            token=token,
+            digest=hashlib.sha256(token.encode()).hexdigest(),
+        )
         return 0
     log_to(err, logging.INFO)
     return _serve(args, say, err)
@@ -101,32 +109,64 @@ def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
         say(err, Term.RELAY_DATABASE, detail=exc)
         return 1
     try:
-        return asyncio.run(_run(build_app(RelayServer(config, store)), store, args, tls, say,
-                                err, len(config.parties), config.origin))  # fmt: skip
+        return asyncio.run(
+            _run(
+                build_app(RelayServer(config, store)),
+                store,
+                args,
+                tls,
+                say,
+                err,
+                len(config.parties),
+                config.origin,
+            )
+        )
     finally:
         store.close()
 
 
-async def _run(app: web.Application, store: OrderStore, args: argparse.Namespace,
-               tls: ssl.SSLContext | None, say: Say, err: TextIO, parties: int,
-               origin: str) -> int:  # fmt: skip
+async def _run(
+    app: web.Application,
+    store: OrderStore,
+    args: argparse.Namespace,
+    tls: ssl.SSLContext | None,
+    say: Say,
+    err: TextIO,
+    parties: int,
+    origin: str,
+) -> int:
     from aiohttp import web
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    from eidcore import listener
+
+    loop = asyncio.get_running_loop()
+    listener.quiet_accept_errors(loop)
+    total, per_peer = listener.caps_for(listener.raise_file_limit())
+    gate = listener.ConnectionGate(total=total, per_peer=per_peer)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
+    )
     await runner.setup()
+    assert runner.server is not None
     try:
-        await web.TCPSite(runner, args.host, args.port, ssl_context=tls).start()
+        listening = await listener.serve(
+            runner.server, args.host, args.port, gate, tls=tls, refusal=_busy
+        )
     except OSError as exc:
         await runner.cleanup()
         say(err, Term.RELAY_CANNOT_LISTEN, host=args.host, port=args.port, detail=exc.strerror)
         return 1
     scheme = "https" if tls else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
-    say(err, Term.RELAY_LISTENING, url=f"{scheme}://{host}:{args.port}", parties=parties,
-        origin=origin)  # fmt: skip
+    say(
+        err,
+        Term.RELAY_LISTENING,
+        url=f"{scheme}://{host}:{args.port}",
+        parties=parties,
+        origin=origin,
+    )
     err.flush()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sweeping = asyncio.create_task(_sweep(store))
@@ -134,8 +174,19 @@ async def _run(app: web.Application, store: OrderStore, args: argparse.Namespace
         await stop.wait()
     finally:
         sweeping.cancel()
+        listening.close()
         await runner.cleanup()
     return 0
+
+
+def _busy(_why: str) -> bytes:
+    """What a plain (development) listener answers a connection over its caps; a TLS
+    listener closes it without a word."""
+    body = b'{"errorCode": "tooManyRequests", "details": "too many connections"}'
+    return (
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+    ) % (len(body), body)
 
 
 async def _sweep(store: OrderStore) -> None:

@@ -39,6 +39,7 @@ MAX_USER_NON_VISIBLE_DATA = 200_000  # characters of base64 (BankID v6: the same
 MAX_RETURN_URL = returnurl.MAX
 MAX_JSON_DEPTH = 6  # a completion's {"completionData": {"user": {...}}} is 3; room, no more
 MAX_REF = 64
+BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
 MAX_TOKEN = 128
 VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
 TOKEN_KINDS = frozenset({"file", "card", "token"})
@@ -49,6 +50,7 @@ class ErrorCode(enum.StrEnum):
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "notFound"
     METHOD_NOT_ALLOWED = "methodNotAllowed"
+    REQUEST_TIMEOUT = "requestTimeout"  # the body did not arrive within BODY_DEADLINE
     UNSUPPORTED_MEDIA_TYPE = "unsupportedMediaType"
     REQUEST_TOO_LARGE = "requestTooLarge"
     VERIFICATION_FAILED = "verificationFailed"  # the agent's result did not verify
@@ -62,6 +64,7 @@ STATUS = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.REQUEST_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.INTERNAL_ERROR: 500,

@@ -30,6 +30,7 @@ from eidcore.status import Hint
 from relay import rules
 from relay.config import Party, RelayConfig
 from relay.requests import (
+    BODY_DEADLINE,
     MAX_BODY_BYTES,
     ErrorCode,
     RelayError,
@@ -136,10 +137,15 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    """Raises: RelayError — too large, or not all there within BODY_DEADLINE (a body
+    trickled a byte at a time would hold the connection and a handler for ever)."""
     try:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_DEADLINE):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large") from None
+    except TimeoutError:
+        raise RelayError(ErrorCode.REQUEST_TIMEOUT, "the body took too long") from None
     return parse_json(raw)
 
 

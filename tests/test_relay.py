@@ -5,6 +5,7 @@ a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -402,3 +403,18 @@ async def test_the_relay_passes_on_only_what_it_verified(
     assert {k: completion[k] for k in ("signedData", "signature", "certificateChain")} == {
         k: sent[k] for k in ("signedData", "signature", "certificateChain")
     }
+
+
+async def test_a_body_that_trickles_is_408(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers in time, then the body a byte now and then: the relay stops waiting."""
+    monkeypatch.setattr("relay.server.BODY_DEADLINE", 0.3)
+    port = relay.client.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /agent/v1/order HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b'"requestTimeout"' in answer

@@ -42,7 +42,7 @@ from agent.app.selftest import self_test
 from agent.autostart.driver import carry_out
 from agent.autostart.handoff import serve_handoff, socket_path
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
-from agent.bridge.listener import KEEPALIVE_SECONDS, ConnectionGate, GuardedSite, raise_file_limit
+from agent.bridge.listener import KEEPALIVE_SECONDS, GuardedSite, bridge_gate, raise_file_limit
 from agent.bridge.security import DEFAULT_PORT, HOSTS
 from agent.config import Settings
 from agent.enrol.client import IssuerConnection
@@ -58,6 +58,7 @@ from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.ui.port import DesktopPort, Presentation, UiPort
 from agent.updater.install import Layout, running_layout
+from eidcore.listener import ConnectionGate
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 log = logging.getLogger(__name__)
@@ -418,7 +419,7 @@ async def _bind(runner: web.AppRunner, port: int, *, retry: float = 0.0) -> list
     """Listen on the loopback addresses; ``retry`` seconds of patience for a port that
     the previous version is just giving up (a hand-over). One gate counts the
     connections of both addresses."""
-    gate = ConnectionGate(os.getuid())
+    gate = bridge_gate()
     bound = []
     deadline = time.monotonic() + retry
     for host in HOSTS:
