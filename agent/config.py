@@ -19,7 +19,8 @@ here; nothing here is a secret except a proxy password, which is never logged.
     block = ["evil.example"]       # these may not
 
     [relay]
-    allow = ["relay.internal.example"]  # order relays on the organisation's own addresses
+    allow = ["relay.internal.example"]  # order relays on the organisation's own addresses:
+                                        # host (port 443) or host:port, [v6]:port
 
     [pkcs11]
     modules = ["/opt/bank/lib/bank-pkcs11.so"]  # the organisation's own PKCS#11 modules
@@ -39,7 +40,14 @@ from typing import Any
 
 from eidcore.atomicfile import atomic_write_bytes
 
-__all__ = ["AgentConfig", "ConfigError", "Settings", "load_config", "save_settings"]
+__all__ = [
+    "AgentConfig",
+    "ConfigError",
+    "Settings",
+    "load_config",
+    "relay_address",
+    "save_settings",
+]
 
 LANGUAGES = ("sv", "en")
 
@@ -66,7 +74,7 @@ class AgentConfig:
     issuer_ca: str | None = None
     settings: Settings = field(default_factory=Settings)
     # order relays the agent may fetch from although their addresses are the organisation's
-    # own (internal relays); a page cannot add to this
+    # own (internal relays), as host:port; a page cannot add to this
     relay_allow: tuple[str, ...] = ()
     pkcs11_modules: tuple[str, ...] = ()  # absolute paths of PKCS#11 modules to load
     p11kit: bool = True  # and those p11-kit's configuration names
@@ -101,7 +109,10 @@ def load_config(path: Path) -> AgentConfig:
         raise_dialogs=read.flag("ui", "raise_dialogs"),
         plain_window=read.flag("ui", "plain_window"),
     )
-    relays = tuple(host.lower().rstrip(".") for host in read.texts("relay", "allow"))
+    try:
+        relays = tuple(relay_address(entry) for entry in read.texts("relay", "allow"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: relay.allow: {exc}") from None
     modules = read.texts("pkcs11", "modules")
     if not all(m.startswith("/") for m in modules):
         raise ConfigError(f"{path}: pkcs11.modules must be absolute paths")
@@ -111,6 +122,27 @@ def load_config(path: Path) -> AgentConfig:
     )
     return AgentConfig(url, read.text("issuer", "ca"), settings, relays, modules, p11kit,
                        authorities)  # fmt: skip
+
+
+def relay_address(entry: str) -> str:
+    """``host:port`` for a ``[relay] allow`` entry: a bare host means its port 443 (an
+    entry opens one relay, not every service the host runs).
+
+    Raises: ValueError, saying what is wrong."""
+    host, port = entry.strip().lower(), "443"
+    if host.startswith("["):
+        inside, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{entry!r} is not [IPv6 address] or [IPv6 address]:port")
+        host, port = inside, rest[1:] or port
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    elif ":" in host:
+        raise ValueError(f"{entry!r}: an IPv6 address goes in brackets, [address]:port")
+    host = host.rstrip(".")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise ValueError(f"{entry!r} is not host or host:port")
+    return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
 
 
 def _certificates(config: Path, name: str) -> list[bytes]:

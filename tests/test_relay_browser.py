@@ -124,7 +124,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, screen: Screen) -> Iterator[
         "[Desktop Entry]\nType=Application\nName=browser\n"
         f"Exec={CHROMIUM} --no-sandbox --user-data-dir={profile} %u\n"
         "MimeType=x-scheme-handler/http;x-scheme-handler/https;\nNoDisplay=true\n"))  # fmt: skip
-    agent_config = _write(root / "agent.toml", '[relay]\nallow = ["127.0.0.1"]\n')
+    agent_config = _write(root / "agent.toml", f'[relay]\nallow = ["127.0.0.1:{relay_port}"]\n')
     xdg_mime = shutil.which("xdg-mime") or "/usr/bin/xdg-mime"
     done = subprocess.run([xdg_mime, "default", "eid-test-browser.desktop",
                            "x-scheme-handler/http"], env=env, capture_output=True, text=True,

@@ -47,6 +47,8 @@ def relay(
 ) -> Iterator[RelayProcess]:
     port = _free_port()
     config = write_config(tmp_path / "relay", ca, origin=f"https://127.0.0.1:{port}")
+    # the person's settings name this loopback relay, host and port, as an internal one
+    (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{port}"]\n')
     process = RelayProcess(config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
     yield process
     if process.proc.poll() is None:
@@ -55,10 +57,9 @@ def relay(
 
 @pytest.fixture
 def person(tmp_path: Path, make_token: MakeToken) -> Path:
-    """Anna's data folder, and settings that name the loopback relay as an internal one."""
+    """Anna's data folder (the relay fixture writes the settings beside it)."""
     data = tmp_path / "anna"
     TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
-    (tmp_path / "config.toml").write_text('[relay]\nallow = ["127.0.0.1"]\n')
     return data
 
 
@@ -267,7 +268,9 @@ def test_the_configured_proxy_carries_the_relay(relay: RelayProcess, person: Pat
     try:
         config = person.parent / "proxied.toml"
         url = f"http://anna:proxy-secret@127.0.0.1:{proxy.port}"
-        config.write_text(f'[relay]\nallow = ["127.0.0.1"]\n\n[network]\nproxy = "{url}"\n')
+        config.write_text(
+            f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n\n[network]\nproxy = "{url}"\n'
+        )
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
         done = _open(_link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}"),
                      person, tls, "-v", config=config)  # fmt: skip

@@ -9,8 +9,13 @@ the link says ``redirect=null`` (a page that keeps polling and wants no new tab)
 
 A page must not be able to make the agent send requests into the person's own network
 (what the browsers' Local Network Access guards): the relay's addresses must be public,
-unless the person's or the organisation's settings name it (an internal relay); ``http``
-only on loopback with the development flag.
+unless the person's or the organisation's settings name it, host and port (an internal
+relay); ``http`` only on loopback with the development flag. The host is a DNS name or a
+canonical IP literal and nothing else: ``2130706433``, ``127.1``, ``0177.0.0.1``, ``0``
+and ``0x7f.1`` are all 127.0.0.1 or 0.0.0.0 to a browser's URL parser or to
+``getaddrinfo``, so a name that ends in a number is refused before anything resolves or
+connects. An IPv6 address that carries an IPv4 one (mapped, 6to4, NAT64, compatible) is
+checked as the IPv4 address it carries.
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ class Link:
     port: int
     secure: bool
     go_back: bool = True  # open the relay's return URL afterwards (not for redirect=null)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (``[v6]:port``), as the settings' ``[relay] allow`` names it."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def parse_link(url: str) -> Link:
@@ -79,8 +89,8 @@ def _with_relay(token: str, server: str) -> Link:
             or not relay.hostname):  # fmt: skip
         raise LinkRefused("server must be an origin: https://host[:port]")
     host = relay.hostname.rstrip(".")
-    if not _is_ip(host) and not _HOST.match(host):
-        raise LinkRefused("server's host name")
+    if not _is_canonical_ip(host) and (not _HOST.match(host) or _ends_in_a_number(host)):
+        raise LinkRefused("server's host: a DNS name or a canonical IP address")
     secure = relay.scheme == "https"
     port = port or (443 if secure else 80)
     shown = f"[{host}]" if ":" in host else host
@@ -89,27 +99,59 @@ def _with_relay(token: str, server: str) -> Link:
     return Link(token, origin, host, port, secure)
 
 
-def _is_ip(host: str) -> bool:
+def _is_canonical_ip(host: str) -> bool:
+    """An IP literal written as its own canonical form: dotted-quad IPv4 without leading
+    zeros, or IPv6 as Python compresses it (lower case, no zone)."""
+    if "%" in host:  # a zone names an interface of this computer: never a relay's
+        return False
     try:
-        ipaddress.ip_address(host)
+        return str(ipaddress.ip_address(host)) == host
     except ValueError:
         return False
-    return True
+
+
+def _ends_in_a_number(host: str) -> bool:
+    """The WHATWG URL standard's "ends in a number": such a host is an IPv4 address to a
+    browser (``127.1``, ``0x7f.1``, ``2130706433``), never a name."""
+    last = host.rsplit(".", 1)[-1]
+    return last.isdigit() or (last[:2] in ("0x", "0X") and all(c in _HEX for c in last[2:]))
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use, never global
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291's deprecated IPv4-compatible form
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _as_checked(address: Address) -> tuple[Address, bool]:
+    """The address to check, and whether it is public: an IPv6 address that carries an
+    IPv4 one is the IPv4 address it carries."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return address, False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and (address in _NAT64 or address in _COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
+    return address, address.is_global and not address.is_multicast
 
 
 def check_relay(link: Link, addresses: Iterable[str], *, internal: Collection[str],
                 allow_http: bool) -> None:  # fmt: skip
     """Whether the agent may ask this relay, given the addresses its host resolved to.
-    ``internal``: host names the settings allow on private addresses. Raises:
-    RelayNotAllowed."""
-    resolved = [ipaddress.ip_address(a.split("%", 1)[0]) for a in addresses]
+    ``internal``: the ``host:port`` of relays the settings allow on private addresses
+    (``Link.address``). Raises: RelayNotAllowed."""
+    resolved = [_as_checked(ipaddress.ip_address(a.split("%", 1)[0])) for a in addresses]
     if not resolved:
         raise RelayNotAllowed(link.relay, "its name resolves to no address")
-    loopback = all(a.is_loopback for a in resolved)
+    loopback = all(a.is_loopback for a, _ in resolved)
     if not link.secure and not (allow_http and loopback):
         raise RelayNotAllowed(link.relay, "http, which only a development agent uses on loopback")
-    if link.host in internal or (not link.secure and loopback):
+    if link.address in internal or (not link.secure and loopback):
         return
-    for address in resolved:
-        if not address.is_global or address.is_multicast:
-            raise RelayNotAllowed(link.relay, "an address in this computer's own network")
+    if not all(public for _, public in resolved):
+        raise RelayNotAllowed(link.relay, "an address in this computer's own network")
