@@ -34,10 +34,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import unicodedata
 
-__all__ = ["MAX_COMBINING", "EmptyText", "InvisibleCharacter", "TextRefused", "check",
-           "from_base64"]  # fmt: skip
+__all__ = [
+    "MAX_COMBINING",
+    "MAX_NAME",
+    "EmptyText",
+    "InvisibleCharacter",
+    "NameRefused",
+    "TextRefused",
+    "check",
+    "check_name",
+    "from_base64",
+]
 
 MAX_COMBINING = 8  # Vietnamese needs 2, pointed Hebrew and Tibetan stacks a few more
 
@@ -145,3 +155,61 @@ def from_base64(value: object, max_chars: int) -> str:
     except UnicodeDecodeError:
         raise TextRefused("not base64 of UTF-8 text") from None
     return check(text)
+
+
+# -- names shown in quotes ------------------------------------------------------------------
+
+MAX_NAME = 100
+
+# Every Quotation_Mark (Unicode PropList) but the two apostrophes a company name uses
+# ("McDonald's"), and the look-alikes of the guillemets the dialogs put around a name.
+_QUOTES = frozenset('"«»‘‚‛“”„‟‹›⹂「」『』〝〞〟﹁﹂﹃﹄＂＇｢｣≪≫⟪⟫《》〈〉❮❯❝❞❛❜')
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])")
+# Scripts that may share a name (UTS #39's "highly restrictive" level): Latin with
+# Japanese, Chinese or Korean writing, the way their companies write their names.
+_SCRIPT_SETS = (
+    frozenset({"LATIN", "CJK", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA"}),
+    frozenset({"LATIN", "CJK", "IDEOGRAPHIC", "BOPOMOFO"}),
+    frozenset({"LATIN", "CJK", "IDEOGRAPHIC", "HANGUL"}),
+)
+
+
+class NameRefused(TextRefused):
+    """A name that may not stand between the quotes a dialog puts around it."""
+
+
+def check_name(name: str) -> str:
+    """``name`` itself, if a dialog can show it in quotes as the requesting party's name
+    (beside the domain, never instead of it) without it forging anything: one line of at
+    most ``MAX_NAME`` characters under the text rule, no quotation mark or look-alike of
+    the guillemets (``Shop», vill att du skriver under. «Bank`` forged a second sentence),
+    nothing that reads as a web address (the domain the person checks is shown beside
+    it), and letters of one script (``Bаnk`` with a Cyrillic а is not ``Bank``).
+
+    Raises:
+        NameRefused: saying which rule, never echoing the name.
+        TextRefused: the text rule's own reasons.
+    """
+    if not 0 < len(name) <= MAX_NAME:
+        raise NameRefused(f"a name is 1 to {MAX_NAME} characters")
+    check(name)
+    if "\n" in name or "\t" in name or "\r" in name:
+        raise NameRefused("a name is one line")
+    for index, ch in enumerate(name):
+        if ch in _QUOTES:
+            raise NameRefused(f"U+{ord(ch):04X} at character {index}: a quotation mark")
+    if "://" in name or "www." in name.lower() or _DOMAIN.search(name):
+        raise NameRefused("a name may not read as a web address")
+    scripts = {_script(ch) for ch in name if ch.isalpha()}
+    if len(scripts) > 1 and not any(scripts <= allowed for allowed in _SCRIPT_SETS):
+        raise NameRefused(f"letters of several scripts: {', '.join(sorted(scripts)).lower()}")
+    return name
+
+
+def _script(letter: str) -> str:
+    """The script of a letter, as the first word of its Unicode name says (``LATIN``,
+    ``CYRILLIC``, ``CJK`` …): the standard library has no Script property."""
+    words = unicodedata.name(letter, "UNKNOWN").split()
+    if words[0] in ("FULLWIDTH", "HALFWIDTH") and len(words) > 1:
+        words = words[1:]
+    return words[0]

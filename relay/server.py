@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,14 +25,18 @@ from aiohttp import web
 
 import rp
 from eidcore.db import DatabaseError
+from eidcore.listener import peer_key
 from eidcore.logline import one_line
+from eidcore.ratelimit import RateLimiter
 from eidcore.signeddata import OrderKind, b64url
 from eidcore.status import Hint
 from relay import rules
 from relay.config import Party, RelayConfig
 from relay.requests import (
+    AGENT_BUCKET_PER_ADDRESS,
     BODY_DEADLINE,
     MAX_BODY_BYTES,
+    MAX_TRACKED_ADDRESSES,
     ErrorCode,
     RelayError,
     parse_json,
@@ -70,6 +75,10 @@ class RelayServer:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     new_token: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(rules.TOKEN_BYTES))
     new_ref: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    monotonic: Callable[[], float] = time.monotonic
+    agent_limiter: RateLimiter = field(
+        default_factory=lambda: RateLimiter(*AGENT_BUCKET_PER_ADDRESS, MAX_TRACKED_ADDRESSES)
+    )
 
     async def run(self, work: Callable[[], Any]) -> Any:
         """A blocking store call, in a thread; an unreachable database is ``maintenance``."""
@@ -112,6 +121,10 @@ def _error(exc: RelayError) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if request.path.startswith("/agent/"):  # anyone may call it: each address a budget
+            server = request.app[SERVER]
+            if not server.agent_limiter.allow(peer_key(request.remote or "?"), server.monotonic()):
+                raise RelayError(ErrorCode.TOO_MANY_REQUESTS, "too many requests from this address")
         unmatched = request.match_info.http_exception
         if unmatched is not None:
             raise unmatched
@@ -123,8 +136,12 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
         return await handler(request)
     except RelayError as exc:
-        log.info("refused %s %s: %s", request.method, request.path, exc)
-        return _error(exc)
+        if exc.code is not ErrorCode.TOO_MANY_REQUESTS:  # a flood is not logged line by line
+            log.info("refused %s %s: %s", request.method, request.path, exc)
+        response = _error(exc)
+        if exc.code is ErrorCode.TOO_MANY_REQUESTS:
+            response.headers["Retry-After"] = "1"
+        return response
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status, ErrorCode.INVALID_PARAMETERS)
         response = _error(RelayError(code, exc.reason))

@@ -79,11 +79,12 @@ class Relay:
 
 
 @asynccontextmanager
-async def running_relay(tmp: Path, ca: CertificateAuthority,
-                        db: str | None = None) -> AsyncIterator[Relay]:  # fmt: skip
+async def running_relay(tmp: Path, ca: CertificateAuthority, db: str | None = None,
+                        **options: Any) -> AsyncIterator[Relay]:  # fmt: skip
+    """``options``: RelayServer's (an agent_limiter, say)."""
     clock = Clock()
     store = OrderStore(db or f"sqlite:///{tmp / 'relay.db'}")
-    server = RelayServer(relay_config(ca), store, clock=clock)
+    server = RelayServer(relay_config(ca), store, clock=clock, **options)
     client = TestClient(TestServer(build_app(server), host="127.0.0.1"))
     await client.start_server()
     try:

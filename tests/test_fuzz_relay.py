@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.specs.openapi.checks import ignored_auth, missing_required_header
 
+from eidcore.ratelimit import RateLimiter
 from issuer import CertificateAuthority
 from relay import openapi
 from tests.relay_kit import SHOP_TOKEN, running_relay
@@ -46,7 +47,10 @@ def relay_port(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthorit
 
     async def serve() -> None:
         stop = asyncio.Event()
-        async with running_relay(tmp, ca) as relay:
+        # the agent API's budget per address is tried in test_relay.py; here every
+        # generated request must reach validation, not the budget's 429
+        unlimited = RateLimiter(1e9, 1e9, 1)
+        async with running_relay(tmp, ca, agent_limiter=unlimited) as relay:
             ready.put((asyncio.get_running_loop(), stop, relay.client.port or 0))
             await stop.wait()
 

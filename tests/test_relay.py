@@ -418,3 +418,29 @@ async def test_a_body_that_trickles_is_408(relay: Relay, monkeypatch: pytest.Mon
     answer = await asyncio.wait_for(reader.read(4096), 5)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 408") and b'"requestTimeout"' in answer
+
+
+async def test_the_agent_api_has_a_budget_per_address(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """Anyone may call the agent API, so guesses are budgeted per address: 60 at once,
+    then 20 a second. The relying-party API (parties authenticate) is not."""
+    now = [1000.0]
+    async with running_relay(tmp_path, ca, monotonic=lambda: now[0]) as relay:
+        guesses = [
+            await relay.agent("order", {"autoStartToken": f"guess{n:04d}"}) for n in range(70)
+        ]
+        statuses = [status for status, _ in guesses]
+        assert statuses[:60] == [404] * 60 and statuses[60:] == [429] * 10
+        assert guesses[-1][1]["errorCode"] == "tooManyRequests"
+        response = await relay.client.post(
+            "/agent/v1/status", json={"orderRef": "r", "agentSecret": "s"}
+        )
+        assert response.status == 429 and response.headers["Retry-After"] == "1"
+        assert (await relay.rp("auth", {"endUserIp": IP}))[0] == 200  # parties: unaffected
+        now[0] += 1.0  # a second later: 20 more
+        statuses = [
+            (await relay.agent("status", {"orderRef": "r", "agentSecret": "s"}))[0]
+            for _ in range(21)
+        ]
+        assert statuses == [404] * 20 + [429]

@@ -227,10 +227,10 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
             or not _PARTY_ID.match(party["id"]):  # fmt: skip
         raise bad("party")
     name = party.get("name")
-    if not isinstance(name, str) or not 0 < len(name) <= 100 or "\n" in name:
+    if not isinstance(name, str):
         raise bad("party name")
-    try:
-        visibletext.check(name)
+    try:  # the relay's rule for names, again here: a relay that lies is refused
+        visibletext.check_name(name)
         nonce = unb64url(text("nonce", 200))
     except (visibletext.TextRefused, ValueError, binascii.Error):
         raise bad("party name or nonce") from None
