@@ -344,3 +344,29 @@ def test_an_installer_changed_after_signing_installs_nothing(repo: Repo, home: H
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "is not the installer the repository signed" in refused.stderr
     assert not (home.data / "install/current").exists()
+
+
+def test_uninstall_from_the_installed_copy_with_no_agent_running(
+    repo: Repo, home: Home, tmp_path: Path
+) -> None:
+    """The installed command removes its own folder: every text it says afterwards must
+    have been read before (it crashed with a double traceback, 3 of 3 times). And a
+    person whose PATH lacks ~/.local/bin is told how to reach the command."""
+    _release(repo, "1.0.0")
+    installer = _download_installer(repo.server.url + "install/", tmp_path)
+    no_local_bin = home.env | {"PATH": "/usr/bin:/bin"}
+    installed = subprocess.run(
+        [shutil.which("sh") or "/bin/sh", str(installer), "--no-start",
+         *(["--as-root"] if os.geteuid() == 0 else [])],
+        capture_output=True, text=True, env=no_local_bin, stdin=subprocess.DEVNULL,
+        timeout=120, check=False, cwd=home.path,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    said = installed.stdout + installed.stderr
+    assert f"{home.path}/.local/bin is not on your PATH" in said, said
+    command = home.path / ".local/bin/eid-agent"
+    removed = home.run(str(command), "uninstall")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "Traceback" not in removed.stderr
+    assert f"removed {home.data / 'install'}" in removed.stdout, removed.stdout
+    assert not (home.data / "install").exists() and not command.exists()

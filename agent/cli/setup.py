@@ -23,7 +23,7 @@ from agent.cli.desktopentry import install_entries, uninstall_entries
 from agent.cli.io import Say, sayer
 from agent.updater.install import Layout
 from eidcore.atomicfile import private_dir, private_file
-from eidcore.messages import Language, Term
+from eidcore.messages import Language, Term, catalogue
 from eidcore.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
 
 __all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
@@ -69,11 +69,20 @@ def finish_install(data_dir: Path, *, desktop: bool, start: bool, out: TextIO,
             temporary.symlink_to(launcher)
             temporary.replace(link)  # atomically, over an older link
             out.write(f"{link}\n")
+            if not _on_path(link.parent):
+                out.write(say(Term.SETUP_NOT_ON_PATH, dir=link.parent, command=link))
         else:
             err.write(say(Term.SETUP_NOT_OURS, path=link))
     if start:
         return _start(data_dir, launcher, out, err, say)
     return 0
+
+
+def _on_path(folder: Path) -> bool:
+    """Whether a command in ``folder`` is found by name: a fresh account's ~/.local/bin
+    is on PATH only from the next login, if the shell's profile adds it at all."""
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    return any(entry and Path(entry).resolve() == folder.resolve() for entry in entries)
 
 
 def _stopped(data_dir: Path, out: TextIO, err: TextIO, say: Say) -> bool:
@@ -123,6 +132,10 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO, say: Say) -
 def uninstall_command(data_dir: Path, *, delete_credentials: bool, config: Path | None,
                       out: TextIO, err: TextIO, language: Language) -> int:  # fmt: skip
     say = _sayer(language)
+    # Every text is read before anything is deleted: run from the installed copy, this
+    # command removes the very folder its catalogue and modules live in (it crashed with
+    # a double traceback, reading the catalogue after the folder had gone).
+    catalogue()
     if not _stopped(data_dir, out, err, say):
         return 1  # nothing was removed
     removed = uninstall_entries()

@@ -260,6 +260,7 @@ class Term(enum.StrEnum):
     SETUP_NOT_LISTENING = "setup_not_listening"
     SETUP_REMOVED = "setup_removed"
     SETUP_KEPT = "setup_kept"
+    SETUP_NOT_ON_PATH = "setup_not_on_path"
     RELAY_LISTENING = "relay_listening"
     RELAY_BAD_CONFIG = "relay_bad_config"
     RELAY_DATABASE = "relay_database"
