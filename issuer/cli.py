@@ -16,7 +16,7 @@ from agent import __version__
 from agent.notices import Notice, format_notice, notice_for
 from agent.tokens import fileformat
 from eidcore.atomicfile import atomic_write_bytes
-from eidcore.logline import log_to
+from eidcore.logline import log_to, one_line
 from eidcore.messages import Language, MessageCode, language_from_env
 from eidcore.paths import default_issuer_dir
 from eidcore.personal_number import PersonalNumber
@@ -151,7 +151,7 @@ def main(
     except Exception as exc:
         notice = notice_for(exc)
         if notice.code is MessageCode.INTERNAL_ERROR:
-            log.exception("unexpected failure")
+            log.error("unexpected failure: %s", one_line(exc))  # a person reads this
         _tell(stderr, notice.code, language, **notice.params)
         return 1
     stdout.write(f"{token.id}  {person.name}  development credential written to {args.out}\n")

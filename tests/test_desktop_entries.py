@@ -138,3 +138,14 @@ def test_a_link_handler_alone_for_a_demo(tmp_path: Path) -> None:
     removed = _agent("desktop", "uninstall", "--link-only", home=tmp_path)
     assert removed.returncode == 0 and removed.stdout.split() == [str(handler)]
     assert menu.exists() and not handler.exists()
+
+
+def test_a_link_handler_alone_on_a_fresh_account(tmp_path: Path) -> None:
+    """No ~/.local/share/applications yet (``./dev demo`` on a new account): the folder
+    is made, not a FileNotFoundError."""
+    installed = _agent("desktop", "install", "--link-only", "--data-dir", str(tmp_path / "d"),
+                       home=tmp_path)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    handler = tmp_path / "share/applications/eid-agent-link.desktop"
+    assert installed.stdout.split() == [str(handler)] and handler.is_file()
+    assert _agent("desktop", "uninstall", "--link-only", home=tmp_path).returncode == 0

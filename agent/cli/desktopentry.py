@@ -113,6 +113,7 @@ def install_entries(data_dir: Path, extra: list[str] | None = None, *,
         written.append(path)
     if all(_plain(arg) for arg in [*command, *(link_extra or [])]):
         path = xdg_applications_dir() / LINK_ENTRY_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)  # a fresh account has none yet
         atomic_write_bytes(path, link_entry(command, link_extra).encode(), mode=0o644)
         written.append(path)
         xdg_mime = shutil.which("xdg-mime")

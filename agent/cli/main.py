@@ -20,7 +20,7 @@ from typing import NoReturn, TextIO
 from agent import __version__
 from agent.cli.io import Io
 from agent.cli.link import add_link_options, link_options
-from eidcore.logline import log_to
+from eidcore.logline import log_to, one_line
 from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
 
 log = logging.getLogger("agent.cli")
@@ -327,7 +327,9 @@ def main(
 
         notice = notice_for(exc)
         if notice.code is MessageCode.INTERNAL_ERROR:
-            log.exception("unexpected failure")
+            # one line for the person's terminal; the traceback with -vv (never by default)
+            log.error("unexpected failure: %s", one_line(exc))
+            log.debug("unexpected failure", exc_info=True)
         else:
             log.info("%s: %s", type(exc).__name__, exc)
         io.tell(notice.code, **notice.params)
