@@ -223,9 +223,11 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
     leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
     assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
     assert not (data_dir / "tokens" / "enrolment.pending").exists()
-    # had it died after saving, before it could say so: the same order finds its credential
-    assert once_more.returncode == 0, once_more.stderr
+    # had it died after saving, before it could say so: the same order finds its credential,
+    # and says that it is there (not that this run made it)
+    assert once_more.returncode == 1, once_more.stderr
     assert "this order was finished before" in once_more.stderr
+    assert "[10076] You already have this BankID" in once_more.stderr
     assert [c.id for c in TokenStore(data_dir).credentials()] == [info.id]
     assert code.encode() not in (data_dir / "tokens" / "enrolment.done").read_bytes()
 
@@ -414,6 +416,26 @@ def test_a_code_used_again_after_success_says_you_have_the_bankid(
     assert again.returncode == 1
     assert "[10076] You already have this BankID" in again.stderr, again.stderr
     assert "[10074]" not in again.stderr and "Anna Andersson" in again.stderr
+
+
+def test_a_code_used_again_in_the_same_folder_reports_no_success(
+    issuer: IssuerProcess, tmp_path: Path
+) -> None:
+    """The same code and a new password in the folder the BankID was saved to: nothing
+    happens, so nothing may say it did — and the new password must not be the one that
+    now seems to work (it used to print "ready", ignore it, and count it as wrong)."""
+    data_dir = tmp_path / "agent"
+    _, code = issuer.order(PNR)
+    assert _order(issuer, data_dir, code).returncode == 0
+    again = agent_order(data_dir, issuer.url, issuer.tls_cert, PNR, code, "another-long-password")
+    assert again.returncode == 1, again.stderr
+    assert "[10076] You already have this BankID" in again.stderr, again.stderr
+    assert "if you typed another one now, it was not saved" in again.stderr
+    assert "BankID on file is ready" not in again.stdout + again.stderr
+    [info] = TokenStore(data_dir).credentials()
+    store = TokenStore(data_dir)
+    store.unlock(info.id, PASSWORD)  # the first password still opens it
+    assert store.credentials()[0].tries_left == info.tries_left  # nothing counted as wrong
 
 
 def test_the_wizard_checks_each_answer_as_it_is_typed(

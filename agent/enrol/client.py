@@ -314,6 +314,8 @@ async def order_credential(
 
     Raises:
         PasswordTooWeak: before anything is sent.
+        AlreadyEnrolled: this order's BankID is in the store already (its password is
+            the one chosen then; ``password`` changes nothing).
         IssuerUnreachable, EnrolmentRefused: no credential was stored.
         AlreadyPresent, StorageFailed: from the store.
     """
@@ -321,8 +323,11 @@ async def order_credential(
     order_key = _order_key(issuer.url, personal_number, activation_code)
     done = await asyncio.to_thread(_finished, store, order_key)
     if done is not None:
+        # Not this run's success: the code was spent on the BankID already here, whose
+        # password is the one chosen then (reported as ready, the new password was
+        # silently ignored and then cost a try as a wrong one).
         log.info("this order was finished before: credential %s", done.id)
-        return done
+        raise AlreadyEnrolled(f"{done.owner.name}, {done.issuer}")
     pending_path = store.directory / PENDING_FILE
     issued: dict[str, Any] | None = None
     earlier = await asyncio.to_thread(_load_pending, pending_path, password)
