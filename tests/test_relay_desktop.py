@@ -25,13 +25,16 @@ pytestmark = pytest.mark.slow
 IP = "203.0.113.77"
 
 
-def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path,  # noqa: F811
-                                             tls: tuple[Path, Path], screen: Screen,  # noqa: F811
-                                             tmp_path: Path) -> None:  # fmt: skip
+def _session(tmp_path: Path, screen: Screen, data: Path, *, browser_fails: bool = False
+             ) -> tuple[dict[str, str], Path]:  # fmt: skip
+    """A throw-away desktop session: its default browser for https records where it was
+    sent (and fails, if asked), and the agent is the eid-agent:// handler."""
     home = tmp_path / "home"
     opened = tmp_path / "browser-opened"
     browser = tmp_path / "browser"
-    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.write_text(
+        f'#!/bin/sh\necho "$1" >> {opened}\n' + ("exit 1\n" if browser_fails else "")
+    )
     browser.chmod(0o755)
     skip = ("XDG_CURRENT_DESKTOP", "WAYLAND_DISPLAY")  # keep xdg-open generic
     env = {k: v for k, v in os.environ.items() if k not in skip} | screen.env
@@ -47,8 +50,15 @@ def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path, 
     assert subprocess_run([xdg_mime, "default", "recorder.desktop", "x-scheme-handler/https"],
                           env).returncode == 0  # fmt: skip
     installed = subprocess_run([str(BIN / "eid-agent"), "desktop", "install", "--data-dir",
-                                str(person)], env)  # fmt: skip
+                                str(data)], env)  # fmt: skip
     assert installed.returncode == 0, installed.stderr
+    return env, opened
+
+
+def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path,  # noqa: F811
+                                             tls: tuple[Path, Path], screen: Screen,  # noqa: F811
+                                             tmp_path: Path) -> None:  # fmt: skip
+    env, opened = _session(tmp_path, screen, person)
     config = person.parent / "config.toml"
     with AgentProcess(person, "--no-bridge", "--no-cards", "--ui", "desktop", "--relay-ca",
                       str(tls[0]), "--config", str(config), env=env) as agent:  # fmt: skip
@@ -93,6 +103,35 @@ def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path, 
         assert collected["hintCode"] == "cancelled"
     assert PASSWORD not in agent.stderr
     assert shown < 10, shown
+
+
+def test_a_browser_that_cannot_be_opened_gets_the_address_in_a_notice(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path],  # noqa: F811
+    screen: Screen, tmp_path: Path,
+) -> None:  # fmt: skip
+    """xdg-open fails (the browser exits 1): the way back is shown, not dropped in silence
+    with the page left pending. OK tries to open it once more."""
+    env, opened = _session(tmp_path, screen, person, browser_fails=True)
+    config = person.parent / "config.toml"
+    with AgentProcess(person, "--no-bridge", "--no-cards", "--ui", "desktop", "--relay-ca",
+                      str(tls[0]), "--config", str(config), env=env) as agent:  # fmt: skip
+        agent.ready()
+        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        xdg_open = shutil.which("xdg-open") or "/usr/bin/xdg-open"
+        assert subprocess_run([xdg_open, link], env).returncode == 0
+        [window] = screen.wait_window()
+        screen.type_into(window, PASSWORD)
+        screen.key(window, "Return")
+        [notice] = screen.wait_window("Go back to the website", timeout=30)
+        screen.screenshot(notice, "notice-return-to-site")
+        assert opened.read_text().split() == [RETURN]  # xdg-open tried, and failed
+        screen.key(notice, "Return")  # OK: through GIO once more
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(opened.read_text().split()) < 2:
+            time.sleep(0.1)
+        assert opened.read_text().split() == [RETURN, RETURN], agent.stderr[-2000:]
+        assert "xdg-open could not open the way back" in agent.stderr
 
 
 def subprocess_run(argv: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]

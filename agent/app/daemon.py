@@ -210,7 +210,7 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
             tasks.append(asyncio.create_task(_quietly(carry_out(
                 url, service, ui.tell, clock, internal=config.relay_allow,
                 allow_http=config.allow_http_relay, ca_file=config.relay_ca,
-                open_url=_returner(desktop is not None, stdout, config.language),
+                open_url=_returner(ui, desktop is not None, stdout, config.language),
                 proxy=proxy, refused=refusal))))  # fmt: skip
             return True
 
@@ -309,32 +309,44 @@ async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO) -> _
     return _Front(console, console=console)
 
 
-def _returner(desktop: bool, stdout: TextIO,
+def _returner(ui: UiPort, desktop: bool, stdout: TextIO,
               language: Language) -> Callable[[str], Awaitable[None]]:  # fmt: skip
     """How the person's browser gets back to the site: opened (desktop, or a console with
-    a display, as ``./dev demo`` in a desktop's terminal), else said on the console."""
-    if desktop or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return _open_in_browser
+    a display, as ``./dev demo`` in a desktop's terminal); when that fails, or there is
+    no display, the person is shown the address — in a notice whose OK tries again, or
+    on the console. A page left pending because opening failed in silence is no way back."""
+    display = desktop or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
-    async def say(url: str) -> None:
+    async def back(url: str) -> None:
+        if display and await _open_in_browser(url):
+            return
+        if desktop:
+            await ui.tell(Notice(MessageCode.RETURN_TO_SITE, {"url": url}, link=url))
+            return
         stdout.write(catalogue().term(Term.CONSOLE_RETURN_TO, language).format(url=url) + "\n")
         stdout.flush()
 
-    return say
+    return back
 
 
-async def _open_in_browser(url: str) -> None:
+async def _open_in_browser(url: str) -> bool:
     """The person's browser, back at the site (xdg-open; the URL is the relay's, registered
-    for the party, https)."""
+    for the party, https); whether xdg-open said it did."""
     opener = shutil.which("xdg-open")
     if opener is None:
-        log.info("no xdg-open: not returning to %s", url)
-        return
+        log.info("no xdg-open to return to the website with")
+        return False
     process = await asyncio.create_subprocess_exec(
         opener, url, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), 30)
+    try:
+        status = await asyncio.wait_for(process.wait(), 30)
+    except TimeoutError:
+        log.info("xdg-open did not finish in 30 s")
+        return False
+    if status != 0:
+        log.info("xdg-open could not open the way back (status %d)", status)
+    return status == 0
 
 
 async def _quietly(work: Any) -> None:

@@ -113,6 +113,7 @@ class Term(enum.StrEnum):
     DIALOG_CONTINUE = "dialog_continue"
     DIALOG_CANCEL = "dialog_cancel"
     DIALOG_LATER = "dialog_later"
+    DIALOG_CLOSE = "dialog_close"
     MANAGER_CHANGE_PASSWORD = "manager_change_password"
     MANAGER_CHANGE_PIN = "manager_change_pin"
     MANAGER_UNBLOCK_PIN = "manager_unblock_pin"

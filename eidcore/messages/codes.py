@@ -104,6 +104,7 @@ class MessageCode(enum.IntEnum):
     VERSION_PHASE_OUT = 10093
     UPDATE_OFFLINE_TOO_LONG = 10094
     UPDATE_METADATA_TOO_OLD = 10095
+    RETURN_TO_SITE = 10096
 
 
 class Severity(enum.StrEnum):
@@ -120,5 +121,6 @@ class Action(enum.StrEnum):
     OPEN_URL = "openUrl"  # opens the catalogue entry's url (support or install page)
     START_UPDATE = "startUpdate"
     MANUAL_UPDATE = "manualUpdate"  # opens the install page from the signed update policy
+    OPEN_LINK = "openLink"  # opens the notice's own link (the way back to a website)
     MANAGE_PIN = "managePin"
     REMOVE_BANKID = "removeBankid"

@@ -517,12 +517,13 @@ class DesktopUi:
         kind = catalogue().entry(notice.code).action
         if kind is Action.START_UPDATE:
             action = {"id": "startUpdate", "label": self._term(Term.DIALOG_OK)}
-        elif kind is Action.MANUAL_UPDATE and notice.link:
+        elif kind in (Action.MANUAL_UPDATE, Action.OPEN_LINK) and notice.link:
             action = {"id": "openLink", "label": self._term(Term.DIALOG_OK)}
         await self._call({"op": "notice", "title": title, "body": body,
                           "code": int(notice.code), "ok": self._term(Term.DIALOG_OK),
                           "link": notice.link, "action": action,
-                          "close": self._term(Term.DIALOG_LATER)})  # fmt: skip
+                          "close": self._term(Term.DIALOG_CLOSE if kind is Action.OPEN_LINK
+                                              else Term.DIALOG_LATER)})  # fmt: skip
 
     async def close(self, order_ref: str) -> None:
         if order_ref in self._asking:  # closed under the person, not answered by them
