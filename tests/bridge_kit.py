@@ -161,6 +161,7 @@ async def running_bridge(
     cards: CardWatcher | Hardware | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     runs: Sequence[TokenWatcher] = (),
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> AsyncIterator[Bridge]:
     """``cards``: a card watcher (run here), or the Hardware over ``runs`` (run here)."""
     ui = ScriptedUi()
@@ -170,7 +171,7 @@ async def running_bridge(
         store or TokenStore(data_dir),
         ui,
         OrderBook(ttl),
-        clock=lambda: dt.datetime.now(dt.UTC),
+        clock=clock,
         new_ref=lambda: str(uuid.uuid4()),
         agent_version="test",
         cards=cards,

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -521,3 +522,47 @@ async def test_a_file_with_a_5000_digit_number_harms_only_itself(
         await b.wait_for(ref, "userSign")
         await b.ui.secrets.put(PASSWORD)
         assert (await b.wait_for(ref, "complete"))["completionData"]["user"]["name"]
+
+
+async def test_an_order_whose_page_stopped_collecting_is_abandoned(
+    tmp_path: Path, make_token: MakeToken
+) -> None:
+    """A tab closed mid-order: its page stops collecting. After ABANDON_AFTER the order is
+    cancelled and its dialog closed, so another site's order is not refused (10054) for
+    the three minutes the first one had left."""
+    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store.add(make_token(ANNA))
+    now = [dt.datetime.now(dt.UTC)]
+    async with running_bridge(tmp_path / "data", store=store, clock=lambda: now[0]) as bridge:
+        ref = await bridge.start()
+        await bridge.wait_for(ref, "userSign")  # the dialog asks for the password
+        for _ in range(3):  # a page that keeps collecting keeps its order
+            now[0] += dt.timedelta(seconds=15)
+            assert (await bridge.collect(ref))["hintCode"] == "userSign"
+        now[0] += dt.timedelta(seconds=19)
+        status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()},
+                                         origin="https://other.example")  # fmt: skip
+        assert (status, body["errorCode"]) == (409, "alreadyInProgress")  # not gone yet
+        now[0] += dt.timedelta(seconds=2)  # 21 s without a collect: the tab is gone
+        other = await bridge.start(origin="https://other.example")
+        await _eventually(lambda: ref in bridge.ui.closed)  # its dialog closed
+        assert (await bridge.collect(ref)) == {
+            "orderRef": ref,
+            "status": "failed",
+            "hintCode": "cancelled",
+        }
+        # and without a new order, the agent notices by itself within about a second
+        await bridge.collect(other, origin="https://other.example")
+        now[0] += dt.timedelta(seconds=21)
+        await _eventually(lambda: other in bridge.ui.closed)
+        assert (await bridge.collect(other, origin="https://other.example"))[
+            "hintCode"
+        ] == "cancelled"
+
+
+async def _eventually(condition: Callable[[], bool], seconds: float = 4.0) -> None:
+    for _ in range(int(seconds * 20)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    assert condition()

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.orders.machine import (
+    ABANDON_AFTER,
     REPLACE_AFTER,
     TRANSITIONS,
     AlreadyInProgress,
@@ -157,3 +158,25 @@ def test_a_site_that_keeps_starting_gets_one_dialog_not_one_every_few_seconds() 
     quiet = tries[-1] + REPLACE_AFTER / 2 + REPLACE_AFTER
     replaced = book.replaced_by(REQ, quiet)  # quiet for REPLACE_AFTER: a reload
     assert replaced is not None and replaced.ref == "a"
+
+
+def test_a_bridge_order_whose_page_stopped_asking_is_abandoned() -> None:
+    book = OrderBook()
+    book.start(REQ, "a", T0)
+    assert book.abandoned(T0 + ABANDON_AFTER) is None  # exactly the limit: not yet
+    book.seen("a", T0 + ABANDON_AFTER)  # a collect
+    assert book.abandoned(T0 + 2 * ABANDON_AFTER) is None
+    later = T0 + 2 * ABANDON_AFTER + dt.timedelta(seconds=1)
+    gone = book.abandoned(later)
+    assert gone is not None and gone.ref == "a"
+    assert book.apply("a", Event.PAGE_GONE, later).phase is Phase.CANCELLED
+    assert book.abandoned(later) is None  # over: nothing to abandon
+
+
+def test_a_relay_order_has_no_page_to_lose() -> None:
+    book = OrderBook()
+    relay = OrderRequest(OrderKind.AUTH, "https://relay.example", b"n" * 32, party="shop",
+                         party_name="Shop")  # fmt: skip
+    book.start(relay, "r", T0)
+    assert book.seen("r", T0).seen is None
+    assert book.abandoned(T0 + dt.timedelta(seconds=170)) is None

@@ -23,6 +23,7 @@ from eidcore.signeddata import OrderKind
 from eidcore.status import Hint, PhaseWords, Status
 
 __all__ = [
+    "ABANDON_AFTER",
     "DEFAULT_TTL",
     "REPLACE_AFTER",
     "AlreadyInProgress",
@@ -48,6 +49,10 @@ MAX_FINISHED = 32  # and at most this many are kept: no unbounded growth under f
 
 # A reload takes longer than this; a page restarting faster is flooding (BRIDGE-SECURITY 6).
 REPLACE_AFTER = dt.timedelta(seconds=5)
+# A page collects every 2 s (docs/bridge-api.md); ten missed polls mean its tab is gone.
+# Its order is then cancelled: else it blocked every other site's order (10054) until it
+# expired, three minutes after the tab was closed.
+ABANDON_AFTER = dt.timedelta(seconds=20)
 
 
 class Phase(PhaseWords):
@@ -78,6 +83,7 @@ class Event(enum.Enum):
     CREDENTIAL_BLOCKED = "credentialBlocked"  # locked by this very attempt
     START_FAILED = "startFailed"  # no UI, damaged credential, internal fault
     CARD_GONE = "cardGone"  # the card left before any PIN reached it: wait for it again
+    PAGE_GONE = "pageGone"  # a bridge order's page stopped collecting (ABANDON_AFTER)
 
 
 _PENDING = [p for p in Phase if p.pending]
@@ -94,6 +100,7 @@ TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.USER_SIGN, Event.CARD_GONE): Phase.NO_CLIENT,
     (Phase.STARTED, Event.CARD_GONE): Phase.NO_CLIENT,
     **{(p, Event.RP_CANCEL): Phase.CANCELLED for p in _PENDING},
+    **{(p, Event.PAGE_GONE): Phase.CANCELLED for p in _PENDING},
     **{(p, Event.EXPIRE): Phase.EXPIRED for p in _PENDING},
     **{(p, Event.START_FAILED): Phase.START_FAILED for p in _PENDING},
     (Phase.STARTED, Event.USER_CANCEL): Phase.USER_CANCELLED,
@@ -182,6 +189,13 @@ class Order:
     tries_left: int | None = None
     completion: Completion | None = None
     detail: str = field(default="", compare=False)  # for the log only, never the wire
+    # when the page last asked about it (start, collect): a bridge order only; a relay
+    # order's liveness is the relay's
+    seen: dt.datetime | None = None
+
+    def page_gone(self, now: dt.datetime) -> bool:
+        """A pending bridge order whose page has not collected for ABANDON_AFTER."""
+        return self.phase.pending and self.seen is not None and now - self.seen > ABANDON_AFTER
 
 
 def advance(order: Order, event: Event, now: dt.datetime, **data: Any) -> Order:
@@ -255,9 +269,23 @@ class OrderBook:
             raise AlreadyInProgress()
         if ref in self._orders:
             raise RuntimeError("order reference reused")  # the generator is broken
-        order = Order(ref, request, Phase.OUTSTANDING, now, now + self.ttl)
+        seen = now if request.party is None else None  # a page polls only at the bridge
+        order = Order(ref, request, Phase.OUTSTANDING, now, now + self.ttl, seen=seen)
         self._orders[ref] = order
         return order
+
+    def seen(self, ref: str, now: dt.datetime) -> Order:
+        """The page asked about the order. Raises: UnknownOrder."""
+        order = self.get(ref, now)
+        if order.seen is not None:
+            order = replace(order, seen=now)
+            self._orders[ref] = order
+        return order
+
+    def abandoned(self, now: dt.datetime) -> Order | None:
+        """The active order, if its page has gone (``Order.page_gone``)."""
+        active = self.active(now)
+        return active if active is not None and active.page_gone(now) else None
 
     def get(self, ref: str, now: dt.datetime) -> Order:
         """Raises: UnknownOrder."""

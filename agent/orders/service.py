@@ -56,6 +56,7 @@ from eidcore.messages import MessageCode
 log = logging.getLogger(__name__)
 
 PURPOSE = {OrderKind.AUTH: KeyPurpose.IDENTIFICATION, OrderKind.SIGN: KeyPurpose.SIGNATURE}
+PAGE_CHECK_SECONDS = 1.0  # how often a bridge order's page is looked for
 
 
 class OrderService:
@@ -74,6 +75,7 @@ class OrderService:
         self._cards = cards
         self._clock, self._new_ref, self._version = clock, new_ref, agent_version
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._watching: asyncio.Task[None] | None = None  # the page of the bridge order
 
     @property
     def book(self) -> OrderBook:
@@ -81,6 +83,7 @@ class OrderService:
 
     def start(self, request: OrderRequest) -> Order:
         """Raises: AlreadyInProgress (another origin's order is active)."""
+        self._end_abandoned()
         old = self._book.replaced_by(request, self._clock())
         if old is not None:
             self.cancel(old.ref, old.request.origin)  # ends `cancelled`, its dialog closes
@@ -90,6 +93,10 @@ class OrderService:
         task = asyncio.get_running_loop().create_task(self._supervise(order))
         self._tasks[order.ref] = task
         task.add_done_callback(self._forget)
+        if order.seen is not None:
+            if self._watching is not None:
+                self._watching.cancel()
+            self._watching = asyncio.get_running_loop().create_task(self._watch_page(order.ref))
         return order
 
     def collect(self, ref: str, origin: str) -> Order:
@@ -97,7 +104,25 @@ class OrderService:
         order = self._book.get(ref, self._clock())
         if order.request.origin != origin:
             raise UnknownOrder()
-        return order
+        return self._book.seen(ref, self._clock())
+
+    async def _watch_page(self, ref: str) -> None:
+        """Ends a bridge order whose page stopped collecting (its tab was closed): the
+        dialog closes, and the next site's order is not refused for three minutes."""
+        while ref in self._tasks:
+            await asyncio.sleep(PAGE_CHECK_SECONDS)
+            self._end_abandoned()
+
+    def _end_abandoned(self) -> None:
+        gone = self._book.abandoned(self._clock())
+        if gone is None:
+            return
+        with contextlib.suppress(IllegalTransition, UnknownOrder):
+            self._book.apply(gone.ref, Event.PAGE_GONE, self._clock())
+            log.info("order %s abandoned: its page stopped asking about it", gone.ref)
+        task = self._tasks.get(gone.ref)
+        if task is not None:
+            task.cancel()
 
     def cancel(self, ref: str, origin: str) -> Order:
         """Cancel from the page. Raises: UnknownOrder, IllegalTransition (already over)."""
@@ -115,6 +140,8 @@ class OrderService:
                 del self._tasks[ref]
 
     async def aclose(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
