@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from eidcore.logline import log_to
-from eidcore.messages import Language, Term, catalogue, language_from_env
+from eidcore.messages import Term, catalogue
+from eidcore.messages.cli import language_in, localise, speak
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -42,7 +43,9 @@ KEEPALIVE_SECONDS = 15.0  # an idle kept-alive connection; also bounds a trickle
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eid-relay", description="eid-agent's order relay")
-    parser.add_argument("--lang", choices=["sv", "en"])
+    parser.add_argument(
+        "--lang", choices=["sv", "en"], help="the language to speak (default: the locale's)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the relying-party and agent APIs")
     serve.add_argument("--config", type=Path, required=True, help="relay.toml")
@@ -50,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         "--db",
         help="sqlite:///FILE or postgresql://... (default: relay.db beside the configuration)",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8444)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8444, help="the port to listen on")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain for HTTPS")
     serve.add_argument("--tls-key", type=Path, help="PEM key for HTTPS")
     commands.add_parser("party-token", help="make a bearer token for a relying party")
@@ -61,9 +64,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    language = language_in(argv, os.environ)  # the parser speaks it before it reads --lang
+    speak(language)
+    parser = _parser()
+    localise(parser, language)
+    args = parser.parse_args(argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
-    language = Language(args.lang) if args.lang else language_from_env(os.environ)
 
     def say(stream: TextIO, term: Term, **values: object) -> None:
         stream.write(catalogue().term(term, language).format(**values) + "\n")

@@ -11,6 +11,7 @@ string is also searched for the words code uses: wire values, camelCase, Python'
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime as dt
@@ -268,3 +269,53 @@ def test_the_command_lines_refusals_speak_both_languages(args: list[str], tmp_pa
         return result.stderr
 
     _compare_lines(" ".join(args), said("sv_SE.UTF-8"), said("C.UTF-8"), {"99999", "70000"})
+
+
+def _help_texts(parser: argparse.ArgumentParser) -> list[str]:
+    from eidcore.messages.cli import _parsers
+
+    found = []
+    for each in _parsers(parser):
+        found += [t for t in (each.description, each.epilog) if t]
+        found += [g.title for g in each._action_groups if g.title]
+        for action in each._actions:
+            if action.help and action.help != argparse.SUPPRESS:
+                found.append(action.help)
+            if isinstance(action, argparse._SubParsersAction):
+                found += [c.help for c in action._choices_actions if c.help]
+    return found
+
+
+def test_every_help_text_has_its_swedish() -> None:
+    """A help text added in English must come with its Swedish (eidcore/messages/cli.toml);
+    and none the parsers no longer use lingers there."""
+    from agent.cli.main import _parser as agent_parser
+    from eidcore.messages.cli import texts
+    from relay.cli import _parser as relay_parser
+
+    swedish = texts(Language.SV)
+    used = set(_help_texts(agent_parser())) | set(_help_texts(relay_parser()))
+    assert sorted(used - set(swedish)) == []
+    argparse_own = {k for k in swedish if "%" in k or k in ("usage: ", "expected one argument",
+                    "expected at most one argument", "expected at least one argument")}  # fmt: skip
+    assert sorted(set(swedish) - used - argparse_own) == []
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["run", "--help"], ["tokens", "remove"], ["card", "change-pin"]]
+)
+def test_help_and_usage_errors_speak_swedish(args: list[str], tmp_path: Path) -> None:
+    def said(env: dict[str, str], *extra: str) -> str:
+        result = subprocess.run([str(BIN / "eid-agent"), *extra, *args], capture_output=True,
+                                text=True, env={**os.environ, "HOME": str(tmp_path), **env},
+                                timeout=60, check=False)  # fmt: skip
+        assert "Traceback" not in result.stderr
+        return result.stdout + result.stderr
+
+    swedish = said({"LANG": "sv_SE.UTF-8", "LC_ALL": ""})
+    assert swedish == said({"LANG": "C.UTF-8", "LC_ALL": ""}, "--lang", "sv")
+    english = said({"LANG": "C.UTF-8", "LC_ALL": ""})
+    assert "användning: eid-agent" in swedish and "usage: eid-agent" in english
+    assert ("flaggor:" in swedish) == ("options:" in english)
+    for word in ("usage:", "options:", "show this help", "arguments are required", "error:"):
+        assert word not in swedish, (word, swedish)

@@ -22,6 +22,7 @@ from agent.cli.io import Io
 from agent.cli.link import add_link_options, link_options
 from eidcore.logline import log_to, one_line
 from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
+from eidcore.messages.cli import language_in, localise, speak
 
 log = logging.getLogger("agent.cli")
 
@@ -41,6 +42,7 @@ def _common(*, on_subcommand: bool) -> argparse.ArgumentParser:
         "--lang",
         choices=[lang.value for lang in Language],
         default=default,
+        help="the language to speak (default: the locale's)",
     )
     common.add_argument(
         "-v",
@@ -77,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[common], help="start the agent")
     run.add_argument("--port", type=int, default=None, help="bridge port (default 24721)")
-    run.add_argument("--ui", choices=["console", "desktop", "auto"], default="auto")
+    run.add_argument(
+        "--ui",
+        choices=["console", "desktop", "auto"],
+        default="auto",
+        help="where to ask the person (default: auto, the desktop when there is one)",
+    )
     run.add_argument("--order-ttl", type=int, default=180, metavar="SECONDS", help="order lifetime")
     run.add_argument(
         "--allow-http-localhost",
@@ -286,9 +293,13 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the parser speaks the person's language before it has read --lang itself
+    language = language_in(argv, os.environ)
+    speak(language)
     parser = _parser()
+    localise(parser, language)
     args = parser.parse_args(argv)
-    language = Language(args.lang) if args.lang else language_from_env(os.environ)
     io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr, language)
     _configure_logging(args.verbose, io.stderr)
     try:
