@@ -134,14 +134,20 @@ def test_language_follows_the_locale() -> None:
 def test_cli_prints_one_message_in_swedish() -> None:
     out = io.StringIO()
     assert main(["messages", "--lang", "sv", "10033"], stdout=out) == 0
-    assert out.getvalue().startswith("10033")
+    assert out.getvalue().startswith("10033  fel  ")
     assert "låst" in out.getvalue()
+    out = io.StringIO()
+    assert main(["messages", "--lang", "sv", "10005"], stdout=out) == 0
+    assert out.getvalue().startswith("10005  fel  PIN är spärrad"), out.getvalue()
 
 
 def test_cli_prints_the_whole_catalogue_in_english() -> None:
     out = io.StringIO()
     assert main(["messages", "--lang", "en"], stdout=out) == 0
-    assert out.getvalue().count("action:") == len(MessageCode)
+    listed = [line for line in out.getvalue().splitlines() if line[:5].isdigit()]
+    assert [int(line[:5]) for line in listed] == sorted(MessageCode)
+    assert "{" not in out.getvalue() and "}" not in out.getvalue()  # no raw placeholder
+    assert "10001  error  " in out.getvalue()
 
 
 def test_cli_unknown_code() -> None:

@@ -21,7 +21,14 @@ from agent import __version__
 from agent.cli.io import Io
 from agent.cli.link import add_link_options, link_options
 from eidcore.logline import log_to, one_line
-from eidcore.messages import Language, MessageCode, Term, catalogue, language_from_env
+from eidcore.messages import (
+    Language,
+    MessageCode,
+    Severity,
+    Term,
+    catalogue,
+    language_from_env,
+)
 from eidcore.messages.cli import language_in, localise, speak
 
 log = logging.getLogger("agent.cli")
@@ -513,11 +520,18 @@ def _messages(io: Io, code: int | None) -> int:
         except ValueError:
             io.stderr.write(io.term(Term.CLI_NO_MESSAGE, code=code) + "\n")
             return 2
+    severities = {Severity.INFO: Term.SEVERITY_INFO, Severity.WARNING: Term.SEVERITY_WARNING,
+                  Severity.ERROR: Term.SEVERITY_ERROR}  # fmt: skip
     for entry in entries:
-        text = entry.texts[io.language]
+        # as a person would read it: the code filled in, a PIN named, the rest of what
+        # is filled in at the time shown as "…" (never a raw {placeholder})
+        values: dict[str, object] = {
+            name: Term.TOKEN_PIN if name == "pin" else "…" for name in entry.placeholders - {"code"}
+        }
+        text = catalogue().render(entry.code, io.language, **values)
         io.stdout.write(
-            f"{int(entry.code)}  {entry.severity.value:<7}  {text.title}\n"
-            f"    {text.body}\n    action: {entry.action.value}\n\n"
+            f"{int(entry.code)}  {io.term(severities[entry.severity])}  {text.title}\n"
+            f"    {text.body}\n\n"
         )
     return 0
 
