@@ -217,7 +217,24 @@ def test_export_remove_import(world: dict[str, Path]) -> None:
         stdin="n\n",
         check=1,
     )
-    assert "cannot be undone" in refused.stderr
+    assert "cannot be undone" in refused.stderr and "Nothing was removed." in refused.stderr
+    # as </dev/null: no answer at all
+    silent = run(
+        "eid-agent",
+        "tokens",
+        "remove",
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin="",
+        check=1,
+    )
+    assert silent.stderr.endswith(
+        "No answer (the input ended), so nothing was removed. With --yes it is removed without "
+        "asking.\n"
+    ), silent.stderr
     run("eid-agent", "tokens", "remove", token_id, "--data-dir", str(data), stdin="y\n")
     assert (
         json.loads(run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout)

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from cryptography import x509
 
+from agent.cli.io import answer
 from agent.config import load_config
 from agent.enrol.client import IssuerConnection, order_with_ui, revoke_credential
 from agent.tokens import AmbiguousId, KeyPurpose, TokenStore
@@ -118,9 +119,7 @@ def offer_revocation(args: argparse.Namespace, store: TokenStore, token_id: str,
     if not args.revoke:
         if args.yes:
             return False
-        stderr.write(_term(language, Term.CONFIRM_REVOKE))
-        stderr.flush()
-        if stdin.readline().strip().lower() not in {"y", "yes", "j", "ja"}:
+        if not answer(_term(language, Term.CONFIRM_REVOKE), stdin, stderr):
             return False
     password = read_secret(_term(language, Term.PROMPT_PASSWORD), stdin, stderr)
     unlocked = store.unlock(info.id, password)

@@ -7,7 +7,9 @@ from typing import TextIO
 
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
-__all__ = ["Io", "Say", "sayer"]
+__all__ = ["YES", "Io", "Say", "answer", "sayer"]
+
+YES = frozenset({"y", "yes", "j", "ja"})
 
 
 class Io:
@@ -23,6 +25,18 @@ class Io:
         from agent.notices import Notice, format_notice
 
         self.stderr.write(format_notice(Notice(code, params), self.language))
+
+
+def answer(question: str, stdin: TextIO, stderr: TextIO) -> bool | None:
+    """Ask a yes/no ``question`` on stderr: True for yes, False for anything else, None
+    when the input ended without an answer (a pipe, ``</dev/null``)."""
+    stderr.write(question)
+    stderr.flush()
+    line = stdin.readline()
+    if not line:
+        stderr.write("\n")  # the question is left without its line end
+        return None
+    return line.strip().lower() in YES
 
 
 Say = Callable[..., str]  # a term in the person's language, its placeholders filled

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.cli.io import Io
+from agent.cli.io import Io, answer
 from eidcore.messages import MessageCode, Term
 
 if TYPE_CHECKING:
@@ -72,11 +72,13 @@ def _remove(io: Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int
     path = store.resolve(token_id)
     if not confirmed:
         info = next((c for c in store.credentials() if path.name.startswith(c.id)), None)
-        io.stderr.write(
-            io.term(Term.CONFIRM_REMOVE, token_id=path.stem, name=info.owner.name if info else "?")
+        question = io.term(
+            Term.CONFIRM_REMOVE, token_id=path.stem, name=info.owner.name if info else "?"
         )
-        io.stderr.flush()
-        if io.stdin.readline().strip().lower() not in {"y", "yes", "j", "ja"}:
+        said = answer(question, io.stdin, io.stderr)
+        if not said:  # nothing reported was the silence: say what did not happen
+            io.stderr.write(io.term(Term.CLI_NO_ANSWER if said is None else Term.CLI_NOT_REMOVED))
+            io.stderr.write("\n")
             return 1
     store.remove(path.stem)
     io.stdout.write(io.term(Term.REMOVED) + "\n")

@@ -238,6 +238,8 @@ class Term(enum.StrEnum):
     CLI_STOPPED_AGENT = "cli_stopped_agent"
     CLI_WOULD_NOT_STOP = "cli_would_not_stop"
     CLI_NO_MESSAGE = "cli_no_message"
+    CLI_NOT_REMOVED = "cli_not_removed"
+    CLI_NO_ANSWER = "cli_no_answer"
     CLI_NO_ISSUER = "cli_no_issuer"
     UPDATE_APPLIED = "update_applied"
     UPDATE_NOT_APPLIED = "update_not_applied"
