@@ -55,3 +55,18 @@ def test_problems_are_named_and_fail_the_exit_status(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"unreachable via proxy http://127.0.0.1:{dead.port}" in result.stdout
     assert "✗ issuer" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_bridge_of_an_agent_with_another_data_folder_is_not_a_tick(tmp_path: Path) -> None:
+    """Support asks about the person's folder: an agent answering on the port for another
+    folder is not that person's agent."""
+    with AgentProcess(tmp_path / "running", "--no-cards") as agent:
+        agent.ready()
+        mine = _doctor("--data-dir", str(tmp_path / "running"), "--port", str(agent.port),
+                       "--config", str(tmp_path / "none.toml"), "--lang", "en")  # fmt: skip
+        other = _doctor("--data-dir", str(tmp_path / "other"), "--port", str(agent.port),
+                        "--config", str(tmp_path / "none.toml"), "--lang", "en")  # fmt: skip
+    assert "✓ website bridge" in mine.stdout, mine.stdout
+    line = next(line for line in other.stdout.splitlines() if "website bridge" in line)
+    assert line.startswith("! website bridge"), other.stdout
+    assert f"but not the one for {tmp_path / 'other'}" in line

@@ -200,7 +200,43 @@ def _update_state(name: object) -> Phrase:
         return Phrase(Term.DOCTOR_UNKNOWN)
 
 
-async def _bridge(port: int) -> Check:
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the sockets listening on TCP ``port`` (the kernel's socket tables)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address "HEX:PORT", state 0A = LISTEN, inode the tenth field
+            if len(fields) > 9 and fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
+                inodes.add(fields[9])
+    return inodes
+
+
+def _owns_port(data_dir: Path, port: int) -> bool | None:
+    """Whether the agent of ``data_dir`` (its pid file) holds the socket listening on
+    ``port``; None where this cannot be told (no socket table: not Linux)."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    try:
+        pid = int((data_dir / "agent.pid").read_text().strip())
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (OSError, ValueError):
+        return False  # no agent runs for this folder (or not as this user)
+    listening = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    for fd in fds:
+        try:
+            if os.readlink(fd) in listening:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+async def _bridge(port: int, data_dir: Path) -> Check:
     url = f"http://127.0.0.1:{port}/v1/info"
     try:
         async with (
@@ -214,6 +250,10 @@ async def _bridge(port: int) -> Check:
         log.info("doctor: port %d: %s", port, type(exc).__name__)
         return Check("bridge", "problem", Phrase(Term.DOCTOR_PORT_TAKEN, {"port": port}))
     if isinstance(body, dict) and "apiVersion" in body:
+        if await asyncio.to_thread(_owns_port, data_dir, port) is False:
+            # an agent answers, but it is not the one whose folder this report is about
+            values = {"version": str(body.get("version")), "port": port, "path": str(data_dir)}
+            return Check("bridge", "warning", Phrase(Term.DOCTOR_BRIDGE_ELSEWHERE, values))
         return Check("bridge", "ok", Phrase(Term.DOCTOR_BRIDGE_OK, {
             "version": str(body.get("version")), "port": port,
             "state": _update_state(body.get("updateState"))}))  # fmt: skip
@@ -256,7 +296,7 @@ async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str
     """Every check, in the order a supporter reads them."""
     checks = [_versions(), _data_dir(data_dir), _privacy(data_dir),
               _credentials(data_dir, now), _cards(), await _tokens(modules),
-              await _bridge(port)]  # fmt: skip
+              await _bridge(port, data_dir)]  # fmt: skip
     env_proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     if update_url:
         checks += await _reachable("updateRepository", update_url.rstrip("/") +

@@ -226,6 +226,7 @@ class Term(enum.StrEnum):
     DOCTOR_NOT_LISTENING = "doctor_not_listening"
     DOCTOR_PORT_TAKEN = "doctor_port_taken"
     DOCTOR_BRIDGE_OK = "doctor_bridge_ok"
+    DOCTOR_BRIDGE_ELSEWHERE = "doctor_bridge_elsewhere"
     DOCTOR_UNREACHABLE = "doctor_unreachable"
     DOCTOR_ANSWERS = "doctor_answers"
     DOCTOR_SKEW = "doctor_skew"
