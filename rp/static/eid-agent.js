@@ -172,21 +172,21 @@ var TABLE = {
   },
   "10049": {
    "en": {
-    "body": "Choose your BankID and type your password or PIN in the agent's window.",
+    "body": "Choose your BankID and type your password or PIN in the eID agent.",
     "title": "Identify yourself in the eID agent"
    },
    "sv": {
-    "body": "Välj BankID och skriv ditt lösenord eller din PIN i programmets fönster.",
+    "body": "Välj BankID och skriv ditt lösenord eller din PIN i e-legitimationsprogrammet.",
     "title": "Legitimera dig i e-legitimationsprogrammet"
    }
   },
   "10050": {
    "en": {
-    "body": "Read the text in the agent's window, choose your BankID and type your password or PIN to sign.",
+    "body": "Read the text in the eID agent, choose your BankID and type your password or PIN to sign.",
     "title": "Sign in the eID agent"
    },
    "sv": {
-    "body": "Läs texten i programmets fönster, välj BankID och skriv ditt lösenord eller din PIN för att skriva under.",
+    "body": "Läs texten i e-legitimationsprogrammet, välj BankID och skriv ditt lösenord eller din PIN för att skriva under.",
     "title": "Skriv under i e-legitimationsprogrammet"
    }
   },
@@ -262,11 +262,11 @@ var TABLE = {
   },
   "10083": {
    "en": {
-    "body": "The browser is now opening the eID agent. If it does not open, click «Open the eID agent». Then follow the instructions in the agent's window.",
+    "body": "The browser is now opening the eID agent. If it does not open, click «Open the eID agent». Then follow the instructions in the eID agent.",
     "title": "Opening the eID agent"
    },
    "sv": {
-    "body": "Webbläsaren öppnar nu e-legitimationsprogrammet. Om det inte öppnas, klicka på «Öppna e-legitimationsprogrammet». Följ sedan anvisningarna i programmets fönster.",
+    "body": "Webbläsaren öppnar nu e-legitimationsprogrammet. Om det inte öppnas, klicka på «Öppna e-legitimationsprogrammet». Följ sedan anvisningarna i e-legitimationsprogrammet.",
     "title": "Öppnar e-legitimationsprogrammet"
    }
   },
