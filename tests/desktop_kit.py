@@ -92,6 +92,9 @@ text = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD).wait_for_text()
 print(text or "", end="")
 """
 
+# the order dialogs' title in English and Swedish (xdotool's --name takes a regex)
+DIALOG_TITLES = "eID Agent|E-legitimation"
+
 
 @dataclass
 class Screen:
@@ -122,7 +125,7 @@ class Screen:
         )  # fmt: skip
         return result.stdout.strip()
 
-    def windows(self, name: str = "eid-agent") -> list[str]:
+    def windows(self, name: str = DIALOG_TITLES) -> list[str]:
         """Visible windows with ``name`` in their title, big enough to be dialogs (the
         tray icon's little window carries the name too)."""
         out = self.xdotool("search", "--onlyvisible", "--name", name)
@@ -155,7 +158,7 @@ class Screen:
             time.sleep(0.05)
         raise AssertionError("no icon docked in the tray")
 
-    def wait_window(self, name: str = "eid-agent", timeout: float = 15,
+    def wait_window(self, name: str = DIALOG_TITLES, timeout: float = 15,
                     count: int = 1) -> list[str]:  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -264,7 +264,7 @@ def test_changing_a_password_from_my_bankids(data_dir: Path, screen: Screen) -> 
         [mine] = screen.wait_window("My BankIDs")
         screen.screenshot(mine, "my-bankids")
         screen.key(mine, "Return")  # the first row's "Change password …" has the focus
-        [dialog] = screen.wait_window("eid-agent")
+        [dialog] = screen.wait_window()
         screen.type_into(dialog, "not it")
         screen.key(dialog, "Tab")
         screen.type_into(dialog, new_password)
@@ -272,7 +272,7 @@ def test_changing_a_password_from_my_bankids(data_dir: Path, screen: Screen) -> 
         screen.type_into(dialog, new_password)
         screen.key(dialog, "Return")
         screen.wait_gone(dialog)
-        [again] = screen.wait_window("eid-agent")  # asked again: wrong current password
+        [again] = screen.wait_window()  # asked again: wrong current password
         screen.screenshot(again, "change-password-wrong")
         _fill(screen, again, PASSWORD, new_password, new_password)
         [done] = screen.wait_window("The password has been changed")
@@ -300,11 +300,11 @@ async def test_the_pin_dialog_names_the_pin_and_wants_it_twice(
     await ui.start()
     try:
         asking = asyncio.create_task(ui.ask_pins(PinRequest(PinRef.SIGNATURE, card), None))
-        [dialog] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        [dialog] = await asyncio.to_thread(screen.wait_window)
         screen.screenshot(dialog, "change-signing-pin")
         _fill(screen, dialog, "12345", "54321", "54320")  # the repeat differs: asked again
         await asyncio.to_thread(screen.wait_gone, dialog)
-        [again] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        [again] = await asyncio.to_thread(screen.wait_window)
         _fill(screen, again, "12345", "54321", "54321")
         answer = await asyncio.wait_for(asking, 15)
         assert answer is not None and (answer.secret, answer.new) == ("12345", "54321")
@@ -327,7 +327,7 @@ def test_ordering_a_bankid_from_the_tray(tmp_path: Path, screen: Screen) -> None
             screen.tray_click()
             time.sleep(0.3)
             screen.xdotool("key", "Down", "Down", "Return")  # Order BankID on file
-            [dialog] = screen.wait_window("eid-agent")
+            [dialog] = screen.wait_window()
             screen.screenshot(dialog, "order-dialog")
             _fill(screen, dialog, "198112189876", code, PASSWORD, PASSWORD)
             [done] = screen.wait_window("Order BankID on file", timeout=30)
@@ -358,7 +358,7 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
     await ui.start()
     try:
         asking = asyncio.create_task(ui.confirm_pin_pad(request, token, None))
-        [dialog] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        [dialog] = await asyncio.to_thread(screen.wait_window)
         screen.screenshot(dialog, "sign-on-a-pin-pad")
         screen.type_into(dialog, "123456")  # no field takes it: the PIN goes on the reader
         screen.key(dialog, "Return")
@@ -366,7 +366,7 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
         await asyncio.to_thread(screen.wait_gone, dialog)
         asking = asyncio.create_task(ui.confirm_pin_pad(replace(request, order_ref="pad-2"),
                                                         token, None))  # fmt: skip
-        [dialog] = await asyncio.to_thread(screen.wait_window, "eid-agent")
+        [dialog] = await asyncio.to_thread(screen.wait_window)
         screen.key(dialog, "Escape")
         assert await asyncio.wait_for(asking, 15) is False
     finally:
@@ -405,11 +405,11 @@ def test_ordering_a_bankid_onto_a_security_key_from_the_tray(
             screen.tray_click()
             time.sleep(0.3)
             screen.xdotool("key", "Down", "Down", "Down", "Return")  # … on the security key
-            [dialog] = screen.wait_window("eid-agent")
+            [dialog] = screen.wait_window()
             screen.screenshot(dialog, "order-on-a-security-key")
             _fill(screen, dialog, "198112189876", code, "000000")
             screen.wait_gone(dialog)
-            [again] = screen.wait_window("eid-agent")  # the wrong PIN said, asked again
+            [again] = screen.wait_window()  # the wrong PIN said, asked again
             _fill(screen, again, "198112189876", code, USER_PIN)
             [done] = screen.wait_window("Order BankID on the security key anna", timeout=30)
             screen.key(done, "Return")

@@ -95,21 +95,21 @@ def test_details_and_removal_with_revocation(tmp_path: Path, screen: Screen) -> 
             screen.key(details, "Return")
             screen.wait_gone(details)
             screen.key(mine, "Tab", "Return")  # the third: Remove
-            [question] = screen.wait_window("eid-agent")
+            [question] = screen.wait_window("eID Agent")
             screen.screenshot(question, "remove-question")
             screen.key(question, "Return")  # Enter alone is Cancel: nothing removed
             screen.wait_gone(question)
             assert len(TokenStore(data).credentials()) == 1
             screen.key(mine, "Return")  # Remove still has the focus
-            [question] = screen.wait_window("eid-agent")
+            [question] = screen.wait_window("eID Agent")
             screen.key(question, "alt+a")  # also ask the bank to revoke it
             screen.key(question, "alt+r")  # Remove
             screen.wait_gone(question)
-            [password] = screen.wait_window("eid-agent")
+            [password] = screen.wait_window("eID Agent")
             screen.type_into(password, "not-the-right-one")
             screen.key(password, "Return")
             screen.wait_gone(password)
-            [again] = screen.wait_window("eid-agent")  # asked again: tries left shown
+            [again] = screen.wait_window("eID Agent")  # asked again: tries left shown
             screen.type_into(again, PASSWORD)
             screen.key(again, "Return")
             [removed] = screen.wait_window("The BankID is removed", timeout=30)

@@ -38,7 +38,7 @@ from issuer.servecli import dev_tls
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
 from tests.conftest import ANNA, FAST_KDF, PASSWORD
-from tests.desktop_kit import Screen
+from tests.desktop_kit import DIALOG_TITLES, Screen
 from tests.test_browser import ARGS, CHROMIUM
 from tests.test_relay_processes import RelayProcess
 
@@ -201,7 +201,7 @@ async def _status(page: Page, state: str, timeout: float = 30) -> dict[str, str]
 
 
 async def _dialog(world: World, timeout: float = 20) -> str:
-    found = await asyncio.to_thread(world.screen.wait_window, "eid-agent", timeout)
+    found = await asyncio.to_thread(world.screen.wait_window, DIALOG_TITLES, timeout)
     return found[0]
 
 

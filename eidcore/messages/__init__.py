@@ -114,6 +114,7 @@ class Term(enum.StrEnum):
     DIALOG_CANCEL = "dialog_cancel"
     DIALOG_LATER = "dialog_later"
     DIALOG_CLOSE = "dialog_close"
+    DIALOG_TITLE = "dialog_title"
     MANAGER_CHANGE_PASSWORD = "manager_change_password"
     MANAGER_CHANGE_PIN = "manager_change_pin"
     MANAGER_UNBLOCK_PIN = "manager_unblock_pin"

@@ -246,7 +246,7 @@ class DesktopUi:
         if closed is None or self._clock() - closed >= ATTENTION_SECONDS:
             return True
         answer = self._usable(await self._call({
-            "op": "attention", "ref": request.order_ref, "title": "eid-agent",
+            "op": "attention", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
             "site": self._site(request.origin), "heading": self._term(Term.DIALOG_NEXT_REQUEST),
             "lead": self._lead(request), "present": self._present(),
             "ok": self._term(Term.DIALOG_SHOW_REQUEST), "cancel": self._term(Term.DIALOG_CANCEL),
@@ -270,7 +270,7 @@ class DesktopUi:
         if len(request.choices) == 1:
             return request.choices[0]
         answer = await self._ask(request, {
-            "op": "choose", "ref": request.order_ref, "title": "eid-agent",
+            "op": "choose", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
             "site": self._site(request.origin), "lead": self._lead(request),
             "options": [self._label(c) for c in request.choices], "present": self._present(),
             "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
@@ -292,7 +292,7 @@ class DesktopUi:
             label = self._term(Term.DIALOG_PASSWORD_LABEL)
         problem_text = list(self._text(problem)) if problem else None
         answer = await self._ask(request, {
-            "op": "secret", "ref": request.order_ref, "title": "eid-agent",
+            "op": "secret", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
             "site": self._site(request.origin), "lead": self._lead(request),
             **self._text_fields(request), "credential": self._label(credential),
             "label": label, "problem": problem_text, "present": self._present(),
@@ -311,7 +311,7 @@ class DesktopUi:
         if credential.tries_left is not None and credential.tries_left < 3:
             label += self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)
         answer = await self._ask(request, {
-            "op": "secret", "ref": request.order_ref, "title": "eid-agent",
+            "op": "secret", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
             "site": self._site(request.origin), "lead": self._lead(request),
             **self._text_fields(request), "credential": self._label(credential),
             "label": label, "pin_pad": True,
@@ -325,7 +325,7 @@ class DesktopUi:
                        problem: Notice | None, note: str = "") -> list[str] | None:  # fmt: skip
         """Fields in a row, hidden unless given as ``[label, "visible"]``."""
         answer = await self._call({
-            "op": "secrets", "ref": ref, "title": "eid-agent", "heading": heading,
+            "op": "secrets", "ref": ref, "title": self._term(Term.DIALOG_TITLE), "heading": heading,
             "problem": list(self._text(problem)) if problem else None, "fields": list(fields),
             "note": note, "ok": self._term(Term.DIALOG_OK), "present": self._present(),
             "cancel": self._term(Term.DIALOG_CANCEL),
@@ -476,7 +476,8 @@ class DesktopUi:
     async def confirm(self, heading: str, body: str, check: str | None,
                       ok: str) -> tuple[bool, bool]:  # fmt: skip
         """(yes, the check box ticked); the safe answer (Cancel) is the default."""
-        answer = await self._call({"op": "confirm", "ref": "confirm", "title": "eid-agent",
+        answer = await self._call({"op": "confirm", "ref": "confirm",
+                                   "title": self._term(Term.DIALOG_TITLE),
                                    "heading": heading, "body": body, "check": check, "ok": ok,
                                    "cancel": self._term(Term.DIALOG_CANCEL)})  # fmt: skip
         return bool(answer.get("ok")), bool(answer.get("checked"))
