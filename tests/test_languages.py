@@ -189,6 +189,8 @@ def test_desktop_dialogs_tray_diagnostics_and_my_bankids_speak_both_languages(
             _compare_leaves(where, a, b, data)
     labels = [s for r in sv for _, s in _leaves(r) if "Anna Andersson —" in s]
     assert any("BankID på fil" in s for s in labels) and any("BankID på kort" in s for s in labels)
+    dated = [s for s in labels if re.search(r"\d{4}-\d{2}-\d{2}", s)]  # My BankIDs' rows
+    assert dated and all("giltigt till 20" in s for s in dated)  # a date says what it is
 
 
 def _platform_words(report: str) -> set[str]:

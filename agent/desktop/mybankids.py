@@ -69,7 +69,8 @@ class MyBankIds:
         for c in await self._all():
             state = self._term(STATE_TERMS[c.state(now).value])
             kind = self._term(KIND_TERMS[c.kind.value])
-            text = f"{c.owner.name} — {kind}, {c.issuer}, {c.not_after:%Y-%m-%d}, {state}"
+            until = self._term(Term.MANAGER_VALID_UNTIL, date=f"{c.not_after:%Y-%m-%d}")
+            text = f"{c.owner.name} — {kind}, {c.issuer}, {until}, {state}"
             buttons = [(f"details:{c.id}", self._term(Term.MANAGER_DETAILS))]
             if c.kind is TokenKind.FILE:
                 buttons += [(f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD)),

@@ -164,6 +164,7 @@ class Term(enum.StrEnum):
     DIALOG_SAVE = "dialog_save"
     MANAGER_DETAILS = "manager_details"
     MANAGER_REMOVE = "manager_remove"
+    MANAGER_VALID_UNTIL = "manager_valid_until"
     REMOVE_QUESTION = "remove_question"
     REMOVE_REVOKE = "remove_revoke"
     DIALOG_REMOVE = "dialog_remove"
