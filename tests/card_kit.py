@@ -6,8 +6,8 @@ root, foreground) and stops it afterwards. Nothing in the PC/SC path is simulate
 vpcd listens on fixed ports (35963, 35964) inside the kernel's ephemeral range. Any test
 server bound to port 0 may be handed one of them, and a pcscd started after that comes up
 without the reader ("Could not initialize connection to virtual ICC" in its log; seen in
-CI). So the session holds both ports from its start and lets go of them only to start
-pcscd.
+CI). So a session that uses pcscd holds both ports from the end of its collection, before
+any test runs, and lets go of them only to start pcscd.
 """
 
 from __future__ import annotations
@@ -225,5 +225,9 @@ def personalised_card(tmp_path: Path, card_ca: CertificateAuthority) -> Inserted
     return InsertedCard(VpcdLink(card), card, file, card_ca)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    hold_vpcd_ports()
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Hold vpcd's ports for a session that will use pcscd — known once its tests are
+    collected, before any test runs a server — and for no other: a session holding them
+    without using them broke the cards of another session on the same machine."""
+    if any("pcscd" in getattr(item, "fixturenames", ()) for item in session.items):
+        hold_vpcd_ports()

@@ -286,3 +286,20 @@ def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
     """A data folder holding Anna's BankID on file (the password is conftest.PASSWORD)."""
     TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
     return tmp_path / "data"
+
+
+def recorded(path: Path, count: int = 1, timeout: float = 10.0) -> list[str]:
+    """The lines a stand-in program (a browser that writes down where it was sent) has
+    written, once there are ``count`` whole ones. Its file exists a moment before its
+    line does (the shell opens it, then writes): reading at the first sight of the file
+    found it empty, now and then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)

@@ -15,7 +15,7 @@ import pytest
 from agent.tokens import KeyPurpose, TokenStore, select
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
-from tests.desktop_kit import Screen
+from tests.desktop_kit import Screen, recorded
 from tests.softhsm_kit import SoftHsm, softhsm  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -230,11 +230,7 @@ async def test_update_notices_act_on_ok(screen: Screen, tmp_path: Path,
         await ui.tell(Notice(MessageCode.UPDATE_FAILED_REPEATEDLY, link=page))
         [notice] = await asyncio.to_thread(screen.wait_window, "failed")
         screen.key(notice, "Return")
-        for _ in range(100):
-            if opened.exists():
-                break
-            await asyncio.sleep(0.05)
-        assert opened.read_text().strip() == page
+        assert await asyncio.to_thread(recorded, opened) == [page]
         for _ in range(100):  # the helper reports the action after launching the browser
             if len(actions) > 1:
                 break

@@ -219,7 +219,7 @@ def test_the_update_fall_back_leads_to_an_installer_that_repairs(
     from that page repairs the install. (The failures are asked for with "update now":
     automatic retries are hours apart by design.)"""
     from tests.agent_process import AgentProcess
-    from tests.desktop_kit import virtual_screen
+    from tests.desktop_kit import recorded, virtual_screen
 
     _release(repo, "1.0.0")
     first = _download_installer(repo.server.url + "install/", tmp_path)
@@ -251,8 +251,7 @@ def test_the_update_fall_back_leads_to_an_installer_that_repairs(
             [notice] = screen.wait_window("failed several times", timeout=30)
             screen.screenshot(notice, "notice-update-failed-repeatedly")
             screen.key(notice, "Return")  # OK: open the install page
-            wait_for(opened.exists, what="the browser")
-        page = opened.read_text().strip()
+            [page] = recorded(opened)
     assert page == repo.server.url + "install/"  # the default: next to the repository
     repo.server.tamper.clear()
     installer = _download_installer(page, tmp_path / "from-page")

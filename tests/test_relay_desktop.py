@@ -15,7 +15,7 @@ import pytest
 
 from tests.agent_process import BIN, AgentProcess
 from tests.conftest import PASSWORD
-from tests.desktop_kit import Screen
+from tests.desktop_kit import Screen, recorded
 from tests.relay_kit import RETURN
 from tests.test_relay_door import _link, person, relay, tls  # noqa: F401 - fixtures
 from tests.test_relay_processes import RelayProcess
@@ -85,11 +85,7 @@ def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path, 
                 break
             time.sleep(0.1)
         assert collected["status"] == "complete", (collected, agent.stderr)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not opened.exists():
-            time.sleep(0.1)
-        assert opened.exists(), agent.stderr[-3000:]
-        assert opened.read_text().split() == [RETURN]  # the relay's, nothing else
+        assert recorded(opened, timeout=20) == [RETURN], agent.stderr[-3000:]  # the relay's
         screen.wait_gone(window)
         # the site cancels while the dialog is open: the agent learns it and closes it
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
@@ -125,12 +121,9 @@ def test_a_browser_that_cannot_be_opened_gets_the_address_in_a_notice(
         screen.key(window, "Return")
         [notice] = screen.wait_window("Go back to the website", timeout=30)
         screen.screenshot(notice, "notice-return-to-site")
-        assert opened.read_text().split() == [RETURN]  # xdg-open tried, and failed
+        assert recorded(opened) == [RETURN]  # xdg-open tried, and failed
         screen.key(notice, "Return")  # OK: through GIO once more
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(opened.read_text().split()) < 2:
-            time.sleep(0.1)
-        assert opened.read_text().split() == [RETURN, RETURN], agent.stderr[-2000:]
+        assert recorded(opened, 2) == [RETURN, RETURN], agent.stderr[-2000:]
         assert "xdg-open could not open the way back" in agent.stderr
 
 
