@@ -19,7 +19,16 @@ import logging
 import traceback
 from typing import TextIO
 
-__all__ = ["FORMAT", "MAX_DETAIL", "PrintableFormatter", "log_to", "one_line", "printable"]
+__all__ = [
+    "FORMAT",
+    "MAX_DETAIL",
+    "PEER_LOGGERS",
+    "PrintableFormatter",
+    "log_to",
+    "one_line",
+    "one_line_records",
+    "printable",
+]
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -77,7 +86,33 @@ class PrintableFormatter(logging.Formatter):
 
 def log_to(stream: TextIO, level: int, fmt: str = FORMAT) -> None:
     """Send the root logger's records at ``level`` and above to ``stream``, one printable
-    line each (what ``logging.basicConfig`` does, with ``PrintableFormatter``)."""
+    line each (what ``logging.basicConfig`` does, with ``PrintableFormatter``); the
+    libraries that log what peers send (``PEER_LOGGERS``) log one line per record."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(PrintableFormatter(fmt))
     logging.basicConfig(level=level, handlers=[handler])
+    for name in PEER_LOGGERS:
+        one_line_records(logging.getLogger(name))
+
+
+# aiohttp's server logs every request it cannot parse ("Error handling request") with the
+# parser's traceback, ~600 bytes a malformed request; asyncio logs failed handshakes and
+# accepts the same way.
+PEER_LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
+
+
+class _OneLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {one_line(record.exc_info[1])}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def one_line_records(logger: logging.Logger) -> None:
+    """Every record of ``logger`` is one line: a traceback becomes ``one_line`` of its
+    exception."""
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())

@@ -164,3 +164,18 @@ def test_every_update_state_has_words_in_both_languages() -> None:
             text = catalogue().term(Term(f"update_state_{name}"), language)
             assert text and (language is Language.EN or text != name)
             assert not any(c.isupper() for c in text)  # words, not a camelCase wire name
+
+
+def test_each_language_fills_every_value_of_its_message() -> None:
+    """What the installed agent's self-test checks before a new version takes over, here
+    too: a text in one language that leaves out a value the other one uses fails now,
+    not as a refused update."""
+    import string
+
+    from eidcore.messages import catalogue
+
+    for entry in catalogue():
+        for language, text in entry.texts.items():
+            parts = (text.title, text.body, text.console or "")
+            used = {f for part in parts for _, f, _, _ in string.Formatter().parse(part) if f}
+            assert used == entry.placeholders, (int(entry.code), language)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import resource
+import socket
 import ssl
 import subprocess
 import sys
@@ -173,3 +174,44 @@ def test_the_issuer_is_guarded_the_same_way(
         issuer.wait(timeout=20)
     said = log.read_text(errors="replace")
     assert "Traceback" not in said, said[-3000:]
+
+
+def test_malformed_http_is_one_log_line(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
+) -> None:
+    """What aiohttp refuses before the relay's code sees a request (a bad request line, a
+    header over 8 kB, a chunk size that overflows) it logged with the parser's traceback,
+    ~600 bytes a request anyone can send; now one line each."""
+    config = write_config(tmp_path / "relay", ca)
+    port = free_port()
+    log = tmp_path / "relay.log"
+    relay = _start(
+        [str(BIN / "eid-relay"), "--lang", "en", "serve", "--config", str(config),
+         "--db", f"sqlite:///{tmp_path / 'relay.db'}", "--port", str(port),
+         "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])],
+        log, 1024, None,
+    )  # fmt: skip
+    client = ssl.create_default_context(cafile=str(tls[0]))
+    bad = [
+        b"POST /rp/v1/auth\n HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /rp/v1/auth HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 9000 + b"\r\n\r\n",
+        b"POST /rp/v1/auth HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"F" * 20
+        + b"\r\n",
+        b"POST /rp/v1/auth HTTP/9.9\r\nHost: x\r\n\r\n",
+    ]
+    try:
+        for data in bad:
+            with (
+                socket.create_connection(("127.0.0.1", port)) as raw,
+                client.wrap_socket(raw, server_hostname="localhost") as sock,
+            ):
+                sock.sendall(data)
+                sock.settimeout(5)
+                assert sock.recv(100).startswith(b"HTTP/1.")  # answered 400, not dropped
+    finally:
+        relay.terminate()
+        relay.wait(timeout=20)
+    said = log.read_text(errors="replace")
+    errors = [line for line in said.splitlines() if "aiohttp.server" in line]
+    assert len(errors) == len(bad) and "Traceback" not in said, said[-3000:]

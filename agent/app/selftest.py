@@ -31,7 +31,9 @@ def self_test(data_dir: Path, bundle: Path | None) -> list[str]:
             params = {name: 1 for name in entry.placeholders - {"code"}}
             for language in Language:
                 text = entry.texts[language]
-                used = {f for part in (text.title, text.body)
+                # a value may stand in the console's text alone (a notice's link is shown
+                # beside its body in a window, e.g. 10096's way back to the site)
+                used = {f for part in (text.title, text.body, text.console or "")
                         for _, f, _, _ in string.Formatter().parse(part) if f}  # fmt: skip
                 if used - {"code"} != set(params):
                     problems.append(f"message catalogue: {int(code)} in {language.value} "
