@@ -43,8 +43,8 @@ def loads(data: bytes | str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
 
     Raises:
         JsonRefused: not UTF-8, not JSON, nested deeper than ``max_depth``, a number
-            longer than ``MAX_NUMBER_CHARS`` characters, NaN/Infinity, or a string (key
-            or value) with a surrogate code point.
+            longer than ``MAX_NUMBER_CHARS`` characters, NaN/Infinity, a string (key
+            or value) with a surrogate code point, or a key twice in one object.
     """
     if isinstance(data, bytes):
         try:
@@ -54,7 +54,13 @@ def loads(data: bytes | str, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     else:
         text = data
     try:
-        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = json.loads(
+            text,
+            parse_int=_int,
+            parse_float=_float,
+            parse_constant=_constant,
+            object_pairs_hook=_object,
+        )
     except JsonRefused:
         raise
     except RecursionError:
@@ -102,6 +108,16 @@ def is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: ``{"a": 1, "a": 2}`` is 2 to Python, 1 to
+    some other parsers, and either to whoever reads it next — a value one reader checks
+    and another uses. Refused, not guessed."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise JsonRefused("a key appears twice in one object")
+    return value
 
 
 def _int(literal: str) -> int:

@@ -101,3 +101,15 @@ def test_what_json_writes_reads_back_or_is_refused_with_a_reason(value: object) 
         assert strictjson.loads(text.encode()) == value
     except JsonRefused as exc:
         assert exc.reason.startswith(("nested deeper", "a string that is not Unicode"))
+
+
+@pytest.mark.parametrize(
+    "doc", ['{"a": 1, "a": 2}', '{"x": {"k": 1, "k": 1}}', '[{"a": 1, "b": 2, "a": 3}]']
+)
+def test_a_key_twice_in_one_object_is_refused(doc: str) -> None:
+    """Parsers disagree on which value wins; one that checks and one that uses could
+    read different ones."""
+    with pytest.raises(JsonRefused) as refused:
+        strictjson.loads(doc.encode())
+    assert refused.value.reason == "a key appears twice in one object"
+    assert strictjson.loads(b'{"a": {"a": 1}, "b": [{"a": 2}]}') == {"a": {"a": 1}, "b": [{"a": 2}]}
