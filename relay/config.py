@@ -7,6 +7,10 @@ parties it serves (``relay.toml``, written by the organisation running it):
     [kind_policies]                             # optional: issuers' own policy OIDs
     card = ["1.2.752.999.1.2"]                  # per kind of BankID (eidcore/policies.py)
 
+    [limits]                                    # optional: the agent API's budget per
+    agent_burst = 60                            # address; 0 a second turns it off (behind
+    agent_per_second = 20                       # a proxy that limits by the real address)
+
     [[party]]
     id = "shop"                                 # signed into every result for it
     name = "Exempelbutiken AB"                  # shown beside the relay's domain
@@ -31,6 +35,12 @@ from cryptography import x509
 from eidcore import policies, returnurl, visibletext
 
 __all__ = ["ConfigError", "Party", "RelayConfig", "load_config"]
+
+# The agent API needs no credentials (an autostart token or an agent secret is the
+# credential), so each address (an IPv6 /64) has a budget: an agent asks about once a
+# second during an order; an office behind one NAT runs many. Unlimited, ~800 guesses a
+# second each took SQLite's write lock.
+AGENT_BUDGET = (60.0, 20.0)  # 60 at once, then 20 a second
 
 _PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ORIGIN = re.compile(
@@ -73,6 +83,7 @@ class RelayConfig:
     trust: tuple[x509.Certificate, ...]
     parties: Mapping[str, Party]
     kind_policies: Mapping[str, str] = field(default_factory=policies.verifier_table)
+    agent_budget: tuple[float, float] = AGENT_BUDGET  # (burst, per second); 0/s: none
 
     def party_for(self, token: str) -> Party | None:
         """The party whose bearer token this is (every party is compared: the time does
@@ -118,7 +129,20 @@ def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> Re
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return RelayConfig(origin, tuple(trust), parties, kinds)
+    return RelayConfig(origin, tuple(trust), parties, kinds, _budget(doc.get("limits", {}), where))
+
+
+def _budget(limits: object, where: str) -> tuple[float, float]:
+    if not isinstance(limits, dict) or not set(limits) <= {"agent_burst", "agent_per_second"}:
+        raise ConfigError(f"{where}: [limits] takes agent_burst and agent_per_second")
+    burst = limits.get("agent_burst", AGENT_BUDGET[0])
+    rate = limits.get("agent_per_second", AGENT_BUDGET[1])
+    for name, value in (("agent_burst", burst), ("agent_per_second", rate)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1e6:
+            raise ConfigError(f"{where}: limits.{name} must be a number from 0 to 1000000")
+    if rate and burst < 1:
+        raise ConfigError(f"{where}: limits.agent_burst must be at least 1")
+    return float(burst), float(rate)
 
 
 def _is_return_url(url: object) -> bool:

@@ -40,12 +40,7 @@ MAX_RETURN_URL = returnurl.MAX
 MAX_JSON_DEPTH = 6  # a completion's {"completionData": {"user": {...}}} is 3; room, no more
 MAX_REF = 64
 BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
-# The agent API needs no credentials (an autostart token or an agent secret is the
-# credential), so each address (an IPv6 /64) has a budget: an agent asks about once a
-# second during an order; an office behind one NAT runs many. Unlimited, ~800 guesses a
-# second each took SQLite's write lock.
-AGENT_BUCKET_PER_ADDRESS = (60.0, 20.0)  # 60 at once, then 20 a second
-MAX_TRACKED_ADDRESSES = 65_536
+MAX_TRACKED_ADDRESSES = 65_536  # the agent API's budgets (relay.config's [limits])
 MAX_TOKEN = 128
 VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
 TOKEN_KINDS = frozenset({"file", "card", "token"})

@@ -33,7 +33,6 @@ from eidcore.status import Hint
 from relay import rules
 from relay.config import Party, RelayConfig
 from relay.requests import (
-    AGENT_BUCKET_PER_ADDRESS,
     BODY_DEADLINE,
     MAX_BODY_BYTES,
     MAX_TRACKED_ADDRESSES,
@@ -76,9 +75,12 @@ class RelayServer:
     new_token: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(rules.TOKEN_BYTES))
     new_ref: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     monotonic: Callable[[], float] = time.monotonic
-    agent_limiter: RateLimiter = field(
-        default_factory=lambda: RateLimiter(*AGENT_BUCKET_PER_ADDRESS, MAX_TRACKED_ADDRESSES)
-    )
+    agent_limiter: RateLimiter | None = None  # None: the config's [limits]
+
+    def __post_init__(self) -> None:
+        burst, rate = self.config.agent_budget
+        if self.agent_limiter is None and rate > 0:
+            self.agent_limiter = RateLimiter(burst, rate, MAX_TRACKED_ADDRESSES)
 
     async def run(self, work: Callable[[], Any]) -> Any:
         """A blocking store call, in a thread; an unreachable database is ``maintenance``."""
@@ -121,10 +123,8 @@ def _error(exc: RelayError) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        if request.path.startswith("/agent/"):  # anyone may call it: each address a budget
-            server = request.app[SERVER]
-            if not server.agent_limiter.allow(peer_key(request.remote or "?"), server.monotonic()):
-                raise RelayError(ErrorCode.TOO_MANY_REQUESTS, "too many requests from this address")
+        if _over_budget(request):
+            raise RelayError(ErrorCode.TOO_MANY_REQUESTS, "too many requests from this address")
         unmatched = request.match_info.http_exception
         if unmatched is not None:
             raise unmatched
@@ -151,6 +151,16 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception as exc:  # one line: anyone can send a request (eidcore/logline.py)
         log.error("internal error in %s %s: %s", request.method, request.path, one_line(exc))
         return _error(RelayError(ErrorCode.INTERNAL_ERROR, "internal error"))
+
+
+def _over_budget(request: web.Request) -> bool:
+    """The agent API's budget per address (anyone may call it); the parties' API has
+    none: they authenticate."""
+    server = request.app[SERVER]
+    limiter = server.agent_limiter
+    if limiter is None or not request.path.startswith("/agent/"):
+        return False
+    return not limiter.allow(peer_key(request.remote or "?"), server.monotonic())
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
