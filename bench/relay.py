@@ -44,8 +44,10 @@ TEXT = "Jag godkänner överföringen av 1 000 kr till konto 1234-5678."
 
 
 def _config(ca: CertificateAuthority, origin: str) -> RelayConfig:
+    """The load comes from one address; in service the orders' agents come from many,
+    each with its budget on the agent API: here there is none ([limits] rate 0)."""
     party = Party("shop", "Exempelbutiken AB", hashlib.sha256(TOKEN.encode()).hexdigest())
-    return RelayConfig(origin, (ca.root_certificate,), {"shop": party})
+    return RelayConfig(origin, (ca.root_certificate,), {"shop": party}, agent_budget=(1.0, 0.0))
 
 
 async def _serve(app: web.Application, port: int) -> web.AppRunner:
@@ -53,6 +55,18 @@ async def _serve(app: web.Application, port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
+
+
+async def _serve_guarded(app: web.Application, port: int) -> tuple[web.AppRunner, Any]:
+    """As ``eid-relay serve`` listens: every connection through the kernel's gate."""
+    from eidcore import listener
+
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=15.0)
+    await runner.setup()
+    assert runner.server is not None
+    total, per_peer = listener.caps_for(listener.raise_file_limit())
+    gate = listener.ConnectionGate(total=total, per_peer=per_peer)
+    return runner, await listener.serve(runner.server, "127.0.0.1", port, gate)
 
 
 async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[Figure]:
@@ -205,9 +219,11 @@ async def _throughput(ca: CertificateAuthority, tmp: Path, now: dt.datetime, ord
     for kind, url in (("SQLite", f"sqlite:///{tmp / 'relay-load.db'}"), ("PostgreSQL", pg_url)):
         port = _free_port()
         orders_store = OrderStore(url)
-        runner = await _serve(build_app(RelayServer(_config(ca, f"http://127.0.0.1:{port}"),
-                                                    orders_store)), port)  # fmt: skip
+        runner, listening = await _serve_guarded(
+            build_app(RelayServer(_config(ca, f"http://127.0.0.1:{port}"), orders_store)), port
+        )
         rate, collects = await _load(port, orders, credential)
+        listening.close()
         await runner.cleanup()
         orders_store.close()
         figures.append(Figure(
