@@ -566,3 +566,28 @@ async def _eventually(condition: Callable[[], bool], seconds: float = 4.0) -> No
             return
         await asyncio.sleep(0.05)
     assert condition()
+
+
+async def test_two_origins_or_two_hosts_are_refused(bridge: Bridge) -> None:
+    """No browser sends either twice; which one would count is a guess not made."""
+    from multidict import CIMultiDict
+
+    base = [("Content-Type", "application/json"), ("X-Eid-Agent", "1")]
+    body = json.dumps({"nonce": new_nonce()})
+    twice = CIMultiDict([*base, ("Origin", ORIGIN), ("Origin", "https://evil.example")])
+    async with bridge.client.post("/v1/auth", data=body, headers=twice) as response:
+        assert response.status == 403
+        assert (await response.json())["details"] == "Origin given twice"
+    # the client library sends one Host whatever it is given: a raw request sends two,
+    # which aiohttp's parser refuses before the gate is asked
+    reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
+    writer.write(
+        f"POST /v1/auth HTTP/1.1\r\nHost: {bridge.host}\r\nHost: {bridge.host}\r\n"
+        f"Origin: {ORIGIN}\r\nContent-Type: application/json\r\nX-Eid-Agent: 1\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}".encode()
+    )
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.0 400"), answer[:100]  # aiohttp's parser refuses it
+    assert b"Duplicate 'Host' header" in answer
+    assert bridge.ui.requests == []  # no dialog

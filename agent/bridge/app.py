@@ -95,11 +95,15 @@ def _error(exc: BridgeError, origin: str | None = None) -> web.Response:
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     config = request.app[CONFIG]
-    if not host_allowed(request.headers.get("Host"), config.port):
+    hosts = request.headers.getall("Host", [])
+    if len(hosts) != 1 or not host_allowed(hosts[0], config.port):
         return _error(BridgeError(ErrorCode.FORBIDDEN_HOST, "Host must be localhost"))
     if config.check_peer_user and not _same_user(request):
         return _error(BridgeError(ErrorCode.FORBIDDEN_USER, "agent of another user"))
-    origin_header = request.headers.get("Origin")
+    origins = request.headers.getall("Origin", [])
+    if len(origins) > 1:  # no browser sends two; which one counts would be a guess
+        return _error(BridgeError(ErrorCode.FORBIDDEN_ORIGIN, "Origin given twice"))
+    origin_header = origins[0] if origins else None
     try:
         unmatched = request.match_info.http_exception
         if unmatched is not None and request.method != "OPTIONS":
