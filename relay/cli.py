@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from eidcore.logline import log_to
 from eidcore.messages import Term, catalogue
-from eidcore.messages.cli import language_in, localise, speak
+from eidcore.messages.cli import language_in, localise, speaking
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -66,10 +66,10 @@ def main(
 ) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     language = language_in(argv, os.environ)  # the parser speaks it before it reads --lang
-    speak(language)
-    parser = _parser()
-    localise(parser, language)
-    args = parser.parse_args(argv)
+    with speaking(language):
+        parser = _parser()
+        localise(parser, language)
+        args = parser.parse_args(argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
 
     def say(stream: TextIO, term: Term, **values: object) -> None:

@@ -321,3 +321,16 @@ def test_help_and_usage_errors_speak_swedish(args: list[str], tmp_path: Path) ->
     assert ("flaggor:" in swedish) == ("options:" in english)
     for word in ("usage:", "options:", "show this help", "arguments are required", "error:"):
         assert word not in swedish, (word, swedish)
+
+
+def test_argparse_speaks_english_again_after_a_swedish_command_line() -> None:
+    """A test process runs several command lines' main in turn: the Swedish of one must
+    not leak into the next (or into argparse's users outside the project)."""
+    import contextlib
+
+    from agent.cli.main import main
+
+    with contextlib.redirect_stderr(io.StringIO()) as said, pytest.raises(SystemExit):
+        main(["--lang", "sv", "tokens", "remove"])
+    assert "användning:" in said.getvalue()
+    assert argparse.ArgumentParser(prog="x").format_usage().startswith("usage: x")

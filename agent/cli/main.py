@@ -29,7 +29,7 @@ from eidcore.messages import (
     catalogue,
     language_from_env,
 )
-from eidcore.messages.cli import language_in, localise, speak
+from eidcore.messages.cli import language_in, localise, speaking
 
 log = logging.getLogger("agent.cli")
 
@@ -303,10 +303,10 @@ def main(
     argv = list(sys.argv[1:] if argv is None else argv)
     # the parser speaks the person's language before it has read --lang itself
     language = language_in(argv, os.environ)
-    speak(language)
-    parser = _parser()
-    localise(parser, language)
-    args = parser.parse_args(argv)
+    with speaking(language):
+        parser = _parser()
+        localise(parser, language)
+        args = parser.parse_args(argv)
     io = Io(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr, language)
     _configure_logging(args.verbose, io.stderr)
     try:

@@ -10,13 +10,15 @@ gettext keys a message by its source text): a help string added in English witho
 Swedish fails ``tests/test_languages.py``.
 
 argparse looks its words up through its module's ``_`` and ``ngettext`` at the moment it
-writes them; ``speak`` points those at the table. A command line is one process with one
-language, so setting them for the process is what is wanted.
+writes them; ``speaking`` points those at the table while a parser is built and used, and
+puts argparse's own back afterwards (a test process calls several command lines' ``main``
+in turn, each in its own language).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from eidcore.messages import Language
 
-__all__ = ["language_in", "localise", "speak", "texts"]
+__all__ = ["language_in", "localise", "speaking", "texts"]
 
 
 @functools.cache
@@ -37,9 +39,10 @@ def texts(language: Language) -> Mapping[str, str]:
     return {str(k): str(v) for k, v in table.items()}
 
 
-def speak(language: Language) -> None:
-    """argparse's own words in ``language`` from now on (call before building a parser:
-    group titles are named when it is made)."""
+@contextlib.contextmanager
+def speaking(language: Language) -> Iterator[None]:
+    """argparse's own words in ``language`` inside the block: build the parser and parse
+    in it (group titles are named when a parser is made, errors when it parses)."""
     table = texts(language)
 
     def gettext(message: str) -> str:
@@ -48,8 +51,13 @@ def speak(language: Language) -> None:
     def ngettext(singular: str, plural: str, n: int) -> str:
         return gettext(singular if n == 1 else plural)
 
+    saved = argparse._, argparse.ngettext  # type: ignore[attr-defined]
     argparse._ = gettext  # type: ignore[attr-defined]
     argparse.ngettext = ngettext  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        argparse._, argparse.ngettext = saved  # type: ignore[attr-defined]
 
 
 def localise(parser: argparse.ArgumentParser, language: Language) -> None:
