@@ -136,11 +136,11 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
         return await handler(request)
     except RelayError as exc:
-        if exc.code is not ErrorCode.TOO_MANY_REQUESTS:  # a flood is not logged line by line
-            log.info("refused %s %s: %s", request.method, request.path, exc)
         response = _error(exc)
         if exc.code is ErrorCode.TOO_MANY_REQUESTS:
-            response.headers["Retry-After"] = "1"
+            response.headers["Retry-After"] = "1"  # and no line for each call of a flood
+        else:
+            log.info("refused %s %s: %s", request.method, request.path, exc)
         return response
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status, ErrorCode.INVALID_PARAMETERS)
@@ -358,7 +358,7 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
             refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
             return rules.advance(o, event, now)
         done = rules.advance(o, Event.COMPLETED, now)
-        return replace(done, completion=json.dumps(completion_wire(verified), sort_keys=True))
+        return replace(done, completion=json.dumps(_completion_wire(verified), sort_keys=True))
 
     try:
         order = await server.run(lambda: server.store.change(report.order_ref, change,
@@ -372,7 +372,7 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
     return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
 
 
-def completion_wire(verified: rp.Verified) -> dict[str, object]:
+def _completion_wire(verified: rp.Verified) -> dict[str, object]:
     """``completionData`` as a site collects it: only what the relay verified, rebuilt
     from what it read — the signature, what it covers and the chain as checked, ``user``
     from the certificate, the kind from its policy. A field an agent added is not

@@ -92,13 +92,12 @@ class Result:
         """The result as ``completionData`` carries it, built from what was read: a
         relay passes on this, never the fields it was sent."""
         der = [c.public_bytes(serialization.Encoding.DER) for c in self.chain]
-        wire: dict[str, object] = {
+        return {
             "signedData": base64.b64encode(self.signed_data).decode(),
             "signature": base64.b64encode(self.signature).decode(),
             "algorithm": self.algorithm,
             "certificateChain": [base64.b64encode(d).decode() for d in der],
         }
-        return wire
 
 
 def read_result(response: object) -> Result:
@@ -115,7 +114,7 @@ def read_result(response: object) -> Result:
     if not isinstance(chain_b64, list) or not 1 <= len(chain_b64) <= MAX_CHAIN:
         raise MalformedResponse("certificateChain must list 1 to 4 certificates")
     chain = []
-    for der in (_base64(response, "certificateChain", value) for value in chain_b64):
+    for der in (_base64("certificateChain", value) for value in chain_b64):
         try:
             cert = x509.load_der_x509_certificate(der)
             cert.public_key()
@@ -131,15 +130,15 @@ def read_result(response: object) -> Result:
     if "user" in response and not isinstance(response["user"], Mapping):
         raise MalformedResponse("user must be an object")
     return Result(
-        signed_data=_base64(response, "signedData", response.get("signedData")),
-        signature=_base64(response, "signature", response.get("signature")),
+        signed_data=_base64("signedData", response.get("signedData")),
+        signature=_base64("signature", response.get("signature")),
         algorithm="ES256",
         chain=tuple(chain),
         claimed_kind=claimed,
     )
 
 
-def _base64(response: Mapping[str, Any], name: str, value: object) -> bytes:
+def _base64(name: str, value: object) -> bytes:
     if not isinstance(value, str) or not value or len(value) > MAX_FIELD:
         raise MalformedResponse(f"{name} must be a base64 string")
     try:
