@@ -19,7 +19,7 @@ from bench.common import Figure
 from bench.tokens import person
 from issuer import CertificateAuthority, make_file_credential
 from tests.agent_process import BIN, AgentProcess
-from tests.desktop_kit import Screen, virtual_screen
+from tests.desktop_kit import DIALOG_TITLES, Screen, virtual_screen
 
 _BARE = """
 import sys, gi
@@ -73,19 +73,19 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
                 start = time.perf_counter()
                 status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=origin)
                 assert status == 201, body
-                ours.append(_until_visible(screen, "eid-agent", start))
+                ours.append(_until_visible(screen, DIALOG_TITLES, start))
                 agent.request("POST", "/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
-                _until_gone(screen, "eid-agent")
+                _until_gone(screen, DIALOG_TITLES)
             for _ in range(runs):  # the second door: a link handed to the running agent
                 link = relay.start()
                 start = time.perf_counter()
                 subprocess.run([str(BIN / "eid-agent"), "open", link, "--data-dir", str(data)],
                                env={**os.environ, **screen.env}, check=True, timeout=30,
                                capture_output=True)  # fmt: skip
-                links.append(_until_visible(screen, "eid-agent", start))
-                [window] = screen.windows("eid-agent")
+                links.append(_until_visible(screen, DIALOG_TITLES, start))
+                [window] = screen.windows(DIALOG_TITLES)
                 screen.key(window, "Escape")  # the person cancels; the relay is told
-                _until_gone(screen, "eid-agent")
+                _until_gone(screen, DIALOG_TITLES)
         bare_proc = subprocess.Popen([sys.executable, "-c", _BARE], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, **screen.env})  # fmt: skip
