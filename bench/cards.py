@@ -24,6 +24,7 @@ from bench.tokens import person
 from issuer import CertificateAuthority
 from issuer.cards import personalise_card
 from issuer.vcard import CardFile, VirtualCard, VpcdLink
+from tests.card_kit import hold_vpcd_ports, release_vpcd_ports
 
 READER = "Virtual PCD 00 00"
 PINS = {"identification_pin": "1234", "signature_pin": "12345", "puk": "12345678"}
@@ -39,6 +40,7 @@ def _pcscd() -> Iterator[None]:
     except CardError:
         pass
     binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
+    release_vpcd_ports()  # held since the bench began (__main__), so no server took them
     proc = subprocess.Popen([binary, "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -53,6 +55,7 @@ def _pcscd() -> Iterator[None]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        hold_vpcd_ports()  # again, for the next pcscd a later benchmark starts
 
 
 def _card(ca: CertificateAuthority, tmp: Path) -> VpcdLink:

@@ -97,7 +97,7 @@ def hold_vpcd_ports() -> None:
         _held.append(sock)
 
 
-def _release_vpcd_ports() -> None:
+def release_vpcd_ports() -> None:
     while _held:
         _held.pop().close()
 
@@ -114,7 +114,7 @@ def _port_taken(port: int) -> bool:
 
 
 def _start(binary: str) -> subprocess.Popen[bytes]:
-    _release_vpcd_ports()
+    release_vpcd_ports()
     with tempfile.TemporaryFile() as log:  # pcscd keeps its own descriptor
         proc = subprocess.Popen([binary, "-f"], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
