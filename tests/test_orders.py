@@ -180,3 +180,17 @@ def test_a_relay_order_has_no_page_to_lose() -> None:
     book.start(relay, "r", T0)
     assert book.seen("r", T0).seen is None
     assert book.abandoned(T0 + dt.timedelta(seconds=170)) is None
+
+
+def test_a_try_refused_at_the_door_keeps_a_flooding_site_from_replacing_its_order() -> None:
+    """The bridge's rate limiter thins a flood out; the tries it refuses still count, or
+    the site looked quiet for REPLACE_AFTER and replaced its own order (two orders, now
+    and then, in the 10 s flood benchmark)."""
+    book = OrderBook()
+    book.start(REQ, "a", T0)
+    for second in range(1, 11):  # refused at the door every second
+        book.tried(REQ.origin, T0 + dt.timedelta(seconds=second))
+    assert book.replaced_by(REQ, T0 + dt.timedelta(seconds=11)) is None  # 1 s since a try
+    assert book.replaced_by(REQ, T0 + dt.timedelta(seconds=15)) is None  # 4 s since 11
+    book.tried("https://other.example", T0 + dt.timedelta(seconds=18))  # not its order
+    assert book.replaced_by(REQ, T0 + dt.timedelta(seconds=20)) is not None  # 5 s quiet

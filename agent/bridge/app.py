@@ -191,6 +191,8 @@ def _rate(request: web.Request, bucket: str, origin: str) -> None:
     if allowed and bucket == "start":
         allowed = limiters["start-global"].allow("*", now)
     if not allowed:
+        if bucket == "start":  # a site that keeps starting is not quiet (REPLACE_AFTER)
+            request.app[SERVICE].tried(origin)
         raise BridgeError(ErrorCode.RATE_LIMITED, "too many requests")
 
 

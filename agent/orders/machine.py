@@ -263,6 +263,14 @@ class OrderBook:
         self._last_try = now
         return active if now - quiet_since >= REPLACE_AFTER else None
 
+    def tried(self, origin: str, now: dt.datetime) -> None:
+        """A start from ``origin`` was refused before it reached the book (rate-limited):
+        it still counts as a try, so a site whose flood the limiter thins out does not
+        look quiet and replace its own order (it did, now and then, in the 10 s flood)."""
+        active = self.active(now)
+        if active is not None and active.request.origin == origin:
+            self._last_try = now
+
     def start(self, request: OrderRequest, ref: str, now: dt.datetime) -> Order:
         """Raises: AlreadyInProgress (end a replaced order first: ``replaced_by``)."""
         if self.active(now) is not None:

@@ -99,6 +99,11 @@ class OrderService:
             self._watching = asyncio.get_running_loop().create_task(self._watch_page(order.ref))
         return order
 
+    def tried(self, origin: str) -> None:
+        """A start from ``origin`` refused at the door (rate-limited): a try all the
+        same (``OrderBook.tried``)."""
+        self._book.tried(origin, self._clock())
+
     def collect(self, ref: str, origin: str) -> Order:
         """Raises: UnknownOrder (also when another origin asks: refs are not shared)."""
         order = self._book.get(ref, self._clock())
