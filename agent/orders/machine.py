@@ -283,9 +283,12 @@ class OrderBook:
         return order
 
     def seen(self, ref: str, now: dt.datetime) -> Order:
-        """The page asked about the order. Raises: UnknownOrder."""
-        order = self.get(ref, now)
-        if order.seen is not None:
+        """The page asked about the order (just read with ``get``: no second sweep).
+        Raises: UnknownOrder."""
+        order = self._orders.get(ref)
+        if order is None:
+            raise UnknownOrder()
+        if order.seen is not None and order.phase.pending:
             order = replace(order, seen=now)
             self._orders[ref] = order
         return order
