@@ -110,6 +110,8 @@ def peer_key(host: str) -> str:
     """The share a peer address counts against: an IPv4 address (also when it comes as an
     IPv4-mapped IPv6 address), or an IPv6 /64 (one host's usual prefix: a host can use a
     fresh address in its /64 for every connection)."""
+    if ":" not in host:
+        return host  # an IPv4 address as the kernel writes it: already its own key
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
