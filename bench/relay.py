@@ -64,9 +64,7 @@ async def _serve_guarded(app: web.Application, port: int) -> tuple[web.AppRunner
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=15.0)
     await runner.setup()
     assert runner.server is not None
-    total, per_peer = listener.caps_for(listener.raise_file_limit())
-    gate = listener.ConnectionGate(total=total, per_peer=per_peer)
-    return runner, await listener.serve(runner.server, "127.0.0.1", port, gate)
+    return runner, await listener.serve_public(runner.server, "127.0.0.1", port)
 
 
 async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[Figure]:

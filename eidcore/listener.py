@@ -48,6 +48,7 @@ __all__ = [
     "quiet_accept_errors",
     "raise_file_limit",
     "serve",
+    "serve_public",
 ]
 
 log = logging.getLogger(__name__)
@@ -294,6 +295,17 @@ async def serve(
     return await loop.create_server(
         lambda: GuardedProtocol(inner(), gate, **options), host, port, backlog=512
     )
+
+
+async def serve_public(
+    inner: Callable[[], asyncio.Protocol], host: str, port: int, **options: Any
+) -> asyncio.Server:
+    """``serve`` for a server facing the internet (the relay, the issuer): the file limit
+    raised to the hard one, the caps sized to it, failed accepts logged once a while."""
+    quiet_accept_errors(asyncio.get_running_loop())
+    total, per_peer = caps_for(raise_file_limit())
+    gate = ConnectionGate(total=total, per_peer=per_peer)
+    return await serve(inner, host, port, gate, **options)
 
 
 def raise_file_limit() -> int:

@@ -168,17 +168,13 @@ async def _serve(
     ca_dir: Path,
     out: TextIO,
 ) -> int:
-    loop = asyncio.get_running_loop()
-    listener.quiet_accept_errors(loop)
-    total, per_peer = listener.caps_for(listener.raise_file_limit())
-    gate = listener.ConnectionGate(total=total, per_peer=per_peer)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
     )
     await runner.setup()
     assert runner.server is not None
     try:
-        listening = await listener.serve(runner.server, host, port, gate, tls=tls)
+        listening = await listener.serve_public(runner.server, host, port, tls=tls)
     except OSError as exc:
         await runner.cleanup()
         out.write(f"eid-issuer: cannot listen on {host}:{port}: {exc.strerror}\n")
@@ -188,7 +184,7 @@ async def _serve(
     )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await stop.wait()
     listening.close()
     await runner.cleanup()

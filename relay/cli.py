@@ -146,18 +146,14 @@ async def _run(
 
     from eidcore import listener
 
-    loop = asyncio.get_running_loop()
-    listener.quiet_accept_errors(loop)
-    total, per_peer = listener.caps_for(listener.raise_file_limit())
-    gate = listener.ConnectionGate(total=total, per_peer=per_peer)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
     )
     await runner.setup()
     assert runner.server is not None
     try:
-        listening = await listener.serve(
-            runner.server, args.host, args.port, gate, tls=tls, refusal=_busy
+        listening = await listener.serve_public(
+            runner.server, args.host, args.port, tls=tls, refusal=_busy
         )
     except OSError as exc:
         await runner.cleanup()
@@ -175,7 +171,7 @@ async def _run(
     err.flush()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     sweeping = asyncio.create_task(_sweep(store))
     try:
         await stop.wait()

@@ -380,8 +380,12 @@ def _completion_wire(verified: rp.Verified) -> dict[str, object]:
     assert verified.result is not None
     person = verified.person
     wire = verified.result.wire()
-    wire["user"] = {"personalNumber": person.personal_number, "name": person.name,
-                    "givenName": person.given_name, "surname": person.surname}  # fmt: skip
+    wire["user"] = {
+        "personalNumber": person.personal_number,
+        "name": person.name,
+        "givenName": person.given_name,
+        "surname": person.surname,
+    }
     if verified.token_kind is not None:
         wire["token"] = {"kind": verified.token_kind}
     return wire

@@ -144,8 +144,9 @@ def without_policies(cert: x509.Certificate, ca: CertificateAuthority) -> x509.C
     return builder.sign(ca.issuing_key, hashes.SHA256())
 
 
-def legacy_completion(order: dict[str, Any], ca: CertificateAuthority,
-                      claimed: str = "file") -> dict[str, Any]:  # fmt: skip
+def legacy_completion(
+    order: dict[str, Any], ca: CertificateAuthority, claimed: str = "file"
+) -> dict[str, Any]:
     """What an agent with a BankID issued before kinds were written posts for ``order``:
     a real key and a certificate from the same CA with no certificate policy."""
     key = ec.generate_private_key(ec.SECP256R1())

@@ -193,8 +193,9 @@ async def test_responses_echo_the_origin_never_a_wildcard(bridge: Bridge) -> Non
 
 async def test_second_start_is_already_in_progress(bridge: Bridge) -> None:
     ref = await bridge.start()
-    status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()},
-                                     origin="https://other.example")  # fmt: skip
+    status, body = await bridge.post(
+        "/v1/auth", {"nonce": new_nonce()}, origin="https://other.example"
+    )
     assert (status, body["errorCode"]) == (409, "alreadyInProgress")
     await bridge.post("/v1/cancel", {"orderRef": ref})
 
@@ -209,8 +210,9 @@ async def test_a_new_order_from_the_same_site_replaces_its_own(bridge: Bridge) -
     new = await bridge.start()  # the page was reloaded: same origin
     assert (await bridge.collect(old))["hintCode"] == "cancelled"
     assert old in bridge.ui.closed  # its dialog closed
-    status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()},
-                                     origin="https://other.example")  # fmt: skip
+    status, body = await bridge.post(
+        "/v1/auth", {"nonce": new_nonce()}, origin="https://other.example"
+    )
     assert (status, body["errorCode"]) == (409, "alreadyInProgress")  # others still wait
     await bridge.wait_for(new, "userSign")
     await bridge.ui.secrets.put(PASSWORD)
@@ -540,8 +542,9 @@ async def test_an_order_whose_page_stopped_collecting_is_abandoned(
             now[0] += dt.timedelta(seconds=15)
             assert (await bridge.collect(ref))["hintCode"] == "userSign"
         now[0] += dt.timedelta(seconds=19)
-        status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()},
-                                         origin="https://other.example")  # fmt: skip
+        status, body = await bridge.post(
+            "/v1/auth", {"nonce": new_nonce()}, origin="https://other.example"
+        )
         assert (status, body["errorCode"]) == (409, "alreadyInProgress")  # not gone yet
         now[0] += dt.timedelta(seconds=2)  # 21 s without a collect: the tab is gone
         other = await bridge.start(origin="https://other.example")

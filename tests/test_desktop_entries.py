@@ -116,9 +116,18 @@ def test_a_link_handler_alone_for_a_demo(tmp_path: Path) -> None:
     menu = tmp_path / "share/applications/eid-agent.desktop"
     menu.unlink()  # as if only a demo had run here
     (tmp_path / "config/autostart/eid-agent.desktop").unlink()
-    installed = _agent("desktop", "install", "--link-only", "--data-dir", str(data),
-                       "--no-bridge", "--relay-ca", str(ca), "--allow-http-relay",
-                       home=tmp_path)  # fmt: skip
+    installed = _agent(
+        "desktop",
+        "install",
+        "--link-only",
+        "--data-dir",
+        str(data),
+        "--no-bridge",
+        "--relay-ca",
+        str(ca),
+        "--allow-http-relay",
+        home=tmp_path,
+    )
     assert installed.returncode == 0, installed.stderr
     handler = tmp_path / "share/applications/eid-agent-link.desktop"
     assert installed.stdout.split() == [str(handler)] and not menu.exists()
@@ -143,8 +152,9 @@ def test_a_link_handler_alone_for_a_demo(tmp_path: Path) -> None:
 def test_a_link_handler_alone_on_a_fresh_account(tmp_path: Path) -> None:
     """No ~/.local/share/applications yet (``./dev demo`` on a new account): the folder
     is made, not a FileNotFoundError."""
-    installed = _agent("desktop", "install", "--link-only", "--data-dir", str(tmp_path / "d"),
-                       home=tmp_path)  # fmt: skip
+    installed = _agent(
+        "desktop", "install", "--link-only", "--data-dir", str(tmp_path / "d"), home=tmp_path
+    )
     assert installed.returncode == 0, installed.stderr
     handler = tmp_path / "share/applications/eid-agent-link.desktop"
     assert installed.stdout.split() == [str(handler)] and handler.is_file()

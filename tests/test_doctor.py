@@ -62,10 +62,26 @@ def test_a_bridge_of_an_agent_with_another_data_folder_is_not_a_tick(tmp_path: P
     folder is not that person's agent."""
     with AgentProcess(tmp_path / "running", "--no-cards") as agent:
         agent.ready()
-        mine = _doctor("--data-dir", str(tmp_path / "running"), "--port", str(agent.port),
-                       "--config", str(tmp_path / "none.toml"), "--lang", "en")  # fmt: skip
-        other = _doctor("--data-dir", str(tmp_path / "other"), "--port", str(agent.port),
-                        "--config", str(tmp_path / "none.toml"), "--lang", "en")  # fmt: skip
+        mine = _doctor(
+            "--data-dir",
+            str(tmp_path / "running"),
+            "--port",
+            str(agent.port),
+            "--config",
+            str(tmp_path / "none.toml"),
+            "--lang",
+            "en",
+        )
+        other = _doctor(
+            "--data-dir",
+            str(tmp_path / "other"),
+            "--port",
+            str(agent.port),
+            "--config",
+            str(tmp_path / "none.toml"),
+            "--lang",
+            "en",
+        )
     assert "✓ website bridge" in mine.stdout, mine.stdout
     line = next(line for line in other.stdout.splitlines() if "website bridge" in line)
     assert line.startswith("! website bridge"), other.stdout

@@ -102,8 +102,9 @@ async def _enrolment(issuer: TestClient) -> tuple[str, str]:  # type: ignore[typ
     return body["enrolmentId"], body["secret"]
 
 
-@pytest.mark.parametrize(("kind", "status"), [(None, 200), ("file", 200), ("token", 200),
-                                              ("card", 400), (5, 400)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "status"), [(None, 200), ("file", 200), ("token", 200), ("card", 400), (5, 400)]
+)
 async def test_an_enrolment_names_the_kind_its_certificates_carry(
     issuer: TestClient,  # type: ignore[type-arg]
     kind: object,

@@ -265,8 +265,14 @@ def test_the_demo_pages_speak_both_languages(page: str) -> None:
 def test_the_command_lines_refusals_speak_both_languages(args: list[str], tmp_path: Path) -> None:
     def said(lang: str) -> str:
         env = {**os.environ, "LANG": lang, "LC_ALL": "", "HOME": str(tmp_path)}
-        result = subprocess.run([str(BIN / "eid-agent"), *args], capture_output=True, text=True,
-                                env=env, timeout=60, check=False)  # fmt: skip
+        result = subprocess.run(
+            [str(BIN / "eid-agent"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode != 0 and "Traceback" not in result.stderr
         return result.stderr
 
@@ -298,8 +304,18 @@ def test_every_help_text_has_its_swedish() -> None:
     swedish = texts(Language.SV)
     used = set(_help_texts(agent_parser())) | set(_help_texts(relay_parser()))
     assert sorted(used - set(swedish)) == []
-    argparse_own = {k for k in swedish if "%" in k or k in ("usage: ", "expected one argument",
-                    "expected at most one argument", "expected at least one argument")}  # fmt: skip
+    argparse_own = {
+        k
+        for k in swedish
+        if "%" in k
+        or k
+        in (
+            "usage: ",
+            "expected one argument",
+            "expected at most one argument",
+            "expected at least one argument",
+        )
+    }
     assert sorted(set(swedish) - used - argparse_own) == []
 
 
@@ -308,9 +324,14 @@ def test_every_help_text_has_its_swedish() -> None:
 )
 def test_help_and_usage_errors_speak_swedish(args: list[str], tmp_path: Path) -> None:
     def said(env: dict[str, str], *extra: str) -> str:
-        result = subprocess.run([str(BIN / "eid-agent"), *extra, *args], capture_output=True,
-                                text=True, env={**os.environ, "HOME": str(tmp_path), **env},
-                                timeout=60, check=False)  # fmt: skip
+        result = subprocess.run(
+            [str(BIN / "eid-agent"), *extra, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOME": str(tmp_path), **env},
+            timeout=60,
+            check=False,
+        )
         assert "Traceback" not in result.stderr
         return result.stdout + result.stderr
 

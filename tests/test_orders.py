@@ -175,8 +175,9 @@ def test_a_bridge_order_whose_page_stopped_asking_is_abandoned() -> None:
 
 def test_a_relay_order_has_no_page_to_lose() -> None:
     book = OrderBook()
-    relay = OrderRequest(OrderKind.AUTH, "https://relay.example", b"n" * 32, party="shop",
-                         party_name="Shop")  # fmt: skip
+    relay = OrderRequest(
+        OrderKind.AUTH, "https://relay.example", b"n" * 32, party="shop", party_name="Shop"
+    )
     book.start(relay, "r", T0)
     assert book.seen("r", T0).seen is None
     assert book.abandoned(T0 + dt.timedelta(seconds=170)) is None

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 IP = "203.0.113.77"
 
 
-def _session(tmp_path: Path, screen: Screen, data: Path, *, browser_fails: bool = False
-             ) -> tuple[dict[str, str], Path]:  # fmt: skip
+def _session(
+    tmp_path: Path, screen: Screen, data: Path, *, browser_fails: bool = False
+) -> tuple[dict[str, str], Path]:
     """A throw-away desktop session: its default browser for https records where it was
     sent (and fails, if asked), and the agent is the eid-agent:// handler."""
     home = tmp_path / "home"
@@ -49,8 +50,9 @@ def _session(tmp_path: Path, screen: Screen, data: Path, *, browser_fails: bool 
     xdg_mime = shutil.which("xdg-mime") or "/usr/bin/xdg-mime"
     assert subprocess_run([xdg_mime, "default", "recorder.desktop", "x-scheme-handler/https"],
                           env).returncode == 0  # fmt: skip
-    installed = subprocess_run([str(BIN / "eid-agent"), "desktop", "install", "--data-dir",
-                                str(data)], env)  # fmt: skip
+    installed = subprocess_run(
+        [str(BIN / "eid-agent"), "desktop", "install", "--data-dir", str(data)], env
+    )
     assert installed.returncode == 0, installed.stderr
     return env, opened
 

@@ -79,6 +79,33 @@ def _start(command: list[str], log: Path, soft: int, hard: int | None) -> subpro
     return proc
 
 
+def _relay(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path], hard: int | None
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``eid-relay serve`` over TLS with 1,024 open files (``hard``: its hard limit too,
+    else the machine's); the process, its port and its log."""
+    config = write_config(tmp_path / "relay", ca)
+    port = free_port()
+    log = tmp_path / "relay.log"
+    argv = [
+        str(BIN / "eid-relay"),
+        "--lang",
+        "en",
+        "serve",
+        "--config",
+        str(config),
+        "--db",
+        f"sqlite:///{tmp_path / 'relay.db'}",
+        "--port",
+        str(port),
+        "--tls-cert",
+        str(tls[0]),
+        "--tls-key",
+        str(tls[1]),
+    ]
+    return _start(argv, log, 1024, hard), port, log
+
+
 @pytest.fixture
 def holders() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
@@ -88,8 +115,9 @@ def holders() -> Iterator[list[subprocess.Popen[str]]]:
         proc.wait()
 
 
-def _hold(holders: list[subprocess.Popen[str]], port: int, per_source: int,
-          sources: list[str]) -> int:  # fmt: skip
+def _hold(
+    holders: list[subprocess.Popen[str]], port: int, per_source: int, sources: list[str]
+) -> int:
     proc = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(port), str(per_source), ",".join(sources)],
         stdout=subprocess.PIPE,
@@ -121,15 +149,7 @@ def test_silent_connections_starve_no_site(
     hard: int | None,
     sources: list[str],
 ) -> None:
-    config = write_config(tmp_path / "relay", ca)
-    port = free_port()
-    log = tmp_path / "relay.log"
-    relay = _start(
-        [str(BIN / "eid-relay"), "--lang", "en", "serve", "--config", str(config),
-         "--db", f"sqlite:///{tmp_path / 'relay.db'}", "--port", str(port),
-         "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])],
-        log, 1024, hard,
-    )  # fmt: skip
+    relay, port, log = _relay(tmp_path, ca, tls, hard)
     try:
         per_source = 1100 // len(sources)
         assert _hold(holders, port, per_source, sources) == per_source * len(sources)
@@ -156,10 +176,21 @@ def test_the_issuer_is_guarded_the_same_way(
     port = free_port()
     log = tmp_path / "issuer.log"
     issuer = _start(
-        [str(BIN / "eid-issuer"), "serve", "--ca-dir", str(tmp_path / "ca"),
-         "--db", f"sqlite:///{tmp_path / 'issuer.db'}", "--port", str(port), "--dev-tls"],
-        log, 1024, 1024,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-issuer"),
+            "serve",
+            "--ca-dir",
+            str(tmp_path / "ca"),
+            "--db",
+            f"sqlite:///{tmp_path / 'issuer.db'}",
+            "--port",
+            str(port),
+            "--dev-tls",
+        ],
+        log,
+        1024,
+        1024,
+    )
     try:
         assert _hold(holders, port, 1100, ["127.0.0.2"]) == 1100
         tls = ssl.create_default_context(cafile=str(tmp_path / "ca" / "dev-tls.crt"))
@@ -182,15 +213,7 @@ def test_malformed_http_is_one_log_line(
     """What aiohttp refuses before the relay's code sees a request (a bad request line, a
     header over 8 kB, a chunk size that overflows) it logged with the parser's traceback,
     ~600 bytes a request anyone can send; now one line each."""
-    config = write_config(tmp_path / "relay", ca)
-    port = free_port()
-    log = tmp_path / "relay.log"
-    relay = _start(
-        [str(BIN / "eid-relay"), "--lang", "en", "serve", "--config", str(config),
-         "--db", f"sqlite:///{tmp_path / 'relay.db'}", "--port", str(port),
-         "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])],
-        log, 1024, None,
-    )  # fmt: skip
+    relay, port, log = _relay(tmp_path, ca, tls, None)
     client = ssl.create_default_context(cafile=str(tls[0]))
     bad = [
         b"POST /rp/v1/auth\n HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -520,8 +520,11 @@ def _messages(io: Io, code: int | None) -> int:
         except ValueError:
             io.stderr.write(io.term(Term.CLI_NO_MESSAGE, code=code) + "\n")
             return 2
-    severities = {Severity.INFO: Term.SEVERITY_INFO, Severity.WARNING: Term.SEVERITY_WARNING,
-                  Severity.ERROR: Term.SEVERITY_ERROR}  # fmt: skip
+    severities = {
+        Severity.INFO: Term.SEVERITY_INFO,
+        Severity.WARNING: Term.SEVERITY_WARNING,
+        Severity.ERROR: Term.SEVERITY_ERROR,
+    }
     for entry in entries:
         # as a person would read it: the code filled in, a PIN named, the rest of what
         # is filled in at the time shown as "…" (never a raw {placeholder})
