@@ -179,6 +179,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._tail = b""
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
+        self._handshaking: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -199,7 +200,8 @@ class GuardedProtocol(asyncio.Protocol):
             self._connect(transport)
         else:
             transport.pause_reading()  # start_tls takes it from here, before any byte
-            asyncio.get_running_loop().create_task(self._handshake(transport))
+            # held here: the loop keeps only a weak reference to a task
+            self._handshaking = asyncio.get_running_loop().create_task(self._handshake(transport))
 
     async def _handshake(self, raw: asyncio.Transport) -> None:
         assert self._tls is not None
