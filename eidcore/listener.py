@@ -289,13 +289,15 @@ async def serve(
     host: str,
     port: int,
     gate: ConnectionGate,
+    *,
+    backlog: int = 512,
     **options: Any,
 ) -> asyncio.Server:
     """Listen on ``host``:``port``; each connection a ``GuardedProtocol`` over ``inner()``
     (``options``: its keywords). Raises: OSError (the address cannot be bound)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: GuardedProtocol(inner(), gate, **options), host, port, backlog=512
+        lambda: GuardedProtocol(inner(), gate, **options), host, port, backlog=backlog
     )
 
 

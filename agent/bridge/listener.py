@@ -23,7 +23,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from agent.bridge.peer import peer_uid
-from eidcore.listener import ConnectionGate, GuardedProtocol, Peer, raise_file_limit
+from eidcore.listener import ConnectionGate, Peer, raise_file_limit, serve
 
 __all__ = ["HEADER_DEADLINE", "KEEPALIVE_SECONDS", "GuardedSite", "bridge_gate", "raise_file_limit"]
 
@@ -101,14 +101,13 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        classify = _by_user(self._check_peer)
-        factory: Callable[[], asyncio.Protocol] = lambda: GuardedProtocol(  # noqa: E731
-            server(),
+        self._server = await serve(
+            server,
+            self._host,
+            self._port,
             self._gate,
-            classify=classify,
+            backlog=self._backlog,
+            classify=_by_user(self._check_peer),
             header_deadline=self._header_deadline,
             refusal=_refusal,
-        )
-        self._server = await asyncio.get_running_loop().create_server(
-            factory, self._host, self._port, backlog=self._backlog
         )

@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import functools
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from eidcore.messages import Language
@@ -66,9 +66,10 @@ def localise(parser: argparse.ArgumentParser, language: Language) -> None:
     table = texts(language)
     if not table:
         return
-    tr: Callable[[str | None], str | None] = lambda text: (  # noqa: E731
-        table.get(text, text) if text and text != argparse.SUPPRESS else text
-    )
+
+    def tr(text: str | None) -> str | None:
+        return table.get(text, text) if text and text != argparse.SUPPRESS else text
+
     for each in _parsers(parser):
         each.description = tr(each.description)
         each.epilog = tr(each.epilog)
