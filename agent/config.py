@@ -120,8 +120,9 @@ def load_config(path: Path) -> AgentConfig:
     authorities = tuple(
         der for name in read.texts("pkcs11", "intermediates") for der in _certificates(path, name)
     )
-    return AgentConfig(url, read.text("issuer", "ca"), settings, relays, modules, p11kit,
-                       authorities)  # fmt: skip
+    return AgentConfig(
+        url, read.text("issuer", "ca"), settings, relays, modules, p11kit, authorities
+    )
 
 
 def relay_address(entry: str) -> str:

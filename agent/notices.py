@@ -169,8 +169,9 @@ def _pin_format(exc: BaseException) -> Notice:
     assert isinstance(exc, PinFormat)
     if exc.pin is PinRef.USER:  # the token's own rule, which PKCS#11 does not tell
         return Notice(MessageCode.TOKEN_PIN_FORMAT)
-    return Notice(MessageCode.PIN_FORMAT, {"pin": PIN_TERMS[exc.pin], "low": exc.low,
-                                           "high": exc.high})  # fmt: skip
+    return Notice(
+        MessageCode.PIN_FORMAT, {"pin": PIN_TERMS[exc.pin], "low": exc.low, "high": exc.high}
+    )
 
 
 _ENROLMENT_ANSWERS = {

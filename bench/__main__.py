@@ -48,13 +48,28 @@ def main() -> int:
     parser.add_argument(
         "--flood-seconds", type=float, default=10.0, help="how long each flood lasts"
     )
-    parser.add_argument("--fuzz-cases", type=int, default=1000,
-                        help="generated bridge requests (at least)")  # fmt: skip
-    parser.add_argument("--only", action="append", metavar="GROUP",
-                        choices=["tokens", "bridge", "cards", "updates", "issuer", "desktop",
-                                 "installer", "floods", "fuzz", "relay", "pkcs11"],  # below
-                        help="run only this group (repeatable); results.json is then not "
-                             "written")  # fmt: skip
+    parser.add_argument(
+        "--fuzz-cases", type=int, default=1000, help="generated bridge requests (at least)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="GROUP",
+        choices=[
+            "tokens",
+            "bridge",
+            "cards",
+            "updates",
+            "issuer",
+            "desktop",
+            "installer",
+            "floods",
+            "fuzz",
+            "relay",
+            "pkcs11",
+        ],  # below
+        help="run only this group (repeatable); results.json is then not written",
+    )
     args = parser.parse_args()
     groups = [
         "tokens",
@@ -80,9 +95,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         figures: list[Figure] = []
         if "tokens" in wanted:
-            figures += [tokens.bench_kdf(ca, now, args.runs),
-                        tokens.bench_sign(ca, now, Path(tmp) / "sign"),
-                        tokens.bench_list(ca, now, Path(tmp) / "list", args.runs)]  # fmt: skip
+            figures += [
+                tokens.bench_kdf(ca, now, args.runs),
+                tokens.bench_sign(ca, now, Path(tmp) / "sign"),
+                tokens.bench_list(ca, now, Path(tmp) / "list", args.runs),
+            ]
         if "bridge" in wanted:
             figures += bridge.run(ca, now, Path(tmp), rounds=args.rounds, orders=args.orders)
         if "cards" in wanted:
@@ -124,7 +141,7 @@ def main() -> int:
             indent=2,
         )
         + "\n"
-    )  # fmt: skip
+    )
     REPORT.write_text(_report(figures, machine, now, args.runs), encoding="utf-8")
     print(f"\nwritten to {RESULTS} and {REPORT}")
     return 0 if all(f.ok for f in figures) else 1
@@ -138,10 +155,21 @@ def _machine() -> dict[str, object]:
                 memory = int(line.split()[1]) // 1024
     except OSError:
         pass
-    model = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.machine())  # fmt: skip
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu": model,
-            "memoryMiB": memory, "platform": platform.platform()}  # fmt: skip
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _lines("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "memoryMiB": memory,
+        "platform": platform.platform(),
+    }
 
 
 def _lines(path: str) -> list[str]:
@@ -151,8 +179,7 @@ def _lines(path: str) -> list[str]:
         return []
 
 
-def _report(figures: list[Figure], machine: dict[str, object], now: dt.datetime,
-            runs: int) -> str:  # fmt: skip
+def _report(figures: list[Figure], machine: dict[str, object], now: dt.datetime, runs: int) -> str:
     """The Markdown report: written by ./dev bench, not by hand."""
     rows = [
         "# Performance",

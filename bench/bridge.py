@@ -68,8 +68,9 @@ async def _overhead(data_dir: Path, rounds: int) -> list[Figure]:
         completion: dict[str, Any] = {}
         for i in range(rounds + 20):  # the first 20 warm up and are not counted
             t0 = time.perf_counter()
-            async with http.post(f"http://127.0.0.1:{port}/v1/auth",
-                                 json={"nonce": _nonce()}, headers=HEADERS) as r:  # fmt: skip
+            async with http.post(
+                f"http://127.0.0.1:{port}/v1/auth", json={"nonce": _nonce()}, headers=HEADERS
+            ) as r:
                 ref = (await r.json())["orderRef"]
             t1 = time.perf_counter()
             # The person and the KDF are not the bridge's cost. Both sides wait the same
@@ -78,8 +79,9 @@ async def _overhead(data_dir: Path, rounds: int) -> list[Figure]:
             while service.book.get(ref, dt.datetime.now(dt.UTC)).phase is not Phase.COMPLETE:
                 await asyncio.sleep(0.001)
             t2 = time.perf_counter()
-            async with http.post(f"http://127.0.0.1:{port}/v1/collect",
-                                 json={"orderRef": ref}, headers=HEADERS) as r:  # fmt: skip
+            async with http.post(
+                f"http://127.0.0.1:{port}/v1/collect", json={"orderRef": ref}, headers=HEADERS
+            ) as r:
                 completion = await r.json()
             t3 = time.perf_counter()
             if i >= 20:
@@ -87,14 +89,16 @@ async def _overhead(data_dir: Path, rounds: int) -> list[Figure]:
         baseline = await _site(_bare_app(completion), bare_port)
         for i in range(rounds + 20):
             t0 = time.perf_counter()
-            async with http.post(f"http://127.0.0.1:{bare_port}/v1/auth",
-                                 json={"nonce": _nonce()}, headers=HEADERS) as r:  # fmt: skip
+            async with http.post(
+                f"http://127.0.0.1:{bare_port}/v1/auth", json={"nonce": _nonce()}, headers=HEADERS
+            ) as r:
                 ref = (await r.json())["orderRef"]
             t1 = time.perf_counter()
             await asyncio.sleep(GAP)
             t2 = time.perf_counter()
-            async with http.post(f"http://127.0.0.1:{bare_port}/v1/collect",
-                                 json={"orderRef": ref}, headers=HEADERS) as r:  # fmt: skip
+            async with http.post(
+                f"http://127.0.0.1:{bare_port}/v1/collect", json={"orderRef": ref}, headers=HEADERS
+            ) as r:
                 await r.json()
             if i >= 20:
                 bare.append((t1 - t0) + (time.perf_counter() - t2))
@@ -105,11 +109,25 @@ async def _overhead(data_dir: Path, rounds: int) -> list[Figure]:
     b50, b99 = percentile(bare, 50) * 1000, percentile(bare, 99) * 1000
     base = "bare aiohttp handlers, same two requests and bodies"
     return [
-        Figure("bridge overhead start→collect(complete), p50", "ms", p50, base, b50,
-               "≤ 2× baseline and ≤ 5 ms", p50 <= 5 and p50 / b50 <= 2),
-        Figure("bridge overhead start→collect(complete), p99", "ms", p99, base, b99,
-               "≤ 2× baseline", p99 / b99 <= 2),
-    ]  # fmt: skip
+        Figure(
+            "bridge overhead start→collect(complete), p50",
+            "ms",
+            p50,
+            base,
+            b50,
+            "≤ 2× baseline and ≤ 5 ms",
+            p50 <= 5 and p50 / b50 <= 2,
+        ),
+        Figure(
+            "bridge overhead start→collect(complete), p99",
+            "ms",
+            p99,
+            base,
+            b99,
+            "≤ 2× baseline",
+            p99 / b99 <= 2,
+        ),
+    ]
 
 
 class _Counter(asyncio.Protocol):
@@ -241,8 +259,10 @@ async def _memory(data_dir: Path, orders: int) -> list[Figure]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.harness", str(data_dir), str(port), PASSWORD],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     try:
         assert proc.stdout is not None
         proc.stdout.readline()
@@ -251,12 +271,14 @@ async def _memory(data_dir: Path, orders: int) -> list[Figure]:
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}"
             for i in range(orders):
-                async with http.post(f"{url}/v1/auth", json={"nonce": _nonce()},
-                                     headers=HEADERS) as r:  # fmt: skip
+                async with http.post(
+                    f"{url}/v1/auth", json={"nonce": _nonce()}, headers=HEADERS
+                ) as r:
                     ref = (await r.json())["orderRef"]
                 while True:
-                    async with http.post(f"{url}/v1/collect", json={"orderRef": ref},
-                                         headers=HEADERS) as r:  # fmt: skip
+                    async with http.post(
+                        f"{url}/v1/collect", json={"orderRef": ref}, headers=HEADERS
+                    ) as r:
                         if (await r.json())["status"] == "complete":
                             break
                     await asyncio.sleep(0.005)
@@ -268,12 +290,18 @@ async def _memory(data_dir: Path, orders: int) -> list[Figure]:
     half, full = readings
     growth = full - half
     return [
-        Figure(f"agent RSS after {orders} orders", "MiB", full / 1024,
-               "the same process idle, before any order", idle / 1024,
-               f"no growth: second {orders // 2} orders add < 2 MiB", growth < 2048,
-               note=f"after {orders // 2}: {half / 1024:.1f} MiB; growth over the last "
-                    f"{orders // 2}: {growth} KiB"),
-    ]  # fmt: skip
+        Figure(
+            f"agent RSS after {orders} orders",
+            "MiB",
+            full / 1024,
+            "the same process idle, before any order",
+            idle / 1024,
+            f"no growth: second {orders // 2} orders add < 2 MiB",
+            growth < 2048,
+            note=f"after {orders // 2}: {half / 1024:.1f} MiB; growth over the last "
+            f"{orders // 2}: {growth} KiB",
+        ),
+    ]
 
 
 def _free_port() -> int:
@@ -284,8 +312,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, *, rounds: int,
-        orders: int) -> list[Figure]:  # fmt: skip
+def run(
+    ca: CertificateAuthority, now: dt.datetime, tmp: Path, *, rounds: int, orders: int
+) -> list[Figure]:
     data_dir = tmp / "bridge"
     TokenStore(data_dir).add(make_file_credential(ca, person(2), PASSWORD, now, kdf=light_kdf()))
 

@@ -59,9 +59,15 @@ def _pcscd() -> Iterator[None]:
 
 
 def _card(ca: CertificateAuthority, tmp: Path) -> VpcdLink:
-    state = personalise_card(ca, person(3), dt.datetime.now(dt.UTC), serial="BENCH",
-                             identification_pin=PINS["identification_pin"],
-                             signature_pin=PINS["signature_pin"], puk=PINS["puk"])  # fmt: skip
+    state = personalise_card(
+        ca,
+        person(3),
+        dt.datetime.now(dt.UTC),
+        serial="BENCH",
+        identification_pin=PINS["identification_pin"],
+        signature_pin=PINS["signature_pin"],
+        puk=PINS["puk"],
+    )
     file = CardFile(tmp / "bench.vcard")
     file.save(state)
     return VpcdLink(VirtualCard(state, file.save))
@@ -94,16 +100,31 @@ def _operations(runs: int) -> list[Figure]:
             session.sign(purpose, b"signed data", pin)
             samples.append(time.perf_counter() - start)
         ms = statistics.median(samples) * 1000
-        figures.append(Figure(
-            f"card {name}: sign on the card, PIN entry excluded", "ms", ms,
-            f"{count} APDUs × bare transmit", count * _bare_apdu_ms(connection), "—", True,
-            note=f"{count} APDUs (SELECT, MSE, VERIFY, operation, log out)",
-        ))  # fmt: skip
+        figures.append(
+            Figure(
+                f"card {name}: sign on the card, PIN entry excluded",
+                "ms",
+                ms,
+                f"{count} APDUs × bare transmit",
+                count * _bare_apdu_ms(connection),
+                "—",
+                True,
+                note=f"{count} APDUs (SELECT, MSE, VERIFY, operation, log out)",
+            )
+        )
     ours = per_op(lambda: session.send(apdu.verify(PinRef.IDENTIFICATION)), 50, 9) * 1000
     bare = _bare_apdu_ms(connection)
-    figures.append(Figure("per-APDU: agent's CardSession.send", "ms", ours,
-                          "bare pyscard SCardTransmit loop", bare, "≤ 1.2× baseline",
-                          ours / bare <= 1.2))  # fmt: skip
+    figures.append(
+        Figure(
+            "per-APDU: agent's CardSession.send",
+            "ms",
+            ours,
+            "bare pyscard SCardTransmit loop",
+            bare,
+            "≤ 1.2× baseline",
+            ours / bare <= 1.2,
+        )
+    )
     connection.close()  # type: ignore[attr-defined]
     context.close()
     return figures
@@ -151,7 +172,15 @@ def run(ca: CertificateAuthority, tmp: Path, *, runs: int) -> list[Figure]:
             link.remove()
         time.sleep(0.5)
         listed = asyncio.run(_insertion_to_listed(link, max(3, runs // 3)))
-    figures.append(Figure("card insertion → listed by the agent's watcher", "ms",
-                          listed * 1000, "—", float("nan"), "< 1000 ms",
-                          listed < 1.0))  # fmt: skip
+    figures.append(
+        Figure(
+            "card insertion → listed by the agent's watcher",
+            "ms",
+            listed * 1000,
+            "—",
+            float("nan"),
+            "< 1000 ms",
+            listed < 1.0,
+        )
+    )
     return figures

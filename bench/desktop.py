@@ -62,8 +62,12 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         ours = []
         relay = _Relay(ca, tmp)
         links: list[float] = []
-        with relay, AgentProcess(data, "--no-cards", "--ui", "desktop", "--allow-http-relay",
-                                 env=screen.env) as agent:  # fmt: skip
+        with (
+            relay,
+            AgentProcess(
+                data, "--no-cards", "--ui", "desktop", "--allow-http-relay", env=screen.env
+            ) as agent,
+        ):
             agent.ready()
             for n in range(runs):
                 # one site per run: the bridge's per-site start limit (5, then one per
@@ -79,16 +83,24 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
             for _ in range(runs):  # the second door: a link handed to the running agent
                 link = relay.start()
                 start = time.perf_counter()
-                subprocess.run([str(BIN / "eid-agent"), "open", link, "--data-dir", str(data)],
-                               env={**os.environ, **screen.env}, check=True, timeout=30,
-                               capture_output=True)  # fmt: skip
+                subprocess.run(
+                    [str(BIN / "eid-agent"), "open", link, "--data-dir", str(data)],
+                    env={**os.environ, **screen.env},
+                    check=True,
+                    timeout=30,
+                    capture_output=True,
+                )
                 links.append(_until_visible(screen, DIALOG_TITLES, start))
                 [window] = screen.windows(DIALOG_TITLES)
                 screen.key(window, "Escape")  # the person cancels; the relay is told
                 _until_gone(screen, DIALOG_TITLES)
-        bare_proc = subprocess.Popen([sys.executable, "-c", _BARE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True,
-                                     env={**os.environ, **screen.env})  # fmt: skip
+        bare_proc = subprocess.Popen(
+            [sys.executable, "-c", _BARE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **screen.env},
+        )
         assert bare_proc.stdin is not None and bare_proc.stdout is not None
         bare_proc.stdout.readline()
         bare = []
@@ -103,20 +115,32 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         bare_proc.stdin.close()
         bare_proc.wait(timeout=10)
     median = statistics.median(ours) * 1000
-    figures.append(Figure(
-        "/v1/auth → dialog visible", "ms", median,
-        "a bare GTK window shown by a running process", statistics.median(bare) * 1000,
-        "< 300 ms", median < 300,
-        f"median of {runs}; both seen by polling xdotool (a few ms per look)",
-    ))  # fmt: skip
+    figures.append(
+        Figure(
+            "/v1/auth → dialog visible",
+            "ms",
+            median,
+            "a bare GTK window shown by a running process",
+            statistics.median(bare) * 1000,
+            "< 300 ms",
+            median < 300,
+            f"median of {runs}; both seen by polling xdotool (a few ms per look)",
+        )
+    )
     link_median = statistics.median(links) * 1000
-    figures.append(Figure(
-        "eid-agent:// link opened → dialog visible (agent running)", "ms", link_median,
-        "the bridge's /v1/auth → dialog visible, same run", median, "< 500 ms",
-        link_median < 500,
-        f"median of {runs}; from starting the link handler (as xdg-open does, without the "
-        "browser's own ~0.3 s before it) to the window, relay on loopback",
-    ))  # fmt: skip
+    figures.append(
+        Figure(
+            "eid-agent:// link opened → dialog visible (agent running)",
+            "ms",
+            link_median,
+            "the bridge's /v1/auth → dialog visible, same run",
+            median,
+            "< 500 ms",
+            link_median < 500,
+            f"median of {runs}; from starting the link handler (as xdg-open does, without the "
+            "browser's own ~0.3 s before it) to the window, relay on loopback",
+        )
+    )
     figures.extend(_idle(tmp, ca, now))
     figures.append(_cold_start(tmp, runs))
     return figures
@@ -139,8 +163,9 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def _idle(tmp: Path, ca: CertificateAuthority, now: dt.datetime,
-          seconds: float = 10.0) -> list[Figure]:  # fmt: skip
+def _idle(
+    tmp: Path, ca: CertificateAuthority, now: dt.datetime, seconds: float = 10.0
+) -> list[Figure]:
     """The desktop agent (agent + dialog helper with the tray) sitting idle: memory against
     the console agent plus a bare GTK window process (the toolkit's own floor), and how
     often it wakes (context switches per second) against a sleeping interpreter."""
@@ -173,21 +198,39 @@ def _idle(tmp: Path, ca: CertificateAuthority, now: dt.datetime,
     bare = sum(last[k] - first[k] for k in keys)
     floor = console_rss + bare_gtk
     return [
-        Figure("idle RSS, agent + dialogs + tray", "MiB", rss,
-               "console agent + a bare GTK window process", floor, "< 80 MiB", rss < 80,
-               f"agent, helper: {each} MiB; a bare GTK window alone: {bare_gtk:.0f} MiB "
-               "(shared libraries count in each process)"),
-        Figure("idle wake-ups, agent + dialogs + tray", "/s", switches / seconds,
-               "a sleeping interpreter", bare / seconds, "no busy polling (< 10/s)",
-               switches / seconds < 10, f"context switches over {seconds:.0f} s"),
-    ]  # fmt: skip
+        Figure(
+            "idle RSS, agent + dialogs + tray",
+            "MiB",
+            rss,
+            "console agent + a bare GTK window process",
+            floor,
+            "< 80 MiB",
+            rss < 80,
+            f"agent, helper: {each} MiB; a bare GTK window alone: {bare_gtk:.0f} MiB "
+            "(shared libraries count in each process)",
+        ),
+        Figure(
+            "idle wake-ups, agent + dialogs + tray",
+            "/s",
+            switches / seconds,
+            "a sleeping interpreter",
+            bare / seconds,
+            "no busy polling (< 10/s)",
+            switches / seconds < 10,
+            f"context switches over {seconds:.0f} s",
+        ),
+    ]
 
 
 def _bare_gtk_rss(screen: Screen) -> float:
     # without OpenGL, as the helper runs: otherwise GDK's GLX probe loads Mesa and LLVM
-    proc = subprocess.Popen([sys.executable, "-c", _BARE], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **screen.env, "GDK_GL": "disable"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BARE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **screen.env, "GDK_GL": "disable"},
+    )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdout.readline()
     proc.stdin.write("show\n")
@@ -211,10 +254,16 @@ def _cold_start(tmp: Path, runs: int) -> Figure:
         subprocess.run([sys.executable, "-c", "import aiohttp.web"], check=True)
         bare.append(time.perf_counter() - start)
     median = statistics.median(ours) * 1000
-    return Figure("agent cold start → bridge listening", "ms", median,
-                  "bare interpreter + import aiohttp.web", statistics.median(bare) * 1000,
-                  "< 1000 ms", median < 1000,
-                  f"median of {runs}; the eid-agent command of this checkout")  # fmt: skip
+    return Figure(
+        "agent cold start → bridge listening",
+        "ms",
+        median,
+        "bare interpreter + import aiohttp.web",
+        statistics.median(bare) * 1000,
+        "< 1000 ms",
+        median < 1000,
+        f"median of {runs}; the eid-agent command of this checkout",
+    )
 
 
 class _Relay:
@@ -223,13 +272,22 @@ class _Relay:
 
     def __init__(self, ca: CertificateAuthority, tmp: Path) -> None:
         from tests.relay_kit import SHOP_TOKEN
-        from tests.test_relay_processes import _free_port, write_config
+        from tests.relay_process_kit import free_port as _free_port
+        from tests.relay_process_kit import write_config
 
         self.port = _free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         config = write_config(tmp / "bench-relay", ca, origin=self.origin)
-        self._argv = [str(BIN / "eid-relay"), "serve", "--config", str(config), "--port",
-                      str(self.port), "--db", f"sqlite:///{tmp / 'bench-relay.db'}"]  # fmt: skip
+        self._argv = [
+            str(BIN / "eid-relay"),
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(self.port),
+            "--db",
+            f"sqlite:///{tmp / 'bench-relay.db'}",
+        ]
         self._token = SHOP_TOKEN
 
     def __enter__(self) -> _Relay:
@@ -249,9 +307,10 @@ class _Relay:
         import urllib.request
 
         request = urllib.request.Request(  # noqa: S310 - the relay on loopback
-            f"{self.origin}/rp/v1/auth", data=json.dumps({"endUserIp": "192.0.2.1"}).encode(),
+            f"{self.origin}/rp/v1/auth",
+            data=json.dumps({"endUserIp": "192.0.2.1"}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             token = json.loads(response.read())["autoStartToken"]
         return f"eid-agent:///?autostarttoken={token}&server={self.origin}"

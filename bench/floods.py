@@ -33,17 +33,38 @@ def run(tmp: Path, seconds: float = 10.0) -> list[Figure]:
         alive = agent.proc.poll() is None
     answered = dict(sorted(starts.statuses.items()))
     return [
-        Figure("flood: order starts answered", "/s", starts.rate, "asked for", 100.0,
-               "one dialog, the rest 409/429", dialogs == 1 and starts.statuses[201] == 1
-               and set(starts.statuses) <= {201, 409, 429},
-               f"{starts.sent} starts from 20 origins over {starts.seconds:.1f} s: {answered}; "
-               f"{dialogs} dialog; p99 {percentile(starts.latencies, 99) * 1000:.1f} ms"),
-        Figure("flood: agent RSS after the start flood", "MiB", after, "before it", before,
-               "flat (< +5 MiB)", after - before < 5, f"{after - before:+.1f} MiB"),
-        Figure("flood: collect polls answered", "/s", collects.rate, "asked for", 1000.0,
-               "all answered, agent up", alive and set(collects.statuses) <= {200, 429},
-               f"{collects.sent} polls over {collects.seconds:.1f} s: "
-               f"{dict(sorted(collects.statuses.items()))}; median "
-               f"{statistics.median(collects.latencies) * 1000:.1f} ms, p99 "
-               f"{percentile(collects.latencies, 99) * 1000:.1f} ms"),
-    ]  # fmt: skip
+        Figure(
+            "flood: order starts answered",
+            "/s",
+            starts.rate,
+            "asked for",
+            100.0,
+            "one dialog, the rest 409/429",
+            dialogs == 1 and starts.statuses[201] == 1 and set(starts.statuses) <= {201, 409, 429},
+            f"{starts.sent} starts from 20 origins over {starts.seconds:.1f} s: {answered}; "
+            f"{dialogs} dialog; p99 {percentile(starts.latencies, 99) * 1000:.1f} ms",
+        ),
+        Figure(
+            "flood: agent RSS after the start flood",
+            "MiB",
+            after,
+            "before it",
+            before,
+            "flat (< +5 MiB)",
+            after - before < 5,
+            f"{after - before:+.1f} MiB",
+        ),
+        Figure(
+            "flood: collect polls answered",
+            "/s",
+            collects.rate,
+            "asked for",
+            1000.0,
+            "all answered, agent up",
+            alive and set(collects.statuses) <= {200, 429},
+            f"{collects.sent} polls over {collects.seconds:.1f} s: "
+            f"{dict(sorted(collects.statuses.items()))}; median "
+            f"{statistics.median(collects.latencies) * 1000:.1f} ms, p99 "
+            f"{percentile(collects.latencies, 99) * 1000:.1f} ms",
+        ),
+    ]

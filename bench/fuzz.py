@@ -25,12 +25,21 @@ def run(tmp: Path, cases: int = 1000) -> list[Figure]:
     per_operation = -(-cases // (OPERATIONS * MODES))
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_fuzz_bridge.py")],
-        env={**os.environ, "EID_FUZZ_EXAMPLES": str(per_operation),
-             "EID_FUZZ_REPORT": str(report)},
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests" / "test_fuzz_bridge.py"),
+        ],
+        env={**os.environ, "EID_FUZZ_EXAMPLES": str(per_operation), "EID_FUZZ_REPORT": str(report)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     took = time.monotonic() - began
     found = json.loads(report.read_text()) if report.exists() else {"answered": {}}
     answered = {int(k): v for k, v in found["answered"].items()}
@@ -38,8 +47,14 @@ def run(tmp: Path, cases: int = 1000) -> list[Figure]:
     ok = result.returncode == 0 and found.get("alive") is True and total >= cases
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "no output"
     return [
-        Figure("fuzz: generated bridge requests answered as documented", "", float(total),
-               "asked for", float(cases), f">= {cases}, no 5xx, agent up", ok and not any(
-                   s >= 500 for s in answered), f"statuses {answered}; {total / took:.0f}/s; "
-               f"pytest: {summary}"),
-    ]  # fmt: skip
+        Figure(
+            "fuzz: generated bridge requests answered as documented",
+            "",
+            float(total),
+            "asked for",
+            float(cases),
+            f">= {cases}, no 5xx, agent up",
+            ok and not any(s >= 500 for s in answered),
+            f"statuses {answered}; {total / took:.0f}/s; pytest: {summary}",
+        ),
+    ]

@@ -28,12 +28,14 @@ class InstantUi:
     async def choose(self, request: Request) -> CredentialInfo | None:
         return request.choices[0]
 
-    async def ask_secret(self, request: Request, credential: CredentialInfo,
-                         problem: Notice | None) -> str | None:  # fmt: skip
+    async def ask_secret(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> str | None:
         return self.password
 
-    async def confirm_pin_pad(self, request: Request, credential: CredentialInfo,
-                              problem: Notice | None) -> bool:  # fmt: skip
+    async def confirm_pin_pad(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> bool:
         return True
 
     async def ask_pins(self, request: PinRequest, problem: Notice | None) -> PinAnswer | None:
@@ -52,10 +54,13 @@ class InstantUi:
 def build(data_dir: Path, port: int, password: str) -> tuple[web.Application, OrderService]:
     ticks = itertools.count(step=1000.0)  # every request sees a refilled bucket
     service = OrderService(
-        TokenStore(data_dir), InstantUi(password), OrderBook(),
-        clock=lambda: dt.datetime.now(dt.UTC), new_ref=lambda: str(uuid.uuid4()),
+        TokenStore(data_dir),
+        InstantUi(password),
+        OrderBook(),
+        clock=lambda: dt.datetime.now(dt.UTC),
+        new_ref=lambda: str(uuid.uuid4()),
         agent_version="bench",
-    )  # fmt: skip
+    )
     config = BridgeConfig(port=port, monotonic=lambda: next(ticks))
     return build_app(service, config), service
 

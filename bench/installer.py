@@ -49,8 +49,7 @@ def run(tmp: Path, runs: int) -> list[Figure]:
 def _run(tmp: Path, runs: int, folder: Path, server: RepoServer) -> list[Figure]:
     bundle = build_bundle(tmp / "installer-bundle", "1.0.0", self_contained=True)
     published = release.publish(folder, "1.0.0", bundle, {})
-    release.write_install_page(folder, "1.0.0", server.url.rstrip("/"),
-                               dt.datetime.now(dt.UTC))  # fmt: skip
+    release.write_install_page(folder, "1.0.0", server.url.rstrip("/"), dt.datetime.now(dt.UTC))
     [installer] = (folder / "repository/install").glob("*.run")
     size = installer.stat().st_size / 1e6
     installs, unpacks, starts, bares = [], [], [], []
@@ -59,8 +58,13 @@ def _run(tmp: Path, runs: int, folder: Path, server: RepoServer) -> list[Figure]
         home.mkdir()
         start = time.perf_counter()
         as_root = ["--as-root"] if os.geteuid() == 0 else []  # the bench may run as root
-        result = subprocess.run([SH, str(installer), "--no-start", *as_root], env=_clean_env(home),
-                                capture_output=True, text=True, check=False)  # fmt: skip
+        result = subprocess.run(
+            [SH, str(installer), "--no-start", *as_root],
+            env=_clean_env(home),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         installs.append(time.perf_counter() - start)
         if result.returncode != 0:
             raise RuntimeError(f"the installer failed: {result.stderr}")
@@ -71,13 +75,15 @@ def _run(tmp: Path, runs: int, folder: Path, server: RepoServer) -> list[Figure]
             payload.seek(HEADER_SIZE)  # tar reads on from here, as the installer's tail does
             subprocess.run([TAR, "-xf", "-", "-C", str(out)], stdin=payload, check=True)
         (out / "bundle").mkdir()
-        subprocess.run([TAR, "-xzf", str(out / "archive.tar.gz"), "-C", str(out / "bundle")],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [TAR, "-xzf", str(out / "archive.tar.gz"), "-C", str(out / "bundle")], check=True
+        )
         unpacks.append(time.perf_counter() - start)
         data = home / ".local/share/eid-agent"
         start = time.perf_counter()
-        with AgentProcess(data, "--no-cards", env=_clean_env(home),
-                          program=data / "install/current/eid-agent") as agent:  # fmt: skip
+        with AgentProcess(
+            data, "--no-cards", env=_clean_env(home), program=data / "install/current/eid-agent"
+        ) as agent:
             agent.ready()
             starts.append(time.perf_counter() - start)
         start = time.perf_counter()
@@ -88,17 +94,38 @@ def _run(tmp: Path, runs: int, folder: Path, server: RepoServer) -> list[Figure]
     install_s, unpack_s = statistics.median(installs), statistics.median(unpacks)
     start_ms, bare_ms = statistics.median(starts) * 1000, statistics.median(bares) * 1000
     return [
-        Figure("installer size", "MB", size, "the release's archive in the repository",
-               published.archive_bytes / 1e6, "reported", True,
-               f"{installer.name}: the signed archive (self-contained bundle, gzip -6) as it is"),
-        Figure("install on a clean HOME", "s", install_s, "unpacking its payload with tar",
-               unpack_s, "reported", True,
-               f"median of {runs}; without starting: versions layout, trust anchor, entries"),
-        Figure("installed agent: first start → listening", "ms", start_ms,
-               "bare interpreter + import aiohttp.web", bare_ms, "< 1000 ms", start_ms < 1000,
-               f"median of {runs}; python -S on the bundle's own dependencies"),
+        Figure(
+            "installer size",
+            "MB",
+            size,
+            "the release's archive in the repository",
+            published.archive_bytes / 1e6,
+            "reported",
+            True,
+            f"{installer.name}: the signed archive (self-contained bundle, gzip -6) as it is",
+        ),
+        Figure(
+            "install on a clean HOME",
+            "s",
+            install_s,
+            "unpacking its payload with tar",
+            unpack_s,
+            "reported",
+            True,
+            f"median of {runs}; without starting: versions layout, trust anchor, entries",
+        ),
+        Figure(
+            "installed agent: first start → listening",
+            "ms",
+            start_ms,
+            "bare interpreter + import aiohttp.web",
+            bare_ms,
+            "< 1000 ms",
+            start_ms < 1000,
+            f"median of {runs}; python -S on the bundle's own dependencies",
+        ),
         *update,
-    ]  # fmt: skip
+    ]
 
 
 def _first_update(tmp: Path, folder: Path, server: RepoServer, home: Path) -> list[Figure]:
@@ -121,9 +148,13 @@ def _first_update(tmp: Path, folder: Path, server: RepoServer, home: Path) -> li
     bare = time.perf_counter() - start
     server.log.clear()
     data = home / ".local/share/eid-agent"
-    result = subprocess.run([str(data / "install/current/eid-agent"), "update", "apply"],
-                            env=_clean_env(home), capture_output=True, text=True,
-                            check=False)  # fmt: skip
+    result = subprocess.run(
+        [str(data / "install/current/eid-agent"), "update", "apply"],
+        env=_clean_env(home),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"the first update failed: {result.stdout}{result.stderr}")
     targets = [s for s in server.log if s.path.startswith("/targets/") and s.status == 200]
@@ -131,14 +162,28 @@ def _first_update(tmp: Path, folder: Path, server: RepoServer, home: Path) -> li
     archive = published.archive_bytes
     share = downloaded / archive
     return [
-        Figure("first update after an installer install: bytes", "kB", downloaded / 1000,
-               "the full archive", archive / 1000, "≤ 20 % of the archive", share <= 0.2,
-               f"{share:.1%}: {', '.join(s.path.rsplit('/', 1)[1] for s in targets)}; "
-               "the installer's archive is kept for the patch"),
-        Figure("publish a minor release (self-contained)", "s", ours,
-               "tufup's own add_bundle + publish_changes", bare, "reported", True,
-               "reproducible archive (gzip -6) + bsdiff patch + signing; one run each"),
-    ]  # fmt: skip
+        Figure(
+            "first update after an installer install: bytes",
+            "kB",
+            downloaded / 1000,
+            "the full archive",
+            archive / 1000,
+            "≤ 20 % of the archive",
+            share <= 0.2,
+            f"{share:.1%}: {', '.join(s.path.rsplit('/', 1)[1] for s in targets)}; "
+            "the installer's archive is kept for the patch",
+        ),
+        Figure(
+            "publish a minor release (self-contained)",
+            "s",
+            ours,
+            "tufup's own add_bundle + publish_changes",
+            bare,
+            "reported",
+            True,
+            "reproducible archive (gzip -6) + bsdiff patch + signing; one run each",
+        ),
+    ]
 
 
 def _verify_build(tmp: Path) -> Figure:
@@ -152,8 +197,11 @@ def _verify_build(tmp: Path) -> Figure:
     checkout = tmp / "verify-checkout"
     for package in (agent, eidcore):
         assert package.__file__ is not None
-        shutil.copytree(Path(package.__file__).parent, checkout / package.__name__,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        shutil.copytree(
+            Path(package.__file__).parent,
+            checkout / package.__name__,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     git = ["git", "-C", str(checkout), "-c", "user.name=b", "-c", "user.email=b@b.example"]
     for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "1.0.0"], ["tag", "v1.0.0"]):
         subprocess.run([*git, *args], check=True, capture_output=True)

@@ -45,8 +45,9 @@ def _csr(key: ec.EllipticCurvePrivateKey) -> str:
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-async def _enrol_all(issuer: IssuerProcess, numbers: list[str], csrs: list[tuple[str, str]],
-                     concurrency: int) -> float:  # fmt: skip
+async def _enrol_all(
+    issuer: IssuerProcess, numbers: list[str], csrs: list[tuple[str, str]], concurrency: int
+) -> float:
     token = {"Authorization": f"Bearer {issuer.token}"}
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(numbers)):
@@ -55,12 +56,16 @@ async def _enrol_all(issuer: IssuerProcess, numbers: list[str], csrs: list[tuple
     async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             i = queue.get_nowait()
-            async with session.post(f"{issuer.url}/backoffice/v1/orders", headers=token,
-                                    json={"personalNumber": numbers[i], "name": "Bench Person"}
-                                    ) as r:  # fmt: skip
+            async with session.post(
+                f"{issuer.url}/backoffice/v1/orders",
+                headers=token,
+                json={"personalNumber": numbers[i], "name": "Bench Person"},
+            ) as r:
                 code = (await r.json())["activationCode"]
-            async with session.post(f"{issuer.url}/enrol/v1/enrolments", json={
-                    "personalNumber": numbers[i], "activationCode": code}) as r:  # fmt: skip
+            async with session.post(
+                f"{issuer.url}/enrol/v1/enrolments",
+                json={"personalNumber": numbers[i], "activationCode": code},
+            ) as r:
                 started = await r.json()
             async with session.post(
                 f"{issuer.url}/enrol/v1/enrolments/{started['enrolmentId']}/certificates",
@@ -77,31 +82,48 @@ async def _enrol_all(issuer: IssuerProcess, numbers: list[str], csrs: list[tuple
 
 def run(tmp: Path, enrolments: int = 200) -> list[Figure]:
     numbers = _valid_numbers(enrolments)
-    keys = [(ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1()))
-            for _ in numbers]  # fmt: skip
+    keys = [
+        (ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1()))
+        for _ in numbers
+    ]
     csrs = [(_csr(a), _csr(b)) for a, b in keys]
     now = dt.datetime.now(dt.UTC)
     ca = CertificateAuthority.create("Bench", now - dt.timedelta(days=1))
     # the floor: issuing the two certificates in-process, no HTTP, no database
     start = time.perf_counter()
     for (a, b), number in zip(keys, numbers, strict=True):
-        ca.issue_pair(Person.from_full_name(PersonalNumber.parse(number), "Bench Person"),
-                      a.public_key(), b.public_key(), now, kind="file")  # fmt: skip
+        ca.issue_pair(
+            Person.from_full_name(PersonalNumber.parse(number), "Bench Person"),
+            a.public_key(),
+            b.public_key(),
+            now,
+            kind="file",
+        )
     floor = len(numbers) / (time.perf_counter() - start)
     figures = []
     rates = {}
     with postgres_cluster() as pg:
-        for kind, url in (("SQLite", f"sqlite:///{tmp / 'bench-issuer.db'}"),
-                          ("PostgreSQL", pg.new_database())):  # fmt: skip
+        for kind, url in (
+            ("SQLite", f"sqlite:///{tmp / 'bench-issuer.db'}"),
+            ("PostgreSQL", pg.new_database()),
+        ):
             with IssuerProcess(tmp / f"ca-{kind}", url, "--rate", "100000", tls=False) as issuer:
                 rates[kind] = asyncio.run(_enrol_all(issuer, numbers, csrs, concurrency=8))
                 if kind == "SQLite":
                     ocsp_figures = _ocsp(tmp, issuer)
     for kind, rate in rates.items():
-        figures.append(Figure(f"enrolments per second, {kind}", "/s", rate,
-                              "issuing the two certificates in-process (no HTTP, no DB)",
-                              floor, "— (reported)", True,
-                              f"{enrolments} enrolments, 8 clients, plain HTTP"))  # fmt: skip
+        figures.append(
+            Figure(
+                f"enrolments per second, {kind}",
+                "/s",
+                rate,
+                "issuing the two certificates in-process (no HTTP, no DB)",
+                floor,
+                "— (reported)",
+                True,
+                f"{enrolments} enrolments, 8 clients, plain HTTP",
+            )
+        )
     figures.extend(ocsp_figures)
     return figures
 
@@ -126,37 +148,74 @@ def _ocsp(tmp: Path, issuer: IssuerProcess) -> list[Figure]:
     port = free_port()
     openssl = shutil.which("openssl") or "/usr/bin/openssl"
     responder = subprocess.Popen(
-        [openssl, "ocsp", "-index", str(index), "-port", str(port),
-         "-rsigner", str(ca_dir / "issuing.crt"), "-rkey", str(ca_dir / "issuing.key"),
-         "-CA", str(ca_dir / "issuing.crt"), "-ndays", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            openssl,
+            "ocsp",
+            "-index",
+            str(index),
+            "-port",
+            str(port),
+            "-rsigner",
+            str(ca_dir / "issuing.crt"),
+            "-rkey",
+            str(ca_dir / "issuing.key"),
+            "-CA",
+            str(ca_dir / "issuing.crt"),
+            "-ndays",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     figures = []
     try:
         time.sleep(0.5)
         for label, nonce in (("no nonce", False), ("with a nonce", True)):
             ours = _rate(f"{issuer.url}/ocsp", plain, nonce=nonce, builder=builder)
             theirs = _rate(f"http://127.0.0.1:{port}/", plain, nonce=nonce, builder=builder)
-            figures.append(Figure(
-                f"OCSP responses per second, {label}", "/s", ours,
-                "openssl ocsp responder, same CA and requests", theirs, "≥ 1×", ours >= theirs,
-                "new connection per request, 4 client threads" + (
-                    "; a fresh signature every time" if nonce else
-                    "; signed answers reused up to 10 s"),
-            ))  # fmt: skip
+            figures.append(
+                Figure(
+                    f"OCSP responses per second, {label}",
+                    "/s",
+                    ours,
+                    "openssl ocsp responder, same CA and requests",
+                    theirs,
+                    "≥ 1×",
+                    ours >= theirs,
+                    "new connection per request, 4 client threads"
+                    + (
+                        "; a fresh signature every time"
+                        if nonce
+                        else "; signed answers reused up to 10 s"
+                    ),
+                )
+            )
     finally:
         responder.terminate()
         responder.wait()
     return figures
 
 
-def _rate(url: str, der: bytes, *, nonce: bool, builder: ocsp.OCSPRequestBuilder,
-          seconds: float = 3.0, threads: int = 4) -> float:  # fmt: skip
+def _rate(
+    url: str,
+    der: bytes,
+    *,
+    nonce: bool,
+    builder: ocsp.OCSPRequestBuilder,
+    seconds: float = 3.0,
+    threads: int = 4,
+) -> float:
     # requests with nonces are made beforehand, so the client's own cost stays the same
-    fresh = iter([
-        builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False).build()
-        .public_bytes(serialization.Encoding.DER) for _ in range(40_000)
-    ] if nonce else [])  # fmt: skip
+    fresh = iter(
+        [
+            builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
+            .build()
+            .public_bytes(serialization.Encoding.DER)
+            for _ in range(40_000)
+        ]
+        if nonce
+        else []
+    )
 
     def ask() -> None:
         body = next(fresh) if nonce else der

@@ -38,8 +38,11 @@ async def _watching(
     authorities: list[bytes] | None = None,
     readers: Callable[[], int] | None = None,
 ) -> tuple[TokenWatcher, asyncio.Task[None]]:
-    watcher = TokenWatcher([ModuleEntry(Path(path).name, Path(path), "bench")],
-                           authorities=authorities or [], readers_changed=readers)  # fmt: skip
+    watcher = TokenWatcher(
+        [ModuleEntry(Path(path).name, Path(path), "bench")],
+        authorities=authorities or [],
+        readers_changed=readers,
+    )
     task = asyncio.create_task(watcher.run())
     await watcher.ready.wait()
     return watcher, task
@@ -49,8 +52,9 @@ def _softhsm(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
     root = tmp / "softhsm"
     (root / "tokens").mkdir(parents=True)
     hsm = SoftHsm(root)
-    hsm.conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
-                        "log.level = ERROR\n")  # fmt: skip
+    hsm.conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     os.environ["SOFTHSM2_CONF"] = str(hsm.conf)
     hsm.bankid("bench", ca)
 
@@ -80,17 +84,26 @@ def _softhsm(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
             await asyncio.gather(task, return_exceptions=True)
 
     agent, baseline = asyncio.run(both())
-    return [Figure("PKCS#11 signature on SoftHSM2: the agent's token path", "ms", agent * 1000,
-                   "bare python-pkcs11: login, find the key, sign, close", baseline * 1000,
-                   "≤ 1.2× baseline", agent / baseline <= 1.2,
-                   note="both open a session and log in per signature, as orders do")]  # fmt: skip
+    return [
+        Figure(
+            "PKCS#11 signature on SoftHSM2: the agent's token path",
+            "ms",
+            agent * 1000,
+            "bare python-pkcs11: login, find the key, sign, close",
+            baseline * 1000,
+            "≤ 1.2× baseline",
+            agent / baseline <= 1.2,
+            note="both open a session and log in per signature, as orders do",
+        )
+    ]
 
 
 def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    state = personalise_piv_card(ca, ANNA, dt.datetime.now(dt.UTC), serial="PIVBENCH",
-                                 pin=PIV_PIN, puk="12345678")  # fmt: skip
+    state = personalise_piv_card(
+        ca, ANNA, dt.datetime.now(dt.UTC), serial="PIVBENCH", pin=PIV_PIN, puk="12345678"
+    )
     piv = VpcdLink(PivCard(state, lambda _s: None), port=VPCD_PORTS[1])
     card = _card(ca, tmp)
     authorities = [ca.issuing_certificate.public_bytes(Encoding.DER)]
@@ -146,16 +159,37 @@ def _piv(ca: CertificateAuthority, tmp: Path, runs: int) -> list[Figure]:
     with _pcscd():
         opensc, profile, listed, counted, flags = asyncio.run(measure())
     return [
-        Figure("PIV identification through OpenSC (pcscd, vpcd)", "ms", opensc * 1000,
-               "the project's card profile, same pcscd", profile * 1000, "—", True,
-               note="the agent's watchers; a session, a login and a signature each"),
-        Figure("PIV PIN status before a dialog, with the card's exact count", "ms",
-               counted * 1000, "the token's flags alone (PKCS#11)", flags * 1000, "< 50 ms",
-               counted < 0.05, note="an empty VERIFY through PC/SC beside C_GetTokenInfo"),
-        Figure("PIV card insertion → listed by the token watcher", "ms", listed * 1000, "—",
-               float("nan"), "< 1000 ms", listed < 1.0,
-               note="polled every 250 ms; OpenSC reads both certificates"),
-    ]  # fmt: skip
+        Figure(
+            "PIV identification through OpenSC (pcscd, vpcd)",
+            "ms",
+            opensc * 1000,
+            "the project's card profile, same pcscd",
+            profile * 1000,
+            "—",
+            True,
+            note="the agent's watchers; a session, a login and a signature each",
+        ),
+        Figure(
+            "PIV PIN status before a dialog, with the card's exact count",
+            "ms",
+            counted * 1000,
+            "the token's flags alone (PKCS#11)",
+            flags * 1000,
+            "< 50 ms",
+            counted < 0.05,
+            note="an empty VERIFY through PC/SC beside C_GetTokenInfo",
+        ),
+        Figure(
+            "PIV card insertion → listed by the token watcher",
+            "ms",
+            listed * 1000,
+            "—",
+            float("nan"),
+            "< 1000 ms",
+            listed < 1.0,
+            note="polled every 250 ms; OpenSC reads both certificates",
+        ),
+    ]
 
 
 def run(ca: CertificateAuthority, tmp: Path, *, runs: int) -> list[Figure]:

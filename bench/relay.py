@@ -74,9 +74,14 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
     origin = f"http://127.0.0.1:{counted}"
     store = OrderStore(f"sqlite:///{tmp / 'relay-wire.db'}")
     runner = await _serve(build_app(RelayServer(_config(ca, origin), store)), port)
-    service = OrderService(TokenStore(data), InstantUi(PASSWORD), OrderBook(),
-                           clock=lambda: dt.datetime.now(dt.UTC), new_ref=lambda: str(uuid.uuid4()),
-                           agent_version="bench")  # fmt: skip
+    service = OrderService(
+        TokenStore(data),
+        InstantUi(PASSWORD),
+        OrderBook(),
+        clock=lambda: dt.datetime.now(dt.UTC),
+        new_ref=lambda: str(uuid.uuid4()),
+        agent_version="bench",
+    )
     figures = []
     headers = {"Authorization": f"Bearer {TOKEN}"}
     text = base64.b64encode(TEXT.encode()).decode()
@@ -89,9 +94,11 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
             started = await r.json()
         totals = {"up": 0, "down": 0}
         server = await asyncio.get_running_loop().create_server(
-            functools.partial(_Counter, port, totals), "127.0.0.1", counted)  # fmt: skip
-        link = parse_link(f"eid-agent:///?autostarttoken={started['autoStartToken']}"
-                          f"&server={origin}")  # fmt: skip
+            functools.partial(_Counter, port, totals), "127.0.0.1", counted
+        )
+        link = parse_link(
+            f"eid-agent:///?autostarttoken={started['autoStartToken']}&server={origin}"
+        )
         async with RelayClient(link, allow_http=True) as client:
             order, _ = await run_order(link.token, client, service, lambda: dt.datetime.now(dt.UTC))
         await asyncio.sleep(0.02)  # let the counter see the last answer
@@ -100,12 +107,20 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
         completion = len(str(order.completion.wire()).encode())
         total = totals["up"] + totals["down"]
         name = "identification" if kind == "auth" else "signature"
-        figures.append(Figure(
-            f"bytes agent↔relay, one {name}: fetch, progress, result", "B", total,
-            "the completion data alone", completion, "≤ 3000 B", total <= 3000,
-            f"up {totals['up']} B, down {totals['down']} B; TLS excluded; the person answers at "
-            "once here: each second a dialog stays open adds one status call; the bridge's "
-            "figure for the same order is above"))  # fmt: skip
+        figures.append(
+            Figure(
+                f"bytes agent↔relay, one {name}: fetch, progress, result",
+                "B",
+                total,
+                "the completion data alone",
+                completion,
+                "≤ 3000 B",
+                total <= 3000,
+                f"up {totals['up']} B, down {totals['down']} B; TLS excluded; "
+                "the person answers at once here: each second a dialog stays open adds one "
+                "status call; the bridge's figure for the same order is above",
+            )
+        )
     await service.aclose()
     await runner.cleanup()
     store.close()
@@ -113,19 +128,28 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
 
 
 def _completion(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> dict[str, Any]:
-    signed = signeddata.build(type="auth", origin=order["relay"],
-                              nonce=signeddata.unb64url(order["nonce"]),
-                              time=dt.datetime.now(dt.UTC), order_ref=order["orderRef"],
-                              agent_version="bench", door=signeddata.Door.RELAY,
-                              party="shop")  # fmt: skip
-    return {"signedData": base64.b64encode(signed).decode(),
-            "signature": base64.b64encode(key.sign(KeyPurpose.IDENTIFICATION, signed)).decode(),
-            "algorithm": "ES256", "certificateChain": [base64.b64encode(c).decode() for c in chain],
-            "token": {"kind": "file"}}  # fmt: skip
+    signed = signeddata.build(
+        type="auth",
+        origin=order["relay"],
+        nonce=signeddata.unb64url(order["nonce"]),
+        time=dt.datetime.now(dt.UTC),
+        order_ref=order["orderRef"],
+        agent_version="bench",
+        door=signeddata.Door.RELAY,
+        party="shop",
+    )
+    return {
+        "signedData": base64.b64encode(signed).decode(),
+        "signature": base64.b64encode(key.sign(KeyPurpose.IDENTIFICATION, signed)).decode(),
+        "algorithm": "ES256",
+        "certificateChain": [base64.b64encode(c).decode() for c in chain],
+        "token": {"kind": "file"},
+    }
 
 
-async def _load(port: int, orders: int, credential: Any, clients: int = 8
-                ) -> tuple[float, list[float]]:  # fmt: skip
+async def _load(
+    port: int, orders: int, credential: Any, clients: int = 8
+) -> tuple[float, list[float]]:
     base = f"http://127.0.0.1:{port}"
     chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
     collects: list[float] = []
@@ -137,19 +161,24 @@ async def _load(port: int, orders: int, credential: Any, clients: int = 8
         party = {"Authorization": f"Bearer {TOKEN}"}
         while not queue.empty():
             queue.get_nowait()
-            async with http.post(f"{base}/rp/v1/auth", json={"endUserIp": "192.0.2.1"},
-                                 headers=party) as r:  # fmt: skip
+            async with http.post(
+                f"{base}/rp/v1/auth", json={"endUserIp": "192.0.2.1"}, headers=party
+            ) as r:
                 started = await r.json()
             token = {"autoStartToken": started["autoStartToken"]}
             async with http.post(f"{base}/agent/v1/order", json=token) as r:
                 order = await r.json()
-            done = {"orderRef": order["orderRef"], "agentSecret": order["agentSecret"],
-                    "completionData": _completion(order, credential, chain)}  # fmt: skip
+            done = {
+                "orderRef": order["orderRef"],
+                "agentSecret": order["agentSecret"],
+                "completionData": _completion(order, credential, chain),
+            }
             async with http.post(f"{base}/agent/v1/complete", json=done) as r:
                 assert r.status == 200, await r.text()
             began = time.perf_counter()
-            async with http.post(f"{base}/rp/v1/collect", json={"orderRef": order["orderRef"]},
-                                 headers=party) as r:  # fmt: skip
+            async with http.post(
+                f"{base}/rp/v1/collect", json={"orderRef": order["orderRef"]}, headers=party
+            ) as r:
                 assert (await r.json())["status"] == "complete"
             collects.append(time.perf_counter() - began)
 
@@ -174,8 +203,9 @@ def _bare_app(db: Path) -> web.Application:
             conn.execute("SELECT v FROM t WHERE k = ?", (key,)).fetchone()
 
         await asyncio.to_thread(work)
-        return web.json_response({"orderRef": key, "autoStartToken": key, "agentSecret": key,
-                                  "status": "complete"})  # fmt: skip
+        return web.json_response(
+            {"orderRef": key, "autoStartToken": key, "agentSecret": key, "status": "complete"}
+        )
 
     app = web.Application()
     for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v1/collect"):
@@ -192,8 +222,7 @@ async def _bare_load(port: int, orders: int, clients: int = 8) -> float:
     async def client(http: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
-            for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete",
-                         "/rp/v1/collect"):  # fmt: skip
+            for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v1/collect"):
                 async with http.post(base + path, json={"x": 1}) as r:
                     await r.read()
 
@@ -203,8 +232,9 @@ async def _bare_load(port: int, orders: int, clients: int = 8) -> float:
     return orders / (time.perf_counter() - start)
 
 
-async def _throughput(ca: CertificateAuthority, tmp: Path, now: dt.datetime, orders: int,
-                      pg_url: str) -> list[Figure]:  # fmt: skip
+async def _throughput(
+    ca: CertificateAuthority, tmp: Path, now: dt.datetime, orders: int, pg_url: str
+) -> list[Figure]:
     data = tmp / "relay-load"
     store = TokenStore(data)
     info = store.add(make_file_credential(ca, person(1), PASSWORD, now))
@@ -224,13 +254,20 @@ async def _throughput(ca: CertificateAuthority, tmp: Path, now: dt.datetime, ord
         listening.close()
         await runner.cleanup()
         orders_store.close()
-        figures.append(Figure(
-            f"relay: orders started + collected to completion per second, {kind}", "/s", rate,
-            "a bare aiohttp handler, one SQLite write and read per call", floor,
-            "— (reported)", True,
-            f"{orders} orders, 8 clients, 4 calls each, the relay verifying every result; "
-            f"collect p50 {statistics.median(collects) * 1000:.1f} ms, "
-            f"p99 {percentile(collects, 99) * 1000:.1f} ms"))  # fmt: skip
+        figures.append(
+            Figure(
+                f"relay: orders started + collected to completion per second, {kind}",
+                "/s",
+                rate,
+                "a bare aiohttp handler, one SQLite write and read per call",
+                floor,
+                "— (reported)",
+                True,
+                f"{orders} orders, 8 clients, 4 calls each, the relay verifying every result; "
+                f"collect p50 {statistics.median(collects) * 1000:.1f} ms, "
+                f"p99 {percentile(collects, 99) * 1000:.1f} ms",
+            )
+        )
     return figures
 
 

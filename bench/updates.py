@@ -33,8 +33,9 @@ def run(tmp: Path, runs: int) -> list[Figure]:
         repo.publish("1.0.0")
         data = tmp / "noop-data"
         install(repo, data)
-        source = remote.Source(repo.server.url, data / "install/tuf/metadata",
-                               data / "install/tuf/targets")  # fmt: skip
+        source = remote.Source(
+            repo.server.url, data / "install/tuf/metadata", data / "install/tuf/targets"
+        )
         remote.check(source, Version("1.0.0"))  # warm: the agent has checked before
         repo.server.log.clear()
         remote.check(source, Version("1.0.0"))
@@ -45,11 +46,15 @@ def run(tmp: Path, runs: int) -> list[Figure]:
         (bare_meta / "root.json").write_bytes(repo.root_json.read_bytes())
 
         def bare() -> None:
-            client = Client(app_name="eid-agent", app_install_dir=tmp / "bare-install",
-                            current_version="1.0.0", metadata_dir=bare_meta,
-                            metadata_base_url=repo.server.url + "metadata/",
-                            target_dir=tmp / "bare-targets",
-                            target_base_url=repo.server.url + "targets/")  # fmt: skip
+            client = Client(
+                app_name="eid-agent",
+                app_install_dir=tmp / "bare-install",
+                current_version="1.0.0",
+                metadata_dir=bare_meta,
+                metadata_base_url=repo.server.url + "metadata/",
+                target_dir=tmp / "bare-targets",
+                target_base_url=repo.server.url + "targets/",
+            )
             client.check_for_updates()
 
         (tmp / "bare-targets").mkdir()
@@ -60,13 +65,29 @@ def run(tmp: Path, runs: int) -> list[Figure]:
         ours = median_time(lambda: remote.check(source, Version("1.0.0")), runs * 2)
         base = median_time(bare, runs * 2)
         paths = ", ".join(f"{s.path} {s.status} {s.sent} B" for s in requests)
-        figures.append(Figure("no-op update check: bytes", "B", sent,
-                              "bare tufup Client.check_for_updates", bare_sent, "< 1 kB",
-                              sent < 1024, f"{len(requests)} requests: {paths}; TUF asks "
-                              "for the next root first (spec 5.3)"))  # fmt: skip
-        figures.append(Figure("no-op update check: time", "ms", ours * 1000,
-                              "bare tufup Client.check_for_updates", base * 1000,
-                              "≤ 1.2×", ours <= 1.2 * base))  # fmt: skip
+        figures.append(
+            Figure(
+                "no-op update check: bytes",
+                "B",
+                sent,
+                "bare tufup Client.check_for_updates",
+                bare_sent,
+                "< 1 kB",
+                sent < 1024,
+                f"{len(requests)} requests: {paths}; TUF asks for the next root first (spec 5.3)",
+            )
+        )
+        figures.append(
+            Figure(
+                "no-op update check: time",
+                "ms",
+                ours * 1000,
+                "bare tufup Client.check_for_updates",
+                base * 1000,
+                "≤ 1.2×",
+                ours <= 1.2 * base,
+            )
+        )
     figures.append(_patch_vs_full(tmp))
     figures.append(_downtime(tmp, runs=min(runs, 5)))
     return figures
@@ -82,9 +103,16 @@ def _patch_vs_full(tmp: Path) -> Figure:
         sizes[version] = release.publish(folder, version, bundle, {})
     patch = sizes["1.0.1"].patch_bytes or 0
     full = sizes["1.0.1"].archive_bytes
-    return Figure("minor release: patch bytes", "kB", patch / 1000, "full archive", full / 1000,
-                  "patch ≪ archive", patch < full / 10,
-                  "real self-contained bundle; the patch only carries what changed")  # fmt: skip
+    return Figure(
+        "minor release: patch bytes",
+        "kB",
+        patch / 1000,
+        "full archive",
+        full / 1000,
+        "patch ≪ archive",
+        patch < full / 10,
+        "real self-contained bundle; the patch only carries what changed",
+    )
 
 
 def _downtime(tmp: Path, runs: int) -> Figure:
@@ -107,8 +135,9 @@ def _downtime(tmp: Path, runs: int) -> Figure:
                 deadline = time.monotonic() + 60
                 while version != "1.1.0" and time.monotonic() < deadline:
                     try:
-                        request = urllib.request.Request(url, headers={
-                            "Origin": "https://bank.example", "X-Eid-Agent": "1"})  # fmt: skip
+                        request = urllib.request.Request(
+                            url, headers={"Origin": "https://bank.example", "X-Eid-Agent": "1"}
+                        )
                         with urllib.request.urlopen(request, timeout=2) as reply:  # noqa: S310
                             version = reply.read().decode().split('"version": "')[1][:5]
                         if down_since is not None:
@@ -120,9 +149,16 @@ def _downtime(tmp: Path, runs: int) -> Figure:
                 gaps.append(longest)
             startups.append(_interpreter_start())
     median = statistics.median(gaps)
-    return Figure("bridge away during an update", "ms", median * 1000,
-                  "bare interpreter start + aiohttp import", statistics.median(startups) * 1000,
-                  "< 2000 ms", median < 2.0, f"median of {runs} updates")  # fmt: skip
+    return Figure(
+        "bridge away during an update",
+        "ms",
+        median * 1000,
+        "bare interpreter start + aiohttp import",
+        statistics.median(startups) * 1000,
+        "< 2000 ms",
+        median < 2.0,
+        f"median of {runs} updates",
+    )
 
 
 def _interpreter_start() -> float:

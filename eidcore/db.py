@@ -102,8 +102,9 @@ class _Sqlite:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             # one connection per thread; autocommit mode, transactions are explicit
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)  # fmt: skip
+            conn = sqlite3.connect(
+                self._path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # what was answered survives a crash
             self._local.conn = conn
@@ -182,9 +183,14 @@ class _Postgres:
 
         self._psycopg = psycopg
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=self.POOL, open=False, timeout=30,
-            kwargs={"connect_timeout": 10}, check=ConnectionPool.check_connection,
-        )  # fmt: skip
+            url,
+            min_size=1,
+            max_size=self.POOL,
+            open=False,
+            timeout=30,
+            kwargs={"connect_timeout": 10},
+            check=ConnectionPool.check_connection,
+        )
         try:
             self._pool.open(wait=True, timeout=15)  # the database is there, or say so
         except psycopg.Error as exc:

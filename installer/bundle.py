@@ -67,8 +67,14 @@ class BundleError(Exception):
     """The bundle could not be built or is not one."""
 
 
-def build_bundle(out: Path, version: str, *, self_contained: bool = True,
-                 python: str | None = None, source: Path | None = None) -> Path:  # fmt: skip
+def build_bundle(
+    out: Path,
+    version: str,
+    *,
+    self_contained: bool = True,
+    python: str | None = None,
+    source: Path | None = None,
+) -> Path:
     """Write a bundle of the running agent's code (or of the checkout ``source``: its
     ``agent/`` and ``eidcore/``) as ``version`` into ``out`` (new). ``bundle.json``
     records what a rebuild needs to give the same bytes: the dependencies' versions and
@@ -93,8 +99,12 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
             raise BundleError(f"{code} is not the {package.__name__} package")
         shutil.copytree(code, lib / package.__name__, ignore=_SKIP)
     init = lib / "agent" / "__init__.py"
-    stamped, count = re.subn(r'^__version__ = ".*"$', f'__version__ = "{version}"',
-                             init.read_text(encoding="utf-8"), flags=re.M)  # fmt: skip
+    stamped, count = re.subn(
+        r'^__version__ = ".*"$',
+        f'__version__ = "{version}"',
+        init.read_text(encoding="utf-8"),
+        flags=re.M,
+    )
     if count != 1:
         raise BundleError("agent/__init__.py has no __version__ line to stamp")
     init.write_text(stamped, encoding="utf-8")
@@ -107,14 +117,20 @@ def build_bundle(out: Path, version: str, *, self_contained: bool = True,
     launcher = out / LAUNCHER
     interpreter = _python(python, self_contained)
     launcher.write_text(
-        _LAUNCHER.format(version=version, python=interpreter,
-                         flags="-S " if self_contained else ""),
+        _LAUNCHER.format(
+            version=version, python=interpreter, flags="-S " if self_contained else ""
+        ),
         encoding="utf-8",
-    )  # fmt: skip
+    )
     launcher.chmod(0o755)
-    manifest = {"format": 1, "name": "eid-agent", "version": version,
-                "selfContained": self_contained, "python": interpreter,
-                "dependencies": dict(sorted(dependencies.items()))}  # fmt: skip
+    manifest = {
+        "format": 1,
+        "name": "eid-agent",
+        "version": version,
+        "selfContained": self_contained,
+        "python": interpreter,
+        "dependencies": dict(sorted(dependencies.items())),
+    }
     (out / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
 

@@ -74,17 +74,26 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="failed updates in a row before people are sent to the install page",
     )
-    group.add_argument("--check-interval-minutes", type=int, metavar="M",
-                       help="how often agents look for updates (default 360)")  # fmt: skip
     group.add_argument(
-        "--version-status", action="append", metavar="RANGE=STATUS[@DATE]",
+        "--check-interval-minutes",
+        type=int,
+        metavar="M",
+        help="how often agents look for updates (default 360)",
+    )
+    group.add_argument(
+        "--version-status",
+        action="append",
+        metavar="RANGE=STATUS[@DATE]",
         help="accepted, phaseOut@YYYY-MM-DD (works to that day) or blocked for a version "
-             "range, e.g. '<1.2.0=blocked' or '==1.2.*=phaseOut@2027-03-31'; the first "
-             "matching rule wins; repeat for more; the list replaces the last ('none' clears)",
-    )  # fmt: skip
-    group.add_argument("--max-offline-days", type=int, metavar="N",
-                       help="an agent that could not check for longer refuses orders "
-                            "until it can (default 30)")  # fmt: skip
+        "range, e.g. '<1.2.0=blocked' or '==1.2.*=phaseOut@2027-03-31'; the first "
+        "matching rule wins; repeat for more; the list replaces the last ('none' clears)",
+    )
+    group.add_argument(
+        "--max-offline-days",
+        type=int,
+        metavar="N",
+        help="an agent that could not check for longer refuses orders until it can (default 30)",
+    )
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,10 +104,13 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
             changes[key] = None if value.lower() == "none" else value
     if args.version_status:
         changes["versionStatus"] = _version_rules(args.version_status)
-    for option, key in (("automatic", "automatic"), ("manual_url", "manualUrl"),
-                        ("failure_threshold", "failureThreshold"),
-                        ("check_interval_minutes", "checkIntervalMinutes"),
-                        ("max_offline_days", "maxOfflineDays")):  # fmt: skip
+    for option, key in (
+        ("automatic", "automatic"),
+        ("manual_url", "manualUrl"),
+        ("failure_threshold", "failureThreshold"),
+        ("check_interval_minutes", "checkIntervalMinutes"),
+        ("max_offline_days", "maxOfflineDays"),
+    ):
         value = getattr(args, option)
         if value is not None:
             changes[key] = value
@@ -136,16 +148,19 @@ def _bundle_arguments(first: str, second: str, err: TextIO) -> tuple[str, Path]:
             Version(second)
         except InvalidVersion:
             raise argparse.ArgumentTypeError(f"not a version: {first!r}") from None
-        err.write(f"eid-release: 'bundle OUT VERSION' is deprecated; write 'bundle {second} "
-                  f"{first}' (VERSION first, as publish takes it)\n")  # fmt: skip
+        err.write(
+            f"eid-release: 'bundle OUT VERSION' is deprecated; write 'bundle {second} "
+            f"{first}' (VERSION first, as publish takes it)\n"
+        )
         return second, Path(first)
     return first, Path(second)
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", type=Path, default=Path.cwd(),
-                        help="the release folder (default: the current one)")  # fmt: skip
+    common.add_argument(
+        "--dir", type=Path, default=Path.cwd(), help="the release folder (default: the current one)"
+    )
     common.add_argument("-v", "--verbose", action="count", default=0)
     parser = argparse.ArgumentParser(
         prog="eid-release", description="The update repository's tool: unattended, for CI and cron."
@@ -167,18 +182,29 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the dependencies to the interpreter's site-packages",
     )
     bundle.add_argument("--python", help="the interpreter the launcher runs")
-    bundle.add_argument("--source", type=Path, metavar="CHECKOUT",
-                        help="bundle this checkout's code (default: the running code)")  # fmt: skip
+    bundle.add_argument(
+        "--source",
+        type=Path,
+        metavar="CHECKOUT",
+        help="bundle this checkout's code (default: the running code)",
+    )
     publish = commands.add_parser("publish", parents=[common], help="sign and publish a release")
     publish.add_argument("version")
     publish.add_argument("bundle", type=Path)
     publish.add_argument("--no-patch", action="store_true", help="archive only")
-    publish.add_argument("--hold", action="store_true",
-                         help="sign with the targets keys here and hold it for the others "
-                              "(eid-release sign elsewhere, then publish-held)")  # fmt: skip
-    publish.add_argument("--rollout-days", type=int, metavar="N",
-                         help="offer the release to a share of agents growing over N days "
-                              "(1/N more each day; a required update is never staged)")  # fmt: skip
+    publish.add_argument(
+        "--hold",
+        action="store_true",
+        help="sign with the targets keys here and hold it for the others "
+        "(eid-release sign elsewhere, then publish-held)",
+    )
+    publish.add_argument(
+        "--rollout-days",
+        type=int,
+        metavar="N",
+        help="offer the release to a share of agents growing over N days "
+        "(1/N more each day; a required update is never staged)",
+    )
     publish.add_argument(
         "--url",
         help="where the repository is served (remembered): the "
@@ -192,40 +218,60 @@ def _parser() -> argparse.ArgumentParser:
     _policy_options(publish)
     policy = commands.add_parser("policy", parents=[common], help="change the policy only")
     _policy_options(policy)
-    commands.add_parser("refresh-timestamp", parents=[common],
-                        help="re-sign what is about to expire (run daily)")  # fmt: skip
-    staged = commands.add_parser("rollout", parents=[common],
-                                 help="pause, resume or halt a staged roll-out")  # fmt: skip
-    staged.add_argument("action", choices=["pause", "resume", "halt"],
-                        help="halt: offered to nobody new; pause: kept at today's "
-                             "share")  # fmt: skip
+    commands.add_parser(
+        "refresh-timestamp", parents=[common], help="re-sign what is about to expire (run daily)"
+    )
+    staged = commands.add_parser(
+        "rollout", parents=[common], help="pause, resume or halt a staged roll-out"
+    )
+    staged.add_argument(
+        "action",
+        choices=["pause", "resume", "halt"],
+        help="halt: offered to nobody new; pause: kept at today's share",
+    )
     staged.add_argument("--version", help="the release (default: the latest)")
     rotate = commands.add_parser("rotate-key", parents=[common], help="replace a role's key")
     rotate.add_argument("role")
     rotate.add_argument("--old", help="the key to replace (default: the role's first)")
-    sign = commands.add_parser("sign", help="add this machine's targets signatures to a "
-                               "held release (needs no release folder)")  # fmt: skip
+    sign = commands.add_parser(
+        "sign",
+        help="add this machine's targets signatures to a held release (needs no release folder)",
+    )
     sign.add_argument("held", type=Path, metavar="HELD_JSON")
-    sign.add_argument("--keys", type=Path, action="append", required=True, metavar="DIR",
-                      help="a folder of private keys (repeatable)")  # fmt: skip
+    sign.add_argument(
+        "--keys",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="a folder of private keys (repeatable)",
+    )
     sign.add_argument("-v", "--verbose", action="count", default=0)
-    held = commands.add_parser("publish-held", parents=[common],
-                               help="publish a held release signed by enough keys")  # fmt: skip
+    held = commands.add_parser(
+        "publish-held", parents=[common], help="publish a held release signed by enough keys"
+    )
     held.add_argument("held", type=Path, metavar="HELD_JSON")
     held.add_argument("--url", help="where the repository is served (for the install page)")
     held.add_argument("--deb", metavar="MAINTAINER", help="also build the Debian package")
-    verify = commands.add_parser("verify-build", parents=[common],
-                                 help="rebuild a release from its tag; compare bytes")  # fmt: skip
+    verify = commands.add_parser(
+        "verify-build", parents=[common], help="rebuild a release from its tag; compare bytes"
+    )
     verify.add_argument("tag", metavar="TAG", help="the release's tag, v1.4.0 or 1.4.0")
-    verify.add_argument("--source", type=Path, default=Path.cwd(), metavar="CHECKOUT",
-                        help="the git checkout with the tag (default: this folder)")  # fmt: skip
+    verify.add_argument(
+        "--source",
+        type=Path,
+        default=Path.cwd(),
+        metavar="CHECKOUT",
+        help="the git checkout with the tag (default: this folder)",
+    )
     status = commands.add_parser("status", parents=[common], help="releases, policy, expiry")
     status.add_argument("--json", action="store_true")
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:  # fmt: skip
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = _parser()
     args = parser.parse_args(argv)
@@ -243,37 +289,57 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     folder: Path = args.dir.resolve() if hasattr(args, "dir") else Path.cwd()
     try:
         if args.command == "init":
-            release.init(folder, keys=_pairs(args.keys, "--keys"),
-                         thresholds=_pairs(args.threshold, "--threshold"),
-                         expiry_days=_pairs(args.expiry, "--expiry"))  # fmt: skip
+            release.init(
+                folder,
+                keys=_pairs(args.keys, "--keys"),
+                thresholds=_pairs(args.threshold, "--threshold"),
+                expiry_days=_pairs(args.expiry, "--expiry"),
+            )
             if args.url:
                 release.public_url(folder, args.url)
-            out.write(f"repository ready: {folder / 'repository'} (serve it as static files)\n"
-                      f"trust anchor for agents: {folder / 'repository/metadata/root.json'}\n"
-                      f"keys: {folder / 'keystore'} (keep private)\n")  # fmt: skip
+            out.write(
+                f"repository ready: {folder / 'repository'} (serve it as static files)\n"
+                f"trust anchor for agents: {folder / 'repository/metadata/root.json'}\n"
+                f"keys: {folder / 'keystore'} (keep private)\n"
+            )
         elif args.command == "bundle":
             version, target = _bundle_arguments(args.version, args.out, err)
-            build_bundle(target, version, self_contained=not args.agent_only,
-                         python=args.python, source=args.source)  # fmt: skip
+            build_bundle(
+                target,
+                version,
+                self_contained=not args.agent_only,
+                python=args.python,
+                source=args.source,
+            )
             out.write(f"{target}\n")
         elif args.command == "publish":
-            result = release.publish(folder, args.version, args.bundle.resolve(), _changes(args),
-                                     patch=not args.no_patch, rollout_days=args.rollout_days,
-                                     now=dt.datetime.now(dt.UTC), hold=args.hold)  # fmt: skip
+            result = release.publish(
+                folder,
+                args.version,
+                args.bundle.resolve(),
+                _changes(args),
+                patch=not args.no_patch,
+                rollout_days=args.rollout_days,
+                now=dt.datetime.now(dt.UTC),
+                hold=args.hold,
+            )
             patch = f", patch {result.patch_bytes} bytes" if result.patch_bytes else ""
             done = "held" if args.hold else "published"
-            out.write(f"{done} {result.version}: archive {result.archive_bytes} bytes{patch}\n"
-                      f"policy: {json.dumps(result.policy, sort_keys=True)}\n")  # fmt: skip
+            out.write(
+                f"{done} {result.version}: archive {result.archive_bytes} bytes{patch}\n"
+                f"policy: {json.dumps(result.policy, sort_keys=True)}\n"
+            )
             if args.hold:
-                out.write(f"held for signing: {folder / release.HELD}; sign it where the other "
-                          "targets keys are (eid-release sign FILE --keys DIR), then "
-                          "eid-release publish-held FILE\n")  # fmt: skip
+                out.write(
+                    f"held for signing: {folder / release.HELD}; sign it where the other "
+                    "targets keys are (eid-release sign FILE --keys DIR), then "
+                    "eid-release publish-held FILE\n"
+                )
                 return 0
             _install_page(folder, result.version, args.url, args.deb, out, err)
         elif args.command == "sign":
             releases, have, need = release.sign_held(args.held, args.keys)
-            out.write(f"signed {args.held}: {', '.join(releases)}; {have} of {need} "
-                      "signatures\n")  # fmt: skip
+            out.write(f"signed {args.held}: {', '.join(releases)}; {have} of {need} signatures\n")
         elif args.command == "publish-held":
             version = release.publish_held(folder, args.held)
             out.write(f"published {version}\n")
@@ -287,8 +353,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         elif args.command == "rollout":
             now = dt.datetime.now(dt.UTC)
             staged = release.rollout(folder, args.action, now, args.version)
-            out.write(f"roll-out {args.action}: {json.dumps(staged.to_custom(), sort_keys=True)}"
-                      f"; offered now to {staged.share(now):.0%} of agents\n")  # fmt: skip
+            out.write(
+                f"roll-out {args.action}: {json.dumps(staged.to_custom(), sort_keys=True)}"
+                f"; offered now to {staged.share(now):.0%} of agents\n"
+            )
         elif args.command == "verify-build":
             return _verify(folder, args.tag, args.source, out, err)
         elif args.command == "rotate-key":
@@ -317,9 +385,11 @@ def _verify(folder: Path, tag: str, source: Path, out: TextIO, err: TextIO) -> i
         err.write(f"eid-release: {exc}\n")
         return 1
     if verdict.same:
-        out.write(f"{verdict.version}: the rebuild from {tag} is the published archive, byte "
-                  f"for byte ({verdict.archive_bytes:,} bytes, rebuilt in "
-                  f"{verdict.seconds:.1f} s)\n")  # fmt: skip
+        out.write(
+            f"{verdict.version}: the rebuild from {tag} is the published archive, byte "
+            f"for byte ({verdict.archive_bytes:,} bytes, rebuilt in "
+            f"{verdict.seconds:.1f} s)\n"
+        )
         return 0
     err.write(f"eid-release: {verdict.version} is NOT what {tag} builds:\n")
     for line in verdict.differences[:50]:
@@ -327,17 +397,18 @@ def _verify(folder: Path, tag: str, source: Path, out: TextIO, err: TextIO) -> i
     return 1
 
 
-def _install_page(folder: Path, version: str, url: str | None, deb: str | None, out: TextIO,
-                  err: TextIO) -> None:  # fmt: skip
+def _install_page(
+    folder: Path, version: str, url: str | None, deb: str | None, out: TextIO, err: TextIO
+) -> None:
     from installer import release
 
     known = release.public_url(folder, url)
     if known is None:
-        err.write("eid-release: no install page: say once where the repository is served "
-                  "(--url)\n")  # fmt: skip
+        err.write("eid-release: no install page: say once where the repository is served (--url)\n")
         return
-    page = release.write_install_page(folder, version, known, dt.datetime.now(dt.UTC),
-                                      deb_maintainer=deb)  # fmt: skip
+    page = release.write_install_page(
+        folder, version, known, dt.datetime.now(dt.UTC), deb_maintainer=deb
+    )
     out.write(f"install page: {page} (served as {known}/install/)\n")
     try:
         signed = release.sign_installers(folder, version)
@@ -351,8 +422,10 @@ def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
     if as_json:
         out.write(json.dumps(info, indent=2) + "\n")
         return
-    out.write(f"repository: {info['repository']}\n"
-              f"latest release: {info['latest'] or 'none published yet'}\n\n")  # fmt: skip
+    out.write(
+        f"repository: {info['repository']}\n"
+        f"latest release: {info['latest'] or 'none published yet'}\n\n"
+    )
     out.write("releases (newest first; the newest's policy is the one agents follow):\n")
     for entry in info["releases"]:
         patch = f", patch {entry['patchBytes']:,} bytes" if entry["patchBytes"] else ""
@@ -366,14 +439,18 @@ def _status(info: dict[str, Any], out: TextIO, *, as_json: bool) -> None:
         elif "invalid" in stage:
             out.write(f"      roll-out: not valid ({stage['invalid']})\n")
         else:
-            out.write(f"      roll-out: {stage['state']}, offered to {stage['share']:.0%} of "
-                      f"agents ({stage['days']} days from {stage['start']})\n")  # fmt: skip
+            out.write(
+                f"      roll-out: {stage['state']}, offered to {stage['share']:.0%} of "
+                f"agents ({stage['days']} days from {stage['start']})\n"
+            )
         for line in _policy_lines(entry.get("policy") or {}):
             out.write(f"      {line}\n")
     out.write("\nsigning roles:\n")
     for role, data in info["roles"].items():
-        out.write(f"  {role:<10} version {data['version']:<4} expires {data['expires'][:16]}  "
-                  f"keys {', '.join(data['keys'])} (threshold {data['threshold']})\n")  # fmt: skip
+        out.write(
+            f"  {role:<10} version {data['version']:<4} expires {data['expires'][:16]}  "
+            f"keys {', '.join(data['keys'])} (threshold {data['threshold']})\n"
+        )
 
 
 def _policy_lines(policy: dict[str, Any]) -> list[str]:
@@ -381,11 +458,15 @@ def _policy_lines(policy: dict[str, Any]) -> list[str]:
     if not policy:
         return ["policy: defaults (nothing required, manual updates, checks every 6 hours)"]
     lines = []
-    words = {"requiredMinimum": "required minimum", "recommended": "recommended",
-             "automatic": "automatic updates", "manualUrl": "install page",
-             "failureThreshold": "failed updates before the install page",
-             "checkIntervalMinutes": "check interval (minutes)",
-             "maxOfflineDays": "refuse orders after this many days unchecked"}  # fmt: skip
+    words = {
+        "requiredMinimum": "required minimum",
+        "recommended": "recommended",
+        "automatic": "automatic updates",
+        "manualUrl": "install page",
+        "failureThreshold": "failed updates before the install page",
+        "checkIntervalMinutes": "check interval (minutes)",
+        "maxOfflineDays": "refuse orders after this many days unchecked",
+    }
     for key, label in words.items():
         if key in policy:
             value = policy[key]

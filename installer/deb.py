@@ -27,8 +27,10 @@ DPKG = shutil.which("dpkg") or "/usr/bin/dpkg"
 DPKG_DEB = shutil.which("dpkg-deb") or "/usr/bin/dpkg-deb"
 # Python 3.11 for the bundle's compiled modules; pcscd for cards; GTK, its introspection
 # and the appindicator typelib for the dialogs and the tray; cairo for PyGObject.
-DEPENDS = ("python3.11, pcscd, libpcsclite1, libgirepository-1.0-1, libcairo2, "
-           "gir1.2-gtk-3.0, gir1.2-ayatanaappindicator3-0.1")  # fmt: skip
+DEPENDS = (
+    "python3.11, pcscd, libpcsclite1, libgirepository-1.0-1, libcairo2, "
+    "gir1.2-gtk-3.0, gir1.2-ayatanaappindicator3-0.1"
+)
 
 _FIRST_RUN = """#!/bin/sh
 # eid-agent: at a person's login, make or upgrade their own install from this package
@@ -92,16 +94,27 @@ Description: e-identification agent (BankID on file and on card)
 """
 
 
-def build_deb(out_dir: Path, archive: Path, version: str, root_json: bytes, repository: str,
-              *, maintainer: str, work: Path, epoch: int) -> Path:  # fmt: skip
+def build_deb(
+    out_dir: Path,
+    archive: Path,
+    version: str,
+    root_json: bytes,
+    repository: str,
+    *,
+    maintainer: str,
+    work: Path,
+    epoch: int,
+) -> Path:
     """Write ``eid-agent_<version>_<arch>.deb`` for the release ``archive`` into
     ``out_dir``; ``work`` is an empty scratch folder. Raises: ValueError, OSError,
     subprocess.CalledProcessError (dpkg-deb refused)."""
     json.loads(root_json)
-    arch = subprocess.run([DPKG, "--print-architecture"], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
-    control = _CONTROL.format(version=version, arch=arch, maintainer=maintainer,
-                              depends=DEPENDS, repository=repository)  # fmt: skip
+    arch = subprocess.run(
+        [DPKG, "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    control = _CONTROL.format(
+        version=version, arch=arch, maintainer=maintainer, depends=DEPENDS, repository=repository
+    )
     if "\n" in maintainer or "\n" in repository:
         raise ValueError("a field of the control file spans lines")
     root = work / "root"
@@ -126,7 +139,10 @@ def build_deb(out_dir: Path, archive: Path, version: str, root_json: bytes, repo
         os.utime(path, (epoch, epoch), follow_symlinks=False)  # the same bytes every build
     out_dir.mkdir(parents=True, exist_ok=True)
     deb = out_dir / f"eid-agent_{version}_{arch}.deb"
-    subprocess.run([DPKG_DEB, "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
-                   check=True, capture_output=True,
-                   env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)})  # fmt: skip
+    subprocess.run(
+        [DPKG_DEB, "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)},
+    )
     return deb

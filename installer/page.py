@@ -84,8 +84,9 @@ def _sum(path: Path) -> tuple[str, str]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def write_install_page(folder: Path, installer: Path, version: str, now: dt.datetime,
-                       deb: Path | None = None) -> Path:  # fmt: skip
+def write_install_page(
+    folder: Path, installer: Path, version: str, now: dt.datetime, deb: Path | None = None
+) -> Path:
     """Write ``index.html`` and ``SHA256SUMS`` for ``installer`` (and the Debian package,
     if given), both already in ``folder``; returns the page's path."""
     digest, size = _sum(installer)
@@ -101,9 +102,13 @@ def write_install_page(folder: Path, installer: Path, version: str, now: dt.date
             "deb_en": _DEB_EN.format(name=name),
         }
     page = _PAGE.format(
-        version=html.escape(version), name=html.escape(installer.name), sha256=digest,
-        size=size, published=f"{now:%Y-%m-%d %H:%M} UTC", **extra,
-    )  # fmt: skip
+        version=html.escape(version),
+        name=html.escape(installer.name),
+        sha256=digest,
+        size=size,
+        published=f"{now:%Y-%m-%d %H:%M} UTC",
+        **extra,
+    )
     for name, text in (("SHA256SUMS", sums), ("index.html", page)):
         temporary = folder / f".{name}.tmp"
         temporary.write_text(text, encoding="utf-8")

@@ -76,9 +76,16 @@ __all__ = [
 APP_NAME = "eid-agent"
 ROLES = ("root", "targets", "snapshot", "timestamp")
 EXPIRY_DAYS = {"root": 365, "targets": 7, "snapshot": 7, "timestamp": 1}
-POLICY_KEYS = ("requiredMinimum", "recommended", "automatic", "manualUrl",
-               "failureThreshold", "checkIntervalMinutes", "versionStatus",
-               "maxOfflineDays")  # fmt: skip
+POLICY_KEYS = (
+    "requiredMinimum",
+    "recommended",
+    "automatic",
+    "manualUrl",
+    "failureThreshold",
+    "checkIntervalMinutes",
+    "versionStatus",
+    "maxOfflineDays",
+)
 
 
 class ReleaseError(Exception):
@@ -109,8 +116,9 @@ def _repo(folder: Path) -> Iterator[Repository]:
 KEEP_VERSIONS = 16  # versioned snapshot/targets kept for agents part-way through a check
 
 
-def _publish(repo: Repository, key_dirs: list[Path],
-             prepared: Mapping[str, Metadata[Any]] | None = None) -> None:  # fmt: skip
+def _publish(
+    repo: Repository, key_dirs: list[Path], prepared: Mapping[str, Metadata[Any]] | None = None
+) -> None:
     """tufup's ``publish_changes``, made safe for agents checking meanwhile.
 
     tufup rewrites ``targets.json``, ``snapshot.json`` and ``timestamp.json`` in place, and
@@ -147,8 +155,9 @@ def _publish(repo: Repository, key_dirs: list[Path],
         for role in ("targets", "snapshot", "timestamp"):
             metadata = getattr(repo.roles, role)
             try:
-                repo.roles.root.signed.verify_delegate(role, metadata.signed_bytes,
-                                                       metadata.signatures)  # fmt: skip
+                repo.roles.root.signed.verify_delegate(
+                    role, metadata.signed_bytes, metadata.signatures
+                )
             except UnsignedMetadataError:
                 need = repo.roles.root.signed.roles[role].threshold
                 raise ReleaseError(
@@ -165,8 +174,9 @@ def _publish(repo: Repository, key_dirs: list[Path],
                 atomic_write_bytes(live / f"{version}.{role}.json", new.read_bytes(), mode=0o644)
             atomic_write_bytes(live / f"{role}.json", new.read_bytes(), mode=0o644)
     fsync_directory(live)
-    _prune_versions(live, {r: getattr(repo.roles, r).signed.version
-                           for r in ("targets", "snapshot")})  # fmt: skip
+    _prune_versions(
+        live, {r: getattr(repo.roles, r).signed.version for r in ("targets", "snapshot")}
+    )
 
 
 def _valid(repo: Repository, role: str, metadata: Metadata[Any]) -> int:
@@ -198,8 +208,13 @@ def _hold(repo: Repository, folder: Path, version: str) -> Path:
         if key is not None:
             repo.roles.sign_role("targets", key)
     delegation = repo.roles.root.signed.roles["targets"]
-    doc = {"heldFor": "targets", "version": version, "keyids": sorted(delegation.keyids),
-           "threshold": delegation.threshold, "metadata": targets.to_dict()}  # fmt: skip
+    doc = {
+        "heldFor": "targets",
+        "version": version,
+        "keyids": sorted(delegation.keyids),
+        "threshold": delegation.threshold,
+        "metadata": targets.to_dict(),
+    }
     path = folder / HELD
     path.parent.mkdir(mode=0o700, exist_ok=True)
     atomic_write_bytes(path, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o644)
@@ -244,8 +259,10 @@ def sign_held(path: Path, key_dirs: list[Path]) -> tuple[list[str], int, int]:
                 metadata.sign(SSlibSigner(key), append=True)
                 added += 1
     if not added:
-        raise ReleaseError(f"no key in {', '.join(map(str, key_dirs))} is a targets key of "
-                           "this release that has not signed it yet")  # fmt: skip
+        raise ReleaseError(
+            f"no key in {', '.join(map(str, key_dirs))} is a targets key of "
+            "this release that has not signed it yet"
+        )
     doc["metadata"] = metadata.to_dict()
     atomic_write_bytes(path, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o644)
     releases = sorted(t for t in metadata.signed.targets if t.endswith(".tar.gz"))
@@ -263,13 +280,17 @@ def publish_held(folder: Path, path: Path) -> str:
     with _repo(folder) as repo:
         live = repo.roles.targets.signed.version
         if metadata.signed.version != live + 1:
-            raise ReleaseError(f"the held targets are version {metadata.signed.version}, but "
-                               f"the repository is at {live}: hold the release again")  # fmt: skip
+            raise ReleaseError(
+                f"the held targets are version {metadata.signed.version}, but "
+                f"the repository is at {live}: hold the release again"
+            )
         need = repo.roles.root.signed.roles["targets"].threshold
         have = _valid(repo, "targets", metadata)
         if have < need:
-            raise ReleaseError(f"the held targets have {have} of the {need} signatures they "
-                               "need; nothing was published")  # fmt: skip
+            raise ReleaseError(
+                f"the held targets have {have} of the {need} signatures they "
+                "need; nothing was published"
+            )
         repo.roles.targets = metadata
         repo.roles.snapshot.signed.meta["targets.json"].version = metadata.signed.version
         _publish(repo, [_keystore(folder)], prepared={"targets": metadata})
@@ -293,9 +314,13 @@ def _keystore(folder: Path) -> Path:
     return folder / "keystore"
 
 
-def init(folder: Path, *, keys: Mapping[str, int] | None = None,
-         thresholds: Mapping[str, int] | None = None,
-         expiry_days: Mapping[str, int] | None = None) -> None:  # fmt: skip
+def init(
+    folder: Path,
+    *,
+    keys: Mapping[str, int] | None = None,
+    thresholds: Mapping[str, int] | None = None,
+    expiry_days: Mapping[str, int] | None = None,
+) -> None:
     """Create keys and the first signed root, targets, snapshot and timestamp.
 
     ``keys[role]`` keys are made per role; ``thresholds[role]`` of them must sign.
@@ -346,9 +371,17 @@ def _protect_keys(folder: Path) -> None:
             path.chmod(0o600)
 
 
-def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any], *,
-            patch: bool = True, rollout_days: int | None = None,
-            now: dt.datetime | None = None, hold: bool = False) -> PublishResult:  # fmt: skip
+def publish(
+    folder: Path,
+    version: str,
+    bundle: Path,
+    changes: Mapping[str, Any],
+    *,
+    patch: bool = True,
+    rollout_days: int | None = None,
+    now: dt.datetime | None = None,
+    hold: bool = False,
+) -> PublishResult:
     """Add ``bundle`` as ``version`` (archive and, unless told otherwise, a patch from the
     previous version) with the previous policy updated by ``changes``, and sign it all.
     ``rollout_days``: offered to a share of agents growing over that many days from
@@ -384,8 +417,15 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
         for leftover in (archive, patch_file):  # from a publish that failed half-way
             leftover.unlink(missing_ok=True)
         try:
-            _add_release(repo, bundle, wanted, policy, archive, patch_file if patch else None,
-                         epoch=source_date_epoch(os.environ))  # fmt: skip
+            _add_release(
+                repo,
+                bundle,
+                wanted,
+                policy,
+                archive,
+                patch_file if patch else None,
+                epoch=source_date_epoch(os.environ),
+            )
             if hold:
                 _hold(repo, folder, str(wanted))
             else:
@@ -402,8 +442,16 @@ def publish(folder: Path, version: str, bundle: Path, changes: Mapping[str, Any]
         )
 
 
-def _add_release(repo: Repository, bundle: Path, version: Version, policy: dict[str, Any],
-                 archive: Path, patch_file: Path | None, *, epoch: int) -> None:  # fmt: skip
+def _add_release(
+    repo: Repository,
+    bundle: Path,
+    version: Version,
+    policy: dict[str, Any],
+    archive: Path,
+    patch_file: Path | None,
+    *,
+    epoch: int,
+) -> None:
     """What tufup's ``add_bundle`` does, with the reproducible archive (installer.archive)
     in place of tufup's own: the archive, and a patch from the latest archive, as
     targets."""
@@ -417,10 +465,10 @@ def _add_release(repo: Repository, bundle: Path, version: Version, policy: dict[
     if latest is None or patch_file is None:
         return
     # tufup diffs the uncompressed tars and signs the result's size and hash
-    result = Patcher.diff_and_hash(src_path=repo.targets_dir / latest.target_path_str,
-                                   dst_path=archive, patch_path=patch_file)  # fmt: skip
-    repo.roles.add_or_update_target(local_path=patch_file,
-                                    custom={"user": None, "tufup": result})  # fmt: skip
+    result = Patcher.diff_and_hash(
+        src_path=repo.targets_dir / latest.target_path_str, dst_path=archive, patch_path=patch_file
+    )
+    repo.roles.add_or_update_target(local_path=patch_file, custom={"user": None, "tufup": result})
     _hash_link(repo, patch_file)
 
 
@@ -459,8 +507,9 @@ def public_url(folder: Path, url: str | None = None) -> str | None:
     return str(known) if known else None
 
 
-def write_install_page(folder: Path, version: str, url: str, now: dt.datetime, *,
-                       deb_maintainer: str | None = None) -> Path:  # fmt: skip
+def write_install_page(
+    folder: Path, version: str, url: str, now: dt.datetime, *, deb_maintainer: str | None = None
+) -> Path:
     """The installer for the published ``version`` (its signed archive, with the
     repository's current root metadata as its trust anchor), with ``deb_maintainer`` also
     the Debian package, and the install page, in ``repository/install/``; older ones are
@@ -496,8 +545,16 @@ def write_install_page(folder: Path, version: str, url: str, now: dt.datetime, *
     if deb_maintainer is not None:
         try:
             with tempfile.TemporaryDirectory() as work:
-                deb = build_deb(target, archive, version, root, url, maintainer=deb_maintainer,
-                                work=Path(work), epoch=epoch)  # fmt: skip
+                deb = build_deb(
+                    target,
+                    archive,
+                    version,
+                    root,
+                    url,
+                    maintainer=deb_maintainer,
+                    work=Path(work),
+                    epoch=epoch,
+                )
         except (OSError, ValueError, subprocess.CalledProcessError) as exc:
             raise ReleaseError(f"the Debian package could not be built: {exc}") from None
     for old in [*target.glob("eid-agent-*-linux.run"), *target.glob("eid-agent_*.deb")]:
@@ -543,8 +600,10 @@ def sign_installers(folder: Path, version: str) -> dict[str, dict[str, Any]]:
     """
     install = folder / "repository" / "install"
     found = {}
-    for path in [*install.glob(f"eid-agent-{version}-linux.run"),
-                 *install.glob(f"eid-agent_{version}_*.deb")]:  # fmt: skip
+    for path in [
+        *install.glob(f"eid-agent-{version}-linux.run"),
+        *install.glob(f"eid-agent_{version}_*.deb"),
+    ]:
         data = path.read_bytes()
         found[path.name] = {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     with _repo(folder) as repo:
@@ -589,8 +648,10 @@ def rollout(folder: Path, action: str, now: dt.datetime, version: str | None = N
         except PolicyError as exc:
             raise ReleaseError(str(exc)) from None
         if staged is None:
-            raise ReleaseError(f"{meta.version} is not rolling out in stages: it is offered "
-                               "to every agent (publish with --rollout-days)")  # fmt: skip
+            raise ReleaseError(
+                f"{meta.version} is not rolling out in stages: it is offered "
+                "to every agent (publish with --rollout-days)"
+            )
         moment = now.replace(microsecond=0)
         changed = {"pause": staged.paused, "resume": staged.resumed}.get(action)
         new = changed(moment) if changed is not None else staged.halt()
@@ -649,8 +710,11 @@ def rotate_key(folder: Path, role: str, old: str | None = None) -> tuple[str, st
         new = _key_name(role, n)
         generate_and_write_unencrypted_ed25519_keypair(filepath=str(keystore / new))
         (keystore / new).chmod(0o600)
-        repo.replace_key(old_key_name=old, new_public_key_path=keystore / f"{new}.pub",
-                         new_private_key_encrypted=False)  # fmt: skip
+        repo.replace_key(
+            old_key_name=old,
+            new_public_key_path=keystore / f"{new}.pub",
+            new_private_key_encrypted=False,
+        )
         _publish(repo, [keystore])
     retired = keystore / "retired"
     retired.mkdir(mode=0o700, exist_ok=True)
@@ -683,9 +747,10 @@ def status(folder: Path, now: dt.datetime | None = None) -> dict[str, Any]:
             targets.append({"file": path, "version": str(meta.version), "bytes": target.length})
             if meta.name != APP_NAME or meta.version is None or meta.is_other:
                 continue
-            entry = by_version.setdefault(meta.version, {"version": str(meta.version),
-                                                         "archiveBytes": None,
-                                                         "patchBytes": None})  # fmt: skip
+            entry = by_version.setdefault(
+                meta.version,
+                {"version": str(meta.version), "archiveBytes": None, "patchBytes": None},
+            )
             if meta.is_archive:
                 entry["archiveBytes"] = target.length
                 entry["policy"] = own = _policy_of(repo, meta)
@@ -740,11 +805,15 @@ def _merged(old: Mapping[str, Any], changes: Mapping[str, Any], latest: Version)
         raise ReleaseError(f"the policy is not valid: {exc}") from None
     for name, value in (("required minimum", parsed.minimum), ("recommended", parsed.recommended)):
         if value is not None and value > latest:
-            raise ReleaseError(f"the {name} version {value} is newer than the release {latest}: "
-                               "no agent could ever satisfy it")  # fmt: skip
+            raise ReleaseError(
+                f"the {name} version {value} is newer than the release {latest}: "
+                "no agent could ever satisfy it"
+            )
     rule = parsed.status_of(latest)
     if rule is not None and rule.status is not VersionStatus.ACCEPTED:
-        raise ReleaseError(f"the latest release {latest} would be {rule.status}: agents would "
-                           "have nothing to update to")  # fmt: skip
+        raise ReleaseError(
+            f"the latest release {latest} would be {rule.status}: agents would "
+            "have nothing to update to"
+        )
     plain: dict[str, Any] = json.loads(json.dumps(policy))  # JSON types, as they are signed
     return plain

@@ -84,8 +84,9 @@ def installer_name(version: str) -> str:
     return f"eid-agent-{version}-linux.run"
 
 
-def build_installer(out_dir: Path, archive: Path, version: str, root_json: bytes,
-                    repository: str, *, epoch: int) -> Path:  # fmt: skip
+def build_installer(
+    out_dir: Path, archive: Path, version: str, root_json: bytes, repository: str, *, epoch: int
+) -> Path:
     """Write the installer for the release ``archive`` (of ``version``) into ``out_dir``;
     returns its path. The same inputs give the same bytes.
 
@@ -93,19 +94,24 @@ def build_installer(out_dir: Path, archive: Path, version: str, root_json: bytes
     script), OSError (the archive unreadable)."""
     json.loads(root_json)
     if not repository.startswith(("https://", "http://")) or any(
-            c in repository for c in "\"'`$\\\n"):  # fmt: skip
+        c in repository for c in "\"'`$\\\n"
+    ):
         raise ValueError(f"not a repository URL: {repository!r}")
     name = installer_name(version)
-    header = _HEADER.format(version=version, name=name, repository=repository,
-                            start=HEADER_SIZE + 1).encode()  # fmt: skip
+    header = _HEADER.format(
+        version=version, name=name, repository=repository, start=HEADER_SIZE + 1
+    ).encode()
     if len(header) > HEADER_SIZE - 1:
         raise ValueError("the installer header outgrew its fixed size")
     header = header.ljust(HEADER_SIZE - 1, b"#") + b"\n"  # sh stops at `exit` above
     payload = io.BytesIO()
     # not compressed again: the archive is gzip'd already, and kept as it is signed
     with tarfile.open(fileobj=payload, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        members = (("archive.tar.gz", archive.read_bytes()), ("root.json", root_json),
-                   ("repository", repository.encode()))  # fmt: skip
+        members = (
+            ("archive.tar.gz", archive.read_bytes()),
+            ("root.json", root_json),
+            ("repository", repository.encode()),
+        )
         for arcname, data in members:
             info = tarfile.TarInfo(arcname)
             info.size, info.mode, info.mtime = len(data), 0o644, epoch

@@ -86,22 +86,29 @@ def verify_build(folder: Path, tag: str, checkout: Path, work: Path) -> Verdict:
         if have != need:
             other.append(f"{name} {have} (the release has {need})")
     if other:
-        raise VerifyError("this environment's dependencies are not the release's: "
-                          + ", ".join(other))  # fmt: skip
+        raise VerifyError(
+            "this environment's dependencies are not the release's: " + ", ".join(other)
+        )
     started = time.perf_counter()
     source = work / "source"
     source.mkdir(parents=True)
-    tree = subprocess.run([GIT, "-C", str(checkout), "archive", "--format=tar", f"{tag}^{{}}"],
-                          capture_output=True, check=False)  # fmt: skip
+    tree = subprocess.run(
+        [GIT, "-C", str(checkout), "archive", "--format=tar", f"{tag}^{{}}"],
+        capture_output=True,
+        check=False,
+    )
     if tree.returncode != 0:
         raise VerifyError(f"no tag {tag} in {checkout}: {tree.stderr.decode(errors='replace')}")
     with tarfile.open(fileobj=io.BytesIO(tree.stdout), mode="r:") as tar:
         tar.extractall(source, filter="data")
     python = manifest.get("python")
-    bundle = build_bundle(work / "bundle", version,
-                          self_contained=bool(manifest.get("selfContained", True)),
-                          python=python if isinstance(python, str) else None,
-                          source=source)  # fmt: skip
+    bundle = build_bundle(
+        work / "bundle",
+        version,
+        self_contained=bool(manifest.get("selfContained", True)),
+        python=python if isinstance(python, str) else None,
+        source=source,
+    )
     rebuilt = archive_bytes(bundle, epoch=epoch)
     seconds = time.perf_counter() - started
     if rebuilt == data:
@@ -111,5 +118,5 @@ def verify_build(folder: Path, tag: str, checkout: Path, work: Path) -> Verdict:
         [f"differs: {n}" for n in ours.keys() & theirs.keys() if ours[n] != theirs[n]]
         + [f"only in the release: {n}" for n in theirs.keys() - ours.keys()]
         + [f"only in the rebuild: {n}" for n in ours.keys() - theirs.keys()]
-    )  # fmt: skip
+    )
     return Verdict(version, False, differences or ["the compressed bytes"], len(data), seconds)

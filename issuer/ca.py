@@ -25,8 +25,14 @@ from eidcore.atomicfile import atomic_write_bytes
 from eidcore.personal_number import PersonalNumber
 from eidcore.policies import KINDS, POLICY_FOR_KIND, read_table
 
-__all__ = ["MAX_NAME_LENGTH", "CertificateAuthority", "InvalidName", "IssuedPair", "Person",
-           "new_key"]  # fmt: skip
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "CertificateAuthority",
+    "InvalidName",
+    "IssuedPair",
+    "Person",
+    "new_key",
+]
 
 # X.509's upper bound for a common name (RFC 5280, ub-common-name), which cryptography
 # counts in UTF-8 bytes: "Å" counts 2 (measured).
@@ -188,11 +194,27 @@ class CertificateAuthority:
             ]
         )
         return IssuedPair(
-            identification=self._leaf(subject, identification_key, now, days, serial, policy,
-                                      nonrepudiation=False, ocsp_url=ocsp_url),
-            signature=self._leaf(subject, signature_key, now, days, serial, policy,
-                                 nonrepudiation=True, ocsp_url=ocsp_url),
-        )  # fmt: skip
+            identification=self._leaf(
+                subject,
+                identification_key,
+                now,
+                days,
+                serial,
+                policy,
+                nonrepudiation=False,
+                ocsp_url=ocsp_url,
+            ),
+            signature=self._leaf(
+                subject,
+                signature_key,
+                now,
+                days,
+                serial,
+                policy,
+                nonrepudiation=True,
+                ocsp_url=ocsp_url,
+            ),
+        )
 
     def _leaf(
         self,
@@ -226,11 +248,16 @@ class CertificateAuthority:
             )
         if ocsp_url:
             builder = builder.add_extension(
-                x509.AuthorityInformationAccess([x509.AccessDescription(
-                    AuthorityInformationAccessOID.OCSP,
-                    x509.UniformResourceIdentifier(ocsp_url))]),
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(ocsp_url),
+                        )
+                    ]
+                ),
                 critical=False,
-            )  # fmt: skip
+            )
         return builder.sign(self.issuing_key, hashes.SHA256())
 
     # -- persistence (development CA) ---------------------------------------------------

@@ -79,9 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("--token-label", help="the token's label (default: the only token)")
     tok.add_argument("--ca-dir", type=Path, help="CA folder (as dev-credential)")
     tok.add_argument("--days", type=_days, default=2 * 365, help=f"validity in days (1–{MAX_DAYS})")
-    tok.add_argument("--admin-key-file", type=Path,
-                     help="a PIV card's management key, 48 hex digits (default: the "
-                          "well-known key cards ship with)")  # fmt: skip
+    tok.add_argument(
+        "--admin-key-file",
+        type=Path,
+        help="a PIV card's management key, 48 hex digits (default: the "
+        "well-known key cards ship with)",
+    )
     from issuer.servecli import add_commands
 
     add_commands(commands)
@@ -127,11 +130,19 @@ def main(
             if args.admin_key_file:
                 admin = bytes.fromhex(args.admin_key_file.read_text().strip())
             pin = read_secret("PIN of the token: ", stdin, stderr)
-            token_id = personalise_token(ca, person, now, module=args.module, pin=pin,
-                                         label=args.token_label, days=args.days,
-                                         admin_key=admin)  # fmt: skip
-            stdout.write(f"{token_id}  {person.name}  BankID put on token "
-                         f"{args.token_label or ''}\n")  # fmt: skip
+            token_id = personalise_token(
+                ca,
+                person,
+                now,
+                module=args.module,
+                pin=pin,
+                label=args.token_label,
+                days=args.days,
+                admin_key=admin,
+            )
+            stdout.write(
+                f"{token_id}  {person.name}  BankID put on token {args.token_label or ''}\n"
+            )
             return 0
         if args.command == "personalise-piv":
             ca_dir = args.ca_dir or default_issuer_dir() / "dev-ca"
@@ -174,13 +185,24 @@ def _personalise(
 
     pins = [
         read_new_password(f"{label}: ", f"Repeat {label}: ", stdin, stderr)
-        for label in ("Identification PIN (4-12 digits)", "Signature PIN (5-12 digits)",
-                      "PUK (8-12 digits)")
-    ]  # fmt: skip
+        for label in (
+            "Identification PIN (4-12 digits)",
+            "Signature PIN (5-12 digits)",
+            "PUK (8-12 digits)",
+        )
+    ]
     serial = args.serial or secrets.token_hex(4).upper()
     try:
-        state = personalise_card(ca, person, now, serial=serial, identification_pin=pins[0],
-                                 signature_pin=pins[1], puk=pins[2], days=args.days)  # fmt: skip
+        state = personalise_card(
+            ca,
+            person,
+            now,
+            serial=serial,
+            identification_pin=pins[0],
+            signature_pin=pins[1],
+            puk=pins[2],
+            days=args.days,
+        )
     except ValueError as exc:
         stderr.write(f"eid-issuer: {exc}\n")
         return 2
@@ -203,19 +225,24 @@ def _personalise_piv(
 
     from issuer.cards import personalise_piv_card
 
-    pin, puk = (read_new_password(f"{label}: ", f"Repeat {label}: ", stdin, stderr)
-                for label in ("PIN (6-8 digits)", "PUK (6-8 digits)"))  # fmt: skip
+    pin, puk = (
+        read_new_password(f"{label}: ", f"Repeat {label}: ", stdin, stderr)
+        for label in ("PIN (6-8 digits)", "PUK (6-8 digits)")
+    )
     serial = args.serial or secrets.token_hex(4).upper()
     try:
-        state = personalise_piv_card(ca, person, now, serial=serial, pin=pin, puk=puk,
-                                     days=args.days)  # fmt: skip
+        state = personalise_piv_card(
+            ca, person, now, serial=serial, pin=pin, puk=puk, days=args.days
+        )
     except ValueError as exc:
         stderr.write(f"eid-issuer: {exc}\n")
         return 2
     atomic_write_bytes(args.card, state.to_json(), mode=0o600)
-    stdout.write(f"PIV card {serial}  {person.name}  development card written to {args.card}\n"
-                 f"the agent completes its chain with {ca_dir / 'issuing.crt'} "
-                 "([pkcs11] intermediates in config.toml)\n")  # fmt: skip
+    stdout.write(
+        f"PIV card {serial}  {person.name}  development card written to {args.card}\n"
+        f"the agent completes its chain with {ca_dir / 'issuing.crt'} "
+        "([pkcs11] intermediates in config.toml)\n"
+    )
     return 0
 
 

@@ -107,8 +107,9 @@ def _code_hash(key: bytes, personal_number: str, code: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def start_outcome(state: OrderState, expired: bool, code_right: bool, tries: int
-                  ) -> tuple[OrderState, int, Answer | None]:  # fmt: skip
+def start_outcome(
+    state: OrderState, expired: bool, code_right: bool, tries: int
+) -> tuple[OrderState, int, Answer | None]:
     """The order's next state, its tries, and the refusal (None: the start goes ahead).
 
     Wrong guesses block new starts only. An enrolment the person already started stays
@@ -165,26 +166,38 @@ def _hash(text: str) -> str:
 
 
 def _key_id(key: ec.EllipticCurvePublicKey) -> str:
-    der = key.public_bytes(serialization.Encoding.DER,
-                           serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(der).hexdigest()
 
 
 class Enrolments:
     """The issuer's orders and certificates over one database and one CA."""
 
-    def __init__(self, db: Database, ca: CertificateAuthority, code_key: bytes, *,
-                 ocsp_url: str | None = None,
-                 order_ttl: dt.timedelta = DEFAULT_ORDER_TTL) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: Database,
+        ca: CertificateAuthority,
+        code_key: bytes,
+        *,
+        ocsp_url: str | None = None,
+        order_ttl: dt.timedelta = DEFAULT_ORDER_TTL,
+    ) -> None:
         self._db, self._ca, self._key = db, ca, code_key
         self._ocsp_url = ocsp_url
         self._ttl = order_ttl
 
     # -- the back office -------------------------------------------------------------------
 
-    def create_order(self, personal_number: PersonalNumber, name: str, now: dt.datetime, *,
-                     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
-                     ) -> OrderCreated:  # fmt: skip
+    def create_order(
+        self,
+        personal_number: PersonalNumber,
+        name: str,
+        now: dt.datetime,
+        *,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> OrderCreated:
         """A new order; an open order the person already had is cancelled by it."""
         try:  # refused here, not at every issuance after it (the certificate's limit)
             name = Person.from_full_name(personal_number, name).name
@@ -194,34 +207,58 @@ class Enrolments:
         order_id = str(uuid.UUID(bytes=random_bytes(16), version=4))
         expires = now + self._ttl
         with self._db.transaction() as tx:
-            tx.run("UPDATE orders SET state = ? WHERE personal_number = ? AND state IN (?, ?)",
-                   (OrderState.CANCELLED, str(personal_number), *sorted(OPEN)))  # fmt: skip
+            tx.run(
+                "UPDATE orders SET state = ? WHERE personal_number = ? AND state IN (?, ?)",
+                (OrderState.CANCELLED, str(personal_number), *sorted(OPEN)),
+            )
             tx.run(
                 "INSERT INTO orders (id, personal_number, name, code_hash, state, tries,"
                 " created_at, expires_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                (order_id, str(personal_number), name.strip(),
-                 _code_hash(self._key, str(personal_number), code), OrderState.PENDING,
-                 _iso(now), _iso(expires)),
-            )  # fmt: skip
+                (
+                    order_id,
+                    str(personal_number),
+                    name.strip(),
+                    _code_hash(self._key, str(personal_number), code),
+                    OrderState.PENDING,
+                    _iso(now),
+                    _iso(expires),
+                ),
+            )
         return OrderCreated(order_id, code, expires)
 
     def end_order(self, order_id: str, state: OrderState) -> bool:
         """Cancel or fail an open order. False: no such open order."""
         assert state in (OrderState.CANCELLED, OrderState.FAILED)
         with self._db.transaction() as tx:
-            return tx.run("UPDATE orders SET state = ? WHERE id = ? AND state IN (?, ?)",
-                          (state, order_id, *sorted(OPEN))) == 1  # fmt: skip
+            return (
+                tx.run(
+                    "UPDATE orders SET state = ? WHERE id = ? AND state IN (?, ?)",
+                    (state, order_id, *sorted(OPEN)),
+                )
+                == 1
+            )
 
-    def revoke_person(self, personal_number: PersonalNumber, reason: str, now: dt.datetime,
-                      *, serials: list[str] | None = None) -> list[str]:  # fmt: skip
+    def revoke_person(
+        self,
+        personal_number: PersonalNumber,
+        reason: str,
+        now: dt.datetime,
+        *,
+        serials: list[str] | None = None,
+    ) -> list[str]:
         """Revoke the person's certificates (all, or those named); returns the serials."""
         with self._db.transaction() as tx:
-            rows = tx.all("SELECT serial FROM certificates WHERE personal_number = ?"
-                          " AND revoked_at IS NULL{lock}", (str(personal_number),))  # fmt: skip
+            rows = tx.all(
+                "SELECT serial FROM certificates WHERE personal_number = ?"
+                " AND revoked_at IS NULL{lock}",
+                (str(personal_number),),
+            )
             chosen = [r[0] for r in rows if serials is None or r[0] in serials]
             for serial in chosen:
-                tx.run("UPDATE certificates SET revoked_at = ?, reason = ? WHERE serial = ?",
-                       (_iso(now), reason, serial))  # fmt: skip
+                tx.run(
+                    "UPDATE certificates SET revoked_at = ?, reason = ? WHERE serial = ?",
+                    (_iso(now), reason, serial),
+                )
         return chosen
 
     def credentials(self, personal_number: PersonalNumber) -> list[dict[str, object]]:
@@ -231,8 +268,18 @@ class Enrolments:
                 " FROM certificates WHERE personal_number = ? ORDER BY not_before, purpose",
                 (str(personal_number),),
             )
-        return [{"serial": r[0], "purpose": r[1], "notBefore": r[2], "notAfter": r[3],
-                 "revokedAt": r[4], "reason": r[5], "orderId": r[6]} for r in rows]  # fmt: skip
+        return [
+            {
+                "serial": r[0],
+                "purpose": r[1],
+                "notBefore": r[2],
+                "notAfter": r[3],
+                "revokedAt": r[4],
+                "reason": r[5],
+                "orderId": r[6],
+            }
+            for r in rows
+        ]
 
     # -- the agent ---------------------------------------------------------------------------
 
@@ -259,19 +306,30 @@ class Enrolments:
             )
             secret = secrets.token_urlsafe(32)
             if refusal is None:  # a new start: only its secret may submit from now on
-                tx.run("UPDATE orders SET state = ?, tries = ?, secret_hash = ? WHERE id = ?",
-                       (new_state, tries, _hash(secret), order_id))  # fmt: skip
+                tx.run(
+                    "UPDATE orders SET state = ?, tries = ?, secret_hash = ? WHERE id = ?",
+                    (new_state, tries, _hash(secret), order_id),
+                )
             else:  # a refused start changes no one's enrolment: a wrong guess by someone
                 # else cannot break the person's, nor a reused code an issued one's retry
-                tx.run("UPDATE orders SET state = ?, tries = ? WHERE id = ?",
-                       (new_state, tries, order_id))  # fmt: skip
+                tx.run(
+                    "UPDATE orders SET state = ?, tries = ? WHERE id = ?",
+                    (new_state, tries, order_id),
+                )
         if refusal is not None:
             raise EnrolmentError(refusal, f"order {order_id}: {refusal.value}")
         return order_id, secret
 
-    def issue(self, order_id: str, secret: str, identification_csr: bytes,
-              signature_csr: bytes, now: dt.datetime, *,
-              kind: str = "file") -> IssuedCertificates:  # fmt: skip
+    def issue(
+        self,
+        order_id: str,
+        secret: str,
+        identification_csr: bytes,
+        signature_csr: bytes,
+        now: dt.datetime,
+        *,
+        kind: str = "file",
+    ) -> IssuedCertificates:
         """Certificates for the two keys the agent made, for a BankID of ``kind`` (on file,
         or on a PKCS#11 token: the agent says which, and nothing here can check that keys
         it made are on a token). Retry-safe.
@@ -298,28 +356,49 @@ class Enrolments:
                     raise EnrolmentError(Answer.USED, "issued already, for other keys")
                 return self._issued(id_pem, sign_pem)  # a retry after a lost answer
             if state != OrderState.STARTED:
-                raise EnrolmentError({OrderState.CANCELLED: Answer.CANCELLED,
-                                      OrderState.BLOCKED: Answer.BLOCKED}.get(
-                                          OrderState(state), Answer.FAILED))  # fmt: skip
+                raise EnrolmentError(
+                    {
+                        OrderState.CANCELLED: Answer.CANCELLED,
+                        OrderState.BLOCKED: Answer.BLOCKED,
+                    }.get(OrderState(state), Answer.FAILED)
+                )
             if now >= _parse(expires_at):
                 raise EnrolmentError(Answer.EXPIRED)
             person = Person.from_full_name(PersonalNumber.parse(pnr), name)
-            pair = self._ca.issue_pair(person, keys[0], keys[1], now, kind=kind,
-                                       days=CERTIFICATE_DAYS, ocsp_url=self._ocsp_url)  # fmt: skip
+            pair = self._ca.issue_pair(
+                person,
+                keys[0],
+                keys[1],
+                now,
+                kind=kind,
+                days=CERTIFICATE_DAYS,
+                ocsp_url=self._ocsp_url,
+            )
             pem = serialization.Encoding.PEM
             id_pem = pair.identification.public_bytes(pem).decode()
             sign_pem = pair.signature.public_bytes(pem).decode()
-            tx.run("UPDATE orders SET state = ?, key_ids = ?, identification_pem = ?,"
-                   " signature_pem = ? WHERE id = ?",
-                   (OrderState.ISSUED, key_ids, id_pem, sign_pem, order_id))  # fmt: skip
-            for purpose, cert, text in (("identification", pair.identification, id_pem),
-                                        ("signature", pair.signature, sign_pem)):  # fmt: skip
+            tx.run(
+                "UPDATE orders SET state = ?, key_ids = ?, identification_pem = ?,"
+                " signature_pem = ? WHERE id = ?",
+                (OrderState.ISSUED, key_ids, id_pem, sign_pem, order_id),
+            )
+            for purpose, cert, text in (
+                ("identification", pair.identification, id_pem),
+                ("signature", pair.signature, sign_pem),
+            ):
                 tx.run(
                     "INSERT INTO certificates (serial, order_id, personal_number, purpose,"
                     " not_before, not_after, pem) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (f"{cert.serial_number:x}", order_id, pnr, purpose,
-                     _iso(cert.not_valid_before_utc), _iso(cert.not_valid_after_utc), text),
-                )  # fmt: skip
+                    (
+                        f"{cert.serial_number:x}",
+                        order_id,
+                        pnr,
+                        purpose,
+                        _iso(cert.not_valid_before_utc),
+                        _iso(cert.not_valid_after_utc),
+                        text,
+                    ),
+                )
         return self._issued(id_pem, sign_pem)
 
     def _issued(self, id_pem: str, sign_pem: str) -> IssuedCertificates:
@@ -340,16 +419,18 @@ class Enrolments:
     def status(self, serial: int) -> tuple[str, dt.datetime | None, str | None]:
         """("good" | "revoked" | "unknown", revoked at, reason) for a serial this CA issued."""
         with self._db.read() as tx:
-            row = tx.one("SELECT revoked_at, reason FROM certificates WHERE serial = ?",
-                         (f"{serial:x}",))  # fmt: skip
+            row = tx.one(
+                "SELECT revoked_at, reason FROM certificates WHERE serial = ?", (f"{serial:x}",)
+            )
         if row is None:
             return "unknown", None, None
         if row[0] is None:
             return "good", None, None
         return "revoked", _parse(row[0]), row[1]
 
-    def revoke_by_holder(self, certificate: x509.Certificate, proof: bytes, signed: bytes,
-                         now: dt.datetime) -> list[str]:  # fmt: skip
+    def revoke_by_holder(
+        self, certificate: x509.Certificate, proof: bytes, signed: bytes, now: dt.datetime
+    ) -> list[str]:
         """The holder asks to revoke their own credential: ``proof`` is their
         identification key's raw r||s ES256 signature over ``signed`` (which names the
         serial and a time within five minutes). Revokes both certificates of that order.
@@ -374,16 +455,24 @@ class Enrolments:
         if abs(now - when) > dt.timedelta(minutes=5):
             raise BadRequest("revocation request is stale")
         with self._db.transaction() as tx:
-            row = tx.one("SELECT order_id, personal_number FROM certificates WHERE serial = ?",
-                         (claim["serial"],))  # fmt: skip
+            row = tx.one(
+                "SELECT order_id, personal_number FROM certificates WHERE serial = ?",
+                (claim["serial"],),
+            )
             if row is None:
                 raise BadRequest("not a certificate this issuer knows")
-            serials = [r[0] for r in tx.all(
-                "SELECT serial FROM certificates WHERE order_id = ? AND revoked_at IS NULL",
-                (row[0],))]  # fmt: skip
+            serials = [
+                r[0]
+                for r in tx.all(
+                    "SELECT serial FROM certificates WHERE order_id = ? AND revoked_at IS NULL",
+                    (row[0],),
+                )
+            ]
             for serial in serials:
-                tx.run("UPDATE certificates SET revoked_at = ?, reason = ? WHERE serial = ?",
-                       (_iso(now), "holderRequest", serial))  # fmt: skip
+                tx.run(
+                    "UPDATE certificates SET revoked_at = ?, reason = ? WHERE serial = ?",
+                    (_iso(now), "holderRequest", serial),
+                )
         return serials
 
 

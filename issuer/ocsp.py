@@ -45,8 +45,9 @@ def _hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) -> tuple[
     return cached
 
 
-def _issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
-                   ) -> tuple[bytes, bytes]:  # fmt: skip
+def _issuer_hashes(
+    issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
+) -> tuple[bytes, bytes]:
     name = hashes.Hash(algorithm)
     name.update(issuer.subject.public_bytes())
     key_bits = issuer.public_key().public_bytes(
@@ -57,14 +58,16 @@ def _issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
     return name.finalize(), key.finalize()
 
 
-def respond(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority,
-            now: dt.datetime) -> bytes:  # fmt: skip
+def respond(
+    request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority, now: dt.datetime
+) -> bytes:
     """A DER OCSP response for a DER request."""
     return answer(request_der, lookup, ca, now)[0]
 
 
-def answer(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority,
-           now: dt.datetime) -> tuple[bytes, bool]:  # fmt: skip
+def answer(
+    request_der: bytes, lookup: Callable[[int], Status], ca: CertificateAuthority, now: dt.datetime
+) -> tuple[bytes, bool]:
     """The response, and whether it may be given again to the same request for a while
     (a signed answer to a request without a nonce)."""
     try:
@@ -79,21 +82,29 @@ def answer(request_der: bytes, lookup: Callable[[int], Status], ca: CertificateA
     if (request.issuer_name_hash, request.issuer_key_hash) != _hashes(ca, algorithm):
         return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED), False
     state, revoked_at, reason = lookup(serial)
-    cert_status = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
-                   "unknown": ocsp.OCSPCertStatus.UNKNOWN}[state]  # fmt: skip
+    cert_status = {
+        "good": ocsp.OCSPCertStatus.GOOD,
+        "revoked": ocsp.OCSPCertStatus.REVOKED,
+        "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+    }[state]
     this_update = now.replace(microsecond=0)
-    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-        issuer_name_hash=request.issuer_name_hash,
-        issuer_key_hash=request.issuer_key_hash,
-        serial_number=serial,
-        algorithm=algorithm,
-        cert_status=cert_status,
-        this_update=this_update,
-        next_update=this_update + NEXT_UPDATE,
-        revocation_time=revoked_at.replace(microsecond=0) if revoked_at else None,
-        revocation_reason=REASONS.get(reason or "", x509.ReasonFlags.unspecified)
-        if cert_status is ocsp.OCSPCertStatus.REVOKED else None,
-    ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca.issuing_certificate)  # fmt: skip
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=serial,
+            algorithm=algorithm,
+            cert_status=cert_status,
+            this_update=this_update,
+            next_update=this_update + NEXT_UPDATE,
+            revocation_time=revoked_at.replace(microsecond=0) if revoked_at else None,
+            revocation_reason=REASONS.get(reason or "", x509.ReasonFlags.unspecified)
+            if cert_status is ocsp.OCSPCertStatus.REVOKED
+            else None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.issuing_certificate)
+    )
     for nonce in nonces:  # echoed, so a replayed answer does not fit
         builder = builder.add_extension(nonce, critical=False)
     response = builder.sign(ca.issuing_key, hashes.SHA256())

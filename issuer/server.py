@@ -147,9 +147,14 @@ async def create_order(request: web.Request) -> web.Response:
     enrolments, now = request.app[ENROLMENTS], request.app[CONFIG].clock()
     created = await _run(enrolments.create_order, pnr, name, now)
     log.info("order %s created for %s", created.order_id, pnr.masked())
-    return web.json_response({"orderId": created.order_id,
-                              "activationCode": created.activation_code,
-                              "expiresAt": created.expires_at.isoformat()}, status=201)  # fmt: skip
+    return web.json_response(
+        {
+            "orderId": created.order_id,
+            "activationCode": created.activation_code,
+            "expiresAt": created.expires_at.isoformat(),
+        },
+        status=201,
+    )
 
 
 async def end_order(request: web.Request) -> web.Response:
@@ -165,12 +170,14 @@ async def revoke_person(request: web.Request) -> web.Response:
     pnr = PersonalNumber.parse(request.match_info["pnr"])
     reason = str(body.get("reason", "unspecified"))
     serials = body.get("serials")
-    if serials is not None and not (isinstance(serials, list)
-                                    and all(isinstance(s, str) for s in serials)):  # fmt: skip
+    if serials is not None and not (
+        isinstance(serials, list) and all(isinstance(s, str) for s in serials)
+    ):
         raise BadRequest("serials must be a list of strings")
     now = request.app[CONFIG].clock()
-    done = await _run(lambda: request.app[ENROLMENTS].revoke_person(pnr, reason, now,
-                                                                    serials=serials))  # fmt: skip
+    done = await _run(
+        lambda: request.app[ENROLMENTS].revoke_person(pnr, reason, now, serials=serials)
+    )
     request.app[OCSP_CACHE].clear()
     log.info("revoked %d certificates of %s (%s)", len(done), pnr.masked(), reason)
     return web.json_response({"revoked": done})
@@ -178,8 +185,7 @@ async def revoke_person(request: web.Request) -> web.Response:
 
 async def list_credentials(request: web.Request) -> web.Response:
     pnr = PersonalNumber.parse(request.match_info["pnr"])
-    return web.json_response({"certificates": await _run(request.app[ENROLMENTS].credentials,
-                                                         pnr)})  # fmt: skip
+    return web.json_response({"certificates": await _run(request.app[ENROLMENTS].credentials, pnr)})
 
 
 # -- agents --------------------------------------------------------------------------------
@@ -213,11 +219,13 @@ async def certificates(request: web.Request) -> web.Response:
     )
     pem = serialization.Encoding.PEM
     log.info("enrolment %s: certificates issued", request.match_info["enrolment"])
-    return web.json_response({
-        "identification": issued.identification.public_bytes(pem).decode(),
-        "signature": issued.signature.public_bytes(pem).decode(),
-        "chain": [c.public_bytes(pem).decode() for c in issued.chain],
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "identification": issued.identification.public_bytes(pem).decode(),
+            "signature": issued.signature.public_bytes(pem).decode(),
+            "chain": [c.public_bytes(pem).decode() for c in issued.chain],
+        }
+    )
 
 
 async def holder_revoke(request: web.Request) -> web.Response:
@@ -266,16 +274,18 @@ async def _ocsp(request: web.Request, der: bytes) -> web.Response:
             body, reusable = await _run(answer, der, enrolments.status, ca, now)
         if reusable:
             cache.put(der, body, tick)
-    return web.Response(body=body, content_type="application/ocsp-response",
-                        headers={"Cache-Control": "max-age=60"})  # fmt: skip
+    return web.Response(
+        body=body, content_type="application/ocsp-response", headers={"Cache-Control": "max-age=60"}
+    )
 
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def build_app(enrolments: Enrolments, ca: CertificateAuthority, config: IssuerConfig
-              ) -> web.Application:  # fmt: skip
+def build_app(
+    enrolments: Enrolments, ca: CertificateAuthority, config: IssuerConfig
+) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=MAX_BODY)
     app[ENROLMENTS] = enrolments
     app[CA] = ca

@@ -24,8 +24,10 @@ from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.tokens.pkcs11.watcher import TokenWatcher, tokens_open
 from issuer.ca import CertificateAuthority, Person
 
-LABELS = {KeyPurpose.IDENTIFICATION: "BankID identification",
-          KeyPurpose.SIGNATURE: "BankID signature"}  # fmt: skip
+LABELS = {
+    KeyPurpose.IDENTIFICATION: "BankID identification",
+    KeyPurpose.SIGNATURE: "BankID signature",
+}
 PIV_SLOTS = {KeyPurpose.IDENTIFICATION: 0x9A, KeyPurpose.SIGNATURE: 0x9C}
 
 
@@ -63,39 +65,82 @@ def personalise_token(
     return token_id
 
 
-def _personalise(tokens: TokenWatcher, token: TokenContents, ca: CertificateAuthority,
-                 person: Person, now: dt.datetime, pin: str, days: int,
-                 random_bytes: Callable[[int], bytes]) -> str:  # fmt: skip
+def _personalise(
+    tokens: TokenWatcher,
+    token: TokenContents,
+    ca: CertificateAuthority,
+    person: Person,
+    now: dt.datetime,
+    pin: str,
+    days: int,
+    random_bytes: Callable[[int], bytes],
+) -> str:
     """Keys made through the token's PKCS#11 module, certificates written back."""
     der = serialization.Encoding.DER
     ids = {p: random_bytes(8) for p in KeyPurpose}
     public = {
-        p: ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), tokens.generate_pair(
-            token.ref, pin, ids[p], LABELS[p], always_authenticate=p is KeyPurpose.SIGNATURE))
+        p: ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256R1(),
+            tokens.generate_pair(
+                token.ref, pin, ids[p], LABELS[p], always_authenticate=p is KeyPurpose.SIGNATURE
+            ),
+        )
         for p in KeyPurpose
-    }  # fmt: skip
-    pair = ca.issue_pair(person, public[KeyPurpose.IDENTIFICATION],
-                         public[KeyPurpose.SIGNATURE], now, kind="token", days=days)  # fmt: skip
-    for purpose, cert in ((KeyPurpose.IDENTIFICATION, pair.identification),
-                          (KeyPurpose.SIGNATURE, pair.signature)):  # fmt: skip
-        tokens.write_certificate(token.ref, pin, ids[purpose], LABELS[purpose],
-                                 cert.public_bytes(der), cert.subject.public_bytes(),
-                                 cert.issuer.public_bytes())  # fmt: skip
+    }
+    pair = ca.issue_pair(
+        person,
+        public[KeyPurpose.IDENTIFICATION],
+        public[KeyPurpose.SIGNATURE],
+        now,
+        kind="token",
+        days=days,
+    )
+    for purpose, cert in (
+        (KeyPurpose.IDENTIFICATION, pair.identification),
+        (KeyPurpose.SIGNATURE, pair.signature),
+    ):
+        tokens.write_certificate(
+            token.ref,
+            pin,
+            ids[purpose],
+            LABELS[purpose],
+            cert.public_bytes(der),
+            cert.subject.public_bytes(),
+            cert.issuer.public_bytes(),
+        )
     issuing = ca.issuing_certificate
     # PIV has no place for the issuing CA: the agent's [pkcs11] intermediates complete it
     with contextlib.suppress(CardError):
-        tokens.write_certificate(token.ref, pin, b"\xca" + random_bytes(7), "BankID issuing CA",
-                                 issuing.public_bytes(der), issuing.subject.public_bytes(),
-                                 issuing.issuer.public_bytes())  # fmt: skip
+        tokens.write_certificate(
+            token.ref,
+            pin,
+            b"\xca" + random_bytes(7),
+            "BankID issuing CA",
+            issuing.public_bytes(der),
+            issuing.subject.public_bytes(),
+            issuing.issuer.public_bytes(),
+        )
     return hashlib.sha256(pair.identification.public_bytes(der)).hexdigest()[:16]
 
 
-def _personalise_piv(ca: CertificateAuthority, person: Person, now: dt.datetime, reader: str,
-                     admin_key: bytes, days: int) -> str:  # fmt: skip
+def _personalise_piv(
+    ca: CertificateAuthority,
+    person: Person,
+    now: dt.datetime,
+    reader: str,
+    admin_key: bytes,
+    days: int,
+) -> str:
     """Keys made in 9A and 9C by the card itself (piv-tool), certificates loaded after."""
     public = {p: pivtool.generate(reader, slot, admin_key) for p, slot in PIV_SLOTS.items()}
-    pair = ca.issue_pair(person, public[KeyPurpose.IDENTIFICATION],
-                         public[KeyPurpose.SIGNATURE], now, kind="token", days=days)  # fmt: skip
+    pair = ca.issue_pair(
+        person,
+        public[KeyPurpose.IDENTIFICATION],
+        public[KeyPurpose.SIGNATURE],
+        now,
+        kind="token",
+        days=days,
+    )
     pivtool.load_certificate(reader, 0x9A, pair.identification, admin_key)
     pivtool.load_certificate(reader, 0x9C, pair.signature, admin_key)
     der = serialization.Encoding.DER

@@ -33,11 +33,14 @@ def _post(summary: str, body: str, ok: str, *, party: bool) -> dict[str, Any]:
     for code, status in STATUS.items():
         if code is ErrorCode.UNAUTHORIZED and not party:
             continue
-        responses.setdefault(str(status), {"description": f"{code.value} (and others)",
-                                           "content": _content("Error")})  # fmt: skip
-    operation: dict[str, Any] = {"summary": summary,
-                                 "requestBody": {"required": True, "content": _content(body)},
-                                 "responses": responses}  # fmt: skip
+        responses.setdefault(
+            str(status), {"description": f"{code.value} (and others)", "content": _content("Error")}
+        )
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "requestBody": {"required": True, "content": _content(body)},
+        "responses": responses,
+    }
     if party:
         operation["security"] = [{"party": []}]
     else:
@@ -69,96 +72,185 @@ def _paths() -> dict[str, Any]:
         ("/rp/v1/sign", "Start a signature", "SignRequest", "Started", True),
         ("/rp/v1/collect", "Poll an order", "OrderRef", "Collect", True),
         ("/rp/v1/cancel", "Cancel an order", "OrderRef", "Empty", True),
-        ("/agent/v1/order", "Fetch an order with its autostart token", "TokenRequest",
-         "AgentOrder", False),
+        (
+            "/agent/v1/order",
+            "Fetch an order with its autostart token",
+            "TokenRequest",
+            "AgentOrder",
+            False,
+        ),
         ("/agent/v1/progress", "Report progress", "Progress", "Reported", False),
         ("/agent/v1/complete", "Post the result", "Complete", "Reported", False),
         ("/agent/v1/fail", "Report a failure", "Fail", "Reported", False),
         ("/agent/v1/status", "Whether the order is still wanted", "AgentStatus", "Collect", False),
-    ]  # fmt: skip
-    return {path: {"post": _post(summary, body, ok, party=party)}
-            for path, summary, body, ok, party in operations}  # fmt: skip
+    ]
+    return {
+        path: {"post": _post(summary, body, ok, party=party)}
+        for path, summary, body, ok, party in operations
+    }
 
 
 def _schemas() -> dict[str, Any]:
     b64 = {"type": "string", "pattern": _B64}
     start = {
-        "endUserIp": {"type": "string", "maxLength": 45,
-                      "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
-                      "description": "the person's IP address as your server saw it"},
-        "returnUrl": {"type": "string", "maxLength": limits.MAX_RETURN_URL,
-                      "pattern": "^https?://",
-                      "description": "registered for your party; https (http only on "
-                                     "loopback, for development)"},
+        "endUserIp": {
+            "type": "string",
+            "maxLength": 45,
+            "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+            "description": "the person's IP address as your server saw it",
+        },
+        "returnUrl": {
+            "type": "string",
+            "maxLength": limits.MAX_RETURN_URL,
+            "pattern": "^https?://",
+            "description": "registered for your party; https (http only on "
+            "loopback, for development)",
+        },
         "userVisibleData": {**b64, "maxLength": limits.MAX_USER_VISIBLE_DATA},
         "userVisibleDataFormat": {"enum": sorted(limits.VISIBLE_FORMATS)},
         "requirement": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {
                 "personalNumber": {"type": "string", "pattern": "^[0-9]{12}$"},
-                "tokenKinds": {"type": "array", "items": {"enum": sorted(limits.TOKEN_KINDS)},
-                               "minItems": 1, "uniqueItems": True},
+                "tokenKinds": {
+                    "type": "array",
+                    "items": {"enum": sorted(limits.TOKEN_KINDS)},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                },
             },
         },
-    }  # fmt: skip
+    }
     hints = {"enum": [h.value for h in Hint]}
     return {
-        "AuthRequest": {"type": "object", "additionalProperties": False, "properties": start,
-                        "required": ["endUserIp"]},
-        "SignRequest": {"type": "object", "additionalProperties": False,
-                        "properties": {**start, "userNonVisibleData": {
-                            **b64, "maxLength": limits.MAX_USER_NON_VISIBLE_DATA}},
-                        "required": ["endUserIp", "userVisibleData"]},
-        "Started": {"type": "object", "required": ["orderRef", "autoStartToken"],
-                    "properties": {"orderRef": _REF, "autoStartToken": _SECRET}},
-        "OrderRef": {"type": "object", "additionalProperties": False, "required": ["orderRef"],
-                     "properties": {"orderRef": _REF}},
-        "Collect": {"type": "object", "required": ["orderRef", "status"],
-                    "properties": {"orderRef": _REF, "status": {"enum": [s.value for s in Status]},
-                                   "hintCode": hints,
-                                   "completionData": {"type": "object"}}},
+        "AuthRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": start,
+            "required": ["endUserIp"],
+        },
+        "SignRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                **start,
+                "userNonVisibleData": {**b64, "maxLength": limits.MAX_USER_NON_VISIBLE_DATA},
+            },
+            "required": ["endUserIp", "userVisibleData"],
+        },
+        "Started": {
+            "type": "object",
+            "required": ["orderRef", "autoStartToken"],
+            "properties": {"orderRef": _REF, "autoStartToken": _SECRET},
+        },
+        "OrderRef": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["orderRef"],
+            "properties": {"orderRef": _REF},
+        },
+        "Collect": {
+            "type": "object",
+            "required": ["orderRef", "status"],
+            "properties": {
+                "orderRef": _REF,
+                "status": {"enum": [s.value for s in Status]},
+                "hintCode": hints,
+                "completionData": {"type": "object"},
+            },
+        },
         "Empty": {"type": "object", "maxProperties": 0},
-        "TokenRequest": {"type": "object", "additionalProperties": False,
-                         "required": ["autoStartToken"],
-                         "properties": {"autoStartToken": _SECRET}},
-        "AgentOrder": {"type": "object",
-                       "required": ["orderRef", "agentSecret", "type", "relay", "party", "nonce",
-                                    "expiresAt", "userVisibleDataFormat"],
-                       "properties": {"orderRef": _REF, "agentSecret": _SECRET,
-                                      "type": {"enum": ["auth", "sign"]},
-                                      "relay": {"type": "string"},
-                                      "party": {"type": "object", "required": ["id", "name"]},
-                                      "nonce": {"type": "string"},
-                                      "expiresAt": {"type": "string"},
-                                      "userVisibleData": b64, "userNonVisibleData": b64,
-                                      "userVisibleDataFormat": {"type": "string"},
-                                      "returnUrl": {"type": "string"},
-                                      "requirement": {"type": "object"}}},
-        "Progress": {"type": "object", "additionalProperties": False,
-                     "required": ["orderRef", "agentSecret", "hintCode"],
-                     "properties": {"orderRef": _REF, "agentSecret": _SECRET,
-                                    "hintCode": {"const": Hint.USER_SIGN.value}}},
-        "Complete": {"type": "object", "additionalProperties": False,
-                     "required": ["orderRef", "agentSecret", "completionData"],
-                     "properties": {"orderRef": _REF, "agentSecret": _SECRET,
-                                    "completionData": {"type": "object"}}},
-        "Fail": {"type": "object", "additionalProperties": False,
-                 "required": ["orderRef", "agentSecret", "hintCode"],
-                 "properties": {"orderRef": _REF, "agentSecret": _SECRET,
-                                "hintCode": {"enum": [Hint.USER_CANCEL.value,
-                                                      Hint.CERTIFICATE_ERR.value,
-                                                      Hint.START_FAILED.value,
-                                                      Hint.UPDATE_REQUIRED.value]}}},
-        "AgentStatus": {"type": "object", "additionalProperties": False,
-                        "required": ["orderRef", "agentSecret"],
-                        "properties": {"orderRef": _REF, "agentSecret": _SECRET}},
-        "Reported": {"type": "object", "required": ["orderRef", "status"],
-                     "properties": {"orderRef": _REF,
-                                    "status": {"enum": [s.value for s in Status]}}},
-        "Error": {"type": "object", "required": ["errorCode", "details"],
-                  "properties": {"errorCode": {"enum": [c.value for c in ErrorCode]},
-                                 "details": {"type": "string"}}},
-    }  # fmt: skip
+        "TokenRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["autoStartToken"],
+            "properties": {"autoStartToken": _SECRET},
+        },
+        "AgentOrder": {
+            "type": "object",
+            "required": [
+                "orderRef",
+                "agentSecret",
+                "type",
+                "relay",
+                "party",
+                "nonce",
+                "expiresAt",
+                "userVisibleDataFormat",
+            ],
+            "properties": {
+                "orderRef": _REF,
+                "agentSecret": _SECRET,
+                "type": {"enum": ["auth", "sign"]},
+                "relay": {"type": "string"},
+                "party": {"type": "object", "required": ["id", "name"]},
+                "nonce": {"type": "string"},
+                "expiresAt": {"type": "string"},
+                "userVisibleData": b64,
+                "userNonVisibleData": b64,
+                "userVisibleDataFormat": {"type": "string"},
+                "returnUrl": {"type": "string"},
+                "requirement": {"type": "object"},
+            },
+        },
+        "Progress": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["orderRef", "agentSecret", "hintCode"],
+            "properties": {
+                "orderRef": _REF,
+                "agentSecret": _SECRET,
+                "hintCode": {"const": Hint.USER_SIGN.value},
+            },
+        },
+        "Complete": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["orderRef", "agentSecret", "completionData"],
+            "properties": {
+                "orderRef": _REF,
+                "agentSecret": _SECRET,
+                "completionData": {"type": "object"},
+            },
+        },
+        "Fail": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["orderRef", "agentSecret", "hintCode"],
+            "properties": {
+                "orderRef": _REF,
+                "agentSecret": _SECRET,
+                "hintCode": {
+                    "enum": [
+                        Hint.USER_CANCEL.value,
+                        Hint.CERTIFICATE_ERR.value,
+                        Hint.START_FAILED.value,
+                        Hint.UPDATE_REQUIRED.value,
+                    ]
+                },
+            },
+        },
+        "AgentStatus": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["orderRef", "agentSecret"],
+            "properties": {"orderRef": _REF, "agentSecret": _SECRET},
+        },
+        "Reported": {
+            "type": "object",
+            "required": ["orderRef", "status"],
+            "properties": {"orderRef": _REF, "status": {"enum": [s.value for s in Status]}},
+        },
+        "Error": {
+            "type": "object",
+            "required": ["errorCode", "details"],
+            "properties": {
+                "errorCode": {"enum": [c.value for c in ErrorCode]},
+                "details": {"type": "string"},
+            },
+        },
+    }
 
 
 def rendered() -> str:

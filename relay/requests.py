@@ -129,8 +129,13 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return value
 
 
-_START_FIELDS = {"endUserIp", "returnUrl", "userVisibleData", "userVisibleDataFormat",
-                 "requirement"}  # fmt: skip
+_START_FIELDS = {
+    "endUserIp",
+    "returnUrl",
+    "userVisibleData",
+    "userVisibleDataFormat",
+    "requirement",
+}
 _SIGN_FIELDS = _START_FIELDS | {"userNonVisibleData"}
 
 
@@ -154,11 +159,12 @@ def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
         return_url=_return_url(body.get("returnUrl")),
         visible=None if visible is None else _visible_text(visible),
         visible_format=fmt,
-        non_visible=None if non_visible is None
+        non_visible=None
+        if non_visible is None
         else _b64(non_visible, "userNonVisibleData", MAX_USER_NON_VISIBLE_DATA),
         personal_number=personal_number,
         token_kinds=token_kinds,
-    )  # fmt: skip
+    )
 
 
 def parse_ref(body: Mapping[str, Any]) -> str:
@@ -271,7 +277,11 @@ def _requirement(value: object) -> tuple[str | None, tuple[str, ...]]:
     kinds = value.get("tokenKinds")
     if kinds is None:
         return number, ()
-    if (not isinstance(kinds, list) or not kinds or len(kinds) != len(set(map(str, kinds)))
-            or not all(isinstance(k, str) and k in TOKEN_KINDS for k in kinds)):  # fmt: skip
+    if (
+        not isinstance(kinds, list)
+        or not kinds
+        or len(kinds) != len(set(map(str, kinds)))
+        or not all(isinstance(k, str) and k in TOKEN_KINDS for k in kinds)
+    ):
         raise _invalid("requirement.tokenKinds must be a non-empty list of file, card, token")
     return number, tuple(sorted(kinds))

@@ -61,10 +61,18 @@ _FAILURE_EVENTS = {
 }
 # A result that does not verify ends the order: with certificateErr when the person's
 # certificate is the reason, startFailed for anything else the agent sent.
-_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
-               413: ErrorCode.REQUEST_TOO_LARGE}  # fmt: skip
-_CERTIFICATE_REASONS = (rp.UntrustedChain, rp.CertificateExpired, rp.CertificateRevoked,
-                        rp.WrongKeyUsage, rp.WrongTokenKind)  # fmt: skip
+_HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.REQUEST_TOO_LARGE,
+}
+_CERTIFICATE_REASONS = (
+    rp.UntrustedChain,
+    rp.CertificateExpired,
+    rp.CertificateRevoked,
+    rp.WrongKeyUsage,
+    rp.WrongTokenKind,
+)
 
 
 @dataclass
@@ -95,8 +103,9 @@ SERVER = web.AppKey("server", RelayServer)
 
 
 def build_app(server: RelayServer) -> web.Application:
-    app = web.Application(middlewares=[_guard], client_max_size=MAX_BODY_BYTES,
-                          handler_args={"max_field_size": 8190})  # fmt: skip
+    app = web.Application(
+        middlewares=[_guard], client_max_size=MAX_BODY_BYTES, handler_args={"max_field_size": 8190}
+    )
     app[SERVER] = server
     app.router.add_post("/rp/v1/auth", _auth)
     app.router.add_post("/rp/v1/sign", _sign)
@@ -116,8 +125,9 @@ async def _strip_server_header(_request: web.Request, response: web.StreamRespon
 
 
 def _error(exc: RelayError) -> web.Response:
-    return web.json_response({"errorCode": exc.code.value, "details": exc.details},
-                             status=exc.status)  # fmt: skip
+    return web.json_response(
+        {"errorCode": exc.code.value, "details": exc.details}, status=exc.status
+    )
 
 
 @web.middleware
@@ -205,13 +215,20 @@ async def _start(request: web.Request, kind: OrderKind) -> web.Response:
         raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
     token = server.new_token()
     order = RelayOrder(
-        ref=server.new_ref(), party=party.id, kind=kind, nonce=secrets.token_bytes(32),
-        token_hash=rules.token_hash(token), created=server.clock(),
-        end_user_ip=start.end_user_ip, visible=start.visible,
-        visible_format=start.visible_format, non_visible=start.non_visible,
-        return_url=start.return_url, personal_number=start.personal_number,
+        ref=server.new_ref(),
+        party=party.id,
+        kind=kind,
+        nonce=secrets.token_bytes(32),
+        token_hash=rules.token_hash(token),
+        created=server.clock(),
+        end_user_ip=start.end_user_ip,
+        visible=start.visible,
+        visible_format=start.visible_format,
+        non_visible=start.non_visible,
+        return_url=start.return_url,
+        personal_number=start.personal_number,
         token_kinds=start.token_kinds,
-    )  # fmt: skip
+    )
     await server.run(lambda: server.store.add(order))
     log.info("order %s started for %s (%s)", order.ref, party.id, kind)
     return web.json_response({"orderRef": order.ref, "autoStartToken": token})
@@ -270,8 +287,9 @@ async def _agent_order(request: web.Request) -> web.Response:
         return replace(fetched, token_hash=None, agent_hash=rules.token_hash(secret))
 
     try:
-        order = await server.run(lambda: server.store.by_token(rules.token_hash(token), fetch,
-                                                               server.clock()))  # fmt: skip
+        order = await server.run(
+            lambda: server.store.by_token(rules.token_hash(token), fetch, server.clock())
+        )
     except IllegalTransition:
         order = None  # too late: the token was for 30 s
     if order is None:  # unknown, used or late: one answer, so a guess learns nothing
@@ -281,14 +299,17 @@ async def _agent_order(request: web.Request) -> web.Response:
     return web.json_response(order_for_agent(order, party, server.config.origin, secret))
 
 
-def order_for_agent(order: RelayOrder, party: Party, origin: str,
-                    secret: str) -> dict[str, object]:  # fmt: skip
+def order_for_agent(order: RelayOrder, party: Party, origin: str, secret: str) -> dict[str, object]:
     wire: dict[str, object] = {
-        "orderRef": order.ref, "agentSecret": secret, "type": order.kind.value,
-        "relay": origin, "party": {"id": party.id, "name": party.name},
-        "nonce": b64url(order.nonce), "expiresAt": order.deadline.isoformat(),
+        "orderRef": order.ref,
+        "agentSecret": secret,
+        "type": order.kind.value,
+        "relay": origin,
+        "party": {"id": party.id, "name": party.name},
+        "nonce": b64url(order.nonce),
+        "expiresAt": order.deadline.isoformat(),
         "userVisibleDataFormat": order.visible_format,
-    }  # fmt: skip
+    }
     if order.return_url is not None:  # registered for the party: the agent opens only this
         wire["returnUrl"] = order.return_url
     if order.visible is not None:
@@ -351,18 +372,24 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
         try:
             verified = _verify(o, report.completion, server.config, now)
         except rp.VerificationError as exc:
-            log.warning("order %s: the agent's result did not verify: %s: %s", o.ref,
-                        type(exc).__name__, exc)  # fmt: skip
-            event = Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) \
-                else Event.AGENT_FAILED  # fmt: skip
+            log.warning(
+                "order %s: the agent's result did not verify: %s: %s",
+                o.ref,
+                type(exc).__name__,
+                exc,
+            )
+            event = (
+                Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) else Event.AGENT_FAILED
+            )
             refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
             return rules.advance(o, event, now)
         done = rules.advance(o, Event.COMPLETED, now)
         return replace(done, completion=json.dumps(_completion_wire(verified), sort_keys=True))
 
     try:
-        order = await server.run(lambda: server.store.change(report.order_ref, change,
-                                                             server.clock()))  # fmt: skip
+        order = await server.run(
+            lambda: server.store.change(report.order_ref, change, server.clock())
+        )
     except IllegalTransition:
         raise RelayError(ErrorCode.NOT_FOUND, "the order has ended") from None
     if order is None:
@@ -391,22 +418,30 @@ def _completion_wire(verified: rp.Verified) -> dict[str, object]:
     return wire
 
 
-def _verify(order: RelayOrder, completion: Mapping[str, Any], config: RelayConfig,
-            now: dt.datetime) -> rp.Verified:  # fmt: skip
+def _verify(
+    order: RelayOrder, completion: Mapping[str, Any], config: RelayConfig, now: dt.datetime
+) -> rp.Verified:
     """The relay itself checks the agent's result (signature, chain, key usage, what was
     signed) with the rp kit; the person its certificate names. Raises:
     rp.VerificationError."""
     common: dict[str, Any] = {
-        "expected_origin": config.origin, "nonce": b64url(order.nonce),
-        "trust_anchors": list(config.trust), "now": now, "party": order.party,
+        "expected_origin": config.origin,
+        "nonce": b64url(order.nonce),
+        "trust_anchors": list(config.trust),
+        "now": now,
+        "party": order.party,
         "kind_policies": config.kind_policies,
-    }  # fmt: skip
+    }
     if order.kind is OrderKind.AUTH:
         verified = rp.verify_auth(completion, user_visible_data=order.visible, **common)
     else:
         assert order.visible is not None
-        verified = rp.verify_sign(completion, user_visible_data=order.visible,
-                                  user_non_visible_data=order.non_visible, **common)  # fmt: skip
+        verified = rp.verify_sign(
+            completion,
+            user_visible_data=order.visible,
+            user_non_visible_data=order.non_visible,
+            **common,
+        )
     if (
         order.personal_number is not None
         and verified.person.personal_number != order.personal_number

@@ -41,9 +41,11 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS relay_orders_by_created ON relay_orders (created)",
 )
 
-_COLUMNS = ("ref, party, kind, nonce, token_hash, created, end_user_ip, phase, visible, "
-            "visible_format, non_visible, return_url, personal_number, token_kinds, "
-            "agent_hash, finished, completion")  # fmt: skip
+_COLUMNS = (
+    "ref, party, kind, nonce, token_hash, created, end_user_ip, phase, visible, "
+    "visible_format, non_visible, return_url, personal_number, token_kinds, "
+    "agent_hash, finished, completion"
+)
 
 
 def _t(value: dt.datetime | None) -> str | None:
@@ -52,28 +54,65 @@ def _t(value: dt.datetime | None) -> str | None:
 
 def _row(order: RelayOrder) -> tuple[object, ...]:
     return (
-        order.ref, order.party, order.kind.value, base64.b64encode(order.nonce).decode(),
-        order.token_hash, _t(order.created), order.end_user_ip, order.phase.name,
-        order.visible, order.visible_format,
+        order.ref,
+        order.party,
+        order.kind.value,
+        base64.b64encode(order.nonce).decode(),
+        order.token_hash,
+        _t(order.created),
+        order.end_user_ip,
+        order.phase.name,
+        order.visible,
+        order.visible_format,
         None if order.non_visible is None else base64.b64encode(order.non_visible).decode(),
-        order.return_url, order.personal_number, ",".join(order.token_kinds),
-        order.agent_hash, _t(order.finished), order.completion,
-    )  # fmt: skip
+        order.return_url,
+        order.personal_number,
+        ",".join(order.token_kinds),
+        order.agent_hash,
+        _t(order.finished),
+        order.completion,
+    )
 
 
 def _order(row: Row) -> RelayOrder:
-    (ref, party, kind, nonce, token, created, ip, phase, visible, fmt, non_visible, url,
-     pnr, kinds, agent, finished, completion) = row  # fmt: skip
+    (
+        ref,
+        party,
+        kind,
+        nonce,
+        token,
+        created,
+        ip,
+        phase,
+        visible,
+        fmt,
+        non_visible,
+        url,
+        pnr,
+        kinds,
+        agent,
+        finished,
+        completion,
+    ) = row
     return RelayOrder(
-        ref=ref, party=party, kind=OrderKind(kind), nonce=base64.b64decode(nonce),
-        token_hash=token, created=dt.datetime.fromisoformat(created), end_user_ip=ip,
-        phase=Phase[phase], visible=visible, visible_format=fmt,
+        ref=ref,
+        party=party,
+        kind=OrderKind(kind),
+        nonce=base64.b64decode(nonce),
+        token_hash=token,
+        created=dt.datetime.fromisoformat(created),
+        end_user_ip=ip,
+        phase=Phase[phase],
+        visible=visible,
+        visible_format=fmt,
         non_visible=None if non_visible is None else base64.b64decode(non_visible),
-        return_url=url, personal_number=pnr,
-        token_kinds=tuple(k for k in kinds.split(",") if k), agent_hash=agent,
+        return_url=url,
+        personal_number=pnr,
+        token_kinds=tuple(k for k in kinds.split(",") if k),
+        agent_hash=agent,
         finished=None if finished is None else dt.datetime.fromisoformat(finished),
         completion=completion,
-    )  # fmt: skip
+    )
 
 
 class OrderStore:
@@ -98,19 +137,23 @@ class OrderStore:
             row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE ref = ?", (ref,))  # noqa: S608
         return None if row is None else current(_order(row), now)
 
-    def by_token(self, token_hash: str, change: Callable[[RelayOrder], RelayOrder],
-                 now: dt.datetime) -> RelayOrder | None:  # fmt: skip
+    def by_token(
+        self, token_hash: str, change: Callable[[RelayOrder], RelayOrder], now: dt.datetime
+    ) -> RelayOrder | None:
         """The order this token starts, after ``change`` (which raises to refuse): in one
         locked transaction, so one token starts one agent's order, once."""
         with self._db.transaction() as tx:
-            row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE token_hash = ?{{lock}}",  # noqa: S608
-                         (token_hash,))  # fmt: skip
+            row = tx.one(
+                f"SELECT {_COLUMNS} FROM relay_orders WHERE token_hash = ?{{lock}}",  # noqa: S608
+                (token_hash,),
+            )
             if row is None:
                 return None
             return self._write(tx, _order(row), change, now)
 
-    def change(self, ref: str, change: Callable[[RelayOrder], RelayOrder],
-               now: dt.datetime) -> RelayOrder | None:  # fmt: skip
+    def change(
+        self, ref: str, change: Callable[[RelayOrder], RelayOrder], now: dt.datetime
+    ) -> RelayOrder | None:
         """The order after ``change`` (which raises to refuse; nothing is then written)."""
         with self._db.transaction() as tx:
             row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE ref = ?{{lock}}", (ref,))  # noqa: S608
@@ -125,8 +168,12 @@ class OrderStore:
             return tx.run("DELETE FROM relay_orders WHERE created < ?", (_t(cutoff),))
 
     @staticmethod
-    def _write(tx: Transaction, before: RelayOrder, change: Callable[[RelayOrder], RelayOrder],
-               now: dt.datetime) -> RelayOrder:  # fmt: skip
+    def _write(
+        tx: Transaction,
+        before: RelayOrder,
+        change: Callable[[RelayOrder], RelayOrder],
+        now: dt.datetime,
+    ) -> RelayOrder:
         after = change(current(before, now))
         if after.phase.pending is False and after.token_hash is not None:
             after = replace(after, token_hash=None)  # an ended order's token starts nothing

@@ -59,8 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         anchors = load_anchors(ca_dir)
     except OSError:
-        print(f"eid-rp: no CA root at {ca_dir}/root.crt (make a development credential "
-              "first: eid-issuer dev-credential)", file=sys.stderr)  # fmt: skip
+        print(
+            f"eid-rp: no CA root at {ca_dir}/root.crt (make a development credential "
+            "first: eid-issuer dev-credential)",
+            file=sys.stderr,
+        )
         return 2
     origin = (args.origin or f"http://localhost:{args.port}").rstrip("/")
     revocation = None
@@ -71,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay = None
     if args.relay:
         try:
-            token = (args.relay_token_file.read_text("utf-8").strip()
-                     if args.relay_token_file else "")  # fmt: skip
+            token = (
+                args.relay_token_file.read_text("utf-8").strip() if args.relay_token_file else ""
+            )
             api = RelayApi(args.relay, token, ca_file=args.relay_ca)
         except (OSError, ValueError) as exc:
             print(f"eid-rp: the relay cannot be used: {exc}", file=sys.stderr)
@@ -81,12 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("eid-rp: --relay needs --relay-token-file", file=sys.stderr)
             return 2
         relay = RelayDoor.for_site(api, args.relay, args.relay_party, origin)
-    config = DemoConfig(origin=origin, agent_port=args.agent_port, trust_anchors=anchors,
-                        revocation=revocation, relay=relay)  # fmt: skip
+    config = DemoConfig(
+        origin=origin,
+        agent_port=args.agent_port,
+        trust_anchors=anchors,
+        revocation=revocation,
+        relay=relay,
+    )
     doors = f"agent port {args.agent_port}" + (f", relay {args.relay}" if relay else "")
     print(f"eid-rp demo on {origin} ({doors})", file=sys.stderr, flush=True)
-    web.run_app(build_demo(config), host="127.0.0.1", port=args.port, print=None,
-                access_log=None)  # fmt: skip
+    web.run_app(build_demo(config), host="127.0.0.1", port=args.port, print=None, access_log=None)
     return 0
 
 

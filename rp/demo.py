@@ -71,11 +71,20 @@ def build_demo(config: DemoConfig) -> web.Application:
     app.router.add_post("/api/finish", _finish)
     if config.relay is not None:
         app[RELAY] = config.relay
-        add_routes(app, RELAY, SiteHooks(
-            cookie=COOKIE, session=_session, body=_body, order_fields=_order_fields,
-            language=_language, origin=lambda request: request.app[CONFIG].origin,
-            trust=lambda request: request.app[CONFIG].trust_anchors, result=_result,
-        ))  # fmt: skip
+        add_routes(
+            app,
+            RELAY,
+            SiteHooks(
+                cookie=COOKIE,
+                session=_session,
+                body=_body,
+                order_fields=_order_fields,
+                language=_language,
+                origin=lambda request: request.app[CONFIG].origin,
+                trust=lambda request: request.app[CONFIG].trust_anchors,
+                result=_result,
+            ),
+        )
     return app
 
 
@@ -165,8 +174,13 @@ def render_page(template: str, language: str, agent_port: int, relay: str = "") 
     Raises:
         KeyError: a placeholder without a text (a bug in the page, caught by the tests).
     """
-    values = {**PAGE_TEXTS[language], "lang": language, "AGENT_PORT": str(agent_port),
-              "RELAY": relay, "other_lang": "en" if language == "sv" else "sv"}  # fmt: skip
+    values = {
+        **PAGE_TEXTS[language],
+        "lang": language,
+        "AGENT_PORT": str(agent_port),
+        "RELAY": relay,
+        "other_lang": "en" if language == "sv" else "sv",
+    }
     return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(1)]), template)
 
 
@@ -174,13 +188,16 @@ def _page(name: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         language = _language(request)
         config = request.app[CONFIG]
-        text = render_page((STATIC / name).read_text("utf-8"), language, config.agent_port,
-                           RELAY_PATH if config.relay is not None else "")  # fmt: skip
+        text = render_page(
+            (STATIC / name).read_text("utf-8"),
+            language,
+            config.agent_port,
+            RELAY_PATH if config.relay is not None else "",
+        )
         response = web.Response(text=text, content_type="text/html")
         response.headers["Content-Language"] = language
         if COOKIE not in request.cookies:
-            response.set_cookie(COOKIE, secrets.token_urlsafe(24), httponly=True,
-                                samesite="Strict")  # fmt: skip
+            response.set_cookie(COOKIE, secrets.token_urlsafe(24), httponly=True, samesite="Strict")
         return response
 
     return handler
@@ -204,8 +221,10 @@ async def _static(request: web.Request) -> web.FileResponse:
 def _refused(why: str) -> web.HTTPBadRequest:
     # The page shows its "technical error" message for any refusal; the reason is for
     # developers reading the response, never a traceback.
-    return web.HTTPBadRequest(text=json.dumps({"site": "verificationFailed", "reason": why}),
-                              content_type="application/json")  # fmt: skip
+    return web.HTTPBadRequest(
+        text=json.dumps({"site": "verificationFailed", "reason": why}),
+        content_type="application/json",
+    )
 
 
 def _session(request: web.Request) -> str:

@@ -88,8 +88,7 @@ class SiteHooks:
     result: Callable[[Verified, str | None], dict[str, Any]]
 
 
-def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
-               helpers: SiteHooks) -> None:  # fmt: skip
+def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor], helpers: SiteHooks) -> None:
 
     async def start(request: web.Request) -> web.Response:
         door = request.app[door_key]
@@ -121,8 +120,9 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
         while len(door.orders) > MAX_SESSIONS:
             door.orders.popitem(last=False)
         back = helpers.origin(request) + RETURN_PATH  # the wish; the agent opens the relay's
-        query = urllib.parse.urlencode({"autostarttoken": token, "server": door.server,
-                                        "redirect": back})  # fmt: skip
+        query = urllib.parse.urlencode(
+            {"autostarttoken": token, "server": door.server, "redirect": back}
+        )
         return web.json_response({"link": f"eid-agent:///?{query}"})
 
     async def collect(request: web.Request) -> web.Response:
@@ -130,8 +130,9 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
         sid = helpers.session(request)
         order = door.orders.get(sid)
         if order is None:
-            return web.json_response({"site": "verificationFailed", "reason": "NoOrder"},
-                                     status=400)  # fmt: skip
+            return web.json_response(
+                {"site": "verificationFailed", "reason": "NoOrder"}, status=400
+            )
         if order.result is not None:
             return web.json_response({"status": "complete", "result": order.result})
         if order.failed is not None:
@@ -152,13 +153,15 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
             # its return URL: collect alone never logs anyone in
             return web.json_response({"status": "pending", "hintCode": "userSign"})
         try:
-            verified = await _off_loop(lambda: _verify(door, order, collected,
-                                                       helpers.trust(request)))  # fmt: skip
+            verified = await _off_loop(
+                lambda: _verify(door, order, collected, helpers.trust(request))
+            )
         except VerificationError as exc:
             order.failed = "startFailed"
             log.warning("the relay's result did not verify here: %s: %s", type(exc).__name__, exc)
-            return web.json_response({"site": "verificationFailed",
-                                      "reason": type(exc).__name__}, status=400)  # fmt: skip
+            return web.json_response(
+                {"site": "verificationFailed", "reason": type(exc).__name__}, status=400
+            )
         order.result = helpers.result(verified, order.text)
         person = verified.person
         log.info("%s verified for %s (relay)", order.type, person.personal_number[:8] + "-****")
@@ -182,8 +185,9 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
         page = "/sign" if order is not None and order.type == "sign" else "/"
         language = order.language if order is not None else helpers.language(request)
         try:
-            door.login.returned(sid, request.query.get(RETURN_PARAMETER, ""),
-                                dt.datetime.now(dt.UTC))  # fmt: skip
+            door.login.returned(
+                sid, request.query.get(RETURN_PARAMETER, ""), dt.datetime.now(dt.UTC)
+            )
         except (UnknownNonce, ReusedNonce, ExpiredNonce) as exc:
             # another session's value (the relay attack), used, or late: no login here
             log.warning("a return without its own session's value: %s", type(exc).__name__)
@@ -196,8 +200,9 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor],
     app.router.add_get(RETURN_PATH, returned)
 
 
-def _verify(door: RelayDoor, order: _Order, collected: dict[str, Any],
-            trust: list[x509.Certificate]) -> Verified:  # fmt: skip
+def _verify(
+    door: RelayDoor, order: _Order, collected: dict[str, Any], trust: list[x509.Certificate]
+) -> Verified:
     """The relay has verified the result for the nonce it chose; the site checks the rest
     again with its own trust: its relay's origin, its own party, chain, key usage and
     the text. Raises: VerificationError."""
@@ -205,14 +210,18 @@ def _verify(door: RelayDoor, order: _Order, collected: dict[str, Any],
     if not isinstance(completion, dict):
         raise MalformedResponse("no completionData")
     try:
-        signed = signeddata.parse(base64.b64decode(str(completion.get("signedData")),
-                                                   validate=True))  # fmt: skip
+        signed = signeddata.parse(
+            base64.b64decode(str(completion.get("signedData")), validate=True)
+        )
     except (binascii.Error, ValueError):
         raise MalformedResponse("signedData cannot be read") from None
     common: dict[str, Any] = {
-        "expected_origin": door.server, "nonce": signeddata.b64url(signed.nonce),
-        "trust_anchors": trust, "now": dt.datetime.now(dt.UTC), "party": door.party,
-    }  # fmt: skip
+        "expected_origin": door.server,
+        "nonce": signeddata.b64url(signed.nonce),
+        "trust_anchors": trust,
+        "now": dt.datetime.now(dt.UTC),
+        "party": door.party,
+    }
     if order.type == "sign":
         return verify_sign(completion, user_visible_data=order.text or "", **common)
     return verify_auth(completion, **common)

@@ -123,8 +123,9 @@ class RelayApi:
     """The relay's relying-party API, blocking (urllib): call it from a thread in an async
     server."""
 
-    def __init__(self, base_url: str, token: str, *, ca_file: Path | None = None,
-                 timeout: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self, base_url: str, token: str, *, ca_file: Path | None = None, timeout: float = 10.0
+    ) -> None:
         if urllib.parse.urlsplit(base_url).scheme != "https":
             raise ValueError("the relay is reached over https (a bearer token goes with it)")
         self._base = base_url.rstrip("/")
@@ -161,8 +162,9 @@ class RelayApi:
                 error = {}
             if not isinstance(error, dict):
                 error = {}
-            raise RelayApiError(exc.code, str(error.get("errorCode", "")),
-                                str(error.get("details", ""))) from None  # fmt: skip
+            raise RelayApiError(
+                exc.code, str(error.get("errorCode", "")), str(error.get("details", ""))
+            ) from None
         if not isinstance(answer, dict):
             raise RelayApiError(200, "invalidAnswer", "not a JSON object")
         return answer

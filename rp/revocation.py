@@ -76,8 +76,9 @@ def _responder(leaf: x509.Certificate) -> str | None:
     return None
 
 
-def check_revocation(leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy,
-                     now: dt.datetime) -> None:  # fmt: skip
+def check_revocation(
+    leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy, now: dt.datetime
+) -> None:
     """Raises: CertificateRevoked; RevocationUnknown (only when ``fail_closed``)."""
     try:
         _check(leaf, issuer, policy, now)
@@ -87,16 +88,19 @@ def check_revocation(leaf: x509.Certificate, issuer: x509.Certificate, policy: O
         log.warning("revocation not checked (%s); accepted because fail_closed is off", exc)
 
 
-def _check(leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy,
-           now: dt.datetime) -> None:  # fmt: skip
+def _check(
+    leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy, now: dt.datetime
+) -> None:
     url = policy.url or _responder(leaf)
     if url is None:
         raise RevocationUnknown("the certificate names no OCSP responder")
     nonce = policy.random_bytes(16)
     request = (
-        ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA256())
-        .add_extension(x509.OCSPNonce(nonce), critical=False).build()
-    )  # fmt: skip
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(leaf, issuer, hashes.SHA256())
+        .add_extension(x509.OCSPNonce(nonce), critical=False)
+        .build()
+    )
     try:
         raw = policy.fetch(url, request.public_bytes(serialization.Encoding.DER), policy.timeout)
     except (OSError, urllib.error.URLError, TimeoutError) as exc:
@@ -106,9 +110,11 @@ def _check(leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy,
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise RevocationUnknown(f"OCSP answered {response.response_status.name}")
         _verify_signature(response, issuer)
-        if (response.serial_number != leaf.serial_number
-                or response.issuer_key_hash != request.issuer_key_hash
-                or response.issuer_name_hash != request.issuer_name_hash):  # fmt: skip
+        if (
+            response.serial_number != leaf.serial_number
+            or response.issuer_key_hash != request.issuer_key_hash
+            or response.issuer_name_hash != request.issuer_name_hash
+        ):
             raise RevocationUnknown("the OCSP answer is about another certificate")
         echoed = [e.value.nonce for e in response.extensions if isinstance(e.value, x509.OCSPNonce)]
         if echoed and echoed != [nonce]:
@@ -127,8 +133,9 @@ def _check(leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy,
     if next_update is not None and next_update < now - policy.max_skew:
         raise RevocationUnknown("the OCSP answer is stale")
     if status is ocsp.OCSPCertStatus.REVOKED:
-        raise CertificateRevoked(f"revoked {revoked_at:%Y-%m-%d %H:%M} UTC"
-                                 + (f" ({reason.value})" if reason else ""))  # fmt: skip
+        raise CertificateRevoked(
+            f"revoked {revoked_at:%Y-%m-%d %H:%M} UTC" + (f" ({reason.value})" if reason else "")
+        )
     if status is not ocsp.OCSPCertStatus.GOOD:
         raise RevocationUnknown("the responder does not know the certificate")
 

@@ -185,9 +185,19 @@ def verify_auth(
 
     Raises: a VerificationError subclass saying why not."""
     return _verify(
-        response, "auth", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, None, revocation, party, kind_policies,
-    )  # fmt: skip
+        response,
+        "auth",
+        expected_origin,
+        nonce,
+        trust_anchors,
+        now,
+        max_skew,
+        user_visible_data,
+        None,
+        revocation,
+        party,
+        kind_policies,
+    )
 
 
 def verify_sign(
@@ -211,9 +221,19 @@ def verify_sign(
     Raises: a VerificationError subclass saying why not.
     """
     return _verify(
-        response, "sign", expected_origin, nonce, trust_anchors, now, max_skew,
-        user_visible_data, user_non_visible_data, revocation, party, kind_policies,
-    )  # fmt: skip
+        response,
+        "sign",
+        expected_origin,
+        nonce,
+        trust_anchors,
+        now,
+        max_skew,
+        user_visible_data,
+        user_non_visible_data,
+        revocation,
+        party,
+        kind_policies,
+    )
 
 
 def _verify(

@@ -18,33 +18,39 @@ JS_FILE = Path(__file__).parent / "static" / "eid-agent.js"
 HINTS: dict[str, dict[str, MessageCode]] = {
     # The bridge answered the start, so the agent runs and is about to ask: telling the
     # person to start it (10048) while it asks for the password misleads them.
-    "outstandingTransaction": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT,
-                               "sign": MessageCode.SIGN_IN_THE_AGENT},
+    "outstandingTransaction": {
+        "auth": MessageCode.IDENTIFY_IN_THE_AGENT,
+        "sign": MessageCode.SIGN_IN_THE_AGENT,
+    },
     # In this agent noClient means "waiting for a card": say what the agent says.
     "noClient": {"auth": MessageCode.BANKID_MISSING, "sign": MessageCode.BANKID_MISSING},
     "started": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT, "sign": MessageCode.SIGN_IN_THE_AGENT},
-    "userSign": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT,
-                 "sign": MessageCode.SIGN_IN_THE_AGENT},
+    "userSign": {"auth": MessageCode.IDENTIFY_IN_THE_AGENT, "sign": MessageCode.SIGN_IN_THE_AGENT},
     "expiredTransaction": {"auth": MessageCode.TIMED_OUT, "sign": MessageCode.TIMED_OUT},
     "userCancel": {"auth": MessageCode.USER_CANCELLED, "sign": MessageCode.USER_CANCELLED},
     "cancelled": {"auth": MessageCode.CANCELLED_BY_SITE, "sign": MessageCode.CANCELLED_BY_SITE},
-    "certificateErr": {"auth": MessageCode.BANKID_NOT_USABLE,
-                       "sign": MessageCode.BANKID_NOT_USABLE},
+    "certificateErr": {
+        "auth": MessageCode.BANKID_NOT_USABLE,
+        "sign": MessageCode.BANKID_NOT_USABLE,
+    },
     "startFailed": {"auth": MessageCode.TECHNICAL_ERROR, "sign": MessageCode.TECHNICAL_ERROR},
     # through the relay: the person's agent refuses orders until updated (and said why)
-    "updateRequired": {"auth": MessageCode.UPDATE_REQUIRED,
-                       "sign": MessageCode.UPDATE_REQUIRED},
-}  # fmt: skip
+    "updateRequired": {"auth": MessageCode.UPDATE_REQUIRED, "sign": MessageCode.UPDATE_REQUIRED},
+}
 
 # Through the relay (the page opened an eid-agent:// link) two hints mean something else:
 # the agent has not fetched the order yet (it may not be opening at all), and startFailed
 # is mostly a link no agent picked up within its 30 s.
 RELAY_HINTS: dict[str, dict[str, MessageCode]] = {
-    "outstandingTransaction": {"auth": MessageCode.OPENING_THE_AGENT,
-                               "sign": MessageCode.OPENING_THE_AGENT},
-    "startFailed": {"auth": MessageCode.AGENT_DID_NOT_START,
-                    "sign": MessageCode.AGENT_DID_NOT_START},
-}  # fmt: skip
+    "outstandingTransaction": {
+        "auth": MessageCode.OPENING_THE_AGENT,
+        "sign": MessageCode.OPENING_THE_AGENT,
+    },
+    "startFailed": {
+        "auth": MessageCode.AGENT_DID_NOT_START,
+        "sign": MessageCode.AGENT_DID_NOT_START,
+    },
+}
 
 ERRORS: dict[str, MessageCode] = {
     "unreachable": MessageCode.AGENT_NOT_REACHABLE,  # fetch failed: not running, or LNA

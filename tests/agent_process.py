@@ -22,9 +22,14 @@ BIN = Path(sys.executable).parent
 
 
 class AgentProcess:
-    def __init__(self, data_dir: Path, *extra: str, port: int | None = None,
-                 env: dict[str, str] | None = None,
-                 program: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        program: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
         self.origin = "https://bank.example"  # what start_auth and collect send
@@ -32,11 +37,26 @@ class AgentProcess:
         if "--config" not in extra:  # never the person's own settings
             extra = (*extra, "--config", str(data_dir.parent / "agent-config.toml"))
         self.proc = subprocess.Popen(
-            [str(program), "run", "--ui", "console", "--data-dir", str(data_dir),
-             "--port", str(self.port), "--lang", "en", "-vv", *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                str(program),
+                "run",
+                "--ui",
+                "console",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(self.port),
+                "--lang",
+                "en",
+                "-vv",
+                *extra,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, **(env or {})},
-        )  # fmt: skip
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         assert self.proc.stdout is not None and self.proc.stderr is not None
@@ -59,8 +79,9 @@ class AgentProcess:
     def stderr(self) -> str:
         return "".join(self.err)
 
-    def wait_for_output(self, text: str, *, count: int = 1, timeout: float = 15.0,
-                        stream: str = "stdout") -> None:  # fmt: skip
+    def wait_for_output(
+        self, text: str, *, count: int = 1, timeout: float = 15.0, stream: str = "stdout"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if getattr(self, stream).count(text) >= count:
@@ -83,17 +104,24 @@ class AgentProcess:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
 
-    def request(self, method: str, path: str, body: Any = None, *,
-                origin: str | None = "https://bank.example",
-                host: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        origin: str | None = "https://bank.example",
+        host: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Content-Type": "application/json", "X-Eid-Agent": "1"}
         if origin:
             headers["Origin"] = origin
         if host:
             headers["Host"] = host
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
-                                     headers=headers, method=method)  # fmt: skip
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, headers=headers, method=method
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
                 return resp.status, json.loads(resp.read() or b"{}")
@@ -102,8 +130,9 @@ class AgentProcess:
 
     def start_auth(self, **fields: Any) -> str:
         nonce = base64.b64encode(os.urandom(32)).decode()
-        status, body = self.request("POST", "/v1/auth", {"nonce": nonce, **fields},
-                                    origin=self.origin)  # fmt: skip
+        status, body = self.request(
+            "POST", "/v1/auth", {"nonce": nonce, **fields}, origin=self.origin
+        )
         assert status == 201, body
         return str(body["orderRef"])
 

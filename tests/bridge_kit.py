@@ -177,8 +177,12 @@ async def running_bridge(
         cards=cards,
     )
     port = free_port()
-    config = BridgeConfig(port=port, policy=policy or OriginPolicy(),
-                          check_peer_user=check_peer_user, monotonic=monotonic)  # fmt: skip
+    config = BridgeConfig(
+        port=port,
+        policy=policy or OriginPolicy(),
+        check_peer_user=check_peer_user,
+        monotonic=monotonic,
+    )
     server = TestServer(build_app(service, config), host="127.0.0.1", port=port)
     client: TestClient[web.Request, web.Application] = TestClient(server)
     await client.start_server()

@@ -216,9 +216,14 @@ def personalised_card(tmp_path: Path, card_ca: CertificateAuthority) -> Inserted
     """A card ready to insert (``link.insert()``), not yet in the reader."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     state = personalise_card(
-        card_ca, ANNA, dt.datetime.now(dt.UTC), serial="VC0001",
-        identification_pin=ID_PIN, signature_pin=SIGN_PIN, puk=PUK,
-    )  # fmt: skip
+        card_ca,
+        ANNA,
+        dt.datetime.now(dt.UTC),
+        serial="VC0001",
+        identification_pin=ID_PIN,
+        signature_pin=SIGN_PIN,
+        puk=PUK,
+    )
     file = CardFile(tmp_path / "card.json")
     file.save(state)
     card = VirtualCard(state, file.save)

@@ -24,7 +24,15 @@ if TYPE_CHECKING:
 
 # One fixed instant per run, near the real clock: the running bridge and agent use the real
 # clock, so credentials made at NOW must be valid for them, on any day the suite runs.
-pytest_plugins = ["tests.card_kit", "tests.desktop_kit"]  # pcscd and the card; the screen
+pytest_plugins = [
+    "tests.card_kit",  # pcscd and the card
+    "tests.desktop_kit",  # the screen
+    "tests.piv_kit",  # a PIV card through OpenSC
+    "tests.softhsm_kit",  # a PKCS#11 token
+    "tests.relay_process_kit",  # a relay process and its TLS certificate
+    "tests.door_kit",  # the person and the relay their settings name
+    "tests.browser_kit",  # Chromium
+]
 
 NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
 FAST_KDF = KdfParams(memory_kib=KdfParams.MIN_MEMORY_KIB, iterations=1, lanes=1)
@@ -96,8 +104,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     report = scan(root)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    line = (f"secrets scan: {report.files} files, {report.bytes / 1e6:.1f} MB, "
-            f"{report.secrets} secrets: {len(report.hits)} hits")  # fmt: skip
+    line = (
+        f"secrets scan: {report.files} files, {report.bytes / 1e6:.1f} MB, "
+        f"{report.secrets} secrets: {len(report.hits)} hits"
+    )
     if reporter is not None:
         reporter.write_line(line)
         for hit in report.hits[:20]:

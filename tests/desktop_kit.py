@@ -120,9 +120,13 @@ class Screen:
 
     def xdotool(self, *args: str, timeout: float = 15) -> str:
         result = subprocess.run(
-            [XDOTOOL, *args], capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, **self.env}, check=False,
-        )  # fmt: skip
+            [XDOTOOL, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env},
+            check=False,
+        )
         return result.stdout.strip()
 
     def windows(self, name: str = DIALOG_TITLES) -> list[str]:
@@ -135,8 +139,7 @@ class Screen:
         out = self.xdotool("getwindowgeometry", "--shell", window)
         values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         try:
-            return (int(values["X"]), int(values["Y"]), int(values["WIDTH"]),
-                    int(values["HEIGHT"]))  # fmt: skip
+            return (int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"]))
         except KeyError:
             return (0, 0, 0, 0)  # gone meanwhile
 
@@ -158,8 +161,9 @@ class Screen:
             time.sleep(0.05)
         raise AssertionError("no icon docked in the tray")
 
-    def wait_window(self, name: str = DIALOG_TITLES, timeout: float = 15,
-                    count: int = 1) -> list[str]:  # fmt: skip
+    def wait_window(
+        self, name: str = DIALOG_TITLES, timeout: float = 15, count: int = 1
+    ) -> list[str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.windows(name)
@@ -184,23 +188,37 @@ class Screen:
 
     def properties(self, window: str) -> set[str]:
         """The window's _NET_WM_STATE and _NET_WM_WINDOW_TYPE atoms."""
-        out = subprocess.run([sys.executable, "-c", _PROPS, window], capture_output=True,
-                             text=True, env={**os.environ, **self.env}, timeout=30,
-                             check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", _PROPS, window],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            timeout=30,
+            check=True,
+        )
         return set(out.stdout.split())
 
     def clipboard(self) -> str:
-        out = subprocess.run([sys.executable, "-c", _CLIPBOARD], capture_output=True,
-                             text=True, env={**os.environ, **self.env}, timeout=30,
-                             check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", _CLIPBOARD],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            timeout=30,
+            check=True,
+        )
         return out.stdout
 
     @contextmanager
     def other_program(self, kind: str) -> Iterator[None]:
         """Another program that "grab"s the keyboard, or a focus "thief"."""
-        proc = subprocess.Popen([sys.executable, "-c", {"grab": _GRAB, "thief": _THIEF}[kind]],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, **self.env})  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", {"grab": _GRAB, "thief": _THIEF}[kind]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **self.env},
+        )
         assert proc.stdout is not None and proc.stdin is not None
         try:
             line = proc.stdout.readline().strip()
@@ -213,8 +231,12 @@ class Screen:
     def screenshot(self, window: str, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        subprocess.run([sys.executable, "-c", _SHOT, str(path), window], check=True,
-                       env={**os.environ, **self.env}, timeout=30)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", _SHOT, str(path), window],
+            check=True,
+            env={**os.environ, **self.env},
+            timeout=30,
+        )
         return path
 
 
@@ -230,9 +252,12 @@ _DUNSTRC = """
 @contextmanager
 def virtual_screen() -> Iterator[Screen]:
     read, write = os.pipe()
-    proc = subprocess.Popen([XVFB, "-displayfd", str(write), "-screen", "0", "1280x800x24",
-                             "-nolisten", "tcp"], pass_fds=(write,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [XVFB, "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     number = b""
     while not number.endswith(b"\n"):
@@ -244,24 +269,42 @@ def virtual_screen() -> Iterator[Screen]:
     display = f":{int(number)}"
     bus = subprocess.Popen(
         [DBUS, "--session", "--nofork", "--print-address=1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert bus.stdout is not None
     address = bus.stdout.readline().strip()
-    tray = subprocess.Popen([TRAYER, "--edge", "top", "--align", "right", "--widthtype",
-                             "request", "--height", "32", "--expand", "false"],
-                            env={**os.environ, "DISPLAY": display},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    tray = subprocess.Popen(
+        [
+            TRAYER,
+            "--edge",
+            "top",
+            "--align",
+            "right",
+            "--widthtype",
+            "request",
+            "--height",
+            "32",
+            "--expand",
+            "false",
+        ],
+        env={**os.environ, "DISPLAY": display},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # a real notification service on the session bus; a rule writes down what it shows
     folder = Path(tempfile.mkdtemp(prefix="eid-notify-"))
     log, script, rc = folder / "shown.txt", folder / "log.sh", folder / "dunstrc"
     script.write_text(f'#!/bin/sh\necho "$2 | $3" >> {log}\n')
     script.chmod(0o755)
     rc.write_text(_DUNSTRC.format(script=script))
-    notifier = subprocess.Popen([DUNST, "-config", str(rc)],
-                                env={**os.environ, "DISPLAY": display,
-                                     "DBUS_SESSION_BUS_ADDRESS": address},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    notifier = subprocess.Popen(
+        [DUNST, "-config", str(rc)],
+        env={**os.environ, "DISPLAY": display, "DBUS_SESSION_BUS_ADDRESS": address},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield Screen(display, address, log)
     finally:

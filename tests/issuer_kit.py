@@ -34,7 +34,7 @@ PG_BIN = max(
     Path("/usr/lib/postgresql").glob("*/bin"),
     key=lambda p: int(p.parent.name),
     default=Path("/usr/lib/postgresql/15/bin"),
-)  # the newest installed; fmt: skip
+)  # the newest installed
 
 
 @dataclass
@@ -47,8 +47,11 @@ class Postgres:
         """A fresh database URL (each test gets its own)."""
         self.count += 1
         name = f"issuer{self.count}_{os.getpid()}"
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", "eid", name], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "eid", name],
+            check=True,
+            capture_output=True,
+        )
         return f"postgresql://eid@127.0.0.1:{self.port}/{name}"
 
 
@@ -64,33 +67,76 @@ def postgres_cluster() -> Iterator[Postgres]:
         os.chown(root, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", free_port()
-    subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "-U", "eid",
-                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *as_user,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "eid",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-w",
-                    "-l", str(root / "log"), "start"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *as_user,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(root / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield Postgres(port, root)
     finally:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 class IssuerProcess:
     """``eid-issuer serve --dev-tls`` with its own CA folder and database."""
 
-    def __init__(self, ca_dir: Path, db: str, *extra: str, port: int | None = None,
-                 tls: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, ca_dir: Path, db: str, *extra: str, port: int | None = None, tls: bool = True
+    ) -> None:
         self.ca_dir, self.db, self.tls = ca_dir, db, tls
         self.port = port or free_port()
         self.log = ca_dir.parent / f"issuer-{self.port}.log"
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(
-            [str(BIN / "eid-issuer"), "serve", "--ca-dir", str(ca_dir), "--db", db,
-             "--port", str(self.port), *(["--dev-tls"] if tls else []), *extra],
-            stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(BIN / "eid-issuer"),
+                "serve",
+                "--ca-dir",
+                str(ca_dir),
+                "--db",
+                db,
+                "--port",
+                str(self.port),
+                *(["--dev-tls"] if tls else []),
+                *extra,
+            ],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while "listening on" not in self.log.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -112,13 +158,23 @@ class IssuerProcess:
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.tls_cert))
 
-    def call(self, method: str, path: str, body: Any = None, *, token: str | None = "default",
-             content_type: str = "application/json") -> tuple[int, Any]:  # fmt: skip
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = "default",
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
         headers = {"Content-Type": content_type}
         if token:
             headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
-        data = body if isinstance(body, bytes) else (None if body is None else
-                                                     json.dumps(body).encode())  # fmt: skip
+        data = (
+            body
+            if isinstance(body, bytes)
+            else (None if body is None else json.dumps(body).encode())
+        )
         req = urllib.request.Request(  # noqa: S310 - our own https/http URL
             self.url + path, data=data, headers=headers, method=method
         )
@@ -135,8 +191,9 @@ class IssuerProcess:
             return status, raw
 
     def order(self, personal_number: str, name: str = "Anna Andersson") -> tuple[str, str]:
-        status, body = self.call("POST", "/backoffice/v1/orders",
-                                 {"personalNumber": personal_number, "name": name})  # fmt: skip
+        status, body = self.call(
+            "POST", "/backoffice/v1/orders", {"personalNumber": personal_number, "name": name}
+        )
         assert status == 201, body
         remember(str(body["activationCode"]))  # for the end-of-run secrets scan
         return str(body["orderId"]), str(body["activationCode"])
@@ -157,17 +214,41 @@ class IssuerProcess:
         self.stop()
 
 
-def agent_order(data_dir: Path, issuer_url: str, tls_cert: Path, personal_number: str,
-                code: str, password: str, *extra: str,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def agent_order(
+    data_dir: Path,
+    issuer_url: str,
+    tls_cert: Path,
+    personal_number: str,
+    code: str,
+    password: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``eid-agent order`` as a person types into it."""
     return subprocess.run(
-        [str(BIN / "eid-agent"), "order", "--data-dir", str(data_dir), "--issuer", issuer_url,
-         "--issuer-ca", str(tls_cert), "--lang", "en", "-v",
-         "--config", str(data_dir.parent / "no-config.toml"), *extra],
-        input=f"{personal_number}\n{code}\n{password}\n{password}\n", capture_output=True,
-        text=True, timeout=60, check=False, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "order",
+            "--data-dir",
+            str(data_dir),
+            "--issuer",
+            issuer_url,
+            "--issuer-ca",
+            str(tls_cert),
+            "--lang",
+            "en",
+            "-v",
+            "--config",
+            str(data_dir.parent / "no-config.toml"),
+            *extra,
+        ],
+        input=f"{personal_number}\n{code}\n{password}\n{password}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 # -- middlemen ------------------------------------------------------------------------------
@@ -206,9 +287,11 @@ class ConnectProxy:
             if self.require_auth is not None:
                 wanted = "Basic " + base64.b64encode(self.require_auth.encode()).decode()
                 if auth != wanted:
-                    client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                                   b"Proxy-Authenticate: Basic realm=\"test\"\r\n"
-                                   b"Content-Length: 0\r\n\r\n")  # fmt: skip
+                    client.sendall(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                        b'Proxy-Authenticate: Basic realm="test"\r\n'
+                        b"Content-Length: 0\r\n\r\n"
+                    )
                     return
             if method != "CONNECT":
                 client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
@@ -266,8 +349,7 @@ class Cutter:
     ``cut_path`` on to the issuer, waits for its whole answer, and hangs up instead of
     delivering it (calling ``on_cut`` first): the issuer acted, the agent never heard."""
 
-    def __init__(self, port: int, cut_path: str,
-                 on_cut: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    def __init__(self, port: int, cut_path: str, on_cut: Callable[[], None] = lambda: None) -> None:
         self.port, self.cut_path, self.cuts, self.on_cut = port, cut_path, 0, on_cut
         self.sock = _listen(self._serve)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"

@@ -89,8 +89,21 @@ def build_pin_pad(folder: Path) -> PinPad:
     keypad.write_text("")
     source.write_text(SOURCE)
     subprocess.run(
-        ["/usr/bin/gcc", "-shared", "-fPIC", "-O1", f"-I{HEADERS}",
-         f'-DKEYPAD="{keypad}"', f'-DINNER="{MODULE}"', "-o", str(library), str(source), "-ldl"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "/usr/bin/gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            f"-I{HEADERS}",
+            f'-DKEYPAD="{keypad}"',
+            f'-DINNER="{MODULE}"',
+            "-o",
+            str(library),
+            str(source),
+            "-ldl",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return PinPad(library, keypad)

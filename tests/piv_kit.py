@@ -18,7 +18,7 @@ from issuer import CertificateAuthority
 from issuer.cards import personalise_piv_card
 from issuer.vcard.piv import PivCard, PivState
 from issuer.vcard.vpcd import VPCD_PORTS, VpcdLink
-from tests.card_kit import Pcscd, card_ca, pcscd  # noqa: F401
+from tests.card_kit import Pcscd
 from tests.conftest import ANNA
 
 OPENSC = "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so"
@@ -60,11 +60,19 @@ def _wait_card(*, present: bool, timeout: float = 5.0) -> None:
     raise AssertionError(f"pcscd does not see the PIV card {'in' if present else 'out'}")
 
 
-def personalised_piv(tmp_path: Path, ca: CertificateAuthority, *,
-                     now: dt.datetime | None = None, days: int = 365) -> PivInReader:  # fmt: skip
+def personalised_piv(
+    tmp_path: Path, ca: CertificateAuthority, *, now: dt.datetime | None = None, days: int = 365
+) -> PivInReader:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    state = personalise_piv_card(ca, ANNA, now or dt.datetime.now(dt.UTC), serial="PIV0001",
-                                 pin=PIV_PIN, puk=PIV_PUK, days=days)  # fmt: skip
+    state = personalise_piv_card(
+        ca,
+        ANNA,
+        now or dt.datetime.now(dt.UTC),
+        serial="PIV0001",
+        pin=PIV_PIN,
+        puk=PIV_PUK,
+        days=days,
+    )
     file = tmp_path / "piv.json"
 
     def save(new: PivState) -> None:
@@ -78,7 +86,7 @@ def personalised_piv(tmp_path: Path, ca: CertificateAuthority, *,
 
 
 @pytest.fixture
-def piv(pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority) -> Iterator[PivInReader]:  # noqa: F811
+def piv(pcscd: Pcscd, tmp_path: Path, card_ca: CertificateAuthority) -> Iterator[PivInReader]:
     if not Path(OPENSC).exists():
         pytest.skip("needs opensc-pkcs11 (./dev setup installs it)")
     inserted = personalised_piv(tmp_path / "piv", card_ca)

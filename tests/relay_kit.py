@@ -63,24 +63,29 @@ class Relay:
     clock: Clock
     store: OrderStore
 
-    async def rp(self, path: str, body: object, token: str = SHOP_TOKEN,
-                 raw: bytes | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    async def rp(
+        self, path: str, body: object, token: str = SHOP_TOKEN, raw: bytes | None = None
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        response = await self.client.post(f"/rp/v1/{path}", json=None if raw else body,
-                                          data=raw, headers=headers)  # fmt: skip
+        response = await self.client.post(
+            f"/rp/v1/{path}", json=None if raw else body, data=raw, headers=headers
+        )
         return response.status, await response.json()
 
-    async def agent(self, path: str, body: object,
-                    raw: bytes | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    async def agent(
+        self, path: str, body: object, raw: bytes | None = None
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Content-Type": "application/json"}
-        response = await self.client.post(f"/agent/v1/{path}", json=None if raw else body,
-                                          data=raw, headers=headers)  # fmt: skip
+        response = await self.client.post(
+            f"/agent/v1/{path}", json=None if raw else body, data=raw, headers=headers
+        )
         return response.status, await response.json()
 
 
 @asynccontextmanager
-async def running_relay(tmp: Path, ca: CertificateAuthority, db: str | None = None,
-                        **options: Any) -> AsyncIterator[Relay]:  # fmt: skip
+async def running_relay(
+    tmp: Path, ca: CertificateAuthority, db: str | None = None, **options: Any
+) -> AsyncIterator[Relay]:
     """``options``: RelayServer's (an agent_limiter, say)."""
     clock = Clock()
     store = OrderStore(db or f"sqlite:///{tmp / 'relay.db'}")
@@ -94,10 +99,15 @@ async def running_relay(tmp: Path, ca: CertificateAuthority, db: str | None = No
         store.close()
 
 
-def completion_for(order: dict[str, Any], credential: UnlockedCredential, *,
-                   party: str | None = None, origin: str | None = None,
-                   door: signeddata.Door = signeddata.Door.RELAY,
-                   now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+def completion_for(
+    order: dict[str, Any],
+    credential: UnlockedCredential,
+    *,
+    party: str | None = None,
+    origin: str | None = None,
+    door: signeddata.Door = signeddata.Door.RELAY,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """What an agent posts for a fetched ``order``: signedData over the relay's origin,
     the party, its nonce and the text, signed with the key for the order's type."""
     kind = order["type"]
@@ -105,21 +115,27 @@ def completion_for(order: dict[str, Any], credential: UnlockedCredential, *,
     visible = order.get("userVisibleData")
     non_visible = order.get("userNonVisibleData")
     signed = signeddata.build(
-        type=kind, origin=origin or order["relay"], nonce=signeddata.unb64url(order["nonce"]),
-        time=now or dt.datetime.now(dt.UTC), order_ref=order["orderRef"], agent_version="test",
+        type=kind,
+        origin=origin or order["relay"],
+        nonce=signeddata.unb64url(order["nonce"]),
+        time=now or dt.datetime.now(dt.UTC),
+        order_ref=order["orderRef"],
+        agent_version="test",
         user_visible_data=None if visible is None else base64.b64decode(visible).decode(),
         user_visible_format=order["userVisibleDataFormat"],
         user_non_visible_data=None if non_visible is None else base64.b64decode(non_visible),
-        door=door, party=None if door is signeddata.Door.BRIDGE else party or order["party"]["id"],
-    )  # fmt: skip
+        door=door,
+        party=None if door is signeddata.Door.BRIDGE else party or order["party"]["id"],
+    )
     return {
         "signedData": base64.b64encode(signed).decode(),
         "signature": base64.b64encode(credential.sign(purpose, signed)).decode(),
         "algorithm": "ES256",
-        "certificateChain": [base64.b64encode(c).decode()
-                             for c in credential.certificate_chain(purpose)],
+        "certificateChain": [
+            base64.b64encode(c).decode() for c in credential.certificate_chain(purpose)
+        ],
         "token": {"kind": "file"},
-    }  # fmt: skip
+    }
 
 
 def unlocked(store: TokenStore, token: Any, password: str) -> UnlockedCredential:

@@ -40,35 +40,72 @@ class SoftHsm:
         login = ["--login", "--pin", pin] if pin is not None else []
         done = subprocess.run(
             [PKCS11_TOOL, "--module", MODULE, "--token-label", label, *login, *args],
-            env=self.env, capture_output=True, check=False, timeout=30,
-        )  # fmt: skip
+            env=self.env,
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"pkcs11-tool {args}: {done.stderr.decode(errors='replace')}")
         return done.stdout
 
     def init_token(self, label: str, *, pin: str = USER_PIN, so_pin: str = SO_PIN) -> None:
         subprocess.run(
-            [SOFTHSM_UTIL, "--init-token", "--free", "--label", label, "--pin", pin,
-             "--so-pin", so_pin],
-            env=self.env, capture_output=True, check=True, timeout=30,
-        )  # fmt: skip
+            [
+                SOFTHSM_UTIL,
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                pin,
+                "--so-pin",
+                so_pin,
+            ],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
 
-    def keypair(self, label: str, key_id: str, *, always_auth: bool = False,
-                pin: str = USER_PIN) -> ec.EllipticCurvePublicKey:  # fmt: skip
+    def keypair(
+        self, label: str, key_id: str, *, always_auth: bool = False, pin: str = USER_PIN
+    ) -> ec.EllipticCurvePublicKey:
         extra = ["--always-auth"] if always_auth else []
-        self.tool(label, "--keypairgen", "--key-type", "EC:prime256v1", "--id", key_id,
-                  "--label", f"key {key_id}", *extra, pin=pin)  # fmt: skip
+        self.tool(
+            label,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            key_id,
+            "--label",
+            f"key {key_id}",
+            *extra,
+            pin=pin,
+        )
         der = self.tool(label, "--read-object", "--type", "pubkey", "--id", key_id, pin=pin)
         key = serialization.load_der_public_key(der)
         assert isinstance(key, ec.EllipticCurvePublicKey)
         return key
 
-    def write(self, label: str, kind: str, der: bytes, key_id: str, name: str, *,
-              pin: str = USER_PIN) -> None:  # fmt: skip
+    def write(
+        self, label: str, kind: str, der: bytes, key_id: str, name: str, *, pin: str = USER_PIN
+    ) -> None:
         path = self.root / f"object-{label}-{key_id}.der"
         path.write_bytes(der)
-        self.tool(label, "--write-object", str(path), "--type", kind, "--id", key_id,
-                  "--label", name, pin=pin)  # fmt: skip
+        self.tool(
+            label,
+            "--write-object",
+            str(path),
+            "--type",
+            kind,
+            "--id",
+            key_id,
+            "--label",
+            name,
+            pin=pin,
+        )
 
     def bankid(
         self,
@@ -91,15 +128,19 @@ class SoftHsm:
             person, ident, sign, now or dt.datetime.now(dt.UTC), kind="token", days=days
         )
         if identification:
-            self.write(label, "cert", pair.identification.public_bytes(DER), "01",
-                       "identification")  # fmt: skip
+            self.write(label, "cert", pair.identification.public_bytes(DER), "01", "identification")
         if signature:
             self.write(label, "cert", pair.signature.public_bytes(DER), "02", "signature")
         self.write(label, "cert", ca.issuing_certificate.public_bytes(DER), "cc", "issuing CA")
 
     def remove_token(self, label: str) -> None:
-        subprocess.run([SOFTHSM_UTIL, "--delete-token", "--token", label], env=self.env,
-                       capture_output=True, check=True, timeout=30)  # fmt: skip
+        subprocess.run(
+            [SOFTHSM_UTIL, "--delete-token", "--token", label],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
 
 
 @pytest.fixture

@@ -30,9 +30,18 @@ def _no_side_effect(b: Bridge) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["evil.example:{port}", "localhost.evil.example:{port}", "", "localhost.:{port}",
-     "127.0.0.1", "127.0.0.1:1", "127.0.0.2:{port}", "0.0.0.0:{port}", "LOCALHOST.:{port}"],
-)  # fmt: skip
+    [
+        "evil.example:{port}",
+        "localhost.evil.example:{port}",
+        "",
+        "localhost.:{port}",
+        "127.0.0.1",
+        "127.0.0.1:1",
+        "127.0.0.2:{port}",
+        "0.0.0.0:{port}",
+        "LOCALHOST.:{port}",
+    ],
+)
 async def test_wrong_host_is_421_before_anything(bridge: Bridge, host: str) -> None:
     h = host.format(port=bridge.port)
     status, body = await bridge.post("/v1/auth", {"nonce": new_nonce()}, headers={"Host": h})
@@ -42,8 +51,9 @@ async def test_wrong_host_is_421_before_anything(bridge: Bridge, host: str) -> N
     _no_side_effect(bridge)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}",
-                                  "LocalHost:{port}"])  # fmt: skip
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LocalHost:{port}"]
+)
 async def test_loopback_hosts_are_accepted(bridge: Bridge, host: str) -> None:
     async with bridge.client.get(
         "/v1/info", headers={"Host": host.format(port=bridge.port)}
@@ -56,17 +66,40 @@ async def test_loopback_hosts_are_accepted(bridge: Bridge, host: str) -> None:
 
 @pytest.mark.parametrize(
     "origin",
-    [None, "null", "file://", "chrome-extension://abcdefghijklmnop", "http://bank.example",
-     "https://bank.example/path", "https://user@bank.example", "https://" + "a" * 250 + ".se",
-     "https://bank.example.", "ftp://bank.example", "https://[::1", "https://bank.example:99999",
-     "http://localhost:8080", "http://127.0.0.1:8080", "https://BANK.example",
-     # forms no browser serialises: a doubled or missing port separator, numeric hosts,
-     # a bare or default or zero-padded port, an uncompressed IPv6 address
-     "https://bank.example::443", "https://[::1]443", "https://[::1]:", "https://:443",
-     "https://2130706433", "https://127.1", "https://0x7f.0.0.1", "https://bank.123",
-     "https://bank.example:", "https://bank.example:443", "https://bank.example:08443",
-     "https://[0:0:0:0:0:0:0:1]", "https://bank.example:8443/", "https://bank.example#x"],
-)  # fmt: skip
+    [
+        None,
+        "null",
+        "file://",
+        "chrome-extension://abcdefghijklmnop",
+        "http://bank.example",
+        "https://bank.example/path",
+        "https://user@bank.example",
+        "https://" + "a" * 250 + ".se",
+        "https://bank.example.",
+        "ftp://bank.example",
+        "https://[::1",
+        "https://bank.example:99999",
+        "http://localhost:8080",
+        "http://127.0.0.1:8080",
+        "https://BANK.example",
+        # forms no browser serialises: a doubled or missing port separator, numeric hosts,
+        # a bare or default or zero-padded port, an uncompressed IPv6 address
+        "https://bank.example::443",
+        "https://[::1]443",
+        "https://[::1]:",
+        "https://:443",
+        "https://2130706433",
+        "https://127.1",
+        "https://0x7f.0.0.1",
+        "https://bank.123",
+        "https://bank.example:",
+        "https://bank.example:443",
+        "https://bank.example:08443",
+        "https://[0:0:0:0:0:0:0:1]",
+        "https://bank.example:8443/",
+        "https://bank.example#x",
+    ],
+)
 async def test_bad_origins_get_403_and_no_dialog(bridge: Bridge, origin: str | None) -> None:
     for path in ("/v1/auth", "/v1/sign"):
         status, body = await bridge.post(
@@ -78,9 +111,15 @@ async def test_bad_origins_get_403_and_no_dialog(bridge: Bridge, origin: str | N
 
 
 @pytest.mark.parametrize(
-    "origin", ["https://bank.example:8443", "https://192.0.2.1", "https://[2001:db8::1]:8443",
-               "https://xn--bnk-qla.se", "https://a.b.bank.example"],
-)  # fmt: skip
+    "origin",
+    [
+        "https://bank.example:8443",
+        "https://192.0.2.1",
+        "https://[2001:db8::1]:8443",
+        "https://xn--bnk-qla.se",
+        "https://a.b.bank.example",
+    ],
+)
 async def test_origins_as_browsers_send_them_are_shown_and_signed(
     bridge: Bridge, origin: str
 ) -> None:
@@ -103,8 +142,9 @@ async def test_localhost_origins_only_behind_the_development_setting(
             status, body = await b.post("/v1/auth", {"nonce": new_nonce()}, origin=origin)
             assert status == 201, body
             await b.post("/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
-        status, _ = await b.post("/v1/auth", {"nonce": new_nonce()},
-                                 origin="http://intranet.example")  # fmt: skip
+        status, _ = await b.post(
+            "/v1/auth", {"nonce": new_nonce()}, origin="http://intranet.example"
+        )
         assert status == 403
 
 
@@ -132,8 +172,11 @@ async def test_allow_and_block_lists(tmp_path: Path, make_token: MakeToken) -> N
 
 async def test_simple_requests_start_nothing(bridge: Bridge) -> None:
     body = json.dumps({"nonce": new_nonce()})
-    for content_type in ("text/plain", "application/x-www-form-urlencoded",
-                         "multipart/form-data; boundary=x"):  # fmt: skip
+    for content_type in (
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ):
         status, reply = await bridge.post("/v1/auth", body, headers={"Content-Type": content_type})
         assert status == 415 and reply["errorCode"] == "invalidParameters"
     async with bridge.client.post(
@@ -260,10 +303,16 @@ async def test_flood_opens_one_dialog_and_is_rate_limited(bridge: Bridge) -> Non
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("x" * 30_001)}),
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"), "userVisibleDataFormat": "html"}),
         ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"), "userVisibleDataFormat": {}}),
-        ("sign", {"nonce": "NONCE", "userVisibleData": b64("x"),
-                  "userNonVisibleData": b64(b"x" * 150_001)}),
+        (
+            "sign",
+            {
+                "nonce": "NONCE",
+                "userVisibleData": b64("x"),
+                "userNonVisibleData": b64(b"x" * 150_001),
+            },
+        ),
     ],
-)  # fmt: skip
+)
 async def test_invalid_parameters_are_400(bridge: Bridge, kind: str, body: dict) -> None:  # type: ignore[type-arg]
     body = {k: (new_nonce() if v == "NONCE" else v) for k, v in body.items()}
     status, reply = await bridge.post(f"/v1/{kind}", body)
@@ -274,9 +323,16 @@ async def test_invalid_parameters_are_400(bridge: Bridge, kind: str, body: dict)
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"not json", b"[]", b"\xff", b'{"nonce": ' * 50 + b"1" + b"}" * 50,
-     b"[" * 100_000, b'{"a": {"b": {"c": {"d": 1}}}}'],
-)  # fmt: skip
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"\xff",
+        b'{"nonce": ' * 50 + b"1" + b"}" * 50,
+        b"[" * 100_000,
+        b'{"a": {"b": {"c": {"d": 1}}}}',
+    ],
+)
 async def test_malformed_bodies_are_400_never_500(bridge: Bridge, raw: bytes) -> None:
     status, reply = await bridge.post("/v1/auth", raw)
     assert (status, reply["errorCode"]) == (400, "invalidParameters")
@@ -315,8 +371,12 @@ async def test_identification_completes(bridge: Bridge) -> None:
     await bridge.ui.secrets.put(PASSWORD)
     body = await bridge.wait_for(ref, "complete")
     data = body["completionData"]
-    assert data["user"] == {"personalNumber": "198112189876", "name": "Anna Andersson",
-                            "givenName": "Anna", "surname": "Andersson"}  # fmt: skip
+    assert data["user"] == {
+        "personalNumber": "198112189876",
+        "name": "Anna Andersson",
+        "givenName": "Anna",
+        "surname": "Andersson",
+    }
     assert data["token"] == {"kind": "file"} and data["algorithm"] == "ES256"
     signed = json.loads(base64.b64decode(data["signedData"]))
     assert signed["type"] == "auth" and signed["origin"] == ORIGIN
@@ -427,8 +487,7 @@ async def test_filters_pick_the_person(tmp_path: Path, make_token: MakeToken) ->
 
 async def test_sign_shows_the_text_verbatim(bridge: Bridge) -> None:
     text = "Jag godkänner överföringen av 1 000 kr.\n\nÅÄÖ – “citat” 👍"
-    ref = await bridge.start("sign", userVisibleData=b64(text),
-                             userNonVisibleData=b64(b"\x00\x01"))  # fmt: skip
+    ref = await bridge.start("sign", userVisibleData=b64(text), userNonVisibleData=b64(b"\x00\x01"))
     await bridge.wait_for(ref, "userSign")
     assert bridge.ui.requests[0].text == text
     await bridge.ui.secrets.put(PASSWORD)
@@ -442,14 +501,28 @@ async def test_sign_shows_the_text_verbatim(bridge: Bridge) -> None:
 
 @pytest.mark.parametrize(
     ("text", "where"),
-    [("Pay 100 SEK to account: \u202e8765-4321\u202c", "U+202E"),
-     ("a\u200bb", "U+200B"), ("a\u200db", "U+200D"), ("a\u00adb", "U+00AD"),
-     ("a\u2066b\u2069", "U+2066"), ("\u200fabc", "U+200F"), ("a\u061cb", "U+061C"),
-     ("tag\U000e0041", "U+E0041"), ("a\ufeffb", "U+FEFF"), ("a\u2028b", "U+2028"),
-     ("a\u2029b", "U+2029"), ("a\rb", "U+000D"), ("\u3164", "U+3164"), ("x\u115fy", "U+115F"),
-     ("x\u1160", "U+1160"), ("x\uffa0", "U+FFA0"), ("\u2800", "U+2800"), ("x\ue000", "U+E000"),
-     ("e" + "\u0301" * 9, "U+0301")],
-)  # fmt: skip
+    [
+        ("Pay 100 SEK to account: \u202e8765-4321\u202c", "U+202E"),
+        ("a\u200bb", "U+200B"),
+        ("a\u200db", "U+200D"),
+        ("a\u00adb", "U+00AD"),
+        ("a\u2066b\u2069", "U+2066"),
+        ("\u200fabc", "U+200F"),
+        ("a\u061cb", "U+061C"),
+        ("tag\U000e0041", "U+E0041"),
+        ("a\ufeffb", "U+FEFF"),
+        ("a\u2028b", "U+2028"),
+        ("a\u2029b", "U+2029"),
+        ("a\rb", "U+000D"),
+        ("\u3164", "U+3164"),
+        ("x\u115fy", "U+115F"),
+        ("x\u1160", "U+1160"),
+        ("x\uffa0", "U+FFA0"),
+        ("\u2800", "U+2800"),
+        ("x\ue000", "U+E000"),
+        ("e" + "\u0301" * 9, "U+0301"),
+    ],
+)
 async def test_invisible_characters_are_refused_with_where(
     bridge: Bridge, text: str, where: str
 ) -> None:

@@ -7,11 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,38 +17,13 @@ from agent.tokens import TokenStore
 from issuer import CertificateAuthority, make_file_credential
 from tests.agent_process import AgentProcess
 from tests.bridge_kit import free_port
+from tests.browser_kit import ARGS, CHROMIUM, Site, open_page
 from tests.conftest import ANNA, FAST_KDF, PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="./dev setup installs chromium"),
 ]
-
-
-class Site:
-    def __init__(self, root: Path, agent_port: int, *, ca_dir: Path | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://localhost:{self.port}"
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "eid-rp"), "demo", "--port", str(self.port),
-             "--agent-port", str(agent_port), "--ca-dir", str(ca_dir or root / "ca")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError("demo site did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -78,27 +49,13 @@ def site(world: Path, agent: AgentProcess) -> Iterator[Site]:
     s.stop()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        await b.close()
-
-
-async def _open(browser: Browser, url: str) -> Page:
-    page = await (await browser.new_context()).new_page()
-    await page.goto(url)
-    return page
-
-
 async def _status(page: Page, state: str) -> dict[str, str]:
     await page.wait_for_selector(f'#status[data-state="{state}"]', timeout=20_000)
     return dict(await page.eval_on_selector("#status", "e => ({...e.dataset})"))
 
 
 async def test_login_shows_the_person(browser: Browser, site: Site, agent: AgentProcess) -> None:
-    page = await _open(browser, site.url + "/?lang=sv")
+    page = await open_page(browser, site.url + "/?lang=sv")
     await page.fill("#pnr", "198112189876")
     before = agent.stdout.count("Password for")
     # every message the page shows on the way, to check none contradicts the agent
@@ -138,7 +95,7 @@ async def test_login_shows_the_person(browser: Browser, site: Site, agent: Agent
 async def test_sign_shows_what_was_signed(
     browser: Browser, site: Site, agent: AgentProcess
 ) -> None:
-    page = await _open(browser, site.url + "/sign")
+    page = await open_page(browser, site.url + "/sign")
     await page.fill("#text", "Jag godkänner villkoren.\nRad två — åäö")
     count = agent.stdout.count("Password for")
     await page.click("#go")
@@ -152,13 +109,15 @@ async def test_sign_shows_what_was_signed(
     assert await page.text_content("#signed-text") == "Jag godkänner villkoren.\nRad två — åäö"
 
 
-@pytest.mark.parametrize(("pnr", "code"), [("19811218-9876", "10034"), ("8112189876", "10034"),
-                                           ("198112189875", "10045")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("pnr", "code"),
+    [("19811218-9876", "10034"), ("8112189876", "10034"), ("198112189875", "10045")],
+)
 async def test_wrong_personal_number_is_explained_and_never_reaches_the_agent(
     browser: Browser, site: Site, agent: AgentProcess, pnr: str, code: str
 ) -> None:
     started = agent.stderr.count("started: auth")
-    page = await _open(browser, site.url)
+    page = await open_page(browser, site.url)
     await page.fill("#pnr", pnr)
     await page.click("#go")
     status = await _status(page, "error")
@@ -169,7 +128,7 @@ async def test_wrong_personal_number_is_explained_and_never_reaches_the_agent(
 
 
 async def test_cancel_on_the_page(browser: Browser, site: Site, agent: AgentProcess) -> None:
-    page = await _open(browser, site.url)
+    page = await open_page(browser, site.url)
     count = agent.stdout.count("Password for")
     await page.click("#go")
     agent.wait_for_output("Password for", count=count + 1)
@@ -183,7 +142,7 @@ async def test_cancel_on_the_page(browser: Browser, site: Site, agent: AgentProc
 async def test_person_cancels_in_the_agent(
     browser: Browser, site: Site, agent: AgentProcess
 ) -> None:
-    page = await _open(browser, site.url)
+    page = await open_page(browser, site.url)
     count = agent.stdout.count("Password for")
     seen = agent.stdout.count("Press Enter to see it")
     await page.click("#go")
@@ -208,7 +167,7 @@ async def test_timeout(browser: Browser, world: Path, tmp_path: Path) -> None:
         slow.ready()
         s = Site(world, slow.port)
         try:
-            page = await _open(browser, s.url)
+            page = await open_page(browser, s.url)
             await page.click("#go")
             status = await _status(page, "error")
             assert (status["hint"], status["code"]) == ("expiredTransaction", "10035")
@@ -219,7 +178,7 @@ async def test_timeout(browser: Browser, world: Path, tmp_path: Path) -> None:
 async def test_agent_not_running(browser: Browser, world: Path) -> None:
     s = Site(world, free_port())
     try:
-        page = await _open(browser, s.url)
+        page = await open_page(browser, s.url)
         await page.click("#go")
         status = await _status(page, "error")
         assert (status["hint"], status["code"]) == ("unreachable", "10053")
@@ -268,7 +227,7 @@ async def test_login_with_a_card(
         agent.ready()
         s = Site(tmp_path, agent.port, ca_dir=tmp_path / "card-ca")
         try:
-            page = await _open(browser, s.url)
+            page = await open_page(browser, s.url)
             await page.click("#go")
             # page and agent say the same: insert your card (10025)
             await page.wait_for_selector('#status[data-code="10025"]', timeout=20_000)

@@ -42,8 +42,9 @@ def _session(card: InsertedCard) -> CardSession:
 def _verify_es256(der_cert: bytes, data: bytes, signature: bytes) -> None:
     key = x509.load_der_x509_certificate(der_cert).public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
-    der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                               int.from_bytes(signature[32:], "big"))  # fmt: skip
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
     key.verify(der, data, ec.ECDSA(hashes.SHA256()))
 
 
@@ -62,17 +63,24 @@ def test_identification_signature_verifies_with_the_rp_kit(inserted_card: Insert
 
     raw_nonce = base64.urlsafe_b64decode(nonce + "=")
     now = dt.datetime.now(dt.UTC)
-    signed = signeddata.build(type="auth", origin="https://bank.example", nonce=raw_nonce,
-                              time=now, order_ref="ref-1", agent_version="test")  # fmt: skip
+    signed = signeddata.build(
+        type="auth",
+        origin="https://bank.example",
+        nonce=raw_nonce,
+        time=now,
+        order_ref="ref-1",
+        agent_version="test",
+    )
     signature = session.sign(KeyPurpose.IDENTIFICATION, signed, ID_PIN)
     completion = {
         "signedData": base64.b64encode(signed).decode(),
         "signature": base64.b64encode(signature).decode(),
         "algorithm": "ES256",
-        "certificateChain": [base64.b64encode(c).decode()
-                             for c in chains[KeyPurpose.IDENTIFICATION]],
+        "certificateChain": [
+            base64.b64encode(c).decode() for c in chains[KeyPurpose.IDENTIFICATION]
+        ],
         "token": {"kind": "card"},
-    }  # fmt: skip
+    }
     verified = rp.verify_auth(
         completion,
         expected_origin="https://bank.example",
@@ -183,13 +191,18 @@ def test_reset_by_another_program(inserted_card: InsertedCard) -> None:
     session = _session(inserted_card)
     session.pin_status(PinRef.IDENTIFICATION)
     other = subprocess.run(
-        [sys.executable, "-c",
-         "from smartcard import scard as s\n"
-         "r,c=s.SCardEstablishContext(s.SCARD_SCOPE_USER)\n"
-         f"r,h,p=s.SCardConnect(c,{READER!r},s.SCARD_SHARE_SHARED,s.SCARD_PROTOCOL_T1)\n"
-         "print(s.SCardDisconnect(h,s.SCARD_RESET_CARD))"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from smartcard import scard as s\n"
+            "r,c=s.SCardEstablishContext(s.SCARD_SCOPE_USER)\n"
+            f"r,h,p=s.SCardConnect(c,{READER!r},s.SCARD_SHARE_SHARED,s.SCARD_PROTOCOL_T1)\n"
+            "print(s.SCardDisconnect(h,s.SCARD_RESET_CARD))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert other.stdout.strip() == "0", other
     with pytest.raises(CardReset):
         session.pin_status(PinRef.IDENTIFICATION)
@@ -199,8 +212,13 @@ def test_cli_status_change_and_unblock(inserted_card: InsertedCard) -> None:
     exe = str(Path(sys.executable).parent / "eid-agent")
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([exe, "card", *args, "--lang", "en"], input=stdin,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [exe, "card", *args, "--lang", "en"],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     inserted_card.connect().close()  # pcscd has seen the card
     status = run("status")
@@ -231,11 +249,16 @@ def test_cli_status_change_and_unblock(inserted_card: InsertedCard) -> None:
 
 def test_no_card_and_no_such_reader(pcscd: object) -> None:
     exe = str(Path(sys.executable).parent / "eid-agent")
-    res = subprocess.run([exe, "card", "status", "--lang", "en"], capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+    res = subprocess.run(
+        [exe, "card", "status", "--lang", "en"], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 1 and "[10059] No card in the reader" in res.stderr
-    res = subprocess.run([exe, "card", "status", "--reader", "Nope", "--lang", "en"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    res = subprocess.run(
+        [exe, "card", "status", "--reader", "Nope", "--lang", "en"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "[10058] No card reader found" in res.stderr
 
 
@@ -247,25 +270,48 @@ def test_virtual_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> N
     bin_dir = Path(sys.executable).parent
     card = tmp_path / "anna.vcard"
     made = subprocess.run(
-        [str(bin_dir / "eid-issuer"), "personalise-card", "--personal-number", "198112189876",
-         "--name", "Anna Andersson", "--card", str(card), "--ca-dir", str(tmp_path / "ca")],
+        [
+            str(bin_dir / "eid-issuer"),
+            "personalise-card",
+            "--personal-number",
+            "198112189876",
+            "--name",
+            "Anna Andersson",
+            "--card",
+            str(card),
+            "--ca-dir",
+            str(tmp_path / "ca"),
+        ],
         input="1234\n1234\n12345\n12345\n12345678\n12345678\n",
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
     assert oct(card.stat().st_mode)[-3:] == "600"
-    shown = subprocess.run([str(bin_dir / "eid-vcard"), "show", "--card", str(card)],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    shown = subprocess.run(
+        [str(bin_dir / "eid-vcard"), "show", "--card", str(card)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert "identification PIN: 3 tries left" in shown.stdout
-    inserted = subprocess.Popen([str(bin_dir / "eid-vcard"), "insert", "--card", str(card)],
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    inserted = subprocess.Popen(
+        [str(bin_dir / "eid-vcard"), "insert", "--card", str(card)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert inserted.stderr is not None
         assert "inserted" in inserted.stderr.readline()
         deadline = time.monotonic() + 10
         while True:
-            status = subprocess.run([str(bin_dir / "eid-agent"), "card", "status", "--lang",
-                                     "en"], capture_output=True, text=True, timeout=30)  # fmt: skip
+            status = subprocess.run(
+                [str(bin_dir / "eid-agent"), "card", "status", "--lang", "en"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if status.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -288,8 +334,10 @@ def test_cards_are_listed_beside_file_credentials(
     while True:
         listing = subprocess.run(
             [exe, "-v", "tokens", "list", "--json", "--data-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         cards = json.loads(listing.stdout)
         if cards or time.monotonic() > deadline:
             break

@@ -55,9 +55,13 @@ async def test_identification_with_a_card_verifies(
     await b.ui.secrets.put(ID_PIN)
     data = (await b.wait_for(ref, "complete"))["completionData"]
     assert data["token"] == {"kind": "card"}
-    verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
-                              trust_anchors=[inserted_card.ca.root_certificate],
-                              now=dt.datetime.now(dt.UTC))  # fmt: skip
+    verified = rp.verify_auth(
+        data,
+        expected_origin=ORIGIN,
+        nonce=nonce,
+        trust_anchors=[inserted_card.ca.root_certificate],
+        now=dt.datetime.now(dt.UTC),
+    )
     assert verified.person.personal_number == "198112189876"
     # signing with the card: the signature PIN, the signature key
     ref = await b.start("sign", userVisibleData=b64("Jag godkänner."))
@@ -191,8 +195,10 @@ async def test_pcscd_killed_during_an_order(
         # before the PIN left: the order waits for the card; after: it ends (the card may
         # have counted the try). Which one is a matter of microseconds; both are told.
         await _until(lambda: len(b.ui.told) >= 1, timeout=20)
-        assert b.ui.told[-1].code in {MessageCode.CARD_REMOVED,
-                                      MessageCode.SMART_CARD_SERVICE_UNAVAILABLE}  # fmt: skip
+        assert b.ui.told[-1].code in {
+            MessageCode.CARD_REMOVED,
+            MessageCode.SMART_CARD_SERVICE_UNAVAILABLE,
+        }
         body = await b.collect(ref)
         assert body.get("hintCode") in {"noClient", "startFailed"}, body
         card.link.remove()

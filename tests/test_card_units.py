@@ -23,8 +23,9 @@ from issuer.vcard.card import AID, CardState, VirtualCard, new_card, pin_block
 
 
 def _card() -> VirtualCard:
-    return VirtualCard(new_card("T1", {0x81: "1234", 0x82: "12345", 0x83: "12345678"}),
-                       lambda _s: None)  # fmt: skip
+    return VirtualCard(
+        new_card("T1", {0x81: "1234", 0x82: "12345", 0x83: "12345678"}), lambda _s: None
+    )
 
 
 @settings(max_examples=500)
@@ -50,8 +51,7 @@ def test_random_sequences_never_unblock_or_raise_counters(commands: list[bytes])
 
 def test_counters_are_spent_before_comparing() -> None:
     saved: list[CardState] = []
-    card = VirtualCard(new_card("T", {0x81: "1234", 0x82: "12345", 0x83: "12345678"}),
-                       saved.append)  # fmt: skip
+    card = VirtualCard(new_card("T", {0x81: "1234", 0x82: "12345", 0x83: "12345678"}), saved.append)
     card.process(apdu.select_application())
     card.process(apdu.verify(PinRef.IDENTIFICATION, "1234"))
     # first the try is recorded (2 left), then the success restores it (3)
@@ -90,17 +90,24 @@ def test_get_response_and_wrong_le_are_followed() -> None:
     assert conn.sent[3] == b"\x00\xb0\x00\x00\x05"
 
 
-@pytest.mark.parametrize(("sw", "error"), [(0x63C2, WrongPin), (0x63C0, PinBlocked),
-                                           (0x6983, PinBlocked)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("sw", "error"), [(0x63C2, WrongPin), (0x63C0, PinBlocked), (0x6983, PinBlocked)]
+)
 def test_status_words_become_typed_errors(sw: int, error: type[Exception]) -> None:
     with pytest.raises(error):
         apdu.check_pin(sw, PinRef.SIGNATURE, "verify")
 
 
-@pytest.mark.parametrize(("pin", "value"), [(PinRef.IDENTIFICATION, "123"),
-                                            (PinRef.SIGNATURE, "1234"), (PinRef.PUK, "1234567"),
-                                            (PinRef.IDENTIFICATION, "12a4"),
-                                            (PinRef.IDENTIFICATION, "1" * 13)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("pin", "value"),
+    [
+        (PinRef.IDENTIFICATION, "123"),
+        (PinRef.SIGNATURE, "1234"),
+        (PinRef.PUK, "1234567"),
+        (PinRef.IDENTIFICATION, "12a4"),
+        (PinRef.IDENTIFICATION, "1" * 13),
+    ],
+)
 def test_pin_format_is_checked_before_the_card(pin: PinRef, value: str) -> None:
     with pytest.raises(PinFormat):
         apdu.pin_block(pin, value)
@@ -169,5 +176,4 @@ def test_the_service_lost_before_a_pin_is_a_removal_with_nothing_spent() -> None
         CardSession(Dying([(b"", 0x9000)])).sign(KeyPurpose.SIGNATURE, b"x", "12345")
     assert early.value.pin_sent is False  # died at MSE: nothing reached the card
     with pytest.raises(PcscUnavailable):
-        CardSession(Dying([(b"", 0x9000), (b"", 0x9000)])).sign(KeyPurpose.SIGNATURE, b"x",
-                                                                "12345")  # fmt: skip
+        CardSession(Dying([(b"", 0x9000), (b"", 0x9000)])).sign(KeyPurpose.SIGNATURE, b"x", "12345")

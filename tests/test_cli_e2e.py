@@ -311,8 +311,9 @@ def test_unknown_id(world: dict[str, Path]) -> None:
         check=1,
     )
     assert "[10047]" in res.stderr and "Password" not in res.stderr  # asked nothing
-    check = run("eid-agent", "tokens", "check", "deadbeef", "--data-dir", str(data),
-                "--lang", "en", check=1)  # fmt: skip
+    check = run(
+        "eid-agent", "tokens", "check", "deadbeef", "--data-dir", str(data), "--lang", "en", check=1
+    )
     assert "[10047]" in check.stderr and "Password" not in check.stderr
 
 
@@ -323,10 +324,30 @@ def test_a_locked_bankid_is_said_before_a_password_is_asked(
     data = _data(world, f"d6-{action}")
     token_id = _import(world, data)
     for _ in range(5):
-        run("eid-agent", "tokens", "check", token_id, "--data-dir", str(data), "--lang", "en",
-            stdin="wrong password\n", check=1)  # fmt: skip
-    res = run("eid-agent", "tokens", action, token_id, "--data-dir", str(data), "--lang", "en",
-              stdin=f"{PASSWORD}\n", check=1)  # fmt: skip
+        run(
+            "eid-agent",
+            "tokens",
+            "check",
+            token_id,
+            "--data-dir",
+            str(data),
+            "--lang",
+            "en",
+            stdin="wrong password\n",
+            check=1,
+        )
+    res = run(
+        "eid-agent",
+        "tokens",
+        action,
+        token_id,
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        stdin=f"{PASSWORD}\n",
+        check=1,
+    )
     assert "[10033]" in res.stderr and "assword" not in res.stderr.split("[10033]")[0]
 
 
@@ -389,6 +410,8 @@ def test_everyday_commands_do_not_load_the_http_client() -> None:
     """`tokens list` and its kind are benchmarked (< 300 ms): the message table they all
     load must not pull in aiohttp (~190 ms here) — it once did, through the issuer's
     errors."""
-    probe = ("import sys; import agent.cli, agent.notices, agent.tokens; "
-             "sys.exit('aiohttp' in sys.modules)")  # fmt: skip
+    probe = (
+        "import sys; import agent.cli, agent.notices, agent.tokens; "
+        "sys.exit('aiohttp' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

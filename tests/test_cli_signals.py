@@ -18,13 +18,17 @@ from tests.conftest import ANNA, FAST_KDF, MakeToken
 pytestmark = pytest.mark.slow
 
 
-def _interrupt_at_prompt(args: list[str], prompt: str, env: dict[str, str] | None = None
-                         ) -> tuple[int, str]:  # fmt: skip
+def _interrupt_at_prompt(
+    args: list[str], prompt: str, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     """Start the command, wait until it shows ``prompt`` on stderr, press Ctrl-C."""
     process = subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={**os.environ, "LANG": "C.UTF-8", **(env or {})},
-    )  # fmt: skip
+    )
     assert process.stderr is not None
     seen = b""
     deadline = time.monotonic() + 30
@@ -50,21 +54,36 @@ def data_dir(tmp_path: Path, make_token: MakeToken) -> tuple[Path, str]:
 
 @pytest.mark.parametrize(
     ("command", "prompt"),
-    [(["tokens", "check", "{id}"], "Password"), (["tokens", "passwd", "{id}"], "Current password"),
-     (["tokens", "remove", "{id}"], "Remove"),
-     (["order", "--issuer", "https://127.0.0.1:9", "--config", "{data}/none.toml"],
-      "ersonal number")],
-)  # fmt: skip
+    [
+        (["tokens", "check", "{id}"], "Password"),
+        (["tokens", "passwd", "{id}"], "Current password"),
+        (["tokens", "remove", "{id}"], "Remove"),
+        (
+            ["order", "--issuer", "https://127.0.0.1:9", "--config", "{data}/none.toml"],
+            "ersonal number",
+        ),
+    ],
+)
 @pytest.mark.parametrize("lang", ["en", "sv"])
 def test_ctrl_c_at_a_prompt_is_one_line_and_status_130(
     data_dir: tuple[Path, str], command: list[str], prompt: str, lang: str
 ) -> None:
     folder, token_id = data_dir
-    args = [str(BIN / "eid-agent"), *(c.format(id=token_id, data=folder) for c in command),
-            "--data-dir", str(folder), "--lang", lang]  # fmt: skip
+    args = [
+        str(BIN / "eid-agent"),
+        *(c.format(id=token_id, data=folder) for c in command),
+        "--data-dir",
+        str(folder),
+        "--lang",
+        lang,
+    ]
     if lang == "sv":
-        prompt = {"Password": "Lösenord", "Current password": "Nuvarande lösenord",
-                  "Remove": "Ta bort", "ersonal number": "Personnummer"}[prompt]  # fmt: skip
+        prompt = {
+            "Password": "Lösenord",
+            "Current password": "Nuvarande lösenord",
+            "Remove": "Ta bort",
+            "ersonal number": "Personnummer",
+        }[prompt]
     status, stderr = _interrupt_at_prompt(args, prompt)
     assert status == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
@@ -73,25 +92,43 @@ def test_ctrl_c_at_a_prompt_is_one_line_and_status_130(
 
 def test_ctrl_c_at_the_issuers_password_prompt(tmp_path: Path) -> None:
     status, stderr = _interrupt_at_prompt(
-        [str(BIN / "eid-issuer"), "dev-credential", "--personal-number", "198112189876",
-         "--name", "Anna Andersson", "--ca-dir", str(tmp_path / "ca"),
-         "--out", str(tmp_path / "a.eidtoken")], "Password")  # fmt: skip
+        [
+            str(BIN / "eid-issuer"),
+            "dev-credential",
+            "--personal-number",
+            "198112189876",
+            "--name",
+            "Anna Andersson",
+            "--ca-dir",
+            str(tmp_path / "ca"),
+            "--out",
+            str(tmp_path / "a.eidtoken"),
+        ],
+        "Password",
+    )
     assert status == 130 and "Traceback" not in stderr, stderr
 
 
 @pytest.mark.parametrize(
     "command",
-    [["eid-agent", "messages"], ["eid-agent", "messages", "--lang", "sv"],
-     ["eid-agent", "tokens", "list", "--data-dir", "{data}"], ["eid-agent", "--help"],
-     ["eid-agent", "tokens", "list", "--json", "--data-dir", "{data}"],
-     ["eid-issuer", "--help"], ["eid-release", "--help"], ["eid-rp", "--help"]],
-)  # fmt: skip
+    [
+        ["eid-agent", "messages"],
+        ["eid-agent", "messages", "--lang", "sv"],
+        ["eid-agent", "tokens", "list", "--data-dir", "{data}"],
+        ["eid-agent", "--help"],
+        ["eid-agent", "tokens", "list", "--json", "--data-dir", "{data}"],
+        ["eid-issuer", "--help"],
+        ["eid-release", "--help"],
+        ["eid-rp", "--help"],
+    ],
+)
 def test_a_closed_pipe_ends_quietly(data_dir: tuple[Path, str], command: list[str]) -> None:
     folder, _ = data_dir
     exe, *rest = command
     args = [str(BIN / exe), *(c.format(data=folder) for c in rest)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "LANG": "C.UTF-8"})  # fmt: skip
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "LANG": "C.UTF-8"}
+    )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.read(1)  # like `| head -c 1`: read a little, then go away
     process.stdout.close()

@@ -115,15 +115,17 @@ def test_choice_between_credentials_and_sign_text(tmp_path: Path, make_token: Ma
         text = "Betala 100 kr\n\x1b[2J?"  # the bridge refuses control characters
         nonce = base64.b64encode(os.urandom(32)).decode()
         status, body = agent.request(
-            "POST", "/v1/sign",
+            "POST",
+            "/v1/sign",
             {"nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode()},
-        )  # fmt: skip
+        )
         assert status == 400
         text = "Betala 100 kr\ntill Bertil"
         status, body = agent.request(
-            "POST", "/v1/sign",
+            "POST",
+            "/v1/sign",
             {"nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode()},
-        )  # fmt: skip
+        )
         assert status == 201
         agent.wait_for_output("Choose a BankID (1–2")
         assert "  │ Betala 100 kr\n  │ till Bertil" in agent.stdout
@@ -190,8 +192,10 @@ def test_expiry_closes_the_question(data_dir: Path) -> None:
         agent.wait_for_output("[10035] Time ran out")
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
-                    reason="needs root to act as a second OS user")  # fmt: skip
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+    reason="needs root to act as a second OS user",
+)
 def test_another_os_user_is_refused(data_dir: Path) -> None:
     """BRIDGE-SECURITY 10: a browser of another user on this computer reaches this agent
     (the port is per machine); it is refused before anything happens."""
@@ -203,12 +207,21 @@ def test_another_os_user_is_refused(data_dir: Path) -> None:
         agent.ready()
         other = subprocess.run(
             ["/usr/bin/python3", "-c", client, str(agent.port)],
-            user=65534, group=65534, capture_output=True, text=True, timeout=30, cwd="/",
-        )  # fmt: skip
+            user=65534,
+            group=65534,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd="/",
+        )
         assert other.stdout.startswith("403"), other
         assert "forbiddenUser" in other.stdout
-        same = subprocess.run(["/usr/bin/python3", "-c", client, str(agent.port)],
-                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        same = subprocess.run(
+            ["/usr/bin/python3", "-c", client, str(agent.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert same.stdout.startswith("200"), same
 
 
@@ -234,15 +247,21 @@ def _info_status(port: int) -> int:
     return connection.getresponse().status
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
-                    reason="needs root to act as a second OS user")  # fmt: skip
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+    reason="needs root to act as a second OS user",
+)
 def test_another_user_holding_1100_half_open_connections_stops_nothing(data_dir: Path) -> None:
     with AgentProcess(data_dir) as agent:
         agent.ready()
         holder = subprocess.Popen(
             ["/usr/bin/python3", "-c", _HOLDER, str(agent.port), "1100", "20"],
-            user=65534, group=65534, stdout=subprocess.PIPE, text=True, cwd="/",
-        )  # fmt: skip
+            user=65534,
+            group=65534,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd="/",
+        )
         try:
             assert holder.stdout is not None
             assert holder.stdout.readline().strip() == "1100"  # every one was accepted...
@@ -259,8 +278,11 @@ def test_another_user_holding_1100_half_open_connections_stops_nothing(data_dir:
 def test_the_owners_half_open_connections_are_capped_and_dropped(data_dir: Path) -> None:
     with AgentProcess(data_dir) as agent:
         agent.ready()
-        holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(agent.port), "70", "30"],
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(agent.port), "70", "30"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert holder.stdout is not None and holder.stdout.readline().strip() == "70"
             time.sleep(0.5)
@@ -297,8 +319,12 @@ def test_the_agent_core_has_no_http_client() -> None:
     root = Path(__file__).parent.parent / "agent"
     forbidden_modules = {"urllib.request", "http.client", "requests", "httpx", "urllib3"}
     forbidden_names = {"ClientSession", "request", "urlopen"}
-    for path in [*root.glob("bridge/*.py"), *root.glob("orders/*.py"),
-                 *root.glob("ui/*.py"), *root.glob("tokens/*.py")]:  # fmt: skip
+    for path in [
+        *root.glob("bridge/*.py"),
+        *root.glob("orders/*.py"),
+        *root.glob("ui/*.py"),
+        *root.glob("tokens/*.py"),
+    ]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 assert not {a.name for a in node.names} & forbidden_modules, path

@@ -32,8 +32,9 @@ PKILL = shutil.which("pkill") or "/usr/bin/pkill"
 
 def _run(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(list(argv), capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)  # fmt: skip
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
 
 
 def _installed() -> bool:
@@ -54,8 +55,9 @@ def person() -> Iterator[str]:
     if _listening(PORT):
         pytest.fail(f"port {PORT} is taken on this machine; the person's agent needs it")
     name = f"eid{secrets.token_hex(4)}"
-    created = _run(USERADD, "--create-home", "--home-dir", f"/home/{name}", "--shell",
-                   "/bin/sh", name)  # fmt: skip
+    created = _run(
+        USERADD, "--create-home", "--home-dir", f"/home/{name}", "--shell", "/bin/sh", name
+    )
     assert created.returncode == 0, created.stderr
     try:
         yield name
@@ -66,15 +68,26 @@ def person() -> Iterator[str]:
         _run(USERDEL, "--remove", name)
 
 
-def test_the_package_installs_per_person_and_purges_cleanly(repo: Repo, person: str,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_the_package_installs_per_person_and_purges_cleanly(
+    repo: Repo, person: str, tmp_path: Path
+) -> None:
     bundle = tmp_path / "bundle"  # the real form, on the Python the package depends on
-    built = _run(str(BIN / "eid-release"), "bundle", "1.0.0", str(bundle),
-                 "--python", "/usr/bin/python3.11")  # fmt: skip
+    built = _run(
+        str(BIN / "eid-release"), "bundle", "1.0.0", str(bundle), "--python", "/usr/bin/python3.11"
+    )
     assert built.returncode == 0, built.stderr
-    published = _run(str(BIN / "eid-release"), "publish", "1.0.0", str(bundle),
-                     "--dir", str(repo.folder), "--url", repo.server.url.rstrip("/"),
-                     "--deb", "Test Administrators <it@bank.example>")  # fmt: skip
+    published = _run(
+        str(BIN / "eid-release"),
+        "publish",
+        "1.0.0",
+        str(bundle),
+        "--dir",
+        str(repo.folder),
+        "--url",
+        repo.server.url.rstrip("/"),
+        "--deb",
+        "Test Administrators <it@bank.example>",
+    )
     assert published.returncode == 0, published.stderr
     [deb] = (repo.folder / "repository/install").glob("eid-agent_1.0.0_*.deb")
     assert deb.name in (repo.folder / "repository/install/index.html").read_text()
@@ -84,17 +97,28 @@ def test_the_package_installs_per_person_and_purges_cleanly(repo: Repo, person: 
     checked = _run(VALIDATE, str(hook))
     assert checked.returncode == 0 and not checked.stdout, checked.stdout
     home = Path(f"/home/{person}")
-    login = [RUNUSER, "-u", person, "--", "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin",
-             "/usr/lib/eid-agent/first-run"]  # fmt: skip
+    login = [
+        RUNUSER,
+        "-u",
+        person,
+        "--",
+        "env",
+        "-i",
+        f"HOME={home}",
+        "PATH=/usr/bin:/bin",
+        "/usr/lib/eid-agent/first-run",
+    ]
     first = _run(*login)  # what the person's session runs at login
     assert first.returncode == 0, first.stdout + first.stderr
     assert "eid-agent is running" in first.stdout
     assert _listening(PORT)
     owner = _run(SS, "-ltnpH", f"sport = :{PORT}").stdout
     assert "python" in owner
-    for entry in (home / ".local/share/applications/eid-agent.desktop",
-                  home / ".config/autostart/eid-agent.desktop",
-                  home / ".local/share/applications/eid-agent-link.desktop"):  # fmt: skip
+    for entry in (
+        home / ".local/share/applications/eid-agent.desktop",
+        home / ".config/autostart/eid-agent.desktop",
+        home / ".local/share/applications/eid-agent-link.desktop",
+    ):
         assert entry.exists() and entry.stat().st_uid != 0  # the person's own
     # the person's eid-agent:// handler, made their default at their first login
     assert "x-scheme-handler/eid-agent=" in (home / ".config/mimeapps.list").read_text()

@@ -37,23 +37,38 @@ def _listening(port: int) -> bool:
 
 def _start_order(agent_port: int, site_port: int) -> str:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{agent_port}/v1/auth", data=json.dumps({"nonce": new_nonce()}).encode(),
-        headers={"Content-Type": "application/json", "X-Eid-Agent": "1",
-                 "Origin": f"http://localhost:{site_port}"}, method="POST",
-    )  # fmt: skip
+        f"http://127.0.0.1:{agent_port}/v1/auth",
+        data=json.dumps({"nonce": new_nonce()}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "X-Eid-Agent": "1",
+            "Origin": f"http://localhost:{site_port}",
+        },
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
         return str(json.loads(response.read())["orderRef"])
 
 
 def test_the_demo_runs_cancels_a_question_and_cleans_up(tmp_path: Path) -> None:
     agent_port, site_port = free_port(), free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path), "EID_DEMO_AGENT_PORT": str(agent_port),
-           "EID_DEMO_SITE_PORT": str(site_port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+        "EID_DEMO_AGENT_PORT": str(agent_port),
+        "EID_DEMO_SITE_PORT": str(site_port),
+    }
     env.pop("CI", None)
     # a process group of its own, as a terminal's foreground job: Ctrl-C reaches all of it
-    demo = subprocess.Popen([BASH, str(ROOT / "dev"), "demo"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True, text=True)  # fmt: skip
+    demo = subprocess.Popen(
+        [BASH, str(ROOT / "dev"), "demo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
     try:
         _wait(lambda: _listening(agent_port) and _listening(site_port), "the demo starts")
         [folder] = list(tmp_path.glob("eid-demo.*"))
@@ -87,19 +102,28 @@ def test_the_demos_second_door(tmp_path: Path) -> None:
     import threading
 
     agent_port, site_port, relay_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path), "EID_DEMO_AGENT_PORT": str(agent_port),
-           "EID_DEMO_SITE_PORT": str(site_port),
-           "EID_DEMO_RELAY_PORT": str(relay_port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+        "EID_DEMO_AGENT_PORT": str(agent_port),
+        "EID_DEMO_SITE_PORT": str(site_port),
+        "EID_DEMO_RELAY_PORT": str(relay_port),
+    }
     for name in ("CI", "DISPLAY", "WAYLAND_DISPLAY"):  # no desktop: nothing is registered
         env.pop(name, None)
-    demo = subprocess.Popen([BASH, str(ROOT / "dev"), "demo"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True, text=True)  # fmt: skip
+    demo = subprocess.Popen(
+        [BASH, str(ROOT / "dev"), "demo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
     assert demo.stdout is not None and demo.stdin is not None
     said: list[str] = []
     stream = demo.stdout
-    reader = threading.Thread(target=lambda: said.extend(iter(stream.readline, "")),
-                              daemon=True)  # fmt: skip
+    reader = threading.Thread(target=lambda: said.extend(iter(stream.readline, "")), daemon=True)
     reader.start()
     site = f"http://localhost:{site_port}"
     browser = urllib.request.build_opener(
@@ -108,27 +132,41 @@ def test_the_demos_second_door(tmp_path: Path) -> None:
 
     def post(path: str, body: object) -> dict[str, object]:
         request = urllib.request.Request(  # noqa: S310 - the demo site on loopback
-            site + path, data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"})  # fmt: skip
+            site + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with browser.open(request, timeout=20) as response:
             return dict(json.loads(response.read()))
 
     try:
-        _wait(lambda: all(_listening(p) for p in (agent_port, site_port, relay_port)),
-              "the demo starts")  # fmt: skip
+        _wait(
+            lambda: all(_listening(p) for p in (agent_port, site_port, relay_port)),
+            "the demo starts",
+        )
         _wait(lambda: any("open one by hand" in line for line in said), "it says how")
         [how] = [line for line in said if "open one by hand" in line]
         command = shlex.split(how.split("with", 1)[1].strip().rstrip(")"))
         browser.open(site + "/", timeout=20).close()  # the session's cookie
         link = str(post("/api/relay/start", {"type": "auth"})["link"])
         assert link.startswith("eid-agent:///?")
-        handed = subprocess.run([command[0] if command[0] != "eid-agent" else
-                                 str(ROOT / ".venv/bin/eid-agent"), "open", link,
-                                 *command[3:]], capture_output=True, text=True, timeout=60,
-                                env=env, check=False)  # fmt: skip
+        handed = subprocess.run(
+            [
+                command[0] if command[0] != "eid-agent" else str(ROOT / ".venv/bin/eid-agent"),
+                "open",
+                link,
+                *command[3:],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
         assert handed.returncode == 0, handed.stderr
-        _wait(lambda: any("wants you to identify yourself" in line for line in said),
-              "the agent asks")  # fmt: skip
+        _wait(
+            lambda: any("wants you to identify yourself" in line for line in said), "the agent asks"
+        )
         demo.stdin.write("demo-password\n")
         demo.stdin.flush()
         _wait(lambda: any("Go back to the website:" in line for line in said), "it says where")
@@ -149,5 +187,7 @@ def test_the_demos_second_door(tmp_path: Path) -> None:
     output = "".join(said)
     assert "Traceback" not in output and "unbound variable" not in output, output
     assert list(tmp_path.glob("eid-demo.*")) == [], "the demo left its folder behind"
-    _wait(lambda: not any(_listening(p) for p in (agent_port, site_port, relay_port)),
-          "nothing listens")  # fmt: skip
+    _wait(
+        lambda: not any(_listening(p) for p in (agent_port, site_port, relay_port)),
+        "nothing listens",
+    )

@@ -16,7 +16,7 @@ from agent.tokens import KeyPurpose, TokenStore, select
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
 from tests.desktop_kit import Screen, recorded
-from tests.softhsm_kit import SoftHsm, softhsm  # noqa: F401
+from tests.softhsm_kit import SoftHsm
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,16 @@ def _desktop_agent(data_dir: Path, screen: Screen) -> AgentProcess:
 
 def _sign(agent: AgentProcess, text: str) -> str:
     nonce = base64.b64encode(os.urandom(32)).decode()
-    status, body = agent.request("POST", "/v1/sign", {
-        "nonce": nonce, "userVisibleData": base64.b64encode(text.encode()).decode(),
-        "userVisibleDataFormat": "simpleMarkdownV1"}, origin=ORIGIN)  # fmt: skip
+    status, body = agent.request(
+        "POST",
+        "/v1/sign",
+        {
+            "nonce": nonce,
+            "userVisibleData": base64.b64encode(text.encode()).decode(),
+            "userVisibleDataFormat": "simpleMarkdownV1",
+        },
+        origin=ORIGIN,
+    )
     assert status == 201, body
     return str(body["orderRef"])
 
@@ -60,8 +67,7 @@ def test_the_person_signs_in_the_dialog(data_dir: Path, screen: Screen) -> None:
     assert PASSWORD not in agent.stderr and "not the password" not in agent.stderr
 
 
-def test_escape_cancels_and_the_page_can_close_the_dialog(data_dir: Path,
-                                                          screen: Screen) -> None:  # fmt: skip
+def test_escape_cancels_and_the_page_can_close_the_dialog(data_dir: Path, screen: Screen) -> None:
     with _desktop_agent(data_dir, screen) as agent:
         agent.ready()
         ref = _sign(agent, "first")
@@ -91,8 +97,9 @@ def test_a_question_right_after_one_closed_under_the_person_waits_for_them(
         assert status == 200
         screen.wait_gone(window)
         nonce = base64.b64encode(os.urandom(32)).decode()
-        status, body = agent.request("POST", "/v1/auth", {"nonce": nonce},
-                                     origin="https://other.example")  # fmt: skip
+        status, body = agent.request(
+            "POST", "/v1/auth", {"nonce": nonce}, origin="https://other.example"
+        )
         assert status == 201, body
         second = str(body["orderRef"])
         [attention] = screen.wait_window()
@@ -109,8 +116,9 @@ def test_a_question_right_after_one_closed_under_the_person_waits_for_them(
         agent.wait_status(second, "complete")
 
 
-def test_choosing_between_two_bankids(tmp_path: Path, make_token: MakeToken,
-                                      screen: Screen) -> None:  # fmt: skip
+def test_choosing_between_two_bankids(
+    tmp_path: Path, make_token: MakeToken, screen: Screen
+) -> None:
     store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
     store.add(make_token(ANNA))
     store.add(make_token(BERTIL))
@@ -145,8 +153,9 @@ def test_without_a_display_the_console_answers(data_dir: Path) -> None:
         agent.wait_status(body["orderRef"], "complete")
 
 
-def test_a_notice_says_what_happened_and_goes_away_with_enter(tmp_path: Path,
-                                                              screen: Screen) -> None:  # fmt: skip
+def test_a_notice_says_what_happened_and_goes_away_with_enter(
+    tmp_path: Path, screen: Screen
+) -> None:
     with _desktop_agent(tmp_path / "empty", screen) as agent:
         agent.ready()
         nonce = base64.b64encode(os.urandom(32)).decode()
@@ -183,8 +192,9 @@ def test_the_tray_menu_works(data_dir: Path, screen: Screen) -> None:
     assert "tray: about" in agent.stderr and "tray: bankids" in agent.stderr
 
 
-async def test_update_notices_act_on_ok(screen: Screen, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_update_notices_act_on_ok(
+    screen: Screen, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """10007's OK starts the update; 10023's OK opens the signed install page in the
     person's browser (here a registered stand-in that writes down the address)."""
     from agent.notices import Notice
@@ -199,13 +209,17 @@ async def test_update_notices_act_on_ok(screen: Screen, tmp_path: Path,
     apps.mkdir(parents=True)
     (apps / "test-browser.desktop").write_text(
         "[Desktop Entry]\nType=Application\nName=Test browser\n"
-        f"Exec={browser} %u\nMimeType=x-scheme-handler/https;\n")  # fmt: skip
+        f"Exec={browser} %u\nMimeType=x-scheme-handler/https;\n"
+    )
     (tmp_path / "config").mkdir()
     (tmp_path / "config/mimeapps.list").write_text(
         "[Default Applications]\nx-scheme-handler/https=test-browser.desktop\n"
     )
-    for key, value in {**screen.env, "XDG_DATA_HOME": str(tmp_path / "share"),
-                       "XDG_CONFIG_HOME": str(tmp_path / "config")}.items():  # fmt: skip
+    for key, value in {
+        **screen.env,
+        "XDG_DATA_HOME": str(tmp_path / "share"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }.items():
         monkeypatch.setenv(key, value)
     ui = DesktopUi(Language.EN)
     actions: list[str] = []
@@ -316,8 +330,9 @@ def test_ordering_a_bankid_from_the_tray(tmp_path: Path, screen: Screen) -> None
         config.write_text(f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n')
         _, code = issuer.order("198112189876")
         data = tmp_path / "data"
-        with AgentProcess(data, "--no-cards", "-v", "--ui", "desktop", "--config", str(config),
-                          env=screen.env) as agent:  # fmt: skip
+        with AgentProcess(
+            data, "--no-cards", "-v", "--ui", "desktop", "--config", str(config), env=screen.env
+        ) as agent:
             agent.ready()
             screen.tray_docked()
             screen.tray_click()
@@ -348,8 +363,9 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
     for key, value in screen.env.items():
         monkeypatch.setenv(key, value)
     token = replace(make_token(ANNA).info(), kind=TokenKind.TOKEN, pin_pad=True)
-    request = Request("pad-1", OrderKind.SIGN, ORIGIN, "Jag godkänner avtalet.", "plaintext",
-                      (token,))  # fmt: skip
+    request = Request(
+        "pad-1", OrderKind.SIGN, ORIGIN, "Jag godkänner avtalet.", "plaintext", (token,)
+    )
     ui = DesktopUi(Language.EN)
     await ui.start()
     try:
@@ -360,8 +376,9 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
         screen.key(dialog, "Return")
         assert await asyncio.wait_for(asking, 15) is True
         await asyncio.to_thread(screen.wait_gone, dialog)
-        asking = asyncio.create_task(ui.confirm_pin_pad(replace(request, order_ref="pad-2"),
-                                                        token, None))  # fmt: skip
+        asking = asyncio.create_task(
+            ui.confirm_pin_pad(replace(request, order_ref="pad-2"), token, None)
+        )
         [dialog] = await asyncio.to_thread(screen.wait_window)
         screen.key(dialog, "Escape")
         assert await asyncio.wait_for(asking, 15) is False
@@ -372,7 +389,7 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
 def test_ordering_a_bankid_onto_a_security_key_from_the_tray(
     tmp_path: Path,
     screen: Screen,
-    softhsm: SoftHsm,  # noqa: F811
+    softhsm: SoftHsm,
 ) -> None:
     """A blank security key in its reader: the tray offers "Order BankID on the security
     key …"; a wrong PIN is said in the dialog and asked again before the activation code is
@@ -387,13 +404,14 @@ def test_ordering_a_bankid_onto_a_security_key_from_the_tray(
     softhsm.init_token("anna")
     with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
         config = tmp_path / "config.toml"
-        config.write_text(f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n'
-                          f'[pkcs11]\nmodules = ["{MODULE}"]\np11kit = false\n')  # fmt: skip
+        config.write_text(
+            f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n'
+            f'[pkcs11]\nmodules = ["{MODULE}"]\np11kit = false\n'
+        )
         _, code = issuer.order("198112189876")
         data = tmp_path / "data"
         env = {**screen.env, "SOFTHSM2_CONF": str(softhsm.conf)}
-        with AgentProcess(data, "-v", "--ui", "desktop", "--config", str(config),
-                          env=env) as agent:  # fmt: skip
+        with AgentProcess(data, "-v", "--ui", "desktop", "--config", str(config), env=env) as agent:
             agent.ready()
             agent.wait_for_output("PKCS#11 module", stream="stderr")
             screen.tray_docked()
@@ -410,11 +428,22 @@ def test_ordering_a_bankid_onto_a_security_key_from_the_tray(
             [done] = screen.wait_window("Order BankID on the security key anna", timeout=30)
             screen.key(done, "Return")
         listing = subprocess.run(
-            [str(Path(sys.executable).parent / "eid-agent"), "tokens", "list", "--json",
-             "--data-dir", str(data), "--config", str(config)],
-            capture_output=True, text=True, env={**os.environ, "SOFTHSM2_CONF": str(softhsm.conf)},
-            timeout=60, check=False,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).parent / "eid-agent"),
+                "tokens",
+                "list",
+                "--json",
+                "--data-dir",
+                str(data),
+                "--config",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SOFTHSM2_CONF": str(softhsm.conf)},
+            timeout=60,
+            check=False,
+        )
         (entry,) = json.loads(listing.stdout)
         assert entry["kind"] == "token" and entry["personalNumber"] == "198112189876"
         assert b"never extractable" in softhsm.tool("anna", "--list-objects")

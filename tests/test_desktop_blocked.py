@@ -22,8 +22,9 @@ ORIGIN = "https://login.secure.bank.se"
 def _agent(data_dir: Path, screen: Screen, config: str = "") -> AgentProcess:
     path = data_dir.parent / "config.toml"
     path.write_text(config)
-    agent = AgentProcess(data_dir, "--no-cards", "-v", "--ui", "desktop", "--config", str(path),
-                         env=screen.env)  # fmt: skip
+    agent = AgentProcess(
+        data_dir, "--no-cards", "-v", "--ui", "desktop", "--config", str(path), env=screen.env
+    )
     agent.origin = ORIGIN
     return agent
 
@@ -48,8 +49,10 @@ def test_a_program_holding_the_keyboard_is_detected(data_dir: Path, screen: Scre
             # also a desktop notification: the notice window cannot get the keyboard either
             shown = screen.notified("Another program blocks the password dialog (10015)")
             assert "Settings → Advanced" in shown
-        assert "the dialog is blocked (never reached: another program holds the keyboard)" \
-            in agent.stderr  # fmt: skip
+        assert (
+            "the dialog is blocked (never reached: another program holds the keyboard)"
+            in agent.stderr
+        )
         screen.key(notice, "Return")
         screen.wait_gone(notice)
         ref = _auth(agent)  # once the other program is gone, dialogs work again
@@ -72,8 +75,10 @@ def test_taking_the_keyboard_beats_a_focus_thief(data_dir: Path, screen: Screen)
         assert agent.collect(ref)["hintCode"] == "userSign"  # the dialog got nothing
         agent.request("POST", "/v1/cancel", {"orderRef": ref}, origin=ORIGIN)
         screen.wait_gone(dialog)
-    with (_agent(data_dir, screen, "[ui]\nraise_dialogs = true\n") as agent,
-          screen.other_program("thief")):  # fmt: skip
+    with (
+        _agent(data_dir, screen, "[ui]\nraise_dialogs = true\n") as agent,
+        screen.other_program("thief"),
+    ):
         agent.ready()
         ref = _auth(agent)
         [dialog] = screen.wait_window()

@@ -21,10 +21,19 @@ VALIDATE = shutil.which("desktop-file-validate") or "/usr/bin/desktop-file-valid
 
 
 def _agent(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_DATA_HOME": str(home / "share"),
-           "XDG_CONFIG_HOME": str(home / "config")}  # fmt: skip
-    return subprocess.run([str(BIN / "eid-agent"), *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(home / "share"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    return subprocess.run(
+        [str(BIN / "eid-agent"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_install_validate_run_uninstall(tmp_path: Path) -> None:
@@ -35,14 +44,14 @@ def test_install_validate_run_uninstall(tmp_path: Path) -> None:
     autostart = tmp_path / "config/autostart/eid-agent.desktop"
     assert installed.stdout.split("\n")[:2] == [str(menu), str(autostart)]
     for entry in (menu, autostart):
-        result = subprocess.run([VALIDATE, str(entry)], capture_output=True, text=True,
-                                check=False)  # fmt: skip
+        result = subprocess.run([VALIDATE, str(entry)], capture_output=True, text=True, check=False)
         assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
     exec_line = next(line for line in menu.read_text().splitlines() if line.startswith("Exec="))
     argv = shlex.split(exec_line.removeprefix("Exec="))
     assert argv[1:] == ["--data-dir", str(data), "run"]
-    help_run = subprocess.run([*argv[:-1], "run", "--help"], capture_output=True, text=True,
-                              timeout=60, check=False)  # fmt: skip
+    help_run = subprocess.run(
+        [*argv[:-1], "run", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert help_run.returncode == 0  # the command the entry runs exists and parses
     assert "NoDisplay=true" in autostart.read_text() and "NoDisplay" not in menu.read_text()
     removed = _agent("desktop", "uninstall", home=tmp_path)
@@ -81,23 +90,35 @@ def test_links_open_in_the_running_agent_through_xdg_open(tmp_path: Path) -> Non
 
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "XDG_CURRENT_DESKTOP"}
-    env |= {"XDG_DATA_HOME": str(tmp_path / "share"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "DISPLAY": os.environ.get("DISPLAY") or ":0", "BROWSER": "/bin/false"}  # fmt: skip
+    env |= {
+        "XDG_DATA_HOME": str(tmp_path / "share"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "DISPLAY": os.environ.get("DISPLAY") or ":0",
+        "BROWSER": "/bin/false",
+    }
     assert _agent("desktop", "install", "--data-dir", str(data), home=tmp_path).returncode == 0
     handler = tmp_path / "share/applications/eid-agent-link.desktop"
-    checked = subprocess.run([VALIDATE, str(handler)], capture_output=True, text=True,
-                             check=False)  # fmt: skip
+    checked = subprocess.run([VALIDATE, str(handler)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0 and checked.stdout == "", checked.stdout + checked.stderr
-    query = [shutil.which("xdg-mime") or "/usr/bin/xdg-mime", "query", "default",
-             "x-scheme-handler/eid-agent"]  # fmt: skip
+    query = [
+        shutil.which("xdg-mime") or "/usr/bin/xdg-mime",
+        "query",
+        "default",
+        "x-scheme-handler/eid-agent",
+    ]
     said = subprocess.run(query, env=env, capture_output=True, text=True, check=False)
     assert said.stdout.strip() == "eid-agent-link.desktop", said
     link = "eid-agent:///?autostarttoken=" + "t" * 43 + "&server=https://relay.invalid"
     with AgentProcess(data, "--no-bridge", "--no-cards") as agent:
         agent.ready()
-        opened = subprocess.run([shutil.which("xdg-open") or "/usr/bin/xdg-open", link],
-                                env=env, capture_output=True, text=True, timeout=60,
-                                check=False)  # fmt: skip
+        opened = subprocess.run(
+            [shutil.which("xdg-open") or "/usr/bin/xdg-open", link],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert opened.returncode == 0, opened.stdout + opened.stderr
         # the agent took it and says, in its own console, that the relay is not there
         agent.wait_for_output("[10079]", timeout=30)
@@ -131,8 +152,7 @@ def test_a_link_handler_alone_for_a_demo(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr
     handler = tmp_path / "share/applications/eid-agent-link.desktop"
     assert installed.stdout.split() == [str(handler)] and not menu.exists()
-    exec_line = next(line for line in handler.read_text().splitlines()
-                     if line.startswith("Exec="))  # fmt: skip
+    exec_line = next(line for line in handler.read_text().splitlines() if line.startswith("Exec="))
     assert exec_line.split()[1:] == [
         "--data-dir",
         str(data),

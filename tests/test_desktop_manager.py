@@ -31,8 +31,9 @@ def _menu(screen: Screen, *keys: str) -> None:
 def test_settings_apply_at_once_and_are_saved(data_dir: Path, screen: Screen) -> None:
     config = data_dir.parent / "config.toml"
     config.write_text("# the organisation's comment\n")
-    with AgentProcess(data_dir, "--no-cards", "-v", "--ui", "desktop", "--config", str(config),
-                      env=screen.env) as agent:  # fmt: skip
+    with AgentProcess(
+        data_dir, "--no-cards", "-v", "--ui", "desktop", "--config", str(config), env=screen.env
+    ) as agent:
         agent.ready()
         screen.tray_docked()
         _menu(screen, "Down", "Down", "Down")  # My BankIDs, Check for updates, Settings
@@ -83,8 +84,9 @@ def test_details_and_removal_with_revocation(tmp_path: Path, screen: Screen) -> 
         _, code = issuer.order("198112189876")
         ordered = agent_order(data, issuer.url, issuer.tls_cert, "198112189876", code, PASSWORD)
         assert ordered.returncode == 0, ordered.stderr
-        with AgentProcess(data, "--no-cards", "-v", "--ui", "desktop", "--config", str(config),
-                          env=screen.env) as agent:  # fmt: skip
+        with AgentProcess(
+            data, "--no-cards", "-v", "--ui", "desktop", "--config", str(config), env=screen.env
+        ) as agent:
             agent.ready()
             screen.tray_docked()
             _menu(screen, "Down")  # My BankIDs
@@ -124,8 +126,9 @@ def test_diagnostics_copy_a_report_without_secrets(data_dir: Path, screen: Scree
     config = data_dir.parent / "config.toml"
     proxy = f"http://anna:{PROXY_PASSWORD}@127.0.0.1:9"
     config.write_text(f'[issuer]\nurl = "https://issuer.invalid"\n[network]\nproxy = "{proxy}"\n')
-    with AgentProcess(data_dir, "--no-cards", "-v", "--ui", "desktop", "--config", str(config),
-                      env=screen.env) as agent:  # fmt: skip
+    with AgentProcess(
+        data_dir, "--no-cards", "-v", "--ui", "desktop", "--config", str(config), env=screen.env
+    ) as agent:
         agent.ready()
         screen.tray_docked()
         # My BankIDs, Order, Check for updates, Settings, Diagnostics

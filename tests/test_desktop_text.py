@@ -59,12 +59,18 @@ _CONTROLS = {"\u200e", "\u202d", "\u202c"}
 _MARK = "⇄ "
 
 
-def _layout(screen: Screen, texts: list[str], fmt: str = "plaintext",
-            strip: bool = False) -> list[dict]:  # type: ignore[type-arg]  # fmt: skip
+def _layout(
+    screen: Screen, texts: list[str], fmt: str = "plaintext", strip: bool = False
+) -> list[dict]:  # type: ignore[type-arg]
     result = subprocess.run(
-        [sys.executable, "-c", _LAYOUT], input=json.dumps([texts, fmt, strip]),
-        capture_output=True, text=True, env=screen.env, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", _LAYOUT],
+        input=json.dumps([texts, fmt, strip]),
+        capture_output=True,
+        text=True,
+        env=screen.env,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return list(json.loads(result.stdout))
 
@@ -120,9 +126,20 @@ def test_without_the_order_keeping_controls_the_attack_works(screen: Screen) -> 
         assert not _in_order(chars), text
 
 
-_ALPHABETS = ["abcXYZ", "åäöÅÄÖé", "0123456789", " .,:-+*#|()", "אבגדהוזחטשלום",
-              "مرحبابكلم", "٠١٢٣٤٥", "日本語中文", "ελληνικά", "кириллица", "👍€£",
-              "e\u0301a\u0308"]  # fmt: skip
+_ALPHABETS = [
+    "abcXYZ",
+    "åäöÅÄÖé",
+    "0123456789",
+    " .,:-+*#|()",
+    "אבגדהוזחטשלום",
+    "مرحبابكلم",
+    "٠١٢٣٤٥",
+    "日本語中文",
+    "ελληνικά",
+    "кириллица",
+    "👍€£",
+    "e\u0301a\u0308",
+]
 
 
 def _mixed_texts(seed: int, count: int) -> list[str]:

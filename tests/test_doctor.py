@@ -17,8 +17,13 @@ pytestmark = pytest.mark.slow
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-agent"), "doctor", *args], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-agent"), "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_a_healthy_setup_and_nothing_secret(tmp_path: Path, make_token: MakeToken) -> None:
@@ -28,12 +33,21 @@ def test_a_healthy_setup_and_nothing_secret(tmp_path: Path, make_token: MakeToke
     config = tmp_path / "config.toml"
     with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
         proxy_url = f"http://anna:proxy-secret@127.0.0.1:{proxy.port}"
-        config.write_text(f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n'
-                          f'[network]\nproxy = "{proxy_url}"\n')  # fmt: skip
+        config.write_text(
+            f'[issuer]\nurl = "{issuer.url}"\nca = "{issuer.tls_cert}"\n'
+            f'[network]\nproxy = "{proxy_url}"\n'
+        )
         with AgentProcess(data, "--no-cards") as agent:
             agent.ready()
-            result = _doctor("--data-dir", str(data), "--port", str(agent.port),
-                             "--config", str(config), "--json")  # fmt: skip
+            result = _doctor(
+                "--data-dir",
+                str(data),
+                "--port",
+                str(agent.port),
+                "--config",
+                str(config),
+                "--json",
+            )
     proxy.close()
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["bridge"]["status"] == "ok" and "eid-agent 0.1.0" in checks["bridge"]["detail"]
@@ -49,9 +63,18 @@ def test_a_healthy_setup_and_nothing_secret(tmp_path: Path, make_token: MakeToke
 def test_problems_are_named_and_fail_the_exit_status(tmp_path: Path) -> None:
     dead = ConnectProxy()
     dead.close()
-    result = _doctor("--data-dir", str(tmp_path / "data"), "--port", "1",
-                     "--issuer", "https://127.0.0.1:9", "--proxy", dead.url,
-                     "--config", str(tmp_path / "none.toml"))  # fmt: skip
+    result = _doctor(
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        "1",
+        "--issuer",
+        "https://127.0.0.1:9",
+        "--proxy",
+        dead.url,
+        "--config",
+        str(tmp_path / "none.toml"),
+    )
     assert result.returncode == 1
     assert f"unreachable via proxy http://127.0.0.1:{dead.port}" in result.stdout
     assert "✗ issuer" in result.stdout and "Traceback" not in result.stderr

@@ -63,10 +63,10 @@ def issuer(tmp_path: Path, db_url: str) -> Iterator[IssuerProcess]:
         yield process
 
 
-def _order(issuer: IssuerProcess, data_dir: Path, code: str, *extra: str,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    return agent_order(data_dir, issuer.url, issuer.tls_cert, PNR, code, PASSWORD, *extra,
-                       env=env)  # fmt: skip
+def _order(
+    issuer: IssuerProcess, data_dir: Path, code: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return agent_order(data_dir, issuer.url, issuer.tls_cert, PNR, code, PASSWORD, *extra, env=env)
 
 
 def _log_in(data_dir: Path, issuer: IssuerProcess) -> rp.Verified:
@@ -82,9 +82,14 @@ def _log_in(data_dir: Path, issuer: IssuerProcess) -> rp.Verified:
         done = agent.wait_status(body["orderRef"], "complete")
     root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
     pinned = rp.OcspPolicy(fetch=http_fetch(str(issuer.tls_cert)))
-    return rp.verify_auth(done["completionData"], expected_origin=ORIGIN, nonce=nonce,
-                          trust_anchors=[root], now=dt.datetime.now(dt.UTC),
-                          revocation=pinned)  # fmt: skip
+    return rp.verify_auth(
+        done["completionData"],
+        expected_origin=ORIGIN,
+        nonce=nonce,
+        trust_anchors=[root],
+        now=dt.datetime.now(dt.UTC),
+        revocation=pinned,
+    )
 
 
 def test_order_log_in_revoke(issuer: IssuerProcess, tmp_path: Path) -> None:
@@ -98,8 +103,9 @@ def test_order_log_in_revoke(issuer: IssuerProcess, tmp_path: Path) -> None:
     verified = _log_in(data_dir, issuer)
     assert verified.person.personal_number == PNR
     # the bank revokes: the relying party refuses the same credential from then on
-    status, body = issuer.call("POST", f"/backoffice/v1/persons/{PNR}/revoke",
-                               {"reason": "keyCompromise"})  # fmt: skip
+    status, body = issuer.call(
+        "POST", f"/backoffice/v1/persons/{PNR}/revoke", {"reason": "keyCompromise"}
+    )
     assert status == 200 and len(body["revoked"]) == 2
     with pytest.raises(rp.CertificateRevoked, match="keyCompromise"):
         _log_in(data_dir, issuer)
@@ -115,8 +121,9 @@ def test_order_log_in_revoke(issuer: IssuerProcess, tmp_path: Path) -> None:
             raw += extra.read_bytes() if extra.exists() else b""
         texts.append(raw.decode("latin-1"))
     else:
-        dump = subprocess.run([str(PG_BIN / "pg_dump"), issuer.db],
-                              capture_output=True, text=True, check=True)  # fmt: skip
+        dump = subprocess.run(
+            [str(PG_BIN / "pg_dump"), issuer.db], capture_output=True, text=True, check=True
+        )
         texts.append(dump.stdout)
     for text in texts:
         for secret in (*plain, PASSWORD):
@@ -196,19 +203,35 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
         cutter = Cutter(issuer.port, "/certificates", on_cut=lambda: children[0].kill())
         try:
             _, code = issuer.order(PNR)
-            children.append(subprocess.Popen(
-                [str(BIN / "eid-agent"), "order", "--data-dir", str(data_dir), "--issuer",
-                 cutter.url, "--lang", "en", "--config", str(tmp_path / "none.toml")],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                text=True))  # fmt: skip
+            children.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "eid-agent"),
+                        "order",
+                        "--data-dir",
+                        str(data_dir),
+                        "--issuer",
+                        cutter.url,
+                        "--lang",
+                        "en",
+                        "--config",
+                        str(tmp_path / "none.toml"),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
             children[0].communicate(f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n", timeout=60)
             assert children[0].returncode == -signal.SIGKILL and cutter.cuts == 1
             assert TokenStore(data_dir).credentials() == []
             waiting = (data_dir / "tokens" / "enrolment.pending").read_bytes()
             for secret in (PASSWORD, code, PNR):
                 assert secret.encode() not in waiting  # sealed, as a credential's keys are
-            other = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code,
-                                "another-long-password")  # fmt: skip
+            other = agent_order(
+                data_dir, cutter.url, issuer.tls_cert, PNR, code, "another-long-password"
+            )
             assert other.returncode == 1 and "[10074]" in other.stderr
             again = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code, PASSWORD)
             once_more = agent_order(data_dir, cutter.url, issuer.tls_cert, PNR, code, PASSWORD)
@@ -251,8 +274,12 @@ def test_the_configured_proxy_is_used_and_a_dead_one_says_so(
     env_proxy = ConnectProxy()
     try:
         _, code = issuer.order(PNR)
-        result = _order(issuer, tmp_path / "agent2", code,
-                        env={"HTTPS_PROXY": env_proxy.url, "NO_PROXY": "example.org"})  # fmt: skip
+        result = _order(
+            issuer,
+            tmp_path / "agent2",
+            code,
+            env={"HTTPS_PROXY": env_proxy.url, "NO_PROXY": "example.org"},
+        )
         assert result.returncode == 0, result.stderr
         assert len(env_proxy.seen) == 2
     finally:
@@ -265,7 +292,8 @@ def test_the_configured_proxy_is_used_and_a_dead_one_says_so(
     assert "[10006] Communication error" in result.stderr and "proxy" in result.stderr
     assert f"via proxy http://127.0.0.1:{dead.port}" in result.stderr
     assert not (tmp_path / "agent3" / "tokens").exists() or not any(
-        (tmp_path / "agent3" / "tokens").iterdir())  # fmt: skip
+        (tmp_path / "agent3" / "tokens").iterdir()
+    )
 
 
 def test_removing_offers_revocation_at_the_issuer(issuer: IssuerProcess, tmp_path: Path) -> None:
@@ -274,11 +302,28 @@ def test_removing_offers_revocation_at_the_issuer(issuer: IssuerProcess, tmp_pat
     assert _order(issuer, data_dir, code).returncode == 0
     [info] = TokenStore(data_dir).credentials()
     removed = subprocess.run(
-        [str(BIN / "eid-agent"), "tokens", "remove", info.id, "--data-dir", str(data_dir),
-         "--issuer", issuer.url, "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
-         "--config", str(tmp_path / "none.toml")],
-        input=f"y\n{PASSWORD}\ny\n", capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "tokens",
+            "remove",
+            info.id,
+            "--data-dir",
+            str(data_dir),
+            "--issuer",
+            issuer.url,
+            "--issuer-ca",
+            str(issuer.tls_cert),
+            "--lang",
+            "en",
+            "--config",
+            str(tmp_path / "none.toml"),
+        ],
+        input=f"y\n{PASSWORD}\ny\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert removed.returncode == 0, removed.stderr
     assert "Should the bank also revoke the BankID?" in removed.stderr
     assert "The bank has revoked the BankID." in removed.stderr
@@ -292,8 +337,9 @@ def test_back_office_needs_its_token_and_bad_input_gets_clear_answers(
 ) -> None:
     assert issuer.call("POST", "/backoffice/v1/orders", {}, token=None)[0] == 401
     assert issuer.call("POST", "/backoffice/v1/orders", {}, token="wrong")[0] == 401
-    status, body = issuer.call("POST", "/backoffice/v1/orders",
-                               {"personalNumber": "197212010091", "name": "X"})  # fmt: skip
+    status, body = issuer.call(
+        "POST", "/backoffice/v1/orders", {"personalNumber": "197212010091", "name": "X"}
+    )
     assert status == 400 and body["error"] == "badRequest"
     status, body = issuer.call("POST", "/enrol/v1/enrolments", b"not json", token=None)
     assert status == 400 and "Traceback" not in str(body)
@@ -319,19 +365,35 @@ def test_openssl_reads_our_ocsp_answers(issuer: IssuerProcess, tmp_path: Path) -
     pem = x509.load_der_x509_certificate(chain[0]).public_bytes(serialization.Encoding.PEM)
     leaf.write_bytes(pem)
     result = subprocess.run(
-        [OPENSSL, "ocsp", "-issuer", str(issuer.ca_dir / "issuing.crt"), "-cert", str(leaf),
-         "-url", f"{issuer.url}/ocsp", "-CAfile", str(issuer.ca_dir / "root.crt"),
-         "-verify_other", str(issuer.ca_dir / "issuing.crt"), "-no_cert_checks"],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            OPENSSL,
+            "ocsp",
+            "-issuer",
+            str(issuer.ca_dir / "issuing.crt"),
+            "-cert",
+            str(leaf),
+            "-url",
+            f"{issuer.url}/ocsp",
+            "-CAfile",
+            str(issuer.ca_dir / "root.crt"),
+            "-verify_other",
+            str(issuer.ca_dir / "issuing.crt"),
+            "-no_cert_checks",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
         env={**os.environ, "SSL_CERT_FILE": str(issuer.tls_cert)},
-    )  # fmt: skip
+    )
     assert re.search(r": good", result.stdout), result.stdout + result.stderr
     assert "Response verify OK" in result.stderr
 
 
 def _start(issuer: IssuerProcess, code: str, pnr: str = PNR) -> tuple[int, Any]:
-    return issuer.call("POST", "/enrol/v1/enrolments",
-                       {"personalNumber": pnr, "activationCode": code}, token=None)  # fmt: skip
+    return issuer.call(
+        "POST", "/enrol/v1/enrolments", {"personalNumber": pnr, "activationCode": code}, token=None
+    )
 
 
 def test_two_issuer_processes_on_one_postgresql_count_tries_together(
@@ -379,25 +441,42 @@ async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
     with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
         _, code = issuer.order(PNR)
         ui = ScriptedUi()
-        for answer in (EnrolmentAnswer("19811218-987", code, PASSWORD),  # a digit short
-                       EnrolmentAnswer(PNR, code, "short"),
-                       EnrolmentAnswer(PNR, "AAAA-BBBB-CCCC", PASSWORD),
-                       EnrolmentAnswer(PNR, code, PASSWORD)):  # fmt: skip
+        for answer in (
+            EnrolmentAnswer("19811218-987", code, PASSWORD),  # a digit short
+            EnrolmentAnswer(PNR, code, "short"),
+            EnrolmentAnswer(PNR, "AAAA-BBBB-CCCC", PASSWORD),
+            EnrolmentAnswer(PNR, code, PASSWORD),
+        ):
             ui.enrolments.put_nowait(answer)
         store = TokenStore(tmp_path / "agent", kdf=FAST_KDF)
-        info = await order_with_ui(ui, IssuerConnection(issuer.url, str(issuer.tls_cert)),
-                                   store, lambda: dt.datetime.now(dt.UTC), attempts=5,
-                                   kdf=FAST_KDF)  # fmt: skip
+        info = await order_with_ui(
+            ui,
+            IssuerConnection(issuer.url, str(issuer.tls_cert)),
+            store,
+            lambda: dt.datetime.now(dt.UTC),
+            attempts=5,
+            kdf=FAST_KDF,
+        )
         assert info is not None and str(info.owner.personal_number) == PNR
         assert [p.code if p else None for p in ui.problems] == [
-            None, MessageCode.PERSONAL_NUMBER_FORMAT, MessageCode.PASSWORD_TOO_WEAK,
-            MessageCode.WRONG_CODE]  # fmt: skip
+            None,
+            MessageCode.PERSONAL_NUMBER_FORMAT,
+            MessageCode.PASSWORD_TOO_WEAK,
+            MessageCode.WRONG_CODE,
+        ]
         # a refusal that asking again cannot mend ends on its message
         order_id, code = issuer.order(PNR)
         issuer.call("POST", f"/backoffice/v1/orders/{order_id}/cancel")
         ui.enrolments.put_nowait(EnrolmentAnswer(PNR, code, PASSWORD))
-        assert await order_with_ui(ui, IssuerConnection(issuer.url, str(issuer.tls_cert)),
-                                   store, lambda: dt.datetime.now(dt.UTC)) is None  # fmt: skip
+        assert (
+            await order_with_ui(
+                ui,
+                IssuerConnection(issuer.url, str(issuer.tls_cert)),
+                store,
+                lambda: dt.datetime.now(dt.UTC),
+            )
+            is None
+        )
         assert ui.told[-1].code is MessageCode.ORDER_CANCELLED
 
 
@@ -447,12 +526,26 @@ def test_the_wizard_checks_each_answer_as_it_is_typed(
     _, code = issuer.order(PNR)
     typed = ["19811218987", PNR, "ABCD-EFGH", code, "short", PASSWORD, PASSWORD]
     result = subprocess.run(
-        [str(BIN / "eid-agent"), "order", "--data-dir", str(data_dir), "--issuer", issuer.url,
-         "--issuer-ca", str(issuer.tls_cert), "--lang", "en",
-         "--config", str(tmp_path / "no-config.toml")],
-        input="".join(f"{line}\n" for line in typed), capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "order",
+            "--data-dir",
+            str(data_dir),
+            "--issuer",
+            issuer.url,
+            "--issuer-ca",
+            str(issuer.tls_cert),
+            "--lang",
+            "en",
+            "--config",
+            str(tmp_path / "no-config.toml"),
+        ],
+        input="".join(f"{line}\n" for line in typed),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     err = result.stderr
     assert err.index("[10034]") < err.index("Activation code")  # before the code is asked
@@ -467,11 +560,24 @@ def test_an_untrusted_issuer_certificate_has_its_own_message(
     _, code = issuer.order(PNR)
     # the issuer's development certificate is not given: the system's CAs do not know it
     result = subprocess.run(
-        [str(BIN / "eid-agent"), "order", "--data-dir", str(tmp_path / "agent"),
-         "--issuer", issuer.url, "--lang", "en", "--config", str(tmp_path / "none.toml")],
-        input=f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n", capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "order",
+            "--data-dir",
+            str(tmp_path / "agent"),
+            "--issuer",
+            issuer.url,
+            "--lang",
+            "en",
+            "--config",
+            str(tmp_path / "none.toml"),
+        ],
+        input=f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1
     assert "[10077] The bank's server could not be verified" in result.stderr, result.stderr
     assert "[10006]" not in result.stderr and "Traceback" not in result.stderr

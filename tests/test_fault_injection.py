@@ -34,8 +34,9 @@ PNR = "198112189876"
 def _kill_after(argv: list[str], stdin: str, delay: float) -> int | None:
     """Run ``argv``, kill it with SIGKILL after ``delay`` s; its exit status if it
     finished first, else None."""
-    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
     assert child.stdin is not None
     child.stdin.write(stdin)
     child.stdin.close()
@@ -52,8 +53,11 @@ class _CardProcess:
     pulled out (or losing power) in the middle of a write."""
 
     def __init__(self, file: Path) -> None:
-        self.process = subprocess.Popen([str(BIN / "eid-vcard"), "insert", "--card", str(file)],
-                                        stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            [str(BIN / "eid-vcard"), "insert", "--card", str(file)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stderr is not None
         assert "inserted" in self.process.stderr.readline()
 
@@ -70,9 +74,13 @@ class _CardProcess:
 
 def _change_pin(old: str, new: str) -> subprocess.Popen[str]:
     """``eid-agent card change-pin`` started, its answers typed."""
-    child = subprocess.Popen([str(BIN / "eid-agent"), "card", "change-pin", "--pin",
-                              "identification", "--lang", "en"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [str(BIN / "eid-agent"), "card", "change-pin", "--pin", "identification", "--lang", "en"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdin is not None
     child.stdin.write(f"{old}\n{new}\n{new}\n")
     child.stdin.close()
@@ -88,8 +96,12 @@ def _card_ready() -> float:
     """Until ``eid-agent card status`` sees the card (pcscd takes a moment); how long."""
     began = time.monotonic()
     while True:
-        status = subprocess.run([str(BIN / "eid-agent"), "card", "status", "--lang", "en"],
-                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        status = subprocess.run(
+            [str(BIN / "eid-agent"), "card", "status", "--lang", "en"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if status.returncode == 0:
             return time.monotonic() - began
         assert time.monotonic() < began + 60, status.stderr
@@ -141,9 +153,13 @@ def test_kill_during_pin_change(
         pin = file.load().pins[0x81]
         assert pin.value in (value, target)
         assert pin.tries_left == 3 or (pin.tries_left == 2 and pin.value == value)
-        landed = ("finished" if status == 0 else f"{victim} killed: "
-                  + ("changed" if pin.value == target else "old PIN")
-                  + (", one try spent" if pin.tries_left == 2 else ""))  # fmt: skip
+        landed = (
+            "finished"
+            if status == 0
+            else f"{victim} killed: "
+            + ("changed" if pin.value == target else "old PIN")
+            + (", one try spent" if pin.tries_left == 2 else "")
+        )
         outcomes[landed] = outcomes.get(landed, 0) + 1
         previous = landed
         if pin.value == target:
@@ -178,12 +194,29 @@ def test_kill_during_enrolment(tmp_path: Path) -> None:
             for n in range(-1, ROUNDS):  # round -1 measures how long a whole order takes
                 data = tmp_path / f"agent{n}"
                 _, code = issuer.order(PNR)
-                argv = [str(BIN / "eid-agent"), "order", "--data-dir", str(data), "--issuer",
-                        issuer.url, "--issuer-ca", str(issuer.tls_cert), "--lang", "en", "-v",
-                        "--config", str(tmp_path / "none.toml")]  # fmt: skip
+                argv = [
+                    str(BIN / "eid-agent"),
+                    "order",
+                    "--data-dir",
+                    str(data),
+                    "--issuer",
+                    issuer.url,
+                    "--issuer-ca",
+                    str(issuer.tls_cert),
+                    "--lang",
+                    "en",
+                    "-v",
+                    "--config",
+                    str(tmp_path / "none.toml"),
+                ]
                 typed = f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n"
-                child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+                child = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
                 assert child.stdin is not None
                 child.stdin.write(typed)
                 child.stdin.close()
@@ -218,15 +251,20 @@ def test_kill_during_enrolment(tmp_path: Path) -> None:
                     continue
                 # the next try finishes the order, wherever the kill landed: an
                 # enrolment the issuer issued to is resumed with the keys that waited
-                again = subprocess.run(argv, input=typed, capture_output=True, text=True,
-                                       timeout=120, check=False)  # fmt: skip
+                again = subprocess.run(
+                    argv, input=typed, capture_output=True, text=True, timeout=120, check=False
+                )
                 assert again.returncode == 0, again.stderr
                 [info] = TokenStore(data).credentials()
                 assert TokenStore(data).unlock(info.id, PASSWORD)
                 assert not (data / "tokens" / "enrolment.pending").exists()
-                how = ("saved before the kill" if "finished before" in again.stderr else
-                       "resumed" if "resumed after an interruption" in again.stderr else
-                       "started again")  # fmt: skip
+                how = (
+                    "saved before the kill"
+                    if "finished before" in again.stderr
+                    else "resumed"
+                    if "resumed after an interruption" in again.stderr
+                    else "started again"
+                )
                 landed = f"{victim} killed, {how}"
                 outcomes[landed] = outcomes.get(landed, 0) + 1
         finally:
@@ -257,8 +295,9 @@ def test_kill_during_an_update(tmp_path: Path) -> None:
             version = current_version(data)
             landed[version] += 1
             # whichever version is current starts healthy
-            checked = run_agent_cli("self-test", "--data-dir", str(data),
-                                    program=data / "install/current/eid-agent")  # fmt: skip
+            checked = run_agent_cli(
+                "self-test", "--data-dir", str(data), program=data / "install/current/eid-agent"
+            )
             assert checked.returncode == 0, checked.stderr
             # and doing it again finishes the update
             assert _apply(data).returncode == 0
@@ -267,5 +306,6 @@ def test_kill_during_an_update(tmp_path: Path) -> None:
 
 
 def _apply(data: Path) -> subprocess.CompletedProcess[str]:
-    return run_agent_cli("update", "apply", "--data-dir", str(data),
-                         program=data / "install/current/eid-agent")  # fmt: skip
+    return run_agent_cli(
+        "update", "apply", "--data-dir", str(data), program=data / "install/current/eid-agent"
+    )

@@ -222,8 +222,9 @@ def test_default_parameters_round_trip(ca) -> None:  # type: ignore[no-untyped-d
 
 def test_a_sealed_blob_opens_only_with_its_password_and_purpose() -> None:
     """What waits on disk during an enrolment (its keys) is sealed like a credential."""
-    sealed = fileformat.seal_blob(b"keys", PASSWORD, purpose="p", random_bytes=os.urandom,
-                                  kdf=FAST_KDF)  # fmt: skip
+    sealed = fileformat.seal_blob(
+        b"keys", PASSWORD, purpose="p", random_bytes=os.urandom, kdf=FAST_KDF
+    )
     assert b"keys" not in sealed and PASSWORD.encode() not in sealed
     assert fileformat.open_blob(sealed, PASSWORD, purpose="p") == b"keys"
     with pytest.raises(WrongSecret):

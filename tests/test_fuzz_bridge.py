@@ -39,30 +39,31 @@ ANSWERED: Counter[int] = Counter()  # status -> how many generated requests got 
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
-          ) -> Iterator[AgentProcess]:  # fmt: skip
+def agent(
+    tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
+) -> Iterator[AgentProcess]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
     TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     with AgentProcess(data, "--no-cards", "--order-ttl", "2") as process:
         yield process.ready()
         alive = process.proc.poll() is None
         if os.environ.get("EID_FUZZ_REPORT"):
-            Path(os.environ["EID_FUZZ_REPORT"]).write_text(json.dumps({
-                "answered": {str(k): v for k, v in sorted(ANSWERED.items())},
-                "alive": alive}))  # fmt: skip
+            Path(os.environ["EID_FUZZ_REPORT"]).write_text(
+                json.dumps(
+                    {"answered": {str(k): v for k, v in sorted(ANSWERED.items())}, "alive": alive}
+                )
+            )
         assert alive, "the agent ended under fuzzing"
 
 
 # A request the schema allows may still be refused by design: one order at a time (409),
 # per-site rate limits (429), an order that ended (404). So "valid data is accepted" is
 # not a property of this API; every other default check applies.
-_SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                     suppress_health_check=list(HealthCheck))  # fmt: skip
+_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
-def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
-                ) -> Iterator[int]:  # fmt: skip
+def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken) -> Iterator[int]:
     """The bridge app in this process (its own thread and loop) on a clock that jumps a
     minute at every reading: the rate buckets are always full, so generated bodies reach
     validation and the order machine instead of a 429. Orders last a second, so starts
@@ -74,8 +75,9 @@ def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
 
     async def serve() -> None:
         stop = asyncio.Event()
-        async with running_bridge(data, ttl=dt.timedelta(seconds=1),
-                                  monotonic=lambda: float(next(clock))) as bridge:  # fmt: skip
+        async with running_bridge(
+            data, ttl=dt.timedelta(seconds=1), monotonic=lambda: float(next(clock))
+        ) as bridge:
             ready.put((asyncio.get_running_loop(), stop, bridge.port))
             await stop.wait()
 
@@ -88,11 +90,13 @@ def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
     assert not thread.is_alive()
 
 
-def _call(case: schemathesis.Case[Any], port: int, headers: dict[str, str] | None = None
-          ) -> int:  # fmt: skip
+def _call(case: schemathesis.Case[Any], port: int, headers: dict[str, str] | None = None) -> int:
     """Send the case, check the answer against the schema, count it; its status."""
-    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{port}", headers=headers,
-                                    excluded_checks=[positive_data_acceptance])  # fmt: skip
+    answer = case.call_and_validate(
+        base_url=f"http://127.0.0.1:{port}",
+        headers=headers,
+        excluded_checks=[positive_data_acceptance],
+    )
     ANSWERED[answer.status_code] += 1
     return answer.status_code
 
@@ -106,14 +110,16 @@ def test_generated_requests(case: schemathesis.Case[Any], agent: AgentProcess) -
 
 @schema.parametrize()
 @_SETTINGS
-def test_generated_requests_from_an_allowed_site(case: schemathesis.Case[Any],
-                                                 agent: AgentProcess) -> None:  # fmt: skip
+def test_generated_requests_from_an_allowed_site(
+    case: schemathesis.Case[Any], agent: AgentProcess
+) -> None:
     """With the gates passed, the bodies reach validation and the order machine."""
     _call(case, agent.port, {"Origin": SITE, "X-Eid-Agent": "1"})
 
 
 @schema.parametrize()
 @_SETTINGS
-def test_generated_bodies_past_the_rate_limits(case: schemathesis.Case[Any],
-                                               unthrottled: int) -> None:  # fmt: skip
+def test_generated_bodies_past_the_rate_limits(
+    case: schemathesis.Case[Any], unthrottled: int
+) -> None:
     assert _call(case, unthrottled, {"Origin": SITE, "X-Eid-Agent": "1"}) != 429

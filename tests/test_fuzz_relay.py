@@ -30,13 +30,13 @@ pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("EID_FUZZ_EXAMPLES", "60"))  # 10 operations, 2 modes: 1200
 schema = schemathesis.openapi.from_path(openapi.OUTPUT)
 ANSWERED: Counter[int] = Counter()
-_SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
-                     suppress_health_check=list(HealthCheck))  # fmt: skip
+_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def test_the_openapi_document_is_current() -> None:
     assert openapi.OUTPUT.read_text("utf-8") == openapi.rendered(), (
-        "run: python -m relay.openapi --write")  # fmt: skip
+        "run: python -m relay.openapi --write"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,7 @@ def _call(case: schemathesis.Case[Any], port: int, headers: dict[str, str] | Non
     if headers:  # over what was generated for the same header: its own checks do not apply
         case.headers = {**dict(case.headers or {}), **headers}  # type: ignore[assignment]
         excluded += [missing_required_header, ignored_auth]
-    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{port}",
-                                    excluded_checks=excluded)  # fmt: skip
+    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{port}", excluded_checks=excluded)
     ANSWERED[answer.status_code] += 1
     return answer.status_code
 
@@ -83,8 +82,9 @@ def test_generated_requests(case: schemathesis.Case[Any], relay_port: int) -> No
 
 @schema.parametrize()
 @_SETTINGS
-def test_generated_requests_from_a_registered_party(case: schemathesis.Case[Any],
-                                                    relay_port: int) -> None:  # fmt: skip
+def test_generated_requests_from_a_registered_party(
+    case: schemathesis.Case[Any], relay_port: int
+) -> None:
     status = _call(case, relay_port, {"Authorization": f"Bearer {SHOP_TOKEN}"})
     assert status != 401 or not case.path.startswith("/rp/")
 

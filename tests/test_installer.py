@@ -54,9 +54,16 @@ class Home:
         return self.path / ".local/share/eid-agent"
 
     def run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(argv), capture_output=True, text=True, env=self.env,
-                              stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-                              cwd=self.path)  # fmt: skip
+        return subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+            cwd=self.path,
+        )
 
     def install(self, installer: Path, *options: str) -> subprocess.CompletedProcess[str]:
         """Run the installer as the person would. These tests run as root (CI does), where
@@ -65,8 +72,11 @@ class Home:
         return self.run("sh", str(installer), *options, *as_root)
 
     def files(self) -> set[str]:
-        return {str(p.relative_to(self.path)) for p in self.path.rglob("*")
-                if p.is_file() or p.is_symlink()}  # fmt: skip
+        return {
+            str(p.relative_to(self.path))
+            for p in self.path.rglob("*")
+            if p.is_file() or p.is_symlink()
+        }
 
 
 @pytest.fixture
@@ -95,10 +105,22 @@ def _listening(port: int) -> bool:
 def _release(repo: Repo, version: str, *policy: str) -> None:
     """``eid-release publish`` as the administrator runs it."""
     result = subprocess.run(
-        [str(BIN / "eid-release"), "publish", version, str(repo.bundle(version)),
-         "--dir", str(repo.folder), "--url", repo.server.url.rstrip("/"), *policy],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-release"),
+            "publish",
+            version,
+            str(repo.bundle(version)),
+            "--dir",
+            str(repo.folder),
+            "--url",
+            repo.server.url.rstrip("/"),
+            *policy,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "install page:" in result.stdout
     assert f"signed with the release: eid-agent-{version}-linux.run" in result.stdout
@@ -110,8 +132,11 @@ def _download_installer(page_url: str, into: Path) -> Path:
     name = re.search(r'<a id="installer" href="([^"]+)"', page)
     digest = re.search(r'<code class="sum" id="sha256">([0-9a-f]{64})</code>', page)
     assert name and digest, page
-    assert 'lang="sv"' in page and 'lang="en"' in page and "http" not in page.split(
-        "<body>")[1].replace(page_url, "")  # no external resources  # fmt: skip
+    assert (
+        'lang="sv"' in page
+        and 'lang="en"' in page
+        and "http" not in page.split("<body>")[1].replace(page_url, "")
+    )  # no external resources
     data = urllib.request.urlopen(page_url + name.group(1), timeout=30).read()  # noqa: S310
     assert hashlib.sha256(data).hexdigest() == digest.group(1)
     into.mkdir(parents=True, exist_ok=True)
@@ -121,15 +146,17 @@ def _download_installer(page_url: str, into: Path) -> Path:
 
 
 def _info() -> dict[str, object]:
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/v1/info",
-                                     headers={"X-Eid-Agent": "1"})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORT}/v1/info", headers={"X-Eid-Agent": "1"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         doc: dict[str, object] = json.loads(response.read())
         return doc
 
 
-def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_path: Path,
-                                                  make_token: MakeToken) -> None:  # fmt: skip
+def test_install_update_uninstall_on_a_clean_home(
+    repo: Repo, home: Home, tmp_path: Path, make_token: MakeToken
+) -> None:
     _release(repo, "1.0.0")
     before_files, before_ports = home.files(), _listening(PORT)
     installer = _download_installer(repo.server.url + "install/", tmp_path)
@@ -140,11 +167,14 @@ def test_install_update_uninstall_on_a_clean_home(repo: Repo, home: Home, tmp_pa
     took = time.monotonic() - started
     assert _info()["version"] == "1.0.0" and took < 60
     command = home.path / ".local/bin/eid-agent"
-    for entry in (home.path / ".local/share/applications/eid-agent.desktop",
-                  home.path / ".config/autostart/eid-agent.desktop",
-                  home.path / ".local/share/applications/eid-agent-link.desktop"):  # fmt: skip
-        checked = subprocess.run([VALIDATE, str(entry)], capture_output=True, text=True,
-                                 check=False)  # fmt: skip
+    for entry in (
+        home.path / ".local/share/applications/eid-agent.desktop",
+        home.path / ".config/autostart/eid-agent.desktop",
+        home.path / ".local/share/applications/eid-agent-link.desktop",
+    ):
+        checked = subprocess.run(
+            [VALIDATE, str(entry)], capture_output=True, text=True, check=False
+        )
         assert checked.returncode == 0 and not checked.stdout, checked.stdout
         assert str(home.data / "install/current/eid-agent") in entry.read_text()
     # eid-agent:// links open the installed agent: its handler is the person's default
@@ -240,9 +270,16 @@ def test_the_update_fall_back_leads_to_an_installer_that_repairs(
     for name in ("eid-agent-1.1.0.patch", "eid-agent-1.1.0.tar.gz"):  # a broken mirror
         repo.server.tamper[f"/targets/{name}"] = lambda b: b[:-1] + bytes([b[-1] ^ 1])
     with virtual_screen() as screen:
-        agent = AgentProcess(home.data, "--no-cards", "--update-tick", "0.2", "--ui", "desktop",
-                             env=home.env | screen.env,
-                             program=home.data / "install/current/eid-agent")  # fmt: skip
+        agent = AgentProcess(
+            home.data,
+            "--no-cards",
+            "--update-tick",
+            "0.2",
+            "--ui",
+            "desktop",
+            env=home.env | screen.env,
+            program=home.data / "install/current/eid-agent",
+        )
         with agent:
             agent.ready()
             for _ in range(2):
@@ -268,15 +305,22 @@ def test_the_update_fall_back_leads_to_an_installer_that_repairs(
         ("C.UTF-8", "do not run the installer as root"),
     ],
 )
-def test_the_installer_run_as_root_stops_and_says_why(repo: Repo, home: Home, tmp_path: Path,
-                                                      lang: str, said: str) -> None:  # fmt: skip
+def test_the_installer_run_as_root_stops_and_says_why(
+    repo: Repo, home: Home, tmp_path: Path, lang: str, said: str
+) -> None:
     _release(repo, "1.0.0")
     installer = _download_installer(repo.server.url + "install/", tmp_path)
     before = home.files()
     env = home.env | {"LANG": lang}
-    refused = subprocess.run([shutil.which("sh") or "/bin/sh", str(installer)], env=env,
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                             timeout=60, check=False)  # fmt: skip
+    refused = subprocess.run(
+        [shutil.which("sh") or "/bin/sh", str(installer)],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
     assert refused.returncode == 77, refused.stderr
     assert said in refused.stderr and "eid-agent_1.0.0_*.deb" in refused.stderr
     assert "--as-root" in refused.stderr and "Traceback" not in refused.stderr
@@ -298,9 +342,14 @@ def test_an_installer_whose_archive_the_repository_did_not_sign_installs_nothing
     with (forged / "lib/agent/__init__.py").open("a") as init:
         init.write("SOMETHING_ELSE = 1\n")
     (tmp_path / "forged.tar.gz").write_bytes(archive_bytes(forged, epoch=0))
-    installer = build_installer(tmp_path / "out", tmp_path / "forged.tar.gz", "1.0.0",
-                                repo.root_json.read_bytes(), repo.server.url.rstrip("/"),
-                                epoch=0)  # fmt: skip
+    installer = build_installer(
+        tmp_path / "out",
+        tmp_path / "forged.tar.gz",
+        "1.0.0",
+        repo.root_json.read_bytes(),
+        repo.server.url.rstrip("/"),
+        epoch=0,
+    )
     refused = home.install(installer, "--no-start")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "does not hold the version 1.0.0 that the update server" in refused.stderr
@@ -327,8 +376,9 @@ def test_an_installer_away_from_its_repository_installs_unchecked_and_says_so(
     assert "could not be reached to check the installer; installed as it came" in installed.stdout
 
 
-def test_an_installer_changed_after_signing_installs_nothing(repo: Repo, home: Home,
-                                                             tmp_path: Path) -> None:  # fmt: skip
+def test_an_installer_changed_after_signing_installs_nothing(
+    repo: Repo, home: Home, tmp_path: Path
+) -> None:
     """The installer file itself is in the release's signed metadata: one changed after
     publishing (here a line of its script, its payload intact) is refused by the install
     it starts. (A script changed to skip the check is stopped by nothing it runs: that is
@@ -355,11 +405,20 @@ def test_uninstall_from_the_installed_copy_with_no_agent_running(
     installer = _download_installer(repo.server.url + "install/", tmp_path)
     no_local_bin = home.env | {"PATH": "/usr/bin:/bin"}
     installed = subprocess.run(
-        [shutil.which("sh") or "/bin/sh", str(installer), "--no-start",
-         *(["--as-root"] if os.geteuid() == 0 else [])],
-        capture_output=True, text=True, env=no_local_bin, stdin=subprocess.DEVNULL,
-        timeout=120, check=False, cwd=home.path,
-    )  # fmt: skip
+        [
+            shutil.which("sh") or "/bin/sh",
+            str(installer),
+            "--no-start",
+            *(["--as-root"] if os.geteuid() == 0 else []),
+        ],
+        capture_output=True,
+        text=True,
+        env=no_local_bin,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+        cwd=home.path,
+    )
     assert installed.returncode == 0, installed.stderr
     said = installed.stdout + installed.stderr
     assert f"{home.path}/.local/bin is not on your PATH" in said, said

@@ -164,8 +164,9 @@ def test_a_new_order_cancels_the_open_one_and_csrs_are_checked(enrolments: Enrol
 # -- OCSP ----------------------------------------------------------------------------------
 
 
-def _enrolled(enrolments: Enrolments, name: str = "Anna Andersson"
-              ) -> tuple[IssuedCertificates, ec.EllipticCurvePrivateKey]:  # fmt: skip
+def _enrolled(
+    enrolments: Enrolments, name: str = "Anna Andersson"
+) -> tuple[IssuedCertificates, ec.EllipticCurvePrivateKey]:
     """A whole enrolment (order, start, issue): the certificates and the identification
     key."""
     created = enrolments.create_order(PNR, name, NOW)
@@ -310,15 +311,18 @@ async def test_nonce_less_ocsp_answers_are_reused_until_a_revocation(
 
     leaf = _issued(enrolments)
     clock = [NOW]
-    client = await aiohttp_client(build_app(enrolments, ca, IssuerConfig(
-        backoffice_token="t", clock=lambda: clock[0])))  # fmt: skip
-    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca.issuing_certificate,
-                                                        hashes.SHA256())  # fmt: skip
+    client = await aiohttp_client(
+        build_app(enrolments, ca, IssuerConfig(backoffice_token="t", clock=lambda: clock[0]))
+    )
+    builder = ocsp.OCSPRequestBuilder().add_certificate(
+        leaf, ca.issuing_certificate, hashes.SHA256()
+    )
     plain = builder.build().public_bytes(serialization.Encoding.DER)
 
     async def ask(der: bytes) -> bytes:
-        reply = await client.post("/ocsp", data=der,
-                                  headers={"Content-Type": "application/ocsp-request"})  # fmt: skip
+        reply = await client.post(
+            "/ocsp", data=der, headers={"Content-Type": "application/ocsp-request"}
+        )
         assert reply.status == 200
         return bytes(await reply.read())
 
@@ -330,9 +334,13 @@ async def test_nonce_less_ocsp_answers_are_reused_until_a_revocation(
     one, two = await ask(nonce_der), await ask(nonce_der)
     # ECDSA signatures are randomised: two fresh answers to the same nonce differ
     assert one != two and ocsp.load_der_ocsp_response(one).certificate_status is (
-        ocsp.OCSPCertStatus.GOOD)  # fmt: skip
-    reply = await client.post(f"/backoffice/v1/persons/{PNR}/revoke", json={"reason": "x"},
-                              headers={"Authorization": "Bearer t"})  # fmt: skip
+        ocsp.OCSPCertStatus.GOOD
+    )
+    reply = await client.post(
+        f"/backoffice/v1/persons/{PNR}/revoke",
+        json={"reason": "x"},
+        headers={"Authorization": "Bearer t"},
+    )
     assert reply.status == 200
     after = ocsp.load_der_ocsp_response(await ask(plain))
     assert after.certificate_status is ocsp.OCSPCertStatus.REVOKED
@@ -368,8 +376,18 @@ def test_guesses_block_a_pending_order_and_only_the_right_code_hears_it(
     assert right.value.answer is Answer.BLOCKED
 
 
-@pytest.mark.parametrize("name", ["A" * 65, "Å" * 33, "Anna \u202eAndersson", "Anna\nAndersson",
-                                  "\u3164", "Anna\u200bAndersson", "   "])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "A" * 65,
+        "Å" * 33,
+        "Anna \u202eAndersson",
+        "Anna\nAndersson",
+        "\u3164",
+        "Anna\u200bAndersson",
+        "   ",
+    ],
+)
 def test_a_name_no_certificate_or_dialog_takes_is_refused_at_the_order(
     enrolments: Enrolments, name: str
 ) -> None:

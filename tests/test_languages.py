@@ -88,8 +88,19 @@ def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in {"op", "ref", "id", "state", "blocks", "keep_order", "link", "present",
-                           "prefix", "registrable", "port"}:  # fmt: skip
+            if key not in {
+                "op",
+                "ref",
+                "id",
+                "state",
+                "blocks",
+                "keep_order",
+                "link",
+                "present",
+                "prefix",
+                "registrable",
+                "port",
+            }:
                 yield from _leaves(item, f"{path}.{key}")
     elif isinstance(value, list | tuple):
         for number, item in enumerate(value):
@@ -134,19 +145,32 @@ def world(tmp_path: Path, make_token: MakeToken) -> tuple[Path, CredentialInfo, 
 def _data(data_dir: Path, *credentials: CredentialInfo) -> set[str]:
     values = {str(data_dir), data_dir.name, "https://bank.example", "bank.example", "Demo CA"}
     for c in credentials:
-        values |= {c.id, c.owner.name, c.owner.given_name, c.owner.surname, c.issuer,
-                   str(c.owner.personal_number), f"{c.not_after:%Y-%m-%d}",
-                   f"{c.not_before:%Y-%m-%d}"}  # fmt: skip
+        values |= {
+            c.id,
+            c.owner.name,
+            c.owner.given_name,
+            c.owner.surname,
+            c.issuer,
+            str(c.owner.personal_number),
+            f"{c.not_after:%Y-%m-%d}",
+            f"{c.not_before:%Y-%m-%d}",
+        }
     return values
 
 
-async def _desktop_session(language: Language, data_dir: Path, file: CredentialInfo,
-                           card: CredentialInfo) -> list[dict[str, Any]]:  # fmt: skip
+async def _desktop_session(
+    language: Language, data_dir: Path, file: CredentialInfo, card: CredentialInfo
+) -> list[dict[str, Any]]:
     ui = RecordingUi(language)
-    auth = Request("ref-1", OrderKind.AUTH, "https://bank.example", None, "plaintext",
-                   (file, card))  # fmt: skip
-    sign = Request("ref-2", OrderKind.SIGN, "https://bank.example",
-                   "Betala 100 kr till שלום 1234", "plaintext", (file, card))  # fmt: skip
+    auth = Request("ref-1", OrderKind.AUTH, "https://bank.example", None, "plaintext", (file, card))
+    sign = Request(
+        "ref-2",
+        OrderKind.SIGN,
+        "https://bank.example",
+        "Betala 100 kr till שלום 1234",
+        "plaintext",
+        (file, card),
+    )
     await ui.choose(auth)
     await ui.ask_secret(sign, file, Notice(MessageCode.WRONG_PASSWORD, {"tries_left": 4}))
     await ui.ask_secret(sign, card, None)
@@ -156,13 +180,21 @@ async def _desktop_session(language: Language, data_dir: Path, file: CredentialI
     await ui.ask_password_change(file, None)
     await ui.ask_enrolment(None)
     await ui.tell(Notice(MessageCode.NO_BANKID_FOUND))
-    tray = Tray(ui, data_dir, 1, order_active=lambda: False, updater=None,
-                stop=asyncio.Event(), clock=lambda: NOW)  # fmt: skip
+    tray = Tray(
+        ui,
+        data_dir,
+        1,
+        order_active=lambda: False,
+        updater=None,
+        stop=asyncio.Event(),
+        clock=lambda: NOW,
+    )
     await tray.refresh()
     await tray._chosen("diagnostics")  # the Diagnostics window: a real doctor report
     await tray._chosen("about")
-    mine = MyBankIds(ui, TokenStore(data_dir, kdf=FAST_KDF), cards=None,
-                     issuer=lambda: None, clock=lambda: NOW)  # fmt: skip
+    mine = MyBankIds(
+        ui, TokenStore(data_dir, kdf=FAST_KDF), cards=None, issuer=lambda: None, clock=lambda: NOW
+    )
     await mine.show()
     await mine.act(f"details:{file.id}")
     await mine.act(f"remove:{file.id}")
@@ -202,8 +234,14 @@ def _platform_words(report: str) -> set[str]:
 def _console_transcript(language: Language, file: CredentialInfo, card: CredentialInfo) -> str:
     out = io.StringIO()
     ui = ConsoleUi(io.StringIO(""), out, language)  # no answers: every question cancelled
-    sign = Request("ref-2", OrderKind.SIGN, "https://bank.example",
-                   "Betala 100 kr till שלום 1234", "plaintext", (file, card))  # fmt: skip
+    sign = Request(
+        "ref-2",
+        OrderKind.SIGN,
+        "https://bank.example",
+        "Betala 100 kr till שלום 1234",
+        "plaintext",
+        (file, card),
+    )
 
     async def session() -> None:
         await ui.choose(sign)
@@ -234,9 +272,14 @@ def test_tokens_list_speaks_both_languages(
 
     def listing(lang: str) -> str:
         env = {**os.environ, "LANG": lang, "LC_ALL": ""}
-        return subprocess.run([str(BIN / "eid-agent"), "tokens", "list", "--data-dir",
-                               str(data_dir)], capture_output=True, text=True, env=env,
-                              timeout=60, check=True).stdout  # fmt: skip
+        return subprocess.run(
+            [str(BIN / "eid-agent"), "tokens", "list", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        ).stdout
 
     sv, en = listing("sv_SE.UTF-8"), listing("C.UTF-8")
     _compare_lines("tokens list", sv, en, _data(data_dir, file) | {"broken.bankid"})
@@ -257,11 +300,14 @@ def test_the_demo_pages_speak_both_languages(page: str) -> None:
         _check_pair(page, a, b, data)
 
 
-@pytest.mark.parametrize("args", [
-    ["messages", "99999"],
-    ["run", "--port", "70000"],
-    ["order", "--config", "/nonexistent/config.toml"],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["messages", "99999"],
+        ["run", "--port", "70000"],
+        ["order", "--config", "/nonexistent/config.toml"],
+    ],
+)
 def test_the_command_lines_refusals_speak_both_languages(args: list[str], tmp_path: Path) -> None:
     def said(lang: str) -> str:
         env = {**os.environ, "LANG": lang, "LC_ALL": "", "HOME": str(tmp_path)}

@@ -12,16 +12,26 @@ import pytest
 AGENT_ONLY = ("agent", "smartcard", "gi", "pystray", "tufup", "tuf")
 
 
-@pytest.mark.parametrize("modules", [
-    "rp", "rp.verify", "rp.revocation", "rp.nonces", "rp.demo", "rp.cli", "rp.webmessages",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "modules",
+    [
+        "rp",
+        "rp.verify",
+        "rp.revocation",
+        "rp.nonces",
+        "rp.demo",
+        "rp.cli",
+        "rp.webmessages",
+    ],
+)
 def test_the_rp_kit_loads_nothing_of_the_agent(modules: str) -> None:
     probe = (
         f"import sys, {modules}\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {AGENT_ONLY!r}))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=60, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == "[]", f"{modules} loads {result.stdout.strip()}"
 
 
@@ -33,6 +43,7 @@ def test_the_kernel_imports_nothing_above_it() -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] in"
         " ('agent', 'issuer', 'rp', 'installer')))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=60, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == "[]", result.stdout

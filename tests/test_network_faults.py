@@ -73,15 +73,17 @@ def _unused_port() -> int:
 
 
 @pytest.mark.parametrize("fault", ["unreachable", "garbage", "trickle"])
-def test_an_issuer_fault_is_told_and_the_order_goes_through_after(tmp_path: Path,
-                                                                  fault: str) -> None:  # fmt: skip
+def test_an_issuer_fault_is_told_and_the_order_goes_through_after(
+    tmp_path: Path, fault: str
+) -> None:
     with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:
         _, code = issuer.order(PNR)
         data = tmp_path / "agent"
         started = time.monotonic()
         if fault == "unreachable":
-            failed = agent_order(data, f"http://127.0.0.1:{_unused_port()}", issuer.tls_cert,
-                                 PNR, code, PASSWORD)  # fmt: skip
+            failed = agent_order(
+                data, f"http://127.0.0.1:{_unused_port()}", issuer.tls_cert, PNR, code, PASSWORD
+            )
         else:
             with faulty_server(fault) as url:
                 failed = agent_order(data, url, issuer.tls_cert, PNR, code, PASSWORD)

@@ -28,8 +28,9 @@ from agent.tokens import TokenKind
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 REQ = OrderRequest(OrderKind.AUTH, "https://bank.example", b"n" * 32)
-DONE = Completion("198112189876", "A B", "A", "B", TokenKind.FILE, b"{}", b"s" * 64, "ES256",
-                  (b"cert",))  # fmt: skip
+DONE = Completion(
+    "198112189876", "A B", "A", "B", TokenKind.FILE, b"{}", b"s" * 64, "ES256", (b"cert",)
+)
 
 
 def _order(phase: Phase) -> Order:
@@ -63,8 +64,13 @@ def test_wire_pairs() -> None:
     assert Phase.USER_SIGN.value == (Status.PENDING, Hint.USER_SIGN)
     assert Phase.COMPLETE.hint is None
     failed = {p.hint for p in Phase if p.status is Status.FAILED}
-    assert failed == {Hint.EXPIRED_TRANSACTION, Hint.USER_CANCEL, Hint.CANCELLED,
-                      Hint.CERTIFICATE_ERR, Hint.START_FAILED}  # fmt: skip
+    assert failed == {
+        Hint.EXPIRED_TRANSACTION,
+        Hint.USER_CANCEL,
+        Hint.CANCELLED,
+        Hint.CERTIFICATE_ERR,
+        Hint.START_FAILED,
+    }
 
 
 def test_expiry_wins_over_a_late_signature() -> None:

@@ -55,15 +55,44 @@ def test_another_users_folder_is_refused_not_used(tmp_path: Path) -> None:
     with pytest.raises(NotPrivate):
         private_dir(theirs)
     result = subprocess.run(
-        [str(BIN / "eid-agent"), "tokens", "import", "/dev/null", "--data-dir", str(theirs),
-         "--lang", "en"], capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "tokens",
+            "import",
+            "/dev/null",
+            "--data-dir",
+            str(theirs),
+            "--lang",
+            "en",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     run = subprocess.run(
-        [str(BIN / "eid-agent"), "run", "--ui", "console", "--no-cards", "--port", "1",
-         "--data-dir", str(theirs), "--lang", "en", "--config", str(tmp_path / "n.toml")],
-        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "run",
+            "--ui",
+            "console",
+            "--no-cards",
+            "--port",
+            "1",
+            "--data-dir",
+            str(theirs),
+            "--lang",
+            "en",
+            "--config",
+            str(tmp_path / "n.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert run.returncode == 1 and "[10075]" in run.stderr, run.stderr
 
 
@@ -113,10 +142,22 @@ def test_doctor_names_what_is_open_to_others(tmp_path: Path, make_token: MakeTok
     (data / "agent.log").write_text("")
     os.chmod(data / "agent.log", 0o644)
     result = subprocess.run(
-        [str(BIN / "eid-agent"), "doctor", "--json", "--data-dir", str(data), "--port", "1",
-         "--config", str(tmp_path / "none.toml")],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(BIN / "eid-agent"),
+            "doctor",
+            "--json",
+            "--data-dir",
+            str(data),
+            "--port",
+            "1",
+            "--config",
+            str(tmp_path / "none.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["permissions"]["status"] == "warning"
     assert "tokens" in checks["permissions"]["detail"]

@@ -54,8 +54,9 @@ async def test_unblock_names_the_pin_and_counts_the_puk(
     watcher, card_id = watched
     for _ in range(3):
         with pytest.raises((WrongCurrentPin, PinBlocked)):
-            await asyncio.to_thread(watcher.change_pin, card_id, PinRef.IDENTIFICATION,
-                                    "0000", "1111")  # fmt: skip
+            await asyncio.to_thread(
+                watcher.change_pin, card_id, PinRef.IDENTIFICATION, "0000", "1111"
+            )
     ui = ScriptedUi()
     await ui.pin_answers.put(PinAnswer("11111111", "4321"))
     await ui.pin_answers.put(PinAnswer(PUK, "4321"))

@@ -30,8 +30,8 @@ from agent.ui.port import PinAnswer
 from eidcore.messages import MessageCode, Term
 from issuer import CertificateAuthority
 from tests.bridge_kit import ORIGIN, Bridge, ScriptedUi, b64, new_nonce, running_bridge
-from tests.card_kit import card_ca, pcscd, personalised_card, wait_no_card  # noqa: F401
-from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, personalised_piv, piv  # noqa: F401
+from tests.card_kit import personalised_card, wait_no_card
+from tests.piv_kit import OPENSC, PIV_PIN, PIV_PUK, PivInReader, personalised_piv
 from tests.test_pkcs11 import _verify
 
 pytestmark = pytest.mark.slow
@@ -42,26 +42,45 @@ def _tool(*args: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_opensc_sees_a_piv_card(piv: PivInReader) -> None:  # noqa: F811
+def test_opensc_sees_a_piv_card(piv: PivInReader) -> None:
     assert "Personal Identity Verification Card" in _tool("/usr/bin/opensc-tool", "-r", "1", "-n")
-    objects = _tool("/usr/bin/pkcs11-tool", "--module", OPENSC, "--slot-index", "1",
-                    "--list-objects")  # fmt: skip
-    for shown in ("Certificate for PIV Authentication", "Certificate for Digital Signature",
-                  "serialNumber=198112189876", "PIV AUTH pubkey", "SIGN pubkey"):  # fmt: skip
+    objects = _tool(
+        "/usr/bin/pkcs11-tool", "--module", OPENSC, "--slot-index", "1", "--list-objects"
+    )
+    for shown in (
+        "Certificate for PIV Authentication",
+        "Certificate for Digital Signature",
+        "serialNumber=198112189876",
+        "PIV AUTH pubkey",
+        "SIGN pubkey",
+    ):
         assert shown in objects, objects
     certificates = _tool("/usr/bin/pkcs15-tool", "--reader", "1", "--list-certificates")
     assert "X.509 Certificate [Certificate for PIV Authentication]" in certificates
-    keys = _tool("/usr/bin/pkcs11-tool", "--module", OPENSC, "--slot-index", "1", "--login",
-                 "--pin", PIV_PIN, "--list-objects", "--type", "privkey")  # fmt: skip
+    keys = _tool(
+        "/usr/bin/pkcs11-tool",
+        "--module",
+        OPENSC,
+        "--slot-index",
+        "1",
+        "--login",
+        "--pin",
+        PIV_PIN,
+        "--list-objects",
+        "--type",
+        "privkey",
+    )
     assert "always authenticate" in keys  # 9C, as on a real PIV card
 
 
 @contextlib.asynccontextmanager
-async def _watching(piv: PivInReader, tmp_path: Path) -> AsyncIterator[TokenWatcher]:  # noqa: F811
-    watcher = TokenWatcher([ModuleEntry("opensc", Path(OPENSC), "config")], poll=0.1,
-                           authorities=[piv.ca.issuing_certificate.public_bytes(
-                               serialization.Encoding.DER)],
-                           conf_dir=tmp_path / "opensc")  # fmt: skip
+async def _watching(piv: PivInReader, tmp_path: Path) -> AsyncIterator[TokenWatcher]:
+    watcher = TokenWatcher(
+        [ModuleEntry("opensc", Path(OPENSC), "config")],
+        poll=0.1,
+        authorities=[piv.ca.issuing_certificate.public_bytes(serialization.Encoding.DER)],
+        conf_dir=tmp_path / "opensc",
+    )
     task = asyncio.create_task(watcher.run())
     try:
         await asyncio.wait_for(watcher.ready.wait(), 20)
@@ -75,7 +94,7 @@ async def _watching(piv: PivInReader, tmp_path: Path) -> AsyncIterator[TokenWatc
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_a_piv_bankid_through_opensc(piv: PivInReader, tmp_path: Path) -> None:  # noqa: F811
+async def test_a_piv_bankid_through_opensc(piv: PivInReader, tmp_path: Path) -> None:
     async with _watching(piv, tmp_path) as watcher:
         (info,) = watcher.credentials()
         assert info.owner.name == "Anna Andersson" and info.issuer.endswith("Issuing CA")
@@ -87,8 +106,9 @@ async def test_a_piv_bankid_through_opensc(piv: PivInReader, tmp_path: Path) -> 
 
 
 async def test_three_wrong_pins_block_and_the_puk_unblocks(
-    piv: PivInReader, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    piv: PivInReader,
+    tmp_path: Path,
+) -> None:
     async with _watching(piv, tmp_path) as watcher:
         (info,) = watcher.credentials()
 
@@ -131,10 +151,14 @@ async def test_three_wrong_pins_block_and_the_puk_unblocks(
 
 
 @contextlib.asynccontextmanager
-async def _piv_bridge(piv: PivInReader, tmp_path: Path) -> AsyncIterator[Bridge]:  # noqa: F811
+async def _piv_bridge(piv: PivInReader, tmp_path: Path) -> AsyncIterator[Bridge]:
     der = piv.ca.issuing_certificate.public_bytes(serialization.Encoding.DER)
-    tokens = TokenWatcher([ModuleEntry("opensc", Path(OPENSC), "config")], poll=0.1,
-                          authorities=[der], conf_dir=tmp_path / "opensc")  # fmt: skip
+    tokens = TokenWatcher(
+        [ModuleEntry("opensc", Path(OPENSC), "config")],
+        poll=0.1,
+        authorities=[der],
+        conf_dir=tmp_path / "opensc",
+    )
     async with running_bridge(tmp_path / "files", cards=Hardware(tokens), runs=[tokens]) as b:
         for _ in range(200):
             if tokens.credentials():
@@ -144,8 +168,9 @@ async def _piv_bridge(piv: PivInReader, tmp_path: Path) -> AsyncIterator[Bridge]
 
 
 async def test_identification_and_signature_with_the_piv_card(
-    piv: PivInReader, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    piv: PivInReader,
+    tmp_path: Path,
+) -> None:
     async with _piv_bridge(piv, tmp_path) as b:
         nonce = new_nonce()
         _, body = await b.post("/v1/auth", {"nonce": nonce, "tokenKinds": ["token"]})
@@ -158,9 +183,13 @@ async def test_identification_and_signature_with_the_piv_card(
         assert problem is not None and problem.code is MessageCode.WRONG_PIN
         assert problem.params == {"pin": Term.TOKEN_PIN, "tries_left": 2}
         assert [c.tries_left for c in b.ui.asked] == [3, 2]
-        verified = rp.verify_auth(data, expected_origin=ORIGIN, nonce=nonce,
-                                  trust_anchors=[piv.ca.root_certificate],
-                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        verified = rp.verify_auth(
+            data,
+            expected_origin=ORIGIN,
+            nonce=nonce,
+            trust_anchors=[piv.ca.root_certificate],
+            now=dt.datetime.now(dt.UTC),
+        )
         assert verified.person.personal_number == "198112189876"
         assert data["token"] == {"kind": "token"}
         ref = await b.start("sign", userVisibleData=b64("Jag godkänner."))
@@ -171,8 +200,9 @@ async def test_identification_and_signature_with_the_piv_card(
 
 
 async def test_three_wrong_pins_in_an_order_end_with_the_seeds_message(
-    piv: PivInReader, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    piv: PivInReader,
+    tmp_path: Path,
+) -> None:
     async with _piv_bridge(piv, tmp_path) as b:
         ref = await b.start()
         for _ in range(3):
@@ -187,8 +217,9 @@ async def test_three_wrong_pins_in_an_order_end_with_the_seeds_message(
 
 
 async def test_the_card_removed_before_the_pin_waits_and_goes_on(
-    piv: PivInReader, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    piv: PivInReader,
+    tmp_path: Path,
+) -> None:
     async with _piv_bridge(piv, tmp_path) as b:
         ref = await b.start()
         await b.wait_for(ref, "userSign")
@@ -205,8 +236,9 @@ async def test_the_card_removed_before_the_pin_waits_and_goes_on(
 
 
 async def test_the_card_removed_after_the_pin_ends_the_order(
-    piv: PivInReader, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    piv: PivInReader,
+    tmp_path: Path,
+) -> None:
     async with _piv_bridge(piv, tmp_path) as b:
         pulled = threading.Event()
 
@@ -225,8 +257,9 @@ async def test_the_card_removed_after_the_pin_ends_the_order(
 
 
 async def test_manage_pin_on_a_piv_card_as_my_bankids_runs_it(
-    piv: PivInReader, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    piv: PivInReader,
+    tmp_path: Path,
+) -> None:
     """The "Change PIN" and "Unblock PIN" buttons of My BankIDs, on a token: one PIN."""
     async with _watching(piv, tmp_path) as watcher:
         (info,) = watcher.credentials()
@@ -249,7 +282,7 @@ async def test_manage_pin_on_a_piv_card_as_my_bankids_runs_it(
         assert piv.card.state.pin.value.rstrip(b"\xff") == b"333333"
 
 
-def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> None:  # noqa: F811
+def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> None:
     """eid-issuer personalises a PIV card file, eid-vcard inserts it in the second reader,
     and ``eid-agent tokens list`` shows its BankID through OpenSC."""
     import json
@@ -260,31 +293,65 @@ def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path
     bin_dir = Path(sys.executable).parent
     card = tmp_path / "anna.piv"
     made = subprocess.run(
-        [str(bin_dir / "eid-issuer"), "personalise-piv", "--personal-number", "198112189876",
-         "--name", "Anna Andersson", "--card", str(card), "--ca-dir", str(tmp_path / "ca")],
-        input="123456\n123456\n12345678\n12345678\n", capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(bin_dir / "eid-issuer"),
+            "personalise-piv",
+            "--personal-number",
+            "198112189876",
+            "--name",
+            "Anna Andersson",
+            "--card",
+            str(card),
+            "--ca-dir",
+            str(tmp_path / "ca"),
+        ],
+        input="123456\n123456\n12345678\n12345678\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     assert oct(card.stat().st_mode)[-3:] == "600" and "issuing.crt" in made.stdout
-    shown = subprocess.run([str(bin_dir / "eid-vcard"), "show", "--card", str(card)],
-                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    shown = subprocess.run(
+        [str(bin_dir / "eid-vcard"), "show", "--card", str(card)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert "PIN: 3 tries left" in shown.stdout
     config = tmp_path / "config.toml"
-    config.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n'
-                      f'intermediates = ["{tmp_path / "ca" / "issuing.crt"}"]\n')  # fmt: skip
-    inserted = subprocess.Popen([str(bin_dir / "eid-vcard"), "insert", "--card", str(card),
-                                 "--slot", "1"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    config.write_text(
+        f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n'
+        f'intermediates = ["{tmp_path / "ca" / "issuing.crt"}"]\n'
+    )
+    inserted = subprocess.Popen(
+        [str(bin_dir / "eid-vcard"), "insert", "--card", str(card), "--slot", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert inserted.stderr is not None
         assert "inserted in 'Virtual PCD 00 01'" in inserted.stderr.readline()
         deadline = time.monotonic() + 10
         while True:
             listing = subprocess.run(
-                [str(bin_dir / "eid-agent"), "tokens", "list", "--json", "--data-dir",
-                 str(tmp_path / "data"), "--config", str(config)],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
+                [
+                    str(bin_dir / "eid-agent"),
+                    "tokens",
+                    "list",
+                    "--json",
+                    "--data-dir",
+                    str(tmp_path / "data"),
+                    "--config",
+                    str(config),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             found = json.loads(listing.stdout or "[]")
             if found or time.monotonic() > deadline:
                 break
@@ -296,8 +363,10 @@ def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path
 
 
 async def test_a_piv_card_beside_the_profile_card_no_probe_storm(
-    pcscd: object, tmp_path: Path, card_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    pcscd: object,
+    tmp_path: Path,
+    card_ca: CertificateAuthority,
+) -> None:
     """OpenSC probes every card it does not know on each slot listing (~100 SELECTs): the
     agent lists slots again only when the card watcher saw a reader change, so the
     profile card in the other reader is left alone, and a PIV card inserted later is
@@ -309,10 +378,11 @@ async def test_a_piv_card_beside_the_profile_card_no_probe_storm(
     card = personalised_piv(tmp_path / "piv", card_ca)
     cards = CardWatcher()
     card_task = asyncio.create_task(cards.run())
-    tokens = TokenWatcher([ModuleEntry("opensc", Path(OPENSC), "config")],
-                          authorities=[card_ca.issuing_certificate.public_bytes(
-                              serialization.Encoding.DER)],
-                          readers_changed=lambda: cards.generation)  # fmt: skip
+    tokens = TokenWatcher(
+        [ModuleEntry("opensc", Path(OPENSC), "config")],
+        authorities=[card_ca.issuing_certificate.public_bytes(serialization.Encoding.DER)],
+        readers_changed=lambda: cards.generation,
+    )
     token_task = asyncio.create_task(tokens.run())
     try:
         await asyncio.wait_for(tokens.ready.wait(), 20)
@@ -335,8 +405,9 @@ async def test_a_piv_card_beside_the_profile_card_no_probe_storm(
 
 
 def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
-    pcscd: object, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    pcscd: object,
+    tmp_path: Path,
+) -> None:
     """``eid-issuer personalise-token`` on a blank PIV card: the card makes both keys
     (OpenSC's piv-tool, the management key), the certificates are loaded after, and the
     agent lists the new BankID; a wrong management key changes nothing."""
@@ -355,12 +426,25 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
 
         def personalise(*extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [str(bin_dir / "eid-issuer"), "personalise-token", "--personal-number",
-                 "198112189876", "--name", "Anna Andersson", "--module", OPENSC,
-                 "--ca-dir", str(tmp_path / "ca"), *extra],
-                input=f"{PIV_PIN}\n", capture_output=True, text=True, timeout=120,
+                [
+                    str(bin_dir / "eid-issuer"),
+                    "personalise-token",
+                    "--personal-number",
+                    "198112189876",
+                    "--name",
+                    "Anna Andersson",
+                    "--module",
+                    OPENSC,
+                    "--ca-dir",
+                    str(tmp_path / "ca"),
+                    *extra,
+                ],
+                input=f"{PIV_PIN}\n",
+                capture_output=True,
+                text=True,
+                timeout=120,
                 check=False,
-            )  # fmt: skip
+            )
 
         wrong_key = tmp_path / "wrong.key"
         wrong_key.write_text("00" * 24)
@@ -371,23 +455,36 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
         assert done.returncode == 0, done.stderr
         assert set(card.state.keys) == {0x9A, 0x9C} and len(card.state.objects) == 2
         config = tmp_path / "config.toml"
-        config.write_text(f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n'
-                          f'intermediates = ["{tmp_path / "ca" / "issuing.crt"}"]\n')  # fmt: skip
+        config.write_text(
+            f'[pkcs11]\nmodules = ["{OPENSC}"]\np11kit = false\n'
+            f'intermediates = ["{tmp_path / "ca" / "issuing.crt"}"]\n'
+        )
         listing = subprocess.run(
-            [str(bin_dir / "eid-agent"), "tokens", "list", "--json", "--data-dir",
-             str(tmp_path / "data"), "--config", str(config)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            [
+                str(bin_dir / "eid-agent"),
+                "tokens",
+                "list",
+                "--json",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--config",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         (entry,) = json.loads(listing.stdout)
         assert entry["id"] == done.stdout.split()[0] and entry["kind"] == "token"
         # the keys the card made sign for the certificates the bank issued
         from agent.tokens.pkcs11.watcher import tokens_open
 
         issuing = (tmp_path / "ca" / "issuing.crt").read_bytes()
-        authority = x509.load_pem_x509_certificate(issuing).public_bytes(
-            serialization.Encoding.DER)  # fmt: skip
-        with tokens_open([ModuleEntry("opensc", Path(OPENSC), "config")],
-                         authorities=[authority]) as tokens:  # fmt: skip
+        authority = x509.load_pem_x509_certificate(issuing).public_bytes(serialization.Encoding.DER)
+        with tokens_open(
+            [ModuleEntry("opensc", Path(OPENSC), "config")], authorities=[authority]
+        ) as tokens:
             (info,) = tokens.credentials()
             held = tokens.card(info.id)
             assert held is not None
@@ -398,8 +495,9 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
 
 
 def test_a_person_orders_a_bankid_onto_a_blank_piv_card(
-    pcscd: object, tmp_path: Path,  # noqa: F811
-) -> None:  # fmt: skip
+    pcscd: object,
+    tmp_path: Path,
+) -> None:
     """``eid-agent order --token`` on a blank PIV card, against a real issuer: a wrong
     management key and a wrong PIN are said before the activation code is spent; then the
     card makes both keys (piv-tool), signs its own certificate requests through OpenSC, and
@@ -428,12 +526,28 @@ def test_a_person_orders_a_bankid_onto_a_blank_piv_card(
 
             def order(pin: str, *extra: str) -> subprocess.CompletedProcess[str]:
                 return subprocess.run(
-                    [str(bin_dir / "eid-agent"), "order", "--token", "--issuer", issuer.url,
-                     "--issuer-ca", str(issuer.tls_cert), "--config", str(config),
-                     "--data-dir", str(data), "--lang", "en", *extra],
-                    input=f"198112189876\n{code}\n{pin}\n", capture_output=True, text=True,
-                    timeout=180, check=False,
-                )  # fmt: skip
+                    [
+                        str(bin_dir / "eid-agent"),
+                        "order",
+                        "--token",
+                        "--issuer",
+                        issuer.url,
+                        "--issuer-ca",
+                        str(issuer.tls_cert),
+                        "--config",
+                        str(config),
+                        "--data-dir",
+                        str(data),
+                        "--lang",
+                        "en",
+                        *extra,
+                    ],
+                    input=f"198112189876\n{code}\n{pin}\n",
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                    check=False,
+                )
 
             wrong_key = tmp_path / "wrong.key"
             wrong_key.write_text("00" * 24)
@@ -464,10 +578,14 @@ def test_a_person_orders_a_bankid_onto_a_blank_piv_card(
                 agent.type(PIV_PIN)
                 completion = agent.wait_status(body["orderRef"], "complete")["completionData"]
             root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
-            verified = rp.verify_auth(completion, expected_origin=agent.origin, nonce=nonce,
-                                      trust_anchors=[root], now=dt.datetime.now(dt.UTC),
-                                      revocation=rp.OcspPolicy(fetch=http_fetch(
-                                          str(issuer.tls_cert))))  # fmt: skip
+            verified = rp.verify_auth(
+                completion,
+                expected_origin=agent.origin,
+                nonce=nonce,
+                trust_anchors=[root],
+                now=dt.datetime.now(dt.UTC),
+                revocation=rp.OcspPolicy(fetch=http_fetch(str(issuer.tls_cert))),
+            )
             assert verified.person.personal_number == "198112189876"
     finally:
         link.remove()

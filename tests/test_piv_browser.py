@@ -14,9 +14,9 @@ from playwright.async_api import Browser
 
 from issuer import CertificateAuthority
 from tests.agent_process import AgentProcess
-from tests.card_kit import Pcscd, pcscd  # noqa: F401
+from tests.browser_kit import CHROMIUM, Site, open_page
+from tests.card_kit import Pcscd
 from tests.piv_kit import OPENSC, PIV_PIN, PivInReader, personalised_piv
-from tests.test_browser import CHROMIUM, Site, _open, browser  # noqa: F401
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,7 +25,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def piv_world(pcscd: Pcscd, tmp_path: Path) -> Iterator[tuple[Path, PivInReader]]:  # noqa: F811
+def piv_world(pcscd: Pcscd, tmp_path: Path) -> Iterator[tuple[Path, PivInReader]]:
     if not Path(OPENSC).exists():
         pytest.skip("needs opensc-pkcs11 (./dev setup installs it)")
     ca = CertificateAuthority.create("PIV Web", dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
@@ -39,18 +39,21 @@ def piv_world(pcscd: Pcscd, tmp_path: Path) -> Iterator[tuple[Path, PivInReader]
 
 
 async def test_login_with_a_piv_card_in_the_browser(
-    browser: Browser, piv_world: tuple[Path, PivInReader],  # noqa: F811
-) -> None:  # fmt: skip
+    browser: Browser,
+    piv_world: tuple[Path, PivInReader],
+) -> None:
     root, card = piv_world
     config = root / "agent-config.toml"
-    config.write_text(f"[pkcs11]\nmodules = [{json.dumps(OPENSC)}]\np11kit = false\n"
-                      f"intermediates = [{json.dumps(str(card.intermediates))}]\n")  # fmt: skip
+    config.write_text(
+        f"[pkcs11]\nmodules = [{json.dumps(OPENSC)}]\np11kit = false\n"
+        f"intermediates = [{json.dumps(str(card.intermediates))}]\n"
+    )
     with AgentProcess(root / "data", "--allow-http-localhost", "--config", str(config)) as agent:
         agent.ready()
         agent.wait_for_output("token BankID", stream="stderr")
         site = Site(root, agent.port, ca_dir=root / "ca")
         try:
-            page = await _open(browser, site.url + "/?lang=en")
+            page = await open_page(browser, site.url + "/?lang=en")
             await page.fill("#pnr", "198112189876")
             await page.click("#go")
             agent.wait_for_output("PIN for Anna Andersson")

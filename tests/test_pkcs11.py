@@ -34,7 +34,7 @@ from agent.tokens.pkcs11.modules import ModuleEntry
 from agent.tokens.pkcs11.watcher import TokenWatcher
 from issuer.ca import CertificateAuthority
 from tests.conftest import BERTIL
-from tests.softhsm_kit import MODULE, SO_PIN, USER_PIN, SoftHsm, softhsm  # noqa: F401
+from tests.softhsm_kit import MODULE, SO_PIN, USER_PIN, SoftHsm
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +81,9 @@ def _verify(chain: tuple[bytes, ...], data: bytes, raw: bytes) -> None:
 
 
 async def test_a_token_bankid_is_listed_and_signs_with_each_key(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca, always_auth=True)  # 9C-like: a login per signature
     async with watching() as watcher:
         await _check_signatures(watcher, token_ca)
@@ -107,8 +108,9 @@ async def _check_signatures(watching: TokenWatcher, token_ca: CertificateAuthori
 
 
 async def test_a_wrong_pin_is_counted_by_the_token(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca)
     async with watching() as watcher:
         await _check_wrong_pin(watcher)
@@ -123,26 +125,28 @@ async def _check_wrong_pin(watching: TokenWatcher) -> None:
         await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x", "9" * 65)
     status = await asyncio.to_thread(watching.pin_status, info.id, PinRef.USER)
     assert not status.blocked
-    raw = await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x",
-                                  USER_PIN)  # fmt: skip
+    raw = await asyncio.to_thread(watching.sign, info.id, KeyPurpose.IDENTIFICATION, b"x", USER_PIN)
     assert len(raw) == 64
 
 
 async def test_only_complete_pairs_are_offered(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("lone", token_ca, signature=False)
     softhsm.bankid("old", token_ca, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=20), days=5)
     softhsm.bankid("bertil", token_ca, person=BERTIL)
     async with watching() as watcher:
-        states = sorted((c.owner.name, c.state(dt.datetime.now(dt.UTC)).value)
-                        for c in watcher.credentials())  # fmt: skip
+        states = sorted(
+            (c.owner.name, c.state(dt.datetime.now(dt.UTC)).value) for c in watcher.credentials()
+        )
     assert states == [("Anna Andersson", "expired"), ("Bertil Berg", "usable")]
 
 
 async def test_a_token_removed_is_gone_within_a_second(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca)
     softhsm.bankid("bertil", token_ca, person=BERTIL)
     async with watching() as watcher:
@@ -157,8 +161,9 @@ async def test_a_token_removed_is_gone_within_a_second(
 
 
 async def test_change_pin_and_unblock_with_the_so_pin(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca)
     async with watching() as watcher:
         await _check_pins(watcher)
@@ -191,14 +196,20 @@ long C_GetFunctionList(void **list) { (void)list; raise(SIGSEGV); return 0; }
 def _crashing_module(tmp_path: Path) -> Path:
     source, library = tmp_path / "crash.c", tmp_path / "libcrash-pkcs11.so"
     source.write_text(CRASHING_MODULE)
-    subprocess.run(["/usr/bin/gcc", "-shared", "-fPIC", "-o", str(library), str(source)],
-                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        ["/usr/bin/gcc", "-shared", "-fPIC", "-o", str(library), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return library
 
 
 async def test_broken_modules_are_reported_and_skipped(
-    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     crash = _crashing_module(tmp_path)
     not_a_module = tmp_path / "not-a-module.so"
     not_a_module.write_bytes(b"\x7fELF garbage")
@@ -212,8 +223,9 @@ async def test_broken_modules_are_reported_and_skipped(
 
 
 def test_a_token_signature_matches_a_bare_python_pkcs11_one(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     """The same key through the agent's Module and through python-pkcs11 alone: both
     signatures verify with the token's certificate (the baseline the benchmark uses)."""
     import pkcs11
@@ -237,8 +249,9 @@ def test_a_token_signature_matches_a_bare_python_pkcs11_one(
         for raw in (ours, bare):
             _verify((cert.der,), b"data", raw)
         with pytest.raises(CardRemoved):
-            module.sign(TokenRef(MODULE, head.ref.slot, "another serial"), b"\x01", digest,
-                        USER_PIN)  # fmt: skip
+            module.sign(
+                TokenRef(MODULE, head.ref.slot, "another serial"), b"\x01", digest, USER_PIN
+            )
     finally:
         module.close()  # C_Finalize: the next test's SoftHSM2 reads its own configuration
 
@@ -265,20 +278,23 @@ def _write_hostile(token: object) -> None:
             (b"not a certificate", {Attribute.ID: b"\x01"}),  # beside the real one's id
             (b"\x30" * 20_000, {Attribute.ID: b"\x07" * 64}),
         ):
-            session.create_object({
-                Attribute.CLASS: ObjectClass.CERTIFICATE,
-                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-                Attribute.TOKEN: True,
-                Attribute.LABEL: "\u202e\u200b" + "x" * 300,
-                Attribute.VALUE: value,
-                Attribute.SUBJECT: b"\x30\x00",
-                **attrs,
-            })  # fmt: skip
+            session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                    Attribute.TOKEN: True,
+                    Attribute.LABEL: "\u202e\u200b" + "x" * 300,
+                    Attribute.VALUE: value,
+                    Attribute.SUBJECT: b"\x30\x00",
+                    **attrs,
+                }
+            )
 
 
 async def test_hostile_token_contents_hide_nothing_and_break_nothing(
-    softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca)
     softhsm.init_token("junk")  # before this process loads SoftHSM2: it would not see it
     _hostile_objects("anna")

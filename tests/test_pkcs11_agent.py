@@ -19,7 +19,7 @@ import rp
 from issuer.ca import CertificateAuthority
 from tests.agent_process import AgentProcess
 from tests.pinpad_kit import build_pin_pad
-from tests.softhsm_kit import MODULE, USER_PIN, SoftHsm, softhsm  # noqa: F401
+from tests.softhsm_kit import MODULE, USER_PIN, SoftHsm
 from tests.test_pkcs11 import _crashing_module
 
 pytestmark = pytest.mark.slow
@@ -39,15 +39,18 @@ def _config(tmp_path: Path, *modules: str | Path) -> Path:
 
 
 def test_identification_and_signing_with_a_token_through_a_real_agent(
-    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca, always_auth=True)
     crash = _crashing_module(tmp_path)
     config = _config(tmp_path, crash, MODULE)
     with AgentProcess(tmp_path / "data", "--config", str(config), env=softhsm.env) as agent:
         agent.ready()
-        agent.wait_for_output("libcrash-pkcs11.so not used: crashed when loaded (SIGSEGV)",
-                              stream="stderr")  # fmt: skip
+        agent.wait_for_output(
+            "libcrash-pkcs11.so not used: crashed when loaded (SIGSEGV)", stream="stderr"
+        )
         agent.wait_for_output("token BankID", stream="stderr")  # listed beside it
         nonce = base64.b64encode(os.urandom(32)).decode()
         status, body = agent.request("POST", "/v1/auth", {"nonce": nonce, "tokenKinds": ["token"]})
@@ -60,24 +63,34 @@ def test_identification_and_signing_with_a_token_through_a_real_agent(
         agent.type(USER_PIN)
         data = agent.wait_status(ref, "complete")["completionData"]
         assert data["token"] == {"kind": "token"}
-        verified = rp.verify_auth(data, expected_origin=agent.origin, nonce=nonce,
-                                  trust_anchors=[token_ca.root_certificate],
-                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        verified = rp.verify_auth(
+            data,
+            expected_origin=agent.origin,
+            nonce=nonce,
+            trust_anchors=[token_ca.root_certificate],
+            now=dt.datetime.now(dt.UTC),
+        )
         assert verified.person.personal_number == "198112189876"
 
         text = "Jag godkänner avtalet."
         visible = base64.b64encode(text.encode()).decode()
         nonce = base64.b64encode(os.urandom(32)).decode()
-        status, body = agent.request("POST", "/v1/sign", {"nonce": nonce,
-                                     "userVisibleData": visible})  # fmt: skip
+        status, body = agent.request(
+            "POST", "/v1/sign", {"nonce": nonce, "userVisibleData": visible}
+        )
         assert status == 201, body
         agent.wait_for_output(text)
         agent.wait_for_output("PIN for Anna Andersson", count=3)
         agent.type(USER_PIN)
         data = agent.wait_status(body["orderRef"], "complete")["completionData"]
-        signed = rp.verify_sign(data, expected_origin=agent.origin, nonce=nonce,
-                                trust_anchors=[token_ca.root_certificate],
-                                now=dt.datetime.now(dt.UTC), user_visible_data=text)  # fmt: skip
+        signed = rp.verify_sign(
+            data,
+            expected_origin=agent.origin,
+            nonce=nonce,
+            trust_anchors=[token_ca.root_certificate],
+            now=dt.datetime.now(dt.UTC),
+            user_visible_data=text,
+        )
         assert signed.person.personal_number == "198112189876"
         # a website asking for a BankID on file only: the token is not offered, and the
         # order waits for a credential that fits (as for a card not yet inserted)
@@ -89,8 +102,10 @@ def test_identification_and_signing_with_a_token_through_a_real_agent(
 
 
 def test_a_reader_with_a_pin_pad_is_used_instead_of_asking(
-    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     """The PIN goes on the reader's keypad: the agent asks only to go on, sends no PIN
     (the pad refuses one), counts a wrong one and takes Cancel on the pad as a cancel."""
     softhsm.bankid("anna", token_ca)
@@ -109,9 +124,13 @@ def test_a_reader_with_a_pin_pad_is_used_instead_of_asking(
         agent.wait_for_output(prompt, count=2)
         agent.type("")
         data = agent.wait_status(body["orderRef"], "complete")["completionData"]
-        verified = rp.verify_auth(data, expected_origin=agent.origin, nonce=nonce,
-                                  trust_anchors=[token_ca.root_certificate],
-                                  now=dt.datetime.now(dt.UTC))  # fmt: skip
+        verified = rp.verify_auth(
+            data,
+            expected_origin=agent.origin,
+            nonce=nonce,
+            trust_anchors=[token_ca.root_certificate],
+            now=dt.datetime.now(dt.UTC),
+        )
         assert verified.person.personal_number == "198112189876"
         assert pad.pending == []  # both typings were taken from the pad
         assert "Type it on the card reader's keypad now." in agent.stdout
@@ -128,9 +147,14 @@ def test_a_reader_with_a_pin_pad_is_used_instead_of_asking(
         agent.wait_for_output(prompt, count=3)
         agent.type("")
         data = agent.wait_status(body["orderRef"], "complete")["completionData"]
-        rp.verify_sign(data, expected_origin=agent.origin, nonce=nonce,
-                       trust_anchors=[token_ca.root_certificate],
-                       now=dt.datetime.now(dt.UTC), user_visible_data=text)  # fmt: skip
+        rp.verify_sign(
+            data,
+            expected_origin=agent.origin,
+            nonce=nonce,
+            trust_anchors=[token_ca.root_certificate],
+            now=dt.datetime.now(dt.UTC),
+            user_visible_data=text,
+        )
 
         # Cancel pressed on the keypad (nothing typed): the order ends as cancelled
         nonce = base64.b64encode(os.urandom(32)).decode()
@@ -142,42 +166,77 @@ def test_a_reader_with_a_pin_pad_is_used_instead_of_asking(
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-agent"), *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-agent"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_tokens_list_and_doctor_show_tokens_and_broken_modules(
-    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca)
     config = _config(tmp_path, MODULE, _crashing_module(tmp_path))
     data = str(tmp_path / "data")
-    listing = _run("tokens", "list", "--json", "--data-dir", data, "--config", str(config),
-                   env=softhsm.env)  # fmt: skip
+    listing = _run(
+        "tokens", "list", "--json", "--data-dir", data, "--config", str(config), env=softhsm.env
+    )
     (entry,) = json.loads(listing.stdout)
     assert entry["kind"] == "token" and entry["name"] == "Anna Andersson"
     assert entry["state"] == "usable" and entry["triesLeft"] is None
-    table = _run("tokens", "list", "--lang", "sv", "--data-dir", data, "--config", str(config),
-                 env=softhsm.env).stdout  # fmt: skip
+    table = _run(
+        "tokens",
+        "list",
+        "--lang",
+        "sv",
+        "--data-dir",
+        data,
+        "--config",
+        str(config),
+        env=softhsm.env,
+    ).stdout
     assert "BankID på säkerhetsnyckel" in table and "198112189876" in table
-    doctor = _run("doctor", "--lang", "sv", "--data-dir", data, "--config", str(config),
-                  env=softhsm.env)  # fmt: skip
+    doctor = _run(
+        "doctor", "--lang", "sv", "--data-dir", data, "--config", str(config), env=softhsm.env
+    )
     assert "modulen kraschade när den laddades (crashed when loaded (SIGSEGV))" in doctor.stdout
     assert "Traceback" not in doctor.stdout + doctor.stderr
 
 
 def test_the_pin_of_a_token_from_the_command_line(
-    tmp_path: Path, softhsm: SoftHsm, token_ca: CertificateAuthority,  # noqa: F811
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+) -> None:
     softhsm.bankid("anna", token_ca)
     config = _config(tmp_path, MODULE)
-    common = ("--pin", "token", "--config", str(config), "--data-dir", str(tmp_path / "d"),
-              "--lang", "en")  # fmt: skip
+    common = (
+        "--pin",
+        "token",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--lang",
+        "en",
+    )
 
     def card(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "eid-agent"), "card", *args, *common], input=stdin,
-                              capture_output=True, text=True, env=softhsm.env, timeout=60,
-                              check=False)  # fmt: skip
+        return subprocess.run(
+            [str(BIN / "eid-agent"), "card", *args, *common],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=softhsm.env,
+            timeout=60,
+            check=False,
+        )
 
     wrong = card("change-pin", stdin="000000\n654321\n654321\n")
     assert wrong.returncode != 0 and "[10088]" in wrong.stderr
@@ -191,14 +250,22 @@ def test_the_pin_of_a_token_from_the_command_line(
     assert "[10087]" in bad_puk.stderr
     unblocked = card("unblock-pin", stdin="12345678\n111111\n111111\n")
     assert unblocked.returncode == 0, unblocked.stderr
-    listing = _run("tokens", "list", "--json", "--data-dir", str(tmp_path / "d"), "--config",
-                   str(config), env=softhsm.env)  # fmt: skip
+    listing = _run(
+        "tokens",
+        "list",
+        "--json",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--config",
+        str(config),
+        env=softhsm.env,
+    )
     assert json.loads(listing.stdout)[0]["state"] == "usable"
     for secret in (USER_PIN, "654321", "87654321", "12345678"):
         assert secret not in wrong.stderr + done.stderr + bad_puk.stderr + unblocked.stderr
 
 
-def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> None:  # noqa: F811
+def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> None:
     """``eid-agent order --token``: a real issuer, a blank SoftHSM2 token; the keys are made
     on the token, and the new BankID identifies through a real agent, verified with the
     issuer's root and its OCSP responder."""
@@ -215,12 +282,29 @@ def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> Non
 
         def order(pin: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [str(BIN / "eid-agent"), "order", "--token", "anna", "--issuer", issuer.url,
-                 "--issuer-ca", str(issuer.tls_cert), "--config", str(config),
-                 "--data-dir", str(data), "--lang", "en"],
-                input=f"198112189876\n{code}\n{pin}\n", capture_output=True, text=True,
-                env=softhsm.env, timeout=120, check=False,
-            )  # fmt: skip
+                [
+                    str(BIN / "eid-agent"),
+                    "order",
+                    "--token",
+                    "anna",
+                    "--issuer",
+                    issuer.url,
+                    "--issuer-ca",
+                    str(issuer.tls_cert),
+                    "--config",
+                    str(config),
+                    "--data-dir",
+                    str(data),
+                    "--lang",
+                    "en",
+                ],
+                input=f"198112189876\n{code}\n{pin}\n",
+                capture_output=True,
+                text=True,
+                env=softhsm.env,
+                timeout=120,
+                check=False,
+            )
 
         wrong = order("000000")  # the PIN is tried first: the code is not spent on it
         assert wrong.returncode != 0 and "[10085]" in wrong.stderr, wrong.stderr
@@ -242,33 +326,61 @@ def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> Non
             agent.type(USER_PIN)
             completion = agent.wait_status(body["orderRef"], "complete")["completionData"]
         root = x509.load_pem_x509_certificate((issuer.ca_dir / "root.crt").read_bytes())
-        verified = rp.verify_auth(completion, expected_origin=agent.origin, nonce=nonce,
-                                  trust_anchors=[root], now=dt.datetime.now(dt.UTC),
-                                  revocation=rp.OcspPolicy(fetch=http_fetch(
-                                      str(issuer.tls_cert))))  # fmt: skip
+        verified = rp.verify_auth(
+            completion,
+            expected_origin=agent.origin,
+            nonce=nonce,
+            trust_anchors=[root],
+            now=dt.datetime.now(dt.UTC),
+            revocation=rp.OcspPolicy(fetch=http_fetch(str(issuer.tls_cert))),
+        )
         assert verified.person.personal_number == "198112189876"
 
 
 def test_the_bank_puts_a_bankid_on_a_token_at_its_desk(
-    tmp_path: Path, softhsm: SoftHsm,  # noqa: F811
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    softhsm: SoftHsm,
+) -> None:
     softhsm.init_token("desk")
 
     def personalise(pin: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(BIN / "eid-issuer"), "personalise-token", "--personal-number", "198112189876",
-             "--name", "Anna Andersson", "--module", MODULE, "--token-label", "desk",
-             "--ca-dir", str(tmp_path / "ca")],
-            input=f"{pin}\n", capture_output=True, text=True, env=softhsm.env, timeout=60,
+            [
+                str(BIN / "eid-issuer"),
+                "personalise-token",
+                "--personal-number",
+                "198112189876",
+                "--name",
+                "Anna Andersson",
+                "--module",
+                MODULE,
+                "--token-label",
+                "desk",
+                "--ca-dir",
+                str(tmp_path / "ca"),
+            ],
+            input=f"{pin}\n",
+            capture_output=True,
+            text=True,
+            env=softhsm.env,
+            timeout=60,
             check=False,
-        )  # fmt: skip
+        )
 
     wrong = personalise("000000")
     assert wrong.returncode == 1 and "[10085]" in wrong.stderr and "Traceback" not in wrong.stderr
     done = personalise(USER_PIN)
     assert done.returncode == 0 and "BankID put on token desk" in done.stdout, done.stderr
     token_id = done.stdout.split()[0]
-    listing = _run("tokens", "list", "--json", "--data-dir", str(tmp_path / "d"), "--config",
-                   str(_config(tmp_path, MODULE)), env=softhsm.env)  # fmt: skip
+    listing = _run(
+        "tokens",
+        "list",
+        "--json",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--config",
+        str(_config(tmp_path, MODULE)),
+        env=softhsm.env,
+    )
     (entry,) = json.loads(listing.stdout)
     assert entry["id"] == token_id and entry["kind"] == "token" and entry["state"] == "usable"

@@ -56,8 +56,10 @@ def test_p11kit_modules_follow_its_rules() -> None:
 
 
 def test_p11kits_own_proxy_and_client_are_never_loaded() -> None:
-    files = [("proxy.module", "module: p11-kit-proxy.so\n"),
-             ("client.module", "module: p11-kit-client.so\n")]  # fmt: skip
+    files = [
+        ("proxy.module", "module: p11-kit-proxy.so\n"),
+        ("client.module", "module: p11-kit-client.so\n"),
+    ]
     assert p11kit_modules(files, Path("/lib")) == []
 
 
@@ -67,8 +69,10 @@ def test_a_configured_module_is_loaded_once(tmp_path: Path) -> None:
     (tmp_path / "link.so").symlink_to(real)
     found = p11kit_modules([("real.module", f"module: {real}\n")], tmp_path)
     both = merged(found, [str(tmp_path / "link.so"), "/opt/org/bank.so"])
-    assert [(e.path.name, e.source) for e in both] == [("libreal.so", "p11-kit"),
-                                                      ("bank.so", "config")]  # fmt: skip
+    assert [(e.path.name, e.source) for e in both] == [
+        ("libreal.so", "p11-kit"),
+        ("bank.so", "config"),
+    ]
 
 
 # -- what counts as a BankID ----------------------------------------------------------------
@@ -81,8 +85,14 @@ def issued() -> tuple[CertificateAuthority, dict[str, bytes]]:
     pair = ca.issue_pair(
         ANNA, ident.public_key(), sign.public_key(), NOW - dt.timedelta(days=1), kind="token"
     )
-    old = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(),
-                        NOW - dt.timedelta(days=9), kind="token", days=2)  # fmt: skip
+    old = ca.issue_pair(
+        ANNA,
+        ident.public_key(),
+        sign.public_key(),
+        NOW - dt.timedelta(days=9),
+        kind="token",
+        days=2,
+    )
     other = ca.issue_pair(BERTIL, ident.public_key(), sign.public_key(), NOW, kind="token")
     return ca, {
         "ident": pair.identification.public_bytes(DER),
@@ -95,8 +105,12 @@ def issued() -> tuple[CertificateAuthority, dict[str, bytes]]:
     }
 
 
-def _token(*certs: CertObject, keys: tuple[KeyObject, ...] | None = None, flags: int = FLAGS,
-           manufacturer: str = "SoftHSM project") -> TokenContents:  # fmt: skip
+def _token(
+    *certs: CertObject,
+    keys: tuple[KeyObject, ...] | None = None,
+    flags: int = FLAGS,
+    manufacturer: str = "SoftHSM project",
+) -> TokenContents:
     if keys is None:
         keys = tuple(KeyObject(c.id, "", private=False) for c in certs)
     return TokenContents(REF, "anna", manufacturer, "SoftHSM v2", flags, tuple(certs), keys)
@@ -106,12 +120,14 @@ def test_a_pair_with_its_keys_is_one_bankid(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    reading = rules.read(_token(
-        CertObject(b"\x01", "identification", der["ident"]),
-        CertObject(b"\x02", "signature", der["sign"]),
-        CertObject(b"\xcc", "issuing CA", der["issuing"]),
-        CertObject(b"\xcd", "root", der["root"]),
-    ))  # fmt: skip
+    reading = rules.read(
+        _token(
+            CertObject(b"\x01", "identification", der["ident"]),
+            CertObject(b"\x02", "signature", der["sign"]),
+            CertObject(b"\xcc", "issuing CA", der["issuing"]),
+            CertObject(b"\xcd", "root", der["root"]),
+        )
+    )
     (cred,) = reading.credentials
     assert cred.info.kind is TokenKind.TOKEN and cred.info.owner.name == ANNA.name
     assert cred.info.issuer == "Token Test Issuing CA"
@@ -130,18 +146,24 @@ def test_a_lone_certificate_is_not_offered(
     reading = rules.read(_token(CertObject(b"\x01", "identification", der["ident"])))
     assert reading.credentials == ()
     assert reading.not_offered == (
-        "certificate identification: no signature certificate of its holder",)  # fmt: skip
+        "certificate identification: no signature certificate of its holder",
+    )
     reading = rules.read(_token(CertObject(b"\x02", "signature", der["sign"])))
     assert reading.not_offered == (
-        "certificate signature: no identification certificate of its holder",)  # fmt: skip
+        "certificate signature: no identification certificate of its holder",
+    )
 
 
 def test_certificates_of_two_people_do_not_pair(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    reading = rules.read(_token(CertObject(b"\x01", "anna", der["ident"]),
-                                CertObject(b"\x02", "bertil", der["bertil_sign"])))  # fmt: skip
+    reading = rules.read(
+        _token(
+            CertObject(b"\x01", "anna", der["ident"]),
+            CertObject(b"\x02", "bertil", der["bertil_sign"]),
+        )
+    )
     assert reading.credentials == ()
 
 
@@ -149,8 +171,10 @@ def test_a_key_missing_from_the_token_is_said(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    certs = (CertObject(b"\x01", "identification", der["ident"]),
-             CertObject(b"\x02", "signature", der["sign"]))  # fmt: skip
+    certs = (
+        CertObject(b"\x01", "identification", der["ident"]),
+        CertObject(b"\x02", "signature", der["sign"]),
+    )
     reading = rules.read(_token(*certs, keys=(KeyObject(b"\x01", "", private=True),)))
     assert reading.credentials == ()
     assert "certificate signature: its key is not on the token" in reading.not_offered
@@ -163,8 +187,11 @@ def test_an_expired_pair_is_listed_as_expired(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    (cred,) = rules.read(_token(CertObject(b"\x01", "i", der["old_ident"]),
-                                CertObject(b"\x02", "s", der["old_sign"]))).credentials  # fmt: skip
+    (cred,) = rules.read(
+        _token(
+            CertObject(b"\x01", "i", der["old_ident"]), CertObject(b"\x02", "s", der["old_sign"])
+        )
+    ).credentials
     assert cred.info.state(NOW) is CredentialState.EXPIRED
 
 
@@ -172,31 +199,50 @@ def test_the_newer_signature_certificate_pairs(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    (cred,) = rules.read(_token(CertObject(b"\x01", "i", der["ident"]),
-                                CertObject(b"\x03", "old", der["old_sign"]),
-                                CertObject(b"\x02", "s", der["sign"]))).credentials  # fmt: skip
+    (cred,) = rules.read(
+        _token(
+            CertObject(b"\x01", "i", der["ident"]),
+            CertObject(b"\x03", "old", der["old_sign"]),
+            CertObject(b"\x02", "s", der["sign"]),
+        )
+    ).credentials
     assert cred.key_ids[KeyPurpose.SIGNATURE] == b"\x02"
 
 
 def _cert(key: object, usage: x509.KeyUsage | None, ca: CertificateAuthority) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, "198112189876"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "Anna Andersson")])  # fmt: skip
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(ca.issuing_certificate.subject)
-               .public_key(key.public_key())  # type: ignore[attr-defined]
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(NOW - dt.timedelta(days=1))
-               .not_valid_after(NOW + dt.timedelta(days=100)))  # fmt: skip
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, "198112189876"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Anna Andersson"),
+        ]
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca.issuing_certificate.subject)
+        .public_key(key.public_key())  # type: ignore[attr-defined]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=100))
+    )
     if usage is not None:
         builder = builder.add_extension(usage, critical=True)
     return builder.sign(ca.issuing_key, hashes.SHA256()).public_bytes(DER)
 
 
 def _usage(**on: bool) -> x509.KeyUsage:
-    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-             "key_agreement", "key_cert_sign", "crl_sign")  # fmt: skip
-    return x509.KeyUsage(**{n: on.get(n, False) for n in names}, encipher_only=False,
-                         decipher_only=False)  # fmt: skip
+    names = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+    )
+    return x509.KeyUsage(
+        **{n: on.get(n, False) for n in names}, encipher_only=False, decipher_only=False
+    )
 
 
 def test_piv_slots_name_the_keys_when_the_usage_says_nothing(
@@ -205,8 +251,10 @@ def test_piv_slots_name_the_keys_when_the_usage_says_nothing(
     ca, _ = issued
     ident = _cert(ec.generate_private_key(ec.SECP256R1()), None, ca)
     sign = _cert(ec.generate_private_key(ec.SECP256R1()), None, ca)
-    certs = (CertObject(b"\x01", "Certificate for PIV Authentication", ident),
-             CertObject(b"\x02", "Certificate for Digital Signature", sign))  # fmt: skip
+    certs = (
+        CertObject(b"\x01", "Certificate for PIV Authentication", ident),
+        CertObject(b"\x02", "Certificate for Digital Signature", sign),
+    )
     assert rules.read(_token(*certs)).credentials == ()  # not a PIV card: no slots
     (cred,) = rules.read(_token(*certs, manufacturer="piv_II")).credentials
     assert cred.key_ids == {KeyPurpose.IDENTIFICATION: b"\x01", KeyPurpose.SIGNATURE: b"\x02"}
@@ -215,10 +263,12 @@ def test_piv_slots_name_the_keys_when_the_usage_says_nothing(
 def test_rsa_keys_are_not_offered(issued: tuple[CertificateAuthority, dict[str, bytes]]) -> None:
     ca, _ = issued
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    reading = rules.read(_token(
-        CertObject(b"\x01", "rsa", _cert(rsa_key, _usage(digital_signature=True), ca)),
-        CertObject(b"\x02", "rsa2", _cert(rsa_key, _usage(content_commitment=True), ca)),
-    ))  # fmt: skip
+    reading = rules.read(
+        _token(
+            CertObject(b"\x01", "rsa", _cert(rsa_key, _usage(digital_signature=True), ca)),
+            CertObject(b"\x02", "rsa2", _cert(rsa_key, _usage(content_commitment=True), ca)),
+        )
+    )
     assert reading.credentials == ()
     assert "certificate rsa: its key is not ECDSA P-256" in reading.not_offered
 
@@ -234,9 +284,13 @@ def test_a_locked_pin_locks_the_listed_bankid(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    (cred,) = rules.read(_token(CertObject(b"\x01", "i", der["ident"]),
-                                CertObject(b"\x02", "s", der["sign"]),
-                                flags=FLAGS | rules.USER_PIN_LOCKED)).credentials  # fmt: skip
+    (cred,) = rules.read(
+        _token(
+            CertObject(b"\x01", "i", der["ident"]),
+            CertObject(b"\x02", "s", der["sign"]),
+            flags=FLAGS | rules.USER_PIN_LOCKED,
+        )
+    ).credentials
     assert cred.info.locked and cred.info.state(NOW) is CredentialState.LOCKED
 
 
@@ -252,8 +306,9 @@ _labels = st.one_of(st.text(max_size=20), st.just("\u202e" * 5000), st.just("x" 
 
 @st.composite
 def _hostile(draw: st.DrawFn) -> TokenContents:
-    ders = st.one_of(st.binary(max_size=200), st.just(b"\x30\x82\xff\xff" + b"\x00" * 50),
-                     st.just(b"0" * 20000))  # fmt: skip
+    ders = st.one_of(
+        st.binary(max_size=200), st.just(b"\x30\x82\xff\xff" + b"\x00" * 50), st.just(b"0" * 20000)
+    )
     certs = draw(st.lists(st.builds(CertObject, _ids, _labels, ders), max_size=6))
     keys = draw(st.lists(st.builds(KeyObject, _ids, _labels, st.booleans()), max_size=6))
     flags = draw(st.integers(min_value=0, max_value=2**64 - 1))
@@ -273,11 +328,14 @@ def test_hostile_objects_beside_a_real_pair_do_not_hide_it(
     issued: tuple[CertificateAuthority, dict[str, bytes]],
 ) -> None:
     _, der = issued
-    junk = (CertObject(b"", "\u202e" * 64, b"\x30\x03\x02\x01"),
-            CertObject(b"\x09" * 64, "x" * 64, der["ident"][:-10]),
-            CertObject(b"\x01", "duplicate id", b"not a certificate"))  # fmt: skip
-    reading = rules.read(_token(CertObject(b"\x01", "i", der["ident"]), *junk,
-                                CertObject(b"\x02", "s", der["sign"])))  # fmt: skip
+    junk = (
+        CertObject(b"", "\u202e" * 64, b"\x30\x03\x02\x01"),
+        CertObject(b"\x09" * 64, "x" * 64, der["ident"][:-10]),
+        CertObject(b"\x01", "duplicate id", b"not a certificate"),
+    )
+    reading = rules.read(
+        _token(CertObject(b"\x01", "i", der["ident"]), *junk, CertObject(b"\x02", "s", der["sign"]))
+    )
     assert len(reading.credentials) == 1 and len(reading.not_offered) == 3
 
 
@@ -294,10 +352,15 @@ def test_placeholder_certificates_on_a_piv_card_are_never_a_bankid() -> None:
     from agent.enrol.token import placeholder
 
     certs = tuple(
-        CertObject(slot, label, placeholder(ec.generate_private_key(ec.SECP256R1()).public_key(),
-                                            NOW).public_bytes(DER))
+        CertObject(
+            slot,
+            label,
+            placeholder(ec.generate_private_key(ec.SECP256R1()).public_key(), NOW).public_bytes(
+                DER
+            ),
+        )
         for slot, label in ((b"\x01", "PIV AUTH"), (b"\x02", "SIGN"))
-    )  # fmt: skip
+    )
     reading = rules.read(_token(*certs, manufacturer="piv_II"))
     assert reading.credentials == ()
     assert "names no personal number" in reading.not_offered[0]
@@ -315,7 +378,9 @@ def test_issuing_cas_kept_from_orders(
     assert authorities.learned(tmp_path) == (der["issuing"],)  # the root is the verifier's
     assert (tmp_path / authorities.FILE).stat().st_mode & 0o777 == 0o600
     assert authorities.chain_authorities((b"configured",), tmp_path) == (
-        b"configured", der["issuing"])  # fmt: skip
+        b"configured",
+        der["issuing"],
+    )
     (tmp_path / authorities.FILE).write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage")
     assert authorities.learned(tmp_path) == ()  # a damaged file costs the chain, not the agent
 
@@ -346,8 +411,10 @@ def test_certificates_for_other_keys_are_refused_from_an_issuer(
     ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW, kind="token")
     pem = serialization.Encoding.PEM
-    answer = {"identification": pair.identification.public_bytes(pem).decode(),
-              "signature": pair.signature.public_bytes(pem).decode()}  # fmt: skip
+    answer = {
+        "identification": pair.identification.public_bytes(pem).decode(),
+        "signature": pair.signature.public_bytes(pem).decode(),
+    }
 
     def point(key: ec.EllipticCurvePrivateKey) -> bytes:
         return key.public_key().public_bytes(
@@ -373,8 +440,11 @@ def test_only_the_authorities_above_the_leaves_are_kept_from_an_answer(
     ident, sign = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     pair = ca.issue_pair(ANNA, ident.public_key(), sign.public_key(), NOW, kind="token")
     pem = serialization.Encoding.PEM
-    answer = {"chain": [c.public_bytes(pem).decode() for c in (
-        stranger.issuing_certificate, ca.root_certificate, ca.issuing_certificate)]}  # fmt: skip
-    leaves = {KeyPurpose.IDENTIFICATION: pair.identification,
-              KeyPurpose.SIGNATURE: pair.signature}  # fmt: skip
+    answer = {
+        "chain": [
+            c.public_bytes(pem).decode()
+            for c in (stranger.issuing_certificate, ca.root_certificate, ca.issuing_certificate)
+        ]
+    }
+    leaves = {KeyPurpose.IDENTIFICATION: pair.identification, KeyPurpose.SIGNATURE: pair.signature}
     assert _chain(answer, leaves) == [ca.issuing_certificate]  # no stranger, no root

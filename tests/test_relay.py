@@ -63,8 +63,9 @@ async def _collect(relay: Relay, ref: str) -> dict[str, Any]:
     return body
 
 
-async def test_an_identification_through_the_relay(relay: Relay, anna: UnlockedCredential,
-                                                   ca: CertificateAuthority) -> None:  # fmt: skip
+async def test_an_identification_through_the_relay(
+    relay: Relay, anna: UnlockedCredential, ca: CertificateAuthority
+) -> None:
     status, started = await relay.rp("auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200 and set(started) == {"orderRef", "autoStartToken"}
     assert len(base64.urlsafe_b64decode(started["autoStartToken"] + "==")) >= 16  # ≥ 128 bits
@@ -73,7 +74,10 @@ async def test_an_identification_through_the_relay(relay: Relay, anna: UnlockedC
     status, order = await relay.agent("order", {"autoStartToken": started["autoStartToken"]})
     assert status == 200
     assert (order["relay"], order["party"], order["type"]) == (
-        ORIGIN, {"id": "shop", "name": "Exempelbutiken AB"}, "auth")  # fmt: skip
+        ORIGIN,
+        {"id": "shop", "name": "Exempelbutiken AB"},
+        "auth",
+    )
     assert (await _collect(relay, ref))["hintCode"] == "started"
     secret = order["agentSecret"]
     progress = {"orderRef": ref, "agentSecret": secret, "hintCode": "userSign"}
@@ -81,33 +85,48 @@ async def test_an_identification_through_the_relay(relay: Relay, anna: UnlockedC
     assert (await _collect(relay, ref))["hintCode"] == "userSign"
     # an agent that lies about who signed: the site reads the certificate's person
     lie = {"user": {"personalNumber": "194001019876", "name": "Someone Else"}}
-    done = {"orderRef": ref, "agentSecret": secret,
-            "completionData": completion_for(order, anna) | lie}  # fmt: skip
+    done = {
+        "orderRef": ref,
+        "agentSecret": secret,
+        "completionData": completion_for(order, anna) | lie,
+    }
     assert await relay.agent("complete", done) == (200, {"orderRef": ref, "status": "complete"})
     collected = await _collect(relay, ref)
     assert collected["status"] == "complete" and "hintCode" not in collected
     user = collected["completionData"]["user"]
     assert (user["personalNumber"], user["name"]) == (str(ANNA.personal_number), ANNA.name)
     # the website's server may verify again: the relay's origin and its own party
-    verified = rp.verify_auth(collected["completionData"], expected_origin=ORIGIN,
-                              nonce=order["nonce"], trust_anchors=[ca.root_certificate],
-                              now=relay.clock(), party="shop")  # fmt: skip
+    verified = rp.verify_auth(
+        collected["completionData"],
+        expected_origin=ORIGIN,
+        nonce=order["nonce"],
+        trust_anchors=[ca.root_certificate],
+        now=relay.clock(),
+        party="shop",
+    )
     assert verified.person.personal_number == str(ANNA.personal_number)
 
 
 async def test_a_signature_binds_the_text(relay: Relay, anna: UnlockedCredential) -> None:
-    ref, order = await _fetched(relay, "sign", userVisibleData=b64(TEXT),
-                                userNonVisibleData=b64("order 42"))  # fmt: skip
+    ref, order = await _fetched(
+        relay, "sign", userVisibleData=b64(TEXT), userNonVisibleData=b64("order 42")
+    )
     assert base64.b64decode(order["userVisibleData"]).decode() == TEXT
     other = dict(order, userVisibleData=b64(TEXT.replace("4 000", "40 000")))
-    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
-              "completionData": completion_for(other, anna)}  # fmt: skip
+    report = {
+        "orderRef": ref,
+        "agentSecret": order["agentSecret"],
+        "completionData": completion_for(other, anna),
+    }
     status, body = await relay.agent("complete", report)
     assert (status, body["errorCode"]) == (400, "verificationFailed")
     assert (await _collect(relay, ref))["hintCode"] == "startFailed"  # the order is over
     ref, order = await _fetched(relay, "sign", userVisibleData=b64(TEXT))
-    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
-              "completionData": completion_for(order, anna)}  # fmt: skip
+    report = {
+        "orderRef": ref,
+        "agentSecret": order["agentSecret"],
+        "completionData": completion_for(order, anna),
+    }
     assert (await relay.agent("complete", report))[0] == 200
     assert (await _collect(relay, ref))["status"] == "complete"
 
@@ -117,7 +136,9 @@ async def test_an_autostart_token_starts_one_agent_once_and_soon(relay: Relay) -
     token = {"autoStartToken": started["autoStartToken"]}
     assert (await relay.agent("order", token))[0] == 200
     assert await relay.agent("order", token) == (
-        404, {"errorCode": "notFound", "details": "no order for this autostart token"})  # fmt: skip
+        404,
+        {"errorCode": "notFound", "details": "no order for this autostart token"},
+    )
     _, late = await relay.rp("auth", {"endUserIp": IP})
     relay.clock.advance(31)
     assert (await relay.agent("order", {"autoStartToken": late["autoStartToken"]}))[0] == 404
@@ -137,10 +158,15 @@ async def test_a_result_for_another_party_door_or_relay_is_refused(
     relay: Relay, anna: UnlockedCredential, change: dict[str, Any], reason: str
 ) -> None:
     ref, order = await _fetched(relay)
-    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
-              "completionData": completion_for(order, anna, **change)}  # fmt: skip
+    report = {
+        "orderRef": ref,
+        "agentSecret": order["agentSecret"],
+        "completionData": completion_for(order, anna, **change),
+    }
     assert await relay.agent("complete", report) == (
-        400, {"errorCode": "verificationFailed", "details": reason})  # fmt: skip
+        400,
+        {"errorCode": "verificationFailed", "details": reason},
+    )
     collected = await _collect(relay, ref)
     assert collected["status"] == "failed" and "completionData" not in collected
 
@@ -151,8 +177,11 @@ async def test_only_the_agent_that_fetched_the_order_moves_it(
     ref, order = await _fetched(relay)
     stranger = {"orderRef": ref, "agentSecret": "not-the-secret", "hintCode": "userSign"}
     assert (await relay.agent("progress", stranger))[0] == 404
-    forged = {"orderRef": ref, "agentSecret": "not-the-secret",
-              "completionData": completion_for(order, anna)}  # fmt: skip
+    forged = {
+        "orderRef": ref,
+        "agentSecret": "not-the-secret",
+        "completionData": completion_for(order, anna),
+    }
     assert (await relay.agent("complete", forged))[0] == 404
     assert (await _collect(relay, ref))["hintCode"] == "started"  # unchanged
 
@@ -161,11 +190,16 @@ async def test_the_agent_asks_whether_the_order_is_still_wanted(relay: Relay) ->
     ref, order = await _fetched(relay)
     mine = {"orderRef": ref, "agentSecret": order["agentSecret"]}
     assert await relay.agent("status", mine) == (
-        200, {"orderRef": ref, "status": "pending", "hintCode": "started"})  # fmt: skip
+        200,
+        {"orderRef": ref, "status": "pending", "hintCode": "started"},
+    )
     assert (await relay.agent("status", {**mine, "agentSecret": "guess"}))[0] == 404
     assert (await relay.rp("cancel", {"orderRef": ref}))[0] == 200
-    assert (await relay.agent("status", mine))[1] == {"orderRef": ref, "status": "failed",
-                                                       "hintCode": "cancelled"}  # fmt: skip
+    assert (await relay.agent("status", mine))[1] == {
+        "orderRef": ref,
+        "status": "failed",
+        "hintCode": "cancelled",
+    }
 
 
 async def test_parties_see_only_their_own_orders(relay: Relay) -> None:
@@ -191,15 +225,19 @@ async def test_cancel_and_the_persons_cancel_end_the_order(relay: Relay) -> None
     assert (await relay.agent("fail", fail))[0] == 404  # once
 
 
-async def test_an_order_expires_and_the_requirement_holds(relay: Relay, anna: UnlockedCredential,
-                                                          store: TokenStore) -> None:  # fmt: skip
+async def test_an_order_expires_and_the_requirement_holds(
+    relay: Relay, anna: UnlockedCredential, store: TokenStore
+) -> None:
     ref, order = await _fetched(relay)
     relay.clock.advance(181)
     assert (await _collect(relay, ref))["hintCode"] == "expiredTransaction"
     ref, order = await _fetched(relay, requirement={"personalNumber": str(BERTIL.personal_number)})
     assert order["requirement"] == {"personalNumber": str(BERTIL.personal_number)}
-    report = {"orderRef": ref, "agentSecret": order["agentSecret"],
-              "completionData": completion_for(order, anna)}  # Anna is not Bertil  # fmt: skip
+    report = {
+        "orderRef": ref,
+        "agentSecret": order["agentSecret"],
+        "completionData": completion_for(order, anna),
+    }  # Anna is not Bertil
     assert (await relay.agent("complete", report))[1]["errorCode"] == "verificationFailed"
 
 
@@ -225,20 +263,23 @@ HOSTILE_STARTS: list[tuple[str, object]] = [
 
 @pytest.mark.parametrize(("name", "body"), HOSTILE_STARTS, ids=[n for n, _ in HOSTILE_STARTS])
 async def test_hostile_starts_get_an_error_code(relay: Relay, name: str, body: object) -> None:
-    raw = ('{"endUserIp": "' + IP + '", "x": ' + "9" * 5000 + "}").encode() \
-        if body is None else None  # fmt: skip
+    raw = (
+        ('{"endUserIp": "' + IP + '", "x": ' + "9" * 5000 + "}").encode() if body is None else None
+    )
     status, answer = await relay.rp("auth", body, raw=raw)
     assert (status, answer["errorCode"]) == (400, "invalidParameters"), answer
     assert "9999" not in answer["details"] and "\u202e" not in answer["details"]
 
 
 async def test_hostile_transport_gets_an_error_code(relay: Relay) -> None:
-    response = await relay.client.post("/rp/v1/auth", data=b"endUserIp=1",
-                                       headers={"Content-Type": "text/plain"})  # fmt: skip
+    response = await relay.client.post(
+        "/rp/v1/auth", data=b"endUserIp=1", headers={"Content-Type": "text/plain"}
+    )
     assert response.status == 415
     big = b'{"endUserIp": "' + b"1" * (600 * 1024) + b'"}'
-    response = await relay.client.post("/rp/v1/auth", data=big,
-                                       headers={"Content-Type": "application/json"})  # fmt: skip
+    response = await relay.client.post(
+        "/rp/v1/auth", data=big, headers={"Content-Type": "application/json"}
+    )
     assert response.status == 413 and (await response.json())["errorCode"] == "requestTooLarge"
     response = await relay.client.get("/rp/v1/collect")
     assert response.status == 405 and (await response.json())["errorCode"] == "methodNotAllowed"

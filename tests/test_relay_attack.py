@@ -14,9 +14,9 @@ import pytest
 
 import rp
 from rp.relay import RETURN_PARAMETER, RelayApi, RelayLogin
+from tests import door_kit
 from tests.relay_kit import RETURN, SHOP_TOKEN
-from tests.test_relay_door import _link, _open, person, relay, tls  # noqa: F401 - fixtures
-from tests.test_relay_processes import RelayProcess
+from tests.relay_process_kit import RelayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,11 @@ def _returned_value(said: str) -> str:
     return urllib.parse.parse_qs(url.query)[RETURN_PARAMETER][0]
 
 
-def test_the_relay_attack_logs_no_one_in(relay: RelayProcess, person: Path,  # noqa: F811
-                                         tls: tuple[Path, Path]) -> None:  # noqa: F811  # fmt: skip
+def test_the_relay_attack_logs_no_one_in(
+    relay: RelayProcess,
+    person: Path,
+    tls: tuple[Path, Path],
+) -> None:
     api = RelayApi(f"https://127.0.0.1:{relay.port}", SHOP_TOKEN, ca_file=tls[0])
     login = RelayLogin(RETURN)
     now = dt.datetime.now(dt.UTC)
@@ -41,7 +44,7 @@ def test_the_relay_attack_logs_no_one_in(relay: RelayProcess, person: Path,  # n
     # the attacker's browser starts an order and sends the link to the person
     started = api.auth(IP, returnUrl=login.start("attacker-session", now))
     login.bind("attacker-session", started["orderRef"])
-    done = _open(_link(started["autoStartToken"], server), person, tls)
+    done = door_kit.open_link(door_kit.link(started["autoStartToken"], server), person, tls)
     assert done.returncode == 0, done.stderr
     value = _returned_value(done.stderr)
     collected = api.collect(started["orderRef"])
@@ -59,7 +62,7 @@ def test_the_relay_attack_logs_no_one_in(relay: RelayProcess, person: Path,  # n
     # the person's own order, the person's own browser: logged in
     started = api.auth(IP, returnUrl=login.start("person-session", now))
     login.bind("person-session", started["orderRef"])
-    done = _open(_link(started["autoStartToken"], server), person, tls)
+    done = door_kit.open_link(door_kit.link(started["autoStartToken"], server), person, tls)
     login.returned("person-session", _returned_value(done.stderr), now)
     assert login.may_log_in("person-session", api.collect(started["orderRef"]))
     with pytest.raises(rp.ReusedNonce):  # and the value works once

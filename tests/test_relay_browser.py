@@ -37,10 +37,10 @@ from issuer import CertificateAuthority, make_file_credential
 from issuer.servecli import dev_tls
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
+from tests.browser_kit import ARGS, CHROMIUM
 from tests.conftest import ANNA, FAST_KDF, PASSWORD
 from tests.desktop_kit import DIALOG_TITLES, Screen
-from tests.test_browser import ARGS, CHROMIUM
-from tests.test_relay_processes import RelayProcess
+from tests.relay_process_kit import RelayProcess
 
 POLICIES = Path("/etc/chromium/policies/managed")
 
@@ -95,46 +95,97 @@ def world(tmp_path_factory: pytest.TempPathFactory, screen: Screen) -> Iterator[
     site_port, relay_port = free_port(), free_port()
     bearer = secrets.token_urlsafe(32)  # the site's token at its relay
     site = f"http://127.0.0.1:{site_port}"
-    _write(root / "relay" / "issuer-root.pem",
-           ca.root_certificate.public_bytes(serialization.Encoding.PEM).decode())  # fmt: skip
-    config = _write(root / "relay" / "relay.toml", (
-        f'origin = "https://127.0.0.1:{relay_port}"\ntrust = ["issuer-root.pem"]\n\n'
-        f'[[party]]\nid = "demo"\nname = "Demobanken AB"\n'
-        f'token_sha256 = "{hashlib.sha256(bearer.encode()).hexdigest()}"\n'
-        f'return_urls = ["{site}/eid/return"]\n'))  # fmt: skip
+    _write(
+        root / "relay" / "issuer-root.pem",
+        ca.root_certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+    config = _write(
+        root / "relay" / "relay.toml",
+        (
+            f'origin = "https://127.0.0.1:{relay_port}"\ntrust = ["issuer-root.pem"]\n\n'
+            f'[[party]]\nid = "demo"\nname = "Demobanken AB"\n'
+            f'token_sha256 = "{hashlib.sha256(bearer.encode()).hexdigest()}"\n'
+            f'return_urls = ["{site}/eid/return"]\n'
+        ),
+    )
     relay = RelayProcess(config, f"sqlite:///{root / 'relay.db'}", tls, port=relay_port)
     token_file = _write(root / "site-token", bearer, 0o600)
     # the bridge port the page tries first: nothing listens there (as when the browser's
     # local-network permission is denied), so the page takes the relay
     site_proc = subprocess.Popen(
-        [str(BIN / "eid-rp"), "demo", "--port", str(site_port), "--origin", site,
-         "--agent-port", str(free_port()), "--ca-dir", str(root / "ca"),
-         "--relay", f"https://127.0.0.1:{relay_port}", "--relay-token-file", str(token_file),
-         "--relay-party", "demo", "--relay-ca", str(tls[0])],
-        stdout=subprocess.DEVNULL, stderr=open(root / "site.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
+        [
+            str(BIN / "eid-rp"),
+            "demo",
+            "--port",
+            str(site_port),
+            "--origin",
+            site,
+            "--agent-port",
+            str(free_port()),
+            "--ca-dir",
+            str(root / "ca"),
+            "--relay",
+            f"https://127.0.0.1:{relay_port}",
+            "--relay-token-file",
+            str(token_file),
+            "--relay-party",
+            "demo",
+            "--relay-ca",
+            str(tls[0]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "site.log", "w"),  # noqa: SIM115
+    )
     # the person's session: a throw-away home whose default browser for http is this same
     # Chromium (a second chromium process hands the URL to the running one, as on a desktop)
     home, profile = root / "home", root / "profile"
     skip = ("XDG_CURRENT_DESKTOP", "WAYLAND_DISPLAY", "BROWSER")
     env = {k: v for k, v in os.environ.items() if k not in skip} | screen.env
-    env |= {"XDG_DATA_HOME": str(home / "share"), "XDG_CONFIG_HOME": str(home / "config"),
-            "BROWSER": "/bin/true"}  # fmt: skip
-    _write(home / "share" / "applications" / "eid-test-browser.desktop", (
-        "[Desktop Entry]\nType=Application\nName=browser\n"
-        f"Exec={CHROMIUM} --no-sandbox --user-data-dir={profile} %u\n"
-        "MimeType=x-scheme-handler/http;x-scheme-handler/https;\nNoDisplay=true\n"))  # fmt: skip
+    env |= {
+        "XDG_DATA_HOME": str(home / "share"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "BROWSER": "/bin/true",
+    }
+    _write(
+        home / "share" / "applications" / "eid-test-browser.desktop",
+        (
+            "[Desktop Entry]\nType=Application\nName=browser\n"
+            f"Exec={CHROMIUM} --no-sandbox --user-data-dir={profile} %u\n"
+            "MimeType=x-scheme-handler/http;x-scheme-handler/https;\nNoDisplay=true\n"
+        ),
+    )
     agent_config = _write(root / "agent.toml", f'[relay]\nallow = ["127.0.0.1:{relay_port}"]\n')
     xdg_mime = shutil.which("xdg-mime") or "/usr/bin/xdg-mime"
-    done = subprocess.run([xdg_mime, "default", "eid-test-browser.desktop",
-                           "x-scheme-handler/http"], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [xdg_mime, "default", "eid-test-browser.desktop", "x-scheme-handler/http"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    options = ["--data-dir", str(data), "--no-bridge", "--config", str(agent_config),
-               "--relay-ca", str(tls[0]), "--allow-http-relay"]  # fmt: skip
+    options = [
+        "--data-dir",
+        str(data),
+        "--no-bridge",
+        "--config",
+        str(agent_config),
+        "--relay-ca",
+        str(tls[0]),
+        "--allow-http-relay",
+    ]
     policy = POLICIES / f"eid-agent-test-{os.getpid()}.json"
-    _write(policy, json.dumps({"AutoLaunchProtocolsFromOrigins": [
-        {"protocol": "eid-agent", "allowed_origins": ["http://127.0.0.1"]}]}))  # fmt: skip
+    _write(
+        policy,
+        json.dumps(
+            {
+                "AutoLaunchProtocolsFromOrigins": [
+                    {"protocol": "eid-agent", "allowed_origins": ["http://127.0.0.1"]}
+                ]
+            }
+        ),
+    )
     try:
         _wait_listening(site_port)
         world = World(root, data, site, relay, env, screen, options)
@@ -150,9 +201,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, screen: Screen) -> Iterator[
 
 
 def _install_handler(world: World) -> None:
-    done = subprocess.run([str(BIN / "eid-agent"), "desktop", "install",
-                           *world.handler_options], env=world.env, capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [str(BIN / "eid-agent"), "desktop", "install", *world.handler_options],
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -184,9 +240,12 @@ def _wait_listening(port: int) -> None:
 async def browser(world: World) -> AsyncIterator[BrowserContext]:
     async with async_playwright() as p:
         context = await p.chromium.launch_persistent_context(
-            str(world.root / "profile"), executable_path=CHROMIUM, headless=False, args=ARGS,
+            str(world.root / "profile"),
+            executable_path=CHROMIUM,
+            headless=False,
+            args=ARGS,
             env=dict[str, str | float | bool](world.env),
-        )  # fmt: skip
+        )
         try:
             yield context
         finally:
@@ -210,8 +269,9 @@ async def _type_password(world: World, window: str) -> None:
     await asyncio.to_thread(world.screen.key, window, "Return")
 
 
-async def test_login_through_the_relay_starting_the_agent(browser: BrowserContext,
-                                                         world: World) -> None:  # fmt: skip
+async def test_login_through_the_relay_starting_the_agent(
+    browser: BrowserContext, world: World
+) -> None:
     with contextlib.suppress(TimeoutError):
         stop_running(world.data)
     assert not world.agent_runs()  # the handler has to start it
@@ -263,8 +323,7 @@ async def _login_asked(browser: BrowserContext, world: World) -> tuple[Page, str
     return page, await _dialog(world, timeout=30)
 
 
-async def test_cancel_on_the_page_closes_the_dialog(browser: BrowserContext,
-                                                   world: World) -> None:  # fmt: skip
+async def test_cancel_on_the_page_closes_the_dialog(browser: BrowserContext, world: World) -> None:
     page, window = await _login_asked(browser, world)
     await page.click("#cancel")
     await asyncio.to_thread(world.screen.wait_gone, window, 10)  # the agent asked the relay
@@ -272,8 +331,9 @@ async def test_cancel_on_the_page_closes_the_dialog(browser: BrowserContext,
     assert status["hint"] == "cancelled"
 
 
-async def test_cancel_in_the_dialog_is_told_on_the_page(browser: BrowserContext,
-                                                       world: World) -> None:  # fmt: skip
+async def test_cancel_in_the_dialog_is_told_on_the_page(
+    browser: BrowserContext, world: World
+) -> None:
     page, window = await _login_asked(browser, world)
     await asyncio.to_thread(world.screen.key, window, "Escape")
     await asyncio.to_thread(world.screen.wait_gone, window, 10)
@@ -285,9 +345,14 @@ async def test_a_link_opened_too_late(browser: BrowserContext, world: World) -> 
     """No agent is installed (no handler for the scheme): nothing fetches the order within
     its 30 s and the page says the agent did not start; the same link opened later, once
     the agent is there, is refused (10080) and nothing is signed."""
-    removed = subprocess.run([str(BIN / "eid-agent"), "desktop", "uninstall", "--data-dir",
-                              str(world.data)], env=world.env, capture_output=True, text=True,
-                             timeout=60, check=False)  # fmt: skip
+    removed = subprocess.run(
+        [str(BIN / "eid-agent"), "desktop", "uninstall", "--data-dir", str(world.data)],
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert removed.returncode == 0, removed.stderr
     try:
         page = await browser.new_page()
@@ -300,9 +365,14 @@ async def test_a_link_opened_too_late(browser: BrowserContext, world: World) -> 
         assert (status["hint"], status["code"]) == ("startFailed", "10084")
     finally:
         _install_handler(world)
-    late = subprocess.run([str(BIN / "eid-agent"), "open", link, *world.handler_options],
-                          env=world.env, capture_output=True, text=True, timeout=60,
-                          check=False)  # fmt: skip
+    late = subprocess.run(
+        [str(BIN / "eid-agent"), "open", link, *world.handler_options],
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert late.returncode == 0, late.stderr  # handed to the agent, which tells the person
     titles = [catalogue().render(MessageCode.RELAY_ORDER_GONE, lang).title for lang in Language]
     notice = await asyncio.to_thread(_window_titled, world.screen, titles)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import door_kit
 from tests.agent_process import BIN, AgentProcess
 from tests.conftest import PASSWORD
 from tests.desktop_kit import Screen, recorded
 from tests.relay_kit import RETURN
-from tests.test_relay_door import _link, person, relay, tls  # noqa: F401 - fixtures
-from tests.test_relay_processes import RelayProcess
+from tests.relay_process_kit import RelayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +39,25 @@ def _session(
     browser.chmod(0o755)
     skip = ("XDG_CURRENT_DESKTOP", "WAYLAND_DISPLAY")  # keep xdg-open generic
     env = {k: v for k, v in os.environ.items() if k not in skip} | screen.env
-    env |= {"XDG_DATA_HOME": str(home / "share"), "XDG_CONFIG_HOME": str(home / "config"),
-            "BROWSER": str(browser)}  # fmt: skip
+    env |= {
+        "XDG_DATA_HOME": str(home / "share"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "BROWSER": str(browser),
+    }
     # the person's browser: whatever is the default for https in this throw-away home
     applications = home / "share" / "applications"
     applications.mkdir(parents=True)
     (applications / "recorder.desktop").write_text(
         f"[Desktop Entry]\nType=Application\nName=recorder\nExec={browser} %u\n"
-        "MimeType=x-scheme-handler/https;\nNoDisplay=true\n")  # fmt: skip
+        "MimeType=x-scheme-handler/https;\nNoDisplay=true\n"
+    )
     xdg_mime = shutil.which("xdg-mime") or "/usr/bin/xdg-mime"
-    assert subprocess_run([xdg_mime, "default", "recorder.desktop", "x-scheme-handler/https"],
-                          env).returncode == 0  # fmt: skip
+    assert (
+        subprocess_run(
+            [xdg_mime, "default", "recorder.desktop", "x-scheme-handler/https"], env
+        ).returncode
+        == 0
+    )
     installed = subprocess_run(
         [str(BIN / "eid-agent"), "desktop", "install", "--data-dir", str(data)], env
     )
@@ -57,17 +65,31 @@ def _session(
     return env, opened
 
 
-def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path,  # noqa: F811
-                                             tls: tuple[Path, Path], screen: Screen,  # noqa: F811
-                                             tmp_path: Path) -> None:  # fmt: skip
+def test_a_relay_order_in_the_desktop_dialog(
+    relay: RelayProcess,
+    person: Path,
+    tls: tuple[Path, Path],
+    screen: Screen,
+    tmp_path: Path,
+) -> None:
     env, opened = _session(tmp_path, screen, person)
     config = person.parent / "config.toml"
-    with AgentProcess(person, "--no-bridge", "--no-cards", "--ui", "desktop", "--relay-ca",
-                      str(tls[0]), "--config", str(config), env=env) as agent:  # fmt: skip
+    with AgentProcess(
+        person,
+        "--no-bridge",
+        "--no-cards",
+        "--ui",
+        "desktop",
+        "--relay-ca",
+        str(tls[0]),
+        "--config",
+        str(config),
+        env=env,
+    ) as agent:
         agent.ready()
         status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
         assert status == 200
-        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         xdg_open = shutil.which("xdg-open") or "/usr/bin/xdg-open"
         began = time.monotonic()
         handed = subprocess_run([xdg_open, link], env)
@@ -91,9 +113,13 @@ def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path, 
         screen.wait_gone(window)
         # the site cancels while the dialog is open: the agent learns it and closes it
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
-        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
-        assert subprocess_run([str(BIN / "eid-agent"), "open", link, "--data-dir",
-                               str(person)], env).returncode == 0  # fmt: skip
+        link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        assert (
+            subprocess_run(
+                [str(BIN / "eid-agent"), "open", link, "--data-dir", str(person)], env
+            ).returncode
+            == 0
+        )
         [window] = screen.wait_window()
         assert relay.call("/rp/v1/cancel", {"orderRef": started["orderRef"]})[0] == 200
         screen.wait_gone(window, timeout=5)
@@ -104,18 +130,31 @@ def test_a_relay_order_in_the_desktop_dialog(relay: RelayProcess, person: Path, 
 
 
 def test_a_browser_that_cannot_be_opened_gets_the_address_in_a_notice(
-    relay: RelayProcess, person: Path, tls: tuple[Path, Path],  # noqa: F811
-    screen: Screen, tmp_path: Path,
-) -> None:  # fmt: skip
+    relay: RelayProcess,
+    person: Path,
+    tls: tuple[Path, Path],
+    screen: Screen,
+    tmp_path: Path,
+) -> None:
     """xdg-open fails (the browser exits 1): the way back is shown, not dropped in silence
     with the page left pending. OK tries to open it once more."""
     env, opened = _session(tmp_path, screen, person, browser_fails=True)
     config = person.parent / "config.toml"
-    with AgentProcess(person, "--no-bridge", "--no-cards", "--ui", "desktop", "--relay-ca",
-                      str(tls[0]), "--config", str(config), env=env) as agent:  # fmt: skip
+    with AgentProcess(
+        person,
+        "--no-bridge",
+        "--no-cards",
+        "--ui",
+        "desktop",
+        "--relay-ca",
+        str(tls[0]),
+        "--config",
+        str(config),
+        env=env,
+    ) as agent:
         agent.ready()
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
-        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         xdg_open = shutil.which("xdg-open") or "/usr/bin/xdg-open"
         assert subprocess_run([xdg_open, link], env).returncode == 0
         [window] = screen.wait_window()

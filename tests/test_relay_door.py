@@ -13,70 +13,22 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import rp
 from agent.autostart.handoff import socket_path
-from agent.tokens import TokenStore
 from issuer import CertificateAuthority
-from tests.agent_process import BIN, AgentProcess
-from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
+from tests import door_kit
+from tests.agent_process import AgentProcess
+from tests.conftest import ANNA, PASSWORD
 from tests.relay_kit import RETURN
-from tests.test_relay_processes import RelayProcess, _free_port, write_config
+from tests.relay_process_kit import RelayProcess
 
 pytestmark = pytest.mark.slow
 
 IP = "203.0.113.5"
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> tuple[Path, Path]:
-    from issuer.servecli import dev_tls
-
-    (tmp_path / "tls").mkdir()
-    return dev_tls(tmp_path / "tls", dt.datetime.now(dt.UTC))
-
-
-@pytest.fixture
-def relay(
-    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
-) -> Iterator[RelayProcess]:
-    port = _free_port()
-    config = write_config(tmp_path / "relay", ca, origin=f"https://127.0.0.1:{port}")
-    # the person's settings name this loopback relay, host and port, as an internal one
-    (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{port}"]\n')
-    process = RelayProcess(config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
-    yield process
-    if process.proc.poll() is None:
-        assert "Traceback" not in process.stop()
-
-
-@pytest.fixture
-def person(tmp_path: Path, make_token: MakeToken) -> Path:
-    """Anna's data folder (the relay fixture writes the settings beside it)."""
-    data = tmp_path / "anna"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
-    return data
-
-
-def _link(token: str, server: str, redirect: str = "https://shop.example/") -> str:
-    query = urllib.parse.urlencode({"autostarttoken": token, "server": server,
-                                    "redirect": redirect})  # fmt: skip
-    return f"eid-agent:///?{query}"
-
-
-def _open(link: str, data: Path, tls: tuple[Path, Path], *extra: str, typed: str = PASSWORD,
-          config: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    argv = [str(BIN / "eid-agent"), "open", link, "--data-dir", str(data), "--lang", "en",
-            "--relay-ca", str(tls[0]), "--config", str(config or data.parent / "config.toml"),
-            *extra]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    return subprocess.run(argv, input=typed + "\n", capture_output=True, text=True, timeout=60,
-                          check=False, env=env)  # fmt: skip
 
 
 def test_an_identification_by_link_completes_at_the_website(
@@ -85,8 +37,8 @@ def test_an_identification_by_link_completes_at_the_website(
     status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200
     server = f"https://127.0.0.1:{relay.port}"
-    link = _link(started["autoStartToken"], server, redirect="https://evil.example/")
-    done = _open(link, person, tls)
+    link = door_kit.link(started["autoStartToken"], server, redirect="https://evil.example/")
+    done = door_kit.open_link(link, person, tls)
     assert done.returncode == 0, done.stderr
     assert f"{server}, for «Exempelbutiken AB», wants you to identify yourself." in done.stderr
     # back to the return URL the relay holds for the party, never the link's redirect
@@ -95,12 +47,17 @@ def test_an_identification_by_link_completes_at_the_website(
     collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
     assert collected["status"] == "complete", collected
     # the website's server may check it again with the rp kit, for its relay and party
-    verified = rp.verify_auth(collected["completionData"], expected_origin=server,
-                              nonce=_nonce_of(collected), trust_anchors=[ca.root_certificate],
-                              now=dt.datetime.now(dt.UTC), party="shop")  # fmt: skip
+    verified = rp.verify_auth(
+        collected["completionData"],
+        expected_origin=server,
+        nonce=_nonce_of(collected),
+        trust_anchors=[ca.root_certificate],
+        now=dt.datetime.now(dt.UTC),
+        party="shop",
+    )
     assert verified.person.personal_number == str(ANNA.personal_number)
     # the same link again: the order was fetched once; nothing more happens
-    second = _open(_link(started["autoStartToken"], server), person, tls)
+    second = door_kit.open_link(door_kit.link(started["autoStartToken"], server), person, tls)
     assert second.returncode == 1 and "[10080]" in second.stderr, second.stderr
 
 
@@ -113,43 +70,53 @@ def _nonce_of(collected: dict[str, object]) -> str:
     return str(json.loads(base64.b64decode(completion["signedData"]))["nonce"])
 
 
-def test_a_signature_by_link_and_the_persons_cancel(relay: RelayProcess, person: Path,
-                                                   tls: tuple[Path, Path]) -> None:  # fmt: skip
+def test_a_signature_by_link_and_the_persons_cancel(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path]
+) -> None:
     import base64
 
     text = "Jag godkänner avtalet."
     body = {"endUserIp": IP, "userVisibleData": base64.b64encode(text.encode()).decode()}
     server = f"https://127.0.0.1:{relay.port}"
     _, started = relay.call("/rp/v1/sign", body | {"returnUrl": RETURN})
-    done = _open(_link(started["autoStartToken"], server, redirect="null"), person, tls)
+    done = door_kit.open_link(
+        door_kit.link(started["autoStartToken"], server, redirect="null"), person, tls
+    )
     assert done.returncode == 0 and text in done.stderr, done.stderr
     assert "Go back" not in done.stderr  # redirect=null: the page wants nothing opened
     assert (
         relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]["status"] == "complete"
     )
     _, started = relay.call("/rp/v1/sign", body)
-    cancelled = _open(_link(started["autoStartToken"], server), person, tls, typed="")
+    cancelled = door_kit.open_link(
+        door_kit.link(started["autoStartToken"], server), person, tls, typed=""
+    )
     assert cancelled.returncode == 1, cancelled.stderr
     collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
     assert (collected["status"], collected["hintCode"]) == ("failed", "userCancel")
 
 
-def test_links_a_page_may_not_send(relay: RelayProcess, person: Path, tls: tuple[Path, Path],
-                                   tmp_path: Path) -> None:  # fmt: skip
+def test_links_a_page_may_not_send(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
     token, server = started["autoStartToken"], f"https://127.0.0.1:{relay.port}"
     unconfigured = tmp_path / "none.toml"
     # a relay on this computer that the settings do not name: refused before any request
-    said = _open(_link(token, server), person, tls, config=unconfigured)
+    said = door_kit.open_link(door_kit.link(token, server), person, tls, config=unconfigured)
     assert said.returncode == 1 and "[10082]" in said.stderr, said.stderr
-    plain = _open(_link(token, f"http://127.0.0.1:{relay.port}"), person, tls)
+    plain = door_kit.open_link(door_kit.link(token, f"http://127.0.0.1:{relay.port}"), person, tls)
     assert plain.returncode == 1 and "[10082]" in plain.stderr, plain.stderr
-    for bad in ("eid-agent:///?autostarttoken=short&server=" + server,
-                _link(token, server + "/path"), _link(token, "https://user@127.0.0.1"),
-                _link(token, "https://[127.0.0.1"), "eid-agent://[x/?autostarttoken=" + token,
-                "eid-agent:///?autostarttoken=" + token + "&autostarttoken=" + token,
-                "https://evil.example/?autostarttoken=" + token):  # fmt: skip
-        refused = _open(bad, person, tls)
+    for bad in (
+        "eid-agent:///?autostarttoken=short&server=" + server,
+        door_kit.link(token, server + "/path"),
+        door_kit.link(token, "https://user@127.0.0.1"),
+        door_kit.link(token, "https://[127.0.0.1"),
+        "eid-agent://[x/?autostarttoken=" + token,
+        "eid-agent:///?autostarttoken=" + token + "&autostarttoken=" + token,
+        "https://evil.example/?autostarttoken=" + token,
+    ):
+        refused = door_kit.open_link(bad, person, tls)
         assert refused.returncode == 1 and "[10078]" in refused.stderr, (bad, refused.stderr)
     # none of that touched the order: it is still waiting for its agent
     collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
@@ -182,16 +149,21 @@ class _Liar(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize(("mode", "code"), [("garbage", "[10081]"), ("trickle", "[10079]")])
-def test_a_relay_that_lies_or_trickles(person: Path, tls: tuple[Path, Path], mode: str,
-                                       code: str) -> None:  # fmt: skip
+def test_a_relay_that_lies_or_trickles(
+    person: Path, tls: tuple[Path, Path], mode: str, code: str
+) -> None:
     handler = type("Handler", (_Liar,), {"mode": mode})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         began = time.monotonic()
-        said = _open(_link("t" * 43, f"http://127.0.0.1:{server.server_address[1]}"), person,
-                     tls, "--allow-http-relay")  # fmt: skip
+        said = door_kit.open_link(
+            door_kit.link("t" * 43, f"http://127.0.0.1:{server.server_address[1]}"),
+            person,
+            tls,
+            "--allow-http-relay",
+        )
         assert said.returncode == 1 and code in said.stderr, said.stderr
         assert time.monotonic() - began < 40 and "Traceback" not in said.stderr
         assert not list((person / "tokens").glob("*.tmp"))
@@ -200,19 +172,21 @@ def test_a_relay_that_lies_or_trickles(person: Path, tls: tuple[Path, Path], mod
         server.server_close()
 
 
-def test_a_link_handed_to_the_running_agent(relay: RelayProcess, person: Path,
-                                            tls: tuple[Path, Path]) -> None:  # fmt: skip
+def test_a_link_handed_to_the_running_agent(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path]
+) -> None:
     """The handler hands the link to the person's agent, which runs with no bridge at all,
     and exits at once; the agent asks in its own console and posts the result."""
     config = person.parent / "config.toml"
-    with AgentProcess(person, "--no-bridge", "--no-cards", "--relay-ca", str(tls[0]),
-                      "--config", str(config)) as agent:  # fmt: skip
+    with AgentProcess(
+        person, "--no-bridge", "--no-cards", "--relay-ca", str(tls[0]), "--config", str(config)
+    ) as agent:
         agent.ready()
         assert not _listening(agent.port)  # --no-bridge: no port at all
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
-        link = _link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
+        link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         began = time.monotonic()
-        handler = _open(link, person, tls, typed="")
+        handler = door_kit.open_link(link, person, tls, typed="")
         assert handler.returncode == 0 and handler.stderr == "", handler.stderr
         assert time.monotonic() - began < 5
         agent.wait_for_output("for «Exempelbutiken AB», wants you to identify yourself.")
@@ -232,14 +206,16 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_another_users_process_is_refused(relay: RelayProcess, person: Path,
-                                          tls: tuple[Path, Path]) -> None:  # fmt: skip
+def test_another_users_process_is_refused(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path]
+) -> None:
     """Even with the folder and the socket opened up by mistake, the agent asks the kernel
     who is connecting and refuses anyone but its owner."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run a process as another user")
-    with AgentProcess(person, "--no-bridge", "--no-cards",
-                      "--config", str(person.parent / "config.toml")) as agent:  # fmt: skip
+    with AgentProcess(
+        person, "--no-bridge", "--no-cards", "--config", str(person.parent / "config.toml")
+    ) as agent:
         agent.ready()
         path = socket_path(person)
         os.chmod(path.parent, 0o755)  # noqa: S103 - the mistake this test makes on purpose
@@ -249,17 +225,25 @@ def test_another_users_process_is_refused(relay: RelayProcess, person: Path,
                 "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);"
                 "s.sendall(b'eid-agent:///?x\\n'); print(s.recv(64).decode().strip())"
             )
-            said = subprocess.run(["/usr/bin/python3", "-c", probe, str(path)], user=65534,
-                                  group=65534, capture_output=True, text=True, timeout=30,
-                                  cwd="/", check=False)  # fmt: skip
+            said = subprocess.run(
+                ["/usr/bin/python3", "-c", probe, str(path)],
+                user=65534,
+                group=65534,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                cwd="/",
+                check=False,
+            )
         finally:
             os.chmod(path.parent, 0o700)
         assert said.stdout.strip() == "refused", said
         agent.wait_for_output("another user's process was refused", stream="stderr")
 
 
-def test_the_configured_proxy_carries_the_relay(relay: RelayProcess, person: Path,
-                                                tls: tuple[Path, Path]) -> None:  # fmt: skip
+def test_the_configured_proxy_carries_the_relay(
+    relay: RelayProcess, person: Path, tls: tuple[Path, Path]
+) -> None:
     """As for the issuer: the settings' proxy (with its password, which is never shown)
     carries every call to the relay, and the log says which proxy."""
     from tests.issuer_kit import ConnectProxy
@@ -272,8 +256,13 @@ def test_the_configured_proxy_carries_the_relay(relay: RelayProcess, person: Pat
             f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n\n[network]\nproxy = "{url}"\n'
         )
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
-        done = _open(_link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}"),
-                     person, tls, "-v", config=config)  # fmt: skip
+        done = door_kit.open_link(
+            door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}"),
+            person,
+            tls,
+            "-v",
+            config=config,
+        )
         assert done.returncode == 0, done.stderr
         assert proxy.seen and set(proxy.seen) == {f"CONNECT 127.0.0.1:{relay.port}"}
         assert f"via proxy http://127.0.0.1:{proxy.port}" in done.stderr
@@ -297,18 +286,36 @@ def test_a_blocked_version_refuses_a_link_and_the_website_reads_update_required(
         install(repo, person)
         repo.publish("1.1.0", versionStatus=[{"versions": "<1.1.0", "status": "blocked"}])
         program = person / "install/current/eid-agent"
-        checked = run_agent_cli("update", "check", "--data-dir", str(person), "--lang", "en",
-                                program=program)  # fmt: skip
+        checked = run_agent_cli(
+            "update", "check", "--data-dir", str(person), "--lang", "en", program=program
+        )
         assert "[10092] This version may not be used" in checked.stdout, checked.stdout
         assert "Click OK" not in checked.stdout  # a terminal has no OK
         _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
         server = f"https://127.0.0.1:{relay.port}"
-        argv = [str(program), "open", _link(started["autoStartToken"], server), "--data-dir",
-                str(person), "--lang", "en", "--relay-ca", str(tls[0]), "--config",
-                str(person.parent / "config.toml")]  # fmt: skip
+        argv = [
+            str(program),
+            "open",
+            door_kit.link(started["autoStartToken"], server),
+            "--data-dir",
+            str(person),
+            "--lang",
+            "en",
+            "--relay-ca",
+            str(tls[0]),
+            "--config",
+            str(person.parent / "config.toml"),
+        ]
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-        refused = subprocess.run(argv, input=PASSWORD + "\n", capture_output=True, text=True,
-                                 timeout=60, check=False, env=env)  # fmt: skip
+        refused = subprocess.run(
+            argv,
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
     assert refused.returncode == 1, refused.stderr
     assert "[10092]" in refused.stderr and "Traceback" not in refused.stderr
     assert "wants you to identify yourself" not in refused.stderr  # nothing was asked

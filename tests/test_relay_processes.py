@@ -4,99 +4,26 @@ collected at the other; a token fetched twice is refused at both)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
-import signal
 import socket
-import ssl
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from agent.tokens import TokenStore
 from issuer import CertificateAuthority
-from issuer.servecli import dev_tls
 from tests.agent_process import BIN
 from tests.conftest import ANNA, PASSWORD, MakeToken
 from tests.issuer_kit import postgres_cluster
-from tests.relay_kit import ORIGIN, RETURN, SHOP_TOKEN, completion_for, unlocked
+from tests.relay_kit import RETURN, SHOP_TOKEN, completion_for, unlocked
+from tests.relay_process_kit import RelayProcess, write_config
 
 pytestmark = pytest.mark.slow
 
 IP = "198.51.100.7"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(folder: Path, ca: CertificateAuthority, origin: str = ORIGIN) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "issuer-root.pem").write_bytes(
-        ca.root_certificate.public_bytes(serialization.Encoding.PEM)
-    )
-    digest = hashlib.sha256(SHOP_TOKEN.encode()).hexdigest()
-    path = folder / "relay.toml"
-    path.write_text(f'origin = "{origin}"\ntrust = ["issuer-root.pem"]\n\n[[party]]\n'
-                    f'id = "shop"\nname = "Exempelbutiken AB"\ntoken_sha256 = "{digest}"\n'
-                    f'return_urls = ["{RETURN}"]\n')  # fmt: skip
-    return path
-
-
-class RelayProcess:
-    def __init__(self, config: Path, db: str, tls: tuple[Path, Path], *extra: str,
-                 port: int | None = None) -> None:  # fmt: skip
-        self.port = port or _free_port()
-        self.proc = subprocess.Popen(
-            [str(BIN / "eid-relay"), "--lang", "en", "serve", "--config", str(config), "--db", db,
-             "--port", str(self.port), "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]),
-             *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stderr is not None
-        self.said = ""
-        deadline = time.monotonic() + 30
-        while "listening on" not in self.said and time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.said += line
-        assert "listening on" in self.said, self.said
-        self.tls = ssl.create_default_context(cafile=str(tls[0]))
-
-    def call(self, path: str, body: object, token: str | None = SHOP_TOKEN) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        url = f"https://127.0.0.1:{self.port}{path}"
-        request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:  # noqa: S310
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        assert self.proc.returncode == 0, self.said + err
-        return self.said + err
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> tuple[Path, Path]:
-    (tmp_path / "tls").mkdir()
-    return dev_tls(tmp_path / "tls", dt.datetime.now(dt.UTC))
 
 
 @pytest.fixture
@@ -115,8 +42,13 @@ def relays(tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]) -> 
             assert "Traceback" not in said, said
 
 
-def _whole_order(start_at: RelayProcess, agent_at: RelayProcess, collect_at: RelayProcess,
-                 store: TokenStore, make_token: MakeToken) -> None:  # fmt: skip
+def _whole_order(
+    start_at: RelayProcess,
+    agent_at: RelayProcess,
+    collect_at: RelayProcess,
+    store: TokenStore,
+    make_token: MakeToken,
+) -> None:
     status, started = start_at.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200, started
     token = {"autoStartToken": started["autoStartToken"]}
@@ -127,16 +59,20 @@ def _whole_order(start_at: RelayProcess, agent_at: RelayProcess, collect_at: Rel
     ref = {"orderRef": started["orderRef"]}
     assert collect_at.call("/rp/v1/collect", ref)[1]["hintCode"] == "started"
     credential = unlocked(store, make_token(ANNA), PASSWORD)
-    done = {**ref, "agentSecret": order["agentSecret"],
-            "completionData": completion_for(order, credential)}  # fmt: skip
+    done = {
+        **ref,
+        "agentSecret": order["agentSecret"],
+        "completionData": completion_for(order, credential),
+    }
     assert start_at.call("/agent/v1/complete", done, token=None)[0] == 200
     collected = collect_at.call("/rp/v1/collect", ref)[1]
     assert collected["status"] == "complete", collected
     assert "signedData" in collected["completionData"]
 
 
-def test_a_relay_process_over_https_on_sqlite(relays: Any, tmp_path: Path, store: TokenStore,
-                                              make_token: MakeToken) -> None:  # fmt: skip
+def test_a_relay_process_over_https_on_sqlite(
+    relays: Any, tmp_path: Path, store: TokenStore, make_token: MakeToken
+) -> None:
     relay = relays(f"sqlite:///{tmp_path / 'relay.db'}")
     _whole_order(relay, relay, relay, store, make_token)
     assert relay.call("/rp/v1/auth", {"endUserIp": IP}, token="wrong")[0] == 401
@@ -144,8 +80,9 @@ def test_a_relay_process_over_https_on_sqlite(relays: Any, tmp_path: Path, store
     assert "Traceback" not in said and SHOP_TOKEN not in said
 
 
-def test_two_relay_processes_on_one_postgresql(relays: Any, store: TokenStore,
-                                               make_token: MakeToken) -> None:  # fmt: skip
+def test_two_relay_processes_on_one_postgresql(
+    relays: Any, store: TokenStore, make_token: MakeToken
+) -> None:
     with postgres_cluster() as pg:
         db = pg.new_database()
         first, second = relays(db), relays(db)
@@ -155,11 +92,17 @@ def test_two_relay_processes_on_one_postgresql(relays: Any, store: TokenStore,
         second.stop()
 
 
-def test_what_the_command_line_says_when_it_cannot_run(tmp_path: Path, ca: CertificateAuthority,
-                                                       tls: tuple[Path, Path]) -> None:  # fmt: skip
+def test_what_the_command_line_says_when_it_cannot_run(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
+) -> None:
     def run(*argv: str, lang: str = "en") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "eid-relay"), "--lang", lang, *argv],
-                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        return subprocess.run(
+            [str(BIN / "eid-relay"), "--lang", lang, *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     bad = tmp_path / "bad.toml"
     bad.write_text('origin = "ftp://x"\n')

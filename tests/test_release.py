@@ -25,8 +25,15 @@ pytestmark = pytest.mark.slow
 
 
 def release(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-release"), *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300, cwd=cwd, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-release"), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def status(folder: Path) -> dict[str, Any]:
@@ -38,8 +45,19 @@ def status(folder: Path) -> dict[str, Any]:
 
 def test_release_tools_run_unattended_and_refuse_mistakes(tmp_path: Path) -> None:
     folder = tmp_path / "rel"
-    result = release("init", "--dir", str(folder), "--keys", "root=2", "--threshold", "root=2",
-                     "--keys", "targets=2", "--expiry", "timestamp=2")  # fmt: skip
+    result = release(
+        "init",
+        "--dir",
+        str(folder),
+        "--keys",
+        "root=2",
+        "--threshold",
+        "root=2",
+        "--keys",
+        "targets=2",
+        "--expiry",
+        "timestamp=2",
+    )
     assert result.returncode == 0, result.stderr
     assert "root.json" in result.stdout
     keystore = folder / "keystore"
@@ -56,12 +74,21 @@ def test_release_tools_run_unattended_and_refuse_mistakes(tmp_path: Path) -> Non
     assert f"deprecated; write 'bundle 1.0.0 {tmp_path / '1.0.0'}'" in built.stderr
     assert bundle_version(tmp_path / "1.0.0") == Version("1.0.0")
     published = release(
-        "publish", "--dir", str(folder), "1.0.0", str(tmp_path / "1.0.0"),
-        "--manual-url", "https://install.example/", "--failure-threshold", "4",
-    )  # fmt: skip
+        "publish",
+        "--dir",
+        str(folder),
+        "1.0.0",
+        str(tmp_path / "1.0.0"),
+        "--manual-url",
+        "https://install.example/",
+        "--failure-threshold",
+        "4",
+    )
     assert published.returncode == 0, published.stderr
-    assert status(folder)["policy"] == {"manualUrl": "https://install.example/",
-                                        "failureThreshold": 4}  # fmt: skip
+    assert status(folder)["policy"] == {
+        "manualUrl": "https://install.example/",
+        "failureThreshold": 4,
+    }
 
     changed = release(
         "policy", "--dir", str(folder), "--automatic", "--check-interval-minutes", "120"
@@ -74,11 +101,16 @@ def test_release_tools_run_unattended_and_refuse_mistakes(tmp_path: Path) -> Non
     refused = {
         "not newer": ("publish", "1.0.0", str(tmp_path / "1.0.0")),
         "is version 1.1.0, not 1.2.0": ("publish", "1.2.0", str(tmp_path / "1.1.0")),
-        "no agent could ever satisfy": ("publish", "1.1.0", str(tmp_path / "1.1.0"),
-                                        "--required-minimum", "2.0"),
+        "no agent could ever satisfy": (
+            "publish",
+            "1.1.0",
+            str(tmp_path / "1.1.0"),
+            "--required-minimum",
+            "2.0",
+        ),
         "manualUrl must be an http(s) URL": ("policy", "--manual-url", "ftp://install.example/"),
         "whole number from 1 to 100": ("policy", "--failure-threshold", "0"),
-    }  # fmt: skip
+    }
     before = status(folder)
     for message, args in refused.items():
         result = release(args[0], "--dir", str(folder), *args[1:])
@@ -86,23 +118,33 @@ def test_release_tools_run_unattended_and_refuse_mistakes(tmp_path: Path) -> Non
         assert message in result.stderr and "Traceback" not in result.stderr
     assert status(folder) == before  # a refusal changes nothing
 
-    published = release("publish", "--dir", str(folder), "1.1.0", str(tmp_path / "1.1.0"),
-                        "--recommended", "1.1.0")  # fmt: skip
+    published = release(
+        "publish", "--dir", str(folder), "1.1.0", str(tmp_path / "1.1.0"), "--recommended", "1.1.0"
+    )
     assert published.returncode == 0, published.stderr
     assert "patch" in published.stdout
     info = status(folder)
     assert info["latest"] == "1.1.0" and info["policy"]["automatic"] is True  # kept
     assert [t["file"] for t in info["targets"]] == [
-        "eid-agent-1.0.0.tar.gz", "eid-agent-1.1.0.patch", "eid-agent-1.1.0.tar.gz"]  # fmt: skip
+        "eid-agent-1.0.0.tar.gz",
+        "eid-agent-1.1.0.patch",
+        "eid-agent-1.1.0.tar.gz",
+    ]
     assert [r["version"] for r in info["releases"]] == ["1.1.0", "1.0.0"]
     assert info["releases"][1]["policy"]["failureThreshold"] == 4  # each release's own
     assert info["releases"][0]["patchBytes"] and not info["releases"][1]["patchBytes"]
     # blocking a version range; the latest release may not be blocked
-    blocked = release("policy", "--dir", str(folder), "--version-status", "<1.1.0=blocked",
-                      "--max-offline-days", "14")  # fmt: skip
+    blocked = release(
+        "policy",
+        "--dir",
+        str(folder),
+        "--version-status",
+        "<1.1.0=blocked",
+        "--max-offline-days",
+        "14",
+    )
     assert blocked.returncode == 0, blocked.stderr
-    too_far = release("policy", "--dir", str(folder), "--version-status",
-                      "<2=phaseOut@2027-01-31")  # fmt: skip
+    too_far = release("policy", "--dir", str(folder), "--version-status", "<2=phaseOut@2027-01-31")
     assert too_far.returncode == 1 and "would be phaseOut" in too_far.stderr
     for bad in ("<1.1.0=gone", "blocked", ">=1.0=phaseOut@31/01/2027"):
         wrong = release("policy", "--dir", str(folder), "--version-status", bad)
@@ -120,8 +162,15 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 def _check(data_dir: Path) -> tuple[int, str]:
-    result = run_agent_cli("update", "check", "--data-dir", str(data_dir), "--lang", "en",
-                           program=data_dir / "install/current/eid-agent")  # fmt: skip
+    result = run_agent_cli(
+        "update",
+        "check",
+        "--data-dir",
+        str(data_dir),
+        "--lang",
+        "en",
+        program=data_dir / "install/current/eid-agent",
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -167,8 +216,14 @@ def test_real_self_contained_bundle_installs_updates_and_runs_alone(tmp_path: Pa
             built = release("bundle", version, str(tmp_path / "real" / version))
             assert built.returncode == 0, built.stderr
             assert "-S" in (tmp_path / "real" / version / "eid-agent").read_text()
-            published = release("publish", "--dir", str(repo.folder), version,
-                                 str(tmp_path / "real" / version), "--no-patch")  # fmt: skip
+            published = release(
+                "publish",
+                "--dir",
+                str(repo.folder),
+                version,
+                str(tmp_path / "real" / version),
+                "--no-patch",
+            )
             assert published.returncode == 0, published.stderr
             if version == "1.0.0":
                 data_dir = tmp_path / "data"
@@ -211,15 +266,26 @@ def test_the_same_bundle_gives_the_same_archive_patch_and_installer(tmp_path: Pa
             published = release("publish", "--dir", str(folder), version, str(bundle))
             assert published.returncode == 0, published.stderr
         targets = folder / "repository/targets"
-        archives.append([(targets / name).read_bytes() for name in
-                         ("eid-agent-1.0.0.tar.gz", "eid-agent-1.1.0.tar.gz",
-                          "eid-agent-1.1.0.patch")])  # fmt: skip
+        archives.append(
+            [
+                (targets / name).read_bytes()
+                for name in (
+                    "eid-agent-1.0.0.tar.gz",
+                    "eid-agent-1.1.0.tar.gz",
+                    "eid-agent-1.1.0.patch",
+                )
+            ]
+        )
         time.sleep(1.1)  # a gzip header with the time in it would differ now
     assert archives[0] == archives[1]
     archive = tmp_path / "release1/repository/targets/eid-agent-1.1.0.tar.gz"
     root = (tmp_path / "release1/repository/metadata/root.json").read_bytes()
-    built = [build_installer(tmp_path / f"i{n}", archive, "1.1.0", root, "https://u.example",
-                             epoch=0).read_bytes() for n in (1, 2)]  # fmt: skip
+    built = [
+        build_installer(
+            tmp_path / f"i{n}", archive, "1.1.0", root, "https://u.example", epoch=0
+        ).read_bytes()
+        for n in (1, 2)
+    ]
     assert built[0] == built[1]
 
 

@@ -28,8 +28,7 @@ AGENTS = 200
 
 
 def _shares(rollout: Rollout, draws: list[float], days: int) -> list[float]:
-    return [sum(offered(d, rollout, T0 + n * DAY) for d in draws) / len(draws)
-            for n in range(days)]  # fmt: skip
+    return [sum(offered(d, rollout, T0 + n * DAY) for d in draws) / len(draws) for n in range(days)]
 
 
 def test_a_seven_day_roll_out_over_a_fortnight_reaches_the_shares_it_promises() -> None:
@@ -66,14 +65,22 @@ def test_pause_holds_the_share_resume_carries_on_and_halt_offers_it_to_nobody_ne
     assert Rollout.from_custom(resumed.to_custom()) == resumed
 
 
-@pytest.mark.parametrize("doc", [
-    {"start": "2026-12-01T00:00:00Z"}, {"start": "2026-12-01T00:00:00Z", "days": 0},
-    {"start": "2026-12-01T00:00:00Z", "days": 31}, {"start": "2026-12-01", "days": True},
-    {"start": "2026-12-01T00:00:00+02:00", "days": 7}, {"start": "x" * 5000, "days": 7},
-    {"start": "2026-12-01T00:00:00Z", "days": 7, "halted": "yes"},
-    {"start": "2026-12-01T00:00:00Z", "days": 7, "share": 1}, "everyone", [],
-    {"start": "2026-12-01T00:00:00Z", "days": 10**5000},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"start": "2026-12-01T00:00:00Z"},
+        {"start": "2026-12-01T00:00:00Z", "days": 0},
+        {"start": "2026-12-01T00:00:00Z", "days": 31},
+        {"start": "2026-12-01", "days": True},
+        {"start": "2026-12-01T00:00:00+02:00", "days": 7},
+        {"start": "x" * 5000, "days": 7},
+        {"start": "2026-12-01T00:00:00Z", "days": 7, "halted": "yes"},
+        {"start": "2026-12-01T00:00:00Z", "days": 7, "share": 1},
+        "everyone",
+        [],
+        {"start": "2026-12-01T00:00:00Z", "days": 10**5000},
+    ],
+)
 def test_a_roll_out_that_does_not_parse_is_refused(doc: object) -> None:
     with pytest.raises(PolicyError):
         Rollout.from_custom(doc)
@@ -98,9 +105,14 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 def _release(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-release"), *args, "--dir", str(repo.folder)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-release"), *args, "--dir", str(repo.folder)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.slow
@@ -109,8 +121,7 @@ def test_a_staged_release_reaches_early_agents_first_and_a_halt_stops_it(
 ) -> None:
     repo.publish("1.0.0")
     repo.publish("1.1.0")  # to everyone
-    published = _release(repo, "publish", "1.2.0", str(repo.bundle("1.2.0")),
-                         "--rollout-days", "7")  # fmt: skip
+    published = _release(repo, "publish", "1.2.0", str(repo.bundle("1.2.0")), "--rollout-days", "7")
     assert published.returncode == 0, published.stderr
     data_dir = tmp_path / "data"
     install(repo, data_dir)
@@ -142,7 +153,8 @@ def test_a_staged_release_reaches_early_agents_first_and_a_halt_stops_it(
     # the next release is offered to everyone unless staged again
     repo.publish("1.3.0")
     assert remote.check(source, Version("1.0.0"), remote.Staging(0.95, now)).update == (
-        Version("1.3.0"))  # fmt: skip
+        Version("1.3.0")
+    )
 
 
 def _source(data_dir: Path) -> remote.Source:

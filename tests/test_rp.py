@@ -48,8 +48,12 @@ async def completions(bridge: Bridge) -> dict[str, Any]:
 
 
 def _auth(c: dict[str, Any], anchors: list, **over: Any) -> rp.Verified:  # type: ignore[type-arg]
-    kw: dict[str, Any] = {"expected_origin": ORIGIN, "nonce": c["auth_nonce"],
-                          "trust_anchors": anchors, "now": dt.datetime.now(dt.UTC)}  # fmt: skip
+    kw: dict[str, Any] = {
+        "expected_origin": ORIGIN,
+        "nonce": c["auth_nonce"],
+        "trust_anchors": anchors,
+        "now": dt.datetime.now(dt.UTC),
+    }
     response = over.pop("response", c["auth"])
     kw.update(over)
     return rp.verify_auth(response, **kw)
@@ -96,11 +100,19 @@ async def test_other_nonce_fails(completions: dict[str, Any], ca: CertificateAut
 async def test_key_use_separation(completions: dict[str, Any], ca: CertificateAuthority) -> None:
     """An identification response presented as a signature, and vice versa, fail."""
     with pytest.raises(rp.WrongOrderType):
-        _sign(completions, [ca.root_certificate], response=completions["auth"],
-              nonce=completions["auth_nonce"])  # fmt: skip
+        _sign(
+            completions,
+            [ca.root_certificate],
+            response=completions["auth"],
+            nonce=completions["auth_nonce"],
+        )
     with pytest.raises(rp.WrongOrderType):
-        _auth(completions, [ca.root_certificate], response=completions["sign"],
-              nonce=completions["sign_nonce"])  # fmt: skip
+        _auth(
+            completions,
+            [ca.root_certificate],
+            response=completions["sign"],
+            nonce=completions["sign_nonce"],
+        )
     chains = {k: completions[k]["certificateChain"] for k in ("auth", "sign")}
     id_leaf = base64.b64decode(chains["auth"][0])
     sig_leaf = base64.b64decode(chains["sign"][0])
@@ -189,8 +201,7 @@ async def _demo_site() -> Any:
 
     from rp.demo import CONFIG, DemoConfig, build_demo
 
-    server = TestServer(build_demo(DemoConfig("http://127.0.0.1:0", 24721, [])),
-                        host="127.0.0.1")  # fmt: skip
+    server = TestServer(build_demo(DemoConfig("http://127.0.0.1:0", 24721, [])), host="127.0.0.1")
     await server.start_server()
     server.app[CONFIG].origin = str(server.make_url("")).rstrip("/")  # its own, once bound
     return TestClient(server)
@@ -210,11 +221,17 @@ async def test_the_demo_site_speaks_the_browsers_language() -> None:
             assert resp.headers["Content-Language"] == ("sv" if "Logga" in expected else "en")
 
 
-@pytest.mark.parametrize("body", [
-    "[" * 5000 + "]" * 5000, '{"type": "auth", "personalNumber": ' + "9" * 5000 + "}",
-    "not json", "[]", '{"type": "sign", "text": {"a": 1}}',
-    '{"type": "auth", "personalNumber": ["198112189876"]}',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 5000 + "]" * 5000,
+        '{"type": "auth", "personalNumber": ' + "9" * 5000 + "}",
+        "not json",
+        "[]",
+        '{"type": "sign", "text": {"a": 1}}',
+        '{"type": "auth", "personalNumber": ["198112189876"]}',
+    ],
+)
 async def test_the_demo_site_refuses_hostile_bodies_with_json(body: str) -> None:
     async with await _demo_site() as client:
         await client.get("/")  # the session cookie
@@ -227,12 +244,23 @@ async def test_the_demo_site_refuses_hostile_bodies_with_json(body: str) -> None
 RELAY = "https://relay.example"
 
 
-def _relay_completion(store: TokenStore, make_token: MakeToken, kind: str, nonce: bytes,
-                      party: str, text: str | None = None) -> dict[str, Any]:  # fmt: skip
+def _relay_completion(
+    store: TokenStore,
+    make_token: MakeToken,
+    kind: str,
+    nonce: bytes,
+    party: str,
+    text: str | None = None,
+) -> dict[str, Any]:
     """What an agent returns for an order an order relay held for ``party``."""
-    order: dict[str, Any] = {"type": kind, "relay": RELAY, "nonce": signeddata.b64url(nonce),
-                             "orderRef": "relay-ref-1", "userVisibleDataFormat": "plaintext",
-                             "party": {"id": party}}  # fmt: skip
+    order: dict[str, Any] = {
+        "type": kind,
+        "relay": RELAY,
+        "nonce": signeddata.b64url(nonce),
+        "orderRef": "relay-ref-1",
+        "userVisibleDataFormat": "plaintext",
+        "party": {"id": party},
+    }
     if text is not None:
         order["userVisibleData"] = b64(text)
     return completion_for(order, unlocked(store, make_token(ANNA), PASSWORD))
@@ -244,8 +272,12 @@ def test_a_relay_result_verifies_for_its_relay_and_party_only(
     nonce = b"\x07" * 32
     given = signeddata.b64url(nonce)
     done = _relay_completion(store, make_token, "sign", nonce, "shop", TEXT)
-    kw: dict[str, Any] = {"nonce": given, "trust_anchors": [ca.root_certificate],
-                          "now": dt.datetime.now(dt.UTC), "user_visible_data": TEXT}  # fmt: skip
+    kw: dict[str, Any] = {
+        "nonce": given,
+        "trust_anchors": [ca.root_certificate],
+        "now": dt.datetime.now(dt.UTC),
+        "user_visible_data": TEXT,
+    }
     verified = rp.verify_sign(done, expected_origin=RELAY, party="shop", **kw)
     assert verified.door is signeddata.Door.RELAY and verified.party == "shop"
     assert verified.person.personal_number == str(ANNA.personal_number)

@@ -27,10 +27,16 @@ def test_an_empty_config_is_the_defaults(tmp_path: Path) -> None:
 
 def test_saving_keeps_the_organisations_keys_and_comments(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('# set by the bank\n[issuer]\nurl = "https://issuer.bank.example"  # ours\n'
-                    '[network]\nproxy = "none"\n')  # fmt: skip
-    settings = Settings(language="sv", proxy="http://anna:p%40ss@proxy.example:3128",
-                        block=("evil.example",), raise_dialogs=True)  # fmt: skip
+    path.write_text(
+        '# set by the bank\n[issuer]\nurl = "https://issuer.bank.example"  # ours\n'
+        '[network]\nproxy = "none"\n'
+    )
+    settings = Settings(
+        language="sv",
+        proxy="http://anna:p%40ss@proxy.example:3128",
+        block=("evil.example",),
+        raise_dialogs=True,
+    )
     save_settings(path, settings)
     text = path.read_text()
     assert "# set by the bank" in text and "# ours" in text
@@ -43,12 +49,15 @@ def test_saving_keeps_the_organisations_keys_and_comments(tmp_path: Path) -> Non
     assert "issuer.bank.example" in path.read_text()
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[ui]\nlanguage = "de"\n', "ui.language"),
-    ("[ui]\nraise_dialogs = 1\n", "true or false"),
-    ('[bridge]\nallow = "bank.example"\n', "list of strings"),
-    ("ui = 3\n", r"\[ui\] must be a table"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[ui]\nlanguage = "de"\n', "ui.language"),
+        ("[ui]\nraise_dialogs = 1\n", "true or false"),
+        ('[bridge]\nallow = "bank.example"\n', "list of strings"),
+        ("ui = 3\n", r"\[ui\] must be a table"),
+    ],
+)
 def test_a_wrong_config_says_where(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(text)
@@ -57,8 +66,13 @@ def test_a_wrong_config_says_where(tmp_path: Path, text: str, message: str) -> N
 
 
 def test_a_manual_proxy_with_credentials() -> None:
-    form = replace(FORM, proxy_mode=ProxyMode.MANUAL, proxy_url="proxy.example:3128",
-                   proxy_user="anna@corp", proxy_password="p:ss/word")  # fmt: skip
+    form = replace(
+        FORM,
+        proxy_mode=ProxyMode.MANUAL,
+        proxy_url="proxy.example:3128",
+        proxy_user="anna@corp",
+        proxy_password="p:ss/word",
+    )
     settings = settings_from(form, Settings())
     assert settings.proxy == "http://anna%40corp:p%3Ass%2Fword@proxy.example:3128"
     shown = form_for(settings)  # what the window shows next time: never the password
@@ -74,9 +88,18 @@ def test_a_manual_proxy_with_credentials() -> None:
     assert settings_from(FORM, settings).proxy is None  # the system's
 
 
-@pytest.mark.parametrize("url", ["", "proxy.example", "ftp://proxy.example:21",
-                                 "http://proxy.example:3128/path", "http://u@proxy.example:1",
-                                 "proxy.example:99999", "http://:3128"])  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "proxy.example",
+        "ftp://proxy.example:21",
+        "http://proxy.example:3128/path",
+        "http://u@proxy.example:1",
+        "proxy.example:99999",
+        "http://:3128",
+    ],
+)
 def test_a_wrong_proxy_points_at_its_field(url: str) -> None:
     form = replace(FORM, proxy_mode=ProxyMode.MANUAL, proxy_url=url)
     with pytest.raises(SettingsInvalid) as caught:
@@ -85,15 +108,19 @@ def test_a_wrong_proxy_points_at_its_field(url: str) -> None:
 
 
 def test_a_password_needs_a_user() -> None:
-    form = replace(FORM, proxy_mode=ProxyMode.MANUAL, proxy_url="p.example:8080",
-                   proxy_password="secret")  # fmt: skip
+    form = replace(
+        FORM, proxy_mode=ProxyMode.MANUAL, proxy_url="p.example:8080", proxy_password="secret"
+    )
     with pytest.raises(SettingsInvalid, match="proxy_user"):
         settings_from(form, Settings())
 
 
 def test_sites_are_read_as_the_bridge_reads_origins() -> None:
-    form = replace(FORM, allow="Bank.Example\n\nhttps://login.bank.example:8443/\n bank.example ",
-                   block="bücher.example")  # fmt: skip
+    form = replace(
+        FORM,
+        allow="Bank.Example\n\nhttps://login.bank.example:8443/\n bank.example ",
+        block="bücher.example",
+    )
     settings = settings_from(form, Settings())
     assert settings.allow == ("bank.example", "https://login.bank.example:8443")
     assert settings.block == ("xn--bcher-kva.example",)

@@ -13,9 +13,14 @@ NOW = dt.datetime(2026, 12, 2, 8, 30, 5, tzinfo=dt.UTC)
 
 
 def _built(**extra: object) -> bytes:
-    fields: dict[str, object] = dict(type="sign", origin="https://bank.example",
-                                     nonce=b"\x01" * 16, time=NOW, order_ref="ref-1",
-                                     agent_version="1.2.3")  # fmt: skip
+    fields: dict[str, object] = dict(
+        type="sign",
+        origin="https://bank.example",
+        nonce=b"\x01" * 16,
+        time=NOW,
+        order_ref="ref-1",
+        agent_version="1.2.3",
+    )
     fields.update(extra)
     return signeddata.build(**fields)  # type: ignore[arg-type]
 
@@ -23,8 +28,12 @@ def _built(**extra: object) -> bytes:
 def test_what_is_built_parses_back_to_the_same_fields() -> None:
     parsed = signeddata.parse(_built(user_visible_data="Betala 100 kr", user_non_visible_data=b"x"))
     assert (parsed.type, parsed.origin, parsed.nonce, parsed.time, parsed.order_ref) == (
-        "sign", "https://bank.example", b"\x01" * 16, NOW, "ref-1",
-    )  # fmt: skip
+        "sign",
+        "https://bank.example",
+        b"\x01" * 16,
+        NOW,
+        "ref-1",
+    )
     assert parsed.agent == "eid-agent/1.2.3"
     assert parsed.user_visible_format == "plaintext"
     assert parsed.user_visible_sha256 == signeddata.digest(b"Betala 100 kr")
@@ -33,8 +42,12 @@ def test_what_is_built_parses_back_to_the_same_fields() -> None:
 
 def test_the_bytes_are_canonical() -> None:
     raw = _built(user_visible_data="å")
-    assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"),
-                             ensure_ascii=False).encode()  # fmt: skip
+    assert (
+        raw
+        == json.dumps(
+            json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    )
     assert _built() == _built()
     assert not signeddata.parse(_built()).has_user_visible_data
 
@@ -84,10 +97,14 @@ def test_what_is_not_version_1_is_refused_by_name(raw: bytes) -> None:
 
 
 def test_the_door_and_party_are_signed() -> None:
-    relay = signeddata.parse(_built(door=signeddata.Door.RELAY, party="shop",
-                                    origin="https://relay.example"))  # fmt: skip
+    relay = signeddata.parse(
+        _built(door=signeddata.Door.RELAY, party="shop", origin="https://relay.example")
+    )
     assert (relay.door, relay.party, relay.origin) == (
-        signeddata.Door.RELAY, "shop", "https://relay.example")  # fmt: skip
+        signeddata.Door.RELAY,
+        "shop",
+        "https://relay.example",
+    )
     bridge = signeddata.parse(_built())
     assert (bridge.door, bridge.party) == (signeddata.Door.BRIDGE, None)
     with pytest.raises(ValueError):

@@ -25,7 +25,7 @@ from issuer.servecli import dev_tls
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
 from tests.relay_kit import SHOP_TOKEN
-from tests.test_relay_processes import write_config
+from tests.relay_process_kit import write_config
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,14 @@ pytestmark = pytest.mark.slow
 
 
 def _release(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-release"), *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-release"), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
 
 
 def _check(tmp: Path, root: Path, url: str, name: str) -> remote.Found:
@@ -34,8 +40,7 @@ def _check(tmp: Path, root: Path, url: str, name: str) -> remote.Found:
 
 def test_two_of_three_targets_keys_on_different_machines(tmp_path: Path) -> None:
     folder = tmp_path / "release"
-    made = _release("init", "--dir", str(folder), "--keys", "targets=3",
-                    "--threshold", "targets=2")  # fmt: skip
+    made = _release("init", "--dir", str(folder), "--keys", "targets=3", "--threshold", "targets=2")
     assert made.returncode == 0, made.stderr
     keystore = folder / "keystore"
     machines = {"b": tmp_path / "machine-b", "c": tmp_path / "machine-c"}
@@ -76,8 +81,9 @@ def test_two_of_three_targets_keys_on_different_machines(tmp_path: Path) -> None
         assert found.latest == Version("1.0.0") and found.update == Version("1.0.0")
         # a later release with the other two machines' keys, b then c
         (folder / "keystore/targets").rename(tmp_path / "machine-a-targets")
-        held = _release("publish", "1.1.0", str(repo.bundle("1.1.0")), "--dir", str(folder),
-                        "--hold")  # fmt: skip
+        held = _release(
+            "publish", "1.1.0", str(repo.bundle("1.1.0")), "--dir", str(folder), "--hold"
+        )
         assert held.returncode == 0, held.stderr
         for machine in machines.values():
             assert _release("sign", str(held_file), "--keys", str(machine)).returncode == 0
@@ -87,15 +93,19 @@ def test_two_of_three_targets_keys_on_different_machines(tmp_path: Path) -> None
         assert found.latest == Version("1.1.0")
 
 
-@pytest.mark.parametrize("text", [
-    "[" * 100_000 + "]" * 100_000,  # deep enough to crash a plain json.loads
-    '{"heldFor": "targets", "metadata": {"signed": {"version": ' + "9" * 5000 + "}}}",
-    '{"heldFor": "targets", "metadata": [1, 2]}',
-    '{"heldFor": "targets", "metadata": {"signed": {}, "signatures": "x"}}',
-    '{"heldFor": "root", "metadata": {}}', "\u202e", "",
-])  # fmt: skip
-def test_a_damaged_or_hostile_held_file_is_refused_with_a_reason(tmp_path: Path,
-                                                                  text: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # deep enough to crash a plain json.loads
+        '{"heldFor": "targets", "metadata": {"signed": {"version": ' + "9" * 5000 + "}}}",
+        '{"heldFor": "targets", "metadata": [1, 2]}',
+        '{"heldFor": "targets", "metadata": {"signed": {}, "signatures": "x"}}',
+        '{"heldFor": "root", "metadata": {}}',
+        "\u202e",
+        "",
+    ],
+)
+def test_a_damaged_or_hostile_held_file_is_refused_with_a_reason(tmp_path: Path, text: str) -> None:
     held = tmp_path / "held.json"
     held.write_text(text)
     keys = tmp_path / "keys"

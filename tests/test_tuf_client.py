@@ -26,8 +26,13 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 def client(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-tuf-client"), *args], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-tuf-client"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_init_refresh_download_and_cache(repo: Repo, tmp_path: Path) -> None:
@@ -38,12 +43,25 @@ def test_init_refresh_download_and_cache(repo: Repo, tmp_path: Path) -> None:
     url = repo.server.url + "metadata"
     refreshed = client("--metadata-dir", str(meta), "--metadata-url", url, "refresh")
     assert refreshed.returncode == 0, refreshed.stderr
-    assert {p.name for p in meta.iterdir()} == {"root.json", "timestamp.json", "snapshot.json",
-                                                 "targets.json"}  # fmt: skip
-    download = ["--metadata-dir", str(meta), "--metadata-url", url,
-                "--target-name", "eid-agent-1.0.0.tar.gz",
-                "--target-base-url", repo.server.url + "targets", "--target-dir", str(targets),
-                "download"]  # fmt: skip
+    assert {p.name for p in meta.iterdir()} == {
+        "root.json",
+        "timestamp.json",
+        "snapshot.json",
+        "targets.json",
+    }
+    download = [
+        "--metadata-dir",
+        str(meta),
+        "--metadata-url",
+        url,
+        "--target-name",
+        "eid-agent-1.0.0.tar.gz",
+        "--target-base-url",
+        repo.server.url + "targets",
+        "--target-dir",
+        str(targets),
+        "download",
+    ]
     done = client(*download)
     assert done.returncode == 0, done.stderr
     [artifact] = list(targets.iterdir())
@@ -62,10 +80,19 @@ def test_failures_exit_1(repo: Repo, tmp_path: Path) -> None:
     client("--metadata-dir", str(meta), "init", str(repo.root_json))
     url = repo.server.url + "metadata"
     repo.server.tamper["/targets/eid-agent-1.0.0.tar.gz"] = lambda b: b[:-1] + b"x"
-    download = client("--metadata-dir", str(meta), "--metadata-url", url,
-                      "--target-name", "eid-agent-1.0.0.tar.gz",
-                      "--target-base-url", repo.server.url + "targets",
-                      "--target-dir", str(targets), "download")  # fmt: skip
+    download = client(
+        "--metadata-dir",
+        str(meta),
+        "--metadata-url",
+        url,
+        "--target-name",
+        "eid-agent-1.0.0.tar.gz",
+        "--target-base-url",
+        repo.server.url + "targets",
+        "--target-dir",
+        str(targets),
+        "download",
+    )
     assert download.returncode == 1 and "LengthOrHashMismatch" in download.stderr
     assert not any(targets.iterdir())
     repo.server.down = True

@@ -47,8 +47,15 @@ def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
 
 def _apply(data_dir: Path) -> str:
     """``eid-agent update apply`` from the installed agent; returns its output."""
-    result = run_agent_cli("update", "apply", "--data-dir", str(data_dir), "--lang", "en",
-                           program=data_dir / "install/current/eid-agent")  # fmt: skip
+    result = run_agent_cli(
+        "update",
+        "apply",
+        "--data-dir",
+        str(data_dir),
+        "--lang",
+        "en",
+        program=data_dir / "install/current/eid-agent",
+    )
     return result.stdout + result.stderr
 
 
@@ -64,8 +71,12 @@ def test_installed_agent_updates_itself_by_patch(repo: Repo, data_dir: Path) -> 
     with installed_agent(data_dir) as agent:
         agent.ready()
         wait_for(lambda: update_state(data_dir).get("lastSuccess"), what="first check")
-        assert info(agent) == {"version": "1.0.0", "apiVersion": 1, "updateRequired": False,
-                               "updateState": "upToDate"}  # fmt: skip
+        assert info(agent) == {
+            "version": "1.0.0",
+            "apiVersion": 1,
+            "updateRequired": False,
+            "updateState": "upToDate",
+        }
         result = repo.publish("1.1.0")
         assert result.patch_bytes is not None and result.patch_bytes < result.archive_bytes
         output = _apply(data_dir)
@@ -77,16 +88,35 @@ def test_installed_agent_updates_itself_by_patch(repo: Repo, data_dir: Path) -> 
         assert repo.server.served("eid-agent-1.1.0.patch")
         assert not repo.server.served("eid-agent-1.1.0.tar.gz")
         assert "self-test passed; 1.1.0 is now the current version" in agent.stderr
-        status = run_agent_cli("update", "status", "--json", "--data-dir", str(data_dir),
-                               program=install_root / "current/eid-agent")  # fmt: skip
+        status = run_agent_cli(
+            "update",
+            "status",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            program=install_root / "current/eid-agent",
+        )
         assert json.loads(status.stdout) | {"lastCheck": None, "nextCheck": None} == {
-            "version": "1.1.0", "installed": True, "state": "upToDate", "current": "1.1.0",
-            "previous": "1.0.0", "versions": ["1.0.0", "1.1.0"],
-            "repository": repo.server.url, "target": None, "checkFailures": 0,
-            "updateFailures": 0, "lastCheck": None, "nextCheck": None,
-        }  # fmt: skip
-        text = run_agent_cli("update", "status", "--data-dir", str(data_dir),
-                             program=install_root / "current/eid-agent").stdout  # fmt: skip
+            "version": "1.1.0",
+            "installed": True,
+            "state": "upToDate",
+            "current": "1.1.0",
+            "previous": "1.0.0",
+            "versions": ["1.0.0", "1.1.0"],
+            "repository": repo.server.url,
+            "target": None,
+            "checkFailures": 0,
+            "updateFailures": 0,
+            "lastCheck": None,
+            "nextCheck": None,
+        }
+        text = run_agent_cli(
+            "update",
+            "status",
+            "--data-dir",
+            str(data_dir),
+            program=install_root / "current/eid-agent",
+        ).stdout
         assert "Update: up to date\n" in text, text
         assert "Installed versions: 1.0.0, 1.1.0 (previous: 1.0.0)\n" in text, text
         assert f"Update server: {repo.server.url}\n" in text
@@ -158,8 +188,9 @@ def test_recommended_and_newer_and_up_to_date_notices(repo: Repo, data_dir: Path
     program = data_dir / "install/current/eid-agent"
 
     def check() -> str:
-        result = run_agent_cli("update", "check", "--data-dir", str(data_dir), "--lang", "en",
-                               program=program)  # fmt: skip
+        result = run_agent_cli(
+            "update", "check", "--data-dir", str(data_dir), "--lang", "en", program=program
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -210,8 +241,9 @@ def test_repeated_failures_send_the_person_to_the_signed_install_page(
     assert "[10023]" in second and f"Install page: {MANUAL}" in second
     assert update_state(data_dir)["phase"] == "manual"
     assert current_version(data_dir) == "1.0.0"
-    result = run_agent_cli("self-test", "--data-dir", str(data_dir),
-                           program=data_dir / "install/current/eid-agent")  # fmt: skip
+    result = run_agent_cli(
+        "self-test", "--data-dir", str(data_dir), program=data_dir / "install/current/eid-agent"
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -52,8 +52,15 @@ def data_dir(tmp_path: Path, make_token: MakeToken, repo: Repo) -> Path:
 
 
 def _cli(data_dir: Path, *args: str) -> tuple[int, str]:
-    result = run_agent_cli(*args, "--data-dir", str(data_dir), "--lang", "en", "-v",
-                           program=data_dir / "install/current/eid-agent")  # fmt: skip
+    result = run_agent_cli(
+        *args,
+        "--data-dir",
+        str(data_dir),
+        "--lang",
+        "en",
+        "-v",
+        program=data_dir / "install/current/eid-agent",
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -203,9 +210,14 @@ def test_a_policy_changed_without_a_signature_is_refused(repo: Repo, data_dir: P
     assert code == 0 and "[10018]" in out  # the signed policy demands nothing
 
 
-@pytest.mark.parametrize(("where", "headers_too"), [
-    ("/metadata/timestamp.json", True), ("/metadata/timestamp.json", False),
-    ("/targets/eid-agent-1.1.0.tar.gz", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("where", "headers_too"),
+    [
+        ("/metadata/timestamp.json", True),
+        ("/metadata/timestamp.json", False),
+        ("/targets/eid-agent-1.1.0.tar.gz", False),
+    ],
+)
 def test_a_repository_trickling_one_byte_a_second_is_given_up_then_recovers(
     repo: Repo, data_dir: Path, where: str, headers_too: bool
 ) -> None:
@@ -230,8 +242,10 @@ def test_a_repository_trickling_one_byte_a_second_is_given_up_then_recovers(
     assert current_version(data_dir) == "1.1.0"
 
 
-@pytest.mark.parametrize("where", ["/metadata/timestamp.json", "/metadata/targets.json",
-                                   "/targets/eid-agent-1.1.0.tar.gz"])  # fmt: skip
+@pytest.mark.parametrize(
+    "where",
+    ["/metadata/timestamp.json", "/metadata/targets.json", "/targets/eid-agent-1.1.0.tar.gz"],
+)
 def test_a_repository_answering_garbage_then_recovers(
     repo: Repo, data_dir: Path, where: str
 ) -> None:

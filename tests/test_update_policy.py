@@ -70,8 +70,7 @@ def test_required_refuses_orders_until_updated() -> None:
 def test_recommended_may_be_postponed_and_is_not_repeated() -> None:
     s, fx = step(UpdaterState(), Checked(T0, V1, V11, _policy(recommended="1.1.0"), 0.5))
     assert _codes(fx) == [MessageCode.UPDATE_RECOMMENDED] and refusal(s, T0) is None
-    s, fx = step(s, Checked(T0 + dt.timedelta(hours=7), V1, V11, _policy(recommended="1.1.0"),
-                            0.5))  # fmt: skip
+    s, fx = step(s, Checked(T0 + dt.timedelta(hours=7), V1, V11, _policy(recommended="1.1.0"), 0.5))
     assert fx == []  # told once; the person postponed
     s, fx = step(s, Checked(T0, V1, V11, _policy(recommended="1.1.0"), 0.5, by_person=True))
     assert _codes(fx) == [MessageCode.UPDATE_RECOMMENDED]
@@ -168,20 +167,31 @@ def test_damaged_state_starts_afresh() -> None:
 
 versions = st.sampled_from([Version("0.9"), V1, V11, V2])
 policies = st.builds(
-    lambda m, r, a, n: Policy(minimum=m, recommended=r, automatic=a, manual_url=URL,
-                              failure_threshold=n),
-    st.none() | versions, st.none() | versions, st.booleans(), st.integers(1, 5),
-)  # fmt: skip
+    lambda m, r, a, n: Policy(
+        minimum=m, recommended=r, automatic=a, manual_url=URL, failure_threshold=n
+    ),
+    st.none() | versions,
+    st.none() | versions,
+    st.booleans(),
+    st.integers(1, 5),
+)
 minutes = st.integers(0, 600).map(lambda m: dt.timedelta(minutes=m))
 events = st.one_of(
-    st.builds(lambda d, c, latest, p, j, b: Checked(T0 + d, c, latest, p, j, b), minutes, versions,
-              st.none() | versions, policies, st.floats(0, 0.999), st.booleans()),
+    st.builds(
+        lambda d, c, latest, p, j, b: Checked(T0 + d, c, latest, p, j, b),
+        minutes,
+        versions,
+        st.none() | versions,
+        policies,
+        st.floats(0, 0.999),
+        st.booleans(),
+    ),
     st.builds(lambda d, j: CheckFailed(T0 + d, j), minutes, st.floats(0, 0.999)),
     st.builds(lambda d, a: Tick(T0 + d, a), minutes, st.booleans()),
     st.builds(lambda d, a: StartRequested(T0 + d, a), minutes, st.booleans()),
     st.builds(lambda d, v: Applied(T0 + d, v, 0.5), minutes, versions),
     st.builds(lambda d, a: ApplyFailed(T0 + d, a), minutes, st.booleans()),
-)  # fmt: skip
+)
 
 
 @settings(max_examples=400)  # the default; 5000 were run once by hand
@@ -211,8 +221,9 @@ def test_an_outcome_without_an_update_running_is_refused() -> None:
 
 
 def test_a_raised_threshold_lets_the_agent_try_again() -> None:
-    s, _ = step(UpdaterState(), Checked(T0, V1, V11, _policy(automatic=True,
-                                                             failureThreshold=1), 0.5))  # fmt: skip
+    s, _ = step(
+        UpdaterState(), Checked(T0, V1, V11, _policy(automatic=True, failureThreshold=1), 0.5)
+    )
     s, _ = step(s, Tick(T0, order_active=False))
     s, _ = step(s, ApplyFailed(T0, automatic=True))
     assert s.phase is Phase.MANUAL

@@ -20,22 +20,42 @@ GIT = shutil.which("git") or "/usr/bin/git"
 
 
 def _git(checkout: Path, *args: str) -> None:
-    subprocess.run([GIT, "-C", str(checkout), "-c", "user.name=Release", "-c",
-                    "user.email=release@bank.example", *args],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            GIT,
+            "-C",
+            str(checkout),
+            "-c",
+            "user.name=Release",
+            "-c",
+            "user.email=release@bank.example",
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _release(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "eid-release"), *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "eid-release"), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_a_release_is_what_its_tag_builds_and_a_forged_one_is_caught(tmp_path: Path) -> None:
     checkout = tmp_path / "checkout"  # the project's code as a repository with tags
     for package in (agent, eidcore):
         assert package.__file__ is not None
-        shutil.copytree(Path(package.__file__).parent, checkout / package.__name__,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        shutil.copytree(
+            Path(package.__file__).parent,
+            checkout / package.__name__,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     _git(checkout, "init", "-q")
     _git(checkout, "add", ".")
     _git(checkout, "commit", "-qm", "1.0.0")

@@ -67,12 +67,16 @@ def _applying(state: UpdaterState) -> UpdaterState:
 
 
 def test_the_first_matching_rule_wins_and_unmatched_versions_are_accepted() -> None:
-    policy = _policy({"versions": "==1.0.0", "status": "accepted"},
-                     {"versions": "<1.2.0", "status": "blocked"})  # fmt: skip
-    assert policy.status_of(V1) is not None and refusal(
-        step(UpdaterState(), Checked(T0, V1, V12, policy, 0.5))[0], T0) is None  # fmt: skip
+    policy = _policy(
+        {"versions": "==1.0.0", "status": "accepted"}, {"versions": "<1.2.0", "status": "blocked"}
+    )
+    assert (
+        policy.status_of(V1) is not None
+        and refusal(step(UpdaterState(), Checked(T0, V1, V12, policy, 0.5))[0], T0) is None
+    )
     assert refusal(step(UpdaterState(), Checked(T0, V11, V12, policy, 0.5))[0], T0) is (
-        MessageCode.VERSION_BLOCKED)  # fmt: skip
+        MessageCode.VERSION_BLOCKED
+    )
     assert policy.status_of(V12) is None
 
 
@@ -136,8 +140,9 @@ def test_an_agent_that_never_reached_its_repository_counts_from_its_first_failur
 
 
 def test_the_state_keeps_what_refusal_needs_across_restarts() -> None:
-    policy = _policy({"versions": "<1.1.0", "status": "phaseOut", "until": "2026-12-15"},
-                     maxOfflineDays=5)  # fmt: skip
+    policy = _policy(
+        {"versions": "<1.1.0", "status": "phaseOut", "until": "2026-12-15"}, maxOfflineDays=5
+    )
     s, _ = step(UpdaterState(), Checked(T0, V1, V11, policy, 0.5))
     s, _ = _failed(s, T0 + DAY, reason="invalid")
     again = UpdaterState.from_json(s.to_json())
@@ -145,21 +150,26 @@ def test_the_state_keeps_what_refusal_needs_across_restarts() -> None:
     assert refusal(again, T0 + 7 * DAY) is MessageCode.UPDATE_METADATA_TOO_OLD
 
 
-@pytest.mark.parametrize("custom", [
-    {"versionStatus": "blocked"},
-    {"versionStatus": [{"versions": "<1.0", "status": "gone"}]},
-    {"versionStatus": [{"versions": "not a range", "status": "blocked"}]},
-    {"versionStatus": [{"versions": "", "status": "blocked"}]},
-    {"versionStatus": [{"versions": "<1.0", "status": "phaseOut"}]},
-    {"versionStatus": [{"versions": "<1.0", "status": "blocked", "until": "2027-01-01"}]},
-    {"versionStatus": [{"versions": "<1.0", "status": "phaseOut", "until": "2027-02-30"}]},
-    {"versionStatus": [{"versions": "<1.0", "status": "phaseOut", "until": "9" * 5000}]},
-    {"versionStatus": [{"versions": "<1.0", "status": "blocked", "why": "x"}]},
-    {"versionStatus": [{"versions": "<1.0", "status": "blocked"}] * 51},
-    {"versionStatus": [{"versions": "<" + "9" * 5000, "status": "blocked"}]},
-    {"maxOfflineDays": 0}, {"maxOfflineDays": 366}, {"maxOfflineDays": True},
-    {"maxOfflineDays": 10**5000},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "custom",
+    [
+        {"versionStatus": "blocked"},
+        {"versionStatus": [{"versions": "<1.0", "status": "gone"}]},
+        {"versionStatus": [{"versions": "not a range", "status": "blocked"}]},
+        {"versionStatus": [{"versions": "", "status": "blocked"}]},
+        {"versionStatus": [{"versions": "<1.0", "status": "phaseOut"}]},
+        {"versionStatus": [{"versions": "<1.0", "status": "blocked", "until": "2027-01-01"}]},
+        {"versionStatus": [{"versions": "<1.0", "status": "phaseOut", "until": "2027-02-30"}]},
+        {"versionStatus": [{"versions": "<1.0", "status": "phaseOut", "until": "9" * 5000}]},
+        {"versionStatus": [{"versions": "<1.0", "status": "blocked", "why": "x"}]},
+        {"versionStatus": [{"versions": "<1.0", "status": "blocked"}] * 51},
+        {"versionStatus": [{"versions": "<" + "9" * 5000, "status": "blocked"}]},
+        {"maxOfflineDays": 0},
+        {"maxOfflineDays": 366},
+        {"maxOfflineDays": True},
+        {"maxOfflineDays": 10**5000},
+    ],
+)
 def test_bad_version_rules_are_refused(custom: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(PolicyError):
         Policy.from_custom(custom)
@@ -185,10 +195,17 @@ def _service(data_dir: Path, now: list[dt.datetime], told: list[Notice]) -> Upda
     async def hand_over(version: Version) -> bool:
         raise AssertionError("nothing is installed in these tests")
 
-    return UpdaterService(layout=layout, source=source, state_file=state_file(data_dir),
-                          current=V1, clock=lambda: now[0], jitter=lambda: 0.5,
-                          notify=notify, order_active=lambda: False,
-                          hand_over=hand_over)  # fmt: skip
+    return UpdaterService(
+        layout=layout,
+        source=source,
+        state_file=state_file(data_dir),
+        current=V1,
+        clock=lambda: now[0],
+        jitter=lambda: 0.5,
+        notify=notify,
+        order_active=lambda: False,
+        hand_over=hand_over,
+    )
 
 
 @pytest.mark.slow

@@ -18,15 +18,20 @@ from agent.ui.view import BlockKind, Run, format_text, origin_view, plain_text
         ("https://www.bank.co.uk", "www.", "bank.co.uk", False),
         ("https://anna.github.io", "", "anna.github.io", False),
         # the real domain is evil.example, however long the prefix
-        ("https://bank.se.login.secure.verify.account.evil.example", "….secure.verify.account.",
-         "evil.example", False),
+        (
+            "https://bank.se.login.secure.verify.account.evil.example",
+            "….secure.verify.account.",
+            "evil.example",
+            False,
+        ),
         ("https://xn--bnk-qla.se", "", "bänk.se", False),  # Swedish letters stay readable
         ("https://xn--80ak6aa92e.com", "", "xn--80ak6aa92e.com", True),  # Cyrillic "apple"
         ("https://xn--pple-43d.com", "", "xn--pple-43d.com", True),  # Latin with one Cyrillic а
     ],
-)  # fmt: skip
-def test_registrable_domain_is_what_stands_out(origin: str, prefix: str, registrable: str,
-                                               lookalike: bool) -> None:  # fmt: skip
+)
+def test_registrable_domain_is_what_stands_out(
+    origin: str, prefix: str, registrable: str, lookalike: bool
+) -> None:
     view = origin_view(origin)
     assert (view.prefix, view.registrable, view.lookalike) == (prefix, registrable, lookalike)
     assert len(view.prefix) <= 24
@@ -45,8 +50,14 @@ def test_simple_markdown_blocks() -> None:
     )
     blocks = format_text(text, "simpleMarkdownV1")
     assert [b.kind for b in blocks] == [
-        BlockKind.HEADING1, BlockKind.PARAGRAPH, BlockKind.ITEM, BlockKind.ITEM, BlockKind.RULE,
-        BlockKind.HEADER_ROW, BlockKind.ROW]  # fmt: skip
+        BlockKind.HEADING1,
+        BlockKind.PARAGRAPH,
+        BlockKind.ITEM,
+        BlockKind.ITEM,
+        BlockKind.RULE,
+        BlockKind.HEADER_ROW,
+        BlockKind.ROW,
+    ]
     assert blocks[1].cells[0] == (Run("Belopp:", bold=True), Run(" 1 000 kr"))
     assert blocks[3].cells[0] == (Run("second", italic=True),)
     assert [c[0].text for c in blocks[5].cells] == ["a", "b"]

@@ -54,8 +54,9 @@ class RepoServer:
                 path = self.path.split("?", 1)[0]
                 # a test names the role: "targets.json" means the targets metadata, fetched
                 # by version ("7.targets.json") in a repository of consistent snapshots;
-                role = re.sub(r"^/metadata/\d+\.(targets|snapshot)\.json$", r"/metadata/\1.json",
-                              path)  # fmt: skip
+                role = re.sub(
+                    r"^/metadata/\d+\.(targets|snapshot)\.json$", r"/metadata/\1.json", path
+                )
                 # likewise a target by its hash ("<sha256>.eid-agent-1.0.0.tar.gz")
                 role = re.sub(r"^/targets/[0-9a-f]{64}\.", "/targets/", role)
                 if server.down:
@@ -178,26 +179,45 @@ def repository(tmp: Path) -> Iterator[Repo]:
         server.close()
 
 
-def run_agent_cli(*args: str, timeout: float = 120, program: Path | None = None
-                  ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run_agent_cli(
+    *args: str, timeout: float = 120, program: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(program or BIN / "eid-agent"), *args], capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+        [str(program or BIN / "eid-agent"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def install(repo: Repo, data_dir: Path, *extra: str) -> Path:
     """``eid-agent install`` from the repository; returns the install root."""
-    result = run_agent_cli("install", "--data-dir", str(data_dir), "--repository",
-                           repo.server.url, "--trust", str(repo.root_json), *extra)  # fmt: skip
+    result = run_agent_cli(
+        "install",
+        "--data-dir",
+        str(data_dir),
+        "--repository",
+        repo.server.url,
+        "--trust",
+        str(repo.root_json),
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     return data_dir / "install"
 
 
 def installed_agent(data_dir: Path, *extra: str) -> AgentProcess:
     """The installed agent, started the way the desktop entry starts it (``current``)."""
-    return AgentProcess(data_dir, "--no-cards", "--update-tick", "0.2", *extra,
-                        program=data_dir / "install" / "current" / "eid-agent")  # fmt: skip
+    return AgentProcess(
+        data_dir,
+        "--no-cards",
+        "--update-tick",
+        "0.2",
+        *extra,
+        program=data_dir / "install" / "current" / "eid-agent",
+    )
 
 
 def current_version(data_dir: Path) -> str:

@@ -123,9 +123,16 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     ui, desktop = front.ui, front.desktop
     watcher = CardWatcher() if config.cards else None
     readers = (lambda: watcher.generation) if watcher is not None else None
-    tokens = TokenWatcher(config.pkcs11, authorities=config.intermediates,
-                          conf_dir=config.data_dir, readers_changed=readers) \
-        if config.pkcs11 else None  # fmt: skip
+    tokens = (
+        TokenWatcher(
+            config.pkcs11,
+            authorities=config.intermediates,
+            conf_dir=config.data_dir,
+            readers_changed=readers,
+        )
+        if config.pkcs11
+        else None
+    )
     hardware = Hardware(watcher, tokens) if watcher or tokens else None
     watching = [asyncio.create_task(w.run()) for w in (watcher, tokens) if w is not None]
 
@@ -143,9 +150,11 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     )
     stop = asyncio.Event()
     sites = config.settings
-    bridge = BridgeConfig(port=config.port,
-                          policy=config.policy.with_person_sites(sites.allow, sites.block),
-                          update_state=lambda: "unmanaged")  # fmt: skip
+    bridge = BridgeConfig(
+        port=config.port,
+        policy=config.policy.with_person_sites(sites.allow, sites.block),
+        update_state=lambda: "unmanaged",
+    )
     issuer = config.issuer
     proxy = config.proxy
 
@@ -163,8 +172,12 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
 
     if desktop is not None:
         desktop.presentation = _presentation(config.settings)
-    runner = web.AppRunner(build_app(service, bridge), access_log=None, handle_signals=False,
-                           keepalive_timeout=KEEPALIVE_SECONDS)  # fmt: skip
+    runner = web.AppRunner(
+        build_app(service, bridge),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
     raise_file_limit()
     await runner.setup()
     layout = running_layout(config.data_dir)
@@ -179,12 +192,18 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
 
         hand_over = _HandOver(config, runner, layout, stop, lock)
         updater = UpdaterService(
-            layout=layout, source=source, state_file=state_file(config.data_dir),
-            current=Version(__version__), clock=clock, jitter=random.random,
-            notify=ui.tell, order_active=lambda: service.book.active(clock()) is not None,
-            hand_over=hand_over, tick_seconds=config.update_tick,
+            layout=layout,
+            source=source,
+            state_file=state_file(config.data_dir),
+            current=Version(__version__),
+            clock=clock,
+            jitter=random.random,
+            notify=ui.tell,
+            order_active=lambda: service.book.active(clock()) is not None,
+            hand_over=hand_over,
+            tick_seconds=config.update_tick,
             draw=rollout_draw(config.data_dir, random.random),
-        )  # fmt: skip
+        )
         bridge.update_required = updater.refuse_orders
         bridge.update_state = updater.state_name
     tasks: list[asyncio.Task[None]] = []
@@ -207,11 +226,24 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         async def take_link(url: str) -> bool:
             if service.book.active(clock()) is not None:
                 return False  # one order at a time; the handler says so
-            tasks.append(asyncio.create_task(_quietly(carry_out(
-                url, service, ui.tell, clock, internal=config.relay_allow,
-                allow_http=config.allow_http_relay, ca_file=config.relay_ca,
-                open_url=_returner(ui, desktop is not None, stdout, config.language),
-                proxy=proxy, refused=refusal))))  # fmt: skip
+            tasks.append(
+                asyncio.create_task(
+                    _quietly(
+                        carry_out(
+                            url,
+                            service,
+                            ui.tell,
+                            clock,
+                            internal=config.relay_allow,
+                            allow_http=config.allow_http_relay,
+                            ca_file=config.relay_ca,
+                            open_url=_returner(ui, desktop is not None, stdout, config.language),
+                            proxy=proxy,
+                            refused=refusal,
+                        )
+                    )
+                )
+            )
             return True
 
         try:
@@ -234,13 +266,25 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
         if desktop is not None:
             from agent.desktop.tray import SettingsHooks, Tray
 
-            hooks = SettingsHooks(config.settings_file, apply_settings) if config.settings_file \
-                else None  # fmt: skip
-            tray = Tray(desktop, config.data_dir, config.port,
-                        order_active=lambda: service.book.active(clock()) is not None,
-                        updater=updater, stop=stop, clock=clock, cards=hardware,
-                        issuer=lambda: issuer, settings=hooks,
-                        modules=config.pkcs11, tokens=tokens)  # fmt: skip
+            hooks = (
+                SettingsHooks(config.settings_file, apply_settings)
+                if config.settings_file
+                else None
+            )
+            tray = Tray(
+                desktop,
+                config.data_dir,
+                config.port,
+                order_active=lambda: service.book.active(clock()) is not None,
+                updater=updater,
+                stop=stop,
+                clock=clock,
+                cards=hardware,
+                issuer=lambda: issuer,
+                settings=hooks,
+                modules=config.pkcs11,
+                tokens=tokens,
+            )
             tasks.append(asyncio.create_task(tray.run()))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -309,8 +353,9 @@ async def _user_interface(config: RunConfig, stdin: TextIO, stdout: TextIO) -> _
     return _Front(console, console=console)
 
 
-def _returner(ui: UiPort, desktop: bool, stdout: TextIO,
-              language: Language) -> Callable[[str], Awaitable[None]]:  # fmt: skip
+def _returner(
+    ui: UiPort, desktop: bool, stdout: TextIO, language: Language
+) -> Callable[[str], Awaitable[None]]:
     """How the person's browser gets back to the site: opened (desktop, or a console with
     a display, as ``./dev demo`` in a desktop's terminal); when that fails, or there is
     no display, the person is shown the address — in a notice whose OK tries again, or
@@ -337,8 +382,13 @@ async def _open_in_browser(url: str) -> bool:
         log.info("no xdg-open to return to the website with")
         return False
     process = await asyncio.create_subprocess_exec(
-        opener, url, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        opener,
+        url,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         status = await asyncio.wait_for(process.wait(), 30)
     except TimeoutError:
@@ -377,8 +427,14 @@ def _commit(config: RunConfig, layout: Layout | None) -> None:
 class _HandOver:
     """Stop listening, start the new version, and wait for it to make itself current."""
 
-    def __init__(self, config: RunConfig, runner: web.AppRunner, layout: Layout,
-                 stop: asyncio.Event, lock: InstanceLock) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: RunConfig,
+        runner: web.AppRunner,
+        layout: Layout,
+        stop: asyncio.Event,
+        lock: InstanceLock,
+    ) -> None:
         self._config = config
         self._runner = runner
         self._layout = layout
@@ -394,8 +450,7 @@ class _HandOver:
         self._lock.release()  # the new version takes the lock with the port
         log.info("bridge closed; starting %s", version)
         try:
-            child = subprocess.Popen([str(launcher), *argv, "--take-over"],
-                                     start_new_session=True)  # fmt: skip
+            child = subprocess.Popen([str(launcher), *argv, "--take-over"], start_new_session=True)
         except OSError as exc:
             log.error("could not start %s: %s", version, exc)
             await self._reopen()
@@ -405,8 +460,11 @@ class _HandOver:
             if child.poll() is not None:
                 break
             if self._layout.current_version() == version:
-                log.info("%s is healthy and current (bridge down %.2f s); handing over",
-                         version, time.monotonic() - started)  # fmt: skip
+                log.info(
+                    "%s is healthy and current (bridge down %.2f s); handing over",
+                    version,
+                    time.monotonic() - started,
+                )
                 self._stop.set()
                 return True
             await asyncio.sleep(0.05)
@@ -448,8 +506,9 @@ async def _bind(runner: web.AppRunner, port: int, *, retry: float = 0.0) -> list
     return bound
 
 
-async def _start_site(runner: web.AppRunner, host: str, port: int, deadline: float,
-                      gate: ConnectionGate) -> None:  # fmt: skip
+async def _start_site(
+    runner: web.AppRunner, host: str, port: int, deadline: float, gate: ConnectionGate
+) -> None:
     while True:
         site = GuardedSite(runner, host, port, gate)
         try:

@@ -33,11 +33,17 @@ def self_test(data_dir: Path, bundle: Path | None) -> list[str]:
                 text = entry.texts[language]
                 # a value may stand in the console's text alone (a notice's link is shown
                 # beside its body in a window, e.g. 10096's way back to the site)
-                used = {f for part in (text.title, text.body, text.console or "")
-                        for _, f, _, _ in string.Formatter().parse(part) if f}  # fmt: skip
+                used = {
+                    f
+                    for part in (text.title, text.body, text.console or "")
+                    for _, f, _, _ in string.Formatter().parse(part)
+                    if f
+                }
                 if used - {"code"} != set(params):
-                    problems.append(f"message catalogue: {int(code)} in {language.value} "
-                                    f"uses {sorted(used)}, expected {sorted(params)}")  # fmt: skip
+                    problems.append(
+                        f"message catalogue: {int(code)} in {language.value} "
+                        f"uses {sorted(used)}, expected {sorted(params)}"
+                    )
                 texts.render(code, language, **params)
     except Exception as exc:  # the point is to report anything at all
         problems.append(f"message catalogue: {type(exc).__name__}: {exc}")

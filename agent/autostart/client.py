@@ -86,10 +86,16 @@ class _CheckedResolver(AbstractResolver):
         addresses = sorted({str(info[4][0]) for info in infos})
         check_relay(self._link, addresses, internal=self._internal, allow_http=self._allow_http)
         return [
-            ResolveResult(hostname=host, host=str(info[4][0]), port=port, family=info[0],
-                          proto=0, flags=socket.AI_NUMERICHOST)
+            ResolveResult(
+                hostname=host,
+                host=str(info[4][0]),
+                port=port,
+                family=info[0],
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
             for info in infos
-        ]  # fmt: skip
+        ]
 
     async def close(self) -> None:
         return None
@@ -98,8 +104,15 @@ class _CheckedResolver(AbstractResolver):
 class RelayClient:
     """One link's relay. ``ca_file``: trust this certificate too (a development relay)."""
 
-    def __init__(self, link: Link, *, internal: Collection[str] = (), allow_http: bool = False,
-                 ca_file: Path | None = None, proxy: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        link: Link,
+        *,
+        internal: Collection[str] = (),
+        allow_http: bool = False,
+        ca_file: Path | None = None,
+        proxy: str | None = None,
+    ) -> None:
         self._link = link
         self._proxy, self._proxy_auth = split_proxy_credentials(
             proxy_for(link.relay, proxy, os.environ)
@@ -119,17 +132,18 @@ class RelayClient:
         except ValueError:
             pass
         else:
-            check_relay(self._link, [self._link.host], internal=self._internal,
-                        allow_http=self._allow_http)  # fmt: skip
+            check_relay(
+                self._link, [self._link.host], internal=self._internal, allow_http=self._allow_http
+            )
         if self._proxy is None:
-            connector = aiohttp.TCPConnector(resolver=self._resolver, ssl=self._tls,
-                                             use_dns_cache=False)  # fmt: skip
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver, ssl=self._tls, use_dns_cache=False
+            )
         else:  # the resolver resolves the proxy's name then: the relay's is checked here
             await self._resolver.resolve(self._link.host, self._link.port)
             connector = aiohttp.TCPConnector(ssl=self._tls, use_dns_cache=False)
         log.info("relay %s via %s", self._link.relay, shown_proxy(self._proxy))
-        self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT,
-                                              trust_env=False)  # fmt: skip
+        self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT, trust_env=False)
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -142,32 +156,44 @@ class RelayClient:
         return _fetched(answer, self._link.relay, self._allow_http)
 
     async def progress(self, order: FetchedOrder) -> None:
-        await self._post("/agent/v1/progress", {"orderRef": order.ref,
-                                                "agentSecret": order.secret,
-                                                "hintCode": "userSign"})  # fmt: skip
+        await self._post(
+            "/agent/v1/progress",
+            {"orderRef": order.ref, "agentSecret": order.secret, "hintCode": "userSign"},
+        )
 
     async def complete(self, order: FetchedOrder, completion: Mapping[str, Any]) -> None:
-        await self._post("/agent/v1/complete", {"orderRef": order.ref,
-                                                "agentSecret": order.secret,
-                                                "completionData": dict(completion)})  # fmt: skip
+        await self._post(
+            "/agent/v1/complete",
+            {
+                "orderRef": order.ref,
+                "agentSecret": order.secret,
+                "completionData": dict(completion),
+            },
+        )
 
     async def still_wanted(self, order: FetchedOrder) -> bool:
         """False when the relay has ended the order (the site cancelled it, or time)."""
-        answer = await self._post("/agent/v1/status", {"orderRef": order.ref,
-                                                       "agentSecret": order.secret})  # fmt: skip
+        answer = await self._post(
+            "/agent/v1/status", {"orderRef": order.ref, "agentSecret": order.secret}
+        )
         return answer.get("status") == "pending"
 
     async def fail(self, order: FetchedOrder, hint: str) -> None:
-        await self._post("/agent/v1/fail", {"orderRef": order.ref, "agentSecret": order.secret,
-                                            "hintCode": hint})  # fmt: skip
+        await self._post(
+            "/agent/v1/fail", {"orderRef": order.ref, "agentSecret": order.secret, "hintCode": hint}
+        )
 
     async def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         assert self._session is not None, "use the client as an async context manager"
         relay = self._link.relay
         try:
-            async with self._session.post(relay + path, json=body, allow_redirects=False,
-                                          proxy=self._proxy,
-                                          proxy_auth=self._proxy_auth) as response:  # fmt: skip
+            async with self._session.post(
+                relay + path,
+                json=body,
+                allow_redirects=False,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
+            ) as response:
                 raw = await _bounded(response)
                 status = response.status
         except (RelayNotAllowed, RelayUnreachable, RelayAnswerInvalid):
@@ -223,8 +249,11 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
     except ValueError:
         raise bad("type") from None
     party = answer.get("party")
-    if not isinstance(party, dict) or not isinstance(party.get("id"), str) \
-            or not _PARTY_ID.match(party["id"]):  # fmt: skip
+    if (
+        not isinstance(party, dict)
+        or not isinstance(party.get("id"), str)
+        or not _PARTY_ID.match(party["id"])
+    ):
         raise bad("party")
     name = party.get("name")
     if not isinstance(name, str):
@@ -250,11 +279,20 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
     number, kinds = _requirement(answer.get("requirement"), bad)
     return_url = _return_url(answer.get("returnUrl"), allow_http, bad)
     return FetchedOrder(
-        ref=text("orderRef", 64), secret=text("agentSecret", 128), kind=kind, relay=relay,
-        party=party["id"], party_name=name, nonce=nonce, visible=visible,
-        visible_format=str(fmt), non_visible=hidden, personal_number=number, token_kinds=kinds,
+        ref=text("orderRef", 64),
+        secret=text("agentSecret", 128),
+        kind=kind,
+        relay=relay,
+        party=party["id"],
+        party_name=name,
+        nonce=nonce,
+        visible=visible,
+        visible_format=str(fmt),
+        non_visible=hidden,
+        personal_number=number,
+        token_kinds=kinds,
         return_url=return_url,
-    )  # fmt: skip
+    )
 
 
 def _return_url(value: object, allow_http: bool, bad: Any) -> str | None:

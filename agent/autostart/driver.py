@@ -44,13 +44,17 @@ _FAILURE_HINTS = {
 
 def request_for(order: FetchedOrder) -> OrderRequest:
     return OrderRequest(
-        kind=order.kind, origin=order.relay, nonce=order.nonce,
+        kind=order.kind,
+        origin=order.relay,
+        nonce=order.nonce,
         personal_number=order.personal_number,
         token_kinds=frozenset(TokenKind(k) for k in order.token_kinds) or None,
-        user_visible_data=order.visible, user_visible_format=order.visible_format,
-        user_non_visible_data=order.non_visible, party=order.party,
+        user_visible_data=order.visible,
+        user_visible_format=order.visible_format,
+        user_non_visible_data=order.non_visible,
+        party=order.party,
         party_name=order.party_name,
-    )  # fmt: skip
+    )
 
 
 class UpdateNeeded(Exception):
@@ -66,10 +70,13 @@ def _accepting() -> MessageCode | None:
     return None
 
 
-async def run_order(token: str, client: RelayClient, service: OrderService,
-                    clock: Callable[[], dt.datetime],
-                    refused: Callable[[], MessageCode | None] = _accepting,
-                    ) -> tuple[Order, FetchedOrder]:  # fmt: skip
+async def run_order(
+    token: str,
+    client: RelayClient,
+    service: OrderService,
+    clock: Callable[[], dt.datetime],
+    refused: Callable[[], MessageCode | None] = _accepting,
+) -> tuple[Order, FetchedOrder]:
     """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
     updater's word), else None.
 
@@ -108,8 +115,9 @@ async def run_order(token: str, client: RelayClient, service: OrderService,
             try:
                 await client.progress(fetched)
             except AutostartError as exc:  # a hint only: the order goes on
-                log.info("order %s: progress not reported (%s: %s)", order.ref,
-                         type(exc).__name__, exc)  # fmt: skip
+                log.info(
+                    "order %s: progress not reported (%s: %s)", order.ref, type(exc).__name__, exc
+                )
         if not order.phase.pending:
             break
         await asyncio.sleep(POLL_SECONDS)
@@ -143,11 +151,16 @@ async def carry_out(
     person (never raised: this runs as a task of its own)."""
     try:
         link = parse_link(url)
-        async with RelayClient(link, internal=internal, allow_http=allow_http,
-                               ca_file=ca_file, proxy=proxy) as client:  # fmt: skip
+        async with RelayClient(
+            link, internal=internal, allow_http=allow_http, ca_file=ca_file, proxy=proxy
+        ) as client:
             order, fetched = await run_order(link.token, client, service, clock, refused)
-        if (open_url is not None and fetched.return_url is not None and link.go_back
-                and order.phase is not Phase.CANCELLED):  # fmt: skip
+        if (
+            open_url is not None
+            and fetched.return_url is not None
+            and link.go_back
+            and order.phase is not Phase.CANCELLED
+        ):
             await open_url(fetched.return_url)  # back to the page, as BankID's app does
         return order
     except AutostartError as exc:

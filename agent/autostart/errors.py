@@ -3,8 +3,14 @@ the message table (``agent.notices``) knows them without loading aiohttp."""
 
 from __future__ import annotations
 
-__all__ = ["AutostartError", "LinkRefused", "RelayAnswerInvalid", "RelayNotAllowed",
-           "RelayOrderGone", "RelayUnreachable"]  # fmt: skip
+__all__ = [
+    "AutostartError",
+    "LinkRefused",
+    "RelayAnswerInvalid",
+    "RelayNotAllowed",
+    "RelayOrderGone",
+    "RelayUnreachable",
+]
 
 
 class AutostartError(Exception):

@@ -63,8 +63,9 @@ def parse_link(url: str) -> Link:
     if parts.scheme != "eid-agent" or parts.netloc or parts.path not in ("", "/") or parts.fragment:
         raise LinkRefused("not an eid-agent:/// link")
     try:
-        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True,
-                                       max_num_fields=8)  # fmt: skip
+        pairs = urllib.parse.parse_qsl(
+            parts.query, keep_blank_values=True, strict_parsing=True, max_num_fields=8
+        )
     except ValueError:
         raise LinkRefused("its query cannot be read") from None
     names = [name for name, _ in pairs]
@@ -84,9 +85,15 @@ def _with_relay(token: str, server: str) -> Link:
         port = relay.port
     except ValueError:
         raise LinkRefused("server's host or port") from None
-    if (relay.scheme not in ("https", "http") or relay.path not in ("", "/") or relay.query
-            or relay.fragment or relay.username is not None or relay.password is not None
-            or not relay.hostname):  # fmt: skip
+    if (
+        relay.scheme not in ("https", "http")
+        or relay.path not in ("", "/")
+        or relay.query
+        or relay.fragment
+        or relay.username is not None
+        or relay.password is not None
+        or not relay.hostname
+    ):
         raise LinkRefused("server must be an origin: https://host[:port]")
     host = relay.hostname.rstrip(".")
     if not _is_canonical_ip(host) and (not _HOST.match(host) or _ends_in_a_number(host)):
@@ -140,8 +147,9 @@ def _as_checked(address: Address) -> tuple[Address, bool]:
     return address, address.is_global and not address.is_multicast
 
 
-def check_relay(link: Link, addresses: Iterable[str], *, internal: Collection[str],
-                allow_http: bool) -> None:  # fmt: skip
+def check_relay(
+    link: Link, addresses: Iterable[str], *, internal: Collection[str], allow_http: bool
+) -> None:
     """Whether the agent may ask this relay, given the addresses its host resolved to.
     ``internal``: the ``host:port`` of relays the settings allow on private addresses
     (``Link.address``). Raises: RelayNotAllowed."""

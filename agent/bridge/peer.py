@@ -42,8 +42,12 @@ def diag_request(socket_local: Address, socket_remote: Address, seq: int = 1) ->
         + struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)
     )
     body = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _ALL_STATES) + sockid
-    return _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY,
-                              _NLM_F_REQUEST, seq, 0) + body  # fmt: skip
+    return (
+        _NLMSG_HEADER.pack(
+            _NLMSG_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, seq, 0
+        )
+        + body
+    )
 
 
 def diag_uid(reply: bytes) -> int | None:

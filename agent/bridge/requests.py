@@ -21,8 +21,7 @@ from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
 
-_AUTH_FIELDS = {"nonce", "personalNumber", "tokenKinds", "userVisibleData",
-                "userVisibleDataFormat"}  # fmt: skip
+_AUTH_FIELDS = {"nonce", "personalNumber", "tokenKinds", "userVisibleData", "userVisibleDataFormat"}
 _SIGN_FIELDS = _AUTH_FIELDS | {"userNonVisibleData"}
 
 

@@ -68,8 +68,11 @@ class OriginPolicy:
         """This (the command line's) policy with the sites a person set in Settings: their
         blocked sites are added; their allowed sites apply unless this policy has its own
         list (a person cannot widen what the organisation allowed)."""
-        return OriginPolicy.of(allow_http_localhost=self.allow_http_localhost,
-                               allow=self.allow or allow, block=[*self.block, *block])  # fmt: skip
+        return OriginPolicy.of(
+            allow_http_localhost=self.allow_http_localhost,
+            allow=self.allow or allow,
+            block=[*self.block, *block],
+        )
 
     def check(self, origin: str | None) -> str:
         """The origin, if it may start orders.

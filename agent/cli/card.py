@@ -63,8 +63,9 @@ def card_command(
         return 0
 
 
-def _token_pin(args: argparse.Namespace, ask: Callable[[str], str], stdout: TextIO,
-               term: Callable[..., str]) -> int:  # fmt: skip
+def _token_pin(
+    args: argparse.Namespace, ask: Callable[[str], str], stdout: TextIO, term: Callable[..., str]
+) -> int:
     """The PIN of a BankID on a PKCS#11 token, through the modules the agent loads."""
     from agent.config import load_config
     from agent.tokens.pkcs11 import find_modules
@@ -76,10 +77,12 @@ def _token_pin(args: argparse.Namespace, ask: Callable[[str], str], stdout: Text
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
     name = term(Term.TOKEN_PIN)
     data_dir = args.data_dir or default_data_dir()
-    with tokens_open(modules, authorities=chain_authorities(settings.intermediates, data_dir),
-                     conf_dir=data_dir) as tokens:  # fmt: skip
-        found = [c for c in tokens.credentials()
-                 if not args.token or c.id.startswith(args.token.lower())]  # fmt: skip
+    with tokens_open(
+        modules, authorities=chain_authorities(settings.intermediates, data_dir), conf_dir=data_dir
+    ) as tokens:
+        found = [
+            c for c in tokens.credentials() if not args.token or c.id.startswith(args.token.lower())
+        ]
         if len(found) != 1:
             raise NoCard() if not found else AmbiguousId(args.token or "")
         credential_id = found[0].id
@@ -129,9 +132,12 @@ def _session(reader: str | None) -> Iterator[tuple[str, CardSession]]:
 
 
 def _status(
-    stdout: TextIO, reader: str, session: CardSession, pin_name: Callable[[PinRef], str],
+    stdout: TextIO,
+    reader: str,
+    session: CardSession,
+    pin_name: Callable[[PinRef], str],
     term: Callable[..., str],
-) -> int:  # fmt: skip
+) -> int:
     chains = session.chains()
     leaf = x509.load_der_x509_certificate(chains[KeyPurpose.IDENTIFICATION][0])
 
@@ -142,15 +148,22 @@ def _status(
     info = session.card_info()
     rows = [
         (term(Term.CARD_READER), reader),
-        (term(Term.CARD_CARD), term(Term.CARD_SERIAL, serial=info.get("serial", "?"),
-                                    profile=info.get("profile", "?"))),
+        (
+            term(Term.CARD_CARD),
+            term(
+                Term.CARD_SERIAL, serial=info.get("serial", "?"), profile=info.get("profile", "?")
+            ),
+        ),
         (term(Term.CARD_OWNER), f"{attr(NameOID.COMMON_NAME)} ({attr(NameOID.SERIAL_NUMBER)})"),
         (term(Term.CARD_VALID_UNTIL), leaf.not_valid_after_utc.date().isoformat()),
-    ]  # fmt: skip
+    ]
     for ref in (PinRef.IDENTIFICATION, PinRef.SIGNATURE):
         state = session.pin_status(ref)
-        shown = term(Term.CARD_PIN_BLOCKED) if state.blocked else term(
-            Term.CARD_TRIES_LEFT, tries=state.tries_left)  # fmt: skip
+        shown = (
+            term(Term.CARD_PIN_BLOCKED)
+            if state.blocked
+            else term(Term.CARD_TRIES_LEFT, tries=state.tries_left)
+        )
         rows.append((pin_name(ref), shown))
     width = max(len(label) for label, _ in rows) + 2
     for label, value in rows:

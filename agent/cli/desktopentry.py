@@ -19,8 +19,15 @@ from agent.updater.install import running_layout
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.paths import xdg_applications_dir, xdg_autostart_dir, xdg_config_dir
 
-__all__ = ["ENTRY_NAME", "LINK_ENTRY_NAME", "desktop_entry", "install_entries", "link_entry",
-           "uninstall_entries", "without_link_default"]  # fmt: skip
+__all__ = [
+    "ENTRY_NAME",
+    "LINK_ENTRY_NAME",
+    "desktop_entry",
+    "install_entries",
+    "link_entry",
+    "uninstall_entries",
+    "without_link_default",
+]
 
 ENTRY_NAME = "eid-agent.desktop"
 LINK_ENTRY_NAME = "eid-agent-link.desktop"
@@ -60,25 +67,33 @@ def link_entry(command: list[str], options: list[str] | None = None) -> str:
     """The link handler's entry. Pure. Browsers run it through xdg-open, whose generic
     version splits Exec on blanks and does not unquote (URL-SCHEME.md), so every argument
     must be plain: the caller checks."""
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        "Name=eid-agent",
-        "Comment=Opens identification and signing links from websites",
-        "Comment[sv]=Öppnar legitimerings- och underskriftslänkar från webbplatser",
-        "Exec=" + " ".join([*command, "open", *(options or []), "%u"]),
-        "Icon=dialog-password",
-        "Terminal=false",
-        "NoDisplay=true",
-        f"MimeType={SCHEME};",
-    ]) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            [
+                "[Desktop Entry]",
+                "Type=Application",
+                "Name=eid-agent",
+                "Comment=Opens identification and signing links from websites",
+                "Comment[sv]=Öppnar legitimerings- och underskriftslänkar från webbplatser",
+                "Exec=" + " ".join([*command, "open", *(options or []), "%u"]),
+                "Icon=dialog-password",
+                "Terminal=false",
+                "NoDisplay=true",
+                f"MimeType={SCHEME};",
+            ]
+        )
+        + "\n"
+    )
 
 
 def without_link_default(mimeapps: str) -> str:
     """``mimeapps.list`` without our handler as anyone's default; empty when nothing but
     section headers would be left (xdg-mime made the file for us). Pure."""
-    kept = [line for line in mimeapps.splitlines()
-            if not (line.startswith(f"{SCHEME}=") and LINK_ENTRY_NAME in line)]  # fmt: skip
+    kept = [
+        line
+        for line in mimeapps.splitlines()
+        if not (line.startswith(f"{SCHEME}=") and LINK_ENTRY_NAME in line)
+    ]
     if all(not line.strip() or line.strip().startswith("[") for line in kept):
         return ""
     return "\n".join(kept) + "\n"
@@ -95,10 +110,14 @@ def _command(data_dir: Path) -> list[str]:
     return [str(Path(sys.argv[0]).resolve())]
 
 
-def install_entries(data_dir: Path, extra: list[str] | None = None, *,
-                    launcher: Path | None = None,
-                    link_extra: list[str] | None = None,
-                    link_only: bool = False) -> list[Path]:  # fmt: skip
+def install_entries(
+    data_dir: Path,
+    extra: list[str] | None = None,
+    *,
+    launcher: Path | None = None,
+    link_extra: list[str] | None = None,
+    link_only: bool = False,
+) -> list[Path]:
     """Write the entries (running ``launcher``, else this agent's own; ``link_extra``: the
     handler's own options); returns their paths. The handler is left out when an argument
     is not plain (xdg-open would pass it mangled). ``link_only``: the handler alone (a
@@ -118,8 +137,12 @@ def install_entries(data_dir: Path, extra: list[str] | None = None, *,
         written.append(path)
         xdg_mime = shutil.which("xdg-mime")
         if xdg_mime is not None:
-            subprocess.run([xdg_mime, "default", LINK_ENTRY_NAME, SCHEME], capture_output=True,
-                           timeout=30, check=False)  # fmt: skip
+            subprocess.run(
+                [xdg_mime, "default", LINK_ENTRY_NAME, SCHEME],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
     return written
 
 
@@ -127,8 +150,9 @@ def uninstall_entries(*, link_only: bool = False) -> list[Path]:
     """Remove the entries (``link_only``: the handler alone); returns those that were
     there."""
     removed = []
-    menus = () if link_only else (xdg_applications_dir() / ENTRY_NAME,
-                                  xdg_autostart_dir() / ENTRY_NAME)  # fmt: skip
+    menus = (
+        () if link_only else (xdg_applications_dir() / ENTRY_NAME, xdg_autostart_dir() / ENTRY_NAME)
+    )
     for path in (*menus, xdg_applications_dir() / LINK_ENTRY_NAME):
         if path.exists():
             path.unlink()

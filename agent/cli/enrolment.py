@@ -37,8 +37,14 @@ def _term(language: Language, term: Term, **values: object) -> str:
     return catalogue().term(term, language).format(**values)
 
 
-def order_command(args: argparse.Namespace, store: TokenStore, stdin: TextIO,
-                  stdout: TextIO, stderr: TextIO, language: Language) -> int:  # fmt: skip
+def order_command(
+    args: argparse.Namespace,
+    store: TokenStore,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    language: Language,
+) -> int:
     """The wizard: the same steps as the desktop's, through the console UI on stderr."""
     issuer = issuer_connection(args)
     if issuer is None:
@@ -54,9 +60,15 @@ def order_command(args: argparse.Namespace, store: TokenStore, stdin: TextIO,
     return 0
 
 
-def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: TokenStore,
-                    stdin: TextIO, stdout: TextIO, stderr: TextIO,
-                    language: Language) -> int:  # fmt: skip
+def _order_on_token(
+    args: argparse.Namespace,
+    issuer: IssuerConnection,
+    store: TokenStore,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    language: Language,
+) -> int:
     """``eid-agent order --token``: the number, the code and the token's PIN, then keys made
     on the token (agent/enrol/token.py)."""
     from agent.enrol.token import order_on_piv, order_on_token
@@ -91,21 +103,38 @@ def _order_on_token(args: argparse.Namespace, issuer: IssuerConnection, store: T
             raise NoInput
         number = PersonalNumber.parse(line.strip())
         code = read_secret(_term(language, Term.PROMPT_ACTIVATION_CODE), stdin, stderr)
-        pin = read_secret(_term(language, Term.PROMPT_TOKEN_PIN, label=present[0].label),
-                          stdin, stderr)  # fmt: skip
+        pin = read_secret(
+            _term(language, Term.PROMPT_TOKEN_PIN, label=present[0].label), stdin, stderr
+        )
         if card.piv:
-            info = asyncio.run(order_on_piv(issuer, tokens, card, number, code, pin, admin,
-                                            keep_authorities=keep))  # fmt: skip
+            info = asyncio.run(
+                order_on_piv(issuer, tokens, card, number, code, pin, admin, keep_authorities=keep)
+            )
         else:
-            info = asyncio.run(order_on_token(issuer, tokens, card, number, code, pin,
-                                              keep_authorities=keep))  # fmt: skip
-    stdout.write(_term(language, Term.ORDER_DONE_TOKEN, name=info.owner.name,
-                       token_id=info.id, label=present[0].label) + "\n")  # fmt: skip
+            info = asyncio.run(
+                order_on_token(issuer, tokens, card, number, code, pin, keep_authorities=keep)
+            )
+    stdout.write(
+        _term(
+            language,
+            Term.ORDER_DONE_TOKEN,
+            name=info.owner.name,
+            token_id=info.id,
+            label=present[0].label,
+        )
+        + "\n"
+    )
     return 0
 
 
-def offer_revocation(args: argparse.Namespace, store: TokenStore, token_id: str,
-                     stdin: TextIO, stderr: TextIO, language: Language) -> bool:  # fmt: skip
+def offer_revocation(
+    args: argparse.Namespace,
+    store: TokenStore,
+    token_id: str,
+    stdin: TextIO,
+    stderr: TextIO,
+    language: Language,
+) -> bool:
     """Before a credential is removed: offer to have the issuer revoke it (``--revoke``
     says yes without asking). Development credentials have nobody to tell. Returns
     whether it was revoked.
@@ -125,7 +154,10 @@ def offer_revocation(args: argparse.Namespace, store: TokenStore, token_id: str,
     unlocked = store.unlock(info.id, password)
     purpose = KeyPurpose.IDENTIFICATION
     certificate = x509.load_der_x509_certificate(unlocked.certificate_chain(purpose)[0])
-    asyncio.run(revoke_credential(issuer, certificate, lambda data: unlocked.sign(purpose, data),
-                                  dt.datetime.now(dt.UTC)))  # fmt: skip
+    asyncio.run(
+        revoke_credential(
+            issuer, certificate, lambda data: unlocked.sign(purpose, data), dt.datetime.now(dt.UTC)
+        )
+    )
     stderr.write(_term(language, Term.REVOKED) + "\n")
     return True

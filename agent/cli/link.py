@@ -32,12 +32,17 @@ START_WAIT = 15.0  # seconds an agent started for a link has to listen
 def add_link_options(parser: argparse.ArgumentParser) -> None:
     """What the link handler is run with, and starts an agent with when none runs."""
     parser.add_argument("--config", type=Path, help="the settings file (default: per-user)")
-    parser.add_argument("--no-bridge", action="store_true",
-                        help="an agent started for a link opens no port")  # fmt: skip
-    parser.add_argument("--relay-ca", type=Path,
-                        help="development: also trust this certificate for the relay")  # fmt: skip
-    parser.add_argument("--allow-http-relay", action="store_true",
-                        help="development: a relay on loopback over plain http")  # fmt: skip
+    parser.add_argument(
+        "--no-bridge", action="store_true", help="an agent started for a link opens no port"
+    )
+    parser.add_argument(
+        "--relay-ca", type=Path, help="development: also trust this certificate for the relay"
+    )
+    parser.add_argument(
+        "--allow-http-relay",
+        action="store_true",
+        help="development: a relay on loopback over plain http",
+    )
 
 
 def link_options(args: argparse.Namespace) -> list[str]:
@@ -72,8 +77,7 @@ def open_command(io: Io, args: argparse.Namespace) -> int:
     return _here(io, args)
 
 
-def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path,
-                               path: Path) -> bool | None:  # fmt: skip
+def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path, path: Path) -> bool | None:
     """An agent for this person, with the handler's own options (its settings file, no
     bridge, a development relay's certificate), detached from the browser."""
     from agent.autostart.handoff import hand_over
@@ -81,11 +85,23 @@ def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path,
     url = args.url
     language = ["--lang", args.lang] if getattr(args, "lang", None) else []
     subprocess.Popen(
-        [sys.executable, "-m", "agent", "run", "--data-dir", str(data_dir), *language,
-         *link_options(args), "--log-file", str(data_dir / "agent.log")],  # as setup's
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            *language,
+            *link_options(args),
+            "--log-file",
+            str(data_dir / "agent.log"),
+        ],  # as setup's
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
         taken = hand_over(url, path)
@@ -115,15 +131,25 @@ def _here(io: Io, args: argparse.Namespace) -> int:
 
     async def run() -> Phase:
         ui = ConsoleUi(io.stdin, io.stderr, io.language)
-        service = OrderService(TokenStore(data_dir), ui, OrderBook(),
-                               clock=clock, new_ref=lambda: str(uuid.uuid4()),
-                               agent_version=__version__)  # fmt: skip
+        service = OrderService(
+            TokenStore(data_dir),
+            ui,
+            OrderBook(),
+            clock=clock,
+            new_ref=lambda: str(uuid.uuid4()),
+            agent_version=__version__,
+        )
         try:
-            async with RelayClient(link, internal=config.relay_allow,
-                                   allow_http=args.allow_http_relay, ca_file=args.relay_ca,
-                                   proxy=config.proxy) as client:  # fmt: skip
-                order, fetched = await run_order(link.token, client, service, clock,
-                                                 _refusal(data_dir, clock))  # fmt: skip
+            async with RelayClient(
+                link,
+                internal=config.relay_allow,
+                allow_http=args.allow_http_relay,
+                ca_file=args.relay_ca,
+                proxy=config.proxy,
+            ) as client:
+                order, fetched = await run_order(
+                    link.token, client, service, clock, _refusal(data_dir, clock)
+                )
         finally:
             await service.aclose()
         if fetched.return_url is not None and link.go_back:  # a console has no browser
@@ -138,8 +164,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
     return 0 if phase is Phase.COMPLETE else 1
 
 
-def _refusal(data_dir: Path, clock: Callable[[], dt.datetime]
-             ) -> Callable[[], MessageCode | None]:  # fmt: skip
+def _refusal(data_dir: Path, clock: Callable[[], dt.datetime]) -> Callable[[], MessageCode | None]:
     """An installed agent's updater state says whether it may take orders (blocked, too
     old, too long unchecked), as the running agent's does; a checkout takes them."""
     from agent.updater.install import running_layout

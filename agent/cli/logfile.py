@@ -39,8 +39,9 @@ def log_to_file(path: Path) -> None:
         OSError: the file cannot be opened; NotPrivate: it is another user's.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = _PrivateRotatingHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
-                                      encoding="utf-8")  # fmt: skip
+    handler = _PrivateRotatingHandler(
+        path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
+    )
     handler.setFormatter(PrintableFormatter(FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -68,9 +68,11 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="trust only this certificate for the issuer (development)",
     )
-    parser.add_argument("--proxy", metavar="URL",
-                        help="proxy for the issuer, or 'none' (default: config, then "
-                             "HTTPS_PROXY/NO_PROXY)")  # fmt: skip
+    parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="proxy for the issuer, or 'none' (default: config, then HTTPS_PROXY/NO_PROXY)",
+    )
     parser.add_argument("--config", type=Path, help="settings file (default: per-user)")
 
 
@@ -112,14 +114,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGIN_OR_DOMAIN",
         help="these may never start orders (repeatable)",
     )
-    run.add_argument("--no-cards", action="store_true",
-                     help="do not watch card readers or PKCS#11 tokens")  # fmt: skip
-    run.add_argument("--no-bridge", action="store_true",
-                     help="open no port: serve eid-agent:// links (order relays) only")  # fmt: skip
-    run.add_argument("--relay-ca", type=Path,
-                     help="development: also trust this certificate for order relays")  # fmt: skip
-    run.add_argument("--allow-http-relay", action="store_true",
-                     help="development: order relays on loopback over plain http")  # fmt: skip
+    run.add_argument(
+        "--no-cards", action="store_true", help="do not watch card readers or PKCS#11 tokens"
+    )
+    run.add_argument(
+        "--no-bridge",
+        action="store_true",
+        help="open no port: serve eid-agent:// links (order relays) only",
+    )
+    run.add_argument(
+        "--relay-ca", type=Path, help="development: also trust this certificate for order relays"
+    )
+    run.add_argument(
+        "--allow-http-relay",
+        action="store_true",
+        help="development: order relays on loopback over plain http",
+    )
     run.add_argument(
         "--log-file",
         type=Path,
@@ -134,20 +144,27 @@ def _parser() -> argparse.ArgumentParser:
 
     update = commands.add_parser("update", parents=[common], help="updates of this agent")
     update_actions = update.add_subparsers(dest="action", required=True)
-    for name, text in (("check", "look for an update now"),
-                       ("apply", "update now, if there is one")):  # fmt: skip
+    for name, text in (
+        ("check", "look for an update now"),
+        ("apply", "update now, if there is one"),
+    ):
         action = update_actions.add_parser(name, parents=[common], help=text)
-        action.add_argument("--deadline", type=float, metavar="SECONDS",
-                            help="give up on the repository after this long, in this process "
-                                 "(default: 300)")  # fmt: skip
-    update_status = update_actions.add_parser("status", parents=[common],
-                                              help="versions and update state")  # fmt: skip
+        action.add_argument(
+            "--deadline",
+            type=float,
+            metavar="SECONDS",
+            help="give up on the repository after this long, in this process (default: 300)",
+        )
+    update_status = update_actions.add_parser(
+        "status", parents=[common], help="versions and update state"
+    )
     update_status.add_argument("--json", action="store_true", help="machine-readable output")
 
     install = commands.add_parser(
-        "install", parents=[common],
+        "install",
+        parents=[common],
         help="install (or repair) this agent for this user from an update repository",
-    )  # fmt: skip
+    )
     install.add_argument(
         "--repository",
         required=True,
@@ -165,10 +182,11 @@ def _parser() -> argparse.ArgumentParser:
         "--bundle", type=Path, help="install this unpacked bundle instead of downloading one"
     )
     install.add_argument(
-        "--archive", type=Path,
+        "--archive",
+        type=Path,
         help="the release archive the bundle came from: kept so that the first update is a "
-             "patch, and checked against the repository",
-    )  # fmt: skip
+        "patch, and checked against the repository",
+    )
     install.add_argument("--installer", type=Path, help=argparse.SUPPRESS)  # the .run itself
     install.add_argument(
         "--force", action="store_true", help="install even an older version than the one present"
@@ -203,19 +221,22 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     add_issuer_options(doctor)
 
-    desktop = commands.add_parser("desktop", parents=[common],
-                                  help="menu and autostart entries for this user")  # fmt: skip
+    desktop = commands.add_parser(
+        "desktop", parents=[common], help="menu and autostart entries for this user"
+    )
     desktop_actions = desktop.add_subparsers(dest="action", required=True)
-    desktop_install = desktop_actions.add_parser("install", parents=[common],
-                                                 help="add the entries")  # fmt: skip
+    desktop_install = desktop_actions.add_parser(
+        "install", parents=[common], help="add the entries"
+    )
     add_link_options(desktop_install)
     desktop_install.add_argument(
         "--link-only",
         action="store_true",
         help="only the eid-agent:// handler (no menu or autostart)",
     )
-    desktop_uninstall = desktop_actions.add_parser("uninstall", parents=[common],
-                                                   help="remove the entries")  # fmt: skip
+    desktop_uninstall = desktop_actions.add_parser(
+        "uninstall", parents=[common], help="remove the entries"
+    )
     desktop_uninstall.add_argument(
         "--link-only",
         action="store_true",
@@ -239,8 +260,11 @@ def _parser() -> argparse.ArgumentParser:
             "a PKCS#11 token (PIV card, USB key) has one",
         )
         action.add_argument("--reader", help="the reader's name (default: the one with a card)")
-        action.add_argument("--token", help="with --pin token: the BankID's id (eid-agent "
-                            "tokens list), when there is more than one")  # fmt: skip
+        action.add_argument(
+            "--token",
+            help="with --pin token: the BankID's id (eid-agent "
+            "tokens list), when there is more than one",
+        )
         action.add_argument("--config", type=Path, help="settings naming PKCS#11 modules")
         if name == "unblock-pin":
             action.add_argument(
@@ -249,18 +273,29 @@ def _parser() -> argparse.ArgumentParser:
                 help="unblock and keep the current PIN instead of setting a new one",
             )
 
-    order = commands.add_parser("order", parents=[common],
-                                help="order a BankID on file with an activation code")  # fmt: skip
+    order = commands.add_parser(
+        "order", parents=[common], help="order a BankID on file with an activation code"
+    )
     add_issuer_options(order)
-    order.add_argument("--token", metavar="LABEL", nargs="?", const="",
-                       help="put the BankID on this PKCS#11 token (its label; alone: the only "
-                            "one) instead of in a file")  # fmt: skip
-    order.add_argument("--admin-key-file", type=Path, metavar="FILE",
-                       help="with --token on a PIV card: its management key, 48 hex "
-                            "digits (default: the key cards and YubiKeys ship with)")  # fmt: skip
+    order.add_argument(
+        "--token",
+        metavar="LABEL",
+        nargs="?",
+        const="",
+        help="put the BankID on this PKCS#11 token (its label; alone: the only "
+        "one) instead of in a file",
+    )
+    order.add_argument(
+        "--admin-key-file",
+        type=Path,
+        metavar="FILE",
+        help="with --token on a PIV card: its management key, 48 hex "
+        "digits (default: the key cards and YubiKeys ship with)",
+    )
 
-    link = commands.add_parser("open", parents=[common],
-                               help="carry out the order an eid-agent:// link names")  # fmt: skip
+    link = commands.add_parser(
+        "open", parents=[common], help="carry out the order an eid-agent:// link names"
+    )
     link.add_argument("url", help="eid-agent:///?autostarttoken=…&server=https://…")
     add_link_options(link)
 
@@ -446,9 +481,15 @@ def _doctor(io: Io, args: argparse.Namespace) -> int:
     source = Layout.in_data_dir(data_dir).source()
     settings = load_config(args.config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
-    report, status = run_doctor(data_dir, args.port or DEFAULT_PORT, issuer,
-                                source.base_url if source else None, io.language,
-                                as_json=args.json, modules=modules)  # fmt: skip
+    report, status = run_doctor(
+        data_dir,
+        args.port or DEFAULT_PORT,
+        issuer,
+        source.base_url if source else None,
+        io.language,
+        as_json=args.json,
+        modules=modules,
+    )
     io.stdout.write(report)
     return status
 
@@ -459,9 +500,12 @@ def _desktop(io: Io, args: argparse.Namespace) -> int:
 
     if args.action == "install":
         extra = ["--data-dir", str(args.data_dir.resolve())] if args.data_dir else []
-        paths = install_entries(args.data_dir or default_data_dir(), extra,
-                                link_extra=link_options(args),
-                                link_only=args.link_only)  # fmt: skip
+        paths = install_entries(
+            args.data_dir or default_data_dir(),
+            extra,
+            link_extra=link_options(args),
+            link_only=args.link_only,
+        )
     elif args.link_only:
         paths = uninstall_entries(link_only=True)
     else:
@@ -486,25 +530,48 @@ def _updates(io: Io, args: argparse.Namespace) -> int:
     if args.command == "uninstall":
         from agent.cli.setup import uninstall_command
 
-        return uninstall_command(data_dir, delete_credentials=args.delete_credentials,
-                                 config=args.config, out=io.stdout, err=io.stderr,
-                                 language=io.language)  # fmt: skip
+        return uninstall_command(
+            data_dir,
+            delete_credentials=args.delete_credentials,
+            config=args.config,
+            out=io.stdout,
+            err=io.stderr,
+            language=io.language,
+        )
     if args.command == "install":
         status = updatecli.install_command(
-            data_dir, repository=args.repository, trust=args.trust, bundle=args.bundle,
-            archive=args.archive, installer=args.installer, force=args.force,
-            out=io.stdout, err=io.stderr,
+            data_dir,
+            repository=args.repository,
+            trust=args.trust,
+            bundle=args.bundle,
+            archive=args.archive,
+            installer=args.installer,
+            force=args.force,
+            out=io.stdout,
+            err=io.stderr,
             language=io.language,
-        )  # fmt: skip
+        )
         if status != 0 or not (args.desktop or args.start):
             return status
         from agent.cli.setup import finish_install
 
-        return finish_install(data_dir, desktop=args.desktop, start=args.start,
-                              out=io.stdout, err=io.stderr, language=io.language)  # fmt: skip
-    return updatecli.update_command(data_dir, args.action, as_json=getattr(args, "json", False),
-                                    out=io.stdout, err=io.stderr, language=io.language,
-                                    deadline=getattr(args, "deadline", None))  # fmt: skip
+        return finish_install(
+            data_dir,
+            desktop=args.desktop,
+            start=args.start,
+            out=io.stdout,
+            err=io.stderr,
+            language=io.language,
+        )
+    return updatecli.update_command(
+        data_dir,
+        args.action,
+        as_json=getattr(args, "json", False),
+        out=io.stdout,
+        err=io.stderr,
+        language=io.language,
+        deadline=getattr(args, "deadline", None),
+    )
 
 
 def _configure_logging(verbosity: int, stream: TextIO) -> None:

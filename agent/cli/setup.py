@@ -53,8 +53,9 @@ def _data_args(data_dir: Path) -> list[str]:
     return [] if data_dir == default_data_dir() else ["--data-dir", str(data_dir)]
 
 
-def finish_install(data_dir: Path, *, desktop: bool, start: bool, out: TextIO,
-                   err: TextIO, language: Language) -> int:  # fmt: skip
+def finish_install(
+    data_dir: Path, *, desktop: bool, start: bool, out: TextIO, err: TextIO, language: Language
+) -> int:
     say = _sayer(language)
     layout = Layout.in_data_dir(data_dir)
     launcher = layout.current / "eid-agent"  # through current: updates switch it
@@ -110,15 +111,23 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO, say: Say) -
     fd = os.open(start_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     private_file(start_log)
     with os.fdopen(fd, "wb") as log:
-        child = subprocess.Popen([str(launcher), *_data_args(data_dir), "run",
-                                  "--log-file", str(data_dir / "agent.log")],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=log, start_new_session=True)  # fmt: skip
+        child = subprocess.Popen(
+            [
+                str(launcher),
+                *_data_args(data_dir),
+                "run",
+                "--log-file",
+                str(data_dir / "agent.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            err.write(say(Term.SETUP_ENDED_AT_ONCE, status=child.returncode,
-                          log=start_log))  # fmt: skip
+            err.write(say(Term.SETUP_ENDED_AT_ONCE, status=child.returncode, log=start_log))
             return 1
         with contextlib.suppress(OSError, ValueError):
             if int(pid_file(data_dir).read_text()) == child.pid:  # written once listening
@@ -129,8 +138,15 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO, say: Say) -
     return 1
 
 
-def uninstall_command(data_dir: Path, *, delete_credentials: bool, config: Path | None,
-                      out: TextIO, err: TextIO, language: Language) -> int:  # fmt: skip
+def uninstall_command(
+    data_dir: Path,
+    *,
+    delete_credentials: bool,
+    config: Path | None,
+    out: TextIO,
+    err: TextIO,
+    language: Language,
+) -> int:
     say = _sayer(language)
     # Every text is read before anything is deleted: run from the installed copy, this
     # command removes the very folder its catalogue and modules live in (it crashed with

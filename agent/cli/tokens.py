@@ -95,12 +95,14 @@ def _tokens_now(config: Path | None, data_dir: Path) -> list[CredentialInfo]:
 
     settings = load_config(config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
-    return tokens_now(modules, chain_authorities(settings.intermediates, data_dir),
-                      probes=data_dir / PROBE_CACHE)  # fmt: skip
+    return tokens_now(
+        modules, chain_authorities(settings.intermediates, data_dir), probes=data_dir / PROBE_CACHE
+    )
 
 
-def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,
-          config: Path | None) -> int:  # fmt: skip
+def _list(
+    io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool, config: Path | None
+) -> int:
     from agent.notices import KIND_TERMS, STATE_TERMS
     from agent.tokens import CredentialInfo
 
@@ -117,8 +119,15 @@ def _list(io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool,
     if not entries:
         io.tell(MessageCode.NO_BANKID_FOUND)
         return 0
-    columns = (Term.COLUMN_ID, Term.COLUMN_KIND, Term.COLUMN_PERSONAL_NUMBER, Term.COLUMN_NAME,
-               Term.COLUMN_ISSUER, Term.COLUMN_VALID_UNTIL, Term.COLUMN_STATE)  # fmt: skip
+    columns = (
+        Term.COLUMN_ID,
+        Term.COLUMN_KIND,
+        Term.COLUMN_PERSONAL_NUMBER,
+        Term.COLUMN_NAME,
+        Term.COLUMN_ISSUER,
+        Term.COLUMN_VALID_UNTIL,
+        Term.COLUMN_STATE,
+    )
     rows = [tuple(io.term(c) for c in columns)]
     for entry in entries:
         if isinstance(entry, CredentialInfo):

@@ -51,13 +51,25 @@ SETTLE = 1.0  # seconds an "available" state must stand before it is the outcome
 
 
 # What a notice offers and ``update apply`` is already doing: not said again there.
-_OFFERS = frozenset({MessageCode.UPDATE_REQUIRED, MessageCode.UPDATE_RECOMMENDED,
-                     MessageCode.NEWER_VERSION_AVAILABLE,
-                     MessageCode.AUTOMATIC_UPDATE})  # fmt: skip
+_OFFERS = frozenset(
+    {
+        MessageCode.UPDATE_REQUIRED,
+        MessageCode.UPDATE_RECOMMENDED,
+        MessageCode.NEWER_VERSION_AVAILABLE,
+        MessageCode.AUTOMATIC_UPDATE,
+    }
+)
 
 
-def _service(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
-             language: Language, *, applying: bool = False) -> UpdaterService:  # fmt: skip
+def _service(
+    data_dir: Path,
+    layout: Layout,
+    source: remote.Source,
+    out: TextIO,
+    language: Language,
+    *,
+    applying: bool = False,
+) -> UpdaterService:
     async def notify(notice: Notice) -> None:
         if not (applying and notice.code in _OFFERS):
             out.write(format_notice(notice, language))
@@ -66,19 +78,28 @@ def _service(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO,
         return await asyncio.to_thread(_offline_hand_over, layout, data_dir, version)
 
     return UpdaterService(
-        layout=layout, source=source, state_file=state_file(data_dir),
-        current=Version(__version__), clock=lambda: dt.datetime.now(dt.UTC),
-        jitter=random.random, notify=notify, order_active=lambda: False,
-        hand_over=offline_hand_over, draw=rollout_draw(data_dir, random.random),
-    )  # fmt: skip
+        layout=layout,
+        source=source,
+        state_file=state_file(data_dir),
+        current=Version(__version__),
+        clock=lambda: dt.datetime.now(dt.UTC),
+        jitter=random.random,
+        notify=notify,
+        order_active=lambda: False,
+        hand_over=offline_hand_over,
+        draw=rollout_draw(data_dir, random.random),
+    )
 
 
 def _offline_hand_over(layout: Layout, data_dir: Path, version: Version) -> bool:
     """No agent runs: the new version's self-test is its health check."""
     result = subprocess.run(
         [str(layout.launcher(version)), "self-test", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if result.returncode != 0:
         return False
     layout.switch(version)
@@ -86,8 +107,16 @@ def _offline_hand_over(layout: Layout, data_dir: Path, version: Version) -> bool
     return True
 
 
-def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, err: TextIO,
-                   language: Language, deadline: float | None = None) -> int:  # fmt: skip
+def update_command(
+    data_dir: Path,
+    action: str,
+    *,
+    as_json: bool,
+    out: TextIO,
+    err: TextIO,
+    language: Language,
+    deadline: float | None = None,
+) -> int:
     """``deadline``: seconds for the repository in this process (an agent that is running
     and asked to apply keeps its own)."""
     layout = running_layout(data_dir)
@@ -97,8 +126,10 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
     if action == "status":
         return _status(data_dir, layout, out, as_json=as_json, language=language)
     if layout is None or source is None:
-        err.write("eid-agent: this copy was not installed with 'eid-agent install' and has no "
-                  "update repository; update it the way it was installed\n")  # fmt: skip
+        err.write(
+            "eid-agent: this copy was not installed with 'eid-agent install' and has no "
+            "update repository; update it the way it was installed\n"
+        )
         return 2
     if action == "check":
         service = _service(data_dir, layout, source, out, language)
@@ -107,8 +138,14 @@ def update_command(data_dir: Path, action: str, *, as_json: bool, out: TextIO, e
     return _apply(data_dir, layout, source, out, err, language)
 
 
-def _apply(data_dir: Path, layout: Layout, source: remote.Source, out: TextIO, err: TextIO,
-           language: Language) -> int:  # fmt: skip
+def _apply(
+    data_dir: Path,
+    layout: Layout,
+    source: remote.Source,
+    out: TextIO,
+    err: TextIO,
+    language: Language,
+) -> int:
     from agent.app.instance import pid_file
 
     pid = _running_agent(pid_file(data_dir))
@@ -177,12 +214,16 @@ def _running_agent(path: Path) -> int | None:
     return pid
 
 
-def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool,
-            language: Language) -> int:  # fmt: skip
+def _status(
+    data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool, language: Language
+) -> int:
     state = load_state(state_file(data_dir))
     name = state_name(state, dt.datetime.now(dt.UTC)) if layout is not None else StateName.UNMANAGED
-    info: dict[str, object] = {"version": __version__, "installed": layout is not None,
-                               "state": str(name)}  # fmt: skip
+    info: dict[str, object] = {
+        "version": __version__,
+        "installed": layout is not None,
+        "state": str(name),
+    }
     if layout is not None:
         source = layout.source()
         previous = layout.previous_version()
@@ -207,8 +248,10 @@ def _status(data_dir: Path, layout: Layout | None, out: TextIO, *, as_json: bool
 def _status_text(info: dict[str, object], state: UpdaterState, language: Language) -> str:
     """``update status`` for a person: words and local times, never Python values."""
     say = sayer(language)
-    lines = [say(Term.STATUS_VERSION, version=info["version"]),
-             say(Term.STATUS_STATE, state=say(Term(f"update_state_{info['state']}")))]  # fmt: skip
+    lines = [
+        say(Term.STATUS_VERSION, version=info["version"]),
+        say(Term.STATUS_STATE, state=say(Term(f"update_state_{info['state']}"))),
+    ]
     if not info["installed"]:
         lines.append(say(Term.NO_UPDATES_HERE))
         return "\n".join(lines) + "\n"
@@ -221,26 +264,39 @@ def _status_text(info: dict[str, object], state: UpdaterState, language: Languag
     assert isinstance(versions, list)
     lines += [
         say(Term.STATUS_REPOSITORY, repository=info["repository"] or none),
-        say(Term.STATUS_INSTALLED, versions=", ".join(versions) or none,
-            previous=info["previous"] or none),
+        say(
+            Term.STATUS_INSTALLED,
+            versions=", ".join(versions) or none,
+            previous=info["previous"] or none,
+        ),
         say(Term.STATUS_LAST_CHECK, when=when(state.last_success)),
         say(Term.STATUS_NEXT_CHECK, when=when(state.next_check)),
-    ]  # fmt: skip
+    ]
     if state.target:
         lines.append(say(Term.STATUS_TARGET, version=state.target))
     if state.check_failures or state.apply_failures:
-        lines.append(say(Term.STATUS_FAILURES, checks=state.check_failures,
-                         updates=state.apply_failures))  # fmt: skip
+        lines.append(
+            say(Term.STATUS_FAILURES, checks=state.check_failures, updates=state.apply_failures)
+        )
     return "\n".join(lines) + "\n"
 
 
 VERIFY_DEADLINE = 20.0  # seconds to check an installer against its repository
 
 
-def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Path | None,
-                    archive: Path | None = None, installer: Path | None = None,
-                    force: bool, out: TextIO, err: TextIO,
-                    language: Language = Language.EN) -> int:  # fmt: skip
+def install_command(
+    data_dir: Path,
+    *,
+    repository: str,
+    trust: Path,
+    bundle: Path | None,
+    archive: Path | None = None,
+    installer: Path | None = None,
+    force: bool,
+    out: TextIO,
+    err: TextIO,
+    language: Language = Language.EN,
+) -> int:
     """Install (or repair) into the per-user versions layout and pin the repository.
     ``archive``: the release archive ``bundle`` was unpacked from (an installer's), kept
     for the first update's patch and checked against the repository when it answers;
@@ -281,9 +337,15 @@ def install_command(data_dir: Path, *, repository: str, trust: Path, bundle: Pat
     return 0
 
 
-def _checked_archive(layout: Layout, source: remote.Source, archive: Path, version: Version,
-                     installer: Path | None, out: TextIO,
-                     say: Say) -> None:  # fmt: skip
+def _checked_archive(
+    layout: Layout,
+    source: remote.Source,
+    archive: Path,
+    version: Version,
+    installer: Path | None,
+    out: TextIO,
+    say: Say,
+) -> None:
     """Keep the installer's archive; refuse it, or the installer, if the repository signed
     another.
 
@@ -296,15 +358,17 @@ def _checked_archive(layout: Layout, source: remote.Source, archive: Path, versi
             _checked_installer(installer, signed.get("installers"), version, source, say)
     except remote.FetchError as exc:
         kept.unlink(missing_ok=True)
-        raise InstallError(say(Term.INSTALL_NOT_SIGNED, version=version,
-                               repository=source.base_url) + f" ({exc})") from None  # fmt: skip
+        raise InstallError(
+            say(Term.INSTALL_NOT_SIGNED, version=version, repository=source.base_url) + f" ({exc})"
+        ) from None
     except (remote.CheckError, OSError) as exc:
         out.write(say(Term.INSTALL_UNCHECKED, repository=source.base_url) + "\n")
         log.warning("installer not checked against %s: %s", source.base_url, exc)
 
 
-def _checked_installer(installer: Path, signed: object, version: Version,
-                       source: remote.Source, say: Say) -> None:  # fmt: skip
+def _checked_installer(
+    installer: Path, signed: object, version: Version, source: remote.Source, say: Say
+) -> None:
     """The installer file against the release's signed list of its installers (a release
     published before installers were signed has none: nothing to compare).
 
@@ -315,8 +379,11 @@ def _checked_installer(installer: Path, signed: object, version: Version,
         return
     data = installer.read_bytes()
     entry = signed[installer.name]
-    if not isinstance(entry, dict) or entry.get("length") != len(data) or entry.get(
-            "sha256") != hashlib.sha256(data).hexdigest():  # fmt: skip
+    if (
+        not isinstance(entry, dict)
+        or entry.get("length") != len(data)
+        or entry.get("sha256") != hashlib.sha256(data).hexdigest()
+    ):
         raise remote.FetchError(f"{installer.name} is not the installer the repository signed")
 
 

@@ -85,19 +85,18 @@ def _os_reason(exc: OSError) -> Phrase:
 _NETWORK_REASONS: tuple[tuple[tuple[type[BaseException], ...], Term], ...] = (
     # the first that matches: a certificate or proxy failure is also a connector error
     ((aiohttp.ClientConnectorCertificateError, ssl.SSLError), Term.DOCTOR_REASON_CERTIFICATE),
-    ((aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError),
-     Term.DOCTOR_REASON_PROXY),
-    ((aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError),
-     Term.DOCTOR_REASON_PROTOCOL),
-)  # fmt: skip
+    ((aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError), Term.DOCTOR_REASON_PROXY),
+    ((aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError), Term.DOCTOR_REASON_PROTOCOL),
+)
 
 
 def _network_reason(exc: BaseException) -> Phrase:
     """Why a server could not be reached, in words (the class name goes to the log)."""
     if isinstance(exc, TimeoutError):
         return Phrase(Term.DOCTOR_REASON_TIMEOUT, {"seconds": int(TIMEOUT.total or 0)})
-    term = next((t for types, t in _NETWORK_REASONS if isinstance(exc, types)),
-                Term.DOCTOR_REASON_CONNECT)  # fmt: skip
+    term = next(
+        (t for types, t in _NETWORK_REASONS if isinstance(exc, types)), Term.DOCTOR_REASON_CONNECT
+    )
     return Phrase(term)
 
 
@@ -110,9 +109,18 @@ def _via(proxy: str | None) -> Phrase:
 
 
 def _versions() -> Check:
-    return Check("versions", "info", Phrase(Term.DOCTOR_VERSIONS_DETAIL, {
-        "version": __version__, "python": platform.python_version(),
-        "platform": platform.platform()}))  # fmt: skip
+    return Check(
+        "versions",
+        "info",
+        Phrase(
+            Term.DOCTOR_VERSIONS_DETAIL,
+            {
+                "version": __version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+        ),
+    )
 
 
 def _data_dir(data_dir: Path) -> Check:
@@ -121,8 +129,11 @@ def _data_dir(data_dir: Path) -> Check:
         with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".doctor-"):
             pass
     except OSError as exc:
-        return Check("dataFolder", "problem", Phrase(Term.DOCTOR_NOT_WRITABLE,
-                     {"path": str(data_dir), "reason": _os_reason(exc)}))  # fmt: skip
+        return Check(
+            "dataFolder",
+            "problem",
+            Phrase(Term.DOCTOR_NOT_WRITABLE, {"path": str(data_dir), "reason": _os_reason(exc)}),
+        )
     return Check("dataFolder", "ok", Phrase(Term.DOCTOR_WRITABLE, {"path": str(data_dir)}))
 
 
@@ -140,8 +151,11 @@ def _privacy(data_dir: Path) -> Check:
         elif info.st_mode & 0o077:
             open_to_others.append(f"{path.name} ({stat.filemode(info.st_mode)})")
     if open_to_others:
-        return Check("permissions", "warning", Phrase(Term.DOCTOR_OPEN_TO_OTHERS,
-                     {"paths": tuple(open_to_others)}))  # fmt: skip
+        return Check(
+            "permissions",
+            "warning",
+            Phrase(Term.DOCTOR_OPEN_TO_OTHERS, {"paths": tuple(open_to_others)}),
+        )
     return Check("permissions", "ok", Phrase(Term.DOCTOR_OWNER_ONLY))
 
 
@@ -150,11 +164,18 @@ def _credentials(data_dir: Path, now: dt.datetime) -> Check:
 
     entries = TokenStore(data_dir).entries()
     damaged = sum(isinstance(e, DamagedEntry) for e in entries)
-    usable = sum(1 for e in entries if not isinstance(e, DamagedEntry)
-                 and e.state(now).value == "usable")  # fmt: skip
+    usable = sum(
+        1 for e in entries if not isinstance(e, DamagedEntry) and e.state(now).value == "usable"
+    )
     status = "warning" if damaged or not usable else "ok"
-    return Check("credentials", status, Phrase(Term.DOCTOR_CREDENTIALS_DETAIL,
-                 {"total": len(entries), "usable": usable, "damaged": damaged}))  # fmt: skip
+    return Check(
+        "credentials",
+        status,
+        Phrase(
+            Term.DOCTOR_CREDENTIALS_DETAIL,
+            {"total": len(entries), "usable": usable, "damaged": damaged},
+        ),
+    )
 
 
 def _cards() -> Check:
@@ -183,10 +204,16 @@ async def _tokens(modules: Sequence[ModuleEntry]) -> Check:
         return Check("tokens", "info", Phrase(Term.DOCTOR_NO_MODULES))
     results = await asyncio.gather(*(asyncio.to_thread(probe, m.path) for m in modules))
     problems = tuple(
-        Phrase(Term.DOCTOR_MODULE_PROBLEM, {"path": str(m.path), "reason": Phrase(
-            Term(f"doctor_module_{r.reason}"), {"detail": r.detail})})
-        for m, r in zip(modules, results, strict=True) if not r.ok
-    )  # fmt: skip
+        Phrase(
+            Term.DOCTOR_MODULE_PROBLEM,
+            {
+                "path": str(m.path),
+                "reason": Phrase(Term(f"doctor_module_{r.reason}"), {"detail": r.detail}),
+            },
+        )
+        for m, r in zip(modules, results, strict=True)
+        if not r.ok
+    )
     if problems:
         return Check("tokens", "warning", Phrase(Term.DOCTOR_MODULES, {"modules": problems}))
     names = tuple(f"{m.name} ({r.detail})" for m, r in zip(modules, results, strict=True))
@@ -254,14 +281,24 @@ async def _bridge(port: int, data_dir: Path) -> Check:
             # an agent answers, but it is not the one whose folder this report is about
             values = {"version": str(body.get("version")), "port": port, "path": str(data_dir)}
             return Check("bridge", "warning", Phrase(Term.DOCTOR_BRIDGE_ELSEWHERE, values))
-        return Check("bridge", "ok", Phrase(Term.DOCTOR_BRIDGE_OK, {
-            "version": str(body.get("version")), "port": port,
-            "state": _update_state(body.get("updateState"))}))  # fmt: skip
+        return Check(
+            "bridge",
+            "ok",
+            Phrase(
+                Term.DOCTOR_BRIDGE_OK,
+                {
+                    "version": str(body.get("version")),
+                    "port": port,
+                    "state": _update_state(body.get("updateState")),
+                },
+            ),
+        )
     return Check("bridge", "problem", Phrase(Term.DOCTOR_PORT_TAKEN, {"port": port}))
 
 
-async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None,
-                     now: dt.datetime) -> list[Check]:  # fmt: skip
+async def _reachable(
+    name: str, url: str, proxy: str | None, ca_file: str | None, now: dt.datetime
+) -> list[Check]:
     """The server answers (any HTTP status) through ``proxy``; its clock is compared."""
     context: ssl.SSLContext | bool = False
     if url.startswith("https://"):
@@ -278,29 +315,66 @@ async def _reachable(name: str, url: str, proxy: str | None, ca_file: str | None
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         log.info("doctor: %s: %s: %s", url, type(exc).__name__, exc)
-        return [Check(name, "problem", Phrase(Term.DOCTOR_UNREACHABLE, {
-            "url": url, "via": _via(proxy), "reason": _network_reason(exc)}))]  # fmt: skip
-    checks = [Check(name, "ok", Phrase(Term.DOCTOR_ANSWERS,
-                    {"url": url, "status": status, "via": _via(proxy)}))]  # fmt: skip
+        return [
+            Check(
+                name,
+                "problem",
+                Phrase(
+                    Term.DOCTOR_UNREACHABLE,
+                    {"url": url, "via": _via(proxy), "reason": _network_reason(exc)},
+                ),
+            )
+        ]
+    checks = [
+        Check(
+            name,
+            "ok",
+            Phrase(Term.DOCTOR_ANSWERS, {"url": url, "status": status, "via": _via(proxy)}),
+        )
+    ]
     if date:
         skew = email.utils.parsedate_to_datetime(date) - now
         status_word = "ok" if abs(skew) <= MAX_SKEW else "problem"
-        checks.append(Check("clock", status_word, Phrase(Term.DOCTOR_SKEW, {
-            "skew": f"{skew.total_seconds():+.0f}", "name": Phrase(NAMES[name])})))  # fmt: skip
+        checks.append(
+            Check(
+                "clock",
+                status_word,
+                Phrase(
+                    Term.DOCTOR_SKEW,
+                    {"skew": f"{skew.total_seconds():+.0f}", "name": Phrase(NAMES[name])},
+                ),
+            )
+        )
     return checks
 
 
-async def diagnose(data_dir: Path, port: int, issuer: tuple[str, str | None, str | None] | None,
-                   update_url: str | None, now: dt.datetime,
-                   modules: Sequence[ModuleEntry] = ()) -> list[Check]:  # fmt: skip
+async def diagnose(
+    data_dir: Path,
+    port: int,
+    issuer: tuple[str, str | None, str | None] | None,
+    update_url: str | None,
+    now: dt.datetime,
+    modules: Sequence[ModuleEntry] = (),
+) -> list[Check]:
     """Every check, in the order a supporter reads them."""
-    checks = [_versions(), _data_dir(data_dir), _privacy(data_dir),
-              _credentials(data_dir, now), _cards(), await _tokens(modules),
-              await _bridge(port, data_dir)]  # fmt: skip
+    checks = [
+        _versions(),
+        _data_dir(data_dir),
+        _privacy(data_dir),
+        _credentials(data_dir, now),
+        _cards(),
+        await _tokens(modules),
+        await _bridge(port, data_dir),
+    ]
     env_proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     if update_url:
-        checks += await _reachable("updateRepository", update_url.rstrip("/") +
-                                   "/metadata/timestamp.json", env_proxy, None, now)  # fmt: skip
+        checks += await _reachable(
+            "updateRepository",
+            update_url.rstrip("/") + "/metadata/timestamp.json",
+            env_proxy,
+            None,
+            now,
+        )
     else:
         checks.append(Check("updateRepository", "info", Phrase(Term.DOCTOR_NO_REPOSITORY)))
     if issuer is not None:
@@ -331,23 +405,46 @@ def say(phrase: Phrase, language: Language) -> str:
 def render(checks: list[Check], language: Language, *, as_json: bool) -> str:
     """The report: the person's language, the checks' stable keys kept for JSON."""
     if as_json:
-        return json.dumps([{"name": c.name, "title": say(Phrase(NAMES[c.name]), language),
-                            "status": c.status, "detail": say(c.detail, language)}
-                           for c in checks], indent=2, ensure_ascii=False) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                [
+                    {
+                        "name": c.name,
+                        "title": say(Phrase(NAMES[c.name]), language),
+                        "status": c.status,
+                        "detail": say(c.detail, language),
+                    }
+                    for c in checks
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     marks = {"ok": "✓", "warning": "!", "problem": "✗", "info": "·"}
     titles = [say(Phrase(NAMES[c.name]), language) for c in checks]
     width = max(map(len, titles))
-    return "".join(f"{marks[c.status]} {title:<{width}}  {say(c.detail, language)}\n"
-                   for c, title in zip(checks, titles, strict=True))  # fmt: skip
+    return "".join(
+        f"{marks[c.status]} {title:<{width}}  {say(c.detail, language)}\n"
+        for c, title in zip(checks, titles, strict=True)
+    )
 
 
 def exit_status(checks: list[Check]) -> int:
     return 1 if any(c.status == "problem" for c in checks) else 0
 
 
-def run_doctor(data_dir: Path, port: int, issuer: tuple[str, str | None, str | None] | None,
-               update_url: str | None, language: Language, *, as_json: bool,
-               modules: Sequence[ModuleEntry] = ()) -> tuple[str, int]:  # fmt: skip
-    checks = asyncio.run(diagnose(data_dir, port, issuer, update_url, dt.datetime.now(dt.UTC),
-                                  modules))  # fmt: skip
+def run_doctor(
+    data_dir: Path,
+    port: int,
+    issuer: tuple[str, str | None, str | None] | None,
+    update_url: str | None,
+    language: Language,
+    *,
+    as_json: bool,
+    modules: Sequence[ModuleEntry] = (),
+) -> tuple[str, int]:
+    checks = asyncio.run(
+        diagnose(data_dir, port, issuer, update_url, dt.datetime.now(dt.UTC), modules)
+    )
     return render(checks, language, as_json=as_json), exit_status(checks)

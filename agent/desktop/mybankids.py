@@ -43,11 +43,22 @@ Rows = list[tuple[str, list[tuple[str, str]]]]
 
 
 class MyBankIds:
-    def __init__(self, ui: DesktopPort, store: TokenStore, *, cards: Watcher | None,
-                 issuer: Callable[[], IssuerConnection | None],
-                 clock: Callable[[], dt.datetime]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ui: DesktopPort,
+        store: TokenStore,
+        *,
+        cards: Watcher | None,
+        issuer: Callable[[], IssuerConnection | None],
+        clock: Callable[[], dt.datetime],
+    ) -> None:
         self._ui, self._store, self._cards, self._issuer, self._clock = (
-            ui, store, cards, issuer, clock)  # fmt: skip
+            ui,
+            store,
+            cards,
+            issuer,
+            clock,
+        )
 
     def _label(self, credential: CredentialInfo) -> str:
         kind = self._term(KIND_TERMS[credential.kind.value])
@@ -73,15 +84,22 @@ class MyBankIds:
             text = f"{c.owner.name} — {kind}, {c.issuer}, {until}, {state}"
             buttons = [(f"details:{c.id}", self._term(Term.MANAGER_DETAILS))]
             if c.kind is TokenKind.FILE:
-                buttons += [(f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD)),
-                            (f"remove:{c.id}", self._term(Term.MANAGER_REMOVE))]  # fmt: skip
+                buttons += [
+                    (f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD)),
+                    (f"remove:{c.id}", self._term(Term.MANAGER_REMOVE)),
+                ]
             else:
                 for ref in pins_of(c.kind):
                     pin = self._term(PIN_TERMS[ref])
-                    buttons.append((f"pin:{c.id}:{ref.name}",
-                                    self._term(Term.MANAGER_CHANGE_PIN, pin=pin)))  # fmt: skip
-                    buttons.append((f"unblock:{c.id}:{ref.name}",
-                                    self._term(Term.MANAGER_UNBLOCK_PIN, pin=pin)))  # fmt: skip
+                    buttons.append(
+                        (f"pin:{c.id}:{ref.name}", self._term(Term.MANAGER_CHANGE_PIN, pin=pin))
+                    )
+                    buttons.append(
+                        (
+                            f"unblock:{c.id}:{ref.name}",
+                            self._term(Term.MANAGER_UNBLOCK_PIN, pin=pin),
+                        )
+                    )
             # the most used first: change password/PIN has the focus when the window opens
             rows.append((text, [*buttons[1:2], buttons[0], *buttons[2:]]))
         return rows
@@ -119,11 +137,20 @@ class MyBankIds:
         state = self._term(STATE_TERMS[c.state(self._clock()).value])
         if c.development:
             state += f" ({self._term(Term.DEVELOPMENT)})"
-        await self._ui.info(c.owner.name, self._term(
-            Term.DETAILS_TEXT, name=c.owner.name, personal_number=c.owner.personal_number,
-            kind=self._term(KIND_TERMS[c.kind.value]), issuer=c.issuer,
-            not_before=f"{c.not_before:%Y-%m-%d}", not_after=f"{c.not_after:%Y-%m-%d}",
-            state=state, token_id=c.id))  # fmt: skip
+        await self._ui.info(
+            c.owner.name,
+            self._term(
+                Term.DETAILS_TEXT,
+                name=c.owner.name,
+                personal_number=c.owner.personal_number,
+                kind=self._term(KIND_TERMS[c.kind.value]),
+                issuer=c.issuer,
+                not_before=f"{c.not_before:%Y-%m-%d}",
+                not_after=f"{c.not_after:%Y-%m-%d}",
+                state=state,
+                token_id=c.id,
+            ),
+        )
 
     async def _change_password(self, token_id: str) -> None:
         credential = await self._find(token_id)
@@ -136,8 +163,9 @@ class MyBankIds:
                 return
             old, new = answer
             try:
-                await asyncio.to_thread(self._store.change_password, token_id, old, new,
-                                        self._clock())  # fmt: skip
+                await asyncio.to_thread(
+                    self._store.change_password, token_id, old, new, self._clock()
+                )
             except (WrongCurrentPassword, PasswordTooWeak) as exc:
                 problem = notice_for(exc)  # ask again, saying why (and the tries left)
                 continue
@@ -158,9 +186,11 @@ class MyBankIds:
         issuer = self._issuer()
         can_revoke = issuer is not None and not credential.development
         yes, revoke = await self._ui.confirm(
-            self._term(Term.REMOVE_QUESTION, label=self._label(credential)), "",
+            self._term(Term.REMOVE_QUESTION, label=self._label(credential)),
+            "",
             self._term(Term.REMOVE_REVOKE) if can_revoke else None,
-            self._term(Term.DIALOG_REMOVE))  # fmt: skip
+            self._term(Term.DIALOG_REMOVE),
+        )
         if not yes:
             return False
         if revoke and issuer is not None and not await self._revoke(credential, issuer):
@@ -195,8 +225,9 @@ class MyBankIds:
         purpose = KeyPurpose.IDENTIFICATION
         certificate = x509.load_der_x509_certificate(unlocked.certificate_chain(purpose)[0])
         try:
-            await revoke_credential(issuer, certificate, lambda d: unlocked.sign(purpose, d),
-                                    self._clock())  # fmt: skip
+            await revoke_credential(
+                issuer, certificate, lambda d: unlocked.sign(purpose, d), self._clock()
+            )
         except EnrolmentError as exc:
             log.warning("revocation of %s failed: %s", credential.id, exc)
             await self._ui.tell(notice_for(exc))

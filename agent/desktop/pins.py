@@ -59,8 +59,9 @@ class PinManager:
                 else:
                     if answer.new is None:
                         raise TypeError("a PIN change needs the new PIN")
-                    await asyncio.to_thread(self._cards.change_pin, card_id, pin,
-                                            answer.secret, answer.new)  # fmt: skip
+                    await asyncio.to_thread(
+                        self._cards.change_pin, card_id, pin, answer.secret, answer.new
+                    )
             except (WrongCurrentPin, WrongPuk, PinFormat) as exc:
                 problem = notice_for(exc)  # ask again, saying why and how many tries are left
                 continue

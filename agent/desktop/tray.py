@@ -55,24 +55,35 @@ class SettingsHooks:
 
 
 class Tray:
-    def __init__(self, ui: DesktopPort, data_dir: Path, port: int, *,
-                 order_active: Callable[[], bool], updater: UpdaterService | None,
-                 stop: asyncio.Event, clock: Callable[[], dt.datetime],
-                 cards: Watcher | None = None,
-                 issuer: Callable[[], IssuerConnection | None] = lambda: None,
-                 settings: SettingsHooks | None = None,
-                 modules: Sequence[ModuleEntry] = (),
-                 tokens: TokenWatcher | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ui: DesktopPort,
+        data_dir: Path,
+        port: int,
+        *,
+        order_active: Callable[[], bool],
+        updater: UpdaterService | None,
+        stop: asyncio.Event,
+        clock: Callable[[], dt.datetime],
+        cards: Watcher | None = None,
+        issuer: Callable[[], IssuerConnection | None] = lambda: None,
+        settings: SettingsHooks | None = None,
+        modules: Sequence[ModuleEntry] = (),
+        tokens: TokenWatcher | None = None,
+    ) -> None:
         self._ui, self._data_dir, self._port = ui, data_dir, port
         self._modules = tuple(modules)  # the PKCS#11 modules, for the diagnostics
         self._tokens = tokens  # security keys a BankID can be ordered onto
         self._order_active, self._updater, self._stop, self._clock = (
-            order_active, updater, stop, clock)  # fmt: skip
+            order_active,
+            updater,
+            stop,
+            clock,
+        )
         self._shown: tuple[str, str, Language, tuple[str, ...]] | None = None
         self._issuer = issuer  # ordering is offered only when there is an issuer to ask
         self._settings = settings
-        self._mine = MyBankIds(ui, TokenStore(data_dir), cards=cards, issuer=issuer,
-                               clock=clock)  # fmt: skip
+        self._mine = MyBankIds(ui, TokenStore(data_dir), cards=cards, issuer=issuer, clock=clock)
         # a notice's OK works whether or not a tray can be shown
         ui.on_menu = self._chosen
         ui.on_action = self._action
@@ -89,8 +100,11 @@ class Tray:
 
     def _state(self) -> tuple[str, str]:
         now = self._clock()
-        usable = sum(1 for c in TokenStore(self._data_dir).credentials()
-                     if c.state(now) is CredentialState.USABLE)  # fmt: skip
+        usable = sum(
+            1
+            for c in TokenStore(self._data_dir).credentials()
+            if c.state(now) is CredentialState.USABLE
+        )
         update = self._update_text()
         if self._ui.dialogs_blocked:
             state = "problem"
@@ -100,8 +114,9 @@ class Tray:
             state = "busy"
         else:
             state = "ready"
-        return state, self._term(Term.TRAY_STATUS, version=__version__, usable=usable,
-                                 update=update)  # fmt: skip
+        return state, self._term(
+            Term.TRAY_STATUS, version=__version__, usable=usable, update=update
+        )
 
     async def refresh(self) -> bool:
         """Send the icon if it changed (state, status line or language). False: there is
@@ -143,16 +158,18 @@ class Tray:
             return  # the key left since the menu was drawn
         token = keys[index]
         try:
-            info = await order_token_with_ui(self._ui, issuer, self._tokens, token,
-                                             self._data_dir)  # fmt: skip
+            info = await order_token_with_ui(self._ui, issuer, self._tokens, token, self._data_dir)
         except DialogBlocked as exc:
             log.warning("ordering: the dialog is blocked (%s)", exc.reason)
             await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
             return
         if info is not None:
-            await self._ui.info(self._term(Term.TRAY_ORDER_TOKEN, label=token.label).rstrip(" …"),
-                                self._term(Term.ORDER_DONE_TOKEN, name=info.owner.name,
-                                           token_id=info.id, label=token.label))  # fmt: skip
+            await self._ui.info(
+                self._term(Term.TRAY_ORDER_TOKEN, label=token.label).rstrip(" …"),
+                self._term(
+                    Term.ORDER_DONE_TOKEN, name=info.owner.name, token_id=info.id, label=token.label
+                ),
+            )
 
     async def run(self) -> None:
         if not await self.refresh():
@@ -169,27 +186,32 @@ class Tray:
         if item == "quit":
             self._stop.set()
         elif item == "about":
-            await self._ui.info(self._term(Term.TRAY_ABOUT),
-                                self._term(Term.ABOUT_TEXT, version=__version__))  # fmt: skip
+            await self._ui.info(
+                self._term(Term.TRAY_ABOUT), self._term(Term.ABOUT_TEXT, version=__version__)
+            )
         elif item == "bankids":
             await self._mine.show()
         elif item == "order" and (issuer := self._issuer()) is not None:
             try:
-                info = await order_with_ui(self._ui, issuer, TokenStore(self._data_dir),
-                                           self._clock)  # fmt: skip
+                info = await order_with_ui(
+                    self._ui, issuer, TokenStore(self._data_dir), self._clock
+                )
             except DialogBlocked as exc:
                 log.warning("ordering: the dialog is blocked (%s)", exc.reason)
                 await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
                 info = None
             if info is not None:
-                await self._ui.info(self._term(Term.TRAY_ORDER).rstrip(" …"), self._term(
-                    Term.ORDER_DONE, name=info.owner.name, token_id=info.id))  # fmt: skip
+                await self._ui.info(
+                    self._term(Term.TRAY_ORDER).rstrip(" …"),
+                    self._term(Term.ORDER_DONE, name=info.owner.name, token_id=info.id),
+                )
         elif item.startswith("order-token:"):
             await self._order_on_token(item)
         elif item == "updates":
             if self._updater is None:
-                await self._ui.info(self._term(Term.TRAY_CHECK_UPDATES),
-                                    self._term(Term.NO_UPDATES_HERE))  # fmt: skip
+                await self._ui.info(
+                    self._term(Term.TRAY_CHECK_UPDATES), self._term(Term.NO_UPDATES_HERE)
+                )
             else:
                 await self._updater.start()  # its notices come through the UI port
         elif item == "settings" and self._settings is not None:
@@ -211,8 +233,10 @@ class Tray:
             self._clock(),
             self._modules,
         )
-        await self._ui.report(self._term(Term.TRAY_DIAGNOSTICS).rstrip(" …"),
-                              render(checks, self._ui.language, as_json=False))  # fmt: skip
+        await self._ui.report(
+            self._term(Term.TRAY_DIAGNOSTICS).rstrip(" …"),
+            render(checks, self._ui.language, as_json=False),
+        )
 
     async def _edit_settings(self, hooks: SettingsHooks) -> None:
         """The Settings window: saved to the config file (atomically, owner-only) and
@@ -224,9 +248,12 @@ class Tray:
             await self._ui.tell(Notice(MessageCode.SETTINGS_NOT_SAVED))
             return
         if self._updater is not None:
-            info = self._term(Term.SETTINGS_UPDATE_INFO, version=__version__,
-                              repository=self._updater.repository,
-                              state=self._update_text())  # fmt: skip
+            info = self._term(
+                Term.SETTINGS_UPDATE_INFO,
+                version=__version__,
+                repository=self._updater.repository,
+                state=self._update_text(),
+            )
         else:
             info = self._term(Term.SETTINGS_UPDATE_UNMANAGED)
         form = form_for(stored)

@@ -101,8 +101,9 @@ def proxy_for(url: str, configured: str | None, environ: Mapping[str, str]) -> s
         return None
     host = urllib.parse.urlsplit(url).hostname or ""
     for entry in (e.strip() for e in env.get("no_proxy", "").split(",")):
-        if entry == "*" or (entry and (host == entry.lstrip(".") or
-                                       host.endswith("." + entry.lstrip(".")))):  # fmt: skip
+        if entry == "*" or (
+            entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))
+        ):
             return None
     return proxy
 
@@ -128,8 +129,9 @@ class IssuerConnection:
             return ssl.create_default_context(cafile=self.ca_file)
         return True
 
-    async def post(self, path: str, body: dict[str, Any], *, secret: str | None = None,
-                   retry: bool = False) -> dict[str, Any]:  # fmt: skip
+    async def post(
+        self, path: str, body: dict[str, Any], *, secret: str | None = None, retry: bool = False
+    ) -> dict[str, Any]:
         """Raises: IssuerUnreachable, EnrolmentRefused."""
         url = self.url.rstrip("/") + path
         proxy, auth = split_proxy_credentials(proxy_for(url, self.proxy, os.environ))
@@ -139,9 +141,15 @@ class IssuerConnection:
             try:
                 async with (
                     aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False) as session,
-                    session.post(url, json=body, headers=headers, proxy=proxy,
-                                 proxy_auth=auth, ssl=self._ssl()) as resp,
-                ):  # fmt: skip
+                    session.post(
+                        url,
+                        json=body,
+                        headers=headers,
+                        proxy=proxy,
+                        proxy_auth=auth,
+                        ssl=self._ssl(),
+                    ) as resp,
+                ):
                     # whatever arrives: bytes that are not the issuer's JSON are "not
                     # the issuer's answer", never a decoding error
                     text = (await resp.read()).decode("utf-8", errors="replace")
@@ -153,8 +161,9 @@ class IssuerConnection:
                 log.warning("issuer %s: its certificate is not trusted: %s", path, exc)
                 raise IssuerCertificateUntrusted(str(exc), proxy) from None
             except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
-                log.warning("issuer %s via %s: %s: %s", path, shown_proxy(proxy),
-                            type(exc).__name__, exc)  # fmt: skip
+                log.warning(
+                    "issuer %s via %s: %s: %s", path, shown_proxy(proxy), type(exc).__name__, exc
+                )
                 if not delays:
                     raise IssuerUnreachable(f"{type(exc).__name__}: {exc}", proxy) from None
                 await asyncio.sleep(delays.pop(0))
@@ -167,8 +176,9 @@ def split_proxy_credentials(proxy: str | None) -> tuple[str | None, aiohttp.Basi
     parts = urllib.parse.urlsplit(proxy)
     if not parts.username:
         return proxy, None
-    auth = aiohttp.BasicAuth(urllib.parse.unquote(parts.username),
-                             urllib.parse.unquote(parts.password or ""))  # fmt: skip
+    auth = aiohttp.BasicAuth(
+        urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+    )
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return parts._replace(netloc=netloc).geturl(), auth
@@ -206,12 +216,21 @@ class _Pending:
 
     def to_json(self) -> bytes:
         der, pkcs8 = serialization.Encoding.DER, serialization.PrivateFormat.PKCS8
-        return json.dumps({
-            "issuer": self.issuer, "personalNumber": self.personal_number, "code": self.code,
-            "enrolment": self.enrolment, "secret": self.secret,
-            "keys": {p.value: base64.b64encode(k.private_bytes(
-                der, pkcs8, serialization.NoEncryption())).decode() for p, k in self.keys.items()},
-        }).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "issuer": self.issuer,
+                "personalNumber": self.personal_number,
+                "code": self.code,
+                "enrolment": self.enrolment,
+                "secret": self.secret,
+                "keys": {
+                    p.value: base64.b64encode(
+                        k.private_bytes(der, pkcs8, serialization.NoEncryption())
+                    ).decode()
+                    for p, k in self.keys.items()
+                },
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> _Pending:
@@ -219,17 +238,27 @@ class _Pending:
         doc = strictjson.loads(data)
         keys = {}
         for purpose in KeyPurpose:
-            key = serialization.load_der_private_key(base64.b64decode(doc["keys"][purpose.value]),
-                                                     None)  # fmt: skip
+            key = serialization.load_der_private_key(
+                base64.b64decode(doc["keys"][purpose.value]), None
+            )
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise TypeError("not an EC key")
             keys[purpose] = key
-        return cls(str(doc["issuer"]), str(doc["personalNumber"]), str(doc["code"]),
-                   str(doc["enrolment"]), str(doc["secret"]), keys)  # fmt: skip
+        return cls(
+            str(doc["issuer"]),
+            str(doc["personalNumber"]),
+            str(doc["code"]),
+            str(doc["enrolment"]),
+            str(doc["secret"]),
+            keys,
+        )
 
     def resumes(self, issuer: str, personal_number: PersonalNumber, code: str) -> bool:
         return (self.issuer, self.personal_number, _plain_code(self.code)) == (
-            issuer, str(personal_number), _plain_code(code))  # fmt: skip
+            issuer,
+            str(personal_number),
+            _plain_code(code),
+        )
 
 
 def _plain_code(code: str) -> str:
@@ -242,8 +271,9 @@ def _order_key(issuer: str, personal_number: PersonalNumber, code: str) -> str:
     return hashlib.sha256(f"{issuer}\n{personal_number}\n{_plain_code(code)}".encode()).hexdigest()
 
 
-def _already_enrolled(store: TokenStore, personal_number: PersonalNumber,
-                      exc: EnrolmentRefused) -> EnrolmentRefused:  # fmt: skip
+def _already_enrolled(
+    store: TokenStore, personal_number: PersonalNumber, exc: EnrolmentRefused
+) -> EnrolmentRefused:
     """A spent code whose BankID is here already is news of success, not of loss."""
     if exc.answer != "orderUsed":
         return exc
@@ -272,8 +302,9 @@ def _save_pending(
     random_bytes: Callable[[int], bytes],
     kdf: fileformat.KdfParams,
 ) -> None:
-    sealed = fileformat.seal_blob(pending.to_json(), password, purpose=_PENDING_PURPOSE,
-                                  random_bytes=random_bytes, kdf=kdf)  # fmt: skip
+    sealed = fileformat.seal_blob(
+        pending.to_json(), password, purpose=_PENDING_PURPOSE, random_bytes=random_bytes, kdf=kdf
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write_bytes(path, sealed, mode=0o600)
@@ -346,26 +377,37 @@ async def order_credential(
         except EnrolmentRefused as exc:
             raise _already_enrolled(store, personal_number, exc) from None
         enrolment, secret = str(started["enrolmentId"]), str(started["secret"])
-        pending = _Pending(issuer.url, str(personal_number), activation_code, enrolment,
-                           secret, keys)  # fmt: skip
+        pending = _Pending(
+            issuer.url, str(personal_number), activation_code, enrolment, secret, keys
+        )
         await asyncio.to_thread(_save_pending, pending_path, pending, password, random_bytes, kdf)
         issued = await _submit(issuer, enrolment, secret, keys, personal_number)
     try:
         chain = tuple(x509.load_pem_x509_certificate(str(c).encode()) for c in issued["chain"])
-        leaves = {KeyPurpose.IDENTIFICATION: issued["identification"],
-                  KeyPurpose.SIGNATURE: issued["signature"]}  # fmt: skip
+        leaves = {
+            KeyPurpose.IDENTIFICATION: issued["identification"],
+            KeyPurpose.SIGNATURE: issued["signature"],
+        }
         der = serialization.Encoding.DER
         chains = {
-            p: (x509.load_pem_x509_certificate(str(pem).encode()).public_bytes(der),
-                *(c.public_bytes(der) for c in chain))
+            p: (
+                x509.load_pem_x509_certificate(str(pem).encode()).public_bytes(der),
+                *(c.public_bytes(der) for c in chain),
+            )
             for p, pem in leaves.items()
-        }  # fmt: skip
+        }
     except (KeyError, TypeError, ValueError):
         raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
     token: FileToken = await asyncio.to_thread(
-        fileformat.seal, chains=chains, keys=keys, password=password, development=False,
-        created=fileformat.utc_timestamp(now()), random_bytes=random_bytes, kdf=kdf,
-    )  # fmt: skip
+        fileformat.seal,
+        chains=chains,
+        keys=keys,
+        password=password,
+        development=False,
+        created=fileformat.utc_timestamp(now()),
+        random_bytes=random_bytes,
+        kdf=kdf,
+    )
     try:
         info = await asyncio.to_thread(store.add, token)
     except AlreadyPresent:
@@ -380,18 +422,25 @@ async def order_credential(
     return info
 
 
-async def _submit(issuer: IssuerConnection, enrolment: str, secret: str,
-                  keys: Mapping[KeyPurpose, ec.EllipticCurvePrivateKey],
-                  personal_number: PersonalNumber) -> dict[str, Any]:  # fmt: skip
+async def _submit(
+    issuer: IssuerConnection,
+    enrolment: str,
+    secret: str,
+    keys: Mapping[KeyPurpose, ec.EllipticCurvePrivateKey],
+    personal_number: PersonalNumber,
+) -> dict[str, Any]:
     """The certificate requests; retried on a dropped connection (the issuer answers a
     retry for the same keys with the same certificates). Raises: IssuerUnreachable,
     EnrolmentRefused."""
     return await issuer.post(
         f"/enrol/v1/enrolments/{enrolment}/certificates",
-        {"identificationCsr": _csr(keys[KeyPurpose.IDENTIFICATION], personal_number),
-         "signatureCsr": _csr(keys[KeyPurpose.SIGNATURE], personal_number)},
-        secret=secret, retry=True,
-    )  # fmt: skip
+        {
+            "identificationCsr": _csr(keys[KeyPurpose.IDENTIFICATION], personal_number),
+            "signatureCsr": _csr(keys[KeyPurpose.SIGNATURE], personal_number),
+        },
+        secret=secret,
+        retry=True,
+    )
 
 
 async def order_with_ui(
@@ -409,12 +458,18 @@ async def order_with_ui(
 
     async def order(answer: EnrolmentAnswer) -> CredentialInfo:
         number = PersonalNumber.parse(answer.personal_number)
-        return await order_credential(issuer, store, number, answer.activation_code,
-                                      answer.password, now, kdf=kdf)  # fmt: skip
+        return await order_credential(
+            issuer, store, number, answer.activation_code, answer.password, now, kdf=kdf
+        )
 
-    return await asked_again(ui.ask_enrolment, order, ui.tell, attempts=attempts,
-                             retry=(InvalidPersonalNumber, PasswordTooWeak),
-                             fatal=(IssuerUnreachable, TokenError))  # fmt: skip
+    return await asked_again(
+        ui.ask_enrolment,
+        order,
+        ui.tell,
+        attempts=attempts,
+        retry=(InvalidPersonalNumber, PasswordTooWeak),
+        fatal=(IssuerUnreachable, TokenError),
+    )
 
 
 async def asked_again(
@@ -463,12 +518,16 @@ async def revoke_credential(
     key: ``sign`` returns the raw r||s ES256 signature of the request.
 
     Raises: IssuerUnreachable, EnrolmentRefused."""
-    request = json.dumps({"serial": f"{certificate.serial_number:x}",
-                          "time": now.isoformat()}).encode()  # fmt: skip
+    request = json.dumps(
+        {"serial": f"{certificate.serial_number:x}", "time": now.isoformat()}
+    ).encode()
     proof = sign(request)
-    answer = await issuer.post("/enrol/v1/revocations", {
-        "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        "request": base64.b64encode(request).decode(),
-        "signature": base64.b64encode(proof).decode(),
-    })  # fmt: skip
+    answer = await issuer.post(
+        "/enrol/v1/revocations",
+        {
+            "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            "request": base64.b64encode(request).decode(),
+            "signature": base64.b64encode(proof).decode(),
+        },
+    )
     return [str(s) for s in answer.get("revoked", [])]

@@ -4,8 +4,13 @@ client: every ``eid-agent`` command loads the table, and aiohttp costs ~190 ms."
 
 from __future__ import annotations
 
-__all__ = ["AlreadyEnrolled", "EnrolmentError", "EnrolmentRefused", "IssuerCertificateUntrusted",
-           "IssuerUnreachable"]  # fmt: skip
+__all__ = [
+    "AlreadyEnrolled",
+    "EnrolmentError",
+    "EnrolmentRefused",
+    "IssuerCertificateUntrusted",
+    "IssuerUnreachable",
+]
 
 
 class EnrolmentError(Exception):

@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 
 ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")  # AlgorithmIdentifier, DER
 PIV_IDS = {KeyPurpose.IDENTIFICATION: b"\x01", KeyPurpose.SIGNATURE: b"\x02"}  # 9A, 9C
-LABELS = {KeyPurpose.IDENTIFICATION: "BankID identification",
-          KeyPurpose.SIGNATURE: "BankID signature"}  # fmt: skip
+LABELS = {
+    KeyPurpose.IDENTIFICATION: "BankID identification",
+    KeyPurpose.SIGNATURE: "BankID signature",
+}
 
 
 def _der(tag: int, content: bytes) -> bytes:
@@ -57,18 +59,21 @@ def _der(tag: int, content: bytes) -> bytes:
     return bytes([tag]) + length + content
 
 
-def certification_request(subject: x509.Name, point: bytes,
-                          sign: Callable[[bytes], bytes]) -> bytes:  # fmt: skip
+def certification_request(
+    subject: x509.Name, point: bytes, sign: Callable[[bytes], bytes]
+) -> bytes:
     """A PKCS#10 request (DER) for the P-256 public ``point``, signed by ``sign`` (raw r‖s
     over SHA-256 of the request info). Raises: ValueError (the signature does not verify
     with the key: the token signed with another key, or garbled it)."""
     public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-    spki = public.public_bytes(serialization.Encoding.DER,
-                               serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     info = _der(0x30, b"\x02\x01\x00" + subject.public_bytes() + spki + b"\xa0\x00")
     raw = sign(hashlib.sha256(info).digest())
-    signature = encode_dss_signature(int.from_bytes(raw[:32], "big"),
-                                     int.from_bytes(raw[32:], "big"))  # fmt: skip
+    signature = encode_dss_signature(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    )
     request = _der(0x30, info + ECDSA_SHA256 + _der(0x03, b"\x00" + signature))
     if not x509.load_der_x509_csr(request).is_signature_valid:
         raise ValueError("the token's signature does not verify with its own key")
@@ -118,46 +123,69 @@ async def order_on_token(
     points: dict[KeyPurpose, bytes] = {}
     for purpose in KeyPurpose:
         point = points[purpose] = await asyncio.to_thread(
-            tokens.generate_pair, ref, pin, ids[purpose], LABELS[purpose],
+            tokens.generate_pair,
+            ref,
+            pin,
+            ids[purpose],
+            LABELS[purpose],
             always_authenticate=purpose is KeyPurpose.SIGNATURE,
-        )  # fmt: skip
+        )
 
         def sign(digest: bytes, key: bytes = ids[purpose]) -> bytes:
             return tokens.sign_digest(ref, key, digest, pin)
 
         request = await asyncio.to_thread(certification_request, subject, point, sign)
-        requests[purpose] = x509.load_der_x509_csr(request).public_bytes(
-            serialization.Encoding.PEM).decode()  # fmt: skip
+        requests[purpose] = (
+            x509.load_der_x509_csr(request).public_bytes(serialization.Encoding.PEM).decode()
+        )
     log.info("enrolment %s: keys made on token %r", enrolment, token.label)
     issued = await issuer.post(
         f"/enrol/v1/enrolments/{enrolment}/certificates",
-        {"identificationCsr": requests[KeyPurpose.IDENTIFICATION],
-         "signatureCsr": requests[KeyPurpose.SIGNATURE], "kind": "token"},
-        secret=secret, retry=True,
-    )  # fmt: skip
+        {
+            "identificationCsr": requests[KeyPurpose.IDENTIFICATION],
+            "signatureCsr": requests[KeyPurpose.SIGNATURE],
+            "kind": "token",
+        },
+        secret=secret,
+        retry=True,
+    )
     leaves = _leaves(issued, points)
     chain = _chain(issued, leaves)
     der = serialization.Encoding.DER
     for purpose, cert in leaves.items():
         await asyncio.to_thread(
-            tokens.write_certificate, ref, pin, ids[purpose], LABELS[purpose],
-            cert.public_bytes(der), cert.subject.public_bytes(), cert.issuer.public_bytes(),
-        )  # fmt: skip
+            tokens.write_certificate,
+            ref,
+            pin,
+            ids[purpose],
+            LABELS[purpose],
+            cert.public_bytes(der),
+            cert.subject.public_bytes(),
+            cert.issuer.public_bytes(),
+        )
     for authority in chain:
         if authority.issuer == authority.subject:
             continue  # a root is the verifier's own; only the issuing CA goes along
         try:
             await asyncio.to_thread(
-                tokens.write_certificate, ref, pin, b"\xca" + random_bytes(7),
-                "BankID issuing CA", authority.public_bytes(der),
-                authority.subject.public_bytes(), authority.issuer.public_bytes(),
-            )  # fmt: skip
+                tokens.write_certificate,
+                ref,
+                pin,
+                b"\xca" + random_bytes(7),
+                "BankID issuing CA",
+                authority.public_bytes(der),
+                authority.subject.public_bytes(),
+                authority.issuer.public_bytes(),
+            )
         except CardError as exc:  # no room for it: the agent keeps it (authorities.py)
             log.info("issuing CA not written to token %r: %s", token.label, exc)
             if keep_authorities is not None:
                 await asyncio.to_thread(keep_authorities, [authority])
-    info = describe(TokenKind.TOKEN, leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
-                    leaves[KeyPurpose.SIGNATURE].public_bytes(der))  # fmt: skip
+    info = describe(
+        TokenKind.TOKEN,
+        leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
+        leaves[KeyPurpose.SIGNATURE].public_bytes(der),
+    )
     log.info("enrolment %s: BankID %s on token %r", enrolment, info.id, token.label)
     return info
 
@@ -174,11 +202,15 @@ def placeholder(public: ec.EllipticCurvePublicKey, now: dt.datetime) -> x509.Cer
     taken for a BankID (``contents.py``); the issued certificate replaces it."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key awaiting its certificate")])
     return (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
         .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
-    )  # fmt: skip
+    )
 
 
 async def order_on_piv(
@@ -218,8 +250,9 @@ async def order_on_piv(
     points: dict[KeyPurpose, bytes] = {}
     for purpose, slot in PIV_SLOTS.items():
         public = await asyncio.to_thread(pivtool.generate, card.reader, slot, admin_key)
-        await asyncio.to_thread(pivtool.load_certificate, card.reader, slot,
-                                placeholder(public, clock()), admin_key)  # fmt: skip
+        await asyncio.to_thread(
+            pivtool.load_certificate, card.reader, slot, placeholder(public, clock()), admin_key
+        )
         points[purpose] = public.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
@@ -235,39 +268,53 @@ async def order_on_piv(
                 return tokens.sign_digest(card.ref, key, digest, pin)
 
             request = certification_request(subject, point, sign)
-            made[purpose] = x509.load_der_x509_csr(request).public_bytes(
-                serialization.Encoding.PEM).decode()  # fmt: skip
+            made[purpose] = (
+                x509.load_der_x509_csr(request).public_bytes(serialization.Encoding.PEM).decode()
+            )
         return made
 
     csrs = await asyncio.to_thread(requests)
     issued = await issuer.post(
         f"/enrol/v1/enrolments/{enrolment}/certificates",
-        {"identificationCsr": csrs[KeyPurpose.IDENTIFICATION],
-         "signatureCsr": csrs[KeyPurpose.SIGNATURE], "kind": "token"},
-        secret=secret, retry=True,
-    )  # fmt: skip
+        {
+            "identificationCsr": csrs[KeyPurpose.IDENTIFICATION],
+            "signatureCsr": csrs[KeyPurpose.SIGNATURE],
+            "kind": "token",
+        },
+        secret=secret,
+        retry=True,
+    )
     leaves = _leaves(issued, points)
     chain = _chain(issued, leaves)
     for purpose, slot in PIV_SLOTS.items():
-        await asyncio.to_thread(pivtool.load_certificate, card.reader, slot, leaves[purpose],
-                                admin_key)  # fmt: skip
+        await asyncio.to_thread(
+            pivtool.load_certificate, card.reader, slot, leaves[purpose], admin_key
+        )
     await asyncio.to_thread(tokens.reload, card.ref)  # the agent lists the new BankID
     await asyncio.to_thread(keep_authorities, chain)
     der = serialization.Encoding.DER
-    info = describe(TokenKind.TOKEN, leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
-                    leaves[KeyPurpose.SIGNATURE].public_bytes(der))  # fmt: skip
+    info = describe(
+        TokenKind.TOKEN,
+        leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
+        leaves[KeyPurpose.SIGNATURE].public_bytes(der),
+    )
     log.info("enrolment %s: BankID %s on PIV card %r", enrolment, info.id, card.label)
     return info
 
 
-def _leaves(issued: dict[str, Any],
-            points: dict[KeyPurpose, bytes]) -> dict[KeyPurpose, x509.Certificate]:  # fmt: skip
+def _leaves(
+    issued: dict[str, Any], points: dict[KeyPurpose, bytes]
+) -> dict[KeyPurpose, x509.Certificate]:
     """The issued certificates, each checked to hold the public key the token made: an
     issuer that answers with others would leave a BankID that cannot sign for itself."""
     try:
-        leaves = {p: x509.load_pem_x509_certificate(str(issued[k]).encode())
-                  for p, k in ((KeyPurpose.IDENTIFICATION, "identification"),
-                               (KeyPurpose.SIGNATURE, "signature"))}  # fmt: skip
+        leaves = {
+            p: x509.load_pem_x509_certificate(str(issued[k]).encode())
+            for p, k in (
+                (KeyPurpose.IDENTIFICATION, "identification"),
+                (KeyPurpose.SIGNATURE, "signature"),
+            )
+        }
         held = {p: _point(c.public_key()) for p, c in leaves.items()}
     except (KeyError, TypeError, ValueError):
         raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
@@ -276,8 +323,9 @@ def _leaves(issued: dict[str, Any],
     return leaves
 
 
-def _chain(issued: dict[str, Any],
-           leaves: dict[KeyPurpose, x509.Certificate]) -> list[x509.Certificate]:  # fmt: skip
+def _chain(
+    issued: dict[str, Any], leaves: dict[KeyPurpose, x509.Certificate]
+) -> list[x509.Certificate]:
     """The authorities above the leaves, from the issuer's answer: only those on the path
     from a leaf up (by name), never a root — what else an answer holds is not kept."""
     try:
@@ -300,8 +348,9 @@ def _chain(issued: dict[str, Any],
 def _point(key: object) -> bytes | None:
     if not isinstance(key, ec.EllipticCurvePublicKey):
         return None
-    return key.public_bytes(serialization.Encoding.X962,
-                            serialization.PublicFormat.UncompressedPoint)  # fmt: skip
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
 
 
 # -- the desktop's wizard ------------------------------------------------------------------
@@ -337,12 +386,31 @@ async def order_token_with_ui(
     async def order(answer: EnrolmentAnswer) -> CredentialInfo:
         number = PersonalNumber.parse(answer.personal_number)
         if token.piv:  # the factory management key: another one is the console's
-            return await order_on_piv(issuer, tokens, token, number, answer.activation_code,
-                                      answer.password, pivtool.DEFAULT_ADMIN_KEY,
-                                      keep_authorities=keep)  # fmt: skip
-        return await order_on_token(issuer, tokens, token, number, answer.activation_code,
-                                    answer.password, keep_authorities=keep)  # fmt: skip
+            return await order_on_piv(
+                issuer,
+                tokens,
+                token,
+                number,
+                answer.activation_code,
+                answer.password,
+                pivtool.DEFAULT_ADMIN_KEY,
+                keep_authorities=keep,
+            )
+        return await order_on_token(
+            issuer,
+            tokens,
+            token,
+            number,
+            answer.activation_code,
+            answer.password,
+            keep_authorities=keep,
+        )
 
-    return await asked_again(ask, order, ui.tell, attempts=attempts,
-                             retry=(InvalidPersonalNumber, WrongPin, PinFormat),
-                             fatal=(IssuerUnreachable, CardError))  # fmt: skip
+    return await asked_again(
+        ask,
+        order,
+        ui.tell,
+        attempts=attempts,
+        retry=(InvalidPersonalNumber, WrongPin, PinFormat),
+        fatal=(IssuerUnreachable, CardError),
+    )

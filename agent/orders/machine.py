@@ -168,14 +168,18 @@ class Completion:
             return base64.b64encode(data).decode("ascii")
 
         return {
-            "user": {"personalNumber": self.personal_number, "name": self.name,
-                     "givenName": self.given_name, "surname": self.surname},
+            "user": {
+                "personalNumber": self.personal_number,
+                "name": self.name,
+                "givenName": self.given_name,
+                "surname": self.surname,
+            },
             "token": {"kind": self.token_kind.value},
             "signedData": b64(self.signed_data),
             "signature": b64(self.signature),
             "algorithm": self.algorithm,
             "certificateChain": [b64(der) for der in self.certificate_chain],
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,9 @@ class OrderService:
         except DialogBlocked as exc:
             log.warning("order %s: the dialog is blocked (%s)", order.ref, exc.reason)
             with contextlib.suppress(IllegalTransition, UnknownOrder):
-                self._book.apply(order.ref, Event.START_FAILED, self._clock(),
-                                 detail="dialogBlocked")  # fmt: skip
+                self._book.apply(
+                    order.ref, Event.START_FAILED, self._clock(), detail="dialogBlocked"
+                )
             await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
         except Exception:
             log.exception("order %s failed unexpectedly", order.ref)
@@ -320,8 +321,9 @@ class OrderService:
         assert secret is not None, "a BankID on file has a password"
         unlocked = await asyncio.to_thread(self._store.unlock, credential.id, secret)
         signed = self._signed_data(order)
-        return _completion(credential, signed, unlocked.sign(purpose, signed),
-                           unlocked.certificate_chain(purpose))  # fmt: skip
+        return _completion(
+            credential, signed, unlocked.sign(purpose, signed), unlocked.certificate_chain(purpose)
+        )
 
     async def _sign_with_card(
         self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str | None
@@ -331,8 +333,9 @@ class OrderService:
         if card is None:  # gone from the snapshot before its PIN went anywhere
             raise CardRemoved(pin_sent=False)
         signed = self._signed_data(order)
-        signature = await asyncio.to_thread(self._cards.sign, credential.id, purpose, signed,
-                                            secret)  # fmt: skip
+        signature = await asyncio.to_thread(
+            self._cards.sign, credential.id, purpose, signed, secret
+        )
         return _completion(credential, signed, signature, card.chains[purpose])
 
     def _signed_data(self, order: Order) -> bytes:

@@ -20,8 +20,11 @@ def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
 def owner_of(cert: x509.Certificate) -> Owner:
     """Raises: InvalidPersonalNumber (the holder is not named by a personal number)."""
     subject = cert.subject
-    return Owner(PersonalNumber.parse(_attr(subject, NameOID.SERIAL_NUMBER)),
-                 _attr(subject, NameOID.GIVEN_NAME), _attr(subject, NameOID.SURNAME))  # fmt: skip
+    return Owner(
+        PersonalNumber.parse(_attr(subject, NameOID.SERIAL_NUMBER)),
+        _attr(subject, NameOID.GIVEN_NAME),
+        _attr(subject, NameOID.SURNAME),
+    )
 
 
 def describe(

@@ -232,8 +232,11 @@ def seal_blob(
     made for one use cannot be passed off as another."""
     kdf.check()
     salt, nonce = random_bytes(16), random_bytes(12)
-    header: dict[str, Any] = {"format": purpose, "kdf": _kdf_document(kdf, salt),
-                              "cipher": _cipher_document(nonce)}  # fmt: skip
+    header: dict[str, Any] = {
+        "format": purpose,
+        "kdf": _kdf_document(kdf, salt),
+        "cipher": _cipher_document(nonce),
+    }
     sealed = AESGCM(_derive(password, salt, kdf)).encrypt(nonce, payload, _blob_aad(header))
     return json.dumps({**header, "ciphertext": _b64e(sealed)}).encode()
 
@@ -252,12 +255,21 @@ def open_blob(data: bytes, password: str, *, purpose: str) -> bytes:
         kdf_doc, cipher_doc = doc["kdf"], doc["cipher"]
         kdf = _kdf_params(kdf_doc)
         header = {"format": purpose, "kdf": kdf_doc, "cipher": cipher_doc}
-        salt, nonce, sealed = (_b64(kdf_doc["salt"]), _b64(cipher_doc["nonce"]),
-                               _b64(doc["ciphertext"]))  # fmt: skip
+        salt, nonce, sealed = (
+            _b64(kdf_doc["salt"]),
+            _b64(cipher_doc["nonce"]),
+            _b64(doc["ciphertext"]),
+        )
     except CredentialDamaged:
         raise
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
-            RecursionError) as exc:  # fmt: skip
+    except (
+        UnicodeDecodeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
         raise CredentialDamaged(f"malformed ({type(exc).__name__})") from None
     if len(salt) < 16 or len(nonce) != 12:
         raise CredentialDamaged("salt or nonce has the wrong length")
@@ -318,9 +330,17 @@ def loads(data: bytes) -> FileToken:
 
 
 _TOP_FIELDS = {
-    "format", "version", "development", "created", "certificates", "kdf", "cipher",
-    "ciphertext", "lock", "checksum",
-}  # fmt: skip
+    "format",
+    "version",
+    "development",
+    "created",
+    "certificates",
+    "kdf",
+    "cipher",
+    "ciphertext",
+    "lock",
+    "checksum",
+}
 
 
 def _from_document(doc: dict[str, Any]) -> FileToken:
@@ -451,8 +471,13 @@ def _public_part(token: FileToken) -> dict[str, Any]:
 
 
 def _kdf_document(kdf: KdfParams, salt: bytes) -> dict[str, Any]:
-    return {"algorithm": "argon2id", "salt": _b64e(salt), "memoryKiB": kdf.memory_kib,
-            "iterations": kdf.iterations, "lanes": kdf.lanes}  # fmt: skip
+    return {
+        "algorithm": "argon2id",
+        "salt": _b64e(salt),
+        "memoryKiB": kdf.memory_kib,
+        "iterations": kdf.iterations,
+        "lanes": kdf.lanes,
+    }
 
 
 def _cipher_document(nonce: bytes) -> dict[str, Any]:
@@ -461,9 +486,11 @@ def _cipher_document(nonce: bytes) -> dict[str, Any]:
 
 def _kdf_params(kdf_doc: Mapping[str, Any]) -> KdfParams:
     """Raises: CredentialDamaged (out of bounds), KeyError, TypeError."""
-    kdf = KdfParams(memory_kib=_int(kdf_doc["memoryKiB"]),
-                    iterations=_int(kdf_doc["iterations"]),
-                    lanes=_int(kdf_doc["lanes"]))  # fmt: skip
+    kdf = KdfParams(
+        memory_kib=_int(kdf_doc["memoryKiB"]),
+        iterations=_int(kdf_doc["iterations"]),
+        lanes=_int(kdf_doc["lanes"]),
+    )
     kdf.check()
     return kdf
 

@@ -46,8 +46,9 @@ class Watcher(Protocol):
     def card(self, credential_id: str) -> Held | None: ...
     async def wait_changed(self, since: int) -> None: ...
     def pin_status(self, credential_id: str, pin: PinRef) -> PinStatus: ...
-    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes,
-             pin: str | None) -> bytes: ...  # fmt: skip
+    def sign(
+        self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str | None
+    ) -> bytes: ...
     def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None: ...
     def unblock_pin(self, credential_id: str, pin: PinRef, puk: str, new: str | None) -> None: ...
 
@@ -90,8 +91,7 @@ class Hardware:
     def pin_status(self, credential_id: str, pin: PinRef) -> PinStatus:
         return self._owner(credential_id).pin_status(credential_id, pin)
 
-    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes,
-             pin: str | None) -> bytes:  # fmt: skip
+    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str | None) -> bytes:
         """``pin`` None: typed on the reader's PIN pad (a credential with ``pin_pad``)."""
         return self._owner(credential_id).sign(credential_id, purpose, data, pin)
 

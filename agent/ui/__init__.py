@@ -14,5 +14,13 @@ from agent.ui.port import (
     UiPort,
 )
 
-__all__ = ["DesktopPort", "DialogBlocked", "EnrolmentAnswer", "PinAnswer", "PinRequest",
-           "Presentation", "Request", "UiPort"]  # fmt: skip
+__all__ = [
+    "DesktopPort",
+    "DialogBlocked",
+    "EnrolmentAnswer",
+    "PinAnswer",
+    "PinRequest",
+    "Presentation",
+    "Request",
+    "UiPort",
+]

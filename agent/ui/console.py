@@ -48,8 +48,13 @@ def visible(text: str) -> str:
 
 
 class ConsoleUi:
-    def __init__(self, stdin: TextIO, out: TextIO, language: Language,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stdin: TextIO,
+        out: TextIO,
+        language: Language,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stdin, self._out, self._language = stdin, out, language
         self._clock = clock
         self._lines: asyncio.Queue[str | None] | None = None
@@ -100,13 +105,16 @@ class ConsoleUi:
         """A card has two PINs: always say which one is asked for, and how many tries it
         has left when some are already spent."""
         tries = credential.tries_left
-        return _capitalised(self._term(
-            term,
-            pin=catalogue().term(PIN_TERMS[ref], self._language),
-            name=credential.owner.name,
-            tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
-            if tries is not None and tries < 3 else "",
-        ))  # fmt: skip
+        return _capitalised(
+            self._term(
+                term,
+                pin=catalogue().term(PIN_TERMS[ref], self._language),
+                name=credential.owner.name,
+                tries=self._term(Term.CONSOLE_TRIES_LEFT, tries=tries)
+                if tries is not None and tries < 3
+                else "",
+            )
+        )
 
     async def ask_secret(
         self, request: Request, credential: CredentialInfo, problem: Notice | None

@@ -150,31 +150,37 @@ class DesktopPort(UiPort, Protocol):
         ``on_manager``."""
         ...
 
-    async def ask_password(self, credential: CredentialInfo,
-                           problem: Notice | None) -> str | None:  # fmt: skip
+    async def ask_password(self, credential: CredentialInfo, problem: Notice | None) -> str | None:
         """The password of a BankID on file, outside an order (to revoke it)."""
         ...
 
-    async def ask_password_change(self, credential: CredentialInfo,
-                                  problem: Notice | None) -> tuple[str, str] | None:  # fmt: skip
+    async def ask_password_change(
+        self, credential: CredentialInfo, problem: Notice | None
+    ) -> tuple[str, str] | None:
         """The current password and the new one (typed twice and equal)."""
         ...
 
-    async def settings(self, form: SettingsForm, update_info: str,
-                       problem: Notice | None = None,
-                       focus: str | None = None) -> SettingsForm | None:  # fmt: skip
+    async def settings(
+        self,
+        form: SettingsForm,
+        update_info: str,
+        problem: Notice | None = None,
+        focus: str | None = None,
+    ) -> SettingsForm | None:
         """The Settings window filled from ``form``; what the person saved, or None."""
         ...
 
-    async def ask_token_enrolment(self, label: str, problem: Notice | None, *,
-                                  replaces: bool) -> EnrolmentAnswer | None:  # fmt: skip
+    async def ask_token_enrolment(
+        self, label: str, problem: Notice | None, *, replaces: bool
+    ) -> EnrolmentAnswer | None:
         """Personal number, activation code and the PIN of the security key ``label`` (in
         ``password``), for a BankID ordered onto it; ``replaces``: a BankID on it is
         overwritten (a PIV card's two slots). None if the person cancels."""
         ...
 
-    async def confirm(self, heading: str, body: str, check: str | None,
-                      ok: str) -> tuple[bool, bool]:  # fmt: skip
+    async def confirm(
+        self, heading: str, body: str, check: str | None, ok: str
+    ) -> tuple[bool, bool]:
         """(yes, the check box ticked); the safe answer (Cancel) is the default."""
         ...
 

@@ -97,8 +97,14 @@ def _proxy(form: SettingsForm, stored: Settings) -> str | None:
         port = parts.port
     except ValueError:
         raise SettingsInvalid("proxy_url", MessageCode.PROXY_INVALID) from None
-    if (parts.scheme not in ("http", "https") or not parts.hostname or port is None
-            or parts.username or parts.path not in ("", "/") or parts.query):  # fmt: skip
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port is None
+        or parts.username
+        or parts.path not in ("", "/")
+        or parts.query
+    ):
         raise SettingsInvalid("proxy_url", MessageCode.PROXY_INVALID)
     user = form.proxy_user.strip()
     password = form.proxy_password
@@ -137,8 +143,11 @@ def _sites(field: str, text: str) -> tuple[str, ...]:
         if sep:
             name, _, port = host.partition(":")
             entry = f"https://{_ascii(name)}" + (f":{port}" if port else "")
-            ok = scheme == "https" and bool(_HOST.match(_ascii(name))) and (
-                not port or (port.isdigit() and 0 < int(port) < 65536))  # fmt: skip
+            ok = (
+                scheme == "https"
+                and bool(_HOST.match(_ascii(name)))
+                and (not port or (port.isdigit() and 0 < int(port) < 65536))
+            )
         else:
             name, ok = entry, bool(_HOST.match(_ascii(entry)))
             entry = _ascii(entry)

@@ -42,12 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             scratch = args.metadata_dir.parent / f".{args.metadata_dir.name}-targets"
             remote.refresh_metadata(args.metadata_dir, args.metadata_url, scratch)
         else:
-            if not (args.metadata_url and args.target_name and args.target_base_url
-                    and args.target_dir):  # fmt: skip
-                parser.error("download needs --metadata-url, --target-name, "
-                             "--target-base-url and --target-dir")  # fmt: skip
-            remote.download_artifact(args.metadata_dir, args.metadata_url, args.target_name,
-                                     args.target_base_url, args.target_dir)  # fmt: skip
+            if not (
+                args.metadata_url and args.target_name and args.target_base_url and args.target_dir
+            ):
+                parser.error(
+                    "download needs --metadata-url, --target-name, "
+                    "--target-base-url and --target-dir"
+                )
+            remote.download_artifact(
+                args.metadata_dir,
+                args.metadata_url,
+                args.target_name,
+                args.target_base_url,
+                args.target_dir,
+            )
     except (UpdateError, OSError) as exc:
         sys.stderr.write(f"eid-tuf-client: {exc}\n")
         return 1

@@ -91,8 +91,11 @@ def archive_manifest(archive: Path) -> tuple[dict[str, object], int]:
                     if member is None or info.size > 1 << 16:
                         break
                     doc = json.loads(member.read())
-                    if isinstance(doc, dict) and doc.get("format") == 1 and doc.get(
-                            "name") == APP_NAME:  # fmt: skip
+                    if (
+                        isinstance(doc, dict)
+                        and doc.get("format") == 1
+                        and doc.get("name") == APP_NAME
+                    ):
                         return doc, int(info.mtime)
                     break
     except (OSError, tarfile.TarError, EOFError, ValueError) as exc:

@@ -102,8 +102,9 @@ class VersionRule:
     def from_custom(cls, doc: object) -> VersionRule:
         """Raises: PolicyError."""
         if not isinstance(doc, dict) or not set(doc) <= {"versions", "status", "until"}:
-            raise PolicyError("a versionStatus rule has versions, status and (for a "
-                              "phaseOut) until, nothing else")  # fmt: skip
+            raise PolicyError(
+                "a versionStatus rule has versions, status and (for a phaseOut) until, nothing else"
+            )
         versions, status, until = doc.get("versions"), doc.get("status"), doc.get("until")
         if not isinstance(versions, str) or not 0 < len(versions) <= 200:
             raise PolicyError("versions must be a version range such as '<1.2.0'")
@@ -173,9 +174,11 @@ class Policy:
             raise PolicyError("manualUrl must be an http(s) URL")
         if not isinstance(automatic, bool):
             raise PolicyError("automatic must be true or false")
-        for name, value, low, high in (("failureThreshold", threshold, 1, 100),
-                                       ("checkIntervalMinutes", minutes, 3, 43200),
-                                       ("maxOfflineDays", offline, 1, 365)):  # fmt: skip
+        for name, value, low, high in (
+            ("failureThreshold", threshold, 1, 100),
+            ("checkIntervalMinutes", minutes, 3, 43200),
+            ("maxOfflineDays", offline, 1, 365),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise PolicyError(f"{name} must be a whole number from {low} to {high}")
         try:
@@ -212,8 +215,9 @@ class Standing(enum.Enum):
     UP_TO_DATE = MessageCode.NO_UPDATE_NEEDED
 
 
-def standing(current: Version, latest: Version | None, policy: Policy,
-             now: dt.datetime | None = None) -> Standing:  # fmt: skip
+def standing(
+    current: Version, latest: Version | None, policy: Policy, now: dt.datetime | None = None
+) -> Standing:
     """Where ``current`` stands; ``now`` ends phase-outs (None: none has ended)."""
     rule = policy.status_of(current)
     ends = rule.ends() if rule is not None else None
@@ -262,16 +266,27 @@ class UpdaterState:
         def t(value: dt.datetime | None) -> str | None:
             return value.isoformat() if value else None
 
-        return json.dumps({
-            "phase": self.phase.value, "nextCheck": t(self.next_check),
-            "applyFailures": self.apply_failures, "checkFailures": self.check_failures,
-            "target": self.target, "standing": self.standing.name,
-            "automatic": self.automatic, "retryApplyAt": t(self.retry_apply_at),
-            "lastSuccess": t(self.last_success), "manualUrl": self.manual_url,
-            "threshold": self.threshold, "phaseOutEnds": t(self.phase_out_ends),
-            "maxOfflineDays": self.max_offline.days, "failingSince": t(self.failing_since),
-            "failureReason": self.failure_reason, "staleTold": self.stale_told,
-        }, sort_keys=True)  # fmt: skip
+        return json.dumps(
+            {
+                "phase": self.phase.value,
+                "nextCheck": t(self.next_check),
+                "applyFailures": self.apply_failures,
+                "checkFailures": self.check_failures,
+                "target": self.target,
+                "standing": self.standing.name,
+                "automatic": self.automatic,
+                "retryApplyAt": t(self.retry_apply_at),
+                "lastSuccess": t(self.last_success),
+                "manualUrl": self.manual_url,
+                "threshold": self.threshold,
+                "phaseOutEnds": t(self.phase_out_ends),
+                "maxOfflineDays": self.max_offline.days,
+                "failingSince": t(self.failing_since),
+                "failureReason": self.failure_reason,
+                "staleTold": self.stale_told,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> UpdaterState:
@@ -466,8 +481,13 @@ def _check_failed(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effec
     assert isinstance(e, CheckFailed)
     failures = state.check_failures + 1
     delay = min(CHECK_RETRY * 2 ** (failures - 1), dt.timedelta(hours=6))
-    new = replace(state, check_failures=failures, next_check=_after(e.now, delay, e.jitter),
-                  failing_since=state.failing_since or e.now, failure_reason=e.reason)  # fmt: skip
+    new = replace(
+        state,
+        check_failures=failures,
+        next_check=_after(e.now, delay, e.jitter),
+        failing_since=state.failing_since or e.now,
+        failure_reason=e.reason,
+    )
     effects: list[Effect] = []
     stale = _stale_code(new, e.now)
     if stale is not None:  # said at the first failed check past the limit, or when asked
@@ -521,8 +541,9 @@ def _apply_failed(state: UpdaterState, e: Any) -> tuple[UpdaterState, list[Effec
             Notify(MessageCode.UPDATE_FAILED_REPEATEDLY, state.manual_url or None)
         ]
     delay = min(APPLY_RETRY * 2 ** (failures - 1), MAX_APPLY_RETRY)
-    new = replace(state, phase=Phase.AVAILABLE, apply_failures=failures,
-                  retry_apply_at=e.now + delay)  # fmt: skip
+    new = replace(
+        state, phase=Phase.AVAILABLE, apply_failures=failures, retry_apply_at=e.now + delay
+    )
     if e.automatic:
         return new, [Notify(MessageCode.UPDATE_FAILED_WILL_RETRY)]
     return new, [Notify(MessageCode.SELF_UPDATE_FAILED_MANUAL, state.manual_url or None)]

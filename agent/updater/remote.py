@@ -90,8 +90,11 @@ class _Client(Client):  # type: ignore[misc]
         metas: list[Any] = super().trusted_target_metas
         if not self.hidden:
             return metas
-        return [m for m in metas if not (m.name == APP_NAME and not m.is_other
-                                         and m.version in self.hidden)]  # fmt: skip
+        return [
+            m
+            for m in metas
+            if not (m.name == APP_NAME and not m.is_other and m.version in self.hidden)
+        ]
 
 
 class _Fetcher(AuthRequestsFetcher):  # type: ignore[misc]
@@ -182,12 +185,17 @@ class _WatchedAdapter(HTTPAdapter):
 
     def _pools(self) -> dict[str, type[HTTPConnectionPool]]:
         record = self._record
-        return {"http": _recording(HTTPConnectionPool, HTTPConnection, record),
-                "https": _recording(HTTPSConnectionPool, HTTPSConnection, record)}  # fmt: skip
+        return {
+            "http": _recording(HTTPConnectionPool, HTTPConnection, record),
+            "https": _recording(HTTPSConnectionPool, HTTPSConnection, record),
+        }
 
 
-def _recording(pool: type[HTTPConnectionPool], connection: type[HTTPConnection],
-               record: Callable[[socket.socket], None]) -> type[HTTPConnectionPool]:  # fmt: skip
+def _recording(
+    pool: type[HTTPConnectionPool],
+    connection: type[HTTPConnection],
+    record: Callable[[socket.socket], None],
+) -> type[HTTPConnectionPool]:
     """``pool`` whose connections hand each new socket to ``record``."""
 
     class Recording(connection):  # type: ignore[valid-type,misc]
@@ -223,8 +231,13 @@ def _client(source: Source, current: Version, extract_dir: Path | None) -> Any:
     return client
 
 
-_CHECK_ERRORS = (tuf_errors.RepositoryError, tuf_errors.DownloadError,
-                 requests.RequestException, OSError, ValueError)  # fmt: skip
+_CHECK_ERRORS = (
+    tuf_errors.RepositoryError,
+    tuf_errors.DownloadError,
+    requests.RequestException,
+    OSError,
+    ValueError,
+)
 
 
 def _refresh(client: Any) -> None:
@@ -241,8 +254,9 @@ def _refresh(client: Any) -> None:
         raise CheckError("invalid", f"{type(exc).__name__}: {exc}") from None
 
 
-def _refreshed(client: Any, source: Source, current: Version, staging: Staging | None, *,
-               patch: bool = True) -> Found:  # fmt: skip
+def _refreshed(
+    client: Any, source: Source, current: Version, staging: Staging | None, *, patch: bool = True
+) -> Found:
     """Run tufup's check on a new client. Raises: CheckError."""
     # Refresh here rather than inside check_for_updates, which folds "unreachable" and
     # "signed by the wrong key" into one None; a tuf Updater refreshes only once anyway.
@@ -297,11 +311,13 @@ def _not_offered(client: Any, current: Version, staging: Staging) -> frozenset[V
         if standing(current, None, policy, staging.now) in (Standing.REQUIRED, Standing.BLOCKED):
             return frozenset()  # a required update is not staged
         return frozenset(
-            Version(str(meta.version)) for meta in archives
-            if meta.version > current and not offered(
-                staging.draw, Rollout.from_custom((meta.custom or {}).get("rollout")),
-                staging.now)
-        )  # fmt: skip
+            Version(str(meta.version))
+            for meta in archives
+            if meta.version > current
+            and not offered(
+                staging.draw, Rollout.from_custom((meta.custom or {}).get("rollout")), staging.now
+            )
+        )
     except (PolicyError, InvalidVersion) as exc:
         raise CheckError("policy", str(exc)) from None
 
@@ -323,8 +339,9 @@ def check(source: Source, current: Version, staging: Staging | None = None) -> F
         _done(client)
 
 
-def fetch(source: Source, current: Version, extract_dir: Path,
-          staging: Staging | None = None) -> tuple[Found, Path]:  # fmt: skip
+def fetch(
+    source: Source, current: Version, extract_dir: Path, staging: Staging | None = None
+) -> tuple[Found, Path]:
     """Download the update (patches or archive), verify it and unpack it into
     ``extract_dir`` (empty). Returns what was found and the unpacked folder. A patch
     that fails (download or verification) is followed by the full archive at once.
@@ -342,8 +359,9 @@ def fetch(source: Source, current: Version, extract_dir: Path,
         return _fetch(source, current, extract_dir, staging, patch=False)
 
 
-def _fetch(source: Source, current: Version, extract_dir: Path, staging: Staging | None, *,
-           patch: bool) -> tuple[Found, Path]:  # fmt: skip
+def _fetch(
+    source: Source, current: Version, extract_dir: Path, staging: Staging | None, *, patch: bool
+) -> tuple[Found, Path]:
     try:
         client = _client(source, current, extract_dir)
     except _CHECK_ERRORS as exc:
@@ -354,8 +372,9 @@ def _fetch(source: Source, current: Version, extract_dir: Path, staging: Staging
         _done(client)
 
 
-def _download(client: Any, source: Source, current: Version, staging: Staging | None, *,
-              patch: bool) -> tuple[Found, Path]:  # fmt: skip
+def _download(
+    client: Any, source: Source, current: Version, staging: Staging | None, *, patch: bool
+) -> tuple[Found, Path]:
     found = _refreshed(client, source, current, staging, patch=patch)
     if found.update is None:
         raise FetchError("nothing newer to install")
@@ -368,11 +387,14 @@ def _download(client: Any, source: Source, current: Version, staging: Staging | 
     try:
         client.download_and_apply_update(skip_confirmation=True, install=install)
     except _CHECK_ERRORS as exc:
-        raise FetchError(f"the {kind} did not download or verify: {type(exc).__name__}: {exc}",
-                         by_patch=found.by_patch) from None  # fmt: skip
+        raise FetchError(
+            f"the {kind} did not download or verify: {type(exc).__name__}: {exc}",
+            by_patch=found.by_patch,
+        ) from None
     if not unpacked:
-        raise FetchError(f"the {kind} did not reproduce the signed archive",
-                         by_patch=found.by_patch)  # fmt: skip
+        raise FetchError(
+            f"the {kind} did not reproduce the signed archive", by_patch=found.by_patch
+        )
     log.info("update %s fetched (%s, %d bytes)", found.update, kind, found.download_bytes)
     return found, unpacked[0]
 
@@ -423,8 +445,9 @@ def refresh_metadata(metadata_dir: Path, metadata_url: str, targets_dir: Path) -
         _done(client)
 
 
-def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
-                      target_base_url: str, target_dir: Path) -> Path:  # fmt: skip
+def download_artifact(
+    metadata_dir: Path, metadata_url: str, target_name: str, target_base_url: str, target_dir: Path
+) -> Path:
     """Refresh, then download ``target_name`` into ``target_dir`` (kept when cached).
 
     Raises:
@@ -446,14 +469,20 @@ def download_artifact(metadata_dir: Path, metadata_url: str, target_name: str,
         _done(client)
 
 
-def _bare_client(source: Source, metadata_url: str, targets_url: str,
-                 deadline: float = DOWNLOAD_DEADLINE) -> Any:  # fmt: skip
+def _bare_client(
+    source: Source, metadata_url: str, targets_url: str, deadline: float = DOWNLOAD_DEADLINE
+) -> Any:
     source.targets_dir.mkdir(parents=True, exist_ok=True)
     try:
-        client = Client(app_name=APP_NAME, app_install_dir=source.targets_dir,
-                        current_version="0", metadata_dir=source.metadata_dir,
-                        metadata_base_url=metadata_url, target_dir=source.targets_dir,
-                        target_base_url=targets_url)  # fmt: skip
+        client = Client(
+            app_name=APP_NAME,
+            app_install_dir=source.targets_dir,
+            current_version="0",
+            metadata_dir=source.metadata_dir,
+            metadata_base_url=metadata_url,
+            target_dir=source.targets_dir,
+            target_base_url=targets_url,
+        )
     except _CHECK_ERRORS as exc:
         raise CheckError("invalid", f"trusted metadata: {exc}") from None
     client._fetcher = _Fetcher(time.monotonic() + deadline)

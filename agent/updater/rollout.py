@@ -58,7 +58,11 @@ class Rollout:
         if doc is None:
             return None
         if not isinstance(doc, dict) or not {"start", "days"} <= set(doc) <= {
-                "start", "days", "pausedAt", "halted"}:  # fmt: skip
+            "start",
+            "days",
+            "pausedAt",
+            "halted",
+        }:
             raise PolicyError("rollout has start and days, and may have pausedAt and halted")
         days, halted = doc["days"], doc.get("halted", False)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
@@ -66,9 +70,12 @@ class Rollout:
         if not isinstance(halted, bool):
             raise PolicyError("rollout halted must be true or false")
         paused = doc.get("pausedAt")
-        return cls(start=_time(doc["start"], "start"), days=days,
-                   paused_at=_time(paused, "pausedAt") if paused is not None else None,
-                   halted=halted)  # fmt: skip
+        return cls(
+            start=_time(doc["start"], "start"),
+            days=days,
+            paused_at=_time(paused, "pausedAt") if paused is not None else None,
+            halted=halted,
+        )
 
     def to_custom(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"start": _text(self.start), "days": self.days}

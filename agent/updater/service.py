@@ -174,8 +174,9 @@ class UpdaterService:
             log.info("update to %s complete", target)
             await self._step(Applied(self._clock(), target, self._jitter()))
         else:
-            log.warning("the update to %s did not complete; %s keeps running", target,
-                        self._current)  # fmt: skip
+            log.warning(
+                "the update to %s did not complete; %s keeps running", target, self._current
+            )
             await self._step(ApplyFailed(self._clock(), automatic=state.automatic))
 
     async def applied(self, version: Version) -> None:
@@ -185,16 +186,18 @@ class UpdaterService:
     async def check(self, *, by_person: bool, tick: bool = True) -> list[Effect]:
         """Check the repository; ``tick`` lets an automatic update start right after."""
         try:
-            found = await asyncio.to_thread(remote.check, self._source, self._current,
-                                            self._staging())  # fmt: skip
+            found = await asyncio.to_thread(
+                remote.check, self._source, self._current, self._staging()
+            )
         except remote.CheckError as exc:
             log.warning("update check failed (%s)", exc)
             failed = CheckFailed(self._clock(), self._jitter(), by_person, reason=exc.reason)
             effects = await self._step(failed)
         else:
             log.info("update check: latest %s, update %s", found.latest, found.update)
-            event = Checked(self._clock(), self._current, found.latest, found.policy,
-                            self._jitter(), by_person)  # fmt: skip
+            event = Checked(
+                self._clock(), self._current, found.latest, found.policy, self._jitter(), by_person
+            )
             effects = await self._step(event)
         if not tick:
             return effects
@@ -234,8 +237,12 @@ class UpdaterService:
             await self._apply(Version(effect.version), automatic=not person)
 
     async def _apply(self, version: Version, *, automatic: bool) -> None:
-        log.info("updating %s to %s (%s)", self._current, version,
-                 "automatic" if automatic else "asked for")  # fmt: skip
+        log.info(
+            "updating %s to %s (%s)",
+            self._current,
+            version,
+            "automatic" if automatic else "asked for",
+        )
         installed: Version | None = None
         try:
             staging = await asyncio.to_thread(self._layout.new_staging_dir)

@@ -396,8 +396,11 @@ def _parse(raw: Mapping[str, object]) -> Catalogue:
 
 def _text(key: str, table: Mapping[str, object]) -> Text:
     console = table.get("console")
-    return Text(title=str(table["title"]), body=str(table["body"]),
-                console=str(console) if console is not None else None)  # fmt: skip
+    return Text(
+        title=str(table["title"]),
+        body=str(table["body"]),
+        console=str(console) if console is not None else None,
+    )
 
 
 def language_from_env(environ: Mapping[str, str]) -> Language:

@@ -204,10 +204,13 @@ class VirtualCard:
 
     def _card_info(self) -> bytes:
         return json.dumps(
-            {"serial": self.state.serial, "profile": PROFILE_VERSION,
-             "pins": {f"{r:02X}": list(PIN_LENGTHS[r]) for r in self.state.pins}},
+            {
+                "serial": self.state.serial,
+                "profile": PROFILE_VERSION,
+                "pins": {f"{r:02X}": list(PIN_LENGTHS[r]) for r in self.state.pins},
+            },
             separators=(",", ":"),
-        ).encode()  # fmt: skip
+        ).encode()
 
     def _pin(self, p2: int) -> Pin | None:
         return self.state.pins.get(p2)

@@ -31,8 +31,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     insert = commands.add_parser("insert", help="insert the card until Ctrl-C or SIGTERM")
     insert.add_argument("--card", type=Path, required=True)
-    insert.add_argument("--slot", type=int, choices=[0, 1], default=0,
-                        help="0 = 'Virtual PCD 00 00', 1 = 'Virtual PCD 00 01'")  # fmt: skip
+    insert.add_argument(
+        "--slot",
+        type=int,
+        choices=[0, 1],
+        default=0,
+        help="0 = 'Virtual PCD 00 00', 1 = 'Virtual PCD 00 01'",
+    )
     insert.add_argument("--host", default="127.0.0.1", help="where pcscd's vpcd listens")
     show = commands.add_parser("show", help="owner and PIN counters of a card file")
     show.add_argument("--card", type=Path, required=True)
@@ -57,8 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for ref, name in ((0x81, "identification PIN"), (0x82, "signature PIN"), (0x83, "PUK")):
             print(f"{name}: {state.pins[ref].tries_left} tries left")
         return 0
-    return _serve(args, VpcdLink(VirtualCard(state, file.save), host=args.host,
-                                 port=VPCD_PORTS[args.slot]), state.serial)  # fmt: skip
+    return _serve(
+        args,
+        VpcdLink(VirtualCard(state, file.save), host=args.host, port=VPCD_PORTS[args.slot]),
+        state.serial,
+    )
 
 
 def _piv(args: argparse.Namespace, raw: bytes) -> int:
@@ -69,9 +77,11 @@ def _piv(args: argparse.Namespace, raw: bytes) -> int:
         return 1
     if args.command == "show":
         obj = state.objects.get(SLOTS[0x9A], b"")
-        print(f"serial: {state.serial} (PIV)\nPIN: {state.pin.tries_left} tries left\n"
-              f"PUK: {state.puk.tries_left} tries left\ncertificates: {len(state.objects)}"
-              + ("" if obj else " (no 9A certificate)"))  # fmt: skip
+        print(
+            f"serial: {state.serial} (PIV)\nPIN: {state.pin.tries_left} tries left\n"
+            f"PUK: {state.puk.tries_left} tries left\ncertificates: {len(state.objects)}"
+            + ("" if obj else " (no 9A certificate)")
+        )
         return 0
 
     def save(new: PivState) -> None:
@@ -91,8 +101,11 @@ def _serve(args: argparse.Namespace, link: VpcdLink, serial: str) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"eid-vcard: card {serial} inserted in 'Virtual PCD 00 0{args.slot}'; "
-          "Ctrl-C removes it", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"eid-vcard: card {serial} inserted in 'Virtual PCD 00 0{args.slot}'; Ctrl-C removes it",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -93,13 +93,22 @@ class PivState:
         def secret(s: Secret) -> dict[str, object]:
             return {"value": s.value.hex(), "triesLeft": s.tries_left}
 
-        return json.dumps({
-            "format": "eid-agent/virtual-piv-card", "version": 1, "serial": self.serial,
-            "pin": secret(self.pin), "puk": secret(self.puk), "adminKey": self.admin_key.hex(),
-            "keys": {f"{k:02X}": base64.b64encode(v).decode() for k, v in self.keys.items()},
-            "objects": {f"{t:06X}": base64.b64encode(v).decode()
-                        for t, v in self.objects.items()},
-        }, indent=2, sort_keys=True).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "format": "eid-agent/virtual-piv-card",
+                "version": 1,
+                "serial": self.serial,
+                "pin": secret(self.pin),
+                "puk": secret(self.puk),
+                "adminKey": self.admin_key.hex(),
+                "keys": {f"{k:02X}": base64.b64encode(v).decode() for k, v in self.keys.items()},
+                "objects": {
+                    f"{t:06X}": base64.b64encode(v).decode() for t, v in self.objects.items()
+                },
+            },
+            indent=2,
+            sort_keys=True,
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> PivState:
@@ -113,11 +122,13 @@ class PivState:
                 return Secret(bytes.fromhex(str(d["value"])), int(str(d["triesLeft"])))
 
             return cls(
-                serial=str(doc["serial"]), pin=secret(doc["pin"]), puk=secret(doc["puk"]),
+                serial=str(doc["serial"]),
+                pin=secret(doc["pin"]),
+                puk=secret(doc["puk"]),
                 admin_key=bytes.fromhex(str(doc.get("adminKey", DEFAULT_ADMIN_KEY.hex()))),
                 keys={int(k, 16): base64.b64decode(v) for k, v in doc["keys"].items()},
                 objects={int(t, 16): base64.b64decode(v) for t, v in doc["objects"].items()},
-            )  # fmt: skip
+            )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a virtual PIV card: {type(exc).__name__}") from None
 
@@ -142,8 +153,9 @@ def new_piv_card(serial: str, pin: str, puk: str) -> PivState:
 def generate_piv_key(state: PivState, slot: int) -> tuple[PivState, ec.EllipticCurvePublicKey]:
     """A P-256 key made inside the card; only the public key leaves."""
     key = ec.generate_private_key(ec.SECP256R1())
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())  # fmt: skip
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return replace(state, keys={**state.keys, slot: der}), key.public_key()
 
 
@@ -203,8 +215,13 @@ def _read_tlv(data: bytes) -> list[tuple[int, bytes]]:
 class PivCard:
     atr = ATR
 
-    def __init__(self, state: PivState, on_change: Callable[[PivState], None], *,
-                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:  # fmt: skip
+    def __init__(
+        self,
+        state: PivState,
+        on_change: Callable[[PivState], None],
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         self.state = state
         self._on_change = on_change
         self._random = random_bytes
@@ -294,8 +311,13 @@ class PivCard:
             return self._respond(_tlv(0x7E, discovery), le)
         if wanted == CHUID_TAG:
             serial = self.state.serial.encode()[:16].ljust(16, b"\x00")
-            chuid = (_tlv(0x30, b"\xd4" + b"\x00" * 24) + _tlv(0x34, serial)
-                     + _tlv(0x35, b"20991231") + _tlv(0x3E, b"") + _tlv(0xFE, b""))  # fmt: skip
+            chuid = (
+                _tlv(0x30, b"\xd4" + b"\x00" * 24)
+                + _tlv(0x34, serial)
+                + _tlv(0x35, b"20991231")
+                + _tlv(0x3E, b"")
+                + _tlv(0xFE, b"")
+            )
             return self._respond(_tlv(0x53, chuid), le)
         contents = self.state.objects.get(wanted)
         if contents is None:
@@ -465,8 +487,9 @@ class PivCard:
             return SW_WRONG_DATA
         self.state, public = generate_piv_key(self.state, p2)
         self._on_change(self.state)
-        point = public.public_bytes(serialization.Encoding.X962,
-                                    serialization.PublicFormat.UncompressedPoint)  # fmt: skip
+        point = public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
         return self._respond(_tlv(0x7F49, _tlv(0x86, point)), le)
 
     def _put_data(self, p1: int, p2: int, data: bytes) -> bytes:

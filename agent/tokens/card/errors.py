@@ -18,8 +18,12 @@ class PinRef(enum.IntEnum):
 
 
 # A token judges its own PIN's format; the agent only refuses what no token takes.
-PIN_LENGTHS = {PinRef.IDENTIFICATION: (4, 12), PinRef.SIGNATURE: (5, 12), PinRef.PUK: (8, 12),
-               PinRef.USER: (1, 64)}  # fmt: skip
+PIN_LENGTHS = {
+    PinRef.IDENTIFICATION: (4, 12),
+    PinRef.SIGNATURE: (5, 12),
+    PinRef.PUK: (8, 12),
+    PinRef.USER: (1, 64),
+}
 
 
 class CardError(TokenError):

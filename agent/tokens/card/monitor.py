@@ -68,8 +68,9 @@ class CardCredential:
 def read_card(reader: str, session: CardSession) -> CardCredential:
     """Raises: CardError (not our card, removed, …), ValueError (certificates unreadable)."""
     chains = session.chains()
-    info = describe(TokenKind.CARD, chains[KeyPurpose.IDENTIFICATION][0],
-                    chains[KeyPurpose.SIGNATURE][0])  # fmt: skip
+    info = describe(
+        TokenKind.CARD, chains[KeyPurpose.IDENTIFICATION][0], chains[KeyPurpose.SIGNATURE][0]
+    )
     return CardCredential(reader, info, chains)
 
 
@@ -226,13 +227,13 @@ class CardWatcher:
         """Raises: CardError (e.g. the card is gone)."""
         return self._with_session(credential_id, lambda s: s.pin_status(pin))
 
-    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes,
-             pin: str | None) -> bytes:  # fmt: skip
+    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str | None) -> bytes:
         """Blocking: run in an executor. Raises: CardError (WrongPin, PinBlocked, …);
         PinFormat for no PIN (the profile's cards are never behind a PIN pad here)."""
         if pin is None:
-            raise PinFormat(PinRef.SIGNATURE if purpose is KeyPurpose.SIGNATURE
-                            else PinRef.IDENTIFICATION)  # fmt: skip
+            raise PinFormat(
+                PinRef.SIGNATURE if purpose is KeyPurpose.SIGNATURE else PinRef.IDENTIFICATION
+            )
         return self._with_session(credential_id, lambda s: s.sign(purpose, data, pin))
 
     def change_pin(self, credential_id: str, pin: PinRef, old: str, new: str) -> None:

@@ -36,8 +36,12 @@ _MAP: dict[int, type[CardError]] = {
     scard.SCARD_E_READER_UNAVAILABLE: NoReader,
     scard.SCARD_E_NO_READERS_AVAILABLE: NoReader,
 }
-_SERVICE_DOWN = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED,
-                 scard.SCARD_F_COMM_ERROR, scard.SCARD_E_INVALID_HANDLE}  # fmt: skip
+_SERVICE_DOWN = {
+    scard.SCARD_E_NO_SERVICE,
+    scard.SCARD_E_SERVICE_STOPPED,
+    scard.SCARD_F_COMM_ERROR,
+    scard.SCARD_E_INVALID_HANDLE,
+}
 
 
 def _raise(hresult: int, what: str) -> None:
@@ -86,9 +90,11 @@ class PcscContext:
     def connect(self, reader: str) -> PcscConnection:
         """Raises: NoCard, NoReader, PcscUnavailable."""
         hresult, card, protocol = scard.SCardConnect(
-            self._context, reader, scard.SCARD_SHARE_SHARED,
+            self._context,
+            reader,
+            scard.SCARD_SHARE_SHARED,
             scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
-        )  # fmt: skip
+        )
         _raise(hresult, "connect")
         return PcscConnection(card, protocol)
 

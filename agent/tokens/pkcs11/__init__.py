@@ -9,5 +9,11 @@ from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
 from agent.tokens.pkcs11.modules import ModuleEntry, find_modules
 from agent.tokens.pkcs11.watcher import ModuleProblem, TokenWatcher
 
-__all__ = ["ModuleEntry", "ModuleProblem", "ModuleUnusable", "TokenFault", "TokenWatcher",
-           "find_modules"]  # fmt: skip
+__all__ = [
+    "ModuleEntry",
+    "ModuleProblem",
+    "ModuleUnusable",
+    "TokenFault",
+    "TokenWatcher",
+    "find_modules",
+]

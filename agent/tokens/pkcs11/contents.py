@@ -135,8 +135,9 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def _chain(leaf_der: bytes, leaf: x509.Certificate,
-           cas: Sequence[tuple[bytes, x509.Certificate]]) -> tuple[bytes, ...]:  # fmt: skip
+def _chain(
+    leaf_der: bytes, leaf: x509.Certificate, cas: Sequence[tuple[bytes, x509.Certificate]]
+) -> tuple[bytes, ...]:
     """The leaf and the authorities above it that the token holds, without a root: a
     verifier uses its own trust anchors."""
     chain, current = [leaf_der], leaf
@@ -200,24 +201,39 @@ def read(contents: TokenContents, authorities: Sequence[bytes] = ()) -> Reading:
             why.append(f"certificate {ident_obj.label}: names no personal number")
             continue
         partners = [
-            (o, c) for o, c in leaves[KeyPurpose.SIGNATURE]
+            (o, c)
+            for o, c in leaves[KeyPurpose.SIGNATURE]
             if o.id not in used and c.issuer == ident.issuer and _same_holder(c, holder)
-        ]  # fmt: skip
+        ]
         if not partners:
             why.append(f"certificate {ident_obj.label}: no signature certificate of its holder")
             continue
         sign_obj, sign = max(partners, key=lambda p: p[1].not_valid_after_utc)
         used.add(sign_obj.id)
-        info = replace(describe(TokenKind.TOKEN, ident_obj.der, sign_obj.der,
-                                locked=state.locked, tries_left=state.tries_left),
-                       pin_pad=bool(contents.flags & PROTECTED_AUTHENTICATION_PATH))  # fmt: skip
-        found.append(TokenCredential(
-            token=contents.ref,
-            info=info,
-            chains={KeyPurpose.IDENTIFICATION: _chain(ident_obj.der, ident, cas),
-                    KeyPurpose.SIGNATURE: _chain(sign_obj.der, sign, cas)},
-            key_ids={KeyPurpose.IDENTIFICATION: ident_obj.id, KeyPurpose.SIGNATURE: sign_obj.id},
-        ))  # fmt: skip
+        info = replace(
+            describe(
+                TokenKind.TOKEN,
+                ident_obj.der,
+                sign_obj.der,
+                locked=state.locked,
+                tries_left=state.tries_left,
+            ),
+            pin_pad=bool(contents.flags & PROTECTED_AUTHENTICATION_PATH),
+        )
+        found.append(
+            TokenCredential(
+                token=contents.ref,
+                info=info,
+                chains={
+                    KeyPurpose.IDENTIFICATION: _chain(ident_obj.der, ident, cas),
+                    KeyPurpose.SIGNATURE: _chain(sign_obj.der, sign, cas),
+                },
+                key_ids={
+                    KeyPurpose.IDENTIFICATION: ident_obj.id,
+                    KeyPurpose.SIGNATURE: sign_obj.id,
+                },
+            )
+        )
     for sign_obj, _ in leaves[KeyPurpose.SIGNATURE]:
         if sign_obj.id not in used:
             why.append(f"certificate {sign_obj.label}: no identification certificate of its holder")

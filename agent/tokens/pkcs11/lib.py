@@ -54,8 +54,16 @@ LEAKED_SESSIONS_LIMIT = 8  # see _login_failed
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")  # the named curve's OID, DER
 REMOVAL_LOOKS, REMOVAL_PAUSE = 10, 0.1  # after an error: is the token still there?
 
-_GONE = (p11.DeviceRemoved, p11.TokenNotPresent, p11.TokenNotRecognised, p11.SessionClosed,
-         p11.SessionHandleInvalid, p11.SlotIDInvalid, p11.DeviceError, p11.NoSuchToken)  # fmt: skip
+_GONE = (
+    p11.DeviceRemoved,
+    p11.TokenNotPresent,
+    p11.TokenNotRecognised,
+    p11.SessionClosed,
+    p11.SessionHandleInvalid,
+    p11.SlotIDInvalid,
+    p11.DeviceError,
+    p11.NoSuchToken,
+)
 
 
 def _text(value: object) -> str:
@@ -124,9 +132,14 @@ class Module:
     def _head(self, slot_id: int, token: pkcs11.Token) -> TokenContents:
         serial = _text(token.serial)
         reader = _text(getattr(token.slot, "slot_description", ""))
-        return TokenContents(TokenRef(self.path, slot_id, serial), _text(token.label),
-                             _text(token.manufacturer_id), _text(token.model),
-                             int(token.flags), reader=reader)  # fmt: skip
+        return TokenContents(
+            TokenRef(self.path, slot_id, serial),
+            _text(token.label),
+            _text(token.manufacturer_id),
+            _text(token.model),
+            int(token.flags),
+            reader=reader,
+        )
 
     def contents(self, head: TokenContents) -> TokenContents:
         """The token's certificates and keys as it shows them before a login."""
@@ -135,8 +148,16 @@ class Module:
             with token.open() as session:
                 certificates = tuple(self._certificates(session))
                 keys = tuple(self._keys(session))
-            return TokenContents(head.ref, head.label, head.manufacturer, head.model,
-                                 int(token.flags), certificates, keys, head.reader)  # fmt: skip
+            return TokenContents(
+                head.ref,
+                head.label,
+                head.manufacturer,
+                head.model,
+                int(token.flags),
+                certificates,
+                keys,
+                head.reader,
+            )
 
     def _certificates(self, session: pkcs11.Session) -> Iterator[CertObject]:
         found = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
@@ -197,16 +218,18 @@ class Module:
             raise TokenFault(f"a signature of {len(signature)} bytes", "sign")
         return bytes(signature)
 
-    def _login(self, token: pkcs11.Token, ref: TokenRef, pin: str | None, *,
-               rw: bool = False) -> pkcs11.Session:  # fmt: skip
+    def _login(
+        self, token: pkcs11.Token, ref: TokenRef, pin: str | None, *, rw: bool = False
+    ) -> pkcs11.Session:
         try:
             with self._mapped("login", pin_sent=True, ref=ref):
                 return token.open(rw=rw, user_pin=pin if pin is not None else pkcs11.PROTECTED_AUTH)
         except _Refused as refused:
             raise self._user_pin_refused(refused, ref, WrongPin) from None
 
-    def _user_pin_refused(self, refused: _Refused, ref: TokenRef,
-                          wrong: type[WrongPin]) -> CardError:  # fmt: skip
+    def _user_pin_refused(
+        self, refused: _Refused, ref: TokenRef, wrong: type[WrongPin]
+    ) -> CardError:
         """What a refused user PIN means, from the module's answer and the token's flags."""
         self._login_failed()
         state = pin_state(self._flags_or_zero(ref))
@@ -233,8 +256,9 @@ class Module:
             with self._mapped("log out", pin_sent=True, ref=ref):
                 session.close()
 
-    def generate_pair(self, ref: TokenRef, pin: str, key_id: bytes, label: str, *,
-                      always_authenticate: bool) -> bytes:  # fmt: skip
+    def generate_pair(
+        self, ref: TokenRef, pin: str, key_id: bytes, label: str, *, always_authenticate: bool
+    ) -> bytes:
         """A P-256 key pair made on the token (the private key never leaves it), stored
         under ``key_id``. Returns the public key's uncompressed point (04 ‖ X ‖ Y).
 
@@ -249,21 +273,36 @@ class Module:
                 params = session.create_domain_parameters(
                     KeyType.EC, {Attribute.EC_PARAMS: P256_PARAMS}, local=True
                 )
-                private = {Attribute.SIGN: True, Attribute.SENSITIVE: True,
-                           Attribute.EXTRACTABLE: False, Attribute.PRIVATE: True}  # fmt: skip
+                private = {
+                    Attribute.SIGN: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.PRIVATE: True,
+                }
                 if always_authenticate:
                     private[Attribute.ALWAYS_AUTHENTICATE] = True
                 public_key, _ = params.generate_keypair(
-                    store=True, id=key_id, label=label,
-                    public_template={Attribute.VERIFY: True}, private_template=private,
-                )  # fmt: skip
+                    store=True,
+                    id=key_id,
+                    label=label,
+                    public_template={Attribute.VERIFY: True},
+                    private_template=private,
+                )
                 point = _attr(public_key, Attribute.EC_POINT, b"")
         if not isinstance(point, bytes) or len(point) < 65:
             raise TokenFault("no public key", "generate a key pair")
         return point[-65:]  # the DER OCTET STRING's contents: 04 ‖ X ‖ Y
 
-    def write_certificate(self, ref: TokenRef, pin: str, key_id: bytes, label: str,
-                          der: bytes, subject: bytes, issuer: bytes) -> None:  # fmt: skip
+    def write_certificate(
+        self,
+        ref: TokenRef,
+        pin: str,
+        key_id: bytes,
+        label: str,
+        der: bytes,
+        subject: bytes,
+        issuer: bytes,
+    ) -> None:
         """Store an X.509 certificate on the token beside the key ``key_id``.
 
         Raises: WrongPin, PinBlocked, CardRemoved, TokenFault.
@@ -273,14 +312,19 @@ class Module:
                 token = self._token(ref)
             session = self._login(token, ref, pin, rw=True)
             with self._mapped("write a certificate", pin_sent=True, ref=ref), session:
-                session.create_object({
-                    Attribute.CLASS: ObjectClass.CERTIFICATE,
-                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
-                    Attribute.TOKEN: True, Attribute.PRIVATE: False,
-                    Attribute.ID: key_id, Attribute.LABEL: label,
-                    Attribute.SUBJECT: subject, Attribute.ISSUER: issuer,
-                    Attribute.VALUE: der,
-                })  # fmt: skip
+                session.create_object(
+                    {
+                        Attribute.CLASS: ObjectClass.CERTIFICATE,
+                        Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                        Attribute.TOKEN: True,
+                        Attribute.PRIVATE: False,
+                        Attribute.ID: key_id,
+                        Attribute.LABEL: label,
+                        Attribute.SUBJECT: subject,
+                        Attribute.ISSUER: issuer,
+                        Attribute.VALUE: der,
+                    }
+                )
 
     def change_pin(self, ref: TokenRef, old: str, new: str) -> None:
         """C_SetPIN in a session without a login: the user PIN, proven by ``old``.
@@ -385,8 +429,9 @@ class Module:
         module finds it now, not as last listed). Raises: CardRemoved."""
         slot = None if fresh else (self._slots or {}).get(ref.slot)
         if slot is None:
-            slot = next((s for s in self._lib.get_slots(token_present=True)
-                         if s.slot_id == ref.slot), None)  # fmt: skip
+            slot = next(
+                (s for s in self._lib.get_slots(token_present=True) if s.slot_id == ref.slot), None
+            )
         if slot is not None:
             try:
                 token = slot.get_token()

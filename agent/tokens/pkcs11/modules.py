@@ -108,8 +108,11 @@ def config_dirs(home: Path | None = None) -> list[Path]:
 def module_dir() -> Path:
     """Where p11-kit resolves a relative ``module:`` (Debian: the multiarch folder)."""
     arch = sysconfig.get_config_var("MULTIARCH") or f"{os.uname().machine}-linux-gnu"
-    for candidate in (Path(f"/usr/lib/{arch}/pkcs11"), Path("/usr/lib64/pkcs11"),
-                      Path("/usr/lib/pkcs11")):  # fmt: skip
+    for candidate in (
+        Path(f"/usr/lib/{arch}/pkcs11"),
+        Path("/usr/lib64/pkcs11"),
+        Path("/usr/lib/pkcs11"),
+    ):
         if candidate.is_dir():
             return candidate
     return Path(f"/usr/lib/{arch}/pkcs11")

@@ -67,11 +67,23 @@ def _workspace(admin_key: bytes) -> Iterator[tuple[Path, dict[str, str]]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(args: Sequence[str], env: dict[str, str], during: str, *,
-         success: frozenset[int] = frozenset({0})) -> str:  # fmt: skip
+def _run(
+    args: Sequence[str],
+    env: dict[str, str],
+    during: str,
+    *,
+    success: frozenset[int] = frozenset({0}),
+) -> str:
     try:
-        done = subprocess.run([PIV_TOOL, *args], env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT, check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            [PIV_TOOL, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TokenFault(type(exc).__name__, during) from None
     if done.returncode not in success or (done.returncode and done.stderr.strip()):
@@ -103,11 +115,16 @@ def generate(reader: str, slot: int, admin_key: bytes) -> ec.EllipticCurvePublic
     through piv-tool's ``--send-apdu`` after its authentication, and the point is read from
     the answer.
     """
-    command = ":".join(f"{b:02X}" for b in bytes([0x00, 0x47, 0x00, slot, 0x05, 0xAC, 0x03,
-                                                  0x80, 0x01, 0x11, 0x00]))  # fmt: skip
+    command = ":".join(
+        f"{b:02X}"
+        for b in bytes([0x00, 0x47, 0x00, slot, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11, 0x00])
+    )
     with _workspace(admin_key) as (_folder, env):
-        out = _run(["--reader", reader, "--admin", "M:9B:03", "--send-apdu", command], env,
-                   "generate a key")  # fmt: skip
+        out = _run(
+            ["--reader", reader, "--admin", "M:9B:03", "--send-apdu", command],
+            env,
+            "generate a key",
+        )
     answer = _received(out)
     point = answer[5:] if answer[:5] == bytes.fromhex("7F49438641") else b""
     try:
@@ -120,8 +137,10 @@ def _received(output: str) -> bytes:
     """The data piv-tool prints after "Received (SW1=0x90, SW2=0x00):": 16 bytes a line,
     each as two hex digits and a space (48 columns), then the same bytes as text."""
     lines = output.splitlines()
-    start = next((i for i, line in enumerate(lines)
-                  if line.startswith("Received (SW1=0x90, SW2=0x00)")), None)  # fmt: skip
+    start = next(
+        (i for i, line in enumerate(lines) if line.startswith("Received (SW1=0x90, SW2=0x00)")),
+        None,
+    )
     if start is None:
         raise TokenFault("piv-tool: the card refused", "generate a key")
     data = bytearray()
@@ -136,8 +155,9 @@ def _received(output: str) -> bytes:
     return bytes(data)
 
 
-def load_certificate(reader: str, slot: int, certificate: x509.Certificate,
-                     admin_key: bytes) -> None:  # fmt: skip
+def load_certificate(
+    reader: str, slot: int, certificate: x509.Certificate, admin_key: bytes
+) -> None:
     """Write ``certificate`` into ``slot``'s certificate object. Raises: TokenFault."""
     with _workspace(admin_key) as (folder, env):
         pem = folder / "certificate.pem"
@@ -146,6 +166,18 @@ def load_certificate(reader: str, slot: int, certificate: x509.Certificate,
         # write succeeded: that status, with nothing said on stderr, is its success. The
         # caller reads the token again to see the certificate there.
         written = len(certificate.public_bytes(serialization.Encoding.DER)) % 256
-        _run(["--reader", reader, "--admin", "M:9B:03", "--cert", SLOT_NAMES[slot],
-              "--in", str(pem)], env, "load a certificate",
-             success=frozenset({0, written}))  # fmt: skip
+        _run(
+            [
+                "--reader",
+                reader,
+                "--admin",
+                "M:9B:03",
+                "--cert",
+                SLOT_NAMES[slot],
+                "--in",
+                str(pem),
+            ],
+            env,
+            "load a certificate",
+            success=frozenset({0, written}),
+        )

@@ -43,8 +43,11 @@ def probe(path: Path, *, timeout: float = TIMEOUT) -> ProbeResult:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "agent.tokens.pkcs11.probe", str(path)],
-            capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return ProbeResult(False, f"did not answer within {timeout:g} s", "hung")
     except OSError as exc:
@@ -98,8 +101,9 @@ class ProbeCache:
             known = self._known.get(key)
         if isinstance(known, dict):
             try:
-                return ProbeResult(bool(known["ok"]), str(known["detail"]),
-                                   str(known.get("reason", "")))  # fmt: skip
+                return ProbeResult(
+                    bool(known["ok"]), str(known["detail"]), str(known.get("reason", ""))
+                )
             except KeyError:
                 pass
         result = probe(path)

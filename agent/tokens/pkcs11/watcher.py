@@ -155,8 +155,7 @@ class TokenWatcher:
             except ModuleUnusable as exc:
                 self._problem(str(entry.path), "unloadable", exc.reason)
                 continue
-            log.info("PKCS#11 module %s loaded (%s, %s)", entry.path, result.detail,
-                     entry.source)  # fmt: skip
+            log.info("PKCS#11 module %s loaded (%s, %s)", entry.path, result.detail, entry.source)
 
     def _problem(self, path: str, reason: str, detail: str) -> None:
         log.warning("PKCS#11 module %s not used: %s", path, detail)  # once: at load
@@ -203,8 +202,9 @@ class TokenWatcher:
         return found
 
     @staticmethod
-    def _read_token(module: Module, head: TokenContents,
-                    authorities: Sequence[bytes]) -> rules.Reading | None:  # fmt: skip
+    def _read_token(
+        module: Module, head: TokenContents, authorities: Sequence[bytes]
+    ) -> rules.Reading | None:
         try:
             reading = rules.read(module.contents(head), authorities)
         except CardError as exc:
@@ -254,14 +254,14 @@ class TokenWatcher:
         head = next((h for h in self._present if h.ref == ref), None)
         return self._pin_tries(head) if head is not None else None
 
-    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes,
-             pin: str | None) -> bytes:  # fmt: skip
+    def sign(self, credential_id: str, purpose: KeyPurpose, data: bytes, pin: str | None) -> bytes:
         """``pin`` None: the person types it on the reader's PIN pad (C_Login with none).
         Raises: CardError (WrongPin, PinBlocked, PinEntryCancelled, CardRemoved, …)."""
         module, cred = self._module(credential_id)
         digest = hashlib.sha256(data).digest()
-        return self._counted(cred.token, module.sign, cred.token, cred.key_ids[purpose],
-                             digest, pin)  # fmt: skip
+        return self._counted(
+            cred.token, module.sign, cred.token, cred.key_ids[purpose], digest, pin
+        )
 
     def _counted(self, ref: TokenRef, call: Callable[..., _T], *args: object) -> _T:
         """``call``, its refused PIN given the exact tries left where the card tells."""
@@ -290,8 +290,9 @@ class TokenWatcher:
     def check_pin(self, ref: TokenRef, pin: str) -> None:
         self._counted(ref, self._module_of(ref).check_pin, ref, pin)
 
-    def generate_pair(self, ref: TokenRef, pin: str, key_id: bytes, label: str, *,
-                      always_authenticate: bool) -> bytes:  # fmt: skip
+    def generate_pair(
+        self, ref: TokenRef, pin: str, key_id: bytes, label: str, *, always_authenticate: bool
+    ) -> bytes:
         """Raises: CardError. Returns the public point (04 ‖ X ‖ Y)."""
         module = self._module_of(ref)
         return module.generate_pair(
@@ -302,8 +303,16 @@ class TokenWatcher:
         """ECDSA r‖s over a SHA-256 digest with a key that is not a BankID's yet."""
         return self._module_of(ref).sign(ref, key_id, digest, pin)
 
-    def write_certificate(self, ref: TokenRef, pin: str, key_id: bytes, label: str,
-                          der: bytes, subject: bytes, issuer: bytes) -> None:  # fmt: skip
+    def write_certificate(
+        self,
+        ref: TokenRef,
+        pin: str,
+        key_id: bytes,
+        label: str,
+        der: bytes,
+        subject: bytes,
+        issuer: bytes,
+    ) -> None:
         self._module_of(ref).write_certificate(ref, pin, key_id, label, der, subject, issuer)
         self.forget(ref)
 
@@ -331,22 +340,26 @@ class TokenWatcher:
         module.unblock_pin(cred.token, puk, new)
 
 
-def tokens_now(modules: Sequence[ModuleEntry], authorities: Sequence[bytes] = (), *,
-               probes: Path | None = None) -> list[CredentialInfo]:  # fmt: skip
+def tokens_now(
+    modules: Sequence[ModuleEntry], authorities: Sequence[bytes] = (), *, probes: Path | None = None
+) -> list[CredentialInfo]:
     """The BankIDs on tokens at this moment, for one-shot listings (``tokens list``);
     ``probes``: where probe results are kept (``ProbeCache``)."""
     if not modules:
         return []
     if probes is None or not probes.parent.is_dir():
         return asyncio.run(TokenWatcher(modules, authorities=authorities).look_once())
-    watcher = TokenWatcher(modules, authorities=authorities,
-                           probe_module=ProbeCache(probes).probe)  # fmt: skip
+    watcher = TokenWatcher(modules, authorities=authorities, probe_module=ProbeCache(probes).probe)
     return asyncio.run(watcher.look_once())
 
 
 @contextlib.contextmanager
-def tokens_open(modules: Sequence[ModuleEntry], *, authorities: Sequence[bytes] = (),
-                conf_dir: Path | None = None) -> Iterator[TokenWatcher]:  # fmt: skip
+def tokens_open(
+    modules: Sequence[ModuleEntry],
+    *,
+    authorities: Sequence[bytes] = (),
+    conf_dir: Path | None = None,
+) -> Iterator[TokenWatcher]:
     """A watcher that has loaded its modules and looked once, for one command's work
     (``eid-agent card … --pin token``); its blocking methods are used directly."""
 

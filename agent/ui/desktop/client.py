@@ -51,17 +51,26 @@ class HelperUnavailable(Exception):
     """The dialog helper cannot run here (no display, no GTK)."""
 
 
-NOTIFIED = frozenset({
-    MessageCode.DIALOG_BLOCKED, MessageCode.UPDATE_FAILED_WILL_RETRY,
-    MessageCode.SELF_UPDATE_FAILED_MANUAL, MessageCode.UPDATE_FAILED_REPEATEDLY,
-    MessageCode.UPDATE_UNREACHABLE_REPEATEDLY,
-})  # fmt: skip
+NOTIFIED = frozenset(
+    {
+        MessageCode.DIALOG_BLOCKED,
+        MessageCode.UPDATE_FAILED_WILL_RETRY,
+        MessageCode.SELF_UPDATE_FAILED_MANUAL,
+        MessageCode.UPDATE_FAILED_REPEATEDLY,
+        MessageCode.UPDATE_UNREACHABLE_REPEATEDLY,
+    }
+)
 WATCH_SECONDS = 4.0  # a password dialog not usable by then is reported as blocked
 
 
 class DesktopUi:
-    def __init__(self, language: Language, *, watch: float = WATCH_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        language: Language,
+        *,
+        watch: float = WATCH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.language = language  # the Settings window may change it at run time
         self.presentation = Presentation()
         self._dialogs_blocked = False
@@ -97,10 +106,13 @@ class DesktopUi:
                 # its path) that imports only gi; it finds gi where this process does.
                 paths = [p for p in sys.path if p and Path(p).resolve() != Path.cwd()]
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-P", str(HELPER),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    sys.executable,
+                    "-P",
+                    str(HELPER),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
                     env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
-                )  # fmt: skip
+                )
             except OSError as exc:
                 raise HelperUnavailable(str(exc)) from None
             assert proc.stdout is not None
@@ -123,10 +135,11 @@ class DesktopUi:
                 message = json.loads(line)
                 event = message.get("event")
                 if event is not None:
-                    handler, key = {"menu": (self.on_menu, "item"),
-                                    "action": (self.on_action, "action"),
-                                    "manager": (self.on_manager, "item")
-                                    }.get(event, (None, ""))  # fmt: skip
+                    handler, key = {
+                        "menu": (self.on_menu, "item"),
+                        "action": (self.on_action, "action"),
+                        "manager": (self.on_manager, "item"),
+                    }.get(event, (None, ""))
                     if handler is not None:
                         self._later(handler, str(message[key]))
                     else:
@@ -144,8 +157,7 @@ class DesktopUi:
                 future.set_result({"cancelled": True})
         self._pending.clear()
 
-    def _later(self, handler: Chosen | None,
-               value: str) -> None:  # fmt: skip
+    def _later(self, handler: Chosen | None, value: str) -> None:
         if handler is None:
             return
         task = asyncio.create_task(handler(value))
@@ -155,9 +167,14 @@ class DesktopUi:
     async def tray(self, state: str, tooltip: str, items: list[tuple[str, str, bool]]) -> bool:
         """Show or update the tray icon (state: ready, busy, update, problem) and its menu
         of (id, label, enabled). False: no tray here (no session bus or no tray host)."""
-        answer = await self._call({"op": "tray", "state": state, "tooltip": tooltip,
-                                   "items": [{"id": i, "label": label, "enabled": on}
-                                             for i, label, on in items]})  # fmt: skip
+        answer = await self._call(
+            {
+                "op": "tray",
+                "state": state,
+                "tooltip": tooltip,
+                "items": [{"id": i, "label": label, "enabled": on} for i, label, on in items],
+            }
+        )
         if not answer.get("done"):
             log.warning("no tray icon: %s", answer.get("error", "the helper is gone"))
             return False
@@ -203,8 +220,12 @@ class DesktopUi:
     def _site(self, origin: str) -> dict[str, str]:
         view = origin_view(origin)
         warning = "⚠ " + self._term(Term.DIALOG_LOOKALIKE) if view.lookalike else ""
-        return {"prefix": view.prefix, "registrable": view.registrable, "port": view.port,
-                "warning": warning}  # fmt: skip
+        return {
+            "prefix": view.prefix,
+            "registrable": view.registrable,
+            "port": view.port,
+            "warning": warning,
+        }
 
     def _lead(self, request: Request) -> str:
         auth = request.kind is OrderKind.AUTH
@@ -223,8 +244,11 @@ class DesktopUi:
         return text.title, text.body
 
     def _present(self) -> dict[str, Any]:
-        return {"raise": self.presentation.raise_dialogs,
-                "plain": self.presentation.plain_window, "watch": self._watch}  # fmt: skip
+        return {
+            "raise": self.presentation.raise_dialogs,
+            "plain": self.presentation.plain_window,
+            "watch": self._watch,
+        }
 
     def _usable(self, answer: dict[str, Any]) -> dict[str, Any]:
         """The answer of a dialog that waits for the keyboard. Raises: DialogBlocked."""
@@ -245,12 +269,21 @@ class DesktopUi:
         closed, self._closed_under_person = self._closed_under_person, None
         if closed is None or self._clock() - closed >= ATTENTION_SECONDS:
             return True
-        answer = self._usable(await self._call({
-            "op": "attention", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
-            "site": self._site(request.origin), "heading": self._term(Term.DIALOG_NEXT_REQUEST),
-            "lead": self._lead(request), "present": self._present(),
-            "ok": self._term(Term.DIALOG_SHOW_REQUEST), "cancel": self._term(Term.DIALOG_CANCEL),
-        }))  # fmt: skip
+        answer = self._usable(
+            await self._call(
+                {
+                    "op": "attention",
+                    "ref": request.order_ref,
+                    "title": self._term(Term.DIALOG_TITLE),
+                    "site": self._site(request.origin),
+                    "heading": self._term(Term.DIALOG_NEXT_REQUEST),
+                    "lead": self._lead(request),
+                    "present": self._present(),
+                    "ok": self._term(Term.DIALOG_SHOW_REQUEST),
+                    "cancel": self._term(Term.DIALOG_CANCEL),
+                }
+            )
+        )
         return bool(answer.get("ok"))
 
     async def _ask(self, request: Request, payload: dict[str, Any]) -> dict[str, Any]:
@@ -269,20 +302,30 @@ class DesktopUi:
             return None
         if len(request.choices) == 1:
             return request.choices[0]
-        answer = await self._ask(request, {
-            "op": "choose", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
-            "site": self._site(request.origin), "lead": self._lead(request),
-            "options": [self._label(c) for c in request.choices], "present": self._present(),
-            "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
-        })  # fmt: skip
+        answer = await self._ask(
+            request,
+            {
+                "op": "choose",
+                "ref": request.order_ref,
+                "title": self._term(Term.DIALOG_TITLE),
+                "site": self._site(request.origin),
+                "lead": self._lead(request),
+                "options": [self._label(c) for c in request.choices],
+                "present": self._present(),
+                "ok": self._term(Term.DIALOG_CONTINUE),
+                "cancel": self._term(Term.DIALOG_CANCEL),
+            },
+        )
         if "choice" not in answer:
             return None
         return request.choices[int(answer["choice"])]
 
-    async def ask_secret(self, request: Request, credential: CredentialInfo,
-                         problem: Notice | None) -> str | None:  # fmt: skip
-        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
-            else KeyPurpose.SIGNATURE  # fmt: skip
+    async def ask_secret(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> str | None:
+        purpose = (
+            KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH else KeyPurpose.SIGNATURE
+        )
         pin = pin_for(credential.kind, purpose)
         if pin is not None:
             label = self._term(Term.DIALOG_PIN_LABEL, pin=self._term(PIN_TERMS[pin]))
@@ -291,45 +334,80 @@ class DesktopUi:
         else:
             label = self._term(Term.DIALOG_PASSWORD_LABEL)
         problem_text = list(self._text(problem)) if problem else None
-        answer = await self._ask(request, {
-            "op": "secret", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
-            "site": self._site(request.origin), "lead": self._lead(request),
-            **self._text_fields(request), "credential": self._label(credential),
-            "label": label, "problem": problem_text, "present": self._present(),
-            "ok": self._term(Term.DIALOG_OK), "cancel": self._term(Term.DIALOG_CANCEL),
-        })  # fmt: skip
+        answer = await self._ask(
+            request,
+            {
+                "op": "secret",
+                "ref": request.order_ref,
+                "title": self._term(Term.DIALOG_TITLE),
+                "site": self._site(request.origin),
+                "lead": self._lead(request),
+                **self._text_fields(request),
+                "credential": self._label(credential),
+                "label": label,
+                "problem": problem_text,
+                "present": self._present(),
+                "ok": self._term(Term.DIALOG_OK),
+                "cancel": self._term(Term.DIALOG_CANCEL),
+            },
+        )
         secret = answer.get("secret")
         return str(secret) if secret else None
 
-    async def confirm_pin_pad(self, request: Request, credential: CredentialInfo,
-                              problem: Notice | None) -> bool:  # fmt: skip
+    async def confirm_pin_pad(
+        self, request: Request, credential: CredentialInfo, problem: Notice | None
+    ) -> bool:
         """The question of ``ask_secret`` with no field: the PIN goes on the reader."""
-        purpose = KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH \
-            else KeyPurpose.SIGNATURE  # fmt: skip
+        purpose = (
+            KeyPurpose.IDENTIFICATION if request.kind is OrderKind.AUTH else KeyPurpose.SIGNATURE
+        )
         pin = pin_for(credential.kind, purpose) or PinRef.USER
         label = self._term(Term.DIALOG_PIN_PAD, pin=self._term(PIN_TERMS[pin]))
         if credential.tries_left is not None and credential.tries_left < 3:
             label += self._term(Term.CONSOLE_TRIES_LEFT, tries=credential.tries_left)
-        answer = await self._ask(request, {
-            "op": "secret", "ref": request.order_ref, "title": self._term(Term.DIALOG_TITLE),
-            "site": self._site(request.origin), "lead": self._lead(request),
-            **self._text_fields(request), "credential": self._label(credential),
-            "label": label, "pin_pad": True,
-            "problem": list(self._text(problem)) if problem else None,
-            "present": self._present(),
-            "ok": self._term(Term.DIALOG_CONTINUE), "cancel": self._term(Term.DIALOG_CANCEL),
-        })  # fmt: skip
+        answer = await self._ask(
+            request,
+            {
+                "op": "secret",
+                "ref": request.order_ref,
+                "title": self._term(Term.DIALOG_TITLE),
+                "site": self._site(request.origin),
+                "lead": self._lead(request),
+                **self._text_fields(request),
+                "credential": self._label(credential),
+                "label": label,
+                "pin_pad": True,
+                "problem": list(self._text(problem)) if problem else None,
+                "present": self._present(),
+                "ok": self._term(Term.DIALOG_CONTINUE),
+                "cancel": self._term(Term.DIALOG_CANCEL),
+            },
+        )
         return bool(answer.get("go"))
 
-    async def _secrets(self, ref: str, heading: str, fields: Sequence[str | list[str]],
-                       problem: Notice | None, note: str = "") -> list[str] | None:  # fmt: skip
+    async def _secrets(
+        self,
+        ref: str,
+        heading: str,
+        fields: Sequence[str | list[str]],
+        problem: Notice | None,
+        note: str = "",
+    ) -> list[str] | None:
         """Fields in a row, hidden unless given as ``[label, "visible"]``."""
-        answer = await self._call({
-            "op": "secrets", "ref": ref, "title": self._term(Term.DIALOG_TITLE), "heading": heading,
-            "problem": list(self._text(problem)) if problem else None, "fields": list(fields),
-            "note": note, "ok": self._term(Term.DIALOG_OK), "present": self._present(),
-            "cancel": self._term(Term.DIALOG_CANCEL),
-        })  # fmt: skip
+        answer = await self._call(
+            {
+                "op": "secrets",
+                "ref": ref,
+                "title": self._term(Term.DIALOG_TITLE),
+                "heading": heading,
+                "problem": list(self._text(problem)) if problem else None,
+                "fields": list(fields),
+                "note": note,
+                "ok": self._term(Term.DIALOG_OK),
+                "present": self._present(),
+                "cancel": self._term(Term.DIALOG_CANCEL),
+            }
+        )
         values = self._usable(answer).get("values")
         return [str(v) for v in values] if isinstance(values, list) else None
 
@@ -345,11 +423,14 @@ class DesktopUi:
             heading = self._term(Term.CONSOLE_CHANGE_PIN, pin=pin, name=request.card.owner.name)
             fields = [self._field(Term.PROMPT_CURRENT_PIN, pin=pin)]
         if not (request.unblock and request.keep):
-            fields += [self._field(Term.PROMPT_NEW_PIN, pin=pin),
-                       self._field(Term.PROMPT_REPEAT_PIN, pin=pin)]  # fmt: skip
+            fields += [
+                self._field(Term.PROMPT_NEW_PIN, pin=pin),
+                self._field(Term.PROMPT_REPEAT_PIN, pin=pin),
+            ]
         while True:
-            values = await self._secrets(f"pins-{request.card.id}", _capital(heading), fields,
-                                         problem)  # fmt: skip
+            values = await self._secrets(
+                f"pins-{request.card.id}", _capital(heading), fields, problem
+            )
             if values is None:
                 return None
             if len(values) == 1:
@@ -358,21 +439,28 @@ class DesktopUi:
                 return PinAnswer(values[0], values[1])
             problem = Notice(MessageCode.PINS_DIFFER)
 
-    async def ask_password(self, credential: CredentialInfo,
-                           problem: Notice | None) -> str | None:  # fmt: skip
+    async def ask_password(self, credential: CredentialInfo, problem: Notice | None) -> str | None:
         """The password of a BankID on file, outside an order (to revoke it)."""
-        values = await self._secrets(f"unlock-{credential.id}", self._label(credential),
-                                     [self._field(Term.PROMPT_PASSWORD)], problem)  # fmt: skip
+        values = await self._secrets(
+            f"unlock-{credential.id}",
+            self._label(credential),
+            [self._field(Term.PROMPT_PASSWORD)],
+            problem,
+        )
         return values[0] if values else None
 
-    async def ask_password_change(self, credential: CredentialInfo,
-                                  problem: Notice | None) -> tuple[str, str] | None:  # fmt: skip
+    async def ask_password_change(
+        self, credential: CredentialInfo, problem: Notice | None
+    ) -> tuple[str, str] | None:
         """The current password and the new one (typed twice and equal)."""
-        fields = [self._field(Term.PROMPT_CURRENT_PASSWORD),
-                  self._field(Term.PROMPT_NEW_PASSWORD),
-                  self._field(Term.PROMPT_REPEAT_PASSWORD)]  # fmt: skip
-        heading = (self._term(Term.MANAGER_CHANGE_PASSWORD).rstrip(" …") + " — "
-                   + self._label(credential))  # fmt: skip
+        fields = [
+            self._field(Term.PROMPT_CURRENT_PASSWORD),
+            self._field(Term.PROMPT_NEW_PASSWORD),
+            self._field(Term.PROMPT_REPEAT_PASSWORD),
+        ]
+        heading = (
+            self._term(Term.MANAGER_CHANGE_PASSWORD).rstrip(" …") + " — " + self._label(credential)
+        )
         while True:
             values = await self._secrets(f"password-{credential.id}", heading, fields, problem)
             if values is None:
@@ -384,11 +472,17 @@ class DesktopUi:
     async def manager(self, rows: list[tuple[str, list[tuple[str, str]]]]) -> None:
         """My BankIDs: (text, [(button id, label)]) per BankID; buttons come back through
         ``on_manager``."""
-        await self._call({"op": "manager", "title": self._term(Term.TRAY_MY_BANKIDS),
-                          "rows": [{"text": text, "buttons": [{"id": i, "label": label}
-                                                              for i, label in buttons]}
-                                   for text, buttons in rows],
-                          "close": self._term(Term.MANAGER_CLOSE)})  # fmt: skip
+        await self._call(
+            {
+                "op": "manager",
+                "title": self._term(Term.TRAY_MY_BANKIDS),
+                "rows": [
+                    {"text": text, "buttons": [{"id": i, "label": label} for i, label in buttons]}
+                    for text, buttons in rows
+                ],
+                "close": self._term(Term.MANAGER_CLOSE),
+            }
+        )
 
     async def ask_enrolment(self, problem: Notice | None) -> EnrolmentAnswer | None:
         fields: list[str | list[str]] = [
@@ -399,16 +493,18 @@ class DesktopUi:
         ]
         note = self._term(Term.ORDER_PASSWORD_RULE, min_length=MIN_PASSWORD_LENGTH)
         while True:
-            values = await self._secrets("enrolment", self._term(Term.TRAY_ORDER).rstrip(" …"),
-                                         fields, problem, note)  # fmt: skip
+            values = await self._secrets(
+                "enrolment", self._term(Term.TRAY_ORDER).rstrip(" …"), fields, problem, note
+            )
             if values is None:
                 return None
             if values[2] == values[3]:
                 return EnrolmentAnswer(values[0].strip(), values[1].strip(), values[2])
             problem = Notice(MessageCode.PASSWORDS_DIFFER)
 
-    async def ask_token_enrolment(self, label: str, problem: Notice | None, *,
-                                  replaces: bool) -> EnrolmentAnswer | None:  # fmt: skip
+    async def ask_token_enrolment(
+        self, label: str, problem: Notice | None, *, replaces: bool
+    ) -> EnrolmentAnswer | None:
         fields: list[str | list[str]] = [
             [self._field(Term.PROMPT_PERSONAL_NUMBER), "visible"],
             self._field(Term.PROMPT_ACTIVATION_CODE),
@@ -423,9 +519,13 @@ class DesktopUi:
             return None
         return EnrolmentAnswer(values[0].strip(), values[1].strip(), values[2])
 
-    async def settings(self, form: SettingsForm, update_info: str,
-                       problem: Notice | None = None,
-                       focus: str | None = None) -> SettingsForm | None:  # fmt: skip
+    async def settings(
+        self,
+        form: SettingsForm,
+        update_info: str,
+        problem: Notice | None = None,
+        focus: str | None = None,
+    ) -> SettingsForm | None:
         """The Settings window filled from ``form``; what the person saved, or None."""
         labels = {
             key: self._term(Term(f"settings_{key}"))
@@ -442,65 +542,113 @@ class DesktopUi:
                 "block",
             )
         }
-        labels |= {"advanced_note": self._term(Term.SETTINGS_ADVANCED_NOTE),
-                   "raise_dialogs": self._term(Term.SETTINGS_RAISE),
-                   "plain_window": self._term(Term.SETTINGS_PLAIN)}  # fmt: skip
+        labels |= {
+            "advanced_note": self._term(Term.SETTINGS_ADVANCED_NOTE),
+            "raise_dialogs": self._term(Term.SETTINGS_RAISE),
+            "plain_window": self._term(Term.SETTINGS_PLAIN),
+        }
         values = asdict(form)
         del values["proxy_password"]  # never sent to the window: empty keeps it
-        answer = await self._call({
-            "op": "settings", "ref": "settings",
-            "title": self._term(Term.TRAY_SETTINGS).rstrip(" …"),
-            "tabs": {tab: self._term(Term(f"settings_{tab}"))
-                     for tab in ("general", "network", "sites", "updates", "advanced")},
-            "labels": labels, "values": values, "update_info": update_info,
-            "languages": [["", self._term(Term.SETTINGS_LANGUAGE_AUTO)],
-                          ["sv", "Svenska"], ["en", "English"]],
-            "problem": list(self._text(problem)) if problem else None, "focus": focus,
-            "ok": self._term(Term.DIALOG_SAVE), "cancel": self._term(Term.DIALOG_CANCEL),
-        })  # fmt: skip
+        answer = await self._call(
+            {
+                "op": "settings",
+                "ref": "settings",
+                "title": self._term(Term.TRAY_SETTINGS).rstrip(" …"),
+                "tabs": {
+                    tab: self._term(Term(f"settings_{tab}"))
+                    for tab in ("general", "network", "sites", "updates", "advanced")
+                },
+                "labels": labels,
+                "values": values,
+                "update_info": update_info,
+                "languages": [
+                    ["", self._term(Term.SETTINGS_LANGUAGE_AUTO)],
+                    ["sv", "Svenska"],
+                    ["en", "English"],
+                ],
+                "problem": list(self._text(problem)) if problem else None,
+                "focus": focus,
+                "ok": self._term(Term.DIALOG_SAVE),
+                "cancel": self._term(Term.DIALOG_CANCEL),
+            }
+        )
         got = answer.get("values")
         if not isinstance(got, dict):
             return None
         try:
             return SettingsForm(
-                language=str(got["language"]), proxy_mode=ProxyMode(got["proxy_mode"]),
-                proxy_url=str(got["proxy_url"]), proxy_user=str(got["proxy_user"]),
-                proxy_password=str(got["proxy_password"]), allow=str(got["allow"]),
-                block=str(got["block"]), raise_dialogs=bool(got["raise_dialogs"]),
+                language=str(got["language"]),
+                proxy_mode=ProxyMode(got["proxy_mode"]),
+                proxy_url=str(got["proxy_url"]),
+                proxy_user=str(got["proxy_user"]),
+                proxy_password=str(got["proxy_password"]),
+                allow=str(got["allow"]),
+                block=str(got["block"]),
+                raise_dialogs=bool(got["raise_dialogs"]),
                 plain_window=bool(got["plain_window"]),
-            )  # fmt: skip
+            )
         except (KeyError, ValueError):
             log.warning("the settings window answered something unreadable")
             return None
 
-    async def confirm(self, heading: str, body: str, check: str | None,
-                      ok: str) -> tuple[bool, bool]:  # fmt: skip
+    async def confirm(
+        self, heading: str, body: str, check: str | None, ok: str
+    ) -> tuple[bool, bool]:
         """(yes, the check box ticked); the safe answer (Cancel) is the default."""
-        answer = await self._call({"op": "confirm", "ref": "confirm",
-                                   "title": self._term(Term.DIALOG_TITLE),
-                                   "heading": heading, "body": body, "check": check, "ok": ok,
-                                   "cancel": self._term(Term.DIALOG_CANCEL)})  # fmt: skip
+        answer = await self._call(
+            {
+                "op": "confirm",
+                "ref": "confirm",
+                "title": self._term(Term.DIALOG_TITLE),
+                "heading": heading,
+                "body": body,
+                "check": check,
+                "ok": ok,
+                "cancel": self._term(Term.DIALOG_CANCEL),
+            }
+        )
         return bool(answer.get("ok")), bool(answer.get("checked"))
 
     async def report(self, title: str, text: str) -> None:
         """A report with a button that copies it (diagnostics for support)."""
-        await self._call({"op": "report", "ref": "report", "title": title, "text": text,
-                          "copy": self._term(Term.DIAGNOSTICS_COPY),
-                          "copied": self._term(Term.DIAGNOSTICS_COPIED),
-                          "close": self._term(Term.MANAGER_CLOSE)})  # fmt: skip
+        await self._call(
+            {
+                "op": "report",
+                "ref": "report",
+                "title": title,
+                "text": text,
+                "copy": self._term(Term.DIAGNOSTICS_COPY),
+                "copied": self._term(Term.DIAGNOSTICS_COPIED),
+                "close": self._term(Term.MANAGER_CLOSE),
+            }
+        )
 
     async def info(self, title: str, body: str) -> None:
         """A plain window with text (about, diagnostics); no message code."""
-        await self._call({"op": "notice", "title": title, "body": body, "code": None,
-                          "ok": self._term(Term.DIALOG_OK), "link": None})  # fmt: skip
+        await self._call(
+            {
+                "op": "notice",
+                "title": title,
+                "body": body,
+                "code": None,
+                "ok": self._term(Term.DIALOG_OK),
+                "link": None,
+            }
+        )
 
     async def notify(self, notice: Notice) -> bool:
         """A desktop notification with the notice's code; False where no notification
         service runs (said in the log)."""
         title, body = self._text(notice)
         severity = catalogue().entry(notice.code).severity
-        answer = await self._call({"op": "notify", "title": f"{title} ({int(notice.code)})",
-                                   "body": body, "urgent": severity is Severity.ERROR})  # fmt: skip
+        answer = await self._call(
+            {
+                "op": "notify",
+                "title": f"{title} ({int(notice.code)})",
+                "body": body,
+                "urgent": severity is Severity.ERROR,
+            }
+        )
         if not answer.get("done"):
             log.info("no desktop notification: %s", answer.get("error", "the helper is gone"))
             return False
@@ -520,11 +668,20 @@ class DesktopUi:
             action = {"id": "startUpdate", "label": self._term(Term.DIALOG_OK)}
         elif kind in (Action.MANUAL_UPDATE, Action.OPEN_LINK) and notice.link:
             action = {"id": "openLink", "label": self._term(Term.DIALOG_OK)}
-        await self._call({"op": "notice", "title": title, "body": body,
-                          "code": int(notice.code), "ok": self._term(Term.DIALOG_OK),
-                          "link": notice.link, "action": action,
-                          "close": self._term(Term.DIALOG_CLOSE if kind is Action.OPEN_LINK
-                                              else Term.DIALOG_LATER)})  # fmt: skip
+        await self._call(
+            {
+                "op": "notice",
+                "title": title,
+                "body": body,
+                "code": int(notice.code),
+                "ok": self._term(Term.DIALOG_OK),
+                "link": notice.link,
+                "action": action,
+                "close": self._term(
+                    Term.DIALOG_CLOSE if kind is Action.OPEN_LINK else Term.DIALOG_LATER
+                ),
+            }
+        )
 
     async def close(self, order_ref: str) -> None:
         if order_ref in self._asking:  # closed under the person, not answered by them

@@ -76,8 +76,9 @@ def _site_label(site: dict[str, str]) -> Gtk.Label:
     label = Gtk.Label(xalign=0)
     prefix = f"<span alpha='60%'>{_markup(site['prefix'])}</span>" if site["prefix"] else ""
     port = f"<span alpha='60%'>{_markup(site['port'])}</span>" if site["port"] else ""
-    label.set_markup(f"<span size='x-large'>{prefix}<b>{_markup(site['registrable'])}</b>"
-                     f"{port}</span>")  # fmt: skip
+    label.set_markup(
+        f"<span size='x-large'>{prefix}<b>{_markup(site['registrable'])}</b>{port}</span>"
+    )
     label.set_selectable(False)
     label.get_accessible().set_name(site["prefix"] + site["registrable"] + site["port"])
     return label
@@ -87,8 +88,7 @@ def _problem_label(problem: list[str]) -> Gtk.Label:
     """What went wrong last time (title and body), in red above the fields."""
     title, body = problem
     label = Gtk.Label(xalign=0, wrap=True, max_width_chars=56)
-    label.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n"
-                     f"{_markup(body)}</span>")  # fmt: skip
+    label.set_markup(f"<span foreground='#b00020'><b>{_markup(title)}</b>\n{_markup(body)}</span>")
     return label
 
 
@@ -137,8 +137,9 @@ def text_view(blocks: list[dict[str, Any]], keep_order: list[str]) -> Gtk.TextVi
                 names = [t for t in ("bold", "italic") if run.get(t)]
                 if kind in tags:
                     names.append(kind)
-                buffer.insert_with_tags(buffer.get_end_iter(), run["text"],
-                                        *(tags[t] for t in names))  # fmt: skip
+                buffer.insert_with_tags(
+                    buffer.get_end_iter(), run["text"], *(tags[t] for t in names)
+                )
         if block.get("rtl"):
             buffer.insert(buffer.get_end_iter(), closing)
         buffer.insert(buffer.get_end_iter(), "\n")
@@ -146,8 +147,9 @@ def text_view(blocks: list[dict[str, Any]], keep_order: list[str]) -> Gtk.TextVi
 
 
 def _scrolled(view: Gtk.Widget) -> Gtk.Widget:
-    scrolled = Gtk.ScrolledWindow(min_content_height=120, max_content_height=320,
-                                  propagate_natural_height=True)  # fmt: skip
+    scrolled = Gtk.ScrolledWindow(
+        min_content_height=120, max_content_height=320, propagate_natural_height=True
+    )
     scrolled.add(view)
     return scrolled
 
@@ -196,8 +198,12 @@ def blocked_reason(seen: bool, reached: bool, held_elsewhere: bool) -> str | Non
 PROBE_MS = 1000  # how often an unreached dialog checks whether the keyboard is free
 
 
-def _show(window: Gtk.Window, focus: Gtk.Widget, present: dict[str, Any] | None,
-          blocked: Callable[[str], None]) -> None:  # fmt: skip
+def _show(
+    window: Gtk.Window,
+    focus: Gtk.Widget,
+    present: dict[str, Any] | None,
+    blocked: Callable[[str], None],
+) -> None:
     """Show a dialog that waits for the keyboard, and watch that it can get it.
 
     ``present``: {"raise": take the keyboard and come back to the front whenever covered
@@ -216,8 +222,9 @@ def _show(window: Gtk.Window, focus: Gtk.Widget, present: dict[str, Any] | None,
 
     def grab() -> bool:
         seat = Gdk.Display.get_default().get_default_seat()
-        status = seat.grab(window.get_window(), Gdk.SeatCapabilities.KEYBOARD, True,
-                           None, None, None, None)  # fmt: skip
+        status = seat.grab(
+            window.get_window(), Gdk.SeatCapabilities.KEYBOARD, True, None, None, None, None
+        )
         if status == Gdk.GrabStatus.SUCCESS:
             grabbed.append(seat)
             return True
@@ -298,8 +305,12 @@ class Helper:
         self._windows: dict[str, tuple[Gtk.Window, Callable[[], None]]] = {}
         self._icon: Any = None
         self._buffer = b""
-        GLib.io_add_watch(sys.stdin.fileno(), GLib.PRIORITY_DEFAULT,
-                          GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR, self._on_input)  # fmt: skip
+        GLib.io_add_watch(
+            sys.stdin.fileno(),
+            GLib.PRIORITY_DEFAULT,
+            GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR,
+            self._on_input,
+        )
 
     # -- the pipe ------------------------------------------------------------------------------
 
@@ -368,8 +379,9 @@ class Helper:
 
     # -- windows ---------------------------------------------------------------------------------
 
-    def _window(self, title: str, present: dict[str, Any] | None = None
-                ) -> tuple[Gtk.Window, Gtk.Box]:  # fmt: skip
+    def _window(
+        self, title: str, present: dict[str, Any] | None = None
+    ) -> tuple[Gtk.Window, Gtk.Box]:
         """A dialog window: above others and centred; or, with Settings → Advanced's
         "plain windows", an ordinary top-level window that asks for attention (some
         desktops refuse to raise dialog-like windows)."""
@@ -406,26 +418,43 @@ class Helper:
         window, box = self._window(request["title"], request.get("present"))
         box.pack_start(_site_label(request["site"]), False, False, 0)
         if request["site"].get("warning"):
-            warning = Gtk.Label(label=request["site"]["warning"], xalign=0, wrap=True,
-                                max_width_chars=56)  # fmt: skip
+            warning = Gtk.Label(
+                label=request["site"]["warning"], xalign=0, wrap=True, max_width_chars=56
+            )
             box.pack_start(warning, False, False, 0)
-        box.pack_start(Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
-                       False, False, 0)  # fmt: skip
+        box.pack_start(
+            Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
+            False,
+            False,
+            0,
+        )
         if request.get("blocks"):
             if request.get("rtl_note"):
-                box.pack_start(Gtk.Label(label=request["rtl_note"], xalign=0, wrap=True,
-                                         max_width_chars=56), False, False, 0)  # fmt: skip
+                box.pack_start(
+                    Gtk.Label(label=request["rtl_note"], xalign=0, wrap=True, max_width_chars=56),
+                    False,
+                    False,
+                    0,
+                )
             view = text_view(request["blocks"], request.get("keep_order", ["", "", ""]))
             box.pack_start(_scrolled(view), True, True, 0)
         if request["op"] == "secret":
             if request.get("credential"):
-                box.pack_start(Gtk.Label(label=request["credential"], xalign=0, wrap=True,
-                                         max_width_chars=56), False, False, 0)  # fmt: skip
+                box.pack_start(
+                    Gtk.Label(label=request["credential"], xalign=0, wrap=True, max_width_chars=56),
+                    False,
+                    False,
+                    0,
+                )
             if request.get("problem"):
                 box.pack_start(_problem_label(request["problem"]), False, False, 0)
             if request.get("pin_pad"):  # no field: the PIN is typed on the reader
-                box.pack_start(Gtk.Label(label=request["label"], xalign=0, wrap=True,
-                                         max_width_chars=56), False, False, 0)  # fmt: skip
+                box.pack_start(
+                    Gtk.Label(label=request["label"], xalign=0, wrap=True, max_width_chars=56),
+                    False,
+                    False,
+                    0,
+                )
                 focus: Gtk.Widget = window  # consent is typing the PIN on the pad
 
                 def ok_result() -> dict[str, Any] | None:
@@ -449,8 +478,9 @@ class Helper:
             def ok_result() -> dict[str, Any] | None:
                 return {"choice": next(i for i, b in enumerate(buttons) if b.get_active())}
 
-        self._modal(request, answer, window, box, ok_result, focus,
-                    present=request.get("present") or {})  # fmt: skip
+        self._modal(
+            request, answer, window, box, ok_result, focus, present=request.get("present") or {}
+        )
 
     def _attention(self, request: dict[str, Any], answer: Answer) -> None:
         """Before a new order's question when the last one closed under the person: who
@@ -461,10 +491,21 @@ class Helper:
         heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
         box.pack_start(heading, False, False, 0)
         box.pack_start(_site_label(request["site"]), False, False, 0)
-        box.pack_start(Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
-                       False, False, 0)  # fmt: skip
-        self._modal(request, answer, window, box, lambda: {"ok": True}, window,
-                    present=request.get("present") or {})  # fmt: skip
+        box.pack_start(
+            Gtk.Label(label=request["lead"], xalign=0, wrap=True, max_width_chars=56),
+            False,
+            False,
+            0,
+        )
+        self._modal(
+            request,
+            answer,
+            window,
+            box,
+            lambda: {"ok": True},
+            window,
+            present=request.get("present") or {},
+        )
         # Only Enter (the default: show the question), Escape or a click answer: a focused
         # button would take a space from the old password and answer for the person.
         pending: list[Gtk.Widget] = [box]
@@ -482,14 +523,22 @@ class Helper:
         code = f"  <span alpha='60%'>{request['code']}</span>" if request.get("code") else ""
         heading.set_markup(f"<b>{_markup(request['title'])}</b>{code}")
         box.pack_start(heading, False, False, 0)
-        box.pack_start(Gtk.Label(label=request["body"], xalign=0, wrap=True, max_width_chars=60),
-                       False, False, 0)  # fmt: skip
+        box.pack_start(
+            Gtk.Label(label=request["body"], xalign=0, wrap=True, max_width_chars=60),
+            False,
+            False,
+            0,
+        )
         action = request.get("action")
         if request.get("link"):
-            box.pack_start(Gtk.Label(label=request["link"], xalign=0, selectable=True),
-                           False, False, 0)  # fmt: skip
-        ok, close = self._buttons(box, action["label"] if action else request["ok"],
-                                  request.get("close") if action else None)  # fmt: skip
+            box.pack_start(
+                Gtk.Label(label=request["link"], xalign=0, selectable=True), False, False, 0
+            )
+        ok, close = self._buttons(
+            box,
+            action["label"] if action else request["ok"],
+            request.get("close") if action else None,
+        )
 
         def done(*_: object) -> bool:
             window.destroy()
@@ -522,8 +571,12 @@ class Helper:
         if request.get("problem"):
             box.pack_start(_problem_label(request["problem"]), False, False, 0)
         if request.get("note"):
-            box.pack_start(Gtk.Label(label=request["note"], xalign=0, wrap=True,
-                                     max_width_chars=56), False, False, 0)  # fmt: skip
+            box.pack_start(
+                Gtk.Label(label=request["note"], xalign=0, wrap=True, max_width_chars=56),
+                False,
+                False,
+                0,
+            )
         entries = []
         for field in request["fields"]:
             text, visible = (field[0], True) if isinstance(field, list) else (field, False)
@@ -536,8 +589,9 @@ class Helper:
                 return None
             return {"values": [e.get_text() for e in entries]}
 
-        self._modal(request, answer, window, box, result, entries[0],
-                    present=request.get("present") or {})  # fmt: skip
+        self._modal(
+            request, answer, window, box, result, entries[0], present=request.get("present") or {}
+        )
 
     def _manager(self, request: dict[str, Any], answer: Answer) -> None:
         """My BankIDs: one row per BankID with what can be done with it."""
@@ -548,13 +602,19 @@ class Helper:
         first: Gtk.Widget | None = None
         for row in request["rows"]:
             frame = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
-            frame.pack_start(Gtk.Label(label=row["text"], xalign=0, wrap=True,
-                                       max_width_chars=60), False, False, 0)  # fmt: skip
+            frame.pack_start(
+                Gtk.Label(label=row["text"], xalign=0, wrap=True, max_width_chars=60),
+                False,
+                False,
+                0,
+            )
             buttons = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
             for button in row["buttons"]:
                 widget = Gtk.Button.new_with_label(button["label"])
-                widget.connect("clicked", lambda _w, item=button["id"]: self._send(
-                    {"event": "manager", "item": item}))  # fmt: skip
+                widget.connect(
+                    "clicked",
+                    lambda _w, item=button["id"]: self._send({"event": "manager", "item": item}),
+                )
                 buttons.pack_start(widget, False, False, 0)
                 first = first or widget
             frame.pack_start(buttons, False, False, 0)
@@ -576,10 +636,17 @@ class Helper:
         (first or close).grab_focus()
         answer({"done": True})
 
-    def _modal(self, request: dict[str, Any], answer: Answer, window: Gtk.Window,
-               box: Gtk.Box, result: Callable[[], dict[str, Any] | None],
-               focus: Gtk.Widget, *, present: dict[str, Any] | None = None
-               ) -> Gtk.Button | None:  # fmt: skip
+    def _modal(
+        self,
+        request: dict[str, Any],
+        answer: Answer,
+        window: Gtk.Window,
+        box: Gtk.Box,
+        result: Callable[[], dict[str, Any] | None],
+        focus: Gtk.Widget,
+        *,
+        present: dict[str, Any] | None = None,
+    ) -> Gtk.Button | None:
         """OK/Cancel, Escape and closing for a window that answers once; shows it and
         returns its Cancel button. ``result`` None: not yet (it moved the focus to what is
         missing). ``present`` (a dialog that waits for a password or PIN): shown and
@@ -629,15 +696,24 @@ class Helper:
         heading.set_markup(f"<b>{_markup(request['heading'])}</b>")
         box.pack_start(heading, False, False, 0)
         if request.get("body"):
-            box.pack_start(Gtk.Label(label=request["body"], xalign=0, wrap=True,
-                                     max_width_chars=56), False, False, 0)  # fmt: skip
+            box.pack_start(
+                Gtk.Label(label=request["body"], xalign=0, wrap=True, max_width_chars=56),
+                False,
+                False,
+                0,
+            )
         check = None
         if request.get("check"):
             check = Gtk.CheckButton.new_with_mnemonic(request["check"])
             box.pack_start(check, False, False, 0)
-        cancel = self._modal(request, answer, window, box,
-                             lambda: {"ok": True, "checked": bool(check and check.get_active())},
-                             check or window)  # fmt: skip
+        cancel = self._modal(
+            request,
+            answer,
+            window,
+            box,
+            lambda: {"ok": True, "checked": bool(check and check.get_active())},
+            check or window,
+        )
         if cancel is not None:  # the safe answer is the default: Enter alone removes nothing
             cancel.set_can_default(True)
             window.set_default(cancel)
@@ -732,8 +808,12 @@ class Helper:
         password = _field(manual, labels["proxy_password"], visible=False)
         url.set_text(values["proxy_url"])
         user.set_text(values["proxy_user"])
-        manual.pack_start(Gtk.Label(label=labels["proxy_password_note"], xalign=0, wrap=True,
-                                    max_width_chars=56), False, False, 0)  # fmt: skip
+        manual.pack_start(
+            Gtk.Label(label=labels["proxy_password_note"], xalign=0, wrap=True, max_width_chars=56),
+            False,
+            False,
+            0,
+        )
         network.pack_start(manual, False, False, 0)
         fields.update(proxy_url=url, proxy_user=user, proxy_password=password)
 
@@ -762,13 +842,18 @@ class Helper:
             fields[key] = view
 
         updates = page(request["tabs"]["updates"])
-        info = Gtk.Label(label=request["update_info"], xalign=0, wrap=True, selectable=True,
-                         max_width_chars=60)  # fmt: skip
+        info = Gtk.Label(
+            label=request["update_info"], xalign=0, wrap=True, selectable=True, max_width_chars=60
+        )
         updates.pack_start(info, False, False, 0)
 
         advanced = page(request["tabs"]["advanced"])
-        advanced.pack_start(Gtk.Label(label=labels["advanced_note"], xalign=0, wrap=True,
-                                      max_width_chars=56), False, False, 0)  # fmt: skip
+        advanced.pack_start(
+            Gtk.Label(label=labels["advanced_note"], xalign=0, wrap=True, max_width_chars=56),
+            False,
+            False,
+            0,
+        )
         checks = {}
         for key in ("raise_dialogs", "plain_window"):
             check = Gtk.CheckButton.new_with_mnemonic(labels[key])
@@ -781,14 +866,18 @@ class Helper:
             return str(buffer.get_text(buffer.get_start_iter(), buffer.get_end_iter(), False))
 
         def result() -> dict[str, Any]:
-            return {"values": {
-                "language": language.get_active_id() or "",
-                "proxy_mode": next(m for m, r in modes.items() if r.get_active()),
-                "proxy_url": url.get_text(), "proxy_user": user.get_text(),
-                "proxy_password": password.get_text(),
-                "allow": text_of(texts["allow"]), "block": text_of(texts["block"]),
-                **{k: c.get_active() for k, c in checks.items()},
-            }}  # fmt: skip
+            return {
+                "values": {
+                    "language": language.get_active_id() or "",
+                    "proxy_mode": next(m for m, r in modes.items() if r.get_active()),
+                    "proxy_url": url.get_text(),
+                    "proxy_user": user.get_text(),
+                    "proxy_password": password.get_text(),
+                    "allow": text_of(texts["allow"]),
+                    "block": text_of(texts["block"]),
+                    **{k: c.get_active() for k, c in checks.items()},
+                }
+            }
 
         self._modal(request, answer, window, box, result, language)
         wrong = request.get("focus")  # asked again: the tab and field that were wrong
@@ -826,12 +915,30 @@ class Helper:
             answer({"done": False, "error": exc.message})
             return
         urgency = GLib.Variant("y", 2 if request.get("urgent") else 1)
-        bus.call("org.freedesktop.Notifications", "/org/freedesktop/Notifications",
-                 "org.freedesktop.Notifications", "Notify",
-                 GLib.Variant("(susssasa{sv}i)", ("eid-agent", 0, "", request["title"],
-                                                  _markup(request["body"]), [],
-                                                  {"urgency": urgency}, -1)),
-                 GLib.VariantType("(u)"), Gio.DBusCallFlags.NONE, 5000, None, sent)  # fmt: skip
+        bus.call(
+            "org.freedesktop.Notifications",
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "Notify",
+            GLib.Variant(
+                "(susssasa{sv}i)",
+                (
+                    "eid-agent",
+                    0,
+                    "",
+                    request["title"],
+                    _markup(request["body"]),
+                    [],
+                    {"urgency": urgency},
+                    -1,
+                ),
+            ),
+            GLib.VariantType("(u)"),
+            Gio.DBusCallFlags.NONE,
+            5000,
+            None,
+            sent,
+        )
 
     def _tray(self, request: dict[str, Any], answer: Answer) -> None:
         try:
@@ -840,10 +947,12 @@ class Helper:
             def chosen(item_id: str) -> Callable[..., None]:
                 return lambda _icon, _item: self._send({"event": "menu", "item": item_id})
 
-            menu = pystray.Menu(*(
-                pystray.MenuItem(i["label"], chosen(i["id"]), enabled=i.get("enabled", True))
-                for i in request["items"]
-            ))  # fmt: skip
+            menu = pystray.Menu(
+                *(
+                    pystray.MenuItem(i["label"], chosen(i["id"]), enabled=i.get("enabled", True))
+                    for i in request["items"]
+                )
+            )
             image = _tray_image(request["state"])
             if self._icon is None:
                 self._icon = pystray.Icon("eid-agent", image, request["tooltip"], menu=menu)
