@@ -31,8 +31,8 @@ from rp.errors import (
     WrongTokenKind,
 )
 from rp.nonces import NonceStore
-from rp.relay import RelayApi, RelayApiError, RelayLogin
-from rp.revocation import OcspPolicy
+from rp.relay import RETURN_PARAMETER, RelayApi, RelayApiError, RelayLogin
+from rp.revocation import OcspPolicy, http_fetch
 from rp.verify import (
     Person,
     Result,
@@ -44,6 +44,7 @@ from rp.verify import (
 )
 
 __all__ = [
+    "RETURN_PARAMETER",
     "BadSignature",
     "CertificateExpired",
     "CertificateRevoked",
@@ -71,6 +72,7 @@ __all__ = [
     "WrongParty",
     "WrongTokenKind",
     "certificate_kind",
+    "http_fetch",
     "read_result",
     "verify_auth",
     "verify_sign",

@@ -152,6 +152,7 @@ EXPORTS = {
         "unb64url",
     ],
     "rp": [
+        "RETURN_PARAMETER",
         "BadSignature",
         "CertificateExpired",
         "CertificateRevoked",
@@ -179,6 +180,7 @@ EXPORTS = {
         "WrongParty",
         "WrongTokenKind",
         "certificate_kind",
+        "http_fetch",
         "read_result",
         "verify_auth",
         "verify_sign",

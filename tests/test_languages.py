@@ -35,8 +35,8 @@ from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import PinRequest, Request
+from demo.site import PAGE_TEXTS, STATIC, render_page
 from eidcore.messages import Language, MessageCode, Term
-from rp.demo import PAGE_TEXTS, STATIC, render_page
 from tests.agent_process import BIN
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 

@@ -19,8 +19,9 @@ AGENT_ONLY = ("agent", "smartcard", "gi", "pystray", "tufup", "tuf")
         "rp.verify",
         "rp.revocation",
         "rp.nonces",
-        "rp.demo",
-        "rp.cli",
+        "demo.site",
+        "demo.cli",
+        "demo.relaydoor",
         "rp.webmessages",
     ],
 )

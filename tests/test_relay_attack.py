@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import rp
-from rp.relay import RETURN_PARAMETER, RelayApi, RelayLogin
+from rp import RETURN_PARAMETER, RelayApi, RelayLogin
 from tests import door_kit
 from tests.relay_kit import RETURN, SHOP_TOKEN
 from tests.relay_process_kit import RelayProcess

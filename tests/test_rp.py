@@ -199,7 +199,7 @@ def test_nonces_are_single_use_bound_and_expire() -> None:
 async def _demo_site() -> Any:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from rp.demo import CONFIG, DemoConfig, build_demo
+    from demo.site import CONFIG, DemoConfig, build_demo
 
     server = TestServer(build_demo(DemoConfig("http://127.0.0.1:0", 24721, [])), host="127.0.0.1")
     await server.start_server()

@@ -20,16 +20,15 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 
+import rp
+from demo.relaydoor import RelayDoor, SiteHooks, SiteRefusal, add_routes
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber, Reason
-from rp.demorelay import RelayDoor, SiteHooks, SiteRefusal, add_routes
-from rp.errors import VerificationError
-from rp.nonces import NonceStore
-from rp.revocation import OcspPolicy
-from rp.verify import Verified, verify_auth, verify_sign
+from rp import NonceStore, OcspPolicy, VerificationError, Verified, verify_auth, verify_sign
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+KIT_STATIC = Path(rp.__file__).parent / "static"  # the page-side client a site serves
 COOKIE = "demo_sid"
 MAX_SESSIONS = 1000
 MAX_TEXT = 10_000
@@ -215,7 +214,7 @@ async def _static(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
     if name not in {"eid-agent.js", "demo.js", "demo.css"}:
         raise web.HTTPNotFound()
-    return web.FileResponse(STATIC / name)
+    return web.FileResponse((KIT_STATIC if name == "eid-agent.js" else STATIC) / name)
 
 
 def _refused(why: str) -> web.HTTPBadRequest:

@@ -1,4 +1,4 @@
-"""``eid-rp``: the relying-party kit's command line (the demo website)."""
+"""``eid-rp demo``: the demo website's command line."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from typing import NoReturn
 
 from aiohttp import web
 
+from demo.relaydoor import RelayDoor
+from demo.site import DemoConfig, build_demo, load_anchors
 from eidcore.logline import log_to
 from eidcore.paths import default_issuer_dir
-from rp.demo import DemoConfig, build_demo, load_anchors
-from rp.demorelay import RelayDoor
-from rp.relay import RelayApi
-from rp.revocation import OcspPolicy, http_fetch
+from rp import OcspPolicy, RelayApi, http_fetch
 
 DEFAULT_AGENT_PORT = 24721
 

@@ -24,15 +24,20 @@ from aiohttp import web
 from cryptography import x509
 
 from eidcore import signeddata
-from rp.errors import (
+from rp import (
+    RETURN_PARAMETER,
     ExpiredNonce,
     MalformedResponse,
+    RelayApi,
+    RelayApiError,
+    RelayLogin,
     ReusedNonce,
     UnknownNonce,
     VerificationError,
+    Verified,
+    verify_auth,
+    verify_sign,
 )
-from rp.relay import RETURN_PARAMETER, RelayApi, RelayApiError, RelayLogin
-from rp.verify import Verified, verify_auth, verify_sign
 
 __all__ = ["RETURN_PATH", "RelayDoor", "SiteHooks", "SiteRefusal", "add_routes"]
 
