@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import rp
 from agent.config import ConfigError, load_config
-from agent.enrol.client import proxy_for
+from agent.net import proxy_for
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person
 from issuer.db import open_database

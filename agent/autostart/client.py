@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import socket
-import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,14 @@ from agent.autostart.errors import (
     RelayUnreachable,
 )
 from agent.autostart.link import Link, check_relay
-from agent.enrol.client import proxy_for, shown_proxy, split_proxy_credentials
+from agent.net import (
+    BodyTooLarge,
+    proxy_for,
+    read_bounded,
+    shown_proxy,
+    split_proxy_credentials,
+    tls_for,
+)
 from eidcore import returnurl, strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind, unb64url
@@ -117,9 +123,7 @@ class RelayClient:
         self._proxy, self._proxy_auth = split_proxy_credentials(
             proxy_for(link.relay, proxy, os.environ)
         )
-        self._tls = ssl.create_default_context()
-        if ca_file is not None:
-            self._tls.load_verify_locations(cafile=str(ca_file))
+        self._tls = tls_for(link.relay, ca_file, pinned=False)
         self._resolver = _CheckedResolver(link, internal, allow_http)
         self._internal, self._allow_http = internal, allow_http
         self._session: aiohttp.ClientSession | None = None
@@ -218,16 +222,11 @@ class RelayClient:
 
 
 async def _bounded(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, up to MAX_ANSWER (a relay that trickles meets the client's total
-    timeout). Raises: RelayAnswerInvalid."""
-    if (response.content_length or 0) > MAX_ANSWER:
-        raise RelayAnswerInvalid(str(response.url.origin()), "the answer is too large")
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > MAX_ANSWER:
-            raise RelayAnswerInvalid(str(response.url.origin()), "the answer is too large")
-    return bytes(body)
+    """The whole body, up to MAX_ANSWER. Raises: RelayAnswerInvalid."""
+    try:
+        return await read_bounded(response, MAX_ANSWER)
+    except BodyTooLarge:
+        raise RelayAnswerInvalid(str(response.url.origin()), "the answer is too large") from None
 
 
 def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) -> FetchedOrder:

@@ -26,6 +26,7 @@ from pathlib import Path
 import aiohttp
 
 from agent import __version__
+from agent.net import split_proxy_credentials, tls_for
 from agent.tokens.pkcs11.modules import ModuleEntry
 from eidcore.messages import Language, Term, catalogue
 
@@ -101,7 +102,7 @@ def _network_reason(exc: BaseException) -> Phrase:
 
 
 def _via(proxy: str | None) -> Phrase:
-    from agent.enrol.client import shown_proxy
+    from agent.net import shown_proxy
 
     if not proxy:
         return Phrase(Term.DOCTOR_NO_PROXY)
@@ -300,11 +301,7 @@ async def _reachable(
     name: str, url: str, proxy: str | None, ca_file: str | None, now: dt.datetime
 ) -> list[Check]:
     """The server answers (any HTTP status) through ``proxy``; its clock is compared."""
-    context: ssl.SSLContext | bool = False
-    if url.startswith("https://"):
-        context = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    from agent.enrol.client import split_proxy_credentials
-
+    context = tls_for(url, ca_file, pinned=True)
     proxy_url, proxy_auth = split_proxy_credentials(proxy)
     try:
         async with (
@@ -379,7 +376,7 @@ async def diagnose(
         checks.append(Check("updateRepository", "info", Phrase(Term.DOCTOR_NO_REPOSITORY)))
     if issuer is not None:
         url, ca_file, proxy = issuer
-        from agent.enrol.client import proxy_for
+        from agent.net import proxy_for
 
         chosen = proxy_for(url, proxy, os.environ)
         checks += await _reachable("issuer", url.rstrip("/") + "/health", chosen, ca_file, now)

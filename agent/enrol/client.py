@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import ssl
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from agent.enrol.errors import (
     IssuerCertificateUntrusted,
     IssuerUnreachable,
 )
+from agent.net import proxy_for, shown_proxy, split_proxy_credentials, tls_for
 from agent.tokens import (
     AlreadyPresent,
     CredentialInfo,
@@ -89,33 +89,6 @@ TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 RETRIES = (0.5, 1.0, 2.0)  # seconds before each retry of a dropped submit
 
 
-def proxy_for(url: str, configured: str | None, environ: Mapping[str, str]) -> str | None:
-    """The proxy for ``url``: the configured one ("none" for none), else the environment's.
-    Pure."""
-    if configured:
-        return None if configured == "none" else configured
-    scheme = urllib.parse.urlsplit(url).scheme
-    env = {k.lower(): v for k, v in environ.items()}
-    proxy = env.get(f"{scheme}_proxy") or env.get("all_proxy")
-    if not proxy:
-        return None
-    host = urllib.parse.urlsplit(url).hostname or ""
-    for entry in (e.strip() for e in env.get("no_proxy", "").split(",")):
-        if entry == "*" or (
-            entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))
-        ):
-            return None
-    return proxy
-
-
-def shown_proxy(proxy: str | None) -> str:
-    """A proxy as logs and reports may show it: scheme://host:port, never the password."""
-    if not proxy:
-        return "no proxy"
-    parts = urllib.parse.urlsplit(proxy)
-    return f"proxy {parts.scheme}://{parts.hostname}:{parts.port or ''}".rstrip(":")
-
-
 @dataclass(frozen=True)
 class IssuerConnection:
     url: str  # the issuer's base URL
@@ -123,11 +96,7 @@ class IssuerConnection:
     proxy: str | None = None  # "http://user:pass@host:port", "none", or None: environment
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        if not self.url.startswith("https://"):
-            return False
-        if self.ca_file:
-            return ssl.create_default_context(cafile=self.ca_file)
-        return True
+        return tls_for(self.url, self.ca_file or None, pinned=True)
 
     async def post(
         self, path: str, body: dict[str, Any], *, secret: str | None = None, retry: bool = False
@@ -167,21 +136,6 @@ class IssuerConnection:
                 if not delays:
                     raise IssuerUnreachable(f"{type(exc).__name__}: {exc}", proxy) from None
                 await asyncio.sleep(delays.pop(0))
-
-
-def split_proxy_credentials(proxy: str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
-    """aiohttp wants the proxy's user and password apart from its URL."""
-    if proxy is None:
-        return None, None
-    parts = urllib.parse.urlsplit(proxy)
-    if not parts.username:
-        return proxy, None
-    auth = aiohttp.BasicAuth(
-        urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
-    )
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl(), auth
 
 
 def _answer(status: int, text: str) -> dict[str, Any]:
