@@ -76,8 +76,7 @@ async def _overhead(data_dir: Path, rounds: int) -> list[Figure]:
             # The person and the KDF are not the bridge's cost. Both sides wait the same
             # gap before collecting, so wake-up latency after idling hits both alike.
             await asyncio.sleep(GAP)
-            while service.book.get(ref, dt.datetime.now(dt.UTC)).phase is not Phase.COMPLETE:
-                await asyncio.sleep(0.001)
+            assert (await service.outcome(ref)).phase is Phase.COMPLETE
             t2 = time.perf_counter()
             async with http.post(
                 f"http://127.0.0.1:{port}/v1/collect", json={"orderRef": ref}, headers=HEADERS
@@ -218,8 +217,7 @@ async def _wire(data_dir: Path) -> list[Figure]:
                 f"{base}/v1/collect", json={"orderRef": ref}, headers={**HEADERS, **host}
             ) as r:
                 await r.read()
-            while service.book.get(ref, dt.datetime.now(dt.UTC)).phase is not Phase.COMPLETE:
-                await asyncio.sleep(0.005)
+            assert (await service.outcome(ref)).phase is Phase.COMPLETE
             async with http.post(
                 f"{base}/v1/collect", json={"orderRef": ref}, headers={**HEADERS, **host}
             ) as r:

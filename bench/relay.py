@@ -100,7 +100,7 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
             f"eid-agent:///?autostarttoken={started['autoStartToken']}&server={origin}"
         )
         async with RelayClient(link, allow_http=True) as client:
-            order, _ = await run_order(link.token, client, service, lambda: dt.datetime.now(dt.UTC))
+            order, _ = await run_order(link.token, client, service)
         await asyncio.sleep(0.02)  # let the counter see the last answer
         server.close()
         assert order.completion is not None

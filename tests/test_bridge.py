@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.bridge import OriginPolicy
-from agent.orders import REPLACE_AFTER
+from agent.orders import REPLACE_AFTER, Phase
 from agent.tokens import TokenStore
 from eidcore.messages import MessageCode
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
@@ -22,7 +22,7 @@ from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
 
 def _no_side_effect(b: Bridge) -> None:
     assert b.ui.requests == [] and b.ui.told == []
-    assert len(b.service.book) == 0
+    assert len(b.service) == 0
 
 
 # -- 2. Host check -----------------------------------------------------------------------
@@ -272,7 +272,7 @@ async def test_flood_opens_one_dialog_and_is_rate_limited(bridge: Bridge) -> Non
     assert statuses.count(201) == 1
     assert 429 in statuses and set(statuses) <= {201, 409, 429}
     assert len(bridge.ui.requests) == 1  # one dialog, whatever the flood
-    assert len(bridge.service.book) == 1
+    assert len(bridge.service) == 1
 
 
 # -- 7. Named limits ---------------------------------------------------------------------
@@ -667,3 +667,33 @@ async def test_two_origins_or_two_hosts_are_refused(bridge: Bridge) -> None:
     assert answer.startswith(b"HTTP/1.0 400"), answer[:100]  # aiohttp's parser refuses it
     assert b"Duplicate 'Host' header" in answer
     assert bridge.ui.requests == []  # no dialog
+
+
+async def test_an_order_can_be_awaited_without_polling(bridge: Bridge) -> None:
+    """The relay door waits on the service: each phase wakes it, the end returns."""
+    ref = await bridge.start()
+    service = bridge.service
+    phases = []
+    order = service.order(ref)
+    ending = asyncio.create_task(service.outcome(ref))
+    while order.phase.pending:
+        phases.append(order.phase)
+        if order.phase is Phase.USER_SIGN:
+            await bridge.ui.secrets.put(PASSWORD)
+        order = await asyncio.wait_for(service.next_phase(ref, order.phase), 10)
+    assert Phase.USER_SIGN in phases and order.phase is Phase.COMPLETE
+    assert (await asyncio.wait_for(ending, 10)).phase is Phase.COMPLETE
+    # an ended order answers at once, and so does a phase it has already left
+    assert (await service.outcome(ref)).phase is Phase.COMPLETE
+    assert (await service.next_phase(ref, Phase.STARTED)).phase is Phase.COMPLETE
+    assert not service.busy() and len(service) == 1
+
+
+async def test_a_cancel_wakes_whoever_awaits_the_order(bridge: Bridge) -> None:
+    ref = await bridge.start()
+    ending = asyncio.create_task(bridge.service.outcome(ref))
+    await asyncio.sleep(0.05)
+    assert not ending.done() and bridge.service.busy()
+    status, _ = await bridge.post("/v1/cancel", {"orderRef": ref})
+    assert status == 200
+    assert (await asyncio.wait_for(ending, 5)).phase is Phase.CANCELLED

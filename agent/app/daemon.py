@@ -4,8 +4,8 @@ Who owns what:
 - one asyncio loop (the main thread) runs the bridge, the order service, the card
   monitor and the updater; the monitor's PC/SC waits run in executor threads;
 - blocking work (credential files, the KDF) runs in the loop's default executor;
-- the console UI owns one daemon thread that reads stdin; the desktop UI (later) owns its
-  toolkit's thread; both are reached only through the UI port;
+- the console UI owns one daemon thread that reads stdin; the desktop UI talks to its
+  dialog helper process (GTK); both are reached only through the UI port;
 - SIGTERM stops the agent; SIGINT cancels an open question, or stops the agent when none
   is open; SIGUSR1 is a person's "update now" (from ``eid-agent update apply``);
 - an installed agent (one running from the versions layout with a repository) runs the
@@ -27,19 +27,19 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from aiohttp import web
 from packaging.version import Version
 
 from agent import __version__
 from agent.app.instance import InstanceLock, remove_pid, write_pid
+from agent.app.orders import Orders, OrderSettings, running_orders
 from agent.app.selftest import self_test
-from agent.autostart.driver import carry_out
+from agent.autostart.door import DoorSettings, RelayDoor
 from agent.autostart.handoff import serve_handoff, socket_path
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.bridge.listener import KEEPALIVE_SECONDS, GuardedSite, bridge_gate, raise_file_limit
@@ -47,19 +47,16 @@ from agent.bridge.security import DEFAULT_PORT, HOSTS
 from agent.config import Settings
 from agent.enrol.client import IssuerConnection
 from agent.notices import Notice
-from agent.orders import DEFAULT_TTL, OrderBook
-from agent.orders.service import OrderService
 from agent.tokens import TokenStore
-from agent.tokens.card.monitor import CardWatcher
-from agent.tokens.hardware import Hardware
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.ui.port import DesktopPort, Presentation, UiPort
 from agent.updater.install import Layout, running_layout
 from eidcore.listener import ConnectionGate
 from eidcore.messages import Language, MessageCode, Term, catalogue
+
+if TYPE_CHECKING:
+    from agent.updater.service import UpdaterService
 
 log = logging.getLogger(__name__)
 REFUSAL_NOTICE_GAP = 10.0  # seconds between two "why orders are refused" notices
@@ -75,31 +72,32 @@ class PortTaken(Exception):
         self.port = port
 
 
-@dataclass
+@dataclass(frozen=True)
+class UpdateSettings:
+    """How this agent takes part in its own updates."""
+
+    argv: tuple[str, ...] = ()  # how this agent was started, to start the next version alike
+    take_over: bool = False  # started by the previous version's update: prove health, commit
+    tick: float = 30.0  # seconds between looks at the update policy
+    health_timeout: float = 30.0  # seconds a new version has to become healthy
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data_dir: Path
     port: int = DEFAULT_PORT
-    order_ttl: dt.timedelta = DEFAULT_TTL
     language: Language = Language.EN
-    policy: OriginPolicy = field(default_factory=OriginPolicy)
-    cards: bool = True
-    pkcs11: tuple[ModuleEntry, ...] = ()  # the PKCS#11 modules to load (probed first)
-    intermediates: tuple[bytes, ...] = ()  # issuing CAs (DER) completing tokens' chains
-    argv: tuple[str, ...] = ()  # how this agent was started, to start the next version alike
-    take_over: bool = False  # started by the previous version's update: prove health, commit
-    update_tick: float = 30.0  # seconds between looks at the update policy
-    health_timeout: float = 30.0  # seconds a new version has to become healthy
+    session_language: Language = Language.EN  # "as the computer" in the Settings window
     ui: str = "console"  # "console", "desktop", or "auto" (desktop where a display is)
+    bridge: bool = True  # --no-bridge: links from the order relay only
+    policy: OriginPolicy = field(default_factory=OriginPolicy)
+    orders: OrderSettings = field(default_factory=OrderSettings)
+    door: DoorSettings = field(default_factory=DoorSettings)
+    updates: UpdateSettings = field(default_factory=UpdateSettings)
     issuer: IssuerConnection | None = None  # where "Order BankID on file" goes
     settings_file: Path | None = None  # what the Settings window edits (None: no window)
     settings: Settings = field(default_factory=Settings)  # as stored when the agent started
     fixed_proxy: bool = False  # --proxy given: the Settings window's proxy does not apply
-    proxy: str | None = None  # for relays, as for the issuer: --proxy, else the settings
-    session_language: Language = Language.EN  # "as the computer" in the Settings window
-    bridge: bool = True  # --no-bridge: links from the order relay only
-    relay_allow: tuple[str, ...] = ()  # internal order relays the settings name
-    allow_http_relay: bool = False  # development: a relay on loopback over plain http
-    relay_ca: Path | None = None  # development: trust this certificate for relays too
 
 
 class SelfTestFailed(Exception):
@@ -111,64 +109,104 @@ async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     already), PortTaken, SelfTestFailed, NotPrivate (the data folder is another user's)."""
     TokenStore(config.data_dir).make_private()  # before the lock file is made inside it
     lock = InstanceLock(config.data_dir)
-    lock.acquire(patience=5.0 if config.take_over else 0.0)  # before any window shows
+    lock.acquire(patience=5.0 if config.updates.take_over else 0.0)  # before any window shows
     try:
-        return await _serve(config, stdin, stdout, lock)
+        front = await _user_interface(config, stdin, stdout)
+        async with running_orders(config.data_dir, front.ui, config.orders) as orders:
+            return await _serve(config, front, orders, stdout, lock)
     finally:
         lock.release()
 
 
-async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: InstanceLock) -> int:
-    front = await _user_interface(config, stdin, stdout)
-    ui, desktop = front.ui, front.desktop
-    watcher = CardWatcher() if config.cards else None
-    readers = (lambda: watcher.generation) if watcher is not None else None
-    tokens = (
-        TokenWatcher(
-            config.pkcs11,
-            authorities=config.intermediates,
-            conf_dir=config.data_dir,
-            readers_changed=readers,
-        )
-        if config.pkcs11
-        else None
-    )
-    hardware = Hardware(watcher, tokens) if watcher or tokens else None
-    watching = [asyncio.create_task(w.run()) for w in (watcher, tokens) if w is not None]
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
-    def clock() -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
 
-    service = OrderService(
-        TokenStore(config.data_dir),
-        ui,
-        OrderBook(config.order_ttl),
-        clock=clock,
-        new_ref=lambda: str(uuid.uuid4()),
-        agent_version=__version__,
-        cards=hardware,
+class _Refusals:
+    """A website's order was refused: the person is told why, not more than once in a
+    while (a page may retry in a loop)."""
+
+    def __init__(self, why: Callable[[], MessageCode | None], ui: UiPort) -> None:
+        self._why, self._ui = why, ui
+        self._told_at = -REFUSAL_NOTICE_GAP
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def __call__(self) -> None:
+        code = self._why()
+        if code is not None and time.monotonic() - self._told_at >= REFUSAL_NOTICE_GAP:
+            self._told_at = time.monotonic()
+            self.tasks.append(asyncio.create_task(_quietly(self._ui.tell(Notice(code)))))
+
+
+def _updater(
+    config: RunConfig,
+    orders: Orders,
+    ui: UiPort,
+    layout: Layout | None,
+    hand_over: Callable[[Version], Awaitable[bool]],
+) -> UpdaterService | None:
+    """The updater of an installed agent (one running from the versions layout with a
+    repository); None for a checkout."""
+    source = layout.source() if layout is not None else None
+    if layout is None or source is None:
+        return None
+    from agent.updater.service import UpdaterService, rollout_draw, state_file  # the TUF client
+
+    return UpdaterService(
+        layout=layout,
+        source=source,
+        state_file=state_file(config.data_dir),
+        current=Version(__version__),
+        clock=_now,
+        jitter=random.random,
+        notify=ui.tell,
+        order_active=orders.service.busy,
+        hand_over=hand_over,
+        tick_seconds=config.updates.tick,
+        draw=rollout_draw(config.data_dir, random.random),
     )
+
+
+async def _serve(
+    config: RunConfig, front: _Front, orders: Orders, stdout: TextIO, lock: InstanceLock
+) -> int:
+    """The lifecycle: the doors built with their gates, bound, handed over; signals."""
+    ui, desktop, service = front.ui, front.desktop, orders.service
     stop = asyncio.Event()
+    layout = running_layout(config.data_dir)
+    hand_over = _HandOver(config, lambda: runner, layout, stop, lock) if layout else None
+    updater = _updater(config, orders, ui, layout, hand_over) if hand_over else None
+    refusal = updater.refusal if updater is not None else _accepting
+    refusals = _Refusals(refusal, ui)
+    tasks = refusals.tasks
     sites = config.settings
     bridge = BridgeConfig(
         port=config.port,
         policy=config.policy.with_person_sites(sites.allow, sites.block),
-        update_state=lambda: "unmanaged",
+        update_required=updater.refuse_orders if updater is not None else lambda: False,
+        update_state=updater.state_name if updater is not None else lambda: "unmanaged",
+        refused=refusals,
+    )
+    door = RelayDoor(
+        service,
+        config.door,
+        refused=refusal,
+        tell=ui.tell,
+        open_url=_returner(ui, desktop is not None, stdout, config.language),
     )
     issuer = config.issuer
-    proxy = config.proxy
 
     def apply_settings(settings: Settings) -> None:
         """The Settings window saved: the running agent follows at once."""
-        nonlocal issuer, proxy
+        nonlocal issuer
         if not config.fixed_proxy:
-            proxy = settings.proxy
+            door.settings = replace(door.settings, proxy=settings.proxy)
+            if issuer is not None:
+                issuer = replace(issuer, proxy=settings.proxy)
         bridge.policy = config.policy.with_person_sites(settings.allow, settings.block)
         if desktop is not None:
             desktop.language = Language(settings.language or config.session_language)
             desktop.presentation = _presentation(settings)
-        if issuer is not None and not config.fixed_proxy:
-            issuer = replace(issuer, proxy=settings.proxy)
 
     if desktop is not None:
         desktop.presentation = _presentation(config.settings)
@@ -180,82 +218,20 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
     )
     raise_file_limit()
     await runner.setup()
-    layout = running_layout(config.data_dir)
-    source = layout.source() if layout is not None else None
-    updater: UpdaterService | None = None
-    if layout is not None and source is not None:
-        from agent.updater.service import (  # the TUF client
-            UpdaterService,
-            rollout_draw,
-            state_file,
-        )
-
-        hand_over = _HandOver(config, runner, layout, stop, lock)
-        updater = UpdaterService(
-            layout=layout,
-            source=source,
-            state_file=state_file(config.data_dir),
-            current=Version(__version__),
-            clock=clock,
-            jitter=random.random,
-            notify=ui.tell,
-            order_active=lambda: service.book.active(clock()) is not None,
-            hand_over=hand_over,
-            tick_seconds=config.update_tick,
-            draw=rollout_draw(config.data_dir, random.random),
-        )
-        bridge.update_required = updater.refuse_orders
-        bridge.update_state = updater.state_name
-    tasks: list[asyncio.Task[None]] = []
-    refusal = updater.refusal if updater is not None else _accepting
-    told_at = [-REFUSAL_NOTICE_GAP]
-
-    def refused() -> None:
-        """A website's order was refused: tell the person why (not more than once in a
-        while: a page may retry in a loop)."""
-        code = refusal()
-        if code is not None and time.monotonic() - told_at[0] >= REFUSAL_NOTICE_GAP:
-            told_at[0] = time.monotonic()
-            tasks.append(asyncio.create_task(_quietly(ui.tell(Notice(code)))))
-
-    bridge.refused = refused
     handoff: asyncio.Server | None = None
+    links = socket_path(config.data_dir)
     try:
-        links = socket_path(config.data_dir)
-
-        async def take_link(url: str) -> bool:
-            if service.book.active(clock()) is not None:
-                return False  # one order at a time; the handler says so
-            tasks.append(
-                asyncio.create_task(
-                    _quietly(
-                        carry_out(
-                            url,
-                            service,
-                            ui.tell,
-                            clock,
-                            internal=config.relay_allow,
-                            allow_http=config.allow_http_relay,
-                            ca_file=config.relay_ca,
-                            open_url=_returner(ui, desktop is not None, stdout, config.language),
-                            proxy=proxy,
-                            refused=refusal,
-                        )
-                    )
-                )
-            )
-            return True
-
         try:
-            handoff = await serve_handoff(links, take_link)
+            handoff = await serve_handoff(links, door.take)
         except OSError as exc:
             log.warning("no eid-agent:// links: cannot listen on %s (%s)", links, exc)
         if config.bridge:
-            bound = await _bind(runner, config.port, retry=5.0 if config.take_over else 0.0)
+            patience = 5.0 if config.updates.take_over else 0.0
+            bound = await _bind(runner, config.port, retry=patience)
         else:
             bound = [str(links)]  # links only: no port is opened at all
         log.info("eid-agent %s listening on %s", __version__, ", ".join(bound))
-        if config.take_over:
+        if config.updates.take_over:
             _commit(config, layout)
             if desktop is not None:  # a finished update is news, not a question
                 installed = Notice(MessageCode.UPDATE_INSTALLED, {"version": __version__})
@@ -275,41 +251,25 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
                 desktop,
                 config.data_dir,
                 config.port,
-                order_active=lambda: service.book.active(clock()) is not None,
+                order_active=service.busy,
                 updater=updater,
                 stop=stop,
-                clock=clock,
-                cards=hardware,
+                clock=_now,
+                cards=orders.hardware,
                 issuer=lambda: issuer,
                 settings=hooks,
-                modules=config.pkcs11,
-                tokens=tokens,
+                modules=config.orders.pkcs11,
+                tokens=orders.tokens,
             )
             tasks.append(asyncio.create_task(tray.run()))
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-
-        def on_sigint() -> None:
-            if front.console is None or not front.console.interrupt():
-                stop.set()
-
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        if updater is not None:
-            person = updater
-
-            def on_usr1() -> None:
-                tasks.append(asyncio.create_task(_quietly(person.start())))
-
-            loop.add_signal_handler(signal.SIGUSR1, on_usr1)
+        _on_signals(stop, front, updater, tasks)
         await stop.wait()
     finally:
         log.info("eid-agent stopping")
         for task in tasks:
             task.cancel()
+        await door.aclose()
         await service.aclose()
-        for watch in watching:
-            watch.cancel()
-        await asyncio.gather(*watching, return_exceptions=True)  # modules finalised
         await runner.cleanup()
         if handoff is not None:
             handoff.close()
@@ -319,6 +279,31 @@ async def _serve(config: RunConfig, stdin: TextIO, stdout: TextIO, lock: Instanc
             await desktop.aclose()
         remove_pid(config.data_dir)
     return 0
+
+
+def _on_signals(
+    stop: asyncio.Event,
+    front: _Front,
+    updater: UpdaterService | None,
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    """SIGTERM stops; SIGINT cancels an open console question, else stops; SIGUSR1 is a
+    person's "update now"."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def on_sigint() -> None:
+        if front.console is None or not front.console.interrupt():
+            stop.set()
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    if updater is not None:
+        person = updater
+
+        def on_usr1() -> None:
+            tasks.append(asyncio.create_task(_quietly(person.start())))
+
+        loop.add_signal_handler(signal.SIGUSR1, on_usr1)
 
 
 @dataclass(frozen=True)
@@ -430,22 +415,22 @@ class _HandOver:
     def __init__(
         self,
         config: RunConfig,
-        runner: web.AppRunner,
+        runner: Callable[[], web.AppRunner],
         layout: Layout,
         stop: asyncio.Event,
         lock: InstanceLock,
     ) -> None:
         self._config = config
-        self._runner = runner
+        self._runner = runner  # made after the updater that may call this
         self._layout = layout
         self._stop = stop
         self._lock = lock
 
     async def __call__(self, version: Version) -> bool:
         launcher = self._layout.launcher(version)
-        argv = [a for a in self._config.argv if a != "--take-over"]
+        argv = [a for a in self._config.updates.argv if a != "--take-over"]
         started = time.monotonic()
-        for site in list(self._runner.sites):
+        for site in list(self._runner().sites):
             await site.stop()
         self._lock.release()  # the new version takes the lock with the port
         log.info("bridge closed; starting %s", version)
@@ -455,7 +440,7 @@ class _HandOver:
             log.error("could not start %s: %s", version, exc)
             await self._reopen()
             return False
-        deadline = started + self._config.health_timeout
+        deadline = started + self._config.updates.health_timeout
         while time.monotonic() < deadline:
             if child.poll() is not None:
                 break
@@ -480,7 +465,7 @@ class _HandOver:
 
     async def _reopen(self) -> None:
         await asyncio.to_thread(self._lock.acquire, patience=5.0)
-        await _bind(self._runner, self._config.port, retry=5.0)
+        await _bind(self._runner(), self._config.port, retry=5.0)
         write_pid(self._config.data_dir)
         log.info("eid-agent %s listening again", __version__)
 

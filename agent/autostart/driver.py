@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
-from pathlib import Path
+from collections.abc import Callable
 
 from agent.autostart.client import FetchedOrder, RelayClient
 from agent.autostart.errors import AutostartError
-from agent.autostart.link import parse_link
-from agent.notices import Notice, notice_for
 from agent.orders import (
     AlreadyInProgress,
     IllegalTransition,
@@ -28,11 +24,10 @@ from agent.orders.service import OrderService
 from agent.tokens.model import TokenKind
 from eidcore.messages import MessageCode
 
-__all__ = ["POLL_SECONDS", "carry_out", "run_order"]
+__all__ = ["UpdateNeeded", "run_order"]
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.1  # how often the order is looked at while it runs (only then)
 ASK_RELAY_SECONDS = 1.0  # how often the relay is asked whether the site still wants it
 
 # How an order that did not complete is reported (the relay's hint words).
@@ -74,7 +69,6 @@ async def run_order(
     token: str,
     client: RelayClient,
     service: OrderService,
-    clock: Callable[[], dt.datetime],
     refused: Callable[[], MessageCode | None] = _accepting,
 ) -> tuple[Order, FetchedOrder]:
     """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
@@ -96,9 +90,11 @@ async def run_order(
     reported = False
     ended_at_relay = False
     asked = time.monotonic()
-    while True:
-        order = service.book.get(order.ref, clock())
-        if order.phase.pending and time.monotonic() - asked >= ASK_RELAY_SECONDS:
+    while order.phase.pending:
+        wait = max(0.0, ASK_RELAY_SECONDS - (time.monotonic() - asked))
+        try:
+            order = await asyncio.wait_for(service.next_phase(order.ref, order.phase), wait)
+        except TimeoutError:
             asked = time.monotonic()
             try:
                 wanted = await client.still_wanted(fetched)
@@ -109,7 +105,8 @@ async def run_order(
                 with contextlib.suppress(IllegalTransition, UnknownOrder):
                     service.cancel(order.ref, order.request.origin)  # its dialog closes
                 log.info("order %s ended at %s: its dialog is closed", order.ref, fetched.relay)
-                continue
+            order = service.order(order.ref)
+            continue
         if order.phase is Phase.USER_SIGN and not reported:
             reported = True
             try:
@@ -118,9 +115,6 @@ async def run_order(
                 log.info(
                     "order %s: progress not reported (%s: %s)", order.ref, type(exc).__name__, exc
                 )
-        if not order.phase.pending:
-            break
-        await asyncio.sleep(POLL_SECONDS)
     if ended_at_relay:
         return order, fetched  # nothing to post: the relay ended it
     if order.phase is Phase.COMPLETE and order.completion is not None:
@@ -132,46 +126,3 @@ async def run_order(
         await client.fail(fetched, _FAILURE_HINTS.get(order.phase, "startFailed"))
         log.info("order %s ended %s", order.ref, order.phase.name)
     return order, fetched
-
-
-async def carry_out(
-    url: str,
-    service: OrderService,
-    tell: Callable[[Notice], Awaitable[None]],
-    clock: Callable[[], dt.datetime],
-    *,
-    internal: Collection[str] = (),
-    allow_http: bool = False,
-    ca_file: Path | None = None,
-    open_url: Callable[[str], Awaitable[None]] | None = None,
-    proxy: str | None = None,
-    refused: Callable[[], MessageCode | None] = _accepting,
-) -> Order | None:
-    """A link handed to the running agent, start to end; what stopped it is told to the
-    person (never raised: this runs as a task of its own)."""
-    try:
-        link = parse_link(url)
-        async with RelayClient(
-            link, internal=internal, allow_http=allow_http, ca_file=ca_file, proxy=proxy
-        ) as client:
-            order, fetched = await run_order(link.token, client, service, clock, refused)
-        if (
-            open_url is not None
-            and fetched.return_url is not None
-            and link.go_back
-            and order.phase is not Phase.CANCELLED
-        ):
-            await open_url(fetched.return_url)  # back to the page, as BankID's app does
-        return order
-    except AutostartError as exc:
-        log.info("a link was not carried out: %s: %s", type(exc).__name__, exc)
-        await tell(notice_for(exc))
-    except AlreadyInProgress:  # the order machine's word; the table is below it
-        await tell(Notice(MessageCode.ALREADY_IN_PROGRESS))
-    except UpdateNeeded as exc:
-        log.info("a link was refused: %s", exc)
-        await tell(Notice(exc.code))
-    except Exception:
-        log.exception("a link failed unexpectedly")
-        await tell(Notice(MessageCode.INTERNAL_ERROR))
-    return None

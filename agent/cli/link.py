@@ -16,17 +16,44 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent import __version__
 from agent.cli.io import Io
 from eidcore.messages import MessageCode, Term
 
-__all__ = ["add_link_options", "link_options", "open_command"]
+if TYPE_CHECKING:
+    from agent.app.orders import OrderSettings
+    from agent.autostart.door import DoorSettings
+    from agent.config import AgentConfig
+
+__all__ = [
+    "add_door_options",
+    "add_link_options",
+    "door_settings",
+    "link_options",
+    "open_command",
+    "order_settings",
+]
 
 START_WAIT = 15.0  # seconds an agent started for a link has to listen
+
+
+def add_door_options(parser: argparse.ArgumentParser) -> None:
+    """What orders from links may use and which development relays they may reach: the
+    same for the running agent (``run``) and the link handler (``open``)."""
+    parser.add_argument(
+        "--no-cards", action="store_true", help="do not watch card readers or PKCS#11 tokens"
+    )
+    parser.add_argument(
+        "--relay-ca", type=Path, help="development: also trust this certificate for order relays"
+    )
+    parser.add_argument(
+        "--allow-http-relay",
+        action="store_true",
+        help="development: order relays on loopback over plain http",
+    )
 
 
 def add_link_options(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +62,7 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-bridge", action="store_true", help="an agent started for a link opens no port"
     )
-    parser.add_argument(
-        "--relay-ca", type=Path, help="development: also trust this certificate for the relay"
-    )
-    parser.add_argument(
-        "--allow-http-relay",
-        action="store_true",
-        help="development: a relay on loopback over plain http",
-    )
+    add_door_options(parser)
 
 
 def link_options(args: argparse.Namespace) -> list[str]:
@@ -52,11 +72,45 @@ def link_options(args: argparse.Namespace) -> list[str]:
         options += ["--config", str(args.config.resolve())]
     if args.no_bridge:
         options.append("--no-bridge")
+    if args.no_cards:
+        options.append("--no-cards")
     if args.relay_ca:
         options += ["--relay-ca", str(args.relay_ca.resolve())]
     if args.allow_http_relay:
         options.append("--allow-http-relay")
     return options
+
+
+def door_settings(args: argparse.Namespace, config: AgentConfig) -> DoorSettings:
+    """The relay door's settings from the command line (``add_door_options``, and
+    ``--proxy`` where the command has it) and the person's settings."""
+    from agent.autostart.door import DoorSettings
+
+    return DoorSettings(
+        internal=config.relay_allow,
+        allow_http=args.allow_http_relay,
+        ca_file=args.relay_ca,
+        proxy=getattr(args, "proxy", None) or config.proxy,
+    )
+
+
+def order_settings(
+    args: argparse.Namespace, config: AgentConfig, data_dir: Path, ttl: dt.timedelta
+) -> OrderSettings:
+    """What orders may sign with: files, and unless ``--no-cards`` the card readers and
+    the PKCS#11 modules the settings name (or p11-kit finds)."""
+    from agent.app.orders import OrderSettings
+    from agent.tokens.pkcs11.authorities import chain_authorities
+    from agent.tokens.pkcs11.modules import find_modules
+
+    if args.no_cards:
+        return OrderSettings(ttl=ttl, cards=False)
+    return OrderSettings(
+        ttl=ttl,
+        cards=True,
+        pkcs11=tuple(find_modules(config.pkcs11_modules, use_p11kit=config.p11kit)),
+        intermediates=chain_authorities(config.intermediates, data_dir),
+    )
 
 
 def open_command(io: Io, args: argparse.Namespace) -> int:
@@ -112,46 +166,28 @@ def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path, path: P
 
 
 def _here(io: Io, args: argparse.Namespace) -> int:
-    from agent.autostart.client import RelayClient
-    from agent.autostart.driver import UpdateNeeded, run_order
+    """No agent runs and there is no display: the order in this console, with the same
+    order service and relay door as the running agent's (cards and tokens included)."""
+    from agent.app.orders import running_orders
+    from agent.autostart.door import RelayDoor, UpdateNeeded
     from agent.autostart.link import parse_link
     from agent.config import load_config
-    from agent.orders import OrderBook, Phase
-    from agent.orders.service import OrderService
-    from agent.tokens import TokenStore
+    from agent.orders import DEFAULT_TTL, Phase
     from agent.ui.console import ConsoleUi
     from eidcore.paths import default_config_file, default_data_dir
 
     link = parse_link(args.url)
     config = load_config(args.config or default_config_file())
     data_dir = args.data_dir or default_data_dir()
-
-    def clock() -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
+    orders = order_settings(args, config, data_dir, DEFAULT_TTL)
 
     async def run() -> Phase:
         ui = ConsoleUi(io.stdin, io.stderr, io.language)
-        service = OrderService(
-            TokenStore(data_dir),
-            ui,
-            OrderBook(),
-            clock=clock,
-            new_ref=lambda: str(uuid.uuid4()),
-            agent_version=__version__,
-        )
-        try:
-            async with RelayClient(
-                link,
-                internal=config.relay_allow,
-                allow_http=args.allow_http_relay,
-                ca_file=args.relay_ca,
-                proxy=config.proxy,
-            ) as client:
-                order, fetched = await run_order(
-                    link.token, client, service, clock, _refusal(data_dir, clock)
-                )
-        finally:
-            await service.aclose()
+        async with running_orders(data_dir, ui, orders) as running:
+            door = RelayDoor(
+                running.service, door_settings(args, config), refused=_refusal(data_dir)
+            )
+            order, fetched = await door.carry_out(link)
         if fetched.return_url is not None and link.go_back:  # a console has no browser
             io.stderr.write(io.term(Term.CONSOLE_RETURN_TO, url=fetched.return_url) + "\n")
         return order.phase
@@ -164,7 +200,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
     return 0 if phase is Phase.COMPLETE else 1
 
 
-def _refusal(data_dir: Path, clock: Callable[[], dt.datetime]) -> Callable[[], MessageCode | None]:
+def _refusal(data_dir: Path) -> Callable[[], MessageCode | None]:
     """An installed agent's updater state says whether it may take orders (blocked, too
     old, too long unchecked), as the running agent's does; a checkout takes them."""
     from agent.updater.install import running_layout
@@ -174,6 +210,6 @@ def _refusal(data_dir: Path, clock: Callable[[], dt.datetime]) -> Callable[[], M
     def refused() -> MessageCode | None:
         if running_layout(data_dir) is None:
             return None
-        return refusal(load_state(state_file(data_dir)), clock())
+        return refusal(load_state(state_file(data_dir)), dt.datetime.now(dt.UTC))
 
     return refused

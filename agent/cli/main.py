@@ -19,7 +19,13 @@ from typing import NoReturn, TextIO
 
 from agent import __version__
 from agent.cli.io import Io
-from agent.cli.link import add_link_options, link_options
+from agent.cli.link import (
+    add_door_options,
+    add_link_options,
+    door_settings,
+    link_options,
+    order_settings,
+)
 from eidcore.logline import log_to, one_line
 from eidcore.messages import (
     Language,
@@ -115,21 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         help="these may never start orders (repeatable)",
     )
     run.add_argument(
-        "--no-cards", action="store_true", help="do not watch card readers or PKCS#11 tokens"
-    )
-    run.add_argument(
         "--no-bridge",
         action="store_true",
         help="open no port: serve eid-agent:// links (order relays) only",
     )
-    run.add_argument(
-        "--relay-ca", type=Path, help="development: also trust this certificate for order relays"
-    )
-    run.add_argument(
-        "--allow-http-relay",
-        action="store_true",
-        help="development: order relays on loopback over plain http",
-    )
+    add_door_options(run)
     run.add_argument(
         "--log-file",
         type=Path,
@@ -392,14 +388,12 @@ def main(
 def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import asyncio
 
-    from agent.app.daemon import PortTaken, RunConfig, SelfTestFailed, serve
+    from agent.app.daemon import PortTaken, RunConfig, SelfTestFailed, UpdateSettings, serve
     from agent.app.instance import AlreadyRunning
     from agent.bridge import OriginPolicy
     from agent.bridge.security import DEFAULT_PORT
     from agent.cli.enrolment import issuer_connection
     from agent.config import load_config
-    from agent.tokens.pkcs11.authorities import chain_authorities
-    from agent.tokens.pkcs11.modules import find_modules
     from eidcore.paths import default_config_file, default_data_dir
 
     if not 0 < (args.port or DEFAULT_PORT) < 65536 or args.order_ttl <= 0:
@@ -417,41 +411,31 @@ def _run(io: Io, args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     language = io.language
     if settings.language and not args.lang:  # the command line wins, then the settings
         language = Language(settings.language)
-    modules = (
-        ()
-        if args.no_cards
-        else tuple(find_modules(agent_config.pkcs11_modules, use_p11kit=agent_config.p11kit))
-    )
+    data_dir = args.data_dir or default_data_dir()
     config = RunConfig(
-        data_dir=args.data_dir or default_data_dir(),
+        data_dir=data_dir,
         port=args.port or DEFAULT_PORT,
-        order_ttl=dt.timedelta(seconds=args.order_ttl),
         language=language,
+        session_language=Language(args.lang) if args.lang else language_from_env(os.environ),
+        ui=args.ui,
+        bridge=not args.no_bridge,
         policy=OriginPolicy.of(
             allow_http_localhost=args.allow_http_localhost,
             allow=args.allow_origin,
             block=args.block_origin,
         ),
-        cards=not args.no_cards,
-        pkcs11=modules,
-        intermediates=chain_authorities(
-            agent_config.intermediates, args.data_dir or default_data_dir()
+        orders=order_settings(args, agent_config, data_dir, dt.timedelta(seconds=args.order_ttl)),
+        door=door_settings(args, agent_config),
+        updates=UpdateSettings(
+            argv=tuple(argv if argv is not None else sys.argv[1:]),
+            take_over=args.take_over,
+            tick=args.update_tick,
+            health_timeout=args.health_timeout,
         ),
-        argv=tuple(argv if argv is not None else sys.argv[1:]),
-        take_over=args.take_over,
-        update_tick=args.update_tick,
-        health_timeout=args.health_timeout,
-        ui=args.ui,
         issuer=issuer_connection(args),
         settings_file=settings_file,
         settings=settings,
         fixed_proxy=bool(args.proxy),
-        proxy=args.proxy or agent_config.proxy,
-        session_language=Language(args.lang) if args.lang else language_from_env(os.environ),
-        bridge=not args.no_bridge,
-        relay_allow=agent_config.relay_allow,
-        allow_http_relay=args.allow_http_relay,
-        relay_ca=args.relay_ca,
     )
     try:
         return asyncio.run(serve(config, io.stdin, io.stdout))

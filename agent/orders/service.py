@@ -4,6 +4,10 @@ Ownership (see agent/app/daemon.py): everything here runs on the one asyncio loo
 work — reading credential files, the password KDF — runs in the default executor. The UI
 is reached only through the UI port. Time and order references come from the callables
 passed in, so tests fix them.
+
+The book is the service's own: the doors ask it (``collect``, ``busy``, ``order``) and wait
+on it (``next_phase``, ``outcome``) — each change of an order wakes whoever waits on that
+order, so nobody polls.
 """
 
 from __future__ import annotations
@@ -76,10 +80,45 @@ class OrderService:
         self._clock, self._new_ref, self._version = clock, new_ref, agent_version
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._watching: asyncio.Task[None] | None = None  # the page of the bridge order
+        self._changes: dict[str, asyncio.Event] = {}  # set when that order moves on
 
-    @property
-    def book(self) -> OrderBook:
-        return self._book
+    def __len__(self) -> int:
+        """How many orders are kept: the active one and the finished ones still collectable."""
+        return len(self._book)
+
+    def busy(self) -> bool:
+        """Whether an order is active (an update waits for it to end)."""
+        return self._book.active(self._clock()) is not None
+
+    def order(self, ref: str) -> Order:
+        """The order as it stands, for the door that started it. Raises: UnknownOrder."""
+        return self._book.get(ref, self._clock())
+
+    async def next_phase(self, ref: str, phase: Phase) -> Order:
+        """The order once it has left ``phase`` (at once if it already has). Raises:
+        UnknownOrder (no longer kept)."""
+        while True:
+            order = self.order(ref)
+            if order.phase is not phase:
+                return order
+            await self._changes.setdefault(ref, asyncio.Event()).wait()
+
+    async def outcome(self, ref: str) -> Order:
+        """The order once it has ended. Raises: UnknownOrder (no longer kept)."""
+        order = self.order(ref)
+        while order.phase.pending:
+            order = await self.next_phase(ref, order.phase)
+        return order
+
+    def _record(self, ref: str, event: Event, **data: object) -> Order:
+        """Apply ``event`` and wake whoever waits on the order. Raises: IllegalTransition,
+        UnknownOrder."""
+        try:
+            return self._book.apply(ref, event, self._clock(), **data)
+        finally:
+            changed = self._changes.pop(ref, None)
+            if changed is not None:
+                changed.set()
 
     def start(self, request: OrderRequest) -> Order:
         """Raises: AlreadyInProgress (another origin's order is active)."""
@@ -123,7 +162,7 @@ class OrderService:
         if gone is None:
             return
         with contextlib.suppress(IllegalTransition, UnknownOrder):
-            self._book.apply(gone.ref, Event.PAGE_GONE, self._clock())
+            self._record(gone.ref, Event.PAGE_GONE)
             log.info("order %s abandoned: its page stopped asking about it", gone.ref)
         task = self._tasks.get(gone.ref)
         if task is not None:
@@ -132,7 +171,7 @@ class OrderService:
     def cancel(self, ref: str, origin: str) -> Order:
         """Cancel from the page. Raises: UnknownOrder, IllegalTransition (already over)."""
         self.collect(ref, origin)
-        order = self._book.apply(ref, Event.RP_CANCEL, self._clock())
+        order = self._record(ref, Event.RP_CANCEL)
         log.info("order %s cancelled by the page", ref)
         task = self._tasks.get(ref)
         if task is not None:
@@ -143,6 +182,9 @@ class OrderService:
         for ref, known in list(self._tasks.items()):
             if known is task:
                 del self._tasks[ref]
+                changed = self._changes.pop(ref, None)  # its last word has been said
+                if changed is not None:
+                    changed.set()
 
     async def aclose(self) -> None:
         if self._watching is not None:
@@ -159,7 +201,7 @@ class OrderService:
             await asyncio.wait_for(self._flow(order), timeout=max(0.0, remaining))
         except TimeoutError:
             with contextlib.suppress(IllegalTransition, UnknownOrder):
-                self._book.apply(order.ref, Event.EXPIRE, self._clock())
+                self._record(order.ref, Event.EXPIRE)
             log.info("order %s expired", order.ref)
             await self._ui.tell(Notice(MessageCode.TIMED_OUT))
         except asyncio.CancelledError:
@@ -169,14 +211,12 @@ class OrderService:
         except DialogBlocked as exc:
             log.warning("order %s: the dialog is blocked (%s)", order.ref, exc.reason)
             with contextlib.suppress(IllegalTransition, UnknownOrder):
-                self._book.apply(
-                    order.ref, Event.START_FAILED, self._clock(), detail="dialogBlocked"
-                )
+                self._record(order.ref, Event.START_FAILED, detail="dialogBlocked")
             await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
         except Exception:
             log.exception("order %s failed unexpectedly", order.ref)
             with contextlib.suppress(IllegalTransition, UnknownOrder):
-                self._book.apply(order.ref, Event.START_FAILED, self._clock(), detail="internal")
+                self._record(order.ref, Event.START_FAILED, detail="internal")
             await self._ui.tell(Notice(MessageCode.INTERNAL_ERROR))
         finally:
             await self._ui.close(order.ref)
@@ -190,7 +230,7 @@ class OrderService:
         None when the order ended as certificateErr."""
         request = order.request
         # Already waiting when a card left mid-order (CARD_GONE put the order back).
-        waiting = self._book.get(order.ref, self._clock()).phase is Phase.NO_CLIENT
+        waiting = self.order(order.ref).phase is Phase.NO_CLIENT
         while True:
             generation = self._cards.generation if self._cards is not None else 0
             try:
@@ -339,13 +379,12 @@ class OrderService:
         return _completion(credential, signed, signature, card.chains[purpose])
 
     def _signed_data(self, order: Order) -> bytes:
-        now = self._clock()
-        request = self._book.get(order.ref, now).request
+        request = order.request  # an order's request never changes
         return signeddata.build(
             type=request.kind.value,
             origin=request.origin,
             nonce=request.nonce,
-            time=now,
+            time=self._clock(),
             order_ref=order.ref,
             agent_version=self._version,
             user_visible_data=request.user_visible_data,
@@ -359,7 +398,7 @@ class OrderService:
         """Apply an event. Raises _OrderEnded when the order ended meanwhile (expired,
         cancelled): the flow stops and whatever it produced is dropped."""
         try:
-            self._book.apply(ref, event, self._clock(), **data)
+            self._record(ref, event, **data)
         except (IllegalTransition, UnknownOrder) as exc:
             log.info("order %s: %s dropped (%s)", ref, event.value, exc)
             raise _OrderEnded from None
