@@ -11,19 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.autostart.errors import (
-    LinkRefused,
-    RelayAnswerInvalid,
-    RelayNotAllowed,
-    RelayOrderGone,
-    RelayUnreachable,
-)
-from agent.enrol.errors import (
-    AlreadyEnrolled,
-    EnrolmentRefused,
-    IssuerCertificateUntrusted,
-    IssuerUnreachable,
-)
 from agent.tokens import (
     AlreadyPresent,
     CannotOpenFile,
@@ -64,12 +51,11 @@ from agent.tokens.pkcs11.errors import (
     TokenFault,
 )
 from agent.tokens.pkcs11.pivtool import AdminKeyUnreadable
-from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
 from eidcore.prompt import NoInput, PasswordsDiffer
 
-__all__ = ["Notice", "format_notice", "notice_for"]
+__all__ = ["Notice", "NoticeError", "format_notice", "notice_for"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +63,14 @@ class Notice:
     code: MessageCode
     params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     link: str | None = None  # what the notice's OK opens (the signed install page)
+
+
+class NoticeError(Exception):
+    """An error of a layer above this table (enrolment, the relay door) that names its own
+    message: the table looks only down, and such a layer knows its failures best."""
+
+    def notice(self) -> Notice:
+        return Notice(MessageCode.INTERNAL_ERROR)
 
 
 _NONE_REASONS = {
@@ -174,23 +168,6 @@ def _pin_format(exc: BaseException) -> Notice:
     )
 
 
-_ENROLMENT_ANSWERS = {
-    "wrongCodeOrNumber": MessageCode.WRONG_CODE,
-    "codeBlocked": MessageCode.ACTIVATION_CODE_BLOCKED,
-    "orderExpired": MessageCode.ORDER_TOOK_TOO_LONG,
-    "orderCancelled": MessageCode.ORDER_CANCELLED,
-    "orderFailed": MessageCode.ORDER_FAILED,
-    "orderUsed": MessageCode.ACTIVATION_CODE_USED,  # the keys are gone: a new order
-    "rateLimited": MessageCode.COMMUNICATION_ERROR,
-    "unavailable": MessageCode.COMMUNICATION_ERROR,
-}
-
-
-def _refused(exc: BaseException) -> Notice:
-    assert isinstance(exc, EnrolmentRefused)
-    return Notice(_ENROLMENT_ANSWERS.get(exc.answer, MessageCode.ORDER_FAILED))
-
-
 # Looked up along the exception's MRO, so the most specific class wins.
 _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     WrongCurrentPassword: _tries(MessageCode.PASSWORD_CHANGE_FAILED),
@@ -232,33 +209,12 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     AdminKeyUnreadable: lambda exc: Notice(
         MessageCode.MANAGEMENT_KEY_UNREADABLE, {"path": str(exc)}
     ),
-    IssuerUnreachable: _fixed(MessageCode.COMMUNICATION_ERROR),
-    IssuerCertificateUntrusted: _fixed(MessageCode.ISSUER_NOT_TRUSTED),
-    EnrolmentRefused: _refused,
-    AlreadyEnrolled: lambda exc: Notice(
-        MessageCode.ALREADY_ENROLLED, {"credential": getattr(exc, "label", "")}
-    ),
-    NotPrivate: lambda exc: Notice(
-        MessageCode.FOLDER_NOT_PRIVATE, {"path": getattr(exc, "path", "")}
-    ),
-    LinkRefused: lambda exc: Notice(
-        MessageCode.START_LINK_INVALID, {"reason": getattr(exc, "reason", "")}
-    ),
-    RelayNotAllowed: lambda exc: Notice(
-        MessageCode.RELAY_NOT_ALLOWED, {"relay": getattr(exc, "relay", "")}
-    ),
-    RelayUnreachable: lambda exc: Notice(
-        MessageCode.RELAY_UNREACHABLE,
-        {"relay": getattr(exc, "relay", ""), "reason": getattr(exc, "reason", "")},
-    ),
-    RelayOrderGone: _fixed(MessageCode.RELAY_ORDER_GONE),
-    RelayAnswerInvalid: lambda exc: Notice(
-        MessageCode.RELAY_ANSWER_INVALID, {"relay": getattr(exc, "relay", "")}
-    ),
 }
 
 
 def notice_for(exc: BaseException) -> Notice:
+    if isinstance(exc, NoticeError):
+        return exc.notice()
     for cls in type(exc).__mro__:
         make = _TABLE.get(cls)
         if make is not None:

@@ -52,7 +52,7 @@ EXPORTS = {
         "WrongPassword",
         "select",
     ],
-    "agent.notices": ["Notice", "format_notice", "notice_for"],
+    "agent.notices": ["Notice", "NoticeError", "format_notice", "notice_for"],
     "agent.tokens.card": [
         "CardError",
         "CardProtocolError",
