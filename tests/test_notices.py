@@ -54,10 +54,10 @@ def test_each_failure_names_its_message(
 
 
 def test_every_error_class_is_covered() -> None:
-    def subclasses(base: type) -> set[type]:
-        found = set()
-        for c in base.__subclasses__():
-            found |= {c} | subclasses(c)
+    def subclasses(base: type[Exception]) -> set[type[Exception]]:
+        found: set[type[Exception]] = set()
+        for sub in base.__subclasses__():
+            found |= {sub} | subclasses(sub)
         return found
 
     classes = subclasses(link_errors.AutostartError) | subclasses(enrol_errors.EnrolmentError)
