@@ -51,6 +51,7 @@ from agent.tokens.pkcs11.errors import (
     TokenFault,
 )
 from agent.tokens.pkcs11.pivtool import AdminKeyUnreadable
+from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
 from eidcore.prompt import NoInput, PasswordsDiffer
@@ -208,6 +209,9 @@ _TABLE: Mapping[type[BaseException], Callable[[BaseException], Notice]] = {
     ),
     AdminKeyUnreadable: lambda exc: Notice(
         MessageCode.MANAGEMENT_KEY_UNREADABLE, {"path": str(exc)}
+    ),
+    NotPrivate: lambda exc: Notice(
+        MessageCode.FOLDER_NOT_PRIVATE, {"path": getattr(exc, "path", "")}
     ),
 }
 

@@ -4,11 +4,14 @@ catalogue message, with the parameters it needs, never as 10024."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.autostart import errors as link_errors
 from agent.enrol import errors as enrol_errors
 from agent.notices import NoticeError, notice_for
+from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Language, MessageCode, catalogue
 
 CASES = [
@@ -62,3 +65,8 @@ def test_every_error_class_is_covered() -> None:
 
     classes = subclasses(link_errors.AutostartError) | subclasses(enrol_errors.EnrolmentError)
     assert classes <= {type(exc) for exc, _, _ in CASES}
+
+
+def test_a_folder_of_another_user_is_its_own_message(tmp_path: Path) -> None:
+    notice = notice_for(NotPrivate(tmp_path, "belongs to user 65534"))
+    assert (notice.code, notice.params["path"]) == (MessageCode.FOLDER_NOT_PRIVATE, str(tmp_path))
