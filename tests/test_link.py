@@ -4,7 +4,9 @@ process (the end-to-end tests are in test_relay_door.py)."""
 
 from __future__ import annotations
 
+import os
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +192,24 @@ def test_relay_allow_entries(entry: str, address: str) -> None:
 def test_relay_allow_entries_that_say_nothing_clear_are_refused(entry: str) -> None:
     with pytest.raises(ValueError):
         relay_address(entry)
+
+
+def test_the_links_socket_fits_a_socket_name_wherever_the_runtime_folder_is(
+    tmp_path: Path,
+) -> None:
+    """A long runtime folder (a long $TMPDIR, no $XDG_RUNTIME_DIR) still gets a socket the
+    agent can listen on and the handler can reach, the same for both."""
+    import socket
+
+    from agent.autostart.handoff import MAX_SOCKET_PATH, socket_path
+
+    data = tmp_path / "data"
+    short = socket_path(data, tmp_path)
+    assert short.parent == tmp_path
+    deep = tmp_path / ("d" * 120)
+    moved = socket_path(data, deep)
+    assert len(os.fsencode(moved)) <= MAX_SOCKET_PATH
+    assert moved == socket_path(data, deep) and moved.name == short.name
+    assert moved.parent.name == f"eid-agent-{os.getuid()}"
+    with socket.socket(socket.AF_UNIX) as sock:  # the kernel takes it
+        sock.bind(str(tmp_path / moved.name))

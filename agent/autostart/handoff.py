@@ -32,11 +32,20 @@ HANDOFF_SECONDS = 5.0
 OK, REFUSED, BUSY = b"ok\n", b"refused\n", b"busy\n"
 
 
+MAX_SOCKET_PATH = 107  # bytes a UNIX socket's name may have (sun_path, less its NUL)
+
+
 def socket_path(data_dir: Path, folder: Path | None = None) -> Path:
     """One socket per data folder (a person may run a test agent beside their own); the
-    name is a digest so the path stays under the 108 bytes a socket name may have."""
+    name is a digest so that it is short. Where the runtime folder's own path is too long
+    for a socket (a long ``$TMPDIR`` with no ``$XDG_RUNTIME_DIR``: seen at 116 bytes), a
+    per-user folder in ``/tmp``, made owner-only like the other: else the agent could not
+    listen and every link would end in the console instead."""
     digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
-    return (folder or runtime_dir()) / f"agent-{digest}.sock"
+    path = (folder or runtime_dir()) / f"agent-{digest}.sock"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        path = Path("/tmp") / f"eid-agent-{os.getuid()}" / path.name  # noqa: S108 - owner-only
+    return path
 
 
 def _peer_uid(sock: socket.socket) -> int | None:
