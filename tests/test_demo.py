@@ -23,6 +23,17 @@ ROOT = Path(__file__).parent.parent
 BASH = shutil.which("bash") or "/bin/bash"
 
 
+def _kill_left_behind(tmp_path: Path) -> None:
+    """A demo killed mid-test cannot clean up: its relay and site run in sessions of
+    their own (setsid), so they are found by the folder they were started with."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(tmp_path).encode() in cmdline.read_bytes():
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def _wait(predicate: object, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
@@ -86,6 +97,7 @@ def test_the_demo_runs_cancels_a_question_and_cleans_up(tmp_path: Path) -> None:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
+            _kill_left_behind(tmp_path)
     assert "unbound variable" not in output and "Traceback" not in output, output
     assert list(tmp_path.glob("eid-demo.*")) == [], "the demo left its folder behind"
     _wait(lambda: not _listening(site_port) and not _listening(agent_port), "nothing listens")
@@ -183,6 +195,7 @@ def test_the_demos_second_door(tmp_path: Path) -> None:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
+            _kill_left_behind(tmp_path)
     reader.join(timeout=10)
     output = "".join(said)
     assert "Traceback" not in output and "unbound variable" not in output, output
