@@ -6,8 +6,14 @@ root, foreground) and stops it afterwards. Nothing in the PC/SC path is simulate
 vpcd listens on fixed ports (35963, 35964) inside the kernel's ephemeral range. Any test
 server bound to port 0 may be handed one of them, and a pcscd started after that comes up
 without the reader ("Could not initialize connection to virtual ICC" in its log; seen in
-CI). So a session that uses pcscd holds both ports from the end of its collection, before
-any test runs, and lets go of them only to start pcscd.
+CI). As root the session asks the kernel to keep both ports out of the ephemeral range
+(``ip_local_reserved_ports``), which covers every process, every parallel worker included;
+a reservation only stops the kernel choosing them, so pcscd still binds them. Where that
+file cannot be written, a session that uses pcscd holds both ports from the end of its
+collection, before any test runs, and lets go of them only to start pcscd.
+
+All tests that use pcscd run in one worker (``xdist_group("pcscd")``, set in conftest):
+there is one virtual reader, and some tests restart the pcscd their session started.
 """
 
 from __future__ import annotations
@@ -81,6 +87,31 @@ class Pcscd:
 
 
 _held: list[socket.socket] = []
+_RESERVED = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def _ranges(text: str) -> set[int]:
+    ports: set[int] = set()
+    for part in filter(None, text.strip().split(",")):
+        low, _, high = part.partition("-")
+        ports.update(range(int(low), int(high or low) + 1))
+    return ports
+
+
+def reserve_vpcd_ports() -> bool:
+    """Keep vpcd's ports out of the kernel's ephemeral range, for every process on this
+    machine; whether they are. Left in place afterwards: it changes nothing but that."""
+    try:
+        text = _RESERVED.read_text()
+        if set(VPCD_PORTS) <= _ranges(text):
+            return True
+        wanted = ",".join(
+            [text.strip(), *map(str, VPCD_PORTS)] if text.strip() else list(map(str, VPCD_PORTS))
+        )
+        _RESERVED.write_text(wanted + "\n")
+        return set(VPCD_PORTS) <= _ranges(_RESERVED.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def hold_vpcd_ports() -> None:
@@ -230,9 +261,18 @@ def personalised_card(tmp_path: Path, card_ca: CertificateAuthority) -> Inserted
     return InsertedCard(VpcdLink(card), card, file, card_ca)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # once, before any parallel worker starts
+        reserve_vpcd_ports()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Hold vpcd's ports for a session that will use pcscd — known once its tests are
-    collected, before any test runs a server — and for no other: a session holding them
-    without using them broke the cards of another session on the same machine."""
+    """Where the kernel cannot reserve them, hold vpcd's ports for a session that will use
+    pcscd — known once its tests are collected, before any test runs a server — and for no
+    other: a session holding them without using them broke the cards of another session on
+    the same machine. Parallel workers each collect every test, so they cannot tell which
+    of them will start pcscd: they rely on the reservation."""
+    if reserve_vpcd_ports() or hasattr(session.config, "workerinput"):
+        return
     if any("pcscd" in getattr(item, "fixturenames", ()) for item in session.items):
         hold_vpcd_ports()

@@ -32,6 +32,7 @@ pytest_plugins = [
     "tests.relay_process_kit",  # a relay process and its TLS certificate
     "tests.door_kit",  # the person and the relay their settings name
     "tests.browser_kit",  # Chromium
+    "tests.parallel",  # the groups of the parallel run
 ]
 
 NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)

@@ -1,0 +1,80 @@
+"""How the suite runs in parallel (pytest-xdist; ADR 0018). Tests that share something
+only one may use at a time run in one worker, in groups named here; pytest-xdist's own
+``xdist_group`` marks are not used because its ``loadgroup`` mode rewrites test ids in a
+way this pytest no longer honours.
+
+- **pcscd**: every test that uses the machine's pcscd (one virtual reader; some restart
+  pcscd) runs in the first worker, ``gw0``. The other workers' processes are pointed at
+  no PC/SC service at all (``PCSCLITE_CSOCK_NAME``), so a card one of them inserted is
+  never seen by a test elsewhere that lists credentials.
+- **installed**: the files that install the agent system-wide on its documented port.
+- every other file is a group of its own, so a module's fixtures are made once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+__all__ = ["PCSCD", "GroupScheduling", "group_of"]
+
+PCSCD = "pcscd"
+PCSCD_WORKER = "gw0"
+_SHARED = {
+    "tests/test_card.py": PCSCD,
+    "tests/test_card_orders.py": PCSCD,
+    "tests/test_pins.py": PCSCD,
+    "tests/test_piv.py": PCSCD,
+    "tests/test_piv_browser.py": PCSCD,
+    "tests/test_browser.py::test_login_with_a_card": PCSCD,
+    "tests/test_fault_injection.py::test_kill_during_pin_change": PCSCD,
+    "tests/test_installer.py": "installed",
+    "tests/test_deb.py": "installed",
+}
+NO_PCSC = "/nonexistent/eid-agent-tests/pcscd.comm"
+
+
+def group_of(nodeid: str) -> str:
+    """The group of a test id: a shared one, else its file."""
+    path, _, rest = nodeid.partition("::")
+    name = rest.split("[", 1)[0]
+    return _SHARED.get(f"{path}::{name}") or _SHARED.get(path) or path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses pcscd and is not in its group would run beside the others."""
+    strays = [
+        item.nodeid
+        for item in items
+        if "pcscd" in getattr(item, "fixturenames", ()) and group_of(item.nodeid) != PCSCD
+    ]
+    if strays:
+        raise pytest.UsageError(f"tests use pcscd outside its group (tests/parallel.py): {strays}")
+
+
+class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
+    """Whole groups to workers, the biggest first; the pcscd group to ``gw0``."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return group_of(nodeid)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        if PCSCD in self.workqueue:
+            mine = node.gateway.id == PCSCD_WORKER
+            scope = next((s for s in self.workqueue if (s == PCSCD) == mine), None)
+            if scope is not None:
+                self.workqueue.move_to_end(scope, last=False)
+        super()._assign_work_unit(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> GroupScheduling:
+    return GroupScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is not None and worker != PCSCD_WORKER:
+        os.environ["PCSCLITE_CSOCK_NAME"] = NO_PCSC  # before anything asks for PC/SC
