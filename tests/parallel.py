@@ -4,11 +4,16 @@ only one may use at a time run in one worker, in groups named here; pytest-xdist
 way this pytest no longer honours.
 
 - **pcscd**: every test that uses the machine's pcscd (one virtual reader; some restart
-  pcscd) runs in the first worker, ``gw0``. The other workers' processes are pointed at
-  no PC/SC service at all (``PCSCLITE_CSOCK_NAME``), so a card one of them inserted is
-  never seen by a test elsewhere that lists credentials.
+  pcscd). ``./dev test`` runs them on their own, after the parallel run
+  (``--part serial``), which leaves them out (``--part parallel``) and points its workers at
+  no PC/SC service at all (``PCSCLITE_CSOCK_NAME``), so nothing else a test starts talks
+  to pcscd while a card test runs. (Run beside the other tests in a worker of its own,
+  a PIV test once waited forever in OpenSC's C_Finalize, two pcscd threads waiting on a
+  lock: ADR 0018.) Without the option, in a parallel run they go to the first worker.
 - **installed**: the files that install the agent system-wide on its documented port.
 - every other file is a group of its own, so a module's fixtures are made once.
+- tests whose ids are not unique (schemathesis's, one per API operation) run in the
+  serial part too: xdist tells tests apart by id.
 """
 
 from __future__ import annotations
@@ -44,8 +49,19 @@ def group_of(nodeid: str) -> str:
     return _SHARED.get(f"{path}::{name}") or _SHARED.get(path) or path
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses pcscd and is not in its group would run beside the others."""
+def _serial(items: list[pytest.Item]) -> set[str]:
+    """The test ids of the serial part: the pcscd group, and tests whose ids are not
+    unique (schemathesis names every operation's test alike): xdist keeps tests by id, so
+    in a parallel run all but one of them would silently not run (28 did not)."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    return {i for i, n in seen.items() if n > 1 or group_of(i) == PCSCD}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--part``: which tests run. A test that uses pcscd and is not in its group would
+    run beside the others: the run stops."""
     strays = [
         item.nodeid
         for item in items
@@ -53,6 +69,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if strays:
         raise pytest.UsageError(f"tests use pcscd outside its group (tests/parallel.py): {strays}")
+    part = config.getoption("--part")
+    if part != "all":
+        serial = _serial(items)
+        keep = [item for item in items if (item.nodeid in serial) == (part == "serial")]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
 
 
 class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
@@ -70,11 +92,21 @@ class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships
         super()._assign_work_unit(node)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--part",
+        choices=["all", "parallel", "serial"],
+        default="all",
+        help="all tests (default); those that may run in parallel; or the others",
+    )
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> GroupScheduling:
     return GroupScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     worker = getattr(config, "workerinput", {}).get("workerid")
-    if worker is not None and worker != PCSCD_WORKER:
+    skipping = config.getoption("--part") == "parallel"
+    if skipping or (worker is not None and worker != PCSCD_WORKER):
         os.environ["PCSCLITE_CSOCK_NAME"] = NO_PCSC  # before anything asks for PC/SC
