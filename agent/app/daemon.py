@@ -40,6 +40,7 @@ from agent.app.instance import InstanceLock, remove_pid, write_pid
 from agent.app.orders import Orders, OrderSettings, running_orders
 from agent.app.selftest import self_test
 from agent.autostart.door import DoorSettings, RelayDoor
+from agent.autostart.driver import accepting
 from agent.autostart.handoff import serve_handoff, socket_path
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.bridge.listener import KEEPALIVE_SECONDS, GuardedSite, bridge_gate, raise_file_limit
@@ -60,10 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REFUSAL_NOTICE_GAP = 10.0  # seconds between two "why orders are refused" notices
-
-
-def _accepting() -> MessageCode | None:
-    return None
 
 
 class PortTaken(Exception):
@@ -176,7 +173,7 @@ async def _serve(
     layout = running_layout(config.data_dir)
     hand_over = _HandOver(config, lambda: runner, layout, stop, lock) if layout else None
     updater = _updater(config, orders, ui, layout, hand_over) if hand_over else None
-    refusal = updater.refusal if updater is not None else _accepting
+    refusal = updater.refusal if updater is not None else accepting
     refusals = _Refusals(refusal, ui)
     tasks = refusals.tasks
     sites = config.settings

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.autostart.client import FetchedOrder, RelayClient
-from agent.autostart.driver import UpdateNeeded, run_order
+from agent.autostart.driver import UpdateNeeded, accepting, run_order
 from agent.autostart.errors import AutostartError
 from agent.autostart.link import Link, parse_link
 from agent.notices import Notice, notice_for
@@ -37,10 +37,6 @@ class DoorSettings:
     proxy: str | None = None  # the settings' or --proxy; None: the environment's
 
 
-def _accepting() -> MessageCode | None:
-    return None
-
-
 async def _nowhere(_url: str) -> None:
     return None
 
@@ -56,7 +52,7 @@ class RelayDoor:
         service: OrderService,
         settings: DoorSettings,
         *,
-        refused: Callable[[], MessageCode | None] = _accepting,
+        refused: Callable[[], MessageCode | None] = accepting,
         tell: Callable[[Notice], Awaitable[None]] | None = None,
         open_url: Callable[[str], Awaitable[None]] = _nowhere,
     ) -> None:

@@ -24,7 +24,7 @@ from agent.orders.service import OrderService
 from agent.tokens.model import TokenKind
 from eidcore.messages import MessageCode
 
-__all__ = ["UpdateNeeded", "run_order"]
+__all__ = ["UpdateNeeded", "accepting", "run_order"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class UpdateNeeded(Exception):
         self.code = code
 
 
-def _accepting() -> MessageCode | None:
+def accepting() -> MessageCode | None:
+    """Orders are taken: no updater says otherwise (a checkout, a test)."""
     return None
 
 
@@ -69,7 +70,7 @@ async def run_order(
     token: str,
     client: RelayClient,
     service: OrderService,
-    refused: Callable[[], MessageCode | None] = _accepting,
+    refused: Callable[[], MessageCode | None] = accepting,
 ) -> tuple[Order, FetchedOrder]:
     """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
     updater's word), else None.
