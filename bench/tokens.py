@@ -77,7 +77,7 @@ def bench_list(ca: CertificateAuthority, now: dt.datetime, data_dir: Path, runs:
         # the KDF setting does not matter to listing, which never runs the KDF
         store.add(make_file_credential(ca, person(100 + i), PASSWORD, now, kdf=light_kdf()))
     exe = str(Path(sys.executable).parent / "eid-agent")
-    argv = [exe, "tokens", "list", "--data-dir", str(data_dir)]
+    argv = [exe, "credentials", "list", "--data-dir", str(data_dir)]
     check = subprocess.run(argv, capture_output=True, text=True, check=True)
     assert check.stdout.count("\n") == 51, check.stdout
     ours = median_time(lambda: subprocess.run(argv, capture_output=True, check=True), runs)
@@ -87,7 +87,7 @@ def bench_list(ca: CertificateAuthority, now: dt.datetime, data_dir: Path, runs:
     )
     ms = ours * 1000
     return Figure(
-        name="`eid-agent tokens list` with 50 credentials (wall)",
+        name="`eid-agent credentials list` with 50 credentials (wall)",
         unit="ms",
         median=ms,
         baseline_name="bare `python -c pass` (wall)",

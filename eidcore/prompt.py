@@ -1,7 +1,7 @@
 """Reading secrets on the command line.
 
 On a terminal: getpass (no echo). From a pipe: one line per secret, so scripts and tests
-can drive the commands (``printf 'old\nnew\nnew\n' | eid-agent tokens passwd ID``).
+can drive the commands (``printf 'old\nnew\nnew\n' | eid-agent credentials passwd ID``).
 Secrets are returned to the caller and never printed or logged here.
 """
 

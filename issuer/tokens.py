@@ -1,7 +1,7 @@
 """Back-office personalisation of a PKCS#11 token: the bank's desk puts a BankID on a
 person's security key directly from the CA — keys made on the token (never outside it),
 certificates issued for the public keys the token gave out, and written back beside them.
-The agent's own order (``eid-agent order --token``) does the same over the issuer's
+The agent's own order (``eid-agent enrol --token``) does the same over the issuer's
 protocol with an activation code."""
 
 from __future__ import annotations

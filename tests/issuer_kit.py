@@ -224,11 +224,11 @@ def agent_order(
     *extra: str,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``eid-agent order`` as a person types into it."""
+    """``eid-agent enrol`` as a person types into it."""
     return subprocess.run(
         [
             str(BIN / "eid-agent"),
-            "order",
+            "enrol",
             "--data-dir",
             str(data_dir),
             "--issuer",

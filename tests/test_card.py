@@ -333,7 +333,7 @@ def test_cards_are_listed_beside_file_credentials(
     deadline = time.monotonic() + 5  # a listing is a snapshot: let a fresh card settle
     while True:
         listing = subprocess.run(
-            [exe, "-v", "tokens", "list", "--json", "--data-dir", str(tmp_path)],
+            [exe, "-v", "credentials", "list", "--json", "--data-dir", str(tmp_path)],
             capture_output=True,
             text=True,
             timeout=60,

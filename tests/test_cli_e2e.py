@@ -61,7 +61,7 @@ def _data(world: dict[str, Path], name: str) -> Path:
 
 def _import(world: dict[str, Path], data: Path) -> str:
     return run(
-        "eid-agent", "tokens", "import", str(world["file"]), "--data-dir", str(data)
+        "eid-agent", "credentials", "import", str(world["file"]), "--data-dir", str(data)
     ).stdout.strip()
 
 
@@ -71,23 +71,33 @@ def test_version() -> None:
 
 def test_list_import_check_and_the_lock(world: dict[str, Path]) -> None:
     data = _data(world, "d1")
-    empty = run("eid-agent", "tokens", "list", "--data-dir", str(data), "--lang", "en")
+    empty = run("eid-agent", "credentials", "list", "--data-dir", str(data), "--lang", "en")
     assert "[10010]" in empty.stderr  # "no BankID found"
     token_id = _import(world, data)
-    listing = run("eid-agent", "tokens", "list", "--data-dir", str(data), "--lang", "en").stdout
+    listing = run(
+        "eid-agent", "credentials", "list", "--data-dir", str(data), "--lang", "en"
+    ).stdout
     assert token_id in listing and "Anna Maria Andersson" in listing
     assert "development BankID" in listing and "usable" in listing
     (entry,) = json.loads(
-        run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout
+        run("eid-agent", "credentials", "list", "--json", "--data-dir", str(data)).stdout
     )
     assert entry["personalNumber"] == "198112189876" and entry["triesLeft"] == 5
     assert entry["issuer"] == "eid-agent Development Issuing CA"
 
-    run("eid-agent", "tokens", "check", token_id, "--data-dir", str(data), stdin=f"{PASSWORD}\n")
+    run(
+        "eid-agent",
+        "credentials",
+        "check",
+        token_id,
+        "--data-dir",
+        str(data),
+        stdin=f"{PASSWORD}\n",
+    )
     for left in (4, 3, 2, 1):
         wrong = run(
             "eid-agent",
-            "tokens",
+            "credentials",
             "check",
             token_id,
             "--data-dir",
@@ -101,7 +111,7 @@ def test_list_import_check_and_the_lock(world: dict[str, Path]) -> None:
         assert f"{left} försök kvar" in wrong.stderr
     locked = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "check",
         token_id,
         "--data-dir",
@@ -114,7 +124,7 @@ def test_list_import_check_and_the_lock(world: dict[str, Path]) -> None:
     assert "[10033]" in locked.stderr
     again = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "check",
         token_id,
         "--data-dir",
@@ -123,7 +133,9 @@ def test_list_import_check_and_the_lock(world: dict[str, Path]) -> None:
         check=1,
     )
     assert "[10033]" in again.stderr  # locked for good, even with the right password
-    listing = run("eid-agent", "tokens", "list", "--data-dir", str(data), "--lang", "en").stdout
+    listing = run(
+        "eid-agent", "credentials", "list", "--data-dir", str(data), "--lang", "en"
+    ).stdout
     assert "locked" in listing
 
 
@@ -132,7 +144,7 @@ def test_passwd(world: dict[str, Path]) -> None:
     token_id = _import(world, data)
     differ = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "passwd",
         token_id,
         "--data-dir",
@@ -145,7 +157,7 @@ def test_passwd(world: dict[str, Path]) -> None:
     assert "[10044]" in differ.stderr
     wrong = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "passwd",
         token_id,
         "--data-dir",
@@ -158,7 +170,7 @@ def test_passwd(world: dict[str, Path]) -> None:
     assert "[10009]" in wrong.stderr and "locked: 4." in wrong.stderr
     short = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "passwd",
         token_id,
         "--data-dir",
@@ -171,14 +183,22 @@ def test_passwd(world: dict[str, Path]) -> None:
     assert "[10043]" in short.stderr and "8 characters" in short.stderr
     run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "passwd",
         token_id,
         "--data-dir",
         str(data),
         stdin=f"{PASSWORD}\nnew password 1\nnew password 1\n",
     )
-    run("eid-agent", "tokens", "check", token_id, "--data-dir", str(data), stdin="new password 1\n")
+    run(
+        "eid-agent",
+        "credentials",
+        "check",
+        token_id,
+        "--data-dir",
+        str(data),
+        stdin="new password 1\n",
+    )
 
 
 def test_export_remove_import(world: dict[str, Path]) -> None:
@@ -188,13 +208,13 @@ def test_export_remove_import(world: dict[str, Path]) -> None:
     target.mkdir(exist_ok=True)
     written = Path(
         run(
-            "eid-agent", "tokens", "export", token_id, str(target), "--data-dir", str(data)
+            "eid-agent", "credentials", "export", token_id, str(target), "--data-dir", str(data)
         ).stdout.strip()
     )
     assert written.parent == target and oct(written.stat().st_mode)[-3:] == "600"
     bad = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "export",
         token_id,
         "/nonexistent/x.eidtoken",
@@ -207,7 +227,7 @@ def test_export_remove_import(world: dict[str, Path]) -> None:
     assert "[10014]" in bad.stderr and "Traceback" not in bad.stderr
     refused = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "remove",
         token_id,
         "--data-dir",
@@ -221,7 +241,7 @@ def test_export_remove_import(world: dict[str, Path]) -> None:
     # as </dev/null: no answer at all
     silent = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "remove",
         token_id,
         "--data-dir",
@@ -235,15 +255,17 @@ def test_export_remove_import(world: dict[str, Path]) -> None:
         "No answer (the input ended), so nothing was removed. With --yes it is removed without "
         "asking.\n"
     ), silent.stderr
-    run("eid-agent", "tokens", "remove", token_id, "--data-dir", str(data), stdin="y\n")
+    run("eid-agent", "credentials", "remove", token_id, "--data-dir", str(data), stdin="y\n")
     assert (
-        json.loads(run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout)
+        json.loads(
+            run("eid-agent", "credentials", "list", "--json", "--data-dir", str(data)).stdout
+        )
         == []
     )
-    run("eid-agent", "tokens", "import", str(written), "--data-dir", str(data))
+    run("eid-agent", "credentials", "import", str(written), "--data-dir", str(data))
     dup = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "import",
         str(written),
         "--data-dir",
@@ -261,7 +283,15 @@ def test_import_garbage(world: dict[str, Path], content: bytes) -> None:
     path = world["root"] / "garbage.eidtoken"
     path.write_bytes(content)
     bad = run(
-        "eid-agent", "tokens", "import", str(path), "--data-dir", str(data), "--lang", "sv", check=1
+        "eid-agent",
+        "credentials",
+        "import",
+        str(path),
+        "--data-dir",
+        str(data),
+        "--lang",
+        "sv",
+        check=1,
     )
     assert "[10013] Filen kunde inte öppnas" in bad.stderr
 
@@ -272,7 +302,7 @@ def test_damaged_store_file_is_listed_and_left_alone(world: dict[str, Path]) -> 
     broken = data / "tokens" / "0123456789abcdef.eidtoken"
     broken.write_bytes(world["file"].read_bytes()[:-40])
     (entry_damaged, entry_ok) = json.loads(
-        run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data)).stdout
+        run("eid-agent", "credentials", "list", "--json", "--data-dir", str(data)).stdout
     )
     assert entry_damaged == {"file": broken.name, "state": "damaged", "messageCode": 10040}
     assert entry_ok["state"] == "usable"
@@ -286,11 +316,11 @@ def test_a_huge_number_in_a_file_is_damage_not_a_crash(world: dict[str, Path], d
     hostile = world["root"] / "huge.eidtoken"
     text = world["file"].read_text()
     hostile.write_text(text.replace('"failedAttempts": 0', '"failedAttempts": ' + "7" * digits))
-    bad = run("eid-agent", "tokens", "import", str(hostile), "--data-dir", str(data), check=1)
+    bad = run("eid-agent", "credentials", "import", str(hostile), "--data-dir", str(data), check=1)
     assert "[10013]" in bad.stderr and "Traceback" not in bad.stderr
     planted = data / "tokens" / "fedcba9876543210.eidtoken"
     planted.write_bytes(hostile.read_bytes())
-    listed = run("eid-agent", "tokens", "list", "--json", "--data-dir", str(data))
+    listed = run("eid-agent", "credentials", "list", "--json", "--data-dir", str(data))
     entries = json.loads(listed.stdout)
     assert {"file": planted.name, "state": "damaged", "messageCode": 10040} in entries
     assert [e["state"] for e in entries].count("usable") == 1
@@ -301,7 +331,7 @@ def test_unknown_id(world: dict[str, Path]) -> None:
     data = _data(world, "d6")
     res = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         "passwd",
         "deadbeef",
         "--data-dir",
@@ -312,7 +342,15 @@ def test_unknown_id(world: dict[str, Path]) -> None:
     )
     assert "[10047]" in res.stderr and "Password" not in res.stderr  # asked nothing
     check = run(
-        "eid-agent", "tokens", "check", "deadbeef", "--data-dir", str(data), "--lang", "en", check=1
+        "eid-agent",
+        "credentials",
+        "check",
+        "deadbeef",
+        "--data-dir",
+        str(data),
+        "--lang",
+        "en",
+        check=1,
     )
     assert "[10047]" in check.stderr and "Password" not in check.stderr
 
@@ -326,7 +364,7 @@ def test_a_locked_bankid_is_said_before_a_password_is_asked(
     for _ in range(5):
         run(
             "eid-agent",
-            "tokens",
+            "credentials",
             "check",
             token_id,
             "--data-dir",
@@ -338,7 +376,7 @@ def test_a_locked_bankid_is_said_before_a_password_is_asked(
         )
     res = run(
         "eid-agent",
-        "tokens",
+        "credentials",
         action,
         token_id,
         "--data-dir",
@@ -380,7 +418,7 @@ def test_secrets_never_reach_the_output(world: dict[str, Path]) -> None:
         res = run(
             "eid-agent",
             "-vv",
-            "tokens",
+            "credentials",
             "check",
             token_id,
             "--data-dir",
@@ -392,7 +430,7 @@ def test_secrets_never_reach_the_output(world: dict[str, Path]) -> None:
     res = run(
         "eid-agent",
         "-vv",
-        "tokens",
+        "credentials",
         "passwd",
         token_id,
         "--data-dir",

@@ -64,11 +64,11 @@ def data_dir(tmp_path: Path, make_token: MakeToken) -> tuple[Path, str]:
 @pytest.mark.parametrize(
     ("command", "prompt"),
     [
-        (["tokens", "check", "{id}"], "Password"),
-        (["tokens", "passwd", "{id}"], "Current password"),
-        (["tokens", "remove", "{id}"], "Remove"),
+        (["credentials", "check", "{id}"], "Password"),
+        (["credentials", "passwd", "{id}"], "Current password"),
+        (["credentials", "remove", "{id}"], "Remove"),
         (
-            ["order", "--issuer", "https://127.0.0.1:9", "--config", "{data}/none.toml"],
+            ["enrol", "--issuer", "https://127.0.0.1:9", "--config", "{data}/none.toml"],
             "ersonal number",
         ),
     ],
@@ -123,9 +123,9 @@ def test_ctrl_c_at_the_issuers_password_prompt(tmp_path: Path) -> None:
     [
         ["eid-agent", "messages"],
         ["eid-agent", "messages", "--lang", "sv"],
-        ["eid-agent", "tokens", "list", "--data-dir", "{data}"],
+        ["eid-agent", "credentials", "list", "--data-dir", "{data}"],
         ["eid-agent", "--help"],
-        ["eid-agent", "tokens", "list", "--json", "--data-dir", "{data}"],
+        ["eid-agent", "credentials", "list", "--json", "--data-dir", "{data}"],
         ["eid-issuer", "--help"],
         ["eid-release", "--help"],
         ["eid-rp", "--help"],

@@ -430,7 +430,7 @@ def test_ordering_a_bankid_onto_a_security_key_from_the_tray(
         listing = subprocess.run(
             [
                 str(Path(sys.executable).parent / "eid-agent"),
-                "tokens",
+                "credentials",
                 "list",
                 "--json",
                 "--data-dir",

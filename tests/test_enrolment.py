@@ -1,5 +1,5 @@
 """Ordering a BankID on file end to end: a real issuer process (SQLite and PostgreSQL), the
-bank's back-office calls, the real ``eid-agent order`` wizard, the new credential logging
+bank's back-office calls, the real ``eid-agent enrol`` wizard, the new credential logging
 in through the agent, and revocation seen by the relying-party kit over OCSP."""
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
                 subprocess.Popen(
                     [
                         str(BIN / "eid-agent"),
-                        "order",
+                        "enrol",
                         "--data-dir",
                         str(data_dir),
                         "--issuer",
@@ -304,7 +304,7 @@ def test_removing_offers_revocation_at_the_issuer(issuer: IssuerProcess, tmp_pat
     removed = subprocess.run(
         [
             str(BIN / "eid-agent"),
-            "tokens",
+            "credentials",
             "remove",
             info.id,
             "--data-dir",
@@ -432,7 +432,7 @@ def test_rate_limit_per_client_address(tmp_path: Path) -> None:
 
 async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
     """What the desktop UI will drive: mistakes are asked again, with the reason shown."""
-    from agent.enrol.client import IssuerConnection, order_with_ui
+    from agent.enrol.client import IssuerConnection, enrol_with_ui
     from agent.ui import EnrolmentAnswer
     from eidcore.messages import MessageCode
     from tests.bridge_kit import ScriptedUi
@@ -449,7 +449,7 @@ async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
         ):
             ui.enrolments.put_nowait(answer)
         store = TokenStore(tmp_path / "agent", kdf=FAST_KDF)
-        info = await order_with_ui(
+        info = await enrol_with_ui(
             ui,
             IssuerConnection(issuer.url, str(issuer.tls_cert)),
             store,
@@ -469,7 +469,7 @@ async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
         issuer.call("POST", f"/backoffice/v1/orders/{order_id}/cancel")
         ui.enrolments.put_nowait(EnrolmentAnswer(PNR, code, PASSWORD))
         assert (
-            await order_with_ui(
+            await enrol_with_ui(
                 ui,
                 IssuerConnection(issuer.url, str(issuer.tls_cert)),
                 store,
@@ -528,7 +528,7 @@ def test_the_wizard_checks_each_answer_as_it_is_typed(
     result = subprocess.run(
         [
             str(BIN / "eid-agent"),
-            "order",
+            "enrol",
             "--data-dir",
             str(data_dir),
             "--issuer",
@@ -562,7 +562,7 @@ def test_an_untrusted_issuer_certificate_has_its_own_message(
     result = subprocess.run(
         [
             str(BIN / "eid-agent"),
-            "order",
+            "enrol",
             "--data-dir",
             str(tmp_path / "agent"),
             "--issuer",

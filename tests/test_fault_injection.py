@@ -196,7 +196,7 @@ def test_kill_during_enrolment(tmp_path: Path) -> None:
                 _, code = issuer.order(PNR)
                 argv = [
                     str(BIN / "eid-agent"),
-                    "order",
+                    "enrol",
                     "--data-dir",
                     str(data),
                     "--issuer",

@@ -273,7 +273,7 @@ def test_tokens_list_speaks_both_languages(
     def listing(lang: str) -> str:
         env = {**os.environ, "LANG": lang, "LC_ALL": ""}
         return subprocess.run(
-            [str(BIN / "eid-agent"), "tokens", "list", "--data-dir", str(data_dir)],
+            [str(BIN / "eid-agent"), "credentials", "list", "--data-dir", str(data_dir)],
             capture_output=True,
             text=True,
             env=env,
@@ -305,7 +305,7 @@ def test_the_demo_pages_speak_both_languages(page: str) -> None:
     [
         ["messages", "99999"],
         ["run", "--port", "70000"],
-        ["order", "--config", "/nonexistent/config.toml"],
+        ["enrol", "--config", "/nonexistent/config.toml"],
     ],
 )
 def test_the_command_lines_refusals_speak_both_languages(args: list[str], tmp_path: Path) -> None:
@@ -343,7 +343,7 @@ def _help_texts(parser: argparse.ArgumentParser) -> list[str]:
 def test_every_help_text_has_its_swedish() -> None:
     """A help text added in English must come with its Swedish (eidcore/messages/cli.toml);
     and none the parsers no longer use lingers there."""
-    from agent.cli.main import _parser as agent_parser
+    from agent.cli.main import parser as agent_parser
     from eidcore.messages.cli import texts
     from relay.cli import _parser as relay_parser
 
@@ -366,7 +366,7 @@ def test_every_help_text_has_its_swedish() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["run", "--help"], ["tokens", "remove"], ["card", "change-pin"]]
+    "args", [["--help"], ["run", "--help"], ["credentials", "remove"], ["card", "change-pin"]]
 )
 def test_help_and_usage_errors_speak_swedish(args: list[str], tmp_path: Path) -> None:
     def said(env: dict[str, str], *extra: str) -> str:
@@ -398,6 +398,6 @@ def test_argparse_speaks_english_again_after_a_swedish_command_line() -> None:
     from agent.cli.main import main
 
     with contextlib.redirect_stderr(io.StringIO()) as said, pytest.raises(SystemExit):
-        main(["--lang", "sv", "tokens", "remove"])
+        main(["--lang", "sv", "credentials", "remove"])
     assert "användning:" in said.getvalue()
     assert argparse.ArgumentParser(prog="x").format_usage().startswith("usage: x")

@@ -57,7 +57,7 @@ def test_another_users_folder_is_refused_not_used(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             str(BIN / "eid-agent"),
-            "tokens",
+            "credentials",
             "import",
             "/dev/null",
             "--data-dir",

@@ -284,7 +284,7 @@ async def test_manage_pin_on_a_piv_card_as_my_bankids_runs_it(
 
 def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path) -> None:
     """eid-issuer personalises a PIV card file, eid-vcard inserts it in the second reader,
-    and ``eid-agent tokens list`` shows its BankID through OpenSC."""
+    and ``eid-agent credentials list`` shows its BankID through OpenSC."""
     import json
     import signal
     import sys
@@ -339,7 +339,7 @@ def test_a_virtual_piv_card_as_a_developer_uses_it(pcscd: object, tmp_path: Path
             listing = subprocess.run(
                 [
                     str(bin_dir / "eid-agent"),
-                    "tokens",
+                    "credentials",
                     "list",
                     "--json",
                     "--data-dir",
@@ -462,7 +462,7 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
         listing = subprocess.run(
             [
                 str(bin_dir / "eid-agent"),
-                "tokens",
+                "credentials",
                 "list",
                 "--json",
                 "--data-dir",
@@ -498,7 +498,7 @@ def test_a_person_orders_a_bankid_onto_a_blank_piv_card(
     pcscd: object,
     tmp_path: Path,
 ) -> None:
-    """``eid-agent order --token`` on a blank PIV card, against a real issuer: a wrong
+    """``eid-agent enrol --token`` on a blank PIV card, against a real issuer: a wrong
     management key and a wrong PIN are said before the activation code is spent; then the
     card makes both keys (piv-tool), signs its own certificate requests through OpenSC, and
     the new BankID identifies through a real agent — its chain completed with the issuing
@@ -528,7 +528,7 @@ def test_a_person_orders_a_bankid_onto_a_blank_piv_card(
                 return subprocess.run(
                     [
                         str(bin_dir / "eid-agent"),
-                        "order",
+                        "enrol",
                         "--token",
                         "--issuer",
                         issuer.url,

@@ -185,13 +185,20 @@ def test_tokens_list_and_doctor_show_tokens_and_broken_modules(
     config = _config(tmp_path, MODULE, _crashing_module(tmp_path))
     data = str(tmp_path / "data")
     listing = _run(
-        "tokens", "list", "--json", "--data-dir", data, "--config", str(config), env=softhsm.env
+        "credentials",
+        "list",
+        "--json",
+        "--data-dir",
+        data,
+        "--config",
+        str(config),
+        env=softhsm.env,
     )
     (entry,) = json.loads(listing.stdout)
     assert entry["kind"] == "token" and entry["name"] == "Anna Andersson"
     assert entry["state"] == "usable" and entry["triesLeft"] is None
     table = _run(
-        "tokens",
+        "credentials",
         "list",
         "--lang",
         "sv",
@@ -251,7 +258,7 @@ def test_the_pin_of_a_token_from_the_command_line(
     unblocked = card("unblock-pin", stdin="12345678\n111111\n111111\n")
     assert unblocked.returncode == 0, unblocked.stderr
     listing = _run(
-        "tokens",
+        "credentials",
         "list",
         "--json",
         "--data-dir",
@@ -266,7 +273,7 @@ def test_the_pin_of_a_token_from_the_command_line(
 
 
 def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> None:
-    """``eid-agent order --token``: a real issuer, a blank SoftHSM2 token; the keys are made
+    """``eid-agent enrol --token``: a real issuer, a blank SoftHSM2 token; the keys are made
     on the token, and the new BankID identifies through a real agent, verified with the
     issuer's root and its OCSP responder."""
     from cryptography import x509
@@ -284,7 +291,7 @@ def test_ordering_a_bankid_onto_a_token(tmp_path: Path, softhsm: SoftHsm) -> Non
             return subprocess.run(
                 [
                     str(BIN / "eid-agent"),
-                    "order",
+                    "enrol",
                     "--token",
                     "anna",
                     "--issuer",
@@ -373,7 +380,7 @@ def test_the_bank_puts_a_bankid_on_a_token_at_its_desk(
     assert done.returncode == 0 and "BankID put on token desk" in done.stdout, done.stderr
     token_id = done.stdout.split()[0]
     listing = _run(
-        "tokens",
+        "credentials",
         "list",
         "--json",
         "--data-dir",

@@ -6,25 +6,60 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from agent.cli.io import Io
 from agent.notices import PIN_TERMS
 from agent.tokens import AmbiguousId
 from agent.tokens.card import CardSession, NoCard, NoReader, PinRef, PinsDiffer
 from agent.tokens.card.errors import CardError
 from agent.tokens.model import KeyPurpose
-from eidcore.messages import Language, Term, catalogue
+from eidcore.messages import Term, catalogue
 from eidcore.prompt import read_secret
+
+__all__ = ["add_arguments", "run"]
 
 PINS = {"identification": PinRef.IDENTIFICATION, "signature": PinRef.SIGNATURE}
 
 
-def card_command(
-    stdin: TextIO, stdout: TextIO, stderr: TextIO, language: Language, args: argparse.Namespace
-) -> int:
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", parents=[common], help="readers, card, PINs")
+    status.add_argument("--reader", help="the reader's name (default: the one with a card)")
+    for name, text in (
+        ("change-pin", "change a PIN"),
+        ("unblock-pin", "unblock a PIN with the PUK"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=text)
+        action.add_argument(
+            "--pin",
+            required=True,
+            choices=["identification", "signature", "token"],
+            help="which PIN: a BankID card has one for identification and one for signing; "
+            "a PKCS#11 token (PIV card, USB key) has one",
+        )
+        action.add_argument("--reader", help="the reader's name (default: the one with a card)")
+        action.add_argument(
+            "--token",
+            help="with --pin token: the BankID's id (eid-agent "
+            "credentials list), when there is more than one",
+        )
+        action.add_argument("--config", type=Path, help="settings naming PKCS#11 modules")
+        if name == "unblock-pin":
+            action.add_argument(
+                "--keep",
+                action="store_true",
+                help="unblock and keep the current PIN instead of setting a new one",
+            )
+
+
+def run(io: Io, args: argparse.Namespace) -> int:
+    stdin, stdout, stderr, language = io.stdin, io.stdout, io.stderr, io.language
+
     def term(t: Term, **values: object) -> str:
         return catalogue().term(t, language).format(**values)
 

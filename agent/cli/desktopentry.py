@@ -10,21 +10,27 @@ atomically and validate with ``desktop-file-validate`` (a test checks).
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from agent.cli.io import Io
+from agent.cli.options import add_link_options, link_options
 from agent.updater.install import running_layout
 from eidcore.atomicfile import atomic_write_bytes
-from eidcore.paths import xdg_applications_dir, xdg_autostart_dir, xdg_config_dir
+from eidcore.messages import Term
+from eidcore.paths import default_data_dir, xdg_applications_dir, xdg_autostart_dir, xdg_config_dir
 
 __all__ = [
     "ENTRY_NAME",
     "LINK_ENTRY_NAME",
+    "add_arguments",
     "desktop_entry",
     "install_entries",
     "link_entry",
+    "run",
     "uninstall_entries",
     "without_link_default",
 ]
@@ -32,6 +38,46 @@ __all__ = [
 ENTRY_NAME = "eid-agent.desktop"
 LINK_ENTRY_NAME = "eid-agent-link.desktop"
 SCHEME = "x-scheme-handler/eid-agent"
+
+
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    install = actions.add_parser("install", parents=[common], help="add the entries")
+    add_link_options(install)
+    install.add_argument(
+        "--link-only",
+        action="store_true",
+        help="only the eid-agent:// handler (no menu or autostart)",
+    )
+    uninstall = actions.add_parser("uninstall", parents=[common], help="remove the entries")
+    uninstall.add_argument(
+        "--link-only",
+        action="store_true",
+        help="only the eid-agent:// handler; the agent keeps running",
+    )
+
+
+def run(io: Io, args: argparse.Namespace) -> int:
+    if args.action == "install":
+        extra = ["--data-dir", str(args.data_dir.resolve())] if args.data_dir else []
+        paths = install_entries(
+            args.data_dir or default_data_dir(),
+            extra,
+            link_extra=link_options(args),
+            link_only=args.link_only,
+        )
+    elif args.link_only:
+        paths = uninstall_entries(link_only=True)
+    else:
+        from agent.app.instance import stop_running
+
+        paths = uninstall_entries()
+        stopped = stop_running(args.data_dir or default_data_dir())  # no listener left
+        if stopped is not None:
+            io.stderr.write(io.term(Term.CLI_STOPPED_AGENT, pid=stopped) + "\n")
+    for path in paths:
+        io.stdout.write(f"{path}\n")
+    return 0
 
 
 def _quote(arg: str) -> str:

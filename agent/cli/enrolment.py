@@ -1,66 +1,75 @@
-"""``eid-agent order``: the terminal wizard for ordering a BankID on file, and the offer to
-revoke at the issuer when a credential is removed. A thin driver over agent/enrol/client.py;
-every failure reaches the person through the catalogue (agent/cli/main.py)."""
+"""``eid-agent enrol``: the terminal wizard for ordering a BankID from the bank's issuer
+with an activation code, on file or on a PKCS#11 token, and the offer to revoke at the
+issuer when a credential is removed. A thin driver over agent/enrol; every failure reaches
+the person through the catalogue (agent/cli/main.py). ``eid-agent order`` is the old name
+("order" alone now means an identification or signing order, ADR 0013)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
+from pathlib import Path
 from typing import TextIO
 
 from cryptography import x509
 
-from agent.cli.io import answer
+from agent.cli.io import Io, answer
+from agent.cli.options import add_issuer_options, issuer_connection
 from agent.config import load_config
-from agent.enrol.client import IssuerConnection, order_with_ui, revoke_credential
+from agent.enrol.client import IssuerConnection, enrol_with_ui, revoke_credential
 from agent.tokens import AmbiguousId, KeyPurpose, TokenStore
 from agent.ui.console import ConsoleUi
 from eidcore.messages import Language, Term, catalogue
-from eidcore.paths import default_config_file
+from eidcore.paths import default_config_file, default_data_dir
 from eidcore.personal_number import PersonalNumber
 from eidcore.prompt import NoInput, read_secret
 
-__all__ = ["issuer_connection", "offer_revocation", "order_command"]
+__all__ = ["add_arguments", "offer_revocation", "run"]
 
 
-def issuer_connection(args: argparse.Namespace) -> IssuerConnection | None:
-    """From the command line, then the config file. Raises: ConfigError."""
-    config = load_config(args.config or default_config_file())
-    url = args.issuer or config.issuer_url
-    if not url:
-        return None
-    return IssuerConnection(url, args.issuer_ca or config.issuer_ca, args.proxy or config.proxy)
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    add_issuer_options(parser)
+    parser.add_argument(
+        "--token",
+        metavar="LABEL",
+        nargs="?",
+        const="",
+        help="put the BankID on this PKCS#11 token (its label; alone: the only "
+        "one) instead of in a file",
+    )
+    parser.add_argument(
+        "--admin-key-file",
+        type=Path,
+        metavar="FILE",
+        help="with --token on a PIV card: its management key, 48 hex "
+        "digits (default: the key cards and YubiKeys ship with)",
+    )
 
 
 def _term(language: Language, term: Term, **values: object) -> str:
     return catalogue().term(term, language).format(**values)
 
 
-def order_command(
-    args: argparse.Namespace,
-    store: TokenStore,
-    stdin: TextIO,
-    stdout: TextIO,
-    stderr: TextIO,
-    language: Language,
-) -> int:
+def run(io: Io, args: argparse.Namespace) -> int:
     """The wizard: the same steps as the desktop's, through the console UI on stderr."""
+    store = TokenStore(args.data_dir or default_data_dir())
+    stdin, stdout, stderr, language = io.stdin, io.stdout, io.stderr, io.language
     issuer = issuer_connection(args)
     if issuer is None:
         stderr.write(_term(language, Term.CLI_NO_ISSUER) + "\n")
         return 2
     if args.token is not None:
-        return _order_on_token(args, issuer, store, stdin, stdout, stderr, language)
+        return _enrol_on_token(args, issuer, store, stdin, stdout, stderr, language)
     ui = ConsoleUi(stdin, stderr, language)
-    info = asyncio.run(order_with_ui(ui, issuer, store, lambda: dt.datetime.now(dt.UTC)))
+    info = asyncio.run(enrol_with_ui(ui, issuer, store, lambda: dt.datetime.now(dt.UTC)))
     if info is None:
         return 1
-    stdout.write(_term(language, Term.ORDER_DONE, name=info.owner.name, token_id=info.id) + "\n")
+    stdout.write(_term(language, Term.ENROL_DONE, name=info.owner.name, token_id=info.id) + "\n")
     return 0
 
 
-def _order_on_token(
+def _enrol_on_token(
     args: argparse.Namespace,
     issuer: IssuerConnection,
     store: TokenStore,
@@ -69,9 +78,9 @@ def _order_on_token(
     stderr: TextIO,
     language: Language,
 ) -> int:
-    """``eid-agent order --token``: the number, the code and the token's PIN, then keys made
+    """``eid-agent enrol --token``: the number, the code and the token's PIN, then keys made
     on the token (agent/enrol/token.py)."""
-    from agent.enrol.token import order_on_piv, order_on_token
+    from agent.enrol.token import enrol_on_piv, enrol_on_token
     from agent.tokens.card.errors import NoCard
     from agent.tokens.pkcs11 import authorities, find_modules, pivtool
     from agent.tokens.pkcs11.errors import CannotEnrolHere
@@ -108,16 +117,16 @@ def _order_on_token(
         )
         if card.piv:
             info = asyncio.run(
-                order_on_piv(issuer, tokens, card, number, code, pin, admin, keep_authorities=keep)
+                enrol_on_piv(issuer, tokens, card, number, code, pin, admin, keep_authorities=keep)
             )
         else:
             info = asyncio.run(
-                order_on_token(issuer, tokens, card, number, code, pin, keep_authorities=keep)
+                enrol_on_token(issuer, tokens, card, number, code, pin, keep_authorities=keep)
             )
     stdout.write(
         _term(
             language,
-            Term.ORDER_DONE_TOKEN,
+            Term.ENROL_DONE_TOKEN,
             name=info.owner.name,
             token_id=info.id,
             label=present[0].label,

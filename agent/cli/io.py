@@ -1,4 +1,5 @@
-"""Where a command reads and writes, and in which language; tests pass their own streams."""
+"""Where a command reads and writes, in which language, and the words it was given; tests
+pass their own streams."""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ YES = frozenset({"y", "yes", "j", "ja"})
 
 
 class Io:
-    """Where a command reads and writes; tests pass their own."""
+    """Where a command reads and writes; tests pass their own. ``argv``: the command line
+    as given (``run`` restarts itself with it after an update)."""
 
-    def __init__(self, stdin: TextIO, stdout: TextIO, stderr: TextIO, language: Language):
+    def __init__(
+        self,
+        stdin: TextIO,
+        stdout: TextIO,
+        stderr: TextIO,
+        language: Language,
+        argv: tuple[str, ...] = (),
+    ):
         self.stdin, self.stdout, self.stderr, self.language = stdin, stdout, stderr, language
+        self.argv = argv
 
     def term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self.language).format(**values)

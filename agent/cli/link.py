@@ -18,102 +18,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent.cli.io import Io
+from agent.cli.options import add_link_options, door_settings, link_options, order_settings
 from eidcore.messages import MessageCode, Term
 
-if TYPE_CHECKING:
-    from agent.app.orders import OrderSettings
-    from agent.autostart.door import DoorSettings
-    from agent.config import AgentConfig
-
-__all__ = [
-    "add_door_options",
-    "add_link_options",
-    "door_settings",
-    "link_options",
-    "open_command",
-    "order_settings",
-]
+__all__ = ["add_arguments", "run"]
 
 START_WAIT = 15.0  # seconds an agent started for a link has to listen
 
 
-def add_door_options(parser: argparse.ArgumentParser) -> None:
-    """What orders from links may use and which development relays they may reach: the
-    same for the running agent (``run``) and the link handler (``open``)."""
-    parser.add_argument(
-        "--no-cards", action="store_true", help="do not watch card readers or PKCS#11 tokens"
-    )
-    parser.add_argument(
-        "--relay-ca", type=Path, help="development: also trust this certificate for order relays"
-    )
-    parser.add_argument(
-        "--allow-http-relay",
-        action="store_true",
-        help="development: order relays on loopback over plain http",
-    )
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="eid-agent:///?autostarttoken=…&server=https://…")
+    add_link_options(parser)
 
 
-def add_link_options(parser: argparse.ArgumentParser) -> None:
-    """What the link handler is run with, and starts an agent with when none runs."""
-    parser.add_argument("--config", type=Path, help="the settings file (default: per-user)")
-    parser.add_argument(
-        "--no-bridge", action="store_true", help="an agent started for a link opens no port"
-    )
-    add_door_options(parser)
-
-
-def link_options(args: argparse.Namespace) -> list[str]:
-    """The link options of ``args``, as arguments again (for an entry or an agent)."""
-    options = []
-    if args.config:
-        options += ["--config", str(args.config.resolve())]
-    if args.no_bridge:
-        options.append("--no-bridge")
-    if args.no_cards:
-        options.append("--no-cards")
-    if args.relay_ca:
-        options += ["--relay-ca", str(args.relay_ca.resolve())]
-    if args.allow_http_relay:
-        options.append("--allow-http-relay")
-    return options
-
-
-def door_settings(args: argparse.Namespace, config: AgentConfig) -> DoorSettings:
-    """The relay door's settings from the command line (``add_door_options``, and
-    ``--proxy`` where the command has it) and the person's settings."""
-    from agent.autostart.door import DoorSettings
-
-    return DoorSettings(
-        internal=config.relay_allow,
-        allow_http=args.allow_http_relay,
-        ca_file=args.relay_ca,
-        proxy=getattr(args, "proxy", None) or config.proxy,
-    )
-
-
-def order_settings(
-    args: argparse.Namespace, config: AgentConfig, data_dir: Path, ttl: dt.timedelta
-) -> OrderSettings:
-    """What orders may sign with: files, and unless ``--no-cards`` the card readers and
-    the PKCS#11 modules the settings name (or p11-kit finds)."""
-    from agent.app.orders import OrderSettings
-    from agent.tokens.pkcs11.authorities import chain_authorities
-    from agent.tokens.pkcs11.modules import find_modules
-
-    if args.no_cards:
-        return OrderSettings(ttl=ttl, cards=False)
-    return OrderSettings(
-        ttl=ttl,
-        cards=True,
-        pkcs11=tuple(find_modules(config.pkcs11_modules, use_p11kit=config.p11kit)),
-        intermediates=chain_authorities(config.intermediates, data_dir),
-    )
-
-
-def open_command(io: Io, args: argparse.Namespace) -> int:
+def run(io: Io, args: argparse.Namespace) -> int:
     """Raises: AutostartError, ConfigError (told by the command line's handler)."""
     from agent.autostart.handoff import hand_over, socket_path
     from eidcore.paths import default_data_dir

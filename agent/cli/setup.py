@@ -10,6 +10,7 @@ update itself.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -20,13 +21,13 @@ from typing import TextIO
 
 from agent.app.instance import pid_file, stop_running
 from agent.cli.desktopentry import install_entries, uninstall_entries
-from agent.cli.io import Say, sayer
+from agent.cli.io import Io, Say, sayer
 from agent.updater.install import Layout
 from eidcore.atomicfile import private_dir, private_file
 from eidcore.messages import Language, Term, catalogue
 from eidcore.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir
 
-__all__ = ["START_TIMEOUT", "finish_install", "uninstall_command"]
+__all__ = ["START_TIMEOUT", "add_arguments", "finish_install", "run", "uninstall_command"]
 
 START_TIMEOUT = 30.0  # seconds for the installed agent to listen
 _OWN_FILES = (
@@ -136,6 +137,27 @@ def _start(data_dir: Path, launcher: Path, out: TextIO, err: TextIO, say: Say) -
         time.sleep(0.05)
     err.write(say(Term.SETUP_NOT_LISTENING, log=data_dir / "agent.log"))
     return 1
+
+
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """``eid-agent uninstall``'s options."""
+    parser.add_argument(
+        "--delete-credentials",
+        action="store_true",
+        help="also delete your BankIDs on file and your settings",
+    )
+    parser.add_argument("--config", type=Path, help="the settings file (default: per-user)")
+
+
+def run(io: Io, args: argparse.Namespace) -> int:
+    return uninstall_command(
+        args.data_dir or default_data_dir(),
+        delete_credentials=args.delete_credentials,
+        config=args.config,
+        out=io.stdout,
+        err=io.stderr,
+        language=io.language,
+    )
 
 
 def uninstall_command(

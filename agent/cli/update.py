@@ -1,4 +1,4 @@
-"""``eid-agent install``, ``eid-agent update check|apply|status`` and ``eid-agent self-test``.
+"""``eid-agent update check|apply|status``.
 
 A thin driver over the updater (agent/updater). ``update apply`` asks a running agent to
 update (SIGUSR1: only the same user may send it) and waits for the outcome; with no agent
@@ -8,6 +8,7 @@ self-test. Exit status: 0 done, 1 a failure the person was told about, 2 not pos
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime as dt
@@ -25,11 +26,10 @@ from typing import TextIO
 from packaging.version import Version
 
 from agent import __version__
-from agent.cli.io import Say, sayer
+from agent.cli.io import Io, sayer
 from agent.notices import Notice, format_notice
 from agent.updater import remote
-from agent.updater.errors import InstallError, UpdateError
-from agent.updater.install import Layout, archive_name, bundle_version, running_layout
+from agent.updater.install import Layout, running_layout
 from agent.updater.policy import (
     OUTCOME_MESSAGES,
     ApplyOutcome,
@@ -42,7 +42,7 @@ from agent.updater.policy import (
 from agent.updater.service import UpdaterService, load_state, rollout_draw, state_file
 from eidcore.messages import Language, MessageCode, Term
 
-__all__ = ["install_command", "self_test_command", "update_command"]
+__all__ = ["add_arguments", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,37 @@ def _offline_hand_over(layout: Layout, data_dir: Path, version: Version) -> bool
     layout.switch(version)
     layout.prune(layout.source())
     return True
+
+
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("check", "look for an update now"),
+        ("apply", "update now, if there is one"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=text)
+        action.add_argument(
+            "--deadline",
+            type=float,
+            metavar="SECONDS",
+            help="give up on the repository after this long, in this process (default: 300)",
+        )
+    status = actions.add_parser("status", parents=[common], help="versions and update state")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(io: Io, args: argparse.Namespace) -> int:
+    from eidcore.paths import default_data_dir
+
+    return update_command(
+        args.data_dir or default_data_dir(),
+        args.action,
+        as_json=getattr(args, "json", False),
+        out=io.stdout,
+        err=io.stderr,
+        language=io.language,
+        deadline=getattr(args, "deadline", None),
+    )
 
 
 def update_command(
@@ -279,128 +310,3 @@ def _status_text(info: dict[str, object], state: UpdaterState, language: Languag
             say(Term.STATUS_FAILURES, checks=state.check_failures, updates=state.apply_failures)
         )
     return "\n".join(lines) + "\n"
-
-
-VERIFY_DEADLINE = 20.0  # seconds to check an installer against its repository
-
-
-def install_command(
-    data_dir: Path,
-    *,
-    repository: str,
-    trust: Path,
-    bundle: Path | None,
-    archive: Path | None = None,
-    installer: Path | None = None,
-    force: bool,
-    out: TextIO,
-    err: TextIO,
-    language: Language = Language.EN,
-) -> int:
-    """Install (or repair) into the per-user versions layout and pin the repository.
-    ``archive``: the release archive ``bundle`` was unpacked from (an installer's), kept
-    for the first update's patch and checked against the repository when it answers;
-    ``installer``: the installer file itself, checked against the release's signed list
-    of its installers."""
-    say = sayer(language)
-    layout = Layout.in_data_dir(data_dir)
-    try:
-        root = trust.read_bytes()
-        json.loads(root)
-    except (OSError, ValueError) as exc:
-        err.write(f"eid-agent: the trusted root metadata {trust} is not readable: {exc}\n")
-        return 2
-    layout.configure(repository, root)
-    source = layout.source()
-    assert source is not None
-    try:
-        if bundle is not None:
-            version = bundle_version(bundle)
-            _refuse_older(layout, version, force)
-            if archive is not None:
-                _checked_archive(layout, source, archive, version, installer, out, say)
-            if version != layout.current_version():
-                layout.add(bundle, move=False)
-        else:
-            _, unpacked = remote.fetch(source, Version("0"), layout.new_staging_dir())
-            version = bundle_version(unpacked)
-            _refuse_older(layout, version, force)
-            if version != layout.current_version():
-                layout.add(unpacked, move=True)
-    except UpdateError as exc:
-        err.write(say(Term.INSTALL_FAILED, reason=exc) + "\n")
-        layout.prune(source)
-        return 1
-    layout.switch(version)
-    layout.prune(source)
-    out.write(say(Term.INSTALL_DONE, version=version, path=layout.current / "eid-agent") + "\n")
-    return 0
-
-
-def _checked_archive(
-    layout: Layout,
-    source: remote.Source,
-    archive: Path,
-    version: Version,
-    installer: Path | None,
-    out: TextIO,
-    say: Say,
-) -> None:
-    """Keep the installer's archive; refuse it, or the installer, if the repository signed
-    another.
-
-    Raises: InstallError."""
-    kept = layout.keep_archive(archive, version)
-    quick = dataclasses.replace(source, deadline=VERIFY_DEADLINE)
-    try:
-        signed = remote.verify_target(quick, archive_name(version), kept)
-        if installer is not None:
-            _checked_installer(installer, signed.get("installers"), version, source, say)
-    except remote.FetchError as exc:
-        kept.unlink(missing_ok=True)
-        raise InstallError(
-            say(Term.INSTALL_NOT_SIGNED, version=version, repository=source.base_url) + f" ({exc})"
-        ) from None
-    except (remote.CheckError, OSError) as exc:
-        out.write(say(Term.INSTALL_UNCHECKED, repository=source.base_url) + "\n")
-        log.warning("installer not checked against %s: %s", source.base_url, exc)
-
-
-def _checked_installer(
-    installer: Path, signed: object, version: Version, source: remote.Source, say: Say
-) -> None:
-    """The installer file against the release's signed list of its installers (a release
-    published before installers were signed has none: nothing to compare).
-
-    Raises: remote.FetchError (another installer), OSError."""
-    import hashlib
-
-    if not isinstance(signed, dict) or installer.name not in signed:
-        return
-    data = installer.read_bytes()
-    entry = signed[installer.name]
-    if (
-        not isinstance(entry, dict)
-        or entry.get("length") != len(data)
-        or entry.get("sha256") != hashlib.sha256(data).hexdigest()
-    ):
-        raise remote.FetchError(f"{installer.name} is not the installer the repository signed")
-
-
-def _refuse_older(layout: Layout, version: Version, force: bool) -> None:
-    current = layout.current_version()
-    if current is not None and version < current and not force:
-        raise InstallError(f"{version} is older than the installed {current} (use --force)")
-
-
-def self_test_command(data_dir: Path, out: TextIO, err: TextIO) -> int:
-    from agent.app.selftest import self_test
-
-    layout = running_layout(data_dir)
-    bundle = layout.versions / __version__ if layout is not None else None
-    problems = self_test(data_dir, bundle)
-    for problem in problems:
-        err.write(f"self-test: {problem}\n")
-    if not problems:
-        out.write(f"eid-agent {__version__}: self-test passed\n")
-    return 1 if problems else 0

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
 from agent.desktop.mybankids import MyBankIds
-from agent.enrol.client import IssuerConnection, order_with_ui
-from agent.enrol.token import order_token_with_ui
+from agent.enrol.client import IssuerConnection, enrol_with_ui
+from agent.enrol.token import enrol_token_with_ui
 from agent.notices import Notice
 from agent.tokens import TokenStore
 from agent.tokens.hardware import Watcher
@@ -122,16 +122,16 @@ class Tray:
         """Send the icon if it changed (state, status line or language). False: there is
         no tray here."""
         state, status = await asyncio.to_thread(self._state)
-        keys = self._order_targets()
+        keys = self._enrol_targets()
         shown = (state, status, self._ui.language, tuple(t.label for t in keys))
         if shown == self._shown:
             return True
         items = [
             ("status", status, False),
             ("bankids", self._term(Term.TRAY_MY_BANKIDS), True),
-            *([("order", self._term(Term.TRAY_ORDER), True)] if self._issuer() else []),
+            *([("enrol", self._term(Term.TRAY_ENROL), True)] if self._issuer() else []),
             *[
-                (f"order-token:{n}", self._term(Term.TRAY_ORDER_TOKEN, label=t.label), True)
+                (f"enrol-token:{n}", self._term(Term.TRAY_ENROL_TOKEN, label=t.label), True)
                 for n, t in enumerate(keys)
             ],
             ("updates", self._term(Term.TRAY_CHECK_UPDATES), True),
@@ -145,29 +145,29 @@ class Tray:
         self._shown = shown
         return True
 
-    def _order_targets(self) -> list[TokenContents]:
+    def _enrol_targets(self) -> list[TokenContents]:
         """The security keys in their readers now, when there is an issuer to order from."""
         if self._tokens is None or self._issuer() is None:
             return []
         return self._tokens.present_tokens()
 
-    async def _order_on_token(self, item: str) -> None:
-        issuer, keys = self._issuer(), self._order_targets()
+    async def _enrol_on_token(self, item: str) -> None:
+        issuer, keys = self._issuer(), self._enrol_targets()
         index = int(item.partition(":")[2])
         if issuer is None or self._tokens is None or index >= len(keys):
             return  # the key left since the menu was drawn
         token = keys[index]
         try:
-            info = await order_token_with_ui(self._ui, issuer, self._tokens, token, self._data_dir)
+            info = await enrol_token_with_ui(self._ui, issuer, self._tokens, token, self._data_dir)
         except DialogBlocked as exc:
             log.warning("ordering: the dialog is blocked (%s)", exc.reason)
             await self._ui.tell(Notice(MessageCode.DIALOG_BLOCKED))
             return
         if info is not None:
             await self._ui.info(
-                self._term(Term.TRAY_ORDER_TOKEN, label=token.label).rstrip(" …"),
+                self._term(Term.TRAY_ENROL_TOKEN, label=token.label).rstrip(" …"),
                 self._term(
-                    Term.ORDER_DONE_TOKEN, name=info.owner.name, token_id=info.id, label=token.label
+                    Term.ENROL_DONE_TOKEN, name=info.owner.name, token_id=info.id, label=token.label
                 ),
             )
 
@@ -191,9 +191,9 @@ class Tray:
             )
         elif item == "bankids":
             await self._mine.show()
-        elif item == "order" and (issuer := self._issuer()) is not None:
+        elif item == "enrol" and (issuer := self._issuer()) is not None:
             try:
-                info = await order_with_ui(
+                info = await enrol_with_ui(
                     self._ui, issuer, TokenStore(self._data_dir), self._clock
                 )
             except DialogBlocked as exc:
@@ -202,11 +202,11 @@ class Tray:
                 info = None
             if info is not None:
                 await self._ui.info(
-                    self._term(Term.TRAY_ORDER).rstrip(" …"),
-                    self._term(Term.ORDER_DONE, name=info.owner.name, token_id=info.id),
+                    self._term(Term.TRAY_ENROL).rstrip(" …"),
+                    self._term(Term.ENROL_DONE, name=info.owner.name, token_id=info.id),
                 )
-        elif item.startswith("order-token:"):
-            await self._order_on_token(item)
+        elif item.startswith("enrol-token:"):
+            await self._enrol_on_token(item)
         elif item == "updates":
             if self._updater is None:
                 await self._ui.info(

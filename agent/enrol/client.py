@@ -1,7 +1,7 @@
 """Ordering a BankID on file: the exchange with the bank's issuer, and the credential it
 ends in.
 
-``order_credential`` generates both keys on this computer, sends only their certificate
+``enrol_credential`` generates both keys on this computer, sends only their certificate
 requests, and seals the certificates and keys under the person's new password into the
 token store in one atomic write. Submitting the requests is retried when the connection
 drops (the issuer answers a retry with the same certificates).
@@ -72,8 +72,8 @@ if TYPE_CHECKING:
 __all__ = [
     "IssuerConnection",
     "asked_again",
-    "order_credential",
-    "order_with_ui",
+    "enrol_credential",
+    "enrol_with_ui",
     "proxy_for",
     "revoke_credential",
     "shown_proxy",
@@ -283,7 +283,7 @@ def _load_pending(path: Path, password: str) -> _Pending | None:
     return None
 
 
-async def order_credential(
+async def enrol_credential(
     issuer: IssuerConnection,
     store: TokenStore,
     personal_number: PersonalNumber,
@@ -397,7 +397,7 @@ async def _submit(
     )
 
 
-async def order_with_ui(
+async def enrol_with_ui(
     ui: UiPort,
     issuer: IssuerConnection,
     store: TokenStore,
@@ -412,7 +412,7 @@ async def order_with_ui(
 
     async def order(answer: EnrolmentAnswer) -> CredentialInfo:
         number = PersonalNumber.parse(answer.personal_number)
-        return await order_credential(
+        return await enrol_credential(
             issuer, store, number, answer.activation_code, answer.password, now, kdf=kdf
         )
 

@@ -88,7 +88,7 @@ def key_ids(token: TokenContents, random_bytes: Callable[[int], bytes]) -> dict[
     return {p: random_bytes(8) for p in KeyPurpose}
 
 
-async def order_on_token(
+async def enrol_on_token(
     issuer: IssuerConnection,
     tokens: TokenWatcher,
     token: TokenContents,
@@ -103,7 +103,7 @@ async def order_on_token(
     PIN are never logged.
 
     Raises:
-        CannotEnrolHere: a PIV card (``order_on_piv`` puts a BankID on one).
+        CannotEnrolHere: a PIV card (``enrol_on_piv`` puts a BankID on one).
         WrongPin, PinBlocked (checked first: the activation code is not spent),
         IssuerUnreachable, EnrolmentRefused: nothing was written to the token.
         CardError (WrongPin, PinBlocked, CardRemoved, TokenFault): from the token; keys
@@ -213,7 +213,7 @@ def placeholder(public: ec.EllipticCurvePublicKey, now: dt.datetime) -> x509.Cer
     )
 
 
-async def order_on_piv(
+async def enrol_on_piv(
     issuer: IssuerConnection,
     tokens: TokenWatcher,
     card: TokenContents,
@@ -363,7 +363,7 @@ class TokenOrderUi(Protocol):
     async def tell(self, notice: Notice) -> None: ...
 
 
-async def order_token_with_ui(
+async def enrol_token_with_ui(
     ui: TokenOrderUi,
     issuer: IssuerConnection,
     tokens: TokenWatcher,
@@ -386,7 +386,7 @@ async def order_token_with_ui(
     async def order(answer: EnrolmentAnswer) -> CredentialInfo:
         number = PersonalNumber.parse(answer.personal_number)
         if token.piv:  # the factory management key: another one is the console's
-            return await order_on_piv(
+            return await enrol_on_piv(
                 issuer,
                 tokens,
                 token,
@@ -396,7 +396,7 @@ async def order_token_with_ui(
                 pivtool.DEFAULT_ADMIN_KEY,
                 keep_authorities=keep,
             )
-        return await order_on_token(
+        return await enrol_on_token(
             issuer,
             tokens,
             token,

@@ -494,7 +494,7 @@ class DesktopUi:
         note = self._term(Term.ORDER_PASSWORD_RULE, min_length=MIN_PASSWORD_LENGTH)
         while True:
             values = await self._secrets(
-                "enrolment", self._term(Term.TRAY_ORDER).rstrip(" …"), fields, problem, note
+                "enrolment", self._term(Term.TRAY_ENROL).rstrip(" …"), fields, problem, note
             )
             if values is None:
                 return None
@@ -510,7 +510,7 @@ class DesktopUi:
             self._field(Term.PROMPT_ACTIVATION_CODE),
             self._field(Term.PROMPT_TOKEN_PIN, label=label),
         ]
-        heading = self._term(Term.TRAY_ORDER_TOKEN, label=label).rstrip(" …")
+        heading = self._term(Term.TRAY_ENROL_TOKEN, label=label).rstrip(" …")
         note = self._term(Term.ORDER_TOKEN_NOTE)
         if replaces:
             note += " " + self._term(Term.ORDER_TOKEN_REPLACES)

@@ -1,5 +1,7 @@
-"""``eid-agent tokens``: list, import, export, remove, check and change the password of
-BankIDs on file (and list cards). A thin driver over ``agent.tokens.TokenStore``."""
+"""``eid-agent credentials``: list the person's BankIDs (on file, on card, on PKCS#11
+tokens); import, export, remove, check and change the password of BankIDs on file. A thin
+driver over ``agent.tokens.TokenStore``. ``eid-agent tokens`` is the old name ("token" now
+means a PKCS#11 token only)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,37 @@ from eidcore.messages import MessageCode, Term
 if TYPE_CHECKING:
     from agent.tokens import CredentialInfo, DamagedEntry, TokenStore
 
-__all__ = ["tokens_command"]
+__all__ = ["add_arguments", "run"]
 
 
-def tokens_command(io: Io, args: argparse.Namespace) -> int:
+def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    from agent.cli.options import add_issuer_options
+
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list credentials")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--config", type=Path, help="settings naming PKCS#11 modules")
+    imp = actions.add_parser("import", parents=[common], help="add a credential file")
+    imp.add_argument("file", type=Path)
+    exp = actions.add_parser("export", parents=[common], help="write a copy to move it")
+    exp.add_argument("id")
+    exp.add_argument("path", type=Path)
+    rem = actions.add_parser("remove", parents=[common], help="delete a credential")
+    rem.add_argument("id")
+    rem.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    revoke = rem.add_mutually_exclusive_group()
+    revoke.add_argument(
+        "--revoke", action="store_true", help="have the issuer revoke it first (needs the password)"
+    )
+    revoke.add_argument("--no-revoke", action="store_true", help="do not offer to revoke")
+    add_issuer_options(rem)
+    pwd = actions.add_parser("passwd", parents=[common], help="change the password")
+    pwd.add_argument("id")
+    chk = actions.add_parser("check", parents=[common], help="test the password")
+    chk.add_argument("id")
+
+
+def run(io: Io, args: argparse.Namespace) -> int:
     from agent.tokens import TokenStore
     from eidcore.paths import default_data_dir
 
