@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from agent.tokens import (
+from agent.credentials import (
     AlreadyPresent,
     CannotOpenFile,
     CannotSaveFile,
@@ -27,7 +27,7 @@ from agent.tokens import (
     WrongCurrentPassword,
     WrongPassword,
 )
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardProtocolError,
     CardRemoved,
     CardReset,
@@ -44,13 +44,13 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.pkcs11.errors import (
+from agent.credentials.pkcs11.errors import (
     CannotEnrolHere,
     ManagementKeyRefused,
     PinEntryCancelled,
     TokenFault,
 )
-from agent.tokens.pkcs11.pivtool import AdminKeyUnreadable
+from agent.credentials.pkcs11.pivtool import AdminKeyUnreadable
 from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason
@@ -124,7 +124,7 @@ STATE_TERMS = {  # CredentialState's values, as people read them
     "locked": Term.STATE_LOCKED,
 }
 
-KIND_TERMS = {  # TokenKind's values, as people read them (the wire keeps "file"/"card")
+KIND_TERMS = {  # CredentialKind's values, as people read them (the wire keeps "file"/"card")
     "file": Term.KIND_FILE,
     "card": Term.KIND_CARD,
     "token": Term.KIND_TOKEN,

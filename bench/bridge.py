@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from agent.credentials import CredentialStore
 from agent.orders import Phase
-from agent.tokens import TokenStore
 from bench.common import Figure, percentile
 from bench.harness import build
 from bench.tokens import PASSWORD, light_kdf, person
@@ -314,7 +314,9 @@ def run(
     ca: CertificateAuthority, now: dt.datetime, tmp: Path, *, rounds: int, orders: int
 ) -> list[Figure]:
     data_dir = tmp / "bridge"
-    TokenStore(data_dir).add(make_file_credential(ca, person(2), PASSWORD, now, kdf=light_kdf()))
+    CredentialStore(data_dir).add(
+        make_file_credential(ca, person(2), PASSWORD, now, kdf=light_kdf())
+    )
 
     async def all_figures() -> list[Figure]:
         return [

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from smartcard import scard  # the bare baseline; the agent itself goes through pcsc.py
 
-from agent.tokens.card import CardSession, PinRef, apdu
-from agent.tokens.card.errors import CardError, NoCard
-from agent.tokens.card.monitor import CardWatcher
-from agent.tokens.card.pcsc import PcscContext
-from agent.tokens.model import KeyPurpose
+from agent.credentials.card import CardSession, PinRef, apdu
+from agent.credentials.card.errors import CardError, NoCard
+from agent.credentials.card.monitor import CardWatcher
+from agent.credentials.card.pcsc import PcscContext
+from agent.credentials.model import KeyPurpose
 from bench.common import Figure, per_op
 from bench.tokens import person
 from issuer import CertificateAuthority

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from bench.common import Figure
 from bench.tokens import person
 from issuer import CertificateAuthority, make_file_credential
@@ -58,7 +58,7 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
     figures = []
     with virtual_screen() as screen:
         data = tmp / "desktop-data"
-        TokenStore(data).add(make_file_credential(ca, person(0), "bench password", now))
+        CredentialStore(data).add(make_file_credential(ca, person(0), "bench password", now))
         ours = []
         relay = _Relay(ca, tmp)
         links: list[float] = []
@@ -170,7 +170,7 @@ def _idle(
     the console agent plus a bare GTK window process (the toolkit's own floor), and how
     often it wakes (context switches per second) against a sleeping interpreter."""
     data = tmp / "idle-data"
-    TokenStore(data).add(make_file_credential(ca, person(1), "bench password", now))
+    CredentialStore(data).add(make_file_credential(ca, person(1), "bench password", now))
     with virtual_screen() as screen:
         with AgentProcess(data, "--no-cards", "--ui", "desktop", env=screen.env) as agent:
             agent.ready()

@@ -9,7 +9,7 @@ import datetime as dt
 import statistics
 from pathlib import Path
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from bench.common import Figure, percentile
 from bench.tokens import person
 from issuer import CertificateAuthority, make_file_credential
@@ -21,7 +21,7 @@ def run(tmp: Path, seconds: float = 10.0) -> list[Figure]:
     now = dt.datetime.now(dt.UTC)
     ca = CertificateAuthority.create("Flood", now - dt.timedelta(days=1))
     data = tmp / "flood-data"
-    TokenStore(data).add(make_file_credential(ca, person(0), "bench password", now))
+    CredentialStore(data).add(make_file_credential(ca, person(0), "bench password", now))
     with AgentProcess(data, "--no-cards", "--order-ttl", str(int(seconds * 3))) as agent:
         agent.ready()
         before = rss_mib(agent.proc.pid)

@@ -14,10 +14,10 @@ from pathlib import Path
 from aiohttp import web
 
 from agent.bridge import BridgeConfig, build_app
+from agent.credentials import CredentialInfo, CredentialStore
 from agent.notices import Notice
 from agent.orders import OrderBook
 from agent.orders.service import OrderService
-from agent.tokens import CredentialInfo, TokenStore
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 
@@ -54,7 +54,7 @@ class InstantUi:
 def build(data_dir: Path, port: int, password: str) -> tuple[web.Application, OrderService]:
     ticks = itertools.count(step=1000.0)  # every request sees a refilled bucket
     service = OrderService(
-        TokenStore(data_dir),
+        CredentialStore(data_dir),
         InstantUi(password),
         OrderBook(),
         clock=lambda: dt.datetime.now(dt.UTC),

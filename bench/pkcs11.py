@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pkcs11  # the bare baseline; the agent goes through agent/tokens/pkcs11/lib.py
+import pkcs11  # the bare baseline; the agent goes through agent/credentials/pkcs11/lib.py
 
-from agent.tokens.card.errors import PinRef
-from agent.tokens.card.monitor import CardWatcher
-from agent.tokens.model import KeyPurpose
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.watcher import TokenWatcher
+from agent.credentials.card.errors import PinRef
+from agent.credentials.card.monitor import CardWatcher
+from agent.credentials.model import KeyPurpose
+from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from bench.cards import PINS, _card, _pcscd
 from bench.common import Figure, per_op
 from issuer import CertificateAuthority

@@ -24,9 +24,9 @@ from aiohttp import web
 from agent.autostart.client import RelayClient
 from agent.autostart.driver import run_order
 from agent.autostart.link import parse_link
+from agent.credentials import CredentialStore, KeyPurpose
 from agent.orders import OrderBook
 from agent.orders.service import OrderService
-from agent.tokens import KeyPurpose, TokenStore
 from bench.bridge import _Counter, _free_port
 from bench.common import Figure, percentile
 from bench.harness import InstantUi
@@ -69,13 +69,13 @@ async def _serve_guarded(app: web.Application, port: int) -> tuple[web.AppRunner
 
 async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[Figure]:
     data = tmp / "relay-wire"
-    TokenStore(data).add(make_file_credential(ca, person(0), PASSWORD, now))
+    CredentialStore(data).add(make_file_credential(ca, person(0), PASSWORD, now))
     port, counted = _free_port(), _free_port()
     origin = f"http://127.0.0.1:{counted}"
     store = OrderStore(f"sqlite:///{tmp / 'relay-wire.db'}")
     runner = await _serve(build_app(RelayServer(_config(ca, origin), store)), port)
     service = OrderService(
-        TokenStore(data),
+        CredentialStore(data),
         InstantUi(PASSWORD),
         OrderBook(),
         clock=lambda: dt.datetime.now(dt.UTC),
@@ -236,7 +236,7 @@ async def _throughput(
     ca: CertificateAuthority, tmp: Path, now: dt.datetime, orders: int, pg_url: str
 ) -> list[Figure]:
     data = tmp / "relay-load"
-    store = TokenStore(data)
+    store = CredentialStore(data)
     info = store.add(make_file_credential(ca, person(1), PASSWORD, now))
     credential = store.unlock(info.id, PASSWORD)
     bare_port = _free_port()

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from agent.tokens import KdfParams, KeyPurpose, TokenStore
+from agent.credentials import CredentialStore, KdfParams, KeyPurpose
 from bench.common import Figure, median_time, per_op
 from eidcore.personal_number import PersonalNumber, luhn_check_digit
 from issuer import CertificateAuthority, Person, make_file_credential
@@ -49,7 +49,7 @@ def bench_kdf(ca: CertificateAuthority, now: dt.datetime, runs: int) -> Figure:
 
 
 def bench_sign(ca: CertificateAuthority, now: dt.datetime, data_dir: Path) -> Figure:
-    store = TokenStore(data_dir, kdf=light_kdf())
+    store = CredentialStore(data_dir, kdf=light_kdf())
     info = store.add(make_file_credential(ca, person(1), PASSWORD, now, kdf=light_kdf()))
     unlocked = store.unlock(info.id, PASSWORD)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -72,7 +72,7 @@ def bench_sign(ca: CertificateAuthority, now: dt.datetime, data_dir: Path) -> Fi
 
 
 def bench_list(ca: CertificateAuthority, now: dt.datetime, data_dir: Path, runs: int) -> Figure:
-    store = TokenStore(data_dir)
+    store = CredentialStore(data_dir)
     for i in range(50):
         # the KDF setting does not matter to listing, which never runs the KDF
         store.add(make_file_credential(ca, person(100 + i), PASSWORD, now, kdf=light_kdf()))

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from agent import __version__
+from agent.credentials import fileformat
 from agent.notices import Notice, format_notice, notice_for
-from agent.tokens import fileformat
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.logline import log_to, one_line
 from eidcore.messages import Language, MessageCode, language_from_env
@@ -122,7 +122,7 @@ def main(
         if args.command == "personalise-card":
             return _personalise(args, ca, person, now, stdin, stdout, stderr)
         if args.command == "personalise-token":
-            from agent.tokens.pkcs11.pivtool import DEFAULT_ADMIN_KEY
+            from agent.credentials.pkcs11.pivtool import DEFAULT_ADMIN_KEY
             from eidcore.prompt import read_secret
             from issuer.tokens import personalise_token
 

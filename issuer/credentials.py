@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives import serialization
 
-from agent.tokens import FileToken, KdfParams, KeyPurpose, fileformat
+from agent.credentials import CredentialFile, KdfParams, KeyPurpose, fileformat
 from issuer.ca import CertificateAuthority, Person, new_key
 
 __all__ = ["make_file_credential"]
@@ -26,7 +26,7 @@ def make_file_credential(
     development: bool = True,
     random_bytes: Callable[[int], bytes] = os.urandom,
     kdf: KdfParams = fileformat.DEFAULT_KDF,
-) -> FileToken:
+) -> CredentialFile:
     """Raises: PasswordTooWeak (before any key is made), ValueError (bad validity)."""
     fileformat.check_new_password(password)
     keys = {KeyPurpose.IDENTIFICATION: new_key(), KeyPurpose.SIGNATURE: new_key()}

@@ -23,13 +23,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.bridge import BridgeConfig, OriginPolicy, build_app
+from agent.credentials import CredentialInfo, CredentialStore
+from agent.credentials.card.monitor import CardWatcher
+from agent.credentials.hardware import Hardware
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from agent.notices import Notice
 from agent.orders import OrderBook
 from agent.orders.service import OrderService
-from agent.tokens import CredentialInfo, TokenStore
-from agent.tokens.card.monitor import CardWatcher
-from agent.tokens.hardware import Hardware
-from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 ORIGIN = "https://bank.example"
@@ -157,24 +157,24 @@ async def running_bridge(
     policy: OriginPolicy | None = None,
     ttl: dt.timedelta = dt.timedelta(seconds=180),
     check_peer_user: bool = True,
-    store: TokenStore | None = None,
-    cards: CardWatcher | Hardware | None = None,
+    store: CredentialStore | None = None,
+    hardware: CardWatcher | Hardware | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     runs: Sequence[TokenWatcher] = (),
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> AsyncIterator[Bridge]:
-    """``cards``: a card watcher (run here), or the Hardware over ``runs`` (run here)."""
+    """``hardware``: a card watcher (run here), or the Hardware over ``runs`` (run here)."""
     ui = ScriptedUi()
-    running = [cards] if isinstance(cards, CardWatcher) else list(runs)
+    running = [hardware] if isinstance(hardware, CardWatcher) else list(runs)
     watching = [asyncio.create_task(w.run()) for w in running]
     service = OrderService(
-        store or TokenStore(data_dir),
+        store or CredentialStore(data_dir),
         ui,
         OrderBook(ttl),
         clock=clock,
         new_ref=lambda: str(uuid.uuid4()),
         agent_version="test",
-        cards=cards,
+        hardware=hardware,
     )
     port = free_port()
     config = BridgeConfig(

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens.card.errors import CardError, NoCard
-from agent.tokens.card.pcsc import PcscConnection, PcscContext
+from agent.credentials.card.errors import CardError, NoCard
+from agent.credentials.card.pcsc import PcscConnection, PcscContext
 from issuer import CertificateAuthority
 from issuer.cards import personalise_card
 from issuer.vcard import CardFile, VirtualCard, VpcdLink

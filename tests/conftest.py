@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from agent.tokens import FileToken, KdfParams, TokenStore
+from agent.credentials import CredentialFile, CredentialStore, KdfParams
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person, make_file_credential
 
@@ -47,7 +47,7 @@ def ca() -> CertificateAuthority:
     return CertificateAuthority.create("Test", NOW - dt.timedelta(days=400))
 
 
-MakeToken = Callable[..., FileToken]
+MakeToken = Callable[..., CredentialFile]
 
 
 @pytest.fixture(scope="session")
@@ -58,20 +58,20 @@ def make_token(ca: CertificateAuthority) -> MakeToken:
         *,
         now: dt.datetime = NOW,
         days: int = 365,
-    ) -> FileToken:
+    ) -> CredentialFile:
         return make_file_credential(ca, person, password, now, days=days, kdf=FAST_KDF)
 
     return make
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> TokenStore:
-    return TokenStore(tmp_path / "data", kdf=FAST_KDF)
+def store(tmp_path: Path) -> CredentialStore:
+    return CredentialStore(tmp_path / "data", kdf=FAST_KDF)
 
 
 @pytest.fixture
 def token_file(tmp_path: Path, make_token: MakeToken) -> Path:
-    from agent.tokens import fileformat
+    from agent.credentials import fileformat
 
     path = tmp_path / "anna.eidtoken"
     path.write_bytes(fileformat.dumps(make_token()))
@@ -84,7 +84,7 @@ async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]
     """A running bridge over a store holding Anna's credential."""
     from tests.bridge_kit import running_bridge
 
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     store.add(make_token(ANNA))
     async with running_bridge(tmp_path / "data", store=store) as b:
         yield b

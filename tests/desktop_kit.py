@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 
 XDOTOOL = shutil.which("xdotool") or "/usr/bin/xdotool"
@@ -327,7 +327,7 @@ def screen() -> Iterator[Screen]:
 @pytest.fixture
 def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
     """A data folder holding Anna's BankID on file (the password is conftest.PASSWORD)."""
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
     return tmp_path / "data"
 
 

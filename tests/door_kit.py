@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
@@ -39,7 +39,7 @@ def relay(
 def person(tmp_path: Path, make_token: MakeToken) -> Path:
     """Anna's data folder (the relay fixture writes the settings beside it)."""
     data = tmp_path / "anna"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     return data
 
 

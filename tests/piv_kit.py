@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from agent.tokens.card.errors import CardError, NoCard
-from agent.tokens.card.pcsc import PcscContext
+from agent.credentials.card.errors import CardError, NoCard
+from agent.credentials.card.pcsc import PcscContext
 from issuer import CertificateAuthority
 from issuer.cards import personalise_piv_card
 from issuer.vcard.piv import PivCard, PivState

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from agent.tokens import KeyPurpose, TokenStore, UnlockedCredential
+from agent.credentials import CredentialStore, KeyPurpose, UnlockedCredential
 from eidcore import signeddata
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person
@@ -138,7 +138,7 @@ def completion_for(
     }
 
 
-def unlocked(store: TokenStore, token: Any, password: str) -> UnlockedCredential:
+def unlocked(store: CredentialStore, token: Any, password: str) -> UnlockedCredential:
     return store.unlock(store.add(token).id, password)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agent.bridge import OriginPolicy
+from agent.credentials import CredentialStore
 from agent.orders import REPLACE_AFTER, Phase
-from agent.tokens import TokenStore
 from eidcore.messages import MessageCode
 from tests.bridge_kit import ORIGIN, Bridge, b64, new_nonce, running_bridge
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
@@ -134,7 +134,7 @@ async def test_origins_as_browsers_send_them_are_shown_and_signed(
 async def test_localhost_origins_only_behind_the_development_setting(
     tmp_path: Path, make_token: MakeToken
 ) -> None:
-    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "d", kdf=FAST_KDF)
     store.add(make_token())
     policy = OriginPolicy.of(allow_http_localhost=True)
     async with running_bridge(tmp_path / "d", store=store, policy=policy) as b:
@@ -149,7 +149,7 @@ async def test_localhost_origins_only_behind_the_development_setting(
 
 
 async def test_allow_and_block_lists(tmp_path: Path, make_token: MakeToken) -> None:
-    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "d", kdf=FAST_KDF)
     store.add(make_token())
     policy = OriginPolicy.of(allow=["bank.example"], block=["evil.bank.example"])
     async with running_bridge(tmp_path / "d", store=store, policy=policy) as b:
@@ -453,7 +453,7 @@ async def test_another_origin_cannot_collect_or_cancel(bridge: Bridge) -> None:
 
 
 async def test_order_expires(tmp_path: Path, make_token: MakeToken) -> None:
-    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "d", kdf=FAST_KDF)
     store.add(make_token())
     async with running_bridge(tmp_path / "d", store=store, ttl=dt.timedelta(seconds=1)) as b:
         ref = await b.start()
@@ -472,7 +472,7 @@ async def test_no_credential_is_certificate_err(tmp_path: Path) -> None:
 
 
 async def test_filters_pick_the_person(tmp_path: Path, make_token: MakeToken) -> None:
-    store = TokenStore(tmp_path / "d", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "d", kdf=FAST_KDF)
     store.add(make_token(ANNA))
     store.add(make_token(BERTIL))
     async with running_bridge(tmp_path / "d", store=store) as b:
@@ -586,7 +586,7 @@ async def test_deep_nesting_and_huge_numbers_are_400_without_a_traceback(
 async def test_a_file_with_a_5000_digit_number_harms_only_itself(
     tmp_path: Path, make_token: MakeToken
 ) -> None:
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     good = store.add(make_token(ANNA))
     doc = (store.directory / f"{good.id}.eidtoken").read_text()
     hostile = doc.replace('"failedAttempts": 0', '"failedAttempts": ' + "9" * 5000)
@@ -605,7 +605,7 @@ async def test_an_order_whose_page_stopped_collecting_is_abandoned(
     """A tab closed mid-order: its page stops collecting. After ABANDON_AFTER the order is
     cancelled and its dialog closed, so another site's order is not refused (10054) for
     the three minutes the first one had left."""
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     store.add(make_token(ANNA))
     now = [dt.datetime.now(dt.UTC)]
     async with running_bridge(tmp_path / "data", store=store, clock=lambda: now[0]) as bridge:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from issuer import CertificateAuthority, make_file_credential
 from tests.agent_process import AgentProcess
 from tests.bridge_kit import free_port
@@ -32,7 +32,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ca = CertificateAuthority.create("Web Test", dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
     ca.save(root / "ca")
     token = make_file_credential(ca, ANNA, PASSWORD, dt.datetime.now(dt.UTC), kdf=FAST_KDF)
-    TokenStore(root / "data").add(token)
+    CredentialStore(root / "data").add(token)
     return root
 
 

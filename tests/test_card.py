@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import rp
-from agent.tokens.card import (
+from agent.credentials.card import (
     CardRemoved,
     CardReset,
     CardSession,
@@ -28,7 +28,7 @@ from agent.tokens.card import (
     WrongPuk,
     apdu,
 )
-from agent.tokens.model import KeyPurpose
+from agent.credentials.model import KeyPurpose
 from eidcore import signeddata
 from tests.card_kit import ID_PIN, PUK, READER, SIGN_PIN, InsertedCard, wait_no_card
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import rp
-from agent.tokens.card.monitor import CardWatcher, diff
+from agent.credentials.card.monitor import CardWatcher, diff
 from eidcore.messages import MessageCode, Term
 from issuer import CertificateAuthority
 from issuer.vcard import VpcdLink
@@ -38,7 +38,7 @@ async def card_bridge(
 ) -> AsyncIterator[tuple[Bridge, CardWatcher]]:
     """A bridge with a card watcher that already sees the inserted card."""
     watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+    async with running_bridge(tmp_path / "files", hardware=watcher) as b:
         await _until(lambda: watcher.credentials())
         yield b, watcher
 
@@ -81,7 +81,7 @@ async def test_order_waits_in_no_client_until_a_card_comes(
 ) -> None:
     card = personalised_card(tmp_path, card_ca)
     watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+    async with running_bridge(tmp_path / "files", hardware=watcher) as b:
         ref = await b.start()
         body = await b.wait_for(ref, "noClient")
         assert body["status"] == "pending"
@@ -160,7 +160,7 @@ async def test_pcscd_restarted_while_the_agent_runs(
     if not pcscd.owned:
         pytest.skip("the machine's own pcscd is running; the tests restart only their own")
     watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher):
+    async with running_bridge(tmp_path / "files", hardware=watcher):
         await _until(lambda: watcher.service_up)
         await asyncio.to_thread(pcscd.restart)
         await _until(lambda: watcher.restarts >= 1, timeout=20)
@@ -185,7 +185,7 @@ async def test_pcscd_killed_during_an_order(
     card = personalised_card(tmp_path, card_ca)
     card.link.insert()
     watcher = CardWatcher()
-    async with running_bridge(tmp_path / "files", cards=watcher) as b:
+    async with running_bridge(tmp_path / "files", hardware=watcher) as b:
         await _until(lambda: watcher.credentials())
         ref = await b.start()
         await b.wait_for(ref, "userSign")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.tokens.card import (
+from agent.credentials.card import (
     CardProtocolError,
     CardSession,
     PinBlocked,
@@ -141,8 +141,8 @@ class Hostile:
 def test_a_hostile_card_gets_typed_errors_only(data: st.DataObject, operation: str) -> None:
     """Whatever a card answers, the driver returns or raises a CardError (which the agent
     turns into a catalogue message) — nothing else escapes, nothing loops."""
-    from agent.tokens import KeyPurpose
-    from agent.tokens.card import CardError
+    from agent.credentials import KeyPurpose
+    from agent.credentials.card import CardError
 
     session = CardSession(Hostile(data))
     calls: dict[str, Callable[[], object]] = {
@@ -160,8 +160,8 @@ def test_a_hostile_card_gets_typed_errors_only(data: st.DataObject, operation: s
 def test_the_service_lost_before_a_pin_is_a_removal_with_nothing_spent() -> None:
     """pcscd gone before the PIN left: the order may wait for the card (pin_sent False);
     gone after the VERIFY was sent: the try may have counted, the error stays."""
-    from agent.tokens import KeyPurpose
-    from agent.tokens.card import CardRemoved, PcscUnavailable
+    from agent.credentials import KeyPurpose
+    from agent.credentials.card import CardRemoved, PcscUnavailable
 
     class Dying(Scripted):
         def __init__(self, answers: list[tuple[bytes, int]]) -> None:

@@ -449,7 +449,7 @@ def test_everyday_commands_do_not_load_the_http_client() -> None:
     load must not pull in aiohttp (~190 ms here) — it once did, through the issuer's
     errors."""
     probe = (
-        "import sys; import agent.cli, agent.notices, agent.tokens; "
+        "import sys; import agent.cli, agent.notices, agent.credentials; "
         "sys.exit('aiohttp' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

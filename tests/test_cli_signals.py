@@ -55,9 +55,9 @@ def _interrupt_at_prompt(
 
 @pytest.fixture
 def data_dir(tmp_path: Path, make_token: MakeToken) -> tuple[Path, str]:
-    from agent.tokens import TokenStore
+    from agent.credentials import CredentialStore
 
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     return tmp_path / "data", store.add(make_token(ANNA)).id
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore, fileformat
+from agent.credentials import CredentialStore, fileformat
 from tests.conftest import FAST_KDF, PASSWORD, MakeToken
 
 ROUNDS = int(os.environ.get("EID_FAULT_ROUNDS", "25"))
@@ -23,9 +23,9 @@ ROUNDS = int(os.environ.get("EID_FAULT_ROUNDS", "25"))
 _CHILD = """
 import sys, datetime as dt
 from pathlib import Path
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.conftest import FAST_KDF
-store = TokenStore(Path(sys.argv[1]), kdf=FAST_KDF)
+store = CredentialStore(Path(sys.argv[1]), kdf=FAST_KDF)
 a, b = sys.argv[3], sys.argv[4]
 now = dt.datetime.now(dt.UTC)
 print("ready", flush=True)
@@ -39,7 +39,7 @@ while True:
 def test_kill_during_password_change(tmp_path: Path, make_token: MakeToken) -> None:
     rng = random.Random(20261122)
     data = tmp_path / "data"
-    info = TokenStore(data, kdf=FAST_KDF).add(make_token())
+    info = CredentialStore(data, kdf=FAST_KDF).add(make_token())
     current, other = PASSWORD, "the other password"
     path = data / "tokens" / f"{info.id}.eidtoken"
     changed = 0
@@ -74,6 +74,8 @@ def test_kill_during_password_change(tmp_path: Path, make_token: MakeToken) -> N
         "file(s) left by a kill before the rename"
     )
     # the store sweeps what a kill between write and rename left behind
-    TokenStore(data, kdf=FAST_KDF).change_password(info.id, current, other, dt.datetime.now(dt.UTC))
+    CredentialStore(data, kdf=FAST_KDF).change_password(
+        info.id, current, other, dt.datetime.now(dt.UTC)
+    )
     assert not list(path.parent.glob(".*.tmp"))
     assert changed > 0  # the kills did land in the middle of real work

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.bridge.peer import _hex_address
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from agent.ui.console import visible
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
     return tmp_path / "data"
 
 
@@ -105,7 +105,7 @@ def test_console_identification_as_a_person(data_dir: Path) -> None:
 
 
 def test_choice_between_credentials_and_sign_text(tmp_path: Path, make_token: MakeToken) -> None:
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     store.add(make_token(ANNA))
     store.add(make_token(BERTIL))
     with AgentProcess(tmp_path / "data") as agent:

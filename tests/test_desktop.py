@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import KeyPurpose, TokenStore, select
+from agent.credentials import CredentialStore, KeyPurpose, select
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, BERTIL, FAST_KDF, PASSWORD, MakeToken
 from tests.desktop_kit import Screen, recorded
@@ -119,7 +119,7 @@ def test_a_question_right_after_one_closed_under_the_person_waits_for_them(
 def test_choosing_between_two_bankids(
     tmp_path: Path, make_token: MakeToken, screen: Screen
 ) -> None:
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     store.add(make_token(ANNA))
     store.add(make_token(BERTIL))
     with _desktop_agent(tmp_path / "data", screen) as agent:
@@ -287,7 +287,7 @@ def test_changing_a_password_from_my_bankids(data_dir: Path, screen: Screen) -> 
         _fill(screen, again, PASSWORD, new_password, new_password)
         [done] = screen.wait_window("The password has been changed")
         screen.key(done, "Return")
-    store = TokenStore(data_dir, kdf=FAST_KDF)
+    store = CredentialStore(data_dir, kdf=FAST_KDF)
     [info] = store.credentials()
     assert store.unlock(info.id, new_password)
     assert info.tries_left == 5  # the right password reset the count
@@ -298,7 +298,7 @@ def test_changing_a_password_from_my_bankids(data_dir: Path, screen: Screen) -> 
 async def test_the_pin_dialog_names_the_pin_and_wants_it_twice(
     screen: Screen, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.tokens.card.errors import PinRef
+    from agent.credentials.card.errors import PinRef
     from agent.ui import PinRequest
     from agent.ui.desktop import DesktopUi
     from eidcore.messages import Language
@@ -343,7 +343,7 @@ def test_ordering_a_bankid_from_the_tray(tmp_path: Path, screen: Screen) -> None
             _fill(screen, dialog, "198112189876", code, PASSWORD, PASSWORD)
             [done] = screen.wait_window("Order BankID on file", timeout=30)
             screen.key(done, "Return")
-        [info] = TokenStore(data).credentials()
+        [info] = CredentialStore(data).credentials()
         assert str(info.owner.personal_number) == "198112189876" and not info.development
         assert code not in agent.stderr and PASSWORD not in agent.stderr
 
@@ -354,7 +354,7 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
     """What is signed, the reader's keypad named, Continue and Cancel — nothing to type in."""
     from dataclasses import replace
 
-    from agent.tokens.model import TokenKind
+    from agent.credentials.model import CredentialKind
     from agent.ui.desktop import DesktopUi
     from agent.ui.port import Request
     from eidcore.messages import Language
@@ -362,7 +362,7 @@ async def test_behind_a_pin_pad_the_dialog_has_no_pin_field(
 
     for key, value in screen.env.items():
         monkeypatch.setenv(key, value)
-    token = replace(make_token(ANNA).info(), kind=TokenKind.TOKEN, pin_pad=True)
+    token = replace(make_token(ANNA).info(), kind=CredentialKind.TOKEN, pin_pad=True)
     request = Request(
         "pad-1", OrderKind.SIGN, ORIGIN, "Jag godkänner avtalet.", "plaintext", (token,)
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.agent_process import AgentProcess
 from tests.conftest import PASSWORD
 from tests.desktop_kit import Screen
@@ -101,7 +101,7 @@ def test_details_and_removal_with_revocation(tmp_path: Path, screen: Screen) -> 
             screen.screenshot(question, "remove-question")
             screen.key(question, "Return")  # Enter alone is Cancel: nothing removed
             screen.wait_gone(question)
-            assert len(TokenStore(data).credentials()) == 1
+            assert len(CredentialStore(data).credentials()) == 1
             screen.key(mine, "Return")  # Remove still has the focus
             [question] = screen.wait_window("eID Agent")
             screen.key(question, "alt+a")  # also ask the bank to revoke it
@@ -116,7 +116,7 @@ def test_details_and_removal_with_revocation(tmp_path: Path, screen: Screen) -> 
             screen.key(again, "Return")
             [removed] = screen.wait_window("The BankID is removed", timeout=30)
             screen.key(removed, "Return")
-        assert TokenStore(data).credentials() == []
+        assert CredentialStore(data).credentials() == []
         _, body = issuer.call("GET", "/backoffice/v1/persons/198112189876/certificates")
         assert {c["reason"] for c in body["certificates"]} == {"holderRequest"}
         assert PASSWORD not in agent.stderr and "not-the-right-one" not in agent.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.agent_process import BIN, AgentProcess
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 from tests.issuer_kit import ConnectProxy, IssuerProcess
@@ -28,7 +28,7 @@ def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_healthy_setup_and_nothing_secret(tmp_path: Path, make_token: MakeToken) -> None:
     data = tmp_path / "data"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     proxy = ConnectProxy(require_auth="anna:proxy-secret")
     config = tmp_path / "config.toml"
     with IssuerProcess(tmp_path / "ca", f"sqlite:///{tmp_path / 'i.db'}") as issuer:

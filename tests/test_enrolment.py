@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import rp
-from agent.tokens import KeyPurpose, TokenStore
+from agent.credentials import CredentialStore, KeyPurpose
 from rp.revocation import http_fetch
 from tests.agent_process import BIN, AgentProcess
 from tests.issuer_kit import (
@@ -98,7 +98,7 @@ def test_order_log_in_revoke(issuer: IssuerProcess, tmp_path: Path) -> None:
     result = _order(issuer, data_dir, code)
     assert result.returncode == 0, result.stderr
     assert "Your BankID on file is ready: Anna Andersson" in result.stdout
-    [info] = TokenStore(data_dir).credentials()
+    [info] = CredentialStore(data_dir).credentials()
     assert not info.development and str(info.owner.personal_number) == PNR
     verified = _log_in(data_dir, issuer)
     assert verified.person.personal_number == PNR
@@ -163,7 +163,7 @@ def test_cancelled_failed_and_expired_orders(tmp_path: Path, db_url: str) -> Non
         time.sleep(3.2)  # the order lives 3 s here
         expired = _order(issuer, data_dir, code)
         assert expired.returncode == 1 and "[10032]" in expired.stderr
-        assert TokenStore(data_dir).credentials() == []
+        assert CredentialStore(data_dir).credentials() == []
         # lowercase, spaces, O for 0: what people type still works
         _, code = issuer.order(PNR)
         typed = code.lower().replace("-", " ").replace("0", "o")
@@ -185,8 +185,8 @@ def test_answer_lost_after_issuing_the_retry_gets_the_same_certificates(
         assert cutter.cuts == 1 and "ServerDisconnected" in result.stderr
         _, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
         assert len(body["certificates"]) == 2  # issued once, delivered on the retry
-        [info] = TokenStore(data_dir).credentials()
-        token = TokenStore(data_dir).unlock(info.id, PASSWORD)
+        [info] = CredentialStore(data_dir).credentials()
+        token = CredentialStore(data_dir).unlock(info.id, PASSWORD)
         leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
         assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
 
@@ -225,7 +225,7 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
             )
             children[0].communicate(f"{PNR}\n{code}\n{PASSWORD}\n{PASSWORD}\n", timeout=60)
             assert children[0].returncode == -signal.SIGKILL and cutter.cuts == 1
-            assert TokenStore(data_dir).credentials() == []
+            assert CredentialStore(data_dir).credentials() == []
             waiting = (data_dir / "tokens" / "enrolment.pending").read_bytes()
             for secret in (PASSWORD, code, PNR):
                 assert secret.encode() not in waiting  # sealed, as a credential's keys are
@@ -241,8 +241,8 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
         assert "resumed after an interruption" in again.stderr
         _, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
         assert len(body["certificates"]) == 2  # issued once, to the keys that waited
-    [info] = TokenStore(data_dir).credentials()
-    token = TokenStore(data_dir).unlock(info.id, PASSWORD)
+    [info] = CredentialStore(data_dir).credentials()
+    token = CredentialStore(data_dir).unlock(info.id, PASSWORD)
     leaf = x509.load_der_x509_certificate(token.certificate_chain(KeyPurpose.SIGNATURE)[0])
     assert f"{leaf.serial_number:x}" in {c["serial"] for c in body["certificates"]}
     assert not (data_dir / "tokens" / "enrolment.pending").exists()
@@ -251,7 +251,7 @@ def test_an_agent_killed_after_the_issuer_issued_finishes_on_the_next_try(
     assert once_more.returncode == 1, once_more.stderr
     assert "this order was finished before" in once_more.stderr
     assert "[10076] You already have this BankID" in once_more.stderr
-    assert [c.id for c in TokenStore(data_dir).credentials()] == [info.id]
+    assert [c.id for c in CredentialStore(data_dir).credentials()] == [info.id]
     assert code.encode() not in (data_dir / "tokens" / "enrolment.done").read_bytes()
 
 
@@ -300,7 +300,7 @@ def test_removing_offers_revocation_at_the_issuer(issuer: IssuerProcess, tmp_pat
     data_dir = tmp_path / "agent"
     _, code = issuer.order(PNR)
     assert _order(issuer, data_dir, code).returncode == 0
-    [info] = TokenStore(data_dir).credentials()
+    [info] = CredentialStore(data_dir).credentials()
     removed = subprocess.run(
         [
             str(BIN / "eid-agent"),
@@ -327,7 +327,7 @@ def test_removing_offers_revocation_at_the_issuer(issuer: IssuerProcess, tmp_pat
     assert removed.returncode == 0, removed.stderr
     assert "Should the bank also revoke the BankID?" in removed.stderr
     assert "The bank has revoked the BankID." in removed.stderr
-    assert TokenStore(data_dir).credentials() == []
+    assert CredentialStore(data_dir).credentials() == []
     _, body = issuer.call("GET", f"/backoffice/v1/persons/{PNR}/certificates")
     assert {c["reason"] for c in body["certificates"]} == {"holderRequest"}
 
@@ -359,8 +359,10 @@ def test_openssl_reads_our_ocsp_answers(issuer: IssuerProcess, tmp_path: Path) -
     data_dir = tmp_path / "agent"
     _, code = issuer.order(PNR)
     assert _order(issuer, data_dir, code).returncode == 0
-    [info] = TokenStore(data_dir).credentials()
-    chain = TokenStore(data_dir).unlock(info.id, PASSWORD).certificate_chain(KeyPurpose.SIGNATURE)
+    [info] = CredentialStore(data_dir).credentials()
+    chain = (
+        CredentialStore(data_dir).unlock(info.id, PASSWORD).certificate_chain(KeyPurpose.SIGNATURE)
+    )
     leaf = tmp_path / "leaf.pem"
     pem = x509.load_der_x509_certificate(chain[0]).public_bytes(serialization.Encoding.PEM)
     leaf.write_bytes(pem)
@@ -448,7 +450,7 @@ async def test_the_same_order_through_the_ui_port(tmp_path: Path) -> None:
             EnrolmentAnswer(PNR, code, PASSWORD),
         ):
             ui.enrolments.put_nowait(answer)
-        store = TokenStore(tmp_path / "agent", kdf=FAST_KDF)
+        store = CredentialStore(tmp_path / "agent", kdf=FAST_KDF)
         info = await enrol_with_ui(
             ui,
             IssuerConnection(issuer.url, str(issuer.tls_cert)),
@@ -486,11 +488,11 @@ def test_a_code_used_again_after_success_says_you_have_the_bankid(
     data_dir = tmp_path / "agent"
     _, code = issuer.order(PNR)
     assert _order(issuer, data_dir, code).returncode == 0
-    [info] = TokenStore(data_dir).credentials()
+    [info] = CredentialStore(data_dir).credentials()
     # the BankID is copied to another folder (another computer), where the person then
     # types the same code again from their note
     other = tmp_path / "other"
-    TokenStore(other).import_file(data_dir / "tokens" / f"{info.id}.eidtoken")
+    CredentialStore(other).import_file(data_dir / "tokens" / f"{info.id}.eidtoken")
     again = _order(issuer, other, code)
     assert again.returncode == 1
     assert "[10076] You already have this BankID" in again.stderr, again.stderr
@@ -511,8 +513,8 @@ def test_a_code_used_again_in_the_same_folder_reports_no_success(
     assert "[10076] You already have this BankID" in again.stderr, again.stderr
     assert "if you typed another one now, it was not saved" in again.stderr
     assert "BankID on file is ready" not in again.stdout + again.stderr
-    [info] = TokenStore(data_dir).credentials()
-    store = TokenStore(data_dir)
+    [info] = CredentialStore(data_dir).credentials()
+    store = CredentialStore(data_dir)
     store.unlock(info.id, PASSWORD)  # the first password still opens it
     assert store.credentials()[0].tries_left == info.tries_left  # nothing counted as wrong
 

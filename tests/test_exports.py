@@ -20,7 +20,7 @@ EXPORTS = {
         "catalogue",
         "language_from_env",
     ],
-    "agent.tokens": [
+    "agent.credentials": [
         "ALGORITHM",
         "MAX_PASSWORD_TRIES",
         "MIN_PASSWORD_LENGTH",
@@ -33,7 +33,7 @@ EXPORTS = {
         "CredentialLocked",
         "CredentialState",
         "DamagedEntry",
-        "FileToken",
+        "CredentialFile",
         "KdfParams",
         "KeyPurpose",
         "NoSuchCredential",
@@ -43,9 +43,9 @@ EXPORTS = {
         "PasswordTooWeak",
         "RemoveFailed",
         "StorageFailed",
-        "TokenError",
-        "TokenKind",
-        "TokenStore",
+        "CredentialError",
+        "CredentialKind",
+        "CredentialStore",
         "UnlockedCredential",
         "UnsupportedVersion",
         "WrongCurrentPassword",
@@ -53,7 +53,7 @@ EXPORTS = {
         "select",
     ],
     "agent.notices": ["Notice", "NoticeError", "format_notice", "notice_for"],
-    "agent.tokens.card": [
+    "agent.credentials.card": [
         "CardError",
         "CardProtocolError",
         "CardRemoved",
@@ -199,7 +199,7 @@ def test_exported_names(module: str) -> None:
 
 @pytest.mark.parametrize(
     ("library", "module"),
-    [("platformdirs", "eidcore/paths.py"), ("smartcard", "agent/tokens/card/pcsc.py")],
+    [("platformdirs", "eidcore/paths.py"), ("smartcard", "agent/credentials/card/pcsc.py")],
 )
 def test_one_importer_per_library(library: str, module: str) -> None:
     import ast

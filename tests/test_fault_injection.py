@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
-from agent.tokens.store import DamagedEntry
+from agent.credentials import CredentialStore
+from agent.credentials.store import DamagedEntry
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.card_kit import ID_PIN, Pcscd, personalised_card, wait_no_card
@@ -241,7 +241,7 @@ def test_kill_during_enrolment(tmp_path: Path) -> None:
                         said = _said(child)
                         assert "Traceback" not in said
                         assert status == 0 or "[100" in said, said
-                store = TokenStore(data)
+                store = CredentialStore(data)
                 assert not any(isinstance(e, DamagedEntry) for e in store.entries())
                 for info in store.credentials():
                     assert store.unlock(info.id, PASSWORD)  # complete, or not there at all
@@ -255,8 +255,8 @@ def test_kill_during_enrolment(tmp_path: Path) -> None:
                     argv, input=typed, capture_output=True, text=True, timeout=120, check=False
                 )
                 assert again.returncode == 0, again.stderr
-                [info] = TokenStore(data).credentials()
-                assert TokenStore(data).unlock(info.id, PASSWORD)
+                [info] = CredentialStore(data).credentials()
+                assert CredentialStore(data).unlock(info.id, PASSWORD)
                 assert not (data / "tokens" / "enrolment.pending").exists()
                 how = (
                     "saved before the kill"

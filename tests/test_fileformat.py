@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.tokens import CredentialDamaged, KeyPurpose, UnsupportedVersion, fileformat
-from agent.tokens.fileformat import WrongSecret
+from agent.credentials import CredentialDamaged, KeyPurpose, UnsupportedVersion, fileformat
+from agent.credentials.fileformat import WrongSecret
 from tests.conftest import ANNA, BERTIL, FAST_KDF, NOW, PASSWORD, MakeToken
 
 
@@ -197,7 +197,7 @@ def test_any_bit_flip_is_caught(blob: bytes, position: int, bit: int) -> None:
 
 
 def test_weak_new_password_is_refused_before_anything(make_token: MakeToken) -> None:
-    from agent.tokens import PasswordTooWeak
+    from agent.credentials import PasswordTooWeak
 
     with pytest.raises(PasswordTooWeak):
         make_token(password="short")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 from tests.flood_kit import collect_flood, rss_mib, start_flood
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_start_and_collect_floods(tmp_path: Path, make_token: MakeToken) -> None:
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
     with AgentProcess(tmp_path / "data", "--no-cards") as agent:
         agent.ready()
         before = rss_mib(agent.proc.pid)

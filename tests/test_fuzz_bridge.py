@@ -23,7 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.agent_process import AgentProcess
 from tests.bridge_kit import running_bridge
 from tests.conftest import ANNA, FAST_KDF, MakeToken
@@ -43,7 +43,7 @@ def agent(
     tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken
 ) -> Iterator[AgentProcess]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     with AgentProcess(data, "--no-cards", "--order-ttl", "2") as process:
         yield process.ready()
         alive = process.proc.poll() is None
@@ -69,7 +69,7 @@ def unthrottled(tmp_path_factory: pytest.TempPathFactory, make_token: MakeToken)
     validation and the order machine instead of a 429. Orders last a second, so starts
     are not all refused as one already in progress."""
     data = tmp_path_factory.mktemp("fuzz-unthrottled") / "data"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     clock = itertools.count(step=60.0)
     ready: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = queue.Queue()
 

@@ -184,9 +184,9 @@ def test_install_update_uninstall_on_a_clean_home(
     pinned = home.data / "install/tuf/metadata/root.json"
     assert json.loads(pinned.read_bytes())["signed"]["_type"] == "root"
     # a BankID the person has
-    from agent.tokens import TokenStore
+    from agent.credentials import CredentialStore
 
-    TokenStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
     kept = home.files() - before_files
     # an update from the repository applies
     _release(repo, "1.1.0")
@@ -209,7 +209,7 @@ def test_install_update_uninstall_on_a_clean_home(
     assert removed.returncode == 0, removed.stderr
     assert f"kept your BankIDs and settings: {home.data / 'tokens'}" in removed.stdout
     assert _listening(PORT) == before_ports is False
-    credentials = {f for f in kept if f.startswith(".local/share/eid-agent/tokens/")}
+    credentials = {f for f in kept if f.startswith(".local/share/eid-agent/credentials/")}
     assert credentials and home.files() == before_files | credentials
     assert not command.exists() and not (home.data / "install").exists()
 
@@ -217,14 +217,14 @@ def test_install_update_uninstall_on_a_clean_home(
 def test_reinstalling_keeps_bankids_and_settings_and_refuses_older(
     repo: Repo, home: Home, tmp_path: Path, make_token: MakeToken
 ) -> None:
-    from agent.tokens import TokenStore
+    from agent.credentials import CredentialStore
 
     _release(repo, "1.0.0")
     older = _download_installer(repo.server.url + "install/", tmp_path)
     _release(repo, "1.1.0")
     newer = _download_installer(repo.server.url + "install/", tmp_path)
     assert home.install(newer).returncode == 0
-    TokenStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(home.data, kdf=FAST_KDF).add(make_token(ANNA))
     settings = home.path / ".config/eid-agent/config.toml"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text('[ui]\nlanguage = "sv"\n')
@@ -237,7 +237,7 @@ def test_reinstalling_keeps_bankids_and_settings_and_refuses_older(
     forced = home.install(older, "--force")
     assert forced.returncode == 0, forced.stderr
     wait_for(lambda: _info()["version"] == "1.0.0", what="1.0.0 serving")
-    assert [c.owner.name for c in TokenStore(home.data).credentials()] == [ANNA.name]
+    assert [c.owner.name for c in CredentialStore(home.data).credentials()] == [ANNA.name]
     assert settings.read_text() == '[ui]\nlanguage = "sv"\n'
 
 

@@ -7,8 +7,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from agent.credentials import KeyPurpose, NoneReason, NoUsableCredential
 from agent.notices import notice_for
-from agent.tokens import KeyPurpose, NoneReason, NoUsableCredential
 from eidcore import policies
 from eidcore.messages import MessageCode
 from issuer import CertificateAuthority, Person
@@ -62,7 +62,7 @@ def test_names_split_at_the_last_space() -> None:
 
 
 def test_credential_expiry_leads_to_all_expired(make_token: MakeToken) -> None:
-    from agent.tokens import select
+    from agent.credentials import select
 
     info = make_token(now=NOW - dt.timedelta(days=400), days=30).info()
     with pytest.raises(NoUsableCredential) as err:
@@ -73,7 +73,7 @@ def test_credential_expiry_leads_to_all_expired(make_token: MakeToken) -> None:
 
 def test_every_token_error_has_its_own_message(make_token: MakeToken) -> None:
     """The mapping is total over the token errors: none falls through to 10024."""
-    import agent.tokens.errors as errors
+    import agent.credentials.errors as errors
 
     samples = [
         errors.WrongPassword(3),
@@ -92,8 +92,10 @@ def test_every_token_error_has_its_own_message(make_token: MakeToken) -> None:
         *(errors.NoUsableCredential(r) for r in errors.NoneReason),
     ]
     classes = {
-        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.TokenError)
-    } - {errors.TokenError}
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.CredentialError)
+    } - {errors.CredentialError}
     assert classes == {type(s) for s in samples}
     for exc in samples:
         assert notice_for(exc).code is not MessageCode.INTERNAL_ERROR, exc

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 
+from agent.credentials import CredentialStore
+from agent.credentials.card.errors import PinRef
+from agent.credentials.model import CredentialInfo, CredentialKind
 from agent.desktop.mybankids import MyBankIds
 from agent.desktop.tray import Tray
 from agent.notices import Notice
 from agent.orders import OrderKind
-from agent.tokens import TokenStore
-from agent.tokens.card.errors import PinRef
-from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi
 from agent.ui.port import PinRequest, Request
@@ -137,8 +137,8 @@ class RecordingUi(DesktopUi):
 @pytest.fixture
 def world(tmp_path: Path, make_token: MakeToken) -> tuple[Path, CredentialInfo, CredentialInfo]:
     data = tmp_path / "data"
-    file = TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
-    card = dataclasses.replace(file, id="card-0001", kind=TokenKind.CARD, tries_left=2)
+    file = CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    card = dataclasses.replace(file, id="card-0001", kind=CredentialKind.CARD, tries_left=2)
     return data, file, card
 
 
@@ -193,7 +193,11 @@ async def _desktop_session(
     await tray._chosen("diagnostics")  # the Diagnostics window: a real doctor report
     await tray._chosen("about")
     mine = MyBankIds(
-        ui, TokenStore(data_dir, kdf=FAST_KDF), cards=None, issuer=lambda: None, clock=lambda: NOW
+        ui,
+        CredentialStore(data_dir, kdf=FAST_KDF),
+        hardware=None,
+        issuer=lambda: None,
+        clock=lambda: NOW,
     )
     await mine.show()
     await mine.act(f"details:{file.id}")

@@ -7,16 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.tokens import (
+from agent.credentials import (
     MAX_PASSWORD_TRIES,
     CredentialInfo,
+    CredentialKind,
     KeyPurpose,
     NoneReason,
     NoUsableCredential,
-    TokenKind,
     select,
 )
-from agent.tokens.lockout import LockState
+from agent.credentials.lockout import LockState
 from tests.conftest import ANNA, BERTIL, NOW, MakeToken
 
 
@@ -82,7 +82,7 @@ def test_the_four_reasons(anna: CredentialInfo, bertil: CredentialInfo) -> None:
         is NoneReason.NONE_FOR_IDENTIFICATION
     )
     assert (
-        _reason([anna], sign, NOW, kinds=frozenset({TokenKind.CARD}))
+        _reason([anna], sign, NOW, kinds=frozenset({CredentialKind.CARD}))
         is NoneReason.NONE_FOR_SIGNATURE
     )
     ident_only = dataclasses.replace(anna, purposes=frozenset({ident}))

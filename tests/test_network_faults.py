@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.conftest import PASSWORD
 from tests.issuer_kit import IssuerProcess, agent_order
 
@@ -92,8 +92,8 @@ def test_an_issuer_fault_is_told_and_the_order_goes_through_after(
         assert "[10006] Communication error" in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr and PASSWORD not in failed.stderr
         assert took < 60  # a trickle is cut off by the overall deadline, not waited out
-        assert TokenStore(data).credentials() == []
+        assert CredentialStore(data).credentials() == []
         done = agent_order(data, issuer.url, issuer.tls_cert, PNR, code, PASSWORD)
         assert done.returncode == 0, done.stderr  # the fault cleared: the same code works
-        [info] = TokenStore(data).credentials()
+        [info] = CredentialStore(data).credentials()
         assert str(info.owner.personal_number) == PNR

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.credentials import CredentialKind
 from agent.orders.machine import (
     ABANDON_AFTER,
     REPLACE_AFTER,
@@ -24,12 +25,11 @@ from agent.orders.machine import (
     UnknownOrder,
     advance,
 )
-from agent.tokens import TokenKind
 
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 REQ = OrderRequest(OrderKind.AUTH, "https://bank.example", b"n" * 32)
 DONE = Completion(
-    "198112189876", "A B", "A", "B", TokenKind.FILE, b"{}", b"s" * 64, "ES256", (b"cert",)
+    "198112189876", "A B", "A", "B", CredentialKind.FILE, b"{}", b"s" * 64, "ES256", (b"cert",)
 )
 
 

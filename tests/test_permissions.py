@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.logfile import BACKUPS, MAX_BYTES, log_to_file
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from eidcore.atomicfile import NotPrivate, private_dir
 from issuer.db import open_database
 from tests.agent_process import BIN, AgentProcess
@@ -37,7 +37,7 @@ def _usual_umask() -> object:
 def test_the_store_makes_its_folders_owner_only_and_repairs_them(
     tmp_path: Path, make_token: MakeToken
 ) -> None:
-    store = TokenStore(tmp_path / "data", kdf=FAST_KDF)
+    store = CredentialStore(tmp_path / "data", kdf=FAST_KDF)
     info = store.add(make_token(ANNA))
     assert _mode(tmp_path / "data") == 0o700 and _mode(store.directory) == 0o700
     os.chmod(store.directory, 0o777)
@@ -137,7 +137,7 @@ def test_the_issuers_database_is_owner_only_wherever_it_is(tmp_path: Path) -> No
 
 def test_doctor_names_what_is_open_to_others(tmp_path: Path, make_token: MakeToken) -> None:
     data = tmp_path / "data"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     os.chmod(data / "tokens", 0o755)
     (data / "agent.log").write_text("")
     os.chmod(data / "agent.log", 0o644)

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent.credentials.card import PinBlocked, PinRef, WrongCurrentPin
+from agent.credentials.card.monitor import CardWatcher
 from agent.desktop.pins import PinManager
-from agent.tokens.card import PinBlocked, PinRef, WrongCurrentPin
-from agent.tokens.card.monitor import CardWatcher
 from agent.ui.port import PinAnswer
 from eidcore.messages import MessageCode, Term
 from tests.bridge_kit import ScriptedUi

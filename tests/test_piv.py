@@ -19,13 +19,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import rp
+from agent.credentials.card.errors import PinBlocked, PinRef, WrongCurrentPin, WrongPin, WrongPuk
+from agent.credentials.card.monitor import CardWatcher
+from agent.credentials.hardware import Hardware, pins_of
+from agent.credentials.model import CredentialState, KeyPurpose
+from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from agent.desktop.pins import PinManager
-from agent.tokens.card.errors import PinBlocked, PinRef, WrongCurrentPin, WrongPin, WrongPuk
-from agent.tokens.card.monitor import CardWatcher
-from agent.tokens.hardware import Hardware, pins_of
-from agent.tokens.model import CredentialState, KeyPurpose
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import PinAnswer
 from eidcore.messages import MessageCode, Term
 from issuer import CertificateAuthority
@@ -159,7 +159,7 @@ async def _piv_bridge(piv: PivInReader, tmp_path: Path) -> AsyncIterator[Bridge]
         authorities=[der],
         conf_dir=tmp_path / "opensc",
     )
-    async with running_bridge(tmp_path / "files", cards=Hardware(tokens), runs=[tokens]) as b:
+    async with running_bridge(tmp_path / "files", hardware=Hardware(tokens), runs=[tokens]) as b:
         for _ in range(200):
             if tokens.credentials():
                 break
@@ -478,7 +478,7 @@ def test_the_bank_puts_a_bankid_on_a_blank_piv_card_through_opensc(
         (entry,) = json.loads(listing.stdout)
         assert entry["id"] == done.stdout.split()[0] and entry["kind"] == "token"
         # the keys the card made sign for the certificates the bank issued
-        from agent.tokens.pkcs11.watcher import tokens_open
+        from agent.credentials.pkcs11.watcher import tokens_open
 
         issuing = (tmp_path / "ca" / "issuing.crt").read_bytes()
         authority = x509.load_pem_x509_certificate(issuing).public_bytes(serialization.Encoding.DER)

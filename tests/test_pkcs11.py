@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardRemoved,
     NoCard,
     PinFormat,
@@ -29,9 +29,9 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.model import CredentialState, KeyPurpose, TokenKind
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.watcher import TokenWatcher
+from agent.credentials.model import CredentialKind, CredentialState, KeyPurpose
+from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from issuer.ca import CertificateAuthority
 from tests.conftest import BERTIL
 from tests.softhsm_kit import MODULE, SO_PIN, USER_PIN, SoftHsm
@@ -91,7 +91,7 @@ async def test_a_token_bankid_is_listed_and_signs_with_each_key(
 
 async def _check_signatures(watching: TokenWatcher, token_ca: CertificateAuthority) -> None:
     (info,) = watching.credentials()
-    assert info.kind is TokenKind.TOKEN and info.owner.name == "Anna Andersson"
+    assert info.kind is CredentialKind.TOKEN and info.owner.name == "Anna Andersson"
     assert info.state(dt.datetime.now(dt.UTC)) is CredentialState.USABLE
     held = watching.card(info.id)
     assert held is not None
@@ -230,8 +230,8 @@ def test_a_token_signature_matches_a_bare_python_pkcs11_one(
     signatures verify with the token's certificate (the baseline the benchmark uses)."""
     import pkcs11
 
-    from agent.tokens.pkcs11.contents import TokenRef
-    from agent.tokens.pkcs11.lib import Module
+    from agent.credentials.pkcs11.contents import TokenRef
+    from agent.credentials.pkcs11.lib import Module
 
     softhsm.bankid("anna", token_ca)
     module = Module(MODULE)
@@ -312,7 +312,7 @@ def test_probe_results_are_kept_by_module_file(tmp_path: Path) -> None:
     import json
     import shutil
 
-    from agent.tokens.pkcs11.probe import ProbeCache
+    from agent.credentials.pkcs11.probe import ProbeCache
 
     library = _crashing_module(tmp_path)
     cache_file = tmp_path / "probes.json"

@@ -15,10 +15,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.tokens.model import CredentialState, KeyPurpose, TokenKind
-from agent.tokens.pkcs11 import contents as rules
-from agent.tokens.pkcs11.contents import CertObject, KeyObject, TokenContents, TokenRef
-from agent.tokens.pkcs11.modules import merged, p11kit_modules, parse_module_file
+from agent.credentials.model import CredentialKind, CredentialState, KeyPurpose
+from agent.credentials.pkcs11 import contents as rules
+from agent.credentials.pkcs11.contents import CertObject, KeyObject, TokenContents, TokenRef
+from agent.credentials.pkcs11.modules import merged, p11kit_modules, parse_module_file
 from issuer.ca import CertificateAuthority
 from tests.conftest import ANNA, BERTIL
 
@@ -129,7 +129,7 @@ def test_a_pair_with_its_keys_is_one_bankid(
         )
     )
     (cred,) = reading.credentials
-    assert cred.info.kind is TokenKind.TOKEN and cred.info.owner.name == ANNA.name
+    assert cred.info.kind is CredentialKind.TOKEN and cred.info.owner.name == ANNA.name
     assert cred.info.issuer == "Token Test Issuing CA"
     assert cred.info.state(NOW) is CredentialState.USABLE
     assert cred.key_ids == {KeyPurpose.IDENTIFICATION: b"\x01", KeyPurpose.SIGNATURE: b"\x02"}
@@ -340,7 +340,7 @@ def test_hostile_objects_beside_a_real_pair_do_not_hide_it(
 
 
 def test_a_piv_cards_empty_verify_gives_the_tries_left() -> None:
-    from agent.tokens.pkcs11.pivtries import tries_from
+    from agent.credentials.pkcs11.pivtries import tries_from
 
     assert [tries_from(0x63C0 | n) for n in (3, 2, 1, 0)] == [3, 2, 1, 0]
     assert tries_from(0x6983) == 0  # blocked
@@ -369,7 +369,7 @@ def test_placeholder_certificates_on_a_piv_card_are_never_a_bankid() -> None:
 def test_issuing_cas_kept_from_orders(
     tmp_path: Path, issued: tuple[CertificateAuthority, dict[str, bytes]]
 ) -> None:
-    from agent.tokens.pkcs11 import authorities
+    from agent.credentials.pkcs11 import authorities
 
     ca, der = issued
     assert authorities.learned(tmp_path) == ()
@@ -386,7 +386,7 @@ def test_issuing_cas_kept_from_orders(
 
 
 def test_a_management_key_file_holds_48_hex_digits(tmp_path: Path) -> None:
-    from agent.tokens.pkcs11.pivtool import AdminKeyUnreadable, read_admin_key
+    from agent.credentials.pkcs11.pivtool import AdminKeyUnreadable, read_admin_key
 
     key = tmp_path / "admin.key"
     key.write_text("01:02:03:04:05:06:07:08" * 3 + "\n")

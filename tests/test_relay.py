@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import rp
-from agent.tokens import TokenStore, UnlockedCredential
+from agent.credentials import CredentialStore, UnlockedCredential
 from eidcore import signeddata
 from issuer import CertificateAuthority
 from tests.conftest import ANNA, BERTIL, PASSWORD, MakeToken
@@ -41,7 +41,7 @@ async def relay(tmp_path: Path, ca: CertificateAuthority) -> AsyncIterator[Relay
 
 
 @pytest.fixture
-def anna(store: TokenStore, make_token: MakeToken) -> UnlockedCredential:
+def anna(store: CredentialStore, make_token: MakeToken) -> UnlockedCredential:
     return unlocked(store, make_token(ANNA), PASSWORD)
 
 
@@ -226,7 +226,7 @@ async def test_cancel_and_the_persons_cancel_end_the_order(relay: Relay) -> None
 
 
 async def test_an_order_expires_and_the_requirement_holds(
-    relay: Relay, anna: UnlockedCredential, store: TokenStore
+    relay: Relay, anna: UnlockedCredential, store: CredentialStore
 ) -> None:
     ref, order = await _fetched(relay)
     relay.clock.advance(181)

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 from agent.app.instance import InstanceLock, stop_running
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from eidcore.messages import Language, MessageCode, catalogue
 from issuer import CertificateAuthority, make_file_credential
 from issuer.servecli import dev_tls
@@ -89,7 +89,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, screen: Screen) -> Iterator[
     ca = CertificateAuthority.create("Relay Web Test", now - dt.timedelta(days=1))
     ca.save(root / "ca")
     data = root / "anna"
-    TokenStore(data).add(make_file_credential(ca, ANNA, PASSWORD, now, kdf=FAST_KDF))
+    CredentialStore(data).add(make_file_credential(ca, ANNA, PASSWORD, now, kdf=FAST_KDF))
     (root / "tls").mkdir()
     tls = dev_tls(root / "tls", now)
     site_port, relay_port = free_port(), free_port()

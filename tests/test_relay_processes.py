@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.conftest import ANNA, PASSWORD, MakeToken
@@ -46,7 +46,7 @@ def _whole_order(
     start_at: RelayProcess,
     agent_at: RelayProcess,
     collect_at: RelayProcess,
-    store: TokenStore,
+    store: CredentialStore,
     make_token: MakeToken,
 ) -> None:
     status, started = start_at.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
@@ -71,7 +71,7 @@ def _whole_order(
 
 
 def test_a_relay_process_over_https_on_sqlite(
-    relays: Any, tmp_path: Path, store: TokenStore, make_token: MakeToken
+    relays: Any, tmp_path: Path, store: CredentialStore, make_token: MakeToken
 ) -> None:
     relay = relays(f"sqlite:///{tmp_path / 'relay.db'}")
     _whole_order(relay, relay, relay, store, make_token)
@@ -81,7 +81,7 @@ def test_a_relay_process_over_https_on_sqlite(
 
 
 def test_two_relay_processes_on_one_postgresql(
-    relays: Any, store: TokenStore, make_token: MakeToken
+    relays: Any, store: CredentialStore, make_token: MakeToken
 ) -> None:
     with postgres_cluster() as pg:
         db = pg.new_database()

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import rp
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from eidcore import signeddata
 from issuer import CertificateAuthority
 from tests.bridge_kit import ORIGIN, Bridge, b64
@@ -245,7 +245,7 @@ RELAY = "https://relay.example"
 
 
 def _relay_completion(
-    store: TokenStore,
+    store: CredentialStore,
     make_token: MakeToken,
     kind: str,
     nonce: bytes,
@@ -267,7 +267,7 @@ def _relay_completion(
 
 
 def test_a_relay_result_verifies_for_its_relay_and_party_only(
-    store: TokenStore, make_token: MakeToken, ca: CertificateAuthority
+    store: CredentialStore, make_token: MakeToken, ca: CertificateAuthority
 ) -> None:
     nonce = b"\x07" * 32
     given = signeddata.b64url(nonce)

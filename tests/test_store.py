@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import (
+from agent.credentials import (
     AlreadyPresent,
     AmbiguousId,
     CannotOpenFile,
@@ -18,11 +18,11 @@ from agent.tokens import (
     CredentialDamaged,
     CredentialInfo,
     CredentialLocked,
+    CredentialStore,
     DamagedEntry,
     KeyPurpose,
     NoSuchCredential,
     PasswordTooWeak,
-    TokenStore,
     UnsupportedVersion,
     WrongCurrentPassword,
     WrongPassword,
@@ -34,7 +34,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_add_list_unlock_sign(store: TokenStore, make_token: MakeToken) -> None:
+def test_add_list_unlock_sign(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     (listed,) = store.credentials()
     assert listed == info
@@ -51,22 +51,22 @@ def test_wrong_passwords_count_survive_restarts_and_lock_at_five(
     tmp_path: Path, make_token: MakeToken
 ) -> None:
     data = tmp_path / "data"
-    info = TokenStore(data, kdf=FAST_KDF).add(make_token())
+    info = CredentialStore(data, kdf=FAST_KDF).add(make_token())
     for expected_left in (4, 3, 2, 1):
         # a fresh store each time: the count lives in the file, not in memory
         with pytest.raises(WrongPassword) as err:
-            TokenStore(data, kdf=FAST_KDF).unlock(info.id, "not-the-right-one")
+            CredentialStore(data, kdf=FAST_KDF).unlock(info.id, "not-the-right-one")
         assert err.value.tries_left == expected_left
     with pytest.raises(CredentialLocked):
-        TokenStore(data, kdf=FAST_KDF).unlock(info.id, "not-the-right-one")
+        CredentialStore(data, kdf=FAST_KDF).unlock(info.id, "not-the-right-one")
     # locked for good: the right password does not open it any more
     with pytest.raises(CredentialLocked):
-        TokenStore(data, kdf=FAST_KDF).unlock(info.id, PASSWORD)
-    (listed,) = TokenStore(data).credentials()
+        CredentialStore(data, kdf=FAST_KDF).unlock(info.id, PASSWORD)
+    (listed,) = CredentialStore(data).credentials()
     assert listed.locked and listed.tries_left == 0
 
 
-def test_right_password_resets_the_count(store: TokenStore, make_token: MakeToken) -> None:
+def test_right_password_resets_the_count(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     for _ in range(4):
         with pytest.raises(WrongPassword):
@@ -77,7 +77,7 @@ def test_right_password_resets_the_count(store: TokenStore, make_token: MakeToke
     assert err.value.tries_left == 4
 
 
-def test_concurrent_wrong_tries_all_count(store: TokenStore, make_token: MakeToken) -> None:
+def test_concurrent_wrong_tries_all_count(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     errors: list[BaseException] = []
 
@@ -97,7 +97,7 @@ def test_concurrent_wrong_tries_all_count(store: TokenStore, make_token: MakeTok
     assert listed.tries_left == 1
 
 
-def test_change_password(store: TokenStore, make_token: MakeToken) -> None:
+def test_change_password(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     before = (store.directory / f"{info.id}.eidtoken").read_bytes()
     with pytest.raises(PasswordTooWeak):
@@ -114,7 +114,7 @@ def test_change_password(store: TokenStore, make_token: MakeToken) -> None:
     assert store.credentials()[0].id == info.id  # id survives the change
 
 
-def test_remove(store: TokenStore, make_token: MakeToken) -> None:
+def test_remove(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     store.remove(info.id)
     assert store.credentials() == []
@@ -122,7 +122,7 @@ def test_remove(store: TokenStore, make_token: MakeToken) -> None:
         store.remove(info.id)
 
 
-def test_ids_resolve_by_unique_prefix(store: TokenStore, make_token: MakeToken) -> None:
+def test_ids_resolve_by_unique_prefix(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     with pytest.raises(NoSuchCredential):
         store.resolve("abc")  # too short to be meant
@@ -134,7 +134,7 @@ def test_ids_resolve_by_unique_prefix(store: TokenStore, make_token: MakeToken) 
 
 
 def test_export_import_moves_a_credential(
-    tmp_path: Path, store: TokenStore, make_token: MakeToken
+    tmp_path: Path, store: CredentialStore, make_token: MakeToken
 ) -> None:
     info = store.add(make_token())
     with pytest.raises(WrongPassword):
@@ -142,7 +142,7 @@ def test_export_import_moves_a_credential(
     exported = store.export(info.id, tmp_path)
     assert stat.S_IMODE(exported.stat().st_mode) == 0o600
     assert PASSWORD.encode() not in exported.read_bytes()
-    other = TokenStore(tmp_path / "other-computer", kdf=FAST_KDF)
+    other = CredentialStore(tmp_path / "other-computer", kdf=FAST_KDF)
     imported = other.import_file(exported)
     assert imported.id == info.id
     assert imported.tries_left == 4  # the count moves with the file: no reset by copying
@@ -151,7 +151,7 @@ def test_export_import_moves_a_credential(
         other.import_file(exported)
 
 
-def test_export_to_an_unwritable_place(store: TokenStore, make_token: MakeToken) -> None:
+def test_export_to_an_unwritable_place(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     with pytest.raises(CannotSaveFile):
         store.export(info.id, Path("/proc/no-such-dir/copy.eidtoken"))
@@ -160,7 +160,7 @@ def test_export_to_an_unwritable_place(store: TokenStore, make_token: MakeToken)
 
 
 @pytest.mark.parametrize("content", [b"", b"hello", b'{"format": "eid-agent/file-token"}'])
-def test_import_of_a_non_credential(tmp_path: Path, store: TokenStore, content: bytes) -> None:
+def test_import_of_a_non_credential(tmp_path: Path, store: CredentialStore, content: bytes) -> None:
     path = tmp_path / "x.eidtoken"
     path.write_bytes(content)
     with pytest.raises(CannotOpenFile):
@@ -170,7 +170,7 @@ def test_import_of_a_non_credential(tmp_path: Path, store: TokenStore, content: 
     assert store.entries() == []
 
 
-def test_import_of_a_newer_format(tmp_path: Path, store: TokenStore, token_file: Path) -> None:
+def test_import_of_a_newer_format(tmp_path: Path, store: CredentialStore, token_file: Path) -> None:
     doc = json.loads(token_file.read_bytes())
     doc["version"] = 2
     token_file.write_text(json.dumps(doc))
@@ -179,7 +179,7 @@ def test_import_of_a_newer_format(tmp_path: Path, store: TokenStore, token_file:
 
 
 def test_damaged_files_are_listed_untouched_and_others_still_work(
-    store: TokenStore, make_token: MakeToken
+    store: CredentialStore, make_token: MakeToken
 ) -> None:
     good = store.add(make_token(ANNA))
     victim = store.add(make_token(BERTIL))
@@ -218,10 +218,10 @@ def _flip(data: bytes, position: int) -> bytes:
 _CHILD = """
 import resource, signal, sys
 from pathlib import Path
-from agent.tokens import StorageFailed, TokenStore, WrongPassword
+from agent.credentials import StorageFailed, CredentialStore, WrongPassword
 from tests.conftest import FAST_KDF, PASSWORD
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a too-large write fails with EFBIG
-store = TokenStore(Path(sys.argv[1]), kdf=FAST_KDF)
+store = CredentialStore(Path(sys.argv[1]), kdf=FAST_KDF)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 try:
     store.unlock(sys.argv[2], "not-the-right-one")
@@ -238,7 +238,7 @@ def test_a_wrong_try_that_cannot_be_recorded_is_refused(
     """A real write failure (file-size limit, which root cannot bypass either): the
     agent must not say "wrong password, try again" when it could not count the try."""
     data = tmp_path / "data"
-    info = TokenStore(data, kdf=FAST_KDF).add(make_token())
+    info = CredentialStore(data, kdf=FAST_KDF).add(make_token())
     path = data / "tokens" / f"{info.id}.eidtoken"
     before = path.read_bytes()
     result = subprocess.run(
@@ -253,7 +253,7 @@ def test_a_wrong_try_that_cannot_be_recorded_is_refused(
     assert not list(path.parent.glob(".*.tmp"))  # and no temporary file is left
 
 
-def test_leftover_temporaries_are_swept(store: TokenStore, make_token: MakeToken) -> None:
+def test_leftover_temporaries_are_swept(store: CredentialStore, make_token: MakeToken) -> None:
     info = store.add(make_token())
     leftover = store.directory / f".{info.id}.eidtoken.k2j3h4.tmp"
     leftover.write_bytes(b"half a file")

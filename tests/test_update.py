@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.agent_process import AgentProcess, alive
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 from tests.update_kit import (
@@ -41,7 +41,7 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, make_token: MakeToken) -> Path:
-    TokenStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(tmp_path / "data", kdf=FAST_KDF).add(make_token(ANNA))
     return tmp_path / "data"
 
 

@@ -18,7 +18,7 @@ from securesystemslib.signer import SSlibSigner
 from tuf.api.metadata import Metadata
 from tuf.api.serialization.json import JSONSerializer
 
-from agent.tokens import TokenStore
+from agent.credentials import CredentialStore
 from tests.conftest import ANNA, FAST_KDF, MakeToken
 from tests.update_kit import (
     Repo,
@@ -45,7 +45,7 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 def data_dir(tmp_path: Path, make_token: MakeToken, repo: Repo) -> Path:
     """An agent with 1.0.0 installed from the repository; 1.1.0 published after."""
     data = tmp_path / "data"
-    TokenStore(data, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data, kdf=FAST_KDF).add(make_token(ANNA))
     repo.publish("1.0.0")
     install(repo, data)
     return data

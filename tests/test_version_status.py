@@ -238,10 +238,10 @@ def test_a_repository_that_goes_away_for_a_month_blocks_and_its_return_unblocks(
 def test_a_blocked_version_is_refused_at_the_bridge_and_the_person_is_told(
     repo: Repo, tmp_path: Path, make_token: MakeToken
 ) -> None:
-    from agent.tokens import TokenStore
+    from agent.credentials import CredentialStore
 
     data_dir = tmp_path / "data"
-    TokenStore(data_dir, kdf=FAST_KDF).add(make_token(ANNA))
+    CredentialStore(data_dir, kdf=FAST_KDF).add(make_token(ANNA))
     repo.publish("1.0.0")
     install(repo, data_dir)
     repo.publish("1.1.0", versionStatus=[{"versions": "<1.1.0", "status": "blocked"}])

@@ -46,9 +46,9 @@ from agent.bridge import BridgeConfig, OriginPolicy, build_app
 from agent.bridge.listener import KEEPALIVE_SECONDS, GuardedSite, bridge_gate, raise_file_limit
 from agent.bridge.security import DEFAULT_PORT, HOSTS
 from agent.config import Settings
+from agent.credentials import CredentialStore
 from agent.enrol.client import IssuerConnection
 from agent.notices import Notice
-from agent.tokens import TokenStore
 from agent.ui.console import ConsoleUi
 from agent.ui.desktop import DesktopUi, HelperUnavailable
 from agent.ui.port import DesktopPort, Presentation, UiPort
@@ -104,7 +104,7 @@ class SelfTestFailed(Exception):
 async def serve(config: RunConfig, stdin: TextIO, stdout: TextIO) -> int:
     """Run the agent until stopped. Raises: AlreadyRunning (this person's agent runs
     already), PortTaken, SelfTestFailed, NotPrivate (the data folder is another user's)."""
-    TokenStore(config.data_dir).make_private()  # before the lock file is made inside it
+    CredentialStore(config.data_dir).make_private()  # before the lock file is made inside it
     lock = InstanceLock(config.data_dir)
     lock.acquire(patience=5.0 if config.updates.take_over else 0.0)  # before any window shows
     try:
@@ -252,7 +252,7 @@ async def _serve(
                 updater=updater,
                 stop=stop,
                 clock=_now,
-                cards=orders.hardware,
+                hardware=orders.hardware,
                 issuer=lambda: issuer,
                 settings=hooks,
                 modules=config.orders.pkcs11,

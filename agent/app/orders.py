@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import __version__
+from agent.credentials import CredentialStore
+from agent.credentials.card.monitor import CardWatcher
+from agent.credentials.hardware import Hardware
+from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from agent.orders import DEFAULT_TTL, OrderBook
 from agent.orders.service import OrderService
-from agent.tokens import TokenStore
-from agent.tokens.card.monitor import CardWatcher
-from agent.tokens.hardware import Hardware
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import UiPort
 
 __all__ = ["OrderSettings", "Orders", "running_orders"]
@@ -69,13 +69,13 @@ async def running_orders(
     hardware = Hardware(cards, tokens) if cards or tokens else None
     watching = [asyncio.create_task(w.run()) for w in (cards, tokens) if w is not None]
     service = OrderService(
-        TokenStore(data_dir),
+        CredentialStore(data_dir),
         ui,
         OrderBook(settings.ttl),
         clock=_now,
         new_ref=lambda: str(uuid.uuid4()),
         agent_version=__version__,
-        cards=hardware,
+        hardware=hardware,
     )
     try:
         yield Orders(service, hardware, tokens)

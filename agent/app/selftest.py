@@ -57,9 +57,9 @@ def self_test(data_dir: Path, bundle: Path | None) -> list[str]:
     except Exception as exc:
         problems.append(f"cryptography: {type(exc).__name__}: {exc}")
     try:
-        from agent.tokens import TokenStore
+        from agent.credentials import CredentialStore
 
-        TokenStore(data_dir).entries()
+        CredentialStore(data_dir).entries()
     except Exception as exc:
         problems.append(f"credential store: {type(exc).__name__}: {exc}")
     if bundle is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from agent.autostart.client import FetchedOrder, RelayClient
 from agent.autostart.errors import AutostartError
+from agent.credentials.model import CredentialKind
 from agent.orders import (
     AlreadyInProgress,
     IllegalTransition,
@@ -21,7 +22,6 @@ from agent.orders import (
     UnknownOrder,
 )
 from agent.orders.service import OrderService
-from agent.tokens.model import TokenKind
 from eidcore.messages import MessageCode
 
 __all__ = ["UpdateNeeded", "accepting", "run_order"]
@@ -43,7 +43,7 @@ def request_for(order: FetchedOrder) -> OrderRequest:
         origin=order.relay,
         nonce=order.nonce,
         personal_number=order.personal_number,
-        token_kinds=frozenset(TokenKind(k) for k in order.token_kinds) or None,
+        token_kinds=frozenset(CredentialKind(k) for k in order.token_kinds) or None,
         user_visible_data=order.visible,
         user_visible_format=order.visible_format,
         user_non_visible_data=order.non_visible,

@@ -14,8 +14,8 @@ from agent.bridge import limits
 from agent.bridge.errors import STATUS, ErrorCode
 from agent.bridge.requests import VISIBLE_FORMATS
 from agent.bridge.security import DEFAULT_PORT
+from agent.credentials.model import CredentialKind
 from agent.orders import Hint, Status
-from agent.tokens.model import TokenKind
 from agent.updater.policy import StateName
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -31,9 +31,9 @@ _NONCE = {
 _PNR = {"type": "string", "pattern": "^[0-9]{12}$", "description": "12 digits, YYYYMMDDNNNC"}
 _KINDS = {
     "type": "array",
-    "items": {"enum": [k.value for k in TokenKind]},
+    "items": {"enum": [k.value for k in CredentialKind]},
     "minItems": 1,
-    "maxItems": len(TokenKind),
+    "maxItems": len(CredentialKind),
     "uniqueItems": True,
 }
 _VISIBLE = {
@@ -206,7 +206,7 @@ def _schemas() -> dict[str, Any]:
                 "token": {
                     "type": "object",
                     "required": ["kind"],
-                    "properties": {"kind": {"enum": [k.value for k in TokenKind]}},
+                    "properties": {"kind": {"enum": [k.value for k in CredentialKind]}},
                 },
                 "signedData": {
                     **b64,

@@ -14,8 +14,8 @@ from typing import Any
 
 from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
+from agent.credentials.model import CredentialKind
 from agent.orders import OrderKind, OrderRequest
-from agent.tokens.model import TokenKind
 from eidcore import strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
@@ -123,13 +123,13 @@ def _personal_number(value: object) -> PersonalNumber | None:
         raise _invalid(f"personalNumber: 12 digits, no hyphen ({exc.reason})") from None
 
 
-def _token_kinds(value: object) -> frozenset[TokenKind] | None:
+def _token_kinds(value: object) -> frozenset[CredentialKind] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not value or len(value) > len(TokenKind):
+    if not isinstance(value, list) or not value or len(value) > len(CredentialKind):
         raise _invalid("tokenKinds must be a non-empty list of file, card, token")
     try:
-        kinds = frozenset(TokenKind(v) for v in value)
+        kinds = frozenset(CredentialKind(v) for v in value)
     except (ValueError, TypeError):
         raise _invalid("tokenKinds must be a non-empty list of file, card, token") from None
     if len(kinds) != len(value):

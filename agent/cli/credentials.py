@@ -1,6 +1,6 @@
 """``eid-agent credentials``: list the person's BankIDs (on file, on card, on PKCS#11
 tokens); import, export, remove, check and change the password of BankIDs on file. A thin
-driver over ``agent.tokens.TokenStore``. ``eid-agent tokens`` is the old name ("token" now
+driver over ``agent.credentials.CredentialStore``. ``eid-agent tokens`` is the old name ("token" now
 means a PKCS#11 token only)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from agent.cli.io import Io, answer
 from eidcore.messages import MessageCode, Term
 
 if TYPE_CHECKING:
-    from agent.tokens import CredentialInfo, DamagedEntry, TokenStore
+    from agent.credentials import CredentialInfo, CredentialStore, DamagedEntry
 
 __all__ = ["add_arguments", "run"]
 
@@ -50,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 
 def run(io: Io, args: argparse.Namespace) -> int:
-    from agent.tokens import TokenStore
+    from agent.credentials import CredentialStore
     from eidcore.paths import default_data_dir
 
-    store = TokenStore(args.data_dir or default_data_dir())
+    store = CredentialStore(args.data_dir or default_data_dir())
     now = dt.datetime.now(dt.UTC)
     if args.action == "list":
         return _list(io, store, now, as_json=args.json, config=args.config)
@@ -97,7 +97,7 @@ def _secret(io: Io, prompt: Term) -> str:
     return read_secret(io.term(prompt), io.stdin, io.stderr)
 
 
-def _remove(io: Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int:
+def _remove(io: Io, store: CredentialStore, token_id: str, *, confirmed: bool) -> int:
     path = store.resolve(token_id)
     if not confirmed:
         info = next((c for c in store.credentials() if path.name.startswith(c.id)), None)
@@ -117,9 +117,9 @@ def _remove(io: Io, store: TokenStore, token_id: str, *, confirmed: bool) -> int
 def _tokens_now(config: Path | None, data_dir: Path) -> list[CredentialInfo]:
     """The BankIDs on PKCS#11 tokens now, through the modules the agent would load."""
     from agent.config import load_config
-    from agent.tokens.pkcs11 import find_modules
-    from agent.tokens.pkcs11.authorities import chain_authorities
-    from agent.tokens.pkcs11.watcher import PROBE_CACHE, tokens_now
+    from agent.credentials.pkcs11 import find_modules
+    from agent.credentials.pkcs11.authorities import chain_authorities
+    from agent.credentials.pkcs11.watcher import PROBE_CACHE, tokens_now
     from eidcore.paths import default_config_file
 
     settings = load_config(config or default_config_file())
@@ -130,14 +130,14 @@ def _tokens_now(config: Path | None, data_dir: Path) -> list[CredentialInfo]:
 
 
 def _list(
-    io: Io, store: TokenStore, now: dt.datetime, *, as_json: bool, config: Path | None
+    io: Io, store: CredentialStore, now: dt.datetime, *, as_json: bool, config: Path | None
 ) -> int:
+    from agent.credentials import CredentialInfo
     from agent.notices import KIND_TERMS, STATE_TERMS
-    from agent.tokens import CredentialInfo
 
     entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
     if _pcscd_socket_exists():  # else no cards can be listed: skip pyscard's import cost
-        from agent.tokens.card.monitor import cards_now
+        from agent.credentials.card.monitor import cards_now
 
         entries += [card.info for card in cards_now()]
     entries += _tokens_now(config, store.directory.parent)
@@ -191,8 +191,8 @@ def _pcscd_socket_exists() -> bool:
 
 
 def _entry_json(entry: CredentialInfo | DamagedEntry, now: dt.datetime) -> dict[str, object]:
+    from agent.credentials import CredentialInfo
     from agent.notices import notice_for
-    from agent.tokens import CredentialInfo
 
     if not isinstance(entry, CredentialInfo):
         return {

@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 def run(io: Io, args: argparse.Namespace) -> int:
     from agent.bridge.security import DEFAULT_PORT
     from agent.config import load_config
+    from agent.credentials.pkcs11 import find_modules
     from agent.desktop.doctor import run_doctor
-    from agent.tokens.pkcs11 import find_modules
     from agent.updater.install import Layout
     from eidcore.paths import default_config_file, default_data_dir
 

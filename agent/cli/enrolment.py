@@ -17,8 +17,8 @@ from cryptography import x509
 from agent.cli.io import Io, answer
 from agent.cli.options import add_issuer_options, issuer_connection
 from agent.config import load_config
+from agent.credentials import AmbiguousId, CredentialStore, KeyPurpose
 from agent.enrol.client import IssuerConnection, enrol_with_ui, revoke_credential
-from agent.tokens import AmbiguousId, KeyPurpose, TokenStore
 from agent.ui.console import ConsoleUi
 from eidcore.messages import Language, Term, catalogue
 from eidcore.paths import default_config_file, default_data_dir
@@ -53,7 +53,7 @@ def _term(language: Language, term: Term, **values: object) -> str:
 
 def run(io: Io, args: argparse.Namespace) -> int:
     """The wizard: the same steps as the desktop's, through the console UI on stderr."""
-    store = TokenStore(args.data_dir or default_data_dir())
+    store = CredentialStore(args.data_dir or default_data_dir())
     stdin, stdout, stderr, language = io.stdin, io.stdout, io.stderr, io.language
     issuer = issuer_connection(args)
     if issuer is None:
@@ -72,7 +72,7 @@ def run(io: Io, args: argparse.Namespace) -> int:
 def _enrol_on_token(
     args: argparse.Namespace,
     issuer: IssuerConnection,
-    store: TokenStore,
+    store: CredentialStore,
     stdin: TextIO,
     stdout: TextIO,
     stderr: TextIO,
@@ -80,11 +80,11 @@ def _enrol_on_token(
 ) -> int:
     """``eid-agent enrol --token``: the number, the code and the token's PIN, then keys made
     on the token (agent/enrol/token.py)."""
+    from agent.credentials.card.errors import NoCard
+    from agent.credentials.pkcs11 import authorities, find_modules, pivtool
+    from agent.credentials.pkcs11.errors import CannotEnrolHere
+    from agent.credentials.pkcs11.watcher import tokens_open
     from agent.enrol.token import enrol_on_piv, enrol_on_token
-    from agent.tokens.card.errors import NoCard
-    from agent.tokens.pkcs11 import authorities, find_modules, pivtool
-    from agent.tokens.pkcs11.errors import CannotEnrolHere
-    from agent.tokens.pkcs11.watcher import tokens_open
 
     settings = load_config(args.config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)
@@ -138,7 +138,7 @@ def _enrol_on_token(
 
 def offer_revocation(
     args: argparse.Namespace,
-    store: TokenStore,
+    store: CredentialStore,
     token_id: str,
     stdin: TextIO,
     stderr: TextIO,

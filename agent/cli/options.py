@@ -87,8 +87,8 @@ def order_settings(
     """What orders may sign with: files, and unless ``--no-cards`` the card readers and
     the PKCS#11 modules the settings name (or p11-kit finds)."""
     from agent.app.orders import OrderSettings
-    from agent.tokens.pkcs11.authorities import chain_authorities
-    from agent.tokens.pkcs11.modules import find_modules
+    from agent.credentials.pkcs11.authorities import chain_authorities
+    from agent.credentials.pkcs11.modules import find_modules
 
     if args.no_cards:
         return OrderSettings(ttl=ttl, cards=False)

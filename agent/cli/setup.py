@@ -40,8 +40,8 @@ _OWN_FILES = (
     "agent.log.2",
     "agent.log.3",
     "agent-start.log",
-    "opensc.conf",  # agent/tokens/pkcs11/opensc.py
-    "pkcs11-probes.json",  # agent/tokens/pkcs11/probe.py
+    "opensc.conf",  # agent/credentials/pkcs11/opensc.py
+    "pkcs11-probes.json",  # agent/credentials/pkcs11/probe.py
 )
 
 

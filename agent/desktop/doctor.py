@@ -26,8 +26,8 @@ from pathlib import Path
 import aiohttp
 
 from agent import __version__
+from agent.credentials.pkcs11.modules import ModuleEntry
 from agent.net import split_proxy_credentials, tls_for
-from agent.tokens.pkcs11.modules import ModuleEntry
 from eidcore.messages import Language, Term, catalogue
 
 __all__ = ["Check", "Phrase", "diagnose", "render", "say"]
@@ -161,9 +161,9 @@ def _privacy(data_dir: Path) -> Check:
 
 
 def _credentials(data_dir: Path, now: dt.datetime) -> Check:
-    from agent.tokens import DamagedEntry, TokenStore
+    from agent.credentials import CredentialStore, DamagedEntry
 
-    entries = TokenStore(data_dir).entries()
+    entries = CredentialStore(data_dir).entries()
     damaged = sum(isinstance(e, DamagedEntry) for e in entries)
     usable = sum(
         1 for e in entries if not isinstance(e, DamagedEntry) and e.state(now).value == "usable"
@@ -181,8 +181,8 @@ def _credentials(data_dir: Path, now: dt.datetime) -> Check:
 
 def _cards() -> Check:
     try:
-        from agent.tokens.card.errors import CardError
-        from agent.tokens.card.pcsc import PcscContext
+        from agent.credentials.card.errors import CardError
+        from agent.credentials.card.pcsc import PcscContext
 
         context = PcscContext()
         try:
@@ -199,7 +199,7 @@ def _cards() -> Check:
 
 async def _tokens(modules: Sequence[ModuleEntry]) -> Check:
     """Each PKCS#11 module tried as the agent tries it: in a child process."""
-    from agent.tokens.pkcs11.probe import probe
+    from agent.credentials.pkcs11.probe import probe
 
     if not modules:
         return Check("tokens", "info", Phrase(Term.DOCTOR_NO_MODULES))

@@ -16,22 +16,22 @@ from collections.abc import Callable
 
 from cryptography import x509
 
+from agent.credentials import (
+    CredentialError,
+    CredentialLocked,
+    CredentialStore,
+    KeyPurpose,
+    PasswordTooWeak,
+    WrongCurrentPassword,
+    WrongPassword,
+)
+from agent.credentials.card.errors import PinRef
+from agent.credentials.hardware import Watcher, pins_of
+from agent.credentials.model import CredentialInfo, CredentialKind
 from agent.desktop.pins import PinManager
 from agent.enrol.client import IssuerConnection, revoke_credential
 from agent.enrol.errors import EnrolmentError
 from agent.notices import KIND_TERMS, PIN_TERMS, STATE_TERMS, Notice, notice_for
-from agent.tokens import (
-    CredentialLocked,
-    KeyPurpose,
-    PasswordTooWeak,
-    TokenError,
-    TokenStore,
-    WrongCurrentPassword,
-    WrongPassword,
-)
-from agent.tokens.card.errors import PinRef
-from agent.tokens.hardware import Watcher, pins_of
-from agent.tokens.model import CredentialInfo, TokenKind
 from agent.ui.port import DesktopPort, DialogBlocked
 from eidcore.messages import MessageCode, Term, catalogue
 
@@ -46,16 +46,16 @@ class MyBankIds:
     def __init__(
         self,
         ui: DesktopPort,
-        store: TokenStore,
+        store: CredentialStore,
         *,
-        cards: Watcher | None,
+        hardware: Watcher | None,
         issuer: Callable[[], IssuerConnection | None],
         clock: Callable[[], dt.datetime],
     ) -> None:
-        self._ui, self._store, self._cards, self._issuer, self._clock = (
+        self._ui, self._store, self._hardware, self._issuer, self._clock = (
             ui,
             store,
-            cards,
+            hardware,
             issuer,
             clock,
         )
@@ -69,7 +69,7 @@ class MyBankIds:
 
     async def _all(self) -> list[CredentialInfo]:
         files = await asyncio.to_thread(self._store.credentials)
-        return [*files, *(self._cards.credentials() if self._cards is not None else [])]
+        return [*files, *(self._hardware.credentials() if self._hardware is not None else [])]
 
     async def show(self) -> None:
         await self._ui.manager(await self.rows())
@@ -83,7 +83,7 @@ class MyBankIds:
             until = self._term(Term.MANAGER_VALID_UNTIL, date=f"{c.not_after:%Y-%m-%d}")
             text = f"{c.owner.name} — {kind}, {c.issuer}, {until}, {state}"
             buttons = [(f"details:{c.id}", self._term(Term.MANAGER_DETAILS))]
-            if c.kind is TokenKind.FILE:
+            if c.kind is CredentialKind.FILE:
                 buttons += [
                     (f"password:{c.id}", self._term(Term.MANAGER_CHANGE_PASSWORD)),
                     (f"remove:{c.id}", self._term(Term.MANAGER_REMOVE)),
@@ -116,9 +116,9 @@ class MyBankIds:
             elif action == "remove":
                 if await self._remove(rest):
                     await self.show()  # the list without it
-            elif action in ("pin", "unblock") and self._cards is not None:
+            elif action in ("pin", "unblock") and self._hardware is not None:
                 card_id, _, ref = rest.rpartition(":")
-                manager = PinManager(self._cards, self._ui)
+                manager = PinManager(self._hardware, self._ui)
                 if action == "pin":
                     await manager.change(card_id, PinRef[ref])
                 else:
@@ -169,7 +169,7 @@ class MyBankIds:
             except (WrongCurrentPassword, PasswordTooWeak) as exc:
                 problem = notice_for(exc)  # ask again, saying why (and the tries left)
                 continue
-            except TokenError as exc:
+            except CredentialError as exc:
                 await self._ui.tell(notice_for(exc))
                 return
             finally:
@@ -181,7 +181,7 @@ class MyBankIds:
         """Remove a BankID on file after the person confirmed; with their consent (and
         password) the issuer revokes it first. A revocation that fails removes nothing."""
         credential = await self._find(token_id)
-        if credential is None or credential.kind is not TokenKind.FILE:
+        if credential is None or credential.kind is not CredentialKind.FILE:
             return False
         issuer = self._issuer()
         can_revoke = issuer is not None and not credential.development
@@ -197,7 +197,7 @@ class MyBankIds:
             return False
         try:
             await asyncio.to_thread(self._store.remove, token_id)
-        except (OSError, TokenError) as exc:
+        except (OSError, CredentialError) as exc:
             log.warning("removing %s failed: %s", token_id, exc)
             await self._ui.tell(Notice(MessageCode.REMOVE_FAILED))
             return False
@@ -216,7 +216,7 @@ class MyBankIds:
             except WrongPassword as exc:
                 problem = notice_for(exc)
                 continue
-            except (CredentialLocked, TokenError) as exc:
+            except (CredentialLocked, CredentialError) as exc:
                 await self._ui.tell(notice_for(exc))
                 return False
             finally:

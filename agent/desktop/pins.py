@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.notices import PIN_TERMS, Notice, notice_for
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardError,
     NoCard,
     PinFormat,
@@ -19,7 +18,8 @@ from agent.tokens.card.errors import (
     WrongCurrentPin,
     WrongPuk,
 )
-from agent.tokens.hardware import Watcher
+from agent.credentials.hardware import Watcher
+from agent.notices import PIN_TERMS, Notice, notice_for
 from agent.ui.port import PinRequest, UiPort
 from eidcore.messages import MessageCode
 
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class PinManager:
-    def __init__(self, cards: Watcher, ui: UiPort) -> None:
-        self._cards, self._ui = cards, ui
+    def __init__(self, hardware: Watcher, ui: UiPort) -> None:
+        self._hardware, self._ui = hardware, ui
 
     async def change(self, card_id: str, pin: PinRef) -> Notice:
         """Change ``pin`` on the card; the outcome (told to the person) is returned."""
@@ -41,7 +41,7 @@ class PinManager:
     async def _run(self, card_id: str, pin: PinRef, *, unblock: bool, keep: bool) -> Notice:
         if pin is PinRef.PUK:
             raise ValueError("the PUK is not managed here")
-        card = self._cards.card(card_id)
+        card = self._hardware.card(card_id)
         if card is None:
             return await self._tell(notice_for(NoCard()))
         request = PinRequest(pin, card.info, unblock=unblock, keep=keep)
@@ -54,13 +54,13 @@ class PinManager:
                 if unblock:
                     new = None if keep else answer.new
                     await asyncio.to_thread(
-                        self._cards.unblock_pin, card_id, pin, answer.secret, new
+                        self._hardware.unblock_pin, card_id, pin, answer.secret, new
                     )
                 else:
                     if answer.new is None:
                         raise TypeError("a PIN change needs the new PIN")
                     await asyncio.to_thread(
-                        self._cards.change_pin, card_id, pin, answer.secret, answer.new
+                        self._hardware.change_pin, card_id, pin, answer.secret, answer.new
                     )
             except (WrongCurrentPin, WrongPuk, PinFormat) as exc:
                 problem = notice_for(exc)  # ask again, saying why and how many tries are left

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
+from agent.credentials import CredentialStore
+from agent.credentials.hardware import Watcher
+from agent.credentials.model import CredentialState
+from agent.credentials.pkcs11.contents import TokenContents
+from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from agent.desktop.mybankids import MyBankIds
 from agent.enrol.client import IssuerConnection, enrol_with_ui
 from agent.enrol.token import enrol_token_with_ui
 from agent.notices import Notice
-from agent.tokens import TokenStore
-from agent.tokens.hardware import Watcher
-from agent.tokens.model import CredentialState
-from agent.tokens.pkcs11.contents import TokenContents
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.watcher import TokenWatcher
 from agent.ui.port import DesktopPort, DialogBlocked
 from agent.ui.settings import SettingsInvalid, form_for, settings_from
 from agent.updater.policy import StateName
@@ -65,7 +65,7 @@ class Tray:
         updater: UpdaterService | None,
         stop: asyncio.Event,
         clock: Callable[[], dt.datetime],
-        cards: Watcher | None = None,
+        hardware: Watcher | None = None,
         issuer: Callable[[], IssuerConnection | None] = lambda: None,
         settings: SettingsHooks | None = None,
         modules: Sequence[ModuleEntry] = (),
@@ -83,7 +83,9 @@ class Tray:
         self._shown: tuple[str, str, Language, tuple[str, ...]] | None = None
         self._issuer = issuer  # ordering is offered only when there is an issuer to ask
         self._settings = settings
-        self._mine = MyBankIds(ui, TokenStore(data_dir), cards=cards, issuer=issuer, clock=clock)
+        self._mine = MyBankIds(
+            ui, CredentialStore(data_dir), hardware=hardware, issuer=issuer, clock=clock
+        )
         # a notice's OK works whether or not a tray can be shown
         ui.on_menu = self._chosen
         ui.on_action = self._action
@@ -102,7 +104,7 @@ class Tray:
         now = self._clock()
         usable = sum(
             1
-            for c in TokenStore(self._data_dir).credentials()
+            for c in CredentialStore(self._data_dir).credentials()
             if c.state(now) is CredentialState.USABLE
         )
         update = self._update_text()
@@ -194,7 +196,7 @@ class Tray:
         elif item == "enrol" and (issuer := self._issuer()) is not None:
             try:
                 info = await enrol_with_ui(
-                    self._ui, issuer, TokenStore(self._data_dir), self._clock
+                    self._ui, issuer, CredentialStore(self._data_dir), self._clock
                 )
             except DialogBlocked as exc:
                 log.warning("ordering: the dialog is blocked (%s)", exc.reason)

@@ -44,6 +44,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.credentials import (
+    AlreadyPresent,
+    CredentialError,
+    CredentialFile,
+    CredentialInfo,
+    CredentialStore,
+    KeyPurpose,
+    PasswordTooWeak,
+    fileformat,
+)
 from agent.enrol.errors import (
     AlreadyEnrolled,
     EnrolmentRefused,
@@ -51,16 +61,6 @@ from agent.enrol.errors import (
     IssuerUnreachable,
 )
 from agent.net import proxy_for, shown_proxy, split_proxy_credentials, tls_for
-from agent.tokens import (
-    AlreadyPresent,
-    CredentialInfo,
-    FileToken,
-    KeyPurpose,
-    PasswordTooWeak,
-    TokenError,
-    TokenStore,
-    fileformat,
-)
 from eidcore import strictjson
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
@@ -226,7 +226,7 @@ def _order_key(issuer: str, personal_number: PersonalNumber, code: str) -> str:
 
 
 def _already_enrolled(
-    store: TokenStore, personal_number: PersonalNumber, exc: EnrolmentRefused
+    store: CredentialStore, personal_number: PersonalNumber, exc: EnrolmentRefused
 ) -> EnrolmentRefused:
     """A spent code whose BankID is here already is news of success, not of loss."""
     if exc.answer != "orderUsed":
@@ -237,7 +237,7 @@ def _already_enrolled(
     return AlreadyEnrolled(f"{mine[0].owner.name}, {mine[0].issuer}")
 
 
-def _finished(store: TokenStore, order_key: str) -> CredentialInfo | None:
+def _finished(store: CredentialStore, order_key: str) -> CredentialInfo | None:
     """The credential this very order saved before, if it is still there."""
     try:
         doc = strictjson.loads((store.directory / DONE_FILE).read_bytes())
@@ -278,14 +278,14 @@ def _load_pending(path: Path, password: str) -> _Pending | None:
         return _Pending.from_json(fileformat.open_blob(data, password, purpose=_PENDING_PURPOSE))
     except fileformat.WrongSecret:
         log.info("a pending enrolment exists; this password does not open it")
-    except (TokenError, ValueError, KeyError, TypeError) as exc:
+    except (CredentialError, ValueError, KeyError, TypeError) as exc:
         log.warning("pending enrolment damaged: %s", type(exc).__name__)
     return None
 
 
 async def enrol_credential(
     issuer: IssuerConnection,
-    store: TokenStore,
+    store: CredentialStore,
     personal_number: PersonalNumber,
     activation_code: str,
     password: str,
@@ -352,7 +352,7 @@ async def enrol_credential(
         }
     except (KeyError, TypeError, ValueError):
         raise IssuerUnreachable("the issuer's certificates could not be read", None) from None
-    token: FileToken = await asyncio.to_thread(
+    token: CredentialFile = await asyncio.to_thread(
         fileformat.seal,
         chains=chains,
         keys=keys,
@@ -400,7 +400,7 @@ async def _submit(
 async def enrol_with_ui(
     ui: UiPort,
     issuer: IssuerConnection,
-    store: TokenStore,
+    store: CredentialStore,
     now: Callable[[], dt.datetime],
     *,
     attempts: int = 3,
@@ -422,7 +422,7 @@ async def enrol_with_ui(
         ui.tell,
         attempts=attempts,
         retry=(InvalidPersonalNumber, PasswordTooWeak),
-        fatal=(IssuerUnreachable, TokenError),
+        fatal=(IssuerUnreachable, CredentialError),
     )
 
 

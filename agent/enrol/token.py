@@ -24,15 +24,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from agent.credentials.card.errors import CardError, PinFormat, WrongPin
+from agent.credentials.certificates import describe
+from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose
+from agent.credentials.pkcs11 import pivtool
+from agent.credentials.pkcs11.contents import TokenContents
+from agent.credentials.pkcs11.errors import CannotEnrolHere
+from agent.credentials.pkcs11.watcher import TokenWatcher
 from agent.enrol.client import IssuerConnection, asked_again
 from agent.enrol.errors import IssuerUnreachable
-from agent.tokens.card.errors import CardError, PinFormat, WrongPin
-from agent.tokens.certificates import describe
-from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
-from agent.tokens.pkcs11 import pivtool
-from agent.tokens.pkcs11.contents import TokenContents
-from agent.tokens.pkcs11.errors import CannotEnrolHere
-from agent.tokens.pkcs11.watcher import TokenWatcher
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ async def enrol_on_token(
             if keep_authorities is not None:
                 await asyncio.to_thread(keep_authorities, [authority])
     info = describe(
-        TokenKind.TOKEN,
+        CredentialKind.TOKEN,
         leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
         leaves[KeyPurpose.SIGNATURE].public_bytes(der),
     )
@@ -294,7 +294,7 @@ async def enrol_on_piv(
     await asyncio.to_thread(keep_authorities, chain)
     der = serialization.Encoding.DER
     info = describe(
-        TokenKind.TOKEN,
+        CredentialKind.TOKEN,
         leaves[KeyPurpose.IDENTIFICATION].public_bytes(der),
         leaves[KeyPurpose.SIGNATURE].public_bytes(der),
     )
@@ -375,7 +375,7 @@ async def enrol_token_with_ui(
     """The order onto ``token`` through the desktop (the tray's "Order BankID on the
     security key …"): asks again after a mistyped number, a wrong PIN or a wrong code;
     any other failure ends on its catalogue message. None: cancelled or failed."""
-    from agent.tokens.pkcs11.authorities import learn
+    from agent.credentials.pkcs11.authorities import learn
 
     def keep(chain: list[x509.Certificate]) -> None:
         learn(data_dir, chain)

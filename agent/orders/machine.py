@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.tokens.model import TokenKind
+from agent.credentials.model import CredentialKind
 from eidcore.personal_number import PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint, PhaseWords, Status
@@ -136,7 +136,7 @@ class OrderRequest:
     origin: str
     nonce: bytes
     personal_number: PersonalNumber | None = None
-    token_kinds: frozenset[TokenKind] | None = None
+    token_kinds: frozenset[CredentialKind] | None = None
     user_visible_data: str | None = None
     user_visible_format: str = "plaintext"
     user_non_visible_data: bytes | None = None
@@ -155,7 +155,7 @@ class Completion:
     name: str
     given_name: str
     surname: str
-    token_kind: TokenKind
+    token_kind: CredentialKind
     signed_data: bytes
     signature: bytes
     algorithm: str

@@ -19,6 +19,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
+from agent.credentials import (
+    ALGORITHM,
+    CredentialError,
+    CredentialInfo,
+    CredentialKind,
+    CredentialLocked,
+    CredentialStore,
+    KeyPurpose,
+    NoUsableCredential,
+    WrongPassword,
+    select,
+)
+from agent.credentials.card.errors import (
+    CardError,
+    CardRemoved,
+    PinBlocked,
+    PinFormat,
+    PinRef,
+    WrongPin,
+)
+from agent.credentials.hardware import Watcher, pin_for
+from agent.credentials.pkcs11.errors import PinEntryCancelled
 from agent.notices import Notice, notice_for
 from agent.orders import (
     Completion,
@@ -31,28 +53,6 @@ from agent.orders import (
     Phase,
     UnknownOrder,
 )
-from agent.tokens import (
-    ALGORITHM,
-    CredentialInfo,
-    CredentialLocked,
-    KeyPurpose,
-    NoUsableCredential,
-    TokenError,
-    TokenKind,
-    TokenStore,
-    WrongPassword,
-    select,
-)
-from agent.tokens.card.errors import (
-    CardError,
-    CardRemoved,
-    PinBlocked,
-    PinFormat,
-    PinRef,
-    WrongPin,
-)
-from agent.tokens.hardware import Watcher, pin_for
-from agent.tokens.pkcs11.errors import PinEntryCancelled
 from agent.ui.port import DialogBlocked, Request, UiPort
 from eidcore import signeddata
 from eidcore.messages import MessageCode
@@ -66,17 +66,17 @@ PAGE_CHECK_SECONDS = 1.0  # how often a bridge order's page is looked for
 class OrderService:
     def __init__(
         self,
-        store: TokenStore,
+        store: CredentialStore,
         ui: UiPort,
         book: OrderBook,
         *,
         clock: Callable[[], dt.datetime],
         new_ref: Callable[[], str],
         agent_version: str,
-        cards: Watcher | None = None,
+        hardware: Watcher | None = None,
     ) -> None:
         self._store, self._ui, self._book = store, ui, book
-        self._cards = cards
+        self._hardware = hardware
         self._clock, self._new_ref, self._version = clock, new_ref, agent_version
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._watching: asyncio.Task[None] | None = None  # the page of the bridge order
@@ -223,7 +223,7 @@ class OrderService:
 
     async def _credentials(self) -> list[CredentialInfo]:
         files = await asyncio.to_thread(self._store.credentials)
-        return files + (self._cards.credentials() if self._cards is not None else [])
+        return files + (self._hardware.credentials() if self._hardware is not None else [])
 
     async def _usable(self, order: Order) -> tuple[CredentialInfo, ...] | None:
         """The usable credentials; with card support, waits (noClient) until one comes.
@@ -232,7 +232,7 @@ class OrderService:
         # Already waiting when a card left mid-order (CARD_GONE put the order back).
         waiting = self.order(order.ref).phase is Phase.NO_CLIENT
         while True:
-            generation = self._cards.generation if self._cards is not None else 0
+            generation = self._hardware.generation if self._hardware is not None else 0
             try:
                 return select(
                     await self._credentials(),
@@ -242,7 +242,7 @@ class OrderService:
                     kinds=request.token_kinds,
                 )
             except NoUsableCredential as exc:
-                if self._cards is None:
+                if self._hardware is None:
                     log.info("order %s: no usable credential (%s)", order.ref, exc.reason)
                     self._apply(order.ref, Event.NO_CREDENTIAL, detail=str(exc.reason))
                     await self._ui.tell(notice_for(exc))
@@ -252,8 +252,8 @@ class OrderService:
                     self._apply(order.ref, Event.WAIT_FOR_CARD, detail=str(exc.reason))
                     await self._ui.tell(Notice(MessageCode.BANKID_MISSING))
                     waiting = True
-            assert self._cards is not None
-            await self._cards.wait_changed(generation)
+            assert self._hardware is not None
+            await self._hardware.wait_changed(generation)
 
     async def _flow(self, order: Order) -> None:
         while not await self._attempt(order):
@@ -282,7 +282,7 @@ class OrderService:
             self._apply(ref, Event.USER_CANCEL)
             return True
         self._apply(ref, Event.CREDENTIAL_CHOSEN)
-        hardware = chosen.kind is not TokenKind.FILE
+        hardware = chosen.kind is not CredentialKind.FILE
         sign = self._sign_with_card if hardware else self._sign_with_file
         problem: Notice | None = None
         while True:
@@ -326,7 +326,7 @@ class OrderService:
                 if not exc.pin_sent:
                     return await self._card_gone(ref, exc)
                 return await self._start_failed(ref, exc)
-            except TokenError as exc:
+            except CredentialError as exc:
                 return await self._start_failed(ref, exc)
             finally:
                 del secret  # dropped as soon as used
@@ -343,7 +343,7 @@ class OrderService:
         await self._ui.tell(notice_for(CardRemoved(pin_sent=False)))
         return False
 
-    async def _start_failed(self, ref: str, exc: TokenError) -> bool:
+    async def _start_failed(self, ref: str, exc: CredentialError) -> bool:
         log.warning("order %s: credential unusable: %s", ref, exc)
         self._apply(ref, Event.START_FAILED, detail=type(exc).__name__)
         await self._ui.tell(notice_for(exc))
@@ -351,8 +351,8 @@ class OrderService:
 
     async def _with_pin_tries(self, card: CredentialInfo, purpose: KeyPurpose) -> CredentialInfo:
         """The card with its PIN's tries left, shown to the person before they type."""
-        assert self._cards is not None
-        status = await asyncio.to_thread(self._cards.pin_status, card.id, _pin(card, purpose))
+        assert self._hardware is not None
+        status = await asyncio.to_thread(self._hardware.pin_status, card.id, _pin(card, purpose))
         return replace(card, tries_left=status.tries_left)
 
     async def _sign_with_file(
@@ -368,13 +368,13 @@ class OrderService:
     async def _sign_with_card(
         self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str | None
     ) -> Completion:
-        assert self._cards is not None
-        card = self._cards.card(credential.id)
+        assert self._hardware is not None
+        card = self._hardware.card(credential.id)
         if card is None:  # gone from the snapshot before its PIN went anywhere
             raise CardRemoved(pin_sent=False)
         signed = self._signed_data(order)
         signature = await asyncio.to_thread(
-            self._cards.sign, credential.id, purpose, signed, secret
+            self._hardware.sign, credential.id, purpose, signed, secret
         )
         return _completion(credential, signed, signature, card.chains[purpose])
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.credentials.card.errors import PinRef
+from agent.credentials.model import CredentialInfo
 from agent.notices import Notice
-from agent.tokens.card.errors import PinRef
-from agent.tokens.model import CredentialInfo
 from agent.ui.settings import SettingsForm
 from eidcore.messages import Language
 from eidcore.signeddata import OrderKind

@@ -21,11 +21,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from agent.credentials.card.errors import PinRef
+from agent.credentials.fileformat import MIN_PASSWORD_LENGTH
+from agent.credentials.hardware import pin_for
+from agent.credentials.model import CredentialInfo, KeyPurpose
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice
-from agent.tokens.card.errors import PinRef
-from agent.tokens.fileformat import MIN_PASSWORD_LENGTH
-from agent.tokens.hardware import pin_for
-from agent.tokens.model import CredentialInfo, KeyPurpose
 from agent.ui.port import (
     Chosen,
     DialogBlocked,

@@ -5,9 +5,9 @@ token) and ``modules`` (which modules to load) are pure; ``probe`` loads a modul
 child process first; ``watcher`` keeps the snapshot the agent uses. See ADR 0015.
 """
 
-from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
-from agent.tokens.pkcs11.modules import ModuleEntry, find_modules
-from agent.tokens.pkcs11.watcher import ModuleProblem, TokenWatcher
+from agent.credentials.pkcs11.errors import ModuleUnusable, TokenFault
+from agent.credentials.pkcs11.modules import ModuleEntry, find_modules
+from agent.credentials.pkcs11.watcher import ModuleProblem, TokenWatcher
 
 __all__ = [
     "ModuleEntry",

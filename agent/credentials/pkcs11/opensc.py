@@ -18,7 +18,7 @@ from pathlib import Path
 from eidcore.atomicfile import atomic_write_bytes
 
 CONF_NAME = "opensc.conf"
-CONF = b"""# eid-agent's own, for its process only (OPENSC_CONF): agent/tokens/pkcs11/opensc.py
+CONF = b"""# eid-agent's own, for its process only (OPENSC_CONF): agent/credentials/pkcs11/opensc.py
 app default {
     framework pkcs15 {
     }

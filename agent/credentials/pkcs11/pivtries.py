@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from agent.tokens.card.errors import CardError
-from agent.tokens.card.pcsc import PcscContext
+from agent.credentials.card.errors import CardError
+from agent.credentials.card.pcsc import PcscContext
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardError,
     CardRemoved,
     CardReset,
@@ -24,12 +24,12 @@ from agent.tokens.card.errors import (
     PinFormat,
     PinRef,
 )
-from agent.tokens.card.session import CardSession, PinStatus
-from agent.tokens.certificates import describe
-from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
+from agent.credentials.card.session import CardSession, PinStatus
+from agent.credentials.certificates import describe
+from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose
 
 if TYPE_CHECKING:  # pyscard loads only when the watcher runs
-    from agent.tokens.card.pcsc import PcscContext
+    from agent.credentials.card.pcsc import PcscContext
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,14 +69,14 @@ def read_card(reader: str, session: CardSession) -> CardCredential:
     """Raises: CardError (not our card, removed, …), ValueError (certificates unreadable)."""
     chains = session.chains()
     info = describe(
-        TokenKind.CARD, chains[KeyPurpose.IDENTIFICATION][0], chains[KeyPurpose.SIGNATURE][0]
+        CredentialKind.CARD, chains[KeyPurpose.IDENTIFICATION][0], chains[KeyPurpose.SIGNATURE][0]
     )
     return CardCredential(reader, info, chains)
 
 
 def cards_now() -> list[CardCredential]:
     """The cards in readers at this moment, for one-shot listings; no pcscd, no cards."""
-    from agent.tokens.card.pcsc import PcscContext
+    from agent.credentials.card.pcsc import PcscContext
 
     found = []
     try:
@@ -123,7 +123,7 @@ class CardWatcher:
         self._changed.set()
 
     async def run(self) -> None:
-        from agent.tokens.card.pcsc import PcscContext
+        from agent.credentials.card.pcsc import PcscContext
 
         attempt = 0
         lost = False  # the service was up and went away (a restart, however quick)
@@ -245,8 +245,8 @@ class CardWatcher:
         self._with_session(credential_id, lambda s: s.unblock_pin(pin, puk, new))
 
     def _with_session(self, credential_id: str, work: Callable[[CardSession], _T]) -> _T:
-        from agent.tokens.card.errors import NoCard
-        from agent.tokens.card.pcsc import PcscContext
+        from agent.credentials.card.errors import NoCard
+        from agent.credentials.card.pcsc import PcscContext
 
         card = self.card(credential_id)
         if card is None:

@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.x509.oid import NameOID
 
-from agent.tokens.errors import CredentialDamaged, PasswordTooWeak, UnsupportedVersion
-from agent.tokens.lockout import LockState
-from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
+from agent.credentials.errors import CredentialDamaged, PasswordTooWeak, UnsupportedVersion
+from agent.credentials.lockout import LockState
+from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose, Owner
 from eidcore import strictjson
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
@@ -86,7 +86,7 @@ class WrongSecret(Exception):
 
 
 @dataclass(frozen=True)
-class FileToken:
+class CredentialFile:
     """A parsed credential file. ``chains[p]`` is DER, leaf first."""
 
     development: bool
@@ -105,7 +105,7 @@ class FileToken:
         credentials negligible)."""
         return hashlib.sha256(self.chains[KeyPurpose.IDENTIFICATION][0]).hexdigest()[:16]
 
-    def with_lock(self, lock: LockState) -> FileToken:
+    def with_lock(self, lock: LockState) -> CredentialFile:
         return replace(self, lock=lock)
 
     @functools.cached_property
@@ -121,7 +121,7 @@ class FileToken:
         ident = leaves[KeyPurpose.IDENTIFICATION]
         return CredentialInfo(
             id=self.id,
-            kind=TokenKind.FILE,
+            kind=CredentialKind.FILE,
             owner=_owner(ident),
             issuer=_common_name(ident.issuer) or ident.issuer.rfc4514_string(),
             not_before=max(c.not_valid_before_utc for c in leaves.values()),
@@ -177,7 +177,7 @@ def seal(
     created: str,
     random_bytes: Callable[[int], bytes],
     kdf: KdfParams = DEFAULT_KDF,
-) -> FileToken:
+) -> CredentialFile:
     """A new file token holding ``keys`` under ``password`` with a fresh salt and nonce.
 
     Raises:
@@ -190,7 +190,7 @@ def seal(
         cert = x509.load_der_x509_certificate(chains[purpose][0])
         if cert.public_key() != keys[purpose].public_key():
             raise RuntimeError(f"{purpose} key does not match its certificate")
-    token = FileToken(
+    token = CredentialFile(
         development=development,
         created=created,
         chains={p: tuple(chains[p]) for p in KeyPurpose},
@@ -283,7 +283,7 @@ def _blob_aad(header: Mapping[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
 
 
-def dumps(token: FileToken) -> bytes:
+def dumps(token: CredentialFile) -> bytes:
     document = _public_part(token) | {
         "ciphertext": _b64e(token.ciphertext),
         "lock": {"failedAttempts": token.lock.failed_attempts, "locked": token.lock.locked},
@@ -301,7 +301,7 @@ def _checksum(document: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
-def loads(data: bytes) -> FileToken:
+def loads(data: bytes) -> CredentialFile:
     """Parse and validate a credential file.
 
     Raises:
@@ -343,7 +343,7 @@ _TOP_FIELDS = {
 }
 
 
-def _from_document(doc: dict[str, Any]) -> FileToken:
+def _from_document(doc: dict[str, Any]) -> CredentialFile:
     if set(doc) != _TOP_FIELDS:
         raise CredentialDamaged("unexpected or missing fields")
     if not hmac.compare_digest(str(doc["checksum"]), _checksum(doc)):
@@ -369,7 +369,7 @@ def _from_document(doc: dict[str, Any]) -> FileToken:
         raise CredentialDamaged("lock state")
     if not isinstance(doc["development"], bool) or not isinstance(doc["created"], str):
         raise CredentialDamaged("header fields")
-    token = FileToken(
+    token = CredentialFile(
         development=doc["development"],
         created=doc["created"],
         chains=chains,
@@ -394,7 +394,7 @@ _X509_ERRORS = (
 )
 
 
-def _check_certificates(token: FileToken) -> None:
+def _check_certificates(token: CredentialFile) -> None:
     # cryptography parses certificate fields lazily: a damaged key or extension surfaces
     # only when touched, and as UnsupportedAlgorithm as well as ValueError. Touch every
     # field we will ever read, here, once, so nothing later meets a surprise.
@@ -458,7 +458,7 @@ def _common_name(name: x509.Name) -> str | None:
     return _attr(name, NameOID.COMMON_NAME)
 
 
-def _public_part(token: FileToken) -> dict[str, Any]:
+def _public_part(token: CredentialFile) -> dict[str, Any]:
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -495,7 +495,7 @@ def _kdf_params(kdf_doc: Mapping[str, Any]) -> KdfParams:
     return kdf
 
 
-def _aad(token: FileToken) -> bytes:
+def _aad(token: CredentialFile) -> bytes:
     # Binding the public part as associated data means nobody can swap in other
     # certificates or weaker KDF parameters without the password failing to open it.
     return json.dumps(_public_part(token), sort_keys=True, separators=(",", ":")).encode()

@@ -8,7 +8,7 @@ import hashlib
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
+from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose, Owner
 from eidcore.personal_number import PersonalNumber
 
 
@@ -28,7 +28,7 @@ def owner_of(cert: x509.Certificate) -> Owner:
 
 
 def describe(
-    kind: TokenKind,
+    kind: CredentialKind,
     ident_der: bytes,
     sign_der: bytes,
     *,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.tokens.certificates import describe, owner_of
-from agent.tokens.model import CredentialInfo, KeyPurpose, Owner, TokenKind
+from agent.credentials.certificates import describe, owner_of
+from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose, Owner
 
 # PKCS#11 token flags (CK_TOKEN_INFO.flags), as the standard numbers them
 LOGIN_REQUIRED = 0x4
@@ -212,7 +212,7 @@ def read(contents: TokenContents, authorities: Sequence[bytes] = ()) -> Reading:
         used.add(sign_obj.id)
         info = replace(
             describe(
-                TokenKind.TOKEN,
+                CredentialKind.TOKEN,
                 ident_obj.der,
                 sign_obj.der,
                 locked=state.locked,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from agent.tokens.errors import NoneReason, NoUsableCredential
-from agent.tokens.model import CredentialInfo, CredentialState, KeyPurpose, TokenKind
+from agent.credentials.errors import NoneReason, NoUsableCredential
+from agent.credentials.model import CredentialInfo, CredentialKind, CredentialState, KeyPurpose
 from eidcore.personal_number import PersonalNumber
 
 
@@ -21,7 +21,7 @@ def select(
     now: dt.datetime,
     *,
     personal_number: PersonalNumber | None = None,
-    kinds: frozenset[TokenKind] | None = None,
+    kinds: frozenset[CredentialKind] | None = None,
 ) -> tuple[CredentialInfo, ...]:
     """The usable credentials for ``purpose`` that match the filters, in a stable order.
 

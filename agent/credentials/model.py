@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from eidcore.personal_number import PersonalNumber
 
 
-class TokenKind(enum.StrEnum):
+class CredentialKind(enum.StrEnum):
     FILE = "file"
     CARD = "card"
     TOKEN = "token"  # noqa: S105 — a PKCS#11 token (PIV card, USB key, HSM), not a secret
@@ -49,7 +49,7 @@ class CredentialInfo:
     """
 
     id: str
-    kind: TokenKind
+    kind: CredentialKind
     owner: Owner
     issuer: str
     not_before: dt.datetime

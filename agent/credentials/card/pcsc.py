@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from smartcard import scard
 
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardError,
     CardRemoved,
     CardReset,

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.tokens.fileformat import sign_raw
-from agent.tokens.model import CredentialInfo, KeyPurpose
+from agent.credentials.fileformat import sign_raw
+from agent.credentials.model import CredentialInfo, KeyPurpose
 
 ALGORITHM = "ES256"  # ECDSA P-256 with SHA-256, signature as fixed-width r‖s
 

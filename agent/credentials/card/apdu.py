@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     PIN_LENGTHS,
     CardProtocolError,
     PinBlocked,

@@ -8,27 +8,27 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from agent.tokens.card.errors import NoCard, PinRef
-from agent.tokens.card.session import PinStatus
-from agent.tokens.model import CredentialInfo, KeyPurpose, TokenKind
+from agent.credentials.card.errors import NoCard, PinRef
+from agent.credentials.card.session import PinStatus
+from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose
 
 
-def pin_for(kind: TokenKind, purpose: KeyPurpose) -> PinRef | None:
+def pin_for(kind: CredentialKind, purpose: KeyPurpose) -> PinRef | None:
     """Which secret an operation asks for: None is a BankID on file's password; a card of
     the profile has a PIN per key; a PKCS#11 token has one user PIN (asked for every
     signature all the same)."""
-    if kind is TokenKind.CARD:
+    if kind is CredentialKind.CARD:
         return PinRef.IDENTIFICATION if purpose is KeyPurpose.IDENTIFICATION else PinRef.SIGNATURE
-    if kind is TokenKind.TOKEN:
+    if kind is CredentialKind.TOKEN:
         return PinRef.USER
     return None
 
 
-def pins_of(kind: TokenKind) -> tuple[PinRef, ...]:
+def pins_of(kind: CredentialKind) -> tuple[PinRef, ...]:
     """The PINs a person manages on a credential of ``kind``."""
-    if kind is TokenKind.CARD:
+    if kind is CredentialKind.CARD:
         return (PinRef.IDENTIFICATION, PinRef.SIGNATURE)
-    return (PinRef.USER,) if kind is TokenKind.TOKEN else ()
+    return (PinRef.USER,) if kind is CredentialKind.TOKEN else ()
 
 
 class Held(Protocol):

@@ -3,7 +3,7 @@ removed: those are the card errors, so people read the same messages)."""
 
 from __future__ import annotations
 
-from agent.tokens.card.errors import CardError
+from agent.credentials.card.errors import CardError
 
 
 class TokenFault(CardError):

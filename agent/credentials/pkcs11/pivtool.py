@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.tokens.pkcs11.errors import ManagementKeyRefused, TokenFault
+from agent.credentials.pkcs11.errors import ManagementKeyRefused, TokenFault
 
 PIV_TOOL = "/usr/bin/piv-tool"
 SLOT_NAMES = {0x9A: "9A", 0x9C: "9C"}

@@ -20,7 +20,7 @@ from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11
 from pkcs11.types import SignMixin
 
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardError,
     CardRemoved,
     PinBlocked,
@@ -31,7 +31,7 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.pkcs11.contents import (
+from agent.credentials.pkcs11.contents import (
     SO_PIN_FINAL_TRY,
     SO_PIN_LOCKED,
     TOKEN_INITIALIZED,
@@ -42,8 +42,8 @@ from agent.tokens.pkcs11.contents import (
     pin_state,
     so_pin_locked,
 )
-from agent.tokens.pkcs11.errors import ModuleUnusable, PinEntryCancelled, TokenFault
-from agent.tokens.pkcs11.opensc import opensc_unblocks
+from agent.credentials.pkcs11.errors import ModuleUnusable, PinEntryCancelled, TokenFault
+from agent.credentials.pkcs11.opensc import opensc_unblocks
 
 log = logging.getLogger(__name__)
 

@@ -20,17 +20,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from agent.tokens.card.errors import CardError, NoCard, PinFormat, PinRef, WrongPin
-from agent.tokens.card.session import PinStatus
-from agent.tokens.model import CredentialInfo, KeyPurpose
-from agent.tokens.pkcs11 import contents as rules
-from agent.tokens.pkcs11 import opensc
-from agent.tokens.pkcs11.contents import TokenContents, TokenCredential, TokenRef
-from agent.tokens.pkcs11.modules import ModuleEntry
-from agent.tokens.pkcs11.probe import ProbeCache, ProbeResult, probe
+from agent.credentials.card.errors import CardError, NoCard, PinFormat, PinRef, WrongPin
+from agent.credentials.card.session import PinStatus
+from agent.credentials.model import CredentialInfo, KeyPurpose
+from agent.credentials.pkcs11 import contents as rules
+from agent.credentials.pkcs11 import opensc
+from agent.credentials.pkcs11.contents import TokenContents, TokenCredential, TokenRef
+from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11.probe import ProbeCache, ProbeResult, probe
 
 if TYPE_CHECKING:  # python-pkcs11 loads only when a module passed its probe
-    from agent.tokens.pkcs11.lib import Module
+    from agent.credentials.pkcs11.lib import Module
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -44,7 +44,7 @@ def card_pin_tries(head: TokenContents) -> int | None:
     """The exact tries left, from a PIV card in a PC/SC reader (``pivtries.py``)."""
     if not head.piv:
         return None
-    from agent.tokens.pkcs11.pivtries import piv_pin_tries  # pyscard: only for a PIV card
+    from agent.credentials.pkcs11.pivtries import piv_pin_tries  # pyscard: only for a PIV card
 
     return piv_pin_tries(head.reader)
 
@@ -147,8 +147,8 @@ class TokenWatcher:
             if not result.ok:
                 self._problem(str(entry.path), result.reason, result.detail)
                 continue
-            from agent.tokens.pkcs11.errors import ModuleUnusable
-            from agent.tokens.pkcs11.lib import Module
+            from agent.credentials.pkcs11.errors import ModuleUnusable
+            from agent.credentials.pkcs11.lib import Module
 
             try:
                 self._modules.append(await asyncio.to_thread(Module, str(entry.path)))

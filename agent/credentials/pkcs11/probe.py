@@ -1,7 +1,7 @@
 """Loading a PKCS#11 module in a child process first, so that a module that crashes or
 hangs when it is loaded is reported and skipped while the agent stays up (ADR 0015).
 
-``python -m agent.tokens.pkcs11.probe PATH`` loads the module, lists its slots and prints
+``python -m agent.credentials.pkcs11.probe PATH`` loads the module, lists its slots and prints
 one JSON line; the parent reads how the child ended. A module that passed is loaded into
 the agent; one that crashes later, mid-operation, would still take the agent with it —
 that isolation needs the module in another process for good (p11-kit's remoting), which
@@ -42,7 +42,7 @@ def probe(path: Path, *, timeout: float = TIMEOUT) -> ProbeResult:
         return ProbeResult(False, "no such file", "missing")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "agent.tokens.pkcs11.probe", str(path)],
+            [sys.executable, "-m", "agent.credentials.pkcs11.probe", str(path)],
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -120,8 +120,8 @@ class ProbeCache:
 
 
 def _child(path: str) -> int:
-    from agent.tokens.pkcs11.errors import ModuleUnusable, TokenFault
-    from agent.tokens.pkcs11.lib import Module
+    from agent.credentials.pkcs11.errors import ModuleUnusable, TokenFault
+    from agent.credentials.pkcs11.lib import Module
 
     try:
         module = Module(path)

@@ -1,6 +1,6 @@
 """BankID on card: the profile's driver, behind a one-method connection, and PC/SC."""
 
-from agent.tokens.card.errors import (
+from agent.credentials.card.errors import (
     CardError,
     CardProtocolError,
     CardRemoved,
@@ -18,7 +18,7 @@ from agent.tokens.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.tokens.card.session import CardSession, Connection, PinStatus
+from agent.credentials.card.session import CardSession, Connection, PinStatus
 
 __all__ = [
     "CardError",

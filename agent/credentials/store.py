@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.tokens import fileformat
-from agent.tokens.errors import (
+from agent.credentials import fileformat
+from agent.credentials.errors import (
     AlreadyPresent,
     AmbiguousId,
     CannotOpenFile,
@@ -33,10 +33,10 @@ from agent.tokens.errors import (
     WrongCurrentPassword,
     WrongPassword,
 )
-from agent.tokens.fileformat import FILE_SUFFIX, FileToken, KdfParams, WrongSecret
-from agent.tokens.lockout import LockState
-from agent.tokens.model import CredentialInfo, KeyPurpose
-from agent.tokens.unlocked import UnlockedCredential
+from agent.credentials.fileformat import FILE_SUFFIX, CredentialFile, KdfParams, WrongSecret
+from agent.credentials.lockout import LockState
+from agent.credentials.model import CredentialInfo, KeyPurpose
+from agent.credentials.unlocked import UnlockedCredential
 from eidcore.atomicfile import NotPrivate, atomic_write_bytes, fsync_directory, private_dir
 from eidcore.paths import tokens_dir
 
@@ -51,7 +51,7 @@ class DamagedEntry:
     problem: CredentialDamaged
 
 
-class TokenStore:
+class CredentialStore:
     def __init__(
         self,
         data_dir: Path,
@@ -167,7 +167,7 @@ class TokenStore:
 
     # -- moving --------------------------------------------------------------------------
 
-    def add(self, token: FileToken) -> CredentialInfo:
+    def add(self, token: CredentialFile) -> CredentialInfo:
         """Store a new credential. Raises: AlreadyPresent, StorageFailed."""
         info = token.info()
         path = self._dir / f"{token.id}{FILE_SUFFIX}"
@@ -242,7 +242,7 @@ class TokenStore:
         except OSError as exc:
             raise StorageFailed(exc.strerror or type(exc).__name__) from None
 
-    def _write(self, path: Path, token: FileToken) -> None:
+    def _write(self, path: Path, token: CredentialFile) -> None:
         try:
             atomic_write_bytes(path, fileformat.dumps(token), mode=0o600)
         except OSError as exc:
@@ -282,9 +282,9 @@ def _sweep_temporaries(directory: Path) -> None:
             leftover.unlink()
 
 
-def _read(path: Path) -> FileToken:
+def _read(path: Path) -> CredentialFile:
     with path.open("rb") as handle:
         return fileformat.loads(handle.read(fileformat.MAX_FILE_BYTES + 1))
 
 
-__all__ = ["DamagedEntry", "KeyPurpose", "TokenStore"]
+__all__ = ["CredentialStore", "DamagedEntry", "KeyPurpose"]

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.tokens.card import apdu
-from agent.tokens.card.errors import (
+from agent.credentials.card import apdu
+from agent.credentials.card.errors import (
     CardProtocolError,
     CardRemoved,
     CardReset,
@@ -27,7 +27,7 @@ from agent.tokens.card.errors import (
     WrongCurrentPin,
     WrongPin,
 )
-from agent.tokens.model import KeyPurpose
+from agent.credentials.model import KeyPurpose
 from eidcore import strictjson
 
 MAX_FILE = 8192  # a certificate is ~600 bytes; a card that streams more is refused

@@ -9,11 +9,11 @@ from __future__ import annotations
 import enum
 
 
-class TokenError(Exception):
+class CredentialError(Exception):
     """Base of every error a credential can raise."""
 
 
-class WrongPassword(TokenError):
+class WrongPassword(CredentialError):
     def __init__(self, tries_left: int) -> None:
         super().__init__(f"wrong password, {tries_left} tries left")
         self.tries_left = tries_left
@@ -23,12 +23,12 @@ class WrongCurrentPassword(WrongPassword):
     """The old password given for a password change was wrong (it counts as a try)."""
 
 
-class CredentialLocked(TokenError):
+class CredentialLocked(CredentialError):
     def __init__(self) -> None:
         super().__init__("credential locked after too many wrong passwords")
 
 
-class CredentialDamaged(TokenError):
+class CredentialDamaged(CredentialError):
     """Not a readable credential file. ``detail`` is for the log, never for the wire."""
 
     def __init__(self, detail: str) -> None:
@@ -44,7 +44,7 @@ class UnsupportedVersion(CredentialDamaged):
         self.version = version
 
 
-class NoSuchCredential(TokenError):
+class NoSuchCredential(CredentialError):
     def __init__(self, token_id: str) -> None:
         super().__init__(f"no credential {token_id!r}")
         self.token_id = token_id
@@ -56,19 +56,19 @@ class AmbiguousId(NoSuchCredential):
         self.args = (f"{token_id!r} matches more than one credential",)
 
 
-class AlreadyPresent(TokenError):
+class AlreadyPresent(CredentialError):
     def __init__(self, token_id: str) -> None:
         super().__init__(f"credential {token_id} is already present")
         self.token_id = token_id
 
 
-class PasswordTooWeak(TokenError):
+class PasswordTooWeak(CredentialError):
     def __init__(self, min_length: int) -> None:
         super().__init__(f"password shorter than {min_length} characters")
         self.min_length = min_length
 
 
-class CannotOpenFile(TokenError):
+class CannotOpenFile(CredentialError):
     """A file a person chose (to import) could not be read or is not a credential."""
 
     def __init__(self, detail: str) -> None:
@@ -76,7 +76,7 @@ class CannotOpenFile(TokenError):
         self.detail = detail
 
 
-class CannotSaveFile(TokenError):
+class CannotSaveFile(CredentialError):
     """A path a person chose (to export to) could not be written."""
 
     def __init__(self, detail: str) -> None:
@@ -84,13 +84,13 @@ class CannotSaveFile(TokenError):
         self.detail = detail
 
 
-class RemoveFailed(TokenError):
+class RemoveFailed(CredentialError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"cannot remove credential: {detail}")
         self.detail = detail
 
 
-class StorageFailed(TokenError):
+class StorageFailed(CredentialError):
     """The store could not record something it must record (a wrong-password count)."""
 
     def __init__(self, detail: str) -> None:
@@ -106,7 +106,7 @@ class NoneReason(enum.StrEnum):
     NONE_FOR_SIGNATURE = "noneForSignature"
 
 
-class NoUsableCredential(TokenError):
+class NoUsableCredential(CredentialError):
     def __init__(self, reason: NoneReason) -> None:
         super().__init__(f"no usable credential: {reason}")
         self.reason = reason

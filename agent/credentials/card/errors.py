@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from agent.tokens.errors import TokenError
+from agent.credentials.errors import CredentialError
 
 
 class PinRef(enum.IntEnum):
@@ -26,7 +26,7 @@ PIN_LENGTHS = {
 }
 
 
-class CardError(TokenError):
+class CardError(CredentialError):
     """Base of everything a card, a reader or pcscd can make go wrong."""
 
 

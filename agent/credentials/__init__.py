@@ -1,13 +1,14 @@
 """Credentials: BankID on file and BankID on card, behind one store and one selection
-rule. The issuer uses this package's credential format (``fileformat``, ``FileToken``,
+rule. The issuer uses this package's credential format (``fileformat``, ``CredentialFile``,
 ``KdfParams``, ``KeyPurpose``) to write BankIDs on file: that is its public surface."""
 
-from agent.tokens.errors import (
+from agent.credentials.errors import (
     AlreadyPresent,
     AmbiguousId,
     CannotOpenFile,
     CannotSaveFile,
     CredentialDamaged,
+    CredentialError,
     CredentialLocked,
     NoneReason,
     NoSuchCredential,
@@ -15,17 +16,22 @@ from agent.tokens.errors import (
     PasswordTooWeak,
     RemoveFailed,
     StorageFailed,
-    TokenError,
     UnsupportedVersion,
     WrongCurrentPassword,
     WrongPassword,
 )
-from agent.tokens.fileformat import MIN_PASSWORD_LENGTH, FileToken, KdfParams
-from agent.tokens.lockout import MAX_PASSWORD_TRIES
-from agent.tokens.model import CredentialInfo, CredentialState, KeyPurpose, Owner, TokenKind
-from agent.tokens.selection import select
-from agent.tokens.store import DamagedEntry, TokenStore
-from agent.tokens.unlocked import ALGORITHM, UnlockedCredential
+from agent.credentials.fileformat import MIN_PASSWORD_LENGTH, CredentialFile, KdfParams
+from agent.credentials.lockout import MAX_PASSWORD_TRIES
+from agent.credentials.model import (
+    CredentialInfo,
+    CredentialKind,
+    CredentialState,
+    KeyPurpose,
+    Owner,
+)
+from agent.credentials.selection import select
+from agent.credentials.store import CredentialStore, DamagedEntry
+from agent.credentials.unlocked import ALGORITHM, UnlockedCredential
 
 __all__ = [
     "ALGORITHM",
@@ -36,11 +42,14 @@ __all__ = [
     "CannotOpenFile",
     "CannotSaveFile",
     "CredentialDamaged",
+    "CredentialError",
+    "CredentialFile",
     "CredentialInfo",
+    "CredentialKind",
     "CredentialLocked",
     "CredentialState",
+    "CredentialStore",
     "DamagedEntry",
-    "FileToken",
     "KdfParams",
     "KeyPurpose",
     "NoSuchCredential",
@@ -50,9 +59,6 @@ __all__ = [
     "PasswordTooWeak",
     "RemoveFailed",
     "StorageFailed",
-    "TokenError",
-    "TokenKind",
-    "TokenStore",
     "UnlockedCredential",
     "UnsupportedVersion",
     "WrongCurrentPassword",
