@@ -27,7 +27,7 @@ from agent.credentials import (
     WrongCurrentPassword,
     WrongPassword,
 )
-from agent.credentials.card.errors import (
+from agent.credentials.card import (
     CardProtocolError,
     CardRemoved,
     CardReset,
@@ -44,13 +44,13 @@ from agent.credentials.card.errors import (
     WrongPin,
     WrongPuk,
 )
-from agent.credentials.pkcs11.errors import (
+from agent.credentials.pkcs11 import (
+    AdminKeyUnreadable,
     CannotEnrolHere,
     ManagementKeyRefused,
     PinEntryCancelled,
     TokenFault,
 )
-from agent.credentials.pkcs11.pivtool import AdminKeyUnreadable
 from eidcore.atomicfile import NotPrivate
 from eidcore.messages import Action, Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, Reason

@@ -122,7 +122,7 @@ def main(
         if args.command == "personalise-card":
             return _personalise(args, ca, person, now, stdin, stdout, stderr)
         if args.command == "personalise-token":
-            from agent.credentials.pkcs11.pivtool import DEFAULT_ADMIN_KEY
+            from agent.credentials.pkcs11 import DEFAULT_ADMIN_KEY
             from eidcore.prompt import read_secret
             from issuer.tokens import personalise_token
 

@@ -16,12 +16,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.credentials.card.errors import CardError, NoCard
-from agent.credentials.model import KeyPurpose
-from agent.credentials.pkcs11 import pivtool
-from agent.credentials.pkcs11.contents import TokenContents
-from agent.credentials.pkcs11.modules import ModuleEntry
-from agent.credentials.pkcs11.watcher import TokenWatcher, tokens_open
+from agent.credentials import KeyPurpose
+from agent.credentials.card import CardError, NoCard
+from agent.credentials.pkcs11 import ModuleEntry, TokenContents, TokenWatcher, pivtool, tokens_open
 from issuer.ca import CertificateAuthority, Person
 
 LABELS = {
@@ -150,8 +147,7 @@ def _personalise_piv(
 def _check_listed(module: Path, token_id: str, authorities: list[bytes]) -> None:
     """Read the token afresh, as an agent would: the new BankID must be there.
     Raises: TokenFault."""
-    from agent.credentials.pkcs11.errors import TokenFault
-    from agent.credentials.pkcs11.watcher import tokens_now
+    from agent.credentials.pkcs11 import TokenFault, tokens_now
 
     listed = tokens_now([ModuleEntry(module.name, module, "back office")], authorities)
     if token_id not in {c.id for c in listed}:

@@ -39,25 +39,30 @@ from agent import __version__
 from agent.app.instance import InstanceLock, remove_pid, write_pid
 from agent.app.orders import Orders, OrderSettings, running_orders
 from agent.app.selftest import self_test
-from agent.autostart.door import DoorSettings, RelayDoor
-from agent.autostart.driver import accepting
-from agent.autostart.handoff import serve_handoff, socket_path
-from agent.bridge import BridgeConfig, OriginPolicy, build_app
-from agent.bridge.listener import KEEPALIVE_SECONDS, GuardedSite, bridge_gate, raise_file_limit
-from agent.bridge.security import DEFAULT_PORT, HOSTS
+from agent.autostart import DoorSettings, RelayDoor, accepting, serve_handoff, socket_path
+from agent.bridge import (
+    DEFAULT_PORT,
+    HOSTS,
+    KEEPALIVE_SECONDS,
+    BridgeConfig,
+    GuardedSite,
+    OriginPolicy,
+    bridge_gate,
+    build_app,
+    raise_file_limit,
+)
 from agent.config import Settings
 from agent.credentials import CredentialStore
-from agent.enrol.client import IssuerConnection
+from agent.enrol import IssuerConnection
 from agent.notices import Notice
-from agent.ui.console import ConsoleUi
+from agent.ui import ConsoleUi, DesktopPort, Presentation, UiPort
 from agent.ui.desktop import DesktopUi, HelperUnavailable
-from agent.ui.port import DesktopPort, Presentation, UiPort
-from agent.updater.install import Layout, running_layout
+from agent.updater import Layout, running_layout
 from eidcore.listener import ConnectionGate
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 if TYPE_CHECKING:
-    from agent.updater.service import UpdaterService
+    from agent.updater import UpdaterService
 
 log = logging.getLogger(__name__)
 REFUSAL_NOTICE_GAP = 10.0  # seconds between two "why orders are refused" notices
@@ -147,7 +152,7 @@ def _updater(
     source = layout.source() if layout is not None else None
     if layout is None or source is None:
         return None
-    from agent.updater.service import UpdaterService, rollout_draw, state_file  # the TUF client
+    from agent.updater import UpdaterService, rollout_draw, state_file  # the TUF client
 
     return UpdaterService(
         layout=layout,
@@ -237,7 +242,7 @@ async def _serve(
         if updater is not None:
             tasks.append(asyncio.create_task(updater.run()))
         if desktop is not None:
-            from agent.desktop.tray import SettingsHooks, Tray
+            from agent.desktop import SettingsHooks, Tray
 
             hooks = (
                 SettingsHooks(config.settings_file, apply_settings)

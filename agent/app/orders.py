@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import __version__
-from agent.credentials import CredentialStore
-from agent.credentials.card.monitor import CardWatcher
-from agent.credentials.hardware import Hardware
-from agent.credentials.pkcs11.modules import ModuleEntry
-from agent.credentials.pkcs11.watcher import TokenWatcher
-from agent.orders import DEFAULT_TTL, OrderBook
-from agent.orders.service import OrderService
-from agent.ui.port import UiPort
+from agent.credentials import CredentialStore, Hardware
+from agent.credentials.card import CardWatcher
+from agent.credentials.pkcs11 import ModuleEntry, TokenWatcher
+from agent.orders import DEFAULT_TTL, OrderBook, OrderService
+from agent.ui import UiPort
 
 __all__ = ["OrderSettings", "Orders", "running_orders"]
 

@@ -63,7 +63,7 @@ def self_test(data_dir: Path, bundle: Path | None) -> list[str]:
     except Exception as exc:
         problems.append(f"credential store: {type(exc).__name__}: {exc}")
     if bundle is not None:
-        from agent.updater.install import InstallError, bundle_version
+        from agent.updater import InstallError, bundle_version
 
         try:
             if str(bundle_version(bundle)) != __version__:

@@ -5,3 +5,19 @@ in its own dialog, signs signedData for the relay's origin and party, and posts 
 ``link`` (what a link may say and which relays may be asked, pure), ``errors``,
 ``client`` (the relay's agent API over aiohttp), ``driver`` (one order, start to result).
 """
+
+from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
+from agent.autostart.driver import accepting
+from agent.autostart.handoff import hand_over, serve_handoff, socket_path
+from agent.autostart.link import parse_link
+
+__all__ = [
+    "DoorSettings",
+    "RelayDoor",
+    "UpdateNeeded",
+    "accepting",
+    "hand_over",
+    "parse_link",
+    "serve_handoff",
+    "socket_path",
+]

@@ -18,8 +18,7 @@ from agent.autostart.driver import UpdateNeeded, accepting, run_order
 from agent.autostart.errors import AutostartError
 from agent.autostart.link import Link, parse_link
 from agent.notices import Notice, notice_for
-from agent.orders import AlreadyInProgress, Order, Phase
-from agent.orders.service import OrderService
+from agent.orders import AlreadyInProgress, Order, OrderService, Phase
 from eidcore.messages import MessageCode
 
 __all__ = ["DoorSettings", "RelayDoor", "UpdateNeeded"]

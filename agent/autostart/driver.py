@@ -12,16 +12,16 @@ from collections.abc import Callable
 
 from agent.autostart.client import FetchedOrder, RelayClient
 from agent.autostart.errors import AutostartError
-from agent.credentials.model import CredentialKind
+from agent.credentials import CredentialKind
 from agent.orders import (
     AlreadyInProgress,
     IllegalTransition,
     Order,
     OrderRequest,
+    OrderService,
     Phase,
     UnknownOrder,
 )
-from agent.orders.service import OrderService
 from eidcore.messages import MessageCode
 
 __all__ = ["UpdateNeeded", "accepting", "run_order"]

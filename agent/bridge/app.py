@@ -30,8 +30,14 @@ from agent.bridge.security import (
     host_allowed,
     preflight_headers,
 )
-from agent.orders import AlreadyInProgress, IllegalTransition, Order, OrderKind, UnknownOrder
-from agent.orders.service import OrderService
+from agent.orders import (
+    AlreadyInProgress,
+    IllegalTransition,
+    Order,
+    OrderKind,
+    OrderService,
+    UnknownOrder,
+)
 from eidcore.logline import one_line
 from eidcore.ratelimit import RateLimiter
 

@@ -14,9 +14,9 @@ from agent.bridge import limits
 from agent.bridge.errors import STATUS, ErrorCode
 from agent.bridge.requests import VISIBLE_FORMATS
 from agent.bridge.security import DEFAULT_PORT
-from agent.credentials.model import CredentialKind
+from agent.credentials import CredentialKind
 from agent.orders import Hint, Status
-from agent.updater.policy import StateName
+from agent.updater import StateName
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

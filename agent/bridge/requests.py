@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
-from agent.credentials.model import CredentialKind
+from agent.credentials import CredentialKind
 from agent.orders import OrderKind, OrderRequest
 from eidcore import strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber

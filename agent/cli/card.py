@@ -13,10 +13,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from agent.cli.io import Io
-from agent.credentials import AmbiguousId
-from agent.credentials.card import CardSession, NoCard, NoReader, PinRef, PinsDiffer
-from agent.credentials.card.errors import CardError
-from agent.credentials.model import KeyPurpose
+from agent.credentials import AmbiguousId, KeyPurpose
+from agent.credentials.card import CardError, CardSession, NoCard, NoReader, PinRef, PinsDiffer
 from agent.notices import PIN_TERMS
 from eidcore.messages import Term, catalogue
 from eidcore.prompt import read_secret
@@ -103,9 +101,7 @@ def _token_pin(
 ) -> int:
     """The PIN of a BankID on a PKCS#11 token, through the modules the agent loads."""
     from agent.config import load_config
-    from agent.credentials.pkcs11 import find_modules
-    from agent.credentials.pkcs11.authorities import chain_authorities
-    from agent.credentials.pkcs11.watcher import tokens_open
+    from agent.credentials.pkcs11 import chain_authorities, find_modules, tokens_open
     from eidcore.paths import default_config_file, default_data_dir
 
     settings = load_config(args.config or default_config_file())
@@ -144,7 +140,7 @@ def _cap(text: str) -> str:
 
 @contextlib.contextmanager
 def _session(reader: str | None) -> Iterator[tuple[str, CardSession]]:
-    from agent.credentials.card.pcsc import PcscContext
+    from agent.credentials.card import PcscContext
 
     with PcscContext() as context:
         names = context.readers()

@@ -117,9 +117,7 @@ def _remove(io: Io, store: CredentialStore, token_id: str, *, confirmed: bool) -
 def _tokens_now(config: Path | None, data_dir: Path) -> list[CredentialInfo]:
     """The BankIDs on PKCS#11 tokens now, through the modules the agent would load."""
     from agent.config import load_config
-    from agent.credentials.pkcs11 import find_modules
-    from agent.credentials.pkcs11.authorities import chain_authorities
-    from agent.credentials.pkcs11.watcher import PROBE_CACHE, tokens_now
+    from agent.credentials.pkcs11 import PROBE_CACHE, chain_authorities, find_modules, tokens_now
     from eidcore.paths import default_config_file
 
     settings = load_config(config or default_config_file())
@@ -137,7 +135,7 @@ def _list(
 
     entries: list[CredentialInfo | DamagedEntry] = [*store.entries()]
     if _pcscd_socket_exists():  # else no cards can be listed: skip pyscard's import cost
-        from agent.credentials.card.monitor import cards_now
+        from agent.credentials.card import cards_now
 
         entries += [card.info for card in cards_now()]
     entries += _tokens_now(config, store.directory.parent)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent.cli.io import Io
 from agent.cli.options import add_link_options, link_options
-from agent.updater.install import running_layout
+from agent.updater import running_layout
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.messages import Term
 from eidcore.paths import default_data_dir, xdg_applications_dir, xdg_autostart_dir, xdg_config_dir
@@ -69,7 +69,7 @@ def run(io: Io, args: argparse.Namespace) -> int:
     elif args.link_only:
         paths = uninstall_entries(link_only=True)
     else:
-        from agent.app.instance import stop_running
+        from agent.app import stop_running
 
         paths = uninstall_entries()
         stopped = stop_running(args.data_dir or default_data_dir())  # no listener left

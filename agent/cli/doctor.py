@@ -18,11 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 
 def run(io: Io, args: argparse.Namespace) -> int:
-    from agent.bridge.security import DEFAULT_PORT
+    from agent.bridge import DEFAULT_PORT
     from agent.config import load_config
     from agent.credentials.pkcs11 import find_modules
-    from agent.desktop.doctor import run_doctor
-    from agent.updater.install import Layout
+    from agent.desktop import run_doctor
+    from agent.updater import Layout
     from eidcore.paths import default_config_file, default_data_dir
 
     data_dir = args.data_dir or default_data_dir()

@@ -18,8 +18,8 @@ from agent.cli.io import Io, answer
 from agent.cli.options import add_issuer_options, issuer_connection
 from agent.config import load_config
 from agent.credentials import AmbiguousId, CredentialStore, KeyPurpose
-from agent.enrol.client import IssuerConnection, enrol_with_ui, revoke_credential
-from agent.ui.console import ConsoleUi
+from agent.enrol import IssuerConnection, enrol_with_ui, revoke_credential
+from agent.ui import ConsoleUi
 from eidcore.messages import Language, Term, catalogue
 from eidcore.paths import default_config_file, default_data_dir
 from eidcore.personal_number import PersonalNumber
@@ -80,11 +80,15 @@ def _enrol_on_token(
 ) -> int:
     """``eid-agent enrol --token``: the number, the code and the token's PIN, then keys made
     on the token (agent/enrol/token.py)."""
-    from agent.credentials.card.errors import NoCard
-    from agent.credentials.pkcs11 import authorities, find_modules, pivtool
-    from agent.credentials.pkcs11.errors import CannotEnrolHere
-    from agent.credentials.pkcs11.watcher import tokens_open
-    from agent.enrol.token import enrol_on_piv, enrol_on_token
+    from agent.credentials.card import NoCard
+    from agent.credentials.pkcs11 import (
+        CannotEnrolHere,
+        authorities,
+        find_modules,
+        pivtool,
+        tokens_open,
+    )
+    from agent.enrol import enrol_on_piv, enrol_on_token
 
     settings = load_config(args.config or default_config_file())
     modules = find_modules(settings.pkcs11_modules, use_p11kit=settings.p11kit)

@@ -14,9 +14,7 @@ from typing import TextIO
 from packaging.version import Version
 
 from agent.cli.io import Io, Say, sayer
-from agent.updater import remote
-from agent.updater.errors import InstallError, UpdateError
-from agent.updater.install import Layout, archive_name, bundle_version
+from agent.updater import InstallError, Layout, UpdateError, archive_name, bundle_version, remote
 from eidcore.messages import Language, Term
 
 __all__ = ["add_arguments", "install_command", "run"]

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 def run(io: Io, args: argparse.Namespace) -> int:
     """Raises: AutostartError, ConfigError (told by the command line's handler)."""
-    from agent.autostart.handoff import hand_over, socket_path
+    from agent.autostart import hand_over, socket_path
     from eidcore.paths import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
@@ -54,7 +54,7 @@ def run(io: Io, args: argparse.Namespace) -> int:
 def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path, path: Path) -> bool | None:
     """An agent for this person, with the handler's own options (its settings file, no
     bridge, a development relay's certificate), detached from the browser."""
-    from agent.autostart.handoff import hand_over
+    from agent.autostart import hand_over
 
     url = args.url
     language = ["--lang", args.lang] if getattr(args, "lang", None) else []
@@ -88,12 +88,11 @@ def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path, path: P
 def _here(io: Io, args: argparse.Namespace) -> int:
     """No agent runs and there is no display: the order in this console, with the same
     order service and relay door as the running agent's (cards and tokens included)."""
-    from agent.app.orders import running_orders
-    from agent.autostart.door import RelayDoor, UpdateNeeded
-    from agent.autostart.link import parse_link
+    from agent.app import running_orders
+    from agent.autostart import RelayDoor, UpdateNeeded, parse_link
     from agent.config import load_config
     from agent.orders import DEFAULT_TTL, Phase
-    from agent.ui.console import ConsoleUi
+    from agent.ui import ConsoleUi
     from eidcore.paths import default_config_file, default_data_dir
 
     link = parse_link(args.url)
@@ -123,9 +122,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
 def _refusal(data_dir: Path) -> Callable[[], MessageCode | None]:
     """An installed agent's updater state says whether it may take orders (blocked, too
     old, too long unchecked), as the running agent's does; a checkout takes them."""
-    from agent.updater.install import running_layout
-    from agent.updater.policy import refusal
-    from agent.updater.service import load_state, state_file
+    from agent.updater import load_state, refusal, running_layout, state_file
 
     def refused() -> MessageCode | None:
         if running_layout(data_dir) is None:

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent.app.orders import OrderSettings
-    from agent.autostart.door import DoorSettings
+    from agent.app import OrderSettings
+    from agent.autostart import DoorSettings
     from agent.config import AgentConfig
-    from agent.enrol.client import IssuerConnection
+    from agent.enrol import IssuerConnection
 
 __all__ = [
     "add_door_options",
@@ -71,7 +71,7 @@ def link_options(args: argparse.Namespace) -> list[str]:
 def door_settings(args: argparse.Namespace, config: AgentConfig) -> DoorSettings:
     """The relay door's settings from the command line (``add_door_options``, and
     ``--proxy`` where the command has it) and the person's settings."""
-    from agent.autostart.door import DoorSettings
+    from agent.autostart import DoorSettings
 
     return DoorSettings(
         internal=config.relay_allow,
@@ -86,9 +86,8 @@ def order_settings(
 ) -> OrderSettings:
     """What orders may sign with: files, and unless ``--no-cards`` the card readers and
     the PKCS#11 modules the settings name (or p11-kit finds)."""
-    from agent.app.orders import OrderSettings
-    from agent.credentials.pkcs11.authorities import chain_authorities
-    from agent.credentials.pkcs11.modules import find_modules
+    from agent.app import OrderSettings
+    from agent.credentials.pkcs11 import chain_authorities, find_modules
 
     if args.no_cards:
         return OrderSettings(ttl=ttl, cards=False)
@@ -118,7 +117,7 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
 def issuer_connection(args: argparse.Namespace) -> IssuerConnection | None:
     """From the command line, then the config file. Raises: ConfigError."""
     from agent.config import load_config
-    from agent.enrol.client import IssuerConnection
+    from agent.enrol import IssuerConnection
     from eidcore.paths import default_config_file
 
     config = load_config(args.config or default_config_file())

@@ -74,10 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 def run(io: Io, args: argparse.Namespace) -> int:
     import asyncio
 
-    from agent.app.daemon import PortTaken, RunConfig, SelfTestFailed, UpdateSettings, serve
-    from agent.app.instance import AlreadyRunning
-    from agent.bridge import OriginPolicy
-    from agent.bridge.security import DEFAULT_PORT
+    from agent.app import (
+        AlreadyRunning,
+        PortTaken,
+        RunConfig,
+        SelfTestFailed,
+        UpdateSettings,
+        serve,
+    )
+    from agent.bridge import DEFAULT_PORT, OriginPolicy
     from agent.config import load_config
     from eidcore.paths import default_config_file, default_data_dir
 

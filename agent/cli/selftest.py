@@ -9,7 +9,7 @@ from typing import TextIO
 
 from agent import __version__
 from agent.cli.io import Io
-from agent.updater.install import running_layout
+from agent.updater import running_layout
 
 __all__ = ["add_arguments", "run", "self_test_command"]
 
@@ -25,7 +25,7 @@ def run(io: Io, args: argparse.Namespace) -> int:
 
 
 def self_test_command(data_dir: Path, out: TextIO, err: TextIO) -> int:
-    from agent.app.selftest import self_test
+    from agent.app import self_test
 
     layout = running_layout(data_dir)
     bundle = layout.versions / __version__ if layout is not None else None

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from agent.app.instance import pid_file, stop_running
+from agent.app import pid_file, stop_running
 from agent.cli.desktopentry import install_entries, uninstall_entries
 from agent.cli.io import Io, Say, sayer
-from agent.updater.install import Layout
+from agent.updater import Layout
 from eidcore.atomicfile import private_dir, private_file
 from eidcore.messages import Language, Term, catalogue
 from eidcore.paths import default_config_file, default_data_dir, tokens_dir, user_bin_dir

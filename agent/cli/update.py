@@ -28,18 +28,22 @@ from packaging.version import Version
 from agent import __version__
 from agent.cli.io import Io, sayer
 from agent.notices import Notice, format_notice
-from agent.updater import remote
-from agent.updater.install import Layout, running_layout
-from agent.updater.policy import (
+from agent.updater import (
     OUTCOME_MESSAGES,
     ApplyOutcome,
+    Layout,
     Phase,
     StateName,
+    UpdaterService,
     UpdaterState,
     apply_outcome,
+    load_state,
+    remote,
+    rollout_draw,
+    running_layout,
+    state_file,
     state_name,
 )
-from agent.updater.service import UpdaterService, load_state, rollout_draw, state_file
 from eidcore.messages import Language, MessageCode, Term
 
 __all__ = ["add_arguments", "run"]
@@ -177,7 +181,7 @@ def _apply(
     err: TextIO,
     language: Language,
 ) -> int:
-    from agent.app.instance import pid_file
+    from agent.app import pid_file
 
     pid = _running_agent(pid_file(data_dir))
     say = sayer(language)

@@ -2,6 +2,8 @@
 rule. The issuer uses this package's credential format (``fileformat``, ``CredentialFile``,
 ``KdfParams``, ``KeyPurpose``) to write BankIDs on file: that is its public surface."""
 
+from agent.credentials import fileformat  # the format itself: the issuer writes it
+from agent.credentials.certificates import describe
 from agent.credentials.errors import (
     AlreadyPresent,
     AmbiguousId,
@@ -20,7 +22,13 @@ from agent.credentials.errors import (
     WrongCurrentPassword,
     WrongPassword,
 )
-from agent.credentials.fileformat import MIN_PASSWORD_LENGTH, CredentialFile, KdfParams
+from agent.credentials.fileformat import (
+    MIN_PASSWORD_LENGTH,
+    CredentialFile,
+    KdfParams,
+    check_new_password,
+)
+from agent.credentials.hardware import Hardware, Watcher, pin_for, pins_of
 from agent.credentials.lockout import MAX_PASSWORD_TRIES
 from agent.credentials.model import (
     CredentialInfo,
@@ -50,6 +58,7 @@ __all__ = [
     "CredentialState",
     "CredentialStore",
     "DamagedEntry",
+    "Hardware",
     "KdfParams",
     "KeyPurpose",
     "NoSuchCredential",
@@ -61,7 +70,13 @@ __all__ = [
     "StorageFailed",
     "UnlockedCredential",
     "UnsupportedVersion",
+    "Watcher",
     "WrongCurrentPassword",
     "WrongPassword",
+    "check_new_password",
+    "describe",
+    "fileformat",
+    "pin_for",
+    "pins_of",
     "select",
 ]

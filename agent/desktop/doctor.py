@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 
 from agent import __version__
-from agent.credentials.pkcs11.modules import ModuleEntry
+from agent.credentials.pkcs11 import ModuleEntry
 from agent.net import split_proxy_credentials, tls_for
 from eidcore.messages import Language, Term, catalogue
 
@@ -181,8 +181,7 @@ def _credentials(data_dir: Path, now: dt.datetime) -> Check:
 
 def _cards() -> Check:
     try:
-        from agent.credentials.card.errors import CardError
-        from agent.credentials.card.pcsc import PcscContext
+        from agent.credentials.card import CardError, PcscContext
 
         context = PcscContext()
         try:
@@ -199,11 +198,11 @@ def _cards() -> Check:
 
 async def _tokens(modules: Sequence[ModuleEntry]) -> Check:
     """Each PKCS#11 module tried as the agent tries it: in a child process."""
-    from agent.credentials.pkcs11.probe import probe
+    from agent.credentials.pkcs11 import probe
 
     if not modules:
         return Check("tokens", "info", Phrase(Term.DOCTOR_NO_MODULES))
-    results = await asyncio.gather(*(asyncio.to_thread(probe, m.path) for m in modules))
+    results = await asyncio.gather(*(asyncio.to_thread(probe.probe, m.path) for m in modules))
     problems = tuple(
         Phrase(
             Term.DOCTOR_MODULE_PROBLEM,

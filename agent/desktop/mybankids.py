@@ -18,21 +18,22 @@ from cryptography import x509
 
 from agent.credentials import (
     CredentialError,
+    CredentialInfo,
+    CredentialKind,
     CredentialLocked,
     CredentialStore,
     KeyPurpose,
     PasswordTooWeak,
+    Watcher,
     WrongCurrentPassword,
     WrongPassword,
+    pins_of,
 )
-from agent.credentials.card.errors import PinRef
-from agent.credentials.hardware import Watcher, pins_of
-from agent.credentials.model import CredentialInfo, CredentialKind
+from agent.credentials.card import PinRef
 from agent.desktop.pins import PinManager
-from agent.enrol.client import IssuerConnection, revoke_credential
-from agent.enrol.errors import EnrolmentError
+from agent.enrol import EnrolmentError, IssuerConnection, revoke_credential
 from agent.notices import KIND_TERMS, PIN_TERMS, STATE_TERMS, Notice, notice_for
-from agent.ui.port import DesktopPort, DialogBlocked
+from agent.ui import DesktopPort, DialogBlocked
 from eidcore.messages import MessageCode, Term, catalogue
 
 __all__ = ["MyBankIds"]

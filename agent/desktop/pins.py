@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.credentials.card.errors import (
+from agent.credentials import Watcher
+from agent.credentials.card import (
     CardError,
     NoCard,
     PinFormat,
@@ -18,9 +19,8 @@ from agent.credentials.card.errors import (
     WrongCurrentPin,
     WrongPuk,
 )
-from agent.credentials.hardware import Watcher
 from agent.notices import PIN_TERMS, Notice, notice_for
-from agent.ui.port import PinRequest, UiPort
+from agent.ui import PinRequest, UiPort
 from eidcore.messages import MessageCode
 
 log = logging.getLogger(__name__)

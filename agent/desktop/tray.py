@@ -20,23 +20,17 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import ConfigError, Settings, load_config, save_settings
-from agent.credentials import CredentialStore
-from agent.credentials.hardware import Watcher
-from agent.credentials.model import CredentialState
-from agent.credentials.pkcs11.contents import TokenContents
-from agent.credentials.pkcs11.modules import ModuleEntry
-from agent.credentials.pkcs11.watcher import TokenWatcher
+from agent.credentials import CredentialState, CredentialStore, Watcher
+from agent.credentials.pkcs11 import ModuleEntry, TokenContents, TokenWatcher
 from agent.desktop.mybankids import MyBankIds
-from agent.enrol.client import IssuerConnection, enrol_with_ui
-from agent.enrol.token import enrol_token_with_ui
+from agent.enrol import IssuerConnection, enrol_token_with_ui, enrol_with_ui
 from agent.notices import Notice
-from agent.ui.port import DesktopPort, DialogBlocked
-from agent.ui.settings import SettingsInvalid, form_for, settings_from
-from agent.updater.policy import StateName
+from agent.ui import DesktopPort, DialogBlocked, SettingsInvalid, form_for, settings_from
+from agent.updater import StateName
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
 if TYPE_CHECKING:
-    from agent.updater.service import UpdaterService
+    from agent.updater import UpdaterService
 
 __all__ = ["Tray"]
 

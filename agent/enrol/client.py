@@ -67,7 +67,7 @@ from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 if TYPE_CHECKING:
     from agent.notices import Notice
-    from agent.ui.port import EnrolmentAnswer, UiPort
+    from agent.ui import EnrolmentAnswer, UiPort
 
 __all__ = [
     "IssuerConnection",

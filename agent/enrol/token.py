@@ -24,20 +24,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from agent.credentials.card.errors import CardError, PinFormat, WrongPin
-from agent.credentials.certificates import describe
-from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose
-from agent.credentials.pkcs11 import pivtool
-from agent.credentials.pkcs11.contents import TokenContents
-from agent.credentials.pkcs11.errors import CannotEnrolHere
-from agent.credentials.pkcs11.watcher import TokenWatcher
+from agent.credentials import CredentialInfo, CredentialKind, KeyPurpose, describe
+from agent.credentials.card import CardError, PinFormat, WrongPin
+from agent.credentials.pkcs11 import CannotEnrolHere, TokenContents, TokenWatcher, pivtool
 from agent.enrol.client import IssuerConnection, asked_again
 from agent.enrol.errors import IssuerUnreachable
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
 if TYPE_CHECKING:
     from agent.notices import Notice
-    from agent.ui.port import EnrolmentAnswer
+    from agent.ui import EnrolmentAnswer
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +371,7 @@ async def enrol_token_with_ui(
     """The order onto ``token`` through the desktop (the tray's "Order BankID on the
     security key …"): asks again after a mistyped number, a wrong PIN or a wrong code;
     any other failure ends on its catalogue message. None: cancelled or failed."""
-    from agent.credentials.pkcs11.authorities import learn
+    from agent.credentials.pkcs11 import learn
 
     def keep(chain: list[x509.Certificate]) -> None:
         learn(data_dir, chain)

@@ -23,6 +23,7 @@ from agent.orders.machine import (
     UnknownOrder,
     advance,
 )
+from agent.orders.service import OrderService
 
 __all__ = [
     "DEFAULT_TTL",
@@ -37,6 +38,7 @@ __all__ = [
     "OrderError",
     "OrderKind",
     "OrderRequest",
+    "OrderService",
     "Phase",
     "Status",
     "UnknownOrder",

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.credentials.model import CredentialKind
+from agent.credentials import CredentialKind
 from eidcore.personal_number import PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint, PhaseWords, Status

@@ -28,10 +28,12 @@ from agent.credentials import (
     CredentialStore,
     KeyPurpose,
     NoUsableCredential,
+    Watcher,
     WrongPassword,
+    pin_for,
     select,
 )
-from agent.credentials.card.errors import (
+from agent.credentials.card import (
     CardError,
     CardRemoved,
     PinBlocked,
@@ -39,8 +41,7 @@ from agent.credentials.card.errors import (
     PinRef,
     WrongPin,
 )
-from agent.credentials.hardware import Watcher, pin_for
-from agent.credentials.pkcs11.errors import PinEntryCancelled
+from agent.credentials.pkcs11 import PinEntryCancelled
 from agent.notices import Notice, notice_for
 from agent.orders import (
     Completion,
@@ -53,7 +54,7 @@ from agent.orders import (
     Phase,
     UnknownOrder,
 )
-from agent.ui.port import DialogBlocked, Request, UiPort
+from agent.ui import DialogBlocked, Request, UiPort
 from eidcore import signeddata
 from eidcore.messages import MessageCode
 

@@ -3,6 +3,7 @@
 console (``console``) and the GTK dialogs (``desktop``); ``view`` and ``settings`` are the
 pure rules of what a dialog and the Settings window show."""
 
+from agent.ui.console import ConsoleUi
 from agent.ui.port import (
     DesktopPort,
     DialogBlocked,
@@ -13,8 +14,10 @@ from agent.ui.port import (
     Request,
     UiPort,
 )
+from agent.ui.settings import SettingsInvalid, form_for, settings_from
 
 __all__ = [
+    "ConsoleUi",
     "DesktopPort",
     "DialogBlocked",
     "EnrolmentAnswer",
@@ -22,5 +25,8 @@ __all__ = [
     "PinRequest",
     "Presentation",
     "Request",
+    "SettingsInvalid",
     "UiPort",
+    "form_for",
+    "settings_from",
 ]

@@ -16,11 +16,15 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from agent.credentials.card.errors import PinRef
-from agent.credentials.errors import PasswordTooWeak
-from agent.credentials.fileformat import MIN_PASSWORD_LENGTH, check_new_password
-from agent.credentials.hardware import pin_for
-from agent.credentials.model import CredentialInfo, KeyPurpose
+from agent.credentials import (
+    MIN_PASSWORD_LENGTH,
+    CredentialInfo,
+    KeyPurpose,
+    PasswordTooWeak,
+    check_new_password,
+    pin_for,
+)
+from agent.credentials.card import PinRef
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 from agent.ui.view import ATTENTION_SECONDS, display_lines, format_text

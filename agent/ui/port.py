@@ -11,8 +11,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.credentials.card.errors import PinRef
-from agent.credentials.model import CredentialInfo
+from agent.credentials import CredentialInfo
+from agent.credentials.card import PinRef
 from agent.notices import Notice
 from agent.ui.settings import SettingsForm
 from eidcore.messages import Language

@@ -18,6 +18,8 @@ from agent.credentials.card.errors import (
     WrongPin,
     WrongPuk,
 )
+from agent.credentials.card.monitor import CardWatcher, cards_now
+from agent.credentials.card.pcsc import PcscContext
 from agent.credentials.card.session import CardSession, Connection, PinStatus
 
 __all__ = [
@@ -26,10 +28,12 @@ __all__ = [
     "CardRemoved",
     "CardReset",
     "CardSession",
+    "CardWatcher",
     "Connection",
     "NoCard",
     "NoReader",
     "NotOurCard",
+    "PcscContext",
     "PcscUnavailable",
     "PinBlocked",
     "PinFormat",
@@ -40,4 +44,5 @@ __all__ = [
     "WrongCurrentPin",
     "WrongPin",
     "WrongPuk",
+    "cards_now",
 ]

@@ -21,10 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.credentials.card.errors import PinRef
-from agent.credentials.fileformat import MIN_PASSWORD_LENGTH
-from agent.credentials.hardware import pin_for
-from agent.credentials.model import CredentialInfo, KeyPurpose
+from agent.credentials import MIN_PASSWORD_LENGTH, CredentialInfo, KeyPurpose, pin_for
+from agent.credentials.card import PinRef
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice
 from agent.ui.port import (
     Chosen,
