@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from eidcore import fields
 from eidcore.status import Hint, Status
 from relay import requests as limits
 from relay.requests import STATUS, ErrorCode
@@ -106,8 +107,8 @@ def _schemas() -> dict[str, Any]:
             "description": "registered for your party; https (http only on "
             "loopback, for development)",
         },
-        "userVisibleData": {**b64, "maxLength": limits.MAX_USER_VISIBLE_DATA},
-        "userVisibleDataFormat": {"enum": sorted(limits.VISIBLE_FORMATS)},
+        "userVisibleData": {**b64, "maxLength": fields.MAX_USER_VISIBLE_DATA},
+        "userVisibleDataFormat": {"enum": sorted(fields.VISIBLE_FORMATS)},
         "requirement": {
             "type": "object",
             "additionalProperties": False,
@@ -135,7 +136,7 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 **start,
-                "userNonVisibleData": {**b64, "maxLength": limits.MAX_USER_NON_VISIBLE_DATA},
+                "userNonVisibleData": {**b64, "maxLength": fields.MAX_USER_NON_VISIBLE_DATA},
             },
             "required": ["endUserIp", "userVisibleData"],
         },

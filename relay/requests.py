@@ -7,15 +7,19 @@ a server that misspells ``userNonVisibleData`` should learn it now.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eidcore import returnurl, strictjson, visibletext
+from eidcore import returnurl
+from eidcore.fields import (
+    FieldRefused,
+    json_object,
+    shown_and_signed,
+)
+from eidcore.jsonapi import ApiError
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint
@@ -34,15 +38,12 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 512 * 1024  # the two data limits below, and a completion, with room
-MAX_USER_VISIBLE_DATA = 40_000  # characters of base64 (BankID v6: the same)
-MAX_USER_NON_VISIBLE_DATA = 200_000  # characters of base64 (BankID v6: the same)
 MAX_RETURN_URL = returnurl.MAX
 MAX_JSON_DEPTH = 6  # a completion's {"completionData": {"user": {...}}} is 3; room, no more
 MAX_REF = 64
 BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
 MAX_TRACKED_ADDRESSES = 65_536  # the agent API's budgets (relay.config's [limits])
 MAX_TOKEN = 128
-VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
 TOKEN_KINDS = frozenset({"file", "card", "token"})
 
 
@@ -75,17 +76,14 @@ STATUS = {
 }
 
 
-class RelayError(Exception):
+class RelayError(ApiError):
     """Answered as ``{"errorCode", "details"}`` with the code's HTTP status; ``details``
     names the field, never echoes a value."""
 
-    def __init__(self, code: ErrorCode, details: str) -> None:
-        super().__init__(f"{code}: {details}")
-        self.code, self.details = code, details
+    code: ErrorCode
 
-    @property
-    def status(self) -> int:
-        return STATUS[self.code]
+    def __init__(self, code: ErrorCode, details: str) -> None:
+        super().__init__(code, details, STATUS[code])
 
 
 def _invalid(details: str) -> RelayError:
@@ -121,12 +119,9 @@ class AgentReport:
 def parse_json(body: bytes) -> dict[str, Any]:
     """Raises: RelayError(invalidParameters)."""
     try:
-        value = strictjson.loads(body, max_depth=MAX_JSON_DEPTH)
-    except strictjson.JsonRefused as exc:
-        raise _invalid(f"the body is refused: {exc.reason}") from None
-    if not isinstance(value, dict):
-        raise _invalid("the body must be a JSON object")
-    return value
+        return json_object(body, MAX_JSON_DEPTH)
+    except FieldRefused as exc:
+        raise _invalid(exc.details) from None
 
 
 _START_FIELDS = {
@@ -145,23 +140,18 @@ def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise _invalid(f"unknown field: {unknown[0]}")
-    visible = body.get("userVisibleData")
-    if kind is OrderKind.SIGN and visible is None:
-        raise _invalid("userVisibleData is required for sign")
-    fmt = body.get("userVisibleDataFormat", "plaintext")
-    if not isinstance(fmt, str) or fmt not in VISIBLE_FORMATS:  # a dict is unhashable
-        raise _invalid("userVisibleDataFormat must be plaintext or simpleMarkdownV1")
-    non_visible = body.get("userNonVisibleData")
+    try:
+        data = shown_and_signed(kind, body)
+    except FieldRefused as exc:
+        raise _invalid(exc.details) from None
     personal_number, token_kinds = _requirement(body.get("requirement"))
     return OrderStart(
         kind=kind,
         end_user_ip=_ip(body.get("endUserIp")),
         return_url=_return_url(body.get("returnUrl")),
-        visible=None if visible is None else _visible_text(visible),
-        visible_format=fmt,
-        non_visible=None
-        if non_visible is None
-        else _b64(non_visible, "userNonVisibleData", MAX_USER_NON_VISIBLE_DATA),
+        visible=data.visible,
+        visible_format=data.visible_format,
+        non_visible=data.non_visible,
         personal_number=personal_number,
         token_kinds=token_kinds,
     )
@@ -241,24 +231,6 @@ def _return_url(value: object) -> str | None:
         return returnurl.check(value)
     except returnurl.ReturnUrlRefused as exc:
         raise _invalid(f"returnUrl must be {exc}") from None
-
-
-def _b64(value: object, name: str, max_chars: int) -> bytes:
-    if not isinstance(value, str):
-        raise _invalid(f"{name} must be a base64 string")
-    if len(value) > max_chars:
-        raise _invalid(f"{name} is longer than {max_chars} characters")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise _invalid(f"{name} is not valid base64") from None
-
-
-def _visible_text(value: object) -> str:
-    try:
-        return visibletext.from_base64(value, MAX_USER_VISIBLE_DATA)
-    except visibletext.TextRefused as exc:
-        raise _invalid(f"userVisibleData: {exc.details}") from None
 
 
 def _requirement(value: object) -> tuple[str | None, tuple[str, ...]]:

@@ -25,8 +25,8 @@ from aiohttp import web
 
 import rp
 from eidcore.db import DatabaseError
+from eidcore.jsonapi import ApiError, ErrorShell, error_response
 from eidcore.listener import peer_key
-from eidcore.logline import one_line
 from eidcore.ratelimit import RateLimiter
 from eidcore.signeddata import OrderKind, b64url
 from eidcore.status import Hint
@@ -124,43 +124,42 @@ async def _strip_server_header(_request: web.Request, response: web.StreamRespon
     response.headers.popall("Server", None)
 
 
-def _error(exc: RelayError) -> web.Response:
-    return web.json_response(
-        {"errorCode": exc.code.value, "details": exc.details}, status=exc.status
-    )
+def _refused(request: web.Request, exc: ApiError) -> web.Response:
+    response = error_response(exc)
+    if exc.code is ErrorCode.TOO_MANY_REQUESTS:
+        response.headers["Retry-After"] = "1"  # and no line for each call of a flood
+    else:
+        log.info("refused %s %s: %s", request.method, request.path, exc)
+    return response
+
+
+_SHELL = ErrorShell(
+    refused=_refused,
+    from_http=lambda exc: RelayError(
+        _HTTP_CODES.get(exc.status, ErrorCode.INVALID_PARAMETERS), exc.reason
+    ),
+    internal=lambda: RelayError(ErrorCode.INTERNAL_ERROR, "internal error"),
+    log=log,
+)
 
 
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        if _over_budget(request):
-            raise RelayError(ErrorCode.TOO_MANY_REQUESTS, "too many requests from this address")
-        unmatched = request.match_info.http_exception
-        if unmatched is not None:
-            raise unmatched
-        if request.content_type != "application/json":
-            raise RelayError(
-                ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"
-            )
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
-        return await handler(request)
-    except RelayError as exc:
-        response = _error(exc)
-        if exc.code is ErrorCode.TOO_MANY_REQUESTS:
-            response.headers["Retry-After"] = "1"  # and no line for each call of a flood
-        else:
-            log.info("refused %s %s: %s", request.method, request.path, exc)
-        return response
-    except web.HTTPException as exc:
-        code = _HTTP_CODES.get(exc.status, ErrorCode.INVALID_PARAMETERS)
-        response = _error(RelayError(code, exc.reason))
-        if "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except Exception as exc:  # one line: anyone can send a request (eidcore/logline.py)
-        log.error("internal error in %s %s: %s", request.method, request.path, one_line(exc))
-        return _error(RelayError(ErrorCode.INTERNAL_ERROR, "internal error"))
+    return await _SHELL.answer(request, lambda: _pass(request, handler))
+
+
+async def _pass(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Raises: RelayError, web.HTTPException (answered by the shell)."""
+    if _over_budget(request):
+        raise RelayError(ErrorCode.TOO_MANY_REQUESTS, "too many requests from this address")
+    unmatched = request.match_info.http_exception
+    if unmatched is not None:
+        raise unmatched
+    if request.content_type != "application/json":
+        raise RelayError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
+    return await handler(request)
 
 
 def _over_budget(request: web.Request) -> bool:

@@ -38,7 +38,7 @@ from agent.orders import (
     OrderService,
     UnknownOrder,
 )
-from eidcore.logline import one_line
+from eidcore.jsonapi import ApiError, ErrorShell, error_response
 from eidcore.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,29 @@ async def _strip_server_header(_request: web.Request, response: web.StreamRespon
 
 
 def _error(exc: BridgeError, origin: str | None = None) -> web.Response:
-    headers = cors_headers(origin) if origin else {}
-    return web.json_response(
-        {"errorCode": exc.code.value, "details": exc.details}, status=exc.status, headers=headers
+    return error_response(exc, cors_headers(origin) if origin else None)
+
+
+def _refused(request: web.Request, exc: ApiError) -> web.Response:
+    log.info("refused %s %s: %s", request.method, request.path, exc)
+    origins = request.headers.getall("Origin", [])  # one: the guard checked
+    acceptable = _acceptable(request.app[CONFIG].policy, origins[0] if origins else None)
+    return error_response(exc, cors_headers(acceptable) if acceptable else None)
+
+
+def _from_http(exc: web.HTTPException) -> BridgeError:
+    code = {404: ErrorCode.NOT_FOUND, 413: ErrorCode.REQUEST_TOO_LARGE}.get(
+        exc.status, ErrorCode.INVALID_PARAMETERS
     )
+    return BridgeError(code, exc.reason, status=exc.status)
+
+
+_SHELL = ErrorShell(
+    refused=_refused,
+    from_http=_from_http,
+    internal=lambda: BridgeError(ErrorCode.INTERNAL_ERROR, "internal error"),
+    log=log,
+)
 
 
 @web.middleware
@@ -109,41 +128,35 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     origins = request.headers.getall("Origin", [])
     if len(origins) > 1:  # no browser sends two; which one counts would be a guess
         return _error(BridgeError(ErrorCode.FORBIDDEN_ORIGIN, "Origin given twice"))
+    return await _SHELL.answer(request, lambda: _pass(request, handler, config, origins))
+
+
+async def _pass(
+    request: web.Request, handler: Handler, config: BridgeConfig, origins: list[str]
+) -> web.StreamResponse:
+    """The request from a host, user and origin header the bridge accepts: the origin
+    policy, the method's checks and the rate, then the handler.
+
+    Raises: BridgeError, web.HTTPException (answered by the shell)."""
     origin_header = origins[0] if origins else None
-    try:
-        unmatched = request.match_info.http_exception
-        if unmatched is not None and request.method != "OPTIONS":
-            raise unmatched  # no such path or method (the API is public): 404/405 first
-        if request.method == "OPTIONS":
-            return _preflight(request, config, origin_header)
-        if request.method == "POST":
-            origin = config.policy.check(origin_header)
-            _check_post(request)
-            bucket = "start" if request.path in {"/v1/auth", "/v1/sign"} else "poll"
-            _rate(request, bucket, origin)
-            response = await handler(request)
-            response.headers.update(cors_headers(origin))
-            return response
+    unmatched = request.match_info.http_exception
+    if unmatched is not None and request.method != "OPTIONS":
+        raise unmatched  # no such path or method (the API is public): 404/405 first
+    if request.method == "OPTIONS":
+        return _preflight(request, config, origin_header)
+    if request.method == "POST":
+        origin = config.policy.check(origin_header)
+        _check_post(request)
+        bucket = "start" if request.path in {"/v1/auth", "/v1/sign"} else "poll"
+        _rate(request, bucket, origin)
         response = await handler(request)
-        acceptable = _acceptable(config.policy, origin_header)
-        if acceptable is not None:  # otherwise no CORS headers: the page cannot read it
-            response.headers.update(cors_headers(acceptable))
+        response.headers.update(cors_headers(origin))
         return response
-    except BridgeError as exc:
-        log.info("refused %s %s: %s", request.method, request.path, exc)
-        acceptable = _acceptable(config.policy, origin_header)
-        return _error(exc, acceptable)
-    except web.HTTPException as exc:
-        code = ErrorCode.NOT_FOUND if exc.status == 404 else ErrorCode.INVALID_PARAMETERS
-        if exc.status == 413:
-            code = ErrorCode.REQUEST_TOO_LARGE
-        response = _error(BridgeError(code, exc.reason, status=exc.status))
-        if "Allow" in exc.headers:  # a 405 says what is allowed (RFC 9110, 15.5.6)
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except Exception as exc:  # one line: any page can send a request (eidcore/logline.py)
-        log.error("internal error in %s %s: %s", request.method, request.path, one_line(exc))
-        return _error(BridgeError(ErrorCode.INTERNAL_ERROR, "internal error"))
+    response = await handler(request)
+    acceptable = _acceptable(config.policy, origin_header)
+    if acceptable is not None:  # otherwise no CORS headers: the page cannot read it
+        response.headers.update(cors_headers(acceptable))
+    return response
 
 
 def _acceptable(policy: OriginPolicy, origin: str | None) -> str | None:

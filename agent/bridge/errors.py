@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import enum
 
+from eidcore.jsonapi import ApiError
+
 
 class ErrorCode(enum.StrEnum):
     INVALID_PARAMETERS = "invalidParameters"
@@ -33,9 +35,8 @@ STATUS = {
 }
 
 
-class BridgeError(Exception):
+class BridgeError(ApiError):
+    code: ErrorCode
+
     def __init__(self, code: ErrorCode, details: str, *, status: int | None = None) -> None:
-        super().__init__(f"{code}: {details}")
-        self.code = code
-        self.details = details
-        self.status = status if status is not None else STATUS[code]
+        super().__init__(code, details, status if status is not None else STATUS[code])

@@ -1,11 +1,13 @@
 """Every size, count and rate the bridge accepts, in one place (BRIDGE-SECURITY 6, 7)."""
 
+from eidcore import fields
+
 MAX_BODY_BYTES = 256 * 1024  # fits the two data limits below with room for the rest
 MAX_ORIGIN_LENGTH = 255
 NONCE_MIN_BYTES = 32
 NONCE_MAX_BYTES = 96
-MAX_USER_VISIBLE_DATA = 40_000  # characters of base64, as BankID's relying-party API
-MAX_USER_NON_VISIBLE_DATA = 200_000  # characters of base64
+MAX_USER_VISIBLE_DATA = fields.MAX_USER_VISIBLE_DATA  # as the relay's (eidcore/fields.py)
+MAX_USER_NON_VISIBLE_DATA = fields.MAX_USER_NON_VISIBLE_DATA
 MAX_JSON_DEPTH = 3  # {"tokenKinds": ["file"]} is depth 2
 MAX_ORDER_REF_LENGTH = 64
 

@@ -6,8 +6,6 @@ Unknown fields are refused rather than ignored: a page that misspells
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +14,16 @@ from agent.bridge import limits
 from agent.bridge.errors import BridgeError, ErrorCode
 from agent.credentials import CredentialKind
 from agent.orders import OrderKind, OrderRequest
-from eidcore import strictjson, visibletext
+from eidcore.fields import (
+    VISIBLE_FORMATS,
+    FieldRefused,
+    base64_field,
+    json_object,
+    shown_and_signed,
+)
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 
-VISIBLE_FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
+__all__ = ["VISIBLE_FORMATS", "RefRequest", "parse_json", "parse_order", "parse_ref"]
 
 _AUTH_FIELDS = {"nonce", "personalNumber", "tokenKinds", "userVisibleData", "userVisibleDataFormat"}
 _SIGN_FIELDS = _AUTH_FIELDS | {"userNonVisibleData"}
@@ -37,12 +41,9 @@ def _invalid(details: str) -> BridgeError:
 def parse_json(body: bytes) -> dict[str, Any]:
     """Raises: BridgeError(invalidParameters)."""
     try:
-        value = strictjson.loads(body, max_depth=limits.MAX_JSON_DEPTH)
-    except strictjson.JsonRefused as exc:
-        raise _invalid(f"the body is refused: {exc.reason}") from None
-    if not isinstance(value, dict):
-        raise _invalid("the body must be a JSON object")
-    return value
+        return json_object(body, limits.MAX_JSON_DEPTH)
+    except FieldRefused as exc:
+        raise _invalid(exc.details) from None
 
 
 def parse_order(kind: OrderKind, body: Mapping[str, Any], origin: str) -> OrderRequest:
@@ -51,26 +52,20 @@ def parse_order(kind: OrderKind, body: Mapping[str, Any], origin: str) -> OrderR
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise _invalid(f"unknown field: {unknown[0]}")
-    nonce = _nonce(body.get("nonce"))
-    visible = body.get("userVisibleData")
-    if kind is OrderKind.SIGN and visible is None:
-        raise _invalid("userVisibleData is required for sign")
-    text = None if visible is None else _visible_text(visible)
-    fmt = body.get("userVisibleDataFormat", "plaintext")
-    if not isinstance(fmt, str) or fmt not in VISIBLE_FORMATS:  # a dict is unhashable
-        raise _invalid("userVisibleDataFormat must be plaintext or simpleMarkdownV1")
-    non_visible = body.get("userNonVisibleData")
+    try:
+        nonce = _nonce(body.get("nonce"))
+        data = shown_and_signed(kind, body)
+    except FieldRefused as exc:
+        raise _invalid(exc.details) from None
     return OrderRequest(
         kind=kind,
         origin=origin,
         nonce=nonce,
         personal_number=_personal_number(body.get("personalNumber")),
         token_kinds=_token_kinds(body.get("tokenKinds")),
-        user_visible_data=text,
-        user_visible_format=fmt,
-        user_non_visible_data=None
-        if non_visible is None
-        else _b64(non_visible, "userNonVisibleData", limits.MAX_USER_NON_VISIBLE_DATA),
+        user_visible_data=data.visible,
+        user_visible_format=data.visible_format,
+        user_non_visible_data=data.non_visible,
     )
 
 
@@ -84,32 +79,15 @@ def parse_ref(body: Mapping[str, Any]) -> RefRequest:
 
 
 def _nonce(value: object) -> bytes:
+    """Raises: FieldRefused."""
     if not isinstance(value, str):
-        raise _invalid("nonce is required: base64 of 32-96 random bytes")
+        raise FieldRefused("nonce is required: base64 of 32-96 random bytes")
     # Accept both base64 alphabets, padded or not: pages produce either.
     text = value.replace("-", "+").replace("_", "/")
-    raw = _b64(text + "=" * (-len(text) % 4), "nonce", 200)
+    raw = base64_field(text + "=" * (-len(text) % 4), "nonce", 200)
     if not limits.NONCE_MIN_BYTES <= len(raw) <= limits.NONCE_MAX_BYTES:
-        raise _invalid("nonce must be 32-96 bytes")
+        raise FieldRefused("nonce must be 32-96 bytes")
     return raw
-
-
-def _b64(value: object, name: str, max_chars: int) -> bytes:
-    if not isinstance(value, str):
-        raise _invalid(f"{name} must be a base64 string")
-    if len(value) > max_chars:
-        raise _invalid(f"{name} is longer than {max_chars} characters")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise _invalid(f"{name} is not valid base64") from None
-
-
-def _visible_text(value: object) -> str:
-    try:
-        return visibletext.from_base64(value, limits.MAX_USER_VISIBLE_DATA)
-    except visibletext.TextRefused as exc:
-        raise _invalid(f"userVisibleData: {exc.details}") from None
 
 
 def _personal_number(value: object) -> PersonalNumber | None:
