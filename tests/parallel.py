@@ -12,8 +12,10 @@ way this pytest no longer honours.
   lock: ADR 0018.) Without the option, in a parallel run they go to the first worker.
 - **installed**: the files that install the agent system-wide on its documented port.
 - every other file is a group of its own, so a module's fixtures are made once.
-- tests whose ids are not unique (schemathesis's, one per API operation) run in the
-  serial part too: xdist tells tests apart by id.
+- schemathesis names every operation's test alike; xdist tells tests apart by id, so
+  each gets its operation in its id (``…::test_generated_requests[POST /v1/auth]``) and
+  they run in parallel like the rest. Any other test whose id is not unique runs in the
+  serial part.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def group_of(nodeid: str) -> str:
 
 def _serial(items: list[pytest.Item]) -> set[str]:
     """The test ids of the serial part: the pcscd group, and tests whose ids are not
-    unique (schemathesis names every operation's test alike): xdist keeps tests by id, so
-    in a parallel run all but one of them would silently not run (28 did not)."""
+    unique: xdist keeps tests by id, so in a parallel run all but one of them would
+    silently not run (28 schemathesis tests did not, before their ids named their
+    operation)."""
     seen: dict[str, int] = {}
     for item in items:
         seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
@@ -69,6 +72,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ]
     if strays:
         raise pytest.UsageError(f"tests use pcscd outside its group (tests/parallel.py): {strays}")
+    for item in items:
+        operation = getattr(item, "operation_label", None)  # schemathesis's items
+        if isinstance(operation, str) and "[" not in item.nodeid and item.parent is not None:
+            item._id = item.parent.id.child(f"{item.name}[{operation}]")  # pytest 9's node id
     part = config.getoption("--part")
     if part != "all":
         serial = _serial(items)

@@ -47,7 +47,10 @@ def test_a_signature_needs_a_text_an_identification_may_have_one() -> None:
         ({"userVisibleData": 5}, "userVisibleData: not a base64 string"),
         ({"userVisibleDataFormat": {"a": 1}}, "userVisibleDataFormat must be"),
         ({"userVisibleDataFormat": "html"}, "userVisibleDataFormat must be"),
-        ({"userNonVisibleData": "x" * (MAX_USER_NON_VISIBLE_DATA + 4)}, "userNonVisibleData is longer than"),
+        (
+            {"userNonVisibleData": "x" * (MAX_USER_NON_VISIBLE_DATA + 4)},
+            "userNonVisibleData is longer than",
+        ),
         ({"userNonVisibleData": "%%%%"}, "userNonVisibleData is not valid base64"),
     ],
 )
