@@ -209,7 +209,7 @@ def test_install_update_uninstall_on_a_clean_home(
     assert removed.returncode == 0, removed.stderr
     assert f"kept your BankIDs and settings: {home.data / 'tokens'}" in removed.stdout
     assert _listening(PORT) == before_ports is False
-    credentials = {f for f in kept if f.startswith(".local/share/eid-agent/credentials/")}
+    credentials = {f for f in kept if f.startswith(".local/share/eid-agent/tokens/")}
     assert credentials and home.files() == before_files | credentials
     assert not command.exists() and not (home.data / "install").exists()
 
