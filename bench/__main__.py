@@ -25,6 +25,7 @@ from bench import (
     relay,
     tokens,
     updates,
+    xmlsig,
 )
 from bench.common import Figure
 from issuer import CertificateAuthority
@@ -67,6 +68,7 @@ def main() -> int:
             "fuzz",
             "relay",
             "pkcs11",
+            "xmlsig",
         ],  # below
         help="run only this group (repeatable); results.json is then not written",
     )
@@ -83,6 +85,7 @@ def main() -> int:
         "fuzz",
         "relay",
         "pkcs11",
+        "xmlsig",
     ]
     wanted = set(args.only or groups)
     if wanted & {"cards", "pkcs11"}:
@@ -120,6 +123,8 @@ def main() -> int:
             figures += relay.run(ca, now, Path(tmp))
         if "pkcs11" in wanted:
             figures += pkcs11.run(ca, Path(tmp), runs=args.runs)
+        if "xmlsig" in wanted:
+            figures += xmlsig.run(ca, now, runs=args.runs)
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:
