@@ -222,6 +222,9 @@ async def _serve(
     await runner.setup()
     handoff: asyncio.Server | None = None
     links = socket_path(config.data_dir)
+    # Before anything says "listening": a SIGTERM sent the moment the agent is seen ready
+    # stops it cleanly instead of killing it by default (it did, in a loaded CI run).
+    _on_signals(stop, front, updater, tasks)
     try:
         try:
             handoff = await serve_handoff(links, door.take)
@@ -264,7 +267,6 @@ async def _serve(
                 tokens=orders.tokens,
             )
             tasks.append(asyncio.create_task(tray.run()))
-        _on_signals(stop, front, updater, tasks)
         await stop.wait()
     finally:
         log.info("eid-agent stopping")
