@@ -1,5 +1,6 @@
-"""``eid-relay``: run the order relay (``serve``), or make a relying party's bearer token
-(``party-token``: the token is printed once, the relay keeps only its SHA-256).
+"""``eid-relay``: run the order relay (``serve``), make a relying party's development
+client certificate (``party-cert``), or its bearer token (``party-token``: the token is
+printed once, the relay keeps only its SHA-256).
 
 Exit status 0 = done, 1 = it could not run (said on stderr), 2 = the command line was
 wrong.
@@ -57,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8444, help="the port to listen on")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain for HTTPS")
     serve.add_argument("--tls-key", type=Path, help="PEM key for HTTPS")
+    serve.add_argument(
+        "--client-ca",
+        type=Path,
+        help="PEM: the CAs of relying parties' client certificates (asks clients for one)",
+    )
+    cert = commands.add_parser(
+        "party-cert", help="make a development client certificate for a relying party"
+    )
+    cert.add_argument("--config", type=Path, required=True, help="relay.toml (rp-ca/ beside it)")
+    cert.add_argument("--party", required=True, help="the party's id")
+    cert.add_argument("--out", type=Path, required=True, help="the folder to write it to")
+    cert.add_argument("--password", help="for the PKCS#12 file (default: one is made)")
+    cert.add_argument("--days", type=int, default=365, help="how long it is valid")
     commands.add_parser("party-token", help="make a bearer token for a relying party")
     return parser
 
@@ -84,8 +98,39 @@ def main(
             digest=hashlib.sha256(token.encode()).hexdigest(),
         )
         return 0
+    if args.command == "party-cert":
+        return _party_cert(args, say, out, err)
     log_to(err, logging.INFO)
     return _serve(args, say, err)
+
+
+def _party_cert(args: argparse.Namespace, say: Say, out: TextIO, err: TextIO) -> int:
+    from relay.config import PARTY_ID
+    from relay.partycert import make_party_certificate
+
+    if not PARTY_ID.match(args.party) or args.days <= 0:
+        say(err, Term.RELAY_BAD_PARTY_CERT)
+        return 2
+    password = args.password or secrets.token_urlsafe(12)
+    try:
+        made = make_party_certificate(
+            args.config.parent, args.party, args.out, password, dt.datetime.now(dt.UTC), args.days
+        )
+    except (OSError, ValueError) as exc:
+        say(err, Term.RELAY_TLS_UNREADABLE, detail=exc)
+        return 1
+    say(
+        out,
+        Term.RELAY_NEW_PARTY_CERT,
+        party=args.party,
+        cert=made.certificate,
+        key=made.key,
+        p12=made.pkcs12,
+        password=password,
+        digest=made.sha256,
+        ca=made.ca,
+    )
+    return 0
 
 
 def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
@@ -94,7 +139,7 @@ def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
     from relay.server import RelayServer, build_app
     from relay.store import OrderStore
 
-    if bool(args.tls_cert) != bool(args.tls_key):
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
         say(err, Term.RELAY_TLS_PAIR)
         return 2
     try:
@@ -107,6 +152,12 @@ def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
         try:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.client_ca:
+                # Asked for, not required: agents on the same listener present none.
+                # One that does not chain to these CAs, or has expired, ends the
+                # handshake; one that chains but is no party's is answered 401.
+                tls.load_verify_locations(cafile=args.client_ca)
+                tls.verify_mode = ssl.CERT_OPTIONAL
         except (OSError, ssl.SSLError) as exc:
             say(err, Term.RELAY_TLS_UNREADABLE, detail=exc)
             return 1

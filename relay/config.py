@@ -14,8 +14,13 @@ parties it serves (``relay.toml``, written by the organisation running it):
     [[party]]
     id = "shop"                                 # signed into every result for it
     name = "Exempelbutiken AB"                  # shown beside the relay's domain
-    token_sha256 = "9f86d0…"                    # of its bearer token; the token is not kept
+    client_cert_sha256 = "3a1f…"                # of its TLS client certificate (DER); a
+                                                # list while it rolls its certificate
+    token_sha256 = "9f86d0…"                    # or: of its bearer token (not kept)
     return_urls = ["https://shop.example/eid/return"]
+
+A party is known by its client certificate (``eid-relay serve --client-ca``: the CAs that
+issue them; ``eid-relay party-cert`` makes a development one), by a bearer token, or both.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from cryptography import x509
 
 from eidcore import policies, returnurl, visibletext
 
-__all__ = ["ConfigError", "Party", "RelayConfig", "load_config"]
+__all__ = ["PARTY_ID", "ConfigError", "Party", "RelayConfig", "load_config"]
 
 # The agent API needs no credentials (an autostart token or an agent secret is the
 # credential), so each address (an IPv6 /64) has a budget: an agent asks about once a
@@ -42,7 +47,8 @@ __all__ = ["ConfigError", "Party", "RelayConfig", "load_config"]
 # second each took SQLite's write lock.
 AGENT_BUDGET = (60.0, 20.0)  # 60 at once, then 20 a second
 
-_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ORIGIN = re.compile(
     r"^https?://[a-z0-9.-]+(:[1-9][0-9]{0,4})?$|^https?://\[[0-9a-f:.]+\](:[1-9][0-9]{0,4})?$"
 )
@@ -56,12 +62,13 @@ class ConfigError(ValueError):
 class Party:
     id: str
     name: str
-    token_sha256: str
+    token_sha256: str  # "" for a party known by its certificate only
     return_urls: tuple[str, ...] = ()
+    client_certs: frozenset[str] = frozenset()  # SHA-256 of each certificate's DER, hex
 
     def accepts(self, token: str) -> bool:
         digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        return hmac.compare_digest(digest, self.token_sha256)
+        return bool(self.token_sha256) and hmac.compare_digest(digest, self.token_sha256)
 
     def may_return_to(self, url: str) -> bool:
         """The same scheme, host, port and path as a registered URL; a query is the site's
@@ -84,6 +91,11 @@ class RelayConfig:
     parties: Mapping[str, Party]
     kind_policies: Mapping[str, str] = field(default_factory=policies.verifier_table)
     agent_budget: tuple[float, float] = AGENT_BUDGET  # (burst, per second); 0/s: none
+
+    def party_with(self, certificate: bytes) -> Party | None:
+        """The party whose client certificate (DER) this is."""
+        digest = hashlib.sha256(certificate).hexdigest()
+        return next((p for p in self.parties.values() if digest in p.client_certs), None)
 
     def party_for(self, token: str) -> Party | None:
         """The party whose bearer token this is (every party is compared: the time does
@@ -122,6 +134,9 @@ def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> Re
         party = _party(raw, where)
         if party.id in parties:
             raise ConfigError(f"{where}: party {party.id} twice")
+        shared = [p.id for p in parties.values() if p.client_certs & party.client_certs]
+        if shared:  # one certificate, one party: which it speaks for must not be a guess
+            raise ConfigError(f"{where}: party {party.id} has a certificate of {shared[0]}")
         parties[party.id] = party
     try:
         kinds = policies.verifier_table(
@@ -157,7 +172,7 @@ def _party(raw: object, where: str) -> Party:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: [[party]] must be a table")
     pid, name, digest = raw.get("id"), raw.get("name"), raw.get("token_sha256")
-    if not isinstance(pid, str) or not _PARTY_ID.match(pid):
+    if not isinstance(pid, str) or not PARTY_ID.match(pid):
         raise ConfigError(f"{where}: party id must be 1-64 of a-z 0-9 . _ -")
     if not isinstance(name, str):
         raise ConfigError(f"{where}: party {pid}: name must be text")
@@ -165,11 +180,21 @@ def _party(raw: object, where: str) -> Party:
         visibletext.check_name(name)
     except visibletext.TextRefused as exc:
         raise ConfigError(f"{where}: party {pid}: name: {exc.details}") from None
-    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+    if digest is not None and (not isinstance(digest, str) or not _SHA256.fullmatch(digest)):
         raise ConfigError(f"{where}: party {pid}: token_sha256 must be 64 hex digits")
+    certs = raw.get("client_cert_sha256", [])
+    certs = [certs] if isinstance(certs, str) else certs
+    if not isinstance(certs, list) or not all(
+        isinstance(c, str) and _SHA256.fullmatch(c) for c in certs
+    ):
+        raise ConfigError(
+            f"{where}: party {pid}: client_cert_sha256 must be 64 hex digits, or a list of them"
+        )
+    if digest is None and not certs:
+        raise ConfigError(f"{where}: party {pid}: give client_cert_sha256 or token_sha256")
     urls = raw.get("return_urls", [])
     if not isinstance(urls, list) or not all(_is_return_url(u) for u in urls):
         raise ConfigError(
             f"{where}: party {pid}: return_urls must be https URLs (http only on loopback)"
         )
-    return Party(pid, name, digest, tuple(urls))
+    return Party(pid, name, digest or "", tuple(urls), frozenset(certs))

@@ -43,7 +43,7 @@ def _post(summary: str, body: str, ok: str, *, party: bool) -> dict[str, Any]:
         "responses": responses,
     }
     if party:
-        operation["security"] = [{"party": []}]
+        operation["security"] = [{"partyCertificate": []}, {"party": []}]
     else:
         operation["security"] = []
     return operation
@@ -56,12 +56,15 @@ def document() -> dict[str, Any]:
             "title": "eid-agent order relay",
             "version": "1",  # the API's version (/rp/v1, /agent/v1), not the software's
             "description": "See docs/relay-api.md. /rp/v1: a relying party's server, with "
-            "its bearer token. /agent/v1: the person's agent, with the autostart token "
-            "and then the order's agent secret.",
+            "its TLS client certificate or its bearer token. /agent/v1: the person's agent, "
+            "with the autostart token and then the order's agent secret.",
         },
         "paths": _paths(),
         "components": {
-            "securitySchemes": {"party": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "partyCertificate": {"type": "mutualTLS"},
+                "party": {"type": "http", "scheme": "bearer"},
+            },
             "schemas": _schemas(),
         },
     }

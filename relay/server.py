@@ -186,13 +186,38 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 def _party(request: web.Request) -> Party:
-    """The relying party the bearer token belongs to. Raises: RelayError(unauthorized)."""
+    """The relying party the TLS client certificate or the bearer token belongs to.
+    A certificate that passed the handshake (``--client-ca``) but is no party's is
+    refused, whatever token comes with it.
+
+    Raises: RelayError(unauthorized)."""
+    config = request.app[SERVER].config
+    certificate = _client_certificate(request)
+    if certificate is not None:
+        party = config.party_with(certificate)
+        if party is None:
+            raise RelayError(ErrorCode.UNAUTHORIZED, "this client certificate is no party's")
+        return party
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    party = request.app[SERVER].config.party_for(token) if scheme == "Bearer" and token else None
+    party = config.party_for(token) if scheme == "Bearer" and token else None
     if party is None:
-        raise RelayError(ErrorCode.UNAUTHORIZED, "a relying party's bearer token is required")
+        raise RelayError(
+            ErrorCode.UNAUTHORIZED,
+            "a relying party's client certificate or bearer token is required",
+        )
     return party
+
+
+def _client_certificate(request: web.Request) -> bytes | None:
+    """The DER certificate the client presented in the TLS handshake (checked there
+    against ``--client-ca``), if it presented one."""
+    transport = request.transport
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    if tls is None:
+        return None
+    der = tls.getpeercert(binary_form=True)
+    return der if isinstance(der, bytes) and der else None
 
 
 # -- the relying-party API -----------------------------------------------------------------
