@@ -26,6 +26,7 @@ class Hint(enum.StrEnum):
     CERTIFICATE_ERR = "certificateErr"  # no usable BankID, or it was blocked
     START_FAILED = "startFailed"  # the agent could not start the order
     UPDATE_REQUIRED = "updateRequired"  # the agent may not be used until it is updated
+    NOT_SUPPORTED = "notSupportedByUserApp"  # asked what no agent can do (BankID's word)
 
 
 class PhaseWords(enum.Enum):

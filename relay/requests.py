@@ -30,11 +30,13 @@ __all__ = [
     "ErrorCode",
     "OrderStart",
     "RelayError",
+    "ip_address",
     "parse_json",
     "parse_ref",
     "parse_report",
     "parse_start",
     "parse_token",
+    "return_url",
 ]
 
 MAX_BODY_BYTES = 512 * 1024  # the two data limits below, and a completion, with room
@@ -49,6 +51,7 @@ TOKEN_KINDS = frozenset({"file", "card", "token"})
 
 class ErrorCode(enum.StrEnum):
     INVALID_PARAMETERS = "invalidParameters"
+    ALREADY_IN_PROGRESS = "alreadyInProgress"  # v6: an order for that number is pending
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "notFound"
     METHOD_NOT_ALLOWED = "methodNotAllowed"
@@ -63,6 +66,7 @@ class ErrorCode(enum.StrEnum):
 
 STATUS = {
     ErrorCode.INVALID_PARAMETERS: 400,
+    ErrorCode.ALREADY_IN_PROGRESS: 400,
     ErrorCode.VERIFICATION_FAILED: 400,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.NOT_FOUND: 404,
@@ -213,6 +217,16 @@ def _ref(value: object) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_REF:
         raise _invalid("orderRef must be a short string")
     return value
+
+
+def ip_address(value: object) -> str:
+    """``endUserIp``, as both APIs take it. Raises: RelayError(invalidParameters)."""
+    return _ip(value)
+
+
+def return_url(value: object) -> str | None:
+    """``returnUrl``, as both APIs take it. Raises: RelayError(invalidParameters)."""
+    return _return_url(value)
 
 
 def _ip(value: object) -> str:

@@ -53,6 +53,7 @@ class Phase(PhaseWords):
     CERTIFICATE_ERR = (Status.FAILED, Hint.CERTIFICATE_ERR)
     START_FAILED = (Status.FAILED, Hint.START_FAILED)
     UPDATE_REQUIRED = (Status.FAILED, Hint.UPDATE_REQUIRED)  # blocked, too old, too long unchecked
+    NOT_SUPPORTED = (Status.FAILED, Hint.NOT_SUPPORTED)  # asked for what no agent can do
 
 
 class Event(enum.Enum):
@@ -65,6 +66,7 @@ class Event(enum.Enum):
     AGENT_OUTDATED = "updateRequired"  # the agent refuses orders until it is updated
     RP_CANCEL = "rpCancel"
     NOT_STARTED = "notStarted"  # the token was not fetched in time
+    NOT_SUPPORTED = "notSupported"  # the site asked for what no agent can do (mrtd)
     EXPIRE = "expire"
 
 
@@ -74,6 +76,7 @@ _WITH_AGENT = (Phase.STARTED, Phase.USER_SIGN)
 TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.OUTSTANDING, Event.FETCHED): Phase.STARTED,
     (Phase.OUTSTANDING, Event.NOT_STARTED): Phase.START_FAILED,
+    (Phase.OUTSTANDING, Event.NOT_SUPPORTED): Phase.NOT_SUPPORTED,
     **{(p, Event.USER_SIGN): Phase.USER_SIGN for p in _WITH_AGENT},
     **{(p, Event.COMPLETED): Phase.COMPLETE for p in _WITH_AGENT},
     **{(p, Event.USER_CANCEL): Phase.USER_CANCELLED for p in _WITH_AGENT},

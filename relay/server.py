@@ -24,19 +24,21 @@ from typing import Any
 from aiohttp import web
 
 import rp
+from eidcore import policies
 from eidcore.db import DatabaseError
 from eidcore.jsonapi import ApiError, ErrorShell, error_response
 from eidcore.listener import peer_key
 from eidcore.ratelimit import RateLimiter
 from eidcore.signeddata import OrderKind, b64url
 from eidcore.status import Hint
-from relay import rules
+from relay import rules, v6
 from relay.config import Party, RelayConfig
 from relay.requests import (
     BODY_DEADLINE,
     MAX_BODY_BYTES,
     MAX_TRACKED_ADDRESSES,
     ErrorCode,
+    OrderStart,
     RelayError,
     parse_json,
     parse_ref,
@@ -111,6 +113,13 @@ def build_app(server: RelayServer) -> web.Application:
     app.router.add_post("/rp/v1/sign", _sign)
     app.router.add_post("/rp/v1/collect", _collect)
     app.router.add_post("/rp/v1/cancel", _cancel)
+    for name, handler in (
+        ("auth", _v6_auth),
+        ("sign", _v6_sign),
+        ("collect", _v6_collect),
+        ("cancel", _v6_cancel),
+    ):
+        app.router.add_post(f"{v6.PATH}/{name}", handler)
     app.router.add_post("/agent/v1/order", _agent_order)
     app.router.add_post("/agent/v1/progress", _agent_progress)
     app.router.add_post("/agent/v1/complete", _agent_complete)
@@ -237,6 +246,15 @@ async def _start(request: web.Request, kind: OrderKind) -> web.Response:
     start = parse_start(kind, await _body(request))
     if start.return_url is not None and not party.may_return_to(start.return_url):
         raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
+    order, token = _new_order(server, party, kind, start)
+    await server.run(lambda: server.store.add(order))
+    log.info("order %s started for %s (%s)", order.ref, party.id, kind)
+    return web.json_response({"orderRef": order.ref, "autoStartToken": token})
+
+
+def _new_order(
+    server: RelayServer, party: Party, kind: OrderKind, start: OrderStart
+) -> tuple[RelayOrder, str]:
     token = server.new_token()
     order = RelayOrder(
         ref=server.new_ref(),
@@ -253,18 +271,20 @@ async def _start(request: web.Request, kind: OrderKind) -> web.Response:
         personal_number=start.personal_number,
         token_kinds=start.token_kinds,
     )
-    await server.run(lambda: server.store.add(order))
-    log.info("order %s started for %s (%s)", order.ref, party.id, kind)
-    return web.json_response({"orderRef": order.ref, "autoStartToken": token})
+    return order, token
 
 
-async def _own_order(request: web.Request) -> tuple[RelayOrder, Party]:
+async def _own_order(
+    request: web.Request, missing: ErrorCode = ErrorCode.NOT_FOUND
+) -> tuple[RelayOrder, Party]:
+    """``missing``: how an unknown, another party's or forgotten order is answered
+    (v6: invalidParameters; 404 is for a wrong path only)."""
     server = request.app[SERVER]
     party = _party(request)
     ref = parse_ref(await _body(request))
     order = await server.run(lambda: server.store.get(ref, server.clock()))
     if order is None or order.party != party.id:  # another party's order does not exist
-        raise RelayError(ErrorCode.NOT_FOUND, "no such order")
+        raise RelayError(missing, "no such order")
     return order, party
 
 
@@ -282,9 +302,9 @@ def collect_wire(order: RelayOrder) -> dict[str, object]:
     return wire
 
 
-async def _cancel(request: web.Request) -> web.Response:
+async def _cancel(request: web.Request, missing: ErrorCode = ErrorCode.NOT_FOUND) -> web.Response:
     server = request.app[SERVER]
-    order, _ = await _own_order(request)
+    order, _ = await _own_order(request, missing)
 
     def cancel(o: RelayOrder) -> RelayOrder:
         return rules.advance(o, Event.RP_CANCEL, server.clock())
@@ -292,8 +312,79 @@ async def _cancel(request: web.Request) -> web.Response:
     try:
         await server.run(lambda: server.store.change(order.ref, cancel, server.clock()))
     except IllegalTransition:
-        raise RelayError(ErrorCode.NOT_FOUND, "the order has ended") from None
+        raise RelayError(missing, "the order has ended") from None
     return web.json_response({})
+
+
+# -- the relying-party API as BankID's v6.0 (relay/v6.py) --------------------------------
+
+
+async def _v6_auth(request: web.Request) -> web.Response:
+    return await _v6_start(request, OrderKind.AUTH)
+
+
+async def _v6_sign(request: web.Request) -> web.Response:
+    return await _v6_start(request, OrderKind.SIGN)
+
+
+async def _v6_start(request: web.Request, kind: OrderKind) -> web.Response:
+    server = request.app[SERVER]
+    party = _party(request)
+    parsed = v6.parse_start(kind, await _body(request))
+    start = parsed.start
+    if start.return_url is not None and not party.may_return_to(start.return_url):
+        raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
+    start = replace(start, token_kinds=_kinds(parsed, server.config.kind_policies))
+    order, token = _new_order(server, party, kind, start)
+    if parsed.unsupported is not None:  # as BankID's app that cannot: the order fails
+        order = rules.advance(order, Event.NOT_SUPPORTED, server.clock())
+        order = replace(order, token_hash=None)
+
+    def cancel(o: RelayOrder) -> RelayOrder:
+        return rules.advance(o, Event.RP_CANCEL, server.clock())
+
+    busy = await server.run(lambda: server.store.add_alone(order, cancel, server.clock()))
+    if busy:
+        log.info("orders %s cancelled: %s started another for the same person", busy, party.id)
+        raise RelayError(ErrorCode.ALREADY_IN_PROGRESS, "an order for this person is pending")
+    log.info("order %s started for %s (%s, v6)", order.ref, party.id, kind)
+    return web.json_response(v6.started(order.ref, token))
+
+
+def _kinds(parsed: v6.StartV6, table: Mapping[str, str]) -> tuple[str, ...]:
+    """The kinds of BankID the order allows: ``cardReader`` means a card;
+    ``certificatePolicies`` the kinds of those policies in the relay's table.
+
+    Raises: RelayError(invalidParameters) for a policy no issuer here has, or a
+    ``cardReader`` with policies that are no card's."""
+    kinds = set(parsed.start.token_kinds) or set(policies.KINDS)
+    if parsed.policies:
+        unknown = [p for p in parsed.policies if p not in table]
+        if unknown:
+            raise RelayError(
+                ErrorCode.INVALID_PARAMETERS,
+                f"requirement.certificatePolicies: {unknown[0][:64]} is no policy of this "
+                "relay's issuers",
+            )
+        kinds &= {table[p] for p in parsed.policies}
+        if not kinds:
+            raise RelayError(
+                ErrorCode.INVALID_PARAMETERS, "requirement: cardReader needs a card's policy"
+            )
+    return () if kinds == set(policies.KINDS) else tuple(sorted(kinds))
+
+
+async def _v6_collect(request: web.Request) -> web.Response:
+    order, _ = await _own_order(request, ErrorCode.INVALID_PARAMETERS)
+    wire = collect_wire(order)
+    hint = v6.hint_word(order.phase.hint)
+    if hint is not None:
+        wire["hintCode"] = hint
+    return web.json_response(wire)
+
+
+async def _v6_cancel(request: web.Request) -> web.Response:
+    return await _cancel(request, ErrorCode.INVALID_PARAMETERS)
 
 
 # -- the agent API -------------------------------------------------------------------------

@@ -132,6 +132,29 @@ class OrderStore:
         with self._db.transaction() as tx:
             tx.run(f"INSERT INTO relay_orders ({_COLUMNS}) VALUES ({marks})", _row(order))  # noqa: S608
 
+    def add_alone(
+        self, order: RelayOrder, cancel: Callable[[RelayOrder], RelayOrder], now: dt.datetime
+    ) -> list[str]:
+        """Add ``order`` unless its party has an order pending for the same personal
+        number: then that one is cancelled (``cancel``), its refs are returned and
+        ``order`` is not added (BankID's ``alreadyInProgress``). One transaction; two
+        starts at once on PostgreSQL may both pass (no row to lock yet)."""
+        with self._db.transaction() as tx:
+            if order.personal_number is not None:
+                rows = tx.all(
+                    f"SELECT {_COLUMNS} FROM relay_orders "  # noqa: S608
+                    "WHERE party = ? AND personal_number = ?{lock}",
+                    (order.party, order.personal_number),
+                )
+                busy = [o for o in map(_order, rows) if current(o, now).phase.pending]
+                if busy:
+                    for other in busy:
+                        self._write(tx, other, cancel, now)
+                    return [o.ref for o in busy]
+            marks = ", ".join("?" * len(_row(order)))
+            tx.run(f"INSERT INTO relay_orders ({_COLUMNS}) VALUES ({marks})", _row(order))  # noqa: S608
+            return []
+
     def get(self, ref: str, now: dt.datetime) -> RelayOrder | None:
         with self._db.read() as tx:
             row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE ref = ?", (ref,))  # noqa: S608

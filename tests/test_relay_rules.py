@@ -35,6 +35,7 @@ WITH_AGENT = [Phase.STARTED, Phase.USER_SIGN]
 EXPECTED: dict[tuple[Phase, Event], Phase] = {
     (Phase.OUTSTANDING, Event.FETCHED): Phase.STARTED,
     (Phase.OUTSTANDING, Event.NOT_STARTED): Phase.START_FAILED,
+    (Phase.OUTSTANDING, Event.NOT_SUPPORTED): Phase.NOT_SUPPORTED,
     **{(p, Event.USER_SIGN): Phase.USER_SIGN for p in WITH_AGENT},
     **{(p, Event.COMPLETED): Phase.COMPLETE for p in WITH_AGENT},
     **{(p, Event.USER_CANCEL): Phase.USER_CANCELLED for p in WITH_AGENT},

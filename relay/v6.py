@@ -1,0 +1,166 @@
+"""The relying-party API as BankID's v6.0 speaks it (``/rp/v6.0/…``), so a site's existing
+BankID library works by changing its base URL, its client certificate and the CA it
+trusts. Pure: the bodies in, the values the relay's driver uses out, and the answers'
+shapes. docs/relay-api.md says, for each field, what the relay does with it.
+
+What differs from the relay's own ``/rp/v1``: BankID's request fields (``requirement``
+with ``certificatePolicies``, ``cardReader``, ``pinCode``, ``mrtd``; ``web``, ``app``,
+``returnRisk``); the start answer has ``qrStartToken`` and ``qrStartSecret``; an order
+that is unknown, another party's, ended or no longer kept is ``400 invalidParameters``
+(``404`` is for a wrong path only); the agent's ``updateRequired`` reads as BankID's
+``notSupportedByUserApp``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eidcore.fields import FieldRefused, shown_and_signed
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+from eidcore.signeddata import OrderKind
+from eidcore.status import Hint
+from relay.requests import ErrorCode, OrderStart, RelayError, ip_address, return_url
+
+__all__ = [
+    "PATH",
+    "StartV6",
+    "hint_word",
+    "parse_start",
+    "started",
+]
+
+PATH = "/rp/v6.0"
+_START_FIELDS = {
+    "endUserIp",
+    "returnUrl",
+    "returnRisk",
+    "userVisibleData",
+    "userVisibleDataFormat",
+    "web",
+    "app",
+    "requirement",
+}
+_SIGN_FIELDS = _START_FIELDS | {"userNonVisibleData"}
+_REQUIREMENT = {"pinCode", "mrtd", "cardReader", "certificatePolicies", "personalNumber"}
+_WEB = {"referringDomain": 256, "userAgent": 256, "deviceIdentifier": 64}
+_APP = {"appIdentifier": 256, "deviceOS": 256, "deviceModelName": 256, "deviceIdentifier": 64}
+_MAX_POLICIES = 16
+
+
+@dataclass(frozen=True)
+class StartV6:
+    """A v6 start, validated. ``start`` is what the relay keeps (its ``token_kinds`` from
+    ``cardReader``); ``policies``: ``requirement.certificatePolicies``, which the driver
+    turns into kinds with the relay's table; ``unsupported``: what no agent can do
+    (``mrtd``; ``cardReader: class2``, a reader with its own PIN pad), for which the order
+    fails as BankID's app fails it."""
+
+    start: OrderStart
+    policies: tuple[str, ...] = ()
+    unsupported: str | None = None
+
+
+def _invalid(details: str) -> RelayError:
+    return RelayError(ErrorCode.INVALID_PARAMETERS, details)
+
+
+def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
+    """Raises: RelayError(invalidParameters) naming the field."""
+    allowed = _START_FIELDS if kind is OrderKind.AUTH else _SIGN_FIELDS
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _invalid(f"unknown field: {unknown[0]}")
+    try:
+        data = shown_and_signed(kind, body)
+    except FieldRefused as exc:
+        raise _invalid(exc.details) from None
+    if not isinstance(body.get("returnRisk", False), bool):
+        raise _invalid("returnRisk must be true or false")
+    _strings(body.get("web"), "web", _WEB)
+    _strings(body.get("app"), "app", _APP)
+    number, policies, reader, unsupported = _requirement(body.get("requirement"))
+    return StartV6(
+        start=OrderStart(
+            kind=kind,
+            end_user_ip=ip_address(body.get("endUserIp")),
+            return_url=return_url(body.get("returnUrl")),
+            visible=data.visible,
+            visible_format=data.visible_format,
+            non_visible=data.non_visible,
+            personal_number=number,
+            token_kinds=("card",) if reader else (),
+        ),
+        policies=policies,
+        unsupported=unsupported,
+    )
+
+
+def _strings(value: object, name: str, fields: Mapping[str, int]) -> None:
+    """``web`` and ``app``: what the site saw of the person's device. Checked, not kept:
+    the relay computes no risk from them (docs/relay-api.md)."""
+    if value is None:
+        return
+    if not isinstance(value, dict) or not set(value) <= set(fields):
+        raise _invalid(f"{name} takes {', '.join(fields)}")
+    for key, text in value.items():
+        if not isinstance(text, str) or len(text) > fields[key]:
+            raise _invalid(f"{name}.{key} must be text of at most {fields[key]} characters")
+
+
+def _requirement(value: object) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
+    """(personal number, policy OIDs, card reader class, what cannot be done)."""
+    if value is None:
+        return None, (), None, None
+    if not isinstance(value, dict) or not set(value) <= _REQUIREMENT:
+        raise _invalid(f"requirement takes {', '.join(sorted(_REQUIREMENT))}")
+    for flag in ("pinCode", "mrtd"):
+        if not isinstance(value.get(flag, False), bool):
+            raise _invalid(f"requirement.{flag} must be true or false")
+    number = value.get("personalNumber")
+    if number is not None:
+        if not isinstance(number, str):
+            raise _invalid("requirement.personalNumber must be a string of 12 digits")
+        try:
+            number = str(PersonalNumber.parse(number))
+        except InvalidPersonalNumber as exc:
+            raise _invalid(f"requirement.personalNumber: 12 digits ({exc.reason})") from None
+    policies = value.get("certificatePolicies", [])
+    if (
+        not isinstance(policies, list)
+        or len(policies) > _MAX_POLICIES
+        or not all(isinstance(p, str) and 0 < len(p) <= 128 for p in policies)
+    ):
+        raise _invalid(f"requirement.certificatePolicies must be up to {_MAX_POLICIES} OIDs")
+    reader = value.get("cardReader")
+    if reader not in (None, "class1", "class2"):
+        raise _invalid("requirement.cardReader must be class1 or class2")
+    unsupported = None
+    if value.get("mrtd", False):
+        unsupported = "mrtd"  # checking a passport: no agent can
+    elif reader == "class2":
+        unsupported = "cardReader class2"  # the PIN on the reader's own pad: not here
+    # pinCode: every BankID here is used with its password or PIN already
+    return number, tuple(policies), reader, unsupported
+
+
+def started(ref: str, token: str, new_uuid: Callable[[], uuid.UUID] = uuid.uuid4) -> dict[str, str]:
+    """The start answer. ``qrStartToken`` and ``qrStartSecret`` are there so that pages
+    and libraries that draw BankID's animated QR code keep working; a scanned code does
+    nothing here today (the agent starts from the link, on the same computer)."""
+    return {
+        "orderRef": ref,
+        "autoStartToken": token,
+        "qrStartToken": str(new_uuid()),
+        "qrStartSecret": str(new_uuid()),
+    }
+
+
+def hint_word(hint: Hint | None) -> str | None:
+    """A hint as BankID's v6 names it: an agent that must be updated first is an app that
+    cannot do the order (``notSupportedByUserApp``)."""
+    if hint is Hint.UPDATE_REQUIRED:
+        return "notSupportedByUserApp"
+    return None if hint is None else hint.value

@@ -1,0 +1,206 @@
+"""The relay's BankID v6.0 API driven by a client library nobody here wrote — pybankid,
+sync and async — with a relying party's TLS client certificate, and the person's real
+agent (``eid-agent open LINK`` in the console, the password typed) completing the order.
+Only the base URL, the certificate and the CA differ from a site talking to BankID."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from bankid import BankIDAsyncClient, BankIDClient
+from bankid.exceptions import BankIDError, InvalidParametersError
+
+from issuer import CertificateAuthority
+from tests.agent_process import BIN
+from tests.conftest import ANNA
+from tests.door_kit import link, open_link
+from tests.relay_kit import RETURN
+from tests.relay_process_kit import RelayProcess, free_port
+
+# pybankid's constructors build an httpx client with ``cert=``, which httpx deprecates;
+# the sites here replace that client with one whose TLS context holds the certificate.
+pytestmark = pytest.mark.filterwarnings("ignore:`cert=...` is deprecated:DeprecationWarning")
+
+BIDI = base64.b64encode("a\u202eb".encode()).decode()  # a right-to-left override
+ENDPOINTS = ("auth", "phone/auth", "sign", "phone/sign", "collect", "cancel")
+
+
+class Site:
+    """A site's BankID client, pointed at the relay as docs/relay-api.md says."""
+
+    def __init__(self, port: int, server_ca: Path, cert: tuple[Path, Path]) -> None:
+        self.base = f"https://127.0.0.1:{port}/rp/v6.0/"
+        self.context = ssl.create_default_context(cafile=str(server_ca))
+        self.context.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.cert = (str(cert[0]), str(cert[1]))
+
+    def _point(self, client: BankIDClient | BankIDAsyncClient) -> None:
+        for name in ENDPOINTS:
+            attribute = "_" + name.replace("/", "_") + "_endpoint"
+            setattr(client, attribute, self.base + name)
+
+    def sync(self) -> BankIDClient:
+        client = BankIDClient(certificates=self.cert, test_server=True)
+        self._point(client)
+        client.client = httpx.Client(
+            verify=self.context, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        return client
+
+    def asynchronous(self) -> BankIDAsyncClient:
+        client = BankIDAsyncClient(certificates=self.cert, test_server=True)
+        self._point(client)
+        client.client = httpx.AsyncClient(
+            verify=self.context, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        return client
+
+
+@pytest.fixture
+def site(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
+) -> Iterator[tuple[Site, RelayProcess]]:
+    port = free_port()
+    folder = tmp_path / "relay"
+    folder.mkdir()
+    (folder / "issuer-root.pem").write_bytes(_pem(ca))
+    config = folder / "relay.toml"
+    config.write_text(f'origin = "https://127.0.0.1:{port}"\ntrust = ["issuer-root.pem"]\n')
+    argv = ["party-cert", "--config", str(config), "--party", "shop", "--password", "pw"]
+    made = subprocess.run(
+        [str(BIN / "eid-relay"), *argv, "--out", str(tmp_path / "certs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    sha = next(x for x in made.splitlines() if "client_cert_sha256" in x).split('"')[1]
+    config.write_text(
+        config.read_text() + f'\n[[party]]\nid = "shop"\nname = "Exempelbutiken AB"\n'
+        f'client_cert_sha256 = "{sha}"\nreturn_urls = ["{RETURN}"]\n'
+    )
+    (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{port}"]\n')
+    process = RelayProcess(
+        config,
+        f"sqlite:///{tmp_path / 'relay.db'}",
+        tls,
+        "--client-ca",
+        str(folder / "rp-ca" / "ca.pem"),
+        port=port,
+    )
+    certs = (tmp_path / "certs" / "shop.pem", tmp_path / "certs" / "shop.key")
+    yield Site(port, tls[0], certs), process
+    if process.proc.poll() is None:
+        assert "Traceback" not in process.stop()
+
+
+def _pem(ca: CertificateAuthority) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return ca.root_certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_pybankid_auth_to_complete_with_the_real_agent(
+    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path]
+) -> None:
+    client_site, process = site
+    client = client_site.sync()
+    started = client.authenticate(end_user_ip="192.0.2.1")
+    assert set(started) == {"orderRef", "autoStartToken", "qrStartToken", "qrStartSecret"}
+    pending = client.collect(started["orderRef"])
+    assert (pending["status"], pending["hintCode"]) == ("pending", "outstandingTransaction")
+    server = f"https://127.0.0.1:{process.port}"
+    done = open_link(link(started["autoStartToken"], server), person, tls)
+    assert done.returncode == 0, done.stderr
+    collected = client.collect(started["orderRef"])
+    assert collected["status"] == "complete", collected
+    user = collected["completionData"]["user"]
+    assert user["personalNumber"] == str(ANNA.personal_number)
+
+
+def test_pybankid_sign_with_text_and_cancel(
+    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path]
+) -> None:
+    client_site, process = site
+    client = client_site.sync()
+    text = "Jag godkänner köpet av en cykel för 4 995 kr."
+    started = client.sign(
+        end_user_ip="192.0.2.1", user_visible_data=text, user_non_visible_data="order 17"
+    )
+    server = f"https://127.0.0.1:{process.port}"
+    done = open_link(link(started["autoStartToken"], server), person, tls)
+    assert done.returncode == 0, done.stderr
+    assert text in done.stderr  # the console showed exactly the text the site sent
+    assert client.collect(started["orderRef"])["status"] == "complete"
+    # cancel answers {} and the order then reads cancelled; cancelling it again is refused
+    other = client.authenticate(end_user_ip="192.0.2.1")
+    assert client.cancel(other["orderRef"]) is True
+    assert client.collect(other["orderRef"])["hintCode"] == "cancelled"
+    with pytest.raises(InvalidParametersError):
+        client.cancel(other["orderRef"])
+
+
+def test_pybankid_wrong_order_refs_and_two_orders_for_one_person(
+    site: tuple[Site, RelayProcess],
+) -> None:
+    client = site[0].sync()
+    for ref in ("8b0e9c2e-0000-4000-8000-000000000000", "x" * 64):
+        with pytest.raises(InvalidParametersError):
+            client.collect(ref)
+    number = str(ANNA.personal_number)
+    first = client.authenticate(end_user_ip="192.0.2.1", requirement={"personalNumber": number})
+    with pytest.raises(BankIDError) as caught:
+        client.authenticate(end_user_ip="192.0.2.1", requirement={"personalNumber": number})
+    assert type(caught.value).__name__ == "AlreadyInProgressError"
+    assert client.collect(first["orderRef"])["hintCode"] == "cancelled"  # as BankID does
+
+
+def test_pybankid_async_and_what_no_agent_can_do(site: tuple[Site, RelayProcess]) -> None:
+    async def run() -> None:
+        client = site[0].asynchronous()
+        started = await client.authenticate(end_user_ip="192.0.2.1", requirement={"mrtd": True})
+        failed = await client.collect(started["orderRef"])
+        assert (failed["status"], failed["hintCode"]) == ("failed", "notSupportedByUserApp")
+        with pytest.raises(InvalidParametersError):
+            await client.authenticate(
+                end_user_ip="192.0.2.1", requirement={"certificatePolicies": ["1.2.752.78.1.5"]}
+            )
+        await client.client.aclose()
+
+    asyncio.run(run())
+
+
+def test_unknown_fields_and_hostile_values_are_refused_by_name(
+    site: tuple[Site, RelayProcess],
+) -> None:
+    client = site[0].sync()
+    for body, said in (
+        ({"endUserIp": "192.0.2.1", "web": {"userAgent": "x" * 300}}, "web.userAgent"),
+        ({"endUserIp": "192.0.2.1", "requirement": {"cardReader": "class3"}}, "cardReader"),
+        ({"endUserIp": "192.0.2.1", "returnRisk": "yes"}, "returnRisk"),
+        ({"endUserIp": "192.0.2.1", "personalNumber": "198112189876"}, "unknown field"),
+        ({"endUserIp": "not an address"}, "endUserIp"),
+        (
+            {
+                "endUserIp": "192.0.2.1",
+                "userVisibleData": base64.b64encode("a\u202eb".encode()).decode(),
+            },
+            "userVisibleData",
+        ),
+    ):
+        answer = client.client.post(client_base(client) + "auth", json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["errorCode"] == "invalidParameters"
+        assert said in answer.json()["details"], answer.json()
+    assert client.collect(client.authenticate(end_user_ip="192.0.2.1")["orderRef"])
+
+
+def client_base(client: BankIDClient) -> str:
+    return str(client._auth_endpoint).removesuffix("auth")
