@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -204,3 +205,35 @@ def test_unknown_fields_and_hostile_values_are_refused_by_name(
 
 def client_base(client: BankIDClient) -> str:
     return str(client._auth_endpoint).removesuffix("auth")
+
+
+def test_bankid6_start_collect_to_complete(
+    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path]
+) -> None:
+    """bankid6 (requests underneath) with its production settings pointed at the relay:
+    its certificate pair and CA files, then its base URL. requests lets
+    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override ``verify``: they must be unset."""
+    from bankid6 import BankIdClient
+
+    client_site, process = site
+    saved = {
+        k: os.environ.pop(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if k in os.environ
+    }
+    try:
+        client = BankIdClient(
+            prod_env=True,
+            cert_pem=client_site.cert[0],
+            key_pem=client_site.cert[1],
+            ca_pem=str(tls[0]),
+        )
+        client.api_url = client_site.base
+        started = client.auth(endUserIp="192.0.2.1")
+        assert client.collect().hintCode == "outstandingTransaction"
+        server = f"https://127.0.0.1:{process.port}"
+        done = open_link(link(started.autoStartToken, server), person, tls)
+        assert done.returncode == 0, done.stderr
+        collected = client.collect()
+        assert collected.status == "complete"
+        assert collected.completionData.user.personalNumber == str(ANNA.personal_number)
+    finally:
+        os.environ.update(saved)
