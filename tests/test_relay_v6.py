@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import ssl
 import subprocess
@@ -237,3 +238,54 @@ def test_bankid6_start_collect_to_complete(
         assert collected.completionData.user.personalNumber == str(ANNA.personal_number)
     finally:
         os.environ.update(saved)
+
+
+NODE_CLIENT = Path(__file__).parent / "node" / "bankid-client.cjs"  # ./dev setup: npm ci
+
+
+def _node(
+    site: Site, tls: tuple[Path, Path], *command: str, background: bool = False
+) -> subprocess.Popen[str] | dict[str, object]:
+    pfx = str(Path(site.cert[0]).with_suffix(".p12"))
+    argv = ["node", str(NODE_CLIENT), site.base, pfx, "pw", str(tls[0]), *command]
+    if background:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.parametrize("kind", ["auth", "sign"])
+def test_npm_bankid_to_complete_with_await_pending_collect(
+    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path], kind: str
+) -> None:
+    """npm ``bankid`` 3.2.1's BankIdClientV6 in production mode with a PKCS#12 client
+    certificate: it starts the order, draws BankID's QR text from the two QR values, and
+    its ``awaitPendingCollect`` resolves when the person's agent has completed."""
+    client_site, process = site
+    text = "Köp av **cykel**, 4 995 kr"
+    started = _node(client_site, tls, *(("auth",) if kind == "auth" else ("sign", text)))
+    assert isinstance(started, dict)
+    assert str(started["qrText"]).startswith(f"bankid.{started['qrStartToken']}.0.")
+    waiting = _node(client_site, tls, "await", str(started["orderRef"]), background=True)
+    assert isinstance(waiting, subprocess.Popen)
+    server = f"https://127.0.0.1:{process.port}"
+    done = open_link(link(str(started["autoStartToken"]), server), person, tls)
+    assert done.returncode == 0, done.stderr
+    out, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 0, out + err
+    collected = json.loads(out)
+    assert collected["status"] == "complete"
+    assert collected["completionData"]["user"]["personalNumber"] == str(ANNA.personal_number)
+
+
+def test_npm_bankid_sees_bankids_errors(
+    site: tuple[Site, RelayProcess], tls: tuple[Path, Path]
+) -> None:
+    client_site, _ = site
+    pfx = str(Path(client_site.cert[0]).with_suffix(".p12"))
+    argv = ["node", str(NODE_CLIENT), client_site.base, pfx, "pw", str(tls[0]), "cancel", "x" * 36]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["errorCode"] == "invalidParameters"
