@@ -12,6 +12,7 @@ from typing import Any
 from eidcore import fields
 from eidcore.status import Hint, Status
 from relay import requests as limits
+from relay import v6
 from relay.requests import STATUS, ErrorCode
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "relay-openapi.json"
@@ -55,9 +56,10 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "eid-agent order relay",
             "version": "1",  # the API's version (/rp/v1, /agent/v1), not the software's
-            "description": "See docs/relay-api.md. /rp/v1: a relying party's server, with "
-            "its TLS client certificate or its bearer token. /agent/v1: the person's agent, "
-            "with the autostart token and then the order's agent secret.",
+            "description": "See docs/relay-api.md. /rp/v6.0: BankID's relying-party API "
+            "v6.0, for sites that already speak it; /rp/v1: the relay's own. Both take the "
+            "party's TLS client certificate or its bearer token. /agent/v1: the person's "
+            "agent, with the autostart token and then the order's agent secret.",
         },
         "paths": _paths(),
         "components": {
@@ -76,6 +78,16 @@ def _paths() -> dict[str, Any]:
         ("/rp/v1/sign", "Start a signature", "SignRequest", "Started", True),
         ("/rp/v1/collect", "Poll an order", "OrderRef", "Collect", True),
         ("/rp/v1/cancel", "Cancel an order", "OrderRef", "Empty", True),
+        (
+            f"{v6.PATH}/auth",
+            "Start an identification (BankID v6.0)",
+            "V6AuthRequest",
+            "V6Started",
+            True,
+        ),
+        (f"{v6.PATH}/sign", "Start a signature (BankID v6.0)", "V6SignRequest", "V6Started", True),
+        (f"{v6.PATH}/collect", "Poll an order (BankID v6.0)", "OrderRef", "Collect", True),
+        (f"{v6.PATH}/cancel", "Cancel an order (BankID v6.0)", "OrderRef", "Empty", True),
         (
             "/agent/v1/order",
             "Fetch an order with its autostart token",
@@ -127,7 +139,68 @@ def _schemas() -> dict[str, Any]:
         },
     }
     hints = {"enum": [h.value for h in Hint]}
+    text = {"type": "string", "maxLength": 256}
+    v6_start = {
+        **{k: v for k, v in start.items() if k != "requirement"},
+        "returnRisk": {"type": "boolean"},
+        "web": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"referringDomain": text, "userAgent": text, "deviceIdentifier": text},
+        },
+        "app": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "appIdentifier": text,
+                "deviceOS": text,
+                "deviceModelName": text,
+                "deviceIdentifier": text,
+            },
+        },
+        "requirement": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "pinCode": {"type": "boolean"},
+                "mrtd": {"type": "boolean"},
+                "cardReader": {"enum": ["class1", "class2"]},
+                "certificatePolicies": {
+                    "type": "array",
+                    "maxItems": 16,
+                    "items": {"type": "string", "maxLength": 128},
+                    "description": "policy OIDs of the relay's issuers (eidcore/policies.py)",
+                },
+                "personalNumber": {"type": "string", "pattern": "^[0-9]{12}$"},
+            },
+        },
+    }
     return {
+        "V6AuthRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": v6_start,
+            "required": ["endUserIp"],
+        },
+        "V6SignRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                **v6_start,
+                "userNonVisibleData": {**b64, "maxLength": fields.MAX_USER_NON_VISIBLE_DATA},
+            },
+            "required": ["endUserIp", "userVisibleData"],
+        },
+        "V6Started": {
+            "type": "object",
+            "required": ["orderRef", "autoStartToken", "qrStartToken", "qrStartSecret"],
+            "properties": {
+                "orderRef": _REF,
+                "autoStartToken": _SECRET,
+                "qrStartToken": {"type": "string", "format": "uuid"},
+                "qrStartSecret": {"type": "string", "format": "uuid"},
+            },
+        },
         "AuthRequest": {
             "type": "object",
             "additionalProperties": False,

@@ -36,6 +36,11 @@ HINTS: dict[str, dict[str, MessageCode]] = {
     "startFailed": {"auth": MessageCode.TECHNICAL_ERROR, "sign": MessageCode.TECHNICAL_ERROR},
     # through the relay: the person's agent refuses orders until updated (and said why)
     "updateRequired": {"auth": MessageCode.UPDATE_REQUIRED, "sign": MessageCode.UPDATE_REQUIRED},
+    # through the relay's v6.0 API: the site asked for what no agent can do (mrtd, class2)
+    "notSupportedByUserApp": {
+        "auth": MessageCode.NOT_SUPPORTED,
+        "sign": MessageCode.NOT_SUPPORTED,
+    },
 }
 
 # Through the relay (the page opened an eid-agent:// link) two hints mean something else:

@@ -105,6 +105,7 @@ class MessageCode(enum.IntEnum):
     UPDATE_OFFLINE_TOO_LONG = 10094
     UPDATE_METADATA_TOO_OLD = 10095
     RETURN_TO_SITE = 10096
+    NOT_SUPPORTED = 10097
 
 
 class Severity(enum.StrEnum):

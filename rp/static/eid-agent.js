@@ -64,6 +64,10 @@ var TABLE = {
    "auth": 10025,
    "sign": 10025
   },
+  "notSupportedByUserApp": {
+   "auth": 10097,
+   "sign": 10097
+  },
   "outstandingTransaction": {
    "auth": 10049,
    "sign": 10050
@@ -278,6 +282,16 @@ var TABLE = {
    "sv": {
     "body": "E-legitimationsprogrammet startade inte legitimeringen eller underskriften. Kontrollera att det är installerat på den här datorn och försök igen.",
     "title": "E-legitimationsprogrammet startade inte"
+   }
+  },
+  "10097": {
+   "en": {
+    "body": "The website asked for something the eID agent cannot do, such as checking a passport or having the PIN typed on the card reader's own keypad. Contact the website if you need another way to identify yourself.",
+    "title": "This cannot be done with the eID agent"
+   },
+   "sv": {
+    "body": "Webbplatsen bad om något som e-legitimationsprogrammet inte kan göra, till exempel att kontrollera ett pass eller att PIN-koden skrivs på kortläsarens egen knappsats. Kontakta webbplatsen om du behöver ett annat sätt att legitimera dig.",
+    "title": "Det här går inte med e-legitimationsprogrammet"
    }
   }
  },
