@@ -92,7 +92,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         operation = getattr(item, "operation_label", None)  # schemathesis's items
         if isinstance(operation, str) and "[" not in item.nodeid and item.parent is not None:
-            item._id = item.parent.id.child(f"{item.name}[{operation}]")  # pytest 9's node id
+            # its name has the operation already; its id does not (pytest 9's node id)
+            name = item.name if item.name.endswith("]") else f"{item.name}[{operation}]"
+            item._id = item.parent.id.child(name)
     part = config.getoption("--part")
     if part != "all":
         serial = _serial(items)
