@@ -7,7 +7,9 @@ anchors, and — with an ``OcspPolicy`` — the issuer's revocation status. The 
 
 Through the order relay instead (the second door): ``RelayApi`` starts and collects orders
 at your relay, and ``RelayLogin`` completes a login only when the session's own browser
-came back through its return URL (the relay attack: ``rp/relay.py``).
+came back through its return URL (the relay attack: ``rp/relay.py``). A BankID-shaped
+XML signature (the relay's v6.0 results, issue #29) is checked by
+``verify_xml_signature``.
 """
 
 from rp.errors import (
@@ -42,6 +44,7 @@ from rp.verify import (
     verify_auth,
     verify_sign,
 )
+from rp.xmlverify import VerifiedXml, verify_xml_signature
 
 __all__ = [
     "RETURN_PARAMETER",
@@ -65,6 +68,7 @@ __all__ = [
     "UntrustedChain",
     "VerificationError",
     "Verified",
+    "VerifiedXml",
     "WrongDoor",
     "WrongKeyUsage",
     "WrongOrderType",
@@ -76,4 +80,5 @@ __all__ = [
     "read_result",
     "verify_auth",
     "verify_sign",
+    "verify_xml_signature",
 ]

@@ -219,6 +219,7 @@ EXPORTS = {
         "UntrustedChain",
         "VerificationError",
         "Verified",
+        "VerifiedXml",
         "WrongDoor",
         "WrongKeyUsage",
         "WrongOrderType",
@@ -230,6 +231,7 @@ EXPORTS = {
         "read_result",
         "verify_auth",
         "verify_sign",
+        "verify_xml_signature",
     ],
     "installer": [],
     "agent.app": [
