@@ -16,6 +16,7 @@ from typing import Any
 from eidcore import returnurl
 from eidcore.fields import (
     FieldRefused,
+    ShownAndSigned,
     json_object,
     shown_and_signed,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "parse_start",
     "parse_token",
     "return_url",
+    "start_data",
 ]
 
 MAX_BODY_BYTES = 512 * 1024  # the two data limits below, and a completion, with room
@@ -138,16 +140,23 @@ _START_FIELDS = {
 _SIGN_FIELDS = _START_FIELDS | {"userNonVisibleData"}
 
 
-def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
-    """Raises: RelayError(invalidParameters) naming the field."""
-    allowed = _START_FIELDS if kind is OrderKind.AUTH else _SIGN_FIELDS
-    unknown = sorted(set(body) - allowed)
+def start_data(
+    kind: OrderKind, body: Mapping[str, Any], auth_fields: set[str], sign_fields: set[str]
+) -> ShownAndSigned:
+    """What both APIs' starts check first: no field but the kind's, then what is shown and
+    signed. Raises: RelayError(invalidParameters) naming the field."""
+    unknown = sorted(set(body) - (auth_fields if kind is OrderKind.AUTH else sign_fields))
     if unknown:
         raise _invalid(f"unknown field: {unknown[0]}")
     try:
-        data = shown_and_signed(kind, body)
+        return shown_and_signed(kind, body)
     except FieldRefused as exc:
         raise _invalid(exc.details) from None
+
+
+def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
+    """Raises: RelayError(invalidParameters) naming the field."""
+    data = start_data(kind, body, _START_FIELDS, _SIGN_FIELDS)
     personal_number, token_kinds = _requirement(body.get("requirement"))
     return OrderStart(
         kind=kind,

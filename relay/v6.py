@@ -18,11 +18,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eidcore.fields import FieldRefused, shown_and_signed
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint
-from relay.requests import ErrorCode, OrderStart, RelayError, ip_address, return_url
+from relay.requests import (
+    ErrorCode,
+    OrderStart,
+    RelayError,
+    ip_address,
+    return_url,
+    start_data,
+)
 
 __all__ = [
     "PATH",
@@ -69,14 +75,7 @@ def _invalid(details: str) -> RelayError:
 
 def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
     """Raises: RelayError(invalidParameters) naming the field."""
-    allowed = _START_FIELDS if kind is OrderKind.AUTH else _SIGN_FIELDS
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise _invalid(f"unknown field: {unknown[0]}")
-    try:
-        data = shown_and_signed(kind, body)
-    except FieldRefused as exc:
-        raise _invalid(exc.details) from None
+    data = start_data(kind, body, _START_FIELDS, _SIGN_FIELDS)
     if not isinstance(body.get("returnRisk", False), bool):
         raise _invalid("returnRisk must be true or false")
     _strings(body.get("web"), "web", _WEB)

@@ -295,10 +295,7 @@ def _verify(
     if result.claimed_kind is not None and kind is not None and result.claimed_kind != kind:
         raise WrongTokenKind(f"claimed {result.claimed_kind}, the certificate is for {kind}")
     if revocation is not None:
-        issuer = next((c for c in (*chain[1:], *anchors) if _issued(leaf, c)), None)
-        if issuer is None:
-            raise UntrustedChain("the issuer's certificate is not at hand for OCSP")
-        check_revocation(leaf, issuer, revocation, now)
+        _check_revocation(leaf, chain[1:], anchors, revocation, now)
     return Verified(
         person=_person(leaf),
         type=order_type,
@@ -348,6 +345,21 @@ def _check_chain(
         verifier.verify(leaf, list(intermediates))
     except verification.VerificationError:
         raise UntrustedChain("certificate does not chain to a trust anchor") from None
+
+
+def _check_revocation(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    revocation: OcspPolicy,
+    now: dt.datetime,
+) -> None:
+    """The issuer's OCSP responder on ``leaf``, its issuer found among the chain and the
+    anchors. Raises: UntrustedChain, CertificateRevoked, RevocationUnknown."""
+    issuer = next((c for c in (*intermediates, *anchors) if _issued(leaf, c)), None)
+    if issuer is None:
+        raise UntrustedChain("the issuer's certificate is not at hand for OCSP")
+    check_revocation(leaf, issuer, revocation, now)
 
 
 def _issued(leaf: x509.Certificate, candidate: x509.Certificate) -> bool:

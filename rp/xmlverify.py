@@ -32,8 +32,15 @@ from rp.errors import (
     WrongOrigin,
     WrongParty,
 )
-from rp.revocation import OcspPolicy, check_revocation
-from rp.verify import Person, _check_chain, _check_usage, _issued, _person, certificate_kind
+from rp.revocation import OcspPolicy
+from rp.verify import (
+    Person,
+    _check_chain,
+    _check_revocation,
+    _check_usage,
+    _person,
+    certificate_kind,
+)
 
 __all__ = ["VerifiedXml", "verify_xml_signature"]
 
@@ -106,10 +113,7 @@ def verify_xml_signature(
     _check_usage(leaf, order_type)
     kind = certificate_kind(leaf, kind_policies)
     if revocation is not None:
-        issuer = next((c for c in (*parsed.chain[1:], *trust_anchors) if _issued(leaf, c)), None)
-        if issuer is None:
-            raise MalformedResponse("the issuer's certificate is not at hand for OCSP")
-        check_revocation(leaf, issuer, revocation, now)
+        _check_revocation(leaf, parsed.chain[1:], trust_anchors, revocation, now)
     return VerifiedXml(
         person=_person(leaf),
         type=order_type,
