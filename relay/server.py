@@ -24,7 +24,6 @@ from typing import Any
 from aiohttp import web
 
 import rp
-from eidcore import policies
 from eidcore.db import DatabaseError
 from eidcore.jsonapi import ApiError, ErrorShell, error_response
 from eidcore.listener import peer_key
@@ -334,7 +333,7 @@ async def _v6_start(request: web.Request, kind: OrderKind) -> web.Response:
     start = parsed.start
     if start.return_url is not None and not party.may_return_to(start.return_url):
         raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
-    start = replace(start, token_kinds=_kinds(parsed, server.config.kind_policies))
+    start = replace(start, token_kinds=v6.kinds(parsed, server.config.kind_policies))
     order, token = _new_order(server, party, kind, start)
     if parsed.unsupported is not None:  # as BankID's app that cannot: the order fails
         order = rules.advance(order, Event.NOT_SUPPORTED, server.clock())
@@ -349,29 +348,6 @@ async def _v6_start(request: web.Request, kind: OrderKind) -> web.Response:
         raise RelayError(ErrorCode.ALREADY_IN_PROGRESS, "an order for this person is pending")
     log.info("order %s started for %s (%s, v6)", order.ref, party.id, kind)
     return web.json_response(v6.started(order.ref, token))
-
-
-def _kinds(parsed: v6.StartV6, table: Mapping[str, str]) -> tuple[str, ...]:
-    """The kinds of BankID the order allows: ``cardReader`` means a card;
-    ``certificatePolicies`` the kinds of those policies in the relay's table.
-
-    Raises: RelayError(invalidParameters) for a policy no issuer here has, or a
-    ``cardReader`` with policies that are no card's."""
-    kinds = set(parsed.start.token_kinds) or set(policies.KINDS)
-    if parsed.policies:
-        unknown = [p for p in parsed.policies if p not in table]
-        if unknown:
-            raise RelayError(
-                ErrorCode.INVALID_PARAMETERS,
-                f"requirement.certificatePolicies: {unknown[0][:64]} is no policy of this "
-                "relay's issuers",
-            )
-        kinds &= {table[p] for p in parsed.policies}
-        if not kinds:
-            raise RelayError(
-                ErrorCode.INVALID_PARAMETERS, "requirement: cardReader needs a card's policy"
-            )
-    return () if kinds == set(policies.KINDS) else tuple(sorted(kinds))
 
 
 async def _v6_collect(request: web.Request) -> web.Response:

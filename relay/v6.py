@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eidcore import policies
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint
@@ -34,6 +35,7 @@ __all__ = [
     "PATH",
     "StartV6",
     "hint_word",
+    "kinds",
     "parse_start",
     "started",
 ]
@@ -143,6 +145,26 @@ def _requirement(value: object) -> tuple[str | None, tuple[str, ...], str | None
         unsupported = "cardReader class2"  # the PIN on the reader's own pad: not here
     # pinCode: every BankID here is used with its password or PIN already
     return number, tuple(policies), reader, unsupported
+
+
+def kinds(parsed: StartV6, table: Mapping[str, str]) -> tuple[str, ...]:
+    """The kinds of BankID the order allows: ``cardReader`` means a card;
+    ``certificatePolicies`` the kinds of those policies in the relay's table.
+
+    Raises: RelayError(invalidParameters) for a policy no issuer here has, or a
+    ``cardReader`` with policies that are no card's."""
+    kinds = set(parsed.start.token_kinds) or set(policies.KINDS)
+    if parsed.policies:
+        unknown = [p for p in parsed.policies if p not in table]
+        if unknown:
+            raise _invalid(
+                f"requirement.certificatePolicies: {unknown[0][:64]} is no policy of this "
+                "relay's issuers",
+            )
+        kinds &= {table[p] for p in parsed.policies}
+        if not kinds:
+            raise _invalid("requirement: cardReader needs a card's policy")
+    return () if kinds == set(policies.KINDS) else tuple(sorted(kinds))
 
 
 def started(ref: str, token: str, new_uuid: Callable[[], uuid.UUID] = uuid.uuid4) -> dict[str, str]:

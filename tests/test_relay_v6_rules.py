@@ -87,3 +87,38 @@ def test_hints_in_bankids_words() -> None:
     assert v6.hint_word(Hint.NOT_SUPPORTED) == "notSupportedByUserApp"
     assert v6.hint_word(Hint.USER_SIGN) == "userSign"
     assert v6.hint_word(None) is None
+
+
+TABLE = {"1.1": "file", "1.2": "card", "1.3": "token"}
+
+
+@pytest.mark.parametrize(
+    ("requirement", "kinds"),
+    [
+        ({}, ()),
+        ({"cardReader": "class1"}, ("card",)),
+        ({"certificatePolicies": ["1.1", "1.3"]}, ("file", "token")),
+        ({"certificatePolicies": ["1.1", "1.2", "1.3"]}, ()),  # every kind: no requirement
+        ({"cardReader": "class1", "certificatePolicies": ["1.2", "1.1"]}, ("card",)),
+    ],
+)
+def test_policies_and_readers_become_kinds(
+    requirement: dict[str, object], kinds: tuple[str, ...]
+) -> None:
+    parsed = v6.parse_start(OrderKind.AUTH, {**IP, "requirement": requirement})
+    assert v6.kinds(parsed, TABLE) == kinds
+
+
+@pytest.mark.parametrize(
+    ("requirement", "said"),
+    [
+        ({"certificatePolicies": ["1.2.752.78.1.1"]}, "is no policy of this relay's issuers"),
+        ({"cardReader": "class1", "certificatePolicies": ["1.1"]}, "cardReader needs a card's"),
+    ],
+)
+def test_kinds_no_bankid_here_can_meet_are_refused(
+    requirement: dict[str, object], said: str
+) -> None:
+    parsed = v6.parse_start(OrderKind.AUTH, {**IP, "requirement": requirement})
+    with pytest.raises(RelayError, match=said):
+        v6.kinds(parsed, TABLE)
