@@ -343,7 +343,7 @@ class TokenWatcher:
 def tokens_now(
     modules: Sequence[ModuleEntry], authorities: Sequence[bytes] = (), *, probes: Path | None = None
 ) -> list[CredentialInfo]:
-    """The BankIDs on tokens at this moment, for one-shot listings (``tokens list``);
+    """The BankIDs on tokens at this moment, for one-shot listings (``credentials list``);
     ``probes``: where probe results are kept (``ProbeCache``)."""
     if not modules:
         return []
