@@ -297,9 +297,9 @@ def _signed_data(c: SignedContent) -> bytes:
 
 def _declared(element: bytes) -> bytes:
     """A dsig element as exclusive C14N writes it alone: its namespace declared first."""
-    name_end = (
-        element.index(b">") if b" " not in element[: element.index(b">")] else element.index(b" ")
-    )
+    head = element.index(b">")
+    space = element.find(b" ", 0, head)  # the first attribute, if there is one
+    name_end = head if space < 0 else space
     return element[:name_end] + _DSIG_XMLNS + element[name_end:]
 
 

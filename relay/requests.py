@@ -160,8 +160,8 @@ def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
     personal_number, token_kinds = _requirement(body.get("requirement"))
     return OrderStart(
         kind=kind,
-        end_user_ip=_ip(body.get("endUserIp")),
-        return_url=_return_url(body.get("returnUrl")),
+        end_user_ip=ip_address(body.get("endUserIp")),
+        return_url=return_url(body.get("returnUrl")),
         visible=data.visible,
         visible_format=data.visible_format,
         non_visible=data.non_visible,
@@ -230,15 +230,6 @@ def _ref(value: object) -> str:
 
 def ip_address(value: object) -> str:
     """``endUserIp``, as both APIs take it. Raises: RelayError(invalidParameters)."""
-    return _ip(value)
-
-
-def return_url(value: object) -> str | None:
-    """``returnUrl``, as both APIs take it. Raises: RelayError(invalidParameters)."""
-    return _return_url(value)
-
-
-def _ip(value: object) -> str:
     if not isinstance(value, str) or len(value) > 45:
         raise _invalid("endUserIp is required: the person's IP address as the site saw it")
     try:
@@ -247,7 +238,8 @@ def _ip(value: object) -> str:
         raise _invalid("endUserIp is not an IPv4 or IPv6 address") from None
 
 
-def _return_url(value: object) -> str | None:
+def return_url(value: object) -> str | None:
+    """``returnUrl``, as both APIs take it. Raises: RelayError(invalidParameters)."""
     if value is None:
         return None
     try:
