@@ -31,7 +31,7 @@ from bench.bridge import _Counter, _free_port
 from bench.common import Figure, percentile
 from bench.harness import InstantUi
 from bench.tokens import person
-from eidcore import signeddata
+from eidcore import signeddata, xmlsig
 from issuer import CertificateAuthority, make_file_credential
 from relay.config import Party, RelayConfig
 from relay.server import RelayServer, build_app
@@ -128,23 +128,22 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
 
 
 def _completion(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> dict[str, Any]:
-    signed = signeddata.build(
-        type="auth",
+    """What the agent posts: the XML signature it builds and signs (eidcore.xmlsig)."""
+    content = xmlsig.SignedContent(
+        func=xmlsig.FuncId.IDENTIFICATION,
+        visible=None,
+        visible_format=order["userVisibleDataFormat"],
+        non_visible=None,
+        party_id=order["party"]["id"],
+        party_name=order["party"]["name"],
         origin=order["relay"],
         nonce=signeddata.unb64url(order["nonce"]),
-        time=dt.datetime.now(dt.UTC),
         order_ref=order["orderRef"],
-        agent_version="bench",
-        door=signeddata.Door.RELAY,
-        party="shop",
+        version="bench",
     )
-    return {
-        "signedData": base64.b64encode(signed).decode(),
-        "signature": base64.b64encode(key.sign(KeyPurpose.IDENTIFICATION, signed)).decode(),
-        "algorithm": "ES256",
-        "certificateChain": [base64.b64encode(c).decode() for c in chain],
-        "token": {"kind": "file"},
-    }
+    unsigned = xmlsig.prepare(content, chain, xmlsig.Algorithm.ECDSA_SHA256)
+    document = unsigned.finish(key.sign(KeyPurpose.IDENTIFICATION, unsigned.signed_info))
+    return {"signature": base64.b64encode(document).decode(), "uhi": "YmVuY2g="}
 
 
 async def _load(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import datetime as dt
 import logging
 import urllib.parse
@@ -23,7 +22,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 from cryptography import x509
 
-from eidcore import signeddata
 from rp import (
     RETURN_PARAMETER,
     ExpiredNonce,
@@ -35,8 +33,8 @@ from rp import (
     UnknownNonce,
     VerificationError,
     Verified,
-    verify_auth,
-    verify_sign,
+    VerifiedXml,
+    verify_xml_signature,
 )
 
 __all__ = ["RETURN_PATH", "RelayDoor", "SiteHooks", "SiteRefusal", "add_routes"]
@@ -90,7 +88,7 @@ class SiteHooks:
     language: Callable[[web.Request], str]
     origin: Callable[[web.Request], str]
     trust: Callable[[web.Request], list[x509.Certificate]]
-    result: Callable[[Verified, str | None], dict[str, Any]]
+    result: Callable[[Verified | VerifiedXml, str | None], dict[str, Any]]
 
 
 def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor], helpers: SiteHooks) -> None:
@@ -207,29 +205,23 @@ def add_routes(app: web.Application, door_key: web.AppKey[RelayDoor], helpers: S
 
 def _verify(
     door: RelayDoor, order: _Order, collected: dict[str, Any], trust: list[x509.Certificate]
-) -> Verified:
-    """The relay has verified the result for the nonce it chose; the site checks the rest
-    again with its own trust: its relay's origin, its own party, chain, key usage and
-    the text. Raises: VerificationError."""
+) -> VerifiedXml:
+    """The relay has verified the result (and its nonce); the site checks the XML
+    signature again with its own trust: its relay's origin, its own party and order,
+    chain, key usage and the text. Raises: VerificationError."""
     completion = collected.get("completionData")
-    if not isinstance(completion, dict):
-        raise MalformedResponse("no completionData")
-    try:
-        signed = signeddata.parse(
-            base64.b64decode(str(completion.get("signedData")), validate=True)
-        )
-    except (binascii.Error, ValueError):
-        raise MalformedResponse("signedData cannot be read") from None
-    common: dict[str, Any] = {
-        "expected_origin": door.server,
-        "nonce": signeddata.b64url(signed.nonce),
-        "trust_anchors": trust,
-        "now": dt.datetime.now(dt.UTC),
-        "party": door.party,
-    }
-    if order.type == "sign":
-        return verify_sign(completion, user_visible_data=order.text or "", **common)
-    return verify_auth(completion, **common)
+    if not isinstance(completion, dict) or not isinstance(completion.get("signature"), str):
+        raise MalformedResponse("no completionData with a signature")
+    return verify_xml_signature(
+        completion["signature"],
+        order_type=order.type,
+        expected_origin=door.server,
+        party=door.party,
+        order_ref=order.ref,
+        trust_anchors=trust,
+        now=dt.datetime.now(dt.UTC),
+        user_visible_data=order.text,
+    )
 
 
 async def _off_loop(call: Callable[[], T]) -> T:

@@ -23,7 +23,15 @@ from cryptography import x509
 import rp
 from demo.relaydoor import RelayDoor, SiteHooks, SiteRefusal, add_routes
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber, Reason
-from rp import NonceStore, OcspPolicy, VerificationError, Verified, verify_auth, verify_sign
+from rp import (
+    NonceStore,
+    OcspPolicy,
+    VerificationError,
+    Verified,
+    VerifiedXml,
+    verify_auth,
+    verify_sign,
+)
 
 log = logging.getLogger(__name__)
 
@@ -318,13 +326,15 @@ async def _finish(request: web.Request) -> web.Response:
     return web.json_response(_result(verified, pending.text))
 
 
-def _result(verified: Verified, text: str | None) -> dict[str, Any]:
-    """What the page shows: who, when, what, with which certificate."""
+def _result(verified: Verified | VerifiedXml, text: str | None) -> dict[str, Any]:
+    """What the page shows: who, when, what, with which certificate. An XML signature
+    (the relay's) carries no time of its own: the time it was verified here."""
     person = verified.person
+    at = verified.signed_at if isinstance(verified, Verified) else dt.datetime.now(dt.UTC)
     return {
         "type": verified.type,
         "person": {"personalNumber": person.personal_number, "name": person.name},
-        "signedAt": verified.signed_at.isoformat(),
+        "signedAt": at.isoformat(),
         "text": text,
         "certificateSerial": format(verified.certificate.serial_number, "x"),
         "issuer": verified.certificate.issuer.rfc4514_string(),

@@ -234,7 +234,25 @@ def _schemas() -> dict[str, Any]:
                 "orderRef": _REF,
                 "status": {"enum": [s.value for s in Status]},
                 "hintCode": hints,
-                "completionData": {"type": "object"},
+                "completionData": {"$ref": "#/components/schemas/CompletionData"},
+            },
+        },
+        "CompletionData": {
+            "description": "BankID's completionData: the person read from the verified "
+            "certificate, the agent as the relay saw it, and the XML signature "
+            "(base64; docs/relay-api.md).",
+            "type": "object",
+            "required": ["user", "device", "bankIdIssueDate", "stepUp", "signature"],
+            "properties": {
+                "user": {
+                    "type": "object",
+                    "required": ["personalNumber", "name", "givenName", "surname"],
+                },
+                "device": {"type": "object", "required": ["ipAddress", "uhi"]},
+                "bankIdIssueDate": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}Z$"},
+                "stepUp": {"type": "object", "required": ["mrtd"]},
+                "signature": {"type": "string"},
+                "ocspResponse": {"type": "string"},
             },
         },
         "Empty": {"type": "object", "maxProperties": 0},
@@ -288,7 +306,20 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "orderRef": _REF,
                 "agentSecret": _SECRET,
-                "completionData": {"type": "object"},
+                "completionData": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["signature", "uhi"],
+                    "properties": {
+                        "signature": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "the "
+                            "XML signature the agent built and signed, in base64",
+                        },
+                        "uhi": {"type": "string", "pattern": "^[A-Za-z0-9+/=_-]{1,64}$"},
+                    },
+                },
             },
         },
         "Fail": {

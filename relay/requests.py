@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ MAX_REF = 64
 BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
 MAX_TRACKED_ADDRESSES = 65_536  # the agent API's budgets (relay.config's [limits])
 MAX_TOKEN = 128
+_UHI = re.compile(r"[A-Za-z0-9+/=_-]{1,64}")
 TOKEN_KINDS = frozenset({"file", "card", "token"})
 
 
@@ -114,12 +116,14 @@ class OrderStart:
 @dataclass(frozen=True)
 class AgentReport:
     """``/agent/v1/progress``, ``/complete`` or ``/fail``: the order, the agent's secret,
-    and a hint code or the completion data."""
+    and a hint code or the completion: the XML signature (base64) and the agent's
+    ``uhi`` for this party."""
 
     order_ref: str
     agent_secret: str
     hint: Hint | None = None
-    completion: Mapping[str, Any] | None = None
+    signature: str | None = None
+    uhi: str | None = None
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -210,9 +214,14 @@ def parse_report(what: str, body: Mapping[str, Any]) -> AgentReport:
         raise _invalid("agentSecret must be a short string")
     if what == "complete":
         completion = body["completionData"]
-        if not isinstance(completion, dict):
-            raise _invalid("completionData must be an object")
-        return AgentReport(_ref(body["orderRef"]), secret, completion=completion)
+        if not isinstance(completion, dict) or set(completion) != {"signature", "uhi"}:
+            raise _invalid("completionData must be exactly {signature, uhi}")
+        signature, uhi = completion["signature"], completion["uhi"]
+        if not isinstance(signature, str) or not 0 < len(signature) <= MAX_BODY_BYTES:
+            raise _invalid("signature must be the XML signature in base64")
+        if not isinstance(uhi, str) or not _UHI.fullmatch(uhi):
+            raise _invalid("uhi must be up to 64 characters of base64")
+        return AgentReport(_ref(body["orderRef"]), secret, signature=signature, uhi=uhi)
     try:
         hint = Hint(body["hintCode"])
     except (ValueError, TypeError):

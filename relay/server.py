@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -446,6 +446,7 @@ async def _agent_status(request: web.Request) -> web.Response:
 async def _agent_report(request: web.Request, what: str) -> web.Response:
     server = request.app[SERVER]
     report = parse_report(what, await _body(request))
+    agent_ip = request.remote or ""
     # a result that does not verify still ends the order (written in the transaction), and
     # only then is the agent told: raising inside ``change`` would roll the ending back
     refused: list[RelayError] = []
@@ -459,9 +460,9 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
         if what == "fail":
             assert report.hint is not None
             return rules.advance(o, _FAILURE_EVENTS[report.hint], now)
-        assert report.completion is not None
+        assert report.signature is not None and report.uhi is not None
         try:
-            verified = _verify(o, report.completion, server.config, now)
+            verified = _verify(o, report.signature, server.config, now)
         except rp.VerificationError as exc:
             log.warning(
                 "order %s: the agent's result did not verify: %s: %s",
@@ -475,7 +476,8 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
             refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
             return rules.advance(o, event, now)
         done = rules.advance(o, Event.COMPLETED, now)
-        return replace(done, completion=json.dumps(_completion_wire(verified), sort_keys=True))
+        wire = completion_data(verified, report.signature, agent_ip, report.uhi)
+        return replace(done, completion=json.dumps(wire, sort_keys=True))
 
     try:
         order = await server.run(
@@ -490,49 +492,54 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
     return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
 
 
-def _completion_wire(verified: rp.Verified) -> dict[str, object]:
-    """``completionData`` as a site collects it: only what the relay verified, rebuilt
-    from what it read — the signature, what it covers and the chain as checked, ``user``
-    from the certificate, the kind from its policy. A field an agent added is not
-    passed on: a site might take it for the relay's word."""
-    assert verified.result is not None
+def completion_data(
+    verified: rp.VerifiedXml, signature: str, agent_ip: str, uhi: str
+) -> dict[str, object]:
+    """``completionData`` as BankID's v6.0 gives it: ``user`` read from the certificate
+    the relay verified, ``device`` as the relay saw the agent (its address) and as the
+    agent names itself to this party (``uhi``), the certificate's issue date, and the
+    XML signature as verified. Nothing else an agent sent is passed on: a site might
+    take it for the relay's word."""
     person = verified.person
-    wire = verified.result.wire()
-    wire["user"] = {
-        "personalNumber": person.personal_number,
-        "name": person.name,
-        "givenName": person.given_name,
-        "surname": person.surname,
+    return {
+        "user": {
+            "personalNumber": person.personal_number,
+            "name": person.name,
+            "givenName": person.given_name,
+            "surname": person.surname,
+        },
+        "device": {"ipAddress": agent_ip, "uhi": uhi},
+        "bankIdIssueDate": verified.certificate.not_valid_before_utc.strftime("%Y-%m-%dZ"),
+        "stepUp": {"mrtd": False},
+        "signature": signature,
     }
-    if verified.token_kind is not None:
-        wire["token"] = {"kind": verified.token_kind}
-    return wire
 
 
 def _verify(
-    order: RelayOrder, completion: Mapping[str, Any], config: RelayConfig, now: dt.datetime
-) -> rp.Verified:
-    """The relay itself checks the agent's result (signature, chain, key usage, what was
-    signed) with the rp kit; the person its certificate names. Raises:
-    rp.VerificationError."""
-    common: dict[str, Any] = {
-        "expected_origin": config.origin,
-        "nonce": b64url(order.nonce),
-        "trust_anchors": list(config.trust),
-        "now": now,
-        "party": order.party,
-        "kind_policies": config.kind_policies,
-    }
-    if order.kind is OrderKind.AUTH:
-        verified = rp.verify_auth(completion, user_visible_data=order.visible, **common)
-    else:
-        assert order.visible is not None
-        verified = rp.verify_sign(
-            completion,
-            user_visible_data=order.visible,
-            user_non_visible_data=order.non_visible,
-            **common,
-        )
+    order: RelayOrder, signature: str, config: RelayConfig, now: dt.datetime
+) -> rp.VerifiedXml:
+    """The relay itself checks the agent's XML signature with the rp kit (the document,
+    the chain, key usage, what was signed and for whom), and that it meets the order's
+    requirements. Raises: rp.VerificationError."""
+    party = config.parties[order.party]
+    verified = rp.verify_xml_signature(
+        signature,
+        order_type=order.kind.value,
+        expected_origin=config.origin,
+        party=party.id,
+        nonce=order.nonce,
+        order_ref=order.ref,
+        trust_anchors=list(config.trust),
+        now=now,
+        user_visible_data=order.visible,
+        user_non_visible_data=order.non_visible,
+        kind_policies=config.kind_policies,
+    )
+    content = verified.content
+    if content.visible_format != order.visible_format:
+        raise rp.DataMismatch("the text was shown in another format than the site asked")
+    if content.party_name != party.name:
+        raise rp.WrongParty("signed naming the party otherwise than the relay does")
     if (
         order.personal_number is not None
         and verified.person.personal_number != order.personal_number

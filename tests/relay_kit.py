@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from agent.credentials import CredentialStore, KeyPurpose, UnlockedCredential
-from eidcore import signeddata
+from eidcore import signeddata, xmlsig
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person
 from relay.config import Party, RelayConfig
@@ -99,43 +99,45 @@ async def running_relay(
         store.close()
 
 
+UHI = "dGhpcyBpbnN0YWxsYXRpb24sIHRoaXMgcGFydHk="
+
+
 def completion_for(
     order: dict[str, Any],
     credential: UnlockedCredential,
     *,
     party: str | None = None,
+    party_name: str | None = None,
     origin: str | None = None,
-    door: signeddata.Door = signeddata.Door.RELAY,
-    now: dt.datetime | None = None,
+    order_ref: str | None = None,
+    visible_format: str | None = None,
+    func: xmlsig.FuncId | None = None,
 ) -> dict[str, Any]:
-    """What an agent posts for a fetched ``order``: signedData over the relay's origin,
-    the party, its nonce and the text, signed with the key for the order's type."""
+    """What an agent posts for a fetched ``order``: the XML signature over the relay's
+    origin, the party, its nonce, the order and the text, signed with the key for the
+    order's type; each named part may be changed (an agent that lies)."""
     kind = order["type"]
     purpose = KeyPurpose.IDENTIFICATION if kind == "auth" else KeyPurpose.SIGNATURE
     visible = order.get("userVisibleData")
     non_visible = order.get("userNonVisibleData")
-    signed = signeddata.build(
-        type=kind,
+    auth = kind == "auth"
+    content = xmlsig.SignedContent(
+        func=func or (xmlsig.FuncId.IDENTIFICATION if auth else xmlsig.FuncId.SIGNING),
+        visible=None if visible is None else base64.b64decode(visible).decode(),
+        visible_format=visible_format or order["userVisibleDataFormat"],
+        non_visible=None if non_visible is None else base64.b64decode(non_visible),
+        party_id=party or order["party"]["id"],
+        party_name=party_name or order["party"]["name"],
         origin=origin or order["relay"],
         nonce=signeddata.unb64url(order["nonce"]),
-        time=now or dt.datetime.now(dt.UTC),
-        order_ref=order["orderRef"],
-        agent_version="test",
-        user_visible_data=None if visible is None else base64.b64decode(visible).decode(),
-        user_visible_format=order["userVisibleDataFormat"],
-        user_non_visible_data=None if non_visible is None else base64.b64decode(non_visible),
-        door=door,
-        party=None if door is signeddata.Door.BRIDGE else party or order["party"]["id"],
+        order_ref=order_ref or order["orderRef"],
+        version="test",
     )
-    return {
-        "signedData": base64.b64encode(signed).decode(),
-        "signature": base64.b64encode(credential.sign(purpose, signed)).decode(),
-        "algorithm": "ES256",
-        "certificateChain": [
-            base64.b64encode(c).decode() for c in credential.certificate_chain(purpose)
-        ],
-        "token": {"kind": "file"},
-    }
+    unsigned = xmlsig.prepare(
+        content, credential.certificate_chain(purpose), xmlsig.Algorithm.ECDSA_SHA256
+    )
+    document = unsigned.finish(credential.sign(purpose, unsigned.signed_info))
+    return {"signature": base64.b64encode(document).decode(), "uhi": UHI}
 
 
 def unlocked(store: CredentialStore, token: Any, password: str) -> UnlockedCredential:
@@ -160,9 +162,7 @@ def without_policies(cert: x509.Certificate, ca: CertificateAuthority) -> x509.C
     return builder.sign(ca.issuing_key, hashes.SHA256())
 
 
-def legacy_completion(
-    order: dict[str, Any], ca: CertificateAuthority, claimed: str = "file"
-) -> dict[str, Any]:
+def legacy_completion(order: dict[str, Any], ca: CertificateAuthority) -> dict[str, Any]:
     """What an agent with a BankID issued before kinds were written posts for ``order``:
     a real key and a certificate from the same CA with no certificate policy."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -180,6 +180,4 @@ def legacy_completion(
             der = serialization.Encoding.DER
             return (leaf.public_bytes(der), ca.issuing_certificate.public_bytes(der))
 
-    completion = completion_for(order, _Key())  # type: ignore[arg-type]
-    completion["token"] = {"kind": claimed}
-    return completion
+    return completion_for(order, _Key())  # type: ignore[arg-type]

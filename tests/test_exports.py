@@ -58,6 +58,7 @@ EXPORTS = {
         "pin_for",
         "pins_of",
         "select",
+        "without_roots",
     ],
     "agent.notices": ["Notice", "NoticeError", "format_notice", "notice_for"],
     "agent.credentials.card": [
@@ -253,6 +254,7 @@ EXPORTS = {
         "UpdateNeeded",
         "accepting",
         "hand_over",
+        "installation_key",
         "parse_link",
         "serve_handoff",
         "socket_path",

@@ -29,7 +29,15 @@ from agent.orders.machine import (
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 REQ = OrderRequest(OrderKind.AUTH, "https://bank.example", b"n" * 32)
 DONE = Completion(
-    "198112189876", "A B", "A", "B", CredentialKind.FILE, b"{}", b"s" * 64, "ES256", (b"cert",)
+    "198112189876",
+    "A B",
+    "A",
+    "B",
+    CredentialKind.FILE,
+    (b"cert",),
+    signed_data=b"{}",
+    signature=b"s" * 64,
+    algorithm="ES256",
 )
 
 

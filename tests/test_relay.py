@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 import rp
-from agent.credentials import CredentialStore, UnlockedCredential
-from eidcore import signeddata
+from agent.credentials import CredentialStore, KeyPurpose, UnlockedCredential
+from eidcore import xmlsig
 from issuer import CertificateAuthority
 from tests.conftest import ANNA, BERTIL, PASSWORD, MakeToken
 from tests.relay_kit import (
     ORIGIN,
     OTHER_TOKEN,
     RETURN,
+    UHI,
     Relay,
     completion_for,
     legacy_completion,
@@ -83,26 +85,32 @@ async def test_an_identification_through_the_relay(
     progress = {"orderRef": ref, "agentSecret": secret, "hintCode": "userSign"}
     assert (await relay.agent("progress", progress))[0] == 200
     assert (await _collect(relay, ref))["hintCode"] == "userSign"
-    # an agent that lies about who signed: the site reads the certificate's person
-    lie = {"user": {"personalNumber": "194001019876", "name": "Someone Else"}}
-    done = {
-        "orderRef": ref,
-        "agentSecret": secret,
-        "completionData": completion_for(order, anna) | lie,
-    }
+    done = {"orderRef": ref, "agentSecret": secret, "completionData": completion_for(order, anna)}
     assert await relay.agent("complete", done) == (200, {"orderRef": ref, "status": "complete"})
     collected = await _collect(relay, ref)
     assert collected["status"] == "complete" and "hintCode" not in collected
-    user = collected["completionData"]["user"]
-    assert (user["personalNumber"], user["name"]) == (str(ANNA.personal_number), ANNA.name)
-    # the website's server may verify again: the relay's origin and its own party
-    verified = rp.verify_auth(
-        collected["completionData"],
+    completion = collected["completionData"]
+    assert set(completion) == {"user", "device", "bankIdIssueDate", "stepUp", "signature"}
+    assert completion["user"] == {
+        "personalNumber": str(ANNA.personal_number),
+        "name": ANNA.name,
+        "givenName": ANNA.given_name,
+        "surname": ANNA.surname,
+    }
+    assert completion["device"] == {"ipAddress": "127.0.0.1", "uhi": UHI}
+    assert completion["stepUp"] == {"mrtd": False}
+    leaf = anna.certificate_chain(KeyPurpose.IDENTIFICATION)[0]
+    issued = x509.load_der_x509_certificate(leaf).not_valid_before_utc
+    assert completion["bankIdIssueDate"] == issued.strftime("%Y-%m-%dZ")
+    # the website's server may verify again: the relay's origin, its own party, its order
+    verified = rp.verify_xml_signature(
+        completion["signature"],
+        order_type="auth",
         expected_origin=ORIGIN,
-        nonce=order["nonce"],
+        party="shop",
+        order_ref=ref,
         trust_anchors=[ca.root_certificate],
         now=relay.clock(),
-        party="shop",
     )
     assert verified.person.personal_number == str(ANNA.personal_number)
 
@@ -150,14 +158,18 @@ async def test_an_autostart_token_starts_one_agent_once_and_soon(relay: Relay) -
     ("change", "reason"),
     [
         ({"party": "other"}, "WrongParty"),
-        ({"door": signeddata.Door.BRIDGE}, "WrongDoor"),
+        ({"party_name": "Annan AB"}, "WrongParty"),
         ({"origin": "https://other-relay.example"}, "WrongOrigin"),
+        ({"order_ref": "another-order"}, "DataMismatch"),
+        ({"visible_format": "simpleMarkdownV1"}, "DataMismatch"),
+        ({"func": xmlsig.FuncId.SIGNING}, "WrongOrderType"),
     ],
+    ids=str,
 )
-async def test_a_result_for_another_party_door_or_relay_is_refused(
+async def test_a_result_for_another_party_relay_or_order_is_refused(
     relay: Relay, anna: UnlockedCredential, change: dict[str, Any], reason: str
 ) -> None:
-    ref, order = await _fetched(relay)
+    ref, order = await _fetched(relay, userVisibleData=b64(TEXT))
     report = {
         "orderRef": ref,
         "agentSecret": order["agentSecret"],
@@ -340,37 +352,32 @@ async def _report(relay: Relay, ref: str, order: dict[str, Any], completion: obj
     return await relay.agent("complete", report)
 
 
+def _xml(document: bytes) -> dict[str, str]:
+    return {"signature": base64.b64encode(document).decode(), "uhi": UHI}
+
+
+DTD = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "x">]><Signature>&e;</Signature>'
+DEEP = b"<a>" * 100_000 + b"</a>" * 100_000
+
+
 @pytest.mark.parametrize(
-    "change",
+    "completion",
     [
-        {"token": "card"},
-        {"token": None},
-        {"token": 5},
-        {"token": ["file"]},
-        {"token": {"kind": 5}},
-        {"token": {"kind": "usb"}},
-        {"user": 5},
-        {"user": None},
-        {"certificateChain": "AAAA"},
-        {"certificateChain": [5]},
-        {"certificateChain": []},
-        {"signedData": 5},
-        {"signedData": None},
-        {"signature": ["x"]},
-        {"algorithm": None},
+        {"signature": "AAAA", "uhi": UHI},
+        {"signature": "***", "uhi": UHI},
+        _xml(b"<x/>"),
+        _xml(DTD),
+        _xml(DEEP[:150_000]),
+        _xml(b"\xff\xfe<x/>"),
     ],
-    ids=str,
+    ids=["short", "not base64", "not a signature", "dtd", "deep", "not utf-8"],
 )
-async def test_a_malformed_completion_fails_the_order_with_a_reason(
-    relay: Relay,
-    anna: UnlockedCredential,
-    change: dict[str, object],
-    caplog: pytest.LogCaptureFixture,
+async def test_a_malformed_signature_fails_the_order_with_a_reason(
+    relay: Relay, completion: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Results are hostile input: a field of the wrong shape is a refused result and an
-    ended order, never a 500 that leaves the order pending."""
+    """Results are hostile input: a document that is not this shape is a refused result
+    and an ended order, never a 500 that leaves the order pending."""
     ref, order = await _fetched(relay)
-    completion = {**completion_for(order, anna), **change}
     status, answer = await _report(relay, ref, order, completion)
     assert (status, answer["errorCode"]) == (400, "verificationFailed"), answer
     assert answer["details"] == "MalformedResponse"
@@ -382,68 +389,76 @@ async def test_a_malformed_completion_fails_the_order_with_a_reason(
     assert "internal error" not in caplog.text and "Traceback" not in caplog.text
 
 
-async def test_the_kind_of_bankid_is_the_certificates_not_the_agents_word(
+async def test_a_changed_byte_or_a_wrapped_reference_is_refused(
+    relay: Relay, anna: UnlockedCredential
+) -> None:
+    ref, order = await _fetched(relay, "sign", userVisibleData=b64(TEXT))
+    document = base64.b64decode(completion_for(order, anna)["signature"])
+    value = document.index(b"<SignatureValue>") + len(b"<SignatureValue>")
+    flipped = document[:value] + (b"B" if document[value : value + 1] != b"B" else b"C")
+    status, answer = await _report(relay, ref, order, _xml(flipped + document[value + 1 :]))
+    assert (status, answer["details"]) == (400, "BadSignature")
+    ref, order = await _fetched(relay, "sign", userVisibleData=b64(TEXT))
+    document = base64.b64decode(completion_for(order, anna)["signature"])
+    wrapped = document.replace(  # a second, unsigned bankIdSignedData beside the signed one
+        b"<Object>", b'<Object><bankIdSignedData Id="bidSignedData"></bankIdSignedData>', 1
+    )
+    status, answer = await _report(relay, ref, order, _xml(wrapped))
+    assert (status, answer["details"]) == (400, "MalformedResponse")
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        {"signature": "AAAA"},
+        {"signature": "AAAA", "uhi": UHI, "user": {"personalNumber": "194910112384"}},
+        {"signature": 5, "uhi": UHI},
+        {"signature": "", "uhi": UHI},
+        {"signature": "AAAA", "uhi": "<script>"},
+        {"signature": "AAAA", "uhi": "A" * 65},
+        [],
+    ],
+    ids=str,
+)
+async def test_a_completion_of_another_shape_is_refused_and_the_order_waits(
+    relay: Relay, completion: object
+) -> None:
+    """Exactly the signature and the uhi: nothing else an agent says is passed on (a site
+    might take it for the relay's word); the order is untouched."""
+    ref, order = await _fetched(relay)
+    status, answer = await _report(relay, ref, order, completion)
+    assert (status, answer["errorCode"]) == (400, "invalidParameters"), answer
+    assert (await _collect(relay, ref))["hintCode"] == "started"
+
+
+async def test_the_kind_of_bankid_is_the_certificates_policy(
     relay: Relay, anna: UnlockedCredential, ca: CertificateAuthority
 ) -> None:
-    """An order requiring a card is not met by a BankID on file that claims to be one."""
+    """An order requiring a card is not met by a BankID on file: the kind is read from the
+    certificate's policy, never from the agent."""
     ref, order = await _fetched(relay, requirement={"tokenKinds": ["card"]})
-    lie = {**completion_for(order, anna), "token": {"kind": "card"}}
-    assert (await _report(relay, ref, order, lie))[1]["details"] == "WrongTokenKind"
+    assert (await _report(relay, ref, order, completion_for(order, anna)))[1]["details"] == (
+        "WrongTokenKind"
+    )
     assert (await _collect(relay, ref))["hintCode"] == "certificateErr"
-    # nor by a BankID on file that does not claim anything
-    ref, order = await _fetched(relay, requirement={"tokenKinds": ["card"]})
-    silent = completion_for(order, anna)
-    del silent["token"]
-    assert (await _report(relay, ref, order, silent))[1]["details"] == "WrongTokenKind"
-    # a claim that differs from the certificate is refused with no requirement at all
-    ref, order = await _fetched(relay)
-    lie = {**completion_for(order, anna), "token": {"kind": "token"}}
-    assert (await _report(relay, ref, order, lie))[1]["details"] == "WrongTokenKind"
-    # the truth completes, and the site reads the kind from the certificate
     ref, order = await _fetched(relay, requirement={"tokenKinds": ["card", "file"]})
     assert (await _report(relay, ref, order, completion_for(order, anna)))[0] == 200
-    assert (await _collect(relay, ref))["completionData"]["token"] == {"kind": "file"}
+    signature = (await _collect(relay, ref))["completionData"]["signature"]
+    leaf = xmlsig.parse(base64.b64decode(signature)).chain[0]
+    assert rp.certificate_kind(leaf) == "file"
 
 
 async def test_a_certificate_without_a_kind_meets_no_kind_requirement(
     relay: Relay, ca: CertificateAuthority
 ) -> None:
-    """Issued before kinds were written: accepted where no kind is required (and then no
-    kind is reported), refused where one is."""
+    """Issued before kinds were written: accepted where no kind is required, refused
+    where one is."""
     ref, order = await _fetched(relay, requirement={"tokenKinds": ["file"]})
     status, answer = await _report(relay, ref, order, legacy_completion(order, ca))
     assert (status, answer["details"]) == (400, "WrongTokenKind")
     ref, order = await _fetched(relay)
-    assert (await _report(relay, ref, order, legacy_completion(order, ca, "card")))[0] == 200
-    collected = await _collect(relay, ref)
-    assert collected["status"] == "complete" and "token" not in collected["completionData"]
-
-
-async def test_the_relay_passes_on_only_what_it_verified(
-    relay: Relay, anna: UnlockedCredential
-) -> None:
-    ref, order = await _fetched(relay)
-    sent = completion_for(order, anna)
-    extra = {
-        **sent,
-        "user": {"personalNumber": "194910112384", "name": "Bertil Berg"},
-        "verified": True,
-        "ocspResponse": "bm90IGFuIE9DU1AgcmVzcG9uc2U=",
-    }
-    assert (await _report(relay, ref, order, extra))[0] == 200
-    completion = (await _collect(relay, ref))["completionData"]
-    assert set(completion) == {
-        "signedData",
-        "signature",
-        "algorithm",
-        "certificateChain",
-        "user",
-        "token",
-    }
-    assert completion["user"]["personalNumber"] == "198112189876"
-    assert {k: completion[k] for k in ("signedData", "signature", "certificateChain")} == {
-        k: sent[k] for k in ("signedData", "signature", "certificateChain")
-    }
+    assert (await _report(relay, ref, order, legacy_completion(order, ca)))[0] == 200
+    assert (await _collect(relay, ref))["status"] == "complete"
 
 
 async def test_a_body_that_trickles_is_408(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:

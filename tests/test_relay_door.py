@@ -6,7 +6,6 @@ and relays get their catalogue message; nothing is signed."""
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
 import os
 import socket
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import rp
 from agent.autostart.handoff import socket_path
 from issuer import CertificateAuthority
 from tests import door_kit
@@ -25,6 +23,7 @@ from tests.agent_process import AgentProcess
 from tests.conftest import ANNA, PASSWORD
 from tests.relay_kit import RETURN
 from tests.relay_process_kit import RelayProcess
+from tests.xml_kit import verified_everywhere
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +31,11 @@ IP = "203.0.113.5"
 
 
 def test_an_identification_by_link_completes_at_the_website(
-    relay: RelayProcess, person: Path, tls: tuple[Path, Path], ca: CertificateAuthority
+    relay: RelayProcess,
+    person: Path,
+    tls: tuple[Path, Path],
+    ca: CertificateAuthority,
+    tmp_path: Path,
 ) -> None:
     status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200
@@ -46,32 +49,29 @@ def test_an_identification_by_link_completes_at_the_website(
     assert PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr
     collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
     assert collected["status"] == "complete", collected
-    # the website's server may check it again with the rp kit, for its relay and party
-    verified = rp.verify_auth(
+    # the website's server checks the XML signature: with xmlsec1 and with the rp kit,
+    # for its relay, its party and its order
+    verified = verified_everywhere(
         collected["completionData"],
-        expected_origin=server,
-        nonce=_nonce_of(collected),
-        trust_anchors=[ca.root_certificate],
-        now=dt.datetime.now(dt.UTC),
-        party="shop",
+        root=ca.root_certificate,
+        folder=tmp_path / "xml",
+        order_type="auth",
+        origin=server,
+        order_ref=started["orderRef"],
     )
     assert verified.person.personal_number == str(ANNA.personal_number)
+    assert collected["completionData"]["user"]["personalNumber"] == str(ANNA.personal_number)
     # the same link again: the order was fetched once; nothing more happens
     second = door_kit.open_link(door_kit.link(started["autoStartToken"], server), person, tls)
     assert second.returncode == 1 and "[10080]" in second.stderr, second.stderr
 
 
-def _nonce_of(collected: dict[str, object]) -> str:
-    import base64
-    import json
-
-    completion = collected["completionData"]
-    assert isinstance(completion, dict)
-    return str(json.loads(base64.b64decode(completion["signedData"]))["nonce"])
-
-
 def test_a_signature_by_link_and_the_persons_cancel(
-    relay: RelayProcess, person: Path, tls: tuple[Path, Path]
+    relay: RelayProcess,
+    person: Path,
+    tls: tuple[Path, Path],
+    ca: CertificateAuthority,
+    tmp_path: Path,
 ) -> None:
     import base64
 
@@ -84,9 +84,18 @@ def test_a_signature_by_link_and_the_persons_cancel(
     )
     assert done.returncode == 0 and text in done.stderr, done.stderr
     assert "Go back" not in done.stderr  # redirect=null: the page wants nothing opened
-    assert (
-        relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]["status"] == "complete"
+    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    assert collected["status"] == "complete"
+    verified = verified_everywhere(
+        collected["completionData"],
+        root=ca.root_certificate,
+        folder=tmp_path / "xml",
+        order_type="sign",
+        origin=server,
+        order_ref=started["orderRef"],
+        text=text,
     )
+    assert verified.content.visible == text
     _, started = relay.call("/rp/v1/sign", body)
     cancelled = door_kit.open_link(
         door_kit.link(started["autoStartToken"], server), person, tls, typed=""

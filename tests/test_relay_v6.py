@@ -25,6 +25,7 @@ from tests.conftest import ANNA
 from tests.door_kit import link, open_link
 from tests.relay_kit import RETURN
 from tests.relay_process_kit import RelayProcess, free_port
+from tests.xml_kit import verified_everywhere
 
 # pybankid's constructors build an httpx client with ``cert=``, which httpx deprecates;
 # the sites here replace that client with one whose TLS context holds the certificate.
@@ -110,7 +111,11 @@ def _pem(ca: CertificateAuthority) -> bytes:
 
 
 def test_pybankid_auth_to_complete_with_the_real_agent(
-    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path]
+    site: tuple[Site, RelayProcess],
+    person: Path,
+    tls: tuple[Path, Path],
+    ca: CertificateAuthority,
+    tmp_path: Path,
 ) -> None:
     client_site, process = site
     client = client_site.sync()
@@ -123,12 +128,26 @@ def test_pybankid_auth_to_complete_with_the_real_agent(
     assert done.returncode == 0, done.stderr
     collected = client.collect(started["orderRef"])
     assert collected["status"] == "complete", collected
-    user = collected["completionData"]["user"]
-    assert user["personalNumber"] == str(ANNA.personal_number)
+    completion = collected["completionData"]
+    assert set(completion) == {"user", "device", "bankIdIssueDate", "stepUp", "signature"}
+    assert completion["user"]["personalNumber"] == str(ANNA.personal_number)
+    assert completion["device"]["ipAddress"] == "127.0.0.1" and completion["device"]["uhi"]
+    verified_everywhere(
+        completion,
+        root=ca.root_certificate,
+        folder=tmp_path / "xml",
+        order_type="auth",
+        origin=server,
+        order_ref=started["orderRef"],
+    )
 
 
 def test_pybankid_sign_with_text_and_cancel(
-    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path]
+    site: tuple[Site, RelayProcess],
+    person: Path,
+    tls: tuple[Path, Path],
+    ca: CertificateAuthority,
+    tmp_path: Path,
 ) -> None:
     client_site, process = site
     client = client_site.sync()
@@ -140,7 +159,19 @@ def test_pybankid_sign_with_text_and_cancel(
     done = open_link(link(started["autoStartToken"], server), person, tls)
     assert done.returncode == 0, done.stderr
     assert text in done.stderr  # the console showed exactly the text the site sent
-    assert client.collect(started["orderRef"])["status"] == "complete"
+    collected = client.collect(started["orderRef"])
+    assert collected["status"] == "complete"
+    verified = verified_everywhere(
+        collected["completionData"],
+        root=ca.root_certificate,
+        folder=tmp_path / "xml",
+        order_type="sign",
+        origin=server,
+        order_ref=started["orderRef"],
+        text=text,
+        non_visible=b"order 17",
+    )
+    assert verified.content.visible == text
     # cancel answers {} and the order then reads cancelled; cancelling it again is refused
     other = client.authenticate(end_user_ip="192.0.2.1")
     assert client.cancel(other["orderRef"]) is True
@@ -209,7 +240,11 @@ def client_base(client: BankIDClient) -> str:
 
 
 def test_bankid6_start_collect_to_complete(
-    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path]
+    site: tuple[Site, RelayProcess],
+    person: Path,
+    tls: tuple[Path, Path],
+    ca: CertificateAuthority,
+    tmp_path: Path,
 ) -> None:
     """bankid6 (requests underneath) with its production settings pointed at the relay:
     its certificate pair and CA files, then its base URL. requests lets
@@ -236,6 +271,14 @@ def test_bankid6_start_collect_to_complete(
         collected = client.collect()
         assert collected.status == "complete"
         assert collected.completionData.user.personalNumber == str(ANNA.personal_number)
+        verified_everywhere(
+            {"signature": collected.completionData.signature},
+            root=ca.root_certificate,
+            folder=tmp_path / "xml",
+            order_type="auth",
+            origin=server,
+            order_ref=started.orderRef,
+        )
     finally:
         os.environ.update(saved)
 
@@ -258,7 +301,12 @@ def _node(
 
 @pytest.mark.parametrize("kind", ["auth", "sign"])
 def test_npm_bankid_to_complete_with_await_pending_collect(
-    site: tuple[Site, RelayProcess], person: Path, tls: tuple[Path, Path], kind: str
+    site: tuple[Site, RelayProcess],
+    person: Path,
+    tls: tuple[Path, Path],
+    kind: str,
+    ca: CertificateAuthority,
+    tmp_path: Path,
 ) -> None:
     """npm ``bankid`` 3.2.1's BankIdClientV6 in production mode with a PKCS#12 client
     certificate: it starts the order, draws BankID's QR text from the two QR values, and
@@ -278,6 +326,15 @@ def test_npm_bankid_to_complete_with_await_pending_collect(
     collected = json.loads(out)
     assert collected["status"] == "complete"
     assert collected["completionData"]["user"]["personalNumber"] == str(ANNA.personal_number)
+    verified_everywhere(
+        collected["completionData"],
+        root=ca.root_certificate,
+        folder=tmp_path / "xml",
+        order_type=kind,
+        origin=server,
+        order_ref=str(started["orderRef"]),
+        text=None if kind == "auth" else text,
+    )
 
 
 def test_npm_bankid_sees_bankids_errors(

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import rp
-from agent.credentials import CredentialStore
+from agent.credentials import CredentialStore, KeyPurpose
 from eidcore import signeddata
 from issuer import CertificateAuthority
 from tests.bridge_kit import ORIGIN, Bridge, b64
 from tests.conftest import ANNA, PASSWORD, MakeToken
-from tests.relay_kit import completion_for, unlocked
+from tests.relay_kit import unlocked
 
 TEXT = "Jag intygar att uppgifterna stämmer."
 
@@ -252,18 +252,29 @@ def _relay_completion(
     party: str,
     text: str | None = None,
 ) -> dict[str, Any]:
-    """What an agent returns for an order an order relay held for ``party``."""
-    order: dict[str, Any] = {
-        "type": kind,
-        "relay": RELAY,
-        "nonce": signeddata.b64url(nonce),
-        "orderRef": "relay-ref-1",
-        "userVisibleDataFormat": "plaintext",
-        "party": {"id": party},
+    """signedData v2 for an order an order relay held for ``party``, as agents signed
+    before relay results became XML signatures (the format still names the door)."""
+    credential = unlocked(store, make_token(ANNA), PASSWORD)
+    purpose = KeyPurpose.IDENTIFICATION if kind == "auth" else KeyPurpose.SIGNATURE
+    signed = signeddata.build(
+        type=kind,
+        origin=RELAY,
+        nonce=nonce,
+        time=dt.datetime.now(dt.UTC),
+        order_ref="relay-ref-1",
+        agent_version="test",
+        user_visible_data=text,
+        door=signeddata.Door.RELAY,
+        party=party,
+    )
+    return {
+        "signedData": base64.b64encode(signed).decode(),
+        "signature": base64.b64encode(credential.sign(purpose, signed)).decode(),
+        "algorithm": "ES256",
+        "certificateChain": [
+            base64.b64encode(c).decode() for c in credential.certificate_chain(purpose)
+        ],
     }
-    if text is not None:
-        order["userVisibleData"] = b64(text)
-    return completion_for(order, unlocked(store, make_token(ANNA), PASSWORD))
 
 
 def test_a_relay_result_verifies_for_its_relay_and_party_only(

@@ -25,8 +25,8 @@ from eidcore import xmlsig
 from eidcore.personal_number import PersonalNumber
 from eidcore.xmlsig import Algorithm, FuncId, SignedContent, XmlRefused
 from issuer.ca import CertificateAuthority, Person
+from tests.xml_kit import xmlsec1
 
-XMLSEC1 = "/usr/bin/xmlsec1"  # Debian's xmlsec1 (./dev setup installs it)
 CONTENT = SignedContent(
     func=FuncId.SIGNING,
     visible="Betala 100 kr till Åsa & Co <AB>",
@@ -71,25 +71,9 @@ def _signed(world: dict[str, object], content: SignedContent = CONTENT) -> bytes
 
 
 def _xmlsec1(world: dict[str, object], document: bytes) -> subprocess.CompletedProcess[str]:
-    path = Path(str(world["folder"])) / "signature.xml"
-    path.write_bytes(document)
-    return subprocess.run(
-        [
-            XMLSEC1,
-            "--verify",
-            "--trusted-pem",
-            str(world["root"]),
-            "--id-attr:Id",
-            f"{xmlsig.BID_NS}:bankIdSignedData",
-            "--id-attr:Id",
-            f"{xmlsig.DSIG_NS}:KeyInfo",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    ca = world["ca"]
+    assert isinstance(ca, CertificateAuthority)
+    return xmlsec1(document, ca.root_certificate, Path(str(world["folder"])))
 
 
 def _signxml(world: dict[str, object], document: bytes) -> list[bytes]:

@@ -39,7 +39,14 @@ from agent import __version__
 from agent.app.instance import InstanceLock, remove_pid, write_pid
 from agent.app.orders import Orders, OrderSettings, running_orders
 from agent.app.selftest import self_test
-from agent.autostart import DoorSettings, RelayDoor, accepting, serve_handoff, socket_path
+from agent.autostart import (
+    DoorSettings,
+    RelayDoor,
+    accepting,
+    installation_key,
+    serve_handoff,
+    socket_path,
+)
 from agent.bridge import (
     DEFAULT_PORT,
     HOSTS,
@@ -195,6 +202,7 @@ async def _serve(
         refused=refusal,
         tell=ui.tell,
         open_url=_returner(ui, desktop is not None, stdout, config.language),
+        device_key=installation_key(config.data_dir, os.urandom),
     )
     issuer = config.issuer
 

@@ -1,11 +1,14 @@
 """The second door, on the agent's side: an ``eid-agent://`` link names an order relay and
 an autostart token; the agent fetches the order from the relay over HTTPS, asks the person
-in its own dialog, signs signedData for the relay's origin and party, and posts the result.
+in its own dialog, signs an XML signature for the relay's origin, party and order, and
+posts the result.
 
 ``link`` (what a link may say and which relays may be asked, pure), ``errors``,
-``client`` (the relay's agent API over aiohttp), ``driver`` (one order, start to result).
+``client`` (the relay's agent API over aiohttp), ``driver`` (one order, start to result),
+``device`` (the per-installation, per-party ``uhi``).
 """
 
+from agent.autostart.device import installation_key
 from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
 from agent.autostart.driver import accepting
 from agent.autostart.handoff import hand_over, serve_handoff, socket_path
@@ -17,6 +20,7 @@ __all__ = [
     "UpdateNeeded",
     "accepting",
     "hand_over",
+    "installation_key",
     "parse_link",
     "serve_handoff",
     "socket_path",

@@ -44,7 +44,8 @@ class RelayDoor:
     """``refused``: why this agent may not take orders now (the updater's word), else
     None. ``tell``: how the person hears what stopped a link taken in the background.
     ``open_url``: how the person's browser goes back to the site. ``settings`` may be
-    replaced as a whole (the Settings window saved a proxy); orders under way keep theirs."""
+    replaced as a whole (the Settings window saved a proxy); orders under way keep theirs.
+    ``device_key``: this installation's key for the ``uhi`` (``agent.autostart.device``)."""
 
     def __init__(
         self,
@@ -54,8 +55,10 @@ class RelayDoor:
         refused: Callable[[], MessageCode | None] = accepting,
         tell: Callable[[Notice], Awaitable[None]] | None = None,
         open_url: Callable[[str], Awaitable[None]] = _nowhere,
+        device_key: bytes = b"",
     ) -> None:
         self.settings = settings
+        self._device_key = device_key
         self._service, self._refused, self._tell, self._open_url = (
             service,
             refused,
@@ -75,7 +78,9 @@ class RelayDoor:
             ca_file=settings.ca_file,
             proxy=settings.proxy,
         ) as client:
-            return await run_order(link.token, client, self._service, self._refused)
+            return await run_order(
+                link.token, client, self._service, self._refused, self._device_key
+            )
 
     async def take(self, url: str) -> bool:
         """A link handed to the running agent: False while an order is active (one at a

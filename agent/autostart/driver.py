@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from agent.autostart.client import FetchedOrder, RelayClient
+from agent.autostart.device import uhi
 from agent.autostart.errors import AutostartError
 from agent.credentials import CredentialKind
 from agent.orders import (
@@ -49,6 +50,7 @@ def request_for(order: FetchedOrder) -> OrderRequest:
         user_non_visible_data=order.non_visible,
         party=order.party,
         party_name=order.party_name,
+        order_ref=order.ref,
     )
 
 
@@ -71,9 +73,11 @@ async def run_order(
     client: RelayClient,
     service: OrderService,
     refused: Callable[[], MessageCode | None] = accepting,
+    device_key: bytes = b"",
 ) -> tuple[Order, FetchedOrder]:
     """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
-    updater's word), else None.
+    updater's word), else None. ``device_key``: this installation's (``device``), for the
+    ``uhi`` the relay passes on to the party.
 
     Raises: AutostartError (nothing was signed, or the relay could not be told; the
     person is told by the caller), UpdateNeeded."""
@@ -119,8 +123,8 @@ async def run_order(
     if ended_at_relay:
         return order, fetched  # nothing to post: the relay ended it
     if order.phase is Phase.COMPLETE and order.completion is not None:
-        # without ``user``: the relay names the person from the certificate it verifies
-        wire = {k: v for k, v in order.completion.wire().items() if k != "user"}
+        # the XML signature; the relay names the person from the certificate in it
+        wire = order.completion.wire() | {"uhi": uhi(device_key, fetched.relay, fetched.party)}
         await client.complete(fetched, wire)
         log.info("order %s completed at %s", order.ref, fetched.relay)
     else:

@@ -89,7 +89,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
     """No agent runs and there is no display: the order in this console, with the same
     order service and relay door as the running agent's (cards and tokens included)."""
     from agent.app import running_orders
-    from agent.autostart import RelayDoor, UpdateNeeded, parse_link
+    from agent.autostart import RelayDoor, UpdateNeeded, installation_key, parse_link
     from agent.config import load_config
     from agent.orders import DEFAULT_TTL, Phase
     from agent.ui import ConsoleUi
@@ -104,7 +104,10 @@ def _here(io: Io, args: argparse.Namespace) -> int:
         ui = ConsoleUi(io.stdin, io.stderr, io.language)
         async with running_orders(data_dir, ui, orders) as running:
             door = RelayDoor(
-                running.service, door_settings(args, config), refused=_refusal(data_dir)
+                running.service,
+                door_settings(args, config),
+                refused=_refusal(data_dir),
+                device_key=installation_key(data_dir, os.urandom),
             )
             order, fetched = await door.carry_out(link)
         if fetched.return_url is not None and link.go_back:  # a console has no browser

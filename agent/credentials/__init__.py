@@ -39,7 +39,7 @@ from agent.credentials.model import (
 )
 from agent.credentials.selection import select
 from agent.credentials.store import CredentialStore, DamagedEntry
-from agent.credentials.unlocked import ALGORITHM, UnlockedCredential
+from agent.credentials.unlocked import ALGORITHM, UnlockedCredential, without_roots
 
 __all__ = [
     "ALGORITHM",
@@ -79,4 +79,5 @@ __all__ = [
     "pin_for",
     "pins_of",
     "select",
+    "without_roots",
 ]

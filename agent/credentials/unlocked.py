@@ -23,6 +23,12 @@ def _self_signed(der: bytes) -> bool:
     return cert.issuer == cert.subject
 
 
+def without_roots(chain: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """DER certificates, leaf first, without self-signed roots: a verifier must use its
+    own trust anchors, so sending the root would only cost bytes on the wire."""
+    return tuple(der for i, der in enumerate(chain) if i == 0 or not _self_signed(der))
+
+
 class UnlockedCredential:
     def __init__(
         self,
@@ -35,11 +41,8 @@ class UnlockedCredential:
         self._keys = dict(keys)
 
     def certificate_chain(self, purpose: KeyPurpose) -> tuple[bytes, ...]:
-        """DER certificates, leaf first, without self-signed roots: a verifier must use its
-        own trust anchors, so sending the root would only cost bytes on the wire."""
-        return tuple(
-            der for i, der in enumerate(self._chains[purpose]) if i == 0 or not _self_signed(der)
-        )
+        """The chain for ``purpose`` (``without_roots``)."""
+        return without_roots(self._chains[purpose])
 
     def sign(self, purpose: KeyPurpose, data: bytes) -> bytes:
         """Sign ``data`` (hashed with SHA-256 here) with the key for ``purpose``."""

@@ -145,28 +145,35 @@ class OrderRequest:
     # the relay registered it (shown beside the relay's domain, never instead of it).
     party: str | None = None
     party_name: str | None = None
+    order_ref: str | None = None  # a relay order's ref there (what its website collects)
 
 
 @dataclass(frozen=True)
 class Completion:
-    """What a complete order hands the web page (see docs/signed-data.md)."""
+    """What a complete order hands its door. A bridge order's evidence is signedData v2
+    with a detached signature (docs/signed-data.md); a relay order's is one XML signature
+    document in BankID's shape (``eidcore.xmlsig``: ``xml``), which holds the chain."""
 
     personal_number: str
     name: str
     given_name: str
     surname: str
     token_kind: CredentialKind
-    signed_data: bytes
-    signature: bytes
-    algorithm: str
     certificate_chain: tuple[bytes, ...]
+    signed_data: bytes = b""
+    signature: bytes = b""
+    algorithm: str = ""
+    xml: bytes | None = None
 
     def wire(self) -> dict[str, object]:
-        """``completionData`` as both doors send it (the bridge's collect, the relay)."""
+        """``completionData`` as the bridge's collect gives it; for a relay order, what
+        the agent posts (the relay names the person from the certificate it verifies)."""
 
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode("ascii")
 
+        if self.xml is not None:
+            return {"signature": b64(self.xml)}
         return {
             "user": {
                 "personalNumber": self.personal_number,

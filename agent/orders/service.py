@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from agent.credentials import (
@@ -32,6 +32,7 @@ from agent.credentials import (
     WrongPassword,
     pin_for,
     select,
+    without_roots,
 )
 from agent.credentials.card import (
     CardError,
@@ -55,12 +56,13 @@ from agent.orders import (
     UnknownOrder,
 )
 from agent.ui import DialogBlocked, Request, UiPort
-from eidcore import signeddata
+from eidcore import signeddata, xmlsig
 from eidcore.messages import MessageCode
 
 log = logging.getLogger(__name__)
 
 PURPOSE = {OrderKind.AUTH: KeyPurpose.IDENTIFICATION, OrderKind.SIGN: KeyPurpose.SIGNATURE}
+_FUNC = {OrderKind.AUTH: xmlsig.FuncId.IDENTIFICATION, OrderKind.SIGN: xmlsig.FuncId.SIGNING}
 PAGE_CHECK_SECONDS = 1.0  # how often a bridge order's page is looked for
 
 
@@ -361,26 +363,69 @@ class OrderService:
     ) -> Completion:
         assert secret is not None, "a BankID on file has a password"
         unlocked = await asyncio.to_thread(self._store.unlock, credential.id, secret)
-        signed = self._signed_data(order)
-        return _completion(
-            credential, signed, unlocked.sign(purpose, signed), unlocked.certificate_chain(purpose)
-        )
+
+        async def sign(data: bytes) -> bytes:
+            return unlocked.sign(purpose, data)
+
+        return await self._signed(order, credential, unlocked.certificate_chain(purpose), sign)
 
     async def _sign_with_card(
         self, order: Order, credential: CredentialInfo, purpose: KeyPurpose, secret: str | None
     ) -> Completion:
         assert self._hardware is not None
-        card = self._hardware.card(credential.id)
+        hardware = self._hardware
+        card = hardware.card(credential.id)
         if card is None:  # gone from the snapshot before its PIN went anywhere
             raise CardRemoved(pin_sent=False)
-        signed = self._signed_data(order)
-        signature = await asyncio.to_thread(
-            self._hardware.sign, credential.id, purpose, signed, secret
+
+        async def sign(data: bytes) -> bytes:
+            return await asyncio.to_thread(hardware.sign, credential.id, purpose, data, secret)
+
+        return await self._signed(order, credential, without_roots(card.chains[purpose]), sign)
+
+    async def _signed(
+        self,
+        order: Order,
+        credential: CredentialInfo,
+        chain: tuple[bytes, ...],
+        sign: Callable[[bytes], Awaitable[bytes]],
+    ) -> Completion:
+        """The evidence for ``order``, built here from what the person was shown: a
+        bridge order's signedData v2, a relay order's XML signature (``eidcore.xmlsig``)."""
+        owner = credential.owner
+        person = Completion(
+            personal_number=str(owner.personal_number),
+            name=owner.name,
+            given_name=owner.given_name,
+            surname=owner.surname,
+            token_kind=credential.kind,
+            certificate_chain=chain,
         )
-        return _completion(credential, signed, signature, card.chains[purpose])
+        request = order.request  # an order's request never changes
+        if request.party is None:
+            data = self._signed_data(order)
+            signature = await sign(data)
+            return replace(person, signed_data=data, signature=signature, algorithm=ALGORITHM)
+        unsigned = xmlsig.prepare(self._content(request), chain, xmlsig.Algorithm.ECDSA_SHA256)
+        return replace(person, xml=unsigned.finish(await sign(unsigned.signed_info)))
+
+    def _content(self, request: OrderRequest) -> xmlsig.SignedContent:
+        assert request.party is not None and request.order_ref is not None, "a relay order"
+        return xmlsig.SignedContent(
+            func=_FUNC[request.kind],
+            visible=request.user_visible_data,
+            visible_format=request.user_visible_format,
+            non_visible=request.user_non_visible_data,
+            party_id=request.party,
+            party_name=request.party_name or "",
+            origin=request.origin,
+            nonce=request.nonce,
+            order_ref=request.order_ref,
+            version=self._version,
+        )
 
     def _signed_data(self, order: Order) -> bytes:
-        request = order.request  # an order's request never changes
+        request = order.request
         return signeddata.build(
             type=request.kind.value,
             origin=request.origin,
@@ -389,10 +434,8 @@ class OrderService:
             order_ref=order.ref,
             agent_version=self._version,
             user_visible_data=request.user_visible_data,
-            user_visible_format=request.user_visible_format,
             user_non_visible_data=request.user_non_visible_data,
-            door=signeddata.Door.BRIDGE if request.party is None else signeddata.Door.RELAY,
-            party=request.party,
+            user_visible_format=request.user_visible_format,
         )
 
     def _apply(self, ref: str, event: Event, **data: object) -> None:
@@ -409,23 +452,6 @@ def _pin(credential: CredentialInfo, purpose: KeyPurpose) -> PinRef:
     pin = pin_for(credential.kind, purpose)
     assert pin is not None, "a credential with a PIN"
     return pin
-
-
-def _completion(
-    credential: CredentialInfo, signed: bytes, signature: bytes, chain: tuple[bytes, ...]
-) -> Completion:
-    owner = credential.owner
-    return Completion(
-        personal_number=str(owner.personal_number),
-        name=owner.name,
-        given_name=owner.given_name,
-        surname=owner.surname,
-        token_kind=credential.kind,
-        signed_data=signed,
-        signature=signature,
-        algorithm=ALGORITHM,
-        certificate_chain=chain,
-    )
 
 
 class _OrderEnded(Exception):
