@@ -147,6 +147,8 @@ def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
     except ConfigError as exc:
         say(err, Term.RELAY_BAD_CONFIG, detail=exc)
         return 1
+    if not config.ocsp.required:
+        say(err, Term.RELAY_OCSP_OPTIONAL)
     tls: ssl.SSLContext | None = None
     if args.tls_cert:
         try:

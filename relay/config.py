@@ -10,6 +10,11 @@ parties it serves (``relay.toml``, written by the organisation running it):
     [limits]                                    # optional: the agent API's budget per
     agent_burst = 60                            # address; 0 a second turns it off (behind
     agent_per_second = 20                       # a proxy that limits by the real address)
+    [ocsp]                                      # optional: the issuer's word on each result
+    required = true                             # no answer, no result (production)
+    responder = "https://ocsp.bank.example"     # instead of the one certificates name
+    ca_file = "ocsp-ca.pem"                     # trust for an https responder
+    timeout = 5                                 # seconds
 
     [[party]]
     id = "shop"                                 # signed into every result for it
@@ -37,9 +42,10 @@ from typing import Any
 
 from cryptography import x509
 
+import rp
 from eidcore import policies, returnurl, visibletext
 
-__all__ = ["PARTY_ID", "ConfigError", "Party", "RelayConfig", "load_config"]
+__all__ = ["PARTY_ID", "ConfigError", "Ocsp", "Party", "RelayConfig", "load_config"]
 
 # The agent API needs no credentials (an autostart token or an agent secret is the
 # credential), so each address (an IPv6 /64) has a budget: an agent asks about once a
@@ -85,12 +91,26 @@ class Party:
 
 
 @dataclass(frozen=True)
+class Ocsp:
+    """How the relay asks the issuer whether a result's certificate is good (``[ocsp]``).
+    It asks the responder the certificate names (or ``policy.url``) with a nonce bound to
+    the signature, and keeps the answer as ``completionData.ocspResponse``. ``required``:
+    a result whose certificate names no responder, or whose responder does not answer,
+    fails the order (production); otherwise it completes without ``ocspResponse``. A
+    certificate the responder says is revoked always fails it."""
+
+    required: bool = False
+    policy: rp.OcspPolicy = field(default_factory=rp.OcspPolicy)
+
+
+@dataclass(frozen=True)
 class RelayConfig:
     origin: str
     trust: tuple[x509.Certificate, ...]
     parties: Mapping[str, Party]
     kind_policies: Mapping[str, str] = field(default_factory=policies.verifier_table)
     agent_budget: tuple[float, float] = AGENT_BUDGET  # (burst, per second); 0/s: none
+    ocsp: Ocsp = field(default_factory=lambda: Ocsp())
 
     def party_with(self, certificate: bytes) -> Party | None:
         """The party whose client certificate (DER) this is."""
@@ -144,7 +164,33 @@ def config_from(doc: Mapping[str, Any], base: Path, where: str = "config") -> Re
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return RelayConfig(origin, tuple(trust), parties, kinds, _budget(doc.get("limits", {}), where))
+    return RelayConfig(
+        origin,
+        tuple(trust),
+        parties,
+        kinds,
+        _budget(doc.get("limits", {}), where),
+        _ocsp(doc.get("ocsp", {}), base, where),
+    )
+
+
+def _ocsp(raw: object, base: Path, where: str) -> Ocsp:
+    if not isinstance(raw, dict) or not set(raw) <= {"required", "responder", "ca_file", "timeout"}:
+        raise ConfigError(f"{where}: [ocsp] takes required, responder, ca_file and timeout")
+    required, responder = raw.get("required", False), raw.get("responder")
+    ca_file, timeout = raw.get("ca_file"), raw.get("timeout", 5)
+    if not isinstance(required, bool):
+        raise ConfigError(f"{where}: ocsp.required must be true or false")
+    if responder is not None and (
+        not isinstance(responder, str) or not responder.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}: ocsp.responder must be an http(s) URL")
+    if ca_file is not None and not isinstance(ca_file, str):
+        raise ConfigError(f"{where}: ocsp.ca_file must be a file name")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
+        raise ConfigError(f"{where}: ocsp.timeout must be 1 to 60 seconds")
+    fetch = rp.http_fetch(str(base / ca_file)) if ca_file else rp.http_fetch()
+    return Ocsp(required, rp.OcspPolicy(timeout=float(timeout), url=responder, fetch=fetch))
 
 
 def _budget(limits: object, where: str) -> tuple[float, float]:

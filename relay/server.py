@@ -446,10 +446,30 @@ async def _agent_status(request: web.Request) -> web.Response:
 async def _agent_report(request: web.Request, what: str) -> web.Response:
     server = request.app[SERVER]
     report = parse_report(what, await _body(request))
-    agent_ip = request.remote or ""
-    # a result that does not verify still ends the order (written in the transaction), and
-    # only then is the agent told: raising inside ``change`` would roll the ending back
-    refused: list[RelayError] = []
+    now = server.clock()
+    outcome: Event | tuple[rp.VerifiedXml, bytes | None] | None = None
+    if what == "complete":
+        # verified, and the issuer asked, before the order's row is locked: the OCSP
+        # answer may take its timeout, and nothing should wait on the row meanwhile
+        order = await server.run(lambda: server.store.get(report.order_ref, now))
+        if order is None or not rules.tokens_match(report.agent_secret, order.agent_hash):
+            raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
+        assert report.signature is not None
+        signature = report.signature
+        try:
+            outcome = await asyncio.to_thread(_verify, order, signature, server.config, now)
+        except rp.VerificationError as exc:
+            log.warning(
+                "order %s: the agent's result did not verify: %s: %s",
+                order.ref,
+                type(exc).__name__,
+                exc,
+            )
+            reason = type(exc).__name__
+            outcome = Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) else None
+            outcome = outcome or Event.AGENT_FAILED
+        else:
+            reason = ""
 
     def change(o: RelayOrder) -> RelayOrder:
         if not rules.tokens_match(report.agent_secret, o.agent_hash):
@@ -460,23 +480,12 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
         if what == "fail":
             assert report.hint is not None
             return rules.advance(o, _FAILURE_EVENTS[report.hint], now)
-        assert report.signature is not None and report.uhi is not None
-        try:
-            verified = _verify(o, report.signature, server.config, now)
-        except rp.VerificationError as exc:
-            log.warning(
-                "order %s: the agent's result did not verify: %s: %s",
-                o.ref,
-                type(exc).__name__,
-                exc,
-            )
-            event = (
-                Event.NO_CREDENTIAL if isinstance(exc, _CERTIFICATE_REASONS) else Event.AGENT_FAILED
-            )
-            refused.append(RelayError(ErrorCode.VERIFICATION_FAILED, type(exc).__name__))
-            return rules.advance(o, event, now)
+        if isinstance(outcome, Event):  # did not verify: the order ends all the same
+            return rules.advance(o, outcome, now)
+        assert outcome is not None and report.signature is not None and report.uhi is not None
+        verified, ocsp = outcome
         done = rules.advance(o, Event.COMPLETED, now)
-        wire = completion_data(verified, report.signature, agent_ip, report.uhi)
+        wire = completion_data(verified, report.signature, request.remote or "", report.uhi, ocsp)
         return replace(done, completion=json.dumps(wire, sort_keys=True))
 
     try:
@@ -487,21 +496,22 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
         raise RelayError(ErrorCode.NOT_FOUND, "the order has ended") from None
     if order is None:
         raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
-    if refused:
-        raise refused[0]
+    if isinstance(outcome, Event):
+        raise RelayError(ErrorCode.VERIFICATION_FAILED, reason)
     return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
 
 
 def completion_data(
-    verified: rp.VerifiedXml, signature: str, agent_ip: str, uhi: str
+    verified: rp.VerifiedXml, signature: str, agent_ip: str, uhi: str, ocsp: bytes | None
 ) -> dict[str, object]:
     """``completionData`` as BankID's v6.0 gives it: ``user`` read from the certificate
     the relay verified, ``device`` as the relay saw the agent (its address) and as the
     agent names itself to this party (``uhi``), the certificate's issue date, and the
-    XML signature as verified. Nothing else an agent sent is passed on: a site might
+    XML signature as verified, and the issuer's OCSP answer on the certificate, bound
+    to the signature by its nonce. Nothing else an agent sent is passed on: a site might
     take it for the relay's word."""
     person = verified.person
-    return {
+    wire: dict[str, object] = {
         "user": {
             "personalNumber": person.personal_number,
             "name": person.name,
@@ -513,14 +523,18 @@ def completion_data(
         "stepUp": {"mrtd": False},
         "signature": signature,
     }
+    if ocsp is not None:
+        wire["ocspResponse"] = base64.b64encode(ocsp).decode("ascii")
+    return wire
 
 
 def _verify(
     order: RelayOrder, signature: str, config: RelayConfig, now: dt.datetime
-) -> rp.VerifiedXml:
+) -> tuple[rp.VerifiedXml, bytes | None]:
     """The relay itself checks the agent's XML signature with the rp kit (the document,
-    the chain, key usage, what was signed and for whom), and that it meets the order's
-    requirements. Raises: rp.VerificationError."""
+    the chain, key usage, what was signed and for whom) and that it meets the order's
+    requirements, then asks the issuer about the certificate (``_ocsp``). Blocking.
+    Raises: rp.VerificationError."""
     party = config.parties[order.party]
     verified = rp.verify_xml_signature(
         signature,
@@ -549,4 +563,17 @@ def _verify(
         # the kind is the certificate's policy; one without (issued before kinds were
         # written) meets no kind requirement
         raise rp.WrongTokenKind("signed with a kind of BankID the order did not allow")
-    return verified
+    return verified, _ocsp(verified, config, now)
+
+
+def _ocsp(verified: rp.VerifiedXml, config: RelayConfig, now: dt.datetime) -> bytes | None:
+    """The issuer's answer on the certificate, asked with a nonce bound to the signature
+    (``rp.ocsp_nonce``); None where it cannot be had and the relay does not require it.
+    Raises: rp.CertificateRevoked, rp.RevocationUnknown (required), rp.UntrustedChain."""
+    try:
+        return rp.fetch_ocsp_evidence(verified, config.trust, config.ocsp.policy, now)
+    except rp.RevocationUnknown as exc:
+        if config.ocsp.required:
+            raise
+        log.info("no OCSP answer on a result (%s); not required here", exc)
+        return None

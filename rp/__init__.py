@@ -44,7 +44,7 @@ from rp.verify import (
     verify_auth,
     verify_sign,
 )
-from rp.xmlverify import VerifiedXml, verify_xml_signature
+from rp.xmlverify import VerifiedXml, fetch_ocsp_evidence, ocsp_nonce, verify_xml_signature
 
 __all__ = [
     "RETURN_PARAMETER",
@@ -76,7 +76,9 @@ __all__ = [
     "WrongParty",
     "WrongTokenKind",
     "certificate_kind",
+    "fetch_ocsp_evidence",
     "http_fetch",
+    "ocsp_nonce",
     "read_result",
     "verify_auth",
     "verify_sign",

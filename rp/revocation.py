@@ -28,7 +28,13 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from rp.errors import CertificateRevoked, RevocationUnknown
 
-__all__ = ["OcspPolicy", "check_revocation", "http_fetch"]
+__all__ = [
+    "OcspPolicy",
+    "check_response",
+    "check_revocation",
+    "fetch_response",
+    "http_fetch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +97,25 @@ def check_revocation(
 def _check(
     leaf: x509.Certificate, issuer: x509.Certificate, policy: OcspPolicy, now: dt.datetime
 ) -> None:
+    fetch_response(leaf, issuer, policy, now, policy.random_bytes(16), echoed=False)
+
+
+def fetch_response(
+    leaf: x509.Certificate,
+    issuer: x509.Certificate,
+    policy: OcspPolicy,
+    now: dt.datetime,
+    nonce: bytes,
+    *,
+    echoed: bool = True,
+) -> bytes:
+    """The responder's DER answer on ``leaf`` to a request carrying ``nonce``, checked
+    (``check_response``): kept as evidence that the certificate was good at that moment.
+    ``echoed``: the answer must carry the nonce (else a pre-produced answer without one
+    is taken). Raises: CertificateRevoked, RevocationUnknown."""
     url = policy.url or _responder(leaf)
     if url is None:
         raise RevocationUnknown("the certificate names no OCSP responder")
-    nonce = policy.random_bytes(16)
     request = (
         ocsp.OCSPRequestBuilder()
         .add_certificate(leaf, issuer, hashes.SHA256())
@@ -105,19 +126,38 @@ def _check(
         raw = policy.fetch(url, request.public_bytes(serialization.Encoding.DER), policy.timeout)
     except (OSError, urllib.error.URLError, TimeoutError) as exc:
         raise RevocationUnknown(f"OCSP responder unreachable: {type(exc).__name__}") from None
+    check_response(raw, leaf, issuer, nonce, now, policy.max_skew, echoed=echoed)
+    return raw
+
+
+def check_response(
+    raw: bytes,
+    leaf: x509.Certificate,
+    issuer: x509.Certificate,
+    nonce: bytes,
+    now: dt.datetime,
+    max_skew: dt.timedelta,
+    *,
+    echoed: bool = True,
+) -> None:
+    """``raw`` is a successful OCSP answer signed by ``issuer`` itself, about ``leaf``,
+    fresh at ``now``, carrying ``nonce`` (or none, unless ``echoed``), saying good.
+
+    Raises: CertificateRevoked, RevocationUnknown."""
     try:
         response = ocsp.load_der_ocsp_response(raw)
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise RevocationUnknown(f"OCSP answered {response.response_status.name}")
         _verify_signature(response, issuer)
+        name_hash, key_hash = _issuer_hashes(leaf, issuer, response.hash_algorithm)
         if (
             response.serial_number != leaf.serial_number
-            or response.issuer_key_hash != request.issuer_key_hash
-            or response.issuer_name_hash != request.issuer_name_hash
+            or response.issuer_key_hash != key_hash
+            or response.issuer_name_hash != name_hash
         ):
             raise RevocationUnknown("the OCSP answer is about another certificate")
-        echoed = [e.value.nonce for e in response.extensions if isinstance(e.value, x509.OCSPNonce)]
-        if echoed and echoed != [nonce]:
+        said = [e.value.nonce for e in response.extensions if isinstance(e.value, x509.OCSPNonce)]
+        if (said or echoed) and said != [nonce]:
             raise RevocationUnknown("the OCSP answer carries another nonce (a replay?)")
         this_update = response.this_update_utc
         next_update = response.next_update_utc
@@ -128,9 +168,9 @@ def _check(
         raise
     except Exception as exc:  # every way a response can be malformed is the same answer
         raise RevocationUnknown(f"unreadable OCSP answer: {type(exc).__name__}") from None
-    if this_update > now + policy.max_skew:
+    if this_update > now + max_skew:
         raise RevocationUnknown("the OCSP answer is from the future")
-    if next_update is not None and next_update < now - policy.max_skew:
+    if next_update is not None and next_update < now - max_skew:
         raise RevocationUnknown("the OCSP answer is stale")
     if status is ocsp.OCSPCertStatus.REVOKED:
         raise CertificateRevoked(
@@ -138,6 +178,15 @@ def _check(
         )
     if status is not ocsp.OCSPCertStatus.GOOD:
         raise RevocationUnknown("the responder does not know the certificate")
+
+
+def _issuer_hashes(
+    leaf: x509.Certificate, issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
+) -> tuple[bytes, bytes]:
+    """The issuer's name and key hashes as an answer on ``leaf`` names them: those of a
+    request for it (cryptography computes them, RFC 6960 4.1.1)."""
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm).build()
+    return request.issuer_name_hash, request.issuer_key_hash
 
 
 def _verify_signature(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> None:

@@ -354,12 +354,22 @@ def _check_revocation(
     revocation: OcspPolicy,
     now: dt.datetime,
 ) -> None:
-    """The issuer's OCSP responder on ``leaf``, its issuer found among the chain and the
-    anchors. Raises: UntrustedChain, CertificateRevoked, RevocationUnknown."""
+    """The issuer's OCSP responder on ``leaf``. Raises: UntrustedChain,
+    CertificateRevoked, RevocationUnknown."""
+    check_revocation(leaf, _issuer(leaf, intermediates, anchors), revocation, now)
+
+
+def _issuer(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+) -> x509.Certificate:
+    """``leaf``'s issuer, found among the chain and the anchors (for OCSP). Raises:
+    UntrustedChain."""
     issuer = next((c for c in (*intermediates, *anchors) if _issued(leaf, c)), None)
     if issuer is None:
         raise UntrustedChain("the issuer's certificate is not at hand for OCSP")
-    check_revocation(leaf, issuer, revocation, now)
+    return issuer
 
 
 def _issued(leaf: x509.Certificate, candidate: x509.Certificate) -> bool:

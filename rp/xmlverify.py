@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,17 +33,18 @@ from rp.errors import (
     WrongOrigin,
     WrongParty,
 )
-from rp.revocation import OcspPolicy
+from rp.revocation import OcspPolicy, check_response, fetch_response
 from rp.verify import (
     Person,
     _check_chain,
     _check_revocation,
     _check_usage,
+    _issuer,
     _person,
     certificate_kind,
 )
 
-__all__ = ["VerifiedXml", "verify_xml_signature"]
+__all__ = ["VerifiedXml", "fetch_ocsp_evidence", "ocsp_nonce", "verify_xml_signature"]
 
 _FUNC = {"auth": xmlsig.FuncId.IDENTIFICATION, "sign": xmlsig.FuncId.SIGNING}
 
@@ -57,6 +59,14 @@ class VerifiedXml:
     token_kind: str | None
     certificate: x509.Certificate
     content: xmlsig.SignedContent
+    chain: tuple[x509.Certificate, ...]  # as the document holds it, leaf first
+    document: bytes  # the XML as verified
+
+
+def ocsp_nonce(document: bytes) -> bytes:
+    """The nonce of the OCSP request the relay makes for a result: SHA-256 of the XML
+    signature document, so the answer it keeps is bound to this one signature."""
+    return hashlib.sha256(document).digest()
 
 
 def verify_xml_signature(
@@ -73,10 +83,15 @@ def verify_xml_signature(
     user_non_visible_data: bytes | None = None,
     revocation: OcspPolicy | None = None,
     kind_policies: Mapping[str, str] = policies.KIND_POLICIES,
+    ocsp_response: str | None = None,
+    max_skew: dt.timedelta = dt.timedelta(minutes=5),
 ) -> VerifiedXml:
     """``signature``: ``completionData.signature`` (base64 of the XML). ``nonce``: the
     one the relay drew for the order (the relay checks it; a site, which never sees it,
-    relies on ``order_ref`` — its own order — instead).
+    relies on ``order_ref`` — its own order — instead). ``ocsp_response``:
+    ``completionData.ocspResponse`` (base64 DER), checked as the issuer's word that the
+    certificate was good, fresh within ``max_skew`` of ``now``, and bound to this
+    signature by its nonce (``ocsp_nonce``); ``revocation``: ask the responder yourself.
 
     Raises: a VerificationError subclass saying why not."""
     if order_type not in _FUNC:
@@ -116,6 +131,13 @@ def verify_xml_signature(
     kind = certificate_kind(leaf, kind_policies)
     if revocation is not None:
         _check_revocation(leaf, parsed.chain[1:], trust_anchors, revocation, now)
+    if ocsp_response is not None:
+        try:
+            raw = base64.b64decode(ocsp_response, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise MalformedResponse("ocspResponse is not base64") from None
+        issuer = _issuer(leaf, parsed.chain[1:], trust_anchors)
+        check_response(raw, leaf, issuer, ocsp_nonce(document), now, max_skew)
     return VerifiedXml(
         person=_person(leaf),
         type=order_type,
@@ -125,4 +147,22 @@ def verify_xml_signature(
         token_kind=kind,
         certificate=leaf,
         content=signed,
+        chain=parsed.chain,
+        document=document,
     )
+
+
+def fetch_ocsp_evidence(
+    verified: VerifiedXml,
+    trust_anchors: Sequence[x509.Certificate],
+    policy: OcspPolicy,
+    now: dt.datetime,
+) -> bytes:
+    """The issuer's OCSP answer (DER) on the verified certificate, asked with the nonce
+    bound to this signature and checked: what the relay adds as ``ocspResponse``, and
+    what ``verify_xml_signature(ocsp_response=…)`` checks again. Blocking.
+
+    Raises: CertificateRevoked, RevocationUnknown, UntrustedChain."""
+    leaf = verified.certificate
+    issuer = _issuer(leaf, verified.chain[1:], trust_anchors)
+    return fetch_response(leaf, issuer, policy, now, ocsp_nonce(verified.document))

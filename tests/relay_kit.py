@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from agent.credentials import CredentialStore, KeyPurpose, UnlockedCredential
 from eidcore import signeddata, xmlsig
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person
-from relay.config import Party, RelayConfig
+from relay.config import Ocsp, Party, RelayConfig
 from relay.server import RelayServer, build_app
 from relay.store import OrderStore
 
@@ -84,12 +84,17 @@ class Relay:
 
 @asynccontextmanager
 async def running_relay(
-    tmp: Path, ca: CertificateAuthority, db: str | None = None, **options: Any
+    tmp: Path,
+    ca: CertificateAuthority,
+    db: str | None = None,
+    ocsp: Ocsp | None = None,
+    **options: Any,
 ) -> AsyncIterator[Relay]:
     """``options``: RelayServer's (an agent_limiter, say)."""
     clock = Clock()
     store = OrderStore(db or f"sqlite:///{tmp / 'relay.db'}")
-    server = RelayServer(relay_config(ca), store, clock=clock, **options)
+    config = relay_config(ca) if ocsp is None else replace(relay_config(ca), ocsp=ocsp)
+    server = RelayServer(config, store, clock=clock, **options)
     client = TestClient(TestServer(build_app(server), host="127.0.0.1"))
     await client.start_server()
     try:

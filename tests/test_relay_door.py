@@ -53,7 +53,7 @@ def test_an_identification_by_link_completes_at_the_website(
     # for its relay, its party and its order
     verified = verified_everywhere(
         collected["completionData"],
-        root=ca.root_certificate,
+        ca=ca,
         folder=tmp_path / "xml",
         order_type="auth",
         origin=server,
@@ -88,7 +88,7 @@ def test_a_signature_by_link_and_the_persons_cancel(
     assert collected["status"] == "complete"
     verified = verified_everywhere(
         collected["completionData"],
-        root=ca.root_certificate,
+        ca=ca,
         folder=tmp_path / "xml",
         order_type="sign",
         origin=server,

@@ -23,6 +23,7 @@ from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.conftest import ANNA
 from tests.door_kit import link, open_link
+from tests.ocsp_kit import Responder, ocsp_responder
 from tests.relay_kit import RETURN
 from tests.relay_process_kit import RelayProcess, free_port
 from tests.xml_kit import verified_everywhere
@@ -70,6 +71,15 @@ class Site:
 def site(
     tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
 ) -> Iterator[tuple[Site, RelayProcess]]:
+    with ocsp_responder(ca) as responder:
+        yield from _site(tmp_path, ca, tls, responder)
+
+
+def _site(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path], responder: Responder
+) -> Iterator[tuple[Site, RelayProcess]]:
+    """The relay requires the issuer's OCSP answer on every result, as a production one
+    does: the test certificates name no responder, so the relay names the issuer's."""
     port = free_port()
     folder = tmp_path / "relay"
     folder.mkdir()
@@ -88,6 +98,7 @@ def site(
     config.write_text(
         config.read_text() + f'\n[[party]]\nid = "shop"\nname = "Exempelbutiken AB"\n'
         f'client_cert_sha256 = "{sha}"\nreturn_urls = ["{RETURN}"]\n'
+        f'\n[ocsp]\nrequired = true\nresponder = "{responder.url}"\n'
     )
     (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{port}"]\n')
     process = RelayProcess(
@@ -129,12 +140,19 @@ def test_pybankid_auth_to_complete_with_the_real_agent(
     collected = client.collect(started["orderRef"])
     assert collected["status"] == "complete", collected
     completion = collected["completionData"]
-    assert set(completion) == {"user", "device", "bankIdIssueDate", "stepUp", "signature"}
+    assert set(completion) == {
+        "user",
+        "device",
+        "bankIdIssueDate",
+        "stepUp",
+        "signature",
+        "ocspResponse",
+    }
     assert completion["user"]["personalNumber"] == str(ANNA.personal_number)
     assert completion["device"]["ipAddress"] == "127.0.0.1" and completion["device"]["uhi"]
     verified_everywhere(
         completion,
-        root=ca.root_certificate,
+        ca=ca,
         folder=tmp_path / "xml",
         order_type="auth",
         origin=server,
@@ -163,7 +181,7 @@ def test_pybankid_sign_with_text_and_cancel(
     assert collected["status"] == "complete"
     verified = verified_everywhere(
         collected["completionData"],
-        root=ca.root_certificate,
+        ca=ca,
         folder=tmp_path / "xml",
         order_type="sign",
         origin=server,
@@ -273,7 +291,7 @@ def test_bankid6_start_collect_to_complete(
         assert collected.completionData.user.personalNumber == str(ANNA.personal_number)
         verified_everywhere(
             {"signature": collected.completionData.signature},
-            root=ca.root_certificate,
+            ca=ca,
             folder=tmp_path / "xml",
             order_type="auth",
             origin=server,
@@ -328,7 +346,7 @@ def test_npm_bankid_to_complete_with_await_pending_collect(
     assert collected["completionData"]["user"]["personalNumber"] == str(ANNA.personal_number)
     verified_everywhere(
         collected["completionData"],
-        root=ca.root_certificate,
+        ca=ca,
         folder=tmp_path / "xml",
         order_type=kind,
         origin=server,

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import serialization
 
 import rp
 from eidcore import xmlsig
+from issuer import CertificateAuthority
+from tests.ocsp_kit import openssl_reads
 
 XMLSEC1 = "/usr/bin/xmlsec1"  # Debian's xmlsec1 (./dev setup installs it)
 
@@ -49,7 +51,7 @@ def xmlsec1(
 def verified_everywhere(
     completion: dict[str, Any],
     *,
-    root: x509.Certificate,
+    ca: CertificateAuthority,
     folder: Path,
     order_type: str,
     origin: str,
@@ -58,11 +60,14 @@ def verified_everywhere(
     text: str | None = None,
     non_visible: bytes | None = None,
 ) -> rp.VerifiedXml:
-    """``completionData.signature`` verified by xmlsec1 and by the rp kit."""
+    """``completionData.signature`` verified by xmlsec1 and by the rp kit, and its
+    ``ocspResponse`` where there is one: by the rp kit (bound to this signature) and by
+    ``openssl ocsp``."""
+    root = ca.root_certificate
     document = base64.b64decode(completion["signature"])
     checked = xmlsec1(document, root, folder)
     assert checked.returncode == 0 and "OK" in checked.stderr, checked.stderr
-    return rp.verify_xml_signature(
+    verified = rp.verify_xml_signature(
         completion["signature"],
         order_type=order_type,
         expected_origin=origin,
@@ -72,4 +77,11 @@ def verified_everywhere(
         now=dt.datetime.now(dt.UTC),
         user_visible_data=text,
         user_non_visible_data=non_visible,
+        ocsp_response=completion.get("ocspResponse"),
     )
+    if "ocspResponse" in completion:
+        response = base64.b64decode(completion["ocspResponse"])
+        said = openssl_reads(response, verified.certificate, ca, folder / "ocsp")
+        assert "Response verify OK" in said.stderr, said.stdout + said.stderr
+        assert "leaf.pem: good" in said.stdout, said.stdout
+    return verified

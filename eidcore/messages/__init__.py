@@ -280,6 +280,7 @@ class Term(enum.StrEnum):
     RELAY_NEW_TOKEN = "relay_new_token"
     RELAY_NEW_PARTY_CERT = "relay_new_party_cert"
     RELAY_BAD_PARTY_CERT = "relay_bad_party_cert"
+    RELAY_OCSP_OPTIONAL = "relay_ocsp_optional"
 
 
 @dataclass(frozen=True)
