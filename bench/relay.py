@@ -33,9 +33,11 @@ from bench.harness import InstantUi
 from bench.tokens import person
 from eidcore import signeddata, xmlsig
 from issuer import CertificateAuthority, make_file_credential
-from relay.config import Party, RelayConfig
+from issuer.ocsp import answer
+from relay.config import Ocsp, Party, RelayConfig
 from relay.server import RelayServer, build_app
 from relay.store import OrderStore
+from rp import OcspPolicy
 from tests.issuer_kit import postgres_cluster
 
 TOKEN = "bench-party-token-0123456789"
@@ -43,11 +45,29 @@ PASSWORD = "bench password"
 TEXT = "Jag godkänner överföringen av 1 000 kr till konto 1234-5678."
 
 
-def _config(ca: CertificateAuthority, origin: str) -> RelayConfig:
+def _config(ca: CertificateAuthority, origin: str, ocsp_url: str | None = None) -> RelayConfig:
     """The load comes from one address; in service the orders' agents come from many,
-    each with its budget on the agent API: here there is none ([limits] rate 0)."""
+    each with its budget on the agent API: here there is none ([limits] rate 0). With
+    ``ocsp_url`` the relay requires the issuer's answer on every result, as in service."""
     party = Party("shop", "Exempelbutiken AB", hashlib.sha256(TOKEN.encode()).hexdigest())
-    return RelayConfig(origin, (ca.root_certificate,), {"shop": party}, agent_budget=(1.0, 0.0))
+    ocsp = Ocsp() if ocsp_url is None else Ocsp(required=True, policy=OcspPolicy(url=ocsp_url))
+    return RelayConfig(
+        origin, (ca.root_certificate,), {"shop": party}, agent_budget=(1.0, 0.0), ocsp=ocsp
+    )
+
+
+def _ocsp_app(ca: CertificateAuthority) -> web.Application:
+    """The issuer's OCSP answering (``issuer.ocsp.answer``, a fresh signature per nonce)
+    over HTTP, as the relay reaches a responder."""
+
+    async def respond(request: web.Request) -> web.Response:
+        der = await request.read()
+        body, _ = answer(der, lambda _serial: ("good", None, None), ca, dt.datetime.now(dt.UTC))
+        return web.Response(body=body, content_type="application/ocsp-response")
+
+    app = web.Application()
+    app.router.add_post("/ocsp", respond)
+    return app
 
 
 async def _serve(app: web.Application, port: int) -> web.AppRunner:
@@ -243,12 +263,14 @@ async def _throughput(
     floor = await _bare_load(bare_port, orders)
     await bare.cleanup()
     figures = []
+    ocsp_port = _free_port()
+    responder = await _serve(_ocsp_app(ca), ocsp_port)
+    ocsp_url = f"http://127.0.0.1:{ocsp_port}/ocsp"
     for kind, url in (("SQLite", f"sqlite:///{tmp / 'relay-load.db'}"), ("PostgreSQL", pg_url)):
         port = _free_port()
         orders_store = OrderStore(url)
-        runner, listening = await _serve_guarded(
-            build_app(RelayServer(_config(ca, f"http://127.0.0.1:{port}"), orders_store)), port
-        )
+        config = _config(ca, f"http://127.0.0.1:{port}", ocsp_url)
+        runner, listening = await _serve_guarded(build_app(RelayServer(config, orders_store)), port)
         rate, collects = await _load(port, orders, credential)
         listening.close()
         await runner.cleanup()
@@ -262,11 +284,13 @@ async def _throughput(
                 floor,
                 "— (reported)",
                 True,
-                f"{orders} orders, 8 clients, 4 calls each, the relay verifying every result; "
+                f"{orders} orders, 8 clients, 4 calls each, the relay verifying every XML "
+                "signature and asking the issuer's OCSP responder (same loop, over HTTP); "
                 f"collect p50 {statistics.median(collects) * 1000:.1f} ms, "
                 f"p99 {percentile(collects, 99) * 1000:.1f} ms",
             )
         )
+    await responder.cleanup()
     return figures
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import itertools
 import os
 import socket
 import time
@@ -35,10 +36,27 @@ from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 ORIGIN = "https://bank.example"
 
 
+# Ports for the servers tests start are chosen below the kernel's ephemeral range
+# (32768-60999 on Linux): a port the kernel handed out for a moment could be taken by any
+# test's outgoing connection before the server bound it — an agent found "its" port in use
+# once, under three workers. Each xdist worker has a block of its own, so two workers
+# never choose the same port either.
+_PORTS_FROM, _PORT_BLOCK = 20_000, 2_000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = _PORTS_FROM + (int(worker) % 6 if worker.isdigit() else 0) * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = base + next(_next_port) % _PORT_BLOCK
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # still held by an earlier test's server: the next one
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 def new_nonce(size: int = 32) -> str:

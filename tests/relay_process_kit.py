@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import json
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -21,15 +20,10 @@ from cryptography.hazmat.primitives import serialization
 
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
+from tests.bridge_kit import free_port
 from tests.relay_kit import ORIGIN, RETURN, SHOP_TOKEN
 
 __all__ = ["RelayProcess", "free_port", "tls", "write_config"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(folder: Path, ca: CertificateAuthority, origin: str = ORIGIN) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.credentials import CredentialStore
+from tests.bridge_kit import free_port
 from tests.conftest import PASSWORD
 from tests.issuer_kit import IssuerProcess, agent_order
 
@@ -67,9 +68,7 @@ def faulty_server(mode: str) -> Iterator[str]:
 
 
 def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.mark.parametrize("fault", ["unreachable", "garbage", "trickle"])

@@ -202,7 +202,7 @@ async def _serve(
         refused=refusal,
         tell=ui.tell,
         open_url=_returner(ui, desktop is not None, stdout, config.language),
-        device_key=installation_key(config.data_dir, os.urandom),
+        device_key=lambda: installation_key(config.data_dir, os.urandom),
     )
     issuer = config.issuer
 

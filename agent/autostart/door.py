@@ -55,7 +55,7 @@ class RelayDoor:
         refused: Callable[[], MessageCode | None] = accepting,
         tell: Callable[[Notice], Awaitable[None]] | None = None,
         open_url: Callable[[str], Awaitable[None]] = _nowhere,
-        device_key: bytes = b"",
+        device_key: Callable[[], bytes] = lambda: b"",
     ) -> None:
         self.settings = settings
         self._device_key = device_key

@@ -73,11 +73,11 @@ async def run_order(
     client: RelayClient,
     service: OrderService,
     refused: Callable[[], MessageCode | None] = accepting,
-    device_key: bytes = b"",
+    device_key: Callable[[], bytes] = lambda: b"",
 ) -> tuple[Order, FetchedOrder]:
     """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
-    updater's word), else None. ``device_key``: this installation's (``device``), for the
-    ``uhi`` the relay passes on to the party.
+    updater's word), else None. ``device_key``: this installation's key (``device``), for
+    the ``uhi`` the relay passes on to the party; read only when a result is posted.
 
     Raises: AutostartError (nothing was signed, or the relay could not be told; the
     person is told by the caller), UpdateNeeded."""
@@ -124,7 +124,8 @@ async def run_order(
         return order, fetched  # nothing to post: the relay ended it
     if order.phase is Phase.COMPLETE and order.completion is not None:
         # the XML signature; the relay names the person from the certificate in it
-        wire = order.completion.wire() | {"uhi": uhi(device_key, fetched.relay, fetched.party)}
+        mine = uhi(device_key(), fetched.relay, fetched.party)
+        wire = order.completion.wire() | {"uhi": mine}
         await client.complete(fetched, wire)
         log.info("order %s completed at %s", order.ref, fetched.relay)
     else:

@@ -107,7 +107,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
                 running.service,
                 door_settings(args, config),
                 refused=_refusal(data_dir),
-                device_key=installation_key(data_dir, os.urandom),
+                device_key=lambda: installation_key(data_dir, os.urandom),
             )
             order, fetched = await door.carry_out(link)
         if fetched.return_url is not None and link.go_back:  # a console has no browser

@@ -33,6 +33,7 @@ START_TIMEOUT = 30.0  # seconds for the installed agent to listen
 _OWN_FILES = (
     "updater.json",
     "rollout.json",
+    "installation.key",  # agent/autostart/device.py
     "agent.pid",
     "agent.lock",
     "agent.log",
