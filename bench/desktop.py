@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import ssl
 import statistics
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         with (
             relay,
             AgentProcess(
-                data, "--no-cards", "--ui", "desktop", "--allow-http-relay", env=screen.env
+                data, "--no-cards", "--ui", "desktop", *relay.agent_options, env=screen.env
             ) as agent,
         ):
             agent.ready()
@@ -84,7 +85,14 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
                 link = relay.start()
                 start = time.perf_counter()
                 subprocess.run(
-                    [str(BIN / "eid-agent"), "open", link, "--data-dir", str(data)],
+                    [
+                        str(BIN / "eid-agent"),
+                        "open",
+                        link,
+                        "--data-dir",
+                        str(data),
+                        *relay.agent_options,
+                    ],
                     env={**os.environ, **screen.env},
                     check=True,
                     timeout=30,
@@ -267,17 +275,22 @@ def _cold_start(tmp: Path, runs: int) -> Figure:
 
 
 class _Relay:
-    """``eid-relay serve`` on loopback (plain http, which the agent allows only there and
-    only with --allow-http-relay), and a relying party starting identifications."""
+    """``eid-relay serve`` on loopback over TLS (a development certificate the agent is
+    told to trust, the relay named in its settings as an internal one), and a relying
+    party with its client certificate starting identifications."""
 
     def __init__(self, ca: CertificateAuthority, tmp: Path) -> None:
-        from tests.relay_kit import SHOP_TOKEN
+        from issuer.servecli import dev_tls
+        from tests.relay_process_kit import CA, party_certificate, write_config
         from tests.relay_process_kit import free_port as _free_port
-        from tests.relay_process_kit import write_config
 
         self.port = _free_port()
-        self.origin = f"http://127.0.0.1:{self.port}"
+        self.origin = f"https://127.0.0.1:{self.port}"
         config = write_config(tmp / "bench-relay", ca, origin=self.origin)
+        cert, key = dev_tls(config.parent, dt.datetime.now(dt.UTC))
+        settings = tmp / "bench-agent.toml"
+        settings.write_text(f'[relay]\nallow = ["127.0.0.1:{self.port}"]\n')
+        self.agent_options = ["--relay-ca", str(cert), "--config", str(settings)]
         self._argv = [
             str(BIN / "eid-relay"),
             "serve",
@@ -287,8 +300,15 @@ class _Relay:
             str(self.port),
             "--db",
             f"sqlite:///{tmp / 'bench-relay.db'}",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--client-ca",
+            str(config.parent / CA),
         ]
-        self._token = SHOP_TOKEN
+        self._tls = ssl.create_default_context(cafile=str(cert))
+        self._tls.load_cert_chain(*party_certificate(config))
 
     def __enter__(self) -> _Relay:
         self._proc = subprocess.Popen(self._argv, stderr=subprocess.PIPE, text=True)
@@ -307,10 +327,10 @@ class _Relay:
         import urllib.request
 
         request = urllib.request.Request(  # noqa: S310 - the relay on loopback
-            f"{self.origin}/rp/v1/auth",
+            f"{self.origin}/rp/v6.0/auth",
             data=json.dumps({"endUserIp": "192.0.2.1"}).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
+            headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10, context=self._tls) as response:  # noqa: S310
             token = json.loads(response.read())["autoStartToken"]
         return f"eid-agent:///?autostarttoken={token}&server={self.origin}"

@@ -10,11 +10,12 @@ import asyncio
 import base64
 import datetime as dt
 import functools
-import hashlib
 import sqlite3
+import ssl
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +41,43 @@ from relay.store import OrderStore
 from rp import OcspPolicy
 from tests.issuer_kit import postgres_cluster
 
-TOKEN = "bench-party-token-0123456789"
 PASSWORD = "bench password"
 TEXT = "Jag godkänner överföringen av 1 000 kr till konto 1234-5678."
 
 
-def _config(ca: CertificateAuthority, origin: str, ocsp_url: str | None = None) -> RelayConfig:
+@dataclass(frozen=True)
+class _Tls:
+    """The relay's TLS as in service: its certificate, asking for the parties' client
+    certificates from a development RP CA; ``site``: the shop's client side."""
+
+    server: ssl.SSLContext
+    site: ssl.SSLContext
+    party_sha256: str
+
+
+def _tls(folder: Path, now: dt.datetime) -> _Tls:
+    from issuer.servecli import dev_tls
+    from relay.partycert import make_party_certificate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    server_cert, server_key = dev_tls(folder, now)
+    made = make_party_certificate(folder, "shop", folder / "certs", "pw", now)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(server_cert, server_key)
+    server.load_verify_locations(cafile=made.ca)
+    server.verify_mode = ssl.CERT_OPTIONAL
+    site = ssl.create_default_context(cafile=str(server_cert))
+    site.load_cert_chain(str(made.certificate), str(made.key))
+    return _Tls(server, site, made.sha256)
+
+
+def _config(
+    ca: CertificateAuthority, origin: str, party_sha256: str, ocsp_url: str | None = None
+) -> RelayConfig:
     """The load comes from one address; in service the orders' agents come from many,
     each with its budget on the agent API: here there is none ([limits] rate 0). With
     ``ocsp_url`` the relay requires the issuer's answer on every result, as in service."""
-    party = Party("shop", "Exempelbutiken AB", hashlib.sha256(TOKEN.encode()).hexdigest())
+    party = Party("shop", "Exempelbutiken AB", frozenset({party_sha256}))
     ocsp = Ocsp() if ocsp_url is None else Ocsp(required=True, policy=OcspPolicy(url=ocsp_url))
     return RelayConfig(
         origin, (ca.root_certificate,), {"shop": party}, agent_budget=(1.0, 0.0), ocsp=ocsp
@@ -70,30 +98,41 @@ def _ocsp_app(ca: CertificateAuthority) -> web.Application:
     return app
 
 
-async def _serve(app: web.Application, port: int) -> web.AppRunner:
+async def _serve(
+    app: web.Application, port: int, tls: ssl.SSLContext | None = None, *more: int
+) -> web.AppRunner:
+    """``app`` on ``port`` (with ``tls``), and in plain HTTP on each of ``more``."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    for plain in more:
+        await web.TCPSite(runner, "127.0.0.1", plain).start()
     return runner
 
 
-async def _serve_guarded(app: web.Application, port: int) -> tuple[web.AppRunner, Any]:
+async def _serve_guarded(
+    app: web.Application, port: int, tls: ssl.SSLContext
+) -> tuple[web.AppRunner, Any]:
     """As ``eid-relay serve`` listens: every connection through the kernel's gate."""
     from eidcore import listener
 
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=15.0)
     await runner.setup()
     assert runner.server is not None
-    return runner, await listener.serve_public(runner.server, "127.0.0.1", port)
+    return runner, await listener.serve_public(runner.server, "127.0.0.1", port, tls=tls)
 
 
 async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[Figure]:
     data = tmp / "relay-wire"
     CredentialStore(data).add(make_file_credential(ca, person(0), PASSWORD, now))
-    port, counted = _free_port(), _free_port()
+    # the site starts orders over mutual TLS; the agent's calls are counted in plain HTTP
+    # through a second listener of the same relay (TLS excluded from the figure)
+    tls_port, port, counted = _free_port(), _free_port(), _free_port()
     origin = f"http://127.0.0.1:{counted}"
+    tls = _tls(tmp / "relay-wire-tls", now)
     store = OrderStore(f"sqlite:///{tmp / 'relay-wire.db'}")
-    runner = await _serve(build_app(RelayServer(_config(ca, origin), store)), port)
+    app = build_app(RelayServer(_config(ca, origin, tls.party_sha256), store))
+    runner = await _serve(app, tls_port, tls.server, port)
     service = OrderService(
         CredentialStore(data),
         InstantUi(PASSWORD),
@@ -103,13 +142,12 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
         agent_version="bench",
     )
     figures = []
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     text = base64.b64encode(TEXT.encode()).decode()
     for kind, extra in (("auth", {}), ("sign", {"userVisibleData": text})):
         body = {"endUserIp": "192.0.2.1", **extra}
         async with (
-            aiohttp.ClientSession() as http,
-            http.post(f"http://127.0.0.1:{port}/rp/v1/{kind}", headers=headers, json=body) as r,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls.site)) as http,
+            http.post(f"https://127.0.0.1:{tls_port}/rp/v6.0/{kind}", json=body) as r,
         ):
             started = await r.json()
         totals = {"up": 0, "down": 0}
@@ -167,9 +205,9 @@ def _completion(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> di
 
 
 async def _load(
-    port: int, orders: int, credential: Any, clients: int = 8
+    port: int, orders: int, credential: Any, site: ssl.SSLContext, clients: int = 8
 ) -> tuple[float, list[float]]:
-    base = f"http://127.0.0.1:{port}"
+    base = f"https://127.0.0.1:{port}"
     chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
     collects: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -177,12 +215,9 @@ async def _load(
         queue.put_nowait(n)
 
     async def client(http: aiohttp.ClientSession) -> None:
-        party = {"Authorization": f"Bearer {TOKEN}"}
         while not queue.empty():
             queue.get_nowait()
-            async with http.post(
-                f"{base}/rp/v1/auth", json={"endUserIp": "192.0.2.1"}, headers=party
-            ) as r:
+            async with http.post(f"{base}/rp/v6.0/auth", json={"endUserIp": "192.0.2.1"}) as r:
                 started = await r.json()
             token = {"autoStartToken": started["autoStartToken"]}
             async with http.post(f"{base}/agent/v1/order", json=token) as r:
@@ -196,13 +231,13 @@ async def _load(
                 assert r.status == 200, await r.text()
             began = time.perf_counter()
             async with http.post(
-                f"{base}/rp/v1/collect", json={"orderRef": order["orderRef"]}, headers=party
+                f"{base}/rp/v6.0/collect", json={"orderRef": order["orderRef"]}
             ) as r:
                 assert (await r.json())["status"] == "complete"
             collects.append(time.perf_counter() - began)
 
     start = time.perf_counter()
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site)) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     return orders / (time.perf_counter() - start), collects
 
@@ -227,13 +262,17 @@ def _bare_app(db: Path) -> web.Application:
         )
 
     app = web.Application()
-    for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v1/collect"):
+    for path in _PATHS:
         app.router.add_post(path, call)
     return app
 
 
-async def _bare_load(port: int, orders: int, clients: int = 8) -> float:
-    base = f"http://127.0.0.1:{port}"
+_PATHS = ("/rp/v6.0/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v6.0/collect")
+
+
+async def _bare_load(port: int, orders: int, site: ssl.SSLContext, clients: int = 8) -> float:
+    """The same four calls, over the same mutual TLS, kept alive as the relay's are."""
+    base = f"https://127.0.0.1:{port}"
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(orders):
         queue.put_nowait(n)
@@ -241,12 +280,12 @@ async def _bare_load(port: int, orders: int, clients: int = 8) -> float:
     async def client(http: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
-            for path in ("/rp/v1/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v1/collect"):
+            for path in _PATHS:
                 async with http.post(base + path, json={"x": 1}) as r:
                     await r.read()
 
     start = time.perf_counter()
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site)) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     return orders / (time.perf_counter() - start)
 
@@ -258,9 +297,10 @@ async def _throughput(
     store = CredentialStore(data)
     info = store.add(make_file_credential(ca, person(1), PASSWORD, now))
     credential = store.unlock(info.id, PASSWORD)
+    tls = _tls(tmp / "relay-load-tls", now)
     bare_port = _free_port()
-    bare = await _serve(_bare_app(tmp / "bare.db"), bare_port)
-    floor = await _bare_load(bare_port, orders)
+    bare = await _serve(_bare_app(tmp / "bare.db"), bare_port, tls.server)
+    floor = await _bare_load(bare_port, orders, tls.site)
     await bare.cleanup()
     figures = []
     ocsp_port = _free_port()
@@ -269,9 +309,10 @@ async def _throughput(
     for kind, url in (("SQLite", f"sqlite:///{tmp / 'relay-load.db'}"), ("PostgreSQL", pg_url)):
         port = _free_port()
         orders_store = OrderStore(url)
-        config = _config(ca, f"http://127.0.0.1:{port}", ocsp_url)
-        runner, listening = await _serve_guarded(build_app(RelayServer(config, orders_store)), port)
-        rate, collects = await _load(port, orders, credential)
+        config = _config(ca, f"https://127.0.0.1:{port}", tls.party_sha256, ocsp_url)
+        app = build_app(RelayServer(config, orders_store))
+        runner, listening = await _serve_guarded(app, port, tls.server)
+        rate, collects = await _load(port, orders, credential, tls.site)
         listening.close()
         await runner.cleanup()
         orders_store.close()
@@ -280,7 +321,7 @@ async def _throughput(
                 f"relay: orders started + collected to completion per second, {kind}",
                 "/s",
                 rate,
-                "a bare aiohttp handler, one SQLite write and read per call",
+                "a bare aiohttp handler, one SQLite write and read per call, same mutual TLS",
                 floor,
                 "— (reported)",
                 True,
@@ -310,30 +351,12 @@ async def _mtls_collect(
     """``/rp/v6.0/collect`` over mutual TLS, the party known by its certificate, under 8
     concurrent sites (kept-alive connections, as a site's HTTP client keeps them), against
     a bare aiohttp handler behind the same TLS, requiring the same client certificate."""
-    import ssl
-
     from eidcore import listener
-    from issuer.servecli import dev_tls
-    from relay.partycert import make_party_certificate
 
-    folder = tmp / "mtls"
-    folder.mkdir()
-    server_cert, server_key = dev_tls(folder, now)
-    made = make_party_certificate(folder, "shop", folder / "certs", "pw", now)
-    party = Party("shop", "Exempelbutiken AB", "", (), frozenset({made.sha256}))
     port = _free_port()
-    config = RelayConfig(
-        f"https://127.0.0.1:{port}",
-        (ca.root_certificate,),
-        {"shop": party},
-        agent_budget=(1.0, 0.0),
-    )
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(server_cert, server_key)
-    tls.load_verify_locations(cafile=made.ca)
-    tls.verify_mode = ssl.CERT_OPTIONAL
-    site_tls = ssl.create_default_context(cafile=str(server_cert))
-    site_tls.load_cert_chain(str(made.certificate), str(made.key))
+    made = _tls(tmp / "mtls", now)
+    config = _config(ca, f"https://127.0.0.1:{port}", made.party_sha256)
+    tls, site_tls = made.server, made.site
 
     async def collects(base: str, refs: list[str]) -> list[float]:
         took: list[float] = []
@@ -355,7 +378,7 @@ async def _mtls_collect(
             await asyncio.gather(*(site(http) for _ in range(clients)))
         return took
 
-    store = OrderStore(f"sqlite:///{folder / 'relay.db'}")
+    store = OrderStore(f"sqlite:///{tmp / 'mtls' / 'relay.db'}")
     runner = web.AppRunner(build_app(RelayServer(config, store)), access_log=None)
     await runner.setup()
     assert runner.server is not None
@@ -381,10 +404,7 @@ async def _mtls_collect(
             {"orderRef": body["orderRef"], "status": "pending", "hintCode": "started"}
         )
 
-    bare_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    bare_tls.load_cert_chain(server_cert, server_key)
-    bare_tls.load_verify_locations(cafile=made.ca)
-    bare_tls.verify_mode = ssl.CERT_REQUIRED
+    bare_tls = tls  # the same context: the handler asserts the certificate came
     app = web.Application()
     app.router.add_post("/rp/v6.0/collect", bare)
     bare_port = _free_port()

@@ -44,10 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also the second door: the site's order relay (https://host:port)",
     )
     demo.add_argument(
-        "--relay-token-file",
-        type=Path,
-        help="the site's bearer token at the relay (owner-only file)",
+        "--relay-cert", type=Path, help="the site's client certificate at the relay (PEM)"
     )
+    demo.add_argument("--relay-key", type=Path, help="its key (PEM, owner-only)")
     demo.add_argument("--relay-party", default="demo", help="the site's party id at the relay")
     demo.add_argument(
         "--relay-ca", type=Path, help="trust only this certificate for the relay (development)"
@@ -72,16 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     relay = None
     if args.relay:
+        if not (args.relay_cert and args.relay_key):
+            print("eid-rp: --relay needs --relay-cert and --relay-key", file=sys.stderr)
+            return 2
         try:
-            token = (
-                args.relay_token_file.read_text("utf-8").strip() if args.relay_token_file else ""
-            )
-            api = RelayApi(args.relay, token, ca_file=args.relay_ca)
+            api = RelayApi(args.relay, (args.relay_cert, args.relay_key), ca_file=args.relay_ca)
         except (OSError, ValueError) as exc:
             print(f"eid-rp: the relay cannot be used: {exc}", file=sys.stderr)
-            return 2
-        if not token:
-            print("eid-rp: --relay needs --relay-token-file", file=sys.stderr)
             return 2
         relay = RelayDoor.for_site(api, args.relay, args.relay_party, origin)
     config = DemoConfig(

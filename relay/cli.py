@@ -1,6 +1,5 @@
-"""``eid-relay``: run the order relay (``serve``), make a relying party's development
-client certificate (``party-cert``), or its bearer token (``party-token``: the token is
-printed once, the relay keeps only its SHA-256).
+"""``eid-relay``: run the order relay (``serve``), or make a relying party's development
+client certificate (``party-cert``).
 
 Exit status 0 = done, 1 = it could not run (said on stderr), 2 = the command line was
 wrong.
@@ -12,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import secrets
@@ -61,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--client-ca",
         type=Path,
-        help="PEM: the CAs of relying parties' client certificates (asks clients for one)",
+        help="PEM: the CAs of relying parties' client certificates (required)",
     )
     cert = commands.add_parser(
         "party-cert", help="make a development client certificate for a relying party"
@@ -71,7 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     cert.add_argument("--out", type=Path, required=True, help="the folder to write it to")
     cert.add_argument("--password", help="for the PKCS#12 file (default: one is made)")
     cert.add_argument("--days", type=int, default=365, help="how long it is valid")
-    commands.add_parser("party-token", help="make a bearer token for a relying party")
     return parser
 
 
@@ -89,15 +86,6 @@ def main(
     def say(stream: TextIO, term: Term, **values: object) -> None:
         stream.write(catalogue().term(term, language).format(**values) + "\n")
 
-    if args.command == "party-token":
-        token = secrets.token_urlsafe(32)
-        say(
-            out,
-            Term.RELAY_NEW_TOKEN,
-            token=token,
-            digest=hashlib.sha256(token.encode()).hexdigest(),
-        )
-        return 0
     if args.command == "party-cert":
         return _party_cert(args, say, out, err)
     log_to(err, logging.INFO)
@@ -147,6 +135,9 @@ def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
     except ConfigError as exc:
         say(err, Term.RELAY_BAD_CONFIG, detail=exc)
         return 1
+    if not args.client_ca:  # parties are known by their client certificates, and only so
+        say(err, Term.RELAY_CLIENT_CA)
+        return 2
     if not config.ocsp.required:
         say(err, Term.RELAY_OCSP_OPTIONAL)
     tls: ssl.SSLContext | None = None

@@ -21,17 +21,15 @@ parties it serves (``relay.toml``, written by the organisation running it):
     name = "Exempelbutiken AB"                  # shown beside the relay's domain
     client_cert_sha256 = "3a1f…"                # of its TLS client certificate (DER); a
                                                 # list while it rolls its certificate
-    token_sha256 = "9f86d0…"                    # or: of its bearer token (not kept)
     return_urls = ["https://shop.example/eid/return"]
 
 A party is known by its client certificate (``eid-relay serve --client-ca``: the CAs that
-issue them; ``eid-relay party-cert`` makes a development one), by a bearer token, or both.
+issue them; ``eid-relay party-cert`` makes a development one), as at BankID.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import tomllib
 import urllib.parse
@@ -68,13 +66,8 @@ class ConfigError(ValueError):
 class Party:
     id: str
     name: str
-    token_sha256: str  # "" for a party known by its certificate only
+    client_certs: frozenset[str]  # SHA-256 of each certificate's DER, hex
     return_urls: tuple[str, ...] = ()
-    client_certs: frozenset[str] = frozenset()  # SHA-256 of each certificate's DER, hex
-
-    def accepts(self, token: str) -> bool:
-        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        return bool(self.token_sha256) and hmac.compare_digest(digest, self.token_sha256)
 
     def may_return_to(self, url: str) -> bool:
         """The same scheme, host, port and path as a registered URL; a query is the site's
@@ -116,15 +109,6 @@ class RelayConfig:
         """The party whose client certificate (DER) this is."""
         digest = hashlib.sha256(certificate).hexdigest()
         return next((p for p in self.parties.values() if digest in p.client_certs), None)
-
-    def party_for(self, token: str) -> Party | None:
-        """The party whose bearer token this is (every party is compared: the time does
-        not say which one nearly matched)."""
-        found = None
-        for party in self.parties.values():
-            if party.accepts(token):
-                found = party
-        return found
 
 
 def load_config(path: Path) -> RelayConfig:
@@ -217,7 +201,7 @@ def _is_return_url(url: object) -> bool:
 def _party(raw: object, where: str) -> Party:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: [[party]] must be a table")
-    pid, name, digest = raw.get("id"), raw.get("name"), raw.get("token_sha256")
+    pid, name = raw.get("id"), raw.get("name")
     if not isinstance(pid, str) or not PARTY_ID.match(pid):
         raise ConfigError(f"{where}: party id must be 1-64 of a-z 0-9 . _ -")
     if not isinstance(name, str):
@@ -226,8 +210,14 @@ def _party(raw: object, where: str) -> Party:
         visibletext.check_name(name)
     except visibletext.TextRefused as exc:
         raise ConfigError(f"{where}: party {pid}: name: {exc.details}") from None
-    if digest is not None and (not isinstance(digest, str) or not _SHA256.fullmatch(digest)):
-        raise ConfigError(f"{where}: party {pid}: token_sha256 must be 64 hex digits")
+    if "token_sha256" in raw:  # the relay's own API with bearer tokens is gone (ADR 0020)
+        raise ConfigError(
+            f"{where}: party {pid}: bearer tokens are gone: give the party a client "
+            "certificate (eid-relay party-cert) and its client_cert_sha256"
+        )
+    unknown = sorted(set(raw) - {"id", "name", "client_cert_sha256", "return_urls"})
+    if unknown:
+        raise ConfigError(f"{where}: party {pid}: unknown key {unknown[0]}")
     certs = raw.get("client_cert_sha256", [])
     certs = [certs] if isinstance(certs, str) else certs
     if not isinstance(certs, list) or not all(
@@ -236,11 +226,11 @@ def _party(raw: object, where: str) -> Party:
         raise ConfigError(
             f"{where}: party {pid}: client_cert_sha256 must be 64 hex digits, or a list of them"
         )
-    if digest is None and not certs:
-        raise ConfigError(f"{where}: party {pid}: give client_cert_sha256 or token_sha256")
+    if not certs:
+        raise ConfigError(f"{where}: party {pid}: client_cert_sha256 is required")
     urls = raw.get("return_urls", [])
     if not isinstance(urls, list) or not all(_is_return_url(u) for u in urls):
         raise ConfigError(
             f"{where}: party {pid}: return_urls must be https URLs (http only on loopback)"
         )
-    return Party(pid, name, digest or "", tuple(urls), frozenset(certs))
+    return Party(pid, name, frozenset(certs), tuple(urls))

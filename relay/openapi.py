@@ -44,7 +44,7 @@ def _post(summary: str, body: str, ok: str, *, party: bool) -> dict[str, Any]:
         "responses": responses,
     }
     if party:
-        operation["security"] = [{"partyCertificate": []}, {"party": []}]
+        operation["security"] = [{"partyCertificate": []}]
     else:
         operation["security"] = []
     return operation
@@ -55,17 +55,15 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "eid-agent order relay",
-            "version": "1",  # the API's version (/rp/v1, /agent/v1), not the software's
+            "version": "6.0",  # the API's version (BankID's /rp/v6.0), not the software's
             "description": "See docs/relay-api.md. /rp/v6.0: BankID's relying-party API "
-            "v6.0, for sites that already speak it; /rp/v1: the relay's own. Both take the "
-            "party's TLS client certificate or its bearer token. /agent/v1: the person's "
+            "v6.0, the party known by its TLS client certificate. /agent/v1: the person's "
             "agent, with the autostart token and then the order's agent secret.",
         },
         "paths": _paths(),
         "components": {
             "securitySchemes": {
                 "partyCertificate": {"type": "mutualTLS"},
-                "party": {"type": "http", "scheme": "bearer"},
             },
             "schemas": _schemas(),
         },
@@ -74,20 +72,10 @@ def document() -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     operations = [
-        ("/rp/v1/auth", "Start an identification", "AuthRequest", "Started", True),
-        ("/rp/v1/sign", "Start a signature", "SignRequest", "Started", True),
-        ("/rp/v1/collect", "Poll an order", "OrderRef", "Collect", True),
-        ("/rp/v1/cancel", "Cancel an order", "OrderRef", "Empty", True),
-        (
-            f"{v6.PATH}/auth",
-            "Start an identification (BankID v6.0)",
-            "V6AuthRequest",
-            "V6Started",
-            True,
-        ),
-        (f"{v6.PATH}/sign", "Start a signature (BankID v6.0)", "V6SignRequest", "V6Started", True),
-        (f"{v6.PATH}/collect", "Poll an order (BankID v6.0)", "OrderRef", "Collect", True),
-        (f"{v6.PATH}/cancel", "Cancel an order (BankID v6.0)", "OrderRef", "Empty", True),
+        (f"{v6.PATH}/auth", "Start an identification", "AuthRequest", "Started", True),
+        (f"{v6.PATH}/sign", "Start a signature", "SignRequest", "Started", True),
+        (f"{v6.PATH}/collect", "Poll an order", "OrderRef", "Collect", True),
+        (f"{v6.PATH}/cancel", "Cancel an order", "OrderRef", "Empty", True),
         (
             "/agent/v1/order",
             "Fetch an order with its autostart token",
@@ -124,24 +112,11 @@ def _schemas() -> dict[str, Any]:
         },
         "userVisibleData": {**b64, "maxLength": fields.MAX_USER_VISIBLE_DATA},
         "userVisibleDataFormat": {"enum": sorted(fields.VISIBLE_FORMATS)},
-        "requirement": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "personalNumber": {"type": "string", "pattern": "^[0-9]{12}$"},
-                "tokenKinds": {
-                    "type": "array",
-                    "items": {"enum": sorted(limits.TOKEN_KINDS)},
-                    "minItems": 1,
-                    "uniqueItems": True,
-                },
-            },
-        },
     }
     hints = {"enum": [h.value for h in Hint]}
     text = {"type": "string", "maxLength": 256}
     v6_start = {
-        **{k: v for k, v in start.items() if k != "requirement"},
+        **start,
         "returnRisk": {"type": "boolean"},
         "web": {
             "type": "object",
@@ -176,13 +151,13 @@ def _schemas() -> dict[str, Any]:
         },
     }
     return {
-        "V6AuthRequest": {
+        "AuthRequest": {
             "type": "object",
             "additionalProperties": False,
             "properties": v6_start,
             "required": ["endUserIp"],
         },
-        "V6SignRequest": {
+        "SignRequest": {
             "type": "object",
             "additionalProperties": False,
             "properties": {
@@ -191,7 +166,7 @@ def _schemas() -> dict[str, Any]:
             },
             "required": ["endUserIp", "userVisibleData"],
         },
-        "V6Started": {
+        "Started": {
             "type": "object",
             "required": ["orderRef", "autoStartToken", "qrStartToken", "qrStartSecret"],
             "properties": {
@@ -200,26 +175,6 @@ def _schemas() -> dict[str, Any]:
                 "qrStartToken": {"type": "string", "format": "uuid"},
                 "qrStartSecret": {"type": "string", "format": "uuid"},
             },
-        },
-        "AuthRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": start,
-            "required": ["endUserIp"],
-        },
-        "SignRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                **start,
-                "userNonVisibleData": {**b64, "maxLength": fields.MAX_USER_NON_VISIBLE_DATA},
-            },
-            "required": ["endUserIp", "userVisibleData"],
-        },
-        "Started": {
-            "type": "object",
-            "required": ["orderRef", "autoStartToken"],
-            "properties": {"orderRef": _REF, "autoStartToken": _SECRET},
         },
         "OrderRef": {
             "type": "object",

@@ -22,7 +22,6 @@ from eidcore.fields import (
     shown_and_signed,
 )
 from eidcore.jsonapi import ApiError
-from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind
 from eidcore.status import Hint
 
@@ -36,7 +35,6 @@ __all__ = [
     "parse_json",
     "parse_ref",
     "parse_report",
-    "parse_start",
     "parse_token",
     "return_url",
     "start_data",
@@ -50,7 +48,6 @@ BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
 MAX_TRACKED_ADDRESSES = 65_536  # the agent API's budgets (relay.config's [limits])
 MAX_TOKEN = 128
 _UHI = re.compile(r"[A-Za-z0-9+/=_-]{1,64}")
-TOKEN_KINDS = frozenset({"file", "card", "token"})
 
 
 class ErrorCode(enum.StrEnum):
@@ -100,8 +97,8 @@ def _invalid(details: str) -> RelayError:
 
 @dataclass(frozen=True)
 class OrderStart:
-    """``/rp/v1/auth`` or ``/rp/v1/sign``, validated (the return URL's registration is
-    the party's rule, checked by the driver)."""
+    """A start, validated (``relay.v6``; the return URL's registration is the party's
+    rule, checked by the driver)."""
 
     kind: OrderKind
     end_user_ip: str
@@ -134,21 +131,11 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise _invalid(exc.details) from None
 
 
-_START_FIELDS = {
-    "endUserIp",
-    "returnUrl",
-    "userVisibleData",
-    "userVisibleDataFormat",
-    "requirement",
-}
-_SIGN_FIELDS = _START_FIELDS | {"userNonVisibleData"}
-
-
 def start_data(
     kind: OrderKind, body: Mapping[str, Any], auth_fields: set[str], sign_fields: set[str]
 ) -> ShownAndSigned:
-    """What both APIs' starts check first: no field but the kind's, then what is shown and
-    signed. Raises: RelayError(invalidParameters) naming the field."""
+    """What a start checks first: no field but the kind's, then what is shown and signed.
+    Raises: RelayError(invalidParameters) naming the field."""
     unknown = sorted(set(body) - (auth_fields if kind is OrderKind.AUTH else sign_fields))
     if unknown:
         raise _invalid(f"unknown field: {unknown[0]}")
@@ -156,22 +143,6 @@ def start_data(
         return shown_and_signed(kind, body)
     except FieldRefused as exc:
         raise _invalid(exc.details) from None
-
-
-def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> OrderStart:
-    """Raises: RelayError(invalidParameters) naming the field."""
-    data = start_data(kind, body, _START_FIELDS, _SIGN_FIELDS)
-    personal_number, token_kinds = _requirement(body.get("requirement"))
-    return OrderStart(
-        kind=kind,
-        end_user_ip=ip_address(body.get("endUserIp")),
-        return_url=return_url(body.get("returnUrl")),
-        visible=data.visible,
-        visible_format=data.visible_format,
-        non_visible=data.non_visible,
-        personal_number=personal_number,
-        token_kinds=token_kinds,
-    )
 
 
 def parse_ref(body: Mapping[str, Any]) -> str:
@@ -255,29 +226,3 @@ def return_url(value: object) -> str | None:
         return returnurl.check(value)
     except returnurl.ReturnUrlRefused as exc:
         raise _invalid(f"returnUrl must be {exc}") from None
-
-
-def _requirement(value: object) -> tuple[str | None, tuple[str, ...]]:
-    if value is None:
-        return None, ()
-    if not isinstance(value, dict) or not set(value) <= {"personalNumber", "tokenKinds"}:
-        raise _invalid("requirement takes personalNumber and tokenKinds only")
-    number = value.get("personalNumber")
-    if number is not None:
-        if not isinstance(number, str):
-            raise _invalid("requirement.personalNumber must be a string of 12 digits")
-        try:
-            number = str(PersonalNumber.parse(number))
-        except InvalidPersonalNumber as exc:
-            raise _invalid(f"requirement.personalNumber: 12 digits ({exc.reason})") from None
-    kinds = value.get("tokenKinds")
-    if kinds is None:
-        return number, ()
-    if (
-        not isinstance(kinds, list)
-        or not kinds
-        or len(kinds) != len(set(map(str, kinds)))
-        or not all(isinstance(k, str) and k in TOKEN_KINDS for k in kinds)
-    ):
-        raise _invalid("requirement.tokenKinds must be a non-empty list of file, card, token")
-    return number, tuple(sorted(kinds))

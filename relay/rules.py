@@ -2,7 +2,7 @@
 life, and what a relying party may ask for. Time comes in as ``now``; randomness is
 drawn by the driver.
 
-An order is started by a relying party's server (``/rp/v1/auth`` or ``/sign``), fetched
+An order is started by a relying party's server (``/rp/v6.0/auth`` or ``/sign``), fetched
 once by the person's agent with the autostart token, moved on by the agent's reports,
 and ended by the agent's result (which the relay verifies before ``collect`` says
 ``complete``), by the party's cancel, or by time.
@@ -112,7 +112,7 @@ class RelayOrder:
     non_visible: bytes | None = None
     return_url: str | None = None
     personal_number: str | None = None  # requirement.personalNumber
-    token_kinds: tuple[str, ...] = ()  # requirement.tokenKinds; empty: any
+    token_kinds: tuple[str, ...] = ()  # from requirement.certificatePolicies; empty: any
     agent_hash: str | None = None  # of the secret the agent got at its fetch
     finished: dt.datetime | None = None
     completion: str | None = None  # the verified completionData, as JSON text

@@ -42,7 +42,6 @@ from relay.requests import (
     parse_json,
     parse_ref,
     parse_report,
-    parse_start,
     parse_token,
 )
 from relay.rules import Event, IllegalTransition, Phase, RelayOrder
@@ -108,10 +107,6 @@ def build_app(server: RelayServer) -> web.Application:
         middlewares=[_guard], client_max_size=MAX_BODY_BYTES, handler_args={"max_field_size": 8190}
     )
     app[SERVER] = server
-    app.router.add_post("/rp/v1/auth", _auth)
-    app.router.add_post("/rp/v1/sign", _sign)
-    app.router.add_post("/rp/v1/collect", _collect)
-    app.router.add_post("/rp/v1/cancel", _cancel)
     for name, handler in (
         ("auth", _v6_auth),
         ("sign", _v6_sign),
@@ -194,26 +189,14 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 def _party(request: web.Request) -> Party:
-    """The relying party the TLS client certificate or the bearer token belongs to.
-    A certificate that passed the handshake (``--client-ca``) but is no party's is
-    refused, whatever token comes with it.
-
-    Raises: RelayError(unauthorized)."""
-    config = request.app[SERVER].config
+    """The relying party whose TLS client certificate came with the request (checked in
+    the handshake against ``--client-ca``). Raises: RelayError(unauthorized)."""
     certificate = _client_certificate(request)
-    if certificate is not None:
-        party = config.party_with(certificate)
-        if party is None:
-            raise RelayError(ErrorCode.UNAUTHORIZED, "this client certificate is no party's")
-        return party
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    party = config.party_for(token) if scheme == "Bearer" and token else None
+    if certificate is None:
+        raise RelayError(ErrorCode.UNAUTHORIZED, "a relying party's client certificate is required")
+    party = request.app[SERVER].config.party_with(certificate)
     if party is None:
-        raise RelayError(
-            ErrorCode.UNAUTHORIZED,
-            "a relying party's client certificate or bearer token is required",
-        )
+        raise RelayError(ErrorCode.UNAUTHORIZED, "this client certificate is no party's")
     return party
 
 
@@ -228,27 +211,7 @@ def _client_certificate(request: web.Request) -> bytes | None:
     return der if isinstance(der, bytes) and der else None
 
 
-# -- the relying-party API -----------------------------------------------------------------
-
-
-async def _auth(request: web.Request) -> web.Response:
-    return await _start(request, OrderKind.AUTH)
-
-
-async def _sign(request: web.Request) -> web.Response:
-    return await _start(request, OrderKind.SIGN)
-
-
-async def _start(request: web.Request, kind: OrderKind) -> web.Response:
-    server = request.app[SERVER]
-    party = _party(request)
-    start = parse_start(kind, await _body(request))
-    if start.return_url is not None and not party.may_return_to(start.return_url):
-        raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
-    order, token = _new_order(server, party, kind, start)
-    await server.run(lambda: server.store.add(order))
-    log.info("order %s started for %s (%s)", order.ref, party.id, kind)
-    return web.json_response({"orderRef": order.ref, "autoStartToken": token})
+# -- the relying-party API: BankID's v6.0 (relay/v6.py) ---------------------------------
 
 
 def _new_order(
@@ -273,49 +236,27 @@ def _new_order(
     return order, token
 
 
-async def _own_order(
-    request: web.Request, missing: ErrorCode = ErrorCode.NOT_FOUND
-) -> tuple[RelayOrder, Party]:
-    """``missing``: how an unknown, another party's or forgotten order is answered
-    (v6: invalidParameters; 404 is for a wrong path only)."""
+async def _own_order(request: web.Request) -> tuple[RelayOrder, Party]:
+    """The party's order the body names. An unknown, another party's or forgotten order
+    is ``invalidParameters``, as BankID's (404 is for a wrong path only): another party's
+    order does not exist."""
     server = request.app[SERVER]
     party = _party(request)
     ref = parse_ref(await _body(request))
     order = await server.run(lambda: server.store.get(ref, server.clock()))
-    if order is None or order.party != party.id:  # another party's order does not exist
-        raise RelayError(missing, "no such order")
+    if order is None or order.party != party.id:
+        raise RelayError(ErrorCode.INVALID_PARAMETERS, "no such order")
     return order, party
-
-
-async def _collect(request: web.Request) -> web.Response:
-    order, _ = await _own_order(request)
-    return web.json_response(collect_wire(order))
 
 
 def collect_wire(order: RelayOrder) -> dict[str, object]:
     wire: dict[str, object] = {"orderRef": order.ref, "status": order.phase.status.value}
-    if order.phase.hint is not None:
-        wire["hintCode"] = order.phase.hint.value
+    hint = v6.hint_word(order.phase.hint)
+    if hint is not None:
+        wire["hintCode"] = hint
     if order.phase is Phase.COMPLETE and order.completion is not None:
         wire["completionData"] = json.loads(order.completion)
     return wire
-
-
-async def _cancel(request: web.Request, missing: ErrorCode = ErrorCode.NOT_FOUND) -> web.Response:
-    server = request.app[SERVER]
-    order, _ = await _own_order(request, missing)
-
-    def cancel(o: RelayOrder) -> RelayOrder:
-        return rules.advance(o, Event.RP_CANCEL, server.clock())
-
-    try:
-        await server.run(lambda: server.store.change(order.ref, cancel, server.clock()))
-    except IllegalTransition:
-        raise RelayError(missing, "the order has ended") from None
-    return web.json_response({})
-
-
-# -- the relying-party API as BankID's v6.0 (relay/v6.py) --------------------------------
 
 
 async def _v6_auth(request: web.Request) -> web.Response:
@@ -351,16 +292,22 @@ async def _v6_start(request: web.Request, kind: OrderKind) -> web.Response:
 
 
 async def _v6_collect(request: web.Request) -> web.Response:
-    order, _ = await _own_order(request, ErrorCode.INVALID_PARAMETERS)
-    wire = collect_wire(order)
-    hint = v6.hint_word(order.phase.hint)
-    if hint is not None:
-        wire["hintCode"] = hint
-    return web.json_response(wire)
+    order, _ = await _own_order(request)
+    return web.json_response(collect_wire(order))
 
 
 async def _v6_cancel(request: web.Request) -> web.Response:
-    return await _cancel(request, ErrorCode.INVALID_PARAMETERS)
+    server = request.app[SERVER]
+    order, _ = await _own_order(request)
+
+    def cancel(o: RelayOrder) -> RelayOrder:
+        return rules.advance(o, Event.RP_CANCEL, server.clock())
+
+    try:
+        await server.run(lambda: server.store.change(order.ref, cancel, server.clock()))
+    except IllegalTransition:
+        raise RelayError(ErrorCode.INVALID_PARAMETERS, "the order has ended") from None
+    return web.json_response({})
 
 
 # -- the agent API -------------------------------------------------------------------------

@@ -3,7 +3,7 @@ BankID library works by changing its base URL, its client certificate and the CA
 trusts. Pure: the bodies in, the values the relay's driver uses out, and the answers'
 shapes. docs/relay-api.md says, for each field, what the relay does with it.
 
-What differs from the relay's own ``/rp/v1``: BankID's request fields (``requirement``
+It is the relay's one API for sites (ADR 0020): BankID's request fields (``requirement``
 with ``certificatePolicies``, ``cardReader``, ``pinCode``, ``mrtd``; ``web``, ``app``,
 ``returnRisk``); the start answer has ``qrStartToken`` and ``qrStartSecret``; an order
 that is unknown, another party's, ended or no longer kept is ``400 invalidParameters``

@@ -11,7 +11,7 @@ signed; an attacker's session never sees it, and the person's browser carries a 
 bound to another session, which is refused.
 
     login = RelayLogin("https://shop.example/eid/return")
-    return_url = login.start(session_id, now)          # pass as returnUrl to /rp/v1/auth
+    return_url = login.start(session_id, now)          # pass as returnUrl to /rp/v6.0/auth
     login.bind(session_id, started["orderRef"])        # the order the relay started
     ...                                                # the page opens the link
     login.returned(session_id, request.query["eidReturn"], now)   # on GET /eid/return
@@ -120,37 +120,47 @@ class RelayApiError(Exception):
 
 
 class RelayApi:
-    """The relay's relying-party API, blocking (urllib): call it from a thread in an async
-    server."""
+    """The relay's relying-party API — BankID's v6.0 — with the site's TLS client
+    certificate, blocking (urllib): call it from a thread in an async server. Any BankID
+    v6.0 client library does the same; this one is here so a Python site needs nothing
+    else."""
 
     def __init__(
-        self, base_url: str, token: str, *, ca_file: Path | None = None, timeout: float = 10.0
+        self,
+        base_url: str,
+        certificate: tuple[Path, Path],
+        *,
+        ca_file: Path | None = None,
+        timeout: float = 10.0,
     ) -> None:
+        """``certificate``: the site's client certificate and key (PEM files), as the
+        relay registered it for the party. Raises: ValueError, OSError, ssl.SSLError."""
         if urllib.parse.urlsplit(base_url).scheme != "https":
-            raise ValueError("the relay is reached over https (a bearer token goes with it)")
-        self._base = base_url.rstrip("/")
-        self._token = token
+            raise ValueError("the relay is reached over https (with a client certificate)")
+        self._base = base_url.rstrip("/") + "/rp/v6.0"
         self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self._tls.load_cert_chain(str(certificate[0]), str(certificate[1]))
         self._timeout = timeout
 
     def auth(self, end_user_ip: str, **fields: Any) -> dict[str, Any]:
-        return self._post("/rp/v1/auth", {"endUserIp": end_user_ip, **fields})
+        return self._post("/auth", {"endUserIp": end_user_ip, **fields})
 
     def sign(self, end_user_ip: str, user_visible_data: str, **fields: Any) -> dict[str, Any]:
         body = {"endUserIp": end_user_ip, "userVisibleData": user_visible_data, **fields}
-        return self._post("/rp/v1/sign", body)
+        return self._post("/sign", body)
 
     def collect(self, order_ref: str) -> dict[str, Any]:
-        return self._post("/rp/v1/collect", {"orderRef": order_ref})
+        return self._post("/collect", {"orderRef": order_ref})
 
     def cancel(self, order_ref: str) -> dict[str, Any]:
-        return self._post("/rp/v1/cancel", {"orderRef": order_ref})
+        return self._post("/cancel", {"orderRef": order_ref})
 
     def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Raises: RelayApiError, OSError (unreachable)."""
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"}
         request = urllib.request.Request(  # noqa: S310 - the site's own relay, https
-            self._base + path, data=json.dumps(body).encode(), headers=headers
+            self._base + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout, context=self._tls) as r:  # noqa: S310 - https to the site's own relay

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,27 +23,56 @@ from agent.credentials import CredentialStore, KeyPurpose, UnlockedCredential
 from eidcore import signeddata, xmlsig
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person
+from issuer.servecli import dev_tls
 from relay.config import Ocsp, Party, RelayConfig
+from relay.partycert import CA_DIR, make_party_certificate
 from relay.server import RelayServer, build_app
 from relay.store import OrderStore
 
 ORIGIN = "https://relay.example"
-SHOP_TOKEN = "shop-bearer-token-0123456789"
-OTHER_TOKEN = "other-bearer-token-0123456789"
 RETURN = "https://shop.example/eid/return"
 ANNA_NUMBER = PersonalNumber.parse("198112189876")
+PARTIES = {"shop": "Exempelbutiken AB", "other": "Annan AB"}
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def relay_config(ca: CertificateAuthority) -> RelayConfig:
+def relay_config(ca: CertificateAuthority, certificates: Mapping[str, str]) -> RelayConfig:
+    """``certificates``: each party's client certificate's SHA-256."""
     parties = {
-        "shop": Party("shop", "Exempelbutiken AB", _digest(SHOP_TOKEN), (RETURN,)),
-        "other": Party("other", "Annan AB", _digest(OTHER_TOKEN)),
+        pid: Party(pid, name, frozenset({certificates[pid]}), (RETURN,) if pid == "shop" else ())
+        for pid, name in PARTIES.items()
     }
     return RelayConfig(ORIGIN, (ca.root_certificate,), parties)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A relay's TLS on loopback, as in service: its certificate, the development RP CA
+    that issued the parties' client certificates, and a client context per party (and
+    ``None``'s, with no certificate: an agent's, or an unknown caller's)."""
+
+    server: ssl.SSLContext
+    clients: Mapping[str | None, ssl.SSLContext]
+    certificates: Mapping[str, str]  # party id → SHA-256 of its certificate
+    folder: Path
+
+
+def relay_tls(tmp: Path) -> Tls:
+    now = dt.datetime.now(dt.UTC)
+    folder = tmp / "relay-tls"
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = dev_tls(folder, now)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    clients: dict[str | None, ssl.SSLContext] = {None: ssl.create_default_context(cafile=cert)}
+    certificates = {}
+    for pid in PARTIES:
+        made = make_party_certificate(folder, pid, folder / "certs", "pw", now)
+        certificates[pid] = made.sha256
+        clients[pid] = ssl.create_default_context(cafile=cert)
+        clients[pid].load_cert_chain(made.certificate, made.key)
+    server.load_verify_locations(cafile=folder / CA_DIR / "ca.pem")
+    server.verify_mode = ssl.CERT_OPTIONAL
+    return Tls(server, clients, certificates, folder)
 
 
 @dataclass
@@ -62,22 +91,28 @@ class Relay:
     client: TestClient[Any, Any]
     clock: Clock
     store: OrderStore
+    tls: Tls
 
     async def rp(
-        self, path: str, body: object, token: str = SHOP_TOKEN, raw: bytes | None = None
+        self, path: str, body: object, party: str | None = "shop", raw: bytes | None = None
     ) -> tuple[int, dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        response = await self.client.post(
-            f"/rp/v1/{path}", json=None if raw else body, data=raw, headers=headers
-        )
-        return response.status, await response.json()
+        """``/rp/v6.0/path`` with ``party``'s client certificate (None: with none)."""
+        return await self.post(f"/rp/v6.0/{path}", body, party, raw)
 
     async def agent(
         self, path: str, body: object, raw: bytes | None = None
     ) -> tuple[int, dict[str, Any]]:
-        headers = {"Content-Type": "application/json"}
+        return await self.post(f"/agent/v1/{path}", body, None, raw)
+
+    async def post(
+        self, path: str, body: object, party: str | None = None, raw: bytes | None = None
+    ) -> tuple[int, dict[str, Any]]:
         response = await self.client.post(
-            f"/agent/v1/{path}", json=None if raw else body, data=raw, headers=headers
+            path,
+            json=None if raw else body,
+            data=raw,
+            headers={"Content-Type": "application/json"},
+            ssl=self.tls.clients[party],
         )
         return response.status, await response.json()
 
@@ -93,12 +128,17 @@ async def running_relay(
     """``options``: RelayServer's (an agent_limiter, say)."""
     clock = Clock()
     store = OrderStore(db or f"sqlite:///{tmp / 'relay.db'}")
-    config = relay_config(ca) if ocsp is None else replace(relay_config(ca), ocsp=ocsp)
+    tls = relay_tls(tmp)
+    config = relay_config(ca, tls.certificates)
+    if ocsp is not None:
+        config = replace(config, ocsp=ocsp)
     server = RelayServer(config, store, clock=clock, **options)
-    client = TestClient(TestServer(build_app(server), host="127.0.0.1"))
+    test_server = TestServer(build_app(server), host="127.0.0.1")
+    await test_server.start_server(ssl=tls.server)  # once started, TestClient keeps it
+    client = TestClient(test_server)
     await client.start_server()
     try:
-        yield Relay(client, clock, store)
+        yield Relay(client, clock, store, tls)
     finally:
         await client.close()
         store.close()

@@ -4,7 +4,6 @@ tests that need the relay as an organisation runs it."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import signal
 import ssl
@@ -19,26 +18,36 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from issuer import CertificateAuthority
+from relay.partycert import CA_DIR, make_party_certificate
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
-from tests.relay_kit import ORIGIN, RETURN, SHOP_TOKEN
+from tests.relay_kit import ORIGIN, RETURN
 
-__all__ = ["RelayProcess", "free_port", "tls", "write_config"]
+__all__ = ["RelayProcess", "free_port", "party_certificate", "tls", "write_config"]
+
+CA = f"{CA_DIR}/ca.pem"  # the development RP CA write_config makes, for --client-ca
 
 
 def write_config(folder: Path, ca: CertificateAuthority, origin: str = ORIGIN) -> Path:
+    """relay.toml for one party, ``shop``, known by a client certificate from a development
+    RP CA beside it (``rp-ca/``; the certificate and key in ``certs/``)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "issuer-root.pem").write_bytes(
         ca.root_certificate.public_bytes(serialization.Encoding.PEM)
     )
-    digest = hashlib.sha256(SHOP_TOKEN.encode()).hexdigest()
+    made = make_party_certificate(folder, "shop", folder / "certs", "pw", dt.datetime.now(dt.UTC))
     path = folder / "relay.toml"
     path.write_text(
         f'origin = "{origin}"\ntrust = ["issuer-root.pem"]\n\n[[party]]\n'
-        f'id = "shop"\nname = "Exempelbutiken AB"\ntoken_sha256 = "{digest}"\n'
+        f'id = "shop"\nname = "Exempelbutiken AB"\nclient_cert_sha256 = "{made.sha256}"\n'
         f'return_urls = ["{RETURN}"]\n'
     )
     return path
+
+
+def party_certificate(config: Path) -> tuple[Path, Path]:
+    """The shop's client certificate and key that ``write_config`` made."""
+    return config.parent / "certs" / "shop.pem", config.parent / "certs" / "shop.key"
 
 
 class RelayProcess:
@@ -62,6 +71,7 @@ class RelayProcess:
                 str(tls[0]),
                 "--tls-key",
                 str(tls[1]),
+                *(() if "--client-ca" in extra else ("--client-ca", str(config.parent / CA))),
                 *extra,
             ],
             stdout=subprocess.PIPE,
@@ -77,16 +87,20 @@ class RelayProcess:
                 break
             self.said += line
         assert "listening on" in self.said, self.said
-        self.tls = ssl.create_default_context(cafile=str(tls[0]))
+        self.tls = ssl.create_default_context(cafile=str(tls[0]))  # an agent: no certificate
+        self.party_tls = ssl.create_default_context(cafile=str(tls[0]))
+        self.certificate = party_certificate(config)
+        if self.certificate[0].exists():
+            self.party_tls.load_cert_chain(*self.certificate)
 
-    def call(self, path: str, body: object, token: str | None = SHOP_TOKEN) -> tuple[int, Any]:
+    def call(self, path: str, body: object, party: str | None = "shop") -> tuple[int, Any]:
+        """``party``: with the party's client certificate (``shop``), or none (an agent)."""
         headers = {"Content-Type": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
         url = f"https://127.0.0.1:{self.port}{path}"
         request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+        context = self.party_tls if party is not None else self.tls
         try:
-            with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())

@@ -12,6 +12,8 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +25,7 @@ from schemathesis.specs.openapi.checks import ignored_auth, missing_required_hea
 from eidcore.ratelimit import RateLimiter
 from issuer import CertificateAuthority
 from relay import openapi
-from tests.relay_kit import SHOP_TOKEN, running_relay
+from tests.relay_kit import running_relay
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +41,21 @@ def test_the_openapi_document_is_current() -> None:
     )
 
 
+@dataclass(frozen=True)
+class Served:
+    port: int
+    server_cert: Path  # what a client trusts
+    shop: tuple[Path, Path]  # the registered party's client certificate and key
+
+
 @pytest.fixture(scope="module")
-def relay_port(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority) -> Iterator[int]:
-    """A relay on loopback in its own thread and loop, SQLite in a temporary folder."""
+def relay_port(
+    tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthority
+) -> Iterator[Served]:
+    """A relay on loopback over TLS in its own thread and loop, SQLite in a temporary
+    folder."""
     tmp = tmp_path_factory.mktemp("fuzz-relay")
-    ready: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = queue.Queue()
+    ready: queue.Queue[tuple[asyncio.AbstractEventLoop, asyncio.Event, Served]] = queue.Queue()
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -51,45 +63,56 @@ def relay_port(tmp_path_factory: pytest.TempPathFactory, ca: CertificateAuthorit
         # generated request must reach validation, not the budget's 429
         unlimited = RateLimiter(1e9, 1e9, 1)
         async with running_relay(tmp, ca, agent_limiter=unlimited) as relay:
-            ready.put((asyncio.get_running_loop(), stop, relay.client.port or 0))
+            folder = relay.tls.folder
+            served = Served(
+                relay.client.port or 0,
+                folder / "dev-tls.crt",
+                (folder / "certs" / "shop.pem", folder / "certs" / "shop.key"),
+            )
+            ready.put((asyncio.get_running_loop(), stop, served))
             await stop.wait()
 
     thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
-    loop, stop, port = ready.get(timeout=30)
-    yield port
+    loop, stop, served = ready.get(timeout=30)
+    yield served
     loop.call_soon_threadsafe(stop.set)
     thread.join(timeout=30)
     assert not thread.is_alive()
     assert 500 not in ANSWERED and 503 not in ANSWERED, ANSWERED
 
 
-def _call(case: schemathesis.Case[Any], port: int, headers: dict[str, str] | None = None) -> int:
+def _call(case: schemathesis.Case[Any], served: Served, party: bool = False) -> int:
+    """``party``: with the registered party's client certificate (else with none)."""
     excluded = [positive_data_acceptance]
-    if headers:  # over what was generated for the same header: its own checks do not apply
-        case.headers = {**dict(case.headers or {}), **headers}  # type: ignore[assignment]
+    if party:  # known by its certificate: the schema's own auth checks do not apply
         excluded += [missing_required_header, ignored_auth]
-    answer = case.call_and_validate(base_url=f"http://127.0.0.1:{port}", excluded_checks=excluded)
+    answer = case.call_and_validate(
+        base_url=f"https://127.0.0.1:{served.port}",
+        excluded_checks=excluded,
+        verify=str(served.server_cert),
+        cert=tuple(map(str, served.shop)) if party else None,
+    )
     ANSWERED[answer.status_code] += 1
     return answer.status_code
 
 
 @schema.parametrize()
 @_SETTINGS
-def test_generated_requests(case: schemathesis.Case[Any], relay_port: int) -> None:
+def test_generated_requests(case: schemathesis.Case[Any], relay_port: Served) -> None:
     _call(case, relay_port)
 
 
 @schema.parametrize()
 @_SETTINGS
 def test_generated_requests_from_a_registered_party(
-    case: schemathesis.Case[Any], relay_port: int
+    case: schemathesis.Case[Any], relay_port: Served
 ) -> None:
-    status = _call(case, relay_port, {"Authorization": f"Bearer {SHOP_TOKEN}"})
+    status = _call(case, relay_port, party=True)
     assert status != 401 or not case.path.startswith("/rp/")
 
 
-def test_the_fuzzing_reached_past_the_gates(relay_port: int) -> None:
+def test_the_fuzzing_reached_past_the_gates(relay_port: Served) -> None:
     """Runs after the generated cases: some were answered 200 and some refused as invalid,
     so the generator did not only knock at the door."""
     if not ANSWERED:

@@ -80,7 +80,9 @@ def _config(ca: CertificateAuthority, tmp_path: Path, name: str) -> Any:
     doc = {
         "origin": "https://relay.example",
         "trust": ["root.pem"],
-        "party": [{"id": "shop", "name": name, "token_sha256": hashlib.sha256(b"t").hexdigest()}],
+        "party": [
+            {"id": "shop", "name": name, "client_cert_sha256": hashlib.sha256(b"t").hexdigest()}
+        ],
     }
     return config_from(doc, tmp_path)
 

@@ -17,12 +17,11 @@ from cryptography import x509
 
 import rp
 from agent.credentials import CredentialStore, KeyPurpose, UnlockedCredential
-from eidcore import xmlsig
+from eidcore import policies, xmlsig
 from issuer import CertificateAuthority
 from tests.conftest import ANNA, BERTIL, PASSWORD, MakeToken
 from tests.relay_kit import (
     ORIGIN,
-    OTHER_TOKEN,
     RETURN,
     UHI,
     Relay,
@@ -33,6 +32,7 @@ from tests.relay_kit import (
 )
 
 IP = "192.0.2.10"
+POLICY = {kind: oid for oid, kind in policies.KIND_POLICIES.items()}  # the issuer's, per kind
 TEXT = "Jag godkänner köpet av en cykel för 4 000 kr."
 
 
@@ -69,7 +69,8 @@ async def test_an_identification_through_the_relay(
     relay: Relay, anna: UnlockedCredential, ca: CertificateAuthority
 ) -> None:
     status, started = await relay.rp("auth", {"endUserIp": IP, "returnUrl": RETURN})
-    assert status == 200 and set(started) == {"orderRef", "autoStartToken"}
+    assert status == 200
+    assert set(started) == {"orderRef", "autoStartToken", "qrStartToken", "qrStartSecret"}
     assert len(base64.urlsafe_b64decode(started["autoStartToken"] + "==")) >= 16  # ≥ 128 bits
     ref = started["orderRef"]
     assert (await _collect(relay, ref))["hintCode"] == "outstandingTransaction"
@@ -217,10 +218,11 @@ async def test_the_agent_asks_whether_the_order_is_still_wanted(relay: Relay) ->
 async def test_parties_see_only_their_own_orders(relay: Relay) -> None:
     _, started = await relay.rp("auth", {"endUserIp": IP})
     ref = {"orderRef": started["orderRef"]}
-    assert (await relay.rp("collect", ref, token=OTHER_TOKEN))[0] == 404
-    assert (await relay.rp("cancel", ref, token=OTHER_TOKEN))[0] == 404
-    assert (await relay.rp("collect", ref, token="not-a-party"))[0] == 401
-    assert (await relay.rp("auth", {"endUserIp": IP}, token=""))[0] == 401
+    # another party's order does not exist for it: BankID's answer for an unknown ref
+    assert (await relay.rp("collect", ref, party="other"))[1]["errorCode"] == "invalidParameters"
+    assert (await relay.rp("cancel", ref, party="other"))[1]["errorCode"] == "invalidParameters"
+    assert (await relay.rp("collect", ref, party=None))[0] == 401
+    assert (await relay.rp("auth", {"endUserIp": IP}, party=None))[0] == 401
     assert (await _collect(relay, started["orderRef"]))["hintCode"] == "outstandingTransaction"
 
 
@@ -229,7 +231,7 @@ async def test_cancel_and_the_persons_cancel_end_the_order(relay: Relay) -> None
     assert await relay.rp("cancel", {"orderRef": started["orderRef"]}) == (200, {})
     assert (await _collect(relay, started["orderRef"]))["hintCode"] == "cancelled"
     assert (await relay.agent("order", {"autoStartToken": started["autoStartToken"]}))[0] == 404
-    assert (await relay.rp("cancel", {"orderRef": started["orderRef"]}))[0] == 404  # ended
+    assert (await relay.rp("cancel", {"orderRef": started["orderRef"]}))[0] == 400  # ended
     ref, order = await _fetched(relay)
     fail = {"orderRef": ref, "agentSecret": order["agentSecret"], "hintCode": "userCancel"}
     assert (await relay.agent("fail", fail))[0] == 200
@@ -268,7 +270,7 @@ HOSTILE_STARTS: list[tuple[str, object]] = [
     ("return with a fragment", {"endUserIp": IP, "returnUrl": RETURN + "#x"}),
     ("return with a bracket", {"endUserIp": IP, "returnUrl": "https://q pd(tS C{]="}),
     ("unknown field", {"endUserIp": IP, "userNonVisibleDat": "eA=="}),
-    ("bad requirement", {"endUserIp": IP, "requirement": {"tokenKinds": ["file", "file"]}}),
+    ("bad requirement", {"endUserIp": IP, "requirement": {"tokenKinds": ["file"]}}),
     ("bad number", {"endUserIp": IP, "requirement": {"personalNumber": "19811218-9876"}}),
 ]
 
@@ -284,18 +286,21 @@ async def test_hostile_starts_get_an_error_code(relay: Relay, name: str, body: o
 
 
 async def test_hostile_transport_gets_an_error_code(relay: Relay) -> None:
+    shop = relay.tls.clients["shop"]
     response = await relay.client.post(
-        "/rp/v1/auth", data=b"endUserIp=1", headers={"Content-Type": "text/plain"}
+        "/rp/v6.0/auth", data=b"endUserIp=1", headers={"Content-Type": "text/plain"}, ssl=shop
     )
     assert response.status == 415
     big = b'{"endUserIp": "' + b"1" * (600 * 1024) + b'"}'
     response = await relay.client.post(
-        "/rp/v1/auth", data=big, headers={"Content-Type": "application/json"}
+        "/rp/v6.0/auth", data=big, headers={"Content-Type": "application/json"}, ssl=shop
     )
     assert response.status == 413 and (await response.json())["errorCode"] == "requestTooLarge"
-    response = await relay.client.get("/rp/v1/collect")
+    response = await relay.client.get("/rp/v6.0/collect", ssl=shop)
     assert response.status == 405 and (await response.json())["errorCode"] == "methodNotAllowed"
-    response = await relay.client.post("/nowhere", json={})
+    response = await relay.client.post("/rp/v1/auth", json={"endUserIp": IP}, ssl=shop)
+    assert response.status == 404  # the relay's own API before BankID's is gone (ADR 0020)
+    response = await relay.client.post("/nowhere", json={}, ssl=shop)
     assert response.status == 404 and "Server" not in response.headers
     for body in ({"autoStartToken": 5}, {"autoStartToken": "é" * 10}, {"token": "x"}):
         status, answer = await relay.agent("order", body)
@@ -436,12 +441,14 @@ async def test_the_kind_of_bankid_is_the_certificates_policy(
 ) -> None:
     """An order requiring a card is not met by a BankID on file: the kind is read from the
     certificate's policy, never from the agent."""
-    ref, order = await _fetched(relay, requirement={"tokenKinds": ["card"]})
+    ref, order = await _fetched(relay, requirement={"certificatePolicies": [POLICY["card"]]})
     assert (await _report(relay, ref, order, completion_for(order, anna)))[1]["details"] == (
         "WrongTokenKind"
     )
     assert (await _collect(relay, ref))["hintCode"] == "certificateErr"
-    ref, order = await _fetched(relay, requirement={"tokenKinds": ["card", "file"]})
+    ref, order = await _fetched(
+        relay, requirement={"certificatePolicies": [POLICY["card"], POLICY["file"]]}
+    )
     assert (await _report(relay, ref, order, completion_for(order, anna)))[0] == 200
     signature = (await _collect(relay, ref))["completionData"]["signature"]
     leaf = xmlsig.parse(base64.b64decode(signature)).chain[0]
@@ -453,7 +460,7 @@ async def test_a_certificate_without_a_kind_meets_no_kind_requirement(
 ) -> None:
     """Issued before kinds were written: accepted where no kind is required, refused
     where one is."""
-    ref, order = await _fetched(relay, requirement={"tokenKinds": ["file"]})
+    ref, order = await _fetched(relay, requirement={"certificatePolicies": [POLICY["file"]]})
     status, answer = await _report(relay, ref, order, legacy_completion(order, ca))
     assert (status, answer["details"]) == (400, "WrongTokenKind")
     ref, order = await _fetched(relay)
@@ -465,7 +472,7 @@ async def test_a_body_that_trickles_is_408(relay: Relay, monkeypatch: pytest.Mon
     """Headers in time, then the body a byte now and then: the relay stops waiting."""
     monkeypatch.setattr("relay.server.BODY_DEADLINE", 0.3)
     port = relay.client.port
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=relay.tls.clients[None])
     writer.write(
         b"POST /agent/v1/order HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100\r\n\r\n{"
@@ -490,7 +497,9 @@ async def test_the_agent_api_has_a_budget_per_address(
         assert statuses[:60] == [404] * 60 and statuses[60:] == [429] * 10
         assert guesses[-1][1]["errorCode"] == "tooManyRequests"
         response = await relay.client.post(
-            "/agent/v1/status", json={"orderRef": "r", "agentSecret": "s"}
+            "/agent/v1/status",
+            json={"orderRef": "r", "agentSecret": "s"},
+            ssl=relay.tls.clients[None],
         )
         assert response.status == 429 and response.headers["Retry-After"] == "1"
         assert (await relay.rp("auth", {"endUserIp": IP}))[0] == 200  # parties: unaffected

@@ -15,7 +15,7 @@ import pytest
 import rp
 from rp import RETURN_PARAMETER, RelayApi, RelayLogin
 from tests import door_kit
-from tests.relay_kit import RETURN, SHOP_TOKEN
+from tests.relay_kit import RETURN
 from tests.relay_process_kit import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_the_relay_attack_logs_no_one_in(
     person: Path,
     tls: tuple[Path, Path],
 ) -> None:
-    api = RelayApi(f"https://127.0.0.1:{relay.port}", SHOP_TOKEN, ca_file=tls[0])
+    api = RelayApi(f"https://127.0.0.1:{relay.port}", relay.certificate, ca_file=tls[0])
     login = RelayLogin(RETURN)
     now = dt.datetime.now(dt.UTC)
     server = f"https://127.0.0.1:{relay.port}"

@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -35,6 +33,7 @@ from agent.credentials import CredentialStore
 from eidcore.messages import Language, MessageCode, catalogue
 from issuer import CertificateAuthority, make_file_credential
 from issuer.servecli import dev_tls
+from relay.partycert import make_party_certificate
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
 from tests.browser_kit import ARGS, CHROMIUM
@@ -93,23 +92,23 @@ def world(tmp_path_factory: pytest.TempPathFactory, screen: Screen) -> Iterator[
     (root / "tls").mkdir()
     tls = dev_tls(root / "tls", now)
     site_port, relay_port = free_port(), free_port()
-    bearer = secrets.token_urlsafe(32)  # the site's token at its relay
     site = f"http://127.0.0.1:{site_port}"
     _write(
         root / "relay" / "issuer-root.pem",
         ca.root_certificate.public_bytes(serialization.Encoding.PEM).decode(),
     )
+    # the site's client certificate at its relay, from the relay's development RP CA
+    made = make_party_certificate(root / "relay", "demo", root / "site-cert", "pw", now)
     config = _write(
         root / "relay" / "relay.toml",
         (
             f'origin = "https://127.0.0.1:{relay_port}"\ntrust = ["issuer-root.pem"]\n\n'
             f'[[party]]\nid = "demo"\nname = "Demobanken AB"\n'
-            f'token_sha256 = "{hashlib.sha256(bearer.encode()).hexdigest()}"\n'
+            f'client_cert_sha256 = "{made.sha256}"\n'
             f'return_urls = ["{site}/eid/return"]\n'
         ),
     )
     relay = RelayProcess(config, f"sqlite:///{root / 'relay.db'}", tls, port=relay_port)
-    token_file = _write(root / "site-token", bearer, 0o600)
     # the bridge port the page tries first: nothing listens there (as when the browser's
     # local-network permission is denied), so the page takes the relay
     site_proc = subprocess.Popen(
@@ -126,8 +125,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, screen: Screen) -> Iterator[
             str(root / "ca"),
             "--relay",
             f"https://127.0.0.1:{relay_port}",
-            "--relay-token-file",
-            str(token_file),
+            "--relay-cert",
+            str(made.certificate),
+            "--relay-key",
+            str(made.key),
             "--relay-party",
             "demo",
             "--relay-ca",

@@ -14,14 +14,14 @@ from eidcore import policies
 from issuer import CertificateAuthority
 from relay.config import AGENT_BUDGET, ConfigError, config_from
 
-DIGEST = hashlib.sha256(b"token").hexdigest()
+DIGEST = hashlib.sha256(b"certificate").hexdigest()
 
 
 def _doc(**more: Any) -> dict[str, Any]:
     return {
         "origin": "https://relay.example",
         "trust": ["root.pem"],
-        "party": [{"id": "shop", "name": "Shop AB", "token_sha256": DIGEST}],
+        "party": [{"id": "shop", "name": "Shop AB", "client_cert_sha256": DIGEST}],
         **more,
     }
 
@@ -65,15 +65,28 @@ def test_the_agent_budget_can_be_set_and_turned_off(folder: Path) -> None:
         ({"limits": {"agent_per_second": True}}, "limits.agent_per_second"),
         ({"limits": {"agent_burst": 0}}, "at least 1"),
         ({"limits": {"site_per_second": 5}}, "takes agent_burst and agent_per_second"),
-        ({"party": [{"id": "Shop", "name": "S", "token_sha256": DIGEST}]}, "party id"),
-        ({"party": [{"id": "shop", "name": "S", "token_sha256": "abc"}]}, "token_sha256"),
+        ({"party": [{"id": "Shop", "name": "S", "client_cert_sha256": DIGEST}]}, "party id"),
+        ({"party": [{"id": "shop", "name": "S", "client_cert_sha256": "abc"}]}, "64 hex"),
         (
             {
                 "party": [
                     {
                         "id": "shop",
                         "name": "S",
+                        "client_cert_sha256": DIGEST,
                         "token_sha256": DIGEST,
+                    }
+                ]
+            },
+            "bearer tokens are gone",
+        ),
+        (
+            {
+                "party": [
+                    {
+                        "id": "shop",
+                        "name": "S",
+                        "client_cert_sha256": DIGEST,
                         "return_urls": ["http://shop.example/back"],
                     }
                 ]

@@ -87,7 +87,7 @@ def test_a_relay_order_in_the_desktop_dialog(
         env=env,
     ) as agent:
         agent.ready()
-        status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+        status, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP, "returnUrl": RETURN})
         assert status == 200
         link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         xdg_open = shutil.which("xdg-open") or "/usr/bin/xdg-open"
@@ -99,12 +99,12 @@ def test_a_relay_order_in_the_desktop_dialog(
         screen.screenshot(window, "relay-dialog")
         ref = {"orderRef": started["orderRef"]}
         # one BankID: the dialog asks for its password at once, and the site sees it
-        assert relay.call("/rp/v1/collect", ref)[1]["hintCode"] == "userSign"
+        assert relay.call("/rp/v6.0/collect", ref)[1]["hintCode"] == "userSign"
         screen.type_into(window, PASSWORD)
         screen.key(window, "Return")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            collected = relay.call("/rp/v1/collect", ref)[1]
+            collected = relay.call("/rp/v6.0/collect", ref)[1]
             if collected["status"] != "pending":
                 break
             time.sleep(0.1)
@@ -112,7 +112,7 @@ def test_a_relay_order_in_the_desktop_dialog(
         assert recorded(opened, timeout=20) == [RETURN], agent.stderr[-3000:]  # the relay's
         screen.wait_gone(window)
         # the site cancels while the dialog is open: the agent learns it and closes it
-        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP})
         link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         assert (
             subprocess_run(
@@ -121,9 +121,9 @@ def test_a_relay_order_in_the_desktop_dialog(
             == 0
         )
         [window] = screen.wait_window()
-        assert relay.call("/rp/v1/cancel", {"orderRef": started["orderRef"]})[0] == 200
+        assert relay.call("/rp/v6.0/cancel", {"orderRef": started["orderRef"]})[0] == 200
         screen.wait_gone(window, timeout=5)
-        collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+        collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
         assert collected["hintCode"] == "cancelled"
     assert PASSWORD not in agent.stderr
     assert shown < 10, shown
@@ -153,7 +153,7 @@ def test_a_browser_that_cannot_be_opened_gets_the_address_in_a_notice(
         env=env,
     ) as agent:
         agent.ready()
-        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+        _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP, "returnUrl": RETURN})
         link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         xdg_open = shutil.which("xdg-open") or "/usr/bin/xdg-open"
         assert subprocess_run([xdg_open, link], env).returncode == 0

@@ -37,7 +37,7 @@ def test_an_identification_by_link_completes_at_the_website(
     ca: CertificateAuthority,
     tmp_path: Path,
 ) -> None:
-    status, started = relay.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+    status, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200
     server = f"https://127.0.0.1:{relay.port}"
     link = door_kit.link(started["autoStartToken"], server, redirect="https://evil.example/")
@@ -47,7 +47,7 @@ def test_an_identification_by_link_completes_at_the_website(
     # back to the return URL the relay holds for the party, never the link's redirect
     assert f"Go back to the website: {RETURN}" in done.stderr and "evil" not in done.stderr
     assert PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr
-    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
     assert collected["status"] == "complete", collected
     # the website's server checks the XML signature: with xmlsec1 and with the rp kit,
     # for its relay, its party and its order
@@ -78,13 +78,13 @@ def test_a_signature_by_link_and_the_persons_cancel(
     text = "Jag godkänner avtalet."
     body = {"endUserIp": IP, "userVisibleData": base64.b64encode(text.encode()).decode()}
     server = f"https://127.0.0.1:{relay.port}"
-    _, started = relay.call("/rp/v1/sign", body | {"returnUrl": RETURN})
+    _, started = relay.call("/rp/v6.0/sign", body | {"returnUrl": RETURN})
     done = door_kit.open_link(
         door_kit.link(started["autoStartToken"], server, redirect="null"), person, tls
     )
     assert done.returncode == 0 and text in done.stderr, done.stderr
     assert "Go back" not in done.stderr  # redirect=null: the page wants nothing opened
-    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
     assert collected["status"] == "complete"
     verified = verified_everywhere(
         collected["completionData"],
@@ -96,19 +96,19 @@ def test_a_signature_by_link_and_the_persons_cancel(
         text=text,
     )
     assert verified.content.visible == text
-    _, started = relay.call("/rp/v1/sign", body)
+    _, started = relay.call("/rp/v6.0/sign", body)
     cancelled = door_kit.open_link(
         door_kit.link(started["autoStartToken"], server), person, tls, typed=""
     )
     assert cancelled.returncode == 1, cancelled.stderr
-    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
     assert (collected["status"], collected["hintCode"]) == ("failed", "userCancel")
 
 
 def test_links_a_page_may_not_send(
     relay: RelayProcess, person: Path, tls: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+    _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP})
     token, server = started["autoStartToken"], f"https://127.0.0.1:{relay.port}"
     unconfigured = tmp_path / "none.toml"
     # a relay on this computer that the settings do not name: refused before any request
@@ -128,7 +128,7 @@ def test_links_a_page_may_not_send(
         refused = door_kit.open_link(bad, person, tls)
         assert refused.returncode == 1 and "[10078]" in refused.stderr, (bad, refused.stderr)
     # none of that touched the order: it is still waiting for its agent
-    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+    collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
     assert collected["hintCode"] == "outstandingTransaction"
 
 
@@ -192,7 +192,7 @@ def test_a_link_handed_to_the_running_agent(
     ) as agent:
         agent.ready()
         assert not _listening(agent.port)  # --no-bridge: no port at all
-        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP})
         link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
         began = time.monotonic()
         handler = door_kit.open_link(link, person, tls, typed="")
@@ -203,7 +203,7 @@ def test_a_link_handed_to_the_running_agent(
         agent.type(PASSWORD)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+            collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
             if collected["status"] != "pending":
                 break
             time.sleep(0.1)
@@ -269,7 +269,7 @@ def test_the_configured_proxy_carries_the_relay(
         config.write_text(
             f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n\n[network]\nproxy = "{url}"\n'
         )
-        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP})
         done = door_kit.open_link(
             door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}"),
             person,
@@ -281,7 +281,7 @@ def test_the_configured_proxy_carries_the_relay(
         assert proxy.seen and set(proxy.seen) == {f"CONNECT 127.0.0.1:{relay.port}"}
         assert f"via proxy http://127.0.0.1:{proxy.port}" in done.stderr
         assert "proxy-secret" not in done.stderr
-        collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
+        collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
         assert collected["status"] == "complete"
     finally:
         proxy.close()
@@ -305,7 +305,7 @@ def test_a_blocked_version_refuses_a_link_and_the_website_reads_update_required(
         )
         assert "[10092] This version may not be used" in checked.stdout, checked.stdout
         assert "Click OK" not in checked.stdout  # a terminal has no OK
-        _, started = relay.call("/rp/v1/auth", {"endUserIp": IP})
+        _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP})
         server = f"https://127.0.0.1:{relay.port}"
         argv = [
             str(program),
@@ -333,5 +333,6 @@ def test_a_blocked_version_refuses_a_link_and_the_website_reads_update_required(
     assert refused.returncode == 1, refused.stderr
     assert "[10092]" in refused.stderr and "Traceback" not in refused.stderr
     assert "wants you to identify yourself" not in refused.stderr  # nothing was asked
-    collected = relay.call("/rp/v1/collect", {"orderRef": started["orderRef"]})[1]
-    assert (collected["status"], collected["hintCode"]) == ("failed", "updateRequired")
+    collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
+    # BankID's word for an app that must be updated first
+    assert (collected["status"], collected["hintCode"]) == ("failed", "notSupportedByUserApp")

@@ -24,7 +24,7 @@ from issuer import CertificateAuthority
 from relay.config import ConfigError, config_from
 from relay.partycert import make_party_certificate
 from tests.agent_process import BIN
-from tests.relay_kit import ORIGIN, RETURN, SHOP_TOKEN
+from tests.relay_kit import ORIGIN, RETURN
 from tests.relay_process_kit import RelayProcess, write_config
 
 START = {"endUserIp": "192.0.2.1"}
@@ -62,14 +62,14 @@ def _call(
     path: str,
     body: object,
     client: tuple[Path, Path] | None,
-    token: str | None = None,
+    bearer: str | None = None,
 ) -> tuple[int, Any]:
     context = ssl.create_default_context(cafile=str(server_ca))
     if client is not None:
         context.load_cert_chain(str(client[0]), str(client[1]))
     headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
     request = urllib.request.Request(
         f"https://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers=headers
     )
@@ -88,13 +88,11 @@ def relay(
     said, shop_sha = _party_cert(config, "shop", tmp_path / "certs")
     assert "--client-ca" in said and shop_sha in said
     _party_cert(config, "stranger", tmp_path / "certs")  # chains to the CA, is no party
-    # the shop by its certificate only; a bank by its bearer token only
-    token_sha = hashlib.sha256(SHOP_TOKEN.encode()).hexdigest()
+    # the shop rolling its certificate: an old one and this one
     config.write_text(
         f'origin = "{ORIGIN}"\ntrust = ["issuer-root.pem"]\n\n'
         f'[[party]]\nid = "shop"\nname = "Exempelbutiken AB"\n'
-        f'client_cert_sha256 = ["{"0" * 64}", "{shop_sha}"]\nreturn_urls = ["{RETURN}"]\n\n'
-        f'[[party]]\nid = "bank"\nname = "Banken AB"\ntoken_sha256 = "{token_sha}"\n'
+        f'client_cert_sha256 = ["{"0" * 64}", "{shop_sha}"]\nreturn_urls = ["{RETURN}"]\n'
     )
     # an expired certificate from the same CA, and one from another CA
     now = dt.datetime.now(dt.UTC)
@@ -121,34 +119,37 @@ def test_a_party_is_known_by_its_client_certificate(
     relay: tuple[RelayProcess, Path, dict[str, tuple[Path, Path]]],
 ) -> None:
     process, server_ca, certs = relay
-    status, started = _call(process.port, server_ca, "/rp/v1/auth", START, certs["shop"])
+    status, started = _call(process.port, server_ca, "/rp/v6.0/auth", START, certs["shop"])
     assert status == 200 and started["orderRef"], started
     status, collected = _call(
-        process.port, server_ca, "/rp/v1/collect", {"orderRef": started["orderRef"]}, certs["shop"]
+        process.port,
+        server_ca,
+        "/rp/v6.0/collect",
+        {"orderRef": started["orderRef"]},
+        certs["shop"],
     )
     assert status == 200 and collected["status"] == "pending"
-    # another party's bearer token does not make the shop's certificate someone else
-    assert _call(process.port, server_ca, "/rp/v1/auth", START, certs["shop"], SHOP_TOKEN)[0] == 200
+    # a bearer token beside the certificate changes nothing: tokens are not read any more
+    said = _call(process.port, server_ca, "/rp/v6.0/auth", START, certs["shop"], "x" * 43)
+    assert said[0] == 200
 
 
 def test_no_certificate_or_one_that_is_no_partys_is_unauthorized(
     relay: tuple[RelayProcess, Path, dict[str, tuple[Path, Path]]],
 ) -> None:
     process, server_ca, certs = relay
-    assert _call(process.port, server_ca, "/rp/v1/auth", START, None) == (
+    assert _call(process.port, server_ca, "/rp/v6.0/auth", START, None) == (
         401,
         {
             "errorCode": "unauthorized",
-            "details": "a relying party's client certificate or bearer token is required",
+            "details": "a relying party's client certificate is required",
         },
     )
-    status, said = _call(
-        process.port, server_ca, "/rp/v1/auth", START, certs["stranger"], SHOP_TOKEN
-    )
+    status, said = _call(process.port, server_ca, "/rp/v6.0/auth", START, certs["stranger"])
     assert (status, said["errorCode"]) == (401, "unauthorized")
     assert "no party's" in said["details"]
-    # a party known by its token still is, without a certificate
-    assert _call(process.port, server_ca, "/rp/v1/auth", START, None, SHOP_TOKEN)[0] == 200
+    # nor does a bearer token make anyone a party (the relay's own API is gone)
+    assert _call(process.port, server_ca, "/rp/v6.0/auth", START, None, "x" * 43)[0] == 401
 
 
 @pytest.mark.parametrize("which", ["expired", "foreign"])
@@ -160,8 +161,8 @@ def test_an_expired_certificate_or_another_cas_ends_the_handshake(
     certificates does); the relay goes on serving."""
     process, server_ca, certs = relay
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
-        _call(process.port, server_ca, "/rp/v1/auth", START, certs[which])
-    assert _call(process.port, server_ca, "/rp/v1/auth", START, certs["shop"])[0] == 200
+        _call(process.port, server_ca, "/rp/v6.0/auth", START, certs[which])
+    assert _call(process.port, server_ca, "/rp/v6.0/auth", START, certs["shop"])[0] == 200
 
 
 def test_agents_present_no_certificate_and_are_served(
@@ -214,8 +215,9 @@ def _der() -> Any:
     [
         ({"client_cert_sha256": "abc"}, "client_cert_sha256 must be 64 hex digits"),
         ({"client_cert_sha256": [1]}, "client_cert_sha256 must be 64 hex digits"),
-        ({}, "give client_cert_sha256 or token_sha256"),
-        ({"token_sha256": "A" * 64}, "token_sha256 must be 64 hex digits"),
+        ({}, "client_cert_sha256 is required"),
+        ({"token_sha256": "a" * 64, "client_cert_sha256": "a" * 64}, "bearer tokens are gone"),
+        ({"client_cert_sha256": "a" * 64, "tokens": 1}, "unknown key tokens"),
     ],
 )
 def test_a_partys_certificate_lines_are_checked(

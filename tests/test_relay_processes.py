@@ -4,7 +4,6 @@ collected at the other; a token fetched twice is refused at both)."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.conftest import ANNA, PASSWORD, MakeToken
 from tests.issuer_kit import postgres_cluster
-from tests.relay_kit import RETURN, SHOP_TOKEN, completion_for, unlocked
-from tests.relay_process_kit import RelayProcess, write_config
+from tests.relay_kit import RETURN, completion_for, unlocked
+from tests.relay_process_kit import CA, RelayProcess, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -49,23 +48,23 @@ def _whole_order(
     store: CredentialStore,
     make_token: MakeToken,
 ) -> None:
-    status, started = start_at.call("/rp/v1/auth", {"endUserIp": IP, "returnUrl": RETURN})
+    status, started = start_at.call("/rp/v6.0/auth", {"endUserIp": IP, "returnUrl": RETURN})
     assert status == 200, started
     token = {"autoStartToken": started["autoStartToken"]}
-    status, order = agent_at.call("/agent/v1/order", token, token=None)
+    status, order = agent_at.call("/agent/v1/order", token, party=None)
     assert status == 200, order
     for relay in (start_at, agent_at, collect_at):  # one token, one fetch, wherever
-        assert relay.call("/agent/v1/order", token, token=None)[0] == 404
+        assert relay.call("/agent/v1/order", token, party=None)[0] == 404
     ref = {"orderRef": started["orderRef"]}
-    assert collect_at.call("/rp/v1/collect", ref)[1]["hintCode"] == "started"
+    assert collect_at.call("/rp/v6.0/collect", ref)[1]["hintCode"] == "started"
     credential = unlocked(store, make_token(ANNA), PASSWORD)
     done = {
         **ref,
         "agentSecret": order["agentSecret"],
         "completionData": completion_for(order, credential),
     }
-    assert start_at.call("/agent/v1/complete", done, token=None)[0] == 200
-    collected = collect_at.call("/rp/v1/collect", ref)[1]
+    assert start_at.call("/agent/v1/complete", done, party=None)[0] == 200
+    collected = collect_at.call("/rp/v6.0/collect", ref)[1]
     assert collected["status"] == "complete", collected
     assert set(collected["completionData"]) >= {"user", "device", "signature"}
 
@@ -75,9 +74,9 @@ def test_a_relay_process_over_https_on_sqlite(
 ) -> None:
     relay = relays(f"sqlite:///{tmp_path / 'relay.db'}")
     _whole_order(relay, relay, relay, store, make_token)
-    assert relay.call("/rp/v1/auth", {"endUserIp": IP}, token="wrong")[0] == 401
+    assert relay.call("/rp/v6.0/auth", {"endUserIp": IP}, party=None)[0] == 401
     said = relay.stop()
-    assert "Traceback" not in said and SHOP_TOKEN not in said
+    assert "Traceback" not in said
 
 
 def test_two_relay_processes_on_one_postgresql(
@@ -117,8 +116,11 @@ def test_what_the_command_line_says_when_it_cannot_run(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run("serve", "--config", str(config), "--port", str(port))
+        tls_args = ("--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
+        client_ca = ("--client-ca", str(config.parent / CA))
+        result = run("serve", "--config", str(config), "--port", str(port), *tls_args, *client_ca)
         assert result.returncode == 1 and "cannot listen" in result.stderr, result.stderr
-    made = run("party-token")
-    token = made.stdout.split("\n")[1].strip()
-    assert hashlib.sha256(token.encode()).hexdigest() in made.stdout and len(token) >= 43
+    # parties are known by their client certificates only: no --client-ca, no relay
+    result = run("serve", "--config", str(config), *tls_args)
+    assert result.returncode == 2 and "client certificates" in result.stderr, result.stderr
+    assert run("party-token").returncode == 2  # bearer tokens are gone (ADR 0020)

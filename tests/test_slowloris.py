@@ -24,8 +24,7 @@ from issuer import CertificateAuthority
 from issuer.servecli import dev_tls
 from tests.agent_process import BIN
 from tests.bridge_kit import free_port
-from tests.relay_kit import SHOP_TOKEN
-from tests.relay_process_kit import write_config
+from tests.relay_process_kit import CA, party_certificate, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +101,8 @@ def _relay(
         str(tls[0]),
         "--tls-key",
         str(tls[1]),
+        "--client-ca",
+        str(config.parent / CA),
     ]
     return _start(argv, log, 1024, hard), port, log
 
@@ -153,7 +154,8 @@ def test_silent_connections_starve_no_site(
     try:
         per_source = 1100 // len(sources)
         assert _hold(holders, port, per_source, sources) == per_source * len(sources)
-        api = rp.RelayApi(f"https://127.0.0.1:{port}", SHOP_TOKEN, ca_file=tls[0], timeout=8)
+        certificate = party_certificate(tmp_path / "relay" / "relay.toml")
+        api = rp.RelayApi(f"https://127.0.0.1:{port}", certificate, ca_file=tls[0], timeout=8)
         started = time.monotonic()
         answer = api.auth("192.0.2.1")
         assert time.monotonic() - started < 2, "the site waited"
@@ -216,12 +218,12 @@ def test_malformed_http_is_one_log_line(
     relay, port, log = _relay(tmp_path, ca, tls, None)
     client = ssl.create_default_context(cafile=str(tls[0]))
     bad = [
-        b"POST /rp/v1/auth\n HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"POST /rp/v1/auth HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 9000 + b"\r\n\r\n",
-        b"POST /rp/v1/auth HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"POST /rp/v6.0/auth\n HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /rp/v6.0/auth HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 9000 + b"\r\n\r\n",
+        b"POST /rp/v6.0/auth HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         + b"F" * 20
         + b"\r\n",
-        b"POST /rp/v1/auth HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"POST /rp/v6.0/auth HTTP/9.9\r\nHost: x\r\n\r\n",
     ]
     try:
         for data in bad:

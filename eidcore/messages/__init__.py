@@ -277,7 +277,7 @@ class Term(enum.StrEnum):
     RELAY_TLS_PAIR = "relay_tls_pair"
     RELAY_TLS_UNREADABLE = "relay_tls_unreadable"
     RELAY_CANNOT_LISTEN = "relay_cannot_listen"
-    RELAY_NEW_TOKEN = "relay_new_token"
+    RELAY_CLIENT_CA = "relay_client_ca"
     RELAY_NEW_PARTY_CERT = "relay_new_party_cert"
     RELAY_BAD_PARTY_CERT = "relay_bad_party_cert"
     RELAY_OCSP_OPTIONAL = "relay_ocsp_optional"
