@@ -18,14 +18,37 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from eidcore.atomicfile import private_file
 
-__all__ = ["Database", "DatabaseError", "Transaction", "open_database"]
+__all__ = ["AddColumn", "Database", "DatabaseError", "Transaction", "open_database"]
 
 Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    """A schema step for a table that already exists in older databases: the column is
+    added where it is missing (SQLite has no ``ADD COLUMN IF NOT EXISTS``). Names are the
+    code's own, never input."""
+
+    table: str
+    column: str
+    type: str
+
+    def sqlite(self, tx: Transaction) -> None:
+        names = {row[1] for row in tx.all(f"PRAGMA table_info({self.table})")}
+        if self.column not in names:
+            tx.run(f"ALTER TABLE {self.table} ADD COLUMN {self.column} {self.type}")
+
+    def postgresql(self) -> str:
+        return f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS {self.column} {self.type}"
+
+
+Schema = Sequence[str | AddColumn]
 
 
 class DatabaseError(Exception):
@@ -46,9 +69,9 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-def open_database(url: str, schema: Sequence[str]) -> Database:
+def open_database(url: str, schema: Schema) -> Database:
     """``sqlite:///path/to/file.db``, a bare path, or ``postgresql://...``; ``schema`` is
-    run at open (``CREATE … IF NOT EXISTS`` statements).
+    run at open (``CREATE … IF NOT EXISTS`` statements, and ``AddColumn`` steps).
 
     Raises:
         DatabaseError: cannot be opened or the schema cannot be created.
@@ -81,7 +104,7 @@ class _SqliteTx:
 class _Sqlite:
     kind = "sqlite"
 
-    def __init__(self, path: Path, schema: Sequence[str]) -> None:
+    def __init__(self, path: Path, schema: Schema) -> None:
         self._path = path
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -94,7 +117,10 @@ class _Sqlite:
             private_file(path)
             with self.transaction() as tx:
                 for statement in schema:
-                    tx.run(statement)
+                    if isinstance(statement, AddColumn):
+                        statement.sqlite(tx)
+                    else:
+                        tx.run(statement)
         except (sqlite3.Error, OSError) as exc:
             raise DatabaseError(f"SQLite {path}: {exc}") from None
 
@@ -177,7 +203,7 @@ class _Postgres:
     kind = "postgresql"
     POOL = 8
 
-    def __init__(self, url: str, schema: Sequence[str]) -> None:
+    def __init__(self, url: str, schema: Schema) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -201,7 +227,10 @@ class _Postgres:
                 # several issuer processes may start at once: one creates the schema
                 tx.run("SELECT pg_advisory_xact_lock(24721)")
                 for statement in schema:
-                    tx.run(statement)
+                    if isinstance(statement, AddColumn):
+                        tx.run(statement.postgresql())
+                    else:
+                        tx.run(statement)
         except DatabaseError:
             self._pool.close()
             raise

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eidcore import fields
+from eidcore import fields, phoneproof
 from eidcore.status import Hint, Status
 from relay import requests as limits
 from relay import v6
 from relay.requests import STATUS, ErrorCode
+from relay.rules import CALL_INITIATORS
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "relay-openapi.json"
 
@@ -74,6 +75,20 @@ def _paths() -> dict[str, Any]:
     operations = [
         (f"{v6.PATH}/auth", "Start an identification", "AuthRequest", "Started", True),
         (f"{v6.PATH}/sign", "Start a signature", "SignRequest", "Started", True),
+        (
+            f"{v6.PATH}/phone/auth",
+            "Start an identification with a person on the phone",
+            "PhoneAuthRequest",
+            "PhoneStarted",
+            True,
+        ),
+        (
+            f"{v6.PATH}/phone/sign",
+            "Start a signature with a person on the phone",
+            "PhoneSignRequest",
+            "PhoneStarted",
+            True,
+        ),
         (f"{v6.PATH}/collect", "Poll an order", "OrderRef", "Collect", True),
         (f"{v6.PATH}/cancel", "Cancel an order", "OrderRef", "Empty", True),
         (
@@ -81,6 +96,20 @@ def _paths() -> dict[str, Any]:
             "Fetch an order with its autostart token",
             "TokenRequest",
             "AgentOrder",
+            False,
+        ),
+        (
+            "/agent/v1/phone/challenge",
+            "A challenge to prove which BankIDs the agent holds",
+            "Empty",
+            "Challenge",
+            False,
+        ),
+        (
+            "/agent/v1/phone/orders",
+            "The phone orders waiting for the people the proofs name",
+            "PhoneProofs",
+            "PhoneOrders",
             False,
         ),
         ("/agent/v1/progress", "Report progress", "Progress", "Reported", False),
@@ -115,6 +144,17 @@ def _schemas() -> dict[str, Any]:
     }
     hints = {"enum": [h.value for h in Hint]}
     text = {"type": "string", "maxLength": 256}
+    requirement: dict[str, Any] = {
+        "pinCode": {"type": "boolean"},
+        "mrtd": {"type": "boolean"},
+        "cardReader": {"enum": ["class1", "class2"]},
+        "certificatePolicies": {
+            "type": "array",
+            "maxItems": 16,
+            "items": {"type": "string", "maxLength": 128},
+            "description": "policy OIDs of the relay's issuers (eidcore/policies.py)",
+        },
+    }
     v6_start = {
         **start,
         "returnRisk": {"type": "boolean"},
@@ -137,24 +177,75 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "pinCode": {"type": "boolean"},
-                "mrtd": {"type": "boolean"},
-                "cardReader": {"enum": ["class1", "class2"]},
-                "certificatePolicies": {
-                    "type": "array",
-                    "maxItems": 16,
-                    "items": {"type": "string", "maxLength": 128},
-                    "description": "policy OIDs of the relay's issuers (eidcore/policies.py)",
-                },
+                **requirement,
                 "personalNumber": {"type": "string", "pattern": "^[0-9]{12}$"},
             },
         },
     }
+    phone = {
+        **{k: v for k, v in v6_start.items() if k in ("userVisibleData", "userVisibleDataFormat")},
+        "personalNumber": {"type": "string", "pattern": "^[0-9]{12}$"},
+        "callInitiator": {"enum": sorted(CALL_INITIATORS)},
+        "userNonVisibleData": {**b64, "maxLength": fields.MAX_USER_NON_VISIBLE_DATA},
+        "requirement": {"type": "object", "additionalProperties": False, "properties": requirement},
+    }
+    b64_list = {"type": "array", "minItems": 1, "maxItems": 4, "items": b64}
     return {
+        "PhoneAuthRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": phone,
+            "required": ["personalNumber", "callInitiator"],
+        },
+        "PhoneSignRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": phone,
+            "required": ["personalNumber", "callInitiator", "userVisibleData"],
+        },
+        "PhoneStarted": {
+            "type": "object",
+            "required": ["orderRef"],
+            "properties": {"orderRef": _REF},
+        },
+        "Challenge": {
+            "type": "object",
+            "required": ["challenge", "expiresAt"],
+            "properties": {"challenge": _SECRET, "expiresAt": {"type": "string"}},
+        },
+        "PhoneProofs": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["challenge", "proofs"],
+            "properties": {
+                "challenge": _SECRET,
+                "proofs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": phoneproof.MAX_PROOFS,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["certificateChain", "signature"],
+                        "properties": {"certificateChain": b64_list, "signature": b64},
+                        "description": "the identification key's ES256 signature (r‖s) "
+                        "over eidcore.phoneproof.proof_bytes(relay origin, challenge)",
+                    },
+                },
+            },
+        },
+        "PhoneOrders": {
+            "type": "object",
+            "required": ["orders"],
+            "properties": {"orders": {"type": "array", "items": {"type": "object"}}},
+        },
         "AuthRequest": {
             "type": "object",
             "additionalProperties": False,
-            "properties": v6_start,
+            "properties": {
+                **v6_start,
+                "userNonVisibleData": {**b64, "maxLength": fields.MAX_USER_NON_VISIBLE_DATA},
+            },
             "required": ["endUserIp"],
         },
         "SignRequest": {

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eidcore import returnurl
+from eidcore import phoneproof, returnurl
 from eidcore.fields import (
     FieldRefused,
     ShownAndSigned,
+    base64_field,
     json_object,
     shown_and_signed,
 )
@@ -30,9 +31,11 @@ __all__ = [
     "AgentReport",
     "ErrorCode",
     "OrderStart",
+    "Proof",
     "RelayError",
     "ip_address",
     "parse_json",
+    "parse_proofs",
     "parse_ref",
     "parse_report",
     "parse_token",
@@ -149,6 +152,50 @@ def parse_ref(body: Mapping[str, Any]) -> str:
     if set(body) != {"orderRef"}:
         raise _invalid("the body must be exactly {orderRef}")
     return _ref(body["orderRef"])
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One BankID an agent shows for its phone orders: the identification certificate's
+    chain (DER, leaf first) and its signature over ``eidcore.phoneproof.proof_bytes``."""
+
+    chain: tuple[bytes, ...]
+    signature: bytes
+
+
+MAX_CERTIFICATE = 8 * 1024  # characters of base64
+
+
+def parse_proofs(body: Mapping[str, Any]) -> tuple[str, tuple[Proof, ...]]:
+    """``/agent/v1/phone/orders``: the relay's challenge and up to MAX_PROOFS proofs.
+    Raises: RelayError(invalidParameters)."""
+    if set(body) != {"challenge", "proofs"}:
+        raise _invalid("the body must be exactly {challenge, proofs}")
+    challenge = body["challenge"]
+    if not isinstance(challenge, str) or not 0 < len(challenge) <= MAX_TOKEN:
+        raise _invalid("challenge must be a short string")
+    if not challenge.isascii():
+        raise _invalid("challenge must be a short string")
+    proofs = body["proofs"]
+    if not isinstance(proofs, list) or not 0 < len(proofs) <= phoneproof.MAX_PROOFS:
+        raise _invalid(f"proofs must be 1 to {phoneproof.MAX_PROOFS} proofs")
+    parsed = []
+    for proof in proofs:
+        if not isinstance(proof, dict) or set(proof) != {"certificateChain", "signature"}:
+            raise _invalid("a proof is exactly {certificateChain, signature}")
+        chain = proof["certificateChain"]
+        if not isinstance(chain, list) or not 0 < len(chain) <= 4:
+            raise _invalid("certificateChain must be 1 to 4 certificates")
+        try:
+            parsed.append(
+                Proof(
+                    tuple(base64_field(c, "certificateChain", MAX_CERTIFICATE) for c in chain),
+                    base64_field(proof["signature"], "signature", 200),
+                )
+            )
+        except FieldRefused as exc:
+            raise _invalid(exc.details) from None
+    return challenge, tuple(parsed)
 
 
 def parse_token(body: Mapping[str, Any]) -> str:

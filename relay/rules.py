@@ -20,6 +20,8 @@ from eidcore.signeddata import OrderKind
 from eidcore.status import Hint, PhaseWords, Status
 
 __all__ = [
+    "CALL_INITIATORS",
+    "CHALLENGE_TTL",
     "KEEP_FINISHED",
     "ORDER_TTL",
     "START_WITHIN",
@@ -36,6 +38,8 @@ __all__ = [
 
 TOKEN_BYTES = 32  # the autostart token and the agent's secret: 256 random bits each
 START_WITHIN = dt.timedelta(seconds=30)  # the token's one fetch must come this soon
+CHALLENGE_TTL = dt.timedelta(seconds=60)  # an agent's proof for phone orders comes this soon
+CALL_INITIATORS = frozenset({"user", "RP"})
 ORDER_TTL = dt.timedelta(minutes=3)  # then the order expires, as the bridge's do
 KEEP_FINISHED = ORDER_TTL + dt.timedelta(minutes=3)  # a result stays collectable; then gone
 
@@ -116,6 +120,13 @@ class RelayOrder:
     agent_hash: str | None = None  # of the secret the agent got at its fetch
     finished: dt.datetime | None = None
     completion: str | None = None  # the verified completionData, as JSON text
+    # a phone order (BankID's phone/auth, phone/sign): who called whom, "user" or "RP".
+    # No link is opened: the person's agent finds it, proving the personal number.
+    call_initiator: str | None = None
+
+    @property
+    def phone(self) -> bool:
+        return self.call_initiator is not None
 
     @property
     def start_deadline(self) -> dt.datetime:
@@ -128,8 +139,9 @@ class RelayOrder:
 
 def current(order: RelayOrder, now: dt.datetime) -> RelayOrder:
     """The order as it stands at ``now``: one whose token was not fetched in time failed
-    (``startFailed``), one past its life expired."""
-    if order.phase is Phase.OUTSTANDING and now >= order.start_deadline:
+    (``startFailed``), one past its life expired. A phone order waits its whole life for
+    the person's agent to look for it: no link is opened for it."""
+    if order.phase is Phase.OUTSTANDING and not order.phone and now >= order.start_deadline:
         return replace(order, phase=Phase.START_FAILED, finished=order.start_deadline)
     if order.phase.pending and now >= order.deadline:
         return replace(order, phase=Phase.EXPIRED, finished=order.deadline)

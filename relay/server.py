@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 import rp
+from eidcore import phoneproof
 from eidcore.db import DatabaseError
 from eidcore.jsonapi import ApiError, ErrorShell, error_response
 from eidcore.listener import peer_key
@@ -40,6 +41,7 @@ from relay.requests import (
     OrderStart,
     RelayError,
     parse_json,
+    parse_proofs,
     parse_ref,
     parse_report,
     parse_token,
@@ -110,10 +112,14 @@ def build_app(server: RelayServer) -> web.Application:
     for name, handler in (
         ("auth", _v6_auth),
         ("sign", _v6_sign),
+        ("phone/auth", _v6_phone_auth),
+        ("phone/sign", _v6_phone_sign),
         ("collect", _v6_collect),
         ("cancel", _v6_cancel),
     ):
         app.router.add_post(f"{v6.PATH}/{name}", handler)
+    app.router.add_post("/agent/v1/phone/challenge", _agent_phone_challenge)
+    app.router.add_post("/agent/v1/phone/orders", _agent_phone_orders)
     app.router.add_post("/agent/v1/order", _agent_order)
     app.router.add_post("/agent/v1/progress", _agent_progress)
     app.router.add_post("/agent/v1/complete", _agent_complete)
@@ -251,7 +257,7 @@ async def _own_order(request: web.Request) -> tuple[RelayOrder, Party]:
 
 def collect_wire(order: RelayOrder) -> dict[str, object]:
     wire: dict[str, object] = {"orderRef": order.ref, "status": order.phase.status.value}
-    hint = v6.hint_word(order.phase.hint)
+    hint = v6.hint_word(order.phase.hint, phone=order.phone)
     if hint is not None:
         wire["hintCode"] = hint
     if order.phase is Phase.COMPLETE and order.completion is not None:
@@ -274,8 +280,35 @@ async def _v6_start(request: web.Request, kind: OrderKind) -> web.Response:
     start = parsed.start
     if start.return_url is not None and not party.may_return_to(start.return_url):
         raise RelayError(ErrorCode.INVALID_PARAMETERS, "returnUrl is not registered for this party")
-    start = replace(start, token_kinds=v6.kinds(parsed, server.config.kind_policies))
+    order, token = await _add(server, party, kind, parsed)
+    return web.json_response(v6.started(order.ref, token))
+
+
+async def _v6_phone_auth(request: web.Request) -> web.Response:
+    return await _v6_phone(request, OrderKind.AUTH)
+
+
+async def _v6_phone_sign(request: web.Request) -> web.Response:
+    return await _v6_phone(request, OrderKind.SIGN)
+
+
+async def _v6_phone(request: web.Request, kind: OrderKind) -> web.Response:
+    """A phone order: no link; the person's agent finds it (``_agent_phone_orders``)."""
+    server = request.app[SERVER]
+    party = _party(request)
+    order, _ = await _add(server, party, kind, v6.parse_phone(kind, await _body(request)))
+    return web.json_response({"orderRef": order.ref})
+
+
+async def _add(
+    server: RelayServer, party: Party, kind: OrderKind, parsed: v6.StartV6
+) -> tuple[RelayOrder, str]:
+    """A new order for ``parsed``, unless one for the same person is pending (then that
+    one is cancelled and this one refused, as BankID does). Raises: RelayError."""
+    start = replace(parsed.start, token_kinds=v6.kinds(parsed, server.config.kind_policies))
     order, token = _new_order(server, party, kind, start)
+    if parsed.call_initiator is not None:  # found by the agent, never by a link
+        order = replace(order, call_initiator=parsed.call_initiator, token_hash=None)
     if parsed.unsupported is not None:  # as BankID's app that cannot: the order fails
         order = rules.advance(order, Event.NOT_SUPPORTED, server.clock())
         order = replace(order, token_hash=None)
@@ -287,8 +320,9 @@ async def _v6_start(request: web.Request, kind: OrderKind) -> web.Response:
     if busy:
         log.info("orders %s cancelled: %s started another for the same person", busy, party.id)
         raise RelayError(ErrorCode.ALREADY_IN_PROGRESS, "an order for this person is pending")
-    log.info("order %s started for %s (%s, v6)", order.ref, party.id, kind)
-    return web.json_response(v6.started(order.ref, token))
+    phone = " by phone" if order.phone else ""
+    log.info("order %s started for %s (%s%s)", order.ref, party.id, kind, phone)
+    return order, token
 
 
 async def _v6_collect(request: web.Request) -> web.Response:
@@ -350,6 +384,8 @@ def order_for_agent(order: RelayOrder, party: Party, origin: str, secret: str) -
     }
     if order.return_url is not None:  # registered for the party: the agent opens only this
         wire["returnUrl"] = order.return_url
+    if order.call_initiator is not None:  # a phone order: who called whom, to show
+        wire["callInitiator"] = order.call_initiator
     if order.visible is not None:
         wire["userVisibleData"] = base64.b64encode(order.visible.encode()).decode()
     if order.non_visible is not None:
@@ -362,6 +398,68 @@ def order_for_agent(order: RelayOrder, party: Party, origin: str, secret: str) -
     if requirement:
         wire["requirement"] = requirement
     return wire
+
+
+async def _agent_phone_challenge(request: web.Request) -> web.Response:
+    """A one-time challenge an agent signs to show which BankIDs it holds (good for
+    ``rules.CHALLENGE_TTL``, kept hashed)."""
+    server = request.app[SERVER]
+    if await _body(request):
+        raise RelayError(ErrorCode.INVALID_PARAMETERS, "the body must be {}")
+    challenge = secrets.token_urlsafe(rules.TOKEN_BYTES)
+    expires = server.clock() + rules.CHALLENGE_TTL
+    await server.run(lambda: server.store.add_challenge(rules.token_hash(challenge), expires))
+    return web.json_response({"challenge": challenge, "expiresAt": expires.isoformat()})
+
+
+async def _agent_phone_orders(request: web.Request) -> web.Response:
+    """The phone orders waiting for the people whose identification keys signed the
+    relay's challenge (``eidcore.phoneproof``), each with an autostart token the agent
+    fetches it with. The challenge is spent by this call whatever the answer; one answer
+    (404) for an unknown, used or late challenge."""
+    server = request.app[SERVER]
+    challenge, proofs = parse_proofs(await _body(request))
+    now = server.clock()
+    taken = await server.run(lambda: server.store.take_challenge(rules.token_hash(challenge), now))
+    if not taken:
+        raise RelayError(ErrorCode.NOT_FOUND, "no such challenge")
+    signed = phoneproof.proof_bytes(server.config.origin, challenge)
+    numbers = []
+    for n, proof in enumerate(proofs):
+        try:
+            person = await asyncio.to_thread(
+                rp.verify_possession,
+                proof.chain,
+                proof.signature,
+                signed,
+                trust_anchors=server.config.trust,
+                now=now,
+            )
+        except rp.VerificationError as exc:
+            log.info("a phone-order proof was refused: %s", type(exc).__name__)
+            raise RelayError(
+                ErrorCode.VERIFICATION_FAILED, f"proofs[{n}]: {type(exc).__name__}"
+            ) from None
+        numbers.append(person.personal_number)
+    found = await server.run(
+        lambda: server.store.waiting_for(numbers, server.new_token, server.clock())
+    )
+    orders = []
+    for order, token in found:
+        party = server.config.parties.get(order.party)
+        if party is None:
+            continue
+        orders.append(
+            {
+                "autoStartToken": token,
+                "type": order.kind.value,
+                "party": {"id": party.id, "name": party.name},
+                "callInitiator": order.call_initiator,
+                "personalNumber": order.personal_number,
+            }
+        )
+    log.info("%d phone orders shown to an agent", len(orders))
+    return web.json_response({"orders": orders})
 
 
 async def _agent_progress(request: web.Request) -> web.Response:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
-from eidcore.db import Database, Row, Transaction
+from eidcore.db import AddColumn, Database, Row, Transaction
 from eidcore.db import open_database as _open
 from eidcore.signeddata import OrderKind
-from relay.rules import KEEP_FINISHED, Phase, RelayOrder, current
+from relay.rules import KEEP_FINISHED, Phase, RelayOrder, current, token_hash
 
 __all__ = ["OrderStore"]
 
@@ -39,12 +39,18 @@ SCHEMA = (
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS relay_orders_by_token ON relay_orders (token_hash)",
     "CREATE INDEX IF NOT EXISTS relay_orders_by_created ON relay_orders (created)",
+    AddColumn("relay_orders", "call_initiator", "TEXT"),  # phone orders (issue #29)
+    "CREATE INDEX IF NOT EXISTS relay_orders_by_person ON relay_orders (personal_number)",
+    """CREATE TABLE IF NOT EXISTS relay_challenges (
+        challenge_hash TEXT PRIMARY KEY,
+        expires TEXT NOT NULL
+    )""",
 )
 
 _COLUMNS = (
     "ref, party, kind, nonce, token_hash, created, end_user_ip, phase, visible, "
     "visible_format, non_visible, return_url, personal_number, token_kinds, "
-    "agent_hash, finished, completion"
+    "agent_hash, finished, completion, call_initiator"
 )
 
 
@@ -71,6 +77,7 @@ def _row(order: RelayOrder) -> tuple[object, ...]:
         order.agent_hash,
         _t(order.finished),
         order.completion,
+        order.call_initiator,
     )
 
 
@@ -93,6 +100,7 @@ def _order(row: Row) -> RelayOrder:
         agent,
         finished,
         completion,
+        call_initiator,
     ) = row
     return RelayOrder(
         ref=ref,
@@ -112,6 +120,7 @@ def _order(row: Row) -> RelayOrder:
         agent_hash=agent,
         finished=None if finished is None else dt.datetime.fromisoformat(finished),
         completion=completion,
+        call_initiator=call_initiator,
     )
 
 
@@ -185,10 +194,58 @@ class OrderStore:
             return self._write(tx, _order(row), change, now)
 
     def sweep(self, now: dt.datetime) -> int:
-        """Forget orders older than their life and the time a result stays collectable."""
+        """Forget orders older than their life and the time a result stays collectable,
+        and challenges no longer good."""
         cutoff = now - KEEP_FINISHED
         with self._db.transaction() as tx:
+            tx.run("DELETE FROM relay_challenges WHERE expires < ?", (_t(now),))
             return tx.run("DELETE FROM relay_orders WHERE created < ?", (_t(cutoff),))
+
+    def add_challenge(self, challenge_hash: str, expires: dt.datetime) -> None:
+        with self._db.transaction() as tx:
+            tx.run(
+                "INSERT INTO relay_challenges (challenge_hash, expires) VALUES (?, ?)",
+                (challenge_hash, _t(expires)),
+            )
+
+    def take_challenge(self, challenge_hash: str, now: dt.datetime) -> bool:
+        """Whether the challenge was issued and is still good; either way it is gone."""
+        with self._db.transaction() as tx:
+            row = tx.one(
+                "SELECT expires FROM relay_challenges WHERE challenge_hash = ?{lock}",
+                (challenge_hash,),
+            )
+            if row is None:
+                return False
+            tx.run("DELETE FROM relay_challenges WHERE challenge_hash = ?", (challenge_hash,))
+            return dt.datetime.fromisoformat(row[0]) > now
+
+    def waiting_for(
+        self, numbers: Collection[str], new_token: Callable[[], str], now: dt.datetime
+    ) -> list[tuple[RelayOrder, str]]:
+        """The phone orders waiting for these personal numbers, each with a new autostart
+        token (the one before, if any, starts nothing now): one locked transaction."""
+        if not numbers:
+            return []
+        marks = ", ".join("?" * len(numbers))
+        found = []
+        with self._db.transaction() as tx:
+            rows = tx.all(
+                f"SELECT {_COLUMNS} FROM relay_orders "  # noqa: S608
+                f"WHERE call_initiator IS NOT NULL AND personal_number IN ({marks}){{lock}}",
+                tuple(numbers),
+            )
+            for row in rows:
+                order = _order(row)
+                if current(order, now).phase is not Phase.OUTSTANDING:
+                    continue
+                token = new_token()
+
+                def with_token(o: RelayOrder, digest: str = token_hash(token)) -> RelayOrder:
+                    return replace(o, token_hash=digest)
+
+                found.append((self._write(tx, order, with_token, now), token))
+        return found
 
     @staticmethod
     def _write(

@@ -30,12 +30,14 @@ from relay.requests import (
     return_url,
     start_data,
 )
+from relay.rules import CALL_INITIATORS
 
 __all__ = [
     "PATH",
     "StartV6",
     "hint_word",
     "kinds",
+    "parse_phone",
     "parse_start",
     "started",
 ]
@@ -47,11 +49,19 @@ _START_FIELDS = {
     "returnRisk",
     "userVisibleData",
     "userVisibleDataFormat",
+    "userNonVisibleData",  # BankID's auth takes it too
     "web",
     "app",
     "requirement",
 }
-_SIGN_FIELDS = _START_FIELDS | {"userNonVisibleData"}
+_PHONE_FIELDS = {
+    "personalNumber",
+    "callInitiator",
+    "userVisibleData",
+    "userVisibleDataFormat",
+    "userNonVisibleData",
+    "requirement",
+}
 _REQUIREMENT = {"pinCode", "mrtd", "cardReader", "certificatePolicies", "personalNumber"}
 _WEB = {"referringDomain": 256, "userAgent": 256, "deviceIdentifier": 64}
 _APP = {"appIdentifier": 256, "deviceOS": 256, "deviceModelName": 256, "deviceIdentifier": 64}
@@ -69,6 +79,7 @@ class StartV6:
     start: OrderStart
     policies: tuple[str, ...] = ()
     unsupported: str | None = None
+    call_initiator: str | None = None  # a phone order's: "user" or "RP"
 
 
 def _invalid(details: str) -> RelayError:
@@ -77,7 +88,7 @@ def _invalid(details: str) -> RelayError:
 
 def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
     """Raises: RelayError(invalidParameters) naming the field."""
-    data = start_data(kind, body, _START_FIELDS, _SIGN_FIELDS)
+    data = start_data(kind, body, _START_FIELDS, _START_FIELDS)
     if not isinstance(body.get("returnRisk", False), bool):
         raise _invalid("returnRisk must be true or false")
     _strings(body.get("web"), "web", _WEB)
@@ -96,6 +107,43 @@ def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
         ),
         policies=policies,
         unsupported=unsupported,
+    )
+
+
+def parse_phone(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
+    """``phone/auth`` or ``phone/sign``: the person is on the phone with the party. No
+    ``endUserIp`` (BankID's phone orders have none) and no return URL; the personal number
+    is required, and so is who called whom.
+
+    Raises: RelayError(invalidParameters) naming the field."""
+    data = start_data(kind, body, _PHONE_FIELDS, _PHONE_FIELDS)
+    number = body.get("personalNumber")
+    if not isinstance(number, str):
+        raise _invalid("personalNumber is required: 12 digits")
+    try:
+        person = str(PersonalNumber.parse(number))
+    except InvalidPersonalNumber as exc:
+        raise _invalid(f"personalNumber: 12 digits ({exc.reason})") from None
+    initiator = body.get("callInitiator")
+    if not isinstance(initiator, str) or initiator not in CALL_INITIATORS:
+        raise _invalid("callInitiator must be user or RP")
+    requirement = body.get("requirement")
+    if isinstance(requirement, dict) and "personalNumber" in requirement:
+        raise _invalid("a phone order names the person in personalNumber, not requirement")
+    _, policies, reader, unsupported = _requirement(requirement)
+    return StartV6(
+        start=OrderStart(
+            kind=kind,
+            end_user_ip="",
+            visible=data.visible,
+            visible_format=data.visible_format,
+            non_visible=data.non_visible,
+            personal_number=person,
+            token_kinds=("card",) if reader else (),
+        ),
+        policies=policies,
+        unsupported=unsupported,
+        call_initiator=initiator,
     )
 
 
@@ -179,9 +227,15 @@ def started(ref: str, token: str, new_uuid: Callable[[], uuid.UUID] = uuid.uuid4
     }
 
 
-def hint_word(hint: Hint | None) -> str | None:
+def hint_word(hint: Hint | None, phone: bool = False) -> str | None:
     """A hint as BankID's v6 names it: an agent that must be updated first is an app that
-    cannot do the order (``notSupportedByUserApp``)."""
+    cannot do the order (``notSupportedByUserApp``). For a phone order, the person's agent
+    asking them to confirm the call is ``userCallConfirm``, and the person saying no is
+    ``userDeclinedCall``."""
     if hint is Hint.UPDATE_REQUIRED:
         return "notSupportedByUserApp"
+    if phone and hint is Hint.STARTED:
+        return "userCallConfirm"
+    if phone and hint is Hint.USER_CANCEL:
+        return "userDeclinedCall"
     return None if hint is None else hint.value

@@ -42,6 +42,7 @@ from rp.verify import (
     certificate_kind,
     read_result,
     verify_auth,
+    verify_possession,
     verify_sign,
 )
 from rp.xmlverify import VerifiedXml, fetch_ocsp_evidence, ocsp_nonce, verify_xml_signature
@@ -81,6 +82,7 @@ __all__ = [
     "ocsp_nonce",
     "read_result",
     "verify_auth",
+    "verify_possession",
     "verify_sign",
     "verify_xml_signature",
 ]

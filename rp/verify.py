@@ -410,3 +410,41 @@ def _person(leaf: x509.Certificate) -> Person:
         raise MalformedResponse("certificate has no personal number")
     given, surname = attr(NameOID.GIVEN_NAME), attr(NameOID.SURNAME)
     return Person(pnr, attr(NameOID.COMMON_NAME) or f"{given} {surname}", given, surname)
+
+
+def verify_possession(
+    chain: Sequence[bytes],
+    signature: bytes,
+    data: bytes,
+    *,
+    trust_anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> Person:
+    """Who holds the identification key of ``chain[0]`` (DER, leaf first): its ES256
+    signature (r‖s) over ``data``, the chain to ``trust_anchors`` at ``now`` and the
+    identification key usage. What an order relay asks of an agent before it shows the
+    phone orders waiting for a person (``eidcore.phoneproof``).
+
+    Raises: a VerificationError subclass saying why not."""
+    try:
+        certificates = [x509.load_der_x509_certificate(der) for der in chain]
+    except ValueError:
+        raise MalformedResponse("a certificate does not parse") from None
+    if not 0 < len(certificates) <= 4:
+        raise MalformedResponse("a chain is 1 to 4 certificates")
+    leaf = certificates[0]
+    public = leaf.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or len(signature) != 64:
+        raise BadSignature("not an ES256 signature")
+    der = encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    try:
+        public.verify(der, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise BadSignature("signature does not verify") from None
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise CertificateExpired("certificate not valid now")
+    _check_chain(leaf, certificates[1:], trust_anchors, now)
+    _check_usage(leaf, "auth")
+    return _person(leaf)

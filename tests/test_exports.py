@@ -233,6 +233,7 @@ EXPORTS = {
         "ocsp_nonce",
         "read_result",
         "verify_auth",
+        "verify_possession",
         "verify_sign",
         "verify_xml_signature",
     ],
