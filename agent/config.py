@@ -21,6 +21,7 @@ here; nothing here is a secret except a proxy password, which is never logged.
     [relay]
     allow = ["relay.internal.example"]  # order relays on the organisation's own addresses:
                                         # host (port 443) or host:port, [v6]:port
+    ask = ["https://relay.bank.example"]  # relays "Orders waiting for me" asks (phone orders)
 
     [pkcs11]
     modules = ["/opt/bank/lib/bank-pkcs11.so"]  # the organisation's own PKCS#11 modules
@@ -79,6 +80,9 @@ class AgentConfig:
     pkcs11_modules: tuple[str, ...] = ()  # absolute paths of PKCS#11 modules to load
     p11kit: bool = True  # and those p11-kit's configuration names
     intermediates: tuple[bytes, ...] = ()  # issuing CA certificates (DER) for tokens' chains
+    # relays asked for the phone orders waiting for the person (origins); only these are
+    # ever shown which BankIDs the person holds
+    relay_ask: tuple[str, ...] = ()
 
     @property
     def proxy(self) -> str | None:
@@ -120,8 +124,11 @@ def load_config(path: Path) -> AgentConfig:
     authorities = tuple(
         der for name in read.texts("pkcs11", "intermediates") for der in _certificates(path, name)
     )
+    ask = read.texts("relay", "ask")
+    if not all(a.startswith(("https://", "http://")) for a in ask):
+        raise ConfigError(f"{path}: relay.ask must be https origins of order relays")
     return AgentConfig(
-        url, read.text("issuer", "ca"), settings, relays, modules, p11kit, authorities
+        url, read.text("issuer", "ca"), settings, relays, modules, p11kit, authorities, ask
     )
 
 

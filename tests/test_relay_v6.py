@@ -21,7 +21,7 @@ from bankid.exceptions import BankIDError, InvalidParametersError
 
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
-from tests.conftest import ANNA
+from tests.conftest import ANNA, PASSWORD
 from tests.door_kit import link, open_link
 from tests.ocsp_kit import Responder, ocsp_responder
 from tests.relay_kit import RETURN
@@ -364,3 +364,71 @@ def test_npm_bankid_sees_bankids_errors(
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["errorCode"] == "invalidParameters"
+
+
+def test_pybankid_phone_auth_found_by_the_persons_agent(
+    site: tuple[Site, RelayProcess],
+    person: Path,
+    tls: tuple[Path, Path],
+    ca: CertificateAuthority,
+    tmp_path: Path,
+) -> None:
+    """BankID's phone/auth from pybankid: no link; the person opens "Orders waiting for
+    me" (``eid-agent waiting``), proves their BankID with its password, sees who called
+    whom, picks the order and signs it in the usual dialog."""
+    client_site, process = site
+    client = client_site.sync()
+    text = "Samtal om ditt bolån"
+    started = client.phone_authenticate(
+        personal_number=str(ANNA.personal_number),
+        call_initiator="RP",
+        user_visible_data=text,
+    )
+    assert set(started) == {"orderRef"}
+    server = f"https://127.0.0.1:{process.port}"
+    argv = [
+        str(BIN / "eid-agent"),
+        "waiting",
+        "--relay",
+        server,
+        "--data-dir",
+        str(person),
+        "--lang",
+        "en",
+        "--relay-ca",
+        str(tls[0]),
+        "--config",
+        str(person.parent / "config.toml"),
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    typed = f"{PASSWORD}\n1\n{PASSWORD}\n"  # prove, pick the first, sign
+    done = subprocess.run(
+        argv, input=typed, capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    # the list and the dialog both say who called whom
+    said = "«Exempelbutiken AB» called you. Go on only if you expected the call"
+    assert done.stderr.count(said) == 2, done.stderr
+    assert text in done.stderr and PASSWORD not in done.stderr + done.stdout
+    collected = client.collect(started["orderRef"])
+    assert collected["status"] == "complete", collected
+    verified_everywhere(
+        collected["completionData"],
+        ca=ca,
+        folder=tmp_path / "xml",
+        order_type="auth",
+        origin=server,
+        order_ref=started["orderRef"],
+        text=text,
+    )
+    # nothing more waits: the agent says so
+    again = subprocess.run(
+        argv,
+        input=f"{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert again.returncode == 0 and "No orders are waiting for you" in again.stderr, again.stderr

@@ -5,23 +5,30 @@ posts the result.
 
 ``link`` (what a link may say and which relays may be asked, pure), ``errors``,
 ``client`` (the relay's agent API over aiohttp), ``driver`` (one order, start to result),
-``device`` (the per-installation, per-party ``uhi``).
+``device`` (the per-installation, per-party ``uhi``), ``waiting`` (the phone orders
+waiting for the person).
 """
 
+from agent.autostart.client import WaitingOrder
 from agent.autostart.device import installation_key
 from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
 from agent.autostart.driver import accepting
 from agent.autostart.handoff import hand_over, serve_handoff, socket_path
-from agent.autostart.link import parse_link
+from agent.autostart.link import Link, parse_link, relay_link
+from agent.autostart.waiting import look_for_waiting
 
 __all__ = [
     "DoorSettings",
+    "Link",
     "RelayDoor",
     "UpdateNeeded",
+    "WaitingOrder",
     "accepting",
     "hand_over",
     "installation_key",
+    "look_for_waiting",
     "parse_link",
+    "relay_link",
     "serve_handoff",
     "socket_path",
 ]

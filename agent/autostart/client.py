@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from eidcore import returnurl, strictjson, visibletext
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind, unb64url
 
-__all__ = ["FetchedOrder", "RelayClient"]
+__all__ = ["FetchedOrder", "RelayClient", "WaitingOrder"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,40 @@ class FetchedOrder:
     personal_number: PersonalNumber | None
     token_kinds: tuple[str, ...]
     return_url: str | None = None  # the relay's, registered for the party; never the link's
+    call_initiator: str | None = None  # a phone order's: "user" or "RP"
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    """A phone order a relay holds for the person: fetched with ``token`` like a link's."""
+
+    relay: str
+    token: str
+    kind: OrderKind
+    party_name: str
+    call_initiator: str
+    personal_number: str
+
+
+def _waiting(value: object, relay: str) -> WaitingOrder:
+    """Raises: RelayAnswerInvalid (a relay that lies is refused, as at ``fetch``)."""
+    if not isinstance(value, dict):
+        raise RelayAnswerInvalid(relay, "an order")
+    party, token = value.get("party"), value.get("autoStartToken")
+    if not isinstance(party, dict) or not isinstance(party.get("name"), str):
+        raise RelayAnswerInvalid(relay, "party")
+    try:
+        visibletext.check_name(party["name"])
+        number = str(PersonalNumber.parse(str(value.get("personalNumber"))))
+        kind = OrderKind(str(value.get("type")))
+    except (visibletext.TextRefused, InvalidPersonalNumber, ValueError):
+        raise RelayAnswerInvalid(relay, "party name, personal number or type") from None
+    call = value.get("callInitiator")
+    if call not in ("user", "RP"):
+        raise RelayAnswerInvalid(relay, "callInitiator")
+    if not isinstance(token, str) or not 0 < len(token) <= 128 or not token.isascii():
+        raise RelayAnswerInvalid(relay, "autoStartToken")
+    return WaitingOrder(relay, token, kind, party["name"], str(call), number)
 
 
 class _CheckedResolver(AbstractResolver):
@@ -158,6 +192,31 @@ class RelayClient:
         """Raises: RelayNotAllowed, RelayUnreachable, RelayOrderGone, RelayAnswerInvalid."""
         answer = await self._post("/agent/v1/order", {"autoStartToken": token})
         return _fetched(answer, self._link.relay, self._allow_http)
+
+    async def phone_challenge(self) -> str:
+        """The relay's one-time challenge for ``phone_orders``. Raises: as ``fetch``."""
+        answer = await self._post("/agent/v1/phone/challenge", {})
+        challenge = answer.get("challenge")
+        if (
+            not isinstance(challenge, str)
+            or not 0 < len(challenge) <= 128
+            or not challenge.isascii()
+        ):
+            raise RelayAnswerInvalid(self._link.relay, "challenge")
+        return challenge
+
+    async def phone_orders(
+        self, challenge: str, proofs: Sequence[Mapping[str, object]]
+    ) -> list[WaitingOrder]:
+        """The phone orders waiting for the people ``proofs`` prove (each built with
+        ``eidcore.phoneproof``). Raises: as ``fetch``."""
+        answer = await self._post(
+            "/agent/v1/phone/orders", {"challenge": challenge, "proofs": list(proofs)}
+        )
+        orders = answer.get("orders")
+        if not isinstance(orders, list) or len(orders) > 64:
+            raise RelayAnswerInvalid(self._link.relay, "orders")
+        return [_waiting(o, self._link.relay) for o in orders]
 
     async def progress(self, order: FetchedOrder) -> None:
         await self._post(
@@ -277,6 +336,9 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
         raise bad("userNonVisibleData") from None
     number, kinds = _requirement(answer.get("requirement"), bad)
     return_url = _return_url(answer.get("returnUrl"), allow_http, bad)
+    call = answer.get("callInitiator")
+    if call not in (None, "user", "RP"):
+        raise bad("callInitiator")
     return FetchedOrder(
         ref=text("orderRef", 64),
         secret=text("agentSecret", 128),
@@ -291,6 +353,7 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
         personal_number=number,
         token_kinds=kinds,
         return_url=return_url,
+        call_initiator=call,
     )
 
 

@@ -51,6 +51,7 @@ def request_for(order: FetchedOrder) -> OrderRequest:
         party=order.party,
         party_name=order.party_name,
         order_ref=order.ref,
+        call_initiator=order.call_initiator,
     )
 
 

@@ -79,6 +79,12 @@ def parse_link(url: str) -> Link:
     return replace(link, go_back=values.get("redirect") != "null")
 
 
+def relay_link(server: str) -> Link:
+    """A relay named in the settings or on the command line, as a link would name it, for
+    calls that need no autostart token (phone orders). Raises: LinkRefused."""
+    return _with_relay("", server)
+
+
 def _with_relay(token: str, server: str) -> Link:
     try:
         relay = urllib.parse.urlsplit(server)

@@ -23,7 +23,7 @@ from agent.cli.io import Io
 from agent.cli.options import add_link_options, door_settings, link_options, order_settings
 from eidcore.messages import MessageCode, Term
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "refusal_for", "run"]
 
 START_WAIT = 15.0  # seconds an agent started for a link has to listen
 
@@ -106,7 +106,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
             door = RelayDoor(
                 running.service,
                 door_settings(args, config),
-                refused=_refusal(data_dir),
+                refused=refusal_for(data_dir),
                 device_key=lambda: installation_key(data_dir, os.urandom),
             )
             order, fetched = await door.carry_out(link)
@@ -122,7 +122,7 @@ def _here(io: Io, args: argparse.Namespace) -> int:
     return 0 if phase is Phase.COMPLETE else 1
 
 
-def _refusal(data_dir: Path) -> Callable[[], MessageCode | None]:
+def refusal_for(data_dir: Path) -> Callable[[], MessageCode | None]:
     """An installed agent's updater state says whether it may take orders (blocked, too
     old, too long unchecked), as the running agent's does; a checkout takes them."""
     from agent.updater import load_state, refusal, running_layout, state_file

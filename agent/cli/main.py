@@ -60,6 +60,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "card": Command("agent.cli.card", "BankID on card: PINs and PUK"),
     "open": Command("agent.cli.link", "carry out the order an eid-agent:// link names"),
+    "waiting": Command(
+        "agent.cli.waiting", "orders waiting for me: a website's, while on the phone with it"
+    ),
     "update": Command("agent.cli.update", "updates of this agent"),
     "install": Command(
         "agent.cli.install",

@@ -146,6 +146,7 @@ class OrderRequest:
     party: str | None = None
     party_name: str | None = None
     order_ref: str | None = None  # a relay order's ref there (what its website collects)
+    call_initiator: str | None = None  # a phone order: "user" called the party, or "RP"
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,7 @@ class OrderService:
             request.user_visible_format,
             usable,
             party_name=request.party_name,
+            call_initiator=request.call_initiator,
         )
         self._apply(ref, Event.UI_OPENED)
         chosen = await self._ui.choose(ui_request)

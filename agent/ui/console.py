@@ -27,7 +27,7 @@ from agent.credentials import (
 from agent.credentials.card import PinRef
 from agent.notices import KIND_TERMS, PIN_TERMS, Notice, format_notice, notice_for
 from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
-from agent.ui.view import ATTENTION_SECONDS, display_lines, format_text
+from agent.ui.view import ATTENTION_SECONDS, CALL_TERMS, display_lines, format_text
 from eidcore.messages import Language, MessageCode, Term, catalogue
 from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
 from eidcore.signeddata import OrderKind
@@ -80,6 +80,9 @@ class ConsoleUi:
         if request.party_name is not None:  # through an order relay: its domain, then the party
             term = Term.CONSOLE_WANTS_AUTH_FOR if auth else Term.CONSOLE_WANTS_SIGN_FOR
             self._print(self._term(term, origin=request.origin, party=request.party_name))
+            if request.call_initiator is not None:  # a phone order: who called whom
+                call = CALL_TERMS[request.call_initiator]
+                self._print(self._term(call, party=f"«{request.party_name}»"))
         else:
             term = Term.CONSOLE_WANTS_AUTH if auth else Term.CONSOLE_WANTS_SIGN
             self._print(self._term(term, origin=request.origin))

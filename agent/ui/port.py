@@ -40,6 +40,7 @@ class Request:
     text_format: str
     choices: tuple[CredentialInfo, ...]
     party_name: str | None = None  # an order relay's requesting party, beside ``origin``
+    call_initiator: str | None = None  # a phone order: who called whom, said to the person
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,11 @@ from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
 
+from eidcore.messages import Term
+
 __all__ = [
     "ATTENTION_SECONDS",
+    "CALL_TERMS",
     "KEEP_ORDER",
     "RTL_MARK",
     "Block",
@@ -44,6 +47,10 @@ __all__ = [
     "origin_view",
     "plain_text",
 ]
+
+# A phone order's second sentence, by who called whom (both UIs say it under the lead):
+# the party calling the person is how phone fraud goes, so that one says to stop.
+CALL_TERMS = {"user": Term.CALL_YOU_CALLED, "RP": Term.CALL_THEY_CALLED}
 
 # A new question this soon after one was closed under the person may meet fingers still
 # typing the old answer (seconds: a password is typed in a few). Both UIs then make the

@@ -34,7 +34,14 @@ from agent.ui.port import (
     Request,
 )
 from agent.ui.settings import ProxyMode, SettingsForm
-from agent.ui.view import ATTENTION_SECONDS, KEEP_ORDER, RTL_MARK, format_text, origin_view
+from agent.ui.view import (
+    ATTENTION_SECONDS,
+    CALL_TERMS,
+    KEEP_ORDER,
+    RTL_MARK,
+    format_text,
+    origin_view,
+)
 from eidcore.messages import Action, Language, MessageCode, Severity, Term, catalogue
 from eidcore.signeddata import OrderKind
 
@@ -229,7 +236,12 @@ class DesktopUi:
         auth = request.kind is OrderKind.AUTH
         if request.party_name is not None:  # the relay's domain stays the emphasised name
             term = Term.DIALOG_WANTS_AUTH_FOR if auth else Term.DIALOG_WANTS_SIGN_FOR
-            return self._term(term, party=request.party_name)
+            lead = self._term(term, party=request.party_name)
+            if request.call_initiator is not None:  # a phone order: who called whom
+                party = f"«{request.party_name}»"  # in quotes, as the lead names it
+                call = self._term(CALL_TERMS[request.call_initiator], party=party)
+                lead = f"{lead}\n{call}"
+            return lead
         return self._term(Term.DIALOG_WANTS_AUTH if auth else Term.DIALOG_WANTS_SIGN)
 
     def _text_fields(self, request: Request) -> dict[str, Any]:
