@@ -43,5 +43,18 @@ class RateLimiter:
             self._buckets.move_to_end(key)
         return bucket.take(now)
 
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` may call again (0: now), for ``Retry-After`` and
+        ``RateLimit-Reset``."""
+        bucket = self._buckets.get(key)
+        if bucket is None or self._refill <= 0:
+            return 0.0
+        tokens = min(self._capacity, bucket.tokens + max(0.0, now - bucket.stamp) * self._refill)
+        return max(0.0, (1.0 - tokens) / self._refill)
+
+    @property
+    def capacity(self) -> float:
+        return self._capacity
+
     def __len__(self) -> int:
         return len(self._buckets)

@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -135,8 +136,8 @@ async def _strip_server_header(_request: web.Request, response: web.StreamRespon
 
 def _refused(request: web.Request, exc: ApiError) -> web.Response:
     response = error_response(exc)
-    if exc.code is ErrorCode.TOO_MANY_REQUESTS:
-        response.headers["Retry-After"] = "1"  # and no line for each call of a flood
+    if exc.code is ErrorCode.TOO_MANY_REQUESTS:  # and no line for each call of a flood
+        response.headers.update(_rate_limit_headers(request))
     else:
         log.info("refused %s %s: %s", request.method, request.path, exc)
     return response
@@ -169,6 +170,23 @@ async def _pass(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RelayError(ErrorCode.REQUEST_TOO_LARGE, "request body too large")
     return await handler(request)
+
+
+def _rate_limit_headers(request: web.Request) -> dict[str, str]:
+    """When the address may call again, as ``Retry-After`` and the IETF RateLimit
+    header fields (``RateLimit-Limit``: the burst; ``-Remaining``; ``-Reset``: seconds)."""
+    server = request.app[SERVER]
+    limiter = server.agent_limiter
+    if limiter is None:
+        return {"Retry-After": "1"}
+    wait = limiter.wait(peer_key(request.remote or "?"), server.monotonic())
+    seconds = str(max(1, math.ceil(wait)))
+    return {
+        "Retry-After": seconds,
+        "RateLimit-Limit": str(int(limiter.capacity)),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": seconds,
+    }
 
 
 def _over_budget(request: web.Request) -> bool:

@@ -502,6 +502,12 @@ async def test_the_agent_api_has_a_budget_per_address(
             ssl=relay.tls.clients[None],
         )
         assert response.status == 429 and response.headers["Retry-After"] == "1"
+        # the IETF RateLimit fields, as BankID's tooManyRequests comes with
+        assert (
+            response.headers["RateLimit-Limit"],
+            response.headers["RateLimit-Remaining"],
+            response.headers["RateLimit-Reset"],
+        ) == ("60", "0", "1")
         assert (await relay.rp("auth", {"endUserIp": IP}))[0] == 200  # parties: unaffected
         now[0] += 1.0  # a second later: 20 more
         statuses = [
