@@ -111,6 +111,7 @@ class OrderStart:
     non_visible: bytes | None = None
     personal_number: str | None = None
     token_kinds: tuple[str, ...] = ()
+    pin_pad: bool = False  # cardReader class2: the PIN typed on the reader's own pad
 
 
 @dataclass(frozen=True)

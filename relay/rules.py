@@ -123,6 +123,7 @@ class RelayOrder:
     # a phone order (BankID's phone/auth, phone/sign): who called whom, "user" or "RP".
     # No link is opened: the person's agent finds it, proving the personal number.
     call_initiator: str | None = None
+    pin_pad: bool = False  # cardReader class2: the PIN on a reader's pad (the agent's word)
 
     @property
     def phone(self) -> bool:

@@ -256,6 +256,7 @@ def _new_order(
         return_url=start.return_url,
         personal_number=start.personal_number,
         token_kinds=start.token_kinds,
+        pin_pad=start.pin_pad,
     )
     return order, token
 
@@ -413,6 +414,8 @@ def order_for_agent(order: RelayOrder, party: Party, origin: str, secret: str) -
         requirement["personalNumber"] = order.personal_number
     if order.token_kinds:
         requirement["tokenKinds"] = list(order.token_kinds)
+    if order.pin_pad:
+        requirement["pinPad"] = True
     if requirement:
         wire["requirement"] = requirement
     return wire

@@ -40,6 +40,7 @@ SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS relay_orders_by_token ON relay_orders (token_hash)",
     "CREATE INDEX IF NOT EXISTS relay_orders_by_created ON relay_orders (created)",
     AddColumn("relay_orders", "call_initiator", "TEXT"),  # phone orders (issue #29)
+    AddColumn("relay_orders", "pin_pad", "INTEGER"),  # cardReader class2
     "CREATE INDEX IF NOT EXISTS relay_orders_by_person ON relay_orders (personal_number)",
     """CREATE TABLE IF NOT EXISTS relay_challenges (
         challenge_hash TEXT PRIMARY KEY,
@@ -50,7 +51,7 @@ SCHEMA = (
 _COLUMNS = (
     "ref, party, kind, nonce, token_hash, created, end_user_ip, phase, visible, "
     "visible_format, non_visible, return_url, personal_number, token_kinds, "
-    "agent_hash, finished, completion, call_initiator"
+    "agent_hash, finished, completion, call_initiator, pin_pad"
 )
 
 
@@ -78,6 +79,7 @@ def _row(order: RelayOrder) -> tuple[object, ...]:
         _t(order.finished),
         order.completion,
         order.call_initiator,
+        1 if order.pin_pad else 0,
     )
 
 
@@ -101,6 +103,7 @@ def _order(row: Row) -> RelayOrder:
         finished,
         completion,
         call_initiator,
+        pin_pad,
     ) = row
     return RelayOrder(
         ref=ref,
@@ -121,6 +124,7 @@ def _order(row: Row) -> RelayOrder:
         finished=None if finished is None else dt.datetime.fromisoformat(finished),
         completion=completion,
         call_initiator=call_initiator,
+        pin_pad=bool(pin_pad),
     )
 
 

@@ -73,7 +73,7 @@ class StartV6:
     """A v6 start, validated. ``start`` is what the relay keeps (its ``token_kinds`` from
     ``cardReader``); ``policies``: ``requirement.certificatePolicies``, which the driver
     turns into kinds with the relay's table; ``unsupported``: what no agent can do
-    (``mrtd``; ``cardReader: class2``, a reader with its own PIN pad), for which the order
+    (``mrtd``: checking a passport), for which the order
     fails as BankID's app fails it."""
 
     start: OrderStart
@@ -103,7 +103,8 @@ def parse_start(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
             visible_format=data.visible_format,
             non_visible=data.non_visible,
             personal_number=number,
-            token_kinds=("card",) if reader else (),
+            token_kinds=("card",) if reader == "class1" else (),
+            pin_pad=reader == "class2",
         ),
         policies=policies,
         unsupported=unsupported,
@@ -139,7 +140,8 @@ def parse_phone(kind: OrderKind, body: Mapping[str, Any]) -> StartV6:
             visible_format=data.visible_format,
             non_visible=data.non_visible,
             personal_number=person,
-            token_kinds=("card",) if reader else (),
+            token_kinds=("card",) if reader == "class1" else (),
+            pin_pad=reader == "class2",
         ),
         policies=policies,
         unsupported=unsupported,
@@ -189,8 +191,6 @@ def _requirement(value: object) -> tuple[str | None, tuple[str, ...], str | None
     unsupported = None
     if value.get("mrtd", False):
         unsupported = "mrtd"  # checking a passport: no agent can
-    elif reader == "class2":
-        unsupported = "cardReader class2"  # the PIN on the reader's own pad: not here
     # pinCode: every BankID here is used with its password or PIN already
     return number, tuple(policies), reader, unsupported
 

@@ -391,3 +391,71 @@ def test_the_bank_puts_a_bankid_on_a_token_at_its_desk(
     )
     (entry,) = json.loads(listing.stdout)
     assert entry["id"] == token_id and entry["kind"] == "token" and entry["state"] == "usable"
+
+
+def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+    tls: tuple[Path, Path],
+) -> None:
+    """BankID's ``cardReader: class2`` at the relay: the person also has a BankID on file,
+    but the agent offers only the token behind the reader's PIN pad, sends no PIN, and
+    the result completes at the relay (the pad refuses a PIN sent by the computer)."""
+    from agent.credentials import CredentialStore
+    from issuer import make_file_credential
+    from tests.conftest import ANNA, FAST_KDF, PASSWORD
+    from tests.relay_process_kit import RelayProcess, free_port, write_config
+
+    softhsm.bankid("anna", token_ca)
+    pad = build_pin_pad(tmp_path)
+    data = tmp_path / "data"
+    now = dt.datetime.now(dt.UTC)
+    CredentialStore(data).add(make_file_credential(token_ca, ANNA, PASSWORD, now, kdf=FAST_KDF))
+    port = free_port()
+    relay_config = write_config(tmp_path / "relay", token_ca, origin=f"https://127.0.0.1:{port}")
+    config = _config(tmp_path, pad.module)
+    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
+    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
+    try:
+        status, started = relay.call(
+            "/rp/v6.0/auth",
+            {"endUserIp": "192.0.2.1", "requirement": {"cardReader": "class2"}},
+        )
+        assert status == 200, started
+        pad.type(USER_PIN)
+        link = (
+            f"eid-agent:///?autostarttoken={started['autoStartToken']}"
+            f"&server=https://127.0.0.1:{port}"
+        )
+        env = {k: v for k, v in softhsm.env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        done = subprocess.run(
+            [
+                str(BIN / "eid-agent"),
+                "open",
+                link,
+                "--data-dir",
+                str(data),
+                "--lang",
+                "en",
+                "--relay-ca",
+                str(tls[0]),
+                "--config",
+                str(config),
+            ],
+            input="\n",  # Enter, then the PIN on the pad
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "type it on the card reader's keypad" in done.stderr
+        assert "BankID on file" not in done.stderr  # not offered: no PIN pad
+        collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
+        assert collected["status"] == "complete", collected
+        assert pad.pending == []
+    finally:
+        if relay.proc.poll() is None:
+            assert "Traceback" not in relay.stop()

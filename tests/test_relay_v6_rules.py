@@ -38,7 +38,7 @@ def test_the_fields_a_bankid_site_sends_are_taken() -> None:
 
 @pytest.mark.parametrize(
     ("requirement", "unsupported"),
-    [({"mrtd": True}, "mrtd"), ({"cardReader": "class2"}, "cardReader class2"), ({}, None)],
+    [({"mrtd": True}, "mrtd"), ({"cardReader": "class2"}, None), ({}, None)],
 )
 def test_what_no_agent_can_do_is_named(
     requirement: dict[str, object], unsupported: str | None
@@ -48,10 +48,17 @@ def test_what_no_agent_can_do_is_named(
     )
 
 
+def test_a_class2_reader_is_a_pin_pad_and_class1_a_card() -> None:
+    pad = v6.parse_start(OrderKind.AUTH, {**IP, "requirement": {"cardReader": "class2"}}).start
+    assert (pad.pin_pad, pad.token_kinds) == (True, ())
+    card = v6.parse_start(OrderKind.AUTH, {**IP, "requirement": {"cardReader": "class1"}}).start
+    assert (card.pin_pad, card.token_kinds) == (False, ("card",))
+
+
 @pytest.mark.parametrize(
     ("body", "said"),
     [
-        ({**IP, "userNonVisibleData": "aGk="}, "unknown field: userNonVisibleData"),  # auth
+        ({**IP, "userNonVisibleData": "***"}, "userNonVisibleData"),  # auth takes it, checked
         ({**IP, "requirement": {"tokenKinds": ["file"]}}, "requirement takes"),
         ({**IP, "requirement": {"pinCode": "yes"}}, "requirement.pinCode"),
         ({**IP, "requirement": {"certificatePolicies": "1.2.3"}}, "certificatePolicies"),

@@ -74,6 +74,7 @@ class FetchedOrder:
     token_kinds: tuple[str, ...]
     return_url: str | None = None  # the relay's, registered for the party; never the link's
     call_initiator: str | None = None  # a phone order's: "user" or "RP"
+    pin_pad: bool = False  # the site asked for a PIN typed on a reader's pad
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
         hidden = None if non_visible is None else base64.b64decode(str(non_visible), validate=True)
     except (binascii.Error, ValueError):
         raise bad("userNonVisibleData") from None
-    number, kinds = _requirement(answer.get("requirement"), bad)
+    number, kinds, pin_pad = _requirement(answer.get("requirement"), bad)
     return_url = _return_url(answer.get("returnUrl"), allow_http, bad)
     call = answer.get("callInitiator")
     if call not in (None, "user", "RP"):
@@ -354,6 +355,7 @@ def _fetched(answer: Mapping[str, Any], relay: str, allow_http: bool = False) ->
         token_kinds=kinds,
         return_url=return_url,
         call_initiator=call,
+        pin_pad=pin_pad,
     )
 
 
@@ -381,9 +383,9 @@ def _visible(value: object, bad: Any) -> str | None:
         raise bad("userVisibleData is not text that may be shown") from None
 
 
-def _requirement(value: object, bad: Any) -> tuple[PersonalNumber | None, tuple[str, ...]]:
+def _requirement(value: object, bad: Any) -> tuple[PersonalNumber | None, tuple[str, ...], bool]:
     if value is None:
-        return None, ()
+        return None, (), False
     if not isinstance(value, dict):
         raise bad("requirement")
     number = value.get("personalNumber")
@@ -394,4 +396,7 @@ def _requirement(value: object, bad: Any) -> tuple[PersonalNumber | None, tuple[
         raise bad("requirement.personalNumber") from None
     if not isinstance(kinds, list) or not all(k in ("file", "card", "token") for k in kinds):
         raise bad("requirement.tokenKinds")
-    return parsed, tuple(kinds)
+    pin_pad = value.get("pinPad", False)
+    if not isinstance(pin_pad, bool):
+        raise bad("requirement.pinPad")
+    return parsed, tuple(kinds), pin_pad

@@ -52,6 +52,7 @@ def request_for(order: FetchedOrder) -> OrderRequest:
         party_name=order.party_name,
         order_ref=order.ref,
         call_initiator=order.call_initiator,
+        pin_pad=order.pin_pad,
     )
 
 

@@ -22,6 +22,7 @@ def select(
     *,
     personal_number: PersonalNumber | None = None,
     kinds: frozenset[CredentialKind] | None = None,
+    pin_pad: bool = False,
 ) -> tuple[CredentialInfo, ...]:
     """The usable credentials for ``purpose`` that match the filters, in a stable order.
 
@@ -45,6 +46,7 @@ def select(
                 if purpose in c.purposes
                 and (personal_number is None or c.owner.personal_number == personal_number)
                 and (kinds is None or c.kind in kinds)
+                and (c.pin_pad or not pin_pad)  # a site may ask for a reader's PIN pad
             ),
             key=lambda c: (c.owner.name, c.kind, c.id),
         )

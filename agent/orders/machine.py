@@ -147,6 +147,7 @@ class OrderRequest:
     party_name: str | None = None
     order_ref: str | None = None  # a relay order's ref there (what its website collects)
     call_initiator: str | None = None  # a phone order: "user" called the party, or "RP"
+    pin_pad: bool = False  # only a credential whose PIN is typed on a reader's pad (class2)
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,7 @@ class OrderService:
                     self._clock(),
                     personal_number=request.personal_number,
                     kinds=request.token_kinds,
+                    pin_pad=request.pin_pad,
                 )
             except NoUsableCredential as exc:
                 if self._hardware is None:
