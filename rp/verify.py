@@ -41,7 +41,6 @@ from rp.errors import (
     WrongKeyUsage,
     WrongOrderType,
     WrongOrigin,
-    WrongParty,
     WrongTokenKind,
 )
 from rp.revocation import OcspPolicy, check_revocation
@@ -72,8 +71,6 @@ class Verified:
     order_ref: str
     token_kind: str | None
     certificate: x509.Certificate
-    door: Door = Door.BRIDGE
-    party: str | None = None
     result: Result | None = None  # what was verified, as read
 
 
@@ -174,14 +171,13 @@ def verify_auth(
     user_visible_data: str | None = None,
     max_skew: dt.timedelta = MAX_SKEW,
     revocation: OcspPolicy | None = None,
-    party: str | None = None,
     kind_policies: Mapping[str, str] = policies.KIND_POLICIES,
 ) -> Verified:
     """Who logged in; with ``revocation``, the issuer's OCSP responder is asked too (a
-    blocking call of up to its timeout). Without ``party`` the order must have come
-    through the localhost bridge from the page at ``expected_origin``; with it, through
-    the order relay at ``expected_origin`` for that requesting party. ``kind_policies``
-    (OID → kind; eidcore.policies.verifier_table) for issuers with policies of their own.
+    blocking call of up to its timeout). The order came through the localhost bridge
+    from the page at ``expected_origin`` (a relay's results are XML signatures:
+    ``verify_xml_signature``). ``kind_policies`` (OID → kind;
+    eidcore.policies.verifier_table) for issuers with policies of their own.
 
     Raises: a VerificationError subclass saying why not."""
     return _verify(
@@ -195,7 +191,6 @@ def verify_auth(
         user_visible_data,
         None,
         revocation,
-        party,
         kind_policies,
     )
 
@@ -211,12 +206,11 @@ def verify_sign(
     user_non_visible_data: bytes | None = None,
     max_skew: dt.timedelta = MAX_SKEW,
     revocation: OcspPolicy | None = None,
-    party: str | None = None,
     kind_policies: Mapping[str, str] = policies.KIND_POLICIES,
 ) -> Verified:
     """Who signed ``user_visible_data`` (and ``user_non_visible_data``); with
-    ``revocation``, checked against the issuer's OCSP responder; ``party`` and
-    ``kind_policies`` as for ``verify_auth``.
+    ``revocation``, checked against the issuer's OCSP responder; ``kind_policies`` as
+    for ``verify_auth``.
 
     Raises: a VerificationError subclass saying why not.
     """
@@ -231,7 +225,6 @@ def verify_sign(
         user_visible_data,
         user_non_visible_data,
         revocation,
-        party,
         kind_policies,
     )
 
@@ -247,7 +240,6 @@ def _verify(
     visible: str | None,
     non_visible: bytes | None,
     revocation: OcspPolicy | None,
-    party: str | None,
     kind_policies: Mapping[str, str],
 ) -> Verified:
     result = read_result(response)
@@ -258,11 +250,8 @@ def _verify(
         raise MalformedResponse(str(exc)) from None
     if signed.type != order_type:
         raise WrongOrderType(f"signed for {signed.type!r}, expected {order_type!r}")
-    door = Door.BRIDGE if party is None else Door.RELAY
-    if signed.door is not door:
-        raise WrongDoor(f"signed for an order through the {signed.door}, expected the {door}")
-    if signed.party != party:
-        raise WrongParty("signed for another requesting party")
+    if signed.door is not Door.BRIDGE:  # a relay's results are XML signatures (ADR 0021)
+        raise WrongDoor("signed for an order through a relay: verify_xml_signature reads those")
     if signed.origin != expected_origin.rstrip("/"):
         raise WrongOrigin("signed for another origin")
     try:
@@ -304,8 +293,6 @@ def _verify(
         order_ref=signed.order_ref,
         token_kind=kind,
         certificate=leaf,
-        door=signed.door,
-        party=signed.party,
         result=result,
     )
 
