@@ -60,6 +60,11 @@ class Transaction(Protocol):
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
     def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
+    def serialize(self, key: str) -> None:
+        """Transactions that call this with the same ``key`` run one after another, for
+        a rule about rows that may not exist yet (no row to lock): PostgreSQL's
+        transaction-scoped advisory lock; SQLite's writers are serialized already."""
+
 
 class Database(Protocol):
     kind: str  # "sqlite" or "postgresql"
@@ -99,6 +104,9 @@ class _SqliteTx:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql.replace("{lock}", ""), tuple(params)).rowcount
+
+    def serialize(self, key: str) -> None:
+        return None  # BEGIN IMMEDIATE: one writer at a time already
 
 
 class _Sqlite:
@@ -194,6 +202,9 @@ class _PgTx:
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._cur.execute(_pg_sql(sql), tuple(params))
         return int(self._cur.rowcount)
+
+    def serialize(self, key: str) -> None:
+        self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
 
 class _Postgres:

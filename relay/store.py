@@ -150,10 +150,12 @@ class OrderStore:
     ) -> list[str]:
         """Add ``order`` unless its party has an order pending for the same personal
         number: then that one is cancelled (``cancel``), its refs are returned and
-        ``order`` is not added (BankID's ``alreadyInProgress``). One transaction; two
-        starts at once on PostgreSQL may both pass (no row to lock yet)."""
+        ``order`` is not added (BankID's ``alreadyInProgress``). One transaction,
+        serialized per party and person: two starts at once, on two processes, cannot
+        both pass (there is no row to lock yet)."""
         with self._db.transaction() as tx:
             if order.personal_number is not None:
+                tx.serialize(f"relay-person\n{order.party}\n{order.personal_number}")
                 rows = tx.all(
                     f"SELECT {_COLUMNS} FROM relay_orders "  # noqa: S608
                     "WHERE party = ? AND personal_number = ?{lock}",

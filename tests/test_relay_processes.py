@@ -91,6 +91,62 @@ def test_two_relay_processes_on_one_postgresql(
         second.stop()
 
 
+def test_starts_for_one_person_at_once_on_postgresql_never_leave_two_pending() -> None:
+    """BankID's alreadyInProgress across relay processes: three stores (three connection
+    pools, as three processes have) start orders for the same person at the same
+    instant, two threads each, again and again; never are two left pending (there is no
+    row to lock before the first insert: a transaction-scoped advisory lock orders
+    them)."""
+    import datetime as dt
+    import secrets
+    import threading
+
+    from eidcore.signeddata import OrderKind
+    from relay import rules
+    from relay.rules import Event, RelayOrder
+    from relay.store import OrderStore
+
+    def order(number: str, now: dt.datetime) -> RelayOrder:
+        return RelayOrder(
+            ref=secrets.token_hex(8),
+            party="shop",
+            kind=OrderKind.AUTH,
+            nonce=secrets.token_bytes(32),
+            token_hash=secrets.token_hex(32),
+            created=now,
+            end_user_ip=IP,
+            personal_number=number,
+        )
+
+    def start(store: OrderStore, new: RelayOrder, barrier: threading.Barrier) -> None:
+        now = new.created
+        barrier.wait()
+        store.add_alone(new, lambda o: rules.advance(o, Event.RP_CANCEL, now), now)
+
+    with postgres_cluster() as pg:
+        url = pg.new_database()
+        stores = [OrderStore(url) for _ in range(3)]
+        try:
+            for round_ in range(30):
+                number, now = f"19811218{round_:04d}", dt.datetime.now(dt.UTC)
+                barrier = threading.Barrier(6)
+                orders = [order(number, now) for _ in range(6)]
+                threads = [
+                    threading.Thread(target=start, args=(s, o, barrier))
+                    for s, o in zip(stores * 2, orders, strict=True)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=30)
+                kept = [stores[0].get(o.ref, now) for o in orders]
+                pending = [o.ref for o in kept if o is not None and o.phase.pending]
+                assert len(pending) <= 1, (round_, pending)
+        finally:
+            for store in stores:
+                store.close()
+
+
 def test_what_the_command_line_says_when_it_cannot_run(
     tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]
 ) -> None:
