@@ -6,6 +6,7 @@ relay holds (xdg-open again; ``BROWSER`` records where it went)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import time
@@ -172,3 +173,70 @@ def subprocess_run(argv: list[str], env: dict[str, str]):  # type: ignore[no-unt
     import subprocess
 
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_orders_waiting_for_me_from_the_tray(
+    relay: RelayProcess,
+    person: Path,
+    tls: tuple[Path, Path],
+    screen: Screen,
+) -> None:
+    """A phone order (BankID's phone/sign: the site called the person): no link is
+    opened. The person picks "Orders waiting for me" in the tray, types the password to
+    look, is shown who called whom and takes it; the usual dialog shows the text, and
+    the site collects the signature."""
+    import time as clock
+
+    config = person.parent / "config.toml"
+    config.write_text(config.read_text() + f'ask = ["https://127.0.0.1:{relay.port}"]\n')
+    text = "Jag godkänner att lånet flyttas."
+    body = {
+        "personalNumber": "198112189876",
+        "callInitiator": "RP",
+        "userVisibleData": base64.b64encode(text.encode()).decode(),
+    }
+    status, started = relay.call("/rp/v6.0/phone/sign", body)
+    assert status == 200 and set(started) == {"orderRef"}
+    with AgentProcess(
+        person,
+        "--no-bridge",
+        "--no-cards",
+        "--ui",
+        "desktop",
+        "--relay-ca",
+        str(tls[0]),
+        "--config",
+        str(config),
+        env=screen.env,
+    ) as agent:
+        agent.ready()
+        screen.tray_docked()
+        screen.tray_click()
+        clock.sleep(0.3)  # the menu opens under the pointer
+        screen.xdotool("key", "Down", "Down", "Return")  # My BankIDs, Orders waiting for me
+        [password] = screen.wait_window("eID Agent")
+        screen.screenshot(password, "waiting-password")
+        screen.type_into(password, PASSWORD)
+        screen.key(password, "Return")
+        screen.wait_gone(password)
+        [offer] = screen.wait_window("eID Agent", timeout=20)
+        screen.screenshot(offer, "waiting-offer")
+        screen.key(offer, "alt+t")  # Take it
+        screen.wait_gone(offer)
+        [dialog] = screen.wait_window(timeout=20)
+        ref = {"orderRef": started["orderRef"]}
+        assert relay.call("/rp/v6.0/collect", ref)[1]["hintCode"] in (
+            "userCallConfirm",
+            "userSign",
+        )
+        screen.screenshot(dialog, "waiting-dialog")
+        screen.type_into(dialog, PASSWORD)
+        screen.key(dialog, "Return")
+        deadline = clock.monotonic() + 20
+        while clock.monotonic() < deadline:
+            collected = relay.call("/rp/v6.0/collect", ref)[1]
+            if collected["status"] != "pending":
+                break
+            clock.sleep(0.1)
+        assert collected["status"] == "complete", (collected, agent.stderr[-3000:])
+    assert PASSWORD not in agent.stderr and "Traceback" not in agent.stderr

@@ -42,6 +42,7 @@ from agent.app.selftest import self_test
 from agent.autostart import (
     DoorSettings,
     RelayDoor,
+    WaitingOrders,
     accepting,
     installation_key,
     serve_handoff,
@@ -273,6 +274,9 @@ async def _serve(
                 settings=hooks,
                 modules=config.orders.pkcs11,
                 tokens=orders.tokens,
+                waiting=WaitingOrders(desktop, CredentialStore(config.data_dir), door, _now).look
+                if config.door.ask
+                else None,
             )
             tasks.append(asyncio.create_task(tray.run()))
         await stop.wait()

@@ -15,7 +15,7 @@ from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
 from agent.autostart.driver import accepting
 from agent.autostart.handoff import hand_over, serve_handoff, socket_path
 from agent.autostart.link import Link, parse_link, relay_link
-from agent.autostart.waiting import look_for_waiting
+from agent.autostart.waiting import WaitingOrders, look_for_waiting, proof_for
 
 __all__ = [
     "DoorSettings",
@@ -23,11 +23,13 @@ __all__ = [
     "RelayDoor",
     "UpdateNeeded",
     "WaitingOrder",
+    "WaitingOrders",
     "accepting",
     "hand_over",
     "installation_key",
     "look_for_waiting",
     "parse_link",
+    "proof_for",
     "relay_link",
     "serve_handoff",
     "socket_path",

@@ -34,6 +34,7 @@ class DoorSettings:
     allow_http: bool = False  # development: a relay on loopback over plain http
     ca_file: Path | None = None  # development: trust this certificate for relays too
     proxy: str | None = None  # the settings' or --proxy; None: the environment's
+    ask: tuple[str, ...] = ()  # relays "Orders waiting for me" asks ([relay] ask)
 
 
 async def _nowhere(_url: str) -> None:

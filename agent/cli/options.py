@@ -78,6 +78,7 @@ def door_settings(args: argparse.Namespace, config: AgentConfig) -> DoorSettings
         allow_http=args.allow_http_relay,
         ca_file=args.relay_ca,
         proxy=getattr(args, "proxy", None) or config.proxy,
+        ask=config.relay_ask,
     )
 
 

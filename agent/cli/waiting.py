@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import dataclasses
 import datetime as dt
 import os
@@ -51,7 +50,7 @@ def run(io: Io, args: argparse.Namespace) -> int:
     from eidcore.paths import default_config_file, default_data_dir
 
     config = load_config(args.config or default_config_file())
-    relays = [relay_link(url) for url in (args.relay or config.relay_ask)]
+    relays = [relay_link(url) for url in (args.relay or door_settings(args, config).ask)]
     if not relays:
         io.stderr.write(io.term(Term.WAITING_NO_RELAY) + "\n")
         return 2
@@ -85,12 +84,11 @@ async def _look(
 ) -> list[WaitingOrder] | None:
     """The orders waiting at each relay for the person's BankIDs on file; None when the
     person gave no password. Raises: AutostartError."""
-    from agent.autostart import look_for_waiting
+    from agent.autostart import look_for_waiting, proof_for
     from agent.credentials import (
         CredentialKind,
         CredentialState,
         CredentialStore,
-        KeyPurpose,
         UnlockedCredential,
         WrongPassword,
     )
@@ -125,17 +123,7 @@ async def _look(
                     io.tell(notice.code, **notice.params)
                 finally:
                     del password
-        purpose = KeyPurpose.IDENTIFICATION
-        signed = phoneproof.proof_bytes(relay, challenge)
-        return [
-            {
-                "certificateChain": [
-                    base64.b64encode(c).decode() for c in unlocked.certificate_chain(purpose)
-                ],
-                "signature": base64.b64encode(unlocked.sign(purpose, signed)).decode(),
-            }
-            for unlocked in opened
-        ]
+        return [proof_for(unlocked, relay, challenge) for unlocked in opened]
 
     try:
         return await look_for_waiting(relays, door_settings(args, config), prove)

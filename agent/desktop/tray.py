@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +64,7 @@ class Tray:
         settings: SettingsHooks | None = None,
         modules: Sequence[ModuleEntry] = (),
         tokens: TokenWatcher | None = None,
+        waiting: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._ui, self._data_dir, self._port = ui, data_dir, port
         self._modules = tuple(modules)  # the PKCS#11 modules, for the diagnostics
@@ -77,6 +78,7 @@ class Tray:
         self._shown: tuple[str, str, Language, tuple[str, ...]] | None = None
         self._issuer = issuer  # ordering is offered only when there is an issuer to ask
         self._settings = settings
+        self._waiting = waiting  # "Orders waiting for me", where the settings name relays
         self._mine = MyBankIds(
             ui, CredentialStore(data_dir), hardware=hardware, issuer=issuer, clock=clock
         )
@@ -125,6 +127,7 @@ class Tray:
         items = [
             ("status", status, False),
             ("bankids", self._term(Term.TRAY_MY_BANKIDS), True),
+            *([("waiting", self._term(Term.TRAY_WAITING), True)] if self._waiting else []),
             *([("enrol", self._term(Term.TRAY_ENROL), True)] if self._issuer() else []),
             *[
                 (f"enrol-token:{n}", self._term(Term.TRAY_ENROL_TOKEN, label=t.label), True)
@@ -187,6 +190,8 @@ class Tray:
             )
         elif item == "bankids":
             await self._mine.show()
+        elif item == "waiting" and self._waiting is not None:
+            await self._waiting()
         elif item == "enrol" and (issuer := self._issuer()) is not None:
             try:
                 info = await enrol_with_ui(

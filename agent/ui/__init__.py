@@ -15,8 +15,10 @@ from agent.ui.port import (
     UiPort,
 )
 from agent.ui.settings import SettingsInvalid, form_for, settings_from
+from agent.ui.view import CALL_TERMS
 
 __all__ = [
+    "CALL_TERMS",
     "ConsoleUi",
     "DesktopPort",
     "DialogBlocked",

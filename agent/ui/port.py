@@ -151,8 +151,11 @@ class DesktopPort(UiPort, Protocol):
         ``on_manager``."""
         ...
 
-    async def ask_password(self, credential: CredentialInfo, problem: Notice | None) -> str | None:
-        """The password of a BankID on file, outside an order (to revoke it)."""
+    async def ask_password(
+        self, credential: CredentialInfo, problem: Notice | None, why: str | None = None
+    ) -> str | None:
+        """The password of a BankID on file, outside an order (to revoke it; ``why``: what
+        it is asked for, said above the BankID's name)."""
         ...
 
     async def ask_password_change(

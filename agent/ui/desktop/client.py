@@ -449,11 +449,15 @@ class DesktopUi:
                 return PinAnswer(values[0], values[1])
             problem = Notice(MessageCode.PINS_DIFFER)
 
-    async def ask_password(self, credential: CredentialInfo, problem: Notice | None) -> str | None:
-        """The password of a BankID on file, outside an order (to revoke it)."""
+    async def ask_password(
+        self, credential: CredentialInfo, problem: Notice | None, why: str | None = None
+    ) -> str | None:
+        """The password of a BankID on file, outside an order (to revoke it; ``why``: what
+        it is asked for, said above the BankID's name)."""
+        label = self._label(credential)
         values = await self._secrets(
             f"unlock-{credential.id}",
-            self._label(credential),
+            label if why is None else f"{why} — {label}",
             [self._field(Term.PROMPT_PASSWORD)],
             problem,
         )
