@@ -80,9 +80,6 @@ class ConsoleUi:
         if request.party_name is not None:  # through an order relay: its domain, then the party
             term = Term.CONSOLE_WANTS_AUTH_FOR if auth else Term.CONSOLE_WANTS_SIGN_FOR
             self._print(self._term(term, origin=request.origin, party=request.party_name))
-            if request.call_initiator is not None:  # a phone order: who called whom
-                call = CALL_TERMS[request.call_initiator]
-                self._print(self._term(call, party=f"«{request.party_name}»"))
         else:
             term = Term.CONSOLE_WANTS_AUTH if auth else Term.CONSOLE_WANTS_SIGN
             self._print(self._term(term, origin=request.origin))
@@ -93,6 +90,10 @@ class ConsoleUi:
                 self._print(self._term(Term.RTL_NOTE))
             for line in display_lines(blocks, visible):
                 self._print(f"  │ {line}")
+        if request.call_initiator is not None and request.party_name is not None:
+            # a phone order: who called whom, after what is signed (as the dialog says it)
+            call = CALL_TERMS[request.call_initiator]
+            self._print(self._term(call, party=f"«{request.party_name}»"))
         if len(request.choices) == 1:
             self._print(self._term(Term.CONSOLE_USING, credential=self._label(request.choices[0])))
             return request.choices[0]

@@ -236,13 +236,15 @@ class DesktopUi:
         auth = request.kind is OrderKind.AUTH
         if request.party_name is not None:  # the relay's domain stays the emphasised name
             term = Term.DIALOG_WANTS_AUTH_FOR if auth else Term.DIALOG_WANTS_SIGN_FOR
-            lead = self._term(term, party=request.party_name)
-            if request.call_initiator is not None:  # a phone order: who called whom
-                party = f"«{request.party_name}»"  # in quotes, as the lead names it
-                call = self._term(CALL_TERMS[request.call_initiator], party=party)
-                lead = f"{lead}\n{call}"
-            return lead
+            return self._term(term, party=request.party_name)
         return self._term(Term.DIALOG_WANTS_AUTH if auth else Term.DIALOG_WANTS_SIGN)
+
+    def _call_line(self, request: Request) -> str | None:
+        """A phone order's line: who called whom (shown after what is signed)."""
+        if request.call_initiator is None or request.party_name is None:
+            return None
+        party = f"«{request.party_name}»"  # in quotes, as the lead names it
+        return self._term(CALL_TERMS[request.call_initiator], party=party)
 
     def _text_fields(self, request: Request) -> dict[str, Any]:
         if request.text is None:
@@ -320,6 +322,7 @@ class DesktopUi:
                 "title": self._term(Term.DIALOG_TITLE),
                 "site": self._site(request.origin),
                 "lead": self._lead(request),
+                "call": self._call_line(request),
                 "options": [self._label(c) for c in request.choices],
                 "present": self._present(),
                 "ok": self._term(Term.DIALOG_CONTINUE),
@@ -352,6 +355,7 @@ class DesktopUi:
                 "title": self._term(Term.DIALOG_TITLE),
                 "site": self._site(request.origin),
                 "lead": self._lead(request),
+                "call": self._call_line(request),
                 **self._text_fields(request),
                 "credential": self._label(credential),
                 "label": label,
@@ -383,6 +387,7 @@ class DesktopUi:
                 "title": self._term(Term.DIALOG_TITLE),
                 "site": self._site(request.origin),
                 "lead": self._lead(request),
+                "call": self._call_line(request),
                 **self._text_fields(request),
                 "credential": self._label(credential),
                 "label": label,

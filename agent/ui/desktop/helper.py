@@ -6,8 +6,8 @@ the view logic (agent/ui/view.py); the helper draws it, and answers with what th
 did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
 
     {"id", "op": "secret", "ref", "title", "site": {prefix, registrable, port, warning},
-     "lead", "blocks": [...], "credential", "label", "problem": [title, body] | null,
-     "ok", "cancel"}
+     "lead", "call" (a phone order's who-called-whom, or null), "blocks": [...],
+     "credential", "label", "problem": [title, body] | null, "ok", "cancel"}
         -> {"id", "secret": "..."} | {"id", "cancelled": true}
         with "pin_pad": true, no field (the PIN goes on the reader): -> {"id", "go": true}
     {"id", "op": "choose", "ref", "title", "site", "lead", "options": [..], "ok", "cancel"}
@@ -438,6 +438,13 @@ class Helper:
                 )
             view = text_view(request["blocks"], request.get("keep_order", ["", "", ""]))
             box.pack_start(_scrolled(view), True, True, 0)
+        if request.get("call"):  # a phone order: who called whom, after what is signed
+            box.pack_start(
+                Gtk.Label(label=request["call"], xalign=0, wrap=True, max_width_chars=56),
+                False,
+                False,
+                0,
+            )
         if request["op"] == "secret":
             if request.get("credential"):
                 box.pack_start(
