@@ -266,20 +266,7 @@ def _verify(
     _check_data(signed.user_non_visible_sha256, non_visible)
 
     leaf = chain[0]
-    public = leaf.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey) or len(signature) != 64:
-        raise BadSignature("not an ES256 signature")
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
-    try:
-        public.verify(der, signed_bytes, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise BadSignature("signature does not verify") from None
-    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-        raise CertificateExpired("certificate not valid now")
-    _check_chain(leaf, chain[1:], anchors, now)
-    _check_usage(leaf, order_type)
+    _check_es256(leaf, signature, signed_bytes, chain[1:], anchors, now, order_type)
     kind = certificate_kind(leaf, kind_policies)
     if result.claimed_kind is not None and kind is not None and result.claimed_kind != kind:
         raise WrongTokenKind(f"claimed {result.claimed_kind}, the certificate is for {kind}")
@@ -420,6 +407,22 @@ def verify_possession(
     if not 0 < len(certificates) <= 4:
         raise MalformedResponse("a chain is 1 to 4 certificates")
     leaf = certificates[0]
+    _check_es256(leaf, signature, data, certificates[1:], trust_anchors, now, "auth")
+    return _person(leaf)
+
+
+def _check_es256(
+    leaf: x509.Certificate,
+    signature: bytes,
+    data: bytes,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    now: dt.datetime,
+    order_type: str,
+) -> None:
+    """``signature`` (ES256, r‖s) over ``data`` by ``leaf``'s key, ``leaf`` valid at
+    ``now``, chained to ``anchors``, with the key usage ``order_type`` needs. Raises:
+    BadSignature, CertificateExpired, UntrustedChain, WrongKeyUsage."""
     public = leaf.public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey) or len(signature) != 64:
         raise BadSignature("not an ES256 signature")
@@ -432,6 +435,5 @@ def verify_possession(
         raise BadSignature("signature does not verify") from None
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
         raise CertificateExpired("certificate not valid now")
-    _check_chain(leaf, certificates[1:], trust_anchors, now)
-    _check_usage(leaf, "auth")
-    return _person(leaf)
+    _check_chain(leaf, intermediates, anchors, now)
+    _check_usage(leaf, order_type)

@@ -18,12 +18,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.cli.io import Io
 from agent.cli.options import add_link_options, door_settings, link_options, order_settings
 from eidcore.messages import MessageCode, Term
 
-__all__ = ["add_arguments", "refusal_for", "run"]
+if TYPE_CHECKING:
+    from agent.autostart import Link
+    from agent.config import AgentConfig
+
+__all__ = ["add_arguments", "carry_out_here", "refusal_for", "run"]
 
 START_WAIT = 15.0  # seconds an agent started for a link has to listen
 
@@ -86,18 +91,27 @@ def _start_agent_and_hand_over(args: argparse.Namespace, data_dir: Path, path: P
 
 
 def _here(io: Io, args: argparse.Namespace) -> int:
-    """No agent runs and there is no display: the order in this console, with the same
-    order service and relay door as the running agent's (cards and tokens included)."""
-    from agent.app import running_orders
-    from agent.autostart import RelayDoor, UpdateNeeded, installation_key, parse_link
+    """No agent runs and there is no display: the order in this console."""
+    from agent.autostart import parse_link
     from agent.config import load_config
-    from agent.orders import DEFAULT_TTL, Phase
-    from agent.ui import ConsoleUi
     from eidcore.paths import default_config_file, default_data_dir
 
     link = parse_link(args.url)
     config = load_config(args.config or default_config_file())
-    data_dir = args.data_dir or default_data_dir()
+    return carry_out_here(io, args, config, args.data_dir or default_data_dir(), link)
+
+
+def carry_out_here(
+    io: Io, args: argparse.Namespace, config: AgentConfig, data_dir: Path, link: Link
+) -> int:
+    """A link's order in this console, with the same order service and relay door as the
+    running agent's (cards and tokens included): ``eid-agent open`` without an agent, and
+    the order picked in ``eid-agent waiting``."""
+    from agent.app import running_orders
+    from agent.autostart import RelayDoor, UpdateNeeded, installation_key
+    from agent.orders import DEFAULT_TTL, Phase
+    from agent.ui import ConsoleUi
+
     orders = order_settings(args, config, data_dir, DEFAULT_TTL)
 
     async def run() -> Phase:

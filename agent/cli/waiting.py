@@ -17,12 +17,11 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.cli.io import Io
-from agent.cli.options import add_door_options, door_settings, order_settings
+from agent.cli.options import add_door_options, door_settings
 from eidcore.messages import Term
 
 if TYPE_CHECKING:
@@ -76,7 +75,9 @@ def run(io: Io, args: argparse.Namespace) -> int:
         return 0  # none taken: the order waits until the party ends it, or time does
     chosen = found[int(answer) - 1]
     link = next(link for link in relays if link.relay == chosen.relay)
-    return _carry_out(io, args, config, data_dir, dataclasses.replace(link, token=chosen.token))
+    from agent.cli.link import carry_out_here
+
+    return carry_out_here(io, args, config, data_dir, dataclasses.replace(link, token=chosen.token))
 
 
 async def _look(
@@ -129,35 +130,3 @@ async def _look(
         return await look_for_waiting(relays, door_settings(args, config), prove)
     finally:
         opened = None  # the keys go as soon as the look is over
-
-
-def _carry_out(
-    io: Io, args: argparse.Namespace, config: AgentConfig, data_dir: Path, link: Link
-) -> int:
-    """The chosen order, as ``eid-agent open`` carries a link's out in a console."""
-    from agent.app import running_orders
-    from agent.autostart import RelayDoor, UpdateNeeded, installation_key
-    from agent.cli.link import refusal_for
-    from agent.orders import DEFAULT_TTL, Phase
-    from agent.ui import ConsoleUi
-
-    orders = order_settings(args, config, data_dir, DEFAULT_TTL)
-
-    async def go() -> Phase:
-        ui = ConsoleUi(io.stdin, io.stderr, io.language)
-        async with running_orders(data_dir, ui, orders) as running:
-            door = RelayDoor(
-                running.service,
-                door_settings(args, config),
-                refused=refusal_for(data_dir),
-                device_key=lambda: installation_key(data_dir, os.urandom),
-            )
-            order, _ = await door.carry_out(link)
-        return order.phase
-
-    try:
-        phase = asyncio.run(go())
-    except UpdateNeeded as exc:
-        io.tell(exc.code)
-        return 1
-    return 0 if phase is Phase.COMPLETE else 1
