@@ -18,7 +18,7 @@ from tests.agent_process import BIN
 from tests.conftest import ANNA, FAST_KDF, PASSWORD, MakeToken
 from tests.relay_process_kit import RelayProcess, free_port, write_config
 
-__all__ = ["link", "open_link", "person", "relay"]
+__all__ = ["console", "link", "open_link", "person", "relay"]
 
 
 @pytest.fixture
@@ -58,10 +58,24 @@ def open_link(
     typed: str = PASSWORD,
     config: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    return console(["open", link, *extra], data, tls, typed=typed + "\n", config=config)
+
+
+def console(
+    command: list[str],
+    data: Path,
+    tls: tuple[Path, Path],
+    *,
+    typed: str,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``eid-agent COMMAND`` in a console (no display), for ``data``, trusting the test
+    relay's certificate, with the person's settings beside ``data`` unless ``config``;
+    ``typed``: what the person types, whole lines."""
     argv = [
         str(BIN / "eid-agent"),
-        "open",
-        link,
+        *command,
         "--data-dir",
         str(data),
         "--lang",
@@ -70,9 +84,8 @@ def open_link(
         str(tls[0]),
         "--config",
         str(config or data.parent / "config.toml"),
-        *extra,
     ]
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    bare = {k: v for k, v in (env or os.environ).items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     return subprocess.run(
-        argv, input=typed + "\n", capture_output=True, text=True, timeout=60, check=False, env=env
+        argv, input=typed, capture_output=True, text=True, timeout=60, check=False, env=bare
     )

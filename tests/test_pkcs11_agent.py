@@ -405,6 +405,7 @@ def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
     from agent.credentials import CredentialStore
     from issuer import make_file_credential
     from tests.conftest import ANNA, FAST_KDF, PASSWORD
+    from tests.door_kit import console
     from tests.relay_process_kit import RelayProcess, free_port, write_config
 
     softhsm.bankid("anna", token_ca)
@@ -428,28 +429,8 @@ def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
             f"eid-agent:///?autostarttoken={started['autoStartToken']}"
             f"&server=https://127.0.0.1:{port}"
         )
-        env = {k: v for k, v in softhsm.env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-        done = subprocess.run(
-            [
-                str(BIN / "eid-agent"),
-                "open",
-                link,
-                "--data-dir",
-                str(data),
-                "--lang",
-                "en",
-                "--relay-ca",
-                str(tls[0]),
-                "--config",
-                str(config),
-            ],
-            input="\n",  # Enter, then the PIN on the pad
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
+        # Enter, then the PIN on the pad
+        done = console(["open", link], data, tls, typed="\n", config=config, env=softhsm.env)
         assert done.returncode == 0, done.stderr
         assert "type it on the card reader's keypad" in done.stderr
         assert "BankID on file" not in done.stderr  # not offered: no PIN pad

@@ -22,7 +22,7 @@ from bankid.exceptions import BankIDError, InvalidParametersError
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.conftest import ANNA, PASSWORD
-from tests.door_kit import link, open_link
+from tests.door_kit import console, link, open_link
 from tests.ocsp_kit import Responder, ocsp_responder
 from tests.relay_kit import RETURN
 from tests.relay_process_kit import RelayProcess, free_port
@@ -386,25 +386,9 @@ def test_pybankid_phone_auth_found_by_the_persons_agent(
     )
     assert set(started) == {"orderRef"}
     server = f"https://127.0.0.1:{process.port}"
-    argv = [
-        str(BIN / "eid-agent"),
-        "waiting",
-        "--relay",
-        server,
-        "--data-dir",
-        str(person),
-        "--lang",
-        "en",
-        "--relay-ca",
-        str(tls[0]),
-        "--config",
-        str(person.parent / "config.toml"),
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    waiting = ["waiting", "--relay", server]
     typed = f"{PASSWORD}\n1\n{PASSWORD}\n"  # prove, pick the first, sign
-    done = subprocess.run(
-        argv, input=typed, capture_output=True, text=True, timeout=60, check=False, env=env
-    )
+    done = console(waiting, person, tls, typed=typed)
     assert done.returncode == 0, done.stderr
     # the list and the dialog both say who called whom
     said = "«Exempelbutiken AB» called you. Go on only if you expected the call"
@@ -422,13 +406,5 @@ def test_pybankid_phone_auth_found_by_the_persons_agent(
         text=text,
     )
     # nothing more waits: the agent says so
-    again = subprocess.run(
-        argv,
-        input=f"{PASSWORD}\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    again = console(waiting, person, tls, typed=f"{PASSWORD}\n")
     assert again.returncode == 0 and "No orders are waiting for you" in again.stderr, again.stderr

@@ -21,7 +21,7 @@ from agent.notices import Notice, notice_for
 from agent.orders import AlreadyInProgress, Order, OrderService, Phase
 from eidcore.messages import MessageCode
 
-__all__ = ["DoorSettings", "RelayDoor", "UpdateNeeded"]
+__all__ = ["DoorSettings", "RelayDoor", "UpdateNeeded", "client_for"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,17 @@ class DoorSettings:
     ca_file: Path | None = None  # development: trust this certificate for relays too
     proxy: str | None = None  # the settings' or --proxy; None: the environment's
     ask: tuple[str, ...] = ()  # relays "Orders waiting for me" asks ([relay] ask)
+
+
+def client_for(link: Link, settings: DoorSettings) -> RelayClient:
+    """The relay's agent API for ``link``, reached as ``settings`` say."""
+    return RelayClient(
+        link,
+        internal=settings.internal,
+        allow_http=settings.allow_http,
+        ca_file=settings.ca_file,
+        proxy=settings.proxy,
+    )
 
 
 async def _nowhere(_url: str) -> None:
@@ -71,14 +82,7 @@ class RelayDoor:
     async def carry_out(self, link: Link) -> tuple[Order, FetchedOrder]:
         """One link, fetch to posted end. Raises: AutostartError (nothing was signed, or
         the relay could not be told), UpdateNeeded, AlreadyInProgress."""
-        settings = self.settings
-        async with RelayClient(
-            link,
-            internal=settings.internal,
-            allow_http=settings.allow_http,
-            ca_file=settings.ca_file,
-            proxy=settings.proxy,
-        ) as client:
+        async with client_for(link, self.settings) as client:
             return await run_order(
                 link.token, client, self._service, self._refused, self._device_key
             )

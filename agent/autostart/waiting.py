@@ -19,8 +19,8 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
-from agent.autostart.client import RelayClient, WaitingOrder
-from agent.autostart.door import DoorSettings, RelayDoor
+from agent.autostart.client import WaitingOrder
+from agent.autostart.door import DoorSettings, RelayDoor, client_for
 from agent.autostart.errors import AutostartError
 from agent.autostart.link import Link, relay_link
 from agent.credentials import (
@@ -67,13 +67,7 @@ async def look_for_waiting(
     the person stopped. Raises: AutostartError."""
     found: list[WaitingOrder] = []
     for link in relays:
-        async with RelayClient(
-            link,
-            internal=settings.internal,
-            allow_http=settings.allow_http,
-            ca_file=settings.ca_file,
-            proxy=settings.proxy,
-        ) as client:
+        async with client_for(link, settings) as client:
             challenge = await client.phone_challenge()
             proofs = await prove(link.relay, challenge)
             if proofs is None:
