@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ import pytest
 from agent.credentials import CredentialFile, CredentialStore, KdfParams
 from eidcore.personal_number import PersonalNumber
 from issuer import CertificateAuthority, Person, make_file_credential
+from tests.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from tests.bridge_kit import Bridge
@@ -88,6 +89,32 @@ async def bridge(tmp_path: Path, make_token: MakeToken) -> AsyncIterator[Bridge]
     store.add(make_token(ANNA))
     async with running_bridge(tmp_path / "data", store=store) as b:
         yield b
+
+
+_watchdog: list[Watchdog] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Not in pytest-xdist's workers: the tests that call into pcsc-lite and OpenSC, whose
+    # hangs pytest-timeout cannot end, run in the serial part (tests/watchdog.py).
+    if getattr(config, "workerinput", None) is None:
+        _watchdog.append(Watchdog())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _watchdog:
+        _watchdog.pop().close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    for watchdog in _watchdog:
+        watchdog.arm()
+    try:
+        yield
+    finally:
+        for watchdog in _watchdog:
+            watchdog.disarm()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -440,3 +440,48 @@ def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
     finally:
         if relay.proc.poll() is None:
             assert "Traceback" not in relay.stop()
+
+
+def test_a_phone_order_found_with_a_bankid_on_a_token(
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+    tls: tuple[Path, Path],
+) -> None:
+    """Orders waiting for me, with a BankID on a security key: its PIN (typed wrong
+    once, then right) proves the person to the relay, the phone order is listed and
+    carried out with the PIN again, and the relay's result names the person."""
+    from tests.conftest import ANNA
+    from tests.door_kit import console
+    from tests.relay_process_kit import RelayProcess, free_port, write_config
+
+    softhsm.bankid("anna", token_ca)
+    data = tmp_path / "data"
+    port = free_port()
+    server = f"https://127.0.0.1:{port}"
+    relay_config = write_config(tmp_path / "relay", token_ca, origin=server)
+    config = _config(tmp_path, MODULE)
+    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
+    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
+    try:
+        status, started = relay.call(
+            "/rp/v6.0/phone/auth",
+            {"personalNumber": str(ANNA.personal_number), "callInitiator": "user"},
+        )
+        assert status == 200, started
+        typed = f"000000\n{USER_PIN}\n1\n{USER_PIN}\n"  # wrong, right, pick, sign
+        done = console(
+            ["waiting", "--relay", server], data, tls, typed=typed, config=config, env=softhsm.env
+        )
+        assert done.returncode == 0, done.stderr
+        assert "The PIN of Anna Andersson's BankID, to look for orders waiting" in done.stderr
+        assert "wrong" in done.stderr.lower(), done.stderr  # the token said so; asked again
+        assert "You called «Exempelbutiken AB»" in done.stderr, done.stderr
+        assert USER_PIN not in done.stderr + done.stdout
+        collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
+        assert collected["status"] == "complete", collected
+        user = collected["completionData"]["user"]
+        assert user["personalNumber"] == str(ANNA.personal_number)
+    finally:
+        if relay.proc.poll() is None:
+            assert "Traceback" not in relay.stop()

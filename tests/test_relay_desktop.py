@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from issuer import CertificateAuthority
 from tests import door_kit
 from tests.agent_process import BIN, AgentProcess
 from tests.conftest import PASSWORD
 from tests.desktop_kit import Screen, recorded
+from tests.parallel import NO_PCSC
 from tests.relay_kit import RETURN
 from tests.relay_process_kit import RelayProcess
+from tests.softhsm_kit import MODULE, USER_PIN, SoftHsm
 
 pytestmark = pytest.mark.slow
 
@@ -240,3 +243,71 @@ def test_orders_waiting_for_me_from_the_tray(
             clock.sleep(0.1)
         assert collected["status"] == "complete", (collected, agent.stderr[-3000:])
     assert PASSWORD not in agent.stderr and "Traceback" not in agent.stderr
+
+
+def test_orders_waiting_for_me_with_a_security_key(
+    relay: RelayProcess,
+    tmp_path: Path,
+    ca: CertificateAuthority,
+    tls: tuple[Path, Path],
+    screen: Screen,
+    softhsm: SoftHsm,
+) -> None:
+    """The same from the tray with a BankID on a security key and none on file: the
+    window asks for the key's PIN (a wrong one first: the key's answer is shown and the
+    PIN asked again), and the order is signed with the key."""
+    import time as clock
+
+    softhsm.bankid("anna", ca)
+    data = tmp_path / "anna"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        config.read_text()
+        + f'ask = ["https://127.0.0.1:{relay.port}"]\n'
+        + f'\n[pkcs11]\nmodules = ["{MODULE}"]\np11kit = false\n'
+    )
+    body = {"personalNumber": "198112189876", "callInitiator": "user"}
+    status, started = relay.call("/rp/v6.0/phone/auth", body)
+    assert status == 200
+    env = screen.env | softhsm.env | {"PCSCLITE_CSOCK_NAME": NO_PCSC}
+    with AgentProcess(
+        data,
+        "--no-bridge",
+        "--ui",
+        "desktop",
+        "--relay-ca",
+        str(tls[0]),
+        "--config",
+        str(config),
+        env=env,
+    ) as agent:
+        agent.ready()
+        agent.wait_for_output("token BankID", stream="stderr")
+        screen.tray_docked()
+        screen.tray_click()
+        clock.sleep(0.3)
+        screen.xdotool("key", "Down", "Down", "Return")  # My BankIDs, Orders waiting for me
+        [pin] = screen.wait_window("eID Agent")
+        screen.type_into(pin, "000000")
+        screen.key(pin, "Return")
+        screen.wait_gone(pin)
+        [again] = screen.wait_window("eID Agent", timeout=20)
+        screen.screenshot(again, "waiting-token-pin-again")
+        screen.type_into(again, USER_PIN)
+        screen.key(again, "Return")
+        screen.wait_gone(again)
+        [offer] = screen.wait_window("eID Agent", timeout=20)
+        screen.key(offer, "alt+t")  # Take it
+        screen.wait_gone(offer)
+        [dialog] = screen.wait_window(timeout=20)
+        screen.type_into(dialog, USER_PIN)
+        screen.key(dialog, "Return")
+        ref = {"orderRef": started["orderRef"]}
+        deadline = clock.monotonic() + 20
+        while clock.monotonic() < deadline:
+            collected = relay.call("/rp/v6.0/collect", ref)[1]
+            if collected["status"] != "pending":
+                break
+            clock.sleep(0.1)
+        assert collected["status"] == "complete", (collected, agent.stderr[-3000:])
+    assert USER_PIN not in agent.stderr and "Traceback" not in agent.stderr

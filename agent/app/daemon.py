@@ -274,7 +274,9 @@ async def _serve(
                 settings=hooks,
                 modules=config.orders.pkcs11,
                 tokens=orders.tokens,
-                waiting=WaitingOrders(desktop, CredentialStore(config.data_dir), door, _now).look
+                waiting=WaitingOrders(
+                    desktop, CredentialStore(config.data_dir), door, _now, orders.hardware
+                ).look
                 if config.door.ask
                 else None,
             )

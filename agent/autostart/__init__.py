@@ -15,11 +15,12 @@ from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
 from agent.autostart.driver import accepting
 from agent.autostart.handoff import hand_over, serve_handoff, socket_path
 from agent.autostart.link import Link, parse_link, relay_link
-from agent.autostart.waiting import WaitingOrders, look_for_waiting, proof_for
+from agent.autostart.waiting import Prover, WaitingOrders, look_for_waiting
 
 __all__ = [
     "DoorSettings",
     "Link",
+    "Prover",
     "RelayDoor",
     "UpdateNeeded",
     "WaitingOrder",
@@ -29,7 +30,6 @@ __all__ = [
     "installation_key",
     "look_for_waiting",
     "parse_link",
-    "proof_for",
     "relay_link",
     "serve_handoff",
     "socket_path",

@@ -1,10 +1,9 @@
 """Orders waiting for the person (phone orders): each relay asked in turn for a one-time
-challenge, the person's BankIDs shown to it by ``prove`` (the caller's: it asks for the
-passwords and signs ``eidcore.phoneproof.proof_bytes``, ``proof_for``), and the orders it
-then shows. Only the relays the caller names are asked: the person's settings, never a
-page.
+challenge, the person's BankIDs shown to it by ``prove`` (``Prover``: it asks for the
+passwords and PINs and signs ``eidcore.phoneproof.proof_bytes``), and the orders it then
+shows. Only the relays the caller names are asked: the person's settings, never a page.
 
-``WaitingOrders`` is the tray's "Orders waiting for me": each BankID on file's password
+``WaitingOrders`` is the tray's "Orders waiting for me": each BankID's password or PIN
 asked once, in a window that says why; each order found offered in turn (who called whom,
 what for); the one taken carried out as a link's, in the usual dialog. The console's is
 ``eid-agent waiting`` (``agent.cli.waiting``)."""
@@ -14,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from agent.autostart.client import WaitingOrder
@@ -30,10 +31,11 @@ from agent.credentials import (
     CredentialLocked,
     CredentialState,
     CredentialStore,
+    Hardware,
     KeyPurpose,
-    UnlockedCredential,
     WrongPassword,
 )
+from agent.credentials.card.errors import CardError, PinFormat, WrongPin
 from agent.notices import Notice, notice_for
 from agent.ui import CALL_TERMS, DesktopPort
 from eidcore import phoneproof
@@ -41,23 +43,144 @@ from eidcore.messages import MessageCode, Term, catalogue
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Prove", "WaitingOrders", "look_for_waiting", "proof_for"]
+__all__ = ["Ask", "Prove", "Prover", "WaitingOrders", "look_for_waiting"]
 
 # (relay origin, challenge) → the proofs for it; None: the person stopped (nothing asked)
 Prove = Callable[[str, str], Awaitable[Sequence[Mapping[str, object]] | None]]
+# a BankID's password (on file) or PIN (card, token), with what went wrong last time;
+# None: the person stopped
+Ask = Callable[[CredentialInfo, Notice | None], Awaitable[str | None]]
+Tell = Callable[[Notice], Awaitable[None]]
+HARDWARE_PATIENCE = 3.0  # seconds for the readers' and tokens' first look
 
 
-def proof_for(credential: UnlockedCredential, relay: str, challenge: str) -> dict[str, object]:
-    """What shows ``relay`` that this agent holds ``credential``: its identification
-    chain and that key's signature over ``eidcore.phoneproof.proof_bytes``."""
-    purpose = KeyPurpose.IDENTIFICATION
-    signed = phoneproof.proof_bytes(relay, challenge)
-    return {
-        "certificateChain": [
-            base64.b64encode(c).decode("ascii") for c in credential.certificate_chain(purpose)
-        ],
-        "signature": base64.b64encode(credential.sign(purpose, signed)).decode("ascii"),
-    }
+@dataclass
+class _Opened:
+    """A BankID that signs proofs for the rest of one look."""
+
+    chain: tuple[bytes, ...]
+    sign: Callable[[bytes], bytes]  # blocking: run in a thread
+
+
+class Prover:
+    """``prove`` for ``look_for_waiting``: the person's usable BankIDs — on file, and on
+    the cards and tokens ``hardware`` sees — each opened once per look and shown to every
+    relay asked. A file's password unlocks its key once; a card's or token's PIN is
+    checked by the first signature and kept only for the other relays of the same look
+    (the Prover is dropped when the look is over). A BankID behind a PIN pad is left out:
+    a look would make the person type on the reader once per relay with nothing on the
+    screen saying why."""
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        hardware: Hardware | None,
+        ask: Ask,
+        tell: Tell,
+        now: dt.datetime,
+    ) -> None:
+        self._store, self._hardware, self._ask, self._tell = store, hardware, ask, tell
+        self._now = now
+        self._opened: list[_Opened] | None = None
+
+    def _candidates(self, files: Sequence[CredentialInfo]) -> list[CredentialInfo]:
+        held = self._hardware.credentials() if self._hardware is not None else []
+        usable = [
+            c
+            for c in (*files, *held)
+            if c.state(self._now) is CredentialState.USABLE and not c.pin_pad
+        ]
+        return usable[: phoneproof.MAX_PROOFS]
+
+    async def __call__(self, relay: str, challenge: str) -> list[dict[str, object]] | None:
+        data = phoneproof.proof_bytes(relay, challenge)
+        proofs: list[dict[str, object]] = []
+        if self._opened is None:
+            if self._hardware is not None:
+                await self._hardware.settled(HARDWARE_PATIENCE)
+            files = await asyncio.to_thread(self._store.credentials)
+            self._opened = []
+            for credential in self._candidates(files):
+                if credential.kind is CredentialKind.FILE:
+                    unlocked = await self._unlock(credential)
+                    if unlocked is None:
+                        return None
+                    if unlocked is not False:
+                        self._opened.append(unlocked)
+                        proofs.append(await self._proof(unlocked, data))
+                    continue
+                checked = await self._with_pin(credential, data)
+                if checked is None:
+                    return None
+                if checked is not False:
+                    self._opened.append(checked[0])
+                    proofs.append(checked[1])
+            return proofs
+        for opened in self._opened:
+            try:
+                proofs.append(await self._proof(opened, data))
+            except CardError as exc:  # the card went, say: the other BankIDs still count
+                await self._tell(notice_for(exc))
+        return proofs
+
+    @staticmethod
+    async def _proof(opened: _Opened, data: bytes) -> dict[str, object]:
+        signature = await asyncio.to_thread(opened.sign, data)
+        return {
+            "certificateChain": [base64.b64encode(c).decode("ascii") for c in opened.chain],
+            "signature": base64.b64encode(signature).decode("ascii"),
+        }
+
+    async def _unlock(self, credential: CredentialInfo) -> _Opened | Literal[False] | None:
+        """Opened with its password; None: the person stopped; False: not usable now
+        (locked: told)."""
+        problem: Notice | None = None
+        while True:
+            password = await self._ask(credential, problem)
+            if password is None:
+                return None
+            try:
+                unlocked = await asyncio.to_thread(self._store.unlock, credential.id, password)
+            except WrongPassword as exc:  # its tries are counted as at any order
+                problem = notice_for(exc)
+                continue
+            except (CredentialLocked, CredentialError) as exc:
+                await self._tell(notice_for(exc))
+                return False
+            finally:
+                del password
+            chain = tuple(unlocked.certificate_chain(KeyPurpose.IDENTIFICATION))
+            return _Opened(chain, functools.partial(unlocked.sign, KeyPurpose.IDENTIFICATION))
+
+    async def _with_pin(
+        self, credential: CredentialInfo, data: bytes
+    ) -> tuple[_Opened, dict[str, object]] | Literal[False] | None:
+        """A card's or token's identification key, its PIN checked by signing this
+        relay's proof (returned beside it); None: the person stopped; False: not usable
+        now (told)."""
+        hardware = self._hardware
+        held = hardware.card(credential.id) if hardware is not None else None
+        if hardware is None or held is None:
+            return False
+        purpose = KeyPurpose.IDENTIFICATION
+        problem: Notice | None = None
+        while True:
+            pin = await self._ask(credential, problem)
+            if pin is None:
+                return None
+            opened = _Opened(
+                tuple(held.chains[purpose]),
+                functools.partial(hardware.sign, credential.id, purpose, pin=pin),
+            )
+            try:
+                proof = await self._proof(opened, data)
+            except (WrongPin, PinFormat) as exc:  # the card counts its own tries
+                problem = notice_for(exc)
+                continue
+            except CardError as exc:  # blocked, removed, …
+                await self._tell(notice_for(exc))
+                return False
+            return opened, proof
 
 
 async def look_for_waiting(
@@ -84,8 +207,10 @@ class WaitingOrders:
         store: CredentialStore,
         door: RelayDoor,
         clock: Callable[[], dt.datetime],
+        hardware: Hardware | None = None,
     ) -> None:
         self._ui, self._store, self._door, self._clock = ui, store, door, clock
+        self._hardware = hardware
 
     def _term(self, term: Term, **values: object) -> str:
         return catalogue().term(term, self._ui.language).format(**values)
@@ -106,7 +231,7 @@ class WaitingOrders:
             await self._ui.tell(notice_for(exc))
             return
         if found is None:
-            return  # the person cancelled a password
+            return  # the person cancelled a password or PIN
         if not found:
             shown = ", ".join(link.relay for link in relays)
             await self._ui.info(title, self._term(Term.WAITING_NONE, relays=shown))
@@ -129,47 +254,8 @@ class WaitingOrders:
         return f"«{order.party_name}» ({order.relay}): {what}.\n\n{call}"
 
     async def _found(self, relays: list[Link], title: str) -> list[WaitingOrder] | None:
-        now = self._clock()
-        files = [
-            c
-            for c in await asyncio.to_thread(self._store.credentials)
-            if c.kind is CredentialKind.FILE and c.state(now) is CredentialState.USABLE
-        ][: phoneproof.MAX_PROOFS]
-        opened: list[UnlockedCredential] | None = None
+        async def ask(credential: CredentialInfo, problem: Notice | None) -> str | None:
+            return await self._ui.ask_password(credential, problem, why=title)
 
-        async def prove(relay: str, challenge: str) -> list[dict[str, object]] | None:
-            nonlocal opened
-            if opened is None:
-                opened = []
-                for credential in files:
-                    unlocked = await self._unlock(credential, title)
-                    if unlocked is None:
-                        return None
-                    if unlocked is not False:
-                        opened.append(unlocked)
-            return [proof_for(u, relay, challenge) for u in opened]
-
-        try:
-            return await look_for_waiting(relays, self._door.settings, prove)
-        finally:
-            opened = None  # the keys go as soon as the look is over
-
-    async def _unlock(
-        self, credential: CredentialInfo, title: str
-    ) -> UnlockedCredential | Literal[False] | None:
-        """The BankID opened with its password; None: cancelled; False: it cannot be
-        used now (locked: told)."""
-        problem: Notice | None = None
-        while True:
-            password = await self._ui.ask_password(credential, problem, why=title)
-            if password is None:
-                return None
-            try:
-                return await asyncio.to_thread(self._store.unlock, credential.id, password)
-            except WrongPassword as exc:
-                problem = notice_for(exc)
-            except (CredentialLocked, CredentialError) as exc:
-                await self._ui.tell(notice_for(exc))
-                return False
-            finally:
-                del password
+        prover = Prover(self._store, self._hardware, ask, self._ui.tell, self._clock())
+        return await look_for_waiting(relays, self._door.settings, prover)

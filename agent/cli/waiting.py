@@ -7,8 +7,9 @@ each BankID's password once, and its identification key signs the challenge
 person picks is then carried out as a link's order is: the same dialog, which says who
 called whom, and the password again for the signature itself.
 
-BankIDs on file only in this first version (a card's or a token's PIN is asked through
-its own driver; ``eid-agent open`` handles their orders).
+The BankIDs asked are those on file and on the cards and tokens the agent sees (the
+identification PIN for a card, the PIN for a token); one behind a PIN pad is left out
+(``agent.autostart.Prover`` says why).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.cli.io import Io
-from agent.cli.options import add_door_options, door_settings
+from agent.cli.options import add_door_options, door_settings, order_settings
 from eidcore.messages import Term
 
 if TYPE_CHECKING:
     from agent.autostart import Link, WaitingOrder
     from agent.config import AgentConfig
+    from agent.credentials import CredentialInfo
 
 __all__ = ["add_arguments", "run"]
 
@@ -83,50 +85,38 @@ def run(io: Io, args: argparse.Namespace) -> int:
 async def _look(
     io: Io, args: argparse.Namespace, config: AgentConfig, data_dir: Path, relays: list[Link]
 ) -> list[WaitingOrder] | None:
-    """The orders waiting at each relay for the person's BankIDs on file; None when the
-    person gave no password. Raises: AutostartError."""
-    from agent.autostart import look_for_waiting, proof_for
-    from agent.credentials import (
-        CredentialKind,
-        CredentialState,
-        CredentialStore,
-        UnlockedCredential,
-        WrongPassword,
-    )
-    from agent.notices import notice_for
-    from eidcore import phoneproof
+    """The orders waiting at each relay for the person's BankIDs (on file, card, token);
+    None when the person stopped at a password or PIN. Raises: AutostartError."""
+    from agent.app import running_orders
+    from agent.autostart import Prover, look_for_waiting
+    from agent.credentials import CredentialStore, KeyPurpose, pin_for
+    from agent.notices import PIN_TERMS, Notice
+    from agent.orders import DEFAULT_TTL
+    from agent.ui import ConsoleUi
     from eidcore.prompt import NoInput, read_secret
 
-    store = CredentialStore(data_dir)
-    now = dt.datetime.now(dt.UTC)
-    files = [
-        c
-        for c in await asyncio.to_thread(store.credentials)
-        if c.kind is CredentialKind.FILE and c.state(now) is CredentialState.USABLE
-    ][: phoneproof.MAX_PROOFS]
+    async def ask(credential: CredentialInfo, problem: Notice | None) -> str | None:
+        if problem is not None:
+            io.tell(problem.code, **problem.params)
+        pin = pin_for(credential.kind, KeyPurpose.IDENTIFICATION)
+        name = credential.owner.name
+        prompt = (
+            io.term(Term.WAITING_PASSWORD, credential=name)
+            if pin is None
+            else io.term(Term.WAITING_PIN, pin=io.term(PIN_TERMS[pin]), credential=name)
+        )
+        try:
+            return read_secret(prompt, io.stdin, io.stderr) or None
+        except NoInput:
+            return None
 
-    opened: list[UnlockedCredential] | None = None  # asked once, for every relay's look
+    async def tell(notice: Notice) -> None:
+        io.tell(notice.code, **notice.params)
 
-    async def prove(relay: str, challenge: str) -> list[dict[str, object]] | None:
-        nonlocal opened
-        if opened is None:
-            opened = []
-            for credential in files:
-                prompt = io.term(Term.WAITING_PASSWORD, credential=credential.owner.name)
-                try:
-                    password = read_secret(prompt, io.stdin, io.stderr)
-                except NoInput:
-                    return None
-                try:
-                    opened.append(await asyncio.to_thread(store.unlock, credential.id, password))
-                except WrongPassword as exc:  # its tries are counted as at any order
-                    notice = notice_for(exc)
-                    io.tell(notice.code, **notice.params)
-                finally:
-                    del password
-        return [proof_for(unlocked, relay, challenge) for unlocked in opened]
-
-    try:
-        return await look_for_waiting(relays, door_settings(args, config), prove)
-    finally:
-        opened = None  # the keys go as soon as the look is over
+    settings = order_settings(args, config, data_dir, DEFAULT_TTL)
+    ui = ConsoleUi(io.stdin, io.stderr, io.language)
+    async with running_orders(data_dir, ui, settings) as running:
+        prover = Prover(
+            CredentialStore(data_dir), running.hardware, ask, tell, dt.datetime.now(dt.UTC)
+        )
+        return await look_for_waiting(relays, door_settings(args, config), prover)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agent.credentials.card.errors import NoCard, PinRef
 from agent.credentials.card.session import PinStatus
@@ -36,6 +36,12 @@ class Held(Protocol):
     def info(self) -> CredentialInfo: ...
     @property
     def chains(self) -> Mapping[KeyPurpose, tuple[bytes, ...]]: ...
+
+
+@runtime_checkable
+class Settling(Protocol):
+    @property
+    def ready(self) -> asyncio.Event: ...  # set once the first look is taken
 
 
 class Watcher(Protocol):
@@ -72,6 +78,18 @@ class Hardware:
             if watcher.card(credential_id) is not None:
                 return watcher
         raise NoCard()
+
+    async def settled(self, patience: float) -> None:
+        """Until every watcher took its first look, or ``patience`` seconds: what
+        ``credentials`` lists then is what is in the readers and slots, for a question
+        asked once (orders waiting for the person) rather than a dialog that follows
+        changes."""
+        settling = [w for w in self._all if isinstance(w, Settling)]
+        waits = [asyncio.ensure_future(w.ready.wait()) for w in settling]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=patience)
+            for wait in pending:
+                wait.cancel()
 
     async def wait_changed(self, since: int) -> None:
         while self.generation <= since:

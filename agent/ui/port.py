@@ -154,8 +154,9 @@ class DesktopPort(UiPort, Protocol):
     async def ask_password(
         self, credential: CredentialInfo, problem: Notice | None, why: str | None = None
     ) -> str | None:
-        """The password of a BankID on file, outside an order (to revoke it; ``why``: what
-        it is asked for, said above the BankID's name)."""
+        """The password of a BankID on file, or the identification PIN of one on a card
+        or token, outside an order (to revoke it, to look for orders waiting; ``why``:
+        what it is asked for, said above the BankID's name)."""
         ...
 
     async def ask_password_change(

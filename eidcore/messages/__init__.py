@@ -106,6 +106,7 @@ class Term(enum.StrEnum):
     CALL_YOU_CALLED = "call_you_called"
     CALL_THEY_CALLED = "call_they_called"
     WAITING_PASSWORD = "waiting_password"
+    WAITING_PIN = "waiting_pin"
     WAITING_NONE = "waiting_none"
     WAITING_NO_RELAY = "waiting_no_relay"
     WAITING_CHOOSE = "waiting_choose"

@@ -102,6 +102,9 @@ class CardWatcher:
         self.generation = 0  # counts snapshot changes
         self.service_up = False
         self.restarts = 0
+        # the first look taken (or pcscd found unreachable): what is listed now is what
+        # is in the readers, not what has not been read yet
+        self.ready = asyncio.Event()
         self._inflight: asyncio.Future[Any] | None = None
         self._retry: dict[str, int] = {}  # readers whose card could not be read yet
 
@@ -167,6 +170,7 @@ class CardWatcher:
         await asyncio.to_thread(context.close)
 
     def _lost(self, why: str) -> None:
+        self.ready.set()
         if self.service_up or self._cards:
             log.warning("%s", why)
         self.service_up = False
@@ -195,6 +199,7 @@ class CardWatcher:
                     await self._read(context, reader)
             if changes.inserted or changes.removed or len(self._cards) != before:
                 self._notify()
+            self.ready.set()
 
     async def _read(self, context: PcscContext, reader: str) -> None:
         def read() -> CardCredential:

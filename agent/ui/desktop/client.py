@@ -457,13 +457,20 @@ class DesktopUi:
     async def ask_password(
         self, credential: CredentialInfo, problem: Notice | None, why: str | None = None
     ) -> str | None:
-        """The password of a BankID on file, outside an order (to revoke it; ``why``: what
-        it is asked for, said above the BankID's name)."""
+        """The password of a BankID on file, or the identification PIN of one on a card
+        or token, outside an order (to revoke it, to look for orders waiting; ``why``:
+        what it is asked for, said above the BankID's name)."""
         label = self._label(credential)
+        pin = pin_for(credential.kind, KeyPurpose.IDENTIFICATION)
+        field = (
+            self._field(Term.PROMPT_PASSWORD)
+            if pin is None
+            else "_" + _capital(self._term(PIN_TERMS[pin]))
+        )
         values = await self._secrets(
             f"unlock-{credential.id}",
             label if why is None else f"{why} — {label}",
-            [self._field(Term.PROMPT_PASSWORD)],
+            [field],
             problem,
         )
         return values[0] if values else None
