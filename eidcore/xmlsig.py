@@ -39,6 +39,7 @@ __all__ = [
     "BID_NS",
     "DSIG_NS",
     "MAX_XML_BYTES",
+    "MIN_RSA_BITS",
     "Algorithm",
     "FuncId",
     "ParsedSignature",
@@ -61,6 +62,7 @@ KEY_INFO_ID = "bidKeyInfo"
 MAX_XML_BYTES = 512 * 1024
 MAX_DEPTH = 6  # Signature/Object/bankIdSignedData/srvInfo/name is 5 (text is not a level)
 MAX_CHAIN = 4
+MIN_RSA_BITS = 2048  # a shorter RSA key signs nothing here (a token's key may be RSA)
 _FORMATS = frozenset({"plaintext", "simpleMarkdownV1"})
 _DSIG_XMLNS = f' xmlns="{DSIG_NS}"'.encode()
 _DSIG_ROOT = b"<Signature" + _DSIG_XMLNS + b">"
@@ -221,6 +223,8 @@ def verify_signature(parsed: ParsedSignature) -> None:
             r, s = int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
             key.verify(encode_dss_signature(r, s), parsed.signed_info, ec.ECDSA(hashes.SHA256()))
         elif parsed.algorithm is Algorithm.RSA_SHA256 and isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < MIN_RSA_BITS:
+                raise XmlRefused("an RSA key under 2048 bits")
             key.verify(value, parsed.signed_info, padding.PKCS1v15(), hashes.SHA256())
         else:
             raise XmlRefused("the signature method does not fit the certificate's key")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from eidcore import visibletext
@@ -158,8 +158,8 @@ class CertificateAuthority:
     def issue_pair(
         self,
         person: Person,
-        identification_key: ec.EllipticCurvePublicKey,
-        signature_key: ec.EllipticCurvePublicKey,
+        identification_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+        signature_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
         now: dt.datetime,
         *,
         kind: str,
@@ -219,7 +219,7 @@ class CertificateAuthority:
     def _leaf(
         self,
         subject: x509.Name,
-        public_key: ec.EllipticCurvePublicKey,
+        public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
         now: dt.datetime,
         days: int,
         serial: SerialSource,
@@ -362,7 +362,7 @@ _KEY_USAGE_BITS = (
 def _builder(
     subject: x509.Name,
     issuer: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     now: dt.datetime,
     days: int,
     serial: SerialSource,

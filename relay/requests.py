@@ -165,6 +165,7 @@ class Proof:
 
 
 MAX_CERTIFICATE = 8 * 1024  # characters of base64
+MAX_SIGNATURE = 1400  # characters of base64: ES256's is 88, RSA-8192's 1,368
 
 
 def parse_proofs(body: Mapping[str, Any]) -> tuple[str, tuple[Proof, ...]]:
@@ -191,7 +192,7 @@ def parse_proofs(body: Mapping[str, Any]) -> tuple[str, tuple[Proof, ...]]:
             parsed.append(
                 Proof(
                     tuple(base64_field(c, "certificateChain", MAX_CERTIFICATE) for c in chain),
-                    base64_field(proof["signature"], "signature", 200),
+                    base64_field(proof["signature"], "signature", MAX_SIGNATURE),
                 )
             )
         except FieldRefused as exc:

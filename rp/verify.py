@@ -22,12 +22,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from eidcore import policies, signeddata
+from eidcore import policies, signeddata, xmlsig
 from eidcore.signeddata import Door
 from rp.errors import (
     BadSignature,
@@ -266,7 +266,7 @@ def _verify(
     _check_data(signed.user_non_visible_sha256, non_visible)
 
     leaf = chain[0]
-    _check_es256(leaf, signature, signed_bytes, chain[1:], anchors, now, order_type)
+    _check_signed(leaf, signature, signed_bytes, chain[1:], anchors, now, order_type)
     kind = certificate_kind(leaf, kind_policies)
     if result.claimed_kind is not None and kind is not None and result.claimed_kind != kind:
         raise WrongTokenKind(f"claimed {result.claimed_kind}, the certificate is for {kind}")
@@ -395,7 +395,8 @@ def verify_possession(
     now: dt.datetime,
 ) -> Person:
     """Who holds the identification key of ``chain[0]`` (DER, leaf first): its ES256
-    signature (r‖s) over ``data``, the chain to ``trust_anchors`` at ``now`` and the
+    signature (r‖s) over ``data`` — or, for an RSA key (a security key's or PIV card's),
+    RSA PKCS#1 v1.5 with SHA-256 — the chain to ``trust_anchors`` at ``now`` and the
     identification key usage. What an order relay asks of an agent before it shows the
     phone orders waiting for a person (``eidcore.phoneproof``).
 
@@ -407,11 +408,11 @@ def verify_possession(
     if not 0 < len(certificates) <= 4:
         raise MalformedResponse("a chain is 1 to 4 certificates")
     leaf = certificates[0]
-    _check_es256(leaf, signature, data, certificates[1:], trust_anchors, now, "auth")
+    _check_signed(leaf, signature, data, certificates[1:], trust_anchors, now, "auth", rsa_ok=True)
     return _person(leaf)
 
 
-def _check_es256(
+def _check_signed(
     leaf: x509.Certificate,
     signature: bytes,
     data: bytes,
@@ -419,18 +420,25 @@ def _check_es256(
     anchors: Sequence[x509.Certificate],
     now: dt.datetime,
     order_type: str,
+    *,
+    rsa_ok: bool = False,
 ) -> None:
-    """``signature`` (ES256, r‖s) over ``data`` by ``leaf``'s key, ``leaf`` valid at
-    ``now``, chained to ``anchors``, with the key usage ``order_type`` needs. Raises:
-    BadSignature, CertificateExpired, UntrustedChain, WrongKeyUsage."""
+    """``signature`` (ES256, r‖s; with ``rsa_ok`` also RSA PKCS#1 v1.5 with SHA-256 by an
+    RSA key of xmlsig.MIN_RSA_BITS or more) over ``data`` by ``leaf``'s key, ``leaf``
+    valid at ``now``, chained to ``anchors``, with the key usage ``order_type`` needs.
+    Raises: BadSignature, CertificateExpired, UntrustedChain, WrongKeyUsage."""
     public = leaf.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey) or len(signature) != 64:
-        raise BadSignature("not an ES256 signature")
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
     try:
-        public.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        if rsa_ok and isinstance(public, rsa.RSAPublicKey):
+            if public.key_size < xmlsig.MIN_RSA_BITS:
+                raise BadSignature("an RSA key too short")
+            public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, ec.EllipticCurvePublicKey) and len(signature) == 64:
+            r, s = signature[:32], signature[32:]
+            der = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+            public.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            raise BadSignature("not an ES256 signature")
     except InvalidSignature:
         raise BadSignature("signature does not verify") from None
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:

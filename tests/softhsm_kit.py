@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from issuer.ca import CertificateAuthority, Person
 from tests.conftest import ANNA
@@ -69,14 +69,20 @@ class SoftHsm:
         )
 
     def keypair(
-        self, label: str, key_id: str, *, always_auth: bool = False, pin: str = USER_PIN
-    ) -> ec.EllipticCurvePublicKey:
+        self,
+        label: str,
+        key_id: str,
+        *,
+        always_auth: bool = False,
+        pin: str = USER_PIN,
+        key_type: str = "EC:prime256v1",
+    ) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
         extra = ["--always-auth"] if always_auth else []
         self.tool(
             label,
             "--keypairgen",
             "--key-type",
-            "EC:prime256v1",
+            key_type,
             "--id",
             key_id,
             "--label",
@@ -86,7 +92,7 @@ class SoftHsm:
         )
         der = self.tool(label, "--read-object", "--type", "pubkey", "--id", key_id, pin=pin)
         key = serialization.load_der_public_key(der)
-        assert isinstance(key, ec.EllipticCurvePublicKey)
+        assert isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
         return key
 
     def write(
@@ -118,12 +124,13 @@ class SoftHsm:
         identification: bool = True,
         signature: bool = True,
         always_auth: bool = False,
+        key_type: str = "EC:prime256v1",
     ) -> None:
         """A token holding a BankID: both keys made on it, both certificates and the
         issuing CA's certificate written to it (either certificate left out on request)."""
         self.init_token(label)
-        ident = self.keypair(label, "01")
-        sign = self.keypair(label, "02", always_auth=always_auth)
+        ident = self.keypair(label, "01", key_type=key_type)
+        sign = self.keypair(label, "02", always_auth=always_auth, key_type=key_type)
         pair = ca.issue_pair(
             person, ident, sign, now or dt.datetime.now(dt.UTC), kind="token", days=days
         )

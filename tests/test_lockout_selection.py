@@ -92,3 +92,15 @@ def test_the_four_reasons(anna: CredentialInfo, bertil: CredentialInfo) -> None:
 def test_not_yet_valid_is_not_usable(anna: CredentialInfo) -> None:
     early = anna.not_before - dt.timedelta(seconds=1)
     assert _reason([anna], KeyPurpose.IDENTIFICATION, early) is NoneReason.NO_VALID
+
+
+def test_rsa_bankids_are_left_out_where_only_es256_signs(
+    anna: CredentialInfo, bertil: CredentialInfo
+) -> None:
+    """A bridge order's signedData v2 is ES256: a BankID with RSA keys is not offered
+    there (and is, for a relay order's XML)."""
+    with_rsa = dataclasses.replace(bertil, rsa=True)
+    ident = KeyPurpose.IDENTIFICATION
+    assert select([anna, with_rsa], ident, NOW, es256=True) == (anna,)
+    assert select([anna, with_rsa], ident, NOW) == (anna, with_rsa)
+    assert _reason([with_rsa], ident, NOW, es256=True) is NoneReason.NONE_FOR_IDENTIFICATION

@@ -485,3 +485,71 @@ def test_a_phone_order_found_with_a_bankid_on_a_token(
     finally:
         if relay.proc.poll() is None:
             assert "Traceback" not in relay.stop()
+
+
+def test_a_bankid_with_rsa_keys_on_a_token_signs_relay_orders(
+    tmp_path: Path,
+    softhsm: SoftHsm,
+    token_ca: CertificateAuthority,
+    tls: tuple[Path, Path],
+) -> None:
+    """A security key holding RSA-2048 keys (as PIV cards often do): a relay order is
+    signed as BankID's XML with RSA-SHA256 — which xmlsec1 verifies — and a phone order
+    is found with an RSA proof. A bridge order, whose signedData v2 is ES256 alone, does
+    not offer it (tests/test_lockout_selection.py)."""
+    import base64
+
+    from tests.conftest import ANNA
+    from tests.door_kit import console
+    from tests.relay_process_kit import RelayProcess, free_port, write_config
+    from tests.xml_kit import verified_everywhere
+
+    softhsm.bankid("anna", token_ca, key_type="rsa:2048")
+    data = tmp_path / "data"
+    port = free_port()
+    server = f"https://127.0.0.1:{port}"
+    relay_config = write_config(tmp_path / "relay", token_ca, origin=server)
+    config = _config(tmp_path, MODULE)
+    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
+    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
+    text = "Jag godkänner villkoren"
+    try:
+        body = {
+            "endUserIp": "192.0.2.1",
+            "userVisibleData": base64.b64encode(text.encode()).decode(),
+        }
+        status, started = relay.call("/rp/v6.0/sign", body)
+        assert status == 200, started
+        link = f"eid-agent:///?autostarttoken={started['autoStartToken']}&server={server}"
+        done = console(
+            ["open", link], data, tls, typed=f"{USER_PIN}\n", config=config, env=softhsm.env
+        )
+        assert done.returncode == 0, done.stderr
+        collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
+        assert collected["status"] == "complete", collected
+        document = base64.b64decode(collected["completionData"]["signature"])
+        assert b"xmldsig-more#rsa-sha256" in document
+        verified_everywhere(
+            collected["completionData"],
+            ca=token_ca,
+            folder=tmp_path / "xml",
+            order_type="sign",
+            origin=server,
+            order_ref=started["orderRef"],
+            text=text,
+        )
+        status, phone = relay.call(
+            "/rp/v6.0/phone/auth",
+            {"personalNumber": str(ANNA.personal_number), "callInitiator": "RP"},
+        )
+        assert status == 200, phone
+        typed = f"{USER_PIN}\n1\n{USER_PIN}\n"
+        done = console(
+            ["waiting", "--relay", server], data, tls, typed=typed, config=config, env=softhsm.env
+        )
+        assert done.returncode == 0, done.stderr
+        collected = relay.call("/rp/v6.0/collect", {"orderRef": phone["orderRef"]})[1]
+        assert collected["status"] == "complete", collected
+    finally:
+        if relay.proc.poll() is None:
+            assert "Traceback" not in relay.stop()

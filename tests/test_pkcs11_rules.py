@@ -260,17 +260,34 @@ def test_piv_slots_name_the_keys_when_the_usage_says_nothing(
     assert cred.key_ids == {KeyPurpose.IDENTIFICATION: b"\x01", KeyPurpose.SIGNATURE: b"\x02"}
 
 
-def test_rsa_keys_are_not_offered(issued: tuple[CertificateAuthority, dict[str, bytes]]) -> None:
+def test_rsa_keys_of_2048_bits_are_a_bankid_shorter_ones_are_not(
+    issued: tuple[CertificateAuthority, dict[str, bytes]],
+) -> None:
+    """PIV cards and security keys often hold RSA keys: such a pair is a BankID marked
+    ``rsa`` (it signs BankID's XML, never a bridge order's ES256 signedData); a key
+    under 2048 bits is not offered, and the log says why."""
     ca, _ = issued
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    good = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     reading = rules.read(
         _token(
-            CertObject(b"\x01", "rsa", _cert(rsa_key, _usage(digital_signature=True), ca)),
-            CertObject(b"\x02", "rsa2", _cert(rsa_key, _usage(content_commitment=True), ca)),
+            CertObject(b"\x01", "rsa", _cert(good, _usage(digital_signature=True), ca)),
+            CertObject(b"\x02", "rsa2", _cert(good, _usage(content_commitment=True), ca)),
+        )
+    )
+    (cred,) = reading.credentials
+    assert cred.info.rsa and str(cred.info.owner.personal_number) == "198112189876"
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the one it refuses
+    reading = rules.read(
+        _token(
+            CertObject(b"\x01", "short", _cert(short, _usage(digital_signature=True), ca)),
+            CertObject(b"\x02", "short2", _cert(short, _usage(content_commitment=True), ca)),
         )
     )
     assert reading.credentials == ()
-    assert "certificate rsa: its key is not ECDSA P-256" in reading.not_offered
+    assert (
+        "certificate short: its key is neither ECDSA P-256 nor RSA of 2048 bits or more"
+        in reading.not_offered
+    )
 
 
 def test_the_pin_flags() -> None:

@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from eidcore import xmlsig
@@ -139,3 +139,74 @@ def test_tampered_and_hostile_signatures(issued: dict[str, object]) -> None:
     for hostile in ("not base64!", base64.b64encode(b"<!DOCTYPE x><x/>").decode()):
         with pytest.raises(MalformedResponse):
             _verify(issued, hostile)
+
+
+def _rsa_issued(bits: int) -> tuple[CertificateAuthority, rsa.RSAPrivateKey, bytes, bytes]:
+    ca = CertificateAuthority.create("Xml RSA", NOW - dt.timedelta(days=1))
+    identification, signature = (
+        rsa.generate_private_key(public_exponent=65537, key_size=bits) for _ in range(2)
+    )
+    person = Person.from_full_name(PersonalNumber.parse("198112189876"), "Anna Andersson")
+    pair = ca.issue_pair(
+        person, identification.public_key(), signature.public_key(), NOW, kind="token"
+    )
+    der = serialization.Encoding.DER
+    return (
+        ca,
+        identification,
+        pair.identification.public_bytes(der),
+        ca.issuing_certificate.public_bytes(der),
+    )
+
+
+@pytest.mark.parametrize("bits", [2048, 1024])
+def test_an_rsa_key_signs_with_rsa_sha256_of_2048_bits_or_more(bits: int) -> None:
+    """A security key's or PIV card's RSA key: the XML says RSA-SHA256 and verifies; a key
+    under 2048 bits is refused however well it signs — here and in a phone order's proof."""
+    from eidcore import phoneproof
+    from rp import verify_possession
+
+    ca, key, leaf, issuing = _rsa_issued(bits)
+    content = xmlsig.SignedContent(
+        func=xmlsig.FuncId.IDENTIFICATION,
+        visible=TEXT,
+        visible_format="plaintext",
+        non_visible=None,
+        party_id="shop",
+        party_name="Butiken AB",
+        origin=ORIGIN,
+        nonce=NONCE,
+        order_ref=REF,
+        version="eid-agent 1.0.0",
+    )
+    unsigned = xmlsig.prepare(content, [leaf, issuing], xmlsig.Algorithm.RSA_SHA256)
+    value = key.sign(unsigned.signed_info, padding.PKCS1v15(), hashes.SHA256())
+    signature = base64.b64encode(unsigned.finish(value)).decode()
+    proof = phoneproof.proof_bytes(ORIGIN, "challenge")
+    proved = key.sign(proof, padding.PKCS1v15(), hashes.SHA256())
+
+    def check() -> object:
+        return _verify(
+            {"ca": ca},
+            signature,
+            order_type="auth",
+            user_non_visible_data=None,
+        )
+
+    def possession() -> object:
+        return verify_possession(
+            [leaf, issuing], proved, proof, trust_anchors=[ca.root_certificate], now=NOW
+        )
+
+    if bits >= 2048:
+        assert check().token_kind == "token"  # type: ignore[attr-defined]
+        assert possession().personal_number == "198112189876"  # type: ignore[attr-defined]
+        with pytest.raises(BadSignature):  # the proof of another challenge
+            verify_possession(
+                [leaf, issuing], proved, proof + b"x", trust_anchors=[ca.root_certificate], now=NOW
+            )
+    else:
+        with pytest.raises(VerificationError):
+            check()
+        with pytest.raises(BadSignature):
+            possession()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose, Owner
@@ -50,4 +51,6 @@ def describe(
         development=False,
         purposes=frozenset(KeyPurpose),
         tries_left=tries_left,
+        rsa=isinstance(ident.public_key(), rsa.RSAPublicKey)
+        or isinstance(sign.public_key(), rsa.RSAPublicKey),
     )

@@ -59,6 +59,9 @@ class CredentialInfo:
     purposes: frozenset[KeyPurpose]
     tries_left: int | None = None
     pin_pad: bool = False  # the PIN is typed on the reader's PIN pad, never in the agent
+    # RSA keys (a security key or PIV card's): they sign BankID's XML (RSA-SHA256), not a
+    # bridge order's signedData v2, whose algorithm is ES256 alone (ADR 0021)
+    rsa: bool = False
 
     def state(self, now: dt.datetime) -> CredentialState:
         if self.locked:

@@ -23,8 +23,10 @@ def select(
     personal_number: PersonalNumber | None = None,
     kinds: frozenset[CredentialKind] | None = None,
     pin_pad: bool = False,
+    es256: bool = False,
 ) -> tuple[CredentialInfo, ...]:
     """The usable credentials for ``purpose`` that match the filters, in a stable order.
+    ``es256``: only those whose keys sign ES256 (a bridge order's signedData v2).
 
     Raises:
         NoUsableCredential: with the reason that tells the person what to do.
@@ -47,6 +49,7 @@ def select(
                 and (personal_number is None or c.owner.personal_number == personal_number)
                 and (kinds is None or c.kind in kinds)
                 and (c.pin_pad or not pin_pad)  # a site may ask for a reader's PIN pad
+                and not (es256 and c.rsa)
             ),
             key=lambda c: (c.owner.name, c.kind, c.id),
         )

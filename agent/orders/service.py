@@ -244,6 +244,7 @@ class OrderService:
                     personal_number=request.personal_number,
                     kinds=request.token_kinds,
                     pin_pad=request.pin_pad,
+                    es256=request.party is None,  # the bridge's signedData v2
                 )
             except NoUsableCredential as exc:
                 if self._hardware is None:
@@ -408,7 +409,8 @@ class OrderService:
             data = self._signed_data(order)
             signature = await sign(data)
             return replace(person, signed_data=data, signature=signature, algorithm=ALGORITHM)
-        unsigned = xmlsig.prepare(self._content(request), chain, xmlsig.Algorithm.ECDSA_SHA256)
+        algorithm = xmlsig.Algorithm.RSA_SHA256 if credential.rsa else xmlsig.Algorithm.ECDSA_SHA256
+        unsigned = xmlsig.prepare(self._content(request), chain, algorithm)
         return replace(person, xml=unsigned.finish(await sign(unsigned.signed_info)))
 
     def _content(self, request: OrderRequest) -> xmlsig.SignedContent:

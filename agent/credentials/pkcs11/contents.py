@@ -4,9 +4,10 @@ objects come in as plain values (read by ``lib``), the credentials and the reaso
 A BankID is a pair of certificates of one holder from one issuer, each with its key on the
 token: identification (digitalSignature without nonRepudiation) and signature
 (nonRepudiation). A PIV card through OpenSC names its keys by slot instead, so where the key
-usage says nothing, 9A (PKCS#11 id 01) is identification and 9C (id 02) signature. Anything
-else on a token — other people's certificates, RSA keys, a lone certificate — is not offered,
-and the reason goes to the debug log.
+usage says nothing, 9A (PKCS#11 id 01) is identification and 9C (id 02) signature. The keys
+are ECDSA P-256 or RSA (2048 bits or more). Anything else on a token — other people's
+certificates, other keys, a lone certificate — is not offered, and the reason goes to the
+debug log.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.credentials.certificates import describe, owner_of
 from agent.credentials.model import CredentialInfo, CredentialKind, KeyPurpose, Owner
+from eidcore import xmlsig
 
 # PKCS#11 token flags (CK_TOKEN_INFO.flags), as the standard numbers them
 LOGIN_REQUIRED = 0x4
@@ -123,8 +125,12 @@ def _purpose(cert: x509.Certificate, cert_id: bytes, piv: bool) -> KeyPurpose | 
     return PIV_SLOTS.get(cert_id) if piv else None
 
 
-def _p256(cert: x509.Certificate) -> bool:
+def _usable_key(cert: x509.Certificate) -> bool:
+    """ECDSA P-256, or RSA of at least MIN_RSA_BITS (PIV cards and security keys often
+    hold RSA keys; they sign BankID's XML with RSA-SHA256)."""
     key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return key.key_size >= xmlsig.MIN_RSA_BITS
     return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
 
 
@@ -182,8 +188,8 @@ def read(contents: TokenContents, authorities: Sequence[bytes] = ()) -> Reading:
             why.append(f"{name}: has no id, so no key can be found for it")
         elif obj.id not in key_ids:
             why.append(f"{name}: its key is not on the token")
-        elif not _p256(cert):
-            why.append(f"{name}: its key is not ECDSA P-256")
+        elif not _usable_key(cert):
+            why.append(f"{name}: its key is neither ECDSA P-256 nor RSA of 2048 bits or more")
         else:
             leaves[purpose].append((obj, cert))
     for der in authorities:

@@ -44,6 +44,7 @@ from agent.credentials.pkcs11.contents import (
 )
 from agent.credentials.pkcs11.errors import ModuleUnusable, PinEntryCancelled, TokenFault
 from agent.credentials.pkcs11.opensc import opensc_unblocks
+from eidcore import xmlsig
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ MAX_CERT_BYTES = 16384  # a BankID certificate is under 1 kB
 MAX_LABEL = 64
 LEAKED_SESSIONS_LIMIT = 8  # see _login_failed
 P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")  # the named curve's OID, DER
+# DigestInfo for SHA-256 (RFC 8017 9.2): CKM_RSA_PKCS signs it with the digest appended
+SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 REMOVAL_LOOKS, REMOVAL_PAUSE = 10, 0.1  # after an error: is the token still there?
 
 _GONE = (
@@ -188,7 +191,8 @@ class Module:
     # -- using -----------------------------------------------------------------------------
 
     def sign(self, ref: TokenRef, key_id: bytes, digest: bytes, pin: str | None) -> bytes:
-        """ECDSA r‖s over ``digest`` with the private key ``key_id``, after a login with
+        """ECDSA r‖s — or, for an RSA key, PKCS#1 v1.5 with SHA-256's DigestInfo — over
+        the SHA-256 ``digest`` with the private key ``key_id``, after a login with
         ``pin`` (None: the reader's PIN pad). A key marked always-authenticate (PIV 9C)
         gets the context-specific login it needs, with the same PIN, for this signature.
 
@@ -213,6 +217,13 @@ class Module:
                     if pin is None:
                         raise TokenFault("always-authenticate on a PIN pad", "sign")
                     again = pin  # the context-specific login, between C_SignInit and C_Sign
+                if _attr(key, Attribute.KEY_TYPE, None) == KeyType.RSA:
+                    signature = key.sign(
+                        SHA256_DIGEST_INFO + digest, mechanism=Mechanism.RSA_PKCS, pin=again
+                    )
+                    if len(signature) * 8 < xmlsig.MIN_RSA_BITS:
+                        raise TokenFault(f"an RSA signature of {len(signature)} bytes", "sign")
+                    return bytes(signature)
                 signature = key.sign(digest, mechanism=Mechanism.ECDSA, pin=again)
         if len(signature) != 64:
             raise TokenFault(f"a signature of {len(signature)} bytes", "sign")
