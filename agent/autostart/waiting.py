@@ -35,7 +35,7 @@ from agent.credentials import (
     KeyPurpose,
     WrongPassword,
 )
-from agent.credentials.card.errors import CardError, PinFormat, WrongPin
+from agent.credentials.card import CardError, PinFormat, WrongPin
 from agent.notices import Notice, notice_for
 from agent.ui import CALL_TERMS, DesktopPort
 from eidcore import phoneproof
