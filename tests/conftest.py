@@ -32,6 +32,7 @@ pytest_plugins = [
     "tests.softhsm_kit",  # a PKCS#11 token
     "tests.relay_process_kit",  # a relay process and its TLS certificate
     "tests.door_kit",  # the person and the relay their settings name
+    "tests.oidc_kit",  # the OpenID Provider in front of a relay
     "tests.browser_kit",  # Chromium
     "tests.parallel",  # the groups of the parallel run
 ]

@@ -1,0 +1,215 @@
+"""The OpenID Provider as an organisation runs it: a real ``eid-relay serve`` (mutual
+TLS), a real ``eid-oidc serve`` in front of it as its party, over HTTPS, with clients
+registered in ``oidc.toml``; a person's BankID on file; and a browser stand-in that
+keeps cookies and never follows a redirect by itself (so a test sees each step)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.cookiejar
+import json
+import re
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from issuer import CertificateAuthority
+from tests.agent_process import BIN
+from tests.relay_kit import RETURN
+from tests.relay_process_kit import RelayProcess, free_port, party_certificate, write_config
+
+__all__ = ["Browser", "Oidc", "OidcProcess", "oidc"]
+
+CALLBACK = "https://site.example/callback"
+SECRET = "site-secret-0123456789"
+SCOPE = "openid profile https://id.oidc.se/scope/naturalPersonNumber"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: str
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("Location", "")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class Browser:
+    """Cookies per origin, TLS trusting the test CA, no redirects followed."""
+
+    def __init__(self, ca: Path) -> None:
+        self.jar = http.cookiejar.CookieJar()
+        context = ssl.create_default_context(cafile=str(ca))
+        self._open = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context),
+            urllib.request.HTTPCookieProcessor(self.jar),
+            _NoRedirect(),
+        ).open
+
+    def get(self, url: str) -> Answer:
+        return self._do(urllib.request.Request(url))  # noqa: S310 - the tests' https
+
+    def post(self, url: str, form: Mapping[str, str]) -> Answer:
+        data = urllib.parse.urlencode(form).encode()
+        return self._do(urllib.request.Request(url, data=data, method="POST"))  # noqa: S310
+
+    def _do(self, request: urllib.request.Request) -> Answer:
+        request.add_header("Accept-Language", "en")
+        try:
+            with self._open(request, timeout=30) as response:
+                return Answer(response.status, dict(response.headers), response.read().decode())
+        except urllib.error.HTTPError as exc:
+            return Answer(exc.code, dict(exc.headers), exc.read().decode())
+
+
+def login_id(page: str) -> str:
+    found = re.search(r'name="l" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def agent_link(page: str) -> str:
+    found = re.search(r'id="open" href="([^"]+)"', page)
+    assert found, page
+    return found.group(1).replace("&amp;", "&")
+
+
+class OidcProcess:
+    def __init__(self, config: Path, tls: tuple[Path, Path], port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "eid-oidc"),
+                "--lang",
+                "en",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--tls-cert",
+                str(tls[0]),
+                "--tls-key",
+                str(tls[1]),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        self.said = ""
+        deadline = time.monotonic() + 30
+        while "listening on" not in self.said and time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.said += line
+        assert "listening on" in self.said, self.said
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=20)
+        assert self.proc.returncode == 0, self.said + err
+        return self.said + err
+
+
+@dataclass
+class Oidc:
+    issuer: str
+    relay: RelayProcess
+    provider: OidcProcess
+    config: Path
+    tls: tuple[Path, Path]
+    folder: Path
+
+    def browser(self) -> Browser:
+        return Browser(self.tls[0])
+
+    def discovery(self) -> dict[str, Any]:
+        answer = self.browser().get(f"{self.issuer}/.well-known/openid-configuration")
+        assert answer.status == 200
+        parsed: dict[str, Any] = json.loads(answer.body)
+        return parsed
+
+
+def write_oidc_config(
+    folder: Path,
+    issuer: str,
+    relay: RelayProcess,
+    relay_config: Path,
+    tls: tuple[Path, Path],
+    *,
+    database: str | None = None,
+    extra: str = "",
+) -> Path:
+    cert, key = party_certificate(relay_config)
+    digest = hashlib.sha256(SECRET.encode()).hexdigest()
+    config = folder / "oidc.toml"
+    db = database or f"sqlite:///{folder / 'oidc.db'}"
+    config.write_text(
+        f'issuer = "{issuer}"\ndatabase = "{db}"\n'
+        f'trust = ["{relay_config.parent}/issuer-root.pem"]\n'
+        f'\n[relay]\nurl = "https://127.0.0.1:{relay.port}"\nparty = "shop"\n'
+        f'client_cert = "{cert}"\nclient_key = "{key}"\nca_file = "{tls[0]}"\n'
+        f'\n[[client]]\nclient_id = "site"\nname = "Exempelsajten"\n'
+        f'redirect_uris = ["{CALLBACK}"]\nclient_secret_sha256 = "{digest}"\n'
+        f'post_logout_redirect_uris = ["https://site.example/bye"]\n'
+        f'\n[[client]]\nclient_id = "poster"\nname = "Postsajten"\n'
+        f'redirect_uris = ["{CALLBACK}"]\nclient_secret_sha256 = "{digest}"\n'
+        'token_endpoint_auth_method = "client_secret_post"\n'
+        'id_token_signed_response_alg = "RS256"\n' + extra
+    )
+    return config
+
+
+def relay_for(
+    folder: Path, ca: CertificateAuthority, issuer: str, tls: tuple[Path, Path]
+) -> tuple[RelayProcess, Path]:
+    """The relay, its ``shop`` party being the provider (its return URL registered)."""
+    port = free_port()
+    config = write_config(folder / "relay", ca, origin=f"https://127.0.0.1:{port}")
+    config.write_text(
+        config.read_text().replace(
+            f'return_urls = ["{RETURN}"]', f'return_urls = ["{issuer}/login/return"]'
+        )
+    )
+    return RelayProcess(config, f"sqlite:///{folder / 'relay.db'}", tls, port=port), config
+
+
+@pytest.fixture
+def oidc(tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]) -> Iterator[Oidc]:
+    port = free_port()
+    issuer = f"https://127.0.0.1:{port}"
+    relay, relay_config = relay_for(tmp_path, ca, issuer, tls)
+    folder = tmp_path / "oidc"
+    folder.mkdir()
+    try:
+        config = write_oidc_config(folder, issuer, relay, relay_config, tls)
+        # the person's settings: this loopback relay may be asked
+        (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n')
+        provider = OidcProcess(config, tls, port)
+        try:
+            yield Oidc(issuer, relay, provider, config, tls, folder)
+        finally:
+            said = provider.stop()
+            assert "Traceback" not in said, said
+    finally:
+        if relay.proc.poll() is None:
+            assert "Traceback" not in relay.stop()
