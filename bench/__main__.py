@@ -21,6 +21,7 @@ from bench import (
     fuzz,
     installer,
     issuer,
+    oidc,
     pkcs11,
     relay,
     tokens,
@@ -67,6 +68,7 @@ def main() -> int:
             "floods",
             "fuzz",
             "relay",
+            "oidc",
             "pkcs11",
             "xmlsig",
         ],  # below
@@ -84,6 +86,7 @@ def main() -> int:
         "floods",
         "fuzz",
         "relay",
+        "oidc",
         "pkcs11",
         "xmlsig",
     ]
@@ -121,6 +124,8 @@ def main() -> int:
             figures += fuzz.run(Path(tmp), cases=args.fuzz_cases)
         if "relay" in wanted:
             figures += relay.run(ca, now, Path(tmp))
+        if "oidc" in wanted:
+            figures += oidc.run(ca, now, Path(tmp))
         if "pkcs11" in wanted:
             figures += pkcs11.run(ca, Path(tmp), runs=args.runs)
         if "xmlsig" in wanted:

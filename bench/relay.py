@@ -53,6 +53,7 @@ class _Tls:
     server: ssl.SSLContext
     site: ssl.SSLContext
     party_sha256: str
+    files: tuple[Path, Path, Path]  # the relay's certificate, the shop's certificate and key
 
 
 def _tls(folder: Path, now: dt.datetime) -> _Tls:
@@ -68,16 +69,21 @@ def _tls(folder: Path, now: dt.datetime) -> _Tls:
     server.verify_mode = ssl.CERT_OPTIONAL
     site = ssl.create_default_context(cafile=str(server_cert))
     site.load_cert_chain(str(made.certificate), str(made.key))
-    return _Tls(server, site, made.sha256)
+    files = (server_cert, made.certificate, made.key)
+    return _Tls(server, site, made.sha256, files)
 
 
 def _config(
-    ca: CertificateAuthority, origin: str, party_sha256: str, ocsp_url: str | None = None
+    ca: CertificateAuthority,
+    origin: str,
+    party_sha256: str,
+    ocsp_url: str | None = None,
+    return_urls: tuple[str, ...] = (),
 ) -> RelayConfig:
     """The load comes from one address; in service the orders' agents come from many,
     each with its budget on the agent API: here there is none ([limits] rate 0). With
     ``ocsp_url`` the relay requires the issuer's answer on every result, as in service."""
-    party = Party("shop", "Exempelbutiken AB", frozenset({party_sha256}))
+    party = Party("shop", "Exempelbutiken AB", frozenset({party_sha256}), return_urls)
     ocsp = Ocsp() if ocsp_url is None else Ocsp(required=True, policy=OcspPolicy(url=ocsp_url))
     return RelayConfig(
         origin, (ca.root_certificate,), {"shop": party}, agent_budget=(1.0, 0.0), ocsp=ocsp

@@ -168,10 +168,25 @@ def _serve(args: argparse.Namespace, say: Say, err: TextIO) -> int:
         say(err, Term.OIDC_DATABASE, detail=exc)
         return 1
     try:
+        _keys_for(config, store)
         provider = Provider(config, store, relay)
         return asyncio.run(_run(build_app(provider), store, args, tls, say, err, config))
+    except DatabaseError as exc:
+        say(err, Term.OIDC_DATABASE, detail=exc)
+        return 1
     finally:
         store.close()
+
+
+def _keys_for(config: OidcConfig, store: OidcStore) -> None:
+    """A signing key for ES256 and for each algorithm a client asks, made before the
+    first request rather than in it (a 3072-bit RSA key takes a second)."""
+    from oidc import jose
+
+    wanted = {"ES256"} | {c.id_token_alg for c in config.clients.values()}
+    have = {k.alg for k in store.signing_keys() if k.retired is None}
+    for alg in sorted(wanted - have):
+        store.ensure_key(alg, jose.new_key(uuid.uuid4().hex, alg, dt.datetime.now(dt.UTC)))
 
 
 async def _run(

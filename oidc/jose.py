@@ -29,6 +29,8 @@ __all__ = [
 
 ALGORITHMS = ("ES256", "RS256")
 MAX_ASSERTION = 8192  # characters of a client assertion
+# an assertion's life: Authlib's default is an hour; its jti is remembered that long
+MAX_ASSERTION_SECONDS = 3600
 MAX_JWKS = 64 * 1024  # characters of a client's JWKS in the configuration
 
 
@@ -86,11 +88,12 @@ def check_client_assertion(
     client_id: str,
     audiences: Sequence[str],
     now: dt.datetime,
-) -> str:
+) -> tuple[str, dt.datetime]:
     """RFC 7523 / OIDC private_key_jwt: ``iss`` and ``sub`` the client, ``aud`` the token
     endpoint or the issuer, unexpired, with a ``jti``; signed by one of the client's keys
-    with ES256 or RS256. Returns the ``jti`` (single use is the caller's). Raises:
-    AssertionRefused."""
+    with ES256 or RS256, living at most MAX_ASSERTION_SECONDS. Returns the ``jti`` and
+    when the assertion expires (its single use is the caller's to keep until then).
+    Raises: AssertionRefused."""
     if len(assertion) > MAX_ASSERTION:
         raise AssertionRefused("too long")
     try:
@@ -118,12 +121,12 @@ def check_client_assertion(
     if not isinstance(named, list) or not any(a in audiences for a in named):
         raise AssertionRefused("audience")
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp - now.timestamp() > 600:
-        raise AssertionRefused("an assertion lives at most 10 minutes")
+    if not isinstance(exp, int | float) or exp - now.timestamp() > MAX_ASSERTION_SECONDS:
+        raise AssertionRefused("an assertion lives at most an hour")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= 256:
         raise AssertionRefused("jti")
-    return jti
+    return jti, dt.datetime.fromtimestamp(exp, dt.UTC)
 
 
 def id_token_audience(token: str, keys: Sequence[SigningKey]) -> str:

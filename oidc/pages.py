@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from eidcore.messages import Language, MessageCode, Term, catalogue
 
-__all__ = ["HEADERS", "error_page", "language_for", "login_page", "status_text"]
+__all__ = ["HEADERS", "error_page", "language_for", "login_page", "status_text", "term_text"]
 
 # No framing (clickjacking), no referrer (the page URL carries the login's id), nothing
 # but the provider's own script and style, no caching of a page about one login.
@@ -46,6 +46,11 @@ def status_text(code: MessageCode, language: Language) -> tuple[str, str]:
     return text.title, text.body
 
 
+def term_text(title: Term, body: Term, language: Language) -> tuple[str, str]:
+    terms = catalogue()
+    return terms.term(title, language), terms.term(body, language)
+
+
 def _frame(language: Language, title: str, body: str) -> str:
     return (
         f'<!doctype html><html lang="{language.value}"><head><meta charset="utf-8">'
@@ -64,6 +69,7 @@ def login_page(
     link: str | None,
     status: tuple[str, str] | None,
     finished: bool,
+    hint: str | None = None,
 ) -> str:
     """Before the order: the question and a button. After it: the link and the status
     (``status`` from the catalogue), polled by ``/static/login.js``."""
@@ -75,11 +81,19 @@ def login_page(
     ident = html.escape(login_id)
     if link is None and not finished:
         start = Term.OIDC_START_SIGN if sign_text is not None else Term.OIDC_START
-        parts.append(
-            '<form method="post" action="/login/start">'
-            f'<input type="hidden" name="l" value="{ident}">'
-            f'<button type="submit" id="start">{_t(start, language)}</button></form>'
-        )
+        form = '<form method="post" action="/login/start">'
+        form += f'<input type="hidden" name="l" value="{ident}">'
+        if hint is not None:  # the person confirms the client's guess, or does not
+            form += (
+                f"<p>{_t(Term.OIDC_HINT, language, client=client, person=hint)}</p>"
+                '<button type="submit" id="start-hint" name="hint" value="yes">'
+                f"{_t(Term.OIDC_START_HINT, language, person=hint)}</button> "
+                f'<button type="submit" id="start" class="secondary">{_t(start, language)}'
+                "</button></form>"
+            )
+        else:
+            form += f'<button type="submit" id="start">{_t(start, language)}</button></form>'
+        parts.append(form)
     elif link is not None and not finished:
         parts.append(
             f'<p><a class="button" id="open" href="{html.escape(link)}">'

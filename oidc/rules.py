@@ -20,6 +20,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from eidcore.personal_number import InvalidPersonalNumber, PersonalNumber
+
 __all__ = [
     "ACCESS_SECONDS",
     "AMR",
@@ -101,6 +103,9 @@ class AuthRequest:
     ui_locales: tuple[str, ...] = ()
     sign_text: str | None = None  # a signing request (RAR): exactly what the person signs
     details: tuple[Mapping[str, object], ...] = field(default=())  # as the client sent them
+    # the client's guess of who logs in (a personal number): used only if the person
+    # confirms it on the login page, and then the relay's order is for that person only
+    login_hint: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -115,6 +120,7 @@ class AuthRequest:
                 "ui_locales": list(self.ui_locales),
                 "sign_text": self.sign_text,
                 "details": list(self.details),
+                "login_hint": self.login_hint,
             },
             separators=(",", ":"),
         )
@@ -133,6 +139,7 @@ class AuthRequest:
             ui_locales=tuple(raw["ui_locales"]),
             sign_text=raw["sign_text"],
             details=tuple(raw["details"]),
+            login_hint=raw.get("login_hint"),
         )
 
 
@@ -205,6 +212,7 @@ def parse_authorize(
         challenge, method = one("code_challenge"), one("code_challenge_method")
         prompt, max_age, locales = one("prompt"), one("max_age"), one("ui_locales")
         details_text = one("authorization_details")
+        hint = one("login_hint")
         for unsupported in ("request", "request_uri", "registration"):
             if one(unsupported) is not None:
                 raise refuse(f"{unsupported}_not_supported", f"{unsupported} is not supported")
@@ -242,6 +250,7 @@ def parse_authorize(
         age = int(max_age)
     sign_text, details = _details(details_text, refuse)
     return AuthRequest(
+        login_hint=_personal_number(hint),
         client_id=client.client_id,
         redirect_uri=redirect_uri,
         scope=scopes,
@@ -281,6 +290,17 @@ def _details(
     except ValueError:
         raise refuse("invalid_authorization_details", "text has control characters") from None
     return sign, (entry,)
+
+
+def _personal_number(hint: str | None) -> str | None:
+    """A hint that is a personal number (12 digits, a valid one); any other hint is
+    advisory and ignored (OIDC Core 3.1.2.1)."""
+    if hint is None:
+        return None
+    try:
+        return str(PersonalNumber.parse(hint))
+    except InvalidPersonalNumber:
+        return None
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:

@@ -32,7 +32,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
 import rp
-from eidcore.messages import Language, MessageCode, Term
+from eidcore.messages import Language, Term
 from eidcore.personal_number import PersonalNumber
 from oidc import jose, pages, rules
 from oidc.config import OidcConfig
@@ -125,7 +125,7 @@ class Provider:
     async def keys(self) -> list[jose.SigningKey]:
         loop = asyncio.get_running_loop()
         if self._keys is None or loop.time() - self._keys_read > KEYS_SECONDS:
-            self._keys = await asyncio.to_thread(self.store.keys)
+            self._keys = await asyncio.to_thread(self.store.signing_keys)
             self._keys_read = loop.time()
         return self._keys
 
@@ -263,7 +263,7 @@ class Provider:
 
     def authenticate(
         self, form: MultiDictProxy[str], authorization: str | None
-    ) -> tuple[rules.Client, str | None]:
+    ) -> tuple[rules.Client, tuple[str, dt.datetime] | None]:
         """The client a token request comes from, by its registered method, and the
         ``jti`` of its assertion (private_key_jwt: used once, the caller's check).
         Raises: _Refused."""
@@ -298,7 +298,7 @@ class Provider:
             raise _Refused(401, "invalid_client", "client authentication failed")
         return posted, None
 
-    def _assertion(self, form: MultiDictProxy[str]) -> tuple[rules.Client, str]:
+    def _assertion(self, form: MultiDictProxy[str]) -> tuple[rules.Client, tuple[str, dt.datetime]]:
         assertion = _one(form, "client_assertion") or ""
         named = _one(form, "client_id")
         try:
@@ -312,7 +312,7 @@ class Provider:
         if named is not None and named != client.client_id:
             raise _Refused(401, "invalid_client", "client_id and the assertion disagree")
         try:
-            jti = jose.check_client_assertion(
+            once = jose.check_client_assertion(
                 assertion,
                 client.jwks,
                 client_id=client.client_id,
@@ -322,18 +322,16 @@ class Provider:
         except jose.AssertionRefused as exc:
             log.info("client %s: assertion refused: %s", client.client_id, exc)
             raise _Refused(401, "invalid_client", "client authentication failed") from None
-        return client, jti
+        return client, once
 
     async def token(
         self, form: MultiDictProxy[str], authorization: str | None
     ) -> dict[str, object]:
         """Raises: _Refused."""
-        client, jti = self.authenticate(form, authorization)
+        client, once = self.authenticate(form, authorization)
         now = self.now()
-        if jti is not None:
-            seen = await asyncio.to_thread(
-                self.store.assertion_seen, jti, now + dt.timedelta(minutes=10), now
-            )
+        if once is not None:
+            seen = await asyncio.to_thread(self.store.assertion_seen, once[0], once[1], now)
             if seen:
                 raise _Refused(401, "invalid_client", "a client assertion is used once")
         if _one(form, "grant_type") != "authorization_code":
@@ -573,8 +571,8 @@ def _hint_status(login: Login, kind: str, language: Language) -> tuple[str, str]
     if login.phase == "new":
         return None
     hint = login.hint or "outstandingTransaction"
-    if login.phase == "failed" and hint == "otherBrowser":
-        return pages.status_text(MessageCode.USER_CANCELLED, language)
+    if login.phase == "failed" and hint == "otherBrowser":  # its return URL came elsewhere
+        return pages.term_text(Term.OIDC_ERROR_TITLE, Term.OIDC_OTHER_BROWSER, language)
     code = RELAY_HINTS.get(hint, HINTS.get(hint, {})).get(kind) or HINTS["startFailed"][kind]
     return pages.status_text(code, language)
 
@@ -588,6 +586,7 @@ async def _render(request: web.Request, login: Login, login_id: str) -> web.Resp
     link = None
     if login.phase in ("started", "complete") and login.order_ref is not None:
         link = _link(provider, login)
+    hint = PersonalNumber.parse(auth.login_hint).masked() if auth.login_hint else None
     text = pages.login_page(
         language=language,
         client=client.name,
@@ -596,6 +595,7 @@ async def _render(request: web.Request, login: Login, login_id: str) -> web.Resp
         link=link,
         status=_hint_status(login, kind, language),
         finished=login.phase == "failed",
+        hint=hint,
     )
     return _html(text)
 
@@ -636,14 +636,15 @@ async def _login_start(request: web.Request) -> web.Response:
         )
         ip = request.remote or "127.0.0.1"
         client = provider.config.clients[auth.client_id]
+        fields: dict[str, Any] = {"returnUrl": back}
+        if form.get("hint") == "yes" and auth.login_hint is not None:  # the person said so
+            fields["requirement"] = {"personalNumber": auth.login_hint}
         try:
             if auth.sign_text is not None:
                 text = base64.b64encode(auth.sign_text.encode()).decode()
-                started = await provider._relay(
-                    lambda: provider.relay.sign(ip, text, returnUrl=back)
-                )
+                started = await provider._relay(lambda: provider.relay.sign(ip, text, **fields))
             else:
-                started = await provider._relay(lambda: provider.relay.auth(ip, returnUrl=back))
+                started = await provider._relay(lambda: provider.relay.auth(ip, **fields))
             ref, token = str(started["orderRef"]), str(started["autoStartToken"])
         except (rp.RelayApiError, OSError, KeyError) as exc:
             log.warning(

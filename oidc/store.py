@@ -152,7 +152,7 @@ class OidcStore:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def keys(self) -> list[jose.SigningKey]:
+    def signing_keys(self) -> list[jose.SigningKey]:
         with self._db.read() as tx:
             rows = tx.all("SELECT kid, alg, pem, created, retired FROM oidc_keys ORDER BY created")
         return [

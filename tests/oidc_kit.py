@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
@@ -31,6 +33,12 @@ from tests.relay_process_kit import RelayProcess, free_port, party_certificate, 
 __all__ = ["Browser", "Oidc", "OidcProcess", "oidc"]
 
 CALLBACK = "https://site.example/callback"
+# the site's callback on this machine, for the real browser (it follows the provider's
+# redirect there): plain http on loopback, as a development site registers it
+LOCAL_CALLBACK = "http://127.0.0.1:{port}/callback"
+# the private_key_jwt client's key: its public half goes into the provider's
+# configuration as a JWKS (made by Authlib, not by the provider's own code)
+JWT_CLIENT_KEY = ec.generate_private_key(ec.SECP256R1())
 SECRET = "site-secret-0123456789"
 SCOPE = "openid profile https://id.oidc.se/scope/naturalPersonNumber"
 
@@ -138,6 +146,7 @@ class Oidc:
     config: Path
     tls: tuple[Path, Path]
     folder: Path
+    callback_port: int = 9
 
     def browser(self) -> Browser:
         return Browser(self.tls[0])
@@ -158,8 +167,10 @@ def write_oidc_config(
     *,
     database: str | None = None,
     extra: str = "",
+    callback_port: int = 9,
 ) -> Path:
     cert, key = party_certificate(relay_config)
+    _write_client_jwks(folder / "jwt-site.jwks")
     digest = hashlib.sha256(SECRET.encode()).hexdigest()
     config = folder / "oidc.toml"
     db = database or f"sqlite:///{folder / 'oidc.db'}"
@@ -169,14 +180,33 @@ def write_oidc_config(
         f'\n[relay]\nurl = "https://127.0.0.1:{relay.port}"\nparty = "shop"\n'
         f'client_cert = "{cert}"\nclient_key = "{key}"\nca_file = "{tls[0]}"\n'
         f'\n[[client]]\nclient_id = "site"\nname = "Exempelsajten"\n'
-        f'redirect_uris = ["{CALLBACK}"]\nclient_secret_sha256 = "{digest}"\n'
+        f'redirect_uris = ["{CALLBACK}", "{LOCAL_CALLBACK.format(port=callback_port)}"]\n'
+        f'client_secret_sha256 = "{digest}"\n'
         f'post_logout_redirect_uris = ["https://site.example/bye"]\n'
         f'\n[[client]]\nclient_id = "poster"\nname = "Postsajten"\n'
         f'redirect_uris = ["{CALLBACK}"]\nclient_secret_sha256 = "{digest}"\n'
         'token_endpoint_auth_method = "client_secret_post"\n'
-        'id_token_signed_response_alg = "RS256"\n' + extra
+        'id_token_signed_response_alg = "RS256"\n'
+        f'\n[[client]]\nclient_id = "jwt-site"\nname = "Nyckelsajten"\n'
+        f'redirect_uris = ["{CALLBACK}"]\ntoken_endpoint_auth_method = "private_key_jwt"\n'
+        'jwks_file = "jwt-site.jwks"\npost_logout_redirect_uris = ["https://site.example/bye"]\n'
+        + extra
     )
     return config
+
+
+def _write_client_jwks(path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # authlib.jose points to joserfc; it still exports
+        from authlib.jose import JsonWebKey
+
+    public = JWT_CLIENT_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key = JsonWebKey.import_key(public, {"kty": "EC", "use": "sig", "alg": "ES256"})
+    path.write_text(json.dumps({"keys": [key.as_dict()]}))
 
 
 def relay_for(
@@ -201,12 +231,15 @@ def oidc(tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]) -> It
     folder = tmp_path / "oidc"
     folder.mkdir()
     try:
-        config = write_oidc_config(folder, issuer, relay, relay_config, tls)
+        callback_port = free_port()
+        config = write_oidc_config(
+            folder, issuer, relay, relay_config, tls, callback_port=callback_port
+        )
         # the person's settings: this loopback relay may be asked
         (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n')
         provider = OidcProcess(config, tls, port)
         try:
-            yield Oidc(issuer, relay, provider, config, tls, folder)
+            yield Oidc(issuer, relay, provider, config, tls, folder, callback_port)
         finally:
             said = provider.stop()
             assert "Traceback" not in said, said

@@ -381,3 +381,202 @@ def test_cancel_on_the_login_page_returns_access_denied(oidc: Oidc) -> None:
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(cancelled.location).query))
     assert query["error"] == "access_denied" and query["state"] == state
     assert query["iss"] == oidc.issuer
+
+
+def test_private_key_jwt_and_logout(oidc: Oidc, person: Path) -> None:
+    """A client that authenticates with a signed assertion (Authlib's PrivateKeyJWT,
+    ES256): the code exchange works; the same assertion again, an unsigned one
+    (``alg: none``) and another key's are refused. Then RP-initiated logout sends the
+    browser to the client's registered URI only with that client's ID token."""
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+    from cryptography.hazmat.primitives import serialization
+    from joserfc.jwk import ECKey
+
+    from tests.oidc_kit import JWT_CLIENT_KEY
+
+    pem = JWT_CLIENT_KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    token_url = f"{oidc.issuer}/token"
+    session = OAuth2Session(
+        "jwt-site",
+        ECKey.import_key(pem),  # Authlib reads a PEM string as RSA; an EC key goes as one
+        scope="openid",
+        redirect_uri=CALLBACK,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="private_key_jwt",
+    )
+    session.register_client_auth_method(PrivateKeyJWT(token_url, alg="ES256"))
+    verifier, nonce = generate_token(48), generate_token(20)
+    url, _ = session.create_authorization_url(
+        f"{oidc.issuer}/authorize", code_verifier=verifier, nonce=nonce
+    )
+    _, back = _through_the_login_page(oidc, oidc.browser(), url, person)
+    token = session.fetch_token(
+        token_url, authorization_response=back, code_verifier=verifier, verify=str(oidc.tls[0])
+    )
+    claims = _id_token(oidc, token["id_token"], "jwt-site", nonce)
+    assert claims["aud"] == "jwt-site"
+    # assertions the token endpoint refuses, whatever the code
+    header = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+    body = {
+        "iss": "jwt-site",
+        "sub": "jwt-site",
+        "aud": token_url,
+        "jti": "x",
+        "exp": 4102444800,
+    }
+    payload = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    form = {
+        "grant_type": "authorization_code",
+        "code": "whatever",
+        "redirect_uri": CALLBACK,
+        "code_verifier": verifier,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": f"{header}.{payload}.",
+    }
+    refused = _raw_token(oidc, form, auth=None)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    # logout: only the client's own registered URI, only with its ID token
+    browser = oidc.browser()
+    bye = "https://site.example/bye"
+    query = urllib.parse.urlencode(
+        {"id_token_hint": token["id_token"], "post_logout_redirect_uri": bye, "state": "s"}
+    )
+    answer = browser.get(f"{oidc.issuer}/logout?{query}")
+    assert answer.status == 302 and answer.location == f"{bye}?state=s"
+    for changes in (
+        {"post_logout_redirect_uri": "https://evil.example/"},
+        {"id_token_hint": token["id_token"][:-4] + "AAAA"},
+        {"client_id": "site"},
+    ):
+        params = {"id_token_hint": token["id_token"], "post_logout_redirect_uri": bye, **changes}
+        answer = browser.get(f"{oidc.issuer}/logout?{urllib.parse.urlencode(params)}")
+        assert answer.status == 200 and "You are logged out" in answer.body, changes
+
+
+def test_two_providers_on_one_postgresql_redeem_a_code_once(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path], person: Path
+) -> None:
+    """Two ``eid-oidc`` processes behind one issuer URL on one PostgreSQL database (a
+    load balancer's pair): the login runs on the first, the code is redeemed at the
+    second, and presenting it again — at the first — is refused; the first answers
+    userinfo for the token the second issued, and both publish the same keys."""
+    from tests.issuer_kit import postgres_cluster
+    from tests.oidc_kit import OidcProcess, relay_for, write_oidc_config
+    from tests.relay_process_kit import free_port
+
+    port_a, port_b = free_port(), free_port()
+    issuer = f"https://127.0.0.1:{port_a}"
+    relay, relay_config = relay_for(tmp_path, ca, issuer, tls)
+    (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n')
+    with postgres_cluster() as pg:
+        folder = tmp_path / "oidc"
+        folder.mkdir()
+        config = write_oidc_config(
+            folder, issuer, relay, relay_config, tls, database=pg.new_database()
+        )
+        first = OidcProcess(config, tls, port_a)
+        second = OidcProcess(config, tls, port_b)
+        try:
+            oidc = Oidc(issuer, relay, first, config, tls, folder)
+            session, verifier, back = _code(oidc, person)
+            other = f"https://127.0.0.1:{port_b}"
+            token = session.fetch_token(
+                f"{other}/token",
+                authorization_response=back,
+                code_verifier=verifier,
+                verify=str(tls[0]),
+            )
+            code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(back).query))["code"]
+            form = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                "code_verifier": verifier,
+            }
+            again = _raw_token(oidc, form)
+            assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+            info = requests.get(
+                f"{issuer}/userinfo",
+                headers={"Authorization": f"Bearer {token['access_token']}"},
+                verify=str(tls[0]),
+                timeout=10,
+            )
+            assert info.status_code == 401  # the replay revoked it, across processes
+            keys = [
+                requests.get(f"{u}/jwks", verify=str(tls[0]), timeout=10).json()
+                for u in (issuer, other)
+            ]
+            assert keys[0] == keys[1]  # ES256, and RS256 for the client that asks it
+            assert sorted(k["alg"] for k in keys[0]["keys"]) == ["ES256", "RS256"]
+        finally:
+            for process in (first, second):
+                assert "Traceback" not in process.stop()
+            if relay.proc.poll() is None:
+                relay.stop()
+
+
+def test_a_login_hint_is_used_only_when_the_person_confirms_it(oidc: Oidc, person: Path) -> None:
+    """``login_hint`` with a personal number: the page says whom the site thinks it is
+    (masked) and offers to log in as that person — the relay's order is then for that
+    personal number only; the other button ignores it. Any other hint is ignored."""
+    session = _session(oidc)
+    verifier = generate_token(48)
+    url, _ = session.create_authorization_url(
+        f"{oidc.issuer}/authorize",
+        code_verifier=verifier,
+        nonce="n",
+        login_hint=str(ANNA.personal_number),
+    )
+    browser = oidc.browser()
+    page = browser.get(oidc.issuer + browser.get(url).location)
+    assert "Exempelsajten thinks you are 19811218-****." in page.body
+    assert str(ANNA.personal_number) not in page.body
+    lid = login_id(page.body)
+    started = browser.post(f"{oidc.issuer}/login/start", {"l": lid, "hint": "yes"})
+    link = agent_link(browser.get(oidc.issuer + started.location).body)
+    done = console(["open", link], person, oidc.tls, typed=f"{PASSWORD}\n")
+    assert done.returncode == 0, done.stderr
+    back = re.search(r"Go back to the website: (\S+)", done.stderr)
+    assert back
+    returned = browser.get(back.group(1))
+    token = _exchange(oidc, session, returned.location, verifier)
+    assert _id_token(oidc, token["id_token"], "site", "n")["acr"].endswith("bankid-file")
+    # a hint that is no personal number is not shown
+    url, _ = session.create_authorization_url(
+        f"{oidc.issuer}/authorize", code_verifier=verifier, nonce="n", login_hint="anna@example"
+    )
+    page = browser.get(oidc.issuer + browser.get(url).location)
+    assert "thinks you are" not in page.body and "anna@example" not in page.body
+
+
+def test_a_rotated_key_signs_and_the_old_one_stays_published(oidc: Oidc, person: Path) -> None:
+    """``eid-oidc rotate-key``: a new ES256 key signs the next ID tokens; the old key
+    stays in the JWKS (tokens it signed are still alive), so clients verify both."""
+    import subprocess
+
+    from tests.agent_process import BIN
+    from tests.oidc_kit import OidcProcess
+
+    before = requests.get(f"{oidc.issuer}/jwks", verify=str(oidc.tls[0]), timeout=10).json()
+    (old,) = [k for k in before["keys"] if k["alg"] == "ES256"]
+    oidc.provider.stop()
+    rotated = subprocess.run(
+        [str(BIN / "eid-oidc"), "--lang", "en", "rotate-key", "--config", str(oidc.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rotated.returncode == 0 and "new signing key" in rotated.stderr, rotated.stderr
+    oidc.provider = OidcProcess(oidc.config, oidc.tls, int(oidc.issuer.rsplit(":", 1)[1]))
+    after = requests.get(f"{oidc.issuer}/jwks", verify=str(oidc.tls[0]), timeout=10).json()
+    kids = [k["kid"] for k in after["keys"]]
+    assert old["kid"] in kids and len(kids) == 3  # the old ES256, the new, and RS256
+    session, verifier, back = _code(oidc, person)
+    token = _exchange(oidc, session, back, verifier)
+    header = json.loads(base64.urlsafe_b64decode(token["id_token"].split(".")[0] + "=="))
+    assert header["kid"] != old["kid"] and header["kid"] in kids

@@ -300,6 +300,8 @@ class Term(enum.StrEnum):
     OIDC_START = "oidc_start"
     OIDC_START_SIGN = "oidc_start_sign"
     OIDC_OPEN = "oidc_open"
+    OIDC_HINT = "oidc_hint"
+    OIDC_START_HINT = "oidc_start_hint"
     OIDC_CANCEL = "oidc_cancel"
     OIDC_BACK = "oidc_back"
     OIDC_ERROR_TITLE = "oidc_error_title"
