@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--redirect-uri", required=True, help="its redirect URI (exact)")
     rotate = commands.add_parser("rotate-key", help="make a new signing key")
     rotate.add_argument("--config", type=Path, required=True, help="oidc.toml")
-    rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256")
+    rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256", help="its algorithm")
     return parser
 
 

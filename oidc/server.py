@@ -270,6 +270,9 @@ class Provider:
         clients = self.config.clients
         assertion_type = _one(form, "client_assertion_type")
         if authorization is not None:
+            if _one(form, "client_secret") is not None or assertion_type is not None:
+                # one method per request (RFC 6749 2.3)
+                raise _Refused(400, "invalid_request", "more than one client authentication")
             scheme, _, value = authorization.partition(" ")
             if scheme.lower() != "basic":
                 raise _Refused(401, "invalid_client", "client authentication failed")

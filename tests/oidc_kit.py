@@ -243,6 +243,8 @@ def oidc(tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]) -> It
         finally:
             said = provider.stop()
             assert "Traceback" not in said, said
+            # logins are named by a hash prefix; no person's number reaches the log
+            assert "198112189876" not in said and "19811218" not in said, said
     finally:
         if relay.proc.poll() is None:
             assert "Traceback" not in relay.stop()

@@ -349,10 +349,15 @@ def test_every_help_text_has_its_swedish() -> None:
     and none the parsers no longer use lingers there."""
     from agent.cli.main import parser as agent_parser
     from eidcore.messages.cli import texts
+    from oidc.cli import _parser as oidc_parser
     from relay.cli import _parser as relay_parser
 
     swedish = texts(Language.SV)
-    used = set(_help_texts(agent_parser())) | set(_help_texts(relay_parser()))
+    used = (
+        set(_help_texts(agent_parser()))
+        | set(_help_texts(relay_parser()))
+        | set(_help_texts(oidc_parser()))
+    )
     assert sorted(used - set(swedish)) == []
     argparse_own = {
         k

@@ -580,3 +580,33 @@ def test_a_rotated_key_signs_and_the_old_one_stays_published(oidc: Oidc, person:
     token = _exchange(oidc, session, back, verifier)
     header = json.loads(base64.urlsafe_b64decode(token["id_token"].split(".")[0] + "=="))
     assert header["kid"] != old["kid"] and header["kid"] in kids
+
+
+def test_a_cancel_in_the_agent_is_shown_and_goes_back_as_access_denied(
+    oidc: Oidc, person: Path
+) -> None:
+    """The person cancels in the agent's dialog: the login page shows the catalogue's
+    message and a way back, which gives the client ``access_denied``."""
+    browser = oidc.browser()
+    session = _session(oidc)
+    url, state = session.create_authorization_url(
+        f"{oidc.issuer}/authorize", code_verifier=generate_token(48), nonce="n"
+    )
+    page = browser.get(oidc.issuer + browser.get(url).location)
+    lid = login_id(page.body)
+    started = browser.post(f"{oidc.issuer}/login/start", {"l": lid})
+    link = agent_link(browser.get(oidc.issuer + started.location).body)
+    done = console(["open", link], person, oidc.tls, typed="\n")  # an empty line: cancel
+    assert done.returncode == 1, done.stderr
+    status = json.loads(browser.get(f"{oidc.issuer}/login/status?l={lid}").body)
+    assert status["finished"] is True and status["title"] == "Cancelled", status
+    page = browser.get(f"{oidc.issuer}/login?l={lid}")
+    assert "Back to Exempelsajten" in page.body and 'id="open"' not in page.body
+    back = browser.get(f"{oidc.issuer}/login/abort?l={lid}")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(back.location).query))
+    assert query == {
+        "error": "access_denied",
+        "error_description": "userCancel",
+        "state": state,
+        "iss": oidc.issuer,
+    }
