@@ -6,21 +6,27 @@ send may multiply into pages of log: eidcore/logline.py).
 Each API keeps its own codes (an ``ApiError`` subclass with its ``StrEnum``) and says how
 its refusals are answered (the bridge adds CORS headers for an origin it accepts, the
 relay a ``Retry-After`` when it is flooded) and how aiohttp's own 404, 405 and 413 read in
-its words. The one module of the kernel that speaks HTTP: the servers' shared shell.
+its words. The one module of the kernel that speaks HTTP: the servers' shared shell —
+also how each of them runs (``serve_until_stopped``: through the kernel's connection gate
+until SIGTERM or SIGINT).
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import signal
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from eidcore.logline import one_line
 
-__all__ = ["ApiError", "ErrorShell", "error_response"]
+__all__ = ["ApiError", "ErrorShell", "error_response", "serve_until_stopped"]
 
 
 class ApiError(Exception):
@@ -66,3 +72,45 @@ class ErrorShell:
                 "internal error in %s %s: %s", request.method, request.path, one_line(exc)
             )
             return error_response(self.internal())
+
+
+async def serve_until_stopped(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    tls: ssl.SSLContext | None,
+    listening: Callable[[str], None],
+    refusal: Callable[[str], bytes] | None = None,
+    keepalive: float = 15.0,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
+    """``app`` on ``host:port`` through the kernel's gate for servers facing the internet
+    (``listener.serve_public``) until SIGTERM or SIGINT; ``listening`` is called with the
+    URL once it accepts, and each of ``background`` runs beside it until the end. ``keepalive``: an
+    idle kept-alive connection's life (it also bounds a trickled request).
+
+    Raises: OSError (it cannot listen; nothing is left running)."""
+    from eidcore import listener
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=keepalive)
+    await runner.setup()
+    assert runner.server is not None
+    try:
+        gate = await listener.serve_public(runner.server, host, port, tls=tls, refusal=refusal)
+    except OSError:
+        await runner.cleanup()
+        raise
+    shown = f"[{host}]" if ":" in host else host
+    listening(f"{'https' if tls else 'http'}://{shown}:{port}")
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = [asyncio.create_task(job()) for job in background]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        gate.close()
+        await runner.cleanup()

@@ -16,7 +16,6 @@ import datetime as dt
 import ipaddress
 import logging
 import secrets
-import signal
 import ssl
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +26,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from eidcore import listener
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.personal_number import PersonalNumber
 from issuer.ca import CertificateAuthority
@@ -168,26 +166,19 @@ async def _serve(
     ca_dir: Path,
     out: TextIO,
 ) -> int:
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
-    )
-    await runner.setup()
-    assert runner.server is not None
+    from eidcore.jsonapi import serve_until_stopped
+
+    def listening(_url: str) -> None:  # the public URL is the one to name
+        token = ca_dir / "backoffice.token"
+        log.info("eid-issuer listening on %s (back-office token in %s)", public, token)
+
     try:
-        listening = await listener.serve_public(runner.server, host, port, tls=tls)
+        await serve_until_stopped(
+            app, host, port, tls=tls, listening=listening, keepalive=KEEPALIVE_SECONDS
+        )
     except OSError as exc:
-        await runner.cleanup()
         out.write(f"eid-issuer: cannot listen on {host}:{port}: {exc.strerror}\n")
         return 1
-    log.info(
-        "eid-issuer listening on %s (back-office token in %s)", public, ca_dir / "backoffice.token"
-    )
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    listening.close()
-    await runner.cleanup()
     return 0
 
 

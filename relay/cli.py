@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import os
 import secrets
-import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -186,43 +185,26 @@ async def _run(
     parties: int,
     origin: str,
 ) -> int:
-    from aiohttp import web
+    from eidcore.jsonapi import serve_until_stopped
 
-    from eidcore import listener
+    def listening(url: str) -> None:
+        say(err, Term.RELAY_LISTENING, url=url, parties=parties, origin=origin)
+        err.flush()
 
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
-    )
-    await runner.setup()
-    assert runner.server is not None
     try:
-        listening = await listener.serve_public(
-            runner.server, args.host, args.port, tls=tls, refusal=_busy
+        await serve_until_stopped(
+            app,
+            args.host,
+            args.port,
+            tls=tls,
+            listening=listening,
+            refusal=_busy,
+            keepalive=KEEPALIVE_SECONDS,
+            background=[lambda: _sweep(store)],
         )
     except OSError as exc:
-        await runner.cleanup()
         say(err, Term.RELAY_CANNOT_LISTEN, host=args.host, port=args.port, detail=exc.strerror)
         return 1
-    scheme = "https" if tls else "http"
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    say(
-        err,
-        Term.RELAY_LISTENING,
-        url=f"{scheme}://{host}:{args.port}",
-        parties=parties,
-        origin=origin,
-    )
-    err.flush()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    sweeping = asyncio.create_task(_sweep(store))
-    try:
-        await stop.wait()
-    finally:
-        sweeping.cancel()
-        listening.close()
-        await runner.cleanup()
     return 0
 
 

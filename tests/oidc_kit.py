@@ -11,8 +11,6 @@ import json
 import re
 import signal
 import ssl
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from issuer import CertificateAuthority
 from tests.agent_process import BIN
 from tests.relay_kit import RETURN
-from tests.relay_process_kit import RelayProcess, free_port, party_certificate, write_config
+from tests.relay_process_kit import (
+    RelayProcess,
+    free_port,
+    party_certificate,
+    start_server,
+    write_config,
+)
 
 __all__ = ["Browser", "Oidc", "OidcProcess", "oidc"]
 
@@ -102,7 +106,7 @@ def agent_link(page: str) -> str:
 class OidcProcess:
     def __init__(self, config: Path, tls: tuple[Path, Path], port: int) -> None:
         self.port = port
-        self.proc = subprocess.Popen(
+        self.proc, self.said = start_server(
             [
                 str(BIN / "eid-oidc"),
                 "--lang",
@@ -116,20 +120,8 @@ class OidcProcess:
                 str(tls[0]),
                 "--tls-key",
                 str(tls[1]),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            ]
         )
-        assert self.proc.stderr is not None
-        self.said = ""
-        deadline = time.monotonic() + 30
-        while "listening on" not in self.said and time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.said += line
-        assert "listening on" in self.said, self.said
 
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)

@@ -23,7 +23,14 @@ from tests.agent_process import BIN
 from tests.bridge_kit import free_port
 from tests.relay_kit import ORIGIN, RETURN
 
-__all__ = ["RelayProcess", "free_port", "party_certificate", "tls", "write_config"]
+__all__ = [
+    "RelayProcess",
+    "free_port",
+    "party_certificate",
+    "start_server",
+    "tls",
+    "write_config",
+]
 
 CA = f"{CA_DIR}/ca.pem"  # the development RP CA write_config makes, for --client-ca
 
@@ -50,12 +57,28 @@ def party_certificate(config: Path) -> tuple[Path, Path]:
     return config.parent / "certs" / "shop.pem", config.parent / "certs" / "shop.key"
 
 
+def start_server(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """A server process (``eid-relay``, ``eid-oidc``) once it says it is listening: the
+    process and what it said until then."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    said = ""
+    deadline = time.monotonic() + 30
+    while "listening on" not in said and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        said += line
+    assert "listening on" in said, said
+    return proc, said
+
+
 class RelayProcess:
     def __init__(
         self, config: Path, db: str, tls: tuple[Path, Path], *extra: str, port: int | None = None
     ) -> None:
         self.port = port or free_port()
-        self.proc = subprocess.Popen(
+        self.proc, self.said = start_server(
             [
                 str(BIN / "eid-relay"),
                 "--lang",
@@ -73,20 +96,8 @@ class RelayProcess:
                 str(tls[1]),
                 *(() if "--client-ca" in extra else ("--client-ca", str(config.parent / CA))),
                 *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            ]
         )
-        assert self.proc.stderr is not None
-        self.said = ""
-        deadline = time.monotonic() + 30
-        while "listening on" not in self.said and time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.said += line
-        assert "listening on" in self.said, self.said
         self.tls = ssl.create_default_context(cafile=str(tls[0]))  # an agent: no certificate
         self.party_tls = ssl.create_default_context(cafile=str(tls[0]))
         self.certificate = party_certificate(config)

@@ -59,18 +59,27 @@ def _through_the_login_page(
     assert page.status == 200 and "with your BankID" in page.body
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
-    lid = login_id(page.body)
-    started = browser.post(f"{oidc.issuer}/login/start", {"l": lid})
-    assert started.status == 303, started.body
-    page = browser.get(oidc.issuer + started.location)
-    link = agent_link(page.body)
+    _, link = _start(oidc, browser, page.body)
     done = console(["open", link], person, oidc.tls, typed=typed)
     assert done.returncode == 0, done.stderr
-    back = re.search(r"Go back to the website: (\S+)", done.stderr)
-    assert back, done.stderr
-    returned = browser.get(back.group(1))
+    returned = browser.get(_way_back(done.stderr))
     assert returned.status == 303, returned.body
     return done.stderr, returned.location
+
+
+def _start(oidc: Oidc, browser: Browser, page: str, **form: str) -> tuple[str, str]:
+    """The login page's button: the login's id, and the agent's link the page then shows."""
+    lid = login_id(page)
+    started = browser.post(f"{oidc.issuer}/login/start", {"l": lid, **form})
+    assert started.status == 303, started.body
+    return lid, agent_link(browser.get(oidc.issuer + started.location).body)
+
+
+def _way_back(console_said: str) -> str:
+    """The return URL the console agent names (it has no browser to open it in)."""
+    back = re.search(r"Go back to the website: (\S+)", console_said)
+    assert back, console_said
+    return back.group(1)
 
 
 def _id_token(oidc: Oidc, token: str, client_id: str, nonce: str) -> dict[str, Any]:
@@ -319,15 +328,13 @@ def test_a_leaked_login_page_or_return_url_gives_another_browser_nothing(
     page = mine.get(page_url)
     lid = login_id(page.body)
     assert theirs.post(f"{oidc.issuer}/login/start", {"l": lid}).status == 403
-    started = mine.post(f"{oidc.issuer}/login/start", {"l": lid})
-    link = agent_link(mine.get(oidc.issuer + started.location).body)
+    _, link = _start(oidc, mine, page.body)
     done = console(["open", link], person, oidc.tls, typed=f"{PASSWORD}\n")
     assert done.returncode == 0, done.stderr
-    back = re.search(r"Go back to the website: (\S+)", done.stderr)
-    assert back
-    stolen = theirs.get(back.group(1))
+    back = _way_back(done.stderr)
+    stolen = theirs.get(back)
     assert stolen.status == 403 and "started in another browser" in stolen.body
-    late = mine.get(back.group(1))  # spent by its first use
+    late = mine.get(back)  # spent by its first use
     assert late.status == 403
     status = mine.get(f"{oidc.issuer}/login/status?l={lid}")
     assert json.loads(status.body)["finished"] is True and "next" not in status.body
@@ -535,14 +542,10 @@ def test_a_login_hint_is_used_only_when_the_person_confirms_it(oidc: Oidc, perso
     page = browser.get(oidc.issuer + browser.get(url).location)
     assert "Exempelsajten thinks you are 19811218-****." in page.body
     assert str(ANNA.personal_number) not in page.body
-    lid = login_id(page.body)
-    started = browser.post(f"{oidc.issuer}/login/start", {"l": lid, "hint": "yes"})
-    link = agent_link(browser.get(oidc.issuer + started.location).body)
+    _, link = _start(oidc, browser, page.body, hint="yes")
     done = console(["open", link], person, oidc.tls, typed=f"{PASSWORD}\n")
     assert done.returncode == 0, done.stderr
-    back = re.search(r"Go back to the website: (\S+)", done.stderr)
-    assert back
-    returned = browser.get(back.group(1))
+    returned = browser.get(_way_back(done.stderr))
     token = _exchange(oidc, session, returned.location, verifier)
     assert _id_token(oidc, token["id_token"], "site", "n")["acr"].endswith("bankid-file")
     # a hint that is no personal number is not shown
@@ -593,9 +596,7 @@ def test_a_cancel_in_the_agent_is_shown_and_goes_back_as_access_denied(
         f"{oidc.issuer}/authorize", code_verifier=generate_token(48), nonce="n"
     )
     page = browser.get(oidc.issuer + browser.get(url).location)
-    lid = login_id(page.body)
-    started = browser.post(f"{oidc.issuer}/login/start", {"l": lid})
-    link = agent_link(browser.get(oidc.issuer + started.location).body)
+    lid, link = _start(oidc, browser, page.body)
     done = console(["open", link], person, oidc.tls, typed="\n")  # an empty line: cancel
     assert done.returncode == 1, done.stderr
     status = json.loads(browser.get(f"{oidc.issuer}/login/status?l={lid}").body)
