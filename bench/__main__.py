@@ -21,6 +21,7 @@ from bench import (
     fuzz,
     installer,
     issuer,
+    memory,
     oidc,
     pkcs11,
     relay,
@@ -71,6 +72,7 @@ def main() -> int:
             "oidc",
             "pkcs11",
             "xmlsig",
+            "memory",
         ],  # below
         help="run only this group (repeatable); results.json is then not written",
     )
@@ -89,6 +91,7 @@ def main() -> int:
         "oidc",
         "pkcs11",
         "xmlsig",
+        "memory",
     ]
     wanted = set(args.only or groups)
     if wanted & {"cards", "pkcs11"}:
@@ -130,6 +133,8 @@ def main() -> int:
             figures += pkcs11.run(ca, Path(tmp), runs=args.runs)
         if "xmlsig" in wanted:
             figures += xmlsig.run(ca, now, runs=args.runs)
+        if "memory" in wanted:
+            figures += memory.run()
     width = max(len(f.name) for f in figures)
     print(f"{'figure':<{width}}  {'median':>11}  {'baseline':>11}  {'ratio':>7}  target")
     for f in figures:
