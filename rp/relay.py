@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import http.client
 import json
 import ssl
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,7 +121,9 @@ class RelayApiError(Exception):
 
 class RelayApi:
     """The relay's relying-party API — BankID's v6.0 — with the site's TLS client
-    certificate, blocking (urllib): call it from a thread in an async server. Any BankID
+    certificate, blocking: call it from a thread in an async server. Each thread keeps
+    its connection to the relay alive between calls (a mutual-TLS handshake per call was
+    most of what a login through eid-oidc cost: ``./dev bench --only oidc``). Any BankID
     v6.0 client library does the same; this one is here so a Python site needs nothing
     else."""
 
@@ -135,12 +137,15 @@ class RelayApi:
     ) -> None:
         """``certificate``: the site's client certificate and key (PEM files), as the
         relay registered it for the party. Raises: ValueError, OSError, ssl.SSLError."""
-        if urllib.parse.urlsplit(base_url).scheme != "https":
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "https" or not parts.hostname:
             raise ValueError("the relay is reached over https (with a client certificate)")
-        self._base = base_url.rstrip("/") + "/rp/v6.0"
+        self._host, self._port = parts.hostname, parts.port or 443
+        self._path = parts.path.rstrip("/") + "/rp/v6.0"
         self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self._tls.load_cert_chain(str(certificate[0]), str(certificate[1]))
         self._timeout = timeout
+        self._local = threading.local()
 
     def auth(self, end_user_ip: str, **fields: Any) -> dict[str, Any]:
         return self._post("/auth", {"endUserIp": end_user_ip, **fields})
@@ -155,26 +160,62 @@ class RelayApi:
     def cancel(self, order_ref: str) -> dict[str, Any]:
         return self._post("/cancel", {"orderRef": order_ref})
 
+    def _connection(self) -> http.client.HTTPSConnection:
+        connection: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
+        if connection is None:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=self._tls
+            )
+            self._local.conn = connection
+        return connection
+
     def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Raises: RelayApiError, OSError (unreachable)."""
-        request = urllib.request.Request(  # noqa: S310 - the site's own relay, https
-            self._base + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout, context=self._tls) as r:  # noqa: S310 - https to the site's own relay
-                answer = strictjson.loads(r.read(1 << 20))
-        except urllib.error.HTTPError as exc:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        for attempt in (1, 2):
+            connection = self._connection()
+            reused = connection.sock is not None
             try:
-                error = strictjson.loads(exc.read(1 << 16))
+                connection.request("POST", self._path + path, body=data, headers=headers)
+                response = connection.getresponse()
+                status, raw = response.status, response.read(1 << 20)
+                if not response.isclosed():  # more than a relay ever answers: not reused
+                    connection.close()
+            except (
+                http.client.RemoteDisconnected,
+                BrokenPipeError,
+                ConnectionResetError,
+                ssl.SSLEOFError,
+                ssl.SSLZeroReturnError,
+            ):
+                connection.close()
+                if reused and attempt == 1:
+                    # the relay closed a kept-alive connection while it was idle: the
+                    # request never reached it, so it is sent again on a new one
+                    continue
+                raise
+            except OSError:
+                connection.close()
+                raise
+            except http.client.HTTPException as exc:  # an answer that is not HTTP
+                connection.close()
+                raise OSError(f"the relay answered no HTTP: {type(exc).__name__}") from None
+            break
+        if status != 200:
+            try:
+                error = strictjson.loads(raw[: 1 << 16])
             except ValueError:
                 error = {}
             if not isinstance(error, dict):
                 error = {}
             raise RelayApiError(
-                exc.code, str(error.get("errorCode", "")), str(error.get("details", ""))
-            ) from None
+                status, str(error.get("errorCode", "")), str(error.get("details", ""))
+            )
+        try:
+            answer = strictjson.loads(raw)
+        except ValueError:
+            raise RelayApiError(200, "invalidAnswer", "not JSON") from None
         if not isinstance(answer, dict):
             raise RelayApiError(200, "invalidAnswer", "not a JSON object")
         return answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -376,3 +377,49 @@ def test_a_login_is_for_the_order_the_session_bound_last() -> None:
     unbound = rp.RelayLogin("https://shop.example/eid/return")
     unbound.returned("t", unbound.start("t", now).split("eidReturn=")[1], now)
     assert not unbound.may_log_in("t", _done("order-2"))  # never bound: no login
+
+
+async def test_the_relay_api_keeps_its_connection_and_survives_an_idle_close(
+    tmp_path: Path,
+) -> None:
+    """``rp.RelayApi`` keeps one connection per thread alive between calls (a mutual-TLS
+    handshake per call was most of a login's cost); when the server has closed it while
+    idle, the next call goes out again on a new connection instead of failing."""
+    import asyncio
+    import ssl
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiohttp import web
+
+    from issuer.servecli import dev_tls
+    from rp import RelayApi
+    from tests.bridge_kit import free_port
+
+    (tmp_path / "tls").mkdir()
+    cert, key = dev_tls(tmp_path / "tls", dt.datetime.now(dt.UTC))
+    peers: list[object] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        return web.json_response({"orderRef": "r", "status": "pending"})
+
+    app = web.Application()
+    app.router.add_post("/rp/v6.0/collect", collect)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    runner = web.AppRunner(app, keepalive_timeout=0.3)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    api = RelayApi(f"https://127.0.0.1:{port}", (cert, key), ca_file=cert)
+    calls = asyncio.get_running_loop()
+    try:
+        with ThreadPoolExecutor(1) as one:  # one thread: its one kept connection
+            for _ in range(3):
+                assert (await calls.run_in_executor(one, api.collect, "r"))["status"] == "pending"
+            assert len(set(peers)) == 1  # one connection, kept
+            await asyncio.sleep(0.8)  # the server closes it while idle
+            assert (await calls.run_in_executor(one, api.collect, "r"))["status"] == "pending"
+            assert len(set(peers)) == 2  # sent again on a new one
+    finally:
+        await runner.cleanup()
