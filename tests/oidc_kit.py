@@ -229,11 +229,14 @@ def oidc(tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path]) -> It
         )
         # the person's settings: this loopback relay may be asked
         (tmp_path / "config.toml").write_text(f'[relay]\nallow = ["127.0.0.1:{relay.port}"]\n')
-        provider = OidcProcess(config, tls, port)
+        running = Oidc(
+            issuer, relay, OidcProcess(config, tls, port), config, tls, folder, callback_port
+        )
         try:
-            yield Oidc(issuer, relay, provider, config, tls, folder, callback_port)
+            yield running
         finally:
-            said = provider.stop()
+            # the provider running now: a test may have restarted it (key rotation)
+            said = running.provider.stop()
             assert "Traceback" not in said, said
             # logins are named by a hash prefix; no person's number reaches the log
             assert "198112189876" not in said and "19811218" not in said, said

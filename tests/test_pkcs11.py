@@ -329,3 +329,92 @@ def test_probe_results_are_kept_by_module_file(tmp_path: Path) -> None:
     shutil.copyfile(MODULE, library)
     again = ProbeCache(cache_file).probe(library)
     assert again.ok and again.detail == "Implementation of PKCS11"
+
+
+_WAITING_FINALIZE = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <p11-kit/pkcs11.h>
+
+static CK_FUNCTION_LIST ours;
+static CK_FUNCTION_LIST_PTR real;
+
+/* Like OpenSC's C_Finalize waiting on pcscd, which waits on a card: this one waits (up
+   to 5 s) for a file that a Python thread of the caller's process makes, and writes
+   down whether it came. */
+static CK_RV waiting_finalize(CK_VOID_PTR reserved) {
+    int waited = 0;
+    FILE *said;
+    while (access(GATE, F_OK) != 0 && waited < 5000) { usleep(1000); waited++; }
+    said = fopen(SAID, "w");
+    if (said != NULL) {
+        fputs(access(GATE, F_OK) == 0 ? "came" : "never came", said);
+        fclose(said);
+    }
+    return real->C_Finalize(reserved);
+}
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
+    CK_C_GetFunctionList get;
+    void *inner = dlopen(INNER, RTLD_NOW | RTLD_LOCAL);
+    if (inner == NULL) return CKR_GENERAL_ERROR;
+    get = (CK_C_GetFunctionList)dlsym(inner, "C_GetFunctionList");
+    if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
+    ours = *real;
+    ours.C_GetFunctionList = C_GetFunctionList;
+    ours.C_Finalize = waiting_finalize;
+    *list = &ours;
+    return CKR_OK;
+}
+"""
+
+
+def test_c_finalize_lets_the_other_threads_run(tmp_path: Path, softhsm: SoftHsm) -> None:
+    """A module's C_Finalize may wait on something that needs this process's other
+    threads (OpenSC: pcscd, which was asking the tests' in-process virtual card for its
+    ATR — a serial run once stopped so, all three waiting). The agent calls it without
+    the interpreter lock: here a module whose C_Finalize waits for a file a Python thread
+    makes sees the file come (with the lock held, as python-pkcs11 calls it, it never
+    would)."""
+    import threading
+    import time
+
+    from agent.credentials.pkcs11.lib import Module
+    from tests.pinpad_kit import HEADERS
+    from tests.softhsm_kit import MODULE
+
+    softhsm.init_token("anna")
+    gate, said = tmp_path / "gate", tmp_path / "said"
+    source, library = tmp_path / "waiting.c", tmp_path / "libwaiting-pkcs11.so"
+    source.write_text(_WAITING_FINALIZE)
+    subprocess.run(
+        [
+            "/usr/bin/gcc",
+            "-shared",
+            "-fPIC",
+            f"-I{HEADERS}",
+            f'-DGATE="{gate}"',
+            f'-DSAID="{said}"',
+            f'-DINNER="{MODULE}"',
+            "-o",
+            str(library),
+            str(source),
+            "-ldl",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    module = Module(str(library))
+    assert module.present()  # loaded and initialised: SoftHSM2's token behind it
+
+    def open_the_gate() -> None:
+        time.sleep(0.2)  # C_Finalize is waiting by now
+        gate.touch()
+
+    helper = threading.Thread(target=open_the_gate)
+    helper.start()
+    module.close()
+    helper.join()
+    assert said.read_text() == "came"

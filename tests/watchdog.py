@@ -29,15 +29,21 @@ _WATCH = r"""
 import os, select, shutil, signal, subprocess, sys, time
 target = int(sys.argv[1])
 deadline = None
+pending = b""
 while True:
     wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-    ready, _, _ = select.select([sys.stdin], [], [], wait)
+    ready, _, _ = select.select([0], [], [], wait)
     if ready:
-        line = sys.stdin.readline()
-        if not line:
+        # the fd itself, never a buffered readline: lines read ahead into a buffer would
+        # wait there while select() waits on the pipe (a hang went unseen so)
+        chunk = os.read(0, 4096)
+        if not chunk:
             break  # the test process ended
-        word, _, rest = line.partition(" ")
-        deadline = time.monotonic() + float(rest) if word == "arm" else None
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            word, _, rest = line.decode().partition(" ")
+            deadline = time.monotonic() + float(rest) if word == "arm" else None
         continue
     out = sys.stderr
     out.write("\nwatchdog: a test ran past its hard stop; the stacks follow\n")

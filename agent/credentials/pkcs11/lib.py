@@ -4,16 +4,19 @@ values (``contents``) and the project's typed errors.
 A module is initialised with ``C_Initialize(NULL)`` (python-pkcs11 passes no locking
 callbacks), which promises it one caller at a time: every call here holds the module's
 lock. python-pkcs11 releases the GIL inside each call, so a slow card or a PIN pad in an
-executor thread never stalls the agent's loop (ADR 0015).
+executor thread never stalls the agent's loop (ADR 0015) — all but ``C_Finalize``, which
+this module therefore makes itself (``_finalize``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pkcs11
 from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass
@@ -95,6 +98,7 @@ class Module:
             self._lib = pkcs11.lib(path)
         except (p11.PKCS11Error, OSError) as exc:
             raise ModuleUnusable(path, str(exc) or type(exc).__name__) from None
+        self._finalizer = _native_finalize(path)
         self.description = _text(self._lib.library_description)
 
     # -- reading ---------------------------------------------------------------------------
@@ -112,7 +116,7 @@ class Module:
         """
         with self._lock, self._mapped("list tokens", pin_sent=False):
             if self._leaked >= LEAKED_SESSIONS_LIMIT:
-                self._lib.reinitialize()
+                self._reinitialize()
                 self._leaked = 0
                 self._slots = None
             if self._slots is None or relist:
@@ -371,7 +375,7 @@ class Module:
         with self._lock:
             with self._mapped("find token", pin_sent=False):
                 if self._leaked:  # an SO login is refused while any read-only session lives
-                    self._lib.reinitialize()
+                    self._reinitialize()
                     self._leaked = 0
                     self._slots = None  # the old slot objects belong to the old session
                 token = self._token(ref)
@@ -495,13 +499,69 @@ class Module:
         """C_Finalize and C_Initialize: the module reads its tokens afresh — OpenSC binds a
         card once, so a PIV card that piv-tool changed is seen only after this."""
         with self._lock, self._mapped("reload", pin_sent=False):
-            self._lib.reinitialize()
+            self._reinitialize()
             self._slots, self._leaked = None, 0
             self._always.clear()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(p11.PKCS11Error):
+            self._finalize()
+
+    def _reinitialize(self) -> None:
+        self._finalize()
+        self._lib.initialize()
+
+    def _finalize(self) -> None:
+        """C_Finalize with the interpreter lock released. python-pkcs11 holds it through
+        this one call (every other call releases it), and OpenSC's C_Finalize waits on
+        pcscd (SCardDisconnect), which may be waiting on the card: every other thread of
+        the agent stops meanwhile, and a card served by this same process cannot answer.
+        Seen in the tests as a run that never ended — gdb's stacks: C_Finalize in
+        SCardDisconnect with the lock held, pcscd's reader thread asking the virtual card
+        for its ATR, the virtual card's thread waiting for the lock. python-pkcs11's own
+        call afterwards only marks its object finalised: the module answers at once that
+        it is not initialised."""
+        if self._finalizer is not None and self._lib.initialized:
+            rv = self._finalizer(None)  # ctypes lets the interpreter lock go during it
+            if rv:
+                log.info("PKCS#11 module %s: C_Finalize returned 0x%x", self.path, rv)
+        with contextlib.suppress(p11.PKCS11Error):
             self._lib.finalize()
+
+
+class _Version(ctypes.Structure):
+    _fields_ = (("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte))
+
+
+class _FunctionList(ctypes.Structure):
+    """The head of CK_FUNCTION_LIST: its version, then the functions in the standard's
+    order (only the first two are read here)."""
+
+    _fields_ = (
+        ("version", _Version),
+        ("C_Initialize", ctypes.c_void_p),
+        ("C_Finalize", ctypes.c_void_p),
+    )
+
+
+_FINALIZE = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_void_p)  # ctypes drops the GIL in it
+
+
+def _native_finalize(path: str) -> Callable[[None], int] | None:
+    """The module's C_Finalize from its function list, in the copy python-pkcs11 loaded
+    (never a second one); None where that cannot be had (python-pkcs11's is used then)."""
+    try:
+        native = ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_NOLOAD)
+        get = native.C_GetFunctionList
+    except (OSError, AttributeError):
+        return None
+    get.argtypes = [ctypes.POINTER(ctypes.POINTER(_FunctionList))]
+    get.restype = ctypes.c_ulong
+    functions = ctypes.POINTER(_FunctionList)()
+    if get(ctypes.byref(functions)) != 0 or not functions or not functions.contents.C_Finalize:
+        return None
+    finalize: Callable[[None], int] = _FINALIZE(functions.contents.C_Finalize)
+    return finalize
 
 
 class _Refused(Exception):
