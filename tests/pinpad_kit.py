@@ -17,16 +17,35 @@ from tests.softhsm_kit import MODULE
 
 HEADERS = "/usr/include/p11-kit-1"  # libp11-kit-dev: the PKCS#11 header
 
-SOURCE = r"""
+# What each test module shares: SoftHSM2's own functions, some replaced by ``REPLACE``
+# (C statements on ``ours``), with the functions defined in ``BODY``.
+WRAPPER = r"""
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <p11-kit/pkcs11.h>
 
 static CK_FUNCTION_LIST ours;
 static CK_FUNCTION_LIST_PTR real;
 
-static CK_RV pad_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
+BODY
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
+    CK_C_GetFunctionList get;
+    void *inner = dlopen(INNER, RTLD_NOW | RTLD_LOCAL);
+    if (inner == NULL) return CKR_GENERAL_ERROR;
+    get = (CK_C_GetFunctionList)dlsym(inner, "C_GetFunctionList");
+    if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
+    ours = *real;
+    ours.C_GetFunctionList = C_GetFunctionList;
+    REPLACE
+    *list = &ours;
+    return CKR_OK;
+}
+"""
+
+PIN_PAD = r"""static CK_RV pad_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
     CK_RV rv = real->C_GetTokenInfo(slot, info);
     if (rv == CKR_OK) info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
     return rv;
@@ -52,21 +71,35 @@ static CK_RV pad_login(CK_SESSION_HANDLE session, CK_USER_TYPE user,
     fclose(file);
     return real->C_Login(session, user, (CK_UTF8CHAR_PTR)typed, line);
 }
-
-CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
-    CK_C_GetFunctionList get;
-    void *inner = dlopen(INNER, RTLD_NOW | RTLD_LOCAL);
-    if (inner == NULL) return CKR_GENERAL_ERROR;
-    get = (CK_C_GetFunctionList)dlsym(inner, "C_GetFunctionList");
-    if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
-    ours = *real;
-    ours.C_GetFunctionList = C_GetFunctionList;
-    ours.C_GetTokenInfo = pad_token_info;
-    ours.C_Login = pad_login;
-    *list = &ours;
-    return CKR_OK;
-}
 """
+
+
+def build_wrapper(
+    folder: Path, name: str, body: str, replace: str, defines: dict[str, Path]
+) -> Path:
+    """A PKCS#11 module over SoftHSM2 with some of its functions replaced: compiled
+    here with the system's gcc against p11-kit's header; ``defines``: C string macros."""
+    source, library = folder / f"{name}.c", folder / f"lib{name}-pkcs11.so"
+    source.write_text(WRAPPER.replace("BODY", body).replace("REPLACE", replace))
+    macros = [f'-D{k}="{v}"' for k, v in {**defines, "INNER": MODULE}.items()]
+    subprocess.run(
+        [
+            "/usr/bin/gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            f"-I{HEADERS}",
+            *macros,
+            "-o",
+            str(library),
+            str(source),
+            "-ldl",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return library
 
 
 @dataclass
@@ -84,26 +117,7 @@ class PinPad:
 
 
 def build_pin_pad(folder: Path) -> PinPad:
-    source, library = folder / "pinpad.c", folder / "libpinpad-pkcs11.so"
     keypad = folder / "keypad"
     keypad.write_text("")
-    source.write_text(SOURCE)
-    subprocess.run(
-        [
-            "/usr/bin/gcc",
-            "-shared",
-            "-fPIC",
-            "-O1",
-            f"-I{HEADERS}",
-            f'-DKEYPAD="{keypad}"',
-            f'-DINNER="{MODULE}"',
-            "-o",
-            str(library),
-            str(source),
-            "-ldl",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return PinPad(library, keypad)
+    replace = "ours.C_GetTokenInfo = pad_token_info; ours.C_Login = pad_login;"
+    return PinPad(build_wrapper(folder, "pinpad", PIN_PAD, replace, {"KEYPAD": keypad}), keypad)

@@ -332,14 +332,6 @@ def test_probe_results_are_kept_by_module_file(tmp_path: Path) -> None:
 
 
 _WAITING_FINALIZE = r"""
-#include <dlfcn.h>
-#include <stdio.h>
-#include <unistd.h>
-#include <p11-kit/pkcs11.h>
-
-static CK_FUNCTION_LIST ours;
-static CK_FUNCTION_LIST_PTR real;
-
 /* Like OpenSC's C_Finalize waiting on pcscd, which waits on a card: this one waits (up
    to 5 s) for a file that a Python thread of the caller's process makes, and writes
    down whether it came. */
@@ -353,19 +345,6 @@ static CK_RV waiting_finalize(CK_VOID_PTR reserved) {
         fclose(said);
     }
     return real->C_Finalize(reserved);
-}
-
-CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {
-    CK_C_GetFunctionList get;
-    void *inner = dlopen(INNER, RTLD_NOW | RTLD_LOCAL);
-    if (inner == NULL) return CKR_GENERAL_ERROR;
-    get = (CK_C_GetFunctionList)dlsym(inner, "C_GetFunctionList");
-    if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
-    ours = *real;
-    ours.C_GetFunctionList = C_GetFunctionList;
-    ours.C_Finalize = waiting_finalize;
-    *list = &ours;
-    return CKR_OK;
 }
 """
 
@@ -381,31 +360,13 @@ def test_c_finalize_lets_the_other_threads_run(tmp_path: Path, softhsm: SoftHsm)
     import time
 
     from agent.credentials.pkcs11.lib import Module
-    from tests.pinpad_kit import HEADERS
-    from tests.softhsm_kit import MODULE
+    from tests.pinpad_kit import build_wrapper
 
     softhsm.init_token("anna")
     gate, said = tmp_path / "gate", tmp_path / "said"
-    source, library = tmp_path / "waiting.c", tmp_path / "libwaiting-pkcs11.so"
-    source.write_text(_WAITING_FINALIZE)
-    subprocess.run(
-        [
-            "/usr/bin/gcc",
-            "-shared",
-            "-fPIC",
-            f"-I{HEADERS}",
-            f'-DGATE="{gate}"',
-            f'-DSAID="{said}"',
-            f'-DINNER="{MODULE}"',
-            "-o",
-            str(library),
-            str(source),
-            "-ldl",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    replace = "ours.C_Finalize = waiting_finalize;"
+    defines = {"GATE": gate, "SAID": said}
+    library = build_wrapper(tmp_path, "waiting", _WAITING_FINALIZE, replace, defines)
     module = Module(str(library))
     assert module.present()  # loaded and initialised: SoftHSM2's token behind it
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,18 +79,7 @@ def test_a_relay_order_in_the_desktop_dialog(
 ) -> None:
     env, opened = _session(tmp_path, screen, person)
     config = person.parent / "config.toml"
-    with AgentProcess(
-        person,
-        "--no-bridge",
-        "--no-cards",
-        "--ui",
-        "desktop",
-        "--relay-ca",
-        str(tls[0]),
-        "--config",
-        str(config),
-        env=env,
-    ) as agent:
+    with _desktop_agent(person, tls, config, env) as agent:
         agent.ready()
         status, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP, "returnUrl": RETURN})
         assert status == 200
@@ -144,18 +134,7 @@ def test_a_browser_that_cannot_be_opened_gets_the_address_in_a_notice(
     with the page left pending. OK tries to open it once more."""
     env, opened = _session(tmp_path, screen, person, browser_fails=True)
     config = person.parent / "config.toml"
-    with AgentProcess(
-        person,
-        "--no-bridge",
-        "--no-cards",
-        "--ui",
-        "desktop",
-        "--relay-ca",
-        str(tls[0]),
-        "--config",
-        str(config),
-        env=env,
-    ) as agent:
+    with _desktop_agent(person, tls, config, env) as agent:
         agent.ready()
         _, started = relay.call("/rp/v6.0/auth", {"endUserIp": IP, "returnUrl": RETURN})
         link = door_kit.link(started["autoStartToken"], f"https://127.0.0.1:{relay.port}")
@@ -170,6 +149,36 @@ def test_a_browser_that_cannot_be_opened_gets_the_address_in_a_notice(
         screen.key(notice, "Return")  # OK: through GIO once more
         assert recorded(opened, 2) == [RETURN, RETURN], agent.stderr[-2000:]
         assert "xdg-open could not open the way back" in agent.stderr
+
+
+def _desktop_agent(
+    data: Path, tls: tuple[Path, Path], config: Path, env: dict[str, str], *, cards: bool = False
+) -> AgentProcess:
+    """The person's agent on the screen: the desktop dialogs and tray, no bridge, the test
+    relay's certificate trusted; card readers and tokens watched only if asked."""
+    extra = () if cards else ("--no-cards",)
+    return AgentProcess(
+        data,
+        "--no-bridge",
+        *extra,
+        "--ui",
+        "desktop",
+        "--relay-ca",
+        str(tls[0]),
+        "--config",
+        str(config),
+        env=env,
+    )
+
+
+def _collected(relay: RelayProcess, ref: dict[str, str], seconds: float = 20) -> dict[str, Any]:
+    """``collect`` until the order is no longer pending (or ``seconds`` pass)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        collected: dict[str, Any] = relay.call("/rp/v6.0/collect", ref)[1]
+        if collected["status"] != "pending" or time.monotonic() > deadline:
+            return collected
+        time.sleep(0.1)
 
 
 def subprocess_run(argv: list[str], env: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -188,8 +197,6 @@ def test_orders_waiting_for_me_from_the_tray(
     opened. The person picks "Orders waiting for me" in the tray, types the password to
     look, is shown who called whom and takes it; the usual dialog shows the text, and
     the site collects the signature."""
-    import time as clock
-
     config = person.parent / "config.toml"
     config.write_text(config.read_text() + f'ask = ["https://127.0.0.1:{relay.port}"]\n')
     text = "Jag godkänner att lånet flyttas."
@@ -200,22 +207,11 @@ def test_orders_waiting_for_me_from_the_tray(
     }
     status, started = relay.call("/rp/v6.0/phone/sign", body)
     assert status == 200 and set(started) == {"orderRef"}
-    with AgentProcess(
-        person,
-        "--no-bridge",
-        "--no-cards",
-        "--ui",
-        "desktop",
-        "--relay-ca",
-        str(tls[0]),
-        "--config",
-        str(config),
-        env=screen.env,
-    ) as agent:
+    with _desktop_agent(person, tls, config, screen.env) as agent:
         agent.ready()
         screen.tray_docked()
         screen.tray_click()
-        clock.sleep(0.3)  # the menu opens under the pointer
+        time.sleep(0.3)  # the menu opens under the pointer
         screen.xdotool("key", "Down", "Down", "Return")  # My BankIDs, Orders waiting for me
         [password] = screen.wait_window("eID Agent")
         screen.screenshot(password, "waiting-password")
@@ -235,12 +231,7 @@ def test_orders_waiting_for_me_from_the_tray(
         screen.screenshot(dialog, "waiting-dialog")
         screen.type_into(dialog, PASSWORD)
         screen.key(dialog, "Return")
-        deadline = clock.monotonic() + 20
-        while clock.monotonic() < deadline:
-            collected = relay.call("/rp/v6.0/collect", ref)[1]
-            if collected["status"] != "pending":
-                break
-            clock.sleep(0.1)
+        collected = _collected(relay, ref)
         assert collected["status"] == "complete", (collected, agent.stderr[-3000:])
     assert PASSWORD not in agent.stderr and "Traceback" not in agent.stderr
 
@@ -256,8 +247,6 @@ def test_orders_waiting_for_me_with_a_security_key(
     """The same from the tray with a BankID on a security key and none on file: the
     window asks for the key's PIN (a wrong one first: the key's answer is shown and the
     PIN asked again), and the order is signed with the key."""
-    import time as clock
-
     softhsm.bankid("anna", ca)
     data = tmp_path / "anna"
     config = tmp_path / "config.toml"
@@ -270,22 +259,12 @@ def test_orders_waiting_for_me_with_a_security_key(
     status, started = relay.call("/rp/v6.0/phone/auth", body)
     assert status == 200
     env = screen.env | softhsm.env | {"PCSCLITE_CSOCK_NAME": NO_PCSC}
-    with AgentProcess(
-        data,
-        "--no-bridge",
-        "--ui",
-        "desktop",
-        "--relay-ca",
-        str(tls[0]),
-        "--config",
-        str(config),
-        env=env,
-    ) as agent:
+    with _desktop_agent(data, tls, config, env, cards=True) as agent:
         agent.ready()
         agent.wait_for_output("token BankID", stream="stderr")
         screen.tray_docked()
         screen.tray_click()
-        clock.sleep(0.3)
+        time.sleep(0.3)
         screen.xdotool("key", "Down", "Down", "Return")  # My BankIDs, Orders waiting for me
         [pin] = screen.wait_window("eID Agent")
         screen.type_into(pin, "000000")
@@ -303,11 +282,6 @@ def test_orders_waiting_for_me_with_a_security_key(
         screen.type_into(dialog, USER_PIN)
         screen.key(dialog, "Return")
         ref = {"orderRef": started["orderRef"]}
-        deadline = clock.monotonic() + 20
-        while clock.monotonic() < deadline:
-            collected = relay.call("/rp/v6.0/collect", ref)[1]
-            if collected["status"] != "pending":
-                break
-            clock.sleep(0.1)
+        collected = _collected(relay, ref)
         assert collected["status"] == "complete", (collected, agent.stderr[-3000:])
     assert USER_PIN not in agent.stderr and "Traceback" not in agent.stderr
