@@ -623,14 +623,26 @@ async def _login_page(request: web.Request) -> web.Response:
     return await _render(request, login, login_id)
 
 
-async def _login_start(request: web.Request) -> web.Response:
-    provider = request.app[PROVIDER]
+async def _posted_login(
+    request: web.Request,
+) -> tuple[MultiDictProxy[str | bytes | Any], str, Login] | web.Response:
+    """A form a login page posts (``l``: its login): the form, the id and the login, if
+    this browser started it; else the page that says why not."""
     form = await request.post()
     login_id = form.get("l")
     login = await _own_login(request, login_id if isinstance(login_id, str) else None)
     if isinstance(login, web.Response):
         return login
-    assert isinstance(login_id, str)
+    assert isinstance(login_id, str)  # _own_login answers anything else with its page
+    return form, login_id, login
+
+
+async def _login_start(request: web.Request) -> web.Response:
+    provider = request.app[PROVIDER]
+    posted = await _posted_login(request)
+    if isinstance(posted, web.Response):
+        return posted
+    form, login_id, login = posted
     if login.phase == "new":
         auth = rules.AuthRequest.from_json(login.request)
         value = secrets.token_urlsafe(32)
@@ -707,11 +719,10 @@ async def _login_return(request: web.Request) -> web.Response:
 
 async def _login_cancel(request: web.Request) -> web.Response:
     provider = request.app[PROVIDER]
-    form = await request.post()
-    login_id = form.get("l")
-    login = await _own_login(request, login_id if isinstance(login_id, str) else None)
-    if isinstance(login, web.Response):
-        return login
+    posted = await _posted_login(request)
+    if isinstance(posted, web.Response):
+        return posted
+    _, _, login = posted
     if login.order_ref is not None and login.phase == "started":
         ref = login.order_ref
         try:

@@ -6,11 +6,13 @@ verified with the rp kit; ``tokens list`` and ``doctor`` as a person runs them."
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ import rp
 from issuer.ca import CertificateAuthority
 from tests.agent_process import AgentProcess
 from tests.pinpad_kit import build_pin_pad
+from tests.relay_process_kit import RelayProcess, free_port, write_config
 from tests.softhsm_kit import MODULE, USER_PIN, SoftHsm
 from tests.test_pkcs11 import _crashing_module
 
@@ -36,6 +39,25 @@ def _config(tmp_path: Path, *modules: str | Path) -> Path:
     listed = ", ".join(json.dumps(str(m)) for m in modules)
     config.write_text(f"[pkcs11]\nmodules = [{listed}]\np11kit = false\n")
     return config
+
+
+@contextlib.contextmanager
+def _relay_beside(
+    tmp_path: Path, ca: CertificateAuthority, tls: tuple[Path, Path], module: str | Path
+) -> Iterator[tuple[RelayProcess, Path]]:
+    """A relay process trusting ``ca``, and the person's settings: ``module`` as their
+    PKCS#11 module, the relay allowed. Yields the relay and the settings file."""
+
+    port = free_port()
+    relay_config = write_config(tmp_path / "relay", ca, origin=f"https://127.0.0.1:{port}")
+    config = _config(tmp_path, module)
+    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
+    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
+    try:
+        yield relay, config
+    finally:
+        if relay.proc.poll() is None:
+            assert "Traceback" not in relay.stop()
 
 
 def test_identification_and_signing_with_a_token_through_a_real_agent(
@@ -406,19 +428,13 @@ def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
     from issuer import make_file_credential
     from tests.conftest import ANNA, FAST_KDF, PASSWORD
     from tests.door_kit import console
-    from tests.relay_process_kit import RelayProcess, free_port, write_config
 
     softhsm.bankid("anna", token_ca)
     pad = build_pin_pad(tmp_path)
     data = tmp_path / "data"
     now = dt.datetime.now(dt.UTC)
     CredentialStore(data).add(make_file_credential(token_ca, ANNA, PASSWORD, now, kdf=FAST_KDF))
-    port = free_port()
-    relay_config = write_config(tmp_path / "relay", token_ca, origin=f"https://127.0.0.1:{port}")
-    config = _config(tmp_path, pad.module)
-    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
-    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
-    try:
+    with _relay_beside(tmp_path, token_ca, tls, pad.module) as (relay, config):
         status, started = relay.call(
             "/rp/v6.0/auth",
             {"endUserIp": "192.0.2.1", "requirement": {"cardReader": "class2"}},
@@ -427,7 +443,7 @@ def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
         pad.type(USER_PIN)
         link = (
             f"eid-agent:///?autostarttoken={started['autoStartToken']}"
-            f"&server=https://127.0.0.1:{port}"
+            f"&server=https://127.0.0.1:{relay.port}"
         )
         # Enter, then the PIN on the pad
         done = console(["open", link], data, tls, typed="\n", config=config, env=softhsm.env)
@@ -437,9 +453,6 @@ def test_a_relay_order_for_a_class2_reader_takes_only_the_pin_pad(
         collected = relay.call("/rp/v6.0/collect", {"orderRef": started["orderRef"]})[1]
         assert collected["status"] == "complete", collected
         assert pad.pending == []
-    finally:
-        if relay.proc.poll() is None:
-            assert "Traceback" not in relay.stop()
 
 
 def test_a_phone_order_found_with_a_bankid_on_a_token(
@@ -453,17 +466,11 @@ def test_a_phone_order_found_with_a_bankid_on_a_token(
     carried out with the PIN again, and the relay's result names the person."""
     from tests.conftest import ANNA
     from tests.door_kit import console
-    from tests.relay_process_kit import RelayProcess, free_port, write_config
 
     softhsm.bankid("anna", token_ca)
     data = tmp_path / "data"
-    port = free_port()
-    server = f"https://127.0.0.1:{port}"
-    relay_config = write_config(tmp_path / "relay", token_ca, origin=server)
-    config = _config(tmp_path, MODULE)
-    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
-    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
-    try:
+    with _relay_beside(tmp_path, token_ca, tls, MODULE) as (relay, config):
+        server = f"https://127.0.0.1:{relay.port}"
         status, started = relay.call(
             "/rp/v6.0/phone/auth",
             {"personalNumber": str(ANNA.personal_number), "callInitiator": "user"},
@@ -482,9 +489,6 @@ def test_a_phone_order_found_with_a_bankid_on_a_token(
         assert collected["status"] == "complete", collected
         user = collected["completionData"]["user"]
         assert user["personalNumber"] == str(ANNA.personal_number)
-    finally:
-        if relay.proc.poll() is None:
-            assert "Traceback" not in relay.stop()
 
 
 def test_a_bankid_with_rsa_keys_on_a_token_signs_relay_orders(
@@ -501,19 +505,13 @@ def test_a_bankid_with_rsa_keys_on_a_token_signs_relay_orders(
 
     from tests.conftest import ANNA
     from tests.door_kit import console
-    from tests.relay_process_kit import RelayProcess, free_port, write_config
     from tests.xml_kit import verified_everywhere
 
     softhsm.bankid("anna", token_ca, key_type="rsa:2048")
     data = tmp_path / "data"
-    port = free_port()
-    server = f"https://127.0.0.1:{port}"
-    relay_config = write_config(tmp_path / "relay", token_ca, origin=server)
-    config = _config(tmp_path, MODULE)
-    config.write_text(config.read_text() + f'\n[relay]\nallow = ["127.0.0.1:{port}"]\n')
-    relay = RelayProcess(relay_config, f"sqlite:///{tmp_path / 'relay.db'}", tls, port=port)
-    text = "Jag godkänner villkoren"
-    try:
+    with _relay_beside(tmp_path, token_ca, tls, MODULE) as (relay, config):
+        server = f"https://127.0.0.1:{relay.port}"
+        text = "Jag godkänner villkoren"
         body = {
             "endUserIp": "192.0.2.1",
             "userVisibleData": base64.b64encode(text.encode()).decode(),
@@ -550,6 +548,3 @@ def test_a_bankid_with_rsa_keys_on_a_token_signs_relay_orders(
         assert done.returncode == 0, done.stderr
         collected = relay.call("/rp/v6.0/collect", {"orderRef": phone["orderRef"]})[1]
         assert collected["status"] == "complete", collected
-    finally:
-        if relay.proc.poll() is None:
-            assert "Traceback" not in relay.stop()
