@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import functools
+import socket
 import sqlite3
 import ssl
 import statistics
@@ -147,9 +149,10 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
         new_ref=lambda: str(uuid.uuid4()),
         agent_version="bench",
     )
-    figures = []
     text = base64.b64encode(TEXT.encode()).decode()
-    for kind, extra in (("auth", {}), ("sign", {"userVisibleData": text})):
+
+    async def one(kind: str) -> tuple[dict[str, int], int]:
+        extra = {} if kind == "auth" else {"userVisibleData": text}
         body = {"endUserIp": "192.0.2.1", **extra}
         async with (
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls.site)) as http,
@@ -167,32 +170,87 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
             order, _ = await run_order(link.token, client, service)
         await asyncio.sleep(0.02)  # let the counter see the last answer
         server.close()
+        await server.wait_closed()
         assert order.completion is not None
-        completion = len(str(order.completion.wire()).encode())
+        return totals, len(str(order.completion.wire()).encode())
+
+    figures, both, first_both = [], 0, 0
+    for kind in ("auth", "sign"):
+        first, _ = await one(kind)  # the relay sees this BankID's chain for the first time
+        totals, completion = await one(kind)  # as every later order: the chain is known
         total = totals["up"] + totals["down"]
+        both += total
+        first_both += first["up"] + first["down"]
         name = "identification" if kind == "auth" else "signature"
         figures.append(
             Figure(
                 f"bytes agent↔relay, one {name}: fetch, progress, result",
                 "B",
                 total,
-                "the completion data alone",
+                "the v1 completion data alone (the XML signature)",
                 completion,
-                "≤ 3000 B",
-                total <= 3000,
-                f"up {totals['up']} B, down {totals['down']} B; TLS excluded; "
-                "the person answers at once here: each second a dialog stays open adds one "
-                "status call; the bridge's figure for the same order is above",
+                "—",
+                True,
+                f"up {totals['up']} B, down {totals['down']} B; TLS excluded; one WebSocket; "
+                f"the first order with this BankID at this relay sends its chain: "
+                f"{first['up'] + first['down']} B",
             )
         )
+    handshake = await _tls_handshake_bytes(tls, tls_port)
+    figures.append(
+        Figure(
+            "bytes agent↔relay, one identification and one signature",
+            "B",
+            both,
+            "the same two orders, each the first with its BankID at this relay",
+            first_both,
+            "≤ 3000 B",
+            both <= 3000,
+            f"TLS excluded; a TLS 1.3 handshake adds {handshake[0]} B (full) or "
+            f"{handshake[1]} B (resumed) per order",
+        )
+    )
     await service.aclose()
     await runner.cleanup()
     store.close()
     return figures
 
 
-def _completion(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> dict[str, Any]:
-    """What the agent posts: the XML signature it builds and signs (eidcore.xmlsig)."""
+async def _tls_handshake_bytes(tls: _Tls, port: int) -> tuple[int, int]:
+    """Bytes of an agent's TLS 1.3 handshake with the relay (its tickets and the closing
+    alerts included, no request): a full one, then one resuming its session."""
+    context = ssl.create_default_context(cafile=str(tls.files[0]))
+    counted = _free_port()
+    sizes = []
+    session = None
+    for _ in range(2):
+        totals = {"up": 0, "down": 0}
+        server = await asyncio.get_running_loop().create_server(
+            functools.partial(_Counter, port, totals), "127.0.0.1", counted
+        )
+
+        def handshake(earlier: ssl.SSLSession | None) -> tuple[ssl.SSLSession | None, bool]:
+            with (
+                socket.create_connection(("127.0.0.1", counted)) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1", session=earlier) as tls_,
+            ):
+                tls_.settimeout(0.2)
+                with contextlib.suppress(TimeoutError, ssl.SSLError):
+                    tls_.recv(1)  # the server's session tickets come after the handshake
+                return tls_.session, bool(tls_.session_reused)
+
+        session, reused = await asyncio.to_thread(handshake, session)
+        await asyncio.sleep(0.05)
+        server.close()
+        await server.wait_closed()
+        sizes.append(totals["up"] + totals["down"])
+    assert reused, "the second handshake should resume the first one's session"
+    return sizes[0], sizes[1]
+
+
+def _result(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> dict[str, Any]:
+    """What the agent sends (the agent API v2): the signature value of the XML document
+    it builds and signs (eidcore.xmlsig), and its chain's digest."""
     content = xmlsig.SignedContent(
         func=xmlsig.FuncId.IDENTIFICATION,
         visible=None,
@@ -206,35 +264,43 @@ def _completion(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> di
         version="bench",
     )
     unsigned = xmlsig.prepare(content, chain, xmlsig.Algorithm.ECDSA_SHA256)
-    document = unsigned.finish(key.sign(KeyPurpose.IDENTIFICATION, unsigned.signed_info))
-    return {"signature": base64.b64encode(document).decode(), "uhi": "YmVuY2g="}
+    value = key.sign(KeyPurpose.IDENTIFICATION, unsigned.signed_info)
+    return {
+        "signatureValue": base64.b64encode(value).decode(),
+        "chain": xmlsig.chain_digest(chain),
+        "version": "bench",
+        "uhi": "YmVuY2g=",
+    }
 
 
 async def _load(
-    port: int, orders: int, credential: Any, site: ssl.SSLContext, clients: int = 8
+    port: int, orders: int, credential: Any, tls: _Tls, clients: int = 8
 ) -> tuple[float, list[float]]:
+    """Each order as a site and an agent make it: the site's start and collect on its
+    kept-alive mutual-TLS connections, the agent's own WebSocket (a new TLS connection,
+    as every agent's order has)."""
     base = f"https://127.0.0.1:{port}"
     chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
+    encoded = [base64.b64encode(der).decode() for der in chain]
     collects: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(orders):
         queue.put_nowait(n)
 
-    async def client(http: aiohttp.ClientSession) -> None:
+    async def client(http: aiohttp.ClientSession, agent: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
             async with http.post(f"{base}/rp/v6.0/auth", json={"endUserIp": "192.0.2.1"}) as r:
                 started = await r.json()
-            token = {"autoStartToken": started["autoStartToken"]}
-            async with http.post(f"{base}/agent/v1/order", json=token) as r:
-                order = await r.json()
-            done = {
-                "orderRef": order["orderRef"],
-                "agentSecret": order["agentSecret"],
-                "completionData": _completion(order, credential, chain),
-            }
-            async with http.post(f"{base}/agent/v1/complete", json=done) as r:
-                assert r.status == 200, await r.text()
+            async with agent.ws_connect(f"{base}/agent/v2/order") as ws:
+                await ws.send_json({"fetch": started["autoStartToken"]})
+                order = (await ws.receive_json())["order"]
+                await ws.send_json({"result": _result(order, credential, chain)})
+                reply = await ws.receive_json()
+                if reply == {"need": "chain"}:
+                    await ws.send_json({"chain": encoded})
+                    reply = await ws.receive_json()
+                assert reply == {"status": "complete"}, reply
             began = time.perf_counter()
             async with http.post(
                 f"{base}/rp/v6.0/collect", json={"orderRef": order["orderRef"]}
@@ -243,19 +309,27 @@ async def _load(
             collects.append(time.perf_counter() - began)
 
     start = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site)) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls.site)) as http,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_agent_tls(tls))) as agent,
+    ):
+        await asyncio.gather(*(client(http, agent) for _ in range(clients)))
     return orders / (time.perf_counter() - start), collects
 
 
+def _agent_tls(tls: _Tls) -> ssl.SSLContext:
+    """An agent's side: the relay's certificate trusted, no client certificate."""
+    return ssl.create_default_context(cafile=str(tls.files[0]))
+
+
 def _bare_app(db: Path) -> web.Application:
-    """Four calls per order as the relay's, each one write and one read: the floor."""
+    """The same calls and messages as the relay's, each one SQLite write and read: the
+    floor. The site's start and collect; the agent's WebSocket with two messages."""
     conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT)")
 
-    async def call(request: web.Request) -> web.Response:
-        body = await request.json()
+    async def write_read(body: object) -> str:
         key = str(uuid.uuid4())
 
         def work() -> None:
@@ -263,36 +337,53 @@ def _bare_app(db: Path) -> web.Application:
             conn.execute("SELECT v FROM t WHERE k = ?", (key,)).fetchone()
 
         await asyncio.to_thread(work)
-        return web.json_response(
-            {"orderRef": key, "autoStartToken": key, "agentSecret": key, "status": "complete"}
-        )
+        return key
+
+    async def call(request: web.Request) -> web.Response:
+        key = await write_read(await request.json())
+        return web.json_response({"orderRef": key, "autoStartToken": key, "status": "complete"})
+
+    async def agent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            key = await write_read(message.json())
+            await ws.send_json({"order": {"orderRef": key}, "status": "complete"})
+        return ws
 
     app = web.Application()
-    for path in _PATHS:
+    for path in ("/rp/v6.0/auth", "/rp/v6.0/collect"):
         app.router.add_post(path, call)
+    app.router.add_get("/agent/v2/order", agent)
     return app
 
 
-_PATHS = ("/rp/v6.0/auth", "/agent/v1/order", "/agent/v1/complete", "/rp/v6.0/collect")
-
-
-async def _bare_load(port: int, orders: int, site: ssl.SSLContext, clients: int = 8) -> float:
-    """The same four calls, over the same mutual TLS, kept alive as the relay's are."""
+async def _bare_load(port: int, orders: int, tls: _Tls, clients: int = 8) -> float:
+    """The same calls, over the same TLS, the site's kept alive, the agent's WebSocket on
+    a connection of its own, as the relay's load makes them."""
     base = f"https://127.0.0.1:{port}"
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(orders):
         queue.put_nowait(n)
 
-    async def client(http: aiohttp.ClientSession) -> None:
+    async def client(http: aiohttp.ClientSession, agent: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
-            for path in _PATHS:
-                async with http.post(base + path, json={"x": 1}) as r:
-                    await r.read()
+            async with http.post(f"{base}/rp/v6.0/auth", json={"x": 1}) as r:
+                await r.read()
+            async with agent.ws_connect(f"{base}/agent/v2/order") as ws:
+                for step in ("fetch", "result"):
+                    await ws.send_json({step: 1})
+                    await ws.receive_json()
+            async with http.post(f"{base}/rp/v6.0/collect", json={"x": 1}) as r:
+                await r.read()
 
     start = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site)) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls.site)) as http,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_agent_tls(tls))) as agent,
+    ):
+        await asyncio.gather(*(client(http, agent) for _ in range(clients)))
     return orders / (time.perf_counter() - start)
 
 
@@ -306,7 +397,7 @@ async def _throughput(
     tls = _tls(tmp / "relay-load-tls", now)
     bare_port = _free_port()
     bare = await _serve(_bare_app(tmp / "bare.db"), bare_port, tls.server)
-    floor = await _bare_load(bare_port, orders, tls.site)
+    floor = await _bare_load(bare_port, orders, tls)
     await bare.cleanup()
     figures = []
     ocsp_port = _free_port()
@@ -318,7 +409,7 @@ async def _throughput(
         config = _config(ca, f"https://127.0.0.1:{port}", tls.party_sha256, ocsp_url)
         app = build_app(RelayServer(config, orders_store))
         runner, listening = await _serve_guarded(app, port, tls.server)
-        rate, collects = await _load(port, orders, credential, tls.site)
+        rate, collects = await _load(port, orders, credential, tls)
         listening.close()
         await runner.cleanup()
         orders_store.close()

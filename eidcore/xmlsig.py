@@ -46,6 +46,8 @@ __all__ = [
     "SignedContent",
     "Unsigned",
     "XmlRefused",
+    "algorithm_for",
+    "chain_digest",
     "parse",
     "prepare",
     "verify_signature",
@@ -168,6 +170,26 @@ def prepare(content: SignedContent, chain: Sequence[bytes], algorithm: Algorithm
         + b"</Object></Signature>"
     )
     return Unsigned(signed_info=_declared(_tag(b"SignedInfo", references)), _document=document)
+
+
+def chain_digest(chain: Sequence[bytes]) -> str:
+    """The name both sides give a certificate chain (DER, leaf first): SHA-256 over each
+    certificate with its length before it, base64url. A relay that has seen a chain by
+    this name rebuilds a document without it being sent again."""
+    lengths = b"".join(len(der).to_bytes(4, "big") + der for der in chain)
+    return base64.urlsafe_b64encode(hashlib.sha256(lengths).digest()).rstrip(b"=").decode()
+
+
+def algorithm_for(certificate: x509.Certificate) -> Algorithm:
+    """The signature method a document signed by ``certificate``'s key names.
+
+    Raises: XmlRefused (a key that signs nothing here)."""
+    key = certificate.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return Algorithm.ECDSA_SHA256
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS:
+        return Algorithm.RSA_SHA256
+    raise XmlRefused("the certificate's key signs nothing here")
 
 
 def parse(data: bytes) -> ParsedSignature:

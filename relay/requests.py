@@ -29,6 +29,7 @@ from eidcore.status import Hint
 __all__ = [
     "MAX_BODY_BYTES",
     "AgentReport",
+    "AgentStep",
     "ErrorCode",
     "OrderStart",
     "Proof",
@@ -38,6 +39,7 @@ __all__ = [
     "parse_proofs",
     "parse_ref",
     "parse_report",
+    "parse_step",
     "parse_token",
     "return_url",
     "start_data",
@@ -51,6 +53,8 @@ BODY_DEADLINE = 10.0  # seconds for a request's body, once its headers are in
 MAX_TRACKED_ADDRESSES = 65_536  # the agent API's budgets (relay.config's [limits])
 MAX_TOKEN = 128
 _UHI = re.compile(r"[A-Za-z0-9+/=_-]{1,64}")
+_VERSION = re.compile(r"[0-9A-Za-z.+_-]{1,32}")
+_DIGEST = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class ErrorCode(enum.StrEnum):
@@ -275,3 +279,93 @@ def return_url(value: object) -> str | None:
         return returnurl.check(value)
     except returnurl.ReturnUrlRefused as exc:
         raise _invalid(f"returnUrl must be {exc}") from None
+
+
+# -- the agent API v2: one WebSocket per order (relay.channel) ------------------------------
+
+
+class Step(enum.StrEnum):
+    """What an agent's message on its order's WebSocket says: its one key."""
+
+    FETCH = "fetch"  # the autostart token
+    RESUME = "resume"  # {orderRef, agentSecret}: the same order on a new connection
+    PROGRESS = "progress"  # "userSign": the person is asked
+    RESULT = "result"  # {signatureValue, chain, version, uhi}: the relay rebuilds the XML
+    CHAIN = "chain"  # the certificate chain, when the relay asked for it
+    FAIL = "fail"  # a hint code: why the order ended at the agent
+
+
+@dataclass(frozen=True)
+class AgentStep:
+    """One message from an agent, validated. ``chain_digest``: ``xmlsig.chain_digest``
+    of the chain that signed; ``chain``: that chain (DER, leaf first)."""
+
+    step: Step
+    token: str = ""
+    order_ref: str = ""
+    agent_secret: str = ""
+    hint: Hint | None = None
+    signature_value: bytes = b""
+    chain_digest: str = ""
+    version: str = ""
+    uhi: str = ""
+    chain: tuple[bytes, ...] = ()
+
+
+MAX_STEP_BYTES = 48 * 1024  # a chain of four certificates in base64, with room
+
+
+def parse_step(raw: bytes) -> AgentStep:
+    """Raises: RelayError(invalidParameters) naming what was wrong."""
+    body = parse_json(raw)
+    if len(body) != 1:
+        raise _invalid("a message has exactly one key")
+    ((key, value),) = body.items()
+    try:
+        step = Step(key)
+    except ValueError:
+        raise _invalid("not a message this API takes") from None
+    if step is Step.FETCH:
+        return AgentStep(step, token=parse_token({"autoStartToken": value}))
+    if step is Step.RESUME:
+        if not isinstance(value, dict):
+            raise _invalid("resume must be {orderRef, agentSecret}")
+        report = parse_report("status", value)
+        return AgentStep(step, order_ref=report.order_ref, agent_secret=report.agent_secret)
+    if step in (Step.PROGRESS, Step.FAIL):
+        what = "progress" if step is Step.PROGRESS else "fail"
+        try:
+            hint = Hint(value)
+        except (ValueError, TypeError):
+            raise _invalid("not a hint code this message takes") from None
+        if hint not in _REPORT_HINTS[what]:
+            raise _invalid("not a hint code this message takes")
+        return AgentStep(step, hint=hint)
+    if step is Step.CHAIN:
+        if not isinstance(value, list) or not 0 < len(value) <= 4:
+            raise _invalid("chain must be 1 to 4 certificates")
+        try:
+            chain = tuple(base64_field(c, "chain", MAX_CERTIFICATE) for c in value)
+        except FieldRefused as exc:
+            raise _invalid(exc.details) from None
+        return AgentStep(step, chain=chain)
+    return _result(value)
+
+
+def _result(value: object) -> AgentStep:
+    if not isinstance(value, dict) or set(value) != {"signatureValue", "chain", "version", "uhi"}:
+        raise _invalid("result must be exactly {signatureValue, chain, version, uhi}")
+    try:
+        signature = base64_field(value["signatureValue"], "signatureValue", MAX_SIGNATURE)
+    except FieldRefused as exc:
+        raise _invalid(exc.details) from None
+    digest, version, uhi = value["chain"], value["version"], value["uhi"]
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise _invalid("chain must be the chain's digest")
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise _invalid("version must be up to 32 letters, digits and .+_-")
+    if not isinstance(uhi, str) or not _UHI.fullmatch(uhi):
+        raise _invalid("uhi must be up to 64 characters of base64")
+    return AgentStep(
+        Step.RESULT, signature_value=signature, chain_digest=digest, version=version, uhi=uhi
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -18,14 +19,14 @@ import math
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 import rp
-from eidcore import phoneproof
+from eidcore import phoneproof, xmlsig
 from eidcore.db import DatabaseError
 from eidcore.jsonapi import ApiError, ErrorShell, error_response
 from eidcore.listener import peer_key
@@ -33,18 +34,32 @@ from eidcore.ratelimit import RateLimiter
 from eidcore.signeddata import OrderKind, b64url
 from eidcore.status import Hint
 from relay import rules, v6
+from relay.channel import (
+    FIRST_MESSAGE_SECONDS,
+    HEARTBEAT_SECONDS,
+    STAGES,
+    ChainCache,
+    Stage,
+    Watch,
+    rebuilt,
+)
 from relay.config import Party, RelayConfig
 from relay.requests import (
     BODY_DEADLINE,
     MAX_BODY_BYTES,
+    MAX_STEP_BYTES,
     MAX_TRACKED_ADDRESSES,
+    AgentReport,
+    AgentStep,
     ErrorCode,
     OrderStart,
     RelayError,
+    Step,
     parse_json,
     parse_proofs,
     parse_ref,
     parse_report,
+    parse_step,
     parse_token,
 )
 from relay.rules import Event, IllegalTransition, Phase, RelayOrder
@@ -87,11 +102,13 @@ class RelayServer:
     new_ref: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     monotonic: Callable[[], float] = time.monotonic
     agent_limiter: RateLimiter | None = None  # None: the config's [limits]
+    chains: ChainCache = field(default_factory=ChainCache)
 
     def __post_init__(self) -> None:
         burst, rate = self.config.agent_budget
         if self.agent_limiter is None and rate > 0:
             self.agent_limiter = RateLimiter(burst, rate, MAX_TRACKED_ADDRESSES)
+        self.watch = Watch(self.store.ended_among)
 
     async def run(self, work: Callable[[], Any]) -> Any:
         """A blocking store call, in a thread; an unreachable database is ``maintenance``."""
@@ -126,8 +143,27 @@ def build_app(server: RelayServer) -> web.Application:
     app.router.add_post("/agent/v1/complete", _agent_complete)
     app.router.add_post("/agent/v1/fail", _agent_fail)
     app.router.add_post("/agent/v1/status", _agent_status)
+    app.router.add_get(CHANNEL_PATH, _agent_channel)
     app.on_response_prepare.append(_strip_server_header)
+    app.cleanup_ctx.append(_watching)
     return app
+
+
+CHANNEL_PATH = "/agent/v2/order"
+
+
+def _compact(value: object) -> str:
+    """JSON without the spaces ``json.dumps`` puts in: bytes the agent does not pay."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _watching(app: web.Application) -> AsyncIterator[None]:
+    server = app[SERVER]
+    task = asyncio.create_task(server.watch.run(server.clock))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _strip_server_header(_request: web.Request, response: web.StreamResponse) -> None:
@@ -165,6 +201,8 @@ async def _pass(request: web.Request, handler: Handler) -> web.StreamResponse:
     unmatched = request.match_info.http_exception
     if unmatched is not None:
         raise unmatched
+    if request.path == CHANNEL_PATH:
+        return await handler(request)  # a WebSocket upgrade: its messages are checked
     if request.content_type != "application/json":
         raise RelayError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -336,6 +374,8 @@ async def _add(
         return rules.advance(o, Event.RP_CANCEL, server.clock())
 
     busy = await server.run(lambda: server.store.add_alone(order, cancel, server.clock()))
+    for ref in busy:
+        server.watch.touch(ref)
     if busy:
         log.info("orders %s cancelled: %s started another for the same person", busy, party.id)
         raise RelayError(ErrorCode.ALREADY_IN_PROGRESS, "an order for this person is pending")
@@ -360,6 +400,7 @@ async def _v6_cancel(request: web.Request) -> web.Response:
         await server.run(lambda: server.store.change(order.ref, cancel, server.clock()))
     except IllegalTransition:
         raise RelayError(ErrorCode.INVALID_PARAMETERS, "the order has ended") from None
+    server.watch.touch(order.ref)
     return web.json_response({})
 
 
@@ -367,10 +408,15 @@ async def _v6_cancel(request: web.Request) -> web.Response:
 
 
 async def _agent_order(request: web.Request) -> web.Response:
-    """The agent, given an autostart token, fetches the order: once, within
-    START_WITHIN; it gets a secret that binds the order's further calls to it."""
     server = request.app[SERVER]
-    token = parse_token(await _body(request))
+    wire = await _fetch(server, parse_token(await _body(request)))
+    return web.json_response(wire)
+
+
+async def _fetch(server: RelayServer, token: str, *, v2: bool = False) -> dict[str, object]:
+    """The agent, given an autostart token, fetches the order: once, within
+    START_WITHIN; it gets a secret that binds the order's further calls to it.
+    Raises: RelayError(notFound)."""
     secret = secrets.token_urlsafe(rules.TOKEN_BYTES)
 
     def fetch(o: RelayOrder) -> RelayOrder:
@@ -387,10 +433,13 @@ async def _agent_order(request: web.Request) -> web.Response:
         raise RelayError(ErrorCode.NOT_FOUND, "no order for this autostart token")
     party = server.config.parties[order.party]
     log.info("order %s fetched by an agent", order.ref)
-    return web.json_response(order_for_agent(order, party, server.config.origin, secret))
+    return order_for_agent(order, party, server.config.origin, secret, v2=v2)
 
 
-def order_for_agent(order: RelayOrder, party: Party, origin: str, secret: str) -> dict[str, object]:
+def order_for_agent(
+    order: RelayOrder, party: Party, origin: str, secret: str, *, v2: bool = False
+) -> dict[str, object]:
+    """The order as the agent gets it; v2 leaves out what the agent does not use."""
     wire: dict[str, object] = {
         "orderRef": order.ref,
         "agentSecret": secret,
@@ -398,9 +447,10 @@ def order_for_agent(order: RelayOrder, party: Party, origin: str, secret: str) -
         "relay": origin,
         "party": {"id": party.id, "name": party.name},
         "nonce": b64url(order.nonce),
-        "expiresAt": order.deadline.isoformat(),
         "userVisibleDataFormat": order.visible_format,
     }
+    if not v2:
+        wire["expiresAt"] = order.deadline.isoformat()
     if order.return_url is not None:  # registered for the party: the agent opens only this
         wire["returnUrl"] = order.return_url
     if order.call_initiator is not None:  # a phone order: who called whom, to show
@@ -512,17 +562,36 @@ async def _agent_status(request: web.Request) -> web.Response:
 async def _agent_report(request: web.Request, what: str) -> web.Response:
     server = request.app[SERVER]
     report = parse_report(what, await _body(request))
+    order = await _report(server, report, what, request.remote or "")
+    return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
+
+
+# The v1 result is the whole document; v2's is rebuilt from the order (relay.channel).
+Document = Callable[[RelayOrder], str]
+
+
+async def _report(
+    server: RelayServer,
+    report: AgentReport,
+    what: str,
+    remote: str,
+    document: Document | None = None,
+) -> RelayOrder:
+    """Progress, fail or complete, from an agent that holds the order's secret. A result
+    that does not verify ends the order all the same. Raises: RelayError."""
     now = server.clock()
     outcome: Event | tuple[rp.VerifiedXml, bytes | None] | None = None
+    signature = report.signature
     if what == "complete":
         # verified, and the issuer asked, before the order's row is locked: the OCSP
         # answer may take its timeout, and nothing should wait on the row meanwhile
         order = await server.run(lambda: server.store.get(report.order_ref, now))
         if order is None or not rules.tokens_match(report.agent_secret, order.agent_hash):
             raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
-        assert report.signature is not None
-        signature = report.signature
         try:
+            if document is not None:
+                signature = document(order)
+            assert signature is not None
             outcome = await asyncio.to_thread(_verify, order, signature, server.config, now)
         except rp.VerificationError as exc:
             log.warning(
@@ -548,23 +617,24 @@ async def _agent_report(request: web.Request, what: str) -> web.Response:
             return rules.advance(o, _FAILURE_EVENTS[report.hint], now)
         if isinstance(outcome, Event):  # did not verify: the order ends all the same
             return rules.advance(o, outcome, now)
-        assert outcome is not None and report.signature is not None and report.uhi is not None
+        assert outcome is not None and signature is not None and report.uhi is not None
         verified, ocsp = outcome
         done = rules.advance(o, Event.COMPLETED, now)
-        wire = completion_data(verified, report.signature, request.remote or "", report.uhi, ocsp)
+        wire = completion_data(verified, signature, remote, report.uhi, ocsp)
         return replace(done, completion=json.dumps(wire, sort_keys=True))
 
     try:
-        order = await server.run(
+        changed: RelayOrder | None = await server.run(
             lambda: server.store.change(report.order_ref, change, server.clock())
         )
     except IllegalTransition:
         raise RelayError(ErrorCode.NOT_FOUND, "the order has ended") from None
-    if order is None:
+    if changed is None:
         raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
+    server.watch.touch(changed.ref)
     if isinstance(outcome, Event):
         raise RelayError(ErrorCode.VERIFICATION_FAILED, reason)
-    return web.json_response({"orderRef": order.ref, "status": order.phase.status.value})
+    return changed
 
 
 def completion_data(
@@ -643,3 +713,160 @@ def _ocsp(verified: rp.VerifiedXml, config: RelayConfig, now: dt.datetime) -> by
             raise
         log.info("no OCSP answer on a result (%s); not required here", exc)
         return None
+
+
+# -- the agent API v2: one WebSocket per order (relay.channel, ADR 0023) --------------------
+
+
+async def _agent_channel(request: web.Request) -> web.StreamResponse:
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_STEP_BYTES, compress=False
+    )
+    if not ws.can_prepare(request).ok:
+        raise RelayError(ErrorCode.INVALID_PARAMETERS, "a WebSocket upgrade is required")
+    await ws.prepare(request)
+    channel = _Channel(request.app[SERVER], ws, request.remote or "")
+    try:
+        await channel.run()
+    except RelayError as exc:
+        log.info("agent channel of %s: %s", channel.ref or "no order", exc)
+        await channel.end({"errorCode": exc.code.value, "details": exc.details})
+    except (TimeoutError, ConnectionError):
+        pass  # the agent went; its order ends by time or by a new connection's resume
+    except Exception:  # a fault of ours: said once, and the agent hears internalError
+        log.exception("agent channel of %s failed", channel.ref or "no order")
+        await channel.end({"errorCode": ErrorCode.INTERNAL_ERROR.value, "details": "internal"})
+    await ws.close()
+    return ws
+
+
+_WOKEN = AgentStep(Step.PROGRESS)  # a marker, never taken as a message
+
+
+class _Channel:
+    """One agent's connection for one order, its messages taken as ``STAGES`` allow."""
+
+    def __init__(self, server: RelayServer, ws: web.WebSocketResponse, remote: str) -> None:
+        self._server, self._ws, self._remote = server, ws, remote
+        self.stage = Stage.NEW
+        self.ref, self._secret = "", ""
+        self._result: AgentStep | None = None
+
+    async def run(self) -> None:
+        """Raises: RelayError (answered, then the connection closes)."""
+        async with asyncio.timeout(FIRST_MESSAGE_SECONDS):
+            first = await self._next()
+        if first is None or not await self._take(first):
+            return
+        with self._server.watch.held(self.ref) as ended:
+            async with asyncio.timeout(rules.ORDER_TTL.total_seconds() + 2 * FIRST_MESSAGE_SECONDS):
+                while not self._ws.closed:
+                    step = await self._next_or(ended)
+                    if step is _WOKEN:  # the order changed: ended at the relay?
+                        if await self._said_end():
+                            return
+                    elif step is None or not await self._take(step):
+                        return
+
+    async def _next(self) -> AgentStep | None:
+        """The agent's next message; None when the connection closed."""
+        message = await self._ws.receive()
+        if message.type is WSMsgType.TEXT:
+            return parse_step(message.data.encode("utf-8", "surrogatepass"))
+        if message.type is WSMsgType.BINARY:
+            raise RelayError(ErrorCode.INVALID_PARAMETERS, "messages are JSON text")
+        return None
+
+    async def _next_or(self, ended: asyncio.Event) -> AgentStep | None:
+        """The agent's next message, None when it went, or _WOKEN when ``ended`` is set."""
+        receiving = asyncio.ensure_future(self._next())
+        waiting = asyncio.ensure_future(ended.wait())
+        try:
+            done, _ = await asyncio.wait({receiving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if receiving in done:
+            return receiving.result()
+        receiving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await receiving
+        ended.clear()
+        return _WOKEN
+
+    async def _take(self, step: AgentStep) -> bool:
+        """Whether the connection stays. Raises: RelayError."""
+        if step.step not in STAGES.get(self.stage, frozenset()):
+            raise RelayError(ErrorCode.INVALID_PARAMETERS, f"{step.step.value} is not taken now")
+        server = self._server
+        if step.step is Step.FETCH:
+            wire = await _fetch(server, step.token, v2=True)
+            self.ref, self._secret = str(wire["orderRef"]), str(wire["agentSecret"])
+            self.stage = Stage.HELD
+            await self._ws.send_json(dumps=_compact, data={"order": wire})
+            return True
+        if step.step is Step.RESUME:
+            order = await server.run(lambda: server.store.get(step.order_ref, server.clock()))
+            if order is None or not rules.tokens_match(step.agent_secret, order.agent_hash):
+                raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
+            self.ref, self._secret, self.stage = order.ref, step.agent_secret, Stage.HELD
+            if not order.phase.pending:
+                await self.end(_end_wire(order))
+                return False
+            await self._ws.send_json(dumps=_compact, data=_end_wire(order))
+            return True
+        report = AgentReport(self.ref, self._secret, hint=step.hint)
+        if step.step is Step.PROGRESS:
+            await _report(server, report, "progress", self._remote)
+            return True
+        if step.step is Step.FAIL:
+            await self.end(_end_wire(await _report(server, report, "fail", self._remote)))
+            return False
+        if step.step is Step.RESULT:
+            chain = server.chains.get(step.chain_digest)
+            if chain is None:
+                self._result, self.stage = step, Stage.WANT_CHAIN
+                await self._ws.send_json(dumps=_compact, data={"need": "chain"})
+                return True
+            await self._complete(step, chain)
+            return False
+        assert step.step is Step.CHAIN and self._result is not None
+        if xmlsig.chain_digest(step.chain) != self._result.chain_digest:
+            raise RelayError(ErrorCode.INVALID_PARAMETERS, "chain is not the one the result named")
+        await self._complete(self._result, step.chain)
+        return False
+
+    async def _complete(self, result: AgentStep, chain: tuple[bytes, ...]) -> None:
+        server = self._server
+
+        def document(order: RelayOrder) -> str:
+            name = server.config.parties[order.party].name
+            origin = server.config.origin
+            return rebuilt(order, name, origin, result.version, chain, result.signature_value)
+
+        report = AgentReport(self.ref, self._secret, uhi=result.uhi)
+        order = await _report(server, report, "complete", self._remote, document)
+        server.chains.put(result.chain_digest, chain)
+        await self.end(_end_wire(order))
+
+    async def _said_end(self) -> bool:
+        """Whether the order ended (the agent is told so); a change of this
+        connection's own making (its progress) leaves it pending."""
+        server = self._server
+        order = await server.run(lambda: server.store.get(self.ref, server.clock()))
+        if order is not None and order.phase.pending:
+            return False
+        if order is not None:
+            await self.end(_end_wire(order))
+        return True
+
+    async def end(self, wire: dict[str, object]) -> None:
+        if not self._ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self._ws.send_json(dumps=_compact, data=wire)
+
+
+def _end_wire(order: RelayOrder) -> dict[str, object]:
+    wire: dict[str, object] = {"status": order.phase.status.value}
+    if order.phase.hint is not None:
+        wire["hintCode"] = order.phase.hint.value
+    return wire

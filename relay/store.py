@@ -175,6 +175,21 @@ class OrderStore:
             row = tx.one(f"SELECT {_COLUMNS} FROM relay_orders WHERE ref = ?", (ref,))  # noqa: S608
         return None if row is None else current(_order(row), now)
 
+    def ended_among(self, refs: Collection[str], now: dt.datetime) -> set[str]:
+        """Which of ``refs`` are no longer pending at ``now`` (ended, by time too, or
+        gone): one read per 500, for the agents' channels this process holds."""
+        ended, refs = set(refs), list(refs)
+        for at in range(0, len(refs), 500):
+            part = refs[at : at + 500]
+            marks = ", ".join("?" * len(part))
+            with self._db.read() as tx:
+                rows = tx.all(
+                    f"SELECT {_COLUMNS} FROM relay_orders WHERE ref IN ({marks})",  # noqa: S608
+                    tuple(part),
+                )
+            ended -= {o.ref for o in (current(_order(r), now) for r in rows) if o.phase.pending}
+        return ended
+
     def by_token(
         self, token_hash: str, change: Callable[[RelayOrder], RelayOrder], now: dt.datetime
     ) -> RelayOrder | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -123,13 +124,17 @@ async def running_relay(
     ca: CertificateAuthority,
     db: str | None = None,
     ocsp: Ocsp | None = None,
+    origin: str = ORIGIN,
+    plain_port: int | None = None,
     **options: Any,
 ) -> AsyncIterator[Relay]:
-    """``options``: RelayServer's (an agent_limiter, say)."""
+    """``options``: RelayServer's (an agent_limiter, say). ``plain_port``: the relay in
+    plain HTTP there too, for an agent in the test (``origin`` then names how it is
+    reached)."""
     clock = Clock()
     store = OrderStore(db or f"sqlite:///{tmp / 'relay.db'}")
     tls = relay_tls(tmp)
-    config = relay_config(ca, tls.certificates)
+    config = replace(relay_config(ca, tls.certificates), origin=origin)
     if ocsp is not None:
         config = replace(config, ocsp=ocsp)
     server = RelayServer(config, store, clock=clock, **options)
@@ -137,6 +142,9 @@ async def running_relay(
     await test_server.start_server(ssl=tls.server)  # once started, TestClient keeps it
     client = TestClient(test_server)
     await client.start_server()
+    if plain_port is not None:
+        assert test_server.runner is not None
+        await web.TCPSite(test_server.runner, "127.0.0.1", plain_port).start()
     try:
         yield Relay(client, clock, store, tls)
     finally:

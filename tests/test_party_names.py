@@ -98,23 +98,29 @@ def test_relay_toml_refuses_such_a_name(
 
 @pytest.mark.parametrize("name", ["Shop», vill att du skriver under. «Bank", "B\u0430nk AB"])
 async def test_the_agent_refuses_it_from_a_relay_that_lies(name: str) -> None:
-    async def order(_request: web.Request) -> web.Response:
+    async def order(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # the agent's fetch
         origin = f"http://127.0.0.1:{server.port}"
-        return web.json_response(
+        await ws.send_json(
             {
-                "orderRef": "ref",
-                "agentSecret": "s" * 43,
-                "type": "auth",
-                "relay": origin,
-                "party": {"id": "shop", "name": name},
-                "nonce": base64.urlsafe_b64encode(b"n" * 32).decode(),
-                "expiresAt": "2030-01-01T00:00:00+00:00",
-                "userVisibleDataFormat": "plaintext",
+                "order": {
+                    "orderRef": "ref",
+                    "agentSecret": "s" * 43,
+                    "type": "auth",
+                    "relay": origin,
+                    "party": {"id": "shop", "name": name},
+                    "nonce": base64.urlsafe_b64encode(b"n" * 32).decode(),
+                    "userVisibleDataFormat": "plaintext",
+                }
             }
         )
+        await ws.receive()
+        return ws
 
     app = web.Application()
-    app.router.add_post("/agent/v1/order", order)
+    app.router.add_get("/agent/v2/order", order)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -123,6 +129,7 @@ async def test_the_agent_refuses_it_from_a_relay_that_lies(name: str) -> None:
         )
         async with RelayClient(link, allow_http=True) as client:
             with pytest.raises(RelayAnswerInvalid, match="party name"):
-                await client.fetch(link.token)
+                async with client.order(link.token):
+                    pass
     finally:
         await server.close()

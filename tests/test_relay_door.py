@@ -6,6 +6,8 @@ and relays get their catalogue message; nothing is signed."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.server
 import os
 import socket
@@ -133,25 +135,30 @@ def test_links_a_page_may_not_send(
 
 
 class _Liar(http.server.BaseHTTPRequestHandler):
-    """A 'relay' that answers garbage, or trickles."""
+    """A 'relay' that takes the agent's WebSocket, then answers garbage, or trickles."""
 
     mode = "garbage"
 
-    def do_POST(self) -> None:
+    def do_GET(self) -> None:
+        key = self.headers["Sec-WebSocket-Key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        accept = base64.b64encode(hashlib.sha1(key.encode()).digest()).decode()  # noqa: S324
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        body = b'{"order": {"orderRef": "x", "relay": "https://elsewhere.example"' + b"]" * 3
+        frame = bytes([0x81, len(body)]) + body  # a text frame, unmasked as a server's
         if self.mode == "trickle":
-            self.send_response(200)
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            for _ in range(30):
-                self.wfile.write(b" ")
+            for byte in frame[:30]:
+                self.wfile.write(bytes([byte]))
                 self.wfile.flush()
                 time.sleep(1)
             return
-        body = b'{"orderRef": "x", "relay": "https://elsewhere.example", "type": "auth"' + b"]" * 3
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(frame)
+        self.wfile.flush()
+        time.sleep(2)
 
     def log_message(self, *_: object) -> None:
         pass

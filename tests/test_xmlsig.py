@@ -263,3 +263,14 @@ def test_any_content_round_trips_and_canonicalises_as_lxml_does(
     assert parsed.signed_info == unsigned.signed_info  # what we wrote is what lxml computes
     xmlsig.verify_signature(parsed)
     assert parsed.content == content
+
+
+def test_a_chain_is_named_by_its_certificates_and_their_bounds() -> None:
+    """The name the agent and the relay give a chain: the same certificates in the same
+    order, the same name; moved bytes between them (the lengths are in it), another."""
+    a, b = b"\x30\x03abc", b"\x30\x02de"
+    assert xmlsig.chain_digest([a, b]) == xmlsig.chain_digest((a, b))
+    assert xmlsig.chain_digest([a, b]) != xmlsig.chain_digest([b, a])
+    assert xmlsig.chain_digest([a, b]) != xmlsig.chain_digest([a + b])
+    assert xmlsig.chain_digest([a[:-1], a[-1:] + b]) != xmlsig.chain_digest([a, b])
+    assert len(xmlsig.chain_digest([a])) == 43

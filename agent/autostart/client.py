@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
 import logging
 import os
 import re
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from agent.autostart.channel import OrderChannel
 from agent.autostart.errors import (
     RelayAnswerInvalid,
     RelayNotAllowed,
@@ -182,17 +184,31 @@ class RelayClient:
             await self._resolver.resolve(self._link.host, self._link.port)
             connector = aiohttp.TCPConnector(ssl=self._tls, use_dns_cache=False)
         log.info("relay %s via %s", self._link.relay, shown_proxy(self._proxy))
-        self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT, trust_env=False)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=TIMEOUT,
+            trust_env=False,
+            skip_auto_headers=("User-Agent",),  # the relay has no use for it: bytes saved
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def fetch(self, token: str) -> FetchedOrder:
-        """Raises: RelayNotAllowed, RelayUnreachable, RelayOrderGone, RelayAnswerInvalid."""
-        answer = await self._post("/agent/v1/order", {"autoStartToken": token})
-        return _fetched(answer, self._link.relay, self._allow_http)
+    @contextlib.asynccontextmanager
+    async def order(self, token: str) -> AsyncIterator[tuple[FetchedOrder, OrderChannel]]:
+        """The order ``token`` starts, fetched on its own connection (the agent API v2),
+        which stays open until the end is posted.
+        Raises: RelayNotAllowed, RelayUnreachable, RelayOrderGone, RelayAnswerInvalid."""
+        assert self._session is not None, "use the client as an async context manager"
+        relay = self._link.relay
+        channel = OrderChannel(self._session, relay, proxy=self._proxy, proxy_auth=self._proxy_auth)
+        try:
+            fetched = _fetched(await channel.fetch(token), relay, self._allow_http)
+            yield fetched, channel
+        finally:
+            await channel.aclose()
 
     async def phone_challenge(self) -> str:
         """The relay's one-time challenge for ``phone_orders``. Raises: as ``fetch``."""
@@ -218,34 +234,6 @@ class RelayClient:
         if not isinstance(orders, list) or len(orders) > 64:
             raise RelayAnswerInvalid(self._link.relay, "orders")
         return [_waiting(o, self._link.relay) for o in orders]
-
-    async def progress(self, order: FetchedOrder) -> None:
-        await self._post(
-            "/agent/v1/progress",
-            {"orderRef": order.ref, "agentSecret": order.secret, "hintCode": "userSign"},
-        )
-
-    async def complete(self, order: FetchedOrder, completion: Mapping[str, Any]) -> None:
-        await self._post(
-            "/agent/v1/complete",
-            {
-                "orderRef": order.ref,
-                "agentSecret": order.secret,
-                "completionData": dict(completion),
-            },
-        )
-
-    async def still_wanted(self, order: FetchedOrder) -> bool:
-        """False when the relay has ended the order (the site cancelled it, or time)."""
-        answer = await self._post(
-            "/agent/v1/status", {"orderRef": order.ref, "agentSecret": order.secret}
-        )
-        return answer.get("status") == "pending"
-
-    async def fail(self, order: FetchedOrder, hint: str) -> None:
-        await self._post(
-            "/agent/v1/fail", {"orderRef": order.ref, "agentSecret": order.secret, "hintCode": hint}
-        )
 
     async def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         assert self._session is not None, "use the client as an async context manager"

@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 
+from agent.autostart.channel import OrderChannel
 from agent.autostart.client import FetchedOrder, RelayClient
 from agent.autostart.device import uhi
-from agent.autostart.errors import AutostartError
 from agent.credentials import CredentialKind
 from agent.orders import (
     AlreadyInProgress,
@@ -28,8 +27,6 @@ from eidcore.messages import MessageCode
 __all__ = ["UpdateNeeded", "accepting", "run_order"]
 
 log = logging.getLogger(__name__)
-
-ASK_RELAY_SECONDS = 1.0  # how often the relay is asked whether the site still wants it
 
 # How an order that did not complete is reported (the relay's hint words).
 _FAILURE_HINTS = {
@@ -77,60 +74,60 @@ async def run_order(
     refused: Callable[[], MessageCode | None] = accepting,
     device_key: Callable[[], bytes] = lambda: b"",
 ) -> tuple[Order, FetchedOrder]:
-    """Fetch, ask, sign, post. ``refused``: why this agent may not take orders now (the
-    updater's word), else None. ``device_key``: this installation's key (``device``), for
-    the ``uhi`` the relay passes on to the party; read only when a result is posted.
+    """Fetch, ask, sign, post, on one connection to the relay. ``refused``: why this
+    agent may not take orders now (the updater's word), else None. ``device_key``: this
+    installation's key (``device``), for the ``uhi`` the relay passes on to the party;
+    read only when a result is posted.
 
     Raises: AutostartError (nothing was signed, or the relay could not be told; the
     person is told by the caller), UpdateNeeded."""
-    fetched = await client.fetch(token)
-    log.info("order %s fetched from %s for %s", fetched.ref, fetched.relay, fetched.party)
+    async with client.order(token) as (fetched, channel):
+        log.info("order %s fetched from %s for %s", fetched.ref, fetched.relay, fetched.party)
+        return await _carry_out(fetched, channel, service, refused, device_key)
+
+
+async def _carry_out(
+    fetched: FetchedOrder,
+    channel: OrderChannel,
+    service: OrderService,
+    refused: Callable[[], MessageCode | None],
+    device_key: Callable[[], bytes],
+) -> tuple[Order, FetchedOrder]:
     code = refused()
     if code is not None:  # blocked, too old or too long unchecked: as the bridge refuses
-        await client.fail(fetched, "updateRequired")
+        await channel.fail("updateRequired")
         raise UpdateNeeded(code)
     try:
         order = service.start(request_for(fetched))
     except AlreadyInProgress:
-        await client.fail(fetched, "startFailed")
+        await channel.fail("startFailed")
         raise
     reported = False
-    ended_at_relay = False
-    asked = time.monotonic()
-    while order.phase.pending:
-        wait = max(0.0, ASK_RELAY_SECONDS - (time.monotonic() - asked))
-        try:
-            order = await asyncio.wait_for(service.next_phase(order.ref, order.phase), wait)
-        except TimeoutError:
-            asked = time.monotonic()
-            try:
-                wanted = await client.still_wanted(fetched)
-            except AutostartError:  # the order is gone there, or the relay is away: the
-                wanted = True  # person's dialog stays; the result is posted or refused
-            if not wanted:
-                ended_at_relay = True
+    ended = asyncio.ensure_future(channel.ended.wait())
+    try:
+        while order.phase.pending:
+            phase = asyncio.ensure_future(service.next_phase(order.ref, order.phase))
+            await asyncio.wait({phase, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not phase.done():  # the relay ended it (the site cancelled it, or time)
+                phase.cancel()
                 with contextlib.suppress(IllegalTransition, UnknownOrder):
                     service.cancel(order.ref, order.request.origin)  # its dialog closes
                 log.info("order %s ended at %s: its dialog is closed", order.ref, fetched.relay)
-            order = service.order(order.ref)
-            continue
-        if order.phase is Phase.USER_SIGN and not reported:
-            reported = True
-            try:
-                await client.progress(fetched)
-            except AutostartError as exc:  # a hint only: the order goes on
-                log.info(
-                    "order %s: progress not reported (%s: %s)", order.ref, type(exc).__name__, exc
-                )
-    if ended_at_relay:
-        return order, fetched  # nothing to post: the relay ended it
-    if order.phase is Phase.COMPLETE and order.completion is not None:
-        # the XML signature; the relay names the person from the certificate in it
+                return service.order(order.ref), fetched  # nothing to post
+            order = phase.result()
+            if order.phase is Phase.USER_SIGN and not reported:
+                reported = True
+                await channel.progress()
+    finally:
+        ended.cancel()
+    completion = order.completion
+    if order.phase is Phase.COMPLETE and completion is not None:
+        # the signature value of the XML document; the relay builds the document again
         mine = uhi(device_key(), fetched.relay, fetched.party)
-        wire = order.completion.wire() | {"uhi": mine}
-        await client.complete(fetched, wire)
+        chain = completion.certificate_chain
+        await channel.complete(completion.signature, chain, service.agent_version, mine)
         log.info("order %s completed at %s", order.ref, fetched.relay)
     else:
-        await client.fail(fetched, _FAILURE_HINTS.get(order.phase, "startFailed"))
+        await channel.fail(_FAILURE_HINTS.get(order.phase, "startFailed"))
         log.info("order %s ended %s", order.ref, order.phase.name)
     return order, fetched

@@ -163,7 +163,7 @@ class Completion:
     token_kind: CredentialKind
     certificate_chain: tuple[bytes, ...]
     signed_data: bytes = b""
-    signature: bytes = b""
+    signature: bytes = b""  # over signed_data, or the XML's signature value
     algorithm: str = ""
     xml: bytes | None = None
 

@@ -85,6 +85,11 @@ class OrderService:
         self._watching: asyncio.Task[None] | None = None  # the page of the bridge order
         self._changes: dict[str, asyncio.Event] = {}  # set when that order moves on
 
+    @property
+    def agent_version(self) -> str:
+        """The version a relay order's XML names (its ``clientInfo``)."""
+        return self._version
+
     def __len__(self) -> int:
         """How many orders are kept: the active one and the finished ones still collectable."""
         return len(self._book)
@@ -411,7 +416,8 @@ class OrderService:
             return replace(person, signed_data=data, signature=signature, algorithm=ALGORITHM)
         algorithm = xmlsig.Algorithm.RSA_SHA256 if credential.rsa else xmlsig.Algorithm.ECDSA_SHA256
         unsigned = xmlsig.prepare(self._content(request), chain, algorithm)
-        return replace(person, xml=unsigned.finish(await sign(unsigned.signed_info)))
+        value = await sign(unsigned.signed_info)
+        return replace(person, xml=unsigned.finish(value), signature=value)
 
     def _content(self, request: OrderRequest) -> xmlsig.SignedContent:
         assert request.party is not None and request.order_ref is not None, "a relay order"
