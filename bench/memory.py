@@ -2,8 +2,9 @@
 that imports one more part of what the running agent loads, its RSS and PSS read from
 /proc once the imports are done, against a bare ``python -c pass`` in the same run. The
 whole agent's idle figure (agent + dialogs + tray) is the desktop group's; these rows say
-which libraries make it up, so a lever is chosen by measurement (lazy imports, a dialog
-process that comes and goes, a tray without GTK in the idle process)."""
+which libraries make it up, so a lever is chosen by measurement. The rows after the
+daemon's are loaded only by what needs them (ADR 0024): an idle agent is the daemon's
+row."""
 
 from __future__ import annotations
 
@@ -20,14 +21,16 @@ _STEPS: tuple[tuple[str, str], ...] = (
     ("the kernel and its catalogue", "import eidcore.messages; eidcore.messages.catalogue()"),
     ("+ aiohttp (the bridge, the relay door)", "import aiohttp.web"),
     ("+ cryptography (credentials)", "import agent.credentials"),
-    ("+ lxml (the XML signature)", "import eidcore.xmlsig"),
-    ("+ the order service", "import agent.orders"),
+    ("+ the order service (writes XML signatures; no lxml)", "import agent.orders"),
     ("+ python-pkcs11 (tokens)", "import agent.credentials.pkcs11.lib"),
     ("+ pyscard (cards)", "import agent.credentials.card.pcsc"),
-    ("+ tufup and tuf (updates)", "import agent.updater.remote"),
+    ("+ jeepney (the tray on the session bus)", "import agent.ui.desktop.sni"),
     ("+ the daemon (everything `eid-agent run` imports)", "import agent.app.daemon"),
+    # loaded later, by what needs them, and not by an idle agent:
+    ("+ lxml (reading XML signatures: the relay, the rp kit)", "import lxml.etree"),
+    ("+ tufup and tuf (an update check)", "import agent.updater.remote"),
     (
-        "+ GTK (what the dialog helper and the tray load)",
+        "+ GTK (the dialog helper, while a dialog is needed)",
         "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk",
     ),
 )

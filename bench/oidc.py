@@ -1,8 +1,8 @@
 """The OpenID Provider (``oidc/``): what its part of a login costs. An in-process relay
 behind mutual TLS (as ``eid-relay serve``), the provider in front of it as its party (its
 own TLS, the relay reached with its client certificate, every result verified with the
-rp kit), and the person's agent played by this code (fetch the order, post the XML
-signature), whose time is left out of the figures:
+rp kit), and the person's agent played by this code (fetch the order, send the
+signature value on the agent API v2), whose time is left out of the figures:
 
 - a whole login — authorize, the login page's start, the way back and the code, the
   token — against the relay's own start and collect for the same order;
@@ -30,7 +30,7 @@ from aiohttp import web
 import rp
 from agent.credentials import CredentialStore
 from bench.common import Figure
-from bench.relay import _completion, _config, _serve, _serve_guarded, _tls
+from bench.relay import _config, _serve, _serve_guarded, _tls, agent_completes
 from issuer import CertificateAuthority, make_file_credential
 from oidc.config import OidcConfig, RelaySide
 from oidc.rules import Client
@@ -66,9 +66,6 @@ async def _logins(
     agent_tls: ssl.SSLContext,
 ) -> tuple[list[float], list[float]]:
     """Logins one after another: (the provider's part of each, the token call's)."""
-    from agent.credentials import KeyPurpose
-
-    chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
     parts, tokens = [], []
     query = urllib.parse.urlencode(
         {
@@ -105,17 +102,7 @@ async def _logins(
                 token = urllib.parse.parse_qs(
                     urllib.parse.urlsplit(link.group(1).replace("&amp;", "&")).query
                 )["autostarttoken"][0]
-                async with agent.post(
-                    f"{relay_base}/agent/v1/order", json={"autoStartToken": token}
-                ) as r:
-                    order = await r.json()
-                done = {
-                    "orderRef": order["orderRef"],
-                    "agentSecret": order["agentSecret"],
-                    "completionData": _completion(order, credential, chain),
-                }
-                async with agent.post(f"{relay_base}/agent/v1/complete", json=done) as r:
-                    assert r.status == 200, await r.text()
+                order = await agent_completes(agent, relay_base, token, credential)
                 began = time.perf_counter()
                 async with browser.get(order["returnUrl"], allow_redirects=False) as r:
                     back = r.headers["Location"]
@@ -140,15 +127,19 @@ async def _logins(
 
 
 async def _relay_alone(
-    relay_base: str, count: int, credential: Any, site: ssl.SSLContext
+    relay_base: str,
+    count: int,
+    credential: Any,
+    site: ssl.SSLContext,
+    agent_tls: ssl.SSLContext,
 ) -> list[float]:
     """The relay's own start and collect for the same orders, the agent's part the same
     and not counted."""
-    from agent.credentials import KeyPurpose
-
-    chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
     took = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site)) as http:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=site)) as http,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=agent_tls)) as agent,
+    ):
         for _ in range(count):
             began = time.perf_counter()
             async with http.post(
@@ -156,16 +147,7 @@ async def _relay_alone(
             ) as r:
                 started = await r.json()
             first = time.perf_counter() - began
-            token = {"autoStartToken": started["autoStartToken"]}
-            async with http.post(f"{relay_base}/agent/v1/order", json=token) as r:
-                order = await r.json()
-            done = {
-                "orderRef": order["orderRef"],
-                "agentSecret": order["agentSecret"],
-                "completionData": _completion(order, credential, chain),
-            }
-            async with http.post(f"{relay_base}/agent/v1/complete", json=done) as r:
-                assert r.status == 200
+            await agent_completes(agent, relay_base, started["autoStartToken"], credential)
             began = time.perf_counter()
             async with http.post(
                 f"{relay_base}/rp/v6.0/collect", json={"orderRef": started["orderRef"]}
@@ -274,7 +256,7 @@ async def _run(ca: CertificateAuthority, tmp: Path, now: dt.datetime, logins: in
         agent_tls = ssl.create_default_context(cafile=str(relay_cert))
         await _logins(issuer, relay_base, 5, unlocked, browser_tls, agent_tls)  # warm
         parts, tokens = await _logins(issuer, relay_base, logins, unlocked, browser_tls, agent_tls)
-        relay_only = await _relay_alone(relay_base, logins, unlocked, made.site)
+        relay_only = await _relay_alone(relay_base, logins, unlocked, made.site, agent_tls)
         bare_posts, bare_gets = await _bare_times(bare_port, browser_tls, 500)
         metadata = await _metadata(issuer, browser_tls, 500)
     finally:

@@ -273,6 +273,24 @@ def _result(order: dict[str, Any], key: Any, chain: tuple[bytes, ...]) -> dict[s
     }
 
 
+async def agent_completes(
+    agent: aiohttp.ClientSession, base: str, token: str, credential: Any
+) -> dict[str, Any]:
+    """An agent's part of an identification, as the agent API v2 has it: fetch on its own
+    WebSocket, the signature value, the chain when asked. The order, as fetched."""
+    chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
+    async with agent.ws_connect(f"{base}/agent/v2/order") as ws:
+        await ws.send_json({"fetch": token})
+        order: dict[str, Any] = (await ws.receive_json())["order"]
+        await ws.send_json({"result": _result(order, credential, chain)})
+        reply = await ws.receive_json()
+        if reply == {"need": "chain"}:
+            await ws.send_json({"chain": [base64.b64encode(der).decode() for der in chain]})
+            reply = await ws.receive_json()
+        assert reply == {"status": "complete"}, reply
+    return order
+
+
 async def _load(
     port: int, orders: int, credential: Any, tls: _Tls, clients: int = 8
 ) -> tuple[float, list[float]]:
@@ -280,8 +298,6 @@ async def _load(
     kept-alive mutual-TLS connections, the agent's own WebSocket (a new TLS connection,
     as every agent's order has)."""
     base = f"https://127.0.0.1:{port}"
-    chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
-    encoded = [base64.b64encode(der).decode() for der in chain]
     collects: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(orders):
@@ -292,15 +308,7 @@ async def _load(
             queue.get_nowait()
             async with http.post(f"{base}/rp/v6.0/auth", json={"endUserIp": "192.0.2.1"}) as r:
                 started = await r.json()
-            async with agent.ws_connect(f"{base}/agent/v2/order") as ws:
-                await ws.send_json({"fetch": started["autoStartToken"]})
-                order = (await ws.receive_json())["order"]
-                await ws.send_json({"result": _result(order, credential, chain)})
-                reply = await ws.receive_json()
-                if reply == {"need": "chain"}:
-                    await ws.send_json({"chain": encoded})
-                    reply = await ws.receive_json()
-                assert reply == {"status": "complete"}, reply
+            order = await agent_completes(agent, base, started["autoStartToken"], credential)
             began = time.perf_counter()
             async with http.post(
                 f"{base}/rp/v6.0/collect", json={"orderRef": order["orderRef"]}
@@ -311,13 +319,13 @@ async def _load(
     start = time.perf_counter()
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls.site)) as http,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_agent_tls(tls))) as agent,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=agent_tls(tls))) as agent,
     ):
         await asyncio.gather(*(client(http, agent) for _ in range(clients)))
     return orders / (time.perf_counter() - start), collects
 
 
-def _agent_tls(tls: _Tls) -> ssl.SSLContext:
+def agent_tls(tls: _Tls) -> ssl.SSLContext:
     """An agent's side: the relay's certificate trusted, no client certificate."""
     return ssl.create_default_context(cafile=str(tls.files[0]))
 
@@ -381,7 +389,7 @@ async def _bare_load(port: int, orders: int, tls: _Tls, clients: int = 8) -> flo
     start = time.perf_counter()
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls.site)) as http,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_agent_tls(tls))) as agent,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=agent_tls(tls))) as agent,
     ):
         await asyncio.gather(*(client(http, agent) for _ in range(clients)))
     return orders / (time.perf_counter() - start)

@@ -14,7 +14,8 @@ XML from an agent is hostile input: no DTD, no entity, no network, bounded size 
 depth, and a strict shape — exactly the elements this module writes, each reference
 pointing at exactly the one element it must (no other ``Id`` anywhere), so a second,
 unsigned ``bankIdSignedData`` cannot be slipped in beside the signed one (signature
-wrapping). The one importer of lxml. Pure (no I/O, no clock).
+wrapping). The one importer of lxml, loaded by the first ``parse`` (the agent, which
+only writes, never loads it). Pure (no I/O, no clock).
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from lxml import etree
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 __all__ = [
     "BID_NS",
@@ -197,6 +201,7 @@ def parse(data: bytes) -> ParsedSignature:
     references' digests match.
 
     Raises: XmlRefused."""
+    _load_lxml()
     root = _root(data)
     if root.tag != _d("Signature") or root.attrib or root.text or root.tail:
         raise XmlRefused("the root must be a bare XMLDSig Signature")
@@ -344,6 +349,15 @@ def _reference(target: str, canonical: bytes, type_: str | None) -> bytes:
 
 
 # -- reading ---------------------------------------------------------------------------
+
+
+def _load_lxml() -> None:
+    """lxml (~5 MiB) is loaded by the first ``parse``: the agent only writes documents,
+    and never needs it."""
+    if "etree" not in globals():
+        from lxml import etree as loaded
+
+        globals()["etree"] = loaded
 
 
 def _parser() -> etree.XMLParser:

@@ -23,6 +23,9 @@ XDOTOOL = shutil.which("xdotool") or "/usr/bin/xdotool"
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 DBUS = shutil.which("dbus-daemon") or "/usr/bin/dbus-daemon"
 TRAYER = shutil.which("trayer") or "/usr/bin/trayer"
+# a StatusNotifier host (with its own watcher): the tray KDE, GNOME's AppIndicator
+# extension, XFCE and waybar speak, drawn by a standalone GTK bar
+SNI_HOST = shutil.which("gtk-sni-tray-standalone") or "/usr/bin/gtk-sni-tray-standalone"
 DUNST = shutil.which("dunst") or "/usr/bin/dunst"
 SCREENSHOTS = Path(__file__).parent.parent / "build" / "screenshots"
 
@@ -152,6 +155,12 @@ class Screen:
         x, y, width, height = self.geometry(panel)
         self.xdotool("mousemove", str(x + width - 16), str(y + height // 2), "click", "1")
 
+    def bar_click(self) -> None:
+        """Left-click the right-most icon on the StatusNotifier host's bar."""
+        [bar] = self.xdotool("search", "--onlyvisible", "--class", "gtk-sni-tray").split()[-1:]
+        x, y, width, height = self.geometry(bar)
+        self.xdotool("mousemove", str(x + width - 16), str(y + height // 2), "click", "1")
+
     def tray_docked(self, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -250,7 +259,9 @@ _DUNSTRC = """
 
 
 @contextmanager
-def virtual_screen() -> Iterator[Screen]:
+def virtual_screen(tray: str = "xembed") -> Iterator[Screen]:
+    """Xvfb, a session bus, a notification service and a tray host: trayer (XEmbed), or
+    with ``tray="sni"`` a StatusNotifier host on the session bus."""
     read, write = os.pipe()
     proc = subprocess.Popen(
         [XVFB, "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
@@ -275,8 +286,10 @@ def virtual_screen() -> Iterator[Screen]:
     )
     assert bus.stdout is not None
     address = bus.stdout.readline().strip()
-    tray = subprocess.Popen(
-        [
+    host = (
+        [SNI_HOST, "--watcher", "--top", "--end", "--size", "32"]
+        if tray == "sni"
+        else [
             TRAYER,
             "--edge",
             "top",
@@ -288,8 +301,11 @@ def virtual_screen() -> Iterator[Screen]:
             "32",
             "--expand",
             "false",
-        ],
-        env={**os.environ, "DISPLAY": display},
+        ]
+    )
+    tray_host = subprocess.Popen(
+        host,
+        env={**os.environ, "DISPLAY": display, "DBUS_SESSION_BUS_ADDRESS": address},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -308,7 +324,7 @@ def virtual_screen() -> Iterator[Screen]:
     try:
         yield Screen(display, address, log)
     finally:
-        for helper in (notifier, tray, bus, proc):
+        for helper in (notifier, tray_host, bus, proc):
             helper.terminate()
             helper.wait(timeout=10)
 

@@ -9,13 +9,16 @@ posts the result.
 waiting for the person).
 """
 
-from agent.autostart.client import WaitingOrder
-from agent.autostart.device import installation_key
-from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
-from agent.autostart.driver import accepting
-from agent.autostart.handoff import hand_over, serve_handoff, socket_path
-from agent.autostart.link import Link, parse_link, relay_link
-from agent.autostart.waiting import Prover, WaitingOrders, look_for_waiting
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.autostart.client import WaitingOrder
+    from agent.autostart.device import installation_key
+    from agent.autostart.door import DoorSettings, RelayDoor, UpdateNeeded
+    from agent.autostart.driver import accepting
+    from agent.autostart.handoff import hand_over, serve_handoff, socket_path
+    from agent.autostart.link import Link, parse_link, relay_link
+    from agent.autostart.waiting import Prover, WaitingOrders, look_for_waiting
 
 __all__ = [
     "DoorSettings",
@@ -34,3 +37,32 @@ __all__ = [
     "serve_handoff",
     "socket_path",
 ]
+
+# Loaded on first use: the link handler hands a link to the running agent through
+# ``handoff`` alone, and must not pay for aiohttp and cryptography (~0.3 s) to do it.
+_WHERE = {
+    "WaitingOrder": "agent.autostart.client",
+    "installation_key": "agent.autostart.device",
+    "DoorSettings": "agent.autostart.door",
+    "RelayDoor": "agent.autostart.door",
+    "UpdateNeeded": "agent.autostart.door",
+    "accepting": "agent.autostart.driver",
+    "hand_over": "agent.autostart.handoff",
+    "serve_handoff": "agent.autostart.handoff",
+    "socket_path": "agent.autostart.handoff",
+    "Link": "agent.autostart.link",
+    "parse_link": "agent.autostart.link",
+    "relay_link": "agent.autostart.link",
+    "Prover": "agent.autostart.waiting",
+    "WaitingOrders": "agent.autostart.waiting",
+    "look_for_waiting": "agent.autostart.waiting",
+}
+
+
+def __getattr__(name: str) -> object:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(where), name)

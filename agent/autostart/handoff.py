@@ -20,11 +20,12 @@ import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from agent.autostart.link import MAX_LINK
 from eidcore.atomicfile import private_dir
 from eidcore.paths import runtime_dir
 
-__all__ = ["HANDOFF_SECONDS", "hand_over", "serve_handoff", "socket_path"]
+__all__ = ["HANDOFF_SECONDS", "MAX_LINK", "hand_over", "serve_handoff", "socket_path"]
+
+MAX_LINK = 4096  # characters of a link (agent.autostart.link's rule takes it from here)
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
 from agent.autostart.errors import LinkRefused, RelayNotAllowed
+from agent.autostart.handoff import MAX_LINK
 
 __all__ = ["MAX_LINK", "Link", "check_relay", "parse_link"]
 
-MAX_LINK = 4096
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _HOST = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"

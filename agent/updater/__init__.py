@@ -4,7 +4,8 @@ required, recommended, automatic, the fall-back to a manual install; pure), ``re
 ``service`` (the driver on the agent's loop), ``errors`` (one base, ``UpdateError``) and
 ``conformance`` (``eid-tuf-client``). The release side is ``installer/``."""
 
-from agent.updater import remote  # the repository client, as a namespace
+from types import ModuleType
+
 from agent.updater.errors import InstallError, UpdateError
 from agent.updater.install import Layout, archive_name, bundle_version, running_layout
 from agent.updater.policy import (
@@ -50,3 +51,13 @@ __all__ = [
     "state_name",
     "step",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``remote`` (tufup, tuf, requests: ~14 MiB) is loaded on first use, by a check or
+    a download, not by the agent's start."""
+    if name == "remote":
+        import importlib
+
+        return importlib.import_module("agent.updater.remote")
+    raise AttributeError(name)

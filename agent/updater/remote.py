@@ -19,7 +19,6 @@ What tufup does not do for a daemon, done here:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import socket
 import threading
@@ -40,7 +39,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from agent.updater.errors import CheckError, FetchError  # raised here; defined with the others
 from agent.updater.policy import Policy, PolicyError, Standing, standing
 from agent.updater.rollout import Rollout, offered
-from agent.updater.source import APP_NAME, DOWNLOAD_DEADLINE, Source
+from agent.updater.source import APP_NAME, DOWNLOAD_DEADLINE, Source, Staging
 
 __all__ = [
     "APP_NAME",
@@ -59,14 +58,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 10.0  # seconds per read
-
-
-@dataclass(frozen=True)
-class Staging:
-    """This agent's place in staged roll-outs (agent.updater.rollout): its draw, and now."""
-
-    draw: float
-    now: dt.datetime
 
 
 @dataclass(frozen=True)

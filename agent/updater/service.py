@@ -24,8 +24,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from agent.notices import Notice
-from agent.updater import remote
-from agent.updater.errors import InstallError, UpdateError
+from agent.updater.errors import CheckError, InstallError, UpdateError
 from agent.updater.install import Layout
 from agent.updater.policy import (
     Applied,
@@ -46,6 +45,7 @@ from agent.updater.policy import (
     state_name,
     step,
 )
+from agent.updater.source import Source, Staging
 from eidcore import strictjson
 from eidcore.atomicfile import atomic_write_bytes
 from eidcore.messages import MessageCode
@@ -94,7 +94,7 @@ class UpdaterService:
         self,
         *,
         layout: Layout,
-        source: remote.Source,
+        source: Source,
         state_file: Path,
         current: Version,
         clock: Callable[[], dt.datetime],
@@ -185,11 +185,13 @@ class UpdaterService:
 
     async def check(self, *, by_person: bool, tick: bool = True) -> list[Effect]:
         """Check the repository; ``tick`` lets an automatic update start right after."""
+        from agent.updater import remote  # tufup on first use, not at the agent's start
+
         try:
             found = await asyncio.to_thread(
                 remote.check, self._source, self._current, self._staging()
             )
-        except remote.CheckError as exc:
+        except CheckError as exc:
             log.warning("update check failed (%s)", exc)
             failed = CheckFailed(self._clock(), self._jitter(), by_person, reason=exc.reason)
             effects = await self._step(failed)
@@ -211,8 +213,8 @@ class UpdaterService:
         self._person_started = True
         return effects + await self._step(StartRequested(self._clock(), self._order_active()))
 
-    def _staging(self) -> remote.Staging | None:
-        return remote.Staging(self._draw, self._clock()) if self._draw is not None else None
+    def _staging(self) -> Staging | None:
+        return Staging(self._draw, self._clock()) if self._draw is not None else None
 
     # -- stepping and effects ----------------------------------------------------------------
 
@@ -244,6 +246,8 @@ class UpdaterService:
             "automatic" if automatic else "asked for",
         )
         installed: Version | None = None
+        from agent.updater import remote
+
         try:
             staging = await asyncio.to_thread(self._layout.new_staging_dir)
             _, unpacked = await asyncio.to_thread(

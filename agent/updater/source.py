@@ -4,10 +4,11 @@ agent that is not installed never loads it)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["APP_NAME", "DOWNLOAD_DEADLINE", "Source"]
+__all__ = ["APP_NAME", "DOWNLOAD_DEADLINE", "Source", "Staging"]
 
 APP_NAME = "eid-agent"
 DOWNLOAD_DEADLINE = 300.0  # seconds for one whole check or download
@@ -31,3 +32,11 @@ class Source:
     @property
     def targets_url(self) -> str:
         return self.base_url.rstrip("/") + "/targets/"
+
+
+@dataclass(frozen=True)
+class Staging:
+    """This agent's place in staged roll-outs (agent.updater.rollout): its draw, and now."""
+
+    draw: float
+    now: dt.datetime

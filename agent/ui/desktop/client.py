@@ -66,6 +66,9 @@ NOTIFIED = frozenset(
     }
 )
 WATCH_SECONDS = 4.0  # a password dialog not usable by then is reported as blocked
+# With the tray served on the bus (``sni``), the helper ends after this long without a
+# question and is started again for the next one (~0.2 s): GTK is not kept for nothing.
+IDLE_SECONDS = float(os.environ.get("EID_AGENT_DIALOG_IDLE", "60"))
 
 
 class DesktopUi:
@@ -75,6 +78,7 @@ class DesktopUi:
         *,
         watch: float = WATCH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        idle: float = IDLE_SECONDS,
     ) -> None:
         self.language = language  # the Settings window may change it at run time
         self.presentation = Presentation()
@@ -94,6 +98,13 @@ class DesktopUi:
         self.on_action: Chosen | None = None  # a notice's button
         self.on_manager: Chosen | None = None  # a button in My BankIDs
         self._menu_tasks: set[asyncio.Task[None]] = set()
+        self._idle, self._used = idle, clock()
+        self._tray_host: str | None = None  # "bus" (sni) or "helper", once the tray is up
+        self._sni: Any = None  # the StatusNotifier, where a host shows it
+        self._retiring: asyncio.Task[None] | None = None
+        self._looking: asyncio.Task[None] | None = None
+        self._retired = False
+        self._tray_shown: tuple[str, str, list[tuple[str, str, bool]]] = ("ready", "", [])
 
     @property
     def dialogs_blocked(self) -> bool:
@@ -156,7 +167,11 @@ class DesktopUi:
                 continue
             if future is not None and not future.done():
                 future.set_result(message)
-        log.warning("dialog helper ended (%s)", await proc.wait())
+        code = await proc.wait()
+        if self._retired:
+            log.info("dialog helper ended after %.0f s without a question", self._idle)
+        else:
+            log.warning("dialog helper ended (%s)", code)
         for future in self._pending.values():
             if not future.done():
                 future.set_result({"cancelled": True})
@@ -171,7 +186,48 @@ class DesktopUi:
 
     async def tray(self, state: str, tooltip: str, items: list[tuple[str, str, bool]]) -> bool:
         """Show or update the tray icon (state: ready, busy, update, problem) and its menu
-        of (id, label, enabled). False: no tray here (no session bus or no tray host)."""
+        of (id, label, enabled): served on the session bus where a StatusNotifier host
+        runs, else by the helper (XEmbed). False: no tray here."""
+        self._tray_shown = (state, tooltip, items)
+        if self._tray_host is None:
+            self._tray_host = "helper"
+            if await self._tray_on_bus():
+                return True
+            self._looking = asyncio.create_task(self._look_for_host())
+        if self._sni is not None:
+            await self._sni.show(state, tooltip, items)
+            return True
+        return await self._helper_tray(state, tooltip, items)
+
+    async def _tray_on_bus(self) -> bool:
+        """Serve the tray on the session bus, if a StatusNotifier host shows it."""
+        from agent.ui.desktop.sni import StatusNotifier
+
+        sni = StatusNotifier(lambda item: self._later(self.on_menu, item))
+        if not await sni.start():
+            return False
+        self._sni, self._tray_host = sni, "bus"
+        await sni.show(*self._tray_shown)
+        self._retiring = asyncio.create_task(self._retire_when_idle())
+        return True
+
+    async def _look_for_host(self) -> None:
+        """A panel that starts after the agent (a login session's order is not fixed):
+        the icon moves to the bus when a StatusNotifier host appears, and the helper's
+        goes. Asked at 2 s, then less often, up to a minute apart."""
+        wait = 2.0
+        while True:
+            await asyncio.sleep(wait)
+            wait = min(60.0, wait * 2)
+            if await self._tray_on_bus():
+                if self._proc is not None and self._proc.returncode is None:
+                    await self._call({"op": "untray"})
+                log.info("tray: moved to the StatusNotifier host that appeared")
+                return
+
+    async def _helper_tray(
+        self, state: str, tooltip: str, items: list[tuple[str, str, bool]]
+    ) -> bool:
         answer = await self._call(
             {
                 "op": "tray",
@@ -185,7 +241,27 @@ class DesktopUi:
             return False
         return True
 
+    async def _retire_when_idle(self) -> None:
+        """End the helper when it has had no question for ``_idle`` seconds (the tray is
+        not there: it is served on the bus)."""
+        while True:
+            await asyncio.sleep(max(0.2, self._idle / 4))
+            running = self._proc is not None and self._proc.returncode is None
+            if not running or self._pending or self._clock() - self._used < self._idle:
+                continue
+            self._retired = True
+            if not (await self._call({"op": "retire"})).get("retired"):
+                self._retired = False
+                self._used = self._clock()  # a window is up: look again later
+                continue
+            assert self._proc is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), 5)
+
     async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._used = self._clock()
+        if request.get("op") != "retire":
+            self._retired = False
         await self.start()
         assert self._proc is not None and self._proc.stdin is not None
         ident = next(self._ids)
@@ -201,8 +277,14 @@ class DesktopUi:
             return await future
         finally:
             self._pending.pop(ident, None)
+            self._used = self._clock()
 
     async def aclose(self) -> None:
+        for task in (self._retiring, self._looking):
+            if task is not None:
+                task.cancel()
+        if self._sni is not None:
+            await self._sni.aclose()
         if self._proc is not None and self._proc.returncode is None:
             assert self._proc.stdin is not None
             self._proc.stdin.close()

@@ -34,13 +34,17 @@ did. Requests carry an ``id``; each gets exactly one answer with that ``id``:
     {"id", "op": "report", "ref", "title", "text", "copy", "copied", "close"}
         -> {"id", "done": true}; the copy button: {"event": "copied", "ref"}
     {"id", "op": "notify", "title", "body", "urgent"} -> {"id", "done": bool, "error"?}
+    {"id", "op": "untray"} -> {"id", "done": true}: the tray icon here goes
+    {"id", "op": "retire"} -> {"id", "retired": bool}: ends this process when no window is
+        up and the tray is not here (the agent starts it again for the next question)
 
 A dialog that waits for a password or PIN ("secret", "choose", "secrets", "attention") may carry
 "present": {"raise", "plain", "watch"} (see _show); one that never became usable within
 "watch" seconds answers {"id", "blocked": reason}.
 
-The tray is pystray's (its appindicator backend, which docks in an XEmbed tray when no
-StatusNotifier host runs); it shares this process's GTK main loop.
+Where a StatusNotifier host runs, the agent serves the tray itself (``sni``) and this
+process comes and goes with the dialogs. Elsewhere the tray is here: pystray's (its
+appindicator backend, which docks in an XEmbed tray), sharing this process's GTK loop.
 
 A window stays above others, takes focus, and answers to the keyboard alone (Enter,
 Escape, Tab); every field has a screen-reader name (ATK). Closing a window is Cancel.
@@ -374,8 +378,25 @@ class Helper:
             self._report(request, answer)
         elif op == "notify":
             self._notify(request, answer)
+        elif op == "retire":
+            self._retire(answer)
+        elif op == "untray":  # a StatusNotifier host came: the agent shows the icon now
+            if self._icon is not None:
+                self._icon.stop()
+                self._icon = None
+            answer({"done": True})
         else:
             answer({"error": f"unknown op {op!r}"})
+
+    def _retire(self, answer: Answer) -> None:
+        """The agent has had no question for a while: end this process, unless a window
+        is still up or the tray lives here."""
+        shown = any(w.get_visible() for w in Gtk.Window.list_toplevels())
+        if shown or self._windows or self._icon is not None:
+            answer({"retired": False})
+            return
+        answer({"retired": True})
+        Gtk.main_quit()
 
     # -- windows ---------------------------------------------------------------------------------
 
