@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import os
 import shutil
 import statistics
 import subprocess
 import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -180,9 +180,9 @@ def _ocsp(tmp: Path, issuer: IssuerProcess) -> list[Figure]:
                     ours,
                     "openssl ocsp responder, same CA and requests",
                     theirs,
-                    "≥ 1×",
-                    ours >= theirs,
-                    "new connection per request, 4 client threads"
+                    "≥ 1.2×" if nonce else "≥ 1×",
+                    ours >= (1.2 if nonce else 1.0) * theirs,
+                    "new connection per request, 8 clients at once (asyncio)"
                     + (
                         "; a fresh signature every time"
                         if nonce
@@ -203,43 +203,58 @@ def _rate(
     nonce: bool,
     builder: ocsp.OCSPRequestBuilder,
     seconds: float = 3.0,
-    threads: int = 4,
+    clients: int = 8,
 ) -> float:
+    """Answers per second to ``clients`` asking at once, each request on a new connection
+    (as OCSP clients do). The client is an asyncio loop writing prepared requests and
+    reading the answers' status line: cheap enough that the responder, not the client, is
+    what is measured (a urllib client in threads topped out at ~2,600/s here, where
+    OpenSSL's responder answers ~10,000/s). One answer in 50 is parsed in full."""
     # requests with nonces are made beforehand, so the client's own cost stays the same
     fresh = iter(
         [
             builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
             .build()
             .public_bytes(serialization.Encoding.DER)
-            for _ in range(40_000)
+            for _ in range(80_000)
         ]
         if nonce
         else []
     )
+    parts = urllib.parse.urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
 
-    def ask() -> None:
+    async def ask(n: int) -> None:
         body = next(fresh) if nonce else der
-        req = urllib.request.Request(  # noqa: S310 - loopback
-            url, data=body, method="POST", headers={"Content-Type": "application/ocsp-request"}
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: "
+            f"application/ocsp-request\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
         )
-        with urllib.request.urlopen(req, timeout=10) as reply:  # noqa: S310
-            answer = ocsp.load_der_ocsp_response(reply.read())
-            assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+        reply = await reader.read()
+        writer.close()
+        head, _, answer = reply.partition(b"\r\n\r\n")
+        assert head.split(b" ", 2)[1] == b"200", head[:80]
+        if n % 50 == 0:
+            parsed = ocsp.load_der_ocsp_response(answer)
+            assert parsed.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
 
-    ask()  # warm
+    async def measure() -> float:
+        await ask(0)  # warm
+        counter = itertools.count(1)
 
-    def loop(deadline: float) -> int:
-        n = 0
-        while time.perf_counter() < deadline:
-            ask()
-            n += 1
-        return n
+        async def client(deadline: float) -> None:
+            while time.perf_counter() < deadline:
+                await ask(next(counter))
 
-    counts = []
-    for _ in range(3):
-        start = time.perf_counter()
-        deadline = start + seconds / 3
-        with ThreadPoolExecutor(threads) as pool:
-            done = sum(pool.map(loop, [deadline] * threads))
-        counts.append(done / (time.perf_counter() - start))
-    return statistics.median(counts)
+        counts = []
+        for _ in range(3):
+            start = time.perf_counter()
+            before = next(counter)
+            await asyncio.gather(*(client(start + seconds / 3) for _ in range(clients)))
+            counts.append((next(counter) - before - 1) / (time.perf_counter() - start))
+        return statistics.median(counts)
+
+    return asyncio.run(measure())

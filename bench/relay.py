@@ -11,6 +11,8 @@ import base64
 import contextlib
 import datetime as dt
 import functools
+import itertools
+import os
 import socket
 import sqlite3
 import ssl
@@ -41,6 +43,7 @@ from relay.config import Ocsp, Party, RelayConfig
 from relay.server import RelayServer, build_app
 from relay.store import OrderStore
 from rp import OcspPolicy
+from tests.agent_process import BIN
 from tests.issuer_kit import postgres_cluster
 
 PASSWORD = "bench password"
@@ -292,12 +295,18 @@ async def agent_completes(
 
 
 async def _load(
-    port: int, orders: int, credential: Any, tls: _Tls, clients: int = 8
+    port: int | tuple[int, ...], orders: int, credential: Any, tls: _Tls, clients: int = 8
 ) -> tuple[float, list[float]]:
     """Each order as a site and an agent make it: the site's start and collect on its
     kept-alive mutual-TLS connections, the agent's own WebSocket (a new TLS connection,
-    as every agent's order has)."""
-    base = f"https://127.0.0.1:{port}"
+    as every agent's order has). Several ports: the relay's processes behind a load
+    balancer, each client's calls going round them (an order's calls land on any)."""
+    ports = port if isinstance(port, tuple) else (port,)
+    turn = itertools.cycle(ports)
+
+    def base_next() -> str:
+        return f"https://127.0.0.1:{next(turn)}"
+
     collects: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(orders):
@@ -306,12 +315,13 @@ async def _load(
     async def client(http: aiohttp.ClientSession, agent: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
-            async with http.post(f"{base}/rp/v6.0/auth", json={"endUserIp": "192.0.2.1"}) as r:
+            body = {"endUserIp": "192.0.2.1"}
+            async with http.post(f"{base_next()}/rp/v6.0/auth", json=body) as r:
                 started = await r.json()
-            order = await agent_completes(agent, base, started["autoStartToken"], credential)
+            order = await agent_completes(agent, base_next(), started["autoStartToken"], credential)
             began = time.perf_counter()
             async with http.post(
-                f"{base}/rp/v6.0/collect", json={"orderRef": order["orderRef"]}
+                f"{base_next()}/rp/v6.0/collect", json={"orderRef": order["orderRef"]}
             ) as r:
                 assert (await r.json())["status"] == "complete"
             collects.append(time.perf_counter() - began)
@@ -447,7 +457,75 @@ def run(
     figures.append(asyncio.run(_mtls_collect(ca, tmp, now)))
     with postgres_cluster() as pg:
         figures += asyncio.run(_throughput(ca, tmp, now, orders, pg.new_database()))
+        figures.append(asyncio.run(_scale_out(ca, tmp, now, orders, pg.new_database)))
     return figures
+
+
+async def _scale_out(
+    ca: CertificateAuthority,
+    tmp: Path,
+    now: dt.datetime,
+    orders: int,
+    new_database: Any,
+    clients: int = 16,
+) -> Figure:
+    """``eid-relay serve`` as an organisation runs it, on PostgreSQL: two processes on one
+    database against one, the same load (this process: the sites and the agents, and the
+    issuer's OCSP responder on its loop)."""
+    from tests.relay_process_kit import CA, party_certificate, start_server, write_config
+
+    data = tmp / "scale-data"
+    store = CredentialStore(data)
+    info = store.add(make_file_credential(ca, person(2), PASSWORD, now))
+    credential = store.unlock(info.id, PASSWORD)
+    ocsp_port = _free_port()
+    responder = await _serve(_ocsp_app(ca), ocsp_port)
+    config = write_config(tmp / "scale-relay", ca, origin="https://relay.bench.example")
+    with config.open("a") as extra:
+        extra.write(
+            f'\n[ocsp]\nrequired = true\nresponder = "http://127.0.0.1:{ocsp_port}/ocsp"\n'
+            "\n[limits]\nagent_per_second = 0\n"
+        )
+    from issuer.servecli import dev_tls
+
+    cert, key = dev_tls(config.parent, now)
+    site = ssl.create_default_context(cafile=str(cert))
+    site.load_cert_chain(*party_certificate(config))
+    tls = _Tls(ssl.create_default_context(), site, "", (cert, *party_certificate(config)))
+    rates = {}
+    for count in (1, 2):
+        url = new_database()
+        ports = tuple(_free_port() for _ in range(count))
+        procs = []
+        for port in ports:
+            argv = [
+                *(str(BIN / "eid-relay"), "serve", "--config", str(config)),
+                *("--port", str(port), "--db", url, "--tls-cert", str(cert)),
+                *("--tls-key", str(key), "--client-ca", str(config.parent / CA)),
+            ]
+            proc, _ = await asyncio.to_thread(start_server, argv)
+            procs.append(proc)
+        try:
+            await _load(ports, 20, credential, tls, clients)  # warm: chains, pools
+            rates[count], _ = await _load(ports, orders, credential, tls, clients)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                await asyncio.to_thread(proc.wait, 10)
+    await responder.cleanup()
+    ratio = rates[2] / rates[1]
+    return Figure(
+        "relay on PostgreSQL: orders per second, 2 processes",
+        "/s",
+        rates[2],
+        "1 process, same database server and load",
+        rates[1],
+        "≥ 1.6×",
+        ratio >= 1.6,
+        f"{orders} orders, {clients} clients, each order's calls going round the processes; "
+        f"{os.cpu_count()} cores for the processes, PostgreSQL, the load and the OCSP "
+        "responder together",
+    )
 
 
 async def _mtls_collect(

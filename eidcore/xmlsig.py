@@ -45,12 +45,14 @@ __all__ = [
     "MAX_XML_BYTES",
     "MIN_RSA_BITS",
     "Algorithm",
+    "Built",
     "FuncId",
     "ParsedSignature",
     "SignedContent",
     "Unsigned",
     "XmlRefused",
     "algorithm_for",
+    "build",
     "chain_digest",
     "parse",
     "prepare",
@@ -174,6 +176,34 @@ def prepare(content: SignedContent, chain: Sequence[bytes], algorithm: Algorithm
         + b"</Object></Signature>"
     )
     return Unsigned(signed_info=_declared(_tag(b"SignedInfo", references)), _document=document)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A document this module wrote with its signature value, and what ``parse`` reads
+    from it: who rebuilt a document (the relay, from an agent's signature value) verifies
+    it without parsing its own output again."""
+
+    document: bytes
+    parsed: ParsedSignature
+
+
+def build(
+    content: SignedContent,
+    chain: Sequence[bytes],
+    algorithm: Algorithm,
+    signature_value: bytes,
+) -> Built:
+    """``prepare`` and ``Unsigned.finish`` in one, with the parsed form beside (the
+    canonical ``SignedInfo`` is what ``prepare`` wrote: the tests check both agree).
+
+    Raises: ValueError (a chain ``prepare`` refuses, or one that is not DER)."""
+    unsigned = prepare(content, chain, algorithm)
+    certificates = tuple(x509.load_der_x509_certificate(der) for der in chain)
+    parsed = ParsedSignature(
+        content, certificates, algorithm, unsigned.signed_info, signature_value
+    )
+    return Built(unsigned.finish(signature_value), parsed)
 
 
 def chain_digest(chain: Sequence[bytes]) -> str:

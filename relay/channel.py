@@ -17,7 +17,6 @@ builder) from what it already holds, and asks for the chain only when it has not
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
 import enum
@@ -128,12 +127,12 @@ def rebuilt(
     version: str,
     chain: tuple[bytes, ...],
     signature_value: bytes,
-) -> str:
-    """The XML signature document (base64) the agent signed for ``order``, made again
+) -> xmlsig.Built:
+    """The XML signature document the agent signed for ``order``, made again
     from what the relay holds, the agent's version and its chain: the agent builds it
     with the same ``xmlsig.prepare`` from what its dialog showed, so a signature value
     over anything else does not verify. Raises: rp.MalformedResponse (a chain whose leaf
-    cannot sign a document)."""
+    cannot sign a document, or one that is not DER)."""
     try:
         algorithm = xmlsig.algorithm_for(x509.load_der_x509_certificate(chain[0]))
     except (ValueError, xmlsig.XmlRefused):
@@ -150,5 +149,7 @@ def rebuilt(
         order_ref=order.ref,
         version=version,
     )
-    document = xmlsig.prepare(content, chain, algorithm).finish(signature_value)
-    return base64.b64encode(document).decode("ascii")
+    try:
+        return xmlsig.build(content, chain, algorithm, signature_value)
+    except ValueError:
+        raise rp.MalformedResponse("the chain is not one a document can hold") from None

@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import http.client
 import json
 import ssl
-import threading
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from eidcore import returnurl, strictjson
+from rp.connections import KeptConnections
 from rp.errors import UnknownNonce
 from rp.nonces import NonceStore
 
@@ -140,12 +139,11 @@ class RelayApi:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("the relay is reached over https (with a client certificate)")
-        self._host, self._port = parts.hostname, parts.port or 443
-        self._path = parts.path.rstrip("/") + "/rp/v6.0"
-        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        self._tls.load_cert_chain(str(certificate[0]), str(certificate[1]))
+        self._url = base_url.rstrip("/") + "/rp/v6.0"
+        tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        tls.load_cert_chain(str(certificate[0]), str(certificate[1]))
         self._timeout = timeout
-        self._local = threading.local()
+        self._kept = KeptConnections(tls)
 
     def auth(self, end_user_ip: str, **fields: Any) -> dict[str, Any]:
         return self._post("/auth", {"endUserIp": end_user_ip, **fields})
@@ -160,48 +158,15 @@ class RelayApi:
     def cancel(self, order_ref: str) -> dict[str, Any]:
         return self._post("/cancel", {"orderRef": order_ref})
 
-    def _connection(self) -> http.client.HTTPSConnection:
-        connection: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
-        if connection is None:
-            connection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=self._tls
-            )
-            self._local.conn = connection
-        return connection
-
     def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Raises: RelayApiError, OSError (unreachable)."""
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        for attempt in (1, 2):
-            connection = self._connection()
-            reused = connection.sock is not None
-            try:
-                connection.request("POST", self._path + path, body=data, headers=headers)
-                response = connection.getresponse()
-                status, raw = response.status, response.read(1 << 20)
-                if not response.isclosed():  # more than a relay ever answers: not reused
-                    connection.close()
-            except (
-                http.client.RemoteDisconnected,
-                BrokenPipeError,
-                ConnectionResetError,
-                ssl.SSLEOFError,
-                ssl.SSLZeroReturnError,
-            ):
-                connection.close()
-                if reused and attempt == 1:
-                    # the relay closed a kept-alive connection while it was idle: the
-                    # request never reached it, so it is sent again on a new one
-                    continue
-                raise
-            except OSError:
-                connection.close()
-                raise
-            except http.client.HTTPException as exc:  # an answer that is not HTTP
-                connection.close()
-                raise OSError(f"the relay answered no HTTP: {type(exc).__name__}") from None
-            break
+        status, raw = self._kept.post(
+            self._url + path,
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+            timeout=self._timeout,
+            limit=1 << 20,
+        )
         if status != 200:
             try:
                 error = strictjson.loads(raw[: 1 << 16])

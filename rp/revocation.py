@@ -14,8 +14,6 @@ import datetime as dt
 import logging
 import os
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from rp.connections import KeptConnections
 from rp.errors import CertificateRevoked, RevocationUnknown
 
 __all__ = [
@@ -45,18 +44,19 @@ Fetch = Callable[[str, bytes, float], bytes]
 
 
 def http_fetch(ca_file: str | None = None) -> Fetch:
-    """POSTs an OCSP request over http(s); with ``ca_file``, https trusts only that
+    """POSTs an OCSP request over http(s), on a kept-alive connection per thread and
+    responder (a relay asks for every result); with ``ca_file``, https trusts only that
     certificate (a development responder)."""
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    kept = KeptConnections(ssl.create_default_context(cafile=ca_file) if ca_file else None)
 
     def fetch(url: str, request: bytes, timeout: float) -> bytes:
         if not url.startswith(("http://", "https://")):
             raise RevocationUnknown("the OCSP URL is not http(s)")
-        req = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-            url, data=request, method="POST", headers={"Content-Type": "application/ocsp-request"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as reply:  # noqa: S310
-            return bytes(reply.read(MAX_RESPONSE))
+        headers = {"Content-Type": "application/ocsp-request"}
+        status, raw = kept.post(url, request, headers, timeout=timeout, limit=MAX_RESPONSE)
+        if status != 200:
+            raise RevocationUnknown(f"the OCSP responder answered HTTP {status}")
+        return raw
 
     return fetch
 
@@ -124,7 +124,7 @@ def fetch_response(
     )
     try:
         raw = policy.fetch(url, request.public_bytes(serialization.Encoding.DER), policy.timeout)
-    except (OSError, urllib.error.URLError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         raise RevocationUnknown(f"OCSP responder unreachable: {type(exc).__name__}") from None
     check_response(raw, leaf, issuer, nonce, now, policy.max_skew, echoed=echoed)
     return raw

@@ -63,6 +63,18 @@ class VerifiedXml:
     document: bytes  # the XML as verified
 
 
+def _parsed(signature: str) -> tuple[bytes, xmlsig.ParsedSignature]:
+    """Raises: MalformedResponse."""
+    try:
+        document = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise MalformedResponse("signature is not base64") from None
+    try:
+        return document, xmlsig.parse(document)
+    except xmlsig.XmlRefused as exc:
+        raise MalformedResponse(f"signature: {exc.reason}") from None
+
+
 def ocsp_nonce(document: bytes) -> bytes:
     """The nonce of the OCSP request the relay makes for a result: SHA-256 of the XML
     signature document, so the answer it keeps is bound to this one signature."""
@@ -70,7 +82,7 @@ def ocsp_nonce(document: bytes) -> bytes:
 
 
 def verify_xml_signature(
-    signature: str,
+    signature: str | xmlsig.Built,
     *,
     order_type: str,
     expected_origin: str,
@@ -86,7 +98,9 @@ def verify_xml_signature(
     ocsp_response: str | None = None,
     max_skew: dt.timedelta = dt.timedelta(minutes=5),
 ) -> VerifiedXml:
-    """``signature``: ``completionData.signature`` (base64 of the XML). ``nonce``: the
+    """``signature``: ``completionData.signature`` (base64 of the XML), or a document the
+    caller built itself (``xmlsig.build``: the relay, from an agent's signature value),
+    which is checked the same way but not parsed again. ``nonce``: the
     one the relay drew for the order (the relay checks it; a site, which never sees it,
     relies on ``order_ref`` — its own order — instead). ``ocsp_response``:
     ``completionData.ocspResponse`` (base64 DER), checked as the issuer's word that the
@@ -96,14 +110,10 @@ def verify_xml_signature(
     Raises: a VerificationError subclass saying why not."""
     if order_type not in _FUNC:
         raise ValueError("order_type is auth or sign")
-    try:
-        document = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise MalformedResponse("signature is not base64") from None
-    try:
-        parsed = xmlsig.parse(document)
-    except xmlsig.XmlRefused as exc:
-        raise MalformedResponse(f"signature: {exc.reason}") from None
+    if isinstance(signature, xmlsig.Built):
+        document, parsed = signature.document, signature.parsed
+    else:
+        document, parsed = _parsed(signature)
     try:
         xmlsig.verify_signature(parsed)
     except xmlsig.XmlRefused as exc:

@@ -423,3 +423,30 @@ async def test_the_relay_api_keeps_its_connection_and_survives_an_idle_close(
             assert len(set(peers)) == 2  # sent again on a new one
     finally:
         await runner.cleanup()
+
+
+def test_a_chain_is_known_only_against_the_anchors_it_verified_with(
+    store: CredentialStore, make_token: MakeToken, ca: CertificateAuthority
+) -> None:
+    """The kit keeps chains that verified (building one is most of a verification): the
+    same chain verifies again from memory, but against other anchors it is refused as
+    if never seen."""
+    from tests.conftest import NOW
+
+    credential = unlocked(store, make_token(ANNA), PASSWORD)
+    chain = credential.certificate_chain(KeyPurpose.IDENTIFICATION)
+    data = b"a challenge"
+    signature = credential.sign(KeyPurpose.IDENTIFICATION, data)
+    for _ in range(2):  # built, then remembered
+        person = rp.verify_possession(
+            chain, signature, data, trust_anchors=[ca.root_certificate], now=NOW
+        )
+        assert str(person.personal_number) == str(ANNA.personal_number)
+    other = CertificateAuthority.create("Other", NOW - dt.timedelta(days=1))
+    with pytest.raises(rp.UntrustedChain):
+        rp.verify_possession(
+            chain, signature, data, trust_anchors=[other.root_certificate], now=NOW
+        )
+    # the right root among others: another set of anchors, built for it, and good
+    anchors = [other.root_certificate, ca.root_certificate]
+    assert rp.verify_possession(chain, signature, data, trust_anchors=anchors, now=NOW)
