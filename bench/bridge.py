@@ -24,6 +24,7 @@ from bench.common import Figure, percentile
 from bench.harness import build
 from bench.tokens import PASSWORD, light_kdf, person
 from issuer import CertificateAuthority, make_file_credential
+from tests.forward_kit import Forwarder
 
 ORIGIN = "https://bank.example"
 GAP = 0.05  # longer than the light KDF, so the order is complete when collected
@@ -129,48 +130,6 @@ async def _overhead(data_dir: Path, rounds: int) -> list[Figure]:
     ]
 
 
-class _Counter(asyncio.Protocol):
-    """A loopback TCP relay that counts bytes each way."""
-
-    def __init__(self, target: int, totals: dict[str, int]) -> None:
-        self.target, self.totals = target, totals
-        self.peer: asyncio.Transport | None = None
-        self.pending: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        asyncio.get_running_loop().create_task(self._open())
-
-    async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-        outer = self
-
-        class Back(asyncio.Protocol):
-            def data_received(self, data: bytes) -> None:
-                outer.totals["down"] += len(data)
-                outer.transport.write(data)
-
-            def connection_lost(self, exc: Exception | None) -> None:
-                outer.transport.close()
-
-        transport, _ = await loop.create_connection(Back, "127.0.0.1", self.target)
-        self.peer = transport
-        for chunk in self.pending:
-            transport.write(chunk)
-
-    def data_received(self, data: bytes) -> None:
-        self.totals["up"] += len(data)
-        if self.peer is None:
-            self.pending.append(data)
-        else:
-            self.peer.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.peer is not None:
-            self.peer.close()
-
-
 async def _options(
     http: aiohttp.ClientSession, url: str, headers: dict[str, str], totals: dict[str, int]
 ) -> int:
@@ -194,7 +153,7 @@ async def _wire(data_dir: Path) -> list[Figure]:
     ):
         totals = {"up": 0, "down": 0}
         server = await asyncio.get_running_loop().create_server(
-            functools.partial(_Counter, port, totals), "127.0.0.1", relay_port
+            functools.partial(Forwarder, port, totals), "127.0.0.1", relay_port
         )
         # As a page does it: a preflight per path (cached afterwards for Max-Age), the
         # start, one poll while the person types, and the poll that brings the result.

@@ -308,20 +308,9 @@ def _cold_dialog(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: in
         bare = []
         for _ in range(runs):
             start = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _BARE],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env={**os.environ, **screen.env, "GDK_GL": "disable"},
-            )
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdout.readline()
-            proc.stdin.write("show\n")
-            proc.stdin.flush()
+            proc = _bare_window(screen)
             bare.append(_until_visible(screen, "bare-dialog", start))
-            proc.stdin.close()
-            proc.wait(timeout=10)
+            _close(proc)
     median = statistics.median(ours) * 1000
     return Figure(
         "/v1/auth → dialog visible, the helper started for it",
@@ -336,8 +325,9 @@ def _cold_dialog(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: in
     )
 
 
-def _bare_gtk_rss(screen: Screen) -> float:
-    # without OpenGL, as the helper runs: otherwise GDK's GLX probe loads Mesa and LLVM
+def _bare_window(screen: Screen) -> subprocess.Popen[str]:
+    """A bare GTK process asked to show one window. Without OpenGL, as the helper runs:
+    otherwise GDK's GLX probe loads Mesa and LLVM."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _BARE],
         stdin=subprocess.PIPE,
@@ -349,10 +339,20 @@ def _bare_gtk_rss(screen: Screen) -> float:
     proc.stdout.readline()
     proc.stdin.write("show\n")
     proc.stdin.flush()
-    time.sleep(3)
-    rss = _status(proc.pid)["VmRSS"] / 1024
+    return proc
+
+
+def _close(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
     proc.stdin.close()
     proc.wait(timeout=10)
+
+
+def _bare_gtk_rss(screen: Screen) -> float:
+    proc = _bare_window(screen)
+    time.sleep(3)
+    rss = _status(proc.pid)["VmRSS"] / 1024
+    _close(proc)
     return rss
 
 

@@ -32,7 +32,7 @@ from agent.autostart.link import parse_link
 from agent.credentials import CredentialStore, KeyPurpose
 from agent.orders import OrderBook
 from agent.orders.service import OrderService
-from bench.bridge import _Counter, _free_port
+from bench.bridge import _free_port
 from bench.common import Figure, percentile
 from bench.harness import InstantUi
 from bench.tokens import person
@@ -44,6 +44,7 @@ from relay.server import RelayServer, build_app
 from relay.store import OrderStore
 from rp import OcspPolicy
 from tests.agent_process import BIN
+from tests.forward_kit import Forwarder
 from tests.issuer_kit import postgres_cluster
 
 PASSWORD = "bench password"
@@ -164,7 +165,7 @@ async def _wire(ca: CertificateAuthority, tmp: Path, now: dt.datetime) -> list[F
             started = await r.json()
         totals = {"up": 0, "down": 0}
         server = await asyncio.get_running_loop().create_server(
-            functools.partial(_Counter, port, totals), "127.0.0.1", counted
+            functools.partial(Forwarder, port, totals), "127.0.0.1", counted
         )
         link = parse_link(
             f"eid-agent:///?autostarttoken={started['autoStartToken']}&server={origin}"
@@ -229,7 +230,7 @@ async def _tls_handshake_bytes(tls: _Tls, port: int) -> tuple[int, int]:
     for _ in range(2):
         totals = {"up": 0, "down": 0}
         server = await asyncio.get_running_loop().create_server(
-            functools.partial(_Counter, port, totals), "127.0.0.1", counted
+            functools.partial(Forwarder, port, totals), "127.0.0.1", counted
         )
 
         def handshake(earlier: ssl.SSLSession | None) -> tuple[ssl.SSLSession | None, bool]:

@@ -32,6 +32,7 @@ from issuer import CertificateAuthority
 from relay.channel import WATCH_SECONDS
 from tests.bridge_kit import ScriptedUi, free_port
 from tests.conftest import ANNA, PASSWORD, MakeToken
+from tests.forward_kit import Forwarder
 from tests.relay_kit import UHI, Relay, completion_for, running_relay, unlocked
 from tests.xml_kit import xmlsec1
 
@@ -259,46 +260,6 @@ async def test_a_plain_get_is_refused(relay: Relay) -> None:
 # -- the agent's side (agent.autostart): the same relay, the real driver --------------------
 
 
-class _Cuttable(asyncio.Protocol):
-    """A loopback TCP forwarder whose connections the test can cut."""
-
-    def __init__(self, target: int, opened: list[asyncio.Transport]) -> None:
-        self._target, self._opened = target, opened
-        self._peer: asyncio.Transport | None = None
-        self._early: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._opened.append(transport)
-        asyncio.get_running_loop().create_task(self._open())
-
-    async def _open(self) -> None:
-        outer = self
-
-        class Back(asyncio.Protocol):
-            def data_received(self, data: bytes) -> None:
-                outer.transport.write(data)
-
-            def connection_lost(self, exc: Exception | None) -> None:
-                outer.transport.close()
-
-        loop = asyncio.get_running_loop()
-        self._peer, _ = await loop.create_connection(Back, "127.0.0.1", self._target)
-        for chunk in self._early:
-            self._peer.write(chunk)
-
-    def data_received(self, data: bytes) -> None:
-        if self._peer is None:
-            self._early.append(data)
-        else:
-            self._peer.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._peer is not None:
-            self._peer.close()
-
-
 @dataclass
 class _Door:
     relay: Relay
@@ -321,7 +282,7 @@ async def door(
     origin = f"http://127.0.0.1:{outer}"
     async with running_relay(tmp_path, ca, origin=origin, plain_port=inner) as relay:
         forwarder = await asyncio.get_running_loop().create_server(
-            functools.partial(_Cuttable, inner, opened), "127.0.0.1", outer
+            functools.partial(Forwarder, inner, None, opened), "127.0.0.1", outer
         )
         ui = ScriptedUi()
         service = OrderService(
