@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from tests.desktop_kit import Screen, virtual_screen
 pytestmark = pytest.mark.slow
 
 ORIGIN = "https://login.secure.bank.se"
+DBUS_SEND = shutil.which("dbus-send") or "/usr/bin/dbus-send"
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +103,97 @@ def test_the_icon_is_the_helpers_badge() -> None:
         channels = [abs(x - y) for x, y in zip(ours.tobytes(), theirs.tobytes(), strict=True)]
         far = sum(max(channels[n : n + 4]) > 48 for n in range(0, len(channels), 4))
         assert far <= seen * seen // 20, (state, far)
+
+
+def _dbus_send(screen: Screen, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DBUS_SEND, "--session", "--print-reply", *args],
+        env={**os.environ, **screen.env},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
+def test_the_tray_answers_any_peer_on_the_bus_and_survives_odd_calls(
+    data_dir: Path, bar: Screen
+) -> None:
+    """What the host asks, asked by D-Bus's own client (dbus-send): the menu's layout in
+    the catalogue's words, the icon; a click on an item does what the menu does. Calls
+    with the wrong arguments, unknown methods and a burst of them get D-Bus errors, and
+    the tray goes on (one log line each at most, no traceback)."""
+    with _agent(data_dir, bar) as agent:
+        agent.ready()
+        agent.wait_for_output("tray: a StatusNotifierItem", stream="stderr")
+        item = f"--dest=org.kde.StatusNotifierItem-{agent.proc.pid}-1"
+        layout = _dbus_send(
+            bar,
+            item,
+            "/MenuBar",
+            "com.canonical.dbusmenu.GetLayout",
+            "int32:0",
+            "int32:-1",
+            "array:string:",
+        )
+        assert layout.returncode == 0, layout.stderr
+        assert "About" in layout.stdout and "Quit" in layout.stdout
+        icon = _dbus_send(
+            bar,
+            item,
+            "/StatusNotifierItem",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.kde.StatusNotifierItem",
+            "string:IconPixmap",
+        )
+        assert icon.returncode == 0 and "int32 32" in icon.stdout, icon.stderr
+        for odd in (
+            ("/MenuBar", "com.canonical.dbusmenu.Event", "string:x", "int32:1"),
+            ("/MenuBar", "com.canonical.dbusmenu.GetProperty", "int32:99999", "string:label"),
+            ("/MenuBar", "com.canonical.dbusmenu.Nothing"),
+            ("/StatusNotifierItem", "org.freedesktop.DBus.Properties.Get", "string:x"),
+            ("/Elsewhere", "org.kde.StatusNotifierItem.Activate", "int32:0", "int32:0"),
+        ):
+            answer = _dbus_send(bar, item, *odd)
+            assert answer.returncode != 0 and "Error" in answer.stderr, (odd, answer)
+        for _ in range(20):  # a burst of clicks on no item at all
+            _dbus_send(
+                bar,
+                item,
+                "/MenuBar",
+                "com.canonical.dbusmenu.Event",
+                "int32:-7",
+                "string:clicked",
+                "variant:int32:0",
+                "uint32:0",
+            )
+        about = _id_of(layout.stdout, "About")
+        clicked = _dbus_send(
+            bar,
+            item,
+            "/MenuBar",
+            "com.canonical.dbusmenu.Event",
+            f"int32:{about}",
+            "string:clicked",
+            "variant:int32:0",
+            "uint32:0",
+        )
+        assert clicked.returncode == 0, clicked.stderr
+        [window] = bar.wait_window("About eid-agent")
+        bar.key(window, "Return")
+        assert agent.proc.poll() is None
+    assert "Traceback" not in agent.stderr
+    assert agent.stderr.count("tray: a D-Bus call was not answered") == 0
+
+
+def _id_of(layout: str, label: str) -> int:
+    """The dbusmenu id of the item labelled ``label`` in dbus-send's print of a layout:
+    each item is a struct whose first field is its int32 id."""
+    current = None
+    for line in layout.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "int32":
+            current = int(words[1])
+        if f'string "{label}' in line and current is not None:
+            return current
+    raise AssertionError(f"no item {label!r} in {layout}")

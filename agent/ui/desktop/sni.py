@@ -106,6 +106,24 @@ _INTROSPECTION = {
 }
 
 
+# What each method this object answers takes: another body is InvalidArgs, so nothing
+# below indexes a body it has not checked.
+_SIGNATURES = {
+    "Introspect": "",
+    "Get": "ss",
+    "GetAll": "s",
+    "Activate": "ii",
+    "SecondaryActivate": "ii",
+    "ContextMenu": "ii",
+    "Scroll": "is",
+    "GetLayout": "iias",
+    "GetGroupProperties": "aias",
+    "GetProperty": "is",
+    "Event": "isvu",
+    "EventGroup": "a(isvu)",
+    "AboutToShow": "i",
+    "AboutToShowGroup": "ai",
+}
 _ITEM_METHODS = frozenset({"Activate", "SecondaryActivate", "ContextMenu", "Scroll"})
 
 
@@ -284,8 +302,8 @@ class StatusNotifier:
             call = await calls.get()
             try:
                 reply = self._answer(call)
-            except Exception:  # a host's odd question must not end the tray
-                log.exception("tray: a D-Bus call could not be answered")
+            except Exception as exc:  # an odd question must not end the tray: one line
+                log.warning("tray: a D-Bus call was not answered (%s)", type(exc).__name__)
                 reply = new_error(call, "org.freedesktop.DBus.Error.Failed")
             if not call.header.flags & MessageFlag.no_reply_expected:
                 with contextlib.suppress(OSError):
@@ -297,6 +315,9 @@ class StatusNotifier:
         interface = fields.get(HeaderFields.interface)
         member = fields.get(HeaderFields.member)
         body = call.body
+        expected = _SIGNATURES.get(member or "")
+        if expected is not None and fields.get(HeaderFields.signature, "") != expected:
+            return new_error(call, "org.freedesktop.DBus.Error.InvalidArgs")
         item = self._item
         if interface == "org.freedesktop.DBus.Introspectable" and path in _INTROSPECTION:
             return new_method_return(call, "s", (_INTROSPECTION[path],))
@@ -306,12 +327,7 @@ class StatusNotifier:
                 return new_method_return(call, "a{sv}", (properties,))
             if member == "Get" and body[1] in properties:
                 return new_method_return(call, "v", (properties[body[1]],))
-        if path == ITEM_PATH and member in (
-            "Activate",
-            "SecondaryActivate",
-            "ContextMenu",
-            "Scroll",
-        ):
+        if path == ITEM_PATH and member in _ITEM_METHODS:
             return new_method_return(call)  # the host shows the menu (ItemIsMenu)
         if path == MENU_PATH and interface in (MENU_IFACE, None):
             return self._menu(call, member, body)
