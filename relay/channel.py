@@ -58,8 +58,12 @@ class Watch:
     """Events for the orders whose agents are connected here. ``ended_among``: the
     store's read of which orders ended (blocking; run in a thread by ``run``)."""
 
-    def __init__(self, ended_among: Callable[[list[str], dt.datetime], set[str]]) -> None:
-        self._ended_among = ended_among
+    def __init__(
+        self,
+        ended_among: Callable[[list[str], dt.datetime], set[str]],
+        every: float = WATCH_SECONDS,
+    ) -> None:
+        self._ended_among, self._every = ended_among, every
         self._events: dict[str, set[asyncio.Event]] = {}
 
     @contextlib.contextmanager
@@ -80,9 +84,9 @@ class Watch:
             event.set()
 
     async def run(self, clock: Callable[[], dt.datetime]) -> None:
-        """Every WATCH_SECONDS, the orders held here that ended elsewhere or by time."""
+        """Every ``every`` seconds, the orders held here that ended elsewhere or by time."""
         while True:
-            await asyncio.sleep(WATCH_SECONDS)
+            await asyncio.sleep(self._every)
             refs = list(self._events)
             if not refs:
                 continue

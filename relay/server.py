@@ -38,6 +38,7 @@ from relay.channel import (
     FIRST_MESSAGE_SECONDS,
     HEARTBEAT_SECONDS,
     STAGES,
+    WATCH_SECONDS,
     ChainCache,
     Stage,
     Watch,
@@ -103,12 +104,13 @@ class RelayServer:
     monotonic: Callable[[], float] = time.monotonic
     agent_limiter: RateLimiter | None = None  # None: the config's [limits]
     chains: ChainCache = field(default_factory=ChainCache)
+    watch_every: float = WATCH_SECONDS  # how often held orders are looked at in the store
 
     def __post_init__(self) -> None:
         burst, rate = self.config.agent_budget
         if self.agent_limiter is None and rate > 0:
             self.agent_limiter = RateLimiter(burst, rate, MAX_TRACKED_ADDRESSES)
-        self.watch = Watch(self.store.ended_among)
+        self.watch = Watch(self.store.ended_among, self.watch_every)
 
     async def get(self, ref: str, now: dt.datetime) -> RelayOrder | None:
         """An order as it stands: read on the loop from a local SQLite file (WAL: a read

@@ -141,16 +141,18 @@ async def test_the_chain_is_sent_once(relay: Relay, anna: UnlockedCredential) ->
         await ws.close()
 
 
-async def test_the_site_cancels_and_the_agent_hears_at_once(relay: Relay) -> None:
-    started = await _started(relay)
-    ws = await _connect(relay)
-    await _say(ws, {"fetch": started["autoStartToken"]})
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    assert (await relay.rp("cancel", {"orderRef": started["orderRef"]}))[0] == 200
-    assert await _heard(ws) == {"status": "failed", "hintCode": "cancelled"}
-    assert loop.time() - began < WATCH_SECONDS / 2  # pushed, not found by the watch
-    await _closed(ws)
+async def test_the_site_cancels_and_the_agent_hears_at_once(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """The watch looks at the store once an hour here: the agent hears of the cancel
+    from the cancel itself, or not in time."""
+    async with running_relay(tmp_path, ca, watch_every=3600) as relay:
+        started = await _started(relay)
+        ws = await _connect(relay)
+        await _say(ws, {"fetch": started["autoStartToken"]})
+        assert (await relay.rp("cancel", {"orderRef": started["orderRef"]}))[0] == 200
+        assert await _heard(ws) == {"status": "failed", "hintCode": "cancelled"}
+        await _closed(ws)
 
 
 async def test_time_running_out_is_heard_within_the_watch(relay: Relay) -> None:
@@ -158,7 +160,7 @@ async def test_time_running_out_is_heard_within_the_watch(relay: Relay) -> None:
     ws = await _connect(relay)
     await _say(ws, {"fetch": started["autoStartToken"]})
     relay.clock.advance(181)  # past the order's three minutes
-    async with asyncio.timeout(WATCH_SECONDS * 3):
+    async with asyncio.timeout(WATCH_SECONDS * 10):
         assert await _heard(ws) == {"status": "failed", "hintCode": "expiredTransaction"}
 
 
@@ -280,7 +282,10 @@ async def door(
     opened: list[asyncio.Transport] = []
     inner, outer = free_port(), free_port()
     origin = f"http://127.0.0.1:{outer}"
-    async with running_relay(tmp_path, ca, origin=origin, plain_port=inner) as relay:
+    # the watch once an hour: a cancel reaches the agent by its push alone
+    async with running_relay(
+        tmp_path, ca, origin=origin, plain_port=inner, watch_every=3600
+    ) as relay:
         forwarder = await asyncio.get_running_loop().create_server(
             functools.partial(Forwarder, inner, None, opened), "127.0.0.1", outer
         )
@@ -328,13 +333,9 @@ async def test_the_agent_closes_its_dialog_the_moment_the_site_cancels(door: _Do
     async with RelayClient(door.link, allow_http=True) as client:
         running = asyncio.create_task(run_order(door.link.token, client, door.service))
         await _asked(door.ui)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
         assert (await door.relay.rp("cancel", {"orderRef": door.site_ref}))[0] == 200
-        order, _ = await asyncio.wait_for(running, 5)
-        took = loop.time() - began
+        order, _ = await asyncio.wait_for(running, 10)  # told by the push (no watch here)
     assert order.phase is Phase.CANCELLED
-    assert took < WATCH_SECONDS / 2, took  # told at once, not found by a poll
     async with asyncio.timeout(2):
         while door.ui.closed != [order.ref]:  # its dialog closed
             await asyncio.sleep(0.01)
