@@ -50,6 +50,21 @@ def _until_visible(screen: Screen, name: str, start: float) -> float:
     return time.perf_counter() - start
 
 
+def _bridge_dialog(agent: AgentProcess, screen: Screen, n: int) -> float:
+    """Seconds from the bridge's /v1/auth to the order's dialog on the screen; then the
+    page cancels it. One site per run: the bridge's per-site start limit (5, then one per
+    2 s) is not what is measured."""
+    origin = f"https://bank{n}.example"
+    nonce = base64.b64encode(os.urandom(32)).decode()
+    start = time.perf_counter()
+    status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=origin)
+    assert status == 201, body
+    shown = _until_visible(screen, DIALOG_TITLES, start)
+    agent.request("POST", "/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
+    _until_gone(screen, DIALOG_TITLES)
+    return shown
+
+
 def _until_gone(screen: Screen, name: str) -> None:
     deadline = time.perf_counter() + 10
     while screen.windows(name) and time.perf_counter() < deadline:
@@ -72,16 +87,7 @@ def run(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: int) -> lis
         ):
             agent.ready()
             for n in range(runs):
-                # one site per run: the bridge's per-site start limit (5, then one per
-                # 2 s) is not what is measured here
-                origin = f"https://bank{n}.example"
-                nonce = base64.b64encode(os.urandom(32)).decode()
-                start = time.perf_counter()
-                status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=origin)
-                assert status == 201, body
-                ours.append(_until_visible(screen, DIALOG_TITLES, start))
-                agent.request("POST", "/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
-                _until_gone(screen, DIALOG_TITLES)
+                ours.append(_bridge_dialog(agent, screen, n))
             for _ in range(runs):  # the second door: a link handed to the running agent
                 link = relay.start()
                 start = time.perf_counter()
@@ -297,14 +303,7 @@ def _cold_dialog(ca: CertificateAuthority, now: dt.datetime, tmp: Path, runs: in
                     "dialog helper ended after", stream="stderr", count=n + 1, timeout=20
                 )
                 assert not _children(agent.proc.pid)
-                origin = f"https://bank{n}.example"
-                nonce = base64.b64encode(os.urandom(32)).decode()
-                start = time.perf_counter()
-                status, body = agent.request("POST", "/v1/auth", {"nonce": nonce}, origin=origin)
-                assert status == 201, body
-                ours.append(_until_visible(screen, DIALOG_TITLES, start))
-                agent.request("POST", "/v1/cancel", {"orderRef": body["orderRef"]}, origin=origin)
-                _until_gone(screen, DIALOG_TITLES)
+                ours.append(_bridge_dialog(agent, screen, n))
         bare = []
         for _ in range(runs):
             start = time.perf_counter()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.credentials import MIN_PASSWORD_LENGTH, CredentialInfo, KeyPurpose, pin_for
 from agent.credentials.card import PinRef
@@ -44,6 +44,9 @@ from agent.ui.view import (
 )
 from eidcore.messages import Action, Language, MessageCode, Severity, Term, catalogue
 from eidcore.signeddata import OrderKind
+
+if TYPE_CHECKING:  # jeepney is loaded only when a tray is first shown
+    from agent.ui.desktop.sni import StatusNotifier
 
 __all__ = ["DesktopUi", "HelperUnavailable"]
 
@@ -100,7 +103,7 @@ class DesktopUi:
         self._menu_tasks: set[asyncio.Task[None]] = set()
         self._idle, self._used = idle, clock()
         self._tray_host: str | None = None  # "bus" (sni) or "helper", once the tray is up
-        self._sni: Any = None  # the StatusNotifier, where a host shows it
+        self._sni: StatusNotifier | None = None  # where a StatusNotifier host shows it
         self._retiring: asyncio.Task[None] | None = None
         self._looking: asyncio.Task[None] | None = None
         self._retired = False
