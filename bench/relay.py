@@ -17,8 +17,11 @@ import socket
 import sqlite3
 import ssl
 import statistics
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,6 @@ from bench.harness import InstantUi
 from bench.tokens import person
 from eidcore import signeddata, xmlsig
 from issuer import CertificateAuthority, make_file_credential
-from issuer.ocsp import answer
 from relay.config import Ocsp, Party, RelayConfig
 from relay.server import RelayServer, build_app
 from relay.store import OrderStore
@@ -96,18 +98,23 @@ def _config(
     )
 
 
-def _ocsp_app(ca: CertificateAuthority) -> web.Application:
-    """The issuer's OCSP answering (``issuer.ocsp.answer``, a fresh signature per nonce)
-    over HTTP, as the relay reaches a responder."""
-
-    async def respond(request: web.Request) -> web.Response:
-        der = await request.read()
-        body, _ = answer(der, lambda _serial: ("good", None, None), ca, dt.datetime.now(dt.UTC))
-        return web.Response(body=body, content_type="application/ocsp-response")
-
-    app = web.Application()
-    app.router.add_post("/ocsp", respond)
-    return app
+@contextlib.contextmanager
+def _responder(ca: CertificateAuthority, folder: Path) -> Iterator[tuple[str, int]]:
+    """The issuer's OCSP responder in a process of its own (``bench.responder``), as the
+    relay reaches it in service (its CPU is not the relay's); its URL and process id."""
+    ca.save(folder)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.responder", str(folder), str(port)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"listening"
+        yield f"http://127.0.0.1:{port}/ocsp", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 async def _serve(
@@ -419,36 +426,46 @@ async def _throughput(
     floor = await _bare_load(bare_port, orders, tls)
     await bare.cleanup()
     figures = []
-    ocsp_port = _free_port()
-    responder = await _serve(_ocsp_app(ca), ocsp_port)
-    ocsp_url = f"http://127.0.0.1:{ocsp_port}/ocsp"
-    for kind, url in (("SQLite", f"sqlite:///{tmp / 'relay-load.db'}"), ("PostgreSQL", pg_url)):
-        port = _free_port()
-        orders_store = OrderStore(url)
-        config = _config(ca, f"https://127.0.0.1:{port}", tls.party_sha256, ocsp_url)
-        app = build_app(RelayServer(config, orders_store))
-        runner, listening = await _serve_guarded(app, port, tls.server)
-        rate, collects = await _load(port, orders, credential, tls)
-        listening.close()
-        await runner.cleanup()
-        orders_store.close()
-        figures.append(
-            Figure(
-                f"relay: orders started + collected to completion per second, {kind}",
-                "/s",
-                rate,
-                "a bare aiohttp handler, one SQLite write and read per call, same mutual TLS",
-                floor,
-                "— (reported)",
-                True,
-                f"{orders} orders, 8 clients, 4 calls each, the relay verifying every XML "
-                "signature and asking the issuer's OCSP responder (same loop, over HTTP); "
-                f"collect p50 {statistics.median(collects) * 1000:.1f} ms, "
-                f"p99 {percentile(collects, 99) * 1000:.1f} ms",
-            )
-        )
-    await responder.cleanup()
+    with _responder(ca, tmp / "relay-load-ca") as (ocsp_url, _):
+        for kind, url in (("SQLite", f"sqlite:///{tmp / 'relay-load.db'}"), ("PostgreSQL", pg_url)):
+            figures.append(await _orders(ca, kind, url, ocsp_url, orders, credential, tls, floor))
     return figures
+
+
+async def _orders(
+    ca: CertificateAuthority,
+    kind: str,
+    url: str,
+    ocsp_url: str,
+    orders: int,
+    credential: Any,
+    tls: _Tls,
+    floor: float,
+) -> Figure:
+    """The relay in this process's loop under ``_load``: orders per second, in service
+    shape (the listener's gate, the relay requiring the issuer's OCSP answer)."""
+    port = _free_port()
+    orders_store = OrderStore(url)
+    config = _config(ca, f"https://127.0.0.1:{port}", tls.party_sha256, ocsp_url)
+    app = build_app(RelayServer(config, orders_store))
+    runner, listening = await _serve_guarded(app, port, tls.server)
+    rate, collects = await _load(port, orders, credential, tls)
+    listening.close()
+    await runner.cleanup()
+    orders_store.close()
+    return Figure(
+        f"relay: orders started + collected to completion per second, {kind}",
+        "/s",
+        rate,
+        "a bare aiohttp handler, one SQLite write and read per call, same mutual TLS",
+        floor,
+        "— (reported)",
+        True,
+        f"{orders} orders, 8 clients, 4 calls each, the relay verifying every XML "
+        "signature and asking the issuer's OCSP responder (its own process, over HTTP); "
+        f"collect p50 {statistics.median(collects) * 1000:.1f} ms, "
+        f"p99 {percentile(collects, 99) * 1000:.1f} ms",
+    )
 
 
 def run(
@@ -471,20 +488,35 @@ async def _scale_out(
     clients: int = 16,
 ) -> Figure:
     """``eid-relay serve`` as an organisation runs it, on PostgreSQL: two processes on one
-    database against one, the same load (this process: the sites and the agents, and the
-    issuer's OCSP responder on its loop)."""
-    from tests.relay_process_kit import CA, party_certificate, start_server, write_config
-
+    database against one, the same load (this process: the sites and the agents; the
+    issuer's OCSP responder in its own)."""
     data = tmp / "scale-data"
     store = CredentialStore(data)
     info = store.add(make_file_credential(ca, person(2), PASSWORD, now))
     credential = store.unlock(info.id, PASSWORD)
-    ocsp_port = _free_port()
-    responder = await _serve(_ocsp_app(ca), ocsp_port)
+    with _responder(ca, tmp / "scale-ca") as (ocsp_url, responder):
+        return await _scale_out_with(
+            ca, tmp, now, orders, new_database, clients, ocsp_url, responder, credential
+        )
+
+
+async def _scale_out_with(
+    ca: CertificateAuthority,
+    tmp: Path,
+    now: dt.datetime,
+    orders: int,
+    new_database: Any,
+    clients: int,
+    ocsp_url: str,
+    responder: int,
+    credential: Any,
+) -> Figure:
+    from tests.relay_process_kit import CA, party_certificate, start_server, write_config
+
     config = write_config(tmp / "scale-relay", ca, origin="https://relay.bench.example")
     with config.open("a") as extra:
         extra.write(
-            f'\n[ocsp]\nrequired = true\nresponder = "http://127.0.0.1:{ocsp_port}/ocsp"\n'
+            f'\n[ocsp]\nrequired = true\nresponder = "{ocsp_url}"\n'
             "\n[limits]\nagent_per_second = 0\n"
         )
     from issuer.servecli import dev_tls
@@ -509,15 +541,14 @@ async def _scale_out(
             procs.append(proc)
         try:
             await _load(ports, 20, credential, tls, clients)  # warm: chains, pools
-            before = (_busy(), _cpu([p.pid for p in procs]), _own_cpu())
+            before = (_busy(), _cpu([p.pid for p in procs]), _own_cpu() + _cpu([responder]))
             rates[count], _ = await _load(ports, orders, credential, tls, clients)
-            after = (_busy(), _cpu([p.pid for p in procs]), _own_cpu())
+            after = (_busy(), _cpu([p.pid for p in procs]), _own_cpu() + _cpu([responder]))
             spent[count] = [(b - a) / orders * 1000 for a, b in zip(before, after, strict=True)]
         finally:
             for proc in procs:
                 proc.terminate()
                 await asyncio.to_thread(proc.wait, 10)
-    await responder.cleanup()
     ratio = rates[2] / rates[1]
     every, relay_cpu, load_cpu = spent[1]
     rest = every - relay_cpu - load_cpu
