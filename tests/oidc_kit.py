@@ -9,8 +9,8 @@ import hashlib
 import http.cookiejar
 import json
 import re
-import signal
 import ssl
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -106,7 +106,7 @@ def agent_link(page: str) -> str:
 class OidcProcess:
     def __init__(self, config: Path, tls: tuple[Path, Path], port: int) -> None:
         self.port = port
-        self.proc, self.said = start_server(
+        self.server = start_server(
             [
                 str(BIN / "eid-oidc"),
                 "--lang",
@@ -123,11 +123,12 @@ class OidcProcess:
             ]
         )
 
+    @property
+    def proc(self) -> subprocess.Popen[str]:
+        return self.server.proc
+
     def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        assert self.proc.returncode == 0, self.said + err
-        return self.said + err
+        return self.server.stop()
 
 
 @dataclass

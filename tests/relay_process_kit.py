@@ -8,6 +8,7 @@ import json
 import signal
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ from tests.relay_kit import ORIGIN, RETURN
 
 __all__ = [
     "RelayProcess",
+    "Server",
     "free_port",
     "party_certificate",
     "start_server",
@@ -57,10 +59,34 @@ def party_certificate(config: Path) -> tuple[Path, Path]:
     return config.parent / "certs" / "shop.pem", config.parent / "certs" / "shop.key"
 
 
-def start_server(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """A server process (``eid-relay``, ``eid-oidc``) once it says it is listening: the
-    process and what it said until then."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Server:
+    """A server process that said it listens. What it writes to stderr after that is
+    read as it comes (a full pipe would stop a busy server at its next log line)."""
+
+    def __init__(self, proc: subprocess.Popen[str], said: str) -> None:
+        self.proc, self.said = proc, said
+        self._rest: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._rest.append(line)
+
+    def stop(self, timeout: float = 20) -> str:
+        """SIGTERM, then everything it said; asserts it ended well."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        said = self.said + "".join(self._rest)
+        assert self.proc.returncode == 0, said
+        return said
+
+
+def start_server(argv: list[str]) -> Server:
+    """A server process (``eid-relay``, ``eid-oidc``) once it says it is listening."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     said = ""
     deadline = time.monotonic() + 30
@@ -70,7 +96,7 @@ def start_server(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
             break
         said += line
     assert "listening on" in said, said
-    return proc, said
+    return Server(proc, said)
 
 
 class RelayProcess:
@@ -78,7 +104,7 @@ class RelayProcess:
         self, config: Path, db: str, tls: tuple[Path, Path], *extra: str, port: int | None = None
     ) -> None:
         self.port = port or free_port()
-        self.proc, self.said = start_server(
+        self.server = start_server(
             [
                 str(BIN / "eid-relay"),
                 "--lang",
@@ -116,11 +142,12 @@ class RelayProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
+    @property
+    def proc(self) -> subprocess.Popen[str]:
+        return self.server.proc
+
     def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        assert self.proc.returncode == 0, self.said + err
-        return self.said + err
+        return self.server.stop()
 
 
 @pytest.fixture
