@@ -1,8 +1,11 @@
 """The issuer's OCSP answering (``issuer.ocsp.answer``: a fresh signature per nonce, every
 serial "good") over HTTP in a process of its own, as the relay reaches the issuer's
-responder in service: its CPU is then not counted against the relay's.
+responder in service: its CPU is then not counted against the relay's. With
+``--prepared``, one answer made at the start for every request: a bare aiohttp handler,
+what the HTTP server alone costs per connection (the floor under any responder on it):
+the answer to its first request, given to every request after it.
 
-    python -m bench.responder CA_DIR PORT
+    python -m bench.responder CA_DIR PORT [--prepared]
 """
 
 from __future__ import annotations
@@ -17,10 +20,20 @@ from issuer import CertificateAuthority
 from issuer.ocsp import answer
 
 
-def app(ca: CertificateAuthority) -> web.Application:
+def _good(_serial: int) -> tuple[str, None, None]:
+    return "good", None, None
+
+
+def app(ca: CertificateAuthority, *, prepared: bool = False) -> web.Application:
+    ready: list[bytes] = []  # prepared: the answer to the first request, given to all
+
     async def respond(request: web.Request) -> web.Response:
         der = await request.read()
-        body, _ = answer(der, lambda _serial: ("good", None, None), ca, dt.datetime.now(dt.UTC))
+        if ready:
+            return web.Response(body=ready[0], content_type="application/ocsp-response")
+        body = answer(der, _good, ca, dt.datetime.now(dt.UTC))[0]
+        if prepared:
+            ready.append(body)
         return web.Response(body=body, content_type="application/ocsp-response")
 
     application = web.Application()
@@ -30,7 +43,7 @@ def app(ca: CertificateAuthority) -> web.Application:
 
 if __name__ == "__main__":
     web.run_app(
-        app(CertificateAuthority.load(Path(sys.argv[1]))),
+        app(CertificateAuthority.load(Path(sys.argv[1])), prepared="--prepared" in sys.argv),
         host="127.0.0.1",
         port=int(sys.argv[2]),
         access_log=None,
