@@ -143,7 +143,8 @@ async def _options(
 
 async def _wire(data_dir: Path) -> list[Figure]:
     port, relay_port = _free_port(), _free_port()
-    app, service = build(data_dir, port, PASSWORD)
+    typing = asyncio.Event()  # the password comes after the first poll, as a person's does
+    app, service = build(data_dir, port, PASSWORD, typing)
     runner = await _site(app, port)
     text = "Jag godkänner överföringen av 1 000 kr till konto 1234-5678."
     figures = []
@@ -152,6 +153,7 @@ async def _wire(data_dir: Path) -> list[Figure]:
         ("sign", {"userVisibleData": base64.b64encode(text.encode()).decode()}),
     ):
         totals = {"up": 0, "down": 0}
+        typing.clear()
         server = await asyncio.get_running_loop().create_server(
             functools.partial(Forwarder, port, totals), "127.0.0.1", relay_port
         )
@@ -175,7 +177,8 @@ async def _wire(data_dir: Path) -> list[Figure]:
             async with http.post(
                 f"{base}/v1/collect", json={"orderRef": ref}, headers={**HEADERS, **host}
             ) as r:
-                await r.read()
+                assert (await r.json())["status"] == "pending"
+            typing.set()
             assert (await service.outcome(ref)).phase is Phase.COMPLETE
             async with http.post(
                 f"{base}/v1/collect", json={"orderRef": ref}, headers={**HEADERS, **host}

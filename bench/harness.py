@@ -22,8 +22,11 @@ from agent.ui.port import EnrolmentAnswer, PinAnswer, PinRequest, Request
 
 
 class InstantUi:
-    def __init__(self, password: str) -> None:
-        self.password = password
+    """Answers at once; with ``hold``, the password only once it is set (the person still
+    typing while a page polls)."""
+
+    def __init__(self, password: str, hold: asyncio.Event | None = None) -> None:
+        self.password, self.hold = password, hold
 
     async def choose(self, request: Request) -> CredentialInfo | None:
         return request.choices[0]
@@ -31,6 +34,8 @@ class InstantUi:
     async def ask_secret(
         self, request: Request, credential: CredentialInfo, problem: Notice | None
     ) -> str | None:
+        if self.hold is not None:
+            await self.hold.wait()
         return self.password
 
     async def confirm_pin_pad(
@@ -51,11 +56,13 @@ class InstantUi:
         pass
 
 
-def build(data_dir: Path, port: int, password: str) -> tuple[web.Application, OrderService]:
+def build(
+    data_dir: Path, port: int, password: str, hold: asyncio.Event | None = None
+) -> tuple[web.Application, OrderService]:
     ticks = itertools.count(step=1000.0)  # every request sees a refilled bucket
     service = OrderService(
         CredentialStore(data_dir),
-        InstantUi(password),
+        InstantUi(password, hold),
         OrderBook(),
         clock=lambda: dt.datetime.now(dt.UTC),
         new_ref=lambda: str(uuid.uuid4()),
