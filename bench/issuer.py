@@ -5,13 +5,13 @@ OpenSSL's own OCSP responder over the same CA, both asked the same way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from bench import responder
 from bench.common import Figure
 from eidcore.personal_number import PersonalNumber, luhn_check_digit
 from issuer import CertificateAuthority, Person
@@ -149,7 +150,7 @@ def _ocsp(tmp: Path, issuer: IssuerProcess) -> list[Figure]:
     index.write_text(f"V\t{expiry}\t\t{serial.upper()}\tunknown\t/CN=bench\n")
     port = free_port()
     openssl = shutil.which("openssl") or "/usr/bin/openssl"
-    responder = subprocess.Popen(
+    openssl_process = subprocess.Popen(
         [
             openssl,
             "ocsp",
@@ -169,17 +170,13 @@ def _ocsp(tmp: Path, issuer: IssuerProcess) -> list[Figure]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    bare_port = free_port()
-    bare = subprocess.Popen(
-        [sys.executable, "-m", "bench.responder", str(ca_dir), str(bare_port), "--prepared"],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).parent.parent,
-    )
-    figures, openssl_rates = [], []
+    figures: list[Figure] = []
+    openssl_rates: list[float] = []
+    stack = contextlib.ExitStack()  # the bare responder's process
     try:
-        assert bare.stdout is not None and bare.stdout.readline().strip() == b"listening"
+        bare_url, _ = stack.enter_context(responder.running(ca_dir, prepared=True))
         time.sleep(0.5)
-        floor = [_rate(f"http://127.0.0.1:{bare_port}/ocsp", itertools.repeat(plain))]
+        floor = [_rate(bare_url, itertools.repeat(plain))]
         for label, nonce in (("no nonce", False), ("with a nonce", True)):
             # requests with nonces are made beforehand: the client's cost stays the same
             bodies = (
@@ -192,7 +189,7 @@ def _ocsp(tmp: Path, issuer: IssuerProcess) -> list[Figure]:
                 (_rate(f"{issuer.url}/ocsp", bodies), _rate(f"http://127.0.0.1:{port}/", bodies))
                 for _ in range(3)
             ]
-            floor.append(_rate(f"http://127.0.0.1:{bare_port}/ocsp", itertools.repeat(plain)))
+            floor.append(_rate(bare_url, itertools.repeat(plain)))
             ours = statistics.median(r[0] for r in rounds)
             theirs = statistics.median(r[1] for r in rounds)
             openssl_rates.extend(r[1] for r in rounds)
@@ -229,9 +226,9 @@ def _ocsp(tmp: Path, issuer: IssuerProcess) -> list[Figure]:
             )
         )
     finally:
-        for process in (responder, bare):
-            process.terminate()
-            process.wait()
+        stack.close()
+        openssl_process.terminate()
+        openssl_process.wait()
     return figures
 
 

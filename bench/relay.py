@@ -17,8 +17,6 @@ import socket
 import sqlite3
 import ssl
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +33,7 @@ from agent.autostart.link import parse_link
 from agent.credentials import CredentialStore, KeyPurpose
 from agent.orders import OrderBook
 from agent.orders.service import OrderService
+from bench import responder
 from bench.bridge import _free_port
 from bench.common import Figure, percentile
 from bench.harness import InstantUi
@@ -100,21 +99,11 @@ def _config(
 
 @contextlib.contextmanager
 def _responder(ca: CertificateAuthority, folder: Path) -> Iterator[tuple[str, int]]:
-    """The issuer's OCSP responder in a process of its own (``bench.responder``), as the
-    relay reaches it in service (its CPU is not the relay's); its URL and process id."""
+    """The issuer's OCSP responder in a process of its own, as the relay reaches it in
+    service (its CPU is not the relay's); its URL and process id."""
     ca.save(folder)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.responder", str(folder), str(port)],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).parent.parent,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"listening"
-        yield f"http://127.0.0.1:{port}/ocsp", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with responder.running(folder) as started:
+        yield started
 
 
 async def _serve(

@@ -10,14 +10,18 @@ the answer to its first request, given to every request after it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from aiohttp import web
 
 from issuer import CertificateAuthority
 from issuer.ocsp import answer
+from tests.bridge_kit import free_port
 
 
 def _good(_serial: int) -> tuple[str, None, None]:
@@ -39,6 +43,25 @@ def app(ca: CertificateAuthority, *, prepared: bool = False) -> web.Application:
     application = web.Application()
     application.router.add_post("/ocsp", respond)
     return application
+
+
+@contextlib.contextmanager
+def running(ca_dir: Path, *, prepared: bool = False) -> Iterator[tuple[str, int]]:
+    """This responder in a process of its own over the CA saved in ``ca_dir``: its URL
+    and process id."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.responder", str(ca_dir), str(port)]
+        + (["--prepared"] if prepared else []),
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"listening"
+        yield f"http://127.0.0.1:{port}/ocsp", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 if __name__ == "__main__":
