@@ -768,22 +768,31 @@ class _Channel:
         self.stage = Stage.NEW
         self.ref, self._secret = "", ""
         self._result: AgentStep | None = None
+        self._holding = contextlib.ExitStack()  # the watch's hold on the order, once known
+        self._ended = asyncio.Event()
 
     async def run(self) -> None:
         """Raises: RelayError (answered, then the connection closes)."""
-        async with asyncio.timeout(FIRST_MESSAGE_SECONDS):
-            first = await self._next()
-        if first is None or not await self._take(first):
-            return
-        with self._server.watch.held(self.ref) as ended:
+        with self._holding:
+            async with asyncio.timeout(FIRST_MESSAGE_SECONDS):
+                first = await self._next()
+            if first is None or not await self._take(first):
+                return
             async with asyncio.timeout(rules.ORDER_TTL.total_seconds() + 2 * FIRST_MESSAGE_SECONDS):
                 while not self._ws.closed:
-                    step = await self._next_or(ended)
+                    step = await self._next_or(self._ended)
                     if step is _WOKEN:  # the order changed: ended at the relay?
                         if await self._said_end():
                             return
                     elif step is None or not await self._take(step):
                         return
+
+    def _hold(self, ref: str) -> None:
+        """This connection holds ``ref``: a change to it here wakes it. Taken before the
+        order goes to the agent — taken after, a site's cancel while the send was under
+        way found nobody to tell (seen as a test waiting 10 s for the push)."""
+        self.ref = ref
+        self._ended = self._holding.enter_context(self._server.watch.held(ref))
 
     async def _next(self) -> AgentStep | None:
         """The agent's next message; None when the connection closed."""
@@ -817,15 +826,16 @@ class _Channel:
         server = self._server
         if step.step is Step.FETCH:
             wire = await _fetch(server, step.token, v2=True)
-            self.ref, self._secret = str(wire["orderRef"]), str(wire["agentSecret"])
-            self.stage = Stage.HELD
+            self._hold(str(wire["orderRef"]))
+            self._secret, self.stage = str(wire["agentSecret"]), Stage.HELD
             await self._ws.send_json(dumps=_compact, data={"order": wire})
             return True
         if step.step is Step.RESUME:
             order = await server.get(step.order_ref, server.clock())
             if order is None or not rules.tokens_match(step.agent_secret, order.agent_hash):
                 raise RelayError(ErrorCode.NOT_FOUND, "no such order for this agent")
-            self.ref, self._secret, self.stage = order.ref, step.agent_secret, Stage.HELD
+            self._hold(order.ref)
+            self._secret, self.stage = step.agent_secret, Stage.HELD
             if not order.phase.pending:
                 await self.end(_end_wire(order))
                 return False
@@ -833,7 +843,14 @@ class _Channel:
             return True
         report = AgentReport(self.ref, self._secret, hint=step.hint)
         if step.step is Step.PROGRESS:
-            await _report(server, report, "progress", self._remote)
+            try:
+                await _report(server, report, "progress", self._remote)
+            except RelayError:
+                # ended meanwhile (a site's cancel crossing this hint): say how it ended,
+                # not that the order is gone — the agent waits for an end, not an error
+                if await self._said_end():
+                    return False
+                raise
             return True
         if step.step is Step.FAIL:
             await self.end(_end_wire(await _report(server, report, "fail", self._remote)))
