@@ -1,9 +1,9 @@
 """The issuer's OCSP answering (``issuer.ocsp.answer``: a fresh signature per nonce, every
 serial "good") over HTTP in a process of its own, as the relay reaches the issuer's
 responder in service: its CPU is then not counted against the relay's. With
-``--prepared``, one answer made at the start for every request: a bare aiohttp handler,
-what the HTTP server alone costs per connection (the floor under any responder on it):
-the answer to its first request, given to every request after it.
+``--prepared`` it gives the answer to its first request to every request after it: a
+bare aiohttp handler, what the HTTP server alone costs per connection (the floor under
+any responder built on it).
 
     python -m bench.responder CA_DIR PORT [--prepared]
 """
